@@ -1,0 +1,65 @@
+/*
+ * config.h - emmd's configuration file: parsed with libinih into struct
+ * emm_config. Syntax checks happen here (unknown section or key, bad number or
+ * size, duplicate names, mountpoints); the backend named by each [fs] section is
+ * resolved and its namespaced keys are validated later by the backend host,
+ * which reports them with the file:line kept here.
+ *
+ * Ownership: emm_config_load allocates everything; emm_config_free releases it.
+ * Not thread-safe; the daemon loads once before starting threads.
+ */
+#ifndef EMM_CONFIG_H
+#define EMM_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One "name.key = value" line meant for a backend in an [fs] section. */
+struct emm_config_kv {
+    char *key;   /* full key, e.g. "memory.limit" */
+    char *value;
+    int line;
+};
+
+struct emm_fs_config {
+    char *name;       /* from "[fs NAME]": [A-Za-z0-9_-]+ */
+    int line;         /* line of the section header */
+    char *backend;    /* "memory", "null", "error:memory", "/x/y.so" ... (required) */
+    int backend_line;
+    char *mountpoint; /* absolute; mount-root/NAME unless "mountpoint" was given */
+    int mountpoint_explicit;
+    uint64_t readahead;  /* bytes; "readahead", default 1M */
+    unsigned pager_threads; /* "pager-threads", default 2 */
+    struct emm_config_kv *backend_keys;
+    size_t nbackend_keys;
+};
+
+struct emm_config {
+    char *path;           /* the file, as given */
+    char *state_dir;      /* "state-dir", absolute; default /var/lib/emm */
+    char *mount_root;     /* "mount-root", absolute; default /run/emm */
+    char *control_socket; /* "control-socket", absolute; default STATE_DIR/emmd.sock */
+    char *pid_file;       /* "pid-file", absolute; default STATE_DIR/emmd.pid */
+    uint64_t resident_limit; /* "resident-limit", bytes, >= 1M; default 256M */
+    unsigned fuse_threads;   /* "fuse-threads", 1..64; default 2 */
+    unsigned busy_poll_us;   /* "busy-poll", microseconds spun on the FUSE fd before sleeping; 0 off; default 50 */
+    int log_level;           /* "log-level" debug|info|notice|warn|error; default info */
+    struct emm_fs_config *fs;
+    size_t nfs;
+};
+
+/*
+ * Parses path. Relative paths in the file are taken from the working directory.
+ * With check_paths, mountpoints must be usable: an explicit mountpoint must be an
+ * existing directory; mount-root must exist (mount-root/NAME is created if absent).
+ * On error returns a negative errno, *out is NULL, and err holds "FILE:LINE: what".
+ */
+int emm_config_load(const char *path, int check_paths, struct emm_config **out, char *err,
+                    size_t errlen);
+void emm_config_free(struct emm_config *cfg);
+
+/* Parses a size: digits with an optional K/M/G/T suffix (1024-based, case-insensitive,
+ * optional trailing "B" or "iB"). 0 on success, -EINVAL otherwise (overflow too). */
+int emm_parse_size(const char *text, uint64_t *out);
+
+#endif

@@ -1,0 +1,114 @@
+/*
+ * emm/backend.h - the public storage-backend ABI.
+ *
+ * A backend stores pages by (object id, page index) and knows nothing of Mach:
+ * emm's standard pager turns any backend into a full external memory manager.
+ * A plug-in includes this header alone, fills a static struct emm_backend_ops and
+ * ends with EMM_BACKEND_REGISTER(ops), which defines the only exported symbol,
+ * emm_backend_init. Host services arrive in a sized table, so a plug-in links
+ * against nothing of emm.
+ *
+ * ABI rules: fields are only appended; the host copies min(struct_size, its own)
+ * and zero-fills the rest; an unknown api_version is refused. Every callback
+ * returns 0 or a negative errno. Strings handed to a plug-in live as long as it.
+ */
+#ifndef EMM_BACKEND_H
+#define EMM_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define EMM_BACKEND_API_VERSION 1
+#define EMM_PAGE_SIZE 4096u
+
+/* How much concurrency the backend tolerates; the host applies the strictest. */
+enum emm_thread_model {
+    EMM_THREAD_SERIAL = 0,     /* one call at a time, whole backend */
+    EMM_THREAD_PER_OBJECT = 1, /* calls on different objects may overlap */
+    EMM_THREAD_PARALLEL = 2,   /* any calls may overlap */
+};
+
+/* Capability flags (emm_backend_ops.flags). */
+#define EMM_BACKEND_PERSISTENT  (1u << 0) /* pages survive a restart: keep a catalog */
+#define EMM_BACKEND_NONBLOCKING (1u << 1) /* calls never sleep on I/O: may run inline */
+
+enum emm_log_level { EMM_LOG_DEBUG = 0, EMM_LOG_INFO, EMM_LOG_NOTICE, EMM_LOG_WARN, EMM_LOG_ERR };
+
+/* Services the host lends to a backend (since API 1). */
+struct emm_backend_host {
+    size_t struct_size;
+    uint32_t api_version;
+    /* printf-like log line, prefixed by the host with the filesystem name. */
+    void (*log)(const struct emm_backend_host *host, int level, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+    /* Parses "4096", "64K", "1M", "2G", "1T" (powers of 1024); 0 or -EINVAL. */
+    int (*parse_size)(const char *text, uint64_t *out);
+    const char *fs_name;   /* the filesystem this instance serves */
+    const char *state_dir; /* a private directory the backend may use */
+    void *host_private;
+};
+
+struct emm_backend_ops {
+    /* Stamped by EMM_BACKEND_REGISTER; never set these by hand. */
+    size_t struct_size;
+    uint32_t api_version;
+    uint32_t thread_model; /* enum emm_thread_model */
+
+    const char *name; /* e.g. "memory"; its config keys are "NAME.key" */
+    uint32_t flags;   /* EMM_BACKEND_* */
+
+    /* Lifecycle (one instance per filesystem):
+     *   create -> config* -> config_complete -> start -> ...data... -> stop -> destroy
+     * `emmd -n` stops after config_complete. start runs after daemonizing. */
+    int (*create)(const struct emm_backend_host *host, void **instance);
+    /* One call per "NAME.key = value" line, key without "NAME.". On error return
+     * -EINVAL and write a reason (no file:line: the host adds it) into err. */
+    int (*config)(void *instance, const char *key, const char *value, char *err, size_t errlen);
+    int (*config_complete)(void *instance, char *err, size_t errlen);
+    int (*start)(void *instance);
+    void (*stop)(void *instance);
+    void (*destroy)(void *instance);
+
+    /* Data path. Pages are EMM_PAGE_SIZE bytes; buf holds npages of them.
+     * read_pages fills present[i] = 1 for stored pages and 0 for holes (holes
+     * are zero-filled in buf). */
+    int (*read_pages)(void *instance, uint64_t object, uint64_t first, uint32_t npages, void *buf,
+                      uint8_t *present);
+    int (*write_pages)(void *instance, uint64_t object, uint64_t first, uint32_t npages,
+                       const void *buf);
+    /* Forget pages [first, first+npages); npages UINT64_MAX means to the end. */
+    int (*discard)(void *instance, uint64_t object, uint64_t first, uint64_t npages);
+    /* Make everything written to object durable (object UINT64_MAX: all objects). */
+    int (*sync)(void *instance, uint64_t object);
+    /* Next page index >= from that is stored (want_data=1) or a hole (0);
+     * -ENXIO when there is none (for data). */
+    int (*seek)(void *instance, uint64_t object, uint64_t from, int want_data, uint64_t *found);
+    /* Number of stored pages of object. */
+    int (*stored_pages)(void *instance, uint64_t object, uint64_t *count);
+    /* Fill "key:value\n" lines for `emmctl info` (optional). */
+    int (*info)(void *instance, char *buf, size_t len);
+};
+
+#define EMM_BACKEND_INIT_SYMBOL "emm_backend_init"
+typedef const struct emm_backend_ops *(*emm_backend_init_fn)(void);
+
+/* Defines the plug-in's single export. A thread model must be given. */
+#define EMM_BACKEND_REGISTER(ops, model)                                       \
+    __attribute__((visibility("default"))) const struct emm_backend_ops *      \
+    emm_backend_init(void);                                                    \
+    const struct emm_backend_ops *emm_backend_init(void)                       \
+    {                                                                          \
+        (ops).struct_size = sizeof(struct emm_backend_ops);                    \
+        (ops).api_version = EMM_BACKEND_API_VERSION;                           \
+        (ops).thread_model = (model);                                          \
+        return &(ops);                                                         \
+    }
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EMM_BACKEND_H */
