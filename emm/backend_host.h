@@ -1,0 +1,60 @@
+/*
+ * backend_host.h - the host side of the backend ABI: resolves a backend spec
+ * ("memory", "error:memory", "/path/plugin.so", "plugin:NAME"), stacks filters,
+ * hands each layer its namespaced config keys, enforces the thread model, and
+ * wraps every call. A struct emm_backend is one live layer of one filesystem.
+ *
+ * Locking: the strictest thread model of the stack decides. SERIAL takes
+ * b->serial around every data call; PER_OBJECT and PARALLEL take nothing here
+ * (PER_OBJECT is already guaranteed by the standard pager, which serializes each
+ * object). Lifecycle calls are made from one thread only.
+ */
+#ifndef EMM_BACKEND_HOST_H
+#define EMM_BACKEND_HOST_H
+
+#include <emm/backend.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct emm_backend {
+    const struct emm_backend_ops *ops; /* host's zero-filled copy of the layer's ops */
+    void *instance;
+    struct emm_backend_host host;
+    struct emm_backend *next;   /* layer below a filter, or NULL */
+    const char *fs_name;
+    uint32_t thread_model;      /* effective (strictest of the stack) */
+    uint32_t flags;             /* effective: PERSISTENT if the bottom persists,
+                                   NONBLOCKING only if every layer is */
+    pthread_mutex_t serial;
+    void *dl_handle;            /* dlopen handle of a plug-in, or NULL */
+    char *spec;                 /* this layer's part of the spec */
+};
+
+/*
+ * Builds the stack for fs: creates each layer, passes it its "NAME.key" lines
+ * (an unknown backend, a key no layer owns or a value a layer refuses fails
+ * with "FILE:LINE: ..." in err), then calls config_complete. Does not start it.
+ */
+int emm_backend_open(const struct emm_config *cfg, const struct emm_fs_config *fs,
+                     struct emm_backend **out, char *err, size_t errlen);
+int emm_backend_start(struct emm_backend *b);   /* bottom-up; after daemonizing */
+void emm_backend_close(struct emm_backend *b);  /* stop (if started) and destroy, top-down */
+
+/* Data calls, with the thread model applied. Same contracts as the ops. */
+int emm_backend_read(struct emm_backend *b, uint64_t obj, uint64_t first, uint32_t n, void *buf,
+                     uint8_t *present);
+int emm_backend_write(struct emm_backend *b, uint64_t obj, uint64_t first, uint32_t n,
+                      const void *buf);
+int emm_backend_discard(struct emm_backend *b, uint64_t obj, uint64_t first, uint64_t n);
+int emm_backend_sync(struct emm_backend *b, uint64_t obj);
+int emm_backend_seek(struct emm_backend *b, uint64_t obj, uint64_t from, int want_data,
+                     uint64_t *found);
+int emm_backend_stored_pages(struct emm_backend *b, uint64_t obj, uint64_t *count);
+int emm_backend_info(struct emm_backend *b, char *buf, size_t len); /* all layers */
+
+/* Built-in backends, looked up by name (NULL if unknown). */
+const struct emm_backend_ops *emm_backend_builtin(const char *name);
+
+#endif
