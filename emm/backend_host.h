@@ -57,4 +57,18 @@ int emm_backend_info(struct emm_backend *b, char *buf, size_t len); /* all layer
 /* Built-in backends, looked up by name (NULL if unknown). */
 const struct emm_backend_ops *emm_backend_builtin(const char *name);
 
+/* The built-in ops tables (backend_memory.c, backend_null.c, backend_error.c,
+ * backend_file.c); reach them through emm_backend_builtin. */
+extern const struct emm_backend_ops emm_backend_memory_ops;
+extern const struct emm_backend_ops emm_backend_null_ops;
+extern const struct emm_backend_ops emm_backend_error_ops;
+extern const struct emm_backend_ops emm_backend_file_ops;
+
+/* The null backend's content: 64-bit word `word` (0..511) of page `page` of
+ * `object` is (object * 0x9E3779B97F4A7C15) ^ (page * 512 + word). */
+uint64_t emm_backend_null_word(uint64_t object, uint64_t page, unsigned word);
+
+/* Where "plugin:NAME" looks when EMM_PLUGIN_DIR is unset. */
+#define EMM_PLUGIN_DIR_DEFAULT "/usr/local/lib/emm"
+
 #endif

@@ -35,8 +35,12 @@ enum emm_thread_model {
 /* Capability flags (emm_backend_ops.flags). */
 #define EMM_BACKEND_PERSISTENT  (1u << 0) /* pages survive a restart: keep a catalog */
 #define EMM_BACKEND_NONBLOCKING (1u << 1) /* calls never sleep on I/O: may run inline */
+#define EMM_BACKEND_FILTER      (1u << 2) /* stacks over a layer: reach it via host->next_* */
 
 enum emm_log_level { EMM_LOG_DEBUG = 0, EMM_LOG_INFO, EMM_LOG_NOTICE, EMM_LOG_WARN, EMM_LOG_ERR };
+
+/* The layer below a filter, opaque; only the host's next_* functions use it. */
+struct emm_backend_next;
 
 /* Services the host lends to a backend (since API 1). */
 struct emm_backend_host {
@@ -50,6 +54,30 @@ struct emm_backend_host {
     const char *fs_name;   /* the filesystem this instance serves */
     const char *state_dir; /* a private directory the backend may use */
     void *host_private;
+
+    /*
+     * Filters (ops.flags has EMM_BACKEND_FILTER): the layer below, as in nbdkit's
+     * next_ops. `next` is set before create and stays valid until destroy; it is
+     * NULL for a plain backend. Each next_* call has the contract of the op of
+     * the same name on the layer below and may be made from any data callback
+     * (no extra lock is taken: the host applies the stack's strictest thread
+     * model once, at the top). Optional ops the layer below lacks give
+     * -EOPNOTSUPP, except sync, which then succeeds. A filter built against an
+     * older header never sees these fields; one that needs them checks
+     * host->struct_size >= offsetof(struct emm_backend_host, next_stored_pages)
+     * + sizeof(void *).
+     */
+    struct emm_backend_next *next;
+    int (*next_read_pages)(struct emm_backend_next *next, uint64_t object, uint64_t first,
+                           uint32_t npages, void *buf, uint8_t *present);
+    int (*next_write_pages)(struct emm_backend_next *next, uint64_t object, uint64_t first,
+                            uint32_t npages, const void *buf);
+    int (*next_discard)(struct emm_backend_next *next, uint64_t object, uint64_t first,
+                        uint64_t npages);
+    int (*next_sync)(struct emm_backend_next *next, uint64_t object);
+    int (*next_seek)(struct emm_backend_next *next, uint64_t object, uint64_t from,
+                     int want_data, uint64_t *found);
+    int (*next_stored_pages)(struct emm_backend_next *next, uint64_t object, uint64_t *count);
 };
 
 struct emm_backend_ops {

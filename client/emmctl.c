@@ -1,0 +1,159 @@
+/*
+ * emmctl.c - command-line client of emmd's control socket:
+ *   emmctl [-s SOCKET] [-c CONFIG] COMMAND [ARGS]
+ * Checks the command locally, sends it with ctl_request, prints the reply body
+ * as-is. Exit: 0 ok, 1 failure (config, daemon unreachable, error reply),
+ * 2 usage. Single-threaded; no locking.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "ctl_client.h"
+#include "ctl_wire.h"
+
+#define DEFAULT_CONFIG "/etc/emm/emmd.conf"
+
+struct command {
+    const char *name;
+    int min_args, max_args; /* after the verb */
+    const char *synopsis;
+};
+
+static const struct command commands[] = {
+    {"info", 0, 1, "info [SECTION]   daemon state: \"# Section\" then \"key:value\" lines"},
+    {"ls", 0, 0, "ls               the object table"},
+    {"ping", 0, 0, "ping             check that the daemon answers"},
+    {"help", 0, 0, "help             this text"},
+};
+
+static void
+usage(FILE *f)
+{
+    size_t i;
+
+    fprintf(f, "usage: emmctl [-s SOCKET] [-c CONFIG] COMMAND [ARGS]\n\ncommands:\n");
+    for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %s\n", commands[i].synopsis);
+    fprintf(f, "\nThe socket is SOCKET, else control-socket from CONFIG, $EMM_CONFIG or %s.\n",
+            DEFAULT_CONFIG);
+}
+
+static const struct command *
+find_command(const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+/* The control socket named by the config file; prints the reason on failure. */
+static char *
+socket_from_config(const char *config)
+{
+    struct emm_config *cfg = NULL;
+    char err[512] = "";
+    char *sock;
+    int rc;
+
+    if (!config)
+        config = getenv("EMM_CONFIG");
+    if (!config || !*config)
+        config = DEFAULT_CONFIG;
+    rc = emm_config_load(config, 0, &cfg, err, sizeof err);
+    if (rc < 0) {
+        if (err[0])
+            fprintf(stderr, "emmctl: %s\n", err);
+        else
+            fprintf(stderr, "emmctl: %s: %s\n", config, strerror(-rc));
+        fprintf(stderr, "emmctl: give the socket with -s SOCKET\n");
+        return NULL;
+    }
+    sock = cfg->control_socket ? strdup(cfg->control_socket) : NULL;
+    emm_config_free(cfg);
+    if (!sock)
+        fprintf(stderr, "emmctl: %s: no control socket\n", config);
+    return sock;
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *sock_opt = NULL, *config = NULL;
+    const struct command *cmd;
+    char line[CTL_WIRE_MAX_LINE], why[CTL_WIRE_MAX_REASON];
+    char *sock, *body = NULL, *err = NULL;
+    size_t linelen;
+    int opt, nargs, rc, status = 0;
+
+    while ((opt = getopt(argc, argv, "+s:c:h")) != -1) {
+        switch (opt) {
+        case 's':
+            sock_opt = optarg;
+            break;
+        case 'c':
+            config = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    cmd = find_command(argv[optind]);
+    if (!cmd) {
+        fprintf(stderr, "emmctl: unknown command \"%s\"\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    nargs = argc - optind - 1;
+    if (nargs < cmd->min_args || nargs > cmd->max_args) {
+        fprintf(stderr, "emmctl: %s: wrong number of arguments\n", cmd->name);
+        usage(stderr);
+        return 2;
+    }
+    if (ctl_wire_encode(argc - optind, argv + optind, line, sizeof line, &linelen, why,
+                        sizeof why) < 0) {
+        fprintf(stderr, "emmctl: %s: %s\n", cmd->name, why);
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(cmd->name, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+
+    sock = sock_opt ? strdup(sock_opt) : socket_from_config(config);
+    if (!sock)
+        return 1;
+    rc = ctl_request(sock, argc - optind, argv + optind, &body, &err);
+    if (rc == 0) {
+        fputs(body, stdout);
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+            fprintf(stderr, "emmctl: stdout: %s\n", strerror(errno));
+            status = 1;
+        }
+    } else if (rc == -EREMOTEIO) {
+        fprintf(stderr, "error: %s\n", err ? err : "");
+        status = 1;
+    } else {
+        fprintf(stderr, "emmctl: %s: %s\n", sock, err ? err : strerror(-rc));
+        status = 1;
+    }
+    free(body);
+    free(err);
+    free(sock);
+    return status;
+}

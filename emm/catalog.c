@@ -1,0 +1,585 @@
+/*
+ * catalog.c - the object catalog of one filesystem (catalog.h).
+ *
+ * Persistent variant: an LMDB environment in the catalog directory with two
+ * named databases: "records" (key: the id as 8 big-endian bytes, so LMDB's
+ * byte order is id order; value: an encoded record, below) and "meta" ("next-id":
+ * the next id to hand out, "format": the layout version). Every write
+ * transaction commits with LMDB's default durability, so put/del/new_id are on
+ * disk when they return. The map starts at 64 MiB and doubles on MDB_MAP_FULL.
+ *
+ * Record encoding (little-endian): u32 version (1), u32 payload length, then
+ * id u64, size u64, mode u32, uid u32, gid u32, name length u32, atime i64,
+ * mtime i64, ctime i64 (56 bytes) and the name bytes without a NUL. A reader
+ * accepts longer payloads of the same version (fields appended later).
+ *
+ * Volatile variant (dir NULL): a sorted array of records under a mutex.
+ *
+ * Locking: LMDB serializes writers; c->resize (a rwlock) is held shared around
+ * every transaction and exclusively to change the map size, which LMDB allows
+ * only with no transaction active. scan copies records out in batches and calls
+ * its callback with no lock or transaction held, so the callback may put or del.
+ */
+#include "catalog.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#define CAT_FORMAT 1
+#define REC_VERSION 1
+#define REC_HDR 8
+#define REC_FIXED 56
+#define REC_MAX (REC_HDR + REC_FIXED + EMM_NAME_MAX)
+#define MAP_INITIAL ((size_t)64 << 20)
+#define MAP_RETRIES 2
+#define SCAN_BATCH 64
+
+struct emm_catalog {
+    char *dir; /* NULL: volatile */
+    /* persistent */
+    MDB_env *env;
+    MDB_dbi recs, meta;
+    pthread_rwlock_t resize;
+    size_t mapsize;
+    /* volatile */
+    pthread_mutex_t mu;
+    struct emm_catalog_rec *v;
+    size_t nv, capv;
+    uint64_t next_id;
+};
+
+/* ---- encoding ---- */
+
+static void
+put32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void
+put64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t
+get32(const unsigned char *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static uint64_t
+get64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static void
+key_of(uint64_t id, unsigned char k[8])
+{
+    for (int i = 0; i < 8; i++)
+        k[i] = (unsigned char)(id >> (56 - 8 * i));
+}
+
+static size_t
+encode(const struct emm_catalog_rec *r, unsigned char *buf)
+{
+    size_t nlen = strnlen(r->name, EMM_NAME_MAX);
+    unsigned char *p = buf + REC_HDR;
+
+    put32(buf, REC_VERSION);
+    put32(buf + 4, (uint32_t)(REC_FIXED + nlen));
+    put64(p, r->id);
+    put64(p + 8, r->size);
+    put32(p + 16, r->mode);
+    put32(p + 20, r->uid);
+    put32(p + 24, r->gid);
+    put32(p + 28, (uint32_t)nlen);
+    put64(p + 32, (uint64_t)r->atime_ns);
+    put64(p + 40, (uint64_t)r->mtime_ns);
+    put64(p + 48, (uint64_t)r->ctime_ns);
+    memcpy(p + REC_FIXED, r->name, nlen);
+    return REC_HDR + REC_FIXED + nlen;
+}
+
+static int
+decode(const unsigned char *buf, size_t len, struct emm_catalog_rec *r)
+{
+    const unsigned char *p = buf + REC_HDR;
+
+    if (len < REC_HDR + REC_FIXED || get32(buf) != REC_VERSION ||
+        get32(buf + 4) != len - REC_HDR)
+        return -EIO;
+    uint32_t nlen = get32(p + 28);
+    if (nlen > EMM_NAME_MAX || REC_FIXED + (size_t)nlen > len - REC_HDR)
+        return -EIO;
+    memset(r, 0, sizeof(*r));
+    r->id = get64(p);
+    r->size = get64(p + 8);
+    r->mode = get32(p + 16);
+    r->uid = get32(p + 20);
+    r->gid = get32(p + 24);
+    r->atime_ns = (int64_t)get64(p + 32);
+    r->mtime_ns = (int64_t)get64(p + 40);
+    r->ctime_ns = (int64_t)get64(p + 48);
+    memcpy(r->name, p + REC_FIXED, nlen);
+    r->name[nlen] = '\0';
+    return 0;
+}
+
+static int
+mdb_errno(int rc)
+{
+    switch (rc) {
+    case MDB_SUCCESS: return 0;
+    case MDB_NOTFOUND: return -ENOENT;
+    case MDB_MAP_FULL: return -ENOSPC;
+    case MDB_READERS_FULL: return -EAGAIN;
+    case MDB_TXN_FULL: return -ENOSPC;
+    default: return rc > 0 ? -rc : -EIO;
+    }
+}
+
+/* ---- persistent: transactions ---- */
+
+static int
+mkdir_p(const char *path, mode_t mode)
+{
+    char *buf = strdup(path);
+    int r = 0;
+
+    if (!buf)
+        return -ENOMEM;
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char ch = *p;
+        *p = '\0';
+        if (mkdir(buf, mode) < 0 && errno != EEXIST) {
+            r = -errno;
+            break;
+        }
+        *p = ch;
+        if (!ch)
+            break;
+    }
+    free(buf);
+    return r;
+}
+
+/* Doubles the map. Called with c->resize held exclusively. */
+static int
+grow_map(struct emm_catalog *c, size_t seen)
+{
+    if (c->mapsize != seen)
+        return 0; /* another thread already grew it */
+    size_t want = c->mapsize * 2;
+    int rc = mdb_env_set_mapsize(c->env, want);
+    if (rc) {
+        emm_err("catalog %s: cannot grow map to %zu bytes: %s", c->dir, want, mdb_strerror(rc));
+        return mdb_errno(rc);
+    }
+    c->mapsize = want;
+    emm_info("catalog %s: map grown to %zu KiB", c->dir, want >> 10);
+    return 0;
+}
+
+typedef int (*write_fn)(struct emm_catalog *c, MDB_txn *txn, void *arg);
+
+/* Runs fn in a write transaction, growing the map and retrying on MDB_MAP_FULL. */
+static int
+write_txn(struct emm_catalog *c, write_fn fn, void *arg, const char *what)
+{
+    for (int attempt = 0;; attempt++) {
+        MDB_txn *txn;
+        int rc;
+
+        pthread_rwlock_rdlock(&c->resize);
+        size_t seen = c->mapsize;
+        rc = mdb_txn_begin(c->env, NULL, 0, &txn);
+        if (rc == MDB_SUCCESS) {
+            rc = fn(c, txn, arg);
+            if (rc == MDB_SUCCESS)
+                rc = mdb_txn_commit(txn);
+            else
+                mdb_txn_abort(txn);
+        }
+        pthread_rwlock_unlock(&c->resize);
+        if (rc == MDB_MAP_FULL && attempt < MAP_RETRIES) {
+            pthread_rwlock_wrlock(&c->resize);
+            int r = grow_map(c, seen);
+            pthread_rwlock_unlock(&c->resize);
+            if (r < 0)
+                return r;
+            continue;
+        }
+        if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+            emm_err("catalog %s: %s: %s", c->dir, what, mdb_strerror(rc));
+        return mdb_errno(rc);
+    }
+}
+
+static int
+read_next_id(struct emm_catalog *c, MDB_txn *txn, uint64_t *next)
+{
+    MDB_val k = {sizeof("next-id") - 1, (void *)"next-id"}, v;
+    int rc = mdb_get(txn, c->meta, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        *next = 1;
+        return 0;
+    }
+    if (rc)
+        return rc;
+    if (v.mv_size != 8)
+        return MDB_CORRUPTED;
+    *next = get64(v.mv_data);
+    return 0;
+}
+
+static int
+write_next_id(struct emm_catalog *c, MDB_txn *txn, uint64_t next)
+{
+    unsigned char b[8];
+    MDB_val k = {sizeof("next-id") - 1, (void *)"next-id"}, v = {8, b};
+    put64(b, next);
+    return mdb_put(txn, c->meta, &k, &v, 0);
+}
+
+static int
+do_new_id(struct emm_catalog *c, MDB_txn *txn, void *arg)
+{
+    uint64_t *id = arg;
+    int rc = read_next_id(c, txn, id);
+    if (rc)
+        return rc;
+    return write_next_id(c, txn, *id + 1);
+}
+
+static int
+do_put(struct emm_catalog *c, MDB_txn *txn, void *arg)
+{
+    const struct emm_catalog_rec *rec = arg;
+    unsigned char key[8], buf[REC_MAX];
+    uint64_t next;
+    int rc;
+
+    key_of(rec->id, key);
+    MDB_val k = {8, key}, v = {encode(rec, buf), buf};
+    rc = mdb_put(txn, c->recs, &k, &v, 0);
+    if (rc)
+        return rc;
+    /* An id handed in from elsewhere must never be handed out again. */
+    rc = read_next_id(c, txn, &next);
+    if (rc == 0 && rec->id >= next)
+        rc = write_next_id(c, txn, rec->id + 1);
+    return rc;
+}
+
+static int
+do_del(struct emm_catalog *c, MDB_txn *txn, void *arg)
+{
+    unsigned char key[8];
+    key_of(*(const uint64_t *)arg, key);
+    MDB_val k = {8, key};
+    return mdb_del(txn, c->recs, &k, NULL);
+}
+
+static int
+do_init(struct emm_catalog *c, MDB_txn *txn, void *arg)
+{
+    MDB_val k = {sizeof("format") - 1, (void *)"format"}, v;
+    unsigned char b[4];
+    int rc;
+
+    (void)arg;
+    rc = mdb_dbi_open(txn, "records", MDB_CREATE, &c->recs);
+    if (rc == 0)
+        rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &c->meta);
+    if (rc)
+        return rc;
+    rc = mdb_get(txn, c->meta, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        put32(b, CAT_FORMAT);
+        v.mv_size = 4;
+        v.mv_data = b;
+        return mdb_put(txn, c->meta, &k, &v, 0);
+    }
+    if (rc)
+        return rc;
+    if (v.mv_size != 4 || get32(v.mv_data) != CAT_FORMAT)
+        return MDB_VERSION_MISMATCH;
+    return 0;
+}
+
+/*
+ * Copies up to SCAN_BATCH records with id >= from into out. Returns the count,
+ * or a negative errno.
+ */
+static int
+scan_batch(struct emm_catalog *c, uint64_t from, struct emm_catalog_rec *out)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    unsigned char key[8];
+    MDB_val k = {8, key}, v;
+    int n = 0, rc;
+
+    key_of(from, key);
+    pthread_rwlock_rdlock(&c->resize);
+    rc = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn);
+    if (rc == 0) {
+        rc = mdb_cursor_open(txn, c->recs, &cur);
+        if (rc == 0) {
+            rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+            while (rc == 0 && n < SCAN_BATCH) {
+                if (k.mv_size != 8 || decode(v.mv_data, v.mv_size, &out[n]) < 0) {
+                    rc = MDB_CORRUPTED;
+                    break;
+                }
+                n++;
+                rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+            }
+            mdb_cursor_close(cur);
+        }
+        mdb_txn_abort(txn);
+    }
+    pthread_rwlock_unlock(&c->resize);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        emm_err("catalog %s: scan: %s", c->dir, mdb_strerror(rc));
+        return mdb_errno(rc);
+    }
+    return n;
+}
+
+static int
+open_persistent(struct emm_catalog *c)
+{
+    int rc, r, dead;
+
+    r = mkdir_p(c->dir, 0700);
+    if (r < 0) {
+        emm_err("catalog %s: cannot create directory: %s", c->dir, strerror(-r));
+        return r;
+    }
+    c->mapsize = MAP_INITIAL;
+    rc = mdb_env_create(&c->env);
+    if (rc == 0)
+        rc = mdb_env_set_maxdbs(c->env, 2);
+    if (rc == 0)
+        rc = mdb_env_set_mapsize(c->env, c->mapsize);
+    if (rc == 0)
+        rc = mdb_env_open(c->env, c->dir, MDB_NOTLS, 0600);
+    if (rc) {
+        emm_err("catalog %s: cannot open LMDB environment: %s", c->dir, mdb_strerror(rc));
+        return mdb_errno(rc);
+    }
+    /* The map may already be larger than MAP_INITIAL. */
+    MDB_envinfo info;
+    if (mdb_env_info(c->env, &info) == 0 && info.me_mapsize > c->mapsize)
+        c->mapsize = info.me_mapsize;
+    mdb_reader_check(c->env, &dead); /* slots left by a crashed process */
+    return write_txn(c, do_init, NULL, "open");
+}
+
+/* ---- volatile ---- */
+
+/* Index of the first record with id >= id. Called with c->mu held. */
+static size_t
+v_lower(const struct emm_catalog *c, uint64_t id)
+{
+    size_t lo = 0, hi = c->nv;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (c->v[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static int
+v_put(struct emm_catalog *c, const struct emm_catalog_rec *rec)
+{
+    int r = 0;
+
+    pthread_mutex_lock(&c->mu);
+    size_t i = v_lower(c, rec->id);
+    if (i < c->nv && c->v[i].id == rec->id) {
+        c->v[i] = *rec;
+    } else {
+        if (c->nv == c->capv) {
+            size_t cap = c->capv ? c->capv * 2 : 64;
+            struct emm_catalog_rec *nv = realloc(c->v, cap * sizeof(*nv));
+            if (!nv) {
+                r = -ENOMEM;
+                goto out;
+            }
+            c->v = nv;
+            c->capv = cap;
+        }
+        memmove(&c->v[i + 1], &c->v[i], (c->nv - i) * sizeof(*c->v));
+        c->v[i] = *rec;
+        c->nv++;
+    }
+    c->v[i].name[EMM_NAME_MAX] = '\0';
+    if (rec->id >= c->next_id)
+        c->next_id = rec->id + 1;
+out:
+    pthread_mutex_unlock(&c->mu);
+    return r;
+}
+
+static int
+v_del(struct emm_catalog *c, uint64_t id)
+{
+    int r = -ENOENT;
+
+    pthread_mutex_lock(&c->mu);
+    size_t i = v_lower(c, id);
+    if (i < c->nv && c->v[i].id == id) {
+        memmove(&c->v[i], &c->v[i + 1], (c->nv - i - 1) * sizeof(*c->v));
+        c->nv--;
+        r = 0;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return r;
+}
+
+static int
+v_batch(struct emm_catalog *c, uint64_t from, struct emm_catalog_rec *out)
+{
+    int n = 0;
+
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = v_lower(c, from); i < c->nv && n < SCAN_BATCH; i++)
+        out[n++] = c->v[i];
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+/* ---- API ---- */
+
+int
+emm_catalog_open(const char *dir, struct emm_catalog **out)
+{
+    struct emm_catalog *c = calloc(1, sizeof(*c));
+    int r;
+
+    *out = NULL;
+    if (!c)
+        return -ENOMEM;
+    c->next_id = 1;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_rwlock_init(&c->resize, NULL);
+    if (dir) {
+        c->dir = strdup(dir);
+        if (!c->dir) {
+            emm_catalog_close(c);
+            return -ENOMEM;
+        }
+        r = open_persistent(c);
+        if (r < 0) {
+            emm_catalog_close(c);
+            return r;
+        }
+    }
+    *out = c;
+    return 0;
+}
+
+void
+emm_catalog_close(struct emm_catalog *c)
+{
+    if (!c)
+        return;
+    if (c->env)
+        mdb_env_close(c->env);
+    pthread_rwlock_destroy(&c->resize);
+    pthread_mutex_destroy(&c->mu);
+    free(c->v);
+    free(c->dir);
+    free(c);
+}
+
+int
+emm_catalog_new_id(struct emm_catalog *c, uint64_t *id)
+{
+    if (!c->env) {
+        pthread_mutex_lock(&c->mu);
+        *id = c->next_id++;
+        pthread_mutex_unlock(&c->mu);
+        return 0;
+    }
+    return write_txn(c, do_new_id, id, "new id");
+}
+
+int
+emm_catalog_put(struct emm_catalog *c, const struct emm_catalog_rec *rec)
+{
+    if (!c->env)
+        return v_put(c, rec);
+    return write_txn(c, do_put, (void *)rec, "put");
+}
+
+int
+emm_catalog_del(struct emm_catalog *c, uint64_t id)
+{
+    if (!c->env)
+        return v_del(c, id);
+    return write_txn(c, do_del, &id, "del");
+}
+
+int
+emm_catalog_scan(struct emm_catalog *c, int (*fn)(void *arg, const struct emm_catalog_rec *rec),
+                 void *arg)
+{
+    struct emm_catalog_rec *batch = malloc(SCAN_BATCH * sizeof(*batch));
+    uint64_t from = 0;
+    int n, r = 0;
+
+    if (!batch)
+        return -ENOMEM;
+    for (;;) {
+        n = c->env ? scan_batch(c, from, batch) : v_batch(c, from, batch);
+        if (n < 0) {
+            r = n;
+            break;
+        }
+        for (int i = 0; i < n && r == 0; i++)
+            r = fn(arg, &batch[i]);
+        if (r != 0 || n < SCAN_BATCH || batch[n - 1].id == UINT64_MAX)
+            break;
+        from = batch[n - 1].id + 1;
+    }
+    free(batch);
+    return r;
+}
+
+int
+emm_catalog_sync(struct emm_catalog *c)
+{
+    if (!c->env)
+        return 0;
+    int rc = mdb_env_sync(c->env, 1);
+    if (rc) {
+        emm_err("catalog %s: sync: %s", c->dir, mdb_strerror(rc));
+        return mdb_errno(rc);
+    }
+    return 0;
+}

@@ -1,0 +1,827 @@
+/*
+ * config.c - loads emmd's configuration file into struct emm_config (config.h)
+ * with libinih.
+ *
+ * libinih gives its handler neither the line number nor the section headers
+ * (an empty section never reaches it, and it truncates long section names), so
+ * the line reader does that part: it counts lines, parses "[section]" headers
+ * itself, rejects lines that libinih would split or misread, and strips leading
+ * blanks (which also turns off libinih's continuation lines) and inline
+ * comments. The key handler then sees key lines only, in order, with ld->line
+ * set. The first error is recorded as "FILE:LINE: message" and ends the parse:
+ * once it is set, the reader reports end of file. Checks that need the whole file (defaults,
+ * mountpoints, paths on disk) run after the parse.
+ *
+ * Locking: none. A load works on its own state in one thread.
+ */
+#include "config.h"
+
+#include "log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#define FS_NAME_MAX 64
+#define MIB (UINT64_C(1) << 20)
+
+enum sect { SECT_NONE, SECT_EMMD, SECT_FS };
+
+enum emmd_key {
+    K_STATE_DIR,
+    K_MOUNT_ROOT,
+    K_CONTROL_SOCKET,
+    K_PID_FILE,
+    K_RESIDENT_LIMIT,
+    K_FUSE_THREADS,
+    K_BUSY_POLL,
+    K_LOG_LEVEL,
+    K_EMMD_N
+};
+static const char *const emmd_keys[K_EMMD_N] = {
+    "state-dir",     "mount-root",  "control-socket", "pid-file",
+    "resident-limit", "fuse-threads", "busy-poll",      "log-level",
+};
+
+enum fs_key { F_BACKEND, F_MOUNTPOINT, F_READAHEAD, F_PAGER_THREADS, F_N };
+static const char *const fs_keys[F_N] = {"backend", "mountpoint", "readahead", "pager-threads"};
+
+struct fs_lines {
+    int key[F_N]; /* line of each known key, 0 if absent */
+};
+
+struct loader {
+    struct emm_config *cfg;
+    const char *file;
+    FILE *f;
+    char *raw;
+    size_t rawcap;
+    int line; /* line last handed to libinih */
+    int failed;
+    int rc;
+    char *err;
+    size_t errlen;
+    char cwd[PATH_MAX];
+    int cwd_errno;
+    enum sect sect;
+    size_t cur;      /* current fs when sect == SECT_FS */
+    size_t fscap;
+    struct fs_lines *fsl; /* parallel to cfg->fs */
+    int emmd_line;
+    int emmd_key[K_EMMD_N];
+};
+
+static void fail(struct loader *ld, int line, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+fail(struct loader *ld, int line, int rc, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    if (ld->failed)
+        return;
+    ld->failed = 1;
+    ld->rc = rc;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (ld->err && ld->errlen) {
+        if (line > 0)
+            snprintf(ld->err, ld->errlen, "%s:%d: %s", ld->file, line, msg);
+        else
+            snprintf(ld->err, ld->errlen, "%s: %s", ld->file, msg);
+    }
+}
+
+static char *
+dup_or_fail(struct loader *ld, const char *s)
+{
+    char *d = strdup(s);
+    if (!d)
+        fail(ld, 0, -ENOMEM, "out of memory");
+    return d;
+}
+
+/* ---- values ---- */
+
+int
+emm_parse_size(const char *text, uint64_t *out)
+{
+    const char *p = text;
+    uint64_t v = 0;
+    unsigned shift = 0;
+
+    if (!text || !isdigit((unsigned char)*p))
+        return -EINVAL;
+    for (; isdigit((unsigned char)*p); p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -EINVAL;
+        v = v * 10 + d;
+    }
+    switch (tolower((unsigned char)*p)) {
+    case 'k': shift = 10; break;
+    case 'm': shift = 20; break;
+    case 'g': shift = 30; break;
+    case 't': shift = 40; break;
+    default: break;
+    }
+    if (shift) {
+        p++;
+        if (*p == 'i' || *p == 'I') {
+            p++;
+            if (tolower((unsigned char)*p) != 'b')
+                return -EINVAL;
+        }
+    }
+    if (tolower((unsigned char)*p) == 'b')
+        p++;
+    if (*p != '\0')
+        return -EINVAL;
+    if (shift && v > (UINT64_MAX >> shift))
+        return -EINVAL;
+    *out = v << shift;
+    return 0;
+}
+
+/* Decimal digits only, value in [min, max]. */
+static int
+parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (!isdigit((unsigned char)*s))
+        return -EINVAL;
+    for (; isdigit((unsigned char)*s); s++) {
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -EINVAL;
+        v = v * 10 + d;
+    }
+    if (*s != '\0' || v < min || v > max)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+/*
+ * Makes p absolute against the working directory and tidies it lexically:
+ * repeated slashes, "." components and a trailing slash go; ".." stays (it
+ * cannot be resolved without looking at symlinks).
+ */
+static char *
+abs_path(struct loader *ld, int line, const char *key, const char *p)
+{
+    size_t n;
+    char *joined, *out, *o;
+
+    if (*p == '\0') {
+        fail(ld, line, -EINVAL, "empty value for %s", key);
+        return NULL;
+    }
+    if (*p != '/' && ld->cwd_errno) {
+        fail(ld, line, -ld->cwd_errno, "cannot resolve relative %s '%s': working directory: %s",
+             key, p, strerror(ld->cwd_errno));
+        return NULL;
+    }
+    n = strlen(p) + (*p == '/' ? 0 : strlen(ld->cwd) + 1) + 1;
+    joined = malloc(n);
+    out = malloc(n + 1);
+    if (!joined || !out) {
+        free(joined);
+        free(out);
+        fail(ld, 0, -ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (*p == '/')
+        snprintf(joined, n, "%s", p);
+    else
+        snprintf(joined, n, "%s/%s", ld->cwd, p);
+
+    o = out;
+    for (char *s = joined; *s;) {
+        while (*s == '/')
+            s++;
+        char *e = s;
+        while (*e && *e != '/')
+            e++;
+        size_t len = (size_t)(e - s);
+        if (len > 0 && !(len == 1 && s[0] == '.')) {
+            *o++ = '/';
+            memcpy(o, s, len);
+            o += len;
+        }
+        s = e;
+    }
+    if (o == out)
+        *o++ = '/';
+    *o = '\0';
+    free(joined);
+    return out;
+}
+
+static int
+set_path(struct loader *ld, int line, const char *key, const char *value, char **dst)
+{
+    char *p = abs_path(ld, line, key, value);
+    if (!p)
+        return 0;
+    free(*dst);
+    *dst = p;
+    return 1;
+}
+
+/* ---- sections ---- */
+
+static int
+valid_fs_name(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (!isalnum((unsigned char)s[n]) && s[n] != '_' && s[n] != '-')
+            return 0;
+    return n > 0 && n <= FS_NAME_MAX;
+}
+
+static void
+add_fs(struct loader *ld, int line, const char *name)
+{
+    struct emm_config *cfg = ld->cfg;
+
+    for (size_t i = 0; i < cfg->nfs; i++) {
+        if (strcmp(cfg->fs[i].name, name) == 0) {
+            fail(ld, line, -EINVAL, "duplicate filesystem [fs %s] (first on line %d)", name,
+                 cfg->fs[i].line);
+            return;
+        }
+    }
+    if (cfg->nfs == ld->fscap) {
+        size_t cap = ld->fscap ? ld->fscap * 2 : 4;
+        struct emm_fs_config *fs = realloc(cfg->fs, cap * sizeof(*fs));
+        if (fs)
+            cfg->fs = fs;
+        struct fs_lines *fl = realloc(ld->fsl, cap * sizeof(*fl));
+        if (fl)
+            ld->fsl = fl;
+        if (!fs || !fl) {
+            fail(ld, 0, -ENOMEM, "out of memory");
+            return;
+        }
+        ld->fscap = cap;
+    }
+    struct emm_fs_config *fs = &cfg->fs[cfg->nfs];
+    memset(fs, 0, sizeof(*fs));
+    memset(&ld->fsl[cfg->nfs], 0, sizeof(ld->fsl[0]));
+    fs->name = dup_or_fail(ld, name);
+    if (!fs->name)
+        return;
+    fs->line = line;
+    fs->readahead = MIB;
+    fs->pager_threads = 2;
+    ld->cur = cfg->nfs++;
+    ld->sect = SECT_FS;
+}
+
+/* s points at '['; the line has no trailing newline. */
+static void
+section_header(struct loader *ld, char *s)
+{
+    int line = ld->line;
+    char *end = strchr(s, ']');
+
+    if (!end) {
+        fail(ld, line, -EINVAL, "section header without ']'");
+        return;
+    }
+    for (char *t = end + 1; *t; t++) {
+        if (*t == ';' || *t == '#')
+            break;
+        if (!isspace((unsigned char)*t)) {
+            fail(ld, line, -EINVAL, "unexpected text after ']'");
+            return;
+        }
+    }
+    *end = '\0';
+    char *in = s + 1;
+    while (isspace((unsigned char)*in))
+        in++;
+    for (char *e = end; e > in && isspace((unsigned char)e[-1]);)
+        *--e = '\0';
+
+    if (strcmp(in, "emmd") == 0) {
+        if (ld->emmd_line) {
+            fail(ld, line, -EINVAL, "duplicate section [emmd] (first on line %d)", ld->emmd_line);
+            return;
+        }
+        ld->emmd_line = line;
+        ld->sect = SECT_EMMD;
+    } else if (strncmp(in, "fs", 2) == 0 && (in[2] == '\0' || isspace((unsigned char)in[2]))) {
+        char *name = in + 2;
+        while (isspace((unsigned char)*name))
+            name++;
+        if (*name == '\0')
+            fail(ld, line, -EINVAL, "section [fs] needs a name: [fs NAME]");
+        else if (!valid_fs_name(name))
+            fail(ld, line, -EINVAL,
+                 "bad filesystem name '%s' in section header (want [A-Za-z0-9_-]+, at most %d "
+                 "characters)",
+                 name, FS_NAME_MAX);
+        else
+            add_fs(ld, line, name);
+    } else {
+        fail(ld, line, -EINVAL, "unknown section [%s] (want [emmd] or [fs NAME])", in);
+    }
+}
+
+/* ---- the line reader libinih pulls from ---- */
+
+/*
+ * Cuts an inline comment (';' or '#' after a blank) off a key line and returns
+ * the new length. libinih knows only ';', and would keep "# ..." in the value.
+ */
+static size_t
+cut_comment(char *s, size_t len)
+{
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] == ';' || s[i] == '#') && isspace((unsigned char)s[i - 1])) {
+            s[i] = '\0';
+            return i;
+        }
+    }
+    return len;
+}
+
+static char *
+read_line(char *str, int num, void *stream)
+{
+    struct loader *ld = stream;
+    ssize_t n;
+
+    if (ld->failed)
+        return NULL;
+    errno = 0;
+    n = getline(&ld->raw, &ld->rawcap, ld->f);
+    if (n < 0) {
+        if (ferror(ld->f))
+            fail(ld, ld->line + 1, errno ? -errno : -EIO, "read error: %s",
+                 strerror(errno ? errno : EIO));
+        return NULL;
+    }
+    ld->line++;
+
+    char *s = ld->raw;
+    size_t len = (size_t)n;
+    if (memchr(s, '\0', len)) {
+        fail(ld, ld->line, -EINVAL, "NUL byte in line");
+        return NULL;
+    }
+    while (len && (s[len - 1] == '\n' || s[len - 1] == '\r'))
+        s[--len] = '\0';
+    if (ld->line == 1 && len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) {
+        s += 3;
+        len -= 3;
+    }
+    while (isspace((unsigned char)*s)) {
+        s++;
+        len--;
+    }
+    if (*s == '[') {
+        section_header(ld, s);
+        if (ld->failed)
+            return NULL;
+        /* libinih still sees a header so its own state stays consistent. */
+        snprintf(str, (size_t)num, "[]\n");
+        return str;
+    }
+    if (*s == '\0' || *s == ';' || *s == '#') {
+        snprintf(str, (size_t)num, "\n");
+        return str;
+    }
+    len = cut_comment(s, len);
+    if (!strpbrk(s, "=:")) {
+        fail(ld, ld->line, -EINVAL, "expected 'key = value', '[section]' or a comment");
+        return NULL;
+    }
+    if (num < 3 || len > (size_t)num - 2) {
+        fail(ld, ld->line, -EINVAL, "line too long (at most %d characters)", num - 2);
+        return NULL;
+    }
+    memcpy(str, s, len);
+    str[len] = '\n';
+    str[len + 1] = '\0';
+    return str;
+}
+
+/* ---- keys ---- */
+
+static int
+find_key(const char *const *names, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+static int
+emmd_key(struct loader *ld, int line, const char *name, const char *value)
+{
+    struct emm_config *cfg = ld->cfg;
+    uint64_t v;
+    int k = find_key(emmd_keys, K_EMMD_N, name);
+
+    if (k < 0) {
+        fail(ld, line, -EINVAL, "unknown key '%s' in [emmd]", name);
+        return 0;
+    }
+    if (ld->emmd_key[k]) {
+        fail(ld, line, -EINVAL, "duplicate key '%s' in [emmd] (first on line %d)", name,
+             ld->emmd_key[k]);
+        return 0;
+    }
+    ld->emmd_key[k] = line;
+
+    switch ((enum emmd_key)k) {
+    case K_STATE_DIR: return set_path(ld, line, name, value, &cfg->state_dir);
+    case K_MOUNT_ROOT: return set_path(ld, line, name, value, &cfg->mount_root);
+    case K_CONTROL_SOCKET: return set_path(ld, line, name, value, &cfg->control_socket);
+    case K_PID_FILE: return set_path(ld, line, name, value, &cfg->pid_file);
+    case K_RESIDENT_LIMIT: {
+        long page = sysconf(_SC_PAGESIZE);
+        if (page <= 0)
+            page = 4096;
+        if (emm_parse_size(value, &v) < 0 || v < MIB || v % (uint64_t)page) {
+            fail(ld, line, -EINVAL,
+                 "bad value '%s' for resident-limit (want a size >= 1M, a multiple of %ld)", value,
+                 page);
+            return 0;
+        }
+        cfg->resident_limit = v;
+        return 1;
+    }
+    case K_FUSE_THREADS:
+        if (parse_uint(value, 1, 64, &v) < 0) {
+            fail(ld, line, -EINVAL, "bad value '%s' for fuse-threads (want an integer 1..64)",
+                 value);
+            return 0;
+        }
+        cfg->fuse_threads = (unsigned)v;
+        return 1;
+    case K_BUSY_POLL:
+        if (parse_uint(value, 0, 10000, &v) < 0) {
+            fail(ld, line, -EINVAL,
+                 "bad value '%s' for busy-poll (want microseconds 0..10000)", value);
+            return 0;
+        }
+        cfg->busy_poll_us = (unsigned)v;
+        return 1;
+    case K_LOG_LEVEL: {
+        static const char *const levels[] = {"debug", "info", "notice", "warn", "error"};
+        static const int lv[] = {EMM_LOG_DEBUG, EMM_LOG_INFO, EMM_LOG_NOTICE, EMM_LOG_WARN,
+                                 EMM_LOG_ERR};
+        int i = find_key(levels, 5, value);
+        if (i < 0) {
+            fail(ld, line, -EINVAL,
+                 "bad value '%s' for log-level (want debug, info, notice, warn or error)", value);
+            return 0;
+        }
+        cfg->log_level = lv[i];
+        return 1;
+    }
+    case K_EMMD_N: break;
+    }
+    return 0;
+}
+
+static int
+backend_key(struct loader *ld, int line, struct emm_fs_config *fs, const char *name,
+            const char *value)
+{
+    for (size_t i = 0; i < fs->nbackend_keys; i++) {
+        if (strcmp(fs->backend_keys[i].key, name) == 0) {
+            fail(ld, line, -EINVAL, "duplicate key '%s' in [fs %s] (first on line %d)", name,
+                 fs->name, fs->backend_keys[i].line);
+            return 0;
+        }
+    }
+    struct emm_config_kv *kv =
+        realloc(fs->backend_keys, (fs->nbackend_keys + 1) * sizeof(*kv));
+    if (!kv) {
+        fail(ld, 0, -ENOMEM, "out of memory");
+        return 0;
+    }
+    fs->backend_keys = kv;
+    kv = &kv[fs->nbackend_keys];
+    kv->key = strdup(name);
+    kv->value = strdup(value);
+    kv->line = line;
+    if (!kv->key || !kv->value) {
+        free(kv->key);
+        free(kv->value);
+        fail(ld, 0, -ENOMEM, "out of memory");
+        return 0;
+    }
+    fs->nbackend_keys++;
+    return 1;
+}
+
+static int
+fs_key(struct loader *ld, int line, const char *name, const char *value)
+{
+    struct emm_fs_config *fs = &ld->cfg->fs[ld->cur];
+    struct fs_lines *fl = &ld->fsl[ld->cur];
+    uint64_t v;
+
+    if (strchr(name, '.'))
+        return backend_key(ld, line, fs, name, value);
+    int k = find_key(fs_keys, F_N, name);
+    if (k < 0) {
+        fail(ld, line, -EINVAL, "unknown key '%s' in [fs %s]", name, fs->name);
+        return 0;
+    }
+    if (fl->key[k]) {
+        fail(ld, line, -EINVAL, "duplicate key '%s' in [fs %s] (first on line %d)", name,
+             fs->name, fl->key[k]);
+        return 0;
+    }
+    fl->key[k] = line;
+
+    switch ((enum fs_key)k) {
+    case F_BACKEND:
+        if (*value == '\0') {
+            fail(ld, line, -EINVAL, "empty value for backend");
+            return 0;
+        }
+        fs->backend = dup_or_fail(ld, value);
+        fs->backend_line = line;
+        return fs->backend != NULL;
+    case F_MOUNTPOINT:
+        fs->mountpoint_explicit = 1;
+        return set_path(ld, line, name, value, &fs->mountpoint);
+    case F_READAHEAD:
+        if (emm_parse_size(value, &v) < 0 || v > 64 * MIB) {
+            fail(ld, line, -EINVAL, "bad value '%s' for readahead (want a size 0..64M)", value);
+            return 0;
+        }
+        fs->readahead = v;
+        return 1;
+    case F_PAGER_THREADS:
+        if (parse_uint(value, 1, 64, &v) < 0) {
+            fail(ld, line, -EINVAL, "bad value '%s' for pager-threads (want an integer 1..64)",
+                 value);
+            return 0;
+        }
+        fs->pager_threads = (unsigned)v;
+        return 1;
+    case F_N: break;
+    }
+    return 0;
+}
+
+static int
+on_key(void *user, const char *section, const char *name, const char *value)
+{
+    struct loader *ld = user;
+
+    (void)section; /* ld->sect is authoritative: libinih only ever sees "[]" */
+    if (ld->failed)
+        return 0;
+    switch (ld->sect) {
+    case SECT_NONE:
+        fail(ld, ld->line, -EINVAL, "key '%s' outside any section", name);
+        return 0;
+    case SECT_EMMD: return emmd_key(ld, ld->line, name, value);
+    case SECT_FS: return fs_key(ld, ld->line, name, value);
+    }
+    return 0;
+}
+
+/* ---- whole-file checks ---- */
+
+static char *
+join(struct loader *ld, const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (!p) {
+        fail(ld, 0, -ENOMEM, "out of memory");
+        return NULL;
+    }
+    snprintf(p, n, "%s%s%s", dir, strcmp(dir, "/") == 0 ? "" : "/", name);
+    return p;
+}
+
+static int
+set_default(struct loader *ld, char **dst, const char *dir, const char *name)
+{
+    if (*dst)
+        return 0;
+    *dst = name ? join(ld, dir, name) : dup_or_fail(ld, dir);
+    return *dst ? 0 : -1;
+}
+
+/* A stale FUSE mount answers ENOTCONN; it is still a mountpoint emmd can reuse. */
+static int
+check_dir(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return errno == ENOTCONN ? 0 : -errno;
+    return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+static int
+mkdir_p(const char *path, mode_t mode)
+{
+    char buf[PATH_MAX];
+    int r;
+
+    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+        return -ENAMETOOLONG;
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(buf, c ? 0755 : mode) < 0 && errno != EEXIST)
+            return -errno;
+        *p = c;
+        if (!c)
+            break;
+    }
+    r = check_dir(path);
+    return r;
+}
+
+static void
+check_paths(struct loader *ld)
+{
+    struct emm_config *cfg = ld->cfg;
+    int r, uses_root = 0;
+
+    r = mkdir_p(cfg->state_dir, 0700);
+    if (r < 0) {
+        fail(ld, ld->emmd_key[K_STATE_DIR], r, "cannot create state-dir %s: %s", cfg->state_dir,
+             strerror(-r));
+        return;
+    }
+    for (size_t i = 0; i < cfg->nfs; i++)
+        uses_root |= !cfg->fs[i].mountpoint_explicit;
+    if (uses_root) {
+        r = check_dir(cfg->mount_root);
+        if (r < 0) {
+            fail(ld, ld->emmd_key[K_MOUNT_ROOT], r, "mount-root %s: %s", cfg->mount_root,
+                 strerror(-r));
+            return;
+        }
+    }
+    for (size_t i = 0; i < cfg->nfs; i++) {
+        struct emm_fs_config *fs = &cfg->fs[i];
+        if (fs->mountpoint_explicit) {
+            r = check_dir(fs->mountpoint);
+            if (r < 0) {
+                fail(ld, ld->fsl[i].key[F_MOUNTPOINT], r, "mountpoint %s: %s", fs->mountpoint,
+                     strerror(-r));
+                return;
+            }
+            continue;
+        }
+        if (mkdir(fs->mountpoint, 0755) < 0 && errno != EEXIST)
+            r = -errno;
+        else
+            r = check_dir(fs->mountpoint);
+        if (r < 0) {
+            fail(ld, fs->line, r, "cannot create mountpoint %s for [fs %s]: %s", fs->mountpoint,
+                 fs->name, strerror(-r));
+            return;
+        }
+    }
+}
+
+static void
+finish(struct loader *ld, int check)
+{
+    struct emm_config *cfg = ld->cfg;
+
+    for (size_t i = 0; i < cfg->nfs; i++) {
+        if (!cfg->fs[i].backend) {
+            fail(ld, cfg->fs[i].line, -EINVAL, "[fs %s] has no backend", cfg->fs[i].name);
+            return;
+        }
+    }
+    if (cfg->nfs == 0) {
+        fail(ld, 0, -EINVAL, "no [fs NAME] section");
+        return;
+    }
+    if (set_default(ld, &cfg->state_dir, "/var/lib/emm", NULL) < 0 ||
+        set_default(ld, &cfg->mount_root, "/run/emm", NULL) < 0 ||
+        set_default(ld, &cfg->control_socket, cfg->state_dir, "emmd.sock") < 0 ||
+        set_default(ld, &cfg->pid_file, cfg->state_dir, "emmd.pid") < 0)
+        return;
+    for (size_t i = 0; i < cfg->nfs; i++)
+        if (set_default(ld, &cfg->fs[i].mountpoint, cfg->mount_root, cfg->fs[i].name) < 0)
+            return;
+    for (size_t j = 1; j < cfg->nfs; j++) {
+        for (size_t i = 0; i < j; i++) {
+            if (strcmp(cfg->fs[i].mountpoint, cfg->fs[j].mountpoint) != 0)
+                continue;
+            int line = cfg->fs[j].mountpoint_explicit ? ld->fsl[j].key[F_MOUNTPOINT]
+                                                      : cfg->fs[j].line;
+            fail(ld, line, -EINVAL, "[fs %s] has the same mountpoint %s as [fs %s] (line %d)",
+                 cfg->fs[j].name, cfg->fs[j].mountpoint, cfg->fs[i].name, cfg->fs[i].line);
+            return;
+        }
+    }
+    if (check)
+        check_paths(ld);
+}
+
+int
+emm_config_load(const char *path, int check_paths_flag, struct emm_config **out, char *err,
+                size_t errlen)
+{
+    struct loader ld;
+    struct emm_config *cfg;
+    int r;
+
+    *out = NULL;
+    if (err && errlen)
+        err[0] = '\0';
+    memset(&ld, 0, sizeof(ld));
+    ld.file = path;
+    ld.err = err;
+    ld.errlen = errlen;
+    if (!getcwd(ld.cwd, sizeof(ld.cwd)))
+        ld.cwd_errno = errno;
+
+    cfg = calloc(1, sizeof(*cfg));
+    if (!cfg || !(cfg->path = strdup(path))) {
+        free(cfg);
+        fail(&ld, 0, -ENOMEM, "out of memory");
+        return ld.rc;
+    }
+    cfg->resident_limit = 256 * MIB;
+    cfg->fuse_threads = 2;
+    cfg->busy_poll_us = 50;
+    cfg->log_level = EMM_LOG_INFO;
+    ld.cfg = cfg;
+
+    ld.f = fopen(path, "re");
+    if (!ld.f) {
+        int e = errno;
+        fail(&ld, 0, -e, "cannot open: %s", strerror(e));
+        emm_config_free(cfg);
+        return ld.rc;
+    }
+    r = ini_parse_stream(read_line, &ld, on_key, &ld);
+    fclose(ld.f);
+    free(ld.raw);
+    if (!ld.failed && r > 0) /* cannot happen: read_line rejects what libinih would */
+        fail(&ld, r, -EINVAL, "syntax error");
+    else if (!ld.failed && r < 0)
+        fail(&ld, 0, -ENOMEM, "out of memory");
+    if (!ld.failed)
+        finish(&ld, check_paths_flag);
+    free(ld.fsl);
+    if (ld.failed) {
+        emm_config_free(cfg);
+        return ld.rc;
+    }
+    *out = cfg;
+    return 0;
+}
+
+void
+emm_config_free(struct emm_config *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < cfg->nfs; i++) {
+        struct emm_fs_config *fs = &cfg->fs[i];
+        free(fs->name);
+        free(fs->backend);
+        free(fs->mountpoint);
+        for (size_t k = 0; k < fs->nbackend_keys; k++) {
+            free(fs->backend_keys[k].key);
+            free(fs->backend_keys[k].value);
+        }
+        free(fs->backend_keys);
+    }
+    free(cfg->fs);
+    free(cfg->path);
+    free(cfg->state_dir);
+    free(cfg->mount_root);
+    free(cfg->control_socket);
+    free(cfg->pid_file);
+    free(cfg);
+}

@@ -1,0 +1,345 @@
+/*
+ * pager_std.c - the standard pager over a storage backend (see pager_std.h).
+ *
+ * Locking: pg->lock guards the object list. Handler-side state of a
+ * pgr_object is touched only by its port's handler, which the port serializes.
+ * po->lock and po->cond serve pgr_std_lock_object's wait for lock_completed.
+ */
+#include "pager_std.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+#define PS ((uint64_t)EMM_PAGE_SIZE)
+
+struct pgr_object {
+    struct pgr_object *next;
+    struct pgr_std *pager;
+    uint64_t id;
+    struct emm_port *port;    /* receive right: the memory object port */
+    struct emm_port *control; /* send right, from init */
+    int write_error;          /* a data_return the backend refused, until synchronize */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    uint64_t locks_completed;
+};
+
+struct pgr_std {
+    struct emm_backend *backend;
+    struct emm_portset *set; /* NULL: inline */
+    pthread_mutex_t lock;
+    struct pgr_object *objects;
+    struct pgr_std_stats stats;
+};
+
+/* A supply buffer shared by the supply messages cut from one backend read. */
+struct supply_buf {
+    atomic_int refs;
+    char data[];
+};
+
+static void
+supply_release(struct emm_msg *msg, int status)
+{
+    (void)status;
+    struct supply_buf *sb = msg->release_ctx;
+    if (atomic_fetch_sub(&sb->refs, 1) == 1)
+        free(sb);
+    free(msg);
+}
+
+static void
+send_control(struct pgr_object *po, struct emm_msg *m)
+{
+    if (po->control == NULL || emm_port_send(po->control, m) < 0) {
+        emm_warn("pager: object %llu: kernel gone, %s dropped", (unsigned long long)po->id,
+                 emm_msg_name(m->id));
+        emm_msg_release(m, -EPIPE);
+    }
+}
+
+static void
+do_data_request(struct pgr_object *po, struct emm_msg *msg)
+{
+    struct pgr_std *pg = po->pager;
+    uint64_t n = msg->length / PS, first = msg->offset / PS;
+    atomic_fetch_add(&pg->stats.requests, 1);
+    struct supply_buf *sb = n ? malloc(sizeof(*sb) + msg->length) : NULL;
+    uint8_t present[256];
+    int rc = sb == NULL || n > 256 ? -ENOMEM : 0;
+    if (rc == 0)
+        rc = emm_backend_read(pg->backend, po->id, first, (uint32_t)n, sb->data, present);
+    if (rc < 0) {
+        free(sb);
+        atomic_fetch_add(&pg->stats.errors, 1);
+        struct emm_msg *m = emm_msg_new(MO_DATA_ERROR, msg->offset, msg->length);
+        if (m != NULL) {
+            m->arg = -rc;
+            send_control(po, m);
+        }
+        return;
+    }
+    /* One message per run: supply for stored pages, unavailable for holes. */
+    atomic_init(&sb->refs, 1);
+    uint64_t i = 0;
+    while (i < n) {
+        uint64_t j = i;
+        while (j < n && present[j] == present[i])
+            j++;
+        struct emm_msg *m;
+        if (present[i]) {
+            m = emm_msg_new(MO_DATA_SUPPLY, (first + i) * PS, (j - i) * PS);
+            if (m != NULL) {
+                atomic_fetch_add(&sb->refs, 1);
+                m->data = sb->data + i * PS;
+                m->release = supply_release;
+                m->release_ctx = sb;
+                m->access = VM_PROT_NONE;
+                atomic_fetch_add(&pg->stats.supplies, 1);
+            }
+        } else {
+            m = emm_msg_new(MO_DATA_UNAVAILABLE, (first + i) * PS, (j - i) * PS);
+            atomic_fetch_add(&pg->stats.unavailable, 1);
+        }
+        if (m != NULL)
+            send_control(po, m);
+        i = j;
+    }
+    if (atomic_fetch_sub(&sb->refs, 1) == 1)
+        free(sb);
+}
+
+static void
+pager_handler(struct emm_port *port, struct emm_msg *msg)
+{
+    struct pgr_object *po = port->context;
+    struct pgr_std *pg = po->pager;
+    int status = 0;
+
+    switch (msg->id) {
+    case MO_INIT: {
+        atomic_fetch_add(&pg->stats.inits, 1);
+        if (po->control != NULL)
+            emm_port_unref(po->control);
+        po->control = emm_port_ref(msg->control);
+        struct emm_msg *m = emm_msg_new(MO_READY, 0, 0);
+        if (m != NULL) {
+            m->flags = MO_F_MAY_CACHE;
+            m->arg = MO_COPY_DELAY;
+            send_control(po, m);
+        }
+        break;
+    }
+    case MO_DATA_REQUEST:
+        do_data_request(po, msg);
+        break;
+    case MO_DATA_UNLOCK: {
+        atomic_fetch_add(&pg->stats.unlocks, 1);
+        struct emm_msg *m = emm_msg_new(MO_LOCK_REQUEST, msg->offset, msg->length);
+        if (m != NULL) {
+            m->arg = MO_RETURN_NONE;
+            m->access = VM_PROT_NONE; /* grant everything */
+            send_control(po, m);
+        }
+        break;
+    }
+    case MO_DATA_RETURN:
+        atomic_fetch_add(&pg->stats.returns, 1);
+        status = emm_backend_write(pg->backend, po->id, msg->offset / PS,
+                                   (uint32_t)(msg->length / PS), msg->data);
+        if (status < 0) {
+            if (po->write_error == 0)
+                emm_err("pager: object %llu: storing page %llu failed: %s",
+                        (unsigned long long)po->id, (unsigned long long)(msg->offset / PS),
+                        strerror(-status));
+            po->write_error = status;
+            atomic_fetch_add(&pg->stats.return_errors, 1);
+        }
+        break;
+    case MO_SYNCHRONIZE: {
+        atomic_fetch_add(&pg->stats.syncs, 1);
+        int rc = emm_backend_sync(pg->backend, po->id);
+        struct emm_msg *m = emm_msg_new(MO_SYNCHRONIZE_COMPLETED, msg->offset, msg->length);
+        if (m != NULL) {
+            m->arg = po->write_error ? po->write_error : rc;
+            send_control(po, m);
+        }
+        po->write_error = 0;
+        break;
+    }
+    case MO_DISCARD: {
+        atomic_fetch_add(&pg->stats.discards, 1);
+        uint64_t n = msg->length == UINT64_MAX ? UINT64_MAX : msg->length / PS;
+        int rc = emm_backend_discard(pg->backend, po->id, msg->offset / PS, n);
+        if (rc < 0)
+            emm_err("pager: object %llu: discard failed: %s", (unsigned long long)po->id,
+                    strerror(-rc));
+        break;
+    }
+    case MO_LOCK_COMPLETED:
+        pthread_mutex_lock(&po->lock);
+        po->locks_completed++;
+        pthread_cond_broadcast(&po->cond);
+        pthread_mutex_unlock(&po->lock);
+        break;
+    case MO_TERMINATE:
+        /* The kernel is done with this mapping; a later init may reuse the port,
+         * which keeps the order of everything sent before it. */
+        atomic_fetch_add(&pg->stats.terminates, 1);
+        if (po->control != NULL) {
+            emm_port_unref(po->control);
+            po->control = NULL;
+        }
+        break;
+    case MO_SUPPLY_COMPLETED:
+    case MO_CHANGE_COMPLETED:
+        break;
+    default:
+        emm_warn("pager: object %llu: unexpected %s", (unsigned long long)po->id,
+                 emm_msg_name(msg->id));
+        break;
+    }
+    emm_msg_release(msg, status);
+}
+
+int
+pgr_std_create(struct emm_backend *backend, unsigned threads, unsigned spin_us,
+               struct pgr_std **out)
+{
+    struct pgr_std *pg = calloc(1, sizeof(*pg));
+    if (pg == NULL)
+        return -ENOMEM;
+    pg->backend = backend;
+    pthread_mutex_init(&pg->lock, NULL);
+    if (!(backend->flags & EMM_BACKEND_NONBLOCKING)) {
+        int rc = emm_portset_create("pager", threads ? threads : 1, spin_us, &pg->set);
+        if (rc < 0) {
+            free(pg);
+            return rc;
+        }
+    }
+    *out = pg;
+    return 0;
+}
+
+void
+pgr_std_destroy(struct pgr_std *pg)
+{
+    if (pg->set != NULL)
+        emm_portset_destroy(pg->set);
+    struct pgr_object *po = pg->objects;
+    while (po != NULL) {
+        struct pgr_object *next = po->next;
+        emm_port_destroy(po->port);
+        if (po->control != NULL)
+            emm_port_unref(po->control);
+        pthread_mutex_destroy(&po->lock);
+        pthread_cond_destroy(&po->cond);
+        free(po);
+        po = next;
+    }
+    pthread_mutex_destroy(&pg->lock);
+    free(pg);
+}
+
+static struct pgr_object *
+find_locked(struct pgr_std *pg, uint64_t id)
+{
+    for (struct pgr_object *po = pg->objects; po; po = po->next)
+        if (po->id == id)
+            return po;
+    return NULL;
+}
+
+int
+pgr_std_object_port(struct pgr_std *pg, uint64_t id, struct emm_port **out)
+{
+    pthread_mutex_lock(&pg->lock);
+    struct pgr_object *po = find_locked(pg, id);
+    if (po == NULL) {
+        po = calloc(1, sizeof(*po));
+        int rc = po ? emm_port_create("memory-object", pager_handler, po, pg->set, &po->port)
+                    : -ENOMEM;
+        if (rc < 0) {
+            free(po);
+            pthread_mutex_unlock(&pg->lock);
+            return rc;
+        }
+        po->pager = pg;
+        po->id = id;
+        pthread_mutex_init(&po->lock, NULL);
+        pthread_cond_init(&po->cond, NULL);
+        po->next = pg->objects;
+        pg->objects = po;
+    }
+    *out = emm_port_ref(po->port);
+    pthread_mutex_unlock(&pg->lock);
+    return 0;
+}
+
+int
+pgr_std_has_page(struct pgr_std *pg, uint64_t id, uint64_t index)
+{
+    uint64_t found;
+    return emm_backend_seek(pg->backend, id, index, 1, &found) == 0 && found == index;
+}
+
+int
+pgr_std_lock_object(struct pgr_std *pg, uint64_t id, int should_return, int flush,
+                    uint32_t lock_value, int timeout_ms)
+{
+    pthread_mutex_lock(&pg->lock);
+    struct pgr_object *po = find_locked(pg, id);
+    struct emm_port *control = po && po->control ? emm_port_ref(po->control) : NULL;
+    pthread_mutex_unlock(&pg->lock);
+    if (control == NULL)
+        return -ENOENT;
+    struct emm_msg *m = emm_msg_new(MO_LOCK_REQUEST, 0, UINT64_MAX);
+    if (m == NULL) {
+        emm_port_unref(control);
+        return -ENOMEM;
+    }
+    m->arg = should_return;
+    m->flags = flush ? MO_F_FLUSH : 0;
+    m->access = lock_value;
+    m->reply = emm_port_ref(po->port); /* send-once right for lock_completed */
+    pthread_mutex_lock(&po->lock);
+    uint64_t target = po->locks_completed + 1;
+    pthread_mutex_unlock(&po->lock);
+    int rc = emm_port_send(control, m);
+    emm_port_unref(control);
+    if (rc < 0) {
+        emm_msg_release(m, rc);
+        return rc;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&po->lock);
+    rc = 0;
+    while (po->locks_completed < target && rc == 0)
+        rc = pthread_cond_timedwait(&po->cond, &po->lock, &ts);
+    pthread_mutex_unlock(&po->lock);
+    return rc == ETIMEDOUT ? -ETIMEDOUT : 0;
+}
+
+struct pgr_std_stats *
+pgr_std_stats(struct pgr_std *pg)
+{
+    return &pg->stats;
+}
+
+int
+pgr_std_is_inline(struct pgr_std *pg)
+{
+    return pg->set == NULL;
+}

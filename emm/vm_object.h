@@ -1,0 +1,101 @@
+/*
+ * vm_object.h - the kernel side of memory objects (Mach's vm_object), one per
+ * object a filesystem has in use, over the shared resident pool.
+ *
+ * The front end (FUSE) calls vm_object_read/write/sync/punch/terminate; each
+ * completes through a callback, possibly later and from another thread (a pager
+ * thread delivering data_supply, the pageout daemon, or the kernel worker). The
+ * object talks to its pager only by messages: it holds a send right to the
+ * memory object port and the receive rights of its control and name ports.
+ *
+ * Locking: obj->lock guards the object's page table, page states and contents,
+ * waiters and counters. It is never held while sending a message, calling a
+ * completion or an upcall. Lock order: object, then pool.
+ */
+#ifndef EMM_VM_OBJECT_H
+#define EMM_VM_OBJECT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "port.h"
+#include "vm_pool.h"
+
+struct vm_kernel;
+struct vm_object;
+struct vm_io;
+
+/* Calls from the kernel to the front end, never with a lock held. */
+struct vm_upcalls {
+    /* Write back and drop the Linux page cache for [off, off+len) of the object
+     * (len 0: to the end), then call done(arg). From a notifier thread. */
+    void (*invalidate)(void *owner, uint64_t off, uint64_t len, void (*done)(void *arg),
+                       void *arg);
+    /* Does the pager already store page `index`? (st_blocks accounting; optional) */
+    int (*pager_has_page)(void *owner, uint64_t index);
+};
+
+/* Kernel-wide counters (emmctl info faults/memory). */
+struct vm_stats {
+    atomic_uint_fast64_t data_requests, pages_requested, data_supplies, pages_supplied,
+        data_unavailable, data_errors, data_returns, pages_returned, return_errors,
+        lock_requests, data_unlocks, synchronizes, sync_errors, evictions, reclaimed_clean,
+        frame_waits, read_ops, write_ops, read_waits;
+};
+
+struct vm_object_info {
+    uint64_t size, resident, dirty, laundry, absent, new_pages;
+    int state, error;
+};
+
+enum vm_object_state { VM_OBJ_INIT = 0, VM_OBJ_READY, VM_OBJ_DEAD, VM_OBJ_TERMINATED };
+
+typedef void (*vm_read_done_fn)(void *arg, int err, const struct iovec *iov, int iovcnt);
+typedef void (*vm_done_fn)(void *arg, int err);
+
+int vm_kernel_create(uint64_t resident_bytes, const struct vm_upcalls *up,
+                     struct vm_kernel **out);
+void vm_kernel_destroy(struct vm_kernel *k); /* after every object is terminated */
+struct vm_stats *vm_kernel_stats(struct vm_kernel *k);
+struct vm_pool *vm_kernel_pool(struct vm_kernel *k);
+uint64_t vm_kernel_laundry(struct vm_kernel *k);
+
+/* Creates the object and sends memory_object_init to pager_port (the send right
+ * is consumed). Faults wait until the pager answers ready. One reference. */
+int vm_object_create(struct vm_kernel *k, uint64_t id, uint64_t size, struct emm_port *pager_port,
+                     void *owner, struct vm_object **out);
+void vm_object_ref(struct vm_object *obj);
+void vm_object_unref(struct vm_object *obj);
+
+/* Reads [off, off+len) clipped to the size. done gets iovecs over wired pool
+ * frames, valid only during the call. */
+void vm_object_read(struct vm_object *obj, uint64_t off, uint64_t len, vm_read_done_fn done,
+                    void *arg);
+/* Writes len bytes at off (copied before the call returns if it must wait). Does
+ * not change the size: the front end does (vm_object_set_size). */
+void vm_object_write(struct vm_object *obj, uint64_t off, const void *buf, uint64_t len,
+                     vm_done_fn done, void *arg);
+/* Returns every dirty page to the pager, then synchronize; done after
+ * synchronize_completed, with its result. */
+void vm_object_sync(struct vm_object *obj, vm_done_fn done, void *arg);
+/* Discards [off, off+len): whole pages dropped and discarded at the pager,
+ * partial edge pages zeroed. len UINT64_MAX: to the end. */
+void vm_object_punch(struct vm_object *obj, uint64_t off, uint64_t len, vm_done_fn done,
+                     void *arg);
+void vm_object_set_size(struct vm_object *obj, uint64_t size);
+uint64_t vm_object_size(struct vm_object *obj);
+/* Ends the mapping: with keep, dirty pages go back to the pager first; without,
+ * they are dropped and the pager is told to discard everything (unlink). Then
+ * terminate. done when the pager holds everything. */
+void vm_object_terminate(struct vm_object *obj, int keep, vm_done_fn done, void *arg);
+/* Pager-initiated clean/flush, used by `emmctl flush`: asks the object's pager
+ * side to send lock_request; see pager_std. Kernel side only needs the handler. */
+
+/* Next resident page index >= from (want_data) or next index not resident and
+ * not NEW-dirty (hole); UINT64_MAX if none. */
+uint64_t vm_object_seek_resident(struct vm_object *obj, uint64_t from, int want_data);
+void vm_object_info(struct vm_object *obj, struct vm_object_info *out);
+uint64_t vm_object_id(struct vm_object *obj);
+
+#endif

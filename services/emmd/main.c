@@ -1,0 +1,246 @@
+/*
+ * main.c - emmd: loads the configuration, validates every filesystem's backend
+ * stack, detaches (unless -f), brings up the kernel (resident pool, pageout
+ * daemon), each filesystem (backend, catalog, pager, FUSE mount) and the control
+ * socket, then waits for SIGTERM/SIGINT and shuts down in reverse: write dirty
+ * page-cache pages back, return every dirty page to its pager, unmount.
+ *
+ * Threads: signals are blocked in every thread and taken by sigwait in main, so
+ * no handler runs in a FUSE or pager thread. Threads start only after detaching.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctl_server.h"
+#include "emmd.h"
+#include "log.h"
+
+#ifndef PR_SET_IO_FLUSHER
+#define PR_SET_IO_FLUSHER 57
+#endif
+
+static void
+usage(FILE *f)
+{
+    fprintf(f, "usage: emmd -c CONFIG [-f] [-n] [-v]\n"
+               "  -c CONFIG  configuration file\n"
+               "  -f         stay in the foreground, log to stderr\n"
+               "  -n         check the configuration and exit\n"
+               "  -v         verbose (debug) logging\n");
+}
+
+/* Detaches; the parent exits when the child reports ready (0) or failed (1). */
+static int
+daemonize(int *ready_fd)
+{
+    int pfd[2];
+    if (pipe(pfd) < 0)
+        return -errno;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid > 0) {
+        close(pfd[1]);
+        char status = 1;
+        if (read(pfd[0], &status, 1) != 1)
+            status = 1;
+        _exit(status == 0 ? 0 : 1);
+    }
+    close(pfd[0]);
+    if (setsid() < 0)
+        return -errno;
+    if (chdir("/") < 0)
+        return -errno;
+    int nul = open("/dev/null", O_RDWR);
+    if (nul >= 0) {
+        dup2(nul, STDIN_FILENO);
+        dup2(nul, STDOUT_FILENO);
+        dup2(nul, STDERR_FILENO);
+        if (nul > 2)
+            close(nul);
+    }
+    *ready_fd = pfd[1];
+    return 0;
+}
+
+static void
+report_ready(int fd, char status)
+{
+    if (fd < 0)
+        return;
+    if (write(fd, &status, 1) != 1) {
+        /* the parent is gone; nothing to tell */
+    }
+    close(fd);
+}
+
+static int
+write_pid_file(const char *path)
+{
+    FILE *f = fopen(path, "we");
+    if (f == NULL)
+        return -errno;
+    fprintf(f, "%d\n", (int)getpid());
+    return fclose(f) == 0 ? 0 : -errno;
+}
+
+/* Brings everything down; safe on a partly started daemon. */
+static void
+shutdown_all(struct emmd *d, struct ctl_server *ctl)
+{
+    if (ctl != NULL)
+        ctl_server_stop(ctl);
+    for (size_t i = 0; i < d->nfs; i++) {
+        struct emmd_fs *fs = &d->fs[i];
+        if (fs->se != NULL && fs->mounted) {
+            /* Dirty page-cache pages come back as WRITEs while the loop still runs. */
+            int fd = open(fs->cfg->mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (fd >= 0) {
+                if (syncfs(fd) < 0)
+                    emm_warn("fs %s: syncfs: %s", fs->cfg->name, strerror(errno));
+                close(fd);
+            }
+        }
+        if (fs->pager != NULL)
+            emmd_fs_flush_all(fs);
+    }
+    for (size_t i = 0; i < d->nfs; i++)
+        fz_unmount(&d->fs[i]);
+    for (size_t i = 0; i < d->nfs; i++)
+        emmd_fs_close(&d->fs[i]);
+    if (d->kernel != NULL)
+        vm_kernel_destroy(d->kernel);
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *conf = NULL;
+    int foreground = 0, check_only = 0, verbose = 0, opt;
+    while ((opt = getopt(argc, argv, "c:fnvh")) != -1) {
+        switch (opt) {
+        case 'c': conf = optarg; break;
+        case 'f': foreground = 1; break;
+        case 'n': check_only = 1; break;
+        case 'v': verbose = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (conf == NULL || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    struct emmd d;
+    memset(&d, 0, sizeof(d));
+    char err[512];
+    int rc = emm_config_load(conf, 1, &d.cfg, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "emmd: %s\n", err);
+        return 1;
+    }
+    emm_log_init("emmd", 0, verbose ? EMM_LOG_DEBUG : d.cfg->log_level);
+    d.nfs = d.cfg->nfs;
+    d.fs = calloc(d.nfs ? d.nfs : 1, sizeof(*d.fs));
+    for (size_t i = 0; i < d.nfs; i++) {
+        rc = emmd_fs_open(&d, &d.fs[i], &d.cfg->fs[i], err, sizeof(err));
+        if (rc < 0) {
+            fprintf(stderr, "emmd: %s\n", err);
+            for (size_t j = 0; j < i; j++)
+                emm_backend_close(d.fs[j].backend);
+            return 1;
+        }
+    }
+    if (check_only) {
+        printf("%s: configuration OK (%zu filesystems)\n", conf, d.nfs);
+        for (size_t i = 0; i < d.nfs; i++)
+            emm_backend_close(d.fs[i].backend);
+        emm_config_free(d.cfg);
+        free(d.fs);
+        return 0;
+    }
+
+    int ready_fd = -1;
+    if (!foreground) {
+        rc = daemonize(&ready_fd);
+        if (rc < 0) {
+            fprintf(stderr, "emmd: cannot detach: %s\n", strerror(-rc));
+            return 1;
+        }
+        emm_log_init("emmd", 1, verbose ? EMM_LOG_DEBUG : d.cfg->log_level);
+    }
+    /* emmd serves page-ins: reclaim must not wait on it, nor page its pool out. */
+    if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) < 0)
+        emm_notice("PR_SET_IO_FLUSHER: %s", strerror(errno));
+
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    d.start_time = time(NULL);
+
+    struct vm_upcalls up = {.invalidate = fz_invalidate, .pager_has_page = NULL};
+    struct ctl_server *ctl = NULL;
+    rc = vm_kernel_create(d.cfg->resident_limit, &up, &d.kernel);
+    if (rc < 0) {
+        emm_err("resident pool of %llu bytes: %s", (unsigned long long)d.cfg->resident_limit,
+                strerror(-rc));
+        goto fail;
+    }
+    for (size_t i = 0; i < d.nfs; i++) {
+        rc = emmd_fs_start(&d.fs[i]);
+        if (rc == 0)
+            rc = fz_mount(&d.fs[i]);
+        if (rc < 0)
+            goto fail;
+    }
+    rc = ctl_server_start(d.cfg->control_socket, emmd_command, &d, &ctl);
+    if (rc < 0) {
+        emm_err("control socket %s: %s", d.cfg->control_socket, strerror(-rc));
+        goto fail;
+    }
+    rc = write_pid_file(d.cfg->pid_file);
+    if (rc < 0)
+        emm_warn("pid file %s: %s", d.cfg->pid_file, strerror(-rc));
+    emm_notice("ready: %zu filesystems, resident limit %llu bytes, pid %d", d.nfs,
+               (unsigned long long)d.cfg->resident_limit, (int)getpid());
+    report_ready(ready_fd, 0);
+    ready_fd = -1;
+
+    int sig = 0;
+    for (;;) {
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig == SIGTERM || sig == SIGINT)
+            break;
+        emm_info("signal %d ignored", sig);
+    }
+    emm_notice("signal %d: flushing and unmounting", sig);
+    shutdown_all(&d, ctl);
+    unlink(d.cfg->pid_file);
+    emm_notice("stopped");
+    emm_config_free(d.cfg);
+    free(d.fs);
+    return 0;
+
+fail:
+    report_ready(ready_fd, 1);
+    shutdown_all(&d, ctl);
+    emm_config_free(d.cfg);
+    free(d.fs);
+    return 1;
+}

@@ -1,0 +1,406 @@
+# lib.sh - shared helpers for the integration scripts (tests/integration/t_*.sh).
+#
+# Source it first thing:   . "$(dirname "$0")/lib.sh"
+#
+# It creates a private work directory ($WORK, from mktemp -d), installs an EXIT
+# trap that stops the emmd this test started (by pid, SIGTERM, bounded wait),
+# unmounts every mountpoint the test registered with fusermount3 -u and removes
+# $WORK. Everything a test mounts lives under $WORK. Nothing is ever killed by
+# name.
+#
+# Environment (set by ctest; defaults point at build/ in the source tree):
+#   EMM_BIN      directory holding emmd and emmctl
+#   EMM_TESTBIN  directory holding the helper programs built from tests/integration/*.c
+#   EMM_SRC      the source tree
+#   EMM_KEEP=1   keep $WORK (logs, configs) after the test, for debugging
+#   EMM_VERBOSE=1  print emmd's log at the end even when the test passed
+#
+# Exit codes: 0 pass, 1 fail, 77 skip (something the test needs is missing).
+
+set -Eeuo pipefail
+
+T_NAME=$(basename "${0%.sh}")
+_LIBDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+EMM_SRC=${EMM_SRC:-$(cd "$_LIBDIR/../.." && pwd)}
+EMM_BIN=${EMM_BIN:-$EMM_SRC/build/bin}
+EMM_TESTBIN=${EMM_TESTBIN:-$EMM_SRC/build/tests}
+EMMD="$EMM_BIN/emmd"
+EMMCTL="$EMM_BIN/emmctl"
+
+# Bounded waits, in tenths of a second.
+EMM_START_WAIT=${EMM_START_WAIT:-200}   # mounts must appear within 20 s
+EMM_STOP_WAIT=${EMM_STOP_WAIT:-300}     # SIGTERM must finish within 30 s
+
+EMMD_PID=""        # pid of the emmd we started (foreground child or detached daemon)
+EMMD_CHILD=0       # 1 if EMMD_PID is our child (so wait gives its exit status)
+EMMD_LOG=""        # its log (foreground: stderr)
+EMMD_CONF=""       # the config it runs with
+MOUNTS=()          # every mountpoint this test may have created
+_FAILED=0
+
+log() { printf '# %s\n' "$*" >&2; }
+
+# fail MSG...: report and exit 1 (the EXIT trap cleans up).
+fail() {
+    printf 'FAIL: %s: %s\n' "$T_NAME" "$*" >&2
+    _FAILED=1
+    exit 1
+}
+
+# skip MSG...: exit 77 with a reason.
+skip() {
+    printf 'SKIP: %s: %s\n' "$T_NAME" "$*" >&2
+    exit 77
+}
+
+# assert_eq ACTUAL EXPECTED [WHAT]
+assert_eq() {
+    if [ "$1" != "$2" ]; then
+        fail "${3:-value}: got '$1', expected '$2'"
+    fi
+}
+
+# assert_ne ACTUAL UNEXPECTED [WHAT]
+assert_ne() {
+    if [ "$1" = "$2" ]; then
+        fail "${3:-value}: got '$1', which it must not be"
+    fi
+}
+
+# assert_ge A B [WHAT]: integers, A >= B
+assert_ge() {
+    if ! [ "$1" -ge "$2" ] 2>/dev/null; then
+        fail "${3:-value}: got '$1', expected >= '$2'"
+    fi
+}
+
+# assert_gt A B [WHAT]: integers, A > B
+assert_gt() {
+    if ! [ "$1" -gt "$2" ] 2>/dev/null; then
+        fail "${3:-value}: got '$1', expected > '$2'"
+    fi
+}
+
+# assert_contains HAYSTACK NEEDLE [WHAT]
+assert_contains() {
+    case "$1" in
+    *"$2"*) ;;
+    *) fail "${3:-output} does not contain '$2': $1" ;;
+    esac
+}
+
+# requires CMD...: skip unless every command is on PATH.
+requires() {
+    local c
+    for c in "$@"; do
+        command -v "$c" >/dev/null 2>&1 || skip "requires '$c', not found on PATH"
+    done
+}
+
+# need_fuse: skip unless we can mount FUSE filesystems here (root, /dev/fuse, fusermount3).
+need_fuse() {
+    [ "$(id -u)" = 0 ] || skip "needs root to mount FUSE filesystems"
+    [ -c /dev/fuse ] || skip "/dev/fuse is missing"
+    command -v fusermount3 >/dev/null 2>&1 || skip "fusermount3 is missing"
+}
+
+# need_emm: the binaries under test must exist (a missing build is a failure, not a skip).
+need_emm() {
+    [ -x "$EMMD" ] || fail "emmd not found at $EMMD (set EMM_BIN)"
+    [ -x "$EMMCTL" ] || fail "emmctl not found at $EMMCTL (set EMM_BIN)"
+}
+
+# helper NAME: path of a helper program built from tests/integration/NAME.c
+helper() {
+    local p="$EMM_TESTBIN/$1"
+    [ -x "$p" ] || fail "helper $1 not found at $p (set EMM_TESTBIN)"
+    printf '%s\n' "$p"
+}
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/emm-$T_NAME.XXXXXX")
+chmod 755 "$WORK"
+STATE="$WORK/state"
+MNT="$WORK/mnt"
+SOCK="$WORK/emmd.sock"
+PIDFILE="$WORK/emmd.pid"
+
+# is_mounted DIR: DIR is a mountpoint in our mount namespace (reads mountinfo, never
+# stats DIR itself, so a wedged FUSE daemon cannot hang the check).
+is_mounted() {
+    awk -v d="$1" '$5 == d { f = 1 } END { exit !f }' /proc/self/mountinfo
+}
+
+# mounts_under DIR: print every mountpoint at or below DIR.
+mounts_under() {
+    awk -v d="$1" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo
+}
+
+# write_conf FILE [KEY=VALUE...] <<EOF ... EOF
+# Writes an emmd config whose [emmd] section points everything at $WORK
+# (state-dir, mount-root, control-socket, pid-file, log-level debug), followed by
+# any KEY=VALUE given (more [emmd] keys), followed by stdin ([fs NAME] sections).
+write_conf() {
+    local f=$1
+    shift
+    mkdir -p "$STATE" "$MNT"
+    {
+        echo "[emmd]"
+        echo "state-dir = $STATE"
+        echo "mount-root = $MNT"
+        echo "control-socket = $SOCK"
+        echo "pid-file = $PIDFILE"
+        echo "log-level = debug"
+        local kv
+        for kv in "$@"; do
+            echo "${kv%%=*} = ${kv#*=}"
+        done
+        echo
+        if [ ! -t 0 ]; then cat; fi
+    } >"$f"
+}
+
+# conf_mountpoints CONF: print the mountpoint of every [fs NAME] section
+# (explicit "mountpoint", else mount-root/NAME; mount-root defaults to /run/emm).
+conf_mountpoints() {
+    awk '
+        function trim(s) { sub(/^[ \t]+/, "", s); sub(/[ \t\r]+$/, "", s); return s }
+        function flush() { if (fs != "") print (mp != "" ? mp : root "/" fs) }
+        FNR == 1 && NR != 1 { if (root == "") root = "/run/emm"; sec = ""; fs = "" }
+        /^[ \t]*[;#]/ { next }
+        /^[ \t]*\[/ {
+            if (NR != FNR) flush()
+            fs = ""; mp = ""; sec = $0
+            sub(/^[ \t]*\[[ \t]*/, "", sec); sub(/[ \t]*\].*$/, "", sec)
+            if (sec ~ /^fs[ \t]+/) { fs = sec; sub(/^fs[ \t]+/, "", fs) }
+            next
+        }
+        /=/ {
+            k = trim(substr($0, 1, index($0, "=") - 1)); v = trim(substr($0, index($0, "=") + 1))
+            if (NR == FNR) { if (sec == "emmd" && k == "mount-root") root = v; next }
+            if (fs != "" && k == "mountpoint") mp = v
+        }
+        END { flush() }' "$1" "$1"
+}
+
+# conf_socket CONF: the control socket named by CONF (default STATE_DIR/emmd.sock).
+conf_socket() {
+    awk '
+        /^[ \t]*\[/ { s = $0; gsub(/[][ \t]/, "", s); next }
+        s == "emmd" && /=/ {
+            k = substr($0, 1, index($0, "=") - 1); v = substr($0, index($0, "=") + 1)
+            gsub(/^[ \t]+|[ \t\r]+$/, "", k); gsub(/^[ \t]+|[ \t\r]+$/, "", v)
+            if (k == "control-socket") c = v; if (k == "state-dir") d = v
+        }
+        END { if (c == "") c = (d != "" ? d : "/var/lib/emm") "/emmd.sock"; print c }' "$1"
+}
+
+_register_mounts() {
+    local mp m known
+    while IFS= read -r mp; do
+        [ -n "$mp" ] || continue
+        case "$mp" in
+        "$WORK"/*) ;;
+        *) fail "config mounts $mp, outside the test's work dir $WORK" ;;
+        esac
+        known=0
+        for m in "${MOUNTS[@]+"${MOUNTS[@]}"}"; do [ "$m" = "$mp" ] && known=1; done
+        [ $known = 1 ] || MOUNTS+=("$mp")
+    done < <(conf_mountpoints "$1")
+}
+
+# wait_mounted CONF PID: wait (bounded) until every mountpoint of CONF is mounted and
+# the control socket exists; fail early if PID dies.
+wait_mounted() {
+    local conf=$1 pid=$2 i mp all sock
+    sock=$(conf_socket "$conf")
+    for ((i = 0; i < EMM_START_WAIT; i++)); do
+        all=1
+        while IFS= read -r mp; do
+            is_mounted "$mp" || { all=0; break; }
+        done < <(conf_mountpoints "$conf")
+        [ -S "$sock" ] || all=0
+        [ $all = 1 ] && return 0
+        if ! kill -0 "$pid" 2>/dev/null; then
+            show_log
+            fail "emmd (pid $pid) exited before its filesystems were mounted"
+        fi
+        sleep 0.1
+    done
+    show_log
+    fail "emmd (pid $pid) did not mount every filesystem within $((EMM_START_WAIT / 10)) s"
+}
+
+# start_emmd CONF [EXTRA_ARGS...]: run emmd -f -c CONF in the background (stderr to
+# $WORK/emmd.log), wait until every mountpoint is mounted, set EMMD_PID.
+start_emmd() {
+    local conf=$1
+    shift
+    [ -z "$EMMD_PID" ] || fail "start_emmd: emmd (pid $EMMD_PID) is already running"
+    _register_mounts "$conf"
+    EMMD_CONF=$conf
+    EMMD_LOG="$WORK/emmd.log"
+    echo "=== $(date +%T) emmd -f -c $conf $*" >>"$EMMD_LOG"
+    "$EMMD" -f -c "$conf" "$@" </dev/null >>"$EMMD_LOG" 2>&1 &
+    EMMD_PID=$!
+    EMMD_CHILD=1
+    wait_mounted "$conf" "$EMMD_PID"
+    log "emmd running, pid $EMMD_PID"
+}
+
+# start_emmd_daemon CONF: run emmd without -f (it detaches); wait for the pid file
+# and the mounts; set EMMD_PID from the pid file. Fails if the launcher does not
+# return 0 within the start wait.
+start_emmd_daemon() {
+    local conf=$1 rc=0 i pidf
+    [ -z "$EMMD_PID" ] || fail "start_emmd_daemon: emmd (pid $EMMD_PID) is already running"
+    _register_mounts "$conf"
+    EMMD_CONF=$conf
+    EMMD_LOG="$WORK/emmd.log"
+    pidf=$(awk '/^[ \t]*pid-file[ \t]*=/ { v = substr($0, index($0, "=") + 1); gsub(/^[ \t]+|[ \t\r]+$/, "", v); print v }' "$conf")
+    echo "=== $(date +%T) emmd -c $conf (detached)" >>"$EMMD_LOG"
+    timeout $((EMM_START_WAIT / 10)) "$EMMD" -c "$conf" </dev/null >>"$EMMD_LOG" 2>&1 || rc=$?
+    if [ $rc != 0 ]; then
+        show_log
+        fail "emmd -c $conf (detaching) exited with status $rc"
+    fi
+    for ((i = 0; i < EMM_START_WAIT; i++)); do
+        [ -s "$pidf" ] && break
+        sleep 0.1
+    done
+    [ -s "$pidf" ] || fail "pid file $pidf not written within $((EMM_START_WAIT / 10)) s"
+    EMMD_PID=$(tr -d ' \n' <"$pidf")
+    case "$EMMD_PID" in
+    '' | *[!0-9]*) local bad=$EMMD_PID; EMMD_PID=""; fail "pid file $pidf holds '$bad', not a pid" ;;
+    esac
+    EMMD_CHILD=0
+    wait_mounted "$conf" "$EMMD_PID"
+    log "emmd detached, pid $EMMD_PID"
+}
+
+# stop_emmd: SIGTERM the emmd we started, wait (bounded); fail if it does not exit,
+# exits non-zero, or leaves any of its filesystems mounted.
+stop_emmd() {
+    _stop_emmd_quiet
+    [ -z "$_STOP_ERR" ] || { show_log; fail "$_STOP_ERR"; }
+}
+
+# _stop_emmd_quiet: does the stopping; sets _STOP_ERR to a reason if it went wrong.
+# Never fails and never runs in a subshell (wait needs the child in this shell).
+_STOP_ERR=""
+_stop_emmd_quiet() {
+    local pid=$EMMD_PID i rc=0 mp bad=""
+    _STOP_ERR=""
+    [ -n "$pid" ] || return 0
+    EMMD_PID=""
+    if ! kill -0 "$pid" 2>/dev/null || grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null; then
+        if [ "$EMMD_CHILD" = 1 ]; then wait "$pid" 2>/dev/null || rc=$?; fi
+        _STOP_ERR="emmd (pid $pid) had already exited (status $rc) before SIGTERM"
+        return 0
+    fi
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < EMM_STOP_WAIT; i++)); do
+        if [ "$EMMD_CHILD" = 1 ]; then
+            # a child stays a zombie until waited: check its state, not kill -0
+            if [ ! -e "/proc/$pid" ] || grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null; then break; fi
+        else
+            kill -0 "$pid" 2>/dev/null || break
+        fi
+        sleep 0.1
+    done
+    if [ "$i" -ge "$EMM_STOP_WAIT" ]; then
+        kill -KILL "$pid" 2>/dev/null || true
+        if [ "$EMMD_CHILD" = 1 ]; then wait "$pid" 2>/dev/null || true; fi
+        _STOP_ERR="emmd (pid $pid) did not exit within $((EMM_STOP_WAIT / 10)) s of SIGTERM (killed)"
+        return 0
+    fi
+    if [ "$EMMD_CHILD" = 1 ]; then
+        wait "$pid" 2>/dev/null || rc=$?
+        if [ $rc != 0 ]; then
+            _STOP_ERR="emmd (pid $pid) exited with status $rc after SIGTERM"
+            return 0
+        fi
+    fi
+    for mp in "${MOUNTS[@]+"${MOUNTS[@]}"}"; do
+        if is_mounted "$mp"; then bad="$bad $mp"; fi
+    done
+    [ -z "$bad" ] || _STOP_ERR="still mounted after emmd exited:$bad"
+    return 0
+}
+
+# emmd_alive: true while the emmd we started is running.
+emmd_alive() {
+    [ -n "$EMMD_PID" ] || return 1
+    [ -e "/proc/$EMMD_PID" ] || return 1
+    ! grep -q '^State:.*Z' "/proc/$EMMD_PID/status" 2>/dev/null
+}
+
+show_log() {
+    if [ -n "$EMMD_LOG" ] && [ -f "$EMMD_LOG" ]; then
+        echo "----- emmd log (last 60 lines of $EMMD_LOG) -----" >&2
+        tail -n 60 "$EMMD_LOG" >&2 || true
+        echo "-----" >&2
+    fi
+}
+
+# ctl ARGS...: emmctl against the test's control socket.
+ctl() { "$EMMCTL" -s "$SOCK" "$@"; }
+
+# info_get KEY: value of KEY in the output of `emmctl info` (fails if absent).
+info_get() {
+    local out v
+    out=$(ctl info) || fail "emmctl info failed"
+    v=$(printf '%s\n' "$out" | awk -F: -v k="$1" '$1 == k { sub(/^[^:]*:/, ""); gsub(/^[ \t]+|[ \t\r]+$/, ""); print; exit }')
+    [ -n "$v" ] || fail "emmctl info has no key '$1'"
+    printf '%s\n' "$v"
+}
+
+# fsize PATH / fblocks PATH
+fsize() { stat -c %s "$1"; }
+fblocks() { stat -c %b "$1"; }
+
+# sha FILE: sha256 of FILE's content
+sha() { sha256sum "$1" | awk '{ print $1 }'; }
+
+_cleanup() {
+    local rc=$? mp
+    trap - EXIT ERR INT TERM
+    set +e
+    [ $_FAILED = 1 ] && [ $rc = 0 ] && rc=1
+    if [ -n "$EMMD_PID" ]; then
+        _stop_emmd_quiet
+        if [ -n "$_STOP_ERR" ]; then
+            printf 'FAIL: %s: cleanup: %s\n' "$T_NAME" "$_STOP_ERR" >&2
+            [ $rc = 0 ] && rc=1
+        fi
+    fi
+    for mp in "${MOUNTS[@]+"${MOUNTS[@]}"}" $(mounts_under "$WORK" | sort -r); do
+        if is_mounted "$mp"; then
+            fusermount3 -u "$mp" 2>/dev/null || fusermount3 -u -z "$mp" 2>/dev/null || umount -l "$mp" 2>/dev/null
+        fi
+    done
+    if [ $rc != 0 ] && [ $rc != 77 ] || [ "${EMM_VERBOSE:-0}" = 1 ]; then show_log; fi
+    if [ -n "$(mounts_under "$WORK")" ]; then
+        echo "cleanup: something is still mounted under $WORK, not removing it" >&2
+        [ $rc = 0 ] && rc=1
+    elif [ "${EMM_KEEP:-0}" = 1 ]; then
+        echo "kept work dir $WORK" >&2
+    else
+        rm -rf "$WORK"
+    fi
+    case $rc in
+    0) echo "PASS: $T_NAME" >&2 ;;
+    77) ;;
+    *) echo "FAIL: $T_NAME (status $rc)" >&2 ;;
+    esac
+    exit $rc
+}
+
+_on_err() {
+    local rc=$? line=$1 cmd=$2
+    printf 'FAIL: %s: line %s: command failed (status %s): %s\n' "$T_NAME" "$line" "$rc" "$cmd" >&2
+    _FAILED=1
+}
+
+trap _cleanup EXIT
+trap '_on_err "$LINENO" "$BASH_COMMAND"' ERR
+trap 'exit 1' INT TERM

@@ -1,0 +1,184 @@
+#!/bin/bash
+# t_bad_config.sh - every bad config is refused: `emmd -n` exits 1 and prints
+# "FILE:LINE: reason" naming the faulty line; `emmd -f` on the same file also
+# exits 1 and mounts nothing. Good configs pass -n and mount nothing either.
+. "$(dirname "$0")/lib.sh"
+need_emm
+mkdir -p "$STATE" "$MNT"
+
+# bad NAME LINE: the config on stdin must be rejected at LINE (the line numbers
+# below count the 6-line [emmd] header written first).
+ncase=0
+bad() {
+    local name=$1 line=$2 f="$WORK/bad-$1.conf" rc out reason
+    ncase=$((ncase + 1))
+    {
+        echo "[emmd]"
+        echo "state-dir = $STATE"
+        echo "mount-root = $MNT"
+        echo "control-socket = $SOCK"
+        echo "pid-file = $PIDFILE"
+        echo "log-level = debug"
+        cat
+    } >"$f"
+    rc=0
+    out=$(timeout 10 "$EMMD" -n -c "$f" 2>&1 >/dev/null) || rc=$?
+    [ $rc = 1 ] || fail "$name: emmd -n exited $rc, expected 1 (stderr: $out)"
+    case "$out" in
+    *"$f:$line: "?*) ;;
+    *) fail "$name: stderr does not name '$f:$line: <reason>': $out" ;;
+    esac
+    reason=$(printf '%s\n' "$out" | grep -F "$f:$line: " | head -1)
+    log "$name: $reason"
+    [ -z "$(mounts_under "$WORK")" ] || fail "$name: something got mounted by emmd -n"
+
+    # without -n (foreground): must refuse the same way and mount nothing
+    if [ "$(id -u)" = 0 ] && [ -c /dev/fuse ]; then
+        rc=0
+        out=$(timeout -s TERM 10 "$EMMD" -f -c "$f" 2>&1 >/dev/null) || rc=$?
+        if [ -n "$(mounts_under "$WORK")" ]; then
+            for mp in $(mounts_under "$WORK" | sort -r); do fusermount3 -u -z "$mp" 2>/dev/null || true; done
+            fail "$name: emmd -f mounted something with a bad config"
+        fi
+        [ $rc = 1 ] || fail "$name: emmd -f exited $rc, expected 1 (stderr: $out)"
+        assert_contains "$out" "$f:$line: " "$name: emmd -f stderr"
+    fi
+}
+
+# --- [emmd] section ---
+bad unknown-key 7 <<'E'
+bogus-key = 1
+E
+bad bad-size 7 <<'E'
+resident-limit = 12Q
+E
+bad size-no-digits 7 <<'E'
+resident-limit = M
+E
+bad fuse-threads-zero 8 <<'E'
+# comment lines count too
+fuse-threads = 0
+E
+bad busy-poll-word 7 <<'E'
+busy-poll = fast
+E
+bad log-level 7 <<'E'
+log-level = chatty
+E
+bad unknown-section 9 <<'E'
+
+[fs ok]
+[nonsense]
+backend = memory
+E
+bad no-equals 7 <<'E'
+this line has no equals sign
+E
+
+# --- [fs] sections ---
+bad fs-unknown-key 9 <<'E'
+[fs a]
+backend = memory
+colour = blue
+E
+bad duplicate-fs 12 <<'E'
+[fs x]
+backend = memory
+
+[fs y]
+backend = memory
+[fs x]
+backend = memory
+E
+bad unknown-backend 8 <<'E'
+[fs a]
+backend = nosuchbackend
+E
+bad key-for-no-backend 9 <<'E'
+[fs a]
+backend = memory
+zstd.level = 3
+E
+bad mountpoint-missing 9 <<E
+[fs a]
+backend = memory
+mountpoint = $WORK/does/not/exist
+E
+bad readahead-size 9 <<'E'
+[fs a]
+backend = memory
+readahead = lots
+E
+bad error-rate-range 9 <<'E'
+[fs a]
+backend = error:memory
+error.rate = 1.5
+E
+bad error-errno-name 10 <<'E'
+[fs a]
+backend = error:memory
+error.rate = 0.5
+error.errno = ENOTANERRNO
+E
+bad error-ops 9 <<'E'
+[fs a]
+backend = error:memory
+error.ops = read,frobnicate
+E
+bad error-unknown-key 9 <<'E'
+[fs a]
+backend = error:memory
+error.colour = red
+E
+bad error-lower-unknown 8 <<'E'
+[fs a]
+backend = error:nosuchbackend
+E
+bad file-key-on-memory 9 <<'E'
+[fs a]
+backend = memory
+file.dir = /tmp
+E
+log "$ncase bad configs refused with FILE:LINE"
+
+# good configs: -n says yes, prints nothing alarming, mounts nothing
+good() {
+    local name=$1 f="$WORK/good-$1.conf" rc=0 out
+    shift
+    write_conf "$f" "$@"
+    out=$(timeout 10 "$EMMD" -n -c "$f" 2>&1) || rc=$?
+    [ $rc = 0 ] || fail "good config $name: emmd -n exited $rc: $out"
+    [ -z "$(mounts_under "$WORK")" ] || fail "good config $name: emmd -n mounted something"
+    [ ! -e "$SOCK" ] || fail "good config $name: emmd -n created the control socket"
+}
+good memory <<'E'
+[fs a]
+backend = memory
+E
+mkdir -p "$WORK/explicit"
+good all-backends <<E
+; a comment
+[fs a]
+backend = memory
+readahead = 2M
+pager-threads = 4
+
+[fs b]
+backend = null
+
+[fs c]
+backend = file
+file.dir = $WORK/filestore
+
+[fs d]
+backend = error:memory
+error.rate = 0.25
+error.errno = ENOSPC
+error.ops = read,write,sync,discard
+error.file = $WORK/trigger
+mountpoint = $WORK/explicit
+E
+good emmd-keys "resident-limit=16M" "fuse-threads=4" "busy-poll=0" <<'E'
+[fs a]
+backend = memory
+E

@@ -1,0 +1,431 @@
+/*
+ * test_catalog.c - emm_catalog, volatile and persistent (LMDB in a mkdtemp
+ * directory): ids, put/get through scan, replace, del, persistence across
+ * close and reopen, ids never reused, concurrent writers. The persistent
+ * tests run in a directory the group teardown removes.
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "catalog.h"
+
+static char tmp[256];
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int
+group_setup(void **state)
+{
+    (void)state;
+    snprintf(tmp, sizeof(tmp), "/tmp/emm-test-catalog-XXXXXX");
+    return mkdtemp(tmp) ? 0 : -1;
+}
+
+static int
+group_teardown(void **state)
+{
+    (void)state;
+    return nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Each test gets a fresh persistent directory; volatile tests pass NULL. */
+static const char *
+fresh_dir(const char *name, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s/nested/catalog", tmp, name);
+    return buf;
+}
+
+static struct emm_catalog_rec
+mkrec(uint64_t id, const char *name, uint64_t size)
+{
+    struct emm_catalog_rec r;
+    memset(&r, 0, sizeof(r));
+    r.id = id;
+    r.size = size;
+    r.mode = 0640;
+    r.uid = 1000;
+    r.gid = 100;
+    r.atime_ns = -5;
+    r.mtime_ns = INT64_C(1700000000123456789);
+    r.ctime_ns = INT64_MAX;
+    snprintf(r.name, sizeof(r.name), "%s", name);
+    return r;
+}
+
+struct collect {
+    struct emm_catalog_rec recs[64];
+    int n;
+    int stop_after; /* 0: never */
+};
+
+static int
+collect_fn(void *arg, const struct emm_catalog_rec *rec)
+{
+    struct collect *c = arg;
+    if (c->n < 64)
+        c->recs[c->n] = *rec;
+    c->n++;
+    if (c->stop_after && c->n == c->stop_after)
+        return 42;
+    return 0;
+}
+
+static void
+scan_all(struct emm_catalog *cat, struct collect *c)
+{
+    memset(c, 0, sizeof(*c));
+    assert_int_equal(emm_catalog_scan(cat, collect_fn, c), 0);
+}
+
+static void
+assert_rec_equal(const struct emm_catalog_rec *a, const struct emm_catalog_rec *b)
+{
+    assert_true(a->id == b->id);
+    assert_true(a->size == b->size);
+    assert_int_equal(a->mode, b->mode);
+    assert_int_equal(a->uid, b->uid);
+    assert_int_equal(a->gid, b->gid);
+    assert_true(a->atime_ns == b->atime_ns);
+    assert_true(a->mtime_ns == b->mtime_ns);
+    assert_true(a->ctime_ns == b->ctime_ns);
+    assert_string_equal(a->name, b->name);
+}
+
+/* The behaviour both variants share. */
+static void
+basic(const char *dir)
+{
+    struct emm_catalog *cat;
+    struct collect col;
+    uint64_t a, b, c;
+
+    assert_int_equal(emm_catalog_open(dir, &cat), 0);
+    scan_all(cat, &col);
+    assert_int_equal(col.n, 0);
+
+    assert_int_equal(emm_catalog_new_id(cat, &a), 0);
+    assert_int_equal(emm_catalog_new_id(cat, &b), 0);
+    assert_int_equal(emm_catalog_new_id(cat, &c), 0);
+    assert_true(a > 0 && b > a && c > b);
+
+    /* put out of order; scan returns id order */
+    struct emm_catalog_rec rc = mkrec(c, "third", 3), ra = mkrec(a, "first", 1),
+                           rb = mkrec(b, "second", 2);
+    assert_int_equal(emm_catalog_put(cat, &rc), 0);
+    assert_int_equal(emm_catalog_put(cat, &ra), 0);
+    assert_int_equal(emm_catalog_put(cat, &rb), 0);
+    scan_all(cat, &col);
+    assert_int_equal(col.n, 3);
+    assert_rec_equal(&col.recs[0], &ra);
+    assert_rec_equal(&col.recs[1], &rb);
+    assert_rec_equal(&col.recs[2], &rc);
+
+    /* replace */
+    rb = mkrec(b, "renamed", 4096);
+    rb.mode = 0600;
+    assert_int_equal(emm_catalog_put(cat, &rb), 0);
+    scan_all(cat, &col);
+    assert_int_equal(col.n, 3);
+    assert_rec_equal(&col.recs[1], &rb);
+
+    /* a name of the full length survives */
+    struct emm_catalog_rec rl = mkrec(a, "", 0);
+    memset(rl.name, 'n', EMM_NAME_MAX);
+    rl.name[EMM_NAME_MAX] = '\0';
+    assert_int_equal(emm_catalog_put(cat, &rl), 0);
+    scan_all(cat, &col);
+    assert_rec_equal(&col.recs[0], &rl);
+    assert_int_equal(strlen(col.recs[0].name), EMM_NAME_MAX);
+
+    /* early stop returns the callback's value */
+    memset(&col, 0, sizeof(col));
+    col.stop_after = 2;
+    assert_int_equal(emm_catalog_scan(cat, collect_fn, &col), 42);
+    assert_int_equal(col.n, 2);
+
+    /* del */
+    assert_int_equal(emm_catalog_del(cat, b), 0);
+    assert_int_equal(emm_catalog_del(cat, b), -ENOENT);
+    assert_int_equal(emm_catalog_del(cat, 999999), -ENOENT);
+    scan_all(cat, &col);
+    assert_int_equal(col.n, 2);
+    assert_true(col.recs[0].id == a);
+    assert_true(col.recs[1].id == c);
+
+    /* ids are not reused, even after a delete */
+    uint64_t d;
+    assert_int_equal(emm_catalog_new_id(cat, &d), 0);
+    assert_true(d > c);
+
+    /* a put with an id never handed out moves new_id past it */
+    struct emm_catalog_rec rx = mkrec(d + 100, "external", 0);
+    assert_int_equal(emm_catalog_put(cat, &rx), 0);
+    uint64_t e;
+    assert_int_equal(emm_catalog_new_id(cat, &e), 0);
+    assert_true(e > d + 100);
+
+    assert_int_equal(emm_catalog_sync(cat), 0);
+    emm_catalog_close(cat);
+}
+
+static void
+test_volatile_basic(void **state)
+{
+    (void)state;
+    basic(NULL);
+}
+
+static void
+test_persistent_basic(void **state)
+{
+    char dir[512];
+    (void)state;
+    basic(fresh_dir("basic", dir, sizeof(dir)));
+}
+
+/* More records than one scan batch, in both variants. */
+static void
+many(const char *dir)
+{
+    struct emm_catalog *cat;
+    enum { N = 300 };
+
+    assert_int_equal(emm_catalog_open(dir, &cat), 0);
+    for (int i = 0; i < N; i++) {
+        uint64_t id;
+        char name[32];
+        assert_int_equal(emm_catalog_new_id(cat, &id), 0);
+        snprintf(name, sizeof(name), "f%d", i);
+        struct emm_catalog_rec r = mkrec(id, name, (uint64_t)i);
+        assert_int_equal(emm_catalog_put(cat, &r), 0);
+    }
+    struct collect col;
+    memset(&col, 0, sizeof(col));
+    assert_int_equal(emm_catalog_scan(cat, collect_fn, &col), 0);
+    assert_int_equal(col.n, N);
+    emm_catalog_close(cat);
+}
+
+static void
+test_volatile_many(void **state)
+{
+    (void)state;
+    many(NULL);
+}
+
+static void
+test_persistent_many(void **state)
+{
+    char dir[512];
+    (void)state;
+    many(fresh_dir("many", dir, sizeof(dir)));
+}
+
+/* A callback that deletes what it sees: scan holds no lock during callbacks. */
+static int
+del_fn(void *arg, const struct emm_catalog_rec *rec)
+{
+    return emm_catalog_del(arg, rec->id);
+}
+
+static void
+delete_in_scan(const char *dir)
+{
+    struct emm_catalog *cat;
+    struct collect col;
+
+    assert_int_equal(emm_catalog_open(dir, &cat), 0);
+    for (int i = 0; i < 100; i++) {
+        uint64_t id;
+        assert_int_equal(emm_catalog_new_id(cat, &id), 0);
+        struct emm_catalog_rec r = mkrec(id, "x", 0);
+        assert_int_equal(emm_catalog_put(cat, &r), 0);
+    }
+    assert_int_equal(emm_catalog_scan(cat, del_fn, cat), 0);
+    scan_all(cat, &col);
+    assert_int_equal(col.n, 0);
+    emm_catalog_close(cat);
+}
+
+static void
+test_delete_in_scan(void **state)
+{
+    char dir[512];
+    (void)state;
+    delete_in_scan(NULL);
+    delete_in_scan(fresh_dir("delscan", dir, sizeof(dir)));
+}
+
+static void
+test_persistent_reopen(void **state)
+{
+    char dir[512];
+    struct emm_catalog *cat;
+    struct collect col;
+    uint64_t a, b, c, d;
+
+    (void)state;
+    fresh_dir("reopen", dir, sizeof(dir));
+    assert_int_equal(emm_catalog_open(dir, &cat), 0);
+    assert_int_equal(emm_catalog_new_id(cat, &a), 0);
+    assert_int_equal(emm_catalog_new_id(cat, &b), 0);
+    assert_int_equal(emm_catalog_new_id(cat, &c), 0);
+    struct emm_catalog_rec ra = mkrec(a, "kept", 10), rb = mkrec(b, "deleted", 20);
+    assert_int_equal(emm_catalog_put(cat, &ra), 0);
+    assert_int_equal(emm_catalog_put(cat, &rb), 0);
+    assert_int_equal(emm_catalog_del(cat, b), 0);
+    /* c was allocated but never put */
+    emm_catalog_close(cat);
+
+    assert_int_equal(emm_catalog_open(dir, &cat), 0);
+    scan_all(cat, &col);
+    assert_int_equal(col.n, 1);
+    assert_rec_equal(&col.recs[0], &ra);
+    assert_int_equal(emm_catalog_new_id(cat, &d), 0);
+    assert_true(d > c); /* neither deleted b nor unused c comes back */
+    emm_catalog_close(cat);
+
+    /* and once more, after only an id was taken */
+    uint64_t e;
+    assert_int_equal(emm_catalog_open(dir, &cat), 0);
+    assert_int_equal(emm_catalog_new_id(cat, &e), 0);
+    assert_true(e > d);
+    emm_catalog_close(cat);
+}
+
+static void
+test_volatile_forgets(void **state)
+{
+    struct emm_catalog *cat;
+    struct collect col;
+    uint64_t id;
+
+    (void)state;
+    assert_int_equal(emm_catalog_open(NULL, &cat), 0);
+    assert_int_equal(emm_catalog_new_id(cat, &id), 0);
+    struct emm_catalog_rec r = mkrec(id, "gone", 0);
+    assert_int_equal(emm_catalog_put(cat, &r), 0);
+    emm_catalog_close(cat);
+    assert_int_equal(emm_catalog_open(NULL, &cat), 0);
+    scan_all(cat, &col);
+    assert_int_equal(col.n, 0);
+    emm_catalog_close(cat);
+}
+
+static void
+test_open_errors(void **state)
+{
+    char path[512];
+    struct emm_catalog *cat = (struct emm_catalog *)1;
+
+    (void)state;
+    snprintf(path, sizeof(path), "%s/plainfile", tmp);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/plainfile/catalog", tmp);
+    assert_int_equal(emm_catalog_open(path, &cat), -ENOTDIR);
+    assert_null(cat);
+    emm_catalog_close(NULL);
+}
+
+/* Threads allocate ids and put records at once: ids stay unique. */
+struct worker {
+    struct emm_catalog *cat;
+    uint64_t ids[50];
+    int rc;
+};
+
+static void *
+worker_main(void *arg)
+{
+    struct worker *w = arg;
+    for (int i = 0; i < 50 && w->rc == 0; i++) {
+        w->rc = emm_catalog_new_id(w->cat, &w->ids[i]);
+        if (w->rc == 0) {
+            struct emm_catalog_rec r = mkrec(w->ids[i], "t", 0);
+            w->rc = emm_catalog_put(w->cat, &r);
+        }
+    }
+    return NULL;
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void
+threads(const char *dir)
+{
+    enum { T = 4 };
+    struct emm_catalog *cat;
+    struct worker w[T];
+    pthread_t th[T];
+    uint64_t all[T * 50];
+
+    assert_int_equal(emm_catalog_open(dir, &cat), 0);
+    for (int i = 0; i < T; i++) {
+        memset(&w[i], 0, sizeof(w[i]));
+        w[i].cat = cat;
+        assert_int_equal(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
+    }
+    for (int i = 0; i < T; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(w[i].rc, 0);
+        memcpy(&all[i * 50], w[i].ids, sizeof(w[i].ids));
+    }
+    qsort(all, T * 50, sizeof(all[0]), cmp_u64);
+    for (int i = 1; i < T * 50; i++)
+        assert_true(all[i] > all[i - 1]);
+    struct collect col;
+    memset(&col, 0, sizeof(col));
+    assert_int_equal(emm_catalog_scan(cat, collect_fn, &col), 0);
+    assert_int_equal(col.n, T * 50);
+    emm_catalog_close(cat);
+}
+
+static void
+test_threads(void **state)
+{
+    char dir[512];
+    (void)state;
+    threads(NULL);
+    threads(fresh_dir("threads", dir, sizeof(dir)));
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_volatile_basic),   cmocka_unit_test(test_persistent_basic),
+        cmocka_unit_test(test_volatile_many),    cmocka_unit_test(test_persistent_many),
+        cmocka_unit_test(test_delete_in_scan),   cmocka_unit_test(test_persistent_reopen),
+        cmocka_unit_test(test_volatile_forgets), cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_threads),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
