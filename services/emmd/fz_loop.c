@@ -163,16 +163,18 @@ fz_unmount(struct emmd_fs *fs)
 {
     if (fs->se == NULL)
         return;
-    if (fs->mounted) {
-        fuse_session_unmount(fs->se);
-        fs->mounted = 0;
-    }
+    /* Stop the loops first (they poll with a timeout), then unmount: unmounting
+     * closes the channel they read. */
     fuse_session_exit(fs->se);
     for (unsigned i = 0; i < fs->nthreads; i++)
         pthread_join(fs->threads[i], NULL);
     free(fs->threads);
     fs->threads = NULL;
     fs->nthreads = 0;
+    if (fs->mounted) {
+        fuse_session_unmount(fs->se);
+        fs->mounted = 0;
+    }
     fz_notifier_stop(fs);
     fuse_session_destroy(fs->se);
     fs->se = NULL;
