@@ -328,6 +328,8 @@ emmd_fs_flush_all(struct emmd_fs *fs)
 void
 emmd_fs_close(struct emmd_fs *fs)
 {
+    /* Persistent objects keep their pages; a volatile backend's vanish with it. */
+    int keep = fs->backend != NULL && (fs->backend->flags & EMM_BACKEND_PERSISTENT);
     for (size_t b = 0; b < EMMD_BUCKETS; b++) {
         struct emmd_node *n = fs->by_id[b];
         while (n != NULL) {
@@ -335,7 +337,7 @@ emmd_fs_close(struct emmd_fs *fs)
             if (n->vm != NULL) {
                 struct emmd_wait w;
                 emmd_wait_init(&w);
-                vm_object_terminate(n->vm, 1, emmd_wait_done, &w);
+                vm_object_terminate(n->vm, keep, emmd_wait_done, &w);
                 emmd_wait(&w);
                 vm_object_unref(n->vm);
             }

@@ -167,6 +167,7 @@ conf_mountpoints() {
         function flush() { if (fs != "") print (mp != "" ? mp : root "/" fs) }
         FNR == 1 && NR != 1 { if (root == "") root = "/run/emm"; sec = ""; fs = "" }
         /^[ \t]*[;#]/ { next }
+        { sub(/[ \t]+[;#].*$/, "") }
         /^[ \t]*\[/ {
             if (NR != FNR) flush()
             fs = ""; mp = ""; sec = $0
@@ -185,6 +186,8 @@ conf_mountpoints() {
 # conf_socket CONF: the control socket named by CONF (default STATE_DIR/emmd.sock).
 conf_socket() {
     awk '
+        /^[ \t]*[;#]/ { next }
+        { sub(/[ \t]+[;#].*$/, "") }
         /^[ \t]*\[/ { s = $0; gsub(/[][ \t]/, "", s); next }
         s == "emmd" && /=/ {
             k = substr($0, 1, index($0, "=") - 1); v = substr($0, index($0, "=") + 1)
@@ -256,7 +259,7 @@ start_emmd_daemon() {
     _register_mounts "$conf"
     EMMD_CONF=$conf
     EMMD_LOG="$WORK/emmd.log"
-    pidf=$(awk '/^[ \t]*pid-file[ \t]*=/ { v = substr($0, index($0, "=") + 1); gsub(/^[ \t]+|[ \t\r]+$/, "", v); print v }' "$conf")
+    pidf=$(awk '/^[ \t]*pid-file[ \t]*=/ { v = substr($0, index($0, "=") + 1); sub(/[ \t]+[;#].*$/, "", v); gsub(/^[ \t]+|[ \t\r]+$/, "", v); print v }' "$conf")
     echo "=== $(date +%T) emmd -c $conf (detached)" >>"$EMMD_LOG"
     timeout $((EMM_START_WAIT / 10)) "$EMMD" -c "$conf" </dev/null >>"$EMMD_LOG" 2>&1 || rc=$?
     if [ $rc != 0 ]; then

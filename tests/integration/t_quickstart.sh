@@ -38,6 +38,8 @@ fi
 
 # The first [fs] section whose backend keeps what is written.
 FS=$(awk '
+    /^[ \t]*[;#]/ { next }
+    { sub(/[ \t]+[;#].*$/, "") }
     /^[ \t]*\[/ { s = $0; sub(/^[ \t]*\[[ \t]*/, "", s); sub(/[ \t]*\].*/, "", s)
                   name = (s ~ /^fs[ \t]/) ? s : ""; sub(/^fs[ \t]+/, "", name); next }
     name != "" && /^[ \t]*backend[ \t]*=/ {
