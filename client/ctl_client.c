@@ -205,6 +205,19 @@ ctl_request(const char *socket_path, int argc, char **argv, char **reply_body,
     if (rc == 0) {
         shutdown(fd, SHUT_WR);
         rc = recv_all(fd, deadline, &reply, &len, error_text);
+    } else if ((rc == -EPIPE || rc == -ECONNRESET) &&
+               recv_all(fd, deadline, &reply, &len, NULL) == 0) {
+        /* The server answered (refused us) before reading the request: its
+         * reply is still queued, and says more than the broken pipe. */
+        if (len > 0) {
+            rc = 0;
+            if (error_text) {
+                free(*error_text);
+                *error_text = NULL;
+            }
+        } else {
+            free(reply);
+        }
     }
     close(fd);
     if (rc < 0)

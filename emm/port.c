@@ -141,13 +141,15 @@ emm_port_destroy(struct emm_port *port)
     emm_port_unref(port);
 }
 
-/* Runs the handler on every queued message, in order, then clears draining. */
+/* Runs the handler on every queued message, in order, then clears draining.
+ * A held port keeps draining set: emm_port_resume (or the drainer, if resume
+ * came while it was still in the handler) carries on. */
 static void
 port_drain(struct emm_port *port)
 {
+    pthread_mutex_lock(&port->lock);
     for (;;) {
-        pthread_mutex_lock(&port->lock);
-        if (port->held) { /* resumed later by emm_port_resume; stay draining */
+        if (port->held) {
             pthread_mutex_unlock(&port->lock);
             return;
         }
@@ -160,9 +162,12 @@ port_drain(struct emm_port *port)
         port->head = m->next;
         if (port->head == NULL)
             port->tail = NULL;
+        port->in_handler = 1;
         pthread_mutex_unlock(&port->lock);
         m->next = NULL;
         port->handler(port, m);
+        pthread_mutex_lock(&port->lock);
+        port->in_handler = 0;
     }
 }
 
@@ -179,9 +184,14 @@ emm_port_hold(struct emm_port *port)
 void
 emm_port_resume(struct emm_port *port)
 {
-    emm_port_ref(port);
     pthread_mutex_lock(&port->lock);
     port->held = 0;
+    if (port->in_handler) {
+        /* The holding handler has not returned yet: its drainer goes on. */
+        pthread_mutex_unlock(&port->lock);
+        return;
+    }
+    emm_port_ref(port);
     if (port->set != NULL && !port->dead) {
         port->draining = 0;
         port->queued = 1;

@@ -39,6 +39,7 @@ struct emm_port {
     int draining;               /* a thread is running the handler */
     int queued;                 /* on its set's ready list */
     int held;                   /* a handler finishes later: hold the queue */
+    int in_handler;             /* the drainer is inside the handler now */
     struct emm_portset *set;
     struct emm_port *ready_next;
     emm_port_handler_fn handler;

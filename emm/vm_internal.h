@@ -80,6 +80,7 @@ struct vm_kernel {
     pthread_mutex_t kick_lock;
     pthread_cond_t kick_cond;
     struct vm_object *kick_head;
+    atomic_int kicks_pending; /* kick_head != NULL, readable without kick_lock */
 };
 
 /* vm_object.c */

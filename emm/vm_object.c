@@ -81,6 +81,20 @@ page_insert(struct vm_object *obj, struct vm_page *p, uint64_t idx, int state)
         table_grow(obj);
 }
 
+/* Changes DIRTY/NEW flags keeping the counters true: ndirty counts dirty pages,
+ * nnew dirty pages the pager has no copy of (st_blocks). */
+static void
+page_flags(struct vm_object *obj, struct vm_page *p, uint16_t set, uint16_t clear)
+{
+    int was_dirty = (p->flags & VM_PG_DIRTY) != 0;
+    int was_new = was_dirty && (p->flags & VM_PG_NEW);
+    p->flags = (uint16_t)((p->flags | set) & ~clear);
+    int dirty = (p->flags & VM_PG_DIRTY) != 0;
+    int is_new = dirty && (p->flags & VM_PG_NEW);
+    obj->ndirty += (uint64_t)(int64_t)(dirty - was_dirty);
+    obj->nnew += (uint64_t)(int64_t)(is_new - was_new);
+}
+
 /* Unlinks p from the table and returns its frame to the pool. */
 void
 vm_obj_remove_page(struct vm_object *obj, struct vm_page *p)
@@ -92,50 +106,24 @@ vm_obj_remove_page(struct vm_object *obj, struct vm_page *p)
     obj->nresident--;
     if (p->state == VM_PAGE_ABSENT)
         obj->nabsent--;
-    if (p->flags & VM_PG_DIRTY)
-        obj->ndirty--;
-    if (p->flags & VM_PG_NEW)
-        obj->nnew--;
+    page_flags(obj, p, 0, VM_PG_DIRTY | VM_PG_NEW);
     p->flags = 0;
     vm_pool_free(&obj->kernel->pool, p);
 }
 
-static void
-page_set_dirty(struct vm_object *obj, struct vm_page *p)
-{
-    if (!(p->flags & VM_PG_DIRTY)) {
-        p->flags |= VM_PG_DIRTY;
-        obj->ndirty++;
-    }
-}
-
-static void
-page_set_new(struct vm_object *obj, struct vm_page *p, int is_new)
-{
-    if (is_new && !(p->flags & VM_PG_NEW)) {
-        p->flags |= VM_PG_NEW;
-        obj->nnew++;
-    } else if (!is_new && (p->flags & VM_PG_NEW)) {
-        p->flags &= ~VM_PG_NEW;
-        obj->nnew--;
-    }
-}
-
-/* Drops a page now, or when its last reply unwires it. */
+/* Drops a page now, or when its last reply unwires it. A page still being paged
+ * in is marked: the stale data the pager sends for it is replaced by zeros. */
 static void
 page_discard(struct vm_object *obj, struct vm_page *p)
 {
-    if (p->state == VM_PAGE_LAUNDRY || p->wire > 0) {
-        if (p->flags & VM_PG_DIRTY) {
-            p->flags &= ~VM_PG_DIRTY;
-            obj->ndirty--;
-        }
-        p->flags |= VM_PG_EVICT;
-        p->flags &= ~VM_PG_REDIRTY;
+    if (p->state == VM_PAGE_ABSENT) {
+        p->flags |= VM_PG_DISCARDED;
         return;
     }
-    if (p->state == VM_PAGE_ABSENT)
-        return; /* the pager's reply finds it; freed then if unwanted */
+    if (p->state == VM_PAGE_LAUNDRY || p->wire > 0) {
+        page_flags(obj, p, VM_PG_EVICT, VM_PG_DIRTY | VM_PG_REDIRTY);
+        return;
+    }
     vm_obj_remove_page(obj, p);
 }
 
@@ -484,15 +472,14 @@ write_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
             p = frames[used++];
             page_insert(obj, p, idx, VM_PAGE_PRESENT);
             int has = k->up.pager_has_page ? k->up.pager_has_page(obj->owner, idx) : 0;
-            page_set_new(obj, p, !has);
+            page_flags(obj, p, has ? 0 : VM_PG_NEW, 0);
         }
         uint64_t pstart = idx * VM_PS;
         uint64_t from = io->off > pstart ? io->off : pstart;
         uint64_t to = end < pstart + VM_PS ? end : pstart + VM_PS;
         memcpy((char *)p->frame + (from - pstart), (const char *)io->buf + (from - io->off),
                to - from);
-        page_set_dirty(obj, p);
-        p->flags |= VM_PG_REFERENCED;
+        page_flags(obj, p, VM_PG_DIRTY | VM_PG_REFERENCED, 0);
         vm_pool_enqueue(&k->pool, p);
     }
     return 1;
@@ -641,11 +628,8 @@ page_return_released(struct emm_msg *msg, int status)
     p->state = VM_PAGE_PRESENT;
     obj->nlaundry--;
     if (status == 0) {
-        if (!(p->flags & VM_PG_REDIRTY) && (p->flags & VM_PG_DIRTY)) {
-            p->flags &= ~VM_PG_DIRTY;
-            obj->ndirty--;
-        }
-        page_set_new(obj, p, 0);
+        if (!(p->flags & VM_PG_REDIRTY))
+            page_flags(obj, p, 0, VM_PG_DIRTY | VM_PG_NEW);
     } else {
         atomic_fetch_add(&k->stats.return_errors, 1);
         p->flags &= ~VM_PG_EVICT;
@@ -978,16 +962,19 @@ handle_supply(struct vm_object *obj, struct emm_msg *msg, int zero, struct vm_ba
             present++; /* KERN_MEMORY_PRESENT: keep ours */
             continue;
         }
-        if (zero)
+        /* Discarded while on its way (punch, truncate): the pager's data is stale. */
+        int hole = zero || (p->flags & VM_PG_DISCARDED);
+        if (hole)
             memset(p->frame, 0, VM_PS);
         else
             memcpy(p->frame, (const char *)msg->data + i * VM_PS, VM_PS);
         p->state = VM_PAGE_PRESENT;
         obj->nabsent--;
-        p->lock_value = zero ? 0 : msg->access & VM_PROT_ALL;
-        if (!zero && (msg->flags & MO_F_PRECIOUS))
+        p->lock_value = hole ? 0 : msg->access & VM_PROT_ALL;
+        p->flags &= ~VM_PG_DISCARDED;
+        if (!hole && (msg->flags & MO_F_PRECIOUS))
             p->flags |= VM_PG_PRECIOUS;
-        page_set_new(obj, p, zero);
+        page_flags(obj, p, hole ? VM_PG_NEW : 0, hole ? 0 : VM_PG_NEW);
         vm_pool_enqueue(&k->pool, p);
     }
     if (!zero && msg->reply != NULL) {

@@ -30,6 +30,7 @@ vm_kernel_kick(struct vm_kernel *k, struct vm_object *obj)
         vm_object_ref(obj);
         obj->kick_next = k->kick_head;
         k->kick_head = obj;
+        atomic_store(&k->kicks_pending, 1);
     }
     pthread_mutex_unlock(&k->kick_lock);
     /* Frames come from the daemon: make sure it runs. */
@@ -58,6 +59,7 @@ worker_main(void *arg)
         }
         struct vm_object *list = k->kick_head;
         k->kick_head = NULL;
+        atomic_store(&k->kicks_pending, 0);
         pthread_mutex_unlock(&k->kick_lock);
         while (list != NULL) {
             struct vm_object *obj = list;
@@ -145,7 +147,7 @@ pageout_main(void *arg)
     pthread_mutex_lock(&pool->lock);
     while (!atomic_load(&k->stopping)) {
         uint64_t in_flight = atomic_load(&k->laundry);
-        int starved = k->kick_head != NULL;
+        int starved = atomic_load(&k->kicks_pending);
         if ((pool->nfree >= pool->free_target && !starved) || in_flight >= k->laundry_max ||
             pool->nqueued == 0) {
             struct timespec ts;
@@ -156,7 +158,7 @@ pageout_main(void *arg)
                 ts.tv_nsec -= 1000000000;
             }
             pthread_cond_timedwait(&pool->wake, &pool->lock, &ts);
-            if (pool->nfree > 0 && k->kick_head != NULL) {
+            if (pool->nfree > 0 && atomic_load(&k->kicks_pending)) {
                 pthread_mutex_unlock(&pool->lock);
                 pthread_mutex_lock(&k->kick_lock);
                 pthread_cond_signal(&k->kick_cond);

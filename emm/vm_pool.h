@@ -31,6 +31,7 @@ enum vm_page_state {
 #define VM_PG_PRECIOUS   (1u << 3) /* must be returned even when clean */
 #define VM_PG_EVICT      (1u << 4) /* laundered for eviction: free when released */
 #define VM_PG_REDIRTY    (1u << 5) /* written while in laundry: stays dirty */
+#define VM_PG_DISCARDED  (1u << 6) /* discarded while absent: fill with zeros */
 
 enum vm_queue { VM_Q_NONE = 0, VM_Q_FREE, VM_Q_INACTIVE };
 

@@ -224,7 +224,10 @@ serve(struct ctl_server *s, int fd)
     if (cr.uid != 0 && cr.uid != s->euid) {
         emm_warn("ctl: pid %d uid %u refused: permission denied (only root or uid %u)",
                  (int)cr.pid, (unsigned)cr.uid, (unsigned)s->euid);
-        send_error(s, &p, "permission denied");
+        /* Take the request (never decoded) before answering, so the peer's
+         * send does not fail with EPIPE before it can read why. */
+        if (read_request(s, &p, buf, &len) != -ECANCELED)
+            send_error(s, &p, "permission denied");
         return;
     }
     rc = read_request(s, &p, buf, &len);

@@ -84,6 +84,7 @@ void emmd_node_forget(struct emmd_fs *fs, struct emmd_node *n, uint64_t count);
 int emmd_node_vm(struct emmd_fs *fs, struct emmd_node *n, struct vm_object **out); /* ref'd */
 void emmd_node_save(struct emmd_fs *fs, struct emmd_node *n); /* persist rec if dirty */
 void emmd_node_stat(struct emmd_fs *fs, struct emmd_node *n, struct stat *st);
+int emmd_pager_has_page(void *owner, uint64_t index);
 static inline fuse_ino_t emmd_ino(const struct emmd_node *n) { return n->rec.id + 1; }
 
 /* fz_ops.c / fz_loop.c / fz_notify.c: the FUSE front end */

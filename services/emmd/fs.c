@@ -391,3 +391,12 @@ emmd_wait(struct emmd_wait *w)
     pthread_mutex_destroy(&w->lock);
     return err;
 }
+
+/* The vm layer's pager_has_page upcall (st_blocks): owner is the node. Called
+ * under the object lock; backend locks are leaves. */
+int
+emmd_pager_has_page(void *owner, uint64_t index)
+{
+    struct emmd_node *n = owner;
+    return pgr_std_has_page(n->fs->pager, n->rec.id, index);
+}

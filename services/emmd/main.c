@@ -194,7 +194,7 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     d.start_time = time(NULL);
 
-    struct vm_upcalls up = {.invalidate = fz_invalidate, .pager_has_page = NULL};
+    struct vm_upcalls up = {.invalidate = fz_invalidate, .pager_has_page = emmd_pager_has_page};
     struct ctl_server *ctl = NULL;
     rc = vm_kernel_create(d.cfg->resident_limit, &up, &d.kernel);
     if (rc < 0) {

@@ -18,7 +18,7 @@ bad() {
         echo "mount-root = $MNT"
         echo "control-socket = $SOCK"
         echo "pid-file = $PIDFILE"
-        echo "log-level = debug"
+        echo "; line 6"
         cat
     } >"$f"
     rc=0

@@ -45,7 +45,7 @@ for k in pid filesystems resident_limit_bytes resident_pages dirty_pages free_pa
     case "$v" in *[!0-9]* | '') fail "emmctl info: $k is '$v', not a number" ;; esac
 done
 # lines are "# Section", "key:value" or blank
-bad=$(printf '%s\n' "$out" | grep -Ev '^(# [A-Z][A-Za-z]*|[a-z0-9_]+:.*|)$' || true)
+bad=$(printf '%s\n' "$out" | grep -Ev '^(# [A-Z][A-Za-z]*|[A-Za-z0-9_.-]+:.*|)$' || true)
 [ -z "$bad" ] || fail "emmctl info: lines that are neither '# Section' nor 'key:value': $bad"
 
 assert_eq "$(info_get pid)" "$EMMD_PID" "info pid"

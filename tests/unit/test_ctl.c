@@ -549,28 +549,54 @@ test_permission_denied(void **state)
     pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        char reply[256] = "";
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        size_t len = 0;
-        ssize_t n;
-        int fd;
+        char *ping[] = {"ping"}, *body = NULL, *err = NULL;
+        int rc;
 
         if (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
             _exit(3);
-        strcpy(sa.sun_path, f->path);
-        fd = socket(AF_UNIX, SOCK_STREAM, 0);
-        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
-            _exit(4);
-        if (send(fd, "ping\n", 5, MSG_NOSIGNAL) != 5)
-            _exit(5);
-        while ((n = recv(fd, reply + len, sizeof reply - 1 - len, 0)) > 0)
-            len += (size_t)n;
-        reply[len] = '\0';
-        _exit(strcmp(reply, "error: permission denied\n") == 0 ? 0 : 6);
+        rc = ctl_request(f->path, 1, ping, &body, &err);
+        _exit(rc == -EREMOTEIO && err && strcmp(err, "permission denied") == 0 ? 0 : 4);
     }
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* A server that answers before reading: the client must still show its reply. */
+static void *
+rude_server(void *arg)
+{
+    int lfd = *(int *)arg, c = accept(lfd, NULL, NULL);
+
+    if (c >= 0) {
+        if (send(c, "error: go away\n", 15, MSG_NOSIGNAL) != 15)
+            abort();
+        close(c);
+    }
+    return NULL;
+}
+
+static void
+test_early_reply(void **state)
+{
+    struct fixture *f = *state;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    char *ping[] = {"ping"}, *body, *err;
+    pthread_t t;
+    int lfd, i;
+
+    strcpy(sa.sun_path, f->path);
+    lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(lfd, 4), 0);
+    for (i = 0; i < 20; i++) {
+        assert_int_equal(pthread_create(&t, NULL, rude_server, &lfd), 0);
+        assert_int_equal(ctl_request(f->path, 1, ping, &body, &err), -EREMOTEIO);
+        assert_string_equal(err, "go away");
+        free(err);
+        pthread_join(t, NULL);
+    }
+    close(lfd);
 }
 
 static void
@@ -613,6 +639,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_not_a_socket, setup, teardown),
         cmocka_unit_test_setup_teardown(test_silent_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_permission_denied, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_early_reply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_errors, setup, teardown),
     };
 

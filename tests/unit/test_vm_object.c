@@ -1,0 +1,1255 @@
+/*
+ * test_vm_object.c - the kernel side of memory objects, driven by a fake pager
+ * written here: a port whose handler records every kernel -> pager message
+ * (id, offset, length, flags, access, arg) for the test to inspect, while the
+ * test plays the pager by sending pager -> kernel messages to the control port
+ * it got in memory_object_init. In "auto" mode the fake pager answers
+ * data_request from a test-side store and takes data_return at once, so the
+ * pageout daemon can launder to it.
+ *
+ * Each test has its own kernel (1 MiB pool = 256 frames), fake pager and object.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <emm/backend.h>
+
+#include "vm_internal.h"
+
+#define PS ((uint64_t)EMM_PAGE_SIZE)
+#define MIB (1024ull * 1024)
+#define WAIT_MS 10000
+
+/* ---- the fake pager ---------------------------------------------------- */
+
+struct frec {
+    uint32_t id;
+    uint64_t off, len;
+    uint32_t flags, access;
+    int32_t arg;
+    int on_reply;    /* arrived on the reply port (lock_completed) */
+    uint64_t word0;  /* data_return: first 8 bytes of the data */
+};
+
+struct fpager {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct frec *recs;
+    int n, cap;
+    struct emm_port *port;  /* memory object port (receive right) */
+    struct emm_port *reply; /* reply port for lock_request */
+    struct emm_port *control, *name; /* send rights from init */
+    int auto_mode;          /* answer data_request from the store */
+    int keep_returns;       /* keep data_return messages for the test to release */
+    int return_status;      /* status data_returns are released with */
+    struct emm_msg *pending[1024];
+    int npending;
+    uint8_t *store;
+    uint8_t *has;
+    uint64_t store_pages;
+    int terminated;
+    /* invalidate upcalls */
+    int ninval;
+    uint64_t inval_off, inval_len;
+};
+
+static void
+data_release(struct emm_msg *m, int status)
+{
+    (void)status;
+    free(m->data);
+    free(m);
+}
+
+/* Sends a pager -> kernel message to the control port. data (len bytes) is copied. */
+static int
+fp_send_full(struct fpager *fp, uint32_t id, uint64_t off, uint64_t len, int32_t arg,
+             uint32_t access, uint32_t flags, const void *data, struct emm_port *reply)
+{
+    struct emm_msg *m = emm_msg_new(id, off, len);
+    if (m == NULL)
+        return -ENOMEM;
+    m->arg = arg;
+    m->access = access;
+    m->flags = flags;
+    m->reply = reply;
+    if (data != NULL) {
+        m->data = malloc(len);
+        memcpy(m->data, data, len);
+        m->release = data_release;
+    }
+    int rc = emm_port_send(fp->control, m);
+    if (rc < 0)
+        emm_msg_release(m, rc);
+    return rc;
+}
+
+static int
+fp_send(struct fpager *fp, uint32_t id, uint64_t off, uint64_t len, int32_t arg)
+{
+    return fp_send_full(fp, id, off, len, arg, 0, 0, NULL, NULL);
+}
+
+/* Answers a data_request from the store, one message per run (auto mode). */
+static void
+fp_answer(struct fpager *fp, uint64_t off, uint64_t len)
+{
+    uint64_t first = off / PS, n = len / PS, i = 0;
+    while (i < n) {
+        pthread_mutex_lock(&fp->lock);
+        int has = first + i < fp->store_pages && fp->has[first + i];
+        uint64_t j = i;
+        while (j < n && (first + j < fp->store_pages && fp->has[first + j]) == has)
+            j++;
+        void *buf = NULL;
+        if (has) {
+            buf = malloc((j - i) * PS);
+            memcpy(buf, fp->store + (first + i) * PS, (j - i) * PS);
+        }
+        pthread_mutex_unlock(&fp->lock);
+        struct emm_msg *m =
+            emm_msg_new(has ? MO_DATA_SUPPLY : MO_DATA_UNAVAILABLE, (first + i) * PS, (j - i) * PS);
+        if (has) {
+            m->data = buf;
+            m->release = data_release;
+        }
+        if (emm_port_send(fp->control, m) < 0)
+            emm_msg_release(m, -EPIPE);
+        i = j;
+    }
+}
+
+static void
+fp_handler(struct emm_port *port, struct emm_msg *msg)
+{
+    struct fpager *fp = port->context;
+    int keep = 0, answer = 0, status;
+    pthread_mutex_lock(&fp->lock);
+    if (fp->n == fp->cap) {
+        fp->cap = fp->cap ? fp->cap * 2 : 256;
+        fp->recs = realloc(fp->recs, (size_t)fp->cap * sizeof(*fp->recs));
+    }
+    struct frec *r = &fp->recs[fp->n++];
+    memset(r, 0, sizeof(*r));
+    r->id = msg->id;
+    r->off = msg->offset;
+    r->len = msg->length;
+    r->flags = msg->flags;
+    r->access = msg->access;
+    r->arg = msg->arg;
+    r->on_reply = port == fp->reply;
+    switch (msg->id) {
+    case MO_INIT:
+        fp->control = emm_port_ref(msg->control);
+        fp->name = emm_port_ref(msg->name);
+        break;
+    case MO_DATA_RETURN:
+        memcpy(&r->word0, msg->data, sizeof(r->word0));
+        for (uint64_t i = 0; i < msg->length / PS; i++) {
+            uint64_t idx = msg->offset / PS + i;
+            if (idx < fp->store_pages && fp->return_status == 0) {
+                memcpy(fp->store + idx * PS, (char *)msg->data + i * PS, PS);
+                fp->has[idx] = 1;
+            }
+        }
+        if (fp->keep_returns && fp->npending < 1024) {
+            fp->pending[fp->npending++] = msg;
+            keep = 1;
+        }
+        break;
+    case MO_DATA_REQUEST:
+        answer = fp->auto_mode;
+        break;
+    case MO_TERMINATE:
+        fp->terminated = 1;
+        break;
+    default:
+        break;
+    }
+    status = msg->id == MO_DATA_RETURN ? fp->return_status : 0;
+    uint64_t off = msg->offset, len = msg->length;
+    pthread_cond_broadcast(&fp->cond);
+    pthread_mutex_unlock(&fp->lock);
+    if (!keep)
+        emm_msg_release(msg, status);
+    if (answer)
+        fp_answer(fp, off, len);
+}
+
+/* Releases the data_returns kept so far with status. */
+static int
+fp_release_pending(struct fpager *fp, int status)
+{
+    pthread_mutex_lock(&fp->lock);
+    int n = fp->npending;
+    struct emm_msg *list[1024];
+    memcpy(list, fp->pending, (size_t)n * sizeof(list[0]));
+    fp->npending = 0;
+    pthread_mutex_unlock(&fp->lock);
+    for (int i = 0; i < n; i++)
+        emm_msg_release(list[i], status);
+    return n;
+}
+
+static int
+fp_count(struct fpager *fp, uint32_t id)
+{
+    pthread_mutex_lock(&fp->lock);
+    int c = 0;
+    for (int i = 0; i < fp->n; i++)
+        c += fp->recs[i].id == id;
+    pthread_mutex_unlock(&fp->lock);
+    return c;
+}
+
+static int
+fp_nrecs(struct fpager *fp)
+{
+    pthread_mutex_lock(&fp->lock);
+    int n = fp->n;
+    pthread_mutex_unlock(&fp->lock);
+    return n;
+}
+
+static struct frec
+fp_rec(struct fpager *fp, int i)
+{
+    pthread_mutex_lock(&fp->lock);
+    struct frec r = fp->recs[i];
+    pthread_mutex_unlock(&fp->lock);
+    return r;
+}
+
+static void
+deadline(struct timespec *ts, int ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000;
+    if (ts->tv_nsec >= 1000000000) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000;
+    }
+}
+
+/* ---- upcalls ----------------------------------------------------------- */
+
+static void
+up_invalidate(void *owner, uint64_t off, uint64_t len, void (*done)(void *arg), void *arg)
+{
+    struct fpager *fp = owner;
+    pthread_mutex_lock(&fp->lock);
+    fp->ninval++;
+    fp->inval_off = off;
+    fp->inval_len = len;
+    pthread_mutex_unlock(&fp->lock);
+    done(arg);
+}
+
+static const struct vm_upcalls test_up = {.invalidate = up_invalidate};
+
+/* ---- completions -------------------------------------------------------- */
+
+struct comp {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done, err;
+    uint8_t *buf;
+    uint64_t cap, got;
+    int iovcnt;
+};
+
+static struct comp *
+comp_new(uint64_t cap)
+{
+    struct comp *c = calloc(1, sizeof(*c));
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->cond, NULL);
+    c->cap = cap;
+    c->buf = calloc(1, cap ? cap : 1);
+    c->err = -1;
+    return c;
+}
+
+static void
+comp_free(struct comp *c)
+{
+    free(c->buf);
+    pthread_cond_destroy(&c->cond);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+static void
+read_cb(void *arg, int err, const struct iovec *iov, int iovcnt)
+{
+    struct comp *c = arg;
+    pthread_mutex_lock(&c->lock);
+    c->err = err;
+    c->iovcnt = iovcnt;
+    for (int i = 0; i < iovcnt; i++) {
+        uint64_t take = iov[i].iov_len;
+        if (c->got + take > c->cap)
+            take = c->cap - c->got;
+        memcpy(c->buf + c->got, iov[i].iov_base, take);
+        c->got += iov[i].iov_len;
+    }
+    c->done++;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void
+done_cb(void *arg, int err)
+{
+    struct comp *c = arg;
+    pthread_mutex_lock(&c->lock);
+    c->err = err;
+    c->done++;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+}
+
+static int
+comp_wait(struct comp *c, int ms)
+{
+    struct timespec ts;
+    deadline(&ts, ms);
+    pthread_mutex_lock(&c->lock);
+    while (!c->done && pthread_cond_timedwait(&c->cond, &c->lock, &ts) == 0)
+        ;
+    int d = c->done;
+    pthread_mutex_unlock(&c->lock);
+    return d;
+}
+
+static int
+comp_done(struct comp *c)
+{
+    pthread_mutex_lock(&c->lock);
+    int d = c->done;
+    pthread_mutex_unlock(&c->lock);
+    return d;
+}
+
+/* ---- fixture ----------------------------------------------------------- */
+
+struct fx {
+    struct vm_kernel *k;
+    struct fpager fp;
+    struct vm_object *obj;
+    int gone; /* terminated by the test */
+};
+
+static struct fx *
+fx_new(uint64_t size_bytes, uint64_t store_pages)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    pthread_mutex_init(&f->fp.lock, NULL);
+    pthread_cond_init(&f->fp.cond, NULL);
+    f->fp.store_pages = store_pages;
+    f->fp.store = calloc(store_pages ? store_pages : 1, PS);
+    f->fp.has = calloc(store_pages ? store_pages : 1, 1);
+    assert_int_equal(emm_port_create("fake-pager", fp_handler, &f->fp, NULL, &f->fp.port), 0);
+    assert_int_equal(emm_port_create("fake-reply", fp_handler, &f->fp, NULL, &f->fp.reply), 0);
+    assert_int_equal(vm_kernel_create(MIB, &test_up, &f->k), 0);
+    assert_int_equal(vm_object_create(f->k, 1, size_bytes, emm_port_ref(f->fp.port), &f->fp,
+                                      &f->obj),
+                     0);
+    return f;
+}
+
+static int
+setup(void **state)
+{
+    *state = fx_new(64 * PS, 64);
+    return 0;
+}
+
+static void
+fx_ready(struct fx *f)
+{
+    assert_int_equal(fp_send(&f->fp, MO_READY, 0, 0, MO_COPY_DELAY), 0);
+}
+
+static int
+teardown(void **state)
+{
+    struct fx *f = *state;
+    f->fp.keep_returns = 0;
+    fp_release_pending(&f->fp, 0);
+    if (!f->gone) {
+        struct comp *c = comp_new(0);
+        vm_object_terminate(f->obj, 0, done_cb, c);
+        comp_wait(c, WAIT_MS);
+        comp_free(c);
+    }
+    /* Laundry still in flight holds object references: let it come back. */
+    for (int i = 0; i < 5000 && vm_kernel_laundry(f->k) > 0; i++)
+        usleep(1000);
+    fp_release_pending(&f->fp, 0);
+    vm_object_unref(f->obj);
+    vm_kernel_destroy(f->k);
+    if (f->fp.control)
+        emm_port_unref(f->fp.control);
+    if (f->fp.name)
+        emm_port_unref(f->fp.name);
+    emm_port_destroy(f->fp.port);
+    emm_port_destroy(f->fp.reply);
+    free(f->fp.recs);
+    free(f->fp.store);
+    free(f->fp.has);
+    pthread_cond_destroy(&f->fp.cond);
+    pthread_mutex_destroy(&f->fp.lock);
+    free(f);
+    return 0;
+}
+
+static void
+fill(uint8_t *buf, uint64_t len, uint8_t seed)
+{
+    for (uint64_t i = 0; i < len; i++)
+        buf[i] = (uint8_t)(seed + i * 7 + (i >> 12) * 13);
+}
+
+/* Reads [off, off+len) and waits; returns the completion (caller frees). */
+static struct comp *
+read_sync(struct fx *f, uint64_t off, uint64_t len)
+{
+    struct comp *c = comp_new(len);
+    vm_object_read(f->obj, off, len, read_cb, c);
+    assert_true(comp_wait(c, WAIT_MS));
+    return c;
+}
+
+static void
+write_sync(struct fx *f, uint64_t off, const void *buf, uint64_t len)
+{
+    struct comp *c = comp_new(0);
+    vm_object_write(f->obj, off, buf, len, done_cb, c);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, 0);
+    comp_free(c);
+}
+
+/* Supplies len bytes at off with fill(seed). */
+static void
+supply(struct fx *f, uint64_t off, uint64_t len, uint8_t seed)
+{
+    uint8_t *d = malloc(len);
+    fill(d, len, seed);
+    assert_int_equal(fp_send_full(&f->fp, MO_DATA_SUPPLY, off, len, 0, VM_PROT_NONE, 0, d, NULL),
+                     0);
+    free(d);
+}
+
+/* ---- tests -------------------------------------------------------------- */
+
+static void
+test_init_sent_on_create(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(fp_nrecs(&f->fp), 1);
+    struct frec r = fp_rec(&f->fp, 0);
+    assert_int_equal(r.id, MO_INIT);
+    assert_int_equal(r.arg, (int32_t)PS);
+    assert_non_null(f->fp.control);
+    assert_non_null(f->fp.name);
+    assert_ptr_not_equal(f->fp.control, f->fp.name);
+    struct vm_object_info info;
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.state, VM_OBJ_INIT);
+    fx_ready(f);
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.state, VM_OBJ_READY);
+}
+
+static void
+test_read_waits_for_ready(void **state)
+{
+    struct fx *f = *state;
+    struct comp *c = comp_new(PS);
+    vm_object_read(f->obj, 0, PS, read_cb, c);
+    usleep(20000);
+    assert_false(comp_done(c));
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), 0);
+    fx_ready(f);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), 1);
+    struct frec r = fp_rec(&f->fp, 1);
+    assert_int_equal(r.id, MO_DATA_REQUEST);
+    assert_int_equal(r.off, 0);
+    assert_int_equal(r.len, PS);
+    assert_true(r.access & VM_PROT_READ);
+    assert_false(comp_done(c));
+    supply(f, 0, PS, 3);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, 0);
+    assert_int_equal(c->got, PS);
+    uint8_t want[PS];
+    fill(want, PS, 3);
+    assert_memory_equal(c->buf, want, PS);
+    comp_free(c);
+}
+
+static void
+test_read_run_one_request(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    struct comp *c = comp_new(5 * PS);
+    vm_object_read(f->obj, 2 * PS, 5 * PS, read_cb, c);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), 1);
+    struct frec r = fp_rec(&f->fp, fp_nrecs(&f->fp) - 1);
+    assert_int_equal(r.id, MO_DATA_REQUEST);
+    assert_int_equal(r.off, 2 * PS);
+    assert_int_equal(r.len, 5 * PS);
+    struct vm_object_info info;
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.absent, 5);
+    assert_false(comp_done(c));
+    /* Supplied in two parts: the read completes only after both. */
+    supply(f, 2 * PS, 2 * PS, 9);
+    assert_false(comp_done(c));
+    uint8_t *d = malloc(5 * PS);
+    fill(d, 5 * PS, 9);
+    assert_int_equal(fp_send_full(&f->fp, MO_DATA_SUPPLY, 4 * PS, 3 * PS, 0, 0, 0, d + 2 * PS, NULL),
+                     0);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, 0);
+    assert_int_equal(c->got, 5 * PS);
+    assert_memory_equal(c->buf, d, 5 * PS);
+    comp_free(c);
+    /* Resident now: an unaligned read across pages asks for nothing. */
+    c = read_sync(f, 2 * PS + 100, 2 * PS);
+    assert_int_equal(c->err, 0);
+    assert_int_equal(c->got, 2 * PS);
+    assert_memory_equal(c->buf, d + 100, 2 * PS);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), 1);
+    comp_free(c);
+    free(d);
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.resident, 5);
+    assert_int_equal(info.absent, 0);
+    assert_int_equal(info.dirty, 0);
+}
+
+static void
+test_data_unavailable_zeros(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    /* Dirty a frame with non-zero data, then flush it so it is reused. */
+    struct comp *c = comp_new(PS);
+    vm_object_read(f->obj, 0, PS, read_cb, c);
+    supply(f, 0, PS, 0x55);
+    assert_true(comp_wait(c, WAIT_MS));
+    comp_free(c);
+    assert_int_equal(fp_send_full(&f->fp, MO_LOCK_REQUEST, 0, PS, MO_RETURN_NONE,
+                                  VM_PROT_NO_CHANGE, MO_F_FLUSH, NULL, NULL),
+                     0);
+    struct vm_object_info info;
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.resident, 0);
+    c = comp_new(PS);
+    vm_object_read(f->obj, PS, PS, read_cb, c);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), 2);
+    assert_int_equal(fp_send(&f->fp, MO_DATA_UNAVAILABLE, PS, PS, 0), 0);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, 0);
+    assert_int_equal(c->got, PS);
+    static const uint8_t zero[PS];
+    assert_memory_equal(c->buf, zero, PS);
+    comp_free(c);
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.new_pages, 0); /* a clean hole occupies nothing */
+    /* Written, it is a page the pager has no copy of yet: st_blocks counts it. */
+    c = comp_new(0);
+    static const uint8_t one[16] = {1};
+    vm_object_write(f->obj, PS, one, sizeof(one), done_cb, c);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, 0);
+    comp_free(c);
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.new_pages, 1);
+    assert_int_equal(info.dirty, 1);
+}
+
+static void
+test_data_error(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    struct comp *c = comp_new(PS);
+    vm_object_read(f->obj, 3 * PS, PS, read_cb, c);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), 1);
+    assert_int_equal(fp_send(&f->fp, MO_DATA_ERROR, 3 * PS, PS, ENOSPC), 0);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, ENOSPC);
+    comp_free(c);
+    struct vm_object_info info;
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.resident, 0);
+    assert_int_equal(info.absent, 0);
+    /* Only the waiting read failed: a later read asks again. */
+    c = comp_new(PS);
+    vm_object_read(f->obj, 3 * PS, PS, read_cb, c);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), 2);
+    supply(f, 3 * PS, PS, 1);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, 0);
+    comp_free(c);
+}
+
+static int
+setup_odd_size(void **state)
+{
+    *state = fx_new(10 * PS + 100, 16);
+    return 0;
+}
+
+static void
+test_read_clipped_at_size(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    struct comp *c = comp_new(2 * PS);
+    vm_object_read(f->obj, 10 * PS, 2 * PS, read_cb, c);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), 1);
+    struct frec r = fp_rec(&f->fp, fp_nrecs(&f->fp) - 1);
+    assert_int_equal(r.off, 10 * PS);
+    assert_int_equal(r.len, PS); /* only the page holding the last bytes */
+    supply(f, 10 * PS, PS, 4);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, 0);
+    assert_int_equal(c->got, 100);
+    uint8_t want[100];
+    fill(want, 100, 4);
+    assert_memory_equal(c->buf, want, 100);
+    comp_free(c);
+    /* At and past EOF: 0 bytes at once, nothing asked. */
+    c = read_sync(f, 10 * PS + 100, 10);
+    assert_int_equal(c->err, 0);
+    assert_int_equal(c->got, 0);
+    comp_free(c);
+    c = read_sync(f, 20 * PS, PS);
+    assert_int_equal(c->err, 0);
+    assert_int_equal(c->got, 0);
+    comp_free(c);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), 1);
+}
+
+static void
+test_write_full_and_partial(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    uint8_t buf[2 * PS];
+    fill(buf, sizeof(buf), 20);
+    write_sync(f, 0, buf, 2 * PS);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), 0);
+    struct vm_object_info info;
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.resident, 2);
+    assert_int_equal(info.dirty, 2);
+    /* Partial page: the page is requested first (read+write access). */
+    struct comp *c = comp_new(0);
+    uint8_t small[20];
+    memset(small, 0xEE, sizeof(small));
+    vm_object_write(f->obj, 3 * PS + 10, small, sizeof(small), done_cb, c);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), 1);
+    struct frec r = fp_rec(&f->fp, fp_nrecs(&f->fp) - 1);
+    assert_int_equal(r.id, MO_DATA_REQUEST);
+    assert_int_equal(r.off, 3 * PS);
+    assert_int_equal(r.len, PS);
+    assert_true(r.access & VM_PROT_WRITE);
+    usleep(10000);
+    assert_false(comp_done(c));
+    supply(f, 3 * PS, PS, 30);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, 0);
+    comp_free(c);
+    c = comp_new(4 * PS);
+    vm_object_read(f->obj, 0, 4 * PS, read_cb, c);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), 2);
+    assert_int_equal(fp_send(&f->fp, MO_DATA_UNAVAILABLE, 2 * PS, PS, 0), 0);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, 0);
+    uint8_t want[PS];
+    fill(want, PS, 30);
+    memset(want + 10, 0xEE, 20);
+    assert_memory_equal(c->buf, buf, 2 * PS);
+    assert_memory_equal(c->buf + 3 * PS, want, PS);
+    comp_free(c);
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.dirty, 3);
+    /* Page 2 was read: requested and zero-filled. */
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), 2);
+}
+
+/* Index of the first record with id at or after from, or -1. */
+static int
+fp_find(struct fpager *fp, uint32_t id, int from)
+{
+    int n = fp_nrecs(fp);
+    for (int i = from; i < n; i++)
+        if (fp_rec(fp, i).id == id)
+            return i;
+    return -1;
+}
+
+static void
+test_sync(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    uint8_t buf[PS];
+    int pages[] = {0, 1, 5};
+    for (int i = 0; i < 3; i++) {
+        memset(buf, 0x10 + pages[i], PS);
+        write_sync(f, (uint64_t)pages[i] * PS, buf, PS);
+    }
+    int base = fp_nrecs(&f->fp);
+    struct comp *c = comp_new(0);
+    vm_object_sync(f->obj, done_cb, c);
+    assert_int_equal(fp_nrecs(&f->fp), base + 4);
+    int seen[6] = {0};
+    for (int i = 0; i < 3; i++) {
+        struct frec r = fp_rec(&f->fp, base + i);
+        assert_int_equal(r.id, MO_DATA_RETURN);
+        assert_int_equal(r.len, PS);
+        assert_int_equal(r.flags, MO_F_DIRTY | MO_F_KERNEL_COPY);
+        assert_true(r.off / PS < 6);
+        seen[r.off / PS]++;
+        uint64_t w;
+        memset(&w, 0x10 + (int)(r.off / PS), sizeof(w));
+        assert_int_equal(r.word0, w);
+    }
+    assert_int_equal(seen[0], 1);
+    assert_int_equal(seen[1], 1);
+    assert_int_equal(seen[5], 1);
+    struct frec s = fp_rec(&f->fp, base + 3);
+    assert_int_equal(s.id, MO_SYNCHRONIZE);
+    usleep(10000);
+    assert_false(comp_done(c));
+    assert_int_equal(fp_send(&f->fp, MO_SYNCHRONIZE_COMPLETED, s.off, s.len, -EIO), 0);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, EIO);
+    comp_free(c);
+    struct vm_object_info info;
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.dirty, 0);
+    assert_int_equal(info.laundry, 0);
+    assert_int_equal(info.resident, 3); /* kept: kernel copy */
+    /* Nothing dirty: only synchronize. */
+    base = fp_nrecs(&f->fp);
+    c = comp_new(0);
+    vm_object_sync(f->obj, done_cb, c);
+    assert_int_equal(fp_nrecs(&f->fp), base + 1);
+    assert_int_equal(fp_rec(&f->fp, base).id, MO_SYNCHRONIZE);
+    assert_int_equal(fp_send(&f->fp, MO_SYNCHRONIZE_COMPLETED, 0, 0, 0), 0);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, 0);
+    comp_free(c);
+}
+
+static void
+test_return_error_keeps_dirty(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    uint8_t buf[PS];
+    memset(buf, 0x77, PS);
+    write_sync(f, 2 * PS, buf, PS);
+    f->fp.return_status = -EIO;
+    struct comp *c = comp_new(0);
+    vm_object_sync(f->obj, done_cb, c);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_RETURN), 1);
+    assert_int_equal(fp_send(&f->fp, MO_SYNCHRONIZE_COMPLETED, 0, 0, -EIO), 0);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, EIO);
+    comp_free(c);
+    struct vm_object_info info;
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.dirty, 1);
+    assert_int_equal(info.laundry, 0);
+    assert_int_equal(vm_kernel_stats(f->k)->return_errors, 1);
+    /* The pager recovers: the next sync returns the page again. */
+    f->fp.return_status = 0;
+    int base = fp_nrecs(&f->fp);
+    c = comp_new(0);
+    vm_object_sync(f->obj, done_cb, c);
+    struct frec r = fp_rec(&f->fp, base);
+    assert_int_equal(r.id, MO_DATA_RETURN);
+    assert_int_equal(r.off, 2 * PS);
+    assert_int_equal(r.flags, MO_F_DIRTY | MO_F_KERNEL_COPY);
+    assert_int_equal(fp_send(&f->fp, MO_SYNCHRONIZE_COMPLETED, 0, 0, 0), 0);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, 0);
+    comp_free(c);
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.dirty, 0);
+    assert_true(f->fp.has[2]);
+    assert_int_equal(f->fp.store[2 * PS + 5], 0x77);
+}
+
+static void
+test_lock_request_flush_return_dirty(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    uint8_t buf[2 * PS];
+    fill(buf, sizeof(buf), 40);
+    write_sync(f, 0, buf, 2 * PS);
+    struct comp *c = comp_new(PS);
+    vm_object_read(f->obj, 4 * PS, PS, read_cb, c);
+    supply(f, 4 * PS, PS, 41);
+    assert_true(comp_wait(c, WAIT_MS));
+    comp_free(c);
+    uint64_t free_before = vm_pool_free_count(vm_kernel_pool(f->k));
+    f->fp.keep_returns = 1;
+    int base = fp_nrecs(&f->fp);
+    assert_int_equal(fp_send_full(&f->fp, MO_LOCK_REQUEST, 0, 8 * PS, MO_RETURN_DIRTY,
+                                  VM_PROT_NO_CHANGE, MO_F_FLUSH, NULL, emm_port_ref(f->fp.reply)),
+                     0);
+    assert_int_equal(f->fp.ninval, 1);
+    assert_int_equal(f->fp.inval_off, 0);
+    assert_int_equal(f->fp.inval_len, 8 * PS);
+    assert_int_equal(fp_nrecs(&f->fp), base + 3);
+    int seen[2] = {0};
+    for (int i = 0; i < 2; i++) {
+        struct frec r = fp_rec(&f->fp, base + i);
+        assert_int_equal(r.id, MO_DATA_RETURN);
+        assert_false(r.on_reply);
+        assert_int_equal(r.flags, MO_F_DIRTY); /* no kernel copy: flushed */
+        assert_true(r.off / PS < 2);
+        seen[r.off / PS]++;
+    }
+    assert_int_equal(seen[0] + seen[1], 2);
+    assert_int_equal(seen[0], 1);
+    struct frec lc = fp_rec(&f->fp, base + 2);
+    assert_int_equal(lc.id, MO_LOCK_COMPLETED);
+    assert_true(lc.on_reply);
+    assert_int_equal(lc.off, 0);
+    assert_int_equal(lc.len, 8 * PS);
+    /* The clean page is gone at once; the returned ones when the pager has them. */
+    struct vm_object_info info;
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.resident, 2);
+    assert_int_equal(info.laundry, 2);
+    assert_int_equal(vm_pool_free_count(vm_kernel_pool(f->k)), free_before + 1);
+    assert_int_equal(fp_release_pending(&f->fp, 0), 2);
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.resident, 0);
+    assert_int_equal(info.laundry, 0);
+    assert_int_equal(info.dirty, 0);
+    assert_int_equal(vm_pool_free_count(vm_kernel_pool(f->k)), 256);
+    /* The reply right was consumed. */
+    assert_int_equal(atomic_load(&f->fp.reply->refs), 1);
+    /* A later read asks the pager again. */
+    int req = fp_count(&f->fp, MO_DATA_REQUEST);
+    c = comp_new(PS);
+    vm_object_read(f->obj, 0, PS, read_cb, c);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), req + 1);
+    supply(f, 0, PS, 40);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_memory_equal(c->buf, buf, PS);
+    comp_free(c);
+}
+
+static void
+test_lock_write_then_unlock(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    struct comp *c = comp_new(PS);
+    vm_object_read(f->obj, 0, PS, read_cb, c);
+    supply(f, 0, PS, 50);
+    assert_true(comp_wait(c, WAIT_MS));
+    comp_free(c);
+    /* Downgrade to read-only. */
+    assert_int_equal(fp_send_full(&f->fp, MO_LOCK_REQUEST, 0, PS, MO_RETURN_NONE, VM_PROT_WRITE, 0,
+                                  NULL, NULL),
+                     0);
+    struct comp *w = comp_new(0);
+    uint8_t small[8];
+    memset(small, 0xAB, sizeof(small));
+    vm_object_write(f->obj, 100, small, sizeof(small), done_cb, w);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_UNLOCK), 1);
+    struct frec r = fp_rec(&f->fp, fp_find(&f->fp, MO_DATA_UNLOCK, 0));
+    assert_int_equal(r.off, 0);
+    assert_int_equal(r.len, PS);
+    assert_true(r.access & VM_PROT_WRITE);
+    usleep(10000);
+    assert_false(comp_done(w));
+    /* Reads still work. */
+    c = read_sync(f, 0, PS);
+    assert_int_equal(c->err, 0);
+    comp_free(c);
+    /* Unrelated traffic reruns the waiter: no second unlock, still waiting. */
+    c = comp_new(PS);
+    vm_object_read(f->obj, 5 * PS, PS, read_cb, c);
+    supply(f, 5 * PS, PS, 51);
+    assert_true(comp_wait(c, WAIT_MS));
+    comp_free(c);
+    assert_false(comp_done(w));
+    assert_int_equal(fp_count(&f->fp, MO_DATA_UNLOCK), 1);
+    /* Grant: lock NONE. */
+    assert_int_equal(fp_send_full(&f->fp, MO_LOCK_REQUEST, 0, PS, MO_RETURN_NONE, VM_PROT_NONE, 0,
+                                  NULL, NULL),
+                     0);
+    assert_true(comp_wait(w, WAIT_MS));
+    assert_int_equal(w->err, 0);
+    comp_free(w);
+    c = read_sync(f, 0, PS);
+    uint8_t want[PS];
+    fill(want, PS, 50);
+    memset(want + 100, 0xAB, 8);
+    assert_memory_equal(c->buf, want, PS);
+    comp_free(c);
+}
+
+static void
+test_destroy(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    struct comp *c = comp_new(PS);
+    vm_object_read(f->obj, 0, PS, read_cb, c);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), 1);
+    assert_int_equal(fp_send(&f->fp, MO_DESTROY, 0, 0, ENXIO), 0);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, ENXIO);
+    comp_free(c);
+    c = comp_new(PS);
+    vm_object_read(f->obj, 2 * PS, PS, read_cb, c);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, ENXIO);
+    comp_free(c);
+    c = comp_new(0);
+    uint8_t buf[PS] = {0};
+    vm_object_write(f->obj, 0, buf, PS, done_cb, c);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, ENXIO);
+    comp_free(c);
+    c = comp_new(0);
+    vm_object_sync(f->obj, done_cb, c);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, ENXIO);
+    comp_free(c);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), 1);
+    struct vm_object_info info;
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.state, VM_OBJ_DEAD);
+    assert_int_equal(info.error, ENXIO);
+}
+
+static void
+test_punch(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    uint8_t buf[4 * PS];
+    fill(buf, sizeof(buf), 60);
+    write_sync(f, 0, buf, 4 * PS);
+    int base = fp_nrecs(&f->fp);
+    struct comp *c = comp_new(0);
+    vm_object_punch(f->obj, 100, 3 * PS, done_cb, c);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, 0);
+    comp_free(c);
+    int d = fp_find(&f->fp, MO_DISCARD, base);
+    assert_true(d >= 0);
+    struct frec r = fp_rec(&f->fp, d);
+    assert_int_equal(r.off, PS);
+    assert_int_equal(r.len, 2 * PS);
+    assert_int_equal(fp_count(&f->fp, MO_DISCARD), 1);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), 0); /* edges were resident */
+    struct vm_object_info info;
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.resident, 2);
+    /* Read it all: pages 1-2 are asked for again (one run). */
+    c = comp_new(4 * PS);
+    vm_object_read(f->obj, 0, 4 * PS, read_cb, c);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), 1);
+    r = fp_rec(&f->fp, fp_find(&f->fp, MO_DATA_REQUEST, 0));
+    assert_int_equal(r.off, PS);
+    assert_int_equal(r.len, 2 * PS);
+    assert_int_equal(fp_send(&f->fp, MO_DATA_UNAVAILABLE, PS, 2 * PS, 0), 0);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, 0);
+    uint8_t want[4 * PS];
+    memcpy(want, buf, sizeof(want));
+    memset(want + 100, 0, 3 * PS);
+    assert_memory_equal(c->buf, want, 4 * PS);
+    comp_free(c);
+    /* Punch to the end: discard with length UINT64_MAX. */
+    c = comp_new(0);
+    vm_object_punch(f->obj, 2 * PS, UINT64_MAX, done_cb, c);
+    assert_true(comp_wait(c, WAIT_MS));
+    comp_free(c);
+    r = fp_rec(&f->fp, fp_find(&f->fp, MO_DISCARD, d + 1));
+    assert_int_equal(r.off, 2 * PS);
+    assert_int_equal(r.len, UINT64_MAX);
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.resident, 2);
+}
+
+/*
+ * A punch while a data_request for the page is outstanding: the pager got the
+ * request before the discard, so it answers with the old data. The waiting read
+ * may see it, but once the punch has completed the page must read as zeros.
+ */
+static void
+test_punch_while_absent(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    struct comp *r1 = comp_new(PS);
+    vm_object_read(f->obj, 2 * PS, PS, read_cb, r1);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), 1);
+    struct comp *c = comp_new(0);
+    vm_object_punch(f->obj, 0, 4 * PS, done_cb, c);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, 0);
+    comp_free(c);
+    int d = fp_find(&f->fp, MO_DISCARD, 0);
+    assert_true(d > fp_find(&f->fp, MO_DATA_REQUEST, 0));
+    /* The pager answers the request it had before the discard: old data. */
+    supply(f, 2 * PS, PS, 0xAA);
+    assert_true(comp_wait(r1, WAIT_MS));
+    comp_free(r1);
+    /* After the punch: zeros (re-requested or zero-filled), never the old data. */
+    c = comp_new(PS);
+    vm_object_read(f->obj, 2 * PS, PS, read_cb, c);
+    if (!comp_done(c)) { /* asked again: the pager has nothing there now */
+        assert_int_equal(fp_send(&f->fp, MO_DATA_UNAVAILABLE, 2 * PS, PS, 0), 0);
+    }
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, 0);
+    static const uint8_t zero[PS];
+    /* BUG: handle_supply fills the ABSENT page that punch left in the table
+     * ("freed then if unwanted" is not implemented): the punched page keeps the
+     * pre-punch data. */
+    int stale = memcmp(c->buf, zero, PS) != 0;
+    uint8_t first = c->buf[0];
+    comp_free(c);
+    if (stale)
+        fail_msg("punched page 2 reads back pre-punch data (byte 0 = 0x%02x, want 0)", first);
+}
+
+static void
+test_terminate_keep(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    uint8_t buf[2 * PS];
+    fill(buf, sizeof(buf), 70);
+    write_sync(f, 0, buf, 2 * PS);
+    int base = fp_nrecs(&f->fp);
+    struct comp *c = comp_new(0);
+    vm_object_terminate(f->obj, 1, done_cb, c);
+    f->gone = 1;
+    assert_int_equal(fp_nrecs(&f->fp), base + 3);
+    assert_int_equal(fp_rec(&f->fp, base).id, MO_DATA_RETURN);
+    assert_int_equal(fp_rec(&f->fp, base + 1).id, MO_DATA_RETURN);
+    assert_int_equal(fp_rec(&f->fp, base + 2).id, MO_SYNCHRONIZE);
+    usleep(10000);
+    assert_false(comp_done(c));
+    assert_int_equal(fp_count(&f->fp, MO_TERMINATE), 0);
+    assert_int_equal(fp_send(&f->fp, MO_SYNCHRONIZE_COMPLETED, 0, 0, 0), 0);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, 0);
+    comp_free(c);
+    assert_int_equal(fp_nrecs(&f->fp), base + 4);
+    assert_int_equal(fp_rec(&f->fp, base + 3).id, MO_TERMINATE);
+    assert_int_equal(fp_count(&f->fp, MO_DISCARD), 0); /* kept */
+    assert_true(f->fp.terminated);
+    assert_memory_equal(f->fp.store, buf, 2 * PS);
+    c = comp_new(PS);
+    vm_object_read(f->obj, 0, PS, read_cb, c);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, EIO);
+    comp_free(c);
+    struct vm_object_info info;
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.resident, 0);
+}
+
+static void
+test_terminate_discard(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    uint8_t buf[PS] = {1};
+    write_sync(f, 0, buf, PS);
+    struct comp *c = comp_new(0);
+    vm_object_terminate(f->obj, 0, done_cb, c);
+    f->gone = 1;
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, 0);
+    comp_free(c);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_RETURN), 0);
+    int d = fp_find(&f->fp, MO_DISCARD, 0);
+    int t = fp_find(&f->fp, MO_TERMINATE, 0);
+    assert_true(d >= 0 && t > d);
+    assert_int_equal(fp_rec(&f->fp, d).len, UINT64_MAX);
+    assert_int_equal(vm_pool_free_count(vm_kernel_pool(f->k)), 256);
+}
+
+/* ---- pageout ------------------------------------------------------------ */
+
+static int
+setup_big(void **state)
+{
+    struct fx *f = fx_new(1024 * PS, 1024);
+    f->fp.auto_mode = 1;
+    *state = f;
+    return 0;
+}
+
+static void
+stamp(uint8_t *page, uint64_t idx, uint64_t gen)
+{
+    for (unsigned w = 0; w < PS / 8; w++) {
+        uint64_t v = (idx << 32) ^ (gen << 20) ^ w;
+        memcpy(page + w * 8, &v, 8);
+    }
+}
+
+static void
+test_pageout_write_4x_pool(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    struct vm_pool *pool = vm_kernel_pool(f->k);
+    const unsigned chunk = 16;
+    uint8_t *buf = malloc(chunk * PS);
+    uint64_t max_resident = 0;
+    for (uint64_t p = 0; p < 1024; p += chunk) {
+        for (unsigned i = 0; i < chunk; i++)
+            stamp(buf + i * PS, p + i, 1);
+        write_sync(f, p * PS, buf, chunk * PS);
+        struct vm_object_info info;
+        vm_object_info(f->obj, &info);
+        if (info.resident > max_resident)
+            max_resident = info.resident;
+        assert_true(info.resident <= pool->npages);
+        assert_true(vm_kernel_laundry(f->k) <= f->k->laundry_max);
+    }
+    struct vm_stats *st = vm_kernel_stats(f->k);
+    assert_true(atomic_load(&st->data_returns) >= 1024 - 256);
+    assert_true(atomic_load(&st->evictions) >= 1024 - 256);
+    assert_int_equal(atomic_load(&st->return_errors), 0);
+    /* Read everything back, in a different order (from the end). */
+    uint8_t want[PS];
+    for (uint64_t p = 1024; p > 0; p -= chunk) {
+        uint64_t first = p - chunk;
+        struct comp *c = read_sync(f, first * PS, chunk * PS);
+        assert_int_equal(c->err, 0);
+        assert_int_equal(c->got, chunk * PS);
+        for (unsigned i = 0; i < chunk; i++) {
+            stamp(want, first + i, 1);
+            if (memcmp(c->buf + i * PS, want, PS) != 0)
+                fail_msg("page %llu read back wrong", (unsigned long long)(first + i));
+        }
+        comp_free(c);
+        struct vm_object_info info;
+        vm_object_info(f->obj, &info);
+        assert_true(info.resident <= pool->npages);
+    }
+    assert_true(atomic_load(&st->data_requests) > 0);
+    free(buf);
+}
+
+/* Second chance, at the scan level: prefetched (unsolicited) pages are not
+ * referenced; reading some of them must keep them over older untouched ones. */
+static int
+resident(struct fx *f, uint64_t idx)
+{
+    return vm_object_seek_resident(f->obj, idx, 1) == idx;
+}
+
+static void
+test_pageout_second_chance(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    struct vm_pool *pool = vm_kernel_pool(f->k);
+    assert_int_equal(pool->npages, 256);
+    uint64_t target = pool->free_target, fill_n = pool->npages - target - 8;
+    /* Prefetch fill_n pages: nfree stays above free_target, the daemon is idle. */
+    uint8_t *d = malloc(fill_n * PS);
+    for (uint64_t i = 0; i < fill_n; i++)
+        stamp(d + i * PS, i, 2);
+    assert_int_equal(fp_send_full(&f->fp, MO_DATA_SUPPLY, 0, fill_n * PS, 0, 0, 0, d, NULL), 0);
+    free(d);
+    assert_int_equal(vm_pool_free_count(pool), pool->npages - fill_n);
+    usleep(50000);
+    for (uint64_t i = 0; i < fill_n; i++)
+        assert_true(resident(f, i)); /* nothing evicted yet */
+    /* Touch the 5 oldest pages. */
+    for (uint64_t i = 0; i < 5; i++) {
+        struct comp *c = read_sync(f, i * PS, PS);
+        assert_int_equal(c->err, 0);
+        comp_free(c);
+    }
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), 0);
+    /* Push below free_target: prefetch 24 more pages. */
+    uint64_t more = 24;
+    d = calloc(more, PS);
+    assert_int_equal(fp_send_full(&f->fp, MO_DATA_SUPPLY, fill_n * PS, more * PS, 0, 0, 0, d, NULL),
+                     0);
+    free(d);
+    for (int i = 0; i < 5000 && vm_pool_free_count(pool) < target; i++)
+        usleep(1000);
+    assert_true(vm_pool_free_count(pool) >= target);
+    uint64_t evicted = 0;
+    for (uint64_t i = 0; i < 5; i++)
+        assert_true(resident(f, i)); /* second chance */
+    for (uint64_t i = 5; i < fill_n + more; i++)
+        if (!resident(f, i))
+            evicted++;
+    assert_true(evicted > 0);
+    /* FIFO: the evicted ones are the oldest untouched, 5 .. 5+evicted-1. */
+    for (uint64_t i = 5; i < 5 + evicted; i++)
+        assert_false(resident(f, i));
+    assert_true(atomic_load(&vm_kernel_stats(f->k)->reclaimed_clean) >= evicted);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_init_sent_on_create, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_waits_for_ready, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_run_one_request, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_data_unavailable_zeros, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_data_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_clipped_at_size, setup_odd_size, teardown),
+        cmocka_unit_test_setup_teardown(test_write_full_and_partial, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_return_error_keeps_dirty, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_request_flush_return_dirty, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_write_then_unlock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_destroy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_punch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_punch_while_absent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_terminate_keep, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_terminate_discard, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pageout_write_4x_pool, setup_big, teardown),
+        cmocka_unit_test_setup_teardown(test_pageout_second_chance, setup_big, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
