@@ -766,8 +766,11 @@ punch_part_done(void *arg, int err)
     }
 }
 
-void
-vm_object_punch(struct vm_object *obj, uint64_t off, uint64_t len, vm_done_fn done, void *arg)
+/* clip: partial edge pages at or past it are not zeroed (punch clips to the
+ * size; truncate zeroes the tail of its new last page, past the new size). */
+static void
+punch_impl(struct vm_object *obj, uint64_t off, uint64_t len, uint64_t clip, vm_done_fn done,
+           void *arg)
 {
     static const char zeros[EMM_PAGE_SIZE];
     uint64_t end = len == UINT64_MAX || off + len < off ? UINT64_MAX : off + len;
@@ -801,7 +804,7 @@ vm_object_punch(struct vm_object *obj, uint64_t off, uint64_t len, vm_done_fn do
     pthread_mutex_unlock(&obj->lock);
     vm_batch_flush(obj, &b);
     /* Partial edge pages: zero their part through the write path. */
-    uint64_t size = vm_object_size(obj);
+    uint64_t size = clip;
     uint64_t head_end = pfirst * VM_PS < end ? pfirst * VM_PS : end;
     if (off < head_end && off < size) {
         atomic_fetch_add(&pc->pending, 1);
@@ -814,6 +817,26 @@ vm_object_punch(struct vm_object *obj, uint64_t off, uint64_t len, vm_done_fn do
         vm_object_write(obj, tail, zeros, end - tail, punch_part_done, pc);
     }
     punch_part_done(pc, 0);
+}
+
+void
+vm_object_punch(struct vm_object *obj, uint64_t off, uint64_t len, vm_done_fn done, void *arg)
+{
+    punch_impl(obj, off, len, vm_object_size(obj), done, arg);
+}
+
+void
+vm_object_truncate(struct vm_object *obj, uint64_t size, vm_done_fn done, void *arg)
+{
+    pthread_mutex_lock(&obj->lock);
+    uint64_t old = obj->size;
+    obj->size = size;
+    pthread_mutex_unlock(&obj->lock);
+    if (size >= old) {
+        done(arg, 0);
+        return;
+    }
+    punch_impl(obj, size, UINT64_MAX, UINT64_MAX, done, arg);
 }
 
 static void
@@ -889,6 +912,15 @@ vm_object_terminate(struct vm_object *obj, int keep, vm_done_fn done, void *arg)
         terminate_after_sync(tc, obj->error);
 }
 
+/* Resident data: valid and either dirty or also held by the pager. A clean page
+ * the pager has no copy of (a hole read as zeros) is a hole. */
+static int
+page_is_data(const struct vm_page *p)
+{
+    return p->state != VM_PAGE_ABSENT &&
+           ((p->flags & VM_PG_DIRTY) || !(p->flags & VM_PG_NEW));
+}
+
 uint64_t
 vm_object_seek_resident(struct vm_object *obj, uint64_t from, int want_data)
 {
@@ -897,12 +929,12 @@ vm_object_seek_resident(struct vm_object *obj, uint64_t from, int want_data)
     if (want_data) {
         for (uint64_t i = 0; i < obj->nbuckets; i++)
             for (struct vm_page *p = obj->buckets[i]; p; p = p->hnext)
-                if (p->index >= from && p->index < best && p->state != VM_PAGE_ABSENT)
+                if (p->index >= from && p->index < best && page_is_data(p))
                     best = p->index;
     } else {
         uint64_t idx = from;
         struct vm_page *p;
-        while ((p = page_lookup(obj, idx)) != NULL && p->state != VM_PAGE_ABSENT)
+        while ((p = page_lookup(obj, idx)) != NULL && page_is_data(p))
             idx++;
         best = idx;
     }

@@ -83,6 +83,9 @@ void vm_object_sync(struct vm_object *obj, vm_done_fn done, void *arg);
  * partial edge pages zeroed. len UINT64_MAX: to the end. */
 void vm_object_punch(struct vm_object *obj, uint64_t off, uint64_t len, vm_done_fn done,
                      void *arg);
+/* Sets the size; shrinking discards the pages past it and zeroes the tail of the
+ * new last page, so a later extension reads zeros. */
+void vm_object_truncate(struct vm_object *obj, uint64_t size, vm_done_fn done, void *arg);
 void vm_object_set_size(struct vm_object *obj, uint64_t size);
 uint64_t vm_object_size(struct vm_object *obj);
 /* Ends the mapping: with keep, dirty pages go back to the pager first; without,

@@ -251,8 +251,7 @@ fz_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
         return;
     }
     *ac = (struct attr_ctx){req, fs, n, vm};
-    vm_object_punch(vm, size, UINT64_MAX, truncate_done, ac);
-    vm_object_set_size(vm, size);
+    vm_object_truncate(vm, size, truncate_done, ac);
 }
 
 static void
