@@ -1,9 +1,10 @@
 /*
  * backend_host.c - the host side of the backend ABI: parses a backend spec
- * (top layer first, ':'-separated), loads built-ins and plug-ins (dlopen), gives
- * each layer its host table (log, parse_size, state dir, next_* for filters),
- * routes "NAME.key" lines, computes the effective thread model and flags, and
- * wraps every data call.
+ * (top layer first, ':'-separated), loads built-ins and plug-ins (dlopen; a
+ * plug-in named by NAME is searched for as NAME.so), gives each layer its host
+ * table (log, parse_size, state dir, next_* for filters), routes "NAME.key"
+ * lines, computes the effective thread model and flags, and wraps every data
+ * call.
  *
  * Locking: lifecycle calls (open, start, close) come from one thread. Data
  * wrappers take the top layer's b->serial only when the effective thread model
@@ -15,11 +16,13 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -39,7 +42,8 @@ emm_backend_builtin(const char *name)
 {
     static const struct emm_backend_ops *const all[] = {
         &emm_backend_memory_ops, &emm_backend_null_ops, &emm_backend_error_ops,
-        &emm_backend_file_ops,
+        &emm_backend_lmdb_ops,
+        &emm_backend_zstd_ops,
     };
     if (!name)
         return NULL;
@@ -216,36 +220,115 @@ load_plugin(const char *path, struct emm_backend *b, struct emm_backend_ops **op
     return 0;
 }
 
-/* Resolves one spec element into b->ops (and b->dl_handle). */
+/*
+ * The plug-in directories, in search order (see emm_backend_find_plugin): an
+ * explicit setting replaces the defaults. exe_rel is the caller's buffer for
+ * EXE_DIR/../lib/emm, computed lexically from /proc/self/exe (which the kernel
+ * gives with symlinks resolved).
+ */
+static size_t
+plugin_dirs(const struct emm_config *cfg, char exe_rel[PATH_MAX], const char *dirs[2])
+{
+    const char *env = getenv("EMM_PLUGIN_DIR");
+    size_t n = 0;
+    ssize_t len;
+
+    if (cfg && cfg->plugin_dir && cfg->plugin_dir[0]) {
+        dirs[0] = cfg->plugin_dir;
+        return 1;
+    }
+    if (env && env[0]) {
+        dirs[0] = env;
+        return 1;
+    }
+    len = readlink("/proc/self/exe", exe_rel, PATH_MAX - 1);
+    if (len > 0) {
+        char *s;
+        exe_rel[len] = '\0';
+        s = strrchr(exe_rel, '/'); /* drop the executable's name */
+        if (s) {
+            *s = '\0';
+            s = strrchr(exe_rel, '/'); /* and its directory */
+        }
+        if (s && (size_t)(s - exe_rel) + sizeof("/lib/emm") <= PATH_MAX) {
+            memcpy(s, "/lib/emm", sizeof("/lib/emm"));
+            dirs[n++] = exe_rel;
+        }
+    }
+    if (n == 0 || strcmp(dirs[0], EMM_PLUGIN_INSTALL_DIR) != 0)
+        dirs[n++] = EMM_PLUGIN_INSTALL_DIR;
+    return n;
+}
+
+int
+emm_backend_find_plugin(const struct emm_config *cfg, const char *name, char *path,
+                        size_t pathlen, char *dirs, size_t dirslen)
+{
+    char exe_rel[PATH_MAX];
+    const char *dir[2];
+    size_t n = plugin_dirs(cfg, exe_rel, dir), pos = 0;
+
+    if (dirs && dirslen)
+        dirs[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        int w = snprintf(path, pathlen, "%s/%s.so", dir[i], name);
+        /* Present, or there but unreadable: dlopen will say why, naming it. */
+        if (w >= 0 && (size_t)w < pathlen &&
+            (access(path, F_OK) == 0 || (errno != ENOENT && errno != ENOTDIR)))
+            return 0;
+        if (dirs && pos + 1 < dirslen) {
+            w = snprintf(dirs + pos, dirslen - pos, "%s%s", i ? ", " : "", dir[i]);
+            if (w > 0)
+                pos += (size_t)w < dirslen - pos ? (size_t)w : dirslen - pos - 1;
+        }
+    }
+    return -ENOENT;
+}
+
+/* A plug-in NAME becomes a file name: no '/', no leading '.', not empty. */
 static int
-resolve(const char *elem, struct emm_backend *b, char *why, size_t whylen)
+plugin_name_ok(const char *name)
+{
+    return name[0] != '\0' && name[0] != '.' && !strchr(name, '/');
+}
+
+/*
+ * Resolves one spec element into b->ops (and b->dl_handle): a built-in name;
+ * a path (contains '/'); "plugin:NAME" or a bare NAME that is not built in,
+ * as NAME.so in the plug-in directories.
+ */
+static int
+resolve(const struct emm_config *cfg, const char *elem, struct emm_backend *b, char *why,
+        size_t whylen)
 {
     struct emm_backend_ops *ops = NULL;
+    const char *name = NULL;
     int r;
 
     if (strncmp(elem, "plugin:", 7) == 0) {
-        const char *dir = getenv("EMM_PLUGIN_DIR");
-        char path[4096];
-        if (!dir || !dir[0])
-            dir = EMM_PLUGIN_DIR_DEFAULT;
-        if (!elem[7] || strchr(elem + 7, '/')) {
-            snprintf(why, whylen, "bad plug-in name '%s'", elem + 7);
-            return -EINVAL;
-        }
-        if ((size_t)snprintf(path, sizeof(path), "%s/%s.so", dir, elem + 7) >= sizeof(path)) {
-            snprintf(why, whylen, "plug-in path too long");
-            return -ENAMETOOLONG;
-        }
-        r = load_plugin(path, b, &ops, why, whylen);
+        name = elem + 7;
     } else if (strchr(elem, '/')) {
         r = load_plugin(elem, b, &ops, why, whylen);
     } else {
         const struct emm_backend_ops *bi = emm_backend_builtin(elem);
-        if (!bi) {
-            snprintf(why, whylen, "unknown backend '%s'", elem);
-            return -ENOENT;
+        if (bi)
+            r = copy_ops(bi, elem, &ops, why, whylen);
+        else
+            name = elem;
+    }
+    if (name) {
+        char path[PATH_MAX + 64], dirs[1024];
+        if (!plugin_name_ok(name)) {
+            snprintf(why, whylen, "bad plug-in name '%s'", name);
+            return -EINVAL;
         }
-        r = copy_ops(bi, elem, &ops, why, whylen);
+        r = emm_backend_find_plugin(cfg, name, path, sizeof(path), dirs, sizeof(dirs));
+        if (r < 0) {
+            snprintf(why, whylen, "unknown backend '%s' (%sno %s.so in %s)", elem,
+                     name == elem ? "not built in; " : "", name, dirs);
+            return r;
+        }
+        r = load_plugin(path, b, &ops, why, whylen);
     }
     if (r < 0)
         return r;
@@ -467,7 +550,7 @@ emm_backend_open(const struct emm_config *cfg, const struct emm_fs_config *fs,
 
     /* Resolve every layer first, top first, so a bad spec creates nothing. */
     for (size_t i = 0; i < nelems; i++) {
-        char why[512] = "";
+        char why[1600] = ""; /* room for the plug-in directories searched */
         struct emm_backend *b = layer_new(cfg, fs, elems[i]);
         if (!b) {
             r = fail(err, errlen, -ENOMEM, "out of memory");
@@ -475,7 +558,7 @@ emm_backend_open(const struct emm_config *cfg, const struct emm_fs_config *fs,
         }
         *link = b;
         link = &b->next;
-        r = resolve(elems[i], b, why, sizeof(why));
+        r = resolve(cfg, elems[i], b, why, sizeof(why));
         if (r < 0) {
             fail(err, errlen, r, "%s:%d: %s", file, line, why);
             goto out;

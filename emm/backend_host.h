@@ -1,8 +1,9 @@
 /*
  * backend_host.h - the host side of the backend ABI: resolves a backend spec
- * ("memory", "error:memory", "/path/plugin.so", "plugin:NAME"), stacks filters,
- * hands each layer its namespaced config keys, enforces the thread model, and
- * wraps every call. A struct emm_backend is one live layer of one filesystem.
+ * ("memory", "error:memory", "/path/plugin.so", "plugin:NAME", or a bare
+ * plug-in NAME such as "file"), stacks filters, hands each layer its namespaced
+ * config keys, enforces the thread model, and wraps every call. A struct
+ * emm_backend is one live layer of one filesystem.
  *
  * Locking: the strictest thread model of the stack decides. SERIAL takes
  * b->serial around every data call; PER_OBJECT and PARALLEL take nothing here
@@ -57,18 +58,35 @@ int emm_backend_info(struct emm_backend *b, char *buf, size_t len); /* all layer
 /* Built-in backends, looked up by name (NULL if unknown). */
 const struct emm_backend_ops *emm_backend_builtin(const char *name);
 
-/* The built-in ops tables (backend_memory.c, backend_null.c, backend_error.c,
- * backend_file.c); reach them through emm_backend_builtin. */
+/* The built-in ops tables (backend_memory.c, backend_null.c, backend_error.c);
+ * reach them through emm_backend_builtin. "file" is a plug-in (plugins/file.c). */
 extern const struct emm_backend_ops emm_backend_memory_ops;
 extern const struct emm_backend_ops emm_backend_null_ops;
 extern const struct emm_backend_ops emm_backend_error_ops;
-extern const struct emm_backend_ops emm_backend_file_ops;
+extern const struct emm_backend_ops emm_backend_lmdb_ops; /* backend_lmdb.c */
+extern const struct emm_backend_ops emm_backend_zstd_ops; /* backend_zstd.c */
+/* The LMDB environment of a stack whose bottom layer is a started "lmdb" (for
+ * emm_catalog_open_env), else NULL. Valid until the stack is stopped. */
+struct MDB_env *emm_backend_lmdb_env(struct emm_backend *b);
 
 /* The null backend's content: 64-bit word `word` (0..511) of page `page` of
  * `object` is (object * 0x9E3779B97F4A7C15) ^ (page * 512 + word). */
 uint64_t emm_backend_null_word(uint64_t object, uint64_t page, unsigned word);
 
-/* Where "plugin:NAME" looks when EMM_PLUGIN_DIR is unset. */
-#define EMM_PLUGIN_DIR_DEFAULT "/usr/local/lib/emm"
+/*
+ * Plug-in search for "plugin:NAME" and for a bare NAME that is not built in:
+ * the directories, in order, are [emmd] plugin-dir if set; else $EMM_PLUGIN_DIR
+ * if set and not empty; else EXE_DIR/../lib/emm (EXE_DIR from /proc/self/exe,
+ * so build/bin/emmd finds build/lib/emm) and then EMM_PLUGIN_INSTALL_DIR. Puts
+ * the first existing DIR/NAME.so into path and returns 0; otherwise returns
+ * -ENOENT and writes the directories searched, ", "-separated, into dirs.
+ */
+int emm_backend_find_plugin(const struct emm_config *cfg, const char *name, char *path,
+                            size_t pathlen, char *dirs, size_t dirslen);
+
+/* The install directory of plug-ins (CMake: ${CMAKE_INSTALL_FULL_LIBDIR}/emm). */
+#ifndef EMM_PLUGIN_INSTALL_DIR
+#define EMM_PLUGIN_INSTALL_DIR "/usr/local/lib/emm"
+#endif
 
 #endif

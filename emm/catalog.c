@@ -13,12 +13,20 @@
  * mtime i64, ctime i64 (56 bytes) and the name bytes without a NUL. A reader
  * accepts longer payloads of the same version (fields appended later).
  *
+ * Shared-environment variant (emm_catalog_open_env): the same layout in the
+ * named databases "catalog" and "catalog.meta" of an environment another part
+ * of emm owns (the lmdb backend, which opens it MDB_NOSYNC), so every commit is
+ * followed by mdb_env_sync(force). The owner's struct emm_lmdb_shared (the
+ * environment's userctx) supplies the resize lock and the map growth policy.
+ *
  * Volatile variant (dir NULL): a sorted array of records under a mutex.
  *
- * Locking: LMDB serializes writers; c->resize (a rwlock) is held shared around
- * every transaction and exclusively to change the map size, which LMDB allows
- * only with no transaction active. scan copies records out in batches and calls
- * its callback with no lock or transaction held, so the callback may put or del.
+ * Locking: LMDB serializes writers; c->sh->resize (a rwlock: the catalog's own,
+ * or the shared environment's) is held shared around every transaction and
+ * exclusively to change the map size, which LMDB allows only with no
+ * transaction active in the process. scan copies records out in batches and
+ * calls its callback with no lock or transaction held, so the callback may put
+ * or del.
  */
 #include "catalog.h"
 
@@ -27,6 +35,7 @@
 #include <errno.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -42,12 +51,15 @@
 #define SCAN_BATCH 64
 
 struct emm_catalog {
-    char *dir; /* NULL: volatile */
+    char *dir;   /* a persistent catalog's own directory, else NULL */
+    char *label; /* names the catalog in log lines (persistent only) */
     /* persistent */
     MDB_env *env;
+    int shared_env; /* env belongs to its opener: never close it; sync each commit */
+    const char *recs_name, *meta_name;
     MDB_dbi recs, meta;
-    pthread_rwlock_t resize;
-    size_t mapsize;
+    struct emm_lmdb_shared own; /* resize lock and growth of a catalog's own env */
+    struct emm_lmdb_shared *sh; /* &own, or the shared environment's userctx */
     /* volatile */
     pthread_mutex_t mu;
     struct emm_catalog_rec *v;
@@ -182,20 +194,23 @@ mkdir_p(const char *path, mode_t mode)
     return r;
 }
 
-/* Doubles the map. Called with c->resize held exclusively. */
+/* own.grow: doubles the map of the catalog's own environment. Called with
+ * own.resize held exclusively. */
 static int
-grow_map(struct emm_catalog *c, size_t seen)
+grow_map(struct emm_lmdb_shared *sh, size_t seen)
 {
-    if (c->mapsize != seen)
+    struct emm_catalog *c = (struct emm_catalog *)((char *)sh - offsetof(struct emm_catalog, own));
+
+    if (sh->mapsize != seen)
         return 0; /* another thread already grew it */
-    size_t want = c->mapsize * 2;
+    size_t want = sh->mapsize * 2;
     int rc = mdb_env_set_mapsize(c->env, want);
     if (rc) {
-        emm_err("catalog %s: cannot grow map to %zu bytes: %s", c->dir, want, mdb_strerror(rc));
+        emm_err("catalog %s: cannot grow map to %zu bytes: %s", c->label, want, mdb_strerror(rc));
         return mdb_errno(rc);
     }
-    c->mapsize = want;
-    emm_info("catalog %s: map grown to %zu KiB", c->dir, want >> 10);
+    sh->mapsize = want;
+    emm_info("catalog %s: map grown to %zu KiB", c->label, want >> 10);
     return 0;
 }
 
@@ -209,8 +224,8 @@ write_txn(struct emm_catalog *c, write_fn fn, void *arg, const char *what)
         MDB_txn *txn;
         int rc;
 
-        pthread_rwlock_rdlock(&c->resize);
-        size_t seen = c->mapsize;
+        pthread_rwlock_rdlock(&c->sh->resize);
+        size_t seen = c->sh->mapsize;
         rc = mdb_txn_begin(c->env, NULL, 0, &txn);
         if (rc == MDB_SUCCESS) {
             rc = fn(c, txn, arg);
@@ -219,17 +234,22 @@ write_txn(struct emm_catalog *c, write_fn fn, void *arg, const char *what)
             else
                 mdb_txn_abort(txn);
         }
-        pthread_rwlock_unlock(&c->resize);
+        /* The shared environment commits without fsync: make this one durable. */
+        if (rc == MDB_SUCCESS && c->shared_env)
+            rc = mdb_env_sync(c->env, 1);
+        pthread_rwlock_unlock(&c->sh->resize);
         if (rc == MDB_MAP_FULL && attempt < MAP_RETRIES) {
-            pthread_rwlock_wrlock(&c->resize);
-            int r = grow_map(c, seen);
-            pthread_rwlock_unlock(&c->resize);
-            if (r < 0)
+            pthread_rwlock_wrlock(&c->sh->resize);
+            int r = c->sh->grow(c->sh, seen);
+            pthread_rwlock_unlock(&c->sh->resize);
+            if (r < 0) {
+                emm_err("catalog %s: %s: map full: %s", c->label, what, strerror(-r));
                 return r;
+            }
             continue;
         }
         if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
-            emm_err("catalog %s: %s: %s", c->dir, what, mdb_strerror(rc));
+            emm_err("catalog %s: %s: %s", c->label, what, mdb_strerror(rc));
         return mdb_errno(rc);
     }
 }
@@ -307,9 +327,9 @@ do_init(struct emm_catalog *c, MDB_txn *txn, void *arg)
     int rc;
 
     (void)arg;
-    rc = mdb_dbi_open(txn, "records", MDB_CREATE, &c->recs);
+    rc = mdb_dbi_open(txn, c->recs_name, MDB_CREATE, &c->recs);
     if (rc == 0)
-        rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &c->meta);
+        rc = mdb_dbi_open(txn, c->meta_name, MDB_CREATE, &c->meta);
     if (rc)
         return rc;
     rc = mdb_get(txn, c->meta, &k, &v);
@@ -340,7 +360,7 @@ scan_batch(struct emm_catalog *c, uint64_t from, struct emm_catalog_rec *out)
     int n = 0, rc;
 
     key_of(from, key);
-    pthread_rwlock_rdlock(&c->resize);
+    pthread_rwlock_rdlock(&c->sh->resize);
     rc = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn);
     if (rc == 0) {
         rc = mdb_cursor_open(txn, c->recs, &cur);
@@ -358,9 +378,9 @@ scan_batch(struct emm_catalog *c, uint64_t from, struct emm_catalog_rec *out)
         }
         mdb_txn_abort(txn);
     }
-    pthread_rwlock_unlock(&c->resize);
+    pthread_rwlock_unlock(&c->sh->resize);
     if (rc != 0 && rc != MDB_NOTFOUND) {
-        emm_err("catalog %s: scan: %s", c->dir, mdb_strerror(rc));
+        emm_err("catalog %s: scan: %s", c->label, mdb_strerror(rc));
         return mdb_errno(rc);
     }
     return n;
@@ -376,12 +396,12 @@ open_persistent(struct emm_catalog *c)
         emm_err("catalog %s: cannot create directory: %s", c->dir, strerror(-r));
         return r;
     }
-    c->mapsize = MAP_INITIAL;
+    c->own.mapsize = MAP_INITIAL;
     rc = mdb_env_create(&c->env);
     if (rc == 0)
         rc = mdb_env_set_maxdbs(c->env, 2);
     if (rc == 0)
-        rc = mdb_env_set_mapsize(c->env, c->mapsize);
+        rc = mdb_env_set_mapsize(c->env, c->own.mapsize);
     if (rc == 0)
         rc = mdb_env_open(c->env, c->dir, MDB_NOTLS, 0600);
     if (rc) {
@@ -390,8 +410,8 @@ open_persistent(struct emm_catalog *c)
     }
     /* The map may already be larger than MAP_INITIAL. */
     MDB_envinfo info;
-    if (mdb_env_info(c->env, &info) == 0 && info.me_mapsize > c->mapsize)
-        c->mapsize = info.me_mapsize;
+    if (mdb_env_info(c->env, &info) == 0 && info.me_mapsize > c->own.mapsize)
+        c->own.mapsize = info.me_mapsize;
     mdb_reader_check(c->env, &dead); /* slots left by a crashed process */
     return write_txn(c, do_init, NULL, "open");
 }
@@ -486,10 +506,15 @@ emm_catalog_open(const char *dir, struct emm_catalog **out)
         return -ENOMEM;
     c->next_id = 1;
     pthread_mutex_init(&c->mu, NULL);
-    pthread_rwlock_init(&c->resize, NULL);
+    pthread_rwlock_init(&c->own.resize, NULL);
+    c->own.grow = grow_map;
+    c->sh = &c->own;
+    c->recs_name = "records";
+    c->meta_name = "meta";
     if (dir) {
         c->dir = strdup(dir);
-        if (!c->dir) {
+        c->label = strdup(dir);
+        if (!c->dir || !c->label) {
             emm_catalog_close(c);
             return -ENOMEM;
         }
@@ -503,17 +528,68 @@ emm_catalog_open(const char *dir, struct emm_catalog **out)
     return 0;
 }
 
+int
+emm_catalog_open_env(struct MDB_env *env, struct emm_catalog **out)
+{
+    struct emm_lmdb_shared *sh = env ? mdb_env_get_userctx(env) : NULL;
+    const char *path = NULL;
+    struct emm_catalog *c;
+    int r;
+
+    *out = NULL;
+    if (!sh) {
+        emm_err("catalog: the LMDB environment has no shared context (not opened by emm)");
+        return -EINVAL;
+    }
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    c->next_id = 1;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_rwlock_init(&c->own.resize, NULL);
+    c->env = env;
+    c->shared_env = 1;
+    c->sh = sh;
+    c->recs_name = "catalog";
+    c->meta_name = "catalog.meta";
+    if (mdb_env_get_path(env, &path) != 0 || !path)
+        path = "?";
+    if (asprintf(&c->label, "in %s", path) < 0) {
+        c->label = NULL;
+        c->env = NULL; /* not ours: close must leave it alone */
+        emm_catalog_close(c);
+        return -ENOMEM;
+    }
+    r = write_txn(c, do_init, NULL, "open");
+    if (r < 0) {
+        c->env = NULL;
+        emm_catalog_close(c);
+        return r;
+    }
+    pthread_rwlock_wrlock(&sh->resize);
+    sh->users++;
+    pthread_rwlock_unlock(&sh->resize);
+    *out = c;
+    return 0;
+}
+
 void
 emm_catalog_close(struct emm_catalog *c)
 {
     if (!c)
         return;
-    if (c->env)
+    if (c->env && c->shared_env) {
+        pthread_rwlock_wrlock(&c->sh->resize);
+        c->sh->users--;
+        pthread_rwlock_unlock(&c->sh->resize);
+    } else if (c->env) {
         mdb_env_close(c->env);
-    pthread_rwlock_destroy(&c->resize);
+    }
+    pthread_rwlock_destroy(&c->own.resize);
     pthread_mutex_destroy(&c->mu);
     free(c->v);
     free(c->dir);
+    free(c->label);
     free(c);
 }
 
@@ -576,9 +652,11 @@ emm_catalog_sync(struct emm_catalog *c)
 {
     if (!c->env)
         return 0;
+    pthread_rwlock_rdlock(&c->sh->resize);
     int rc = mdb_env_sync(c->env, 1);
+    pthread_rwlock_unlock(&c->sh->resize);
     if (rc) {
-        emm_err("catalog %s: sync: %s", c->dir, mdb_strerror(rc));
+        emm_err("catalog %s: sync: %s", c->label, mdb_strerror(rc));
         return mdb_errno(rc);
     }
     return 0;

@@ -4,12 +4,17 @@
  * STATE_DIR/fs/NAME/catalog/ when the backend persists pages, and in memory
  * otherwise (like tmpfs, nothing survives a restart).
  *
+ * For an lmdb filesystem the catalog lives instead in the backend's own
+ * environment (emm_catalog_open_env), beside the pages.
+ *
  * Locking: every call is safe from any thread (LMDB serializes writers; the
  * volatile variant takes its own mutex). Records are copied in and out.
  */
 #ifndef EMM_CATALOG_H
 #define EMM_CATALOG_H
 
+#include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define EMM_NAME_MAX 255
@@ -24,9 +29,35 @@ struct emm_catalog_rec {
 };
 
 struct emm_catalog;
+struct MDB_env; /* lmdb.h: typedef struct MDB_env MDB_env */
+
+/*
+ * The userctx (mdb_env_set_userctx) of an LMDB environment that several users
+ * in this process share: the lmdb backend creates it, the catalog borrows it.
+ * LMDB may change the map size only while no transaction is active in the
+ * process, so every user holds `resize` shared around each transaction and
+ * calls grow() with it held exclusively after MDB_MAP_FULL.
+ */
+struct emm_lmdb_shared {
+    pthread_rwlock_t resize;
+    size_t mapsize; /* current map size; changes only under resize held exclusively */
+    /* Grows the map after MDB_MAP_FULL was seen at map size `seen`: 0 (also when
+     * another thread grew it already), -ENOSPC at the size limit, -errno. */
+    int (*grow)(struct emm_lmdb_shared *sh, size_t seen);
+    int users; /* catalogs open on the environment (under resize held exclusively) */
+};
 
 /* dir NULL: volatile. Otherwise the directory is created if needed. */
 int emm_catalog_open(const char *dir, struct emm_catalog **out);
+/*
+ * The catalog inside an LMDB environment that another part of emm owns and has
+ * opened (the lmdb backend: emm_backend_lmdb_env), with a struct
+ * emm_lmdb_shared as its userctx (else -EINVAL). Uses the named databases
+ * "catalog" and "catalog.meta"; put, del and new_id are synced to disk before
+ * they return. Close the catalog before the environment: closing it never
+ * closes the environment.
+ */
+int emm_catalog_open_env(struct MDB_env *env, struct emm_catalog **out);
 void emm_catalog_close(struct emm_catalog *c);
 /* A fresh id, persisted before it is returned (ids are never reused). */
 int emm_catalog_new_id(struct emm_catalog *c, uint64_t *id);

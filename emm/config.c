@@ -44,11 +44,13 @@ enum emmd_key {
     K_FUSE_THREADS,
     K_BUSY_POLL,
     K_LOG_LEVEL,
+    K_PLUGIN_DIR,
     K_EMMD_N
 };
 static const char *const emmd_keys[K_EMMD_N] = {
     "state-dir",     "mount-root",  "control-socket", "pid-file",
     "resident-limit", "fuse-threads", "busy-poll",      "log-level",
+    "plugin-dir",
 };
 
 enum fs_key { F_BACKEND, F_MOUNTPOINT, F_READAHEAD, F_PAGER_THREADS, F_N };
@@ -456,6 +458,7 @@ emmd_key(struct loader *ld, int line, const char *name, const char *value)
     case K_MOUNT_ROOT: return set_path(ld, line, name, value, &cfg->mount_root);
     case K_CONTROL_SOCKET: return set_path(ld, line, name, value, &cfg->control_socket);
     case K_PID_FILE: return set_path(ld, line, name, value, &cfg->pid_file);
+    case K_PLUGIN_DIR: return set_path(ld, line, name, value, &cfg->plugin_dir);
     case K_RESIDENT_LIMIT: {
         long page = sysconf(_SC_PAGESIZE);
         if (page <= 0)
@@ -823,5 +826,6 @@ emm_config_free(struct emm_config *cfg)
     free(cfg->mount_root);
     free(cfg->control_socket);
     free(cfg->pid_file);
+    free(cfg->plugin_dir);
     free(cfg);
 }

@@ -40,6 +40,7 @@ struct emm_config {
     char *mount_root;     /* "mount-root", absolute; default /run/emm */
     char *control_socket; /* "control-socket", absolute; default STATE_DIR/emmd.sock */
     char *pid_file;       /* "pid-file", absolute; default STATE_DIR/emmd.pid */
+    char *plugin_dir;     /* "plugin-dir", absolute; NULL if unset (backend_host.h) */
     uint64_t resident_limit; /* "resident-limit", bytes, >= 1M; default 256M */
     unsigned fuse_threads;   /* "fuse-threads", 1..64; default 2 */
     unsigned busy_poll_us;   /* "busy-poll", microseconds spun on the FUSE fd before sleeping; 0 off; default 50 */

@@ -56,6 +56,7 @@ struct vm_object {
     struct vm_io *io_head, *io_tail; /* waiting operations, in arrival order */
     struct vm_sync *sync_head, *sync_tail;
     int starved;                     /* an io waits for free frames */
+    unsigned need_frames;            /* how many it needs at once */
     struct vm_object *kick_next;     /* kernel worker queue */
     int kicked;
     uint64_t backoff_until_ns;       /* pager refused a data_return: pageout waits */
@@ -81,6 +82,7 @@ struct vm_kernel {
     pthread_cond_t kick_cond;
     struct vm_object *kick_head;
     atomic_int kicks_pending; /* kick_head != NULL, readable without kick_lock */
+    atomic_uint need_frames;  /* most frames a starved operation needs at once */
 };
 
 /* vm_object.c */

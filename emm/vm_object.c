@@ -320,9 +320,11 @@ vm_object_id(struct vm_object *obj)
 /* ---- the fault and write paths ---------------------------------------- */
 
 static void
-starve(struct vm_object *obj)
+starve(struct vm_object *obj, unsigned need)
 {
     obj->starved = 1;
+    if (need > obj->need_frames)
+        obj->need_frames = need;
     atomic_fetch_add(&obj->kernel->stats.frame_waits, 1);
 }
 
@@ -363,7 +365,7 @@ fault_in(struct vm_object *obj, uint64_t first, uint64_t n, uint32_t access, str
         unsigned want = (unsigned)(run - idx);
         unsigned got = vm_pool_alloc(&k->pool, frames, want);
         if (got < want)
-            starve(obj);
+            starve(obj, 1); /* a read progresses with any frame */
         if (got == 0)
             return 0;
         struct emm_msg *m = kmsg(obj, MO_DATA_REQUEST, idx * VM_PS, got * VM_PS);
@@ -461,7 +463,7 @@ write_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
         if (got < need) {
             for (unsigned i = 0; i < got; i++)
                 vm_pool_free(&k->pool, frames[i]);
-            starve(obj);
+            starve(obj, need); /* a write takes all its frames at once */
             return 0;
         }
     }
@@ -509,6 +511,7 @@ run_waiters(struct vm_object *obj, struct vm_batch *b)
     struct vm_io *io = obj->io_head, *keep_head = NULL, *keep_tail = NULL;
     obj->io_head = obj->io_tail = NULL;
     obj->starved = 0;
+    obj->need_frames = 0;
     while (io != NULL) {
         struct vm_io *next = io->next;
         int rc = io_try(obj, io, b);

@@ -24,6 +24,10 @@
 void
 vm_kernel_kick(struct vm_kernel *k, struct vm_object *obj)
 {
+    /* Tell the daemon how many frames must come free at once (obj->lock held). */
+    unsigned need = obj->need_frames, cur = atomic_load(&k->need_frames);
+    while (need > cur && !atomic_compare_exchange_weak(&k->need_frames, &cur, need))
+        ;
     pthread_mutex_lock(&k->kick_lock);
     if (!obj->kicked) {
         obj->kicked = 1;
@@ -39,38 +43,72 @@ vm_kernel_kick(struct vm_kernel *k, struct vm_object *obj)
     pthread_mutex_unlock(&k->pool.lock);
 }
 
-/* Retries starved objects once frames are free again. */
+static void
+timed_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, long ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += ms * 1000000;
+    while (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(cond, lock, &ts);
+}
+
+/* Reruns starved objects once enough frames are free for them; otherwise waits
+ * for the daemon's progress signal instead of spinning on their locks. */
 static void *
 worker_main(void *arg)
 {
     struct vm_kernel *k = arg;
     pthread_mutex_lock(&k->kick_lock);
     while (!atomic_load(&k->stopping)) {
-        if (k->kick_head == NULL || vm_pool_free_count(&k->pool) == 0) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 2000000;
-            if (ts.tv_nsec >= 1000000000) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000;
-            }
-            pthread_cond_timedwait(&k->kick_cond, &k->kick_lock, &ts);
+        if (k->kick_head == NULL) {
+            timed_wait_ms(&k->kick_cond, &k->kick_lock, 20);
             continue;
         }
-        struct vm_object *list = k->kick_head;
+        struct vm_object *list = k->kick_head, *later = NULL;
         k->kick_head = NULL;
         atomic_store(&k->kicks_pending, 0);
+        atomic_store(&k->need_frames, 0);
         pthread_mutex_unlock(&k->kick_lock);
+        uint64_t nfree = vm_pool_free_count(&k->pool);
         while (list != NULL) {
             struct vm_object *obj = list;
             list = obj->kick_next;
+            uint64_t need = obj->need_frames;
+            if (need > k->pool.free_target)
+                need = k->pool.free_target;
+            if (nfree < need) { /* not yet: keep it for the next round */
+                obj->kick_next = later;
+                later = obj;
+                continue;
+            }
             pthread_mutex_lock(&k->kick_lock);
             obj->kicked = 0;
             pthread_mutex_unlock(&k->kick_lock);
             vm_obj_retry(obj);
             vm_object_unref(obj);
+            nfree = vm_pool_free_count(&k->pool);
         }
         pthread_mutex_lock(&k->kick_lock);
+        if (later != NULL) {
+            unsigned most = 0;
+            for (struct vm_object *o = later; o; o = o->kick_next)
+                if (o->need_frames > most)
+                    most = o->need_frames;
+            struct vm_object *tail = later;
+            while (tail->kick_next != NULL)
+                tail = tail->kick_next;
+            tail->kick_next = k->kick_head;
+            k->kick_head = later;
+            atomic_store(&k->kicks_pending, 1);
+            unsigned cur = atomic_load(&k->need_frames);
+            while (most > cur && !atomic_compare_exchange_weak(&k->need_frames, &cur, most))
+                ;
+            timed_wait_ms(&k->kick_cond, &k->kick_lock, 5);
+        }
     }
     pthread_mutex_unlock(&k->kick_lock);
     return NULL;
@@ -147,9 +185,10 @@ pageout_main(void *arg)
     pthread_mutex_lock(&pool->lock);
     while (!atomic_load(&k->stopping)) {
         uint64_t in_flight = atomic_load(&k->laundry);
-        int starved = atomic_load(&k->kicks_pending);
-        if ((pool->nfree >= pool->free_target && !starved) || in_flight >= k->laundry_max ||
-            pool->nqueued == 0) {
+        uint64_t target = pool->free_target;
+        if (atomic_load(&k->kicks_pending) && atomic_load(&k->need_frames) > target)
+            target = atomic_load(&k->need_frames);
+        if (pool->nfree >= target || in_flight >= k->laundry_max || pool->nqueued == 0) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_nsec += 20000000;
@@ -171,7 +210,7 @@ pageout_main(void *arg)
         uint64_t budget = pool->nqueued;
         uint64_t now = vm_now_ns();
         int progress = 0;
-        while (budget-- > 0 && pool->nfree < pool->free_target &&
+        while (budget-- > 0 && pool->nfree < target &&
                atomic_load(&k->laundry) < k->laundry_max && !atomic_load(&k->stopping))
             progress |= scan_one(k, now);
         pthread_mutex_unlock(&pool->lock);

@@ -277,9 +277,15 @@ emmd_fs_start(struct emmd_fs *fs)
     char dir[PATH_MAX];
     int persistent = (fs->backend->flags & EMM_BACKEND_PERSISTENT) != 0;
     snprintf(dir, sizeof(dir), "%s/fs/%s/catalog", fs->d->cfg->state_dir, name);
-    rc = emm_catalog_open(persistent ? dir : NULL, &fs->catalog);
+    struct MDB_env *env = emm_backend_lmdb_env(fs->backend);
+    if (env != NULL) {
+        rc = emm_catalog_open_env(env, &fs->catalog); /* in the lmdb backend's environment */
+        snprintf(dir, sizeof(dir), "the lmdb environment");
+    } else {
+        rc = emm_catalog_open(persistent ? dir : NULL, &fs->catalog);
+    }
     if (rc < 0) {
-        emm_err("fs %s: catalog %s: %s", name, dir, strerror(-rc));
+        emm_err("fs %s: catalog in %s: %s", name, dir, strerror(-rc));
         return rc;
     }
     rc = emm_catalog_scan(fs->catalog, load_node, fs);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -84,14 +85,31 @@ report_ready(int fd, char status)
     close(fd);
 }
 
+/* Opens and locks the pid file: one emmd per configuration. The lock is held
+ * for the daemon's life (the fd survives the fork in daemonize). */
 static int
-write_pid_file(const char *path)
+lock_pid_file(const char *path, int *out)
 {
-    FILE *f = fopen(path, "we");
-    if (f == NULL)
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
         return -errno;
-    fprintf(f, "%d\n", (int)getpid());
-    return fclose(f) == 0 ? 0 : -errno;
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+        close(fd);
+        return rc;
+    }
+    *out = fd;
+    return 0;
+}
+
+static int
+write_pid_file(int fd)
+{
+    char buf[32];
+    int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)n, 0) != n)
+        return -errno;
+    return 0;
 }
 
 /* Brings everything down; safe on a partly started daemon. */
@@ -172,6 +190,19 @@ main(int argc, char **argv)
         return 0;
     }
 
+    int pid_fd = -1;
+    rc = lock_pid_file(d.cfg->pid_file, &pid_fd);
+    if (rc < 0) {
+        if (rc == -EBUSY)
+            fprintf(stderr, "emmd: %s: another emmd is running with this configuration\n",
+                    d.cfg->pid_file);
+        else
+            fprintf(stderr, "emmd: %s: %s\n", d.cfg->pid_file, strerror(-rc));
+        for (size_t i = 0; i < d.nfs; i++)
+            emm_backend_close(d.fs[i].backend);
+        return 1;
+    }
+
     int ready_fd = -1;
     if (!foreground) {
         rc = daemonize(&ready_fd);
@@ -214,7 +245,7 @@ main(int argc, char **argv)
         emm_err("control socket %s: %s", d.cfg->control_socket, strerror(-rc));
         goto fail;
     }
-    rc = write_pid_file(d.cfg->pid_file);
+    rc = write_pid_file(pid_fd);
     if (rc < 0)
         emm_warn("pid file %s: %s", d.cfg->pid_file, strerror(-rc));
     emm_notice("ready: %zu filesystems, resident limit %llu bytes, pid %d", d.nfs,

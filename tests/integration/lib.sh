@@ -311,9 +311,8 @@ _stop_emmd_quiet() {
         sleep 0.1
     done
     if [ "$i" -ge "$EMM_STOP_WAIT" ]; then
-        kill -KILL "$pid" 2>/dev/null || true
-        if [ "$EMMD_CHILD" = 1 ]; then wait "$pid" 2>/dev/null || true; fi
         _STOP_ERR="emmd (pid $pid) did not exit within $((EMM_STOP_WAIT / 10)) s of SIGTERM (killed)"
+        _kill_wedged "$pid"
         return 0
     fi
     if [ "$EMMD_CHILD" = 1 ]; then
@@ -328,6 +327,33 @@ _stop_emmd_quiet() {
     done
     [ -z "$bad" ] || _STOP_ERR="still mounted after emmd exited:$bad"
     return 0
+}
+
+# _kill_wedged PID: SIGKILL by pid; if the process cannot die (a thread stuck in
+# the kernel waiting on its own FUSE mount), abort the FUSE connections of the
+# test's mounts through fusectl, then reap it. Bounded.
+_kill_wedged() {
+    local pid=$1 i mp dev
+    kill -KILL "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        [ -e "/proc/$pid" ] && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ -e "/proc/$pid" ] && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null; then
+        echo "emmd (pid $pid) is wedged after SIGKILL; aborting its FUSE connections" >&2
+        for mp in "${MOUNTS[@]+"${MOUNTS[@]}"}"; do
+            dev=$(awk -v d="$mp" '$5 == d { split($3, a, ":"); print a[2] }' /proc/self/mountinfo)
+            [ -n "$dev" ] && [ -e "/sys/fs/fuse/connections/$dev/abort" ] &&
+                echo 1 >"/sys/fs/fuse/connections/$dev/abort" 2>/dev/null
+        done
+        for ((i = 0; i < 100; i++)); do
+            [ -e "/proc/$pid" ] && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null || break
+            sleep 0.1
+        done
+    fi
+    if [ "$EMMD_CHILD" = 1 ] && { [ ! -e "/proc/$pid" ] || grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null; }; then
+        wait "$pid" 2>/dev/null || true
+    fi
 }
 
 # emmd_alive: true while the emmd we started is running.

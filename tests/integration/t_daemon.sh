@@ -44,9 +44,27 @@ case "$fd0" in /dev/null | none) ;; *) fail "daemon's stdin is $fd0, expected /d
 "$IO" fill -y "$WORK/explicit/tmp" 0 65536 102
 assert_eq "$(info_get pid)" "$pid" "emmctl info pid"
 
-# a second instance on the same config is refused, and the first keeps serving
+# a second instance on the same config is refused before it mounts anything
+# (a watcher samples mountinfo every 2 ms while it runs; it can miss a very short
+# double mount, never invent one), and the first keeps serving
+python3 - "$MNT/keep" "$WORK/explicit" "$WORK/watch.stop" >"$WORK/watch.out" <<'PY' &
+import os, sys, time
+mps, stop = sys.argv[1:3], sys.argv[3]
+most = 1
+while not os.path.exists(stop):
+    with open("/proc/self/mountinfo") as f:
+        fields = [l.split()[4] for l in f]
+    most = max([most] + [fields.count(m) for m in mps])
+    time.sleep(0.002)
+print(most)
+PY
+watcher=$!
+sleep 0.2
 rc=0
 timeout -s TERM 15 "$EMMD" -f -c "$CONF" >"$WORK/second.log" 2>&1 || rc=$?
+touch "$WORK/watch.stop"
+wait $watcher || fail "mount watcher failed"
+assert_eq "$(cat "$WORK/watch.out")" 1 "most mounts seen on one mountpoint while a second emmd started"
 [ $rc != 0 ] || fail "a second emmd on the same config exited 0"
 [ $rc != 124 ] || fail "a second emmd on the same config kept running (killed by timeout)"
 log "second instance refused (status $rc): $(head -c 300 "$WORK/second.log")"

@@ -1,13 +1,16 @@
 /*
  * test_backend.c - the backend host and the built-in backends: one conformance
  * suite run against every stack (memory, file, error:memory at rate 0), then
- * null, the error filter, memory.limit, config errors and plug-in loading.
+ * null, the error filter, memory.limit, config errors, plug-in loading and the
+ * plug-in search. "file" is a plug-in: this binary lives in BUILD/bin, so the
+ * host finds BUILD/lib/emm/file.so by its EXE_DIR/../lib/emm rule.
  *
  * Each test builds its own stack in its own mkdtemp directory; no shared state.
  */
 #include <errno.h>
 #include <ftw.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -33,6 +37,10 @@ struct stack {
 static const struct stack st_memory = {"memory", {{NULL, NULL}}};
 static const struct stack st_file = {"file", {{NULL, NULL}}};
 static const struct stack st_error = {"error:memory", {{"error.rate", "0"}, {NULL, NULL}}};
+static const struct stack st_lmdb = {"lmdb", {{NULL, NULL}}};
+static const struct stack st_zstd_memory = {"zstd:memory", {{NULL, NULL}}};
+static const struct stack st_zstd_file = {"zstd:file", {{"zstd.cluster", "16K"}, {NULL, NULL}}};
+static const struct stack st_zstd_lmdb = {"zstd:lmdb", {{"zstd.cluster", "4K"}, {NULL, NULL}}};
 
 struct fix {
     char dir[64];
@@ -685,6 +693,81 @@ t_plugins(void **state)
     fix_free(f);
 }
 
+static void
+expect_err(struct fix *f, const char *spec, const char *want)
+{
+    assert_true(fix_open(f, spec) < 0);
+    assert_null(f->b);
+    if (!strstr(f->err, want))
+        fail_msg("spec '%s': got \"%s\", want \"%s\"", spec, f->err, want);
+}
+
+static void
+t_plugin_search(void **state)
+{
+    (void)state;
+    struct fix *f = fix_new();
+    char path[PATH_MAX + 64], dirs[1024], want[2048], other[128];
+
+    if (build_so(f->dir, "good", good_src) < 0) {
+        fix_free(f);
+        skip();
+        return;
+    }
+    /* Default: EXE_DIR/../lib/emm, then the install dir. "file" is the build's plug-in. */
+    assert_int_equal(emm_backend_find_plugin(&f->cfg, "file", path, sizeof(path), dirs,
+                                             sizeof(dirs)),
+                     0);
+    if (!strstr(path, "/lib/emm/file.so"))
+        fail_msg("file found at %s", path);
+    assert_int_equal(fix_open(f, "file"), 0);
+    assert_non_null(f->b->dl_handle);
+    assert_string_equal(f->b->ops->name, "file");
+    emm_backend_close(f->b);
+    f->b = NULL;
+
+    /* A name found nowhere: the message lists every directory searched. */
+    assert_int_equal(emm_backend_find_plugin(&f->cfg, "nosuch", path, sizeof(path), dirs,
+                                             sizeof(dirs)),
+                     -ENOENT);
+    assert_non_null(strstr(dirs, "/lib/emm, "));
+    assert_non_null(strstr(dirs, EMM_PLUGIN_INSTALL_DIR));
+    snprintf(want, sizeof(want), "test.conf:3: unknown backend 'nosuch' (not built in; no nosuch.so in %s)",
+             dirs);
+    expect_err(f, "nosuch", want);
+
+    /* $EMM_PLUGIN_DIR replaces the defaults: a bare name finds good.so there, file no more. */
+    setenv("EMM_PLUGIN_DIR", f->dir, 1);
+    assert_int_equal(fix_open(f, "good"), 0);
+    assert_string_equal(f->b->ops->name, "good");
+    emm_backend_close(f->b);
+    f->b = NULL;
+    snprintf(want, sizeof(want), "unknown backend 'file' (not built in; no file.so in %s)", f->dir);
+    expect_err(f, "file", want);
+
+    /* [emmd] plugin-dir beats $EMM_PLUGIN_DIR. */
+    snprintf(other, sizeof(other), "%s/other", f->dir);
+    assert_int_equal(mkdir(other, 0700), 0);
+    f->cfg.plugin_dir = other;
+    snprintf(want, sizeof(want), "test.conf:3: unknown backend 'good' (not built in; no good.so in %s)",
+             other);
+    expect_err(f, "good", want);
+    f->cfg.plugin_dir = f->dir;
+    assert_int_equal(fix_open(f, "plugin:good"), 0);
+    emm_backend_close(f->b);
+    f->b = NULL;
+
+    /* plugin:NAME never takes a built-in; names stay file names. */
+    snprintf(want, sizeof(want), "unknown backend 'plugin:memory' (no memory.so in %s)", f->dir);
+    expect_err(f, "plugin:memory", want);
+    expect_err(f, "plugin:.good", "test.conf:3: bad plug-in name '.good'");
+    expect_err(f, "plugin:", "test.conf:3: bad plug-in name ''");
+
+    unsetenv("EMM_PLUGIN_DIR");
+    f->cfg.plugin_dir = NULL;
+    fix_free(f);
+}
+
 #define CONFORMANCE(st)                                                                        \
     cmocka_unit_test_prestate_setup_teardown(c_sparse_read, setup_stack, teardown_stack,      \
                                              (void *)&st),                                     \
@@ -717,17 +800,28 @@ main(void)
     const struct CMUnitTest memory[] = {CONFORMANCE(st_memory)};
     const struct CMUnitTest file[] = {CONFORMANCE(st_file)};
     const struct CMUnitTest error_memory[] = {CONFORMANCE(st_error)};
+    const struct CMUnitTest lmdb[] = {CONFORMANCE(st_lmdb)};
+    const struct CMUnitTest zstd_memory[] = {CONFORMANCE(st_zstd_memory)};
+    const struct CMUnitTest zstd_file[] = {CONFORMANCE(st_zstd_file)};
+    const struct CMUnitTest zstd_lmdb[] = {CONFORMANCE(st_zstd_lmdb)};
     const struct CMUnitTest others[] = {
         cmocka_unit_test(t_null),          cmocka_unit_test(t_error_default),
         cmocka_unit_test(t_error_file),    cmocka_unit_test(t_error_rate),
         cmocka_unit_test(t_memory_limit),  cmocka_unit_test(t_config_errors),
-        cmocka_unit_test(t_plugins),
+        cmocka_unit_test(t_plugins),       cmocka_unit_test(t_plugin_search),
     };
     int failed = 0;
+
+    /* The plug-in search must start from its defaults, whatever the caller's environment. */
+    unsetenv("EMM_PLUGIN_DIR");
 
     failed += cmocka_run_group_tests_name("conformance: memory", memory, NULL, NULL);
     failed += cmocka_run_group_tests_name("conformance: file", file, NULL, NULL);
     failed += cmocka_run_group_tests_name("conformance: error:memory", error_memory, NULL, NULL);
+    failed += cmocka_run_group_tests_name("conformance: lmdb", lmdb, NULL, NULL);
+    failed += cmocka_run_group_tests_name("conformance: zstd:memory", zstd_memory, NULL, NULL);
+    failed += cmocka_run_group_tests_name("conformance: zstd:file", zstd_file, NULL, NULL);
+    failed += cmocka_run_group_tests_name("conformance: zstd:lmdb", zstd_lmdb, NULL, NULL);
     failed += cmocka_run_group_tests_name("backends", others, NULL, NULL);
     return failed ? 1 : 0;
 }

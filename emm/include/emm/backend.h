@@ -124,11 +124,18 @@ struct emm_backend_ops {
 #define EMM_BACKEND_INIT_SYMBOL "emm_backend_init"
 typedef const struct emm_backend_ops *(*emm_backend_init_fn)(void);
 
+/* C linkage for the export even when a plug-in is written in C++. */
+#ifdef __cplusplus
+#define EMM_BACKEND_EXTERN_C extern "C"
+#else
+#define EMM_BACKEND_EXTERN_C
+#endif
+
 /* Defines the plug-in's single export. A thread model must be given. */
 #define EMM_BACKEND_REGISTER(ops, model)                                       \
-    __attribute__((visibility("default"))) const struct emm_backend_ops *      \
-    emm_backend_init(void);                                                    \
-    const struct emm_backend_ops *emm_backend_init(void)                       \
+    EMM_BACKEND_EXTERN_C __attribute__((visibility("default")))               \
+    const struct emm_backend_ops *emm_backend_init(void);                      \
+    EMM_BACKEND_EXTERN_C const struct emm_backend_ops *emm_backend_init(void)  \
     {                                                                          \
         (ops).struct_size = sizeof(struct emm_backend_ops);                    \
         (ops).api_version = EMM_BACKEND_API_VERSION;                           \

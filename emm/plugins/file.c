@@ -1,17 +1,25 @@
 /*
- * backend_file.c - the "file" backend: one sparse file per object, named by
- * the object id in 16 hex digits, under file.dir (default STATE_DIR/pages).
- * Page i lives at offset i * EMM_PAGE_SIZE; holes are pages never written (or
- * discarded), found with SEEK_DATA/SEEK_HOLE. Files are created on first write.
- * Pages survive a restart (PERSISTENT). stored_pages comes from st_blocks, so
- * it may count a file system's metadata blocks (exact on ext4 and tmpfs for
- * files with few extents).
+ * plugins/file.c - the "file" backend, built as the plug-in file.so: one sparse
+ * file per object, named by the object id in 16 hex digits, under file.dir
+ * (default STATE_DIR/fs/NAME/pages, from host->state_dir). Page i lives at
+ * offset i * EMM_PAGE_SIZE; holes are pages never written (or discarded), found
+ * with SEEK_DATA/SEEK_HOLE. Files are created on first write. Pages survive a
+ * restart (PERSISTENT). stored_pages comes from st_blocks, so it may count a
+ * file system's metadata blocks (exact on ext4 and tmpfs for files with few
+ * extents).
+ *
+ * It proves the plug-in ABI: it includes <emm/backend.h> and libc only, logs
+ * through host->log, and exports nothing but emm_backend_init (hidden
+ * visibility and plugin.syms).
  *
  * Locking: `lock` guards the fd cache (a bounded table with an LRU clock and a
  * reference count per entry; an entry in use is never closed). All I/O runs
  * outside it with pread/pwrite, so calls on any objects may overlap: thread
  * model PARALLEL.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* fallocate, syncfs, SEEK_DATA, asprintf */
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -24,7 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "backend_host.h"
+#include <emm/backend.h>
 
 #define FD_CACHE 256
 #define FD_BUCKETS 512
@@ -577,10 +585,7 @@ fb_info(void *instance, char *buf, size_t len)
     return w < 0 || (size_t)w >= len ? -ENOSPC : 0;
 }
 
-const struct emm_backend_ops emm_backend_file_ops = {
-    .struct_size = sizeof(struct emm_backend_ops),
-    .api_version = EMM_BACKEND_API_VERSION,
-    .thread_model = EMM_THREAD_PARALLEL,
+static struct emm_backend_ops fb_ops = {
     .name = "file",
     .flags = EMM_BACKEND_PERSISTENT,
     .create = fb_create,
@@ -597,3 +602,5 @@ const struct emm_backend_ops emm_backend_file_ops = {
     .stored_pages = fb_stored_pages,
     .info = fb_info,
 };
+
+EMM_BACKEND_REGISTER(fb_ops, EMM_THREAD_PARALLEL)
