@@ -36,19 +36,38 @@ struct pgr_std {
     struct pgr_std_stats stats;
 };
 
-/* A supply buffer shared by the supply messages cut from one backend read. */
+/* A supply buffer shared by the supply messages cut from one backend read. The
+ * data is page-aligned (backends may use O_DIRECT or wide stores); the header
+ * sits after it in the same allocation. */
 struct supply_buf {
     atomic_int refs;
-    char data[];
+    char *data;
 };
+
+static struct supply_buf *
+supply_buf_new(uint64_t len)
+{
+    char *mem = aligned_alloc(PS, len + PS);
+    if (mem == NULL)
+        return NULL;
+    struct supply_buf *sb = (struct supply_buf *)(mem + len);
+    sb->data = mem;
+    atomic_init(&sb->refs, 1);
+    return sb;
+}
+
+static void
+supply_buf_put(struct supply_buf *sb)
+{
+    if (atomic_fetch_sub(&sb->refs, 1) == 1)
+        free(sb->data);
+}
 
 static void
 supply_release(struct emm_msg *msg, int status)
 {
     (void)status;
-    struct supply_buf *sb = msg->release_ctx;
-    if (atomic_fetch_sub(&sb->refs, 1) == 1)
-        free(sb);
+    supply_buf_put(msg->release_ctx);
     free(msg);
 }
 
@@ -68,13 +87,14 @@ do_data_request(struct pgr_object *po, struct emm_msg *msg)
     struct pgr_std *pg = po->pager;
     uint64_t n = msg->length / PS, first = msg->offset / PS;
     atomic_fetch_add(&pg->stats.requests, 1);
-    struct supply_buf *sb = n ? malloc(sizeof(*sb) + msg->length) : NULL;
+    struct supply_buf *sb = n ? supply_buf_new(msg->length) : NULL;
     uint8_t present[256];
     int rc = sb == NULL || n > 256 ? -ENOMEM : 0;
     if (rc == 0)
         rc = emm_backend_read(pg->backend, po->id, first, (uint32_t)n, sb->data, present);
     if (rc < 0) {
-        free(sb);
+        if (sb != NULL)
+            supply_buf_put(sb);
         atomic_fetch_add(&pg->stats.errors, 1);
         struct emm_msg *m = emm_msg_new(MO_DATA_ERROR, msg->offset, msg->length);
         if (m != NULL) {
@@ -84,7 +104,6 @@ do_data_request(struct pgr_object *po, struct emm_msg *msg)
         return;
     }
     /* One message per run: supply for stored pages, unavailable for holes. */
-    atomic_init(&sb->refs, 1);
     uint64_t i = 0;
     while (i < n) {
         uint64_t j = i;
@@ -109,8 +128,7 @@ do_data_request(struct pgr_object *po, struct emm_msg *msg)
             send_control(po, m);
         i = j;
     }
-    if (atomic_fetch_sub(&sb->refs, 1) == 1)
-        free(sb);
+    supply_buf_put(sb);
 }
 
 static void

@@ -38,6 +38,7 @@ struct emmd_node {
 };
 
 struct fz_notifier;
+struct fz_dir;
 
 struct emmd_fs {
     struct emmd *d;
@@ -56,6 +57,7 @@ struct emmd_fs {
     atomic_int spinner;              /* one loop thread busy-polls at a time */
     atomic_uint_fast64_t last_request_ns;
     int mounted;
+    struct fz_dir *dirs; /* open directory snapshots (fz_ops.c) */
     uint64_t fuse_requests;
 };
 
@@ -91,6 +93,7 @@ static inline fuse_ino_t emmd_ino(const struct emmd_node *n) { return n->rec.id 
 extern const struct fuse_lowlevel_ops fz_ops;
 int fz_mount(struct emmd_fs *fs);   /* session, mount, loop threads, bdi tuning */
 void fz_unmount(struct emmd_fs *fs);
+void fz_dirs_free(struct emmd_fs *fs); /* after the session is gone */
 int fz_notifier_start(struct emmd_fs *fs);
 void fz_notifier_stop(struct emmd_fs *fs);
 void fz_invalidate(void *owner, uint64_t off, uint64_t len, void (*done)(void *), void *arg);

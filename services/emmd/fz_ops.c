@@ -703,8 +703,11 @@ fz_statfs(fuse_req_t req, fuse_ino_t ino)
     fuse_reply_statfs(req, &sv);
 }
 
-/* readdir: a snapshot of the names taken at opendir, served by offset. */
-struct dir_snap {
+/* readdir: a snapshot of the names taken at opendir, served by offset. Open
+ * snapshots are listed on the filesystem (fs->lock): a RELEASEDIR still in
+ * flight at unmount never arrives, and fz_dirs_free frees what is left. */
+struct fz_dir {
+    struct fz_dir *next, *prev;
     size_t n;
     struct {
         fuse_ino_t ino;
@@ -722,7 +725,7 @@ fz_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
     pthread_mutex_lock(&fs->lock);
     size_t cap = fs->nobjects;
-    struct dir_snap *s = malloc(sizeof(*s) + (cap + 1) * sizeof(s->e[0]));
+    struct fz_dir *s = malloc(sizeof(*s) + (cap + 1) * sizeof(s->e[0]));
     if (s == NULL) {
         pthread_mutex_unlock(&fs->lock);
         fuse_reply_err(req, ENOMEM);
@@ -736,6 +739,11 @@ fz_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
                 memcpy(s->e[s->n].name, n->rec.name, sizeof(n->rec.name));
                 s->n++;
             }
+    s->prev = NULL;
+    s->next = fs->dirs;
+    if (fs->dirs != NULL)
+        fs->dirs->prev = s;
+    fs->dirs = s;
     pthread_mutex_unlock(&fs->lock);
     fi->fh = (uint64_t)(uintptr_t)s;
     fuse_reply_open(req, fi);
@@ -745,7 +753,7 @@ static void
 fz_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
     (void)ino;
-    struct dir_snap *s = (struct dir_snap *)(uintptr_t)fi->fh;
+    struct fz_dir *s = (struct fz_dir *)(uintptr_t)fi->fh;
     char *buf = malloc(size);
     if (buf == NULL) {
         fuse_reply_err(req, ENOMEM);
@@ -775,11 +783,39 @@ fz_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_f
 }
 
 static void
+dir_unlink(struct emmd_fs *fs, struct fz_dir *s)
+{
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        fs->dirs = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+}
+
+static void
 fz_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     (void)ino;
-    free((void *)(uintptr_t)fi->fh);
+    struct emmd_fs *fs = fs_of(req);
+    struct fz_dir *s = (struct fz_dir *)(uintptr_t)fi->fh;
+    pthread_mutex_lock(&fs->lock);
+    dir_unlink(fs, s);
+    pthread_mutex_unlock(&fs->lock);
+    free(s);
     fuse_reply_err(req, 0);
+}
+
+void
+fz_dirs_free(struct emmd_fs *fs)
+{
+    pthread_mutex_lock(&fs->lock);
+    while (fs->dirs != NULL) {
+        struct fz_dir *s = fs->dirs;
+        dir_unlink(fs, s);
+        free(s);
+    }
+    pthread_mutex_unlock(&fs->lock);
 }
 
 const struct fuse_lowlevel_ops fz_ops = {

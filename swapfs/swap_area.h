@@ -1,0 +1,162 @@
+/*
+ * swap_area.h - one swap area of the default pager: its on-disk format and page
+ * I/O. An area is a regular file (preallocated, never sparse) or a block device:
+ *
+ *   page 0                      header (magic "EMMSWAP1", geometry, uuid, label,
+ *                               clean flag, generations, CRC32C)
+ *   pages 1 .. 1+desc_pages     slot descriptors, 128 per page, 32 bytes each:
+ *                               (object, page index, generation, data CRC32C,
+ *                               descriptor CRC32C); generation 0 = empty
+ *   pages data_start ..         the data slots, one page each
+ *
+ * A slot write puts the data first, then its descriptor (the commit record), so
+ * a scan of the descriptors after a crash finds every page that was written;
+ * when one (object, index) appears twice, the higher generation wins. The
+ * layout is documented field by field in docs/swapfs.md.
+ *
+ * Locking: an area may be used from any thread. Data I/O takes no lock (slots
+ * are owned by whoever allocated them); descriptor updates read-modify-write
+ * one descriptor page under one of SWP_STRIPES mutexes (chosen by page number),
+ * each with its own preallocated page buffer, so the write path never
+ * allocates. Open, close and format are not concurrent with anything else.
+ */
+#ifndef EMM_SWAP_AREA_H
+#define EMM_SWAP_AREA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SWP_MAGIC "EMMSWAP1"
+#define SWP_VERSION 1u
+#define SWP_PAGE_SIZE 4096u
+#define SWP_LABEL_MAX 64u /* bytes on disk, NUL included */
+#define SWP_DESC_SIZE 32u
+#define SWP_DESC_PER_PAGE (SWP_PAGE_SIZE / SWP_DESC_SIZE)
+#define SWP_MIN_PAGES 3u /* header, one descriptor page, one slot */
+
+/* swp_area_format flags */
+#define SWP_FORMAT_FORCE (1u << 0) /* overwrite a known signature */
+
+/* swp_area_open flags */
+#define SWP_OPEN_RDONLY (1u << 0)   /* inspect only: no lock, no header update */
+#define SWP_OPEN_BUFFERED (1u << 1) /* do not try O_DIRECT */
+
+/* swp_area_scan flags */
+#define SWP_SCAN_VERIFY (1u << 0) /* also read each used slot and check its data CRC */
+
+struct swp_area;
+
+/* What the header says, decoded (swp_area_info). */
+struct swp_area_info {
+    const char *path;
+    uint8_t uuid[16];
+    char label[SWP_LABEL_MAX];
+    uint64_t size_pages;  /* the whole area, header included */
+    uint64_t desc_pages;  /* descriptor pages, starting at page 1 */
+    uint64_t data_start;  /* page number of slot 0 */
+    uint64_t nslots;      /* data slots */
+    uint64_t open_count;  /* read-write opens since format */
+    uint64_t last_gen;    /* highest generation at the last clean close */
+    uint64_t format_time; /* unix seconds */
+    int was_clean;        /* the previous user closed it cleanly */
+    int direct;           /* O_DIRECT in use */
+    int blkdev;           /* a block device rather than a regular file */
+    int rdonly;
+};
+
+/* A decoded slot descriptor. gen == 0: the slot holds nothing. */
+struct swp_desc {
+    uint64_t obj;
+    uint64_t index;
+    uint64_t gen;
+    uint32_t data_crc;
+};
+
+/* What a scan saw. */
+struct swp_scan_stats {
+    uint64_t used;    /* valid descriptors passed to the callback */
+    uint64_t torn;    /* non-empty descriptors whose own CRC is wrong */
+    uint64_t bad_data; /* SWP_SCAN_VERIFY: data CRC mismatches */
+    uint64_t max_gen;
+};
+
+/*
+ * Names the known signature at the start of an open file or device, or returns
+ * NULL: "ext2/3/4 filesystem", "XFS filesystem", "btrfs filesystem", "Linux swap
+ * area", "emm swap area". *where gets a short "magic ... at offset N" text.
+ */
+const char *swp_area_probe(int fd, const char **where);
+
+/*
+ * Formats path as a swap area of size bytes (0: the whole existing file or
+ * device). A regular file that does not exist is created (size required) and
+ * preallocated with fallocate. Refuses (-EEXIST, logged with the path and the
+ * signature) a known signature unless SWP_FORMAT_FORCE. label may be NULL.
+ * On success *uuid_out (if not NULL) gets the new uuid.
+ */
+int swp_area_format(const char *path, uint64_t size, const char *label, unsigned flags,
+                    uint8_t uuid_out[16]);
+
+/*
+ * Opens and validates an area. A corrupt or foreign header is refused with a
+ * logged reason (-EINVAL, -EUCLEAN for a CRC mismatch, -ERANGE when the file or
+ * device is smaller than the header says). Read-write: takes an exclusive flock
+ * (-EBUSY if another process holds it), preallocates holes of a sparse file, and
+ * marks the header dirty until swp_area_close. The caller then rebuilds its
+ * allocator and maps from swp_area_scan (swp_index_recover does it all).
+ */
+int swp_area_open(const char *path, unsigned flags, struct swp_area **out);
+
+/* Syncs, marks the header clean with the highest generation used, closes. */
+int swp_area_close(struct swp_area *a);
+
+/* Closes without marking clean (error paths, and tests that simulate a crash). */
+void swp_area_abandon(struct swp_area *a);
+
+const struct swp_area_info *swp_area_info(const struct swp_area *a);
+
+/* A fresh generation, higher than any on disk (once the scan has run). */
+uint64_t swp_area_next_gen(struct swp_area *a);
+
+/* Raises the generation counter above gen (recovery). */
+void swp_area_note_gen(struct swp_area *a, uint64_t gen);
+
+/*
+ * Writes one page into slot and then its descriptor (obj, index, gen, CRC).
+ * page should be SWP_PAGE_SIZE-aligned; an unaligned one is bounced through a
+ * preallocated buffer under a lock. gen must be non-zero.
+ */
+int swp_area_write_slot(struct swp_area *a, uint64_t slot, uint64_t obj, uint64_t index,
+                        uint64_t gen, const void *page);
+
+/*
+ * Reads slot into page and checks that its descriptor names (obj, index) and
+ * that the data matches the descriptor's CRC: -ENODATA for an empty slot, -EIO
+ * (logged) for a mismatch.
+ */
+int swp_area_read_slot(struct swp_area *a, uint64_t slot, uint64_t obj, uint64_t index,
+                       void *page);
+
+/* Reads one descriptor. */
+int swp_area_read_desc(struct swp_area *a, uint64_t slot, struct swp_desc *d);
+
+/* Empties a slot's descriptor (call before the slot is freed for reuse). */
+int swp_area_clear_slot(struct swp_area *a, uint64_t slot);
+
+/* fdatasync: every slot written before the call survives a power loss. */
+int swp_area_sync(struct swp_area *a);
+
+/*
+ * Reads every descriptor in slot order and calls fn for each valid one; fn
+ * returns 0 to go on or a negative errno to stop (returned). With
+ * SWP_SCAN_VERIFY a slot whose data does not match its CRC is skipped and
+ * counted. Not concurrent with writers.
+ */
+typedef int (*swp_scan_fn)(void *arg, uint64_t slot, const struct swp_desc *d);
+int swp_area_scan(struct swp_area *a, unsigned flags, swp_scan_fn fn, void *arg,
+                  struct swp_scan_stats *stats);
+
+/* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" into buf (37 bytes). */
+void swp_uuid_str(const uint8_t uuid[16], char buf[37]);
+
+#endif
