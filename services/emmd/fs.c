@@ -262,6 +262,13 @@ load_node(void *arg, const struct emm_catalog_rec *rec)
     n->fs = fs;
     n->rec = *rec;
     link_node(fs, n);
+    /* After a crash the store may hold pages returned after the last size the
+     * catalog saw: past the end they must read as zeros if the object grows. */
+    uint64_t end = (rec->size + EMM_PAGE_SIZE - 1) / EMM_PAGE_SIZE;
+    int rc = emm_backend_discard(fs->backend, rec->id, end, UINT64_MAX);
+    if (rc < 0)
+        emm_warn("fs %s: '%s': discarding pages past its size: %s", fs->cfg->name, rec->name,
+                 strerror(-rc));
     return 0;
 }
 
