@@ -1,0 +1,170 @@
+/*
+ * emmswap.c - the swap area tool: `emmswap format` writes a new area on a file
+ * or block device, `emmswap info` describes areas (header, and used and free
+ * slots from a descriptor scan). Single-threaded; areas are opened read-only
+ * for info, so it is safe while emmd uses them.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h" /* emm_parse_size */
+#include "log.h"
+#include "slot_alloc.h"
+#include "swap_area.h"
+#include "swap_index.h"
+
+static void
+usage(FILE *f)
+{
+    fprintf(f, "usage: emmswap format [--force] [--label LABEL] PATH [SIZE]\n"
+               "       emmswap info PATH...\n"
+               "\n"
+               "format  writes a new swap area on PATH, a block device or a regular file\n"
+               "        (created and preallocated when SIZE is given: 64M, 2G, ...).\n"
+               "        A filesystem, Linux swap or emm swap signature is kept unless --force.\n"
+               "info    prints each area's uuid, label, size, used and free slots and state.\n");
+}
+
+static int
+cmd_format(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"force", no_argument, NULL, 'f'},
+        {"label", required_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *label = NULL;
+    unsigned flags = 0;
+    uint64_t size = 0;
+    uint8_t uuid[16];
+    char us[37];
+    int c, rc;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "fL:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'f': flags |= SWP_FORMAT_FORCE; break;
+        case 'L': label = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (argc - optind < 1 || argc - optind > 2) {
+        fprintf(stderr, "emmswap format: expected PATH [SIZE]\n");
+        usage(stderr);
+        return 2;
+    }
+    if (argc - optind == 2 && (emm_parse_size(argv[optind + 1], &size) < 0 || size == 0)) {
+        fprintf(stderr, "emmswap format: bad size '%s' (e.g. 4096, 64M, 2G)\n", argv[optind + 1]);
+        usage(stderr);
+        return 2;
+    }
+    if (label && strlen(label) >= SWP_LABEL_MAX) {
+        fprintf(stderr, "emmswap format: label longer than %u bytes\n", SWP_LABEL_MAX - 1);
+        return 2;
+    }
+    rc = swp_area_format(argv[optind], size, label, flags, uuid);
+    if (rc < 0) {
+        if (rc != -EEXIST) /* the refusal was logged with the signature */
+            fprintf(stderr, "emmswap: %s: not formatted: %s\n", argv[optind], strerror(-rc));
+        return 1;
+    }
+    swp_uuid_str(uuid, us);
+    printf("formatted %s: uuid %s\n", argv[optind], us);
+    return 0;
+}
+
+static int
+info_one(const char *path)
+{
+    struct swp_area *a;
+    struct swp_alloc *al = NULL;
+    struct swp_index *ix = NULL;
+    struct swp_recover_stats rs;
+    char us[37];
+    int rc;
+
+    rc = swp_area_open(path, SWP_OPEN_RDONLY, &a);
+    if (rc < 0) {
+        fprintf(stderr, "emmswap: %s: %s\n", path, strerror(-rc));
+        return rc;
+    }
+    const struct swp_area_info *in = swp_area_info(a);
+    if ((rc = swp_alloc_create(in->nslots, &al)) < 0 || (rc = swp_index_create(&ix)) < 0 ||
+        (rc = swp_index_recover(a, al, ix, &rs)) < 0) {
+        fprintf(stderr, "emmswap: %s: scanning the slots: %s\n", path, strerror(-rc));
+        goto out;
+    }
+    swp_uuid_str(in->uuid, us);
+    printf("# %s\n", path);
+    printf("path: %s\n", path);
+    printf("uuid: %s\n", us);
+    printf("label: %s\n", in->label);
+    printf("type: %s\n", in->blkdev ? "block device" : "file");
+    printf("size: %llu\n", (unsigned long long)(in->size_pages * SWP_PAGE_SIZE));
+    printf("page-size: %u\n", SWP_PAGE_SIZE);
+    printf("slots: %llu\n", (unsigned long long)in->nslots);
+    printf("used: %llu\n", (unsigned long long)swp_alloc_used(al));
+    printf("free: %llu\n", (unsigned long long)swp_alloc_free(al));
+    printf("objects: %llu\n", (unsigned long long)rs.objects);
+    printf("stale: %llu\n", (unsigned long long)(rs.stale + rs.torn + rs.bad_data));
+    printf("state: %s\n", in->was_clean ? "clean" : "dirty");
+    printf("opens: %llu\n", (unsigned long long)in->open_count);
+    printf("generation: %llu\n",
+           (unsigned long long)(rs.max_gen > in->last_gen ? rs.max_gen : in->last_gen));
+    printf("io: %s\n", in->direct ? "direct" : "buffered");
+out:
+    swp_index_destroy(ix);
+    swp_alloc_destroy(al);
+    swp_area_abandon(a);
+    return rc;
+}
+
+static int
+cmd_info(int argc, char **argv)
+{
+    int failed = 0;
+
+    if (argc < 2) {
+        fprintf(stderr, "emmswap info: expected PATH...\n");
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (int i = 1; i < argc; i++) {
+        if (i > 1)
+            printf("\n");
+        if (info_one(argv[i]) < 0)
+            failed = 1;
+    }
+    return failed;
+}
+
+int
+main(int argc, char **argv)
+{
+    emm_log_init("emmswap", 0, EMM_LOG_NOTICE);
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "format"))
+        return cmd_format(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "info"))
+        return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "emmswap: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,905 @@
+/*
+ * swap_area.c - the swap area format (header, slot descriptors, data slots),
+ * format/open/close, and page I/O. See swap_area.h for the layout and
+ * docs/swapfs.md for the fields.
+ *
+ * Locking: data I/O is lock-free (the caller owns the slot). A descriptor update
+ * is a read-modify-write of its 4 KiB descriptor page under the stripe mutex for
+ * that page; each stripe caches the last page it touched (write-through), so
+ * consecutive slots cost one write, not a read and a write. The generation
+ * counter is atomic. Format, open, close and scan run alone.
+ */
+#include "swap_area.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "zstd_cluster.h" /* emm_crc32c */
+
+#define SWP_STRIPES 32u
+#define SWP_NO_PAGE UINT64_MAX
+#define SCAN_CHUNK_PAGES 64u /* descriptor pages read at once by a scan */
+
+/* Header field offsets (docs/swapfs.md has the table). */
+enum {
+    H_MAGIC = 0,
+    H_VERSION = 8,
+    H_PAGE_SIZE = 12,
+    H_UUID = 16,
+    H_SIZE_PAGES = 32,
+    H_DESC_START = 40,
+    H_DESC_PAGES = 48,
+    H_DATA_START = 56,
+    H_NSLOTS = 64,
+    H_STATE = 72,
+    H_FLAGS = 76,
+    H_OPEN_COUNT = 80,
+    H_LAST_GEN = 88,
+    H_FORMAT_TIME = 96,
+    H_LABEL = 104,
+    H_CRC = 168,
+};
+#define SWP_STATE_CLEAN 1u
+#define SWP_STATE_DIRTY 0u
+
+struct swp_stripe {
+    pthread_mutex_t lock;
+    uint64_t page; /* descriptor page cached in buf, or SWP_NO_PAGE */
+    unsigned char *buf;
+};
+
+struct swp_area {
+    int fd;
+    struct swp_area_info info;
+    char *path;
+    _Atomic uint64_t next_gen;
+    struct swp_stripe stripes[SWP_STRIPES];
+    pthread_mutex_t bounce_lock;
+    unsigned char *bounce;
+    unsigned char *hdr; /* the header page as last written */
+};
+
+/* ---- little-endian fields ------------------------------------------------ */
+
+static void
+put32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void
+put64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t
+get32(const unsigned char *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static uint64_t
+get64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static uint32_t
+hdr_crc(const unsigned char *page)
+{
+    static const unsigned char zero[4];
+    uint32_t c = emm_crc32c(0, page, H_CRC);
+    c = emm_crc32c(c, zero, 4);
+    return emm_crc32c(c, page + H_CRC + 4, SWP_PAGE_SIZE - H_CRC - 4);
+}
+
+static void
+desc_encode(unsigned char *p, const struct swp_desc *d)
+{
+    if (d->gen == 0) {
+        memset(p, 0, SWP_DESC_SIZE);
+        return;
+    }
+    put64(p, d->obj);
+    put64(p + 8, d->index);
+    put64(p + 16, d->gen);
+    put32(p + 24, d->data_crc);
+    put32(p + 28, emm_crc32c(0, p, 28));
+}
+
+/* 1 valid, 0 empty, -1 torn (non-zero bytes with a wrong CRC). */
+static int
+desc_decode(const unsigned char *p, struct swp_desc *d)
+{
+    memset(d, 0, sizeof(*d));
+    if (get32(p + 28) != emm_crc32c(0, p, 28) || get64(p + 16) == 0) {
+        for (unsigned i = 0; i < SWP_DESC_SIZE; i++)
+            if (p[i])
+                return -1;
+        return 0;
+    }
+    d->obj = get64(p);
+    d->index = get64(p + 8);
+    d->gen = get64(p + 16);
+    d->data_crc = get32(p + 24);
+    return 1;
+}
+
+/* ---- plain I/O ------------------------------------------------------------ */
+
+static int
+pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return -EIO; /* short area */
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+static int
+pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = pwrite(fd, (const char *)buf + done, len - done, (off_t)(off + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+static int
+dev_size(int fd, const struct stat *st, uint64_t *size, int *blkdev)
+{
+    *blkdev = 0;
+    if (S_ISBLK(st->st_mode)) {
+        *blkdev = 1;
+        if (ioctl(fd, BLKGETSIZE64, size) < 0)
+            return -errno;
+        return 0;
+    }
+    if (S_ISREG(st->st_mode)) {
+        *size = (uint64_t)st->st_size;
+        return 0;
+    }
+    return -ENOTBLK;
+}
+
+static void *
+page_alloc(size_t len)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, SWP_PAGE_SIZE, len) != 0)
+        return NULL;
+    memset(p, 0, len);
+    return p;
+}
+
+/* ---- probing ---------------------------------------------------------------- */
+
+const char *
+swp_area_probe(int fd, const char **where)
+{
+    static const struct {
+        uint64_t off;
+        const char *magic;
+        size_t len;
+        const char *name, *where;
+    } sigs[] = {
+        {1080, "\x53\xef", 2, "ext2/3/4 filesystem", "magic 0xEF53 at offset 1080"},
+        {0, "XFSB", 4, "XFS filesystem", "magic \"XFSB\" at offset 0"},
+        {65600, "_BHRfS_M", 8, "btrfs filesystem", "magic \"_BHRfS_M\" at offset 65600"},
+        {4086, "SWAPSPACE2", 10, "Linux swap area", "signature \"SWAPSPACE2\" at offset 4086"},
+        {4086, "SWAP-SPACE", 10, "Linux swap area", "signature \"SWAP-SPACE\" at offset 4086"},
+        {0, SWP_MAGIC, 8, "emm swap area", "magic \"" SWP_MAGIC "\" at offset 0"},
+    };
+    char buf[16];
+
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        ssize_t n = pread(fd, buf, sigs[i].len, (off_t)sigs[i].off);
+        if (n == (ssize_t)sigs[i].len && memcmp(buf, sigs[i].magic, sigs[i].len) == 0) {
+            if (where)
+                *where = sigs[i].where;
+            return sigs[i].name;
+        }
+    }
+    return NULL;
+}
+
+/* ---- format ------------------------------------------------------------------ */
+
+void
+swp_uuid_str(const uint8_t u[16], char buf[37])
+{
+    snprintf(buf, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
+             u[13], u[14], u[15]);
+}
+
+static int
+make_uuid(uint8_t u[16])
+{
+    size_t done = 0;
+    while (done < 16) {
+        ssize_t n = getrandom(u + done, 16 - done, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        done += (size_t)n;
+    }
+    u[6] = (uint8_t)((u[6] & 0x0f) | 0x40); /* version 4 */
+    u[8] = (uint8_t)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    return 0;
+}
+
+/* Slots and descriptor pages for an area of size_pages. */
+static void
+geometry(uint64_t size_pages, uint64_t *desc_pages, uint64_t *nslots)
+{
+    uint64_t n = (size_pages - 1) / (SWP_DESC_PER_PAGE + 1) * SWP_DESC_PER_PAGE;
+    uint64_t rest = (size_pages - 1) % (SWP_DESC_PER_PAGE + 1);
+    if (rest > 1)
+        n += rest - 1; /* one more descriptor page for the leftover slots */
+    *nslots = n;
+    *desc_pages = (n + SWP_DESC_PER_PAGE - 1) / SWP_DESC_PER_PAGE;
+}
+
+/* Zeroes pages [first, first+count) of fd. */
+static int
+zero_pages(int fd, uint64_t first, uint64_t count)
+{
+    const uint64_t chunk = 256; /* 1 MiB */
+    unsigned char *z = page_alloc(chunk * SWP_PAGE_SIZE);
+    int rc = 0;
+
+    if (!z)
+        return -ENOMEM;
+    while (count && rc == 0) {
+        uint64_t n = count < chunk ? count : chunk;
+        rc = pwrite_full(fd, z, n * SWP_PAGE_SIZE, first * SWP_PAGE_SIZE);
+        first += n;
+        count -= n;
+    }
+    free(z);
+    return rc;
+}
+
+static int
+format_fd(int fd, const char *path, uint64_t size, const char *label, uint8_t uuid_out[16])
+{
+    uint64_t size_pages = size / SWP_PAGE_SIZE, desc_pages, nslots;
+    unsigned char *h;
+    int rc;
+
+    if (size_pages < SWP_MIN_PAGES) {
+        emm_err("%s: %llu bytes is too small for a swap area (at least %u pages)", path,
+                (unsigned long long)size, SWP_MIN_PAGES);
+        return -EINVAL;
+    }
+    geometry(size_pages, &desc_pages, &nslots);
+    h = page_alloc(SWP_PAGE_SIZE);
+    if (!h)
+        return -ENOMEM;
+    memcpy(h + H_MAGIC, SWP_MAGIC, 8);
+    put32(h + H_VERSION, SWP_VERSION);
+    put32(h + H_PAGE_SIZE, SWP_PAGE_SIZE);
+    rc = make_uuid(h + H_UUID);
+    if (rc < 0) {
+        free(h);
+        return rc;
+    }
+    put64(h + H_SIZE_PAGES, size_pages);
+    put64(h + H_DESC_START, 1);
+    put64(h + H_DESC_PAGES, desc_pages);
+    put64(h + H_DATA_START, 1 + desc_pages);
+    put64(h + H_NSLOTS, nslots);
+    put32(h + H_STATE, SWP_STATE_CLEAN);
+    put64(h + H_FORMAT_TIME, (uint64_t)time(NULL));
+    if (label)
+        memcpy(h + H_LABEL, label, strlen(label)); /* checked < SWP_LABEL_MAX */
+    put32(h + H_CRC, hdr_crc(h));
+
+    /* Old signatures and descriptors first, the header last: a format cut short
+     * leaves no valid header. Page 16 holds btrfs's superblock. */
+    uint64_t wipe = 1 + desc_pages > 17 ? 1 + desc_pages : 17;
+    if (wipe > size_pages)
+        wipe = size_pages;
+    rc = zero_pages(fd, 0, wipe);
+    if (rc == 0 && fdatasync(fd) < 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = pwrite_full(fd, h, SWP_PAGE_SIZE, 0);
+    if (rc == 0 && fsync(fd) < 0)
+        rc = -errno;
+    if (rc < 0)
+        emm_err("%s: writing the swap area: %s", path, strerror(-rc));
+    else if (uuid_out)
+        memcpy(uuid_out, h + H_UUID, 16);
+    free(h);
+    return rc;
+}
+
+/* Allocates [0, size) of a regular file; zero-fills where fallocate is missing. */
+static int
+preallocate(int fd, const char *path, uint64_t from, uint64_t size)
+{
+    if (fallocate(fd, 0, 0, (off_t)size) == 0)
+        return 0;
+    if (errno != EOPNOTSUPP) {
+        int rc = -errno;
+        emm_err("%s: fallocate of %llu bytes: %s", path, (unsigned long long)size,
+                strerror(errno));
+        return rc;
+    }
+    emm_notice("%s: the filesystem has no fallocate; writing zeros instead", path);
+    if (from > size)
+        from = size;
+    return zero_pages(fd, from / SWP_PAGE_SIZE, (size - from + SWP_PAGE_SIZE - 1) / SWP_PAGE_SIZE);
+}
+
+int
+swp_area_format(const char *path, uint64_t size, const char *label, unsigned flags,
+                uint8_t uuid_out[16])
+{
+    struct stat st;
+    uint64_t have = 0;
+    int fd, blkdev, rc, created = 0;
+
+    if (label && strlen(label) >= SWP_LABEL_MAX) {
+        emm_err("%s: label '%s' is longer than %u bytes", path, label, SWP_LABEL_MAX - 1);
+        return -ENAMETOOLONG;
+    }
+    fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        if (size == 0) {
+            emm_err("%s: does not exist; give a size to create it", path);
+            return -ENOENT;
+        }
+        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        created = 1;
+    }
+    if (fd < 0) {
+        rc = -errno;
+        emm_err("%s: %s", path, strerror(errno));
+        return rc;
+    }
+    if (fstat(fd, &st) < 0) {
+        rc = -errno;
+        emm_err("%s: stat: %s", path, strerror(errno));
+        goto out;
+    }
+    if ((rc = dev_size(fd, &st, &have, &blkdev)) < 0) {
+        emm_err("%s: %s", path, rc == -ENOTBLK ? "not a regular file or a block device"
+                                               : strerror(-rc));
+        goto out;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+        emm_err("%s: in use by another process", path);
+        goto out;
+    }
+    if (!created) {
+        const char *where = "";
+        const char *sig = swp_area_probe(fd, &where);
+        if (sig && !(flags & SWP_FORMAT_FORCE)) {
+            emm_err("%s: refusing to format: found a signature: %s (%s); use --force to "
+                    "overwrite it", path, sig, where);
+            rc = -EEXIST;
+            goto out;
+        }
+        if (sig)
+            emm_notice("%s: overwriting a %s signature (--force)", path, sig);
+    }
+    if (size == 0)
+        size = have;
+    if (blkdev && size > have) {
+        emm_err("%s: the device holds %llu bytes, fewer than the %llu asked for", path,
+                (unsigned long long)have, (unsigned long long)size);
+        rc = -ENOSPC;
+        goto out;
+    }
+    size -= size % SWP_PAGE_SIZE;
+    if (!blkdev) {
+        if (size < have && ftruncate(fd, (off_t)size) < 0) {
+            rc = -errno;
+            emm_err("%s: truncate: %s", path, strerror(errno));
+            goto out;
+        }
+        if (size >= SWP_MIN_PAGES * SWP_PAGE_SIZE && (rc = preallocate(fd, path, have, size)) < 0)
+            goto out;
+    }
+    rc = format_fd(fd, path, size, label, uuid_out);
+out:
+    close(fd);
+    if (rc < 0 && created)
+        unlink(path);
+    return rc;
+}
+
+/* ---- open / close ---------------------------------------------------------------- */
+
+static int
+write_header(struct swp_area *a, uint32_t state)
+{
+    unsigned char *h = a->hdr;
+    int rc;
+
+    put32(h + H_STATE, state);
+    put64(h + H_OPEN_COUNT, a->info.open_count);
+    put64(h + H_LAST_GEN, a->info.last_gen);
+    put32(h + H_CRC, hdr_crc(h));
+    if (fdatasync(a->fd) < 0)
+        return -errno;
+    rc = pwrite_full(a->fd, h, SWP_PAGE_SIZE, 0);
+    if (rc == 0 && fdatasync(a->fd) < 0)
+        rc = -errno;
+    return rc;
+}
+
+static int
+check_header(const char *path, const unsigned char *h, uint64_t have, struct swp_area_info *in)
+{
+    if (memcmp(h + H_MAGIC, SWP_MAGIC, 8) != 0) {
+        emm_err("%s: not an emm swap area (no \"%s\" magic at offset 0); run emmswap format",
+                path, SWP_MAGIC);
+        return -EINVAL;
+    }
+    if (get32(h + H_VERSION) != SWP_VERSION) {
+        emm_err("%s: swap area format version %u, this emm reads version %u", path,
+                get32(h + H_VERSION), SWP_VERSION);
+        return -EINVAL;
+    }
+    if (get32(h + H_CRC) != hdr_crc(h)) {
+        emm_err("%s: swap area header is corrupt (CRC32C 0x%08x, computed 0x%08x)", path,
+                get32(h + H_CRC), hdr_crc(h));
+        return -EUCLEAN;
+    }
+    if (get32(h + H_PAGE_SIZE) != SWP_PAGE_SIZE) {
+        emm_err("%s: swap area page size %u, this emm uses %u", path, get32(h + H_PAGE_SIZE),
+                SWP_PAGE_SIZE);
+        return -EINVAL;
+    }
+    in->size_pages = get64(h + H_SIZE_PAGES);
+    in->desc_pages = get64(h + H_DESC_PAGES);
+    in->data_start = get64(h + H_DATA_START);
+    in->nslots = get64(h + H_NSLOTS);
+    if (get64(h + H_DESC_START) != 1 || in->data_start != 1 + in->desc_pages ||
+        in->nslots == 0 || in->desc_pages > UINT64_MAX / SWP_DESC_PER_PAGE ||
+        in->desc_pages * SWP_DESC_PER_PAGE < in->nslots ||
+        in->nslots > in->size_pages || in->data_start > in->size_pages - in->nslots ||
+        h[H_LABEL + SWP_LABEL_MAX - 1] != 0) {
+        emm_err("%s: swap area header has an impossible geometry (%llu pages, %llu descriptor "
+                "pages, %llu slots)", path, (unsigned long long)in->size_pages,
+                (unsigned long long)in->desc_pages, (unsigned long long)in->nslots);
+        return -EUCLEAN;
+    }
+    if (in->size_pages > have / SWP_PAGE_SIZE) {
+        emm_err("%s: the header says %llu bytes but the %s holds %llu; was it truncated?", path,
+                (unsigned long long)(in->size_pages * SWP_PAGE_SIZE),
+                in->blkdev ? "device" : "file", (unsigned long long)have);
+        return -ERANGE;
+    }
+    memcpy(in->uuid, h + H_UUID, 16);
+    memcpy(in->label, h + H_LABEL, SWP_LABEL_MAX);
+    in->open_count = get64(h + H_OPEN_COUNT);
+    in->last_gen = get64(h + H_LAST_GEN);
+    in->format_time = get64(h + H_FORMAT_TIME);
+    in->was_clean = get32(h + H_STATE) == SWP_STATE_CLEAN;
+    return 0;
+}
+
+static void
+area_free(struct swp_area *a)
+{
+    for (unsigned i = 0; i < SWP_STRIPES; i++) {
+        pthread_mutex_destroy(&a->stripes[i].lock);
+        free(a->stripes[i].buf);
+    }
+    pthread_mutex_destroy(&a->bounce_lock);
+    if (a->fd >= 0)
+        close(a->fd);
+    free(a->bounce);
+    free(a->hdr);
+    free(a->path);
+    free(a);
+}
+
+static int
+area_alloc(const char *path, struct swp_area **out)
+{
+    struct swp_area *a = calloc(1, sizeof(*a));
+    if (!a)
+        return -ENOMEM;
+    a->fd = -1;
+    pthread_mutex_init(&a->bounce_lock, NULL);
+    for (unsigned i = 0; i < SWP_STRIPES; i++) {
+        pthread_mutex_init(&a->stripes[i].lock, NULL);
+        a->stripes[i].page = SWP_NO_PAGE;
+        a->stripes[i].buf = page_alloc(SWP_PAGE_SIZE);
+        if (!a->stripes[i].buf)
+            goto nomem;
+    }
+    a->bounce = page_alloc(SWP_PAGE_SIZE);
+    a->hdr = page_alloc(SWP_PAGE_SIZE);
+    a->path = strdup(path);
+    if (!a->bounce || !a->hdr || !a->path)
+        goto nomem;
+    a->info.path = a->path;
+    *out = a;
+    return 0;
+nomem:
+    area_free(a);
+    return -ENOMEM;
+}
+
+int
+swp_area_open(const char *path, unsigned flags, struct swp_area **out)
+{
+    int rdonly = !!(flags & SWP_OPEN_RDONLY);
+    int mode = (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+    struct swp_area *a;
+    struct stat st;
+    uint64_t have;
+    int rc;
+
+    *out = NULL;
+    rc = area_alloc(path, &a);
+    if (rc < 0)
+        return rc;
+    a->info.rdonly = rdonly;
+    if (!(flags & SWP_OPEN_BUFFERED)) {
+        a->fd = open(path, mode | O_DIRECT);
+        a->info.direct = a->fd >= 0;
+        if (a->fd < 0 && errno == EINVAL)
+            emm_notice("%s: the filesystem refuses O_DIRECT; swap I/O is buffered", path);
+    }
+    if (a->fd < 0)
+        a->fd = open(path, mode);
+    if (a->fd < 0) {
+        rc = -errno;
+        emm_err("%s: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (fstat(a->fd, &st) < 0) {
+        rc = -errno;
+        emm_err("%s: stat: %s", path, strerror(errno));
+        goto fail;
+    }
+    if ((rc = dev_size(a->fd, &st, &have, &a->info.blkdev)) < 0) {
+        emm_err("%s: %s", path, rc == -ENOTBLK ? "not a regular file or a block device"
+                                               : strerror(-rc));
+        goto fail;
+    }
+    if (!rdonly && flock(a->fd, LOCK_EX | LOCK_NB) < 0) {
+        rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+        emm_err("%s: swap area in use by another process", path);
+        goto fail;
+    }
+    rc = pread_full(a->fd, a->hdr, SWP_PAGE_SIZE, 0);
+    if (rc < 0) {
+        emm_err("%s: reading the swap area header: %s", path, strerror(-rc));
+        goto fail;
+    }
+    rc = check_header(path, a->hdr, have, &a->info);
+    if (rc < 0)
+        goto fail;
+    atomic_store(&a->next_gen, a->info.last_gen + 1);
+    if (rdonly) {
+        *out = a;
+        return 0;
+    }
+    /* Swap writes must never need the host filesystem to allocate (ENOSPC or
+     * memory during pageout): fill the holes of a sparse file now. */
+    uint64_t bytes = a->info.size_pages * SWP_PAGE_SIZE;
+    if (!a->info.blkdev && (uint64_t)st.st_blocks * 512 < bytes) {
+        emm_notice("%s: the swap file is sparse; preallocating it", path);
+        if (fallocate(a->fd, 0, 0, (off_t)bytes) < 0) {
+            rc = -errno;
+            emm_err("%s: the swap file is sparse and fallocate failed (%s); reformat it with "
+                    "emmswap format", path, strerror(errno));
+            goto fail;
+        }
+    }
+    a->info.open_count++;
+    rc = write_header(a, SWP_STATE_DIRTY);
+    if (rc < 0) {
+        emm_err("%s: marking the swap area in use: %s", path, strerror(-rc));
+        goto fail;
+    }
+    *out = a;
+    return 0;
+fail:
+    area_free(a);
+    return rc;
+}
+
+int
+swp_area_close(struct swp_area *a)
+{
+    int rc = 0;
+
+    if (!a)
+        return 0;
+    if (!a->info.rdonly) {
+        a->info.last_gen = atomic_load(&a->next_gen) - 1;
+        rc = write_header(a, SWP_STATE_CLEAN);
+        if (rc < 0)
+            emm_err("%s: marking the swap area clean: %s", a->path, strerror(-rc));
+    }
+    area_free(a);
+    return rc;
+}
+
+void
+swp_area_abandon(struct swp_area *a)
+{
+    if (a)
+        area_free(a);
+}
+
+const struct swp_area_info *
+swp_area_info(const struct swp_area *a)
+{
+    return &a->info;
+}
+
+uint64_t
+swp_area_next_gen(struct swp_area *a)
+{
+    return atomic_fetch_add(&a->next_gen, 1);
+}
+
+void
+swp_area_note_gen(struct swp_area *a, uint64_t gen)
+{
+    uint64_t cur = atomic_load(&a->next_gen);
+    while (cur <= gen && !atomic_compare_exchange_weak(&a->next_gen, &cur, gen + 1)) {
+    }
+}
+
+/* ---- slots -------------------------------------------------------------------------- */
+
+static uint64_t
+slot_off(const struct swp_area *a, uint64_t slot)
+{
+    return (a->info.data_start + slot) * SWP_PAGE_SIZE;
+}
+
+/* Locks the stripe of slot's descriptor page and loads it; returns the stripe. */
+static int
+desc_lock(struct swp_area *a, uint64_t slot, struct swp_stripe **out)
+{
+    uint64_t page = 1 + slot / SWP_DESC_PER_PAGE;
+    struct swp_stripe *s = &a->stripes[page % SWP_STRIPES];
+    int rc;
+
+    pthread_mutex_lock(&s->lock);
+    if (s->page != page) {
+        rc = pread_full(a->fd, s->buf, SWP_PAGE_SIZE, page * SWP_PAGE_SIZE);
+        if (rc < 0) {
+            s->page = SWP_NO_PAGE;
+            pthread_mutex_unlock(&s->lock);
+            emm_err("%s: reading descriptor page %llu: %s", a->path, (unsigned long long)page,
+                    strerror(-rc));
+            return rc;
+        }
+        s->page = page;
+    }
+    *out = s;
+    return 0;
+}
+
+static int
+desc_store(struct swp_area *a, uint64_t slot, const struct swp_desc *d)
+{
+    struct swp_stripe *s;
+    int rc = desc_lock(a, slot, &s);
+
+    if (rc < 0)
+        return rc;
+    desc_encode(s->buf + (slot % SWP_DESC_PER_PAGE) * SWP_DESC_SIZE, d);
+    rc = pwrite_full(a->fd, s->buf, SWP_PAGE_SIZE, s->page * SWP_PAGE_SIZE);
+    if (rc < 0) {
+        s->page = SWP_NO_PAGE; /* the disk may not hold what buf says */
+        emm_err("%s: writing the descriptor of slot %llu: %s", a->path,
+                (unsigned long long)slot, strerror(-rc));
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+int
+swp_area_read_desc(struct swp_area *a, uint64_t slot, struct swp_desc *d)
+{
+    struct swp_stripe *s;
+    int rc;
+
+    if (slot >= a->info.nslots)
+        return -EINVAL;
+    rc = desc_lock(a, slot, &s);
+    if (rc < 0)
+        return rc;
+    rc = desc_decode(s->buf + (slot % SWP_DESC_PER_PAGE) * SWP_DESC_SIZE, d);
+    pthread_mutex_unlock(&s->lock);
+    return rc < 0 ? -EIO : 0;
+}
+
+int
+swp_area_write_slot(struct swp_area *a, uint64_t slot, uint64_t obj, uint64_t index,
+                    uint64_t gen, const void *page)
+{
+    struct swp_desc d = {.obj = obj, .index = index, .gen = gen};
+    int rc;
+
+    if (slot >= a->info.nslots || gen == 0 || a->info.rdonly)
+        return a->info.rdonly ? -EROFS : -EINVAL;
+    d.data_crc = emm_crc32c(0, page, SWP_PAGE_SIZE);
+    if ((uintptr_t)page % SWP_PAGE_SIZE) {
+        pthread_mutex_lock(&a->bounce_lock);
+        memcpy(a->bounce, page, SWP_PAGE_SIZE);
+        rc = pwrite_full(a->fd, a->bounce, SWP_PAGE_SIZE, slot_off(a, slot));
+        pthread_mutex_unlock(&a->bounce_lock);
+    } else {
+        rc = pwrite_full(a->fd, page, SWP_PAGE_SIZE, slot_off(a, slot));
+    }
+    if (rc < 0) {
+        emm_err("%s: writing slot %llu: %s", a->path, (unsigned long long)slot, strerror(-rc));
+        return rc;
+    }
+    swp_area_note_gen(a, gen);
+    return desc_store(a, slot, &d);
+}
+
+int
+swp_area_clear_slot(struct swp_area *a, uint64_t slot)
+{
+    static const struct swp_desc empty;
+
+    if (slot >= a->info.nslots || a->info.rdonly)
+        return a->info.rdonly ? -EROFS : -EINVAL;
+    return desc_store(a, slot, &empty);
+}
+
+int
+swp_area_read_slot(struct swp_area *a, uint64_t slot, uint64_t obj, uint64_t index, void *page)
+{
+    struct swp_desc d;
+    int rc;
+
+    rc = swp_area_read_desc(a, slot, &d);
+    if (rc < 0)
+        return rc;
+    if (d.gen == 0)
+        return -ENODATA;
+    if (d.obj != obj || d.index != index) {
+        emm_err("%s: slot %llu holds object %llu page %llu, not object %llu page %llu",
+                a->path, (unsigned long long)slot, (unsigned long long)d.obj,
+                (unsigned long long)d.index, (unsigned long long)obj, (unsigned long long)index);
+        return -EIO;
+    }
+    if ((uintptr_t)page % SWP_PAGE_SIZE) {
+        pthread_mutex_lock(&a->bounce_lock);
+        rc = pread_full(a->fd, a->bounce, SWP_PAGE_SIZE, slot_off(a, slot));
+        if (rc == 0)
+            memcpy(page, a->bounce, SWP_PAGE_SIZE);
+        pthread_mutex_unlock(&a->bounce_lock);
+    } else {
+        rc = pread_full(a->fd, page, SWP_PAGE_SIZE, slot_off(a, slot));
+    }
+    if (rc < 0) {
+        emm_err("%s: reading slot %llu: %s", a->path, (unsigned long long)slot, strerror(-rc));
+        return rc;
+    }
+    if (emm_crc32c(0, page, SWP_PAGE_SIZE) != d.data_crc) {
+        emm_err("%s: slot %llu (object %llu page %llu) fails its CRC32C", a->path,
+                (unsigned long long)slot, (unsigned long long)obj, (unsigned long long)index);
+        return -EIO;
+    }
+    return 0;
+}
+
+int
+swp_area_sync(struct swp_area *a)
+{
+    if (fdatasync(a->fd) < 0) {
+        int rc = -errno;
+        emm_err("%s: fdatasync: %s", a->path, strerror(errno));
+        return rc;
+    }
+    return 0;
+}
+
+int
+swp_area_scan(struct swp_area *a, unsigned flags, swp_scan_fn fn, void *arg,
+              struct swp_scan_stats *stats)
+{
+    struct swp_scan_stats st = {0};
+    unsigned char *buf = page_alloc(SCAN_CHUNK_PAGES * SWP_PAGE_SIZE);
+    unsigned char *data = page_alloc(SWP_PAGE_SIZE);
+    int rc = 0;
+
+    if (!buf || !data) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (uint64_t p = 0; p < a->info.desc_pages && rc == 0; p += SCAN_CHUNK_PAGES) {
+        uint64_t n = a->info.desc_pages - p < SCAN_CHUNK_PAGES ? a->info.desc_pages - p
+                                                               : SCAN_CHUNK_PAGES;
+        rc = pread_full(a->fd, buf, n * SWP_PAGE_SIZE, (1 + p) * SWP_PAGE_SIZE);
+        if (rc < 0) {
+            emm_err("%s: reading descriptor pages: %s", a->path, strerror(-rc));
+            break;
+        }
+        for (uint64_t i = 0; i < n * SWP_DESC_PER_PAGE && rc == 0; i++) {
+            uint64_t slot = p * SWP_DESC_PER_PAGE + i;
+            struct swp_desc d;
+            int v;
+
+            if (slot >= a->info.nslots)
+                break;
+            v = desc_decode(buf + i * SWP_DESC_SIZE, &d);
+            if (v < 0)
+                st.torn++;
+            if (v <= 0)
+                continue;
+            if (flags & SWP_SCAN_VERIFY) {
+                rc = pread_full(a->fd, data, SWP_PAGE_SIZE, slot_off(a, slot));
+                if (rc < 0) {
+                    emm_err("%s: reading slot %llu: %s", a->path, (unsigned long long)slot,
+                            strerror(-rc));
+                    break;
+                }
+                if (emm_crc32c(0, data, SWP_PAGE_SIZE) != d.data_crc) {
+                    st.bad_data++;
+                    continue;
+                }
+            }
+            st.used++;
+            if (d.gen > st.max_gen)
+                st.max_gen = d.gen;
+            rc = fn(arg, slot, &d);
+        }
+    }
+    if (st.max_gen)
+        swp_area_note_gen(a, st.max_gen);
+out:
+    free(buf);
+    free(data);
+    if (stats)
+        *stats = st;
+    return rc;
+}
