@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fsutil.h"
 #include "log.h"
 
 /* Host-private state of one layer (host.host_private). */
@@ -630,33 +631,6 @@ out:
     free(elems);
     return r;
 }
-
-/* mkdir -p with mode 0700 for the components it creates. */
-static int
-mkdir_p(const char *path)
-{
-    char *copy = strdup(path);
-    int r = 0;
-
-    if (!copy)
-        return -ENOMEM;
-    for (char *s = copy + 1;; s++) {
-        if (*s != '/' && *s != '\0')
-            continue;
-        char c = *s;
-        *s = '\0';
-        if (mkdir(copy, 0700) < 0 && errno != EEXIST) {
-            r = -errno;
-            break;
-        }
-        *s = c;
-        if (!c)
-            break;
-    }
-    free(copy);
-    return r;
-}
-
 int
 emm_backend_start(struct emm_backend *b)
 {
@@ -666,7 +640,7 @@ emm_backend_start(struct emm_backend *b)
 
     if (!b)
         return -EINVAL;
-    r = mkdir_p(b->host.state_dir);
+    r = emm_mkdir_p(b->host.state_dir, 0700);
     if (r < 0) {
         emm_err("fs %s: cannot create state directory %s: %s", b->fs_name, b->host.state_dir,
                 strerror(-r));

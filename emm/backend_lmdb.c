@@ -41,6 +41,7 @@
 
 #include "backend_host.h"
 #include "catalog.h"
+#include "fsutil.h"
 
 #define KEY_LEN 16
 #define MAX_DBS 8            /* pages, counts, meta, catalog, catalog.meta, spare */
@@ -224,31 +225,6 @@ lm_config_complete(void *instance, char *err, size_t errlen)
     return 0;
 }
 
-static int
-mkdir_p(const char *path)
-{
-    char *copy = strdup(path);
-    int r = 0;
-
-    if (!copy)
-        return -ENOMEM;
-    for (char *s = copy + 1;; s++) {
-        if (*s != '/' && *s != '\0')
-            continue;
-        char c = *s;
-        *s = '\0';
-        if (mkdir(copy, 0700) < 0 && errno != EEXIST) {
-            r = -errno;
-            break;
-        }
-        *s = c;
-        if (!c)
-            break;
-    }
-    free(copy);
-    return r;
-}
-
 /* Enters l in the registry of open paths; -EBUSY if its directory is there. */
 static int
 reg_add(struct lm *l)
@@ -422,7 +398,7 @@ lm_start(void *instance)
     MDB_envinfo info;
     int r, rc, dead = 0;
 
-    r = mkdir_p(l->path);
+    r = emm_mkdir_p(l->path, 0700);
     if (r < 0) {
         l->host->log(l->host, EMM_LOG_ERR, "cannot create %s: %s", l->path, strerror(-r));
         return r;

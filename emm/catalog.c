@@ -30,6 +30,7 @@
  */
 #include "catalog.h"
 
+#include "fsutil.h"
 #include "log.h"
 
 #include <errno.h>
@@ -168,31 +169,6 @@ mdb_errno(int rc)
 }
 
 /* ---- persistent: transactions ---- */
-
-static int
-mkdir_p(const char *path, mode_t mode)
-{
-    char *buf = strdup(path);
-    int r = 0;
-
-    if (!buf)
-        return -ENOMEM;
-    for (char *p = buf + 1;; p++) {
-        if (*p != '/' && *p != '\0')
-            continue;
-        char ch = *p;
-        *p = '\0';
-        if (mkdir(buf, mode) < 0 && errno != EEXIST) {
-            r = -errno;
-            break;
-        }
-        *p = ch;
-        if (!ch)
-            break;
-    }
-    free(buf);
-    return r;
-}
 
 /* own.grow: doubles the map of the catalog's own environment. Called with
  * own.resize held exclusively. */
@@ -391,7 +367,7 @@ open_persistent(struct emm_catalog *c)
 {
     int rc, r, dead;
 
-    r = mkdir_p(c->dir, 0700);
+    r = emm_mkdir_p(c->dir, 0700);
     if (r < 0) {
         emm_err("catalog %s: cannot create directory: %s", c->dir, strerror(-r));
         return r;
