@@ -78,8 +78,8 @@ worker_main(void *arg)
             struct vm_object *obj = list;
             list = obj->kick_next;
             uint64_t need = obj->need_frames;
-            if (need > k->pool.free_target)
-                need = k->pool.free_target;
+            if (need > k->pool.npages / 2) /* never wait for the impossible */
+                need = k->pool.npages / 2;
             if (nfree < need) { /* not yet: keep it for the next round */
                 obj->kick_next = later;
                 later = obj;

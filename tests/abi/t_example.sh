@@ -69,7 +69,7 @@ if [ "$(dirname "$(dirname "$S_EMMD")")/lib/emm" != "$S_PLUGINDIR" ]; then
 fi
 
 CONF="$WORK/emmd.conf"
-write_conf "$CONF" "resident-limit=4M" "${extra[@]+"${extra[@]}"}" <<'CONF_EOF'
+write_conf "$CONF" "resident-limit=32M" "${extra[@]+"${extra[@]}"}" <<'CONF_EOF'
 [fs rd]
 backend = ramdisk
 ramdisk.max = 64M
@@ -99,9 +99,9 @@ assert_contains "$out" "$BAD:$line: ramdisk.max: 'lots' is not a size" "emmd -n 
 # ---- mount and move data through it ----
 need_fuse
 start_emmd "$CONF"
-# 16M through a 4M resident pool: pages are written to ramdisk.so and read back.
-"$IO" fill -y "$MNT/rd/big" 0 16M 71 || fail "write through ramdisk"
-"$IO" check "$MNT/rd/big" 0 16M 71 || fail "read back through ramdisk"
+# 48M through a 32M resident pool: pages are written to ramdisk.so and read back.
+"$IO" fill -y "$MNT/rd/big" 0 48M 71 || fail "write through ramdisk"
+"$IO" check "$MNT/rd/big" 0 48M 71 || fail "read back through ramdisk"
 "$IO" fill -y "$MNT/stack/f" 0 2M 72 || fail "write through error:ramdisk"
 "$IO" check "$MNT/stack/f" 0 2M 72 || fail "read back through error:ramdisk"
 "$IO" fill -y "$MNT/keep/f" 0 2M 73 || fail "write through the staged file.so"
