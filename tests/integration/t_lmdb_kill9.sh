@@ -5,18 +5,24 @@
 #   - objects written through mmap + msync(MS_SYNC), through pwrite + fsync,
 #     one extended with ftruncate then fsync'd, one larger than resident-limit,
 #     one empty, and one sparse (two islands);
-#   - objects written and NOT fsync'd, plus a writer still running when emmd dies;
+#   - objects written and NOT fsync'd, plus a writer that has written 4x the
+#     pool (so LMDB holds much of it) and still has its files open when emmd dies;
 # then SIGKILL emmd (by pid), unmount the dead mounts, start emmd again on the
 # same state dir and check: every fsync'd object is there with its name, size
 # and sha256 (and the generator's pattern); the unsynced objects do not break
 # anything: the store opens, and each of their pages reads without error as
-# either what was written or zeros, never anything else. The store then still
+# either what was written or zeros, never anything else, and extending one
+# with ftruncate reads zeros past the size it came back with (no stale pages
+# resurface). The store then still
 # takes writes, and a clean restart keeps everything.
 . "$(dirname "$0")/lib.sh"
 need_fuse
 need_emm
 requires python3
 IO=$(helper emmio)
+WRITER=""
+# stop the in-flight writer (our child, by pid) before lib.sh's cleanup unmounts
+trap '_rc=$?; [ -z "$WRITER" ] || kill "$WRITER" 2>/dev/null; (exit $_rc); _cleanup' EXIT
 
 CONF="$WORK/emmd.conf"
 write_conf "$CONF" "resident-limit=32M" <<'CONF_EOF'
@@ -125,24 +131,36 @@ assert_eq "$(printf '%s\n' "$before_l" | awk '{ print $2 }' | tr '\n' ' ')" \
 assert_eq "$(printf '%s\n' "$before_z" | awk '{ print $2, $3 }')" \
     "$(printf '%s\n' "$before_l" | awk '{ print $2, $3 }')" "l and z hold the same data before kill -9"
 
-# a writer still running when emmd dies (pwrite, no fsync; 64 MiB, larger than the pool)
-python3 - "$MNT/l/inflight" "$MNT/z/inflight" >"$WORK/inflight.log" 2>&1 <<'PY' &
-import os, sys
-fds = [os.open(p, os.O_RDWR | os.O_CREAT, 0o644) for p in sys.argv[1:]]
+# a writer that has written 64 MiB to each filesystem (pwrite, no fsync: 4x the
+# pool, so most of it was laundered into LMDB) and still holds its files open
+# when emmd dies
+returns0=$(info_get data_returns)
+python3 - "$WORK/inflight.progress" "$MNT/l/inflight" "$MNT/z/inflight" >"$WORK/inflight.log" 2>&1 <<'PY' &
+import os, sys, time
+fds = [os.open(p, os.O_RDWR | os.O_CREAT, 0o644) for p in sys.argv[2:]]
 for i in range(16384):
     rec = ("I:%010d|" % i).encode()
     page = (rec * (4096 // len(rec) + 1))[:4096]
     for fd in fds:
         os.pwrite(fd, page, i * 4096)
+with open(sys.argv[1], "w") as f:
+    f.write("done\n")
+time.sleep(120)       # keep the files open; killed by the test
 PY
 WRITER=$!
-sleep 1
-data_returns=$(info_get data_returns)
-log "data_returns before kill -9: $data_returns"
-assert_gt "$data_returns" 0 "data_returns before kill -9 (some pages reached LMDB)"
+for ((i = 0; i < 1200; i++)); do
+    [ -s "$WORK/inflight.progress" ] && break
+    kill -0 "$WRITER" 2>/dev/null || fail "the in-flight writer died: $(cat "$WORK/inflight.log")"
+    sleep 0.1
+done
+[ -s "$WORK/inflight.progress" ] || fail "the in-flight writer did not finish 2 x 64 MiB within 120 s"
+returns=$(info_get data_returns)
+log "data_returns before kill -9: $returns ($((returns - returns0)) while the in-flight writer ran)"
+assert_gt $((returns - returns0)) $(((64 << 20) / 4096)) "pages laundered to LMDB while the in-flight writer ran"
 kill9_emmd
-wait "$WRITER" 2>/dev/null || true     # it gets EIO/ENOTCONN once the daemon is gone
-log "writer: $(tail -n 1 "$WORK/inflight.log" 2>/dev/null || true)"
+kill "$WRITER" 2>/dev/null || true
+wait "$WRITER" 2>/dev/null || true
+WRITER=""
 
 # restart on the same state dir
 start_emmd "$CONF"
@@ -189,6 +207,7 @@ for fs in l z; do
     for n in unsynced inflight unsynced-mmap; do
         [ -e "$D/$n" ] || continue
         sz=$(fsize "$D/$n")
+        log "$fs/$n: size $sz, stored pages $(ctl ls | awk -v f="$fs" -v n="$n" '$1 == f && $2 == n { print $5 }')"
         "$IO" truncate "$D/$n" $((80 << 20))
         "$IO" zero "$D/$n" "$sz" $(((80 << 20) - sz)) ||
             fail "$fs/$n: came back with size $sz after kill -9, and extending it to 80M resurrects stale pages past that size (must read zeros)"
