@@ -33,25 +33,43 @@ struct pgr_std {
     struct emm_portset *set; /* NULL: inline */
     pthread_mutex_t lock;
     struct pgr_object *objects;
+    struct supply_buf *free_bufs; /* lock: cached supply buffers */
+    unsigned nfree_bufs;
     struct pgr_std_stats stats;
 };
 
 /* A supply buffer shared by the supply messages cut from one backend read. The
  * data is page-aligned (backends may use O_DIRECT or wide stores); the header
- * sits after it in the same allocation. */
+ * sits after it. Buffers are of one size (a whole request) and kept on a small
+ * free list: a fresh 1 MiB allocation would page-fault on every request. */
+#define SUPPLY_MAX (256 * PS)
+#define SUPPLY_CACHED 8
+
 struct supply_buf {
     atomic_int refs;
     char *data;
+    struct pgr_std *pager;
+    struct supply_buf *next_free;
 };
 
 static struct supply_buf *
-supply_buf_new(uint64_t len)
+supply_buf_new(struct pgr_std *pg)
 {
-    char *mem = aligned_alloc(PS, len + PS);
-    if (mem == NULL)
-        return NULL;
-    struct supply_buf *sb = (struct supply_buf *)(mem + len);
-    sb->data = mem;
+    pthread_mutex_lock(&pg->lock);
+    struct supply_buf *sb = pg->free_bufs;
+    if (sb != NULL) {
+        pg->free_bufs = sb->next_free;
+        pg->nfree_bufs--;
+    }
+    pthread_mutex_unlock(&pg->lock);
+    if (sb == NULL) {
+        char *mem = aligned_alloc(PS, SUPPLY_MAX + PS);
+        if (mem == NULL)
+            return NULL;
+        sb = (struct supply_buf *)(mem + SUPPLY_MAX);
+        sb->data = mem;
+        sb->pager = pg;
+    }
     atomic_init(&sb->refs, 1);
     return sb;
 }
@@ -59,7 +77,18 @@ supply_buf_new(uint64_t len)
 static void
 supply_buf_put(struct supply_buf *sb)
 {
-    if (atomic_fetch_sub(&sb->refs, 1) == 1)
+    if (atomic_fetch_sub(&sb->refs, 1) != 1)
+        return;
+    struct pgr_std *pg = sb->pager;
+    pthread_mutex_lock(&pg->lock);
+    if (pg->nfree_bufs < SUPPLY_CACHED) {
+        sb->next_free = pg->free_bufs;
+        pg->free_bufs = sb;
+        pg->nfree_bufs++;
+        sb = NULL;
+    }
+    pthread_mutex_unlock(&pg->lock);
+    if (sb != NULL)
         free(sb->data);
 }
 
@@ -87,9 +116,9 @@ do_data_request(struct pgr_object *po, struct emm_msg *msg)
     struct pgr_std *pg = po->pager;
     uint64_t n = msg->length / PS, first = msg->offset / PS;
     atomic_fetch_add(&pg->stats.requests, 1);
-    struct supply_buf *sb = n ? supply_buf_new(msg->length) : NULL;
+    struct supply_buf *sb = n && n <= 256 ? supply_buf_new(pg) : NULL;
     uint8_t present[256];
-    int rc = sb == NULL || n > 256 ? -ENOMEM : 0;
+    int rc = sb == NULL ? (n > 256 ? -EINVAL : -ENOMEM) : 0;
     if (rc == 0)
         rc = emm_backend_read(pg->backend, po->id, first, (uint32_t)n, sb->data, present);
     if (rc < 0) {
@@ -259,6 +288,11 @@ pgr_std_destroy(struct pgr_std *pg)
         pthread_cond_destroy(&po->cond);
         free(po);
         po = next;
+    }
+    while (pg->free_bufs != NULL) {
+        struct supply_buf *sb = pg->free_bufs;
+        pg->free_bufs = sb->next_free;
+        free(sb->data);
     }
     pthread_mutex_destroy(&pg->lock);
     free(pg);

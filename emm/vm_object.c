@@ -980,8 +980,31 @@ fail_overlapping(struct vm_object *obj, uint64_t off, uint64_t len, int err, str
     obj->io_tail = last;
 }
 
+/* Copies supplied data into the frames of pages waiting for it, without the
+ * object lock (a 1 MiB copy would stall pageout and other faults). Safe: only
+ * this port's handler makes an ABSENT page present or frees it, and handlers of
+ * one port never overlap; a page discarded meanwhile is zeroed under the lock. */
 static void
-handle_supply(struct vm_object *obj, struct emm_msg *msg, int zero, struct vm_batch *b)
+supply_prefill(struct vm_object *obj, struct emm_msg *msg, uint8_t *filled)
+{
+    uint64_t first = msg->offset / VM_PS, n = msg->length / VM_PS;
+    void *frames[256];
+    pthread_mutex_lock(&obj->lock);
+    for (uint64_t i = 0; i < n; i++) {
+        struct vm_page *p = page_lookup(obj, first + i);
+        frames[i] = p != NULL && p->state == VM_PAGE_ABSENT ? p->frame : NULL;
+    }
+    pthread_mutex_unlock(&obj->lock);
+    for (uint64_t i = 0; i < n; i++) {
+        filled[i] = frames[i] != NULL;
+        if (frames[i] != NULL)
+            memcpy(frames[i], (const char *)msg->data + i * VM_PS, VM_PS);
+    }
+}
+
+static void
+handle_supply(struct vm_object *obj, struct emm_msg *msg, int zero, const uint8_t *filled,
+              struct vm_batch *b)
 {
     struct vm_kernel *k = obj->kernel;
     uint64_t first = msg->offset / VM_PS, n = msg->length / VM_PS;
@@ -1001,7 +1024,7 @@ handle_supply(struct vm_object *obj, struct emm_msg *msg, int zero, struct vm_ba
         int hole = zero || (p->flags & VM_PG_DISCARDED);
         if (hole)
             memset(p->frame, 0, VM_PS);
-        else
+        else if (filled == NULL || !filled[i])
             memcpy(p->frame, (const char *)msg->data + i * VM_PS, VM_PS);
         p->state = VM_PAGE_PRESENT;
         obj->nabsent--;
@@ -1137,6 +1160,10 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
         handle_lock_request(port, obj, msg);
         return;
     }
+    uint8_t filled[256];
+    int prefilled = msg->id == MO_DATA_SUPPLY && msg->length / VM_PS <= 256;
+    if (prefilled)
+        supply_prefill(obj, msg, filled);
     pthread_mutex_lock(&obj->lock);
     switch (msg->id) {
     case MO_READY:
@@ -1159,11 +1186,11 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
     case MO_DATA_SUPPLY:
         atomic_fetch_add(&k->stats.data_supplies, 1);
         atomic_fetch_add(&k->stats.pages_supplied, msg->length / VM_PS);
-        handle_supply(obj, msg, 0, &b);
+        handle_supply(obj, msg, 0, prefilled ? filled : NULL, &b);
         break;
     case MO_DATA_UNAVAILABLE:
         atomic_fetch_add(&k->stats.data_unavailable, 1);
-        handle_supply(obj, msg, 1, &b);
+        handle_supply(obj, msg, 1, NULL, &b);
         break;
     case MO_DATA_ERROR: {
         atomic_fetch_add(&k->stats.data_errors, 1);

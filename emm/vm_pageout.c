@@ -115,7 +115,8 @@ worker_main(void *arg)
 }
 
 /* One scan step on the page at the head of the FIFO. Pool lock held; returns
- * with it held. Returns 1 if a frame was freed or laundering started. */
+ * with it held. Returns 1 if a frame was freed or laundering started, 0 if the
+ * page went round again, -1 if its object was busy (the burst should pause). */
 static int
 scan_one(struct vm_kernel *k, uint64_t now)
 {
@@ -135,7 +136,18 @@ scan_one(struct vm_kernel *k, uint64_t now)
 
     struct vm_object *obj = p->object;
     if (pthread_mutex_trylock(&obj->lock) != 0) {
-        goto requeue;
+        /* Busy (a supply or a write is in progress): put it back at the head and
+         * end the burst rather than spin through pages of the same object. */
+        p->queue = VM_Q_INACTIVE;
+        p->qnext = pool->q_head;
+        p->qprev = NULL;
+        if (pool->q_head != NULL)
+            pool->q_head->qprev = p;
+        else
+            pool->q_tail = p;
+        pool->q_head = p;
+        pool->nqueued++;
+        return -1;
     }
     if (p->state != VM_PAGE_PRESENT || p->wire > 0 || obj->backoff_until_ns > now) {
         pthread_mutex_unlock(&obj->lock);
@@ -210,14 +222,24 @@ pageout_main(void *arg)
         uint64_t budget = pool->nqueued;
         uint64_t now = vm_now_ns();
         int progress = 0;
+        int busy = 0;
         while (budget-- > 0 && pool->nfree < target &&
-               atomic_load(&k->laundry) < k->laundry_max && !atomic_load(&k->stopping))
-            progress |= scan_one(k, now);
+               atomic_load(&k->laundry) < k->laundry_max && !atomic_load(&k->stopping)) {
+            int r = scan_one(k, now);
+            if (r < 0) {
+                busy = 1;
+                break;
+            }
+            progress |= r;
+        }
         pthread_mutex_unlock(&pool->lock);
         pthread_mutex_lock(&k->kick_lock);
         pthread_cond_signal(&k->kick_cond);
         pthread_mutex_unlock(&k->kick_lock);
-        if (!progress) {
+        if (busy) {
+            struct timespec pause = {0, 20000}; /* the holder finishes soon */
+            nanosleep(&pause, NULL);
+        } else if (!progress) {
             struct timespec pause = {0, 1000000}; /* adaptive pause: nothing to take */
             nanosleep(&pause, NULL);
         }
