@@ -45,6 +45,9 @@ enum emm_msg_id {
 #define MO_F_PRECIOUS    (1u << 2)
 #define MO_F_FLUSH       (1u << 3)
 #define MO_F_MAY_CACHE   (1u << 4)
+/* emm extension, in ready/change_attributes: the pager takes clustered
+ * data_returns (a chain of contiguous pages, see emm_msg.chain). */
+#define MO_F_CLUSTER_OK  (1u << 5)
 
 /* should_return */
 enum { MO_RETURN_NONE = 0, MO_RETURN_DIRTY = 1, MO_RETURN_ALL = 2 };
@@ -72,6 +75,10 @@ struct emm_msg {
     struct emm_port *control; /* send right carried by the message (kernel -> pager) */
     struct emm_port *name;    /* MO_INIT, MO_TERMINATE */
     struct emm_port *reply;   /* send-once right, or NULL */
+    /* MO_DATA_RETURN to a pager that said MO_F_CLUSTER_OK: the pages that follow
+     * this one (offset + PS, ...), each a message of its own; releasing the head
+     * releases them all with the same status. */
+    struct emm_msg *chain;
     /* Called once by the receiver when done; frees data and message. */
     void (*release)(struct emm_msg *msg, int status);
     void *release_ctx;

@@ -160,6 +160,31 @@ do_data_request(struct pgr_object *po, struct emm_msg *msg)
     supply_buf_put(sb);
 }
 
+/* Stores a data_return, gathering a clustered one into backend writes of up to
+ * a whole buffer each. */
+static int
+store_return(struct pgr_std *pg, struct pgr_object *po, struct emm_msg *msg)
+{
+    if (msg->chain == NULL)
+        return emm_backend_write(pg->backend, po->id, msg->offset / PS,
+                                 (uint32_t)(msg->length / PS), msg->data);
+    struct supply_buf *sb = supply_buf_new(pg);
+    if (sb == NULL)
+        return -ENOMEM;
+    int rc = 0;
+    struct emm_msg *m = msg;
+    while (m != NULL && rc == 0) {
+        uint64_t first = m->offset / PS, len = 0;
+        for (; m != NULL && len + m->length <= SUPPLY_MAX; m = m->chain) {
+            memcpy(sb->data + len, m->data, m->length);
+            len += m->length;
+        }
+        rc = emm_backend_write(pg->backend, po->id, first, (uint32_t)(len / PS), sb->data);
+    }
+    supply_buf_put(sb);
+    return rc;
+}
+
 static void
 pager_handler(struct emm_port *port, struct emm_msg *msg)
 {
@@ -175,7 +200,7 @@ pager_handler(struct emm_port *port, struct emm_msg *msg)
         po->control = emm_port_ref(msg->control);
         struct emm_msg *m = emm_msg_new(MO_READY, 0, 0);
         if (m != NULL) {
-            m->flags = MO_F_MAY_CACHE;
+            m->flags = MO_F_MAY_CACHE | MO_F_CLUSTER_OK;
             m->arg = MO_COPY_DELAY;
             send_control(po, m);
         }
@@ -196,8 +221,7 @@ pager_handler(struct emm_port *port, struct emm_msg *msg)
     }
     case MO_DATA_RETURN:
         atomic_fetch_add(&pg->stats.returns, 1);
-        status = emm_backend_write(pg->backend, po->id, msg->offset / PS,
-                                   (uint32_t)(msg->length / PS), msg->data);
+        status = store_return(pg, po, msg);
         if (status < 0) {
             if (po->write_error == 0)
                 emm_err("pager: object %llu: storing page %llu failed: %s",

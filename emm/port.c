@@ -51,6 +51,14 @@ emm_msg_new(uint32_t id, uint64_t offset, uint64_t length)
 void
 emm_msg_release(struct emm_msg *msg, int status)
 {
+    struct emm_msg *chain = msg->chain;
+    msg->chain = NULL;
+    while (chain != NULL) { /* a clustered data_return: release every page */
+        struct emm_msg *next = chain->chain;
+        chain->chain = NULL;
+        emm_msg_release(chain, status);
+        chain = next;
+    }
     if (msg->control != NULL) {
         emm_port_unref(msg->control);
         msg->control = NULL;

@@ -47,6 +47,7 @@ struct vm_object {
     int error; /* errno once dead */
     uint64_t size;
     int may_cache, copy_strategy;
+    atomic_int return_clusters;      /* the pager takes clustered data_returns */
     struct emm_port *pager;   /* send right: memory object port */
     struct emm_port *control; /* receive right */
     struct emm_port *name;    /* receive right */
@@ -88,6 +89,7 @@ struct vm_kernel {
 /* vm_object.c */
 void vm_obj_launder(struct vm_object *obj, struct vm_page *p, int evict, struct vm_batch *b);
 void vm_obj_remove_page(struct vm_object *obj, struct vm_page *p);
+struct vm_page *vm_obj_page(struct vm_object *obj, uint64_t idx); /* lock held */
 void vm_obj_retry(struct vm_object *obj); /* reruns waiting operations */
 void vm_batch_flush(struct vm_object *obj, struct vm_batch *b);
 uint64_t vm_now_ns(void);

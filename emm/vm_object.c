@@ -95,6 +95,12 @@ page_flags(struct vm_object *obj, struct vm_page *p, uint16_t set, uint16_t clea
     obj->nnew += (uint64_t)(int64_t)(is_new - was_new);
 }
 
+struct vm_page *
+vm_obj_page(struct vm_object *obj, uint64_t idx)
+{
+    return page_lookup(obj, idx);
+}
+
 /* Unlinks p from the table and returns its frame to the pool. */
 void
 vm_obj_remove_page(struct vm_object *obj, struct vm_page *p)
@@ -162,11 +168,34 @@ batch_done(struct vm_batch *b, struct vm_io *io)
 
 static void unwire(struct vm_object *obj, struct vm_io *io);
 
+/* Chains runs of data_returns for contiguous pages (at most 256, 1 MiB), so a
+ * pager that takes clusters stores them in one backend write. */
+static void
+cluster_returns(struct emm_msg *m)
+{
+    while (m != NULL) {
+        struct emm_msg *head = m, *last = m;
+        unsigned n = 1;
+        while (head->id == MO_DATA_RETURN && last->next != NULL &&
+               last->next->id == MO_DATA_RETURN && n < 256 &&
+               last->next->offset == last->offset + VM_PS &&
+               last->next->flags == head->flags) {
+            last->chain = last->next;
+            last = last->next;
+            n++;
+        }
+        head->next = last->next; /* the chained ones are not sent on their own */
+        m = head->next;
+    }
+}
+
 void
 vm_batch_flush(struct vm_object *obj, struct vm_batch *b)
 {
     struct emm_msg *m = b->msgs;
     b->msgs = b->msgs_tail = NULL;
+    if (atomic_load(&obj->return_clusters))
+        cluster_returns(m);
     while (m != NULL) {
         struct emm_msg *next = m->next;
         uint32_t id = m->id;
@@ -673,6 +702,7 @@ vm_obj_launder(struct vm_object *obj, struct vm_page *p, int evict, struct vm_ba
     m->flags = ((p->flags & VM_PG_DIRTY) ? MO_F_DIRTY : 0) | (evict ? 0 : MO_F_KERNEL_COPY);
     m->release = page_return_released;
     m->release_ctx = p;
+    m->chain = NULL;
     m->control = emm_port_ref(obj->control);
     obj->nlaundry++;
     atomic_fetch_add(&k->laundry, 1);
@@ -693,16 +723,34 @@ sync_queue(struct vm_object *obj, struct vm_sync *s)
     obj->sync_tail = s;
 }
 
+static int
+page_index_cmp(const void *a, const void *b)
+{
+    uint64_t x = (*(struct vm_page *const *)a)->index, y = (*(struct vm_page *const *)b)->index;
+    return x < y ? -1 : x > y;
+}
+
 /* Sends every dirty page back and a synchronize; lock held. */
 static int
 sync_locked(struct vm_object *obj, struct vm_sync *s, struct vm_batch *b)
 {
     if (obj->state == VM_OBJ_DEAD || obj->state == VM_OBJ_TERMINATED)
         return -(obj->error ? obj->error : EIO);
+    /* In index order, so contiguous pages go back as clusters. */
+    struct vm_page **dirty = obj->ndirty ? malloc(obj->ndirty * sizeof(*dirty)) : NULL;
+    uint64_t n = 0;
     for (uint64_t i = 0; i < obj->nbuckets; i++)
         for (struct vm_page *p = obj->buckets[i]; p; p = p->hnext)
-            if (p->state == VM_PAGE_PRESENT && (p->flags & VM_PG_DIRTY))
-                vm_obj_launder(obj, p, 0, b);
+            if (p->state == VM_PAGE_PRESENT && (p->flags & VM_PG_DIRTY)) {
+                if (dirty != NULL && n < obj->ndirty)
+                    dirty[n++] = p;
+                else
+                    vm_obj_launder(obj, p, 0, b);
+            }
+    qsort(dirty, n, sizeof(*dirty), page_index_cmp);
+    for (uint64_t i = 0; i < n; i++)
+        vm_obj_launder(obj, dirty[i], 0, b);
+    free(dirty);
     struct emm_msg *m = kmsg(obj, MO_SYNCHRONIZE, 0, obj->size);
     if (m == NULL)
         return -ENOMEM;
@@ -1169,6 +1217,7 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
     case MO_READY:
     case MO_CHANGE_ATTRIBUTES:
         obj->may_cache = (msg->flags & MO_F_MAY_CACHE) != 0;
+        atomic_store(&obj->return_clusters, (msg->flags & MO_F_CLUSTER_OK) != 0);
         obj->copy_strategy = msg->arg;
         if (obj->state == VM_OBJ_INIT)
             obj->state = VM_OBJ_READY;

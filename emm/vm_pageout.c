@@ -170,6 +170,15 @@ scan_one(struct vm_kernel *k, uint64_t now)
     struct vm_batch b = {0};
     pthread_mutex_unlock(&pool->lock);
     vm_obj_launder(obj, p, 1, &b);
+    /* Clustered pageout: dirty, idle neighbours go back with it (one backend
+     * write for a pager that takes clusters). */
+    for (uint64_t idx = p->index + 1; idx < p->index + 16; idx++) {
+        struct vm_page *q = vm_obj_page(obj, idx);
+        if (q == NULL || q->state != VM_PAGE_PRESENT || q->wire > 0 ||
+            !(q->flags & VM_PG_DIRTY) || (q->flags & VM_PG_REFERENCED))
+            break;
+        vm_obj_launder(obj, q, 1, &b);
+    }
     vm_object_ref(obj);
     pthread_mutex_unlock(&obj->lock);
     vm_batch_flush(obj, &b);

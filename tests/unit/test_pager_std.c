@@ -248,6 +248,27 @@ kreturn(struct fix *f, uint64_t first, uint64_t n, uint8_t gen)
     return rs.status;
 }
 
+/* A clustered data_return: a head and n-1 chained single-page messages. */
+static void
+kreturn_cluster(struct fix *f, uint64_t first, uint64_t n, uint8_t gen, struct ret_state *rs)
+{
+    struct emm_msg *head = NULL, *prev = NULL;
+    for (uint64_t i = 0; i < n; i++) {
+        struct emm_msg *m = emm_msg_new(MO_DATA_RETURN, (first + i) * PS, PS);
+        m->data = malloc(PS);
+        page_fill(m->data, first + i, gen);
+        m->flags = MO_F_DIRTY;
+        m->release = ret_release;
+        m->release_ctx = rs;
+        if (prev != NULL)
+            prev->chain = m;
+        else
+            head = m;
+        prev = m;
+    }
+    ksend_full(f, head);
+}
+
 /* ---- tests -------------------------------------------------------------- */
 
 static void
@@ -345,6 +366,31 @@ test_data_return_stores(void **state)
     assert_int_equal(f->recs[f->n - 1].len, 16 * PS);
     assert_true(pgr_std_has_page(f->pg, OBJ, 3));
     assert_false(pgr_std_has_page(f->pg, OBJ, 4));
+}
+
+static void
+test_clustered_return(void **state)
+{
+    struct fix *f = *state;
+    assert_true(f->recs[0].flags & MO_F_CLUSTER_OK); /* the pager said it takes clusters */
+    /* 300 pages: more than one 1 MiB backend write. */
+    struct ret_state rs = {0, 99};
+    kreturn_cluster(f, 10, 300, 9, &rs);
+    assert_int_equal(rs.released, 300); /* every page released, with the same status */
+    assert_int_equal(rs.status, 0);
+    uint8_t *buf = malloc(300 * PS), present[256], page[PS];
+    for (uint64_t base = 10; base < 310; base += 150) {
+        assert_int_equal(emm_backend_read(f->b, OBJ, base, 150, buf, present), 0);
+        for (uint64_t i = 0; i < 150; i++) {
+            assert_int_equal(present[i], 1);
+            page_fill(page, base + i, 9);
+            assert_memory_equal(buf + i * PS, page, PS);
+        }
+    }
+    free(buf);
+    uint64_t stored = 0;
+    assert_int_equal(emm_backend_stored_pages(f->b, OBJ, &stored), 0);
+    assert_int_equal(stored, 300);
 }
 
 static void
@@ -466,6 +512,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_init_ready, setup_memory, teardown),
+        cmocka_unit_test_setup_teardown(test_clustered_return, setup_memory, teardown),
         cmocka_unit_test_setup_teardown(test_request_holes, setup_memory, teardown),
         cmocka_unit_test_setup_teardown(test_request_stored_and_mixed, setup_memory, teardown),
         cmocka_unit_test_setup_teardown(test_data_return_stores, setup_memory, teardown),

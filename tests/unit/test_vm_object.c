@@ -40,6 +40,7 @@ struct frec {
     int32_t arg;
     int on_reply;    /* arrived on the reply port (lock_completed) */
     uint64_t word0;  /* data_return: first 8 bytes of the data */
+    uint64_t npages; /* data_return: pages in the message and its chain */
 };
 
 struct fpager {
@@ -156,11 +157,15 @@ fp_handler(struct emm_port *port, struct emm_msg *msg)
         break;
     case MO_DATA_RETURN:
         memcpy(&r->word0, msg->data, sizeof(r->word0));
-        for (uint64_t i = 0; i < msg->length / PS; i++) {
-            uint64_t idx = msg->offset / PS + i;
-            if (idx < fp->store_pages && fp->return_status == 0) {
-                memcpy(fp->store + idx * PS, (char *)msg->data + i * PS, PS);
-                fp->has[idx] = 1;
+        /* A clustered return (only if we said MO_F_CLUSTER_OK): walk the chain. */
+        for (struct emm_msg *c = msg; c != NULL; c = c->chain) {
+            r->npages += c->length / PS;
+            for (uint64_t i = 0; i < c->length / PS; i++) {
+                uint64_t idx = c->offset / PS + i;
+                if (idx < fp->store_pages && fp->return_status == 0) {
+                    memcpy(fp->store + idx * PS, (char *)c->data + i * PS, PS);
+                    fp->has[idx] = 1;
+                }
             }
         }
         if (fp->keep_returns && fp->npending < 1024) {
@@ -1228,10 +1233,54 @@ test_pageout_second_chance(void **state)
     assert_true(atomic_load(&vm_kernel_stats(f->k)->reclaimed_clean) >= evicted);
 }
 
+/* A pager that takes clusters gets contiguous dirty pages as one data_return. */
+static void
+test_sync_clusters(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(fp_send_full(&f->fp, MO_READY, 0, 0, MO_COPY_DELAY, 0,
+                                  MO_F_MAY_CACHE | MO_F_CLUSTER_OK, NULL, NULL),
+                     0);
+    uint8_t buf[PS];
+    static const unsigned pages[] = {7, 2, 3, 4, 9, 5}; /* runs 2-5, 7, 9 */
+    for (unsigned i = 0; i < 6; i++) {
+        memset(buf, 0x30 + pages[i], PS);
+        write_sync(f, (uint64_t)pages[i] * PS, buf, PS);
+    }
+    int base = fp_nrecs(&f->fp);
+    struct comp *c = comp_new(0);
+    vm_object_sync(f->obj, done_cb, c);
+    assert_int_equal(fp_nrecs(&f->fp), base + 4); /* 3 returns + synchronize */
+    uint64_t offs[3], npages[3];
+    for (int i = 0; i < 3; i++) {
+        struct frec r = fp_rec(&f->fp, base + i);
+        assert_int_equal(r.id, MO_DATA_RETURN);
+        offs[i] = r.off / PS;
+        npages[i] = r.npages;
+    }
+    assert_int_equal(offs[0], 2);
+    assert_int_equal(npages[0], 4);
+    assert_int_equal(offs[1], 7);
+    assert_int_equal(npages[1], 1);
+    assert_int_equal(offs[2], 9);
+    assert_int_equal(npages[2], 1);
+    assert_int_equal(fp_rec(&f->fp, base + 3).id, MO_SYNCHRONIZE);
+    assert_int_equal(fp_send(&f->fp, MO_SYNCHRONIZE_COMPLETED, 0, 0, 0), 0);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, 0);
+    comp_free(c);
+    for (unsigned i = 0; i < 6; i++) /* every page of every cluster reached the pager */
+        assert_int_equal(f->fp.store[(uint64_t)pages[i] * PS], 0x30 + pages[i]);
+    struct vm_object_info info;
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.dirty, 0);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_sync_clusters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_init_sent_on_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_waits_for_ready, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_run_one_request, setup, teardown),
