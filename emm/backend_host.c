@@ -578,12 +578,16 @@ emm_backend_open(const struct emm_config *cfg, const struct emm_fs_config *fs,
     }
 
     /* Effective thread model and flags. */
-    uint32_t model = EMM_THREAD_PARALLEL, flags = EMM_BACKEND_NONBLOCKING;
+    uint32_t model = EMM_THREAD_PARALLEL,
+             flags = EMM_BACKEND_NONBLOCKING | EMM_BACKEND_FAST_READS;
     for (struct emm_backend *b = top; b; b = b->next) {
         if (b->ops->thread_model < model)
             model = b->ops->thread_model;
         if (!(b->ops->flags & EMM_BACKEND_NONBLOCKING))
             flags &= ~EMM_BACKEND_NONBLOCKING;
+        /* Reads are fast if every layer's are (a nonblocking layer's are). */
+        if (!(b->ops->flags & (EMM_BACKEND_NONBLOCKING | EMM_BACKEND_FAST_READS)))
+            flags &= ~EMM_BACKEND_FAST_READS;
         if (!b->next)
             flags |= b->ops->flags & EMM_BACKEND_PERSISTENT;
     }

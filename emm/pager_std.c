@@ -277,6 +277,14 @@ pager_handler(struct emm_port *port, struct emm_msg *msg)
     emm_msg_release(msg, status);
 }
 
+/* With FAST_READS, a data_request runs in the faulting thread when the object's
+ * port is idle; everything else (writes, syncs) goes to the workers. */
+static int
+request_may_inline(const struct emm_msg *msg)
+{
+    return msg->id == MO_DATA_REQUEST;
+}
+
 int
 pgr_std_create(struct emm_backend *backend, unsigned threads, unsigned spin_us,
                struct pgr_std **out)
@@ -347,6 +355,8 @@ pgr_std_object_port(struct pgr_std *pg, uint64_t id, struct emm_port **out)
         }
         po->pager = pg;
         po->id = id;
+        if (pg->set != NULL && (pg->backend->flags & EMM_BACKEND_FAST_READS))
+            po->port->may_inline = request_may_inline;
         pthread_mutex_init(&po->lock, NULL);
         pthread_cond_init(&po->cond, NULL);
         po->next = pg->objects;

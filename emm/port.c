@@ -152,8 +152,12 @@ emm_port_destroy(struct emm_port *port)
 /* Runs the handler on every queued message, in order, then clears draining.
  * A held port keeps draining set: emm_port_resume (or the drainer, if resume
  * came while it was still in the handler) carries on. */
+static void portset_push(struct emm_portset *set, struct emm_port *port);
+
+/* handoff: the sender of a may_inline message drains a set's port itself; the
+ * first message it may not run goes to the set's workers with the port. */
 static void
-port_drain(struct emm_port *port)
+port_drain_mode(struct emm_port *port, int handoff)
 {
     pthread_mutex_lock(&port->lock);
     for (;;) {
@@ -165,6 +169,14 @@ port_drain(struct emm_port *port)
         if (m == NULL || port->dead) {
             port->draining = 0;
             pthread_mutex_unlock(&port->lock);
+            return;
+        }
+        if (handoff && !port->may_inline(m)) {
+            port->draining = 0;
+            port->queued = 1;
+            emm_port_ref(port);
+            pthread_mutex_unlock(&port->lock);
+            portset_push(port->set, port);
             return;
         }
         port->head = m->next;
@@ -179,7 +191,11 @@ port_drain(struct emm_port *port)
     }
 }
 
-static void portset_push(struct emm_portset *set, struct emm_port *port);
+static void
+port_drain(struct emm_port *port)
+{
+    port_drain_mode(port, 0);
+}
 
 void
 emm_port_hold(struct emm_port *port)
@@ -248,11 +264,12 @@ emm_port_send(struct emm_port *port, struct emm_msg *msg)
         pthread_mutex_unlock(&port->lock);
         return 0;
     }
-    if (port->set == NULL) {
+    int handoff = port->set != NULL && port->may_inline != NULL && port->may_inline(msg);
+    if (port->set == NULL || handoff) {
         port->draining = 1;
         emm_port_ref(port);
         pthread_mutex_unlock(&port->lock);
-        port_drain(port);
+        port_drain_mode(port, handoff);
         emm_port_unref(port);
         return 0;
     }

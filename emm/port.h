@@ -43,6 +43,9 @@ struct emm_port {
     struct emm_portset *set;
     struct emm_port *ready_next;
     emm_port_handler_fn handler;
+    /* For a port in a set: messages this accepts may be run by the sender itself
+     * when the port is idle (a handoff for cheap requests); others go to the set. */
+    int (*may_inline)(const struct emm_msg *msg);
     void *context; /* the receiver's */
     const char *label;
 };

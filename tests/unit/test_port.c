@@ -111,6 +111,65 @@ rec_count(struct rec *r)
 
 /* ---- inline ports ------------------------------------------------------ */
 
+/* The handoff filter: messages with arg < 100 may run in the sender. */
+static int
+small_arg(const struct emm_msg *msg)
+{
+    return msg->arg < 100;
+}
+
+static _Thread_local int in_sender;
+
+static void
+where_handler(struct emm_port *port, struct emm_msg *msg)
+{
+    struct rec *r = port->context;
+    pthread_mutex_lock(&r->lock);
+    if (r->n < MAXREC) {
+        r->args[r->n] = msg->arg;
+        r->statuses[r->n] = in_sender; /* 1: ran in the sending thread */
+    }
+    r->n++;
+    pthread_mutex_unlock(&r->lock);
+    emm_msg_release(msg, 0);
+}
+
+/* A set's port with may_inline: an accepted message on an idle port runs in the
+ * sender; a refused one goes to the workers; order holds across both. */
+static void
+test_set_handoff(void **state)
+{
+    (void)state;
+    struct emm_portset *set;
+    struct emm_port *port;
+    struct rec r;
+    rec_init(&r);
+    assert_int_equal(emm_portset_create("t", 1, 0, &set), 0);
+    assert_int_equal(emm_port_create("p", where_handler, &r, set, &port), 0);
+    port->may_inline = small_arg;
+    in_sender = 1;
+    assert_int_equal(emm_port_send(port, mk(1, NULL)), 0);
+    assert_int_equal(rec_count(&r), 1); /* done when send returned */
+    assert_int_equal(r.statuses[0], 1);
+    assert_int_equal(emm_port_send(port, mk(200, NULL)), 0); /* refused: a worker runs it */
+    for (int i = 0; i < 2000 && rec_count(&r) < 2; i++)
+        usleep(1000);
+    assert_int_equal(rec_count(&r), 2);
+    assert_int_equal(r.statuses[1], 0);
+    /* Mixed bursts keep send order. */
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(emm_port_send(port, mk(i % 2 ? 150 + i : i, NULL)), 0);
+    for (int i = 0; i < 2000 && rec_count(&r) < 52; i++)
+        usleep(1000);
+    assert_int_equal(rec_count(&r), 52);
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(r.args[2 + i], i % 2 ? 150 + i : i);
+    in_sender = 0;
+    emm_port_destroy(port);
+    emm_portset_destroy(set);
+    rec_fini(&r);
+}
+
 static void
 test_inline_order_seqno(void **state)
 {
@@ -535,6 +594,7 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_set_handoff),
         cmocka_unit_test(test_inline_order_seqno),
         cmocka_unit_test(test_inline_send_from_handler_is_queued),
         cmocka_unit_test(test_dead_port_epipe),

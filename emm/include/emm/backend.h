@@ -36,6 +36,9 @@ enum emm_thread_model {
 #define EMM_BACKEND_PERSISTENT  (1u << 0) /* pages survive a restart: keep a catalog */
 #define EMM_BACKEND_NONBLOCKING (1u << 1) /* calls never sleep on I/O: may run inline */
 #define EMM_BACKEND_FILTER      (1u << 2) /* stacks over a layer: reach it via host->next_* */
+#define EMM_BACKEND_FAST_READS  (1u << 3) /* read_pages never waits on I/O (e.g. a mapped
+                                              store): the pager may run reads in the fault
+                                              path even when writes block (since API 1) */
 
 enum emm_log_level { EMM_LOG_DEBUG = 0, EMM_LOG_INFO, EMM_LOG_NOTICE, EMM_LOG_WARN, EMM_LOG_ERR };
 
