@@ -747,7 +747,8 @@ sync_locked(struct vm_object *obj, struct vm_sync *s, struct vm_batch *b)
                 else
                     vm_obj_launder(obj, p, 0, b);
             }
-    qsort(dirty, n, sizeof(*dirty), page_index_cmp);
+    if (n > 1)
+        qsort(dirty, n, sizeof(*dirty), page_index_cmp);
     for (uint64_t i = 0; i < n; i++)
         vm_obj_launder(obj, dirty[i], 0, b);
     free(dirty);
