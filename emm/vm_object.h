@@ -92,11 +92,10 @@ uint64_t vm_object_size(struct vm_object *obj);
  * they are dropped and the pager is told to discard everything (unlink). Then
  * terminate. done when the pager holds everything. */
 void vm_object_terminate(struct vm_object *obj, int keep, vm_done_fn done, void *arg);
-/* Pager-initiated clean/flush, used by `emmctl flush`: asks the object's pager
- * side to send lock_request; see pager_std. Kernel side only needs the handler. */
-
-/* Next resident page index >= from (want_data) or next index not resident and
- * not NEW-dirty (hole); UINT64_MAX if none. */
+/* Next page index >= from that is resident data (want_data), or that is not
+ * (a hole: absent, or a clean page the pager has no copy of); UINT64_MAX if none.
+ * Pager-initiated flushes (lock_request) arrive on the control port: see
+ * pgr_std_lock_object, used by `emmctl flush`. */
 uint64_t vm_object_seek_resident(struct vm_object *obj, uint64_t from, int want_data);
 void vm_object_info(struct vm_object *obj, struct vm_object_info *out);
 uint64_t vm_object_id(struct vm_object *obj);
