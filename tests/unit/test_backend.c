@@ -25,8 +25,8 @@
 
 #include "backend_host.h"
 #include "config.h"
+#include "backend_fixture.h"
 
-#define PS EMM_PAGE_SIZE
 #define TIB_PAGE ((uint64_t)1 << 28) /* the page at offset 1 TiB */
 
 struct stack {
@@ -41,40 +41,6 @@ static const struct stack st_lmdb = {"lmdb", {{NULL, NULL}}};
 static const struct stack st_zstd_memory = {"zstd:memory", {{NULL, NULL}}};
 static const struct stack st_zstd_file = {"zstd:file", {{"zstd.cluster", "16K"}, {NULL, NULL}}};
 static const struct stack st_zstd_lmdb = {"zstd:lmdb", {{"zstd.cluster", "4K"}, {NULL, NULL}}};
-
-struct fix {
-    char dir[64];
-    struct emm_config cfg;
-    struct emm_fs_config fs;
-    struct emm_config_kv kv[8];
-    struct emm_backend *b;
-    char err[512];
-};
-
-static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static struct fix *
-fix_new(void)
-{
-    struct fix *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
-    strcpy(f->dir, "/tmp/emm-test-backend-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    f->cfg.path = "test.conf";
-    f->cfg.state_dir = f->dir;
-    f->fs.name = "t";
-    f->fs.line = 2;
-    f->fs.backend_line = 3;
-    f->cfg.fs = &f->fs;
-    f->cfg.nfs = 1;
-    f->fs.backend_keys = f->kv;
-    return f;
-}
 
 static void
 fix_key(struct fix *f, const char *key, const char *value, int line)
@@ -97,19 +63,11 @@ fix_open(struct fix *f, const char *spec)
     return r;
 }
 
-static void
-fix_free(struct fix *f)
-{
-    emm_backend_close(f->b);
-    nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    free(f);
-}
-
 static int
 setup_stack(void **state)
 {
     const struct stack *st = *state;
-    struct fix *f = fix_new();
+    struct fix *f = fix_new("backend");
     for (int i = 0; st->keys[i][0]; i++)
         fix_key(f, st->keys[i][0], st->keys[i][1], 10 + i);
     if (fix_open(f, st->spec) != 0) {
@@ -126,37 +84,6 @@ teardown_stack(void **state)
 {
     fix_free(*state);
     return 0;
-}
-
-/* Page content: every word says (object, page, version). */
-static void
-fill(void *buf, uint64_t obj, uint64_t page, uint32_t n, uint64_t version)
-{
-    uint64_t *w = buf;
-    for (uint32_t p = 0; p < n; p++)
-        for (unsigned i = 0; i < PS / 8; i++)
-            w[p * (PS / 8) + i] = (obj << 40) ^ ((page + p) << 12) ^ (version << 56) ^ i;
-}
-
-static int
-check(const void *buf, uint64_t obj, uint64_t page, uint32_t n, uint64_t version)
-{
-    const uint64_t *w = buf;
-    for (uint32_t p = 0; p < n; p++)
-        for (unsigned i = 0; i < PS / 8; i++)
-            if (w[p * (PS / 8) + i] != ((obj << 40) ^ ((page + p) << 12) ^ (version << 56) ^ i))
-                return 0;
-    return 1;
-}
-
-static int
-is_zero(const void *buf, size_t len)
-{
-    const unsigned char *c = buf;
-    for (size_t i = 0; i < len; i++)
-        if (c[i])
-            return 0;
-    return 1;
 }
 
 static void
@@ -437,7 +364,7 @@ static void
 t_null(void **state)
 {
     (void)state;
-    struct fix *f = fix_new();
+    struct fix *f = fix_new("backend");
     uint64_t buf[2 * PS / 8], at = 0;
     uint8_t present[2];
 
@@ -470,7 +397,7 @@ static void
 t_error_default(void **state)
 {
     (void)state;
-    struct fix *f = fix_new();
+    struct fix *f = fix_new("backend");
     char buf[PS] = {0};
     uint8_t present;
 
@@ -488,7 +415,7 @@ static void
 t_error_file(void **state)
 {
     (void)state;
-    struct fix *f = fix_new();
+    struct fix *f = fix_new("backend");
     char trigger[128], buf[PS] = {0};
     uint8_t present;
 
@@ -525,7 +452,7 @@ static void
 t_error_rate(void **state)
 {
     (void)state;
-    struct fix *f = fix_new();
+    struct fix *f = fix_new("backend");
     char buf[PS] = {0};
     uint8_t present;
     int fails = 0;
@@ -550,7 +477,7 @@ static void
 t_memory_limit(void **state)
 {
     (void)state;
-    struct fix *f = fix_new();
+    struct fix *f = fix_new("backend");
     char buf[3 * PS] = {0};
 
     fix_key(f, "memory.limit", "8K", 4);
@@ -574,7 +501,7 @@ t_memory_limit(void **state)
 static void
 expect_open_error(const char *spec, const char *key, const char *value, const char *want)
 {
-    struct fix *f = fix_new();
+    struct fix *f = fix_new("backend");
     if (key)
         fix_key(f, key, value, 6);
     assert_true(fix_open(f, spec) < 0);
@@ -657,7 +584,7 @@ static void
 t_plugins(void **state)
 {
     (void)state;
-    struct fix *f = fix_new();
+    struct fix *f = fix_new("backend");
     char spec[256], want[512], buf[PS];
     uint8_t present = 0;
 
@@ -706,7 +633,7 @@ static void
 t_plugin_search(void **state)
 {
     (void)state;
-    struct fix *f = fix_new();
+    struct fix *f = fix_new("backend");
     char path[PATH_MAX + 64], dirs[1024], want[2048], other[128];
 
     if (build_so(f->dir, "good", good_src) < 0) {

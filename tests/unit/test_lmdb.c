@@ -29,40 +29,14 @@
 #include "backend_host.h"
 #include "catalog.h"
 #include "config.h"
+#include "backend_fixture.h"
 
-#define PS EMM_PAGE_SIZE
 
-struct fix {
-    char dir[64];
-    struct emm_config cfg;
-    struct emm_fs_config fs;
-    struct emm_config_kv kv[8];
-    struct emm_backend *b;
-    char err[512];
-};
-
-static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
 
 static struct fix *
-fix_new(void)
+lmdb_fix_new(void)
 {
-    struct fix *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
-    strcpy(f->dir, "/tmp/emm-test-lmdb-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    f->cfg.path = "test.conf";
-    f->cfg.state_dir = f->dir;
-    f->fs.name = "t";
-    f->fs.line = 2;
-    f->fs.backend_line = 3;
-    f->cfg.fs = &f->fs;
-    f->cfg.nfs = 1;
-    f->fs.backend_keys = f->kv;
+    struct fix *f = fix_new("lmdb");
     f->fs.backend = "lmdb";
     return f;
 }
@@ -97,45 +71,6 @@ fix_close(struct fix *f)
 {
     emm_backend_close(f->b);
     f->b = NULL;
-}
-
-static void
-fix_free(struct fix *f)
-{
-    emm_backend_close(f->b);
-    nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    free(f);
-}
-
-/* Page content: every word says (object, page, version). */
-static void
-fill(void *buf, uint64_t obj, uint64_t page, uint32_t n, uint64_t version)
-{
-    uint64_t *w = buf;
-    for (uint32_t p = 0; p < n; p++)
-        for (unsigned i = 0; i < PS / 8; i++)
-            w[p * (PS / 8) + i] = (obj << 40) ^ ((page + p) << 12) ^ (version << 56) ^ i;
-}
-
-static int
-check(const void *buf, uint64_t obj, uint64_t page, uint32_t n, uint64_t version)
-{
-    const uint64_t *w = buf;
-    for (uint32_t p = 0; p < n; p++)
-        for (unsigned i = 0; i < PS / 8; i++)
-            if (w[p * (PS / 8) + i] != ((obj << 40) ^ ((page + p) << 12) ^ (version << 56) ^ i))
-                return 0;
-    return 1;
-}
-
-static int
-is_zero(const void *buf, size_t len)
-{
-    const unsigned char *c = buf;
-    for (size_t i = 0; i < len; i++)
-        if (c[i])
-            return 0;
-    return 1;
 }
 
 static int
@@ -217,7 +152,7 @@ static void
 t_basic(void **state)
 {
     (void)state;
-    struct fix *f = fix_new();
+    struct fix *f = lmdb_fix_new();
     uint64_t at = 0;
     char buf[4096];
 
@@ -289,7 +224,7 @@ static void
 t_large_ranges(void **state)
 {
     (void)state;
-    struct fix *f = fix_new();
+    struct fix *f = lmdb_fix_new();
     uint64_t at = 0;
     const uint32_t n = 2500; /* > two write, discard and scan chunks of 1024 */
 
@@ -317,7 +252,7 @@ static void
 t_restart(void **state)
 {
     (void)state;
-    struct fix *f = fix_new();
+    struct fix *f = lmdb_fix_new();
 
     assert_int_equal(fix_open(f), 0);
     wr(f->b, 12, 3, 2, 9);
@@ -350,7 +285,7 @@ static void
 t_growth(void **state)
 {
     (void)state;
-    struct fix *f = fix_new();
+    struct fix *f = lmdb_fix_new();
 
     fix_key(f, "lmdb.map-size", "64K");
     assert_int_equal(fix_open(f), 0);
@@ -377,7 +312,7 @@ static void
 t_max_map_size(void **state)
 {
     (void)state;
-    struct fix *f = fix_new();
+    struct fix *f = lmdb_fix_new();
     uint64_t pages = 0;
     int r = 0;
 
@@ -475,7 +410,7 @@ static void
 t_threads(void **state)
 {
     (void)state;
-    struct fix *f = fix_new();
+    struct fix *f = lmdb_fix_new();
     pthread_t t[4];
     struct tw w[4];
     _Atomic int done = 0;
@@ -537,7 +472,7 @@ static void
 t_catalog(void **state)
 {
     (void)state;
-    struct fix *f = fix_new();
+    struct fix *f = lmdb_fix_new();
     struct emm_catalog *c;
     struct MDB_env *env;
     struct seen s;
@@ -617,7 +552,7 @@ static void
 t_second_instance(void **state)
 {
     (void)state;
-    struct fix *a = fix_new(), *b = fix_new();
+    struct fix *a = lmdb_fix_new(), *b = lmdb_fix_new();
     char path[128];
 
     snprintf(path, sizeof(path), "%s/shared", a->dir);
@@ -669,7 +604,7 @@ static void
 t_crash(void **state)
 {
     (void)state;
-    struct fix *f = fix_new();
+    struct fix *f = lmdb_fix_new();
     int fds[2], status;
     char got[2];
     pid_t pid;
@@ -718,7 +653,7 @@ t_crash(void **state)
 static void
 expect_open_error(const char *key, const char *value, const char *want)
 {
-    struct fix *f = fix_new();
+    struct fix *f = lmdb_fix_new();
     if (key)
         fix_key(f, key, value);
     assert_true(fix_open(f) < 0);
@@ -736,7 +671,7 @@ t_config(void **state)
     expect_open_error("lmdb.max-map-size", "1K", "test.conf:10: lmdb.max-map-size: 1K is out of range");
     expect_open_error("lmdb.colour", "red", "test.conf:10: lmdb.colour: unknown key (lmdb takes: path, map-size, max-map-size)");
 
-    struct fix *f = fix_new();
+    struct fix *f = lmdb_fix_new();
     fix_key(f, "lmdb.map-size", "8M");
     fix_key(f, "lmdb.max-map-size", "4M");
     assert_true(fix_open(f) < 0);
@@ -744,7 +679,7 @@ t_config(void **state)
     fix_free(f);
 
     /* A map-size above the default maximum raises the maximum with it. */
-    f = fix_new();
+    f = lmdb_fix_new();
     fix_key(f, "lmdb.map-size", "65G");
     assert_int_equal(fix_open(f), 0);
     assert_true(info_value(f->b, "max_map_size") == (uint64_t)65 << 30);

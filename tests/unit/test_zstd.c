@@ -23,44 +23,9 @@
 
 #include "backend_host.h"
 #include "config.h"
+#include "backend_fixture.h"
 #include "zstd_cluster.h"
 
-#define PS EMM_PAGE_SIZE
-
-struct fix {
-    char dir[64];
-    struct emm_config cfg;
-    struct emm_fs_config fs;
-    struct emm_config_kv kv[8];
-    char spec[64];
-    struct emm_backend *b;
-    char err[512];
-};
-
-static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static struct fix *
-fix_new(void)
-{
-    struct fix *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
-    strcpy(f->dir, "/tmp/emm-test-zstd-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    f->cfg.path = "test.conf";
-    f->cfg.state_dir = f->dir;
-    f->fs.name = "t";
-    f->fs.line = 2;
-    f->fs.backend_line = 3;
-    f->cfg.fs = &f->fs;
-    f->cfg.nfs = 1;
-    f->fs.backend_keys = f->kv;
-    return f;
-}
 
 static void
 fix_key(struct fix *f, const char *key, const char *value)
@@ -95,19 +60,11 @@ fix_reopen(struct fix *f)
     assert_int_equal(fix_open(f, spec), 0);
 }
 
-static void
-fix_free(struct fix *f)
-{
-    emm_backend_close(f->b);
-    nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    free(f);
-}
-
 /* Opens "zstd:memory" with cluster size `cluster` (NULL: default). */
 static struct fix *
 open_mem(const char *cluster)
 {
-    struct fix *f = fix_new();
+    struct fix *f = fix_new("zstd");
     if (cluster)
         fix_key(f, "zstd.cluster", cluster);
     assert_int_equal(fix_open(f, "zstd:memory"), 0);
@@ -354,7 +311,7 @@ t_levels(void **state)
     (void)state;
     static const char *const levels[] = {"-5", "-1", "1", "3", "19"};
     for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
-        struct fix *f = fix_new();
+        struct fix *f = fix_new("zstd");
         fix_key(f, "zstd.level", levels[i]);
         assert_int_equal(fix_open(f, "zstd:memory"), 0);
         wr(f->b, K_TEXT, 1, 0, 40, 1);
@@ -580,7 +537,7 @@ static void
 t_file_flags_restart(void **state)
 {
     (void)state;
-    struct fix *f = fix_new();
+    struct fix *f = fix_new("zstd");
     fix_key(f, "zstd.cluster", "32K");
     assert_int_equal(fix_open(f, "zstd:file"), 0);
     assert_true(f->b->flags & EMM_BACKEND_PERSISTENT);
@@ -606,7 +563,7 @@ static void
 t_dict_auto(void **state)
 {
     (void)state;
-    struct fix *f = fix_new();
+    struct fix *f = fix_new("zstd");
     const uint32_t total = 2048 + 256; /* pages: 8 MiB of samples, then more */
 
     fix_key(f, "zstd.dict", "auto");
@@ -642,7 +599,7 @@ t_dict_auto(void **state)
 static void
 expect_config_error(const char *key, const char *value, const char *want)
 {
-    struct fix *f = fix_new();
+    struct fix *f = fix_new("zstd");
     fix_key(f, key, value);
     f->fs.backend = "zstd:memory";
     assert_true(emm_backend_open(&f->cfg, &f->fs, &f->b, f->err, sizeof(f->err)) < 0);
@@ -663,7 +620,7 @@ t_config_errors(void **state)
     expect_config_error("zstd.level", "-6", "'-6' is not a level");
     expect_config_error("zstd.dict", "yes", "'yes' is not 'auto' or 'off'");
     expect_config_error("zstd.colour", "red", "unknown key");
-    struct fix *f = fix_new();
+    struct fix *f = fix_new("zstd");
     f->fs.backend = "zstd";
     assert_true(emm_backend_open(&f->cfg, &f->fs, &f->b, f->err, sizeof(f->err)) < 0);
     assert_non_null(strstr(f->err, "filter 'zstd' needs a backend below it"));
