@@ -28,6 +28,7 @@
  * calls its callback with no lock or transaction held, so the callback may put
  * or del.
  */
+#include "byteorder.h"
 #include "catalog.h"
 
 #include "fsutil.h"
@@ -71,38 +72,6 @@ struct emm_catalog {
 /* ---- encoding ---- */
 
 static void
-put32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void
-put64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t
-get32(const unsigned char *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static uint64_t
-get64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static void
 key_of(uint64_t id, unsigned char k[8])
 {
     for (int i = 0; i < 8; i++)
@@ -115,17 +84,17 @@ encode(const struct emm_catalog_rec *r, unsigned char *buf)
     size_t nlen = strnlen(r->name, EMM_NAME_MAX);
     unsigned char *p = buf + REC_HDR;
 
-    put32(buf, REC_VERSION);
-    put32(buf + 4, (uint32_t)(REC_FIXED + nlen));
-    put64(p, r->id);
-    put64(p + 8, r->size);
-    put32(p + 16, r->mode);
-    put32(p + 20, r->uid);
-    put32(p + 24, r->gid);
-    put32(p + 28, (uint32_t)nlen);
-    put64(p + 32, (uint64_t)r->atime_ns);
-    put64(p + 40, (uint64_t)r->mtime_ns);
-    put64(p + 48, (uint64_t)r->ctime_ns);
+    emm_put_le32(buf, REC_VERSION);
+    emm_put_le32(buf + 4, (uint32_t)(REC_FIXED + nlen));
+    emm_put_le64(p, r->id);
+    emm_put_le64(p + 8, r->size);
+    emm_put_le32(p + 16, r->mode);
+    emm_put_le32(p + 20, r->uid);
+    emm_put_le32(p + 24, r->gid);
+    emm_put_le32(p + 28, (uint32_t)nlen);
+    emm_put_le64(p + 32, (uint64_t)r->atime_ns);
+    emm_put_le64(p + 40, (uint64_t)r->mtime_ns);
+    emm_put_le64(p + 48, (uint64_t)r->ctime_ns);
     memcpy(p + REC_FIXED, r->name, nlen);
     return REC_HDR + REC_FIXED + nlen;
 }
@@ -135,21 +104,21 @@ decode(const unsigned char *buf, size_t len, struct emm_catalog_rec *r)
 {
     const unsigned char *p = buf + REC_HDR;
 
-    if (len < REC_HDR + REC_FIXED || get32(buf) != REC_VERSION ||
-        get32(buf + 4) != len - REC_HDR)
+    if (len < REC_HDR + REC_FIXED || emm_get_le32(buf) != REC_VERSION ||
+        emm_get_le32(buf + 4) != len - REC_HDR)
         return -EIO;
-    uint32_t nlen = get32(p + 28);
+    uint32_t nlen = emm_get_le32(p + 28);
     if (nlen > EMM_NAME_MAX || REC_FIXED + (size_t)nlen > len - REC_HDR)
         return -EIO;
     memset(r, 0, sizeof(*r));
-    r->id = get64(p);
-    r->size = get64(p + 8);
-    r->mode = get32(p + 16);
-    r->uid = get32(p + 20);
-    r->gid = get32(p + 24);
-    r->atime_ns = (int64_t)get64(p + 32);
-    r->mtime_ns = (int64_t)get64(p + 40);
-    r->ctime_ns = (int64_t)get64(p + 48);
+    r->id = emm_get_le64(p);
+    r->size = emm_get_le64(p + 8);
+    r->mode = emm_get_le32(p + 16);
+    r->uid = emm_get_le32(p + 20);
+    r->gid = emm_get_le32(p + 24);
+    r->atime_ns = (int64_t)emm_get_le64(p + 32);
+    r->mtime_ns = (int64_t)emm_get_le64(p + 40);
+    r->ctime_ns = (int64_t)emm_get_le64(p + 48);
     memcpy(r->name, p + REC_FIXED, nlen);
     r->name[nlen] = '\0';
     return 0;
@@ -243,7 +212,7 @@ read_next_id(struct emm_catalog *c, MDB_txn *txn, uint64_t *next)
         return rc;
     if (v.mv_size != 8)
         return MDB_CORRUPTED;
-    *next = get64(v.mv_data);
+    *next = emm_get_le64(v.mv_data);
     return 0;
 }
 
@@ -252,7 +221,7 @@ write_next_id(struct emm_catalog *c, MDB_txn *txn, uint64_t next)
 {
     unsigned char b[8];
     MDB_val k = {sizeof("next-id") - 1, (void *)"next-id"}, v = {8, b};
-    put64(b, next);
+    emm_put_le64(b, next);
     return mdb_put(txn, c->meta, &k, &v, 0);
 }
 
@@ -310,14 +279,14 @@ do_init(struct emm_catalog *c, MDB_txn *txn, void *arg)
         return rc;
     rc = mdb_get(txn, c->meta, &k, &v);
     if (rc == MDB_NOTFOUND) {
-        put32(b, CAT_FORMAT);
+        emm_put_le32(b, CAT_FORMAT);
         v.mv_size = 4;
         v.mv_data = b;
         return mdb_put(txn, c->meta, &k, &v, 0);
     }
     if (rc)
         return rc;
-    if (v.mv_size != 4 || get32(v.mv_data) != CAT_FORMAT)
+    if (v.mv_size != 4 || emm_get_le32(v.mv_data) != CAT_FORMAT)
         return MDB_VERSION_MISMATCH;
     return 0;
 }

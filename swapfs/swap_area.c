@@ -9,6 +9,7 @@
  * consecutive slots cost one write, not a read and a write. The generation
  * counter is atomic. Format, open, close and scan run alone.
  */
+#include "byteorder.h"
 #include "swap_area.h"
 
 #include <errno.h>
@@ -72,39 +73,6 @@ struct swp_area {
     unsigned char *hdr; /* the header page as last written */
 };
 
-/* ---- little-endian fields ------------------------------------------------ */
-
-static void
-put32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void
-put64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t
-get32(const unsigned char *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static uint64_t
-get64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
 
 static uint32_t
 hdr_crc(const unsigned char *page)
@@ -122,11 +90,11 @@ desc_encode(unsigned char *p, const struct swp_desc *d)
         memset(p, 0, SWP_DESC_SIZE);
         return;
     }
-    put64(p, d->obj);
-    put64(p + 8, d->index);
-    put64(p + 16, d->gen);
-    put32(p + 24, d->data_crc);
-    put32(p + 28, emm_crc32c(0, p, 28));
+    emm_put_le64(p, d->obj);
+    emm_put_le64(p + 8, d->index);
+    emm_put_le64(p + 16, d->gen);
+    emm_put_le32(p + 24, d->data_crc);
+    emm_put_le32(p + 28, emm_crc32c(0, p, 28));
 }
 
 /* 1 valid, 0 empty, -1 torn (non-zero bytes with a wrong CRC). */
@@ -134,16 +102,16 @@ static int
 desc_decode(const unsigned char *p, struct swp_desc *d)
 {
     memset(d, 0, sizeof(*d));
-    if (get32(p + 28) != emm_crc32c(0, p, 28) || get64(p + 16) == 0) {
+    if (emm_get_le32(p + 28) != emm_crc32c(0, p, 28) || emm_get_le64(p + 16) == 0) {
         for (unsigned i = 0; i < SWP_DESC_SIZE; i++)
             if (p[i])
                 return -1;
         return 0;
     }
-    d->obj = get64(p);
-    d->index = get64(p + 8);
-    d->gen = get64(p + 16);
-    d->data_crc = get32(p + 24);
+    d->obj = emm_get_le64(p);
+    d->index = emm_get_le64(p + 8);
+    d->gen = emm_get_le64(p + 16);
+    d->data_crc = emm_get_le32(p + 24);
     return 1;
 }
 
@@ -315,23 +283,23 @@ format_fd(int fd, const char *path, uint64_t size, const char *label, uint8_t uu
     if (!h)
         return -ENOMEM;
     memcpy(h + H_MAGIC, SWP_MAGIC, 8);
-    put32(h + H_VERSION, SWP_VERSION);
-    put32(h + H_PAGE_SIZE, SWP_PAGE_SIZE);
+    emm_put_le32(h + H_VERSION, SWP_VERSION);
+    emm_put_le32(h + H_PAGE_SIZE, SWP_PAGE_SIZE);
     rc = make_uuid(h + H_UUID);
     if (rc < 0) {
         free(h);
         return rc;
     }
-    put64(h + H_SIZE_PAGES, size_pages);
-    put64(h + H_DESC_START, 1);
-    put64(h + H_DESC_PAGES, desc_pages);
-    put64(h + H_DATA_START, 1 + desc_pages);
-    put64(h + H_NSLOTS, nslots);
-    put32(h + H_STATE, SWP_STATE_CLEAN);
-    put64(h + H_FORMAT_TIME, (uint64_t)time(NULL));
+    emm_put_le64(h + H_SIZE_PAGES, size_pages);
+    emm_put_le64(h + H_DESC_START, 1);
+    emm_put_le64(h + H_DESC_PAGES, desc_pages);
+    emm_put_le64(h + H_DATA_START, 1 + desc_pages);
+    emm_put_le64(h + H_NSLOTS, nslots);
+    emm_put_le32(h + H_STATE, SWP_STATE_CLEAN);
+    emm_put_le64(h + H_FORMAT_TIME, (uint64_t)time(NULL));
     if (label)
         memcpy(h + H_LABEL, label, strlen(label)); /* checked < SWP_LABEL_MAX */
-    put32(h + H_CRC, hdr_crc(h));
+    emm_put_le32(h + H_CRC, hdr_crc(h));
 
     /* Old signatures and descriptors first, the header last: a format cut short
      * leaves no valid header. Page 16 holds btrfs's superblock. */
@@ -458,10 +426,10 @@ write_header(struct swp_area *a, uint32_t state)
     unsigned char *h = a->hdr;
     int rc;
 
-    put32(h + H_STATE, state);
-    put64(h + H_OPEN_COUNT, a->info.open_count);
-    put64(h + H_LAST_GEN, a->info.last_gen);
-    put32(h + H_CRC, hdr_crc(h));
+    emm_put_le32(h + H_STATE, state);
+    emm_put_le64(h + H_OPEN_COUNT, a->info.open_count);
+    emm_put_le64(h + H_LAST_GEN, a->info.last_gen);
+    emm_put_le32(h + H_CRC, hdr_crc(h));
     if (fdatasync(a->fd) < 0)
         return -errno;
     rc = pwrite_full(a->fd, h, SWP_PAGE_SIZE, 0);
@@ -478,26 +446,26 @@ check_header(const char *path, const unsigned char *h, uint64_t have, struct swp
                 path, SWP_MAGIC);
         return -EINVAL;
     }
-    if (get32(h + H_VERSION) != SWP_VERSION) {
+    if (emm_get_le32(h + H_VERSION) != SWP_VERSION) {
         emm_err("%s: swap area format version %u, this emm reads version %u", path,
-                get32(h + H_VERSION), SWP_VERSION);
+                emm_get_le32(h + H_VERSION), SWP_VERSION);
         return -EINVAL;
     }
-    if (get32(h + H_CRC) != hdr_crc(h)) {
+    if (emm_get_le32(h + H_CRC) != hdr_crc(h)) {
         emm_err("%s: swap area header is corrupt (CRC32C 0x%08x, computed 0x%08x)", path,
-                get32(h + H_CRC), hdr_crc(h));
+                emm_get_le32(h + H_CRC), hdr_crc(h));
         return -EUCLEAN;
     }
-    if (get32(h + H_PAGE_SIZE) != SWP_PAGE_SIZE) {
-        emm_err("%s: swap area page size %u, this emm uses %u", path, get32(h + H_PAGE_SIZE),
+    if (emm_get_le32(h + H_PAGE_SIZE) != SWP_PAGE_SIZE) {
+        emm_err("%s: swap area page size %u, this emm uses %u", path, emm_get_le32(h + H_PAGE_SIZE),
                 SWP_PAGE_SIZE);
         return -EINVAL;
     }
-    in->size_pages = get64(h + H_SIZE_PAGES);
-    in->desc_pages = get64(h + H_DESC_PAGES);
-    in->data_start = get64(h + H_DATA_START);
-    in->nslots = get64(h + H_NSLOTS);
-    if (get64(h + H_DESC_START) != 1 || in->data_start != 1 + in->desc_pages ||
+    in->size_pages = emm_get_le64(h + H_SIZE_PAGES);
+    in->desc_pages = emm_get_le64(h + H_DESC_PAGES);
+    in->data_start = emm_get_le64(h + H_DATA_START);
+    in->nslots = emm_get_le64(h + H_NSLOTS);
+    if (emm_get_le64(h + H_DESC_START) != 1 || in->data_start != 1 + in->desc_pages ||
         in->nslots == 0 || in->desc_pages > UINT64_MAX / SWP_DESC_PER_PAGE ||
         in->desc_pages * SWP_DESC_PER_PAGE < in->nslots ||
         in->nslots > in->size_pages || in->data_start > in->size_pages - in->nslots ||
@@ -515,10 +483,10 @@ check_header(const char *path, const unsigned char *h, uint64_t have, struct swp
     }
     memcpy(in->uuid, h + H_UUID, 16);
     memcpy(in->label, h + H_LABEL, SWP_LABEL_MAX);
-    in->open_count = get64(h + H_OPEN_COUNT);
-    in->last_gen = get64(h + H_LAST_GEN);
-    in->format_time = get64(h + H_FORMAT_TIME);
-    in->was_clean = get32(h + H_STATE) == SWP_STATE_CLEAN;
+    in->open_count = emm_get_le64(h + H_OPEN_COUNT);
+    in->last_gen = emm_get_le64(h + H_LAST_GEN);
+    in->format_time = emm_get_le64(h + H_FORMAT_TIME);
+    in->was_clean = emm_get_le32(h + H_STATE) == SWP_STATE_CLEAN;
     return 0;
 }
 
