@@ -73,7 +73,6 @@ struct swp_area {
     unsigned char *hdr; /* the header page as last written */
 };
 
-
 static uint32_t
 hdr_crc(const unsigned char *page)
 {
