@@ -5,13 +5,13 @@
  * the ready list. Never hold a port lock while running a handler or while taking
  * a set lock. A port on a ready list holds a reference, dropped by the worker.
  */
+#include "clock.h"
 #include "port.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -305,14 +305,6 @@ portset_pop(struct emm_portset *set)
     return p;
 }
 
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void *
 portset_worker(void *arg)
 {
@@ -320,9 +312,9 @@ portset_worker(void *arg)
     while (!atomic_load(&set->stopping)) {
         uint64_t count;
         if (set->spin_us > 0 && atomic_load(&set->nready) == 0) {
-            uint64_t until = now_ns() + set->spin_us * 1000ull;
+            uint64_t until = emm_mono_ns() + set->spin_us * 1000ull;
             while (atomic_load(&set->nready) == 0 && !atomic_load(&set->stopping) &&
-                   now_ns() < until) {
+                   emm_mono_ns() < until) {
                 __builtin_ia32_pause();
             }
         }

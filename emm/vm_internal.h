@@ -92,7 +92,6 @@ void vm_obj_remove_page(struct vm_object *obj, struct vm_page *p);
 struct vm_page *vm_obj_page(struct vm_object *obj, uint64_t idx); /* lock held */
 void vm_obj_retry(struct vm_object *obj); /* reruns waiting operations */
 void vm_batch_flush(struct vm_object *obj, struct vm_batch *b);
-uint64_t vm_now_ns(void);
 
 /* vm_pageout.c */
 int vm_pageout_start(struct vm_kernel *k);

@@ -11,20 +11,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "vm_internal.h"
 
 static void control_handler(struct emm_port *port, struct emm_msg *msg);
-
-uint64_t
-vm_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- page table ------------------------------------------------------- */
 
@@ -665,7 +657,7 @@ page_return_released(struct emm_msg *msg, int status)
     } else {
         atomic_fetch_add(&k->stats.return_errors, 1);
         p->flags &= ~VM_PG_EVICT;
-        obj->backoff_until_ns = vm_now_ns() + 200000000ull;
+        obj->backoff_until_ns = emm_mono_ns() + 200000000ull;
     }
     p->flags &= ~VM_PG_REDIRTY;
     if ((p->flags & VM_PG_EVICT) && !(p->flags & VM_PG_DIRTY) && p->wire == 0) {

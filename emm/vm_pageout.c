@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "vm_internal.h"
 
@@ -229,7 +230,7 @@ pageout_main(void *arg)
         }
         /* A burst: at most one pass over the queue, bounded laundry. */
         uint64_t budget = pool->nqueued;
-        uint64_t now = vm_now_ns();
+        uint64_t now = emm_mono_ns();
         int progress = 0;
         int busy = 0;
         while (budget-- > 0 && pool->nfree < target &&

@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
+#include "clock.h"
 #include "emmd.h"
 #include "log.h"
 
@@ -24,14 +24,6 @@ name_hash(const char *s)
     while (*s)
         h = (h ^ (unsigned char)*s++) * 1099511628211ull;
     return h % EMMD_BUCKETS;
-}
-
-static int64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static void
@@ -106,7 +98,7 @@ emmd_node_create(struct emmd_fs *fs, const char *name, uint32_t mode, uint32_t u
     n->rec.mode = mode & 07777;
     n->rec.uid = uid;
     n->rec.gid = gid;
-    n->rec.atime_ns = n->rec.mtime_ns = n->rec.ctime_ns = now_ns();
+    n->rec.atime_ns = n->rec.mtime_ns = n->rec.ctime_ns = emm_real_ns();
     rc = emm_catalog_put(fs->catalog, &n->rec);
     if (rc < 0) {
         free(n);
@@ -159,7 +151,7 @@ emmd_node_rename(struct emmd_fs *fs, struct emmd_node *n, const char *newname)
     uint64_t hn = name_hash(n->rec.name);
     n->next_name = fs->by_name[hn];
     fs->by_name[hn] = n;
-    n->rec.ctime_ns = now_ns();
+    n->rec.ctime_ns = emm_real_ns();
     if (n->vm != NULL)
         n->rec.size = vm_object_size(n->vm);
     int rc = emm_catalog_put(fs->catalog, &n->rec);

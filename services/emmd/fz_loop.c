@@ -19,26 +19,18 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "emmd.h"
 #include "log.h"
-
-static uint64_t
-mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static int
 receive(struct emmd_fs *fs, struct fuse_buf *fbuf)
 {
     int res = fuse_session_receive_buf(fs->se, fbuf);
     if (res > 0)
-        atomic_store(&fs->last_request_ns, mono_ns());
+        atomic_store(&fs->last_request_ns, emm_mono_ns());
     return res;
 }
 
@@ -54,14 +46,14 @@ loop_main(void *arg)
     while (!fuse_session_exited(fs->se)) {
         int res = receive(fs, &fbuf);
         if (res == -EAGAIN || res == -EINTR) {
-            uint64_t now = mono_ns();
+            uint64_t now = emm_mono_ns();
             int expected = 0;
             if (spin_ns > 0 && now - atomic_load(&fs->last_request_ns) < 1000000u &&
                 atomic_compare_exchange_strong(&fs->spinner, &expected, 1)) {
                 uint64_t until = now + spin_ns;
                 do {
                     res = receive(fs, &fbuf);
-                } while ((res == -EAGAIN || res == -EINTR) && mono_ns() < until &&
+                } while ((res == -EAGAIN || res == -EINTR) && emm_mono_ns() < until &&
                          !fuse_session_exited(fs->se));
                 atomic_store(&fs->spinner, 0);
             }

@@ -15,9 +15,9 @@
 #include <string.h>
 #include <sys/statvfs.h>
 #include <sys/sysinfo.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "emmd.h"
 #include "log.h"
 
@@ -28,14 +28,6 @@ static struct emmd_fs *
 fs_of(fuse_req_t req)
 {
     return fuse_req_userdata(req);
-}
-
-static int64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static void
@@ -202,7 +194,7 @@ fz_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
         fuse_reply_err(req, ENOENT);
         return;
     }
-    int64_t now = now_ns();
+    int64_t now = emm_real_ns();
     if (to_set & FUSE_SET_ATTR_MODE)
         n->rec.mode = attr->st_mode & 07777;
     if (to_set & FUSE_SET_ATTR_UID)
@@ -478,7 +470,7 @@ write_done(void *arg, int err)
         pthread_mutex_lock(&wc->fs->lock);
         if (vm_object_size(wc->vm) < wc->end)
             vm_object_set_size(wc->vm, wc->end);
-        wc->n->rec.mtime_ns = now_ns();
+        wc->n->rec.mtime_ns = emm_real_ns();
         wc->n->rec_dirty = 1;
         pthread_mutex_unlock(&wc->fs->lock);
         fuse_reply_write(wc->req, wc->size);
