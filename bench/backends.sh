@@ -31,8 +31,6 @@ set -euo pipefail
 BUILD=${1:?usage: bench/backends.sh BUILD_DIR}
 BUILD=$(cd "$BUILD" && pwd)
 SRC=$(cd "$(dirname "$0")/.." && pwd)
-EMMD="$BUILD/bin/emmd"
-EMMCTL="$BUILD/bin/emmctl"
 SIZE=${BENCH_SIZE:-512M}
 RAND=${BENCH_RAND_PAGES:-20000}
 REPS=${BENCH_REPS:-3}
@@ -40,87 +38,17 @@ RESIDENT=${BENCH_RESIDENT:-256M}
 CASES=${BENCH_CASES:-tmpfs null memory lmdb zstd-memory zstd-lmdb file}
 DATA=${BENCH_DATA:-sample}
 
-die() { echo "bench: $*" >&2; exit 1; }
-[ "$(id -u)" = 0 ] || die "needs root (FUSE mounts, tmpfs mount, drop_caches)"
-[ -c /dev/fuse ] || die "/dev/fuse is missing"
-command -v fusermount3 >/dev/null || die "fusermount3 is missing"
-[ -x "$EMMD" ] && [ -x "$EMMCTL" ] || die "no emmd/emmctl in $BUILD/bin (build first)"
-
-mkdir -p "$BUILD/bench"
-FB="$BUILD/bench/faultbench"
-cc -O2 -Wall -Wextra -Werror -o "$FB" "$SRC/bench/faultbench.c" || die "cannot build faultbench"
+. "$SRC/bench/lib.sh"
+bench_require
 # lmdbread: the lmdb backend's read path against raw LMDB (links the build's libemm.a)
 LR="$BUILD/bench/lmdbread"
 cc -O2 -Wall -Wextra -Werror -I "$SRC/emm" -I "$SRC/emm/include" -o "$LR" "$SRC/bench/lmdbread.c" \
     "$BUILD/lib/libemm.a" -llmdb -lzstd -linih -lpthread -ldl || die "cannot build lmdbread"
 
-WORK=$(mktemp -d /tmp/emm-bench-backends.XXXXXX)
-EMMD_PID=""
-MOUNTS=()
-is_mounted() { awk -v d="$1" '$5 == d { f = 1 } END { exit !f }' /proc/self/mountinfo; }
-cleanup() {
-    set +e
-    stop_emmd
-    for mp in "${MOUNTS[@]+"${MOUNTS[@]}"}"; do
-        if is_mounted "$mp"; then
-            fusermount3 -u "$mp" 2>/dev/null || umount "$mp" 2>/dev/null || umount -l "$mp"
-        fi
-    done
-    if [ -n "$(awk -v d="$WORK" 'index($5, d) == 1' /proc/self/mountinfo)" ]; then
-        echo "bench: something is still mounted under $WORK; not removing it" >&2
-    else
-        rm -rf "$WORK"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+bench_workdir backends
 
-# start_emmd BACKEND: one [fs b] over BACKEND; sets MP
-start_emmd() {
-    local backend=$1 i
-    rm -rf "$WORK/state"
-    mkdir -p "$WORK/state" "$WORK/mnt"
-    {
-        echo "[emmd]"
-        echo "state-dir = $WORK/state"
-        echo "mount-root = $WORK/mnt"
-        echo "control-socket = $WORK/emmd.sock"
-        echo "pid-file = $WORK/emmd.pid"
-        echo "resident-limit = $RESIDENT"
-        echo "log-level = warn"
-        echo "[fs b]"
-        echo "backend = $backend"
-    } >"$WORK/emmd.conf"
-    MP="$WORK/mnt/b"
-    MOUNTS+=("$MP")
-    "$EMMD" -f -c "$WORK/emmd.conf" </dev/null 2>>"$WORK/emmd.log" &
-    EMMD_PID=$!
-    for ((i = 0; i < 200; i++)); do
-        is_mounted "$MP" && [ -S "$WORK/emmd.sock" ] && return 0
-        kill -0 "$EMMD_PID" 2>/dev/null || { tail "$WORK/emmd.log" >&2; die "emmd exited at start"; }
-        sleep 0.1
-    done
-    die "emmd did not mount $MP within 20 s"
-}
-
-stop_emmd() {
-    [ -n "$EMMD_PID" ] || return 0
-    local pid=$EMMD_PID i
-    EMMD_PID=""
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 600; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        [ -e "/proc/$pid" ] && grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null && break
-        sleep 0.1
-    done
-    wait "$pid" 2>/dev/null || echo "bench: warning: emmd exited with status $? (see $WORK/emmd.log)" >&2
-}
-
-ctl() { "$EMMCTL" -s "$WORK/emmd.sock" "$@"; }
 # info KEY: a value of `emmctl info` (any section)
 info() { ctl info | awk -F: -v k="$1" '$1 == k { sub(/^[^:]*:/, ""); print; exit }'; }
-get() { printf '%s\n' "$2" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2 }'; }
-median() { sort -g | awk '{ a[NR] = $1 } END { print (NR ? a[int((NR + 1) / 2)] : "-") }'; }
 minimum() { sort -g | head -n 1; }
 
 # flush: push the object out of emmd's pool; the fs's resident pages must then be ~0
@@ -200,7 +128,7 @@ run_case() {
     zstd-lmdb) backend=zstd:lmdb ;;
     *) die "unknown case $c" ;;
     esac
-    start_emmd "$backend"
+    start_emmd b "$backend"
     if [ "$c" = null ]; then
         "$FB" sparse "$MP/obj" "$SIZE"
     else

@@ -19,87 +19,15 @@ set -euo pipefail
 BUILD=${1:?usage: bench/run.sh BUILD_DIR}
 BUILD=$(cd "$BUILD" && pwd)
 SRC=$(cd "$(dirname "$0")/.." && pwd)
-EMMD="$BUILD/bin/emmd"
-EMMCTL="$BUILD/bin/emmctl"
 SIZE=${BENCH_SIZE:-1G}
 RAND=${BENCH_RAND_PAGES:-20000}
 REPS=${BENCH_REPS:-3}
 RESIDENT=${BENCH_RESIDENT:-2G}
 CASES=${BENCH_CASES:-tmpfs mem mem-nopoll null null-nopoll}
 
-die() { echo "bench: $*" >&2; exit 1; }
-[ "$(id -u)" = 0 ] || die "needs root (FUSE mounts, tmpfs mount, drop_caches)"
-[ -c /dev/fuse ] || die "/dev/fuse is missing"
-command -v fusermount3 >/dev/null || die "fusermount3 is missing"
-[ -x "$EMMD" ] || die "no emmd at $EMMD (build first: make build)"
-
-mkdir -p "$BUILD/bench"
-FB="$BUILD/bench/faultbench"
-cc -O2 -Wall -Wextra -Werror -o "$FB" "$SRC/bench/faultbench.c" || die "cannot build faultbench"
-
-WORK=$(mktemp -d /tmp/emm-bench.XXXXXX)
-EMMD_PID=""
-MOUNTS=()
-cleanup() {
-    set +e
-    stop_emmd
-    for mp in "${MOUNTS[@]+"${MOUNTS[@]}"}"; do
-        if awk -v d="$mp" '$5 == d { f = 1 } END { exit !f }' /proc/self/mountinfo; then
-            fusermount3 -u "$mp" 2>/dev/null || umount "$mp" 2>/dev/null || umount -l "$mp"
-        fi
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-is_mounted() { awk -v d="$1" '$5 == d { f = 1 } END { exit !f }' /proc/self/mountinfo; }
-
-# start_emmd BACKEND BUSYPOLL: one [fs b] with BACKEND; sets MP
-start_emmd() {
-    local backend=$1 poll=$2 i
-    mkdir -p "$WORK/state" "$WORK/mnt"
-    {
-        echo "[emmd]"
-        echo "state-dir = $WORK/state"
-        echo "mount-root = $WORK/mnt"
-        echo "control-socket = $WORK/emmd.sock"
-        echo "pid-file = $WORK/emmd.pid"
-        echo "resident-limit = $RESIDENT"
-        echo "log-level = warn"
-        [ "$poll" = default ] || echo "busy-poll = $poll"
-        echo "[fs b]"
-        echo "backend = $backend"
-    } >"$WORK/emmd.conf"
-    MP="$WORK/mnt/b"
-    MOUNTS+=("$MP")
-    "$EMMD" -f -c "$WORK/emmd.conf" </dev/null 2>>"$WORK/emmd.log" &
-    EMMD_PID=$!
-    for ((i = 0; i < 200; i++)); do
-        is_mounted "$MP" && return 0
-        kill -0 "$EMMD_PID" 2>/dev/null || { tail "$WORK/emmd.log" >&2; die "emmd exited at start"; }
-        sleep 0.1
-    done
-    die "emmd did not mount $MP within 20 s"
-}
-
-stop_emmd() {
-    [ -n "$EMMD_PID" ] || return 0
-    local pid=$EMMD_PID i
-    EMMD_PID=""
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 600; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        [ -e "/proc/$pid" ] && grep -q '^State:.*Z' "/proc/$pid/status" && break
-        sleep 0.1
-    done
-    wait "$pid" 2>/dev/null || echo "bench: warning: emmd exited with status $? (see $WORK/emmd.log)" >&2
-}
-
-# get KEY LINE: value of key=value in LINE
-get() { printf '%s\n' "$2" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2 }'; }
-# median of numbers on stdin
-median() { sort -g | awk '{ a[NR] = $1 } END { print (NR ? a[int((NR + 1) / 2)] : "-") }'; }
+. "$SRC/bench/lib.sh"
+bench_require numfmt
+bench_workdir run
 
 # measure FILE: runs every phase REPS times; sets SEQ RMEAN RP99 WRITE (medians) and CACHED
 measure() {
@@ -138,13 +66,13 @@ run_case() {
         umount "$WORK/tmpfs"
         row "tmpfs file" "$SEQ" "$RMEAN" "$RP99" "$WRITE" "$CACHED"
         return ;;
-    mem) label="emm memory, busy-poll on"; backend=memory; poll=default ;;
+    mem) label="emm memory, busy-poll on"; backend=memory; poll="" ;;
     mem-nopoll) label="emm memory, busy-poll off"; backend=memory; poll=0 ;;
-    null) label="emm null, busy-poll on"; backend=null; poll=default ;;
+    null) label="emm null, busy-poll on"; backend=null; poll="" ;;
     null-nopoll) label="emm null, busy-poll off"; backend=null; poll=0 ;;
     *) die "unknown case $c" ;;
     esac
-    start_emmd "$backend" "$poll"
+    BUSY_POLL=$poll start_emmd b "$backend"
     if [ "$backend" = null ]; then
         "$FB" sparse "$MP/obj" "$SIZE"
     else

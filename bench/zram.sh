@@ -26,28 +26,16 @@ set -euo pipefail
 BUILD=${1:?usage: bench/zram.sh BUILD_DIR}
 BUILD=$(cd "$BUILD" && pwd)
 SRC=$(cd "$(dirname "$0")/.." && pwd)
-EMMD="$BUILD/bin/emmd"
-EMMCTL="$BUILD/bin/emmctl"
 HEAP_MB=${BENCH_HEAP_MB:-200}
 ALGS=${BENCH_ZRAM_ALGS:-lzo-rle lz4}
 CLUSTER=${BENCH_CLUSTER:-64K}
 
-die() { echo "bench: $*" >&2; exit 1; }
-[ "$(id -u)" = 0 ] || die "needs root"
-[ -c /dev/fuse ] || die "/dev/fuse is missing"
-for c in fusermount3 zstd python3; do command -v $c >/dev/null || die "$c is missing"; done
-[ -x "$EMMD" ] && [ -x "$EMMCTL" ] || die "no emmd/emmctl in $BUILD/bin"
-mkdir -p "$BUILD/bench"
-FB="$BUILD/bench/faultbench"
-cc -O2 -Wall -Wextra -Werror -o "$FB" "$SRC/bench/faultbench.c" || die "cannot build faultbench"
-
-WORK=$(mktemp -d /tmp/emm-bench-zram.XXXXXX)
-EMMD_PID=""
+. "$SRC/bench/lib.sh"
+bench_require zstd python3
+bench_workdir zram
 ZDEV=""       # /dev/zramN we set up
 ZHOT=0        # 1 if we hot_added it (hot_remove at exit)
 PYPID=""
-MP="$WORK/mnt/z"
-is_mounted() { awk -v d="$1" '$5 == d { f = 1 } END { exit !f }' /proc/self/mountinfo; }
 zram_release() {
     [ -n "$ZDEV" ] || return 0
     local n=${ZDEV#/dev/zram}
@@ -56,30 +44,12 @@ zram_release() {
     ZDEV=""
     ZHOT=0
 }
-cleanup() {
-    set +e
+# called by bench/lib.sh's exit trap
+bench_cleanup_extra() {
     [ -n "$PYPID" ] && kill "$PYPID" 2>/dev/null
-    stop_emmd
-    is_mounted "$MP" && { fusermount3 -u "$MP" 2>/dev/null || umount -l "$MP"; }
     zram_release
-    is_mounted "$MP" || rm -rf "$WORK"
 }
-trap cleanup EXIT
-trap 'exit 1' INT TERM
 
-stop_emmd() {
-    [ -n "$EMMD_PID" ] || return 0
-    local pid=$EMMD_PID i
-    EMMD_PID=""
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 600; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null && break
-        sleep 0.1
-    done
-    wait "$pid" 2>/dev/null || echo "bench: warning: emmd exited with status $?" >&2
-}
-ctl() { "$EMMCTL" -s "$WORK/emmd.sock" "$@"; }
 pg() { ctl info pagers | awk -F: -v k="$1" '$1 == k { print $2; exit }'; }
 now() { date +%s.%N; }
 # rate BYTES T0 T1: MB/s
@@ -151,37 +121,11 @@ for s in binary heap; do
 done
 
 # ---- emm zstd:memory ----------------------------------------------------------------
-start_emmd() {
-    local i
-    mkdir -p "$WORK/state" "$WORK/mnt"
-    cat >"$WORK/emmd.conf" <<EOF
-[emmd]
-state-dir = $WORK/state
-mount-root = $WORK/mnt
-control-socket = $WORK/emmd.sock
-pid-file = $WORK/emmd.pid
-resident-limit = 64M
-log-level = warn
-[fs z]
-backend = zstd:memory
-zstd.cluster = $CLUSTER
-zstd.level = 1
-EOF
-    "$EMMD" -f -c "$WORK/emmd.conf" </dev/null 2>>"$WORK/emmd.log" &
-    EMMD_PID=$!
-    for ((i = 0; i < 200; i++)); do
-        is_mounted "$MP" && [ -S "$WORK/emmd.sock" ] && return 0
-        kill -0 "$EMMD_PID" 2>/dev/null || die "emmd exited at start: $(tail -3 "$WORK/emmd.log")"
-        sleep 0.1
-    done
-    die "emmd did not mount within 20 s"
-}
-
 # emm SAMPLE: sets E_RATIO E_FRATIO E_W E_SEQ E_RD
 emm_run() {
     local s=$1 bytes t0 t1 out stored
     bytes=$(stat -c %s "$WORK/$s")
-    start_emmd
+    RESIDENT=64M start_emmd z zstd:memory "zstd.cluster=$CLUSTER" zstd.level=1
     t0=$(now)
     dd if="$WORK/$s" of="$MP/$s" bs=1M conv=fsync status=none
     t1=$(now)
