@@ -1,11 +1,19 @@
 /*
  * backend_error.c - the "error" filter (after nbdkit's error filter): fails
  * chosen operations with a chosen errno at a chosen rate, optionally only while
- * a trigger file exists, and passes everything else to the layer below.
+ * a trigger file exists, and passes everything else to the layer below. With
+ * error.action = stall it fails nothing: a chosen call blocks while the trigger
+ * file exists (checked every 10 ms), then goes on to the layer below.
  *
  * Keys: error.rate (0..1, default 1), error.errno (EIO, ENOSPC, ENOMEM, ESTALE;
  * default EIO), error.ops (comma list of read, write, sync, discard; default
- * "read,write"), error.file (inject only while this path exists).
+ * "read,write"), error.file (inject only while this path exists),
+ * error.action (fail or stall; default fail; stall needs error.file).
+ *
+ * A stall blocks the calling thread, yet the filter stays NONBLOCKING (the flag
+ * is fixed before the keys are read): over a NONBLOCKING layer (error:memory)
+ * the pager runs in its sender's thread, so that thread stalls; over a blocking
+ * layer (error:file, error:lmdb) the pager's own workers do.
  *
  * Locking: configuration is read-only after config_complete; the random state
  * is per thread. Thread model PARALLEL.
@@ -28,6 +36,7 @@ struct errf {
     int err;          /* positive errno */
     unsigned ops;     /* OP_* */
     const char *file; /* trigger file or NULL */
+    int stall;        /* error.action = stall: block while file exists, never fail */
 };
 
 static const struct {
@@ -117,6 +126,14 @@ errf_config(void *instance, const char *key, const char *value, char *err, size_
     }
     if (strcmp(key, "ops") == 0)
         return parse_ops(value, &f->ops, err, errlen);
+    if (strcmp(key, "action") == 0) {
+        if (strcmp(value, "fail") != 0 && strcmp(value, "stall") != 0) {
+            snprintf(err, errlen, "unknown action '%s' (fail, stall)", value);
+            return -EINVAL;
+        }
+        f->stall = strcmp(value, "stall") == 0;
+        return 0;
+    }
     if (strcmp(key, "file") == 0) {
         if (value[0] != '/') { /* emmd changes directory when it detaches */
             snprintf(err, errlen, "'%s' is not an absolute path", value);
@@ -125,8 +142,21 @@ errf_config(void *instance, const char *key, const char *value, char *err, size_
         f->file = value; /* the host keeps config strings alive */
         return 0;
     }
-    snprintf(err, errlen, "unknown key (error takes: rate, errno, ops, file)");
+    snprintf(err, errlen, "unknown key (error takes: rate, errno, ops, file, action)");
     return -EINVAL;
+}
+
+static int
+errf_config_complete(void *instance, char *err, size_t errlen)
+{
+    struct errf *f = instance;
+
+    if (f->stall && !f->file) {
+        snprintf(err, errlen,
+                 "error.action = stall needs error.file (calls stall while it exists)");
+        return -EINVAL;
+    }
+    return 0;
 }
 
 static void
@@ -148,7 +178,8 @@ uniform(void)
     return (double)((state * 0x2545F4914F6CDD1Dull) >> 11) / (double)(1ull << 53);
 }
 
-/* 0 to pass the call on, or the negative errno to inject. */
+/* 0 to pass the call on (after a stall, with error.action = stall), or the
+ * negative errno to inject. */
 static int
 inject(struct errf *f, unsigned op)
 {
@@ -158,7 +189,12 @@ inject(struct errf *f, unsigned op)
         return 0;
     if (f->file && access(f->file, F_OK) < 0)
         return 0;
-    return -f->err;
+    if (!f->stall)
+        return -f->err;
+    const struct timespec tick = {.tv_nsec = 10 * 1000 * 1000};
+    while (access(f->file, F_OK) == 0)
+        nanosleep(&tick, NULL);
+    return 0;
 }
 
 static int
@@ -224,10 +260,10 @@ errf_info(void *instance, char *buf, size_t len)
     for (size_t i = 0; i < sizeof(errnos) / sizeof(errnos[0]); i++)
         if (errnos[i].value == f->err)
             name = errnos[i].name;
-    int w = snprintf(buf, len, "rate:%g\nerrno:%s\nops:%s%s%s%s\nfile:%s\n", f->rate, name,
-                     f->ops & OP_READ ? "read " : "", f->ops & OP_WRITE ? "write " : "",
+    int w = snprintf(buf, len, "rate:%g\nerrno:%s\nops:%s%s%s%s\nfile:%s\naction:%s\n", f->rate,
+                     name, f->ops & OP_READ ? "read " : "", f->ops & OP_WRITE ? "write " : "",
                      f->ops & OP_SYNC ? "sync " : "", f->ops & OP_DISCARD ? "discard" : "",
-                     f->file ? f->file : "");
+                     f->file ? f->file : "", f->stall ? "stall" : "fail");
     return w < 0 || (size_t)w >= len ? -ENOSPC : 0;
 }
 
@@ -239,6 +275,7 @@ const struct emm_backend_ops emm_backend_error_ops = {
     .flags = EMM_BACKEND_NONBLOCKING | EMM_BACKEND_FILTER,
     .create = errf_create,
     .config = errf_config,
+    .config_complete = errf_config_complete,
     .destroy = errf_destroy,
     .read_pages = errf_read,
     .write_pages = errf_write,

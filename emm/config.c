@@ -10,13 +10,16 @@
  * comments. The key handler then sees key lines only, in order, with ld->line
  * set. The first error is recorded as "FILE:LINE: message" and ends the parse:
  * once it is set, the reader reports end of file. Checks that need the whole file (defaults,
- * mountpoints, paths on disk) run after the parse.
+ * mountpoints, backend = none without swap, the effective pager deadlines,
+ * paths on disk) run after the parse: [default-pager] may follow the [fs]
+ * sections.
  *
  * Locking: none. A load works on its own state in one thread.
  */
 #include "config.h"
 
 #include "log.h"
+#include "vm_policy.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -32,8 +35,10 @@
 
 #define FS_NAME_MAX 64
 #define MIB (UINT64_C(1) << 20)
+#define SWAP_PAGE 4096                    /* swap areas are made of 4 KiB pages */
+#define DEADLINE_MAX_MS UINT64_C(3600000) /* deadlines: 10ms..3600s */
 
-enum sect { SECT_NONE, SECT_EMMD, SECT_FS };
+enum sect { SECT_NONE, SECT_EMMD, SECT_DPAGER, SECT_FS };
 
 enum emmd_key {
     K_STATE_DIR,
@@ -45,16 +50,23 @@ enum emmd_key {
     K_BUSY_POLL,
     K_LOG_LEVEL,
     K_PLUGIN_DIR,
+    K_PAGEOUT_POLICY,
     K_EMMD_N
 };
 static const char *const emmd_keys[K_EMMD_N] = {
     "state-dir",     "mount-root",  "control-socket", "pid-file",
     "resident-limit", "fuse-threads", "busy-poll",      "log-level",
-    "plugin-dir",
+    "plugin-dir",    "pageout.policy",
 };
 
-enum fs_key { F_BACKEND, F_MOUNTPOINT, F_READAHEAD, F_PAGER_THREADS, F_N };
-static const char *const fs_keys[F_N] = {"backend", "mountpoint", "readahead", "pager-threads"};
+/* [default-pager] keys given at most once; "swap" is repeatable. */
+enum dp_key { D_DEADLINE, D_THREADS, D_N };
+static const char *const dp_keys[D_N] = {"deadline", "threads"};
+
+/* "pager.*" is emmd's namespace in [fs]: never a backend key. */
+enum fs_key { F_BACKEND, F_MOUNTPOINT, F_READAHEAD, F_PAGER_THREADS, F_PAGER_DEADLINE, F_N };
+static const char *const fs_keys[F_N] = {"backend", "mountpoint", "readahead", "pager-threads",
+                                         "pager.deadline"};
 
 struct fs_lines {
     int key[F_N]; /* line of each known key, 0 if absent */
@@ -79,6 +91,8 @@ struct loader {
     struct fs_lines *fsl; /* parallel to cfg->fs */
     int emmd_line;
     int emmd_key[K_EMMD_N];
+    int dp_line;
+    int dp_key[D_N];
 };
 
 static void fail(struct loader *ld, int line, int rc, const char *fmt, ...)
@@ -174,6 +188,42 @@ parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
         return -EINVAL;
     *out = v;
     return 0;
+}
+
+/* A deadline: digits with unit "ms" or "s" (bare digits: ms), 10ms..3600s. */
+static int
+parse_deadline(const char *s, uint64_t *out_ms)
+{
+    const char *p = s;
+    uint64_t v = 0;
+
+    for (; isdigit((unsigned char)*p) && v <= DEADLINE_MAX_MS; p++)
+        v = v * 10 + (unsigned)(*p - '0');
+    if (p == s)
+        return -EINVAL;
+    if (strcmp(p, "s") == 0) {
+        if (v > DEADLINE_MAX_MS / 1000)
+            return -EINVAL;
+        v *= 1000;
+    } else if (*p != '\0' && strcmp(p, "ms") != 0) {
+        return -EINVAL;
+    }
+    if (v < 10 || v > DEADLINE_MAX_MS)
+        return -EINVAL;
+    *out_ms = v;
+    return 0;
+}
+
+static int
+set_deadline(struct loader *ld, int line, const char *key, const char *value, uint64_t *dst)
+{
+    if (parse_deadline(value, dst) < 0) {
+        fail(ld, line, -EINVAL,
+             "bad value '%s' for %s (want a duration 10ms..3600s: digits with ms or s)", value,
+             key);
+        return 0;
+    }
+    return 1;
 }
 
 /*
@@ -327,6 +377,14 @@ section_header(struct loader *ld, char *s)
         }
         ld->emmd_line = line;
         ld->sect = SECT_EMMD;
+    } else if (strcmp(in, "default-pager") == 0) {
+        if (ld->dp_line) {
+            fail(ld, line, -EINVAL, "duplicate section [default-pager] (first on line %d)",
+                 ld->dp_line);
+            return;
+        }
+        ld->dp_line = line;
+        ld->sect = SECT_DPAGER;
     } else if (strncmp(in, "fs", 2) == 0 && (in[2] == '\0' || isspace((unsigned char)in[2]))) {
         char *name = in + 2;
         while (isspace((unsigned char)*name))
@@ -341,7 +399,8 @@ section_header(struct loader *ld, char *s)
         else
             add_fs(ld, line, name);
     } else {
-        fail(ld, line, -EINVAL, "unknown section [%s] (want [emmd] or [fs NAME])", in);
+        fail(ld, line, -EINVAL,
+             "unknown section [%s] (want [emmd], [default-pager] or [fs NAME])", in);
     }
 }
 
@@ -501,15 +560,143 @@ emmd_key(struct loader *ld, int line, const char *name, const char *value)
         cfg->log_level = lv[i];
         return 1;
     }
+    case K_PAGEOUT_POLICY:
+        if (!vm_policy_lookup(value)) {
+            fail(ld, line, -EINVAL, "bad value '%s' for pageout.policy (want %s)", value,
+                 VM_POLICY_NAMES);
+            return 0;
+        }
+        cfg->pageout_policy = dup_or_fail(ld, value);
+        return cfg->pageout_policy != NULL;
     case K_EMMD_N: break;
     }
     return 0;
+}
+
+/* "-1" or an integer 0..32767. */
+static int
+parse_priority(const char *s, int *out)
+{
+    uint64_t v;
+
+    if (strcmp(s, "-1") == 0) {
+        *out = -1;
+        return 0;
+    }
+    if (parse_uint(s, 0, 32767, &v) < 0)
+        return -EINVAL;
+    *out = (int)v;
+    return 0;
+}
+
+/* "swap = PATH [SIZE] [priority=N]": one swap area. */
+static int
+dp_swap(struct loader *ld, int line, const char *value)
+{
+    struct emm_config *cfg = ld->cfg;
+    struct emm_swap_config sw = {.line = line};
+    char buf[256], *save = NULL, *tok;
+    int have_size = 0, have_prio = 0;
+
+    snprintf(buf, sizeof(buf), "%s", value); /* read_line keeps lines shorter */
+    char *path = strtok_r(buf, " \t", &save);
+    if (!path) {
+        fail(ld, line, -EINVAL, "empty value for swap");
+        return 0;
+    }
+    while ((tok = strtok_r(NULL, " \t", &save))) {
+        if (!have_prio && strncmp(tok, "priority=", 9) == 0) {
+            have_prio = 1;
+            if (parse_priority(tok + 9, &sw.priority) < 0) {
+                fail(ld, line, -EINVAL,
+                     "bad priority '%s' for swap (want priority=N, N an integer -1..32767)",
+                     tok + 9);
+                return 0;
+            }
+        } else if (!have_size && isdigit((unsigned char)*tok)) {
+            have_size = 1;
+            if (emm_parse_size(tok, &sw.size) < 0 || sw.size < MIB || sw.size % SWAP_PAGE) {
+                fail(ld, line, -EINVAL,
+                     "bad size '%s' for swap (want a size >= 1M, a multiple of %d)", tok,
+                     SWAP_PAGE);
+                return 0;
+            }
+        } else {
+            fail(ld, line, -EINVAL, "unknown token '%s' in swap (want PATH [SIZE] [priority=N])",
+                 tok);
+            return 0;
+        }
+    }
+    sw.path = abs_path(ld, line, "swap", path);
+    if (!sw.path)
+        return 0;
+    for (size_t i = 0; i < cfg->nswaps; i++) {
+        if (strcmp(cfg->swaps[i].path, sw.path) == 0) {
+            fail(ld, line, -EINVAL, "duplicate swap %s (first on line %d)", sw.path,
+                 cfg->swaps[i].line);
+            free(sw.path);
+            return 0;
+        }
+    }
+    struct emm_swap_config *swaps = realloc(cfg->swaps, (cfg->nswaps + 1) * sizeof(*swaps));
+    if (!swaps) {
+        free(sw.path);
+        fail(ld, 0, -ENOMEM, "out of memory");
+        return 0;
+    }
+    cfg->swaps = swaps;
+    swaps[cfg->nswaps++] = sw;
+    return 1;
+}
+
+static int
+dpager_key(struct loader *ld, int line, const char *name, const char *value)
+{
+    struct emm_config *cfg = ld->cfg;
+    uint64_t v;
+
+    if (strcmp(name, "swap") == 0)
+        return dp_swap(ld, line, value);
+    int k = find_key(dp_keys, D_N, name);
+    if (k < 0) {
+        fail(ld, line, -EINVAL, "unknown key '%s' in [default-pager]", name);
+        return 0;
+    }
+    if (ld->dp_key[k]) {
+        fail(ld, line, -EINVAL, "duplicate key '%s' in [default-pager] (first on line %d)", name,
+             ld->dp_key[k]);
+        return 0;
+    }
+    ld->dp_key[k] = line;
+
+    switch ((enum dp_key)k) {
+    case D_DEADLINE: return set_deadline(ld, line, name, value, &cfg->pager_deadline_ms);
+    case D_THREADS:
+        if (parse_uint(value, 1, 16, &v) < 0) {
+            fail(ld, line, -EINVAL, "bad value '%s' for threads (want an integer 1..16)", value);
+            return 0;
+        }
+        cfg->dpager_threads = (unsigned)v;
+        return 1;
+    case D_N: break;
+    }
+    return 0;
+}
+
+static void
+fail_none_keys(struct loader *ld, int line, const char *key, const char *fs)
+{
+    fail(ld, line, -EINVAL, "key '%s' in [fs %s]: backend none takes no keys", key, fs);
 }
 
 static int
 backend_key(struct loader *ld, int line, struct emm_fs_config *fs, const char *name,
             const char *value)
 {
+    if (fs->temporary) {
+        fail_none_keys(ld, line, name, fs->name);
+        return 0;
+    }
     for (size_t i = 0; i < fs->nbackend_keys; i++) {
         if (strcmp(fs->backend_keys[i].key, name) == 0) {
             fail(ld, line, -EINVAL, "duplicate key '%s' in [fs %s] (first on line %d)", name,
@@ -545,7 +732,7 @@ fs_key(struct loader *ld, int line, const char *name, const char *value)
     struct fs_lines *fl = &ld->fsl[ld->cur];
     uint64_t v;
 
-    if (strchr(name, '.'))
+    if (strchr(name, '.') && strncmp(name, "pager.", 6) != 0)
         return backend_key(ld, line, fs, name, value);
     int k = find_key(fs_keys, F_N, name);
     if (k < 0) {
@@ -567,6 +754,13 @@ fs_key(struct loader *ld, int line, const char *name, const char *value)
         }
         fs->backend = dup_or_fail(ld, value);
         fs->backend_line = line;
+        if (strcmp(value, "none") == 0) {
+            fs->temporary = 1;
+            if (fs->nbackend_keys) {
+                fail_none_keys(ld, fs->backend_keys[0].line, fs->backend_keys[0].key, fs->name);
+                return 0;
+            }
+        }
         return fs->backend != NULL;
     case F_MOUNTPOINT:
         fs->mountpoint_explicit = 1;
@@ -586,6 +780,7 @@ fs_key(struct loader *ld, int line, const char *name, const char *value)
         }
         fs->pager_threads = (unsigned)v;
         return 1;
+    case F_PAGER_DEADLINE: return set_deadline(ld, line, name, value, &fs->pager_deadline_ms);
     case F_N: break;
     }
     return 0;
@@ -604,6 +799,7 @@ on_key(void *user, const char *section, const char *name, const char *value)
         fail(ld, ld->line, -EINVAL, "key '%s' outside any section", name);
         return 0;
     case SECT_EMMD: return emmd_key(ld, ld->line, name, value);
+    case SECT_DPAGER: return dpager_key(ld, ld->line, name, value);
     case SECT_FS: return fs_key(ld, ld->line, name, value);
     }
     return 0;
@@ -726,6 +922,21 @@ finish(struct loader *ld, int check)
         fail(ld, 0, -EINVAL, "no [fs NAME] section");
         return;
     }
+    for (size_t i = 0; i < cfg->nfs; i++) {
+        struct emm_fs_config *fs = &cfg->fs[i];
+        if (fs->temporary && cfg->nswaps == 0) {
+            fail(ld, fs->backend_line, -EINVAL,
+                 "backend = none needs swap: add 'swap = PATH SIZE' to [default-pager]");
+            return;
+        }
+        if (!ld->fsl[i].key[F_PAGER_DEADLINE])
+            fs->pager_deadline_ms = cfg->pager_deadline_ms;
+    }
+    if (!cfg->pageout_policy) {
+        cfg->pageout_policy = dup_or_fail(ld, VM_POLICY_DEFAULT);
+        if (!cfg->pageout_policy)
+            return;
+    }
     if (set_default(ld, &cfg->state_dir, "/var/lib/emm", NULL) < 0 ||
         set_default(ld, &cfg->mount_root, "/run/emm", NULL) < 0 ||
         set_default(ld, &cfg->control_socket, cfg->state_dir, "emmd.sock") < 0 ||
@@ -777,6 +988,8 @@ emm_config_load(const char *path, int check_paths_flag, struct emm_config **out,
     cfg->fuse_threads = 2;
     cfg->busy_poll_us = 50;
     cfg->log_level = EMM_LOG_INFO;
+    cfg->pager_deadline_ms = 5000;
+    cfg->dpager_threads = 2;
     ld.cfg = cfg;
 
     ld.f = fopen(path, "re");
@@ -821,6 +1034,10 @@ emm_config_free(struct emm_config *cfg)
         free(fs->backend_keys);
     }
     free(cfg->fs);
+    for (size_t i = 0; i < cfg->nswaps; i++)
+        free(cfg->swaps[i].path);
+    free(cfg->swaps);
+    free(cfg->pageout_policy);
     free(cfg->path);
     free(cfg->state_dir);
     free(cfg->mount_root);

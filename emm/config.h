@@ -1,7 +1,9 @@
 /*
  * config.h - emmd's configuration file: parsed with libinih into struct
- * emm_config. Syntax checks happen here (unknown section or key, bad number or
- * size, duplicate names, mountpoints); the backend named by each [fs] section is
+ * emm_config: [emmd] (the daemon), [default-pager] (swap areas and pager
+ * deadlines) and one [fs NAME] per filesystem. Syntax checks happen here
+ * (unknown section or key, bad number, size or duration, duplicate names,
+ * mountpoints, swap areas); the backend named by each [fs] section is
  * resolved and its namespaced keys are validated later by the backend host,
  * which reports them with the file:line kept here.
  *
@@ -24,14 +26,26 @@ struct emm_config_kv {
 struct emm_fs_config {
     char *name;       /* from "[fs NAME]": [A-Za-z0-9_-]+ */
     int line;         /* line of the section header */
-    char *backend;    /* "memory", "null", "error:memory", "/x/y.so" ... (required) */
+    char *backend;    /* "memory", "null", "error:memory", "/x/y.so", "none" ... (required) */
     int backend_line;
+    int temporary;    /* "backend = none": no pager, pages live in the pool and swap only,
+                         gone at exit; never has backend_keys; implies nswaps > 0 */
     char *mountpoint; /* absolute; mount-root/NAME unless "mountpoint" was given */
     int mountpoint_explicit;
     uint64_t readahead;  /* bytes; "readahead", default 1M */
     unsigned pager_threads; /* "pager-threads", default 2 */
+    uint64_t pager_deadline_ms; /* "pager.deadline" if given, else [default-pager] deadline */
     struct emm_config_kv *backend_keys;
     size_t nbackend_keys;
+};
+
+/* One "swap = PATH [SIZE] [priority=N]" line of [default-pager]. */
+struct emm_swap_config {
+    char *path;    /* absolute, normalized like the other paths; unique */
+    uint64_t size; /* bytes, >= 1M and a multiple of 4096; 0 if not given. With a size,
+                      a missing file is created and formatted by emmd */
+    int priority;  /* -1..32767, default 0; the highest is used first (like swapon) */
+    int line;
 };
 
 struct emm_config {
@@ -45,6 +59,13 @@ struct emm_config {
     unsigned fuse_threads;   /* "fuse-threads", 1..64; default 2 */
     unsigned busy_poll_us;   /* "busy-poll", microseconds spun on the FUSE fd before sleeping; 0 off; default 50 */
     int log_level;           /* "log-level" debug|info|notice|warn|error; default info */
+    char *pageout_policy;    /* "pageout.policy", a vm_policy_lookup() name; always set,
+                                default VM_POLICY_DEFAULT (second-chance) */
+    /* [default-pager] */
+    struct emm_swap_config *swaps; /* "swap" lines, in file order */
+    size_t nswaps;
+    uint64_t pager_deadline_ms; /* "deadline", 10..3600000; default 5000 */
+    unsigned dpager_threads;    /* "threads", 1..16: the default pager's I/O threads; default 2 */
     struct emm_fs_config *fs;
     size_t nfs;
 };

@@ -74,6 +74,58 @@ E
 bad no-equals 7 <<'E'
 this line has no equals sign
 E
+bad pageout-policy 7 <<'E'
+pageout.policy = clock
+E
+
+# --- [default-pager] ---
+bad dpager-duplicate 10 <<'E'
+[default-pager]
+threads = 2
+
+[default-pager]
+E
+bad dpager-unknown-key 8 <<'E'
+[default-pager]
+swapfile = /tmp/x
+E
+bad dpager-threads 8 <<'E'
+[default-pager]
+threads = 17
+E
+bad dpager-deadline 8 <<'E'
+[default-pager]
+deadline = 5ms
+E
+bad dpager-deadline-unit 8 <<'E'
+[default-pager]
+deadline = 1h
+E
+bad swap-size-small 8 <<'E'
+[default-pager]
+swap = /tmp/emm-swap 512K
+E
+bad swap-size-unaligned 8 <<'E'
+[default-pager]
+swap = /tmp/emm-swap 1049600
+E
+bad swap-unknown-token 8 <<'E'
+[default-pager]
+swap = /tmp/emm-swap 64M fast
+E
+bad swap-priority 8 <<'E'
+[default-pager]
+swap = /tmp/emm-swap priority=-2
+E
+bad swap-duplicate 9 <<'E'
+[default-pager]
+swap = /tmp/emm-swap 64M
+swap = /tmp//emm-swap/ priority=1
+E
+bad swap-empty 8 <<'E'
+[default-pager]
+swap =
+E
 
 # --- [fs] sections ---
 bad fs-unknown-key 9 <<'E'
@@ -139,6 +191,40 @@ bad file-key-on-memory 9 <<'E'
 backend = memory
 file.dir = /tmp
 E
+bad fs-pager-deadline 9 <<'E'
+[fs a]
+backend = memory
+pager.deadline = 2 s
+E
+bad fs-pager-unknown 9 <<'E'
+[fs a]
+backend = memory
+pager.threads = 4
+E
+bad none-without-swap 9 <<'E'
+[fs a]
+
+backend = none
+[default-pager]
+threads = 2
+E
+bad none-with-keys 11 <<E
+[default-pager]
+swap = $WORK/swap.img 4M
+[fs a]
+backend = none
+memory.limit = 1M
+E
+bad error-action 9 <<'E'
+[fs a]
+backend = error:memory
+error.action = hang
+E
+bad error-stall-no-file 8 <<'E'
+[fs a]
+backend = error:memory
+error.action = stall
+E
 log "$ncase bad configs refused with FILE:LINE"
 
 # good configs: -n says yes, prints nothing alarming, mounts nothing
@@ -177,6 +263,29 @@ error.errno = ENOSPC
 error.ops = read,write,sync,discard
 error.file = $WORK/trigger
 mountpoint = $WORK/explicit
+
+[fs e]
+backend = error:memory
+error.action = stall
+error.ops = write
+error.file = $WORK/stall
+pager.deadline = 250ms
+E
+good default-pager "pageout.policy=s3-fifo" <<E
+[default-pager]
+swap = $WORK/swap.img 4M priority=5
+swap = $WORK/swap2.img 1M
+deadline = 2s
+threads = 4
+[fs a]
+backend = memory
+pager.deadline = 100
+E
+good temporary <<E
+[default-pager]
+swap = $WORK/swap-tmp.img 4M
+[fs t]
+backend = none
 E
 good emmd-keys "resident-limit=16M" "fuse-threads=4" "busy-poll=0" <<'E'
 [fs a]

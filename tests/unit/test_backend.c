@@ -1,9 +1,10 @@
 /*
  * test_backend.c - the backend host and the built-in backends: one conformance
  * suite run against every stack (memory, file, error:memory at rate 0), then
- * null, the error filter, memory.limit, config errors, plug-in loading and the
- * plug-in search. "file" is a plug-in: this binary lives in BUILD/bin, so the
- * host finds BUILD/lib/emm/file.so by its EXE_DIR/../lib/emm rule.
+ * null, the error filter (fail and stall), memory.limit, config errors,
+ * plug-in loading and the plug-in search. "file" is a plug-in: this binary
+ * lives in BUILD/bin, so the host finds BUILD/lib/emm/file.so by its
+ * EXE_DIR/../lib/emm rule.
  *
  * Each test builds its own stack in its own mkdtemp directory; no shared state.
  */
@@ -12,6 +13,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -471,6 +473,59 @@ t_error_rate(void **state)
     fix_free(f);
 }
 
+struct stall_call {
+    struct emm_backend *b;
+    int rc;
+    atomic_int done;
+};
+
+static void *
+stall_writer(void *arg)
+{
+    struct stall_call *c = arg;
+    char buf[PS];
+    fill(buf, 2, 0, 1, 7);
+    c->rc = emm_backend_write(c->b, 2, 0, 1, buf);
+    atomic_store(&c->done, 1);
+    return NULL;
+}
+
+/* error.action = stall: a write blocks while the file exists, then goes through. */
+static void
+t_error_stall(void **state)
+{
+    (void)state;
+    struct fix *f = fix_new("backend");
+    char trigger[128], buf[PS] = {0};
+    uint8_t present;
+    pthread_t t;
+    struct stall_call c = {.rc = -1};
+
+    snprintf(trigger, sizeof(trigger), "%s/stall", f->dir);
+    fix_key(f, "error.action", "stall", 4);
+    fix_key(f, "error.ops", "write", 5);
+    fix_key(f, "error.file", trigger, 6);
+    assert_int_equal(fix_open(f, "error:memory"), 0);
+    char info[1024];
+    assert_int_equal(emm_backend_info(f->b, info, sizeof(info)), 0);
+    assert_non_null(strstr(info, "action:stall\n"));
+
+    wr(f->b, 1, 0, 1, 1); /* no file: no stall */
+    FILE *fp = fopen(trigger, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    c.b = f->b;
+    assert_int_equal(pthread_create(&t, NULL, stall_writer, &c), 0);
+    assert_int_equal(emm_backend_read(f->b, 1, 0, 1, buf, &present), 0); /* reads pass */
+    usleep(100 * 1000);
+    assert_int_equal(atomic_load(&c.done), 0); /* still stalled: the file exists */
+    unlink(trigger);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(c.rc, 0);
+    rd_expect(f->b, 2, 0, "1", 7);
+    fix_free(f);
+}
+
 /* ---- memory.limit ------------------------------------------------------------ */
 
 static void
@@ -527,6 +582,8 @@ t_config_errors(void **state)
     expect_open_error("error:memory", "error.rate", "1.5", "test.conf:6: error.rate: '1.5' is not a probability");
     expect_open_error("error:memory", "error.ops", "read,frob", "test.conf:6: error.ops: unknown operation 'frob'");
     expect_open_error("error:memory", "error.file", "trig", "test.conf:6: error.file: 'trig' is not an absolute path");
+    expect_open_error("error:memory", "error.action", "explode", "test.conf:6: error.action: unknown action 'explode' (fail, stall)");
+    expect_open_error("error:memory", "error.action", "stall", "test.conf:3: error: error.action = stall needs error.file");
     expect_open_error("file", "file.dir", "relative/dir", "test.conf:6: file.dir: 'relative/dir' is not an absolute path");
     expect_open_error("error", NULL, NULL, "test.conf:3: filter 'error' needs a backend below it");
     expect_open_error("memory:memory", NULL, NULL, "test.conf:3: 'memory' is not a filter");
@@ -734,6 +791,7 @@ main(void)
     const struct CMUnitTest others[] = {
         cmocka_unit_test(t_null),          cmocka_unit_test(t_error_default),
         cmocka_unit_test(t_error_file),    cmocka_unit_test(t_error_rate),
+        cmocka_unit_test(t_error_stall),
         cmocka_unit_test(t_memory_limit),  cmocka_unit_test(t_config_errors),
         cmocka_unit_test(t_plugins),       cmocka_unit_test(t_plugin_search),
     };

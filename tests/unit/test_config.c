@@ -1,6 +1,7 @@
 /*
  * test_config.c - emm_config_load and emm_parse_size: a good file, defaults,
- * path resolution, backend keys, and every error with its "FILE:LINE:" prefix.
+ * path resolution, backend keys, [default-pager] (swap lines, deadlines),
+ * backend = none, and every error with its "FILE:LINE:" prefix.
  * Configs are written into a mkdtemp directory that the group teardown removes.
  * Single-threaded.
  */
@@ -188,7 +189,10 @@ test_full(void **state)
                  "backend = error:file\n"
                  "mountpoint = sub/../cache\n"
                  "file.dir = /var/lib/x\n"
-                 "error.rate = 0.5\n",
+                 "error.rate = 0.5\n"
+                 "pager.deadline = 250ms\n"
+                 "[default-pager]\n"
+                 "deadline = 2s\n",
                  0, &cfg);
     assert_int_equal(chdir(cwd), 0);
     if (r)
@@ -222,6 +226,8 @@ test_full(void **state)
     assert_string_equal(a->backend_keys[0].key, "memory.limit");
     assert_string_equal(a->backend_keys[0].value, "4M");
     assert_int_equal(a->backend_keys[0].line, 15);
+    assert_int_equal(a->temporary, 0);
+    assert_true(a->pager_deadline_ms == 2000); /* [default-pager] comes later */
 
     assert_string_equal(b->name, "cache-2_x");
     assert_int_equal(b->line, 19);
@@ -239,6 +245,9 @@ test_full(void **state)
     assert_string_equal(b->backend_keys[1].key, "error.rate");
     assert_string_equal(b->backend_keys[1].value, "0.5");
     assert_int_equal(b->backend_keys[1].line, 23);
+    assert_true(b->pager_deadline_ms == 250); /* pager.* is not a backend key */
+    assert_true(cfg->pager_deadline_ms == 2000);
+    assert_string_equal(cfg->pageout_policy, "second-chance");
     emm_config_free(cfg);
 }
 
@@ -264,6 +273,13 @@ test_defaults(void **state)
     assert_int_equal(cfg->fs[0].pager_threads, 2);
     assert_int_equal(cfg->fs[0].nbackend_keys, 0);
     assert_null(cfg->fs[0].backend_keys);
+    assert_int_equal(cfg->fs[0].temporary, 0);
+    assert_true(cfg->fs[0].pager_deadline_ms == 5000);
+    assert_string_equal(cfg->pageout_policy, "second-chance");
+    assert_int_equal(cfg->nswaps, 0);
+    assert_null(cfg->swaps);
+    assert_true(cfg->pager_deadline_ms == 5000);
+    assert_int_equal(cfg->dpager_threads, 2);
     emm_config_free(cfg);
 
     /* socket and pid file follow state-dir, whatever the order of sections */
@@ -293,6 +309,101 @@ test_defaults(void **state)
     emm_config_free(cfg);
 
     emm_config_free(NULL);
+}
+
+static void
+test_default_pager(void **state)
+{
+    struct emm_config *cfg;
+    char want[PATH_MAX + 64];
+    char cwd[PATH_MAX];
+
+    (void)state;
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    assert_int_equal(chdir(tmp), 0);
+    int r = load("[fs tmp]\n"
+                 "backend = none\n"
+                 "pager.deadline = 3600s\n"
+                 "[emmd]\n"
+                 "pageout.policy = s3-fifo\n"
+                 "[default-pager]\n"
+                 "swap = /dev/vdb priority=10\n"
+                 "swap = swap//area.img 64M\n"
+                 "swap =   /srv/s2\t1G   priority=-1   ; comment\n"
+                 "swap = /srv/s3 priority=32767 1048576\n"
+                 "deadline = 10\n"
+                 "threads = 16\n"
+                 "[fs p]\n"
+                 "backend = memory\n"
+                 "[fs q]\n"
+                 "backend = memory\n"
+                 "pager.deadline = 10ms\n",
+                 0, &cfg);
+    assert_int_equal(chdir(cwd), 0);
+    if (r)
+        print_error("%s\n", err);
+    assert_int_equal(r, 0);
+    assert_string_equal(cfg->pageout_policy, "s3-fifo");
+    assert_true(cfg->pager_deadline_ms == 10);
+    assert_int_equal(cfg->dpager_threads, 16);
+    assert_int_equal(cfg->nswaps, 4);
+    assert_string_equal(cfg->swaps[0].path, "/dev/vdb");
+    assert_true(cfg->swaps[0].size == 0);
+    assert_int_equal(cfg->swaps[0].priority, 10);
+    assert_int_equal(cfg->swaps[0].line, 7);
+    snprintf(want, sizeof(want), "%s/swap/area.img", tmp);
+    assert_string_equal(cfg->swaps[1].path, want);
+    assert_true(cfg->swaps[1].size == UINT64_C(64) << 20);
+    assert_int_equal(cfg->swaps[1].priority, 0);
+    assert_int_equal(cfg->swaps[1].line, 8);
+    assert_string_equal(cfg->swaps[2].path, "/srv/s2");
+    assert_true(cfg->swaps[2].size == UINT64_C(1) << 30);
+    assert_int_equal(cfg->swaps[2].priority, -1);
+    assert_string_equal(cfg->swaps[3].path, "/srv/s3");
+    assert_true(cfg->swaps[3].size == 1 << 20);
+    assert_int_equal(cfg->swaps[3].priority, 32767);
+
+    assert_int_equal(cfg->nfs, 3);
+    assert_int_equal(cfg->fs[0].temporary, 1);
+    assert_string_equal(cfg->fs[0].backend, "none");
+    assert_int_equal(cfg->fs[0].backend_line, 2);
+    assert_int_equal(cfg->fs[0].nbackend_keys, 0);
+    assert_true(cfg->fs[0].pager_deadline_ms == 3600000);
+    assert_int_equal(cfg->fs[1].temporary, 0);
+    assert_true(cfg->fs[1].pager_deadline_ms == 10); /* the default pager's */
+    assert_true(cfg->fs[2].pager_deadline_ms == 10);
+    emm_config_free(cfg);
+
+    /* every policy name; an empty [default-pager] keeps the defaults */
+    static const char *const policies[] = {"second-chance", "fifo", "s3-fifo", "lru"};
+    for (size_t i = 0; i < sizeof(policies) / sizeof(policies[0]); i++) {
+        char text[256];
+        snprintf(text, sizeof(text),
+                 "[emmd]\npageout.policy = %s\n[default-pager]\n[fs a]\nbackend = m\n",
+                 policies[i]);
+        assert_int_equal(load(text, 0, &cfg), 0);
+        assert_string_equal(cfg->pageout_policy, policies[i]);
+        assert_int_equal(cfg->nswaps, 0);
+        assert_true(cfg->pager_deadline_ms == 5000);
+        assert_int_equal(cfg->dpager_threads, 2);
+        emm_config_free(cfg);
+    }
+
+    /* durations: bare digits are ms, both ends of the range */
+    static const struct {
+        const char *s;
+        uint64_t ms;
+    } durations[] = {{"10ms", 10}, {"3600000", 3600000}, {"1s", 1000}, {"01500", 1500},
+                     {"3600000ms", 3600000}, {"3600s", 3600000}};
+    for (size_t i = 0; i < sizeof(durations) / sizeof(durations[0]); i++) {
+        char text[256];
+        snprintf(text, sizeof(text), "[fs a]\nbackend = m\npager.deadline = %s\n",
+                 durations[i].s);
+        assert_int_equal(load(text, 0, &cfg), 0);
+        assert_true(cfg->fs[0].pager_deadline_ms == durations[i].ms);
+        assert_true(cfg->pager_deadline_ms == 5000);
+        emm_config_free(cfg);
+    }
 }
 
 static void
@@ -355,6 +466,7 @@ test_err_sections(void **state)
     expect_error("[emmd]\n[bogus]\n", 2, "unknown section", "[bogus]");
     expect_error("[EMMD]\n", 1, "unknown section", NULL);
     expect_error("[fsx]\n", 1, "unknown section", NULL);
+    expect_error("[default_pager]\n", 1, "unknown section", "want [emmd], [default-pager] or");
     expect_error("[fs]\nbackend = memory\n", 1, "[fs NAME]", NULL);
     expect_error("[fs a/b]\nbackend = memory\n", 1, "bad filesystem name", "a/b");
     expect_error("[fs a b]\nbackend = memory\n", 1, "bad filesystem name", NULL);
@@ -440,6 +552,86 @@ test_err_fs(void **state)
     expect_error("[emmd]\nfuse-threads = 2\n", 0, "no [fs NAME] section", NULL);
     expect_error("", 0, "no [fs NAME] section", NULL);
     expect_error("; only a comment\n", 0, "no [fs NAME] section", NULL);
+}
+
+static void
+test_err_default_pager(void **state)
+{
+    (void)state;
+    const char *fs = "[fs a]\nbackend = memory\n";
+    char text[1024];
+
+#define WITH_FS(body) (snprintf(text, sizeof(text), "%s%s", fs, body), text)
+    expect_error(WITH_FS("[emmd]\npageout.policy = clock\n"), 4, "pageout.policy",
+                 "'clock' for pageout.policy (want second-chance | fifo | s3-fifo | lru)");
+    expect_error(WITH_FS("[emmd]\npageout.policy = lru\npageout.policy = lru\n"), 5,
+                 "duplicate key 'pageout.policy'", "line 4");
+    expect_error(WITH_FS("[default-pager]\n\n[default-pager]\n"), 5,
+                 "duplicate section [default-pager]", "first on line 3");
+    expect_error(WITH_FS("[default-pager]\nspeed = 1\n"), 4,
+                 "unknown key 'speed' in [default-pager]", NULL);
+    expect_error(WITH_FS("[default-pager]\nthreads = 2\nthreads = 3\n"), 5,
+                 "duplicate key 'threads' in [default-pager]", "line 4");
+    expect_error(WITH_FS("[default-pager]\nthreads = 0\n"), 4, "threads", "'0'");
+    expect_error(WITH_FS("[default-pager]\nthreads = 17\n"), 4, "threads", "1..16");
+    expect_error(WITH_FS("[default-pager]\ndeadline = 9ms\n"), 4, "deadline", "'9ms'");
+    expect_error(WITH_FS("[default-pager]\ndeadline = 3601s\n"), 4, "deadline", "10ms..3600s");
+    expect_error(WITH_FS("[default-pager]\ndeadline = 3600001\n"), 4, "deadline", NULL);
+    expect_error(WITH_FS("[default-pager]\ndeadline = 5m\n"), 4, "deadline", "'5m'");
+    expect_error(WITH_FS("[default-pager]\ndeadline = 1.5s\n"), 4, "deadline", NULL);
+    expect_error(WITH_FS("[default-pager]\ndeadline = s\n"), 4, "deadline", NULL);
+    expect_error(WITH_FS("[default-pager]\ndeadline = 99999999999999999999999s\n"), 4,
+                 "deadline", NULL);
+    expect_error(WITH_FS("[default-pager]\ndeadline = 5 s\n"), 4, "deadline", NULL);
+    expect_error(WITH_FS("[default-pager]\nswap =\n"), 4, "empty value for swap", NULL);
+    expect_error(WITH_FS("[default-pager]\nswap = /s 64M bogus\n"), 4, "unknown token 'bogus'",
+                 NULL);
+    expect_error(WITH_FS("[default-pager]\nswap = /s 64M 128M\n"), 4, "unknown token '128M'",
+                 NULL);
+    expect_error(WITH_FS("[default-pager]\nswap = /s prio=1\n"), 4, "unknown token 'prio=1'",
+                 NULL);
+    expect_error(WITH_FS("[default-pager]\nswap = /s priority=1 priority=2\n"), 4,
+                 "unknown token 'priority=2'", NULL);
+    expect_error(WITH_FS("[default-pager]\nswap = /s 512K\n"), 4, "bad size '512K'", ">= 1M");
+    expect_error(WITH_FS("[default-pager]\nswap = /s 1048577\n"), 4, "bad size '1048577'",
+                 "4096");
+    expect_error(WITH_FS("[default-pager]\nswap = /s 12Q\n"), 4, "bad size '12Q'", NULL);
+    expect_error(WITH_FS("[default-pager]\nswap = /s priority=-2\n"), 4, "bad priority '-2'",
+                 "-1..32767");
+    expect_error(WITH_FS("[default-pager]\nswap = /s priority=32768\n"), 4,
+                 "bad priority '32768'", NULL);
+    expect_error(WITH_FS("[default-pager]\nswap = /s priority=\n"), 4, "bad priority ''", NULL);
+    expect_error(WITH_FS("[default-pager]\nswap = /s/x 1M\n\nswap = /s//x/ 2M\n"), 6,
+                 "duplicate swap /s/x", "first on line 4");
+    expect_error(WITH_FS("[fs b]\nbackend = memory\npager.colour = red\n"), 5,
+                 "unknown key 'pager.colour' in [fs b]", NULL);
+    expect_error(WITH_FS("[fs b]\nbackend = memory\npager.deadline = 1s\npager.deadline = 2s\n"),
+                 6, "duplicate key 'pager.deadline'", "line 5");
+    expect_error(WITH_FS("[fs b]\nbackend = memory\npager.deadline = 0\n"), 5, "pager.deadline",
+                 "'0'");
+    expect_error(WITH_FS("[emmd]\npager.deadline = 1s\n"), 4, "unknown key 'pager.deadline'",
+                 "[emmd]");
+
+    /* backend = none needs swap, wherever [default-pager] is; names the backend line */
+    expect_error(WITH_FS("[fs t]\n\nbackend = none\n"), 5, "backend = none needs swap",
+                 "'swap = PATH SIZE' to [default-pager]");
+    expect_error(WITH_FS("[fs t]\nbackend = none\n[default-pager]\nthreads = 2\n"), 4,
+                 "needs swap", NULL);
+    /* ...and takes no backend keys, before or after the backend line */
+    expect_error(WITH_FS("[fs t]\nbackend = none\nmemory.limit = 1M\n"), 5,
+                 "key 'memory.limit' in [fs t]: backend none takes no keys", NULL);
+    expect_error(WITH_FS("[fs t]\nerror.rate = 1\nbackend = none\n"), 4,
+                 "key 'error.rate' in [fs t]: backend none takes no keys", NULL);
+    /* the key error comes first: it is found during the parse */
+    expect_error(WITH_FS("[fs t]\nbackend = none\nx.y = 1\n[default-pager]\nswap = /s 1M\n"), 5,
+                 "backend none takes no keys", NULL);
+#undef WITH_FS
+
+    /* a none filesystem with a swap line is fine */
+    struct emm_config *cfg;
+    assert_int_equal(load("[default-pager]\nswap = /s 1M\n[fs t]\nbackend = none\n", 0, &cfg), 0);
+    assert_int_equal(cfg->fs[0].temporary, 1);
+    emm_config_free(cfg);
 }
 
 static void
@@ -539,7 +731,8 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_size),   cmocka_unit_test(test_full),
-        cmocka_unit_test(test_defaults),     cmocka_unit_test(test_check_paths_ok),
+        cmocka_unit_test(test_defaults),     cmocka_unit_test(test_default_pager),
+        cmocka_unit_test(test_check_paths_ok), cmocka_unit_test(test_err_default_pager),
         cmocka_unit_test(test_err_open),     cmocka_unit_test(test_err_sections),
         cmocka_unit_test(test_err_keys),     cmocka_unit_test(test_err_values),
         cmocka_unit_test(test_err_fs),       cmocka_unit_test(test_err_first_wins),
