@@ -48,6 +48,10 @@ enum emm_msg_id {
 /* emm extension, in ready/change_attributes: the pager takes clustered
  * data_returns (a chain of contiguous pages, see emm_msg.chain). */
 #define MO_F_CLUSTER_OK  (1u << 5)
+/* emm extension, on data_unavailable from the default pager: it does not hold
+ * these pages (they were never double-paged, or were replayed): ask the
+ * object's own pager. See vm_dpager.h. */
+#define MO_F_NOT_HELD    (1u << 6)
 
 /* should_return */
 enum { MO_RETURN_NONE = 0, MO_RETURN_DIRTY = 1, MO_RETURN_ALL = 2 };

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "vm_dpager.h"
 #include "vm_object.h"
 
 #define VM_PS ((uint64_t)EMM_PAGE_SIZE)
@@ -61,11 +62,21 @@ struct vm_object {
     struct vm_object *kick_next;     /* kernel worker queue */
     int kicked;
     uint64_t backoff_until_ns;       /* pager refused a data_return: pageout waits */
+    /* The default pager (vm_dpager.h): its port for this object, or NULL. */
+    int temporary;                   /* no pager of its own: dp is the pager */
+    struct emm_port *dp;             /* send right */
+    void *dp_handle;
+    uint64_t deadline_ns;            /* a data_return older than this is overdue; 0: none */
+    uint64_t replay_inflight;        /* pages paged in from swap to be replayed */
+    int on_swapped_list;             /* kernel->swapped_head (kick_lock) */
+    struct vm_object *swapped_next;
+    struct vm_pager_stats *pstats;   /* the filesystem's counters (never NULL) */
 };
 
 /* Messages and completions gathered under the object lock, run after it. */
 struct vm_batch {
-    struct emm_msg *msgs, *msgs_tail;
+    struct emm_msg *msgs, *msgs_tail;       /* to the object's pager */
+    struct emm_msg *dp_msgs, *dp_msgs_tail; /* to its default-pager port */
     struct vm_io *done, *done_tail;
     struct vm_sync *syncs_done;
     int sync_err;
@@ -84,10 +95,28 @@ struct vm_kernel {
     struct vm_object *kick_head;
     atomic_int kicks_pending; /* kick_head != NULL, readable without kick_lock */
     atomic_uint need_frames;  /* most frames a starved operation needs at once */
+    /* The default pager, if one is configured (vm_kernel_set_default_pager). */
+    const struct vm_dpager_ops *dpo;
+    void *dp_ctx;
+    struct vm_object *swapped_head; /* objects with pages in swap to replay (kick_lock) */
+    struct vm_pager_stats orphan_stats; /* for objects created without counters */
 };
+
+/* The pager failed lately or still sits on overdue data_returns: pageouts of
+ * its objects go to swap, replay waits. */
+static inline int
+vm_pager_suspect(struct vm_pager_stats *ps, uint64_t now)
+{
+    return atomic_load(&ps->overdue_inflight) > 0 || now < atomic_load(&ps->sick_until_ns);
+}
 
 /* vm_object.c */
 void vm_obj_launder(struct vm_object *obj, struct vm_page *p, int evict, struct vm_batch *b);
+/* The daemon found p's data_return overdue: copy it to swap (lock held). */
+void vm_obj_overdue(struct vm_object *obj, struct vm_page *p, uint64_t now, struct vm_batch *b);
+/* Pages some held pages in from swap to go back to the pager; 1 if work remains. */
+int vm_obj_replay(struct vm_object *obj, unsigned max_pages);
+void vm_kernel_note_swapped(struct vm_kernel *k, struct vm_object *obj);
 void vm_obj_remove_page(struct vm_object *obj, struct vm_page *p);
 struct vm_page *vm_obj_page(struct vm_object *obj, uint64_t idx); /* lock held */
 void vm_obj_retry(struct vm_object *obj); /* reruns waiting operations */

@@ -17,6 +17,8 @@
 #include "vm_internal.h"
 
 static void control_handler(struct emm_port *port, struct emm_msg *msg);
+static void page_return_released(struct emm_msg *msg, int status);
+static void run_waiters(struct vm_object *obj, struct vm_batch *b);
 
 /* ---- page table ------------------------------------------------------- */
 
@@ -94,17 +96,28 @@ vm_obj_page(struct vm_object *obj, uint64_t idx)
 }
 
 /* Unlinks p from the table and returns its frame to the pool. */
-void
-vm_obj_remove_page(struct vm_object *obj, struct vm_page *p)
+/* Unlinks p from the table (orphans are already out of it). */
+static void
+page_unlink(struct vm_object *obj, struct vm_page *p)
 {
     struct vm_page **pp = &obj->buckets[hash_index(p->index, obj->nbuckets)];
     while (*pp != p)
         pp = &(*pp)->hnext;
     *pp = p->hnext;
+    p->hnext = NULL;
     obj->nresident--;
     if (p->state == VM_PAGE_ABSENT)
         obj->nabsent--;
     page_flags(obj, p, 0, VM_PG_DIRTY | VM_PG_NEW);
+}
+
+void
+vm_obj_remove_page(struct vm_object *obj, struct vm_page *p)
+{
+    if (!(p->flags & VM_PG_ORPHAN))
+        page_unlink(obj, p);
+    if (p->flags & VM_PG_REPLAY)
+        obj->replay_inflight--;
     p->flags = 0;
     vm_pool_free(&obj->kernel->pool, p);
 }
@@ -136,6 +149,17 @@ batch_msg(struct vm_batch *b, struct emm_msg *m)
     else
         b->msgs = m;
     b->msgs_tail = m;
+}
+
+static void
+batch_dp_msg(struct vm_batch *b, struct emm_msg *m)
+{
+    m->next = NULL;
+    if (b->dp_msgs_tail != NULL)
+        b->dp_msgs_tail->next = m;
+    else
+        b->dp_msgs = m;
+    b->dp_msgs_tail = m;
 }
 
 static struct emm_msg *
@@ -198,6 +222,17 @@ vm_batch_flush(struct vm_object *obj, struct vm_batch *b)
         }
         m = next;
     }
+    m = b->dp_msgs;
+    b->dp_msgs = b->dp_msgs_tail = NULL;
+    while (m != NULL) {
+        struct emm_msg *next = m->next;
+        if (obj->dp == NULL || emm_port_send(obj->dp, m) < 0) {
+            emm_warn("object %llu: default pager gone, %s not delivered",
+                     (unsigned long long)obj->id, emm_msg_name(m->id));
+            emm_msg_release(m, -EPIPE);
+        }
+        m = next;
+    }
     struct vm_io *io = b->done;
     b->done = b->done_tail = NULL;
     while (io != NULL) {
@@ -255,36 +290,67 @@ unwire(struct vm_object *obj, struct vm_io *io)
 
 /* ---- objects ---------------------------------------------------------- */
 
+/* The default pager holds pages of this (non-temporary) object. */
+static int
+dp_holds(struct vm_object *obj)
+{
+    struct vm_kernel *k = obj->kernel;
+    return obj->dp != NULL && !obj->temporary && k->dpo->pages(k->dp_ctx, obj->dp_handle) > 0;
+}
+
 int
-vm_object_create(struct vm_kernel *k, uint64_t id, uint64_t size, struct emm_port *pager_port,
-                 void *owner, struct vm_object **out)
+vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_object **out)
 {
     struct vm_object *obj = calloc(1, sizeof(*obj));
-    if (obj == NULL)
-        return -ENOMEM;
-    obj->nbuckets = 64;
-    obj->buckets = calloc(obj->nbuckets, sizeof(*obj->buckets));
-    if (obj->buckets == NULL) {
-        free(obj);
+    if (obj == NULL) {
+        if (a->pager != NULL)
+            emm_port_unref(a->pager);
         return -ENOMEM;
     }
+    obj->nbuckets = 64;
+    obj->buckets = calloc(obj->nbuckets, sizeof(*obj->buckets));
     pthread_mutex_init(&obj->lock, NULL);
     atomic_init(&obj->refs, 1);
     obj->kernel = k;
-    obj->id = id;
-    obj->size = size;
-    obj->owner = owner;
+    obj->id = a->id;
+    obj->size = a->size;
+    obj->owner = a->owner;
     obj->state = VM_OBJ_INIT;
-    obj->pager = pager_port;
-    int rc = emm_port_create("control", control_handler, obj, NULL, &obj->control);
+    obj->temporary = a->temporary;
+    obj->deadline_ns = a->deadline_ms * 1000000ull;
+    obj->pstats = a->pstats != NULL ? a->pstats : &k->orphan_stats;
+    obj->pager = a->pager;
+    int rc = obj->buckets == NULL ? -ENOMEM : 0;
+    if (rc == 0 && k->dpo != NULL) {
+        /* Mach creates the default pager's object at the first pageout; here at
+         * creation, so the pageout path never allocates. */
+        rc = k->dpo->attach(k->dp_ctx, a->dp_key, &obj->dp, &obj->dp_handle);
+        if (rc < 0 && !a->temporary) {
+            emm_warn("object %llu: no default pager (%s): no double paging for it",
+                     (unsigned long long)a->id, strerror(-rc));
+            rc = 0;
+        }
+    } else if (rc == 0 && a->temporary) {
+        rc = -ENODEV; /* a temporary object needs the default pager */
+    }
+    if (rc == 0 && a->temporary)
+        obj->pager = emm_port_ref(obj->dp);
+    if (rc == 0)
+        rc = emm_port_create("control", control_handler, obj, NULL, &obj->control);
     if (rc == 0)
         rc = emm_port_create("name", NULL, obj, NULL, &obj->name);
     struct emm_msg *m = rc == 0 ? emm_msg_new(MO_INIT, 0, 0) : NULL;
     if (m == NULL) {
         if (obj->control)
             emm_port_destroy(obj->control);
-        emm_port_unref(pager_port);
+        if (obj->pager)
+            emm_port_unref(obj->pager);
+        if (obj->dp) {
+            emm_port_unref(obj->dp);
+            k->dpo->detach(k->dp_ctx, obj->dp_handle);
+        }
         free(obj->buckets);
+        pthread_mutex_destroy(&obj->lock);
         free(obj);
         return rc ? rc : -ENOMEM;
     }
@@ -297,6 +363,9 @@ vm_object_create(struct vm_kernel *k, uint64_t id, uint64_t size, struct emm_por
         obj->state = VM_OBJ_DEAD;
         obj->error = EIO;
     }
+    /* Pages double-paged before (maybe before a restart) go back to the pager. */
+    if (dp_holds(obj))
+        vm_kernel_note_swapped(k, obj);
     *out = obj;
     return 0;
 }
@@ -327,6 +396,10 @@ vm_object_unref(struct vm_object *obj)
         emm_port_destroy(obj->name);
     if (obj->pager != NULL)
         emm_port_unref(obj->pager);
+    if (obj->dp != NULL) {
+        emm_port_unref(obj->dp);
+        obj->kernel->dpo->detach(obj->kernel->dp_ctx, obj->dp_handle);
+    }
     free(obj->buckets);
     pthread_mutex_destroy(&obj->lock);
     free(obj);
@@ -381,6 +454,15 @@ fault_in(struct vm_object *obj, uint64_t first, uint64_t n, uint32_t access, str
         uint64_t run = idx;
         while (run < end && run - idx < 256 && page_lookup(obj, run) == NULL)
             run++;
+        /* Pages whose newest copy is in swap come from the default pager. */
+        int from_swap = 0;
+        if (dp_holds(obj)) {
+            from_swap = k->dpo->holds(k->dp_ctx, obj->dp_handle, idx);
+            uint64_t r = idx + 1;
+            while (r < run && k->dpo->holds(k->dp_ctx, obj->dp_handle, r) == from_swap)
+                r++;
+            run = r;
+        }
         ready = 0;
         struct vm_page *frames[256];
         unsigned want = (unsigned)(run - idx);
@@ -396,9 +478,15 @@ fault_in(struct vm_object *obj, uint64_t first, uint64_t n, uint32_t access, str
             return 0;
         }
         m->access = access;
-        for (unsigned i = 0; i < got; i++)
+        for (unsigned i = 0; i < got; i++) {
             page_insert(obj, frames[i], idx + i, VM_PAGE_ABSENT);
-        batch_msg(b, m);
+            if (from_swap)
+                frames[i]->flags |= VM_PG_FROMSWAP;
+        }
+        if (from_swap)
+            batch_dp_msg(b, m);
+        else
+            batch_msg(b, m);
         atomic_fetch_add(&k->stats.data_requests, 1);
         atomic_fetch_add(&k->stats.pages_requested, got);
         idx += got;
@@ -430,10 +518,28 @@ read_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
     for (uint64_t idx = first; idx <= last; idx++) {
         struct vm_page *p = page_lookup(obj, idx);
         p->wire++;
-        p->flags |= VM_PG_REFERENCED;
         io->wired[io->nwired++] = p;
     }
+    vm_pool_touch(&obj->kernel->pool, io->wired, io->nwired);
     return 1;
+}
+
+/* A write hits a page whose data_return is overdue: the stalled pager keeps the
+ * old frame (an orphan, freed when it answers) and the object gets a copy, so
+ * the writer never waits on the pager past its deadline. Lock held. */
+static struct vm_page *
+page_copy_overdue(struct vm_object *obj, struct vm_page *old, struct vm_page *q)
+{
+    uint16_t keep = old->flags & (VM_PG_NEW | VM_PG_INSWAP);
+    page_unlink(obj, old);
+    obj->nlaundry--;
+    old->flags |= VM_PG_ORPHAN;
+    page_insert(obj, q, old->index, VM_PAGE_PRESENT);
+    memcpy(q->frame, old->frame, VM_PS);
+    /* The swap copy (if the default pager got one) is older than this page. */
+    page_flags(obj, q, VM_PG_DIRTY | keep | (obj->dp != NULL ? VM_PG_INSWAP : 0), 0);
+    atomic_fetch_add(&obj->kernel->stats.cow_overdue, 1);
+    return q;
 }
 
 static int
@@ -461,7 +567,9 @@ write_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
             }
             continue;
         }
-        if (p->state == VM_PAGE_ABSENT || p->state == VM_PAGE_LAUNDRY) {
+        if (p->state == VM_PAGE_LAUNDRY && (p->flags & VM_PG_OVERDUE)) {
+            need++; /* its pager stalls: write to a copy (below) */
+        } else if (p->state == VM_PAGE_ABSENT || p->state == VM_PAGE_LAUNDRY) {
             ready = 0;
         } else if (p->lock_value & VM_PROT_WRITE) {
             ready = 0;
@@ -489,9 +597,12 @@ write_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
         }
     }
     unsigned used = 0;
+    struct vm_page *touched[258];
     for (uint64_t idx = first; idx <= last; idx++) {
         struct vm_page *p = page_lookup(obj, idx);
-        if (p == NULL) {
+        if (p != NULL && p->state == VM_PAGE_LAUNDRY) {
+            p = page_copy_overdue(obj, p, frames[used++]);
+        } else if (p == NULL) {
             p = frames[used++];
             page_insert(obj, p, idx, VM_PAGE_PRESENT);
             int has = k->up.pager_has_page ? k->up.pager_has_page(obj->owner, idx) : 0;
@@ -502,9 +613,10 @@ write_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
         uint64_t to = end < pstart + VM_PS ? end : pstart + VM_PS;
         memcpy((char *)p->frame + (from - pstart), (const char *)io->buf + (from - io->off),
                to - from);
-        page_flags(obj, p, VM_PG_DIRTY | VM_PG_REFERENCED, 0);
-        vm_pool_enqueue(&k->pool, p);
+        page_flags(obj, p, VM_PG_DIRTY, 0);
+        touched[idx - first] = p;
     }
+    vm_pool_touch(&k->pool, touched, (unsigned)(last - first + 1));
     return 1;
 }
 
@@ -640,6 +752,93 @@ vm_object_write(struct vm_object *obj, uint64_t off, const void *buf, uint64_t l
 
 /* ---- laundry, synchronize, punch, terminate ---------------------------- */
 
+/* Kills the object after a page could be kept nowhere (swap full, or a swap
+ * write error): Mach's "unlucky object". Later faults get EIO (SIGBUS); its
+ * resident pages are dropped; the service and other objects go on. Lock held. */
+static void
+obj_kill(struct vm_object *obj, uint64_t index, int err, struct vm_batch *b)
+{
+    struct vm_kernel *k = obj->kernel;
+    if (obj->state == VM_OBJ_DEAD)
+        return;
+    emm_err("object %llu KILLED: page %llu could not be paged out (%s): the object's unsaved "
+            "data is lost and its reads fail with EIO; add swap or free some",
+            (unsigned long long)obj->id, (unsigned long long)index, strerror(err));
+    obj->state = VM_OBJ_DEAD;
+    obj->error = EIO;
+    atomic_fetch_add(&k->stats.objects_killed, 1);
+    atomic_fetch_add(&obj->pstats->killed, 1);
+    for (uint64_t i = 0; i < obj->nbuckets; i++) {
+        struct vm_page *p = obj->buckets[i];
+        while (p != NULL) {
+            struct vm_page *next = p->hnext;
+            page_discard(obj, p);
+            p = next;
+        }
+    }
+    run_waiters(obj, b);
+}
+
+/* Sends p's data_return (the message embedded in the page) to the object's
+ * pager, or to the default pager when to_dp. Lock held. */
+static void
+page_send_return(struct vm_object *obj, struct vm_page *p, int to_dp, struct vm_batch *b)
+{
+    struct emm_msg *m = &p->msg;
+    uint32_t flags = m->flags;
+    memset(m, 0, sizeof(*m));
+    m->id = MO_DATA_RETURN;
+    m->offset = p->index * VM_PS;
+    m->length = VM_PS;
+    m->data = p->frame;
+    m->flags = flags;
+    m->aux = to_dp; /* which pager answers (kernel-private) */
+    m->release = page_return_released;
+    m->release_ctx = p;
+    m->control = emm_port_ref(obj->control);
+    p->loans++;
+    vm_object_ref(obj);
+    if (to_dp)
+        batch_dp_msg(b, m);
+    else
+        batch_msg(b, m);
+}
+
+/* Tells the default pager its copy of page index is obsolete. 0, or -ENOMEM. */
+static int
+dp_forget(struct vm_object *obj, uint64_t index, struct vm_batch *b)
+{
+    struct emm_msg *m = kmsg(obj, MO_DISCARD, index * VM_PS, VM_PS);
+    if (m == NULL)
+        return -ENOMEM;
+    batch_dp_msg(b, m);
+    return 0;
+}
+
+/* The pager took the page back to swap after a failure or a stall. */
+static void
+note_double_paged(struct vm_object *obj)
+{
+    atomic_fetch_add(&obj->kernel->stats.double_paged, 1);
+    atomic_fetch_add(&obj->pstats->double_paged, 1);
+    if (!obj->temporary)
+        vm_kernel_note_swapped(obj->kernel, obj);
+}
+
+static uint64_t
+sick_period(struct vm_object *obj)
+{
+    return obj->deadline_ns > 1000000000ull ? obj->deadline_ns : 1000000000ull;
+}
+
+/*
+ * Release of a data_return: p->msg (to the pager, or to the default pager for
+ * double paging) or p->dmsg (the copy of an overdue page sent to swap). When
+ * the last one is back, the page's fate follows from who holds its data:
+ * its pager (clean; an older swap copy is forgotten), only swap (clean, the
+ * authoritative copy is in swap), or nobody (double-page it now, or kill the
+ * object if swap failed too).
+ */
 static void
 page_return_released(struct emm_msg *msg, int status)
 {
@@ -647,17 +846,104 @@ page_return_released(struct emm_msg *msg, int status)
     struct vm_object *obj = p->object;
     struct vm_kernel *k = obj->kernel;
     struct vm_batch b = {0};
+    uint64_t now = emm_mono_ns();
 
     pthread_mutex_lock(&obj->lock);
+    if (msg == &p->dmsg) {
+        if (status == 0) {
+            p->flags |= VM_PG_DOUBLED;
+            note_double_paged(obj);
+        } else {
+            emm_warn("object %llu: copying overdue page %llu to swap failed: %s",
+                     (unsigned long long)obj->id, (unsigned long long)p->index,
+                     strerror(-status));
+        }
+    } else {
+        p->ret_status = (int16_t)status;
+    }
+    if (--p->loans > 0) { /* the other message still holds the frame */
+        pthread_mutex_unlock(&obj->lock);
+        vm_object_unref(obj);
+        return;
+    }
+    int to_dp = p->msg.aux != 0;
+    int st = p->ret_status;
+    int pager_has = !to_dp && st == 0 && !obj->temporary;
+    int swap_has = (to_dp && st == 0) || (p->flags & VM_PG_DOUBLED);
+    int overdue = (p->flags & VM_PG_OVERDUE) != 0;
+
+    if (!overdue)
+        atomic_fetch_sub(&k->laundry, 1);
+    else
+        atomic_fetch_sub(&obj->pstats->overdue_inflight, 1);
+    if (p->flags & VM_PG_ORPHAN) {
+        /* Replaced by a newer copy in the object: only the frame is left. */
+        p->flags &= ~(VM_PG_OVERDUE | VM_PG_DOUBLED);
+        p->state = VM_PAGE_PRESENT;
+        if (p->wire == 0)
+            vm_obj_remove_page(obj, p);
+        else
+            p->flags |= VM_PG_EVICT; /* unwire frees it */
+        goto out;
+    }
     p->state = VM_PAGE_PRESENT;
     obj->nlaundry--;
-    if (status == 0) {
+    p->flags &= ~(VM_PG_OVERDUE | VM_PG_DOUBLED);
+    if (obj->state == VM_OBJ_DEAD) {
+        page_flags(obj, p, 0, VM_PG_DIRTY | VM_PG_NEW | VM_PG_REDIRTY);
+        p->flags |= VM_PG_EVICT;
+    } else if (obj->temporary) {
+        if (st == 0) {
+            if (!(p->flags & VM_PG_REDIRTY))
+                page_flags(obj, p, 0, VM_PG_DIRTY | VM_PG_NEW);
+        } else {
+            obj_kill(obj, p->index, -st, &b); /* p is dropped with the rest */
+            goto out;
+        }
+    } else if (pager_has) {
+        if ((p->flags & VM_PG_INSWAP) || swap_has) {
+            if (dp_forget(obj, p->index, &b) < 0) {
+                p->flags |= VM_PG_INSWAP | VM_PG_REDIRTY; /* try again later */
+            } else if (p->flags & VM_PG_INSWAP) {
+                atomic_fetch_add(&k->stats.replayed, 1);
+                atomic_fetch_add(&obj->pstats->replayed, 1);
+            }
+        }
+        if (!(p->flags & VM_PG_REDIRTY)) {
+            page_flags(obj, p, 0, VM_PG_DIRTY | VM_PG_NEW);
+            p->flags &= ~VM_PG_INSWAP;
+        }
+        atomic_store(&obj->pstats->sick_until_ns, 0); /* it answers: replay what swap holds */
+        obj->backoff_until_ns = 0;
+        if (obj->dp != NULL && k->dpo->pages(k->dp_ctx, obj->dp_handle) > 0)
+            vm_kernel_note_swapped(k, obj);
+    } else if (swap_has) {
+        /* Double paged: swap holds the authoritative copy until a replay. */
+        if (to_dp)
+            note_double_paged(obj);
         if (!(p->flags & VM_PG_REDIRTY))
             page_flags(obj, p, 0, VM_PG_DIRTY | VM_PG_NEW);
+        p->flags |= VM_PG_INSWAP;
+    } else if (to_dp) {
+        obj_kill(obj, p->index, -st, &b); /* swap is full or failing */
+        goto out;
+    } else if (obj->dp != NULL && (p->flags & VM_PG_EVICT)) {
+        /* The pager failed: double paging. The page stays on loan. */
+        atomic_fetch_add(&k->stats.return_errors, 1);
+        atomic_store(&obj->pstats->sick_until_ns, now + sick_period(obj));
+        atomic_fetch_add(&k->laundry, 1);
+        vm_pool_dequeue(&k->pool, p); /* off the laundry list: no deadline for swap */
+        page_send_return(obj, p, 1, &b);
+        p->state = VM_PAGE_LAUNDRY;
+        obj->nlaundry++;
+        pthread_mutex_unlock(&obj->lock);
+        vm_batch_flush(obj, &b);
+        vm_object_unref(obj);
+        return;
     } else {
         atomic_fetch_add(&k->stats.return_errors, 1);
         p->flags &= ~VM_PG_EVICT;
-        obj->backoff_until_ns = emm_mono_ns() + 200000000ull;
+        obj->backoff_until_ns = now + 200000000ull;
     }
     p->flags &= ~VM_PG_REDIRTY;
     if ((p->flags & VM_PG_EVICT) && !(p->flags & VM_PG_DIRTY) && p->wire == 0) {
@@ -667,9 +953,9 @@ page_return_released(struct emm_msg *msg, int status)
         p->flags &= ~VM_PG_EVICT;
         vm_pool_enqueue(&k->pool, p);
     }
+out:
     run_waiters(obj, &b);
     pthread_mutex_unlock(&obj->lock);
-    atomic_fetch_sub(&k->laundry, 1);
     vm_batch_flush(obj, &b);
     pthread_mutex_lock(&k->pool.lock);
     pthread_cond_broadcast(&k->pool.wake);
@@ -681,27 +967,64 @@ void
 vm_obj_launder(struct vm_object *obj, struct vm_page *p, int evict, struct vm_batch *b)
 {
     struct vm_kernel *k = obj->kernel;
-    vm_pool_dequeue(&k->pool, p);
+    uint64_t now = emm_mono_ns();
+    /* A pager that failed or stalled lately gets no pageouts: straight to swap. */
+    int to_dp = evict && !obj->temporary && obj->dp != NULL && vm_pager_suspect(obj->pstats, now);
+    if (to_dp)
+        vm_pool_dequeue(&k->pool, p);
+    else
+        vm_pool_to_laundry(&k->pool, p, now); /* watched for the deadline */
     p->state = VM_PAGE_LAUNDRY;
+    p->flags &= (uint16_t)~(VM_PG_OVERDUE | VM_PG_DOUBLED);
     if (evict)
         p->flags |= VM_PG_EVICT;
-    struct emm_msg *m = &p->msg;
-    memset(m, 0, sizeof(*m));
-    m->id = MO_DATA_RETURN;
-    m->offset = p->index * VM_PS;
-    m->length = VM_PS;
-    m->data = p->frame;
-    m->flags = ((p->flags & VM_PG_DIRTY) ? MO_F_DIRTY : 0) | (evict ? 0 : MO_F_KERNEL_COPY);
-    m->release = page_return_released;
-    m->release_ctx = p;
-    m->chain = NULL;
-    m->control = emm_port_ref(obj->control);
+    p->msg.flags = ((p->flags & VM_PG_DIRTY) ? MO_F_DIRTY : 0) | (evict ? 0 : MO_F_KERNEL_COPY);
+    p->ret_status = 0;
+    p->loans = 0;
     obj->nlaundry++;
     atomic_fetch_add(&k->laundry, 1);
     atomic_fetch_add(&k->stats.data_returns, 1);
     atomic_fetch_add(&k->stats.pages_returned, 1);
-    vm_object_ref(obj);
-    batch_msg(b, m);
+    if (evict)
+        atomic_fetch_add(&obj->pstats->pageouts, 1);
+    page_send_return(obj, p, to_dp, b);
+}
+
+void
+vm_obj_overdue(struct vm_object *obj, struct vm_page *p, uint64_t now, struct vm_batch *b)
+{
+    struct vm_kernel *k = obj->kernel;
+    vm_pool_dequeue(&k->pool, p);
+    if (p->state != VM_PAGE_LAUNDRY || (p->flags & (VM_PG_OVERDUE | VM_PG_ORPHAN)) ||
+        p->msg.aux != 0)
+        return;
+    p->flags |= VM_PG_OVERDUE;
+    atomic_fetch_sub(&k->laundry, 1); /* no longer throttles the daemon */
+    atomic_fetch_add(&k->stats.overdue, 1);
+    atomic_fetch_add(&obj->pstats->overdue, 1);
+    atomic_fetch_add(&obj->pstats->overdue_inflight, 1);
+    if (!vm_pager_suspect(obj->pstats, now))
+        emm_warn("object %llu: pager has not taken page %llu back within its deadline "
+                 "(%llu ms): its pageouts go to swap for now",
+                 (unsigned long long)obj->id, (unsigned long long)p->index,
+                 (unsigned long long)(obj->deadline_ns / 1000000));
+    atomic_store(&obj->pstats->sick_until_ns, now + sick_period(obj));
+    if (obj->dp != NULL && !obj->temporary) {
+        struct emm_msg *d = &p->dmsg;
+        memset(d, 0, sizeof(*d));
+        d->id = MO_DATA_RETURN;
+        d->offset = p->index * VM_PS;
+        d->length = VM_PS;
+        d->data = p->frame; /* read-only loan to both pagers */
+        d->flags = MO_F_DIRTY;
+        d->release = page_return_released;
+        d->release_ctx = p;
+        d->control = emm_port_ref(obj->control);
+        p->loans++;
+        vm_object_ref(obj);
+        batch_dp_msg(b, d);
+    }
+    run_waiters(obj, b); /* writers waiting on it copy it now */
 }
 
 static void
@@ -840,10 +1163,12 @@ punch_impl(struct vm_object *obj, uint64_t off, uint64_t len, uint64_t clip, vm_
                 p = next;
             }
         }
-        struct emm_msg *m = kmsg(obj, MO_DISCARD, pfirst * VM_PS,
-                                 pend == UINT64_MAX ? UINT64_MAX : (pend - pfirst) * VM_PS);
+        uint64_t dlen = pend == UINT64_MAX ? UINT64_MAX : (pend - pfirst) * VM_PS;
+        struct emm_msg *m = kmsg(obj, MO_DISCARD, pfirst * VM_PS, dlen);
         if (m != NULL)
             batch_msg(&b, m);
+        if (dp_holds(obj) && (m = kmsg(obj, MO_DISCARD, pfirst * VM_PS, dlen)) != NULL)
+            batch_dp_msg(&b, m);
     }
     pthread_mutex_unlock(&obj->lock);
     vm_batch_flush(obj, &b);
@@ -909,6 +1234,16 @@ terminate_finish(struct vm_object *obj, int discard)
         t->name = emm_port_ref(obj->name);
         batch_msg(&b, t);
     }
+    if (obj->dp != NULL && !obj->temporary) {
+        /* Unlinked: swap's copies go too. Otherwise they stay for a replay by
+         * the next mapping of this object (after a restart, say). */
+        struct emm_msg *m = discard ? kmsg(obj, MO_DISCARD, 0, UINT64_MAX) : NULL;
+        if (m != NULL)
+            batch_dp_msg(&b, m);
+        m = emm_msg_new(MO_TERMINATE, 0, 0);
+        if (m != NULL)
+            batch_dp_msg(&b, m);
+    }
     run_waiters(obj, &b); /* fail anything still waiting */
     pthread_mutex_unlock(&obj->lock);
     vm_batch_flush(obj, &b);
@@ -956,6 +1291,67 @@ vm_object_terminate(struct vm_object *obj, int keep, vm_done_fn done, void *arg)
         terminate_after_sync(tc, obj->error);
 }
 
+int
+vm_obj_replay(struct vm_object *obj, unsigned max_pages)
+{
+    struct vm_kernel *k = obj->kernel;
+    struct vm_batch b = {0};
+    int more = 0;
+    pthread_mutex_lock(&obj->lock);
+    if (obj->state != VM_OBJ_READY || obj->dp == NULL || obj->temporary) {
+        pthread_mutex_unlock(&obj->lock);
+        return 0;
+    }
+    more = dp_holds(obj) || obj->replay_inflight > 0;
+    if (!more || obj->replay_inflight > 0 || vm_pager_suspect(obj->pstats, emm_mono_ns())) {
+        pthread_mutex_unlock(&obj->lock);
+        return more;
+    }
+    uint64_t idx = 0;
+    unsigned sent = 0;
+    while (sent < max_pages &&
+           (idx = k->dpo->next_page(k->dp_ctx, obj->dp_handle, idx)) != UINT64_MAX) {
+        struct vm_page *p = page_lookup(obj, idx);
+        if (p == NULL) {
+            /* Page it in from swap; the supply sends it on to the pager. */
+            uint64_t run = idx + 1;
+            while (run - idx < max_pages - sent && page_lookup(obj, run) == NULL &&
+                   k->dpo->holds(k->dp_ctx, obj->dp_handle, run))
+                run++;
+            struct vm_page *frames[256];
+            unsigned want = (unsigned)(run - idx > 256 ? 256 : run - idx);
+            unsigned got = vm_pool_alloc(&k->pool, frames, want);
+            struct emm_msg *m = got ? kmsg(obj, MO_DATA_REQUEST, idx * VM_PS, got * VM_PS) : NULL;
+            if (m == NULL) {
+                for (unsigned i = 0; i < got; i++)
+                    vm_pool_free(&k->pool, frames[i]);
+                break;
+            }
+            m->access = VM_PROT_READ;
+            for (unsigned i = 0; i < got; i++) {
+                page_insert(obj, frames[i], idx + i, VM_PAGE_ABSENT);
+                frames[i]->flags |= VM_PG_FROMSWAP | VM_PG_REPLAY;
+            }
+            obj->replay_inflight += got;
+            batch_dp_msg(&b, m);
+            sent += got;
+            idx += got;
+        } else {
+            /* Resident: its data is newer than swap's or equal; return it. */
+            if (p->state == VM_PAGE_PRESENT && p->wire == 0) {
+                page_flags(obj, p, VM_PG_DIRTY, 0);
+                p->flags |= VM_PG_INSWAP;
+                vm_obj_launder(obj, p, 1, &b);
+                sent++;
+            }
+            idx++;
+        }
+    }
+    pthread_mutex_unlock(&obj->lock);
+    vm_batch_flush(obj, &b);
+    return 1;
+}
+
 /* Resident data: valid and either dirty or also held by the pager. A clean page
  * the pager has no copy of (a hole read as zeros) is a hole. */
 static int
@@ -998,6 +1394,7 @@ vm_object_info(struct vm_object *obj, struct vm_object_info *out)
     out->new_pages = obj->nnew;
     out->state = obj->state;
     out->error = obj->error;
+    out->in_swap = obj->dp != NULL ? obj->kernel->dpo->pages(obj->kernel->dp_ctx, obj->dp_handle) : 0;
     pthread_mutex_unlock(&obj->lock);
 }
 
@@ -1070,11 +1467,31 @@ handle_supply(struct vm_object *obj, struct emm_msg *msg, int zero, const uint8_
         p->state = VM_PAGE_PRESENT;
         obj->nabsent--;
         p->lock_value = hole ? 0 : msg->access & VM_PROT_ALL;
-        p->flags &= ~VM_PG_DISCARDED;
+        int replay = (p->flags & VM_PG_REPLAY) != 0;
+        if (p->flags & VM_PG_REPLAY)
+            obj->replay_inflight--;
+        p->flags &= ~(VM_PG_DISCARDED | VM_PG_REPLAY);
         if (!hole && (msg->flags & MO_F_PRECIOUS))
             p->flags |= VM_PG_PRECIOUS;
         page_flags(obj, p, hole ? VM_PG_NEW : 0, hole ? 0 : VM_PG_NEW);
-        vm_pool_enqueue(&k->pool, p);
+        if (p->flags & VM_PG_FROMSWAP) {
+            p->flags &= ~VM_PG_FROMSWAP;
+            atomic_fetch_add(&k->stats.swap_faults, 1);
+            atomic_fetch_add(&obj->pstats->swap_faults, 1);
+            if (!hole && !obj->temporary) {
+                /* Its pager lacks this data: dirty, and swap's copy is to forget
+                 * once the pager has it. */
+                page_flags(obj, p, VM_PG_DIRTY, 0);
+                p->flags |= VM_PG_INSWAP;
+            }
+        } else if (obj->temporary && obj->dp != NULL && !hole) {
+            atomic_fetch_add(&k->stats.swap_faults, 1);
+            atomic_fetch_add(&obj->pstats->swap_faults, 1);
+        }
+        if (replay && (p->flags & VM_PG_DIRTY) && obj->state == VM_OBJ_READY)
+            vm_obj_launder(obj, p, 1, b); /* straight back to its pager */
+        else
+            vm_pool_enqueue(&k->pool, p);
     }
     if (!zero && msg->reply != NULL) {
         struct emm_msg *r = emm_msg_new(MO_SUPPLY_COMPLETED, msg->offset, msg->length);
@@ -1086,6 +1503,39 @@ handle_supply(struct vm_object *obj, struct emm_msg *msg, int zero, const uint8_
         }
     }
     run_waiters(obj, b);
+}
+
+/* The default pager no longer holds these pages (replayed or discarded since
+ * the request): ask the object's own pager, which is authoritative for them. */
+static void
+handle_not_held(struct vm_object *obj, struct emm_msg *msg, struct vm_batch *b)
+{
+    uint64_t first = msg->offset / VM_PS, n = msg->length / VM_PS;
+    uint64_t run_start = 0, run_len = 0;
+    for (uint64_t i = 0; i <= n; i++) {
+        struct vm_page *p = i < n ? page_lookup(obj, first + i) : NULL;
+        int ask = p != NULL && p->state == VM_PAGE_ABSENT && (p->flags & VM_PG_FROMSWAP);
+        if (ask) {
+            if (p->flags & VM_PG_REPLAY)
+                obj->replay_inflight--;
+            p->flags &= ~(VM_PG_FROMSWAP | VM_PG_REPLAY);
+            if (run_len == 0)
+                run_start = first + i;
+            run_len++;
+        }
+        if ((!ask || i == n) && run_len > 0) {
+            struct emm_msg *m = kmsg(obj, MO_DATA_REQUEST, run_start * VM_PS, run_len * VM_PS);
+            if (m != NULL) {
+                m->access = VM_PROT_READ;
+                batch_msg(b, m);
+            } else {
+                for (uint64_t j = 0; j < run_len; j++)
+                    vm_obj_remove_page(obj, page_lookup(obj, run_start + j));
+                fail_overlapping(obj, run_start * VM_PS, run_len * VM_PS, ENOMEM, b);
+            }
+            run_len = 0;
+        }
+    }
 }
 
 struct lock_ctx {
@@ -1231,6 +1681,10 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
         handle_supply(obj, msg, 0, prefilled ? filled : NULL, &b);
         break;
     case MO_DATA_UNAVAILABLE:
+        if (msg->flags & MO_F_NOT_HELD) {
+            handle_not_held(obj, msg, &b);
+            break;
+        }
         atomic_fetch_add(&k->stats.data_unavailable, 1);
         handle_supply(obj, msg, 1, NULL, &b);
         break;
@@ -1275,6 +1729,12 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
         s->next = NULL;
         b.syncs_done = s;
         b.sync_err = msg->arg < 0 ? -msg->arg : 0;
+        if (b.sync_err == 0 && dp_holds(obj) && obj->state == VM_OBJ_READY) {
+            /* Not all of it is with the pager yet: those pages are in swap
+             * until the replay gives them back. */
+            b.sync_err = EIO;
+            vm_kernel_note_swapped(k, obj);
+        }
         if (b.sync_err)
             atomic_fetch_add(&k->stats.sync_errors, 1);
         break;

@@ -20,6 +20,7 @@
 #include <sys/uio.h>
 
 #include "port.h"
+#include "vm_dpager.h"
 #include "vm_pool.h"
 
 struct vm_kernel;
@@ -41,11 +42,26 @@ struct vm_stats {
     atomic_uint_fast64_t data_requests, pages_requested, data_supplies, pages_supplied,
         data_unavailable, data_errors, data_returns, pages_returned, return_errors,
         lock_requests, data_unlocks, synchronizes, sync_errors, evictions, reclaimed_clean,
-        frame_waits, read_ops, write_ops, read_waits;
+        frame_waits, read_ops, write_ops, read_waits, double_paged, overdue, replayed,
+        swap_faults, objects_killed, cow_overdue;
+};
+
+/* Per-filesystem counters the kernel keeps for the filesystem's pager, and its
+ * health: a stall or failure of the pager concerns all its objects. */
+struct vm_pager_stats {
+    atomic_uint_fast64_t overdue_inflight; /* overdue data_returns it still holds */
+    atomic_uint_fast64_t sick_until_ns;    /* failed lately: pageouts go to swap */
+    atomic_uint_fast64_t pageouts,   /* pages laundered to the pager */
+        double_paged,                /* pages it failed to take, sent to swap */
+        overdue,                     /* data_returns not acknowledged in time */
+        replayed,                    /* pages from swap it has taken since */
+        swap_faults,                 /* page-ins served from swap */
+        killed;                      /* objects killed by a swap write failure */
 };
 
 struct vm_object_info {
     uint64_t size, resident, dirty, laundry, absent, new_pages;
+    uint64_t in_swap; /* pages the default pager holds for it */
     int state, error;
 };
 
@@ -54,17 +70,33 @@ enum vm_object_state { VM_OBJ_INIT = 0, VM_OBJ_READY, VM_OBJ_DEAD, VM_OBJ_TERMIN
 typedef void (*vm_read_done_fn)(void *arg, int err, const struct iovec *iov, int iovcnt);
 typedef void (*vm_done_fn)(void *arg, int err);
 
-int vm_kernel_create(uint64_t resident_bytes, const struct vm_upcalls *up,
-                     struct vm_kernel **out);
+/* policy NULL: second-chance (vm_policy.h). */
+int vm_kernel_create(uint64_t resident_bytes, const struct vm_policy_ops *policy,
+                     const struct vm_upcalls *up, struct vm_kernel **out);
+/* Mach's vm_set_default_memory_manager: before the first object is created. */
+void vm_kernel_set_default_pager(struct vm_kernel *k, const struct vm_dpager_ops *ops, void *ctx);
+int vm_kernel_has_default_pager(struct vm_kernel *k);
 void vm_kernel_destroy(struct vm_kernel *k); /* after every object is terminated */
 struct vm_stats *vm_kernel_stats(struct vm_kernel *k);
 struct vm_pool *vm_kernel_pool(struct vm_kernel *k);
 uint64_t vm_kernel_laundry(struct vm_kernel *k);
 
-/* Creates the object and sends memory_object_init to pager_port (the send right
- * is consumed). Faults wait until the pager answers ready. One reference. */
-int vm_object_create(struct vm_kernel *k, uint64_t id, uint64_t size, struct emm_port *pager_port,
-                     void *owner, struct vm_object **out);
+struct vm_object_args {
+    uint64_t id, size;
+    struct emm_port *pager; /* send right, consumed; NULL for a temporary object */
+    void *owner;            /* the front end's, passed to upcalls */
+    int temporary;          /* backend = none: the default pager is its pager */
+    uint64_t dp_key;        /* its name at the default pager (vm_dp_key) */
+    uint64_t deadline_ms;   /* pager.deadline: 0 = never overdue */
+    struct vm_pager_stats *pstats; /* the filesystem's counters, or NULL */
+};
+
+/* Creates the object and sends memory_object_init to its pager (the default
+ * pager's port for a temporary object). Faults wait until the pager answers
+ * ready. With a default pager, attaches to it: pages it holds for dp_key (from
+ * an earlier double paging, maybe before a restart) are served from swap and
+ * replayed to the pager. One reference. */
+int vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_object **out);
 void vm_object_ref(struct vm_object *obj);
 void vm_object_unref(struct vm_object *obj);
 

@@ -1,17 +1,23 @@
 /*
  * vm_pageout.c - the kernel's threads: the pageout daemon, which keeps free
- * frames above the pool's targets by scanning the page FIFO with a second chance
- * (referenced pages go round again, clean pages are dropped, dirty ones are
- * laundered to their pager with data_return), and the kernel worker, which
- * reruns operations of objects that waited for free frames.
+ * frames above the pool's targets by taking the replacement policy's victims
+ * (second-chance by default: referenced pages go round again, clean pages are
+ * dropped, dirty ones are laundered to their pager with data_return), and the
+ * kernel worker, which reruns operations of objects that waited for free
+ * frames and replays pages held in swap.
  *
  * The pageout path never allocates: data_return uses the message embedded in
  * each vm_page. Laundry in flight is bounded (laundry_max); the daemon sleeps
  * on the pool's condition until pages come back.
  *
+ * Data_returns not acknowledged within the object's pager.deadline are copied
+ * to the default pager (double paging); the worker replays pages held in swap
+ * to their pagers once those answer again.
+ *
  * Locking: the daemon takes the pool lock, then only *tries* an object's lock
- * (the usual order is object then pool), rotating the page if it fails.
- * kick_lock guards the worker's queue.
+ * (the usual order is object then pool), handing the page back if it fails.
+ * kick_lock guards the worker's queue and the list of objects with pages in
+ * swap.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -59,12 +65,68 @@ timed_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, long ms)
 
 /* Reruns starved objects once enough frames are free for them; otherwise waits
  * for the daemon's progress signal instead of spinning on their locks. */
+void
+vm_kernel_note_swapped(struct vm_kernel *k, struct vm_object *obj)
+{
+    pthread_mutex_lock(&k->kick_lock);
+    if (!obj->on_swapped_list) {
+        obj->on_swapped_list = 1;
+        vm_object_ref(obj);
+        obj->swapped_next = k->swapped_head;
+        k->swapped_head = obj;
+    }
+    pthread_mutex_unlock(&k->kick_lock);
+}
+
+/* Gives pages held in swap back to their pagers, a batch per object and round,
+ * while frames are plentiful; drops objects with nothing left. kick_lock held. */
+static void
+replay_round(struct vm_kernel *k)
+{
+    struct vm_object *list = k->swapped_head, *keep = NULL;
+    k->swapped_head = NULL;
+    pthread_mutex_unlock(&k->kick_lock);
+    while (list != NULL) {
+        struct vm_object *obj = list;
+        list = obj->swapped_next;
+        int more = 1;
+        if (vm_pool_free_count(&k->pool) > k->pool.free_min + 64)
+            more = vm_obj_replay(obj, 256);
+        else
+            more = !atomic_load(&k->stopping);
+        pthread_mutex_lock(&k->kick_lock);
+        if (more && !atomic_load(&k->stopping)) {
+            obj->swapped_next = keep;
+            keep = obj;
+            pthread_mutex_unlock(&k->kick_lock);
+        } else {
+            obj->on_swapped_list = 0;
+            pthread_mutex_unlock(&k->kick_lock);
+            vm_object_unref(obj);
+        }
+    }
+    pthread_mutex_lock(&k->kick_lock);
+    while (keep != NULL) {
+        struct vm_object *obj = keep;
+        keep = obj->swapped_next;
+        obj->swapped_next = k->swapped_head;
+        k->swapped_head = obj;
+    }
+}
+
 static void *
 worker_main(void *arg)
 {
     struct vm_kernel *k = arg;
+    uint64_t next_replay = 0;
     pthread_mutex_lock(&k->kick_lock);
     while (!atomic_load(&k->stopping)) {
+        uint64_t now = emm_mono_ns();
+        if (k->swapped_head != NULL && now >= next_replay) {
+            replay_round(k);
+            next_replay = now + 10000000ull;
+            continue;
+        }
         if (k->kick_head == NULL) {
             timed_wait_ms(&k->kick_cond, &k->kick_lock, 20);
             continue;
@@ -115,49 +177,28 @@ worker_main(void *arg)
     return NULL;
 }
 
-/* One scan step on the page at the head of the FIFO. Pool lock held; returns
- * with it held. Returns 1 if a frame was freed or laundering started, 0 if the
- * page went round again, -1 if its object was busy (the burst should pause). */
+/* One reclaim step: the policy's victim (second-chance: the head of inactive,
+ * after the second chances it gave). Pool lock held; returns with it held.
+ * 1 if a frame was freed or laundering started, 0 if the page went back, -1 if
+ * its object was busy (the burst should pause). */
 static int
 scan_one(struct vm_kernel *k, uint64_t now)
 {
     struct vm_pool *pool = &k->pool;
-    struct vm_page *p = pool->q_head;
+    struct vm_page *p = vm_pool_victim_locked(pool);
     if (p == NULL)
         return 0;
-    /* Take it off the queue; every path below puts it back or frees it. */
-    pool->q_head = p->qnext;
-    if (pool->q_head != NULL)
-        pool->q_head->qprev = NULL;
-    else
-        pool->q_tail = NULL;
-    p->qnext = p->qprev = NULL;
-    p->queue = VM_Q_NONE;
-    pool->nqueued--;
-
     struct vm_object *obj = p->object;
     if (pthread_mutex_trylock(&obj->lock) != 0) {
-        /* Busy (a supply or a write is in progress): put it back at the head and
-         * end the burst rather than spin through pages of the same object. */
-        p->queue = VM_Q_INACTIVE;
-        p->qnext = pool->q_head;
-        p->qprev = NULL;
-        if (pool->q_head != NULL)
-            pool->q_head->qprev = p;
-        else
-            pool->q_tail = p;
-        pool->q_head = p;
-        pool->nqueued++;
+        /* Busy (a supply or a write is in progress): hand it back and end the
+         * burst rather than spin through pages of the same object. */
+        vm_pool_requeue_locked(pool, p);
         return -1;
     }
     if (p->state != VM_PAGE_PRESENT || p->wire > 0 || obj->backoff_until_ns > now) {
+        vm_pool_requeue_locked(pool, p);
         pthread_mutex_unlock(&obj->lock);
-        goto requeue;
-    }
-    if (p->flags & VM_PG_REFERENCED) { /* second chance */
-        p->flags &= ~VM_PG_REFERENCED;
-        pthread_mutex_unlock(&obj->lock);
-        goto requeue;
+        return 0;
     }
     if (!(p->flags & (VM_PG_DIRTY | VM_PG_PRECIOUS))) {
         pthread_mutex_unlock(&pool->lock);
@@ -171,14 +212,15 @@ scan_one(struct vm_kernel *k, uint64_t now)
     struct vm_batch b = {0};
     pthread_mutex_unlock(&pool->lock);
     vm_obj_launder(obj, p, 1, &b);
-    /* Clustered pageout: dirty, idle neighbours go back with it (one backend
-     * write for a pager that takes clusters). */
-    for (uint64_t idx = p->index + 1; idx < p->index + 16; idx++) {
+    /* Clustered pageout: dirty, idle neighbours go back with it, cleaned in
+     * place (they stay resident, so a hot one is not lost), in one backend
+     * write for a pager that takes clusters. Not while the pager is sick. */
+    for (uint64_t idx = p->index + 1; idx < p->index + 16 && !vm_pager_suspect(obj->pstats, now); idx++) {
         struct vm_page *q = vm_obj_page(obj, idx);
         if (q == NULL || q->state != VM_PAGE_PRESENT || q->wire > 0 ||
-            !(q->flags & VM_PG_DIRTY) || (q->flags & VM_PG_REFERENCED))
+            !(q->flags & VM_PG_DIRTY))
             break;
-        vm_obj_launder(obj, q, 1, &b);
+        vm_obj_launder(obj, q, 0, &b);
     }
     vm_object_ref(obj);
     pthread_mutex_unlock(&obj->lock);
@@ -186,17 +228,36 @@ scan_one(struct vm_kernel *k, uint64_t now)
     vm_object_unref(obj);
     pthread_mutex_lock(&pool->lock);
     return 1;
+}
 
-requeue:
-    p->queue = VM_Q_INACTIVE;
-    p->qprev = pool->q_tail;
-    if (pool->q_tail != NULL)
-        pool->q_tail->qnext = p;
-    else
-        pool->q_head = p;
-    pool->q_tail = p;
-    pool->nqueued++;
-    return 0;
+/* Data_returns older than their object's deadline: copy them to swap and stop
+ * sending that pager pageouts for a while (double paging). Pool lock held;
+ * returns with it held. */
+static void
+check_overdue(struct vm_kernel *k, uint64_t now)
+{
+    struct vm_pool *pool = &k->pool;
+    struct vm_pnode *n = pool->laundry_head;
+    unsigned looked = 0;
+    while (n != NULL && looked++ < 256) {
+        struct vm_page *p = vm_page_of(n);
+        n = n->next;
+        struct vm_object *obj = p->object;
+        uint64_t deadline = obj->deadline_ns; /* set at creation, read-only */
+        if (deadline == 0 || now - p->laundry_ns < deadline)
+            continue; /* later ones were sent later, but deadlines differ */
+        if (pthread_mutex_trylock(&obj->lock) != 0)
+            continue;
+        struct vm_batch b = {0};
+        vm_object_ref(obj);
+        pthread_mutex_unlock(&pool->lock);
+        vm_obj_overdue(obj, p, now, &b);
+        pthread_mutex_unlock(&obj->lock);
+        vm_batch_flush(obj, &b);
+        vm_object_unref(obj);
+        pthread_mutex_lock(&pool->lock);
+        n = pool->laundry_head; /* the list changed meanwhile: start again */
+    }
 }
 
 static void *
@@ -206,6 +267,8 @@ pageout_main(void *arg)
     struct vm_pool *pool = &k->pool;
     pthread_mutex_lock(&pool->lock);
     while (!atomic_load(&k->stopping)) {
+        if (pool->laundry_head != NULL)
+            check_overdue(k, emm_mono_ns());
         uint64_t in_flight = atomic_load(&k->laundry);
         uint64_t target = pool->free_target;
         if (atomic_load(&k->kicks_pending) && atomic_load(&k->need_frames) > target)
@@ -213,7 +276,7 @@ pageout_main(void *arg)
         if (pool->nfree >= target || in_flight >= k->laundry_max || pool->nqueued == 0) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 20000000;
+            ts.tv_nsec += 10000000; /* also the deadline check's period */
             if (ts.tv_nsec >= 1000000000) {
                 ts.tv_sec++;
                 ts.tv_nsec -= 1000000000;
@@ -286,6 +349,12 @@ vm_pageout_stop(struct vm_kernel *k)
     pthread_mutex_unlock(&k->kick_lock);
     pthread_join(k->pageout_thread, NULL);
     pthread_join(k->worker_thread, NULL);
+    while (k->swapped_head != NULL) {
+        struct vm_object *obj = k->swapped_head;
+        k->swapped_head = obj->swapped_next;
+        obj->on_swapped_list = 0;
+        vm_object_unref(obj);
+    }
     while (k->kick_head != NULL) {
         struct vm_object *obj = k->kick_head;
         k->kick_head = obj->kick_next;
@@ -295,12 +364,13 @@ vm_pageout_stop(struct vm_kernel *k)
 }
 
 int
-vm_kernel_create(uint64_t resident_bytes, const struct vm_upcalls *up, struct vm_kernel **out)
+vm_kernel_create(uint64_t resident_bytes, const struct vm_policy_ops *policy,
+                 const struct vm_upcalls *up, struct vm_kernel **out)
 {
     struct vm_kernel *k = calloc(1, sizeof(*k));
     if (k == NULL)
         return -ENOMEM;
-    int rc = vm_pool_init(&k->pool, resident_bytes);
+    int rc = vm_pool_init(&k->pool, resident_bytes, policy);
     if (rc < 0) {
         free(k);
         return rc;
@@ -328,6 +398,19 @@ vm_kernel_destroy(struct vm_kernel *k)
     pthread_cond_destroy(&k->kick_cond);
     pthread_mutex_destroy(&k->kick_lock);
     free(k);
+}
+
+void
+vm_kernel_set_default_pager(struct vm_kernel *k, const struct vm_dpager_ops *ops, void *ctx)
+{
+    k->dpo = ops;
+    k->dp_ctx = ctx;
+}
+
+int
+vm_kernel_has_default_pager(struct vm_kernel *k)
+{
+    return k->dpo != NULL;
 }
 
 struct vm_stats *

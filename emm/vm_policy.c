@@ -74,6 +74,7 @@ pq_pop_head(struct pq *q)
 struct sc_state {
     struct pq active, inactive;
     unsigned inactive_num, inactive_den; /* inactive_target fraction, 2/3 */
+    uint64_t second_chances;
 };
 
 static int
@@ -145,6 +146,7 @@ sc_victim(void *st)
             return NULL;
         if (n->ref) { /* referenced since deactivation: second chance */
             n->ref = 0;
+            s->second_chances++;
             pq_push_tail(&s->active, n, VM_PQ_ACTIVE);
             continue;
         }
@@ -172,6 +174,12 @@ sc_count(void *st, enum vm_pqueue q)
     }
 }
 
+static uint64_t
+sc_second_chances(void *st)
+{
+    return ((struct sc_state *)st)->second_chances;
+}
+
 static const struct vm_policy_ops sc_ops = {
     .name = "second-chance",
     .create = sc_create,
@@ -181,6 +189,7 @@ static const struct vm_policy_ops sc_ops = {
     .victim = sc_victim,
     .remove = sc_remove,
     .count = sc_count,
+    .second_chances = sc_second_chances,
 };
 
 /* ---- fifo: insertion order, references ignored ---- */
@@ -315,6 +324,7 @@ struct s3_state {
     uint64_t ghost_mask;   /* buckets - 1 */
     uint32_t ghost_size;   /* entries G holds (|M|) */
     uint32_t ghost_clock;  /* ghost insertions so far (mod 2^32) */
+    uint64_t second_chances;
 };
 
 static uint64_t
@@ -444,6 +454,7 @@ s3_evict_main(struct s3_state *s)
         if (n->ref == 0)
             return n;
         n->ref--;
+        s->second_chances++;
         pq_push_tail(&s->main, n, VM_PQ_MAIN);
     }
     return NULL;
@@ -458,6 +469,7 @@ s3_victim(void *st)
         while ((n = pq_pop_head(&s->small)) != NULL) {
             if (n->ref > S3_MOVE_FREQ) {
                 n->ref = 0;
+                s->second_chances++;
                 pq_push_tail(&s->main, n, VM_PQ_MAIN);
                 if (s->main.n > s->main_target)
                     return s3_evict_main(s);
@@ -489,6 +501,12 @@ s3_count(void *st, enum vm_pqueue q)
     }
 }
 
+static uint64_t
+s3_second_chances(void *st)
+{
+    return ((struct s3_state *)st)->second_chances;
+}
+
 static const struct vm_policy_ops s3_ops = {
     .name = "s3-fifo",
     .create = s3_create,
@@ -498,6 +516,7 @@ static const struct vm_policy_ops s3_ops = {
     .victim = s3_victim,
     .remove = s3_remove,
     .count = s3_count,
+    .second_chances = s3_second_chances,
 };
 
 /* ---- registry ---- */

@@ -59,6 +59,9 @@ struct vm_policy_ops {
     void (*remove)(void *st, struct vm_pnode *n); /* n must be in the policy */
     /* Pages on queue q, or on all queues for VM_PQ_NONE (emmctl info, tests). */
     uint64_t (*count)(void *st, enum vm_pqueue q);
+    /* Pages spared by victim because they were referenced (a second chance for
+     * second-chance, a reinsertion or promotion for s3-fifo); NULL: never. */
+    uint64_t (*second_chances)(void *st);
 };
 
 #define VM_POLICY_DEFAULT "second-chance"

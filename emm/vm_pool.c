@@ -1,8 +1,11 @@
 /*
  * vm_pool.c - the resident page pool (see vm_pool.h). The arena is one anonymous
- * mapping, mlocked when the process may; descriptors are a plain array.
+ * mapping, mlocked when the process may; descriptors are a plain array. Free
+ * pages, the laundry list and the policy's queues share each page's pnode: a
+ * page is on at most one of them (page->queue says which).
  *
- * Locking: pool->lock guards the free list, the queue and the counters.
+ * Locking: pool->lock guards the free list, the policy, the laundry list and
+ * the counters.
  */
 #include "vm_pool.h"
 
@@ -15,19 +18,26 @@
 #include "log.h"
 
 int
-vm_pool_init(struct vm_pool *pool, uint64_t bytes)
+vm_pool_init(struct vm_pool *pool, uint64_t bytes, const struct vm_policy_ops *policy)
 {
     memset(pool, 0, sizeof(*pool));
     pool->npages = bytes / EMM_PAGE_SIZE;
     if (pool->npages < 64)
         return -EINVAL;
+    pool->policy = policy != NULL ? policy : vm_policy_lookup(VM_POLICY_DEFAULT);
+    int rc = pool->policy->create(pool->npages, &pool->policy_state);
+    if (rc < 0)
+        return rc;
     pool->pages = calloc(pool->npages, sizeof(struct vm_page));
-    if (pool->pages == NULL)
+    if (pool->pages == NULL) {
+        pool->policy->destroy(pool->policy_state);
         return -ENOMEM;
+    }
     pool->arena = mmap(NULL, pool->npages * EMM_PAGE_SIZE, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (pool->arena == MAP_FAILED) {
         free(pool->pages);
+        pool->policy->destroy(pool->policy_state);
         return -ENOMEM;
     }
     /* Keep the pool out of reclaim when permitted: emmd serves page-ins itself. */
@@ -40,11 +50,12 @@ vm_pool_init(struct vm_pool *pool, uint64_t bytes)
         struct vm_page *p = &pool->pages[i];
         p->frame = pool->arena + i * EMM_PAGE_SIZE;
         p->queue = VM_Q_FREE;
-        p->qnext = pool->free_head;
+        p->hnext = pool->free_head;
         pool->free_head = p;
     }
     pool->nfree = pool->npages;
-    /* Mach-like targets scaled to the pool: keep a little free, refill in bursts. */
+    /* Mach's targets (free_min = reserved + avail/100, free_target = reserved +
+     * avail/80) scaled up: a user-space pool refills in bigger bursts. */
     pool->free_min = pool->npages / 64 + 16;
     pool->free_target = pool->npages / 16 + 32;
     return 0;
@@ -57,6 +68,7 @@ vm_pool_fini(struct vm_pool *pool)
         return;
     munmap(pool->arena, pool->npages * EMM_PAGE_SIZE);
     free(pool->pages);
+    pool->policy->destroy(pool->policy_state);
     pthread_cond_destroy(&pool->wake);
     pthread_mutex_destroy(&pool->lock);
     pool->pages = NULL;
@@ -69,8 +81,7 @@ vm_pool_alloc(struct vm_pool *pool, struct vm_page **out, unsigned n)
     pthread_mutex_lock(&pool->lock);
     while (got < n && pool->free_head != NULL) {
         struct vm_page *p = pool->free_head;
-        pool->free_head = p->qnext;
-        p->qnext = NULL;
+        pool->free_head = p->hnext;
         p->queue = VM_Q_NONE;
         out[got++] = p;
     }
@@ -83,6 +94,7 @@ vm_pool_alloc(struct vm_pool *pool, struct vm_page **out, unsigned n)
         out[i]->flags = 0;
         out[i]->lock_value = 0;
         out[i]->wire = 0;
+        out[i]->loans = 0;
         out[i]->object = NULL;
         out[i]->hnext = NULL;
     }
@@ -90,50 +102,64 @@ vm_pool_alloc(struct vm_pool *pool, struct vm_page **out, unsigned n)
 }
 
 static void
-queue_unlink(struct vm_pool *pool, struct vm_page *page)
+laundry_unlink(struct vm_pool *pool, struct vm_pnode *n)
 {
-    if (page->qprev != NULL)
-        page->qprev->qnext = page->qnext;
+    if (n->prev != NULL)
+        n->prev->next = n->next;
     else
-        pool->q_head = page->qnext;
-    if (page->qnext != NULL)
-        page->qnext->qprev = page->qprev;
+        pool->laundry_head = n->next;
+    if (n->next != NULL)
+        n->next->prev = n->prev;
     else
-        pool->q_tail = page->qprev;
-    page->qprev = page->qnext = NULL;
+        pool->laundry_tail = n->prev;
+    n->prev = n->next = NULL;
+    pool->nlaundry_listed--;
+}
+
+void
+vm_pool_unlist_locked(struct vm_pool *pool, struct vm_page *page)
+{
+    if (page->queue == VM_Q_POLICY) {
+        pool->policy->remove(pool->policy_state, &page->pn);
+        pool->nqueued--;
+    } else if (page->queue == VM_Q_LAUNDRY) {
+        laundry_unlink(pool, &page->pn);
+    }
     page->queue = VM_Q_NONE;
-    pool->nqueued--;
 }
 
 void
 vm_pool_free(struct vm_pool *pool, struct vm_page *page)
 {
     pthread_mutex_lock(&pool->lock);
-    if (page->queue == VM_Q_INACTIVE)
-        queue_unlink(pool, page);
+    vm_pool_unlist_locked(pool, page);
     page->object = NULL;
     page->state = VM_PAGE_FREE;
     page->queue = VM_Q_FREE;
-    page->qnext = pool->free_head;
+    page->hnext = pool->free_head;
     pool->free_head = page;
     pool->nfree++;
     pthread_mutex_unlock(&pool->lock);
+}
+
+static void
+policy_insert(struct vm_pool *pool, struct vm_page *page)
+{
+    /* The key outlives the frame (s3-fifo's ghost): what the page holds. */
+    page->pn.key = ((uint64_t)(uintptr_t)page->object * 0x9E3779B97F4A7C15ull) ^ page->index;
+    page->pn.flags = 0;
+    pool->policy->insert(pool->policy_state, &page->pn);
+    page->queue = VM_Q_POLICY;
+    pool->nqueued++;
 }
 
 void
 vm_pool_enqueue(struct vm_pool *pool, struct vm_page *page)
 {
     pthread_mutex_lock(&pool->lock);
-    if (page->queue != VM_Q_INACTIVE) {
-        page->queue = VM_Q_INACTIVE;
-        page->qnext = NULL;
-        page->qprev = pool->q_tail;
-        if (pool->q_tail != NULL)
-            pool->q_tail->qnext = page;
-        else
-            pool->q_head = page;
-        pool->q_tail = page;
-        pool->nqueued++;
+    if (page->queue != VM_Q_POLICY) {
+        vm_pool_unlist_locked(pool, page);
+        policy_insert(pool, page);
     }
     pthread_mutex_unlock(&pool->lock);
 }
@@ -142,9 +168,61 @@ void
 vm_pool_dequeue(struct vm_pool *pool, struct vm_page *page)
 {
     pthread_mutex_lock(&pool->lock);
-    if (page->queue == VM_Q_INACTIVE)
-        queue_unlink(pool, page);
+    vm_pool_unlist_locked(pool, page);
     pthread_mutex_unlock(&pool->lock);
+}
+
+static void policy_insert(struct vm_pool *pool, struct vm_page *page);
+
+void
+vm_pool_touch(struct vm_pool *pool, struct vm_page *const *pages, unsigned n)
+{
+    pthread_mutex_lock(&pool->lock);
+    for (unsigned i = 0; i < n; i++) {
+        struct vm_page *p = pages[i];
+        if (p->queue == VM_Q_POLICY)
+            pool->policy->touch(pool->policy_state, &p->pn);
+        else if (p->queue == VM_Q_NONE && p->state == VM_PAGE_PRESENT)
+            policy_insert(pool, p); /* a page just written */
+    }
+    pthread_mutex_unlock(&pool->lock);
+}
+
+void
+vm_pool_to_laundry(struct vm_pool *pool, struct vm_page *page, uint64_t now_ns)
+{
+    pthread_mutex_lock(&pool->lock);
+    vm_pool_unlist_locked(pool, page);
+    struct vm_pnode *n = &page->pn;
+    n->next = NULL;
+    n->prev = pool->laundry_tail;
+    if (pool->laundry_tail != NULL)
+        pool->laundry_tail->next = n;
+    else
+        pool->laundry_head = n;
+    pool->laundry_tail = n;
+    pool->nlaundry_listed++;
+    page->laundry_ns = now_ns;
+    page->queue = VM_Q_LAUNDRY;
+    pthread_mutex_unlock(&pool->lock);
+}
+
+struct vm_page *
+vm_pool_victim_locked(struct vm_pool *pool)
+{
+    struct vm_page *p = vm_page_of(pool->policy->victim(pool->policy_state));
+    if (p != NULL) {
+        p->queue = VM_Q_NONE;
+        pool->nqueued--;
+    }
+    return p;
+}
+
+void
+vm_pool_requeue_locked(struct vm_pool *pool, struct vm_page *page)
+{
+    if (page->queue == VM_Q_NONE)
+        policy_insert(pool, page);
 }
 
 uint64_t
@@ -154,4 +232,23 @@ vm_pool_free_count(struct vm_pool *pool)
     uint64_t n = pool->nfree;
     pthread_mutex_unlock(&pool->lock);
     return n;
+}
+
+void
+vm_pool_counts(struct vm_pool *pool, struct vm_pool_counts *out)
+{
+    pthread_mutex_lock(&pool->lock);
+    void *st = pool->policy_state;
+    const struct vm_policy_ops *po = pool->policy;
+    out->pages = pool->npages;
+    out->free = pool->nfree;
+    out->queued = pool->nqueued;
+    /* Second-chance reports active/inactive; the others are one or two FIFOs
+     * that play the same roles (fifo: all inactive; s3-fifo: main is active). */
+    out->active = po->count(st, VM_PQ_ACTIVE) + po->count(st, VM_PQ_MAIN) +
+                  po->count(st, VM_PQ_LRU);
+    out->inactive = pool->nqueued - out->active;
+    out->laundry_listed = pool->nlaundry_listed;
+    out->second_chances = po->second_chances ? po->second_chances(st) : 0;
+    pthread_mutex_unlock(&pool->lock);
 }

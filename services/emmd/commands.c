@@ -47,6 +47,55 @@ want(const char *section, const char *name)
     return section == NULL || strcasecmp(section, name) == 0 || strcasecmp(section, "all") == 0;
 }
 
+/* # Memory: the pool, its queues, the pageout daemon and the default pager. */
+static void
+info_memory(struct emmd *d, const struct totals *t, FILE *out)
+{
+    struct vm_pool *pool = vm_kernel_pool(d->kernel);
+    struct vm_stats *s = vm_kernel_stats(d->kernel);
+    struct vm_pool_counts c;
+    vm_pool_counts(pool, &c);
+    fprintf(out,
+            "# Memory\nresident_limit_bytes:%llu\npageout_policy:%s\npool_pages:%llu\n"
+            "resident_pages:%llu\nactive_pages:%llu\ninactive_pages:%llu\nfree_pages:%llu\n"
+            "dirty_pages:%llu\nlaundry_pages:%llu\nfree_target:%llu\nfree_min:%llu\n"
+            "pool_mlocked:%d\nsecond_chances:%llu\nevictions:%llu\nreclaimed_clean:%llu\n"
+            "frame_waits:%llu\n",
+            (unsigned long long)d->cfg->resident_limit, pool->policy->name,
+            (unsigned long long)c.pages, (unsigned long long)(c.pages - c.free),
+            (unsigned long long)c.active, (unsigned long long)c.inactive,
+            (unsigned long long)c.free, (unsigned long long)t->dirty,
+            (unsigned long long)vm_kernel_laundry(d->kernel),
+            (unsigned long long)pool->free_target, (unsigned long long)pool->free_min,
+            pool->locked_in_ram, (unsigned long long)c.second_chances, LD(s->evictions),
+            LD(s->reclaimed_clean), LD(s->frame_waits));
+    for (size_t i = 0; i < d->nfs; i++) {
+        struct vm_pager_stats *p = &d->fs[i].pstats;
+        fprintf(out,
+                "pageouts_%s:%llu\ndouble_paged_%s:%llu\n", d->fs[i].cfg->name, LD(p->pageouts),
+                d->fs[i].cfg->name, LD(p->double_paged));
+    }
+    struct swp_dp_stats ds = {0};
+    if (d->dpager != NULL)
+        swp_dp_stats(d->dpager, &ds);
+    fprintf(out,
+            "swap_areas:%zu\nswap_total_pages:%llu\nswap_used_pages:%llu\nswap_free_pages:%llu\n"
+            "swap_pages_out:%llu\nswap_faults:%llu\nswap_full_errors:%llu\nswap_io_errors:%llu\n"
+            "double_paged:%llu\noverdue_returns:%llu\nreplayed:%llu\nobjects_killed:%llu\n"
+            "overdue_copies_on_write:%llu\n",
+            d->cfg->nswaps, (unsigned long long)ds.slots_total, (unsigned long long)ds.slots_used,
+            (unsigned long long)(ds.slots_total - ds.slots_used), (unsigned long long)ds.pages_out,
+            LD(s->swap_faults), (unsigned long long)ds.full_errors,
+            (unsigned long long)ds.io_errors, LD(s->double_paged), LD(s->overdue),
+            LD(s->replayed), LD(s->objects_killed), LD(s->cow_overdue));
+    struct swp_dp_area_stat as;
+    for (size_t i = 0; d->dpager != NULL && swp_dp_area_stat(d->dpager, i, &as) == 0; i++)
+        fprintf(out, "swap_%zu:path=%s,priority=%d,total=%llu,used=%llu,io=%s\n", i, as.path,
+                as.priority, (unsigned long long)as.slots_total,
+                (unsigned long long)as.slots_used, as.direct ? "direct" : "buffered");
+    fputc('\n', out);
+}
+
 static int
 cmd_info(struct emmd *d, const char *section, FILE *out)
 {
@@ -64,9 +113,7 @@ cmd_info(struct emmd *d, const char *section, FILE *out)
     struct totals t = {0};
     for (size_t i = 0; i < d->nfs; i++)
         fs_totals(&d->fs[i], &t);
-    struct vm_pool *pool = vm_kernel_pool(d->kernel);
     struct vm_stats *s = vm_kernel_stats(d->kernel);
-    uint64_t nfree = vm_pool_free_count(pool);
 
     if (want(section, "server")) {
         fprintf(out, "# Server\nversion:0.1.0\npid:%d\nuptime_seconds:%lld\nfilesystems:%zu\n"
@@ -74,19 +121,8 @@ cmd_info(struct emmd *d, const char *section, FILE *out)
                 (int)getpid(), (long long)(time(NULL) - d->start_time), d->nfs, d->cfg->path,
                 d->cfg->control_socket, d->cfg->busy_poll_us, d->cfg->fuse_threads);
     }
-    if (want(section, "memory")) {
-        fprintf(out,
-                "# Memory\nresident_limit_bytes:%llu\npool_pages:%llu\nresident_pages:%llu\n"
-                "free_pages:%llu\ndirty_pages:%llu\nlaundry_pages:%llu\nfree_target:%llu\n"
-                "free_min:%llu\npool_mlocked:%d\nevictions:%llu\nreclaimed_clean:%llu\n"
-                "frame_waits:%llu\n\n",
-                (unsigned long long)d->cfg->resident_limit, (unsigned long long)pool->npages,
-                (unsigned long long)(pool->npages - nfree), (unsigned long long)nfree,
-                (unsigned long long)t.dirty, (unsigned long long)vm_kernel_laundry(d->kernel),
-                (unsigned long long)pool->free_target, (unsigned long long)pool->free_min,
-                pool->locked_in_ram, LD(s->evictions), LD(s->reclaimed_clean),
-                LD(s->frame_waits));
-    }
+    if (want(section, "memory"))
+        info_memory(d, &t, out);
     if (want(section, "objects")) {
         fprintf(out, "# Objects\nobjects:%llu\nobjects_mapped:%llu\nobjects_in_error:%llu\n",
                 (unsigned long long)t.objects, (unsigned long long)t.mapped,
@@ -105,6 +141,17 @@ cmd_info(struct emmd *d, const char *section, FILE *out)
         fprintf(out, "# Pagers\n");
         for (size_t i = 0; i < d->nfs; i++) {
             struct emmd_fs *fs = &d->fs[i];
+            struct vm_pager_stats *v = &fs->pstats;
+            fprintf(out,
+                    "paging_%s:pageouts=%llu,double_paged=%llu,overdue=%llu,replayed=%llu,"
+                    "swap_faults=%llu,killed=%llu,deadline_ms=%llu\n",
+                    fs->cfg->name, LD(v->pageouts), LD(v->double_paged), LD(v->overdue),
+                    LD(v->replayed), LD(v->swap_faults), LD(v->killed),
+                    (unsigned long long)fs->cfg->pager_deadline_ms);
+            if (fs->pager == NULL) {
+                fprintf(out, "pager_%s:backend=none,mode=default-pager\n", fs->cfg->name);
+                continue;
+            }
             struct pgr_std_stats *p = pgr_std_stats(fs->pager);
             fprintf(out,
                     "pager_%s:backend=%s,mode=%s,inits=%llu,requests=%llu,supplies=%llu,"
@@ -154,8 +201,8 @@ state_name(int state)
 static int
 cmd_ls(struct emmd *d, FILE *out)
 {
-    fprintf(out, "%-12s %-32s %14s %10s %10s %-10s %s\n", "FS", "NAME", "SIZE", "RESIDENT",
-            "STORED", "PAGER", "STATE");
+    fprintf(out, "%-12s %-32s %14s %10s %10s %10s %-10s %s\n", "FS", "NAME", "SIZE",
+            "RESIDENT", "STORED", "SWAP", "PAGER", "STATE");
     for (size_t i = 0; i < d->nfs; i++) {
         struct emmd_fs *fs = &d->fs[i];
         pthread_mutex_lock(&fs->lock);
@@ -168,10 +215,11 @@ cmd_ls(struct emmd *d, FILE *out)
                 struct vm_object_info info = {.size = n->rec.size, .state = -1};
                 if (n->vm != NULL)
                     vm_object_info(n->vm, &info);
-                fprintf(out, "%-12s %-32s %14llu %10llu %10llu %-10s %s\n", fs->cfg->name,
-                        n->rec.name, (unsigned long long)info.size,
+                fprintf(out, "%-12s %-32s %14llu %10llu %10llu %10llu %-10s %s\n",
+                        fs->cfg->name, n->rec.name, (unsigned long long)info.size,
                         (unsigned long long)info.resident, (unsigned long long)stored,
-                        fs->cfg->backend, n->vm ? state_name(info.state) : "unmapped");
+                        (unsigned long long)info.in_swap, fs->cfg->backend,
+                        n->vm ? state_name(info.state) : "unmapped");
             }
         pthread_mutex_unlock(&fs->lock);
     }
@@ -199,6 +247,10 @@ cmd_flush(struct emmd *d, const char *fsname, const char *name, FILE *out)
         if (!mapped) {
             fprintf(out, "flushed 0 pages (object not mapped)\n");
             return 0;
+        }
+        if (fs->pager == NULL) {
+            fprintf(out, "fs %s has temporary objects: nothing to flush them to\n", fsname);
+            return -EINVAL;
         }
         int rc = pgr_std_lock_object(fs->pager, id, MO_RETURN_DIRTY, 1, VM_PROT_NO_CHANGE, 10000);
         if (rc < 0) {

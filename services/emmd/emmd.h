@@ -19,6 +19,7 @@
 #include "backend_host.h"
 #include "catalog.h"
 #include "config.h"
+#include "default_pager.h"
 #include "pager_std.h"
 #include "vm_object.h"
 
@@ -43,8 +44,10 @@ struct fz_dir;
 struct emmd_fs {
     struct emmd *d;
     const struct emm_fs_config *cfg;
-    struct emm_backend *backend;
-    struct pgr_std *pager;
+    struct emm_backend *backend; /* backend = none: the null backend, for queries */
+    struct pgr_std *pager;       /* NULL for temporary objects (backend = none) */
+    unsigned dp_tag;             /* names the filesystem at the default pager */
+    struct vm_pager_stats pstats;
     struct emm_catalog *catalog;
     pthread_mutex_t lock;
     struct emmd_node *by_id[EMMD_BUCKETS];
@@ -64,6 +67,7 @@ struct emmd_fs {
 struct emmd {
     struct emm_config *cfg;
     struct vm_kernel *kernel;
+    struct swp_dpager *dpager; /* the default pager, NULL without swap */
     struct emmd_fs *fs;
     size_t nfs;
     int64_t start_time;
@@ -74,6 +78,7 @@ struct emmd {
 int emmd_fs_open(struct emmd *d, struct emmd_fs *fs, const struct emm_fs_config *cfg, char *err,
                  size_t errlen);                  /* backend stack, validated, not started */
 int emmd_fs_start(struct emmd_fs *fs);           /* backend, catalog, pager, nodes */
+void emmd_fs_replay_swap(struct emmd_fs *fs);    /* map objects swap holds pages of */
 void emmd_fs_flush_all(struct emmd_fs *fs);      /* return every dirty page, persist sizes */
 void emmd_fs_close(struct emmd_fs *fs);
 struct emmd_node *emmd_node_by_ino(struct emmd_fs *fs, fuse_ino_t ino); /* fs->lock held */

@@ -17,13 +17,20 @@
 #include "emmd.h"
 #include "log.h"
 
+/* FNV-1a: stable across runs (the default pager's keys are on disk). */
 static uint64_t
-name_hash(const char *s)
+name_hash_full(const char *s)
 {
     uint64_t h = 1469598103934665603ull;
     while (*s)
         h = (h ^ (unsigned char)*s++) * 1099511628211ull;
-    return h % EMMD_BUCKETS;
+    return h;
+}
+
+static uint64_t
+name_hash(const char *s)
+{
+    return name_hash_full(s) % EMMD_BUCKETS;
 }
 
 static void
@@ -172,10 +179,18 @@ emmd_node_vm(struct emmd_fs *fs, struct emmd_node *n, struct vm_object **out)
 {
     pthread_mutex_lock(&fs->lock);
     if (n->vm == NULL) {
-        struct emm_port *port;
-        int rc = pgr_std_object_port(fs->pager, n->rec.id, &port);
+        struct vm_object_args a = {
+            .id = n->rec.id,
+            .size = n->rec.size,
+            .owner = n,
+            .temporary = fs->cfg->temporary,
+            .dp_key = vm_dp_key(fs->dp_tag, n->rec.id, fs->cfg->temporary),
+            .deadline_ms = fs->cfg->pager_deadline_ms,
+            .pstats = &fs->pstats,
+        };
+        int rc = fs->pager != NULL ? pgr_std_object_port(fs->pager, n->rec.id, &a.pager) : 0;
         if (rc == 0)
-            rc = vm_object_create(fs->d->kernel, n->rec.id, n->rec.size, port, n, &n->vm);
+            rc = vm_object_create(fs->d->kernel, &a, &n->vm);
         if (rc < 0) {
             pthread_mutex_unlock(&fs->lock);
             return rc;
@@ -240,7 +255,16 @@ emmd_fs_open(struct emmd *d, struct emmd_fs *fs, const struct emm_fs_config *cfg
     memset(fs, 0, sizeof(*fs));
     fs->d = d;
     fs->cfg = cfg;
+    fs->dp_tag = (unsigned)(name_hash_full(cfg->name) & VM_DP_FS_MASK);
     pthread_mutex_init(&fs->lock, NULL);
+    if (cfg->temporary) {
+        /* No pager of its own: the default pager is the objects' pager. The
+         * null backend only answers the namespace's storage queries. */
+        struct emm_fs_config null_cfg = *cfg;
+        null_cfg.backend = "null";
+        null_cfg.nbackend_keys = 0;
+        return emm_backend_open(d->cfg, &null_cfg, &fs->backend, err, errlen);
+    }
     return emm_backend_open(d->cfg, cfg, &fs->backend, err, errlen);
 }
 
@@ -292,6 +316,11 @@ emmd_fs_start(struct emmd_fs *fs)
         emm_err("fs %s: catalog %s: loading: %s", name, dir, strerror(-rc));
         return rc;
     }
+    if (fs->cfg->temporary) {
+        emm_info("fs %s: temporary objects (backend none): the default pager is their pager",
+                 name);
+        return 0;
+    }
     rc = pgr_std_create(fs->backend, fs->cfg->pager_threads, fs->d->cfg->busy_poll_us,
                         &fs->pager);
     if (rc < 0)
@@ -300,6 +329,50 @@ emmd_fs_start(struct emmd_fs *fs)
              pgr_std_is_inline(fs->pager) ? "inline" : "threaded",
              (unsigned long long)fs->nobjects, persistent ? " from the catalog" : "");
     return 0;
+}
+
+struct replay_scan {
+    struct emmd_fs *fs;
+    uint64_t objects, pages, orphans;
+};
+
+static int
+replay_one(void *arg, uint64_t key, uint64_t pages)
+{
+    struct replay_scan *rs = arg;
+    struct emmd_fs *fs = rs->fs;
+    if ((key & VM_DP_TEMPORARY) || ((key >> VM_DP_FS_SHIFT) & VM_DP_FS_MASK) != fs->dp_tag)
+        return 0;
+    pthread_mutex_lock(&fs->lock);
+    struct emmd_node *n = emmd_node_by_ino(fs, (key & VM_DP_ID_MASK) + 1);
+    pthread_mutex_unlock(&fs->lock);
+    if (n == NULL) {
+        rs->orphans += pages;
+        return 0;
+    }
+    struct vm_object *vm;
+    if (emmd_node_vm(fs, n, &vm) == 0) /* attaching starts the replay */
+        vm_object_unref(vm);
+    rs->objects++;
+    rs->pages += pages;
+    return 0;
+}
+
+/* After a restart: objects whose pages were double-paged before the crash are
+ * mapped now, so their pages go back to the pager without waiting for a use. */
+void
+emmd_fs_replay_swap(struct emmd_fs *fs)
+{
+    if (fs->d->dpager == NULL || fs->cfg->temporary)
+        return;
+    struct replay_scan rs = {.fs = fs};
+    swp_dp_foreach_object(fs->d->dpager, replay_one, &rs);
+    if (rs.objects > 0)
+        emm_notice("fs %s: %llu pages of %llu objects are in swap: replaying them to the pager",
+                   fs->cfg->name, (unsigned long long)rs.pages, (unsigned long long)rs.objects);
+    if (rs.orphans > 0)
+        emm_warn("fs %s: swap holds %llu pages of objects no longer in the catalog",
+                 fs->cfg->name, (unsigned long long)rs.orphans);
 }
 
 /* Returns every dirty page of every object and persists sizes (shutdown). */
@@ -321,7 +394,13 @@ emmd_fs_flush_all(struct emmd_fs *fs)
             emmd_wait_init(&w);
             vm_object_sync(n->vm, emmd_wait_done, &w);
             int rc = emmd_wait(&w);
-            if (rc != 0)
+            struct vm_object_info info;
+            vm_object_info(n->vm, &info);
+            if (rc != 0 && info.in_swap > 0)
+                emm_notice("fs %s: object '%s': %llu pages stay in swap, replayed to the pager "
+                           "at the next start", fs->cfg->name, n->rec.name,
+                           (unsigned long long)info.in_swap);
+            else if (rc != 0)
                 emm_err("fs %s: object '%s': flush failed: %s", fs->cfg->name, n->rec.name,
                         strerror(rc));
             n->rec_dirty = 1;
@@ -334,7 +413,8 @@ void
 emmd_fs_close(struct emmd_fs *fs)
 {
     /* Persistent objects keep their pages; a volatile backend's vanish with it. */
-    int keep = fs->backend != NULL && (fs->backend->flags & EMM_BACKEND_PERSISTENT);
+    int keep = fs->backend != NULL && (fs->backend->flags & EMM_BACKEND_PERSISTENT) &&
+               !fs->cfg->temporary;
     for (size_t b = 0; b < EMMD_BUCKETS; b++) {
         struct emmd_node *n = fs->by_id[b];
         while (n != NULL) {
@@ -403,5 +483,5 @@ int
 emmd_pager_has_page(void *owner, uint64_t index)
 {
     struct emmd_node *n = owner;
-    return pgr_std_has_page(n->fs->pager, n->rec.id, index);
+    return n->fs->pager != NULL && pgr_std_has_page(n->fs->pager, n->rec.id, index);
 }

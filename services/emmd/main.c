@@ -139,6 +139,53 @@ shutdown_all(struct emmd *d, struct ctl_server *ctl)
         emmd_fs_close(&d->fs[i]);
     if (d->kernel != NULL)
         vm_kernel_destroy(d->kernel);
+    if (d->dpager != NULL)
+        swp_dp_destroy(d->dpager); /* after the last object let go of its ports */
+}
+
+/* The default pager over the [default-pager] swap areas (Mach's
+ * vm_set_default_memory_manager). Filesystems are told apart in its keys by
+ * a tag hashed from their names: two that collide are refused. */
+static int
+start_default_pager(struct emmd *d)
+{
+    for (size_t i = 0; i < d->nfs; i++)
+        for (size_t j = 0; j < i; j++)
+            if (d->fs[i].dp_tag == d->fs[j].dp_tag) {
+                emm_err("%s:%d: filesystem names '%s' and '%s' collide in the default "
+                        "pager's keys; rename one",
+                        d->cfg->path, d->fs[i].cfg->line, d->fs[i].cfg->name, d->fs[j].cfg->name);
+                return -EINVAL;
+            }
+    if (d->cfg->nswaps == 0)
+        return 0;
+    struct swp_dp_area_config *areas = calloc(d->cfg->nswaps, sizeof(*areas));
+    if (areas == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < d->cfg->nswaps; i++) {
+        areas[i].path = d->cfg->swaps[i].path;
+        areas[i].size = d->cfg->swaps[i].size;
+        areas[i].priority = d->cfg->swaps[i].priority;
+        areas[i].line = d->cfg->swaps[i].line;
+    }
+    char err[512] = "";
+    int rc = swp_dp_create(areas, d->cfg->nswaps, d->cfg->dpager_threads, d->cfg->busy_poll_us,
+                           d->cfg->path, &d->dpager, err, sizeof(err));
+    free(areas);
+    if (rc < 0) {
+        emm_err("default pager: %s", err[0] ? err : strerror(-rc));
+        return rc;
+    }
+    static struct vm_dpager_ops ops;
+    void *ctx;
+    swp_dp_vm_ops(d->dpager, &ops, &ctx);
+    vm_kernel_set_default_pager(d->kernel, &ops, ctx);
+    struct swp_dp_stats st;
+    swp_dp_stats(d->dpager, &st);
+    emm_info("default pager: %zu swap areas, %llu of %llu slots used, %llu objects",
+             d->cfg->nswaps, (unsigned long long)st.slots_used,
+             (unsigned long long)st.slots_total, (unsigned long long)st.objects);
+    return 0;
 }
 
 int
@@ -227,16 +274,22 @@ main(int argc, char **argv)
 
     struct vm_upcalls up = {.invalidate = fz_invalidate, .pager_has_page = emmd_pager_has_page};
     struct ctl_server *ctl = NULL;
-    rc = vm_kernel_create(d.cfg->resident_limit, &up, &d.kernel);
+    rc = vm_kernel_create(d.cfg->resident_limit, vm_policy_lookup(d.cfg->pageout_policy), &up,
+                          &d.kernel);
     if (rc < 0) {
         emm_err("resident pool of %llu bytes: %s", (unsigned long long)d.cfg->resident_limit,
                 strerror(-rc));
         goto fail;
     }
+    rc = start_default_pager(&d);
+    if (rc < 0)
+        goto fail;
     for (size_t i = 0; i < d.nfs; i++) {
         rc = emmd_fs_start(&d.fs[i]);
-        if (rc == 0)
+        if (rc == 0) {
+            emmd_fs_replay_swap(&d.fs[i]);
             rc = fz_mount(&d.fs[i]);
+        }
         if (rc < 0)
             goto fail;
     }

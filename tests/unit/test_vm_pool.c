@@ -1,6 +1,8 @@
 /*
  * test_vm_pool.c - the resident page pool: sizes, targets, allocation and free
- * accounting, short allocations, and the FIFO page queue.
+ * accounting, short allocations, the policy's queues (second chance: a page
+ * referenced between scans survives, an unreferenced one goes) and the
+ * laundry list.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -14,6 +16,8 @@
 
 #include <emm/backend.h>
 
+#include <pthread.h>
+
 #include "vm_pool.h"
 
 #define MIB (1024ull * 1024)
@@ -23,13 +27,13 @@ test_init_sizes(void **state)
 {
     (void)state;
     struct vm_pool pool;
-    assert_int_equal(vm_pool_init(&pool, MIB), 0);
+    assert_int_equal(vm_pool_init(&pool, MIB, NULL), 0);
     assert_int_equal(pool.npages, 256);
     assert_int_equal(pool.nfree, 256);
     assert_int_equal(vm_pool_free_count(&pool), 256);
     assert_int_equal(pool.nqueued, 0);
-    assert_null(pool.q_head);
-    assert_null(pool.q_tail);
+    assert_null(pool.laundry_head);
+    assert_string_equal(pool.policy->name, "second-chance");
     /* Every frame is its own page-sized slot of the arena. */
     for (uint64_t i = 0; i < pool.npages; i++) {
         assert_ptr_equal(pool.pages[i].frame, pool.arena + i * EMM_PAGE_SIZE);
@@ -42,14 +46,14 @@ test_init_sizes(void **state)
     vm_pool_fini(&pool);
 
     /* A partial page does not count; too small a pool is refused. */
-    assert_int_equal(vm_pool_init(&pool, 64 * EMM_PAGE_SIZE + 100), 0);
+    assert_int_equal(vm_pool_init(&pool, 64 * EMM_PAGE_SIZE + 100, NULL), 0);
     assert_int_equal(pool.npages, 64);
     assert_true(pool.free_min < pool.free_target);
     assert_true(pool.free_target <= pool.npages);
     vm_pool_fini(&pool);
-    assert_int_equal(vm_pool_init(&pool, 63 * EMM_PAGE_SIZE), -EINVAL);
+    assert_int_equal(vm_pool_init(&pool, 63 * EMM_PAGE_SIZE, NULL), -EINVAL);
 
-    assert_int_equal(vm_pool_init(&pool, 256 * MIB), 0);
+    assert_int_equal(vm_pool_init(&pool, 256 * MIB, NULL), 0);
     assert_int_equal(pool.npages, 65536);
     assert_true(pool.free_min < pool.free_target);
     assert_true(pool.free_target < pool.npages / 4);
@@ -61,7 +65,7 @@ test_alloc_free_counts(void **state)
 {
     (void)state;
     struct vm_pool pool;
-    assert_int_equal(vm_pool_init(&pool, MIB), 0);
+    assert_int_equal(vm_pool_init(&pool, MIB, NULL), 0);
     struct vm_page *pg[256];
     assert_int_equal(vm_pool_alloc(&pool, pg, 10), 10);
     assert_int_equal(vm_pool_free_count(&pool), 246);
@@ -97,62 +101,128 @@ test_alloc_free_counts(void **state)
     vm_pool_fini(&pool);
 }
 
+/* Pages handed to the pool's policy come back as victims in policy order. */
 static void
-check_queue(struct vm_pool *pool, struct vm_page **want, unsigned n)
+fake_owner(struct vm_page **pg, unsigned n)
 {
-    assert_int_equal(pool->nqueued, n);
-    struct vm_page *p = pool->q_head;
-    struct vm_page *prev = NULL;
+    static int owner;
     for (unsigned i = 0; i < n; i++) {
-        assert_ptr_equal(p, want[i]);
-        assert_ptr_equal(p->qprev, prev);
-        assert_int_equal(p->queue, VM_Q_INACTIVE);
-        prev = p;
-        p = p->qnext;
+        pg[i]->object = (struct vm_object *)(void *)&owner;
+        pg[i]->index = i;
+        pg[i]->state = VM_PAGE_PRESENT;
     }
-    assert_null(p);
-    assert_ptr_equal(pool->q_tail, n ? want[n - 1] : NULL);
+}
+
+static struct vm_page *
+victim(struct vm_pool *pool)
+{
+    pthread_mutex_lock(&pool->lock);
+    struct vm_page *p = vm_pool_victim_locked(pool);
+    pthread_mutex_unlock(&pool->lock);
+    return p;
 }
 
 static void
-test_queue_fifo(void **state)
+test_queue_second_chance(void **state)
 {
     (void)state;
     struct vm_pool pool;
-    assert_int_equal(vm_pool_init(&pool, MIB), 0);
-    struct vm_page *pg[8];
-    assert_int_equal(vm_pool_alloc(&pool, pg, 8), 8);
-    for (int i = 0; i < 8; i++)
+    assert_int_equal(vm_pool_init(&pool, MIB, NULL), 0);
+    struct vm_page *pg[9];
+    assert_int_equal(vm_pool_alloc(&pool, pg, 9), 9);
+    fake_owner(pg, 9);
+    for (int i = 0; i < 9; i++)
         vm_pool_enqueue(&pool, pg[i]);
-    check_queue(&pool, pg, 8);
-    /* Enqueueing a queued page is a no-op: it keeps its place. */
+    struct vm_pool_counts c;
+    vm_pool_counts(&pool, &c);
+    assert_int_equal(c.queued, 9);
+    assert_int_equal(c.active + c.inactive, 9);
+    /* Enqueueing a queued page is a no-op. */
     vm_pool_enqueue(&pool, pg[3]);
-    check_queue(&pool, pg, 8);
-    /* Dequeue head, middle, tail. */
-    vm_pool_dequeue(&pool, pg[0]);
+    vm_pool_counts(&pool, &c);
+    assert_int_equal(c.queued, 9);
+    /* The first victim refills inactive (2/3) from active, oldest first, and
+     * takes its head: page 0, never referenced. */
+    assert_ptr_equal(victim(&pool), pg[0]);
+    assert_int_equal(pg[0]->queue, VM_Q_NONE);
+    /* Page 1 is referenced between scans: it survives, page 2 goes. */
+    vm_pool_touch(&pool, &pg[1], 1);
+    assert_ptr_equal(victim(&pool), pg[2]);
+    vm_pool_counts(&pool, &c);
+    assert_int_equal(c.second_chances, 1);
+    assert_int_equal(pg[1]->queue, VM_Q_POLICY);
+    /* Dequeue and free take pages off the queues. */
     vm_pool_dequeue(&pool, pg[4]);
-    vm_pool_dequeue(&pool, pg[7]);
     assert_int_equal(pg[4]->queue, VM_Q_NONE);
-    struct vm_page *w1[] = {pg[1], pg[2], pg[3], pg[5], pg[6]};
-    check_queue(&pool, w1, 5);
-    /* Dequeueing an unqueued page is a no-op. */
-    vm_pool_dequeue(&pool, pg[4]);
-    check_queue(&pool, w1, 5);
-    /* Re-enqueued pages go to the tail. */
-    vm_pool_enqueue(&pool, pg[0]);
-    vm_pool_enqueue(&pool, pg[4]);
-    struct vm_page *w2[] = {pg[1], pg[2], pg[3], pg[5], pg[6], pg[0], pg[4]};
-    check_queue(&pool, w2, 7);
-    /* Freeing a queued page takes it off the queue. */
-    vm_pool_free(&pool, pg[3]);
-    assert_int_equal(pg[3]->queue, VM_Q_FREE);
-    struct vm_page *w3[] = {pg[1], pg[2], pg[5], pg[6], pg[0], pg[4]};
-    check_queue(&pool, w3, 6);
-    assert_int_equal(vm_pool_free_count(&pool), 256 - 7);
-    for (int i = 0; i < 6; i++)
-        vm_pool_free(&pool, w3[i]);
-    vm_pool_free(&pool, pg[7]);
-    check_queue(&pool, NULL, 0);
+    vm_pool_free(&pool, pg[5]);
+    assert_int_equal(pg[5]->queue, VM_Q_FREE);
+    vm_pool_counts(&pool, &c);
+    assert_int_equal(c.queued, 5); /* 1, 3, 6, 7, 8 */
+    /* Requeue hands a victim back. */
+    struct vm_page *v = victim(&pool);
+    assert_ptr_equal(v, pg[3]);
+    pthread_mutex_lock(&pool.lock);
+    vm_pool_requeue_locked(&pool, v);
+    pthread_mutex_unlock(&pool.lock);
+    assert_int_equal(v->queue, VM_Q_POLICY);
+    vm_pool_counts(&pool, &c);
+    assert_int_equal(c.queued, 5);
+    /* Everything drains; page 1 (referenced once) goes after the others had
+     * their turn, and nothing is returned twice. */
+    int seen[9] = {0};
+    for (int i = 0; i < 5; i++) {
+        v = victim(&pool);
+        assert_non_null(v);
+        for (int j = 0; j < 9; j++)
+            if (v == pg[j])
+                seen[j]++;
+    }
+    assert_null(victim(&pool));
+    for (int j = 0; j < 9; j++)
+        assert_int_equal(seen[j], j == 1 || j == 3 || j >= 6 ? 1 : 0);
+    for (int j = 0; j < 9; j++)
+        if (j != 5)
+            vm_pool_free(&pool, pg[j]);
+    assert_int_equal(vm_pool_free_count(&pool), 256);
+    vm_pool_fini(&pool);
+}
+
+static void
+test_laundry_list(void **state)
+{
+    (void)state;
+    struct vm_pool pool;
+    assert_int_equal(vm_pool_init(&pool, MIB, vm_policy_lookup("fifo")), 0);
+    struct vm_page *pg[4];
+    assert_int_equal(vm_pool_alloc(&pool, pg, 4), 4);
+    fake_owner(pg, 4);
+    for (int i = 0; i < 4; i++)
+        vm_pool_enqueue(&pool, pg[i]);
+    /* On loan to a pager: off the policy, on the laundry list in send order. */
+    vm_pool_to_laundry(&pool, pg[2], 100);
+    vm_pool_to_laundry(&pool, pg[0], 200);
+    struct vm_pool_counts c;
+    vm_pool_counts(&pool, &c);
+    assert_int_equal(c.queued, 2);
+    assert_int_equal(c.laundry_listed, 2);
+    assert_ptr_equal(vm_page_of(pool.laundry_head), pg[2]);
+    assert_ptr_equal(vm_page_of(pool.laundry_tail), pg[0]);
+    assert_int_equal(pg[2]->laundry_ns, 100);
+    /* Victims come only from the policy. */
+    assert_ptr_equal(victim(&pool), pg[1]);
+    /* Back from the laundry: enqueue moves it to the policy. */
+    vm_pool_enqueue(&pool, pg[2]);
+    vm_pool_counts(&pool, &c);
+    assert_int_equal(c.laundry_listed, 1);
+    assert_int_equal(c.queued, 2);
+    assert_ptr_equal(vm_page_of(pool.laundry_head), pg[0]);
+    vm_pool_free(&pool, pg[0]); /* freeing unlists it */
+    assert_null(pool.laundry_head);
+    assert_ptr_equal(victim(&pool), pg[3]); /* fifo: 3 was queued before 2 came back */
+    assert_ptr_equal(victim(&pool), pg[2]);
+    assert_null(victim(&pool));
+    for (int i = 1; i < 4; i++)
+        vm_pool_free(&pool, pg[i]);
     assert_int_equal(vm_pool_free_count(&pool), 256);
     vm_pool_fini(&pool);
 }
@@ -163,7 +233,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_init_sizes),
         cmocka_unit_test(test_alloc_free_counts),
-        cmocka_unit_test(test_queue_fifo),
+        cmocka_unit_test(test_queue_second_chance),
+        cmocka_unit_test(test_laundry_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

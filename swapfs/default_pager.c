@@ -1,0 +1,989 @@
+/*
+ * default_pager.c - the default pager (see default_pager.h): opening and
+ * merging the areas, the object table, each object's port handler, and the
+ * kernel's queries.
+ *
+ * Locking: dp->lock guards the object table (a tsearch tree by key), nobjects
+ * and every object's `attached`. o->lock guards o->map and o->pages and is a
+ * leaf. Only o's port handler (one message at a time) changes o->map, under
+ * o->lock; the handler reads the map without it, and holds no lock across I/O
+ * or a send. The data_return path allocates nothing but the leaves
+ * swp_map_insert may add: slots come from the bitmaps, generations from an
+ * atomic, and the kernel's frames are written in place (page-aligned and
+ * mlocked, so O_DIRECT needs no bounce buffer).
+ *
+ * Lifetime: an object lives while the kernel has it attached or it holds pages.
+ * When both end, the object's own handler frees it (after a terminate or a
+ * discard, or on the reap message detach queues behind everything the kernel
+ * sent), so no message is ever handled on a freed object.
+ */
+#include "default_pager.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <search.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "slot_alloc.h"
+#include "slot_map.h"
+#include "swap_area.h"
+#include "swap_index.h"
+
+#define PS ((uint64_t)SWP_PAGE_SIZE)
+
+/* A global slot number: the area's index in the top 8 bits, its slot below. */
+#define GS_SHIFT 56
+#define GS_MAKE(area, slot) (((uint64_t)(area) << GS_SHIFT) | (slot))
+#define GS_AREA(gs) ((size_t)((gs) >> GS_SHIFT))
+#define GS_SLOT(gs) ((gs) & ((1ull << GS_SHIFT) - 1))
+
+/* Private message, queued by detach on the object's own port. */
+#define DP_MSG_REAP 0x10000u
+
+/* A discard of up to this many pages looks each one up; a bigger one walks the
+ * map once. */
+#define DROP_LOOKUP_MAX 256u
+
+/* next_page looks up this many indexes before walking the whole map. */
+#define SEEK_PROBES 256u
+
+struct dp_area {
+    struct swp_area *area;
+    struct swp_alloc *alloc;
+    int priority;
+};
+
+/* The areas of one priority: a run of dp->order; rr picks where to start. */
+struct dp_group {
+    size_t first, n;
+    atomic_uint rr;
+};
+
+struct dp_object {
+    struct swp_dpager *dp;
+    uint64_t key;
+    struct emm_port *port; /* receive right, made by the first attach */
+    unsigned attached;     /* dp->lock: attaches not yet detached */
+    pthread_mutex_t lock;  /* leaf: map, pages */
+    struct swp_map *map;   /* page index -> global slot */
+    _Atomic uint64_t pages;
+    /* the handler's own */
+    struct emm_port *control; /* send right from init, until terminate */
+    uint64_t touched;         /* areas written since the last synchronize */
+    int write_error;          /* reported by the next synchronize */
+    int full_logged;
+};
+
+struct swp_dpager {
+    struct dp_area *areas;
+    size_t nareas;
+    size_t *order; /* area indexes, highest priority first */
+    struct dp_group *groups;
+    size_t ngroups;
+    atomic_uint_fast64_t gen; /* next generation, one counter for every area */
+    struct emm_portset *set;
+    pthread_mutex_t lock;
+    void *objects; /* tsearch tree of struct dp_object */
+    uint64_t nobjects;
+    atomic_uint_fast64_t pages_out, pages_in, write_errors, full_errors, io_errors, discards;
+};
+
+/* ---- slots -------------------------------------------------------------------- */
+
+/* Highest priority first, round robin among equals, the next area when full. */
+static int
+slot_get(struct swp_dpager *dp, uint64_t *gs)
+{
+    for (size_t g = 0; g < dp->ngroups; g++) {
+        struct dp_group *gr = &dp->groups[g];
+        unsigned start = atomic_fetch_add(&gr->rr, 1);
+        for (size_t k = 0; k < gr->n; k++) {
+            size_t ai = dp->order[gr->first + (start + k) % gr->n];
+            uint64_t s;
+            if (swp_alloc_get(dp->areas[ai].alloc, &s) == 0) {
+                *gs = GS_MAKE(ai, s);
+                return 0;
+            }
+        }
+    }
+    return -ENOSPC;
+}
+
+/* Empties the slot on disk, then frees it. A slot whose descriptor could not be
+ * cleared stays used: reused, it could come back under its old name. */
+static void
+slot_release(struct swp_dpager *dp, uint64_t gs)
+{
+    struct dp_area *a = &dp->areas[GS_AREA(gs)];
+
+    if (swp_area_clear_slot(a->area, GS_SLOT(gs)) < 0) {
+        atomic_fetch_add(&dp->io_errors, 1);
+        return;
+    }
+    swp_alloc_put(a->alloc, GS_SLOT(gs));
+}
+
+/* ---- objects ------------------------------------------------------------------- */
+
+static int
+obj_cmp(const void *x, const void *y)
+{
+    uint64_t a = ((const struct dp_object *)x)->key, b = ((const struct dp_object *)y)->key;
+    return a < b ? -1 : a > b;
+}
+
+static void
+obj_free(void *p)
+{
+    struct dp_object *o = p;
+
+    if (o->port)
+        emm_port_destroy(o->port);
+    if (o->control)
+        emm_port_unref(o->control);
+    swp_map_destroy(o->map);
+    pthread_mutex_destroy(&o->lock);
+    free(o);
+}
+
+/* The object of key, made if absent. dp->lock held (or still single-threaded). */
+static int
+obj_get(struct swp_dpager *dp, uint64_t key, struct dp_object **out)
+{
+    struct dp_object probe = {.key = key}, *o;
+    void **node = tfind(&probe, &dp->objects, obj_cmp);
+
+    if (node) {
+        *out = *node;
+        return 0;
+    }
+    o = calloc(1, sizeof(*o));
+    if (!o || swp_map_create(&o->map) < 0) {
+        free(o);
+        return -ENOMEM;
+    }
+    o->dp = dp;
+    o->key = key;
+    pthread_mutex_init(&o->lock, NULL);
+    if (!tsearch(o, &dp->objects, obj_cmp)) {
+        obj_free(o);
+        return -ENOMEM;
+    }
+    dp->nobjects++;
+    *out = o;
+    return 0;
+}
+
+/* Takes o out of the table if nothing holds it any more. dp->lock held. */
+static int
+obj_unlink_unused(struct swp_dpager *dp, struct dp_object *o)
+{
+    if (o->attached || atomic_load(&o->pages))
+        return 0;
+    tdelete(o, &dp->objects, obj_cmp);
+    dp->nobjects--;
+    return 1;
+}
+
+/* From o's handler, after its message: frees o if unused. Only reap messages can
+ * still be queued (nothing is attached); destroying the port releases them. */
+static void
+obj_reap(struct dp_object *o)
+{
+    struct swp_dpager *dp = o->dp;
+
+    pthread_mutex_lock(&dp->lock);
+    int unused = obj_unlink_unused(dp, o);
+    pthread_mutex_unlock(&dp->lock);
+    if (unused)
+        obj_free(o);
+}
+
+/* ---- the write path -------------------------------------------------------------- */
+
+/* One page to a new slot; the copy it replaces is freed after (recovery keeps
+ * the highest generation, so a crash in between loses nothing). */
+static int
+write_page(struct dp_object *o, uint64_t index, const void *data)
+{
+    struct swp_dpager *dp = o->dp;
+    uint64_t gs, old;
+    int rc = slot_get(dp, &gs);
+
+    if (rc < 0)
+        return rc;
+    rc = swp_area_write_slot(dp->areas[GS_AREA(gs)].area, GS_SLOT(gs), o->key, index,
+                             atomic_fetch_add(&dp->gen, 1), data);
+    if (rc < 0) {
+        atomic_fetch_add(&dp->io_errors, 1);
+        slot_release(dp, gs);
+        return rc;
+    }
+    o->touched |= 1ull << GS_AREA(gs);
+    pthread_mutex_lock(&o->lock);
+    rc = swp_map_insert(o->map, index, gs, &old);
+    atomic_store(&o->pages, swp_map_count(o->map));
+    pthread_mutex_unlock(&o->lock);
+    if (rc < 0) {
+        slot_release(dp, gs);
+        return rc;
+    }
+    if (old != SWP_NO_SLOT)
+        slot_release(dp, old);
+    atomic_fetch_add(&dp->pages_out, 1);
+    return 0;
+}
+
+/* A data_return, maybe a chain of contiguous pages; stops at the first failure
+ * (the whole chain is then released with it). */
+static int
+do_data_return(struct dp_object *o, struct emm_msg *msg)
+{
+    struct swp_dpager *dp = o->dp;
+    uint64_t index = 0;
+    int rc = 0;
+
+    for (struct emm_msg *m = msg; m && rc == 0; m = m->chain)
+        for (uint64_t p = 0; p < m->length / PS && rc == 0; p++) {
+            index = m->offset / PS + p;
+            rc = write_page(o, index, (const char *)m->data + p * PS);
+        }
+    if (rc == 0)
+        return 0;
+    atomic_fetch_add(&dp->write_errors, 1);
+    o->write_error = rc;
+    if (rc == -ENOSPC) {
+        atomic_fetch_add(&dp->full_errors, 1);
+        if (!o->full_logged)
+            emm_err("swap full: object %#llx: page %llu lost; add a swap area or enlarge one "
+                    "('swap = PATH SIZE' in [default-pager])",
+                    (unsigned long long)o->key, (unsigned long long)index);
+        o->full_logged = 1;
+    } else if (rc == -ENOMEM) {
+        emm_err("default pager: object %#llx: page %llu not swapped: out of memory",
+                (unsigned long long)o->key, (unsigned long long)index);
+    }
+    return rc;
+}
+
+/* ---- replies ------------------------------------------------------------------------ */
+
+/* To the message's control port, else the one from init. */
+static void
+send_kernel(struct dp_object *o, const struct emm_msg *msg, struct emm_msg *m)
+{
+    struct emm_port *c = msg->control ? msg->control : o->control;
+
+    if (!c || emm_port_send(c, m) < 0) {
+        emm_warn("default pager: object %#llx: kernel gone, %s dropped",
+                 (unsigned long long)o->key, emm_msg_name(m->id));
+        emm_msg_release(m, -EPIPE);
+    }
+}
+
+static void
+reply(struct dp_object *o, const struct emm_msg *msg, uint32_t id, uint64_t offset,
+      uint64_t length, uint32_t flags, int32_t arg)
+{
+    struct emm_msg *m = emm_msg_new(id, offset, length);
+
+    if (!m) {
+        emm_err("default pager: object %#llx: %s lost: out of memory", (unsigned long long)o->key,
+                emm_msg_name(id));
+        return;
+    }
+    m->flags = flags;
+    m->arg = arg;
+    send_kernel(o, msg, m);
+}
+
+static void
+supply_release(struct emm_msg *msg, int status)
+{
+    (void)status;
+    free(msg->data);
+    free(msg);
+}
+
+/* Pages [first, first+n), all held: supplies what reads back, data_error for a
+ * page that does not. */
+static void
+supply_run(struct dp_object *o, const struct emm_msg *msg, uint64_t first, uint64_t n)
+{
+    struct swp_dpager *dp = o->dp;
+    uint64_t k = 0;
+
+    while (k < n) {
+        struct emm_msg *m = emm_msg_new(MO_DATA_SUPPLY, (first + k) * PS, 0);
+        char *buf = m ? aligned_alloc(PS, (n - k) * PS) : NULL;
+        uint64_t got = 0, gs;
+        int rc = 0;
+
+        if (!buf) {
+            free(m);
+            reply(o, msg, MO_DATA_ERROR, (first + k) * PS, (n - k) * PS, 0, ENOMEM);
+            return;
+        }
+        while (k + got < n && rc == 0) {
+            swp_map_lookup(o->map, first + k + got, &gs); /* held: the caller looked */
+            rc = swp_area_read_slot(dp->areas[GS_AREA(gs)].area, GS_SLOT(gs), o->key,
+                                    first + k + got, buf + got * PS);
+            if (rc == 0)
+                got++;
+        }
+        if (got) {
+            m->length = got * PS;
+            m->data = buf;
+            m->release = supply_release;
+            m->access = VM_PROT_NONE;
+            atomic_fetch_add(&dp->pages_in, got);
+            send_kernel(o, msg, m);
+        } else {
+            free(buf);
+            free(m);
+        }
+        k += got;
+        if (rc < 0) {
+            atomic_fetch_add(&dp->io_errors, 1);
+            reply(o, msg, MO_DATA_ERROR, (first + k) * PS, PS, 0, rc == -ENODATA ? EIO : -rc);
+            k++;
+        }
+    }
+}
+
+/* One reply per run: supply what is held; data_unavailable for the rest, which
+ * for a persistent key says "not held": the kernel asks the object's pager. */
+static void
+do_data_request(struct dp_object *o, const struct emm_msg *msg)
+{
+    uint64_t first = msg->offset / PS, n = msg->length / PS, i = 0, gs;
+    uint32_t missing = (o->key & VM_DP_TEMPORARY) ? 0 : MO_F_NOT_HELD;
+
+    while (i < n) {
+        int held = swp_map_lookup(o->map, first + i, &gs) == 0;
+        uint64_t j = i + 1;
+        while (j < n && (swp_map_lookup(o->map, first + j, &gs) == 0) == held)
+            j++;
+        if (held)
+            supply_run(o, msg, first + i, j - i);
+        else
+            reply(o, msg, MO_DATA_UNAVAILABLE, (first + i) * PS, (j - i) * PS, missing, 0);
+        i = j;
+    }
+}
+
+/* ---- discard, terminate, synchronize ---------------------------------------------- */
+
+struct collect {
+    uint64_t first, end, n;
+    uint64_t (*v)[2]; /* index, slot */
+};
+
+static int
+collect_fn(void *arg, uint64_t index, uint64_t slot)
+{
+    struct collect *c = arg;
+
+    if (index >= c->end)
+        return 1;
+    if (index >= c->first) {
+        c->v[c->n][0] = index;
+        c->v[c->n][1] = slot;
+        c->n++;
+    }
+    return 0;
+}
+
+/* Drops the pages held in [first, end): out of the map first, then their
+ * descriptors cleared and slots freed. Returns how many. */
+static uint64_t
+drop_range(struct dp_object *o, uint64_t first, uint64_t end)
+{
+    struct swp_dpager *dp = o->dp;
+    uint64_t count = swp_map_count(o->map), gs;
+    struct collect c = {.first = first, .end = end};
+
+    if (count == 0 || first >= end)
+        return 0;
+    if (end - first <= DROP_LOOKUP_MAX) {
+        for (uint64_t i = first; i < end; i++) {
+            if (swp_map_lookup(o->map, i, &gs) < 0)
+                continue;
+            pthread_mutex_lock(&o->lock);
+            swp_map_remove(o->map, i, NULL);
+            atomic_store(&o->pages, swp_map_count(o->map));
+            pthread_mutex_unlock(&o->lock);
+            o->touched |= 1ull << GS_AREA(gs);
+            slot_release(dp, gs);
+            c.n++;
+        }
+        return c.n;
+    }
+    c.v = malloc(count * sizeof(*c.v));
+    if (!c.v || swp_map_iterate(o->map, collect_fn, &c) < 0) {
+        emm_err("default pager: object %#llx: dropping pages %llu..%llu: out of memory",
+                (unsigned long long)o->key, (unsigned long long)first,
+                (unsigned long long)end - 1);
+        free(c.v);
+        return 0;
+    }
+    pthread_mutex_lock(&o->lock);
+    for (uint64_t i = 0; i < c.n; i++)
+        swp_map_remove(o->map, c.v[i][0], NULL);
+    atomic_store(&o->pages, swp_map_count(o->map));
+    pthread_mutex_unlock(&o->lock);
+    for (uint64_t i = 0; i < c.n; i++) {
+        o->touched |= 1ull << GS_AREA(c.v[i][1]);
+        slot_release(dp, c.v[i][1]);
+    }
+    free(c.v);
+    return c.n;
+}
+
+/* fdatasync of every area this object wrote since the last synchronize; the
+ * result also reports a data_return refused since then. */
+static int
+do_synchronize(struct dp_object *o)
+{
+    struct swp_dpager *dp = o->dp;
+    int rc = o->write_error;
+
+    for (size_t i = 0; i < dp->nareas; i++) {
+        if (!(o->touched & (1ull << i)))
+            continue;
+        int r = swp_area_sync(dp->areas[i].area);
+        if (r == 0)
+            o->touched &= ~(1ull << i);
+        else if (rc == 0)
+            rc = r;
+    }
+    o->write_error = 0;
+    return rc;
+}
+
+/* ---- the port handler ---------------------------------------------------------------- */
+
+static void
+dp_handler(struct emm_port *port, struct emm_msg *msg)
+{
+    struct dp_object *o = port->context;
+    struct swp_dpager *dp = o->dp;
+    int status = 0, reap = 0;
+
+    switch (msg->id) {
+    case MO_INIT:
+        if (o->control)
+            emm_port_unref(o->control);
+        o->control = msg->control ? emm_port_ref(msg->control) : NULL;
+        reply(o, msg, MO_READY, 0, 0, MO_F_MAY_CACHE | MO_F_CLUSTER_OK, MO_COPY_DELAY);
+        break;
+    case MO_DATA_REQUEST:
+        do_data_request(o, msg);
+        break;
+    case MO_DATA_UNLOCK: /* grant everything, as pager_std does */
+        reply(o, msg, MO_LOCK_REQUEST, msg->offset, msg->length, 0, MO_RETURN_NONE);
+        break;
+    case MO_DATA_RETURN:
+        status = do_data_return(o, msg);
+        break;
+    case MO_SYNCHRONIZE:
+        reply(o, msg, MO_SYNCHRONIZE_COMPLETED, msg->offset, msg->length, 0, do_synchronize(o));
+        break;
+    case MO_DISCARD: {
+        uint64_t first = msg->offset / PS, n = msg->length / PS;
+        uint64_t end = msg->length == UINT64_MAX || n > UINT64_MAX - first ? UINT64_MAX
+                                                                          : first + n;
+        atomic_fetch_add(&dp->discards, drop_range(o, first, end));
+        reap = 1;
+        break;
+    }
+    case MO_TERMINATE:
+        /* temporary pages die with their object; a persistent key's wait for replay */
+        if (o->key & VM_DP_TEMPORARY)
+            drop_range(o, 0, UINT64_MAX);
+        if (o->control) {
+            emm_port_unref(o->control);
+            o->control = NULL;
+        }
+        reap = 1;
+        break;
+    case DP_MSG_REAP:
+        reap = 1;
+        break;
+    case MO_LOCK_COMPLETED:
+    case MO_SUPPLY_COMPLETED:
+    case MO_CHANGE_COMPLETED:
+        break;
+    default:
+        emm_warn("default pager: object %#llx: unexpected %s (%u)", (unsigned long long)o->key,
+                 emm_msg_name(msg->id), msg->id);
+        break;
+    }
+    emm_msg_release(msg, status);
+    if (reap)
+        obj_reap(o);
+}
+
+/* ---- the kernel's interface ------------------------------------------------------------- */
+
+static int
+dp_attach(void *ctx, uint64_t key, struct emm_port **port, void **handle)
+{
+    struct swp_dpager *dp = ctx;
+    struct dp_object *o;
+    int rc;
+
+    pthread_mutex_lock(&dp->lock);
+    rc = obj_get(dp, key, &o);
+    if (rc == 0 && !o->port) {
+        rc = emm_port_create("default-pager", dp_handler, o, dp->set, &o->port);
+        if (rc < 0 && obj_unlink_unused(dp, o))
+            obj_free(o);
+    }
+    if (rc == 0) {
+        o->attached++;
+        *port = emm_port_ref(o->port);
+        *handle = o;
+    }
+    pthread_mutex_unlock(&dp->lock);
+    return rc;
+}
+
+static void
+dp_detach(void *ctx, void *handle)
+{
+    struct swp_dpager *dp = ctx;
+    struct dp_object *o = handle;
+    struct emm_port *port = NULL;
+
+    pthread_mutex_lock(&dp->lock);
+    if (--o->attached == 0)
+        port = emm_port_ref(o->port); /* o may be freed once the lock is dropped */
+    pthread_mutex_unlock(&dp->lock);
+    if (!port)
+        return;
+    /* Behind whatever the kernel sent: the handler frees o if it is unused. */
+    struct emm_msg *m = emm_msg_new(DP_MSG_REAP, 0, 0);
+    if (m && emm_port_send(port, m) < 0)
+        emm_msg_release(m, -EPIPE);
+    emm_port_unref(port);
+}
+
+static uint64_t
+dp_pages(void *ctx, void *handle)
+{
+    (void)ctx;
+    return atomic_load(&((struct dp_object *)handle)->pages);
+}
+
+struct seek {
+    uint64_t from, found;
+};
+
+static int
+seek_fn(void *arg, uint64_t index, uint64_t slot)
+{
+    struct seek *s = arg;
+
+    (void)slot;
+    if (index < s->from)
+        return 0;
+    s->found = index;
+    return 1;
+}
+
+/* SEEK_PROBES lookups first (the kernel asks about runs of up to 256 pages, and
+ * they allocate nothing), then one ordered walk of the map (slot_map has no seek). */
+static uint64_t
+dp_next_page(void *ctx, void *handle, uint64_t from)
+{
+    struct dp_object *o = handle;
+    uint64_t last = from > UINT64_MAX - SEEK_PROBES ? UINT64_MAX : from + SEEK_PROBES - 1, gs;
+    struct seek s = {.from = last + 1, .found = UINT64_MAX};
+
+    (void)ctx;
+    if (atomic_load(&o->pages) == 0)
+        return UINT64_MAX;
+    pthread_mutex_lock(&o->lock);
+    for (uint64_t i = from; s.found == UINT64_MAX; i++) {
+        if (swp_map_lookup(o->map, i, &gs) == 0)
+            s.found = i;
+        if (i == last)
+            break;
+    }
+    /* Out of memory: claim a page; asking for it is harmless, missing one is not. */
+    if (s.found == UINT64_MAX && last != UINT64_MAX && swp_map_iterate(o->map, seek_fn, &s) < 0)
+        s.found = s.from;
+    pthread_mutex_unlock(&o->lock);
+    return s.found;
+}
+
+static int
+dp_holds(void *ctx, void *handle, uint64_t index)
+{
+    struct dp_object *o = handle;
+    uint64_t slot;
+    (void)ctx;
+    if (atomic_load(&o->pages) == 0)
+        return 0;
+    pthread_mutex_lock(&o->lock);
+    int held = swp_map_lookup(o->map, index, &slot) == 0;
+    pthread_mutex_unlock(&o->lock);
+    return held;
+}
+
+void
+swp_dp_vm_ops(struct swp_dpager *dp, struct vm_dpager_ops *ops, void **ctx)
+{
+    *ops = (struct vm_dpager_ops){.attach = dp_attach,
+                                  .detach = dp_detach,
+                                  .pages = dp_pages,
+                                  .holds = dp_holds,
+                                  .next_page = dp_next_page};
+    *ctx = dp;
+}
+
+/* ---- opening and merging the areas ------------------------------------------------------- */
+
+static int area_fail(char *err, size_t errlen, const char *cfg_path,
+                     const struct swp_dp_area_config *c, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+static int
+area_fail(char *err, size_t errlen, const char *cfg_path, const struct swp_dp_area_config *c,
+          int rc, const char *fmt, ...)
+{
+    va_list ap;
+    int n = snprintf(err, errlen, "%s:%d: swap %s: ", cfg_path, c->line, c->path);
+
+    if (n >= 0 && (size_t)n < errlen) {
+        va_start(ap, fmt);
+        vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+/* Formats a missing area that has a size; refuses anything but an emm swap area. */
+static int
+area_open(struct swp_dpager *dp, size_t i, const struct swp_dp_area_config *c,
+          const char *cfg_path, char *err, size_t errlen)
+{
+    struct dp_area *a = &dp->areas[i];
+    struct stat st;
+    int rc, fd = open(c->path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0 && errno == ENOENT && c->size > 0) {
+        emm_notice("swap %s: creating a swap area of %llu bytes", c->path,
+                   (unsigned long long)c->size);
+        rc = swp_area_format(c->path, c->size, NULL, 0, NULL);
+        if (rc < 0)
+            return area_fail(err, errlen, cfg_path, c, rc, "cannot create it: %s", strerror(-rc));
+    } else if (fd < 0) {
+        rc = -errno;
+        return area_fail(err, errlen, cfg_path, c, rc, "%s",
+                         rc == -ENOENT ? "does not exist (give a size to create it)"
+                                       : strerror(-rc));
+    } else {
+        const char *sig = NULL;
+        rc = fstat(fd, &st) < 0 ? -errno : 0;
+        if (rc == 0 && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+            rc = -ENOTBLK;
+        if (rc == 0)
+            sig = swp_area_probe(fd, NULL);
+        close(fd);
+        if (rc < 0)
+            return area_fail(err, errlen, cfg_path, c, rc, "%s",
+                             rc == -ENOTBLK ? "not a regular file or a block device"
+                                            : strerror(-rc));
+        if (!sig || strcmp(sig, "emm swap area") != 0)
+            return area_fail(err, errlen, cfg_path, c, -EINVAL,
+                             "not an emm swap area (found %s); format it with emmswap format",
+                             sig ? sig : "no known signature");
+    }
+    rc = swp_area_open(c->path, 0, &a->area);
+    if (rc < 0)
+        return area_fail(err, errlen, cfg_path, c, rc, "cannot open it: %s", strerror(-rc));
+    const struct swp_area_info *in = swp_area_info(a->area);
+    if (c->size && c->size / PS != in->size_pages)
+        emm_notice("%s:%d: swap %s: the area holds %llu bytes, not the %llu configured; using it "
+                   "as it is (emmswap format resizes it, losing its pages)", cfg_path, c->line,
+                   c->path, (unsigned long long)(in->size_pages * PS),
+                   (unsigned long long)c->size);
+    a->priority = c->priority;
+    rc = swp_alloc_create(in->nslots, &a->alloc);
+    if (rc < 0)
+        return area_fail(err, errlen, cfg_path, c, rc, "%s", strerror(-rc));
+    return 0;
+}
+
+struct merge {
+    struct swp_dpager *dp;
+    size_t ai;
+    struct dp_object *o;
+    uint64_t temporary, stale;
+};
+
+static uint64_t
+desc_gen(struct swp_dpager *dp, uint64_t gs)
+{
+    struct swp_desc d;
+    return swp_area_read_desc(dp->areas[GS_AREA(gs)].area, GS_SLOT(gs), &d) < 0 ? 0 : d.gen;
+}
+
+/* A page into the global table; the same page in two areas (a rewrite cut by a
+ * crash) keeps the higher generation. */
+static int
+merge_page(void *arg, uint64_t index, uint64_t slot)
+{
+    struct merge *mg = arg;
+    uint64_t gs = GS_MAKE(mg->ai, slot), old, loser = gs;
+    int rc = swp_map_insert(mg->o->map, index, gs, &old);
+
+    if (rc < 0 || old == SWP_NO_SLOT)
+        return rc;
+    if (desc_gen(mg->dp, gs) > desc_gen(mg->dp, old))
+        loser = old;
+    else
+        swp_map_insert(mg->o->map, index, old, NULL); /* its leaf exists: cannot fail */
+    mg->stale++;
+    slot_release(mg->dp, loser);
+    return 0;
+}
+
+static int
+drop_temporary(void *arg, uint64_t index, uint64_t slot)
+{
+    struct merge *mg = arg;
+
+    (void)index;
+    mg->temporary++;
+    slot_release(mg->dp, GS_MAKE(mg->ai, slot));
+    return 0;
+}
+
+static int
+merge_object(void *arg, uint64_t key, struct swp_map *map)
+{
+    struct merge *mg = arg;
+    int rc;
+
+    if (key & VM_DP_TEMPORARY) /* died with the service that wrote it */
+        return swp_map_iterate(map, drop_temporary, mg);
+    if ((rc = obj_get(mg->dp, key, &mg->o)) < 0)
+        return rc;
+    rc = swp_map_iterate(map, merge_page, mg);
+    atomic_store(&mg->o->pages, swp_map_count(mg->o->map));
+    return rc;
+}
+
+static int
+area_recover(struct swp_dpager *dp, size_t ai)
+{
+    struct dp_area *a = &dp->areas[ai];
+    const struct swp_area_info *in = swp_area_info(a->area);
+    struct merge mg = {.dp = dp, .ai = ai};
+    struct swp_recover_stats st;
+    struct swp_index *ix = NULL;
+    int rc = swp_index_create(&ix);
+
+    if (rc == 0)
+        rc = swp_index_recover(a->area, a->alloc, ix, &st);
+    if (rc == 0)
+        rc = swp_index_iterate(ix, merge_object, &mg);
+    swp_index_destroy(ix);
+    if (rc == 0)
+        emm_info("swap %s: %llu slots, %llu used, %llu pages recovered (%llu temporary dropped, "
+                 "%llu stale, %llu torn), io %s, priority %d", in->path,
+                 (unsigned long long)in->nslots, (unsigned long long)swp_alloc_used(a->alloc),
+                 (unsigned long long)st.used, (unsigned long long)mg.temporary,
+                 (unsigned long long)(st.stale + mg.stale), (unsigned long long)st.torn,
+                 in->direct ? "direct" : "buffered", a->priority);
+    return rc;
+}
+
+/* clean: close the areas in order; else leave them marked in use, so the next
+ * open checks them again (a failed start may not have recovered them). */
+static void
+dp_free(struct swp_dpager *dp, int clean)
+{
+    if (dp->set)
+        emm_portset_destroy(dp->set);
+    tdestroy(dp->objects, obj_free); /* queued messages are released with -EPIPE */
+    for (size_t i = 0; dp->areas && i < dp->nareas; i++) {
+        if (clean)
+            swp_area_close(dp->areas[i].area);
+        else
+            swp_area_abandon(dp->areas[i].area);
+        swp_alloc_destroy(dp->areas[i].alloc);
+    }
+    free(dp->areas);
+    free(dp->order);
+    free(dp->groups);
+    pthread_mutex_destroy(&dp->lock);
+    free(dp);
+}
+
+/* dp->order by priority, highest first (stable), cut into groups of equals. */
+static void
+make_groups(struct swp_dpager *dp)
+{
+    for (size_t i = 0; i < dp->nareas; i++) {
+        size_t j = i;
+        for (; j > 0 && dp->areas[dp->order[j - 1]].priority < dp->areas[i].priority; j--)
+            dp->order[j] = dp->order[j - 1];
+        dp->order[j] = i;
+    }
+    for (size_t i = 0; i < dp->nareas; i++) {
+        if (i == 0 || dp->areas[dp->order[i]].priority != dp->areas[dp->order[i - 1]].priority)
+            dp->groups[dp->ngroups++].first = i;
+        dp->groups[dp->ngroups - 1].n++;
+    }
+}
+
+int
+swp_dp_create(const struct swp_dp_area_config *areas, size_t n, unsigned threads,
+              unsigned spin_us, const char *cfg_path, struct swp_dpager **out, char *err,
+              size_t errlen)
+{
+    struct swp_dpager *dp;
+    uint64_t gen = 1;
+    int rc;
+
+    *out = NULL;
+    if (n > SWP_DP_MAX_AREAS) {
+        snprintf(err, errlen, "%s: %zu swap areas, at most %u", cfg_path, n, SWP_DP_MAX_AREAS);
+        return -EINVAL;
+    }
+    dp = calloc(1, sizeof(*dp));
+    if (!dp) {
+        snprintf(err, errlen, "%s: default pager: out of memory", cfg_path);
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&dp->lock, NULL);
+    dp->areas = calloc(n + 1, sizeof(*dp->areas));
+    dp->order = calloc(n + 1, sizeof(*dp->order));
+    dp->groups = calloc(n + 1, sizeof(*dp->groups));
+    if (!dp->areas || !dp->order || !dp->groups) {
+        snprintf(err, errlen, "%s: default pager: out of memory", cfg_path);
+        rc = -ENOMEM;
+        goto fail;
+    }
+    for (size_t i = 0; i < n; i++) {
+        rc = area_open(dp, i, &areas[i], cfg_path, err, errlen);
+        dp->nareas += dp->areas[i].area != NULL;
+        if (rc == 0 && (rc = area_recover(dp, i)) < 0)
+            area_fail(err, errlen, cfg_path, &areas[i], rc, "recovery failed: %s",
+                      strerror(-rc));
+        if (rc < 0)
+            goto fail;
+        uint64_t g = swp_area_next_gen(dp->areas[i].area);
+        gen = g > gen ? g : gen;
+    }
+    atomic_init(&dp->gen, gen);
+    make_groups(dp);
+    rc = emm_portset_create("default-pager", threads ? threads : 1, spin_us, &dp->set);
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: default pager threads: %s", cfg_path, strerror(-rc));
+        goto fail;
+    }
+    *out = dp;
+    return 0;
+fail:
+    dp_free(dp, 0);
+    return rc;
+}
+
+void
+swp_dp_destroy(struct swp_dpager *dp)
+{
+    if (dp)
+        dp_free(dp, 1);
+}
+
+/* ---- walks and stats ------------------------------------------------------------------------ */
+
+struct walk {
+    uint64_t (*v)[2]; /* key, pages */
+    size_t n;
+};
+
+static void
+walk_fn(const void *node, VISIT which, void *arg)
+{
+    const struct dp_object *o = *(struct dp_object *const *)node;
+    struct walk *w = arg;
+    uint64_t pages = atomic_load(&o->pages);
+
+    if ((which == postorder || which == leaf) && !(o->key & VM_DP_TEMPORARY) && pages) {
+        w->v[w->n][0] = o->key;
+        w->v[w->n][1] = pages;
+        w->n++;
+    }
+}
+
+int
+swp_dp_foreach_object(struct swp_dpager *dp, int (*fn)(void *arg, uint64_t key, uint64_t pages),
+                      void *arg)
+{
+    struct walk w = {0};
+    int rc = 0;
+
+    /* Gathered first: fn runs without dp->lock, so it may attach. */
+    pthread_mutex_lock(&dp->lock);
+    w.v = dp->nobjects ? malloc(dp->nobjects * sizeof(*w.v)) : NULL;
+    if (w.v)
+        twalk_r(dp->objects, walk_fn, &w);
+    else if (dp->nobjects)
+        rc = -ENOMEM;
+    pthread_mutex_unlock(&dp->lock);
+    for (size_t i = 0; i < w.n && rc == 0; i++)
+        rc = fn(arg, w.v[i][0], w.v[i][1]);
+    free(w.v);
+    return rc;
+}
+
+void
+swp_dp_stats(struct swp_dpager *dp, struct swp_dp_stats *out)
+{
+    *out = (struct swp_dp_stats){
+        .pages_out = atomic_load(&dp->pages_out),
+        .pages_in = atomic_load(&dp->pages_in),
+        .write_errors = atomic_load(&dp->write_errors),
+        .full_errors = atomic_load(&dp->full_errors),
+        .io_errors = atomic_load(&dp->io_errors),
+        .discards = atomic_load(&dp->discards),
+    };
+    pthread_mutex_lock(&dp->lock);
+    out->objects = dp->nobjects;
+    pthread_mutex_unlock(&dp->lock);
+    for (size_t i = 0; i < dp->nareas; i++) {
+        out->slots_total += swp_alloc_total(dp->areas[i].alloc);
+        out->slots_used += swp_alloc_used(dp->areas[i].alloc);
+    }
+}
+
+int
+swp_dp_area_stat(struct swp_dpager *dp, size_t i, struct swp_dp_area_stat *out)
+{
+    if (i >= dp->nareas)
+        return -ENOENT;
+    const struct dp_area *a = &dp->areas[i];
+    const struct swp_area_info *in = swp_area_info(a->area);
+    *out = (struct swp_dp_area_stat){
+        .path = in->path,
+        .priority = a->priority,
+        .slots_total = swp_alloc_total(a->alloc),
+        .slots_used = swp_alloc_used(a->alloc),
+        .direct = in->direct,
+        .blkdev = in->blkdev,
+    };
+    return 0;
+}
