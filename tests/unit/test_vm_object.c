@@ -1229,6 +1229,7 @@ test_pageout_second_chance(void **state)
     d = calloc(more, PS);
     assert_int_equal(fp_send_full(&f->fp, MO_DATA_SUPPLY, next * PS, more * PS, 0, 0, 0, d, NULL),
                      0);
+    free(d);
     next += more;
     for (int i = 0; i < 5000 && vm_pool_free_count(pool) < target; i++)
         usleep(1000);
