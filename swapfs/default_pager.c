@@ -97,25 +97,6 @@ struct swp_dpager {
 
 /* ---- slots -------------------------------------------------------------------- */
 
-/* Highest priority first, round robin among equals, the next area when full. */
-static int
-slot_get(struct swp_dpager *dp, uint64_t *gs)
-{
-    for (size_t g = 0; g < dp->ngroups; g++) {
-        struct dp_group *gr = &dp->groups[g];
-        unsigned start = atomic_fetch_add(&gr->rr, 1);
-        for (size_t k = 0; k < gr->n; k++) {
-            size_t ai = dp->order[gr->first + (start + k) % gr->n];
-            uint64_t s;
-            if (swp_alloc_get(dp->areas[ai].alloc, &s) == 0) {
-                *gs = GS_MAKE(ai, s);
-                return 0;
-            }
-        }
-    }
-    return -ENOSPC;
-}
-
 /* Empties the slot on disk, then frees it. A slot whose descriptor could not be
  * cleared stays used: reused, it could come back under its old name. */
 static void
@@ -208,36 +189,67 @@ obj_reap(struct dp_object *o)
 
 /* ---- the write path -------------------------------------------------------------- */
 
-/* One page to a new slot; the copy it replaces is freed after (recovery keeps
- * the highest generation, so a crash in between loses nothing). */
+/* A run of up to want consecutive slots in one area: its length. Highest
+ * priority first, round robin among equals, the next area when full. */
 static int
-write_page(struct dp_object *o, uint64_t index, const void *data)
+slot_get_run(struct swp_dpager *dp, unsigned want, uint64_t *gs)
+{
+    for (size_t g = 0; g < dp->ngroups; g++) {
+        struct dp_group *gr = &dp->groups[g];
+        unsigned start = atomic_fetch_add(&gr->rr, 1);
+        for (size_t k = 0; k < gr->n; k++) {
+            size_t ai = dp->order[gr->first + (start + k) % gr->n];
+            uint64_t s;
+            int n = swp_alloc_get_run(dp->areas[ai].alloc, want, &s);
+            if (n > 0) {
+                *gs = GS_MAKE(ai, s);
+                return n;
+            }
+        }
+    }
+    return -ENOSPC;
+}
+
+/* n contiguous pages to new slots, as few runs of consecutive slots as the
+ * areas allow (one vectored write each); the copies they replace are freed
+ * after (recovery keeps the highest generation, so a crash in between loses
+ * nothing). */
+static int
+write_pages(struct dp_object *o, uint64_t index, unsigned n, const void *const *data)
 {
     struct swp_dpager *dp = o->dp;
-    uint64_t gs, old;
-    int rc = slot_get(dp, &gs);
-
-    if (rc < 0)
-        return rc;
-    rc = swp_area_write_slot(dp->areas[GS_AREA(gs)].area, GS_SLOT(gs), o->key, index,
-                             atomic_fetch_add(&dp->gen, 1), data);
-    if (rc < 0) {
-        atomic_fetch_add(&dp->io_errors, 1);
-        slot_release(dp, gs);
-        return rc;
+    for (unsigned done = 0; done < n;) {
+        uint64_t gs, old;
+        int got = slot_get_run(dp, n - done, &gs);
+        if (got < 0)
+            return got;
+        struct dp_area *a = &dp->areas[GS_AREA(gs)];
+        uint64_t gen = atomic_fetch_add(&dp->gen, (uint64_t)got);
+        int rc = swp_area_write_slots(a->area, GS_SLOT(gs), (unsigned)got, o->key, index + done,
+                                      gen, data + done);
+        if (rc < 0) {
+            atomic_fetch_add(&dp->io_errors, 1);
+            for (int i = 0; i < got; i++)
+                slot_release(dp, gs + (uint64_t)i);
+            return rc;
+        }
+        o->touched |= 1ull << GS_AREA(gs);
+        for (int i = 0; i < got; i++) {
+            pthread_mutex_lock(&o->lock);
+            rc = swp_map_insert(o->map, index + done + (uint64_t)i, gs + (uint64_t)i, &old);
+            atomic_store(&o->pages, swp_map_count(o->map));
+            pthread_mutex_unlock(&o->lock);
+            if (rc < 0) {
+                for (int j = i; j < got; j++)
+                    slot_release(dp, gs + (uint64_t)j);
+                return rc;
+            }
+            if (old != SWP_NO_SLOT)
+                slot_release(dp, old);
+        }
+        atomic_fetch_add(&dp->pages_out, (uint64_t)got);
+        done += (unsigned)got;
     }
-    o->touched |= 1ull << GS_AREA(gs);
-    pthread_mutex_lock(&o->lock);
-    rc = swp_map_insert(o->map, index, gs, &old);
-    atomic_store(&o->pages, swp_map_count(o->map));
-    pthread_mutex_unlock(&o->lock);
-    if (rc < 0) {
-        slot_release(dp, gs);
-        return rc;
-    }
-    if (old != SWP_NO_SLOT)
-        slot_release(dp, old);
-    atomic_fetch_add(&dp->pages_out, 1);
     return 0;
 }
 
@@ -247,14 +259,24 @@ static int
 do_data_return(struct dp_object *o, struct emm_msg *msg)
 {
     struct swp_dpager *dp = o->dp;
-    uint64_t index = 0;
+    const void *pages[SWP_WRITE_MAX];
+    uint64_t first = msg->offset / PS, index = first;
+    unsigned n = 0;
     int rc = 0;
 
     for (struct emm_msg *m = msg; m && rc == 0; m = m->chain)
         for (uint64_t p = 0; p < m->length / PS && rc == 0; p++) {
-            index = m->offset / PS + p;
-            rc = write_page(o, index, (const char *)m->data + p * PS);
+            if (n == SWP_WRITE_MAX || (n > 0 && m->offset / PS + p != first + n)) {
+                rc = write_pages(o, first, n, pages);
+                n = 0;
+            }
+            if (n == 0)
+                first = m->offset / PS + p;
+            pages[n++] = (const char *)m->data + p * PS;
         }
+    if (rc == 0 && n > 0)
+        rc = write_pages(o, first, n, pages);
+    index = first;
     if (rc == 0)
         return 0;
     atomic_fetch_add(&dp->write_errors, 1);
@@ -262,12 +284,12 @@ do_data_return(struct dp_object *o, struct emm_msg *msg)
     if (rc == -ENOSPC) {
         atomic_fetch_add(&dp->full_errors, 1);
         if (!o->full_logged)
-            emm_err("swap full: object %#llx: page %llu lost; add a swap area or enlarge one "
-                    "('swap = PATH SIZE' in [default-pager])",
+            emm_err("swap full: object %#llx: pages from %llu lost; add a swap area or enlarge "
+                    "one ('swap = PATH SIZE' in [default-pager])",
                     (unsigned long long)o->key, (unsigned long long)index);
         o->full_logged = 1;
     } else if (rc == -ENOMEM) {
-        emm_err("default pager: object %#llx: page %llu not swapped: out of memory",
+        emm_err("default pager: object %#llx: pages from %llu not swapped: out of memory",
                 (unsigned long long)o->key, (unsigned long long)index);
     }
     return rc;

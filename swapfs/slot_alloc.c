@@ -78,6 +78,30 @@ swp_alloc_get(struct swp_alloc *al, uint64_t *slot)
 }
 
 int
+swp_alloc_get_run(struct swp_alloc *al, unsigned want, uint64_t *first)
+{
+    uint64_t slot;
+    int rc = swp_alloc_get(al, &slot);
+    if (rc < 0)
+        return rc;
+    unsigned n = 1;
+    pthread_mutex_lock(&al->lock);
+    /* Extend while the next slots are free: one vectored write for a cluster. */
+    while (n < want && slot + n < al->nslots) {
+        uint64_t s = slot + n, bit = 1ull << (s % 64);
+        if (al->words[s / 64] & bit)
+            break;
+        al->words[s / 64] |= bit;
+        al->nfree--;
+        n++;
+    }
+    al->hint = (slot + n - 1) / 64;
+    pthread_mutex_unlock(&al->lock);
+    *first = slot;
+    return (int)n;
+}
+
+int
 swp_alloc_put(struct swp_alloc *al, uint64_t slot)
 {
     int rc = 0;

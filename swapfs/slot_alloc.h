@@ -19,6 +19,10 @@ void swp_alloc_destroy(struct swp_alloc *al);
 /* Takes a free slot: 0 and *slot, or -ENOSPC when every slot is used. */
 int swp_alloc_get(struct swp_alloc *al, uint64_t *slot);
 
+/* Takes a run of up to want consecutive free slots: its length and *first, or
+ * -ENOSPC. Never fails while a slot is free (the run may be 1). */
+int swp_alloc_get_run(struct swp_alloc *al, unsigned want, uint64_t *first);
+
 /* Returns a slot: -EINVAL if it is out of range or already free. */
 int swp_alloc_put(struct swp_alloc *al, uint64_t slot);
 

@@ -24,6 +24,7 @@
 #include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -749,6 +750,64 @@ swp_area_write_slot(struct swp_area *a, uint64_t slot, uint64_t obj, uint64_t in
     }
     swp_area_note_gen(a, gen);
     return desc_store(a, slot, &d);
+}
+
+int
+swp_area_write_slots(struct swp_area *a, uint64_t first, unsigned n, uint64_t obj,
+                     uint64_t index, uint64_t gen, const void *const *pages)
+{
+    struct iovec iov[SWP_WRITE_MAX];
+    int aligned = 1;
+    int rc;
+
+    if (n == 0 || n > SWP_WRITE_MAX || first + n > a->info.nslots || gen == 0 || a->info.rdonly)
+        return a->info.rdonly ? -EROFS : -EINVAL;
+    for (unsigned i = 0; i < n; i++) {
+        iov[i].iov_base = (void *)(uintptr_t)pages[i];
+        iov[i].iov_len = SWP_PAGE_SIZE;
+        aligned &= (uintptr_t)pages[i] % SWP_PAGE_SIZE == 0;
+    }
+    if (!aligned || n == 1) {
+        for (unsigned i = 0; i < n; i++)
+            if ((rc = swp_area_write_slot(a, first + i, obj, index + i, gen + i, pages[i])) < 0)
+                return rc;
+        return 0;
+    }
+    /* The data first, in one vectored write (a short one is finished page by
+     * page from the first page it did not complete) ... */
+    ssize_t w = pwritev(a->fd, iov, (int)n, (off_t)slot_off(a, first));
+    rc = w < 0 ? -errno : 0;
+    for (unsigned k = w < 0 ? n : (unsigned)(w / SWP_PAGE_SIZE); rc == 0 && k < n; k++)
+        rc = pwrite_full(a->fd, pages[k], SWP_PAGE_SIZE, slot_off(a, first + k));
+    if (rc < 0) {
+        emm_err("%s: writing slots %llu..%llu: %s", a->path, (unsigned long long)first,
+                (unsigned long long)(first + n - 1), strerror(-rc));
+        return rc;
+    }
+    swp_area_note_gen(a, gen + n - 1);
+    /* ... then the descriptors, each descriptor page written once. */
+    for (unsigned i = 0; i < n;) {
+        struct swp_stripe *st;
+        if ((rc = desc_lock(a, first + i, &st)) < 0)
+            return rc;
+        uint64_t page = 1 + (first + i) / SWP_DESC_PER_PAGE;
+        do {
+            struct swp_desc d = {.obj = obj, .index = index + i, .gen = gen + i,
+                                 .data_crc = emm_crc32c(0, pages[i], SWP_PAGE_SIZE)};
+            desc_encode(st->buf + ((first + i) % SWP_DESC_PER_PAGE) * SWP_DESC_SIZE, &d);
+            i++;
+        } while (i < n && 1 + (first + i) / SWP_DESC_PER_PAGE == page);
+        rc = pwrite_full(a->fd, st->buf, SWP_PAGE_SIZE, page * SWP_PAGE_SIZE);
+        if (rc < 0) {
+            st->page = SWP_NO_PAGE;
+            emm_err("%s: writing descriptor page %llu: %s", a->path, (unsigned long long)page,
+                    strerror(-rc));
+        }
+        pthread_mutex_unlock(&st->lock);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
 }
 
 int

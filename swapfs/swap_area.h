@@ -130,6 +130,15 @@ int swp_area_write_slot(struct swp_area *a, uint64_t slot, uint64_t obj, uint64_
                         uint64_t gen, const void *page);
 
 /*
+ * Writes n pages (at most SWP_WRITE_MAX) into the consecutive slots first ..
+ * first+n-1 in one vectored write, then their descriptors (obj, index+i,
+ * gen+i), each descriptor page once: a clustered pageout costs two writes.
+ */
+#define SWP_WRITE_MAX 256u
+int swp_area_write_slots(struct swp_area *a, uint64_t first, unsigned n, uint64_t obj,
+                         uint64_t index, uint64_t gen, const void *const *pages);
+
+/*
  * Reads slot into page and checks that its descriptor names (obj, index) and
  * that the data matches the descriptor's CRC: -ENODATA for an empty slot, -EIO
  * (logged) for a mismatch.

@@ -115,6 +115,32 @@ static struct swp_alloc *shared;
 static atomic_int owner[NSLOTS];
 static atomic_int errors;
 
+/* Runs of consecutive slots: as long as asked, cut short by a used slot or
+ * the end, and never failing while a slot is free. */
+static void
+test_runs(void **state)
+{
+    (void)state;
+    struct swp_alloc *al;
+    uint64_t first, s;
+    assert_int_equal(swp_alloc_create(100, &al), 0);
+    assert_int_equal(swp_alloc_get_run(al, 10, &first), 10);
+    assert_int_equal(first, 0);
+    assert_int_equal(swp_alloc_mark(al, 15), 0); /* a used slot ahead */
+    assert_int_equal(swp_alloc_get_run(al, 10, &first), 5);
+    assert_int_equal(first, 10);
+    assert_int_equal(swp_alloc_get_run(al, 200, &first), 84); /* 16..99: cut by the end */
+    assert_int_equal(first, 16);
+    assert_int_equal(swp_alloc_free(al), 0);
+    assert_int_equal(swp_alloc_get_run(al, 1, &first), -ENOSPC);
+    assert_int_equal(swp_alloc_put(al, 42), 0);
+    assert_int_equal(swp_alloc_get_run(al, 8, &first), 1); /* a lone free slot */
+    assert_int_equal(first, 42);
+    for (s = 0; s < 100; s++)
+        assert_int_equal(swp_alloc_test(al, s), 1);
+    swp_alloc_destroy(al);
+}
+
 static void *
 worker(void *arg)
 {
@@ -166,6 +192,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_until_full),
         cmocka_unit_test(test_hint_wraps),
+        cmocka_unit_test(test_runs),
         cmocka_unit_test(test_concurrent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
