@@ -22,7 +22,7 @@ requires python3
 IO=$(helper emmio)
 WRITER=""
 # stop the in-flight writer (our child, by pid) before lib.sh's cleanup unmounts
-trap '_rc=$?; [ -z "$WRITER" ] || kill "$WRITER" 2>/dev/null; (exit $_rc); _cleanup' EXIT
+trap '_rc=$?; trap - ERR; set +e; [ -z "$WRITER" ] || kill "$WRITER" 2>/dev/null; (exit $_rc); _cleanup' EXIT
 
 CONF="$WORK/emmd.conf"
 write_conf "$CONF" "resident-limit=32M" <<'CONF_EOF'
