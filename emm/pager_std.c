@@ -227,7 +227,11 @@ pager_handler(struct emm_port *port, struct emm_msg *msg)
                 emm_err("pager: object %llu: storing page %llu failed: %s",
                         (unsigned long long)po->id, (unsigned long long)(msg->offset / PS),
                         strerror(-status));
-            po->write_error = status;
+            /* Reported by the next synchronize only for returns that keep a
+             * kernel copy (fsync, lock_request): a failed pageout is the kernel's
+             * to retry or double-page, and must not fail a later fsync. */
+            if (msg->flags & MO_F_KERNEL_COPY)
+                po->write_error = status;
             atomic_fetch_add(&pg->stats.return_errors, 1);
         }
         break;

@@ -79,11 +79,11 @@ for pair in memory:Memory faults:Faults server:Server objects:Objects pagers:Pag
     assert_eq "$n" 1 "number of sections printed by 'emmctl info $sec'"
 done
 
-# ls: a header then one row per object: FS NAME SIZE RESIDENT STORED PAGER STATE
+# ls: a header then one row per object: FS NAME SIZE RESIDENT STORED SWAP PAGER STATE
 ls_out=$(ctl ls) || fail "emmctl ls exited non-zero"
 log "emmctl ls:"; printf '%s\n' "$ls_out" | sed 's/^/#   /' >&2
 hdr=$(printf '%s\n' "$ls_out" | head -1 | awk '{ $1 = $1; print }')
-assert_eq "$hdr" "FS NAME SIZE RESIDENT STORED PAGER STATE" "emmctl ls header"
+assert_eq "$hdr" "FS NAME SIZE RESIDENT STORED SWAP PAGER STATE" "emmctl ls header"
 assert_eq "$(printf '%s\n' "$ls_out" | tail -n +2 | grep -c .)" 3 "emmctl ls rows"
 row() { printf '%s\n' "$ls_out" | awk -v fs="$1" -v n="$2" 'NR > 1 && $1 == fs && $2 == n { print; exit }'; }
 for o in one:a:$((8 << 20)) two:b:$((1 << 20)) two:c:$((64 << 20)); do
