@@ -26,7 +26,7 @@ assert_eq "$(stat -c %a "$SOCK")" 600 "control socket mode"
 out=$(ctl info) || fail "emmctl info exited non-zero"
 log "emmctl info:"; printf '%s\n' "$out" | sed 's/^/#   /' >&2
 for s in Server Memory Objects Pagers Faults; do
-    printf '%s\n' "$out" | grep -qx "# $s" || fail "emmctl info has no '# $s' section"
+    grep -qx "# $s" <<<"$out" || fail "emmctl info has no '# $s' section"
 done
 # key_in SECTION KEY: KEY appears inside SECTION
 key_in() {
@@ -74,7 +74,7 @@ free=$(info_get free_pages)
 for pair in memory:Memory faults:Faults server:Server objects:Objects pagers:Pagers; do
     sec=${pair%%:*} title=${pair#*:}
     o=$(ctl info "$sec") || fail "emmctl info $sec exited non-zero"
-    printf '%s\n' "$o" | grep -qx "# $title" || fail "emmctl info $sec has no '# $title'"
+    grep -qx "# $title" <<<"$o" || fail "emmctl info $sec has no '# $title'"
     n=$(printf '%s\n' "$o" | grep -c '^# ' || true)
     assert_eq "$n" 1 "number of sections printed by 'emmctl info $sec'"
 done

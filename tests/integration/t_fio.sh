@@ -34,7 +34,7 @@ run_fio() {
         fail "fio $name did not finish within 120 s (emmd stuck?)"
     fi
     [ $rc = 0 ] || { printf '%s\n' "$out" >&2; fail "fio $name exited $rc"; }
-    printf '%s\n' "$out" | grep -q 'err= 0' || { printf '%s\n' "$out" >&2; fail "fio $name reported errors"; }
+    grep -q 'err= 0' <<<"$out" || { printf '%s\n' "$out" >&2; fail "fio $name reported errors"; }
     if printf '%s\n' "$out" | grep -qi 'verify.*bad\|bad magic\|crc32c: verify failed'; then
         printf '%s\n' "$out" >&2
         fail "fio $name: verify failures"
