@@ -13,6 +13,8 @@ LOOP=""
 
 _swp_cleanup() {
     local rc=$?
+    trap - ERR
+    set +e
     if [ -n "$LOOP" ]; then
         losetup -d "$LOOP" 2>/dev/null || echo "cleanup: could not detach $LOOP" >&2
     fi
