@@ -588,6 +588,12 @@ write_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
         return 0;
     struct vm_page *frames[258];
     if (need > 0) {
+        /* Not enough free: wait without churning the free list (every page the
+         * pager takes back reruns the waiters). */
+        if (vm_pool_free_count(&k->pool) < need) {
+            starve(obj, need);
+            return 0;
+        }
         unsigned got = vm_pool_alloc(&k->pool, frames, need);
         if (got < need) {
             for (unsigned i = 0; i < got; i++)
