@@ -141,25 +141,27 @@ page_discard(struct vm_object *obj, struct vm_page *p)
 /* ---- batches ---------------------------------------------------------- */
 
 static void
-batch_msg(struct vm_batch *b, struct emm_msg *m)
+msg_append(struct emm_msg **head, struct emm_msg **tail, struct emm_msg *m)
 {
     m->next = NULL;
-    if (b->msgs_tail != NULL)
-        b->msgs_tail->next = m;
+    if (*tail != NULL)
+        (*tail)->next = m;
     else
-        b->msgs = m;
-    b->msgs_tail = m;
+        *head = m;
+    *tail = m;
+}
+
+/* To the object's pager / to its default-pager port. */
+static void
+batch_msg(struct vm_batch *b, struct emm_msg *m)
+{
+    msg_append(&b->msgs, &b->msgs_tail, m);
 }
 
 static void
 batch_dp_msg(struct vm_batch *b, struct emm_msg *m)
 {
-    m->next = NULL;
-    if (b->dp_msgs_tail != NULL)
-        b->dp_msgs_tail->next = m;
-    else
-        b->dp_msgs = m;
-    b->dp_msgs_tail = m;
+    msg_append(&b->dp_msgs, &b->dp_msgs_tail, m);
 }
 
 static struct emm_msg *

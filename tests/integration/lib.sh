@@ -383,6 +383,64 @@ info_get() {
     printf '%s\n' "$v"
 }
 
+# ---- helpers of the pageout and default-pager tests ----
+
+STEP_LIMIT=${STEP_LIMIT:-180} # bounded's liveness bound, seconds
+
+# ls_col FS NAME COLUMN: a column of `emmctl ls` (SIZE RESIDENT STORED SWAP)
+ls_col() {
+    local out v
+    out=$(ctl ls) || fail "emmctl ls failed"
+    v=$(printf '%s\n' "$out" | awk -v f="$1" -v n="$2" -v c="$3" '
+        NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+        $1 == f && $2 == n { print $(col[c]); exit }')
+    [ -n "$v" ] || fail "emmctl ls has no row for $1/$2 (column $3): $out"
+    printf '%s\n' "$v"
+}
+
+# pager_field FS KEY: KEY=VALUE of the paging_FS line of `emmctl info pagers`
+pager_field() {
+    local out v
+    out=$(ctl info pagers) || fail "emmctl info pagers failed"
+    v=$(printf '%s\n' "$out" | awk -v f="paging_$1" -v k="$2" -F'[:,]' '
+        $1 == f { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) { print kv[2]; exit } } }')
+    [ -n "$v" ] || fail "emmctl info pagers: paging_$1 has no $2: $out"
+    printf '%s\n' "$v"
+}
+
+# drop_cache FILE: drop FILE's clean pages from the Linux page cache (only
+# this file), so the next read is a FUSE READ that emmd must serve.
+drop_cache() {
+    python3 -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+os.close(fd)' "$1"
+}
+
+# gen_src FILE MIB SEED: MIB MiB of pseudo-random bytes, the same for the same SEED
+gen_src() {
+    python3 -c 'import random, sys
+r = random.Random(int(sys.argv[3]))
+with open(sys.argv[1], "wb") as f:
+    for _ in range(int(sys.argv[2])):
+        f.write(r.randbytes(1 << 20))' "$@"
+}
+
+# bounded STEP CMD...: run CMD with the liveness bound; fail naming STEP
+bounded() {
+    local what=$1 rc=0
+    shift
+    timeout -k 10 $STEP_LIMIT "$@" || rc=$?
+    case $rc in
+    0) ;;
+    124 | 137) fail "$what did not finish within $STEP_LIMIT s (it waits for the stalled/failing pager)" ;;
+    *) fail "$what failed (status $rc)" ;;
+    esac
+}
+
+# mem KEY: a key of `emmctl info memory` (fails if absent)
+mem() { info_get "$1"; }
+
 # fsize PATH / fblocks PATH
 fsize() { stat -c %s "$1"; }
 fblocks() { stat -c %b "$1"; }

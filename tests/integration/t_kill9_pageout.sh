@@ -50,58 +50,8 @@ A_PAGES=$((48 * MB / 4096))
 B_PAGES=$((64 * MB / 4096))
 STEP_LIMIT=180    # liveness bound: turns a step that hangs on the stalled pager into a failure
 
-# ls_col NAME COLUMN: a column of NAME's row in `emmctl ls` (SIZE RESIDENT STORED SWAP)
-ls_col() {
-    local out v
-    out=$(ctl ls) || fail "emmctl ls failed"
-    v=$(printf '%s\n' "$out" | awk -v n="$1" -v c="$2" '
-        NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
-        $1 == "k" && $2 == n { print $(col[c]); exit }')
-    [ -n "$v" ] || fail "emmctl ls has no row for k/$1 (column $2): $out"
-    printf '%s\n' "$v"
-}
-
-# pager_field KEY: KEY=VALUE of the paging_k line of `emmctl info pagers`
-pager_field() {
-    local out v
-    out=$(ctl info pagers) || fail "emmctl info pagers failed"
-    v=$(printf '%s\n' "$out" | awk -v k="$1" -F'[:,]' '
-        $1 == "paging_k" { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) { print kv[2]; exit } } }')
-    [ -n "$v" ] || fail "emmctl info pagers: paging_k has no $1: $out"
-    printf '%s\n' "$v"
-}
-
-# drop_cache FILE: drop FILE's clean pages from the Linux page cache (this file only)
-drop_cache() {
-    python3 -c 'import os, sys
-fd = os.open(sys.argv[1], os.O_RDONLY)
-os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-os.close(fd)' "$1"
-}
-
-# bounded STEP CMD...: run CMD under the liveness bound; fail naming STEP
-bounded() {
-    local what=$1 rc=0
-    shift
-    timeout -k 10 $STEP_LIMIT "$@" || rc=$?
-    case $rc in
-    0) ;;
-    124 | 137) fail "$what did not finish within $STEP_LIMIT s" ;;
-    *) fail "$what failed (status $rc)" ;;
-    esac
-}
-
 # run_log N: emmd's log of its Nth start in this test
 run_log() { awk -v n="$1" '/^=== / { r++ } r == n' "$EMMD_LOG"; }
-
-# gen_src FILE MIB SEED: MIB MiB of pseudo-random bytes, the same for the same SEED
-gen_src() {
-    python3 -c 'import random, sys
-r = random.Random(int(sys.argv[3]))
-with open(sys.argv[1], "wb") as f:
-    for _ in range(int(sys.argv[2])):
-        f.write(r.randbytes(1 << 20))' "$@"
-}
 
 dump_state() {
     ctl info memory | grep -E '^(resident_pages|dirty_pages|free_pages|swap_used_pages|swap_pages_out|swap_faults|double_paged|overdue_returns|replayed|objects_killed|frame_waits)' |
@@ -118,9 +68,9 @@ gen_src "$SRCB" 64 4
 
 # ---- 1: B, written and fsync'd while the pager is healthy
 start_emmd "$CONF"
-assert_eq "$(pager_field deadline_ms)" 200 "k: pager.deadline"
+assert_eq "$(pager_field k deadline_ms)" 200 "k: pager.deadline"
 bounded "writing B" dd if="$SRCB" of="$D/B" bs=1M conv=fsync status=none
-assert_eq "$(ls_col B STORED)" $B_PAGES "B's pages in LMDB after its fsync"
+assert_eq "$(ls_col k B STORED)" $B_PAGES "B's pages in LMDB after its fsync"
 
 # ---- 2: the stall begins; A is written, B's reads push A out to swap
 log "stall on"
@@ -153,7 +103,7 @@ PY
 READER=$!
 a_swap=0
 for ((i = 0; i < 1200; i++)); do
-    a_swap=$(ls_col A SWAP)
+    a_swap=$(ls_col k A SWAP)
     [ "$a_swap" -ge $A_PAGES ] && break
     sleep 0.1
 done
@@ -161,8 +111,8 @@ dump_state
 log "A: SWAP $a_swap of $A_PAGES pages after $((i / 10)) s; B's reader: $(grep -c ' ok$' "$WORK/reader.log" || true) passes"
 ! grep -q MISMATCH "$WORK/reader.log" || fail "B read back wrong while the pager was stalled: $(cat "$WORK/reader.log")"
 assert_eq "$a_swap" $A_PAGES "A's SWAP column (120 s after the stall began)"
-assert_eq "$(ls_col A STORED)" 0 "A's pages in LMDB while every write stalls"
-assert_eq "$(ls_col A SIZE)" $((48 * MB)) "A's size before kill -9"
+assert_eq "$(ls_col k A STORED)" 0 "A's pages in LMDB while every write stalls"
+assert_eq "$(ls_col k A SIZE)" $((48 * MB)) "A's size before kill -9"
 assert_gt "$(info_get double_paged)" 0 "double_paged before kill -9"
 assert_gt "$(info_get overdue_returns)" 0 "overdue_returns before kill -9"
 [ -e "$STALL" ] || fail "the stall file vanished"
@@ -191,19 +141,19 @@ log "restart: ${line#*: }"
 assert_contains "$line" "fs k: $A_PAGES pages of 1 objects are in swap" "the replay line"
 assert_eq "$(fsize "$D/A")" $((48 * MB)) "A's size after kill -9"
 bounded "cmp of A right after the restart (swap and/or replay)" cmp "$SRCA" "$D/A"
-log "A compares equal; swap_faults=$(pager_field swap_faults) replayed=$(pager_field replayed) SWAP=$(ls_col A SWAP)"
+log "A compares equal; swap_faults=$(pager_field k swap_faults) replayed=$(pager_field k replayed) SWAP=$(ls_col k A SWAP)"
 bounded "cmp of B after kill -9" cmp "$SRCB" "$D/B"
 r=0 s=x
 for ((i = 0; i < 600; i++)); do
-    r=$(pager_field replayed)
-    s=$(ls_col A SWAP)
+    r=$(pager_field k replayed)
+    s=$(ls_col k A SWAP)
     [ "$r" -gt 0 ] && [ "$s" = 0 ] && break
     sleep 0.1
 done
 dump_state
 assert_gt "$r" 0 "pages replayed to the pager after the restart"
 assert_eq "$s" 0 "A's SWAP column 60 s after the restart"
-assert_eq "$(ls_col A STORED)" $A_PAGES "A's pages in LMDB after the replay"
+assert_eq "$(ls_col k A STORED)" $A_PAGES "A's pages in LMDB after the replay"
 bounded "sync of A after the replay" sync "$D/A"
 assert_eq "$(info_get swap_used_pages)" 0 "swap_used_pages after the replay"
 drop_cache "$D/A"
@@ -219,6 +169,6 @@ bounded "cmp of A after the clean restart" cmp "$SRCA" "$D/A"
 bounded "cmp of B after the clean restart" cmp "$SRCB" "$D/B"
 assert_eq "$(info_get swap_used_pages)" 0 "swap_used_pages after the clean restart"
 assert_eq "$(info_get swap_faults)" 0 "swap_faults after the clean restart (LMDB serves everything)"
-assert_eq "$(ls_col A STORED)" $A_PAGES "A's pages in LMDB after the clean restart"
-assert_eq "$(ls_col B STORED)" $B_PAGES "B's pages in LMDB after the clean restart"
+assert_eq "$(ls_col k A STORED)" $A_PAGES "A's pages in LMDB after the clean restart"
+assert_eq "$(ls_col k B STORED)" $B_PAGES "B's pages in LMDB after the clean restart"
 stop_emmd

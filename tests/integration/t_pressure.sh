@@ -67,23 +67,6 @@ assert_eq "$(info_get resident_limit_bytes)" "$LIMIT" "resident_limit_bytes"
 assert_eq "$(info_get pool_pages)" "$POOL" "pool_pages"
 assert_eq "$(info_get swap_areas)" 1 "swap_areas"
 
-# mem KEY: a value from `emmctl info memory`
-mem() {
-    local v
-    v=$(ctl info memory | awk -F: -v k="$1" '$1 == k { sub(/^[^:]*:/, ""); print; exit }')
-    [ -n "$v" ] || fail "emmctl info memory has no key '$1'"
-    printf '%s\n' "$v"
-}
-
-# paging FS FIELD: a field of the paging_FS line of `emmctl info pagers`
-paging() {
-    local v
-    v=$(ctl info pagers | awk -F: -v k="paging_$1" '$1 == k { print $2; exit }' |
-        tr ',' '\n' | awk -F= -v f="$2" '$1 == f { print $2 }')
-    [ -n "$v" ] || fail "emmctl info pagers: no $2 in paging_$1"
-    printf '%s\n' "$v"
-}
-
 # start_sampler FILE: every 0.2 s, append "RESIDENT POOL" from `emmctl info
 # memory` to FILE (a failed emmctl appends "ERR ..."), until $WORK/sampler.stop exists.
 start_sampler() {
@@ -234,7 +217,7 @@ for fs in t l; do
     if [ $fs = t ]; then
         assert_gt $((so - so0)) 0 "$what: swap_pages_out"
         assert_gt $((sf - sf0)) 0 "$what: swap_faults"
-        assert_gt "$(paging t swap_faults)" 0 "paging_t swap_faults"
+        assert_gt "$(pager_field t swap_faults)" 0 "paging_t swap_faults"
         # py.dat is a temporary object 8 times the pool: every page is
         # somewhere, so what is not resident is in swap
         assert_ge "$(mem swap_used_pages)" $(((MMAP_MB << 20) / 4096 - POOL)) "swap_used_pages with py.dat ($MMAP_MB MiB) in the temporary fs"

@@ -61,36 +61,6 @@ MB=$((1 << 20))
 # pager never finishes; this only turns such a hang into a failure
 STEP_LIMIT=180
 
-# ls_col FS NAME COLUMN: a column of `emmctl ls` (SIZE RESIDENT STORED SWAP)
-ls_col() {
-    local out v
-    out=$(ctl ls) || fail "emmctl ls failed"
-    v=$(printf '%s\n' "$out" | awk -v f="$1" -v n="$2" -v c="$3" '
-        NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
-        $1 == f && $2 == n { print $(col[c]); exit }')
-    [ -n "$v" ] || fail "emmctl ls has no row for $1/$2 (column $3): $out"
-    printf '%s\n' "$v"
-}
-
-# pager_field FS KEY: KEY=VALUE of the paging_FS line of `emmctl info pagers`
-pager_field() {
-    local out v
-    out=$(ctl info pagers) || fail "emmctl info pagers failed"
-    v=$(printf '%s\n' "$out" | awk -v f="paging_$1" -v k="$2" -F'[:,]' '
-        $1 == f { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) { print kv[2]; exit } } }')
-    [ -n "$v" ] || fail "emmctl info pagers: paging_$1 has no $2: $out"
-    printf '%s\n' "$v"
-}
-
-# drop_cache FILE: drop FILE's clean pages from the Linux page cache (only
-# this file), so the next read is a FUSE READ that emmd must serve.
-drop_cache() {
-    python3 -c 'import os, sys
-fd = os.open(sys.argv[1], os.O_RDONLY)
-os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-os.close(fd)' "$1"
-}
-
 # fsync_result FILE: "OK" or the errno name of os.fsync on FILE
 fsync_result() {
     python3 -c 'import errno, os, sys
@@ -101,18 +71,6 @@ try:
 except OSError as e:
     print(errno.errorcode.get(e.errno, str(e.errno)))
 os.close(fd)' "$1"
-}
-
-# bounded STEP CMD...: run CMD with the liveness bound; fail naming STEP
-bounded() {
-    local what=$1 rc=0
-    shift
-    timeout -k 10 $STEP_LIMIT "$@" || rc=$?
-    case $rc in
-    0) ;;
-    124 | 137) fail "$what did not finish within $STEP_LIMIT s (it waits for the stalled/failing pager)" ;;
-    *) fail "$what failed (status $rc)" ;;
-    esac
 }
 
 # wait_replayed FS NAME: poll (60 s) until FS's replayed > 0 and NAME's SWAP is 0
@@ -127,15 +85,6 @@ wait_replayed() {
     log "$1/$2: replayed=$r SWAP=$s after $((i / 10)) s"
     assert_gt "$r" 0 "$1: pages replayed to the pager after the trigger went away"
     assert_eq "$s" 0 "$1/$2: SWAP column 60 s after the trigger went away"
-}
-
-# gen_src FILE MIB SEED: MIB MiB of pseudo-random bytes, the same for the same SEED
-gen_src() {
-    python3 -c 'import random, sys
-r = random.Random(int(sys.argv[3]))
-with open(sys.argv[1], "wb") as f:
-    for _ in range(int(sys.argv[2])):
-        f.write(r.randbytes(1 << 20))' "$@"
 }
 
 dump_state() {

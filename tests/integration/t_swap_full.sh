@@ -38,20 +38,6 @@ log "swap: $total slots"
 assert_gt "$total" 0 "swap_total_pages"
 assert_ge 2048 "$total" "swap_total_pages of an 8M area"
 
-# mem KEY: a value from `emmctl info memory`
-mem() {
-    local v
-    v=$(ctl info memory | awk -F: -v k="$1" '$1 == k { sub(/^[^:]*:/, ""); print; exit }')
-    [ -n "$v" ] || fail "emmctl info memory has no key '$1'"
-    printf '%s\n' "$v"
-}
-
-# ls_col NAME COL: column COL of NAME's row in `emmctl ls` (fs t); empty if absent
-# (columns: FS NAME SIZE RESIDENT STORED SWAP PAGER STATE)
-ls_col() {
-    ctl ls | awk -v n="$1" -v c="$2" '$1 == "t" && $2 == n { print $c; exit }'
-}
-
 # readerr PATH: read all of PATH with pread after dropping the page cache;
 # prints OK, or the errno name of the first failing read
 readerr() {
@@ -82,7 +68,7 @@ os.write(fd, data)
 os.fsync(fd)     # a temporary object's dirty pages go to the default pager
 os.close(fd)
 PY
-assert_eq "$(ls_col B 6)" 256 "B's pages in swap after fsync (ls SWAP)"
+assert_eq "$(ls_col t B SWAP)" 256 "B's pages in swap after fsync (ls SWAP)"
 assert_eq "$(mem swap_used_pages)" 256 "swap_used_pages after B"
 echo 3 >/proc/sys/vm/drop_caches
 cmp "$WORK/B.ref" "$D/B" || fail "B does not read back before the pressure"
@@ -109,8 +95,8 @@ assert_ne "$rc" 0 "cat A's exit status"
 assert_contains "$(cat "$WORK/cat-A.err")" "Input/output error" "cat A's error"
 
 ctl ls | sed 's/^/#   /' >&2
-assert_eq "$(ls_col A 8)" error "A's state in emmctl ls"
-state_b=$(ls_col B 8)
+assert_eq "$(ls_col t A STATE)" error "A's state in emmctl ls"
+state_b=$(ls_col t B STATE)
 [ -n "$state_b" ] || fail "B is missing from emmctl ls"
 assert_ne "$state_b" error "B's state in emmctl ls"
 
@@ -149,9 +135,9 @@ os.write(fd, open(sys.argv[1], "rb").read())
 os.fsync(fd)
 os.close(fd)
 PY
-assert_eq "$(ls_col C 6)" 1024 "C's pages in swap after fsync"
+assert_eq "$(ls_col t C SWAP)" 1024 "C's pages in swap after fsync"
 echo 3 >/proc/sys/vm/drop_caches
 cmp "$WORK/C.ref" "$D/C" || fail "C (written after A was removed) does not read back"
 cmp "$WORK/B.ref" "$D/B" || fail "B at the end"
-assert_ne "$(ls_col C 8)" error "C's state"
+assert_ne "$(ls_col t C STATE)" error "C's state"
 stop_emmd

@@ -118,13 +118,6 @@ backend = none
 CONF_EOF
 start_emmd "$CONF"
 
-# mem KEY: a value from `emmctl info memory`
-mem() {
-    local v
-    v=$(ctl info memory | awk -F: -v k="$1" '$1 == k { sub(/^[^:]*:/, ""); print; exit }')
-    [ -n "$v" ] || fail "emmctl info memory has no key '$1'"
-    printf '%s\n' "$v"
-}
 assert_eq "$(mem swap_areas)" 1 "swap_areas"
 area=$(mem swap_0)
 log "swap_0: $area"
