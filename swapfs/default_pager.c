@@ -355,8 +355,18 @@ supply_run(struct dp_object *o, const struct emm_msg *msg, uint64_t first, uint6
         }
         while (k + got < n && rc == 0) {
             swp_map_lookup(o->map, first + k + got, &gs); /* held: the caller looked */
-            rc = swp_area_read_slot(dp->areas[GS_AREA(gs)].area, GS_SLOT(gs), o->key,
-                                    first + k + got, buf + got * PS);
+            struct swp_area *area = dp->areas[GS_AREA(gs)].area;
+            /* Pages in consecutive slots (a clustered pageout) come in one read. */
+            uint64_t r = 1, next;
+            while (k + got + r < n && r < SWP_WRITE_MAX &&
+                   swp_map_lookup(o->map, first + k + got + r, &next) == 0 && next == gs + r)
+                r++;
+            if (r > 1 && swp_area_read_slots(area, GS_SLOT(gs), (unsigned)r, o->key,
+                                             first + k + got, buf + got * PS) == 0) {
+                got += r;
+                continue;
+            }
+            rc = swp_area_read_slot(area, GS_SLOT(gs), o->key, first + k + got, buf + got * PS);
             if (rc == 0)
                 got++;
         }

@@ -859,6 +859,31 @@ swp_area_read_slot(struct swp_area *a, uint64_t slot, uint64_t obj, uint64_t ind
 }
 
 int
+swp_area_read_slots(struct swp_area *a, uint64_t first, unsigned n, uint64_t obj,
+                    uint64_t index, void *pages)
+{
+    struct swp_desc d[SWP_WRITE_MAX];
+    int rc;
+
+    if (n == 0 || n > SWP_WRITE_MAX || (uintptr_t)pages % SWP_PAGE_SIZE)
+        return -EINVAL;
+    for (unsigned i = 0; i < n; i++) {
+        if ((rc = swp_area_read_desc(a, first + i, &d[i])) < 0)
+            return rc;
+        if (d[i].gen == 0 || d[i].obj != obj || d[i].index != index + i)
+            return -EIO; /* the caller reads page by page to say which */
+    }
+    rc = pread_full(a->fd, pages, (size_t)n * SWP_PAGE_SIZE, slot_off(a, first));
+    if (rc < 0)
+        return rc;
+    for (unsigned i = 0; i < n; i++)
+        if (emm_crc32c(0, (char *)pages + (size_t)i * SWP_PAGE_SIZE, SWP_PAGE_SIZE) !=
+            d[i].data_crc)
+            return -EIO;
+    return 0;
+}
+
+int
 swp_area_sync(struct swp_area *a)
 {
     if (fdatasync(a->fd) < 0) {

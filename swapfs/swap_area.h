@@ -146,6 +146,12 @@ int swp_area_write_slots(struct swp_area *a, uint64_t first, unsigned n, uint64_
 int swp_area_read_slot(struct swp_area *a, uint64_t slot, uint64_t obj, uint64_t index,
                        void *page);
 
+/* Reads n consecutive slots (at most SWP_WRITE_MAX) holding pages index ..
+ * index+n-1 of obj into the page-aligned buffer pages, in one read. Any
+ * mismatch gives an error without saying which page: read them one by one. */
+int swp_area_read_slots(struct swp_area *a, uint64_t first, unsigned n, uint64_t obj,
+                        uint64_t index, void *pages);
+
 /* Reads one descriptor. */
 int swp_area_read_desc(struct swp_area *a, uint64_t slot, struct swp_desc *d);
 

@@ -378,6 +378,13 @@ test_write_slots(void **state)
         assert_int_equal(swp_area_read_desc(a, 100 + i, &d), 0);
         assert_int_equal(d.gen, gen + i);
     }
+    unsigned char *many = aligned_alloc(4096, (size_t)N * 4096);
+    assert_int_equal(swp_area_read_slots(a, 100, N, 5, 1000, many), 0);
+    for (unsigned i = 0; i < N; i++)
+        assert_memory_equal(many + (size_t)i * 4096, pages[i], 4096);
+    assert_int_equal(swp_area_read_slots(a, 100, N, 5, 1001, many), -EIO); /* wrong index */
+    assert_int_equal(swp_area_read_slots(a, 99, 2, 5, 999, many), -EIO);   /* an empty slot */
+    free(many);
     assert_int_equal(swp_area_read_slot(a, 99, 5, 999, r), -ENODATA);
     assert_int_equal(swp_area_read_slot(a, 300, 5, 1200, r), -ENODATA);
     /* out of range, too many, read-only */
