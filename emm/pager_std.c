@@ -22,7 +22,7 @@ struct pgr_object {
     uint64_t id;
     struct emm_port *port;    /* receive right: the memory object port */
     struct emm_port *control; /* send right, from init */
-    int write_error;          /* a data_return the backend refused, until synchronize */
+    int error_logged;         /* a refused data_return was logged since the last synchronize */
     pthread_mutex_t lock;
     pthread_cond_t cond;
     uint64_t locks_completed;
@@ -223,27 +223,26 @@ pager_handler(struct emm_port *port, struct emm_msg *msg)
         atomic_fetch_add(&pg->stats.returns, 1);
         status = store_return(pg, po, msg);
         if (status < 0) {
-            if (po->write_error == 0)
+            if (!po->error_logged)
                 emm_err("pager: object %llu: storing page %llu failed: %s",
                         (unsigned long long)po->id, (unsigned long long)(msg->offset / PS),
                         strerror(-status));
-            /* Reported by the next synchronize only for returns that keep a
-             * kernel copy (fsync, lock_request): a failed pageout is the kernel's
-             * to retry or double-page, and must not fail a later fsync. */
-            if (msg->flags & MO_F_KERNEL_COPY)
-                po->write_error = status;
+            po->error_logged = 1;
             atomic_fetch_add(&pg->stats.return_errors, 1);
         }
         break;
     case MO_SYNCHRONIZE: {
+        /* The store's own sync. A refused data_return was answered with its
+         * status: the kernel keeps the page (or double-pages it) and fails
+         * the fsync that depended on it. */
         atomic_fetch_add(&pg->stats.syncs, 1);
         int rc = emm_backend_sync(pg->backend, po->id);
         struct emm_msg *m = emm_msg_new(MO_SYNCHRONIZE_COMPLETED, msg->offset, msg->length);
         if (m != NULL) {
-            m->arg = po->write_error ? po->write_error : rc;
+            m->arg = rc;
             send_control(po, m);
         }
-        po->write_error = 0;
+        po->error_logged = 0;
         break;
     }
     case MO_DISCARD: {

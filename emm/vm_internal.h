@@ -36,6 +36,8 @@ struct vm_sync {
     vm_done_fn done;
     void *arg;
     int terminate; /* finish a terminate when it completes */
+    uint64_t failures_at_start; /* obj->return_failures when it started */
+    uint64_t queued_ns;         /* when it began waiting for a replay */
 };
 
 struct vm_object {
@@ -68,6 +70,8 @@ struct vm_object {
     void *dp_handle;
     uint64_t deadline_ns;            /* a data_return older than this is overdue; 0: none */
     uint64_t replay_inflight;        /* pages paged in from swap to be replayed */
+    struct vm_sync *replay_syncs;    /* fsyncs waiting for the replay to finish */
+    uint64_t return_failures;        /* data_returns no pager took (the page stayed dirty) */
     int on_swapped_list;             /* kernel->swapped_head (kick_lock) */
     struct vm_object *swapped_next;
     struct vm_pager_stats *pstats;   /* the filesystem's counters (never NULL) */

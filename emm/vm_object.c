@@ -938,6 +938,7 @@ page_return_released(struct emm_msg *msg, int status)
     } else if (obj->dp != NULL && (p->flags & VM_PG_EVICT)) {
         /* The pager failed: double paging. The page stays on loan. */
         atomic_fetch_add(&k->stats.return_errors, 1);
+        atomic_store(&obj->pstats->last_failure_ns, now);
         atomic_store(&obj->pstats->sick_until_ns, now + sick_period(obj));
         atomic_fetch_add(&k->laundry, 1);
         vm_pool_dequeue(&k->pool, p); /* off the laundry list: no deadline for swap */
@@ -950,6 +951,8 @@ page_return_released(struct emm_msg *msg, int status)
         return;
     } else {
         atomic_fetch_add(&k->stats.return_errors, 1);
+        obj->return_failures++; /* fails the fsyncs that were waiting for it */
+        atomic_store(&obj->pstats->last_failure_ns, now);
         p->flags &= ~VM_PG_EVICT;
         obj->backoff_until_ns = now + 200000000ull;
     }
@@ -1079,6 +1082,7 @@ sync_locked(struct vm_object *obj, struct vm_sync *s, struct vm_batch *b)
     if (m == NULL)
         return -ENOMEM;
     batch_msg(b, m);
+    s->failures_at_start = obj->return_failures;
     sync_queue(obj, s);
     atomic_fetch_add(&obj->kernel->stats.synchronizes, 1);
     return 0;
@@ -1095,13 +1099,26 @@ vm_object_sync(struct vm_object *obj, vm_done_fn done, void *arg)
     s->done = done;
     s->arg = arg;
     struct vm_batch b = {0};
+    int rc;
     pthread_mutex_lock(&obj->lock);
-    int rc = sync_locked(obj, s, &b);
+    if (dp_holds(obj) && obj->state == VM_OBJ_READY) {
+        /* Swap holds pages its pager lacks: they must reach it first. The
+         * fsync waits for the replay (through a stall too, like any write to a
+         * slow store) and fails if the pager refuses a page meanwhile. */
+        s->queued_ns = emm_mono_ns();
+        s->next = obj->replay_syncs;
+        obj->replay_syncs = s;
+        rc = 0;
+    } else {
+        rc = sync_locked(obj, s, &b);
+    }
     pthread_mutex_unlock(&obj->lock);
     vm_batch_flush(obj, &b);
     if (rc < 0) {
         free(s);
         done(arg, -rc);
+    } else if (obj->dp != NULL) {
+        vm_kernel_note_swapped(obj->kernel, obj); /* the worker replays, then syncs */
     }
 }
 
@@ -1299,20 +1316,55 @@ vm_object_terminate(struct vm_object *obj, int keep, vm_done_fn done, void *arg)
         terminate_after_sync(tc, obj->error);
 }
 
+static void
+syncs_fail(struct vm_sync *list, int err)
+{
+    while (list != NULL) {
+        struct vm_sync *s = list;
+        list = s->next;
+        s->done(s->arg, err);
+        free(s);
+    }
+}
+
 int
 vm_obj_replay(struct vm_object *obj, unsigned max_pages)
 {
     struct vm_kernel *k = obj->kernel;
     struct vm_batch b = {0};
     int more = 0;
+    struct vm_sync *failed = NULL;
     pthread_mutex_lock(&obj->lock);
     if (obj->state != VM_OBJ_READY || obj->dp == NULL || obj->temporary) {
+        failed = obj->replay_syncs;
+        obj->replay_syncs = NULL;
         pthread_mutex_unlock(&obj->lock);
+        syncs_fail(failed, obj->error ? obj->error : EIO);
         return 0;
     }
     more = dp_holds(obj) || obj->replay_inflight > 0;
-    if (!more || obj->replay_inflight > 0 || vm_pager_suspect(obj->pstats, emm_mono_ns())) {
+    int suspect = vm_pager_suspect(obj->pstats, emm_mono_ns());
+    uint64_t failed_at = atomic_load(&obj->pstats->last_failure_ns);
+    /* Replay done: the fsyncs that waited for it go on. The pager refused a
+     * page since one began waiting: that one fails. */
+    struct vm_sync **pp = &obj->replay_syncs;
+    while (*pp != NULL) {
+        struct vm_sync *s = *pp;
+        int refused = failed_at > s->queued_ns;
+        if (!refused && more) {
+            pp = &s->next;
+            continue;
+        }
+        *pp = s->next;
+        if (refused || sync_locked(obj, s, &b) < 0) {
+            s->next = failed;
+            failed = s;
+        }
+    }
+    if (!more || obj->replay_inflight > 0 || suspect) {
         pthread_mutex_unlock(&obj->lock);
+        vm_batch_flush(obj, &b);
+        syncs_fail(failed, EIO);
         return more;
     }
     uint64_t idx = 0;
@@ -1737,6 +1789,8 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
         s->next = NULL;
         b.syncs_done = s;
         b.sync_err = msg->arg < 0 ? -msg->arg : 0;
+        if (b.sync_err == 0 && obj->return_failures != s->failures_at_start)
+            b.sync_err = EIO; /* a page it returned stayed dirty: the pager refused it */
         if (b.sync_err == 0 && dp_holds(obj) && obj->state == VM_OBJ_READY) {
             /* Not all of it is with the pager yet: those pages are in swap
              * until the replay gives them back. */

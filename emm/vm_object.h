@@ -51,6 +51,7 @@ struct vm_stats {
 struct vm_pager_stats {
     atomic_uint_fast64_t overdue_inflight; /* overdue data_returns it still holds */
     atomic_uint_fast64_t sick_until_ns;    /* failed lately: pageouts go to swap */
+    atomic_uint_fast64_t last_failure_ns;  /* it last refused a data_return */
     atomic_uint_fast64_t pageouts,   /* pages laundered to the pager */
         double_paged,                /* pages it failed to take, sent to swap */
         overdue,                     /* data_returns not acknowledged in time */

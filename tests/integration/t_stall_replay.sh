@@ -15,9 +15,9 @@
 # pager is still stalled. Then: double_paged, overdue_returns,
 # swap_used_pages, the object's SWAP column are > 0, swap served faults, and
 # LMDB holds none of the object's pages.
-# Phase 2: the stall file goes; the pages are replayed (replayed > 0, the
-# object's SWAP column reaches 0, swap is empty); sync(1) and os.fsync
-# succeed; after a SIGTERM and a restart the object is in LMDB and compares
+# Phase 2: the stall file goes; sync(1) right away waits for the replay and
+# succeeds (the object's SWAP column is 0 when it returns, replayed > 0, swap
+# is empty); os.fsync succeeds; after a SIGTERM and a restart the object is in LMDB and compares
 # equal.
 # Phase 3 (errors): with the fail trigger present, 32 MiB written to `flaky`
 # is double paged (double_paged_flaky > 0), reads back equal, and fsync
@@ -130,8 +130,10 @@ emmd_alive || fail "emmd died during the stall"
 # ---- phase 2: the pager recovers; swap's pages are replayed to it
 log "phase 2: stall off"
 rm -f "$STALL"
+# fsync right away: it waits for swap's pages to reach the pager, then syncs
+bounded "sync slow/obj during the replay" sync "$S/obj"
+assert_eq "$(ls_col slow obj SWAP)" 0 "slow/obj SWAP once the fsync returned"
 wait_replayed slow obj
-bounded "sync slow/obj after the replay" sync "$S/obj"
 assert_eq "$(fsync_result "$S/obj")" OK "os.fsync of slow/obj after the replay"
 dump_state
 assert_eq "$(info_get swap_used_pages)" 0 "swap_used_pages after the replay and fsync"
