@@ -956,6 +956,20 @@ finish(struct loader *ld, int check)
             return;
         }
     }
+    /* The default pager must never page to a filesystem emmd serves: a
+     * pageout would wait on a FUSE request only emmd can answer. */
+    for (size_t w = 0; w < cfg->nswaps; w++)
+        for (size_t i = 0; i < cfg->nfs; i++) {
+            size_t n = strlen(cfg->fs[i].mountpoint);
+            if (strncmp(cfg->swaps[w].path, cfg->fs[i].mountpoint, n) == 0 &&
+                (cfg->swaps[w].path[n] == '/' || cfg->swaps[w].path[n] == '\0')) {
+                fail(ld, cfg->swaps[w].line, -EINVAL,
+                     "swap %s is inside [fs %s]'s mountpoint %s: emmd cannot page to a "
+                     "filesystem it serves",
+                     cfg->swaps[w].path, cfg->fs[i].name, cfg->fs[i].mountpoint);
+                return;
+            }
+        }
     if (check)
         check_paths(ld);
 }

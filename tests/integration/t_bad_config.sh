@@ -126,6 +126,13 @@ bad swap-empty 8 <<'E'
 [default-pager]
 swap =
 E
+bad swap-inside-mount 8 <<E
+[default-pager]
+swap = $MNT/t/swapfile 64M
+
+[fs t]
+backend = memory
+E
 
 # --- [fs] sections ---
 bad fs-unknown-key 9 <<'E'
