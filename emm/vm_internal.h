@@ -60,7 +60,7 @@ struct vm_object {
     struct vm_io *io_head, *io_tail; /* waiting operations, in arrival order */
     struct vm_sync *sync_head, *sync_tail;
     int starved;                     /* an io waits for free frames */
-    unsigned need_frames;            /* how many it needs at once */
+    atomic_uint need_frames;         /* how many it needs at once (the worker reads it unlocked) */
     struct vm_object *kick_next;     /* kernel worker queue */
     int kicked;
     uint64_t backoff_until_ns;       /* pager refused a data_return: pageout waits */

@@ -419,8 +419,8 @@ static void
 starve(struct vm_object *obj, unsigned need)
 {
     obj->starved = 1;
-    if (need > obj->need_frames)
-        obj->need_frames = need;
+    if (need > atomic_load(&obj->need_frames))
+        atomic_store(&obj->need_frames, need);
     atomic_fetch_add(&obj->kernel->stats.frame_waits, 1);
 }
 
@@ -652,7 +652,7 @@ run_waiters(struct vm_object *obj, struct vm_batch *b)
     struct vm_io *io = obj->io_head, *keep_head = NULL, *keep_tail = NULL;
     obj->io_head = obj->io_tail = NULL;
     obj->starved = 0;
-    obj->need_frames = 0;
+    atomic_store(&obj->need_frames, 0);
     while (io != NULL) {
         struct vm_io *next = io->next;
         int rc = io_try(obj, io, b);

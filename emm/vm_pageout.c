@@ -32,7 +32,7 @@ void
 vm_kernel_kick(struct vm_kernel *k, struct vm_object *obj)
 {
     /* Tell the daemon how many frames must come free at once (obj->lock held). */
-    unsigned need = obj->need_frames, cur = atomic_load(&k->need_frames);
+    unsigned need = atomic_load(&obj->need_frames), cur = atomic_load(&k->need_frames);
     while (need > cur && !atomic_compare_exchange_weak(&k->need_frames, &cur, need))
         ;
     pthread_mutex_lock(&k->kick_lock);
@@ -140,7 +140,7 @@ worker_main(void *arg)
         while (list != NULL) {
             struct vm_object *obj = list;
             list = obj->kick_next;
-            uint64_t need = obj->need_frames;
+            uint64_t need = atomic_load(&obj->need_frames);
             if (need > k->pool.npages / 2) /* never wait for the impossible */
                 need = k->pool.npages / 2;
             if (nfree < need) { /* not yet: keep it for the next round */
@@ -159,8 +159,8 @@ worker_main(void *arg)
         if (later != NULL) {
             unsigned most = 0;
             for (struct vm_object *o = later; o; o = o->kick_next)
-                if (o->need_frames > most)
-                    most = o->need_frames;
+                if (atomic_load(&o->need_frames) > most)
+                    most = atomic_load(&o->need_frames);
             struct vm_object *tail = later;
             while (tail->kick_next != NULL)
                 tail = tail->kick_next;
