@@ -526,21 +526,31 @@ read_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
     return 1;
 }
 
-/* A write hits a page whose data_return is overdue: the stalled pager keeps the
- * old frame (an orphan, freed when it answers) and the object gets a copy, so
- * the writer never waits on the pager past its deadline. Lock held. */
+/* A write to a page whose frame someone else reads, and will not give back
+ * soon: its data_return is overdue (the stalled pager keeps the frame, freed
+ * when it answers), or a READ reply is being sent from it (freed at the last
+ * unwire). The object gets a copy, so the writer never waits past the deadline
+ * and the reader sees the page as it was. Lock held. */
 static struct vm_page *
-page_copy_overdue(struct vm_object *obj, struct vm_page *old, struct vm_page *q)
+page_copy(struct vm_object *obj, struct vm_page *old, struct vm_page *q)
 {
-    uint16_t keep = old->flags & (VM_PG_NEW | VM_PG_INSWAP);
+    int laundry = old->state == VM_PAGE_LAUNDRY;
+    uint16_t keep = old->flags & (VM_PG_NEW | VM_PG_INSWAP | VM_PG_PRECIOUS);
+    if (old->flags & VM_PG_DIRTY)
+        keep |= VM_PG_DIRTY;
     page_unlink(obj, old);
-    obj->nlaundry--;
+    if (laundry)
+        obj->nlaundry--;
+    else
+        old->flags |= VM_PG_EVICT;
     old->flags |= VM_PG_ORPHAN;
     page_insert(obj, q, old->index, VM_PAGE_PRESENT);
     memcpy(q->frame, old->frame, VM_PS);
+    q->lock_value = old->lock_value;
     /* The swap copy (if the default pager got one) is older than this page. */
-    page_flags(obj, q, VM_PG_DIRTY | keep | (obj->dp != NULL ? VM_PG_INSWAP : 0), 0);
-    atomic_fetch_add(&obj->kernel->stats.cow_overdue, 1);
+    page_flags(obj, q, VM_PG_DIRTY | keep | (laundry && obj->dp != NULL ? VM_PG_INSWAP : 0), 0);
+    if (laundry)
+        atomic_fetch_add(&obj->kernel->stats.cow_overdue, 1);
     return q;
 }
 
@@ -569,8 +579,9 @@ write_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
             }
             continue;
         }
-        if (p->state == VM_PAGE_LAUNDRY && (p->flags & VM_PG_OVERDUE)) {
-            need++; /* its pager stalls: write to a copy (below) */
+        if ((p->state == VM_PAGE_LAUNDRY && (p->flags & VM_PG_OVERDUE)) ||
+            (p->state == VM_PAGE_PRESENT && p->wire > 0 && !(p->lock_value & VM_PROT_WRITE))) {
+            need++; /* its pager stalls, or a reply reads it: write to a copy */
         } else if (p->state == VM_PAGE_ABSENT || p->state == VM_PAGE_LAUNDRY) {
             ready = 0;
         } else if (p->lock_value & VM_PROT_WRITE) {
@@ -608,8 +619,8 @@ write_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
     struct vm_page *touched[258];
     for (uint64_t idx = first; idx <= last; idx++) {
         struct vm_page *p = page_lookup(obj, idx);
-        if (p != NULL && p->state == VM_PAGE_LAUNDRY) {
-            p = page_copy_overdue(obj, p, frames[used++]);
+        if (p != NULL && (p->state == VM_PAGE_LAUNDRY || p->wire > 0)) {
+            p = page_copy(obj, p, frames[used++]);
         } else if (p == NULL) {
             p = frames[used++];
             page_insert(obj, p, idx, VM_PAGE_PRESENT);
