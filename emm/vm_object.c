@@ -1,7 +1,10 @@
 /*
  * vm_object.c - memory objects on the kernel side: the page table, the fault
- * (read) and write paths, synchronize, punch and terminate, and the handlers of
- * every pager -> kernel message arriving on an object's control port.
+ * (read) and write paths, laundry and double paging (a page its pager refuses,
+ * or holds past its deadline, goes to the default pager; faults on it are
+ * served from swap until the replay gives it back), synchronize, punch and
+ * terminate, and the handlers of every pager -> kernel message arriving on an
+ * object's control port.
  *
  * Locking: obj->lock guards everything in struct vm_object and the state, flags
  * and contents of its pages. Work that must happen without it (sending
