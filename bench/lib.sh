@@ -52,7 +52,9 @@ bench_cleanup() {
 
 # start_emmd FS BACKEND [KEY=VALUE...]: a fresh emmd with one [fs FS] over
 # BACKEND (the KEY=VALUE lines go to that section); [emmd] takes
-# resident-limit from $RESIDENT and busy-poll from $BUSY_POLL when set.
+# resident-limit from $RESIDENT, busy-poll from $BUSY_POLL and pageout.policy
+# from $POLICY when set; $SWAP, when set, is the swap line of a
+# [default-pager] section ("PATH SIZE"; needed by BACKEND none).
 # Sets MP to the mountpoint; returns once it is mounted and the socket is up.
 start_emmd() {
     local fs=$1 backend=$2 kv i
@@ -68,6 +70,8 @@ start_emmd() {
         echo "resident-limit = ${RESIDENT:-256M}"
         echo "log-level = warn"
         [ -z "${BUSY_POLL:-}" ] || echo "busy-poll = $BUSY_POLL"
+        [ -z "${POLICY:-}" ] || echo "pageout.policy = $POLICY"
+        [ -z "${SWAP:-}" ] || printf '[default-pager]\nswap = %s\n' "$SWAP"
         echo "[fs $fs]"
         echo "backend = $backend"
         for kv in "$@"; do echo "${kv%%=*} = ${kv#*=}"; done

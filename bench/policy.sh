@@ -9,7 +9,8 @@
 # with a 1/3 inactive target for comparison with Mach's 2/3.
 #
 # Knobs (environment): POLICY_REQUESTS (1000000), POLICY_PAGES (100000),
-# POLICY_SEED (42), CC (cc). No root, no FUSE.
+# POLICY_SEED (42), POLICY_CACHES (cache sizes in % of the footprint, "1,5,10"),
+# POLICY_ZIPF (Zipf exponents, "0.8,1.0"), CC (cc). No root, no FUSE.
 set -euo pipefail
 
 BUILD=${1:?usage: bench/policy.sh BUILD_DIR}
@@ -25,4 +26,5 @@ BIN="$BUILD/bench/policysim"
 echo "emm pageout policy simulator  $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r), $(awk '/MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo)"
 echo "emm: $(git -C "$SRC" describe --always --dirty 2>/dev/null || echo unknown)"
-"$BIN" -n "${POLICY_REQUESTS:-1000000}" -p "${POLICY_PAGES:-100000}" -s "${POLICY_SEED:-42}"
+"$BIN" -n "${POLICY_REQUESTS:-1000000}" -p "${POLICY_PAGES:-100000}" -s "${POLICY_SEED:-42}" \
+    -c "${POLICY_CACHES:-1,5,10}" -z "${POLICY_ZIPF:-0.8,1.0}"

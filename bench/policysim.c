@@ -16,7 +16,10 @@
  * when the cache is full, then inserts; a hit touches. Every request counts
  * (cold misses included).
  *
- * Usage: policysim [-n requests] [-p pages] [-s seed]
+ * Usage: policysim [-n requests] [-p pages] [-s seed] [-c pcts] [-z alphas]
+ *   -c  cache sizes in % of the footprint, comma-separated (default 1,5,10)
+ *   -z  Zipf exponents of the zipf traces, comma-separated (default 0.8,1.0);
+ *       the scan-mix trace always follows them
  */
 #include "vm_policy.c"
 
@@ -201,24 +204,52 @@ simulate(int pi, const uint32_t *trace, uint64_t nreq, struct spage *pg, uint32_
     return 0;
 }
 
+#define MAXLIST 8
+
+/* A comma-separated list of numbers in (lo, hi]; its length, or -1. */
+static int
+parse_list(const char *arg, double *out, double lo, double hi)
+{
+    int n = 0;
+    const char *p = arg;
+    for (;;) {
+        char *end;
+        double v = strtod(p, &end);
+        if (end == p || !(v > lo && v <= hi) || n == MAXLIST)
+            return -1;
+        out[n++] = v;
+        if (*end == '\0')
+            return n;
+        if (*end != ',')
+            return -1;
+        p = end + 1;
+    }
+}
+
 int
 main(int argc, char **argv)
 {
     uint64_t nreq = 1000000, seed = 42;
     uint32_t pages = 100000;
+    double pct[MAXLIST] = {1, 5, 10}, alphas[MAXLIST] = {0.8, 1.0};
+    int npct = 3, nalpha = 2;
     int opt;
-    while ((opt = getopt(argc, argv, "n:p:s:")) != -1) {
+    while ((opt = getopt(argc, argv, "n:p:s:c:z:")) != -1) {
         switch (opt) {
         case 'n': nreq = strtoull(optarg, NULL, 0); break;
         case 'p': pages = (uint32_t)strtoul(optarg, NULL, 0); break;
         case 's': seed = strtoull(optarg, NULL, 0); break;
+        case 'c': npct = parse_list(optarg, pct, 0, 100); break;
+        case 'z': nalpha = parse_list(optarg, alphas, 0, 10); break;
         default:
-            fprintf(stderr, "usage: policysim [-n requests] [-p pages] [-s seed]\n");
+            fprintf(stderr, "usage: policysim [-n requests] [-p pages] [-s seed] [-c pcts] "
+                            "[-z alphas]\n");
             return 2;
         }
     }
-    if (nreq == 0 || pages < 100) {
-        fprintf(stderr, "policysim: need requests > 0 and pages >= 100\n");
+    if (nreq == 0 || pages < 100 || npct < 0 || nalpha < 0) {
+        fprintf(stderr, "policysim: need requests > 0, pages >= 100, cache %% in (0,100] and "
+                        "Zipf exponents in (0,10] (at most %d of each)\n", MAXLIST);
         return 2;
     }
     sc13_ops = sc_ops;
@@ -236,11 +267,17 @@ main(int argc, char **argv)
         fprintf(stderr, "policysim: out of memory\n");
         return 1;
     }
-    static const struct {
-        const char *name;
+    struct {
+        char name[16];
         double alpha; /* 0: scan-mix */
-    } traces[] = {{"zipf-0.8", 0.8}, {"zipf-1.0", 1.0}, {"scan-mix", 0}};
-    static const unsigned pct[] = {1, 5, 10};
+    } traces[MAXLIST + 1];
+    size_t ntraces = 0;
+    for (int a = 0; a < nalpha; a++) {
+        snprintf(traces[ntraces].name, sizeof(traces[ntraces].name), "zipf-%.1f", alphas[a]);
+        traces[ntraces++].alpha = alphas[a];
+    }
+    snprintf(traces[ntraces].name, sizeof(traces[ntraces].name), "scan-mix");
+    traces[ntraces++].alpha = 0;
 
     printf("requests %llu, footprint %u pages, seed %llu; hit ratio %%\n",
            (unsigned long long)nreq, pages, (unsigned long long)seed);
@@ -250,7 +287,7 @@ main(int argc, char **argv)
     printf("   sc-fifo  sc/lru\n");
 
     double worst_sc_lru = 0, worst_sc_fifo = 100, worst_s3_lru = 100;
-    for (size_t t = 0; t < sizeof(traces) / sizeof(traces[0]); t++) {
+    for (size_t t = 0; t < ntraces; t++) {
         int rc = traces[t].alpha > 0
                      ? gen_zipf(trace, nreq, pages, traces[t].alpha, seed + t)
                      : gen_scan_mix(trace, nreq, pages, seed + t);
@@ -258,8 +295,10 @@ main(int argc, char **argv)
             fprintf(stderr, "policysim: trace: %s\n", strerror(-rc));
             return 1;
         }
-        for (size_t c = 0; c < sizeof(pct) / sizeof(pct[0]); c++) {
-            uint64_t cap = (uint64_t)pages * pct[c] / 100;
+        for (int c = 0; c < npct; c++) {
+            uint64_t cap = (uint64_t)((double)pages * pct[c] / 100 + 0.5);
+            if (cap == 0)
+                cap = 1;
             double h[NPOL];
             for (int p = 0; p < NPOL; p++) {
                 rc = simulate(p, trace, nreq, pg, pages, cap, &h[p]);
@@ -268,7 +307,7 @@ main(int argc, char **argv)
                     return 1;
                 }
             }
-            printf("%-9s %4u%% %7llu", traces[t].name, pct[c], (unsigned long long)cap);
+            printf("%-9s %4g%% %7llu", traces[t].name, pct[c], (unsigned long long)cap);
             for (int p = 0; p < NPOL; p++)
                 printf(" %13.2f", 100 * h[p]);
             /* second-chance minus fifo (points); second-chance relative to lru. */
