@@ -141,6 +141,20 @@ page_discard(struct vm_object *obj, struct vm_page *p)
     vm_obj_remove_page(obj, p);
 }
 
+/* Drops every page (the object died or is terminated). Lock held. */
+static void
+discard_all(struct vm_object *obj)
+{
+    for (uint64_t i = 0; i < obj->nbuckets; i++) {
+        struct vm_page *p = obj->buckets[i];
+        while (p != NULL) {
+            struct vm_page *next = p->hnext;
+            page_discard(obj, p);
+            p = next;
+        }
+    }
+}
+
 /* ---- batches ---------------------------------------------------------- */
 
 static void
@@ -790,14 +804,7 @@ obj_kill(struct vm_object *obj, uint64_t index, int err, struct vm_batch *b)
     obj->error = EIO;
     atomic_fetch_add(&k->stats.objects_killed, 1);
     atomic_fetch_add(&obj->pstats->killed, 1);
-    for (uint64_t i = 0; i < obj->nbuckets; i++) {
-        struct vm_page *p = obj->buckets[i];
-        while (p != NULL) {
-            struct vm_page *next = p->hnext;
-            page_discard(obj, p);
-            p = next;
-        }
-    }
+    discard_all(obj);
     run_waiters(obj, b);
 }
 
@@ -1254,14 +1261,7 @@ terminate_finish(struct vm_object *obj, int discard)
     pthread_mutex_lock(&obj->lock);
     obj->state = VM_OBJ_TERMINATED;
     obj->error = EIO;
-    for (uint64_t i = 0; i < obj->nbuckets; i++) {
-        struct vm_page *p = obj->buckets[i];
-        while (p != NULL) {
-            struct vm_page *next = p->hnext;
-            page_discard(obj, p);
-            p = next;
-        }
-    }
+    discard_all(obj);
     if (discard) {
         struct emm_msg *m = kmsg(obj, MO_DISCARD, 0, UINT64_MAX);
         if (m != NULL)
@@ -1781,14 +1781,7 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
                  msg->arg);
         obj->state = VM_OBJ_DEAD;
         obj->error = msg->arg > 0 ? msg->arg : EIO;
-        for (uint64_t i = 0; i < obj->nbuckets; i++) {
-            struct vm_page *p = obj->buckets[i];
-            while (p != NULL) {
-                struct vm_page *next = p->hnext;
-                page_discard(obj, p);
-                p = next;
-            }
-        }
+        discard_all(obj);
         run_waiters(obj, &b);
         break;
     case MO_SYNCHRONIZE_COMPLETED: {
