@@ -383,6 +383,30 @@ info_get() {
     printf '%s\n' "$v"
 }
 
+# fio_run LABEL LIMIT LOG FIO_ARGS...: runs fio with its output in LOG (a
+# file, not a pipe: a fio worker stuck on a wedged mount must not keep this
+# shell waiting) under a LIMIT-second liveness bound; fails on a timeout, an
+# exit status, an error or a verify failure reported by fio, or a dead emmd.
+fio_run() {
+    local label=$1 limit=$2 flog=$3 out rc=0
+    shift 3
+    timeout -k 10 "$limit" fio "$@" >"$flog" 2>&1 </dev/null || rc=$?
+    out=$(cat "$flog")
+    printf '%s\n' "$out" | grep -E 'err=|READ:|WRITE:|verify' | sed "s|^|#   $label: |" >&2 || true
+    if [ $rc = 124 ] || [ $rc = 137 ]; then
+        printf '%s\n' "$out" >&2
+        ctl info memory >&2 || true
+        fail "fio $label did not finish within $limit s (emmd stuck?)"
+    fi
+    [ $rc = 0 ] || { printf '%s\n' "$out" >&2; fail "fio $label exited $rc"; }
+    grep -q 'err= 0' <<<"$out" || { printf '%s\n' "$out" >&2; fail "fio $label reported errors"; }
+    if grep -qi 'verify.*bad\|bad magic\|crc32c: verify failed\|bad header' <<<"$out"; then
+        printf '%s\n' "$out" >&2
+        fail "fio $label: verify failures"
+    fi
+    emmd_alive || fail "emmd died during fio $label"
+}
+
 # ---- helpers of the pageout and default-pager tests ----
 
 STEP_LIMIT=${STEP_LIMIT:-180} # bounded's liveness bound, seconds

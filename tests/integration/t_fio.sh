@@ -17,29 +17,13 @@ D="$MNT/fio"
 limit=$(info_get resident_limit_bytes)
 assert_eq "$limit" $((64 << 20)) "resident_limit_bytes"
 
-# run_fio NAME ARGS...: fio must exit 0 and report no errors.
+# run_fio NAME ARGS...: fio writes and verifies a 256M file (lib.sh fio_run).
 run_fio() {
-    local name=$1 out rc=0 flog="$WORK/fio-$1.log"
+    local name=$1
     shift
-    # output to a file, not a pipe: a fio worker stuck in the kernel on a wedged
-    # mount must not keep this shell waiting on a pipe
-    timeout -k 10 120 fio --name="$name" --directory="$D" --filename="$name.dat" \
-        --size=256M --verify=crc32c --do_verify=1 --verify_fatal=1 \
-        --verify_dump=0 --randseed=12345 --group_reporting "$@" >"$flog" 2>&1 </dev/null || rc=$?
-    out=$(cat "$flog")
-    printf '%s\n' "$out" | grep -E 'err=|READ:|WRITE:|verify' | sed 's/^/#   /' >&2 || true
-    if [ $rc = 124 ] || [ $rc = 137 ]; then
-        printf '%s\n' "$out" >&2
-        ctl info memory >&2 || true
-        fail "fio $name did not finish within 120 s (emmd stuck?)"
-    fi
-    [ $rc = 0 ] || { printf '%s\n' "$out" >&2; fail "fio $name exited $rc"; }
-    grep -q 'err= 0' <<<"$out" || { printf '%s\n' "$out" >&2; fail "fio $name reported errors"; }
-    if printf '%s\n' "$out" | grep -qi 'verify.*bad\|bad magic\|crc32c: verify failed'; then
-        printf '%s\n' "$out" >&2
-        fail "fio $name: verify failures"
-    fi
-    emmd_alive || fail "emmd died during fio $name"
+    fio_run "$name" 120 "$WORK/fio-$name.log" --name="$name" --directory="$D" \
+        --filename="$name.dat" --size=256M --verify=crc32c --do_verify=1 --verify_fatal=1 \
+        --verify_dump=0 --randseed=12345 --group_reporting "$@"
 }
 
 run_fio mmap-seq --ioengine=mmap --rw=write --bs=64k

@@ -105,29 +105,13 @@ stop_sampler() {
     [ -z "$bad" ] || fail "$what: in a sample taken during the workload, $bad"
 }
 
-# run_fio FS NAME ARGS...: fio must exit 0, report err=0 and no verify failure.
-# Output to a file (not a pipe: a fio worker stuck on a wedged mount must not
-# keep this shell waiting).
+# run_fio FS NAME MiB ARGS...: fio randwrite with crc32c verify (lib.sh fio_run).
 run_fio() {
-    local fs=$1 name=$2 mb=$3 out rc=0 flog="$WORK/fio-$1-$2.log"
+    local fs=$1 name=$2 mb=$3
     shift 3
-    timeout -k 10 240 fio --name="$name" --directory="$MNT/$fs" --filename="$name.dat" \
-        --size="${mb}M" --fallocate=truncate --bs=64k --rw=randwrite --verify=crc32c --verify_fatal=1 \
-        --verify_dump=0 --randseed=4242 --group_reporting "$@" >"$flog" 2>&1 </dev/null || rc=$?
-    out=$(cat "$flog")
-    printf '%s\n' "$out" | grep -E 'err=|READ:|WRITE:|verify' | sed "s/^/#   $fs: /" >&2 || true
-    if [ $rc = 124 ] || [ $rc = 137 ]; then
-        printf '%s\n' "$out" >&2
-        ctl info memory >&2 || true
-        fail "fio $fs/$name $* did not finish within 240 s (emmd stuck?)"
-    fi
-    [ $rc = 0 ] || { printf '%s\n' "$out" >&2; fail "fio $fs/$name $* exited $rc"; }
-    grep -q 'err= 0' <<<"$out" || { printf '%s\n' "$out" >&2; fail "fio $fs/$name $* reported errors"; }
-    if printf '%s\n' "$out" | grep -qi 'verify.*bad\|bad magic\|crc32c: verify failed\|bad header'; then
-        printf '%s\n' "$out" >&2
-        fail "fio $fs/$name $*: verify failures"
-    fi
-    emmd_alive || fail "emmd died during fio $fs/$name"
+    fio_run "$fs/$name $*" 240 "$WORK/fio-$fs-$name.log" --name="$name" --directory="$MNT/$fs" \
+        --filename="$name.dat" --size="${mb}M" --fallocate=truncate --bs=64k --rw=randwrite \
+        --verify=crc32c --verify_fatal=1 --verify_dump=0 --randseed=4242 --group_reporting "$@"
     log "$fs: fio $name $* done (${SECONDS}s)"
 }
 

@@ -23,29 +23,13 @@ CONF_EOF
 start_emmd "$WORK/emmd.conf"
 assert_eq "$(info_get resident_limit_bytes)" $((64 << 20)) "resident_limit_bytes"
 
-# run_fio FS NAME ARGS...: fio must exit 0 and report no errors; its output
-# goes to a file (not a pipe: a fio worker stuck on a wedged mount must not
-# keep this shell waiting).
+# run_fio FS NAME ARGS...: fio writes and verifies a 256M file (lib.sh fio_run).
 run_fio() {
-    local fs=$1 name=$2 out rc=0 flog="$WORK/fio-$1-$2.log"
+    local fs=$1 name=$2
     shift 2
-    timeout -k 10 300 fio --name="$name" --directory="$MNT/$fs" --filename="$name.dat" \
-        --size=256M --verify=crc32c --do_verify=1 --verify_fatal=1 \
-        --verify_dump=0 --randseed=12345 --group_reporting "$@" >"$flog" 2>&1 </dev/null || rc=$?
-    out=$(cat "$flog")
-    printf '%s\n' "$out" | grep -E 'err=|READ:|WRITE:|verify' | sed "s/^/#   $fs: /" >&2 || true
-    if [ $rc = 124 ] || [ $rc = 137 ]; then
-        printf '%s\n' "$out" >&2
-        ctl info >&2 || true
-        fail "fio $fs/$name did not finish within 300 s (emmd stuck?)"
-    fi
-    [ $rc = 0 ] || { printf '%s\n' "$out" >&2; fail "fio $fs/$name exited $rc"; }
-    grep -q 'err= 0' <<<"$out" || { printf '%s\n' "$out" >&2; fail "fio $fs/$name reported errors"; }
-    if printf '%s\n' "$out" | grep -qi 'verify.*bad\|bad magic\|crc32c: verify failed'; then
-        printf '%s\n' "$out" >&2
-        fail "fio $fs/$name: verify failures"
-    fi
-    emmd_alive || fail "emmd died during fio $fs/$name"
+    fio_run "$fs/$name" 300 "$WORK/fio-$fs-$name.log" --name="$name" --directory="$MNT/$fs" \
+        --filename="$name.dat" --size=256M --verify=crc32c --do_verify=1 --verify_fatal=1 \
+        --verify_dump=0 --randseed=12345 --group_reporting "$@"
 }
 
 # pg FS KEY: a filter line of FS from `emmctl info pagers` ("FS.zstd.KEY:VALUE")
