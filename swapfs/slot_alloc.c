@@ -58,7 +58,7 @@ swp_alloc_destroy(struct swp_alloc *al)
 }
 
 int
-swp_alloc_get(struct swp_alloc *al, uint64_t *slot)
+swp_alloc_get_run(struct swp_alloc *al, unsigned want, uint64_t *first)
 {
     pthread_mutex_lock(&al->lock);
     if (al->nfree == 0) {
@@ -68,37 +68,28 @@ swp_alloc_get(struct swp_alloc *al, uint64_t *slot)
     uint64_t w = al->hint;
     while (al->words[w] == ~0ull)
         w = w + 1 == al->nwords ? 0 : w + 1; /* ends: nfree > 0 */
-    int bit = __builtin_ctzll(~al->words[w]);
-    al->words[w] |= 1ull << bit;
-    al->nfree--;
-    al->hint = w;
-    *slot = w * 64 + (uint64_t)bit;
-    pthread_mutex_unlock(&al->lock);
-    return 0;
-}
-
-int
-swp_alloc_get_run(struct swp_alloc *al, unsigned want, uint64_t *first)
-{
-    uint64_t slot;
-    int rc = swp_alloc_get(al, &slot);
-    if (rc < 0)
-        return rc;
-    unsigned n = 1;
-    pthread_mutex_lock(&al->lock);
-    /* Extend while the next slots are free: one vectored write for a cluster. */
-    while (n < want && slot + n < al->nslots) {
+    uint64_t slot = w * 64 + (uint64_t)__builtin_ctzll(~al->words[w]);
+    /* Then the free slots right after it: one vectored write for a cluster. */
+    unsigned n = 0;
+    while (n < (want ? want : 1) && slot + n < al->nslots) {
         uint64_t s = slot + n, bit = 1ull << (s % 64);
         if (al->words[s / 64] & bit)
             break;
         al->words[s / 64] |= bit;
-        al->nfree--;
         n++;
     }
+    al->nfree -= n;
     al->hint = (slot + n - 1) / 64;
     pthread_mutex_unlock(&al->lock);
     *first = slot;
     return (int)n;
+}
+
+int
+swp_alloc_get(struct swp_alloc *al, uint64_t *slot)
+{
+    int n = swp_alloc_get_run(al, 1, slot);
+    return n < 0 ? n : 0;
 }
 
 int
