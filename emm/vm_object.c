@@ -617,20 +617,9 @@ write_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
     if (!ready)
         return 0;
     struct vm_page *frames[258];
-    if (need > 0) {
-        /* Not enough free: wait without churning the free list (every page the
-         * pager takes back reruns the waiters). */
-        if (vm_pool_free_count(&k->pool) < need) {
-            starve(obj, need);
-            return 0;
-        }
-        unsigned got = vm_pool_alloc(&k->pool, frames, need);
-        if (got < need) {
-            for (unsigned i = 0; i < got; i++)
-                vm_pool_free(&k->pool, frames[i]);
-            starve(obj, need); /* a write takes all its frames at once */
-            return 0;
-        }
+    if (need > 0 && vm_pool_alloc_all(&k->pool, frames, need) == 0) {
+        starve(obj, need); /* a write takes all its frames at once */
+        return 0;
     }
     unsigned used = 0;
     struct vm_page *touched[258];

@@ -74,12 +74,12 @@ vm_pool_fini(struct vm_pool *pool)
     pool->pages = NULL;
 }
 
-unsigned
-vm_pool_alloc(struct vm_pool *pool, struct vm_page **out, unsigned n)
+static unsigned
+pool_take(struct vm_pool *pool, struct vm_page **out, unsigned n, int all)
 {
     unsigned got = 0;
     pthread_mutex_lock(&pool->lock);
-    while (got < n && pool->free_head != NULL) {
+    while (got < n && pool->free_head != NULL && (!all || pool->nfree >= n)) {
         struct vm_page *p = pool->free_head;
         pool->free_head = p->hnext;
         p->queue = VM_Q_NONE;
@@ -99,6 +99,18 @@ vm_pool_alloc(struct vm_pool *pool, struct vm_page **out, unsigned n)
         out[i]->hnext = NULL;
     }
     return got;
+}
+
+unsigned
+vm_pool_alloc(struct vm_pool *pool, struct vm_page **out, unsigned n)
+{
+    return pool_take(pool, out, n, 0);
+}
+
+unsigned
+vm_pool_alloc_all(struct vm_pool *pool, struct vm_page **out, unsigned n)
+{
+    return pool_take(pool, out, n, 1);
 }
 
 static void

@@ -91,6 +91,8 @@ int vm_pool_init(struct vm_pool *pool, uint64_t bytes, const struct vm_policy_op
 void vm_pool_fini(struct vm_pool *pool);
 /* Takes up to n free pages (no waiting); returns how many. Kicks the daemon when low. */
 unsigned vm_pool_alloc(struct vm_pool *pool, struct vm_page **out, unsigned n);
+/* All n or none (0): for a write, which needs all its frames at once. */
+unsigned vm_pool_alloc_all(struct vm_pool *pool, struct vm_page **out, unsigned n);
 void vm_pool_free(struct vm_pool *pool, struct vm_page *page);
 /* Queue operations (pool lock taken inside). Enqueue hands a resident page to
  * the policy (a no-op if it has it); dequeue takes it off whatever list. */

@@ -85,6 +85,9 @@ test_alloc_free_counts(void **state)
     /* Alloc beyond what is free returns fewer. */
     assert_int_equal(vm_pool_alloc(&pool, pg, 200), 200);
     struct vm_page *more[100];
+    /* All or nothing: 56 free, 100 wanted. */
+    assert_int_equal(vm_pool_alloc_all(&pool, more, 100), 0);
+    assert_int_equal(vm_pool_free_count(&pool), 56);
     assert_int_equal(vm_pool_alloc(&pool, more, 100), 56);
     assert_int_equal(vm_pool_free_count(&pool), 0);
     assert_int_equal(vm_pool_alloc(&pool, more + 56, 1), 0);
