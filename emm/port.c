@@ -245,24 +245,31 @@ portset_push(struct emm_portset *set, struct emm_port *port)
         emm_err("portset %s: eventfd write: %s", set->label, strerror(errno));
 }
 
-int
-emm_port_send(struct emm_port *port, struct emm_msg *msg)
+/* Port lock held: queues msg. */
+static int
+port_enqueue(struct emm_port *port, struct emm_msg *msg)
 {
     msg->next = NULL;
-    pthread_mutex_lock(&port->lock);
-    if (port->dead) {
-        pthread_mutex_unlock(&port->lock);
+    if (port->dead)
         return -EPIPE;
-    }
     msg->seqno = ++port->seqno;
     if (port->tail != NULL)
         port->tail->next = msg;
     else
         port->head = msg;
     port->tail = msg;
-    if (port->draining || port->queued) {
+    return 0;
+}
+
+/* Port lock held, released here: delivers the queue unless someone already
+ * does (a drainer, or the set's ready list). */
+static void
+port_deliver(struct emm_port *port)
+{
+    struct emm_msg *msg = port->head;
+    if (msg == NULL || port->dead || port->draining || port->queued) {
         pthread_mutex_unlock(&port->lock);
-        return 0;
+        return;
     }
     int handoff = port->set != NULL && port->may_inline != NULL && port->may_inline(msg);
     if (port->set == NULL || handoff) {
@@ -271,13 +278,41 @@ emm_port_send(struct emm_port *port, struct emm_msg *msg)
         pthread_mutex_unlock(&port->lock);
         port_drain_mode(port, handoff);
         emm_port_unref(port);
-        return 0;
+        return;
     }
     port->queued = 1;
     emm_port_ref(port);
     pthread_mutex_unlock(&port->lock);
     portset_push(port->set, port);
+}
+
+int
+emm_port_send(struct emm_port *port, struct emm_msg *msg)
+{
+    pthread_mutex_lock(&port->lock);
+    int rc = port_enqueue(port, msg);
+    if (rc < 0) {
+        pthread_mutex_unlock(&port->lock);
+        return rc;
+    }
+    port_deliver(port);
     return 0;
+}
+
+int
+emm_port_post(struct emm_port *port, struct emm_msg *msg)
+{
+    pthread_mutex_lock(&port->lock);
+    int rc = port_enqueue(port, msg);
+    pthread_mutex_unlock(&port->lock);
+    return rc;
+}
+
+void
+emm_port_kick(struct emm_port *port)
+{
+    pthread_mutex_lock(&port->lock);
+    port_deliver(port);
 }
 
 int
@@ -351,6 +386,12 @@ emm_portset_create(const char *label, unsigned threads, unsigned spin_us,
         return rc;
     }
     set->threads = calloc(threads ? threads : 1, sizeof(pthread_t));
+    if (set->threads == NULL) {
+        close(set->efd);
+        pthread_mutex_destroy(&set->lock);
+        free(set);
+        return -ENOMEM;
+    }
     for (unsigned i = 0; i < threads; i++) {
         int rc = pthread_create(&set->threads[i], NULL, portset_worker, set);
         if (rc != 0) {

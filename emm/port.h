@@ -62,6 +62,15 @@ void emm_port_unref(struct emm_port *port);
 /* Queues msg. On success the receiver owns msg; on -EPIPE (dead port) the
  * caller still does. */
 int emm_port_send(struct emm_port *port, struct emm_msg *msg);
+/* The two halves of emm_port_send, for a sender whose messages must reach the
+ * port in the order of its own lock (the kernel's object lock): post queues
+ * msg (stamping its seqno) without running anything, so it may be called with
+ * that lock held; kick, called after dropping the lock, starts delivery of
+ * whatever is queued (it runs the handler inline, hands the port to its set,
+ * or does nothing when someone already drains it). Post returns -EPIPE on a
+ * dead port, and the caller still owns msg. */
+int emm_port_post(struct emm_port *port, struct emm_msg *msg);
+void emm_port_kick(struct emm_port *port);
 /* Sends msg to a send-once right and consumes it (*port is set to NULL). */
 int emm_port_send_once(struct emm_port **port, struct emm_msg *msg);
 

@@ -81,6 +81,8 @@ struct vm_object {
 struct vm_batch {
     struct emm_msg *msgs, *msgs_tail;       /* to the object's pager */
     struct emm_msg *dp_msgs, *dp_msgs_tail; /* to its default-pager port */
+    struct emm_msg *failed, *dp_failed;     /* refused by a dead port: released unlocked */
+    int kick_pager, kick_dp;                /* posted: start delivery after unlocking */
     struct vm_io *done, *done_tail;
     struct vm_sync *syncs_done;
     int sync_err;
@@ -124,7 +126,8 @@ void vm_kernel_note_swapped(struct vm_kernel *k, struct vm_object *obj);
 void vm_obj_remove_page(struct vm_object *obj, struct vm_page *p);
 struct vm_page *vm_obj_page(struct vm_object *obj, uint64_t idx); /* lock held */
 void vm_obj_retry(struct vm_object *obj); /* reruns waiting operations */
-void vm_batch_flush(struct vm_object *obj, struct vm_batch *b);
+void vm_batch_post(struct vm_object *obj, struct vm_batch *b); /* lock held */
+void vm_batch_flush(struct vm_object *obj, struct vm_batch *b); /* after unlocking */
 
 /* vm_pageout.c */
 int vm_pageout_start(struct vm_kernel *k);

@@ -125,8 +125,12 @@ vm_obj_remove_page(struct vm_object *obj, struct vm_page *p)
     vm_pool_free(&obj->kernel->pool, p);
 }
 
-/* Drops a page now, or when its last reply unwires it. A page still being paged
- * in is marked: the stale data the pager sends for it is replaced by zeros. */
+/* Drops a page now. A page still being paged in is marked: the stale data the
+ * pager sends for it is replaced by zeros. A page whose frame is still lent
+ * out (a READ reply sends from it, or a data_return holds it) leaves the page
+ * table at once as an orphan, freed when the last loan ends: its index must
+ * read as a hole from now on, never as the old data (a truncate followed by
+ * an extension, while a read-ahead reply was still being sent). Lock held. */
 static void
 page_discard(struct vm_object *obj, struct vm_page *p)
 {
@@ -134,8 +138,15 @@ page_discard(struct vm_object *obj, struct vm_page *p)
         p->flags |= VM_PG_DISCARDED;
         return;
     }
+    if (p->flags & VM_PG_ORPHAN)
+        return;
     if (p->state == VM_PAGE_LAUNDRY || p->wire > 0) {
-        page_flags(obj, p, VM_PG_EVICT, VM_PG_DIRTY | VM_PG_REDIRTY);
+        int laundry = p->state == VM_PAGE_LAUNDRY;
+        page_unlink(obj, p); /* clears DIRTY and NEW */
+        if (laundry)
+            obj->nlaundry--;
+        p->flags = (uint16_t)((p->flags & ~(VM_PG_REDIRTY | VM_PG_INSWAP | VM_PG_PRECIOUS)) |
+                              VM_PG_EVICT | VM_PG_ORPHAN);
         return;
     }
     vm_obj_remove_page(obj, p);
@@ -224,8 +235,14 @@ cluster_returns(struct emm_msg *m)
     }
 }
 
+/* Queues the batch's messages on the pager's and the default pager's ports.
+ * Called with the object lock held, so messages reach each port in the order
+ * the object decided them, whichever thread sends first after unlocking: a
+ * discard is never overtaken by a data_request or data_return that an earlier
+ * holder of the lock queued (a stale page would come back). A message a dead
+ * port refuses is released by vm_batch_flush, without the lock. */
 void
-vm_batch_flush(struct vm_object *obj, struct vm_batch *b)
+vm_batch_post(struct vm_object *obj, struct vm_batch *b)
 {
     struct emm_msg *m = b->msgs;
     b->msgs = b->msgs_tail = NULL;
@@ -233,11 +250,11 @@ vm_batch_flush(struct vm_object *obj, struct vm_batch *b)
         cluster_returns(m);
     while (m != NULL) {
         struct emm_msg *next = m->next;
-        uint32_t id = m->id;
-        if (emm_port_send(obj->pager, m) < 0) {
-            emm_warn("object %llu: pager gone, %s not delivered", (unsigned long long)obj->id,
-                     emm_msg_name(id));
-            emm_msg_release(m, -EPIPE);
+        if (emm_port_post(obj->pager, m) < 0) {
+            m->next = b->failed;
+            b->failed = m;
+        } else {
+            b->kick_pager = 1;
         }
         m = next;
     }
@@ -245,13 +262,37 @@ vm_batch_flush(struct vm_object *obj, struct vm_batch *b)
     b->dp_msgs = b->dp_msgs_tail = NULL;
     while (m != NULL) {
         struct emm_msg *next = m->next;
-        if (obj->dp == NULL || emm_port_send(obj->dp, m) < 0) {
-            emm_warn("object %llu: default pager gone, %s not delivered",
-                     (unsigned long long)obj->id, emm_msg_name(m->id));
-            emm_msg_release(m, -EPIPE);
+        if (obj->dp == NULL || emm_port_post(obj->dp, m) < 0) {
+            m->next = b->dp_failed;
+            b->dp_failed = m;
+        } else {
+            b->kick_dp = 1;
         }
         m = next;
     }
+}
+
+void
+vm_batch_flush(struct vm_object *obj, struct vm_batch *b)
+{
+    if (b->msgs != NULL || b->dp_msgs != NULL)
+        vm_batch_post(obj, b); /* a caller that built the batch without the lock */
+    if (b->kick_pager)
+        emm_port_kick(obj->pager);
+    if (b->kick_dp)
+        emm_port_kick(obj->dp);
+    b->kick_pager = b->kick_dp = 0;
+    for (int dp = 0; dp < 2; dp++) {
+        struct emm_msg *m = dp ? b->dp_failed : b->failed;
+        while (m != NULL) {
+            struct emm_msg *next = m->next;
+            emm_warn("object %llu: %s gone, %s not delivered", (unsigned long long)obj->id,
+                     dp ? "default pager" : "pager", emm_msg_name(m->id));
+            emm_msg_release(m, -EPIPE);
+            m = next;
+        }
+    }
+    b->failed = b->dp_failed = NULL;
     struct vm_io *io = b->done;
     b->done = b->done_tail = NULL;
     while (io != NULL) {
@@ -699,6 +740,7 @@ vm_obj_retry(struct vm_object *obj)
     struct vm_batch b = {0};
     pthread_mutex_lock(&obj->lock);
     run_waiters(obj, &b);
+    vm_batch_post(obj, &b);
     pthread_mutex_unlock(&obj->lock);
     vm_batch_flush(obj, &b);
 }
@@ -721,6 +763,7 @@ io_start(struct vm_object *obj, struct vm_io *io)
         io->err = rc < 0 ? -rc : 0;
         batch_done(&b, io);
     }
+    vm_batch_post(obj, &b);
     pthread_mutex_unlock(&obj->lock);
     vm_batch_flush(obj, &b);
 }
@@ -750,10 +793,13 @@ void
 vm_object_write(struct vm_object *obj, uint64_t off, const void *buf, uint64_t len,
                 vm_done_fn done, void *arg)
 {
+    if (len > 256 * VM_PS) {
+        done(arg, EINVAL);
+        return;
+    }
     struct vm_io *io = calloc(1, sizeof(*io));
-    if (io == NULL || len > 256 * VM_PS) {
-        free(io);
-        done(arg, io ? EINVAL : ENOMEM);
+    if (io == NULL) {
+        done(arg, ENOMEM);
         return;
     }
     /* The caller's buffer lives only during this call: keep a copy in case we wait. */
@@ -955,6 +1001,7 @@ page_return_released(struct emm_msg *msg, int status)
         page_send_return(obj, p, 1, &b);
         p->state = VM_PAGE_LAUNDRY;
         obj->nlaundry++;
+        vm_batch_post(obj, &b);
         pthread_mutex_unlock(&obj->lock);
         vm_batch_flush(obj, &b);
         vm_object_unref(obj);
@@ -976,6 +1023,7 @@ page_return_released(struct emm_msg *msg, int status)
     }
 out:
     run_waiters(obj, &b);
+    vm_batch_post(obj, &b);
     pthread_mutex_unlock(&obj->lock);
     vm_batch_flush(obj, &b);
     pthread_mutex_lock(&k->pool.lock);
@@ -1122,6 +1170,7 @@ vm_object_sync(struct vm_object *obj, vm_done_fn done, void *arg)
     } else {
         rc = sync_locked(obj, s, &b);
     }
+    vm_batch_post(obj, &b);
     pthread_mutex_unlock(&obj->lock);
     vm_batch_flush(obj, &b);
     if (rc < 0) {
@@ -1205,6 +1254,7 @@ punch_impl(struct vm_object *obj, uint64_t off, uint64_t len, uint64_t clip, vm_
         if (dp_holds(obj) && (m = kmsg(obj, MO_DISCARD, pfirst * VM_PS, dlen)) != NULL)
             batch_dp_msg(&b, m);
     }
+    vm_batch_post(obj, &b);
     pthread_mutex_unlock(&obj->lock);
     vm_batch_flush(obj, &b);
     /* Partial edge pages: zero their part through the write path. */
@@ -1273,6 +1323,7 @@ terminate_finish(struct vm_object *obj, int discard)
             batch_dp_msg(&b, m);
     }
     run_waiters(obj, &b); /* fail anything still waiting */
+    vm_batch_post(obj, &b);
     pthread_mutex_unlock(&obj->lock);
     vm_batch_flush(obj, &b);
 }
@@ -1365,6 +1416,7 @@ vm_obj_replay(struct vm_object *obj, unsigned max_pages)
         }
     }
     if (!more || obj->replay_inflight > 0 || suspect) {
+        vm_batch_post(obj, &b);
         pthread_mutex_unlock(&obj->lock);
         vm_batch_flush(obj, &b);
         syncs_fail(failed, EIO);
@@ -1410,6 +1462,7 @@ vm_obj_replay(struct vm_object *obj, unsigned max_pages)
             idx++;
         }
     }
+    vm_batch_post(obj, &b);
     pthread_mutex_unlock(&obj->lock);
     vm_batch_flush(obj, &b);
     return 1;
@@ -1654,21 +1707,34 @@ lock_request_apply(void *arg)
         }
     }
     run_waiters(obj, &b);
-    pthread_mutex_unlock(&obj->lock);
-    /* Send returns to the pager, then lock_completed to its reply port. */
+    /* Queue the returns for the pager, then lock_completed on its reply port,
+     * in order and under the lock (see vm_batch_post). */
     struct emm_msg *m = b.msgs;
+    struct emm_port *reply_to = NULL;
     b.msgs = b.msgs_tail = NULL;
     while (m != NULL) {
         struct emm_msg *next = m->next;
         if (m->id == MO_LOCK_COMPLETED) {
-            struct emm_port *to = m->reply;
+            reply_to = m->reply;
             m->reply = NULL;
-            if (emm_port_send_once(&to, m) < 0)
-                emm_msg_release(m, -EPIPE);
-        } else if (emm_port_send(obj->pager, m) < 0) {
-            emm_msg_release(m, -EPIPE);
+            if (emm_port_post(reply_to, m) < 0) {
+                m->next = b.failed;
+                b.failed = m;
+            }
+        } else if (emm_port_post(obj->pager, m) < 0) {
+            m->next = b.failed;
+            b.failed = m;
+        } else {
+            b.kick_pager = 1;
         }
         m = next;
+    }
+    vm_batch_post(obj, &b); /* messages for the default pager */
+    pthread_mutex_unlock(&obj->lock);
+    if (reply_to != NULL) {
+        vm_batch_flush(obj, &b); /* the returns first */
+        emm_port_kick(reply_to);
+        emm_port_unref(reply_to);
     }
     vm_batch_flush(obj, &b);
     emm_msg_release(msg, 0);
@@ -1802,6 +1868,7 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
                  emm_msg_name(msg->id), msg->id);
         break;
     }
+    vm_batch_post(obj, &b);
     pthread_mutex_unlock(&obj->lock);
     emm_msg_release(msg, 0);
     vm_batch_flush(obj, &b);

@@ -223,6 +223,7 @@ scan_one(struct vm_kernel *k, uint64_t now)
         vm_obj_launder(obj, q, 0, &b);
     }
     vm_object_ref(obj);
+    vm_batch_post(obj, &b);
     pthread_mutex_unlock(&obj->lock);
     vm_batch_flush(obj, &b);
     vm_object_unref(obj);
@@ -252,6 +253,7 @@ check_overdue(struct vm_kernel *k, uint64_t now)
         vm_object_ref(obj);
         pthread_mutex_unlock(&pool->lock);
         vm_obj_overdue(obj, p, now, &b);
+        vm_batch_post(obj, &b);
         pthread_mutex_unlock(&obj->lock);
         vm_batch_flush(obj, &b);
         vm_object_unref(obj);

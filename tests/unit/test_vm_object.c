@@ -60,6 +60,10 @@ struct fpager {
     uint8_t *has;
     uint64_t store_pages;
     int terminated;
+    /* Called from the handler for each data_return, before it is released
+     * (a test drives an interleaving from inside the pager). */
+    void (*on_return)(struct fpager *fp, struct emm_msg *msg);
+    void *hook_arg;
     /* invalidate upcalls */
     int ninval;
     uint64_t inval_off, inval_len;
@@ -176,6 +180,11 @@ fp_handler(struct emm_port *port, struct emm_msg *msg)
     case MO_DATA_REQUEST:
         answer = fp->auto_mode;
         break;
+    case MO_DISCARD:
+        for (uint64_t i = msg->offset / PS; i < fp->store_pages; i++)
+            if (msg->length == UINT64_MAX || i < (msg->offset + msg->length) / PS)
+                fp->has[i] = 0;
+        break;
     case MO_TERMINATE:
         fp->terminated = 1;
         break;
@@ -186,6 +195,8 @@ fp_handler(struct emm_port *port, struct emm_msg *msg)
     uint64_t off = msg->offset, len = msg->length;
     pthread_cond_broadcast(&fp->cond);
     pthread_mutex_unlock(&fp->lock);
+    if (msg->id == MO_DATA_RETURN && fp->on_return != NULL)
+        fp->on_return(fp, msg);
     if (!keep)
         emm_msg_release(msg, status);
     if (answer)
@@ -1313,11 +1324,194 @@ test_sync_clusters(void **state)
     assert_int_equal(info.dirty, 0);
 }
 
+
+/* ---- truncation never brings old data back (issue 8) -------------------- */
+
+static const uint8_t zero_page[PS];
+
+struct nested_ctx {
+    struct fx *f;
+    struct comp *inner; /* the read made while the outer reply still sends */
+};
+
+/* The outer read's reply is being sent (page 3 wired): the file is cut to 0
+ * and grown back, and page 3 is read again before the reply is done. */
+static void
+read_cb_truncate(void *arg, int err, const struct iovec *iov, int iovcnt)
+{
+    struct nested_ctx *nc = arg;
+    (void)iov;
+    (void)iovcnt;
+    assert_int_equal(err, 0);
+    struct comp *c = comp_new(0);
+    vm_object_truncate(nc->f->obj, 0, done_cb, c);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, 0);
+    comp_free(c);
+    vm_object_set_size(nc->f->obj, 64 * PS);
+    nc->inner = comp_new(PS);
+    vm_object_read(nc->f->obj, 3 * PS, PS, read_cb, nc->inner);
+}
+
+/* A page whose frame a READ reply still sends from is truncated away: from the
+ * truncate on, its index is a hole, never the old frame. */
+static void
+test_truncate_while_reply_sends(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    f->fp.auto_mode = 1;
+    uint8_t buf[PS];
+    memset(buf, 0x55, PS);
+    write_sync(f, 3 * PS, buf, PS);
+    struct nested_ctx nc = {.f = f};
+    vm_object_read(f->obj, 3 * PS, PS, read_cb_truncate, &nc);
+    assert_non_null(nc.inner);
+    assert_true(comp_wait(nc.inner, WAIT_MS));
+    assert_int_equal(nc.inner->err, 0);
+    uint8_t first = nc.inner->buf[0];
+    int stale = memcmp(nc.inner->buf, zero_page, PS) != 0;
+    comp_free(nc.inner);
+    if (stale)
+        fail_msg("page 3 reads 0x%02x after truncate to 0 and growth, want 0", first);
+}
+
+/* A page in laundry (its data_return not yet answered) is truncated away and
+ * the object grown back: reads of it see zeros, not the frame on loan. */
+static void
+test_truncate_while_laundry(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    f->fp.auto_mode = 1;
+    f->fp.keep_returns = 1;
+    uint8_t buf[PS];
+    memset(buf, 0x66, PS);
+    write_sync(f, 4 * PS, buf, PS);
+    struct comp *s = comp_new(0);
+    vm_object_sync(f->obj, done_cb, s);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_RETURN), 1);
+    struct comp *c = comp_new(0);
+    vm_object_truncate(f->obj, 2 * PS, done_cb, c);
+    assert_true(comp_wait(c, WAIT_MS));
+    comp_free(c);
+    vm_object_set_size(f->obj, 64 * PS);
+    c = read_sync(f, 4 * PS, PS);
+    assert_int_equal(c->err, 0);
+    uint8_t first = c->buf[0];
+    int stale = memcmp(c->buf, zero_page, PS) != 0;
+    comp_free(c);
+    assert_int_equal(fp_release_pending(&f->fp, 0), 1);
+    assert_int_equal(fp_send(&f->fp, MO_SYNCHRONIZE_COMPLETED, 0, 0, 0), 0);
+    assert_true(comp_wait(s, WAIT_MS));
+    comp_free(s);
+    if (stale)
+        fail_msg("page 4 reads 0x%02x after truncate and growth, want 0", first);
+    struct vm_object_info info;
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.laundry, 0);
+}
+
+/* The first data_return of a sync reaches the pager; from inside the pager the
+ * object is cut below the second page. */
+static void
+on_return_truncate(struct fpager *fp, struct emm_msg *msg)
+{
+    struct fx *f = fp->hook_arg;
+    if (msg->offset != 1 * PS)
+        return;
+    fp->on_return = NULL;
+    struct comp *c = comp_new(0);
+    vm_object_truncate(f->obj, 2 * PS, done_cb, c);
+    assert_true(comp_wait(c, WAIT_MS));
+    comp_free(c);
+}
+
+/*
+ * The kernel decided two data_returns (pages 1 and 5) under its lock, then a
+ * truncate below page 5 discarded it under the lock again. The pager must see
+ * the messages in that order: a discard overtaken by the older data_return of
+ * page 5 would store the pre-truncate data again, and growing the object back
+ * would bring it back. Forced deterministically: the truncate runs inside the
+ * (inline) pager's handler of the first data_return, before the sender has
+ * delivered the second.
+ */
+static void
+test_discard_not_overtaken_by_return(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    f->fp.auto_mode = 1;
+    uint8_t buf[PS];
+    memset(buf, 0x11, PS);
+    write_sync(f, 1 * PS, buf, PS);
+    memset(buf, 0x55, PS);
+    write_sync(f, 5 * PS, buf, PS);
+    f->fp.hook_arg = f;
+    f->fp.on_return = on_return_truncate;
+    struct comp *s = comp_new(0);
+    vm_object_sync(f->obj, done_cb, s);
+    assert_int_equal(fp_send(&f->fp, MO_SYNCHRONIZE_COMPLETED, 0, 0, 0), 0);
+    assert_true(comp_wait(s, WAIT_MS));
+    comp_free(s);
+    int ret5 = -1, disc = -1;
+    for (int i = 0; i < fp_nrecs(&f->fp); i++) {
+        struct frec r = fp_rec(&f->fp, i);
+        if (r.id == MO_DATA_RETURN && r.off == 5 * PS)
+            ret5 = i;
+        if (r.id == MO_DISCARD && r.off == 2 * PS)
+            disc = i;
+    }
+    assert_true(ret5 >= 0 && disc >= 0);
+    vm_object_set_size(f->obj, 64 * PS);
+    struct comp *c = read_sync(f, 5 * PS, PS);
+    uint8_t first = c->buf[0];
+    int stale = memcmp(c->buf, zero_page, PS) != 0;
+    comp_free(c);
+    if (disc < ret5 || stale)
+        fail_msg("discard (message %d) overtaken by page 5's data_return (message %d): "
+                 "page 5 reads 0x%02x after truncate and growth, want 0",
+                 disc, ret5, first);
+}
+
+/* A data_return the pager refused makes the next fsync fail with EIO, even
+ * when the pager's synchronize itself succeeds: the kernel's rule, not the
+ * pager's answer. */
+static void
+test_refused_return_fails_fsync(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    uint8_t buf[PS];
+    memset(buf, 0x77, PS);
+    write_sync(f, 2 * PS, buf, PS);
+    f->fp.return_status = -ENOSPC;
+    struct comp *c = comp_new(0);
+    vm_object_sync(f->obj, done_cb, c);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_RETURN), 1);
+    assert_int_equal(fp_send(&f->fp, MO_SYNCHRONIZE_COMPLETED, 0, 0, 0), 0); /* "all fine" */
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, EIO);
+    comp_free(c);
+    /* The pager takes it the next time: that fsync succeeds. */
+    f->fp.return_status = 0;
+    c = comp_new(0);
+    vm_object_sync(f->obj, done_cb, c);
+    assert_int_equal(fp_send(&f->fp, MO_SYNCHRONIZE_COMPLETED, 0, 0, 0), 0);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, 0);
+    comp_free(c);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sync_clusters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncate_while_reply_sends, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncate_while_laundry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_discard_not_overtaken_by_return, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_return_fails_fsync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_init_sent_on_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_waits_for_ready, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_run_one_request, setup, teardown),
