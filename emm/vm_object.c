@@ -1498,6 +1498,69 @@ vm_object_seek_resident(struct vm_object *obj, uint64_t from, int want_data)
     return best;
 }
 
+/* Does the default pager hold page idx? Lock held (its locks are leaves). */
+static int
+dp_has(struct vm_object *obj, uint64_t idx)
+{
+    struct vm_kernel *k = obj->kernel;
+    return obj->dp != NULL && k->dpo->pages(k->dp_ctx, obj->dp_handle) > 0 &&
+           k->dpo->holds(k->dp_ctx, obj->dp_handle, idx);
+}
+
+/* What the object's pager says, asked without the lock. Unknown answers err on
+ * the side of data: a copy then reads zeros, it never loses anything. */
+static uint64_t
+pager_seek(struct vm_object *obj, uint64_t from, int want_data)
+{
+    struct vm_kernel *k = obj->kernel;
+    uint64_t found;
+    if (obj->temporary)
+        return want_data ? UINT64_MAX : from; /* its pager is the default pager */
+    if (k->up.pager_seek == NULL || k->up.pager_seek(obj->owner, from, want_data, &found) < 0)
+        return want_data ? from : UINT64_MAX;
+    return found < from ? from : found;
+}
+
+uint64_t
+vm_object_seek(struct vm_object *obj, uint64_t from, uint64_t limit, int want_data)
+{
+    struct vm_kernel *k = obj->kernel;
+    if (want_data) {
+        uint64_t best = vm_object_seek_resident(obj, from, 1);
+        pthread_mutex_lock(&obj->lock);
+        if (obj->dp != NULL && k->dpo->pages(k->dp_ctx, obj->dp_handle) > 0) {
+            uint64_t d = k->dpo->next_page(k->dp_ctx, obj->dp_handle, from);
+            if (d < best)
+                best = d;
+        }
+        pthread_mutex_unlock(&obj->lock);
+        uint64_t s = pager_seek(obj, from, 1);
+        return s < best ? s : best;
+    }
+    uint64_t idx = from;
+    while (idx < limit) {
+        idx = vm_object_seek_resident(obj, idx, 0); /* first page not resident data */
+        if (idx >= limit)
+            break;
+        pthread_mutex_lock(&obj->lock);
+        struct vm_page *p = page_lookup(obj, idx);
+        int resident_hole = p != NULL && p->state != VM_PAGE_ABSENT; /* clean, never stored */
+        int in_swap = !resident_hole && dp_has(obj, idx);
+        pthread_mutex_unlock(&obj->lock);
+        if (resident_hole)
+            return idx;
+        if (in_swap) {
+            idx++;
+            continue;
+        }
+        uint64_t s = pager_seek(obj, idx, 0); /* the pager's data ends at s */
+        if (s <= idx)
+            return idx;
+        idx = s;
+    }
+    return limit;
+}
+
 void
 vm_object_info(struct vm_object *obj, struct vm_object_info *out)
 {
@@ -1511,6 +1574,7 @@ vm_object_info(struct vm_object *obj, struct vm_object_info *out)
     out->state = obj->state;
     out->error = obj->error;
     out->in_swap = obj->dp != NULL ? obj->kernel->dpo->pages(obj->kernel->dp_ctx, obj->dp_handle) : 0;
+    out->new_pages += out->in_swap;
     pthread_mutex_unlock(&obj->lock);
 }
 

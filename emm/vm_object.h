@@ -35,6 +35,11 @@ struct vm_upcalls {
                        void *arg);
     /* Does the pager already store page `index`? (st_blocks accounting; optional) */
     int (*pager_has_page)(void *owner, uint64_t index);
+    /* The next page index >= from its pager stores (want_data) or does not
+     * (a hole), in *found (UINT64_MAX: no data at or after from); -errno if it
+     * cannot tell. Called without the object lock (vm_object_seek; optional).
+     * Later a protocol query to the pager (issue 9). */
+    int (*pager_seek)(void *owner, uint64_t from, int want_data, uint64_t *found);
 };
 
 /* Kernel-wide counters (emmctl info faults/memory). */
@@ -61,6 +66,10 @@ struct vm_pager_stats {
 };
 
 struct vm_object_info {
+    /* new_pages: pages whose data the pager does not store (st_blocks adds
+     * them to the backend's count): dirty pages it has no copy of, and the
+     * pages the default pager holds for it (double paged, or all of a
+     * temporary object's pages that went to swap). */
     uint64_t size, resident, dirty, laundry, absent, new_pages;
     uint64_t in_swap; /* pages the default pager holds for it */
     int state, error;
@@ -130,6 +139,13 @@ void vm_object_terminate(struct vm_object *obj, int keep, vm_done_fn done, void 
  * Pager-initiated flushes (lock_request) arrive on the control port: see
  * pgr_std_lock_object, used by `emmctl flush`. */
 uint64_t vm_object_seek_resident(struct vm_object *obj, uint64_t from, int want_data);
+/* SEEK_DATA / SEEK_HOLE in pages, from everything the kernel knows: resident
+ * pages (their newest copy), the default pager's holdings (pages in swap; for
+ * a temporary object its only store) and the object's pager (the pager_seek
+ * upcall, asked without the object lock). want_data: the first page >= from
+ * holding data, or UINT64_MAX. Otherwise the first hole >= from, at most
+ * limit (the end of the object counts as a hole). */
+uint64_t vm_object_seek(struct vm_object *obj, uint64_t from, uint64_t limit, int want_data);
 void vm_object_info(struct vm_object *obj, struct vm_object_info *out);
 uint64_t vm_object_id(struct vm_object *obj);
 

@@ -600,11 +600,27 @@ fz_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
     fuse_reply_err(req, 0);
 }
 
+/* The vm layer's pager_seek upcall: owner is the node. Called without the
+ * object lock. A temporary object's pager is the default pager, which the
+ * kernel asks itself. */
+int
+emmd_pager_seek(void *owner, uint64_t from, int want_data, uint64_t *found)
+{
+    struct emmd_node *n = owner;
+    int rc = emm_backend_seek(n->fs->backend, n->rec.id, from, want_data, found);
+    if (rc == -ENXIO && want_data) {
+        *found = UINT64_MAX;
+        return 0;
+    }
+    return rc;
+}
+
+/* SEEK_DATA / SEEK_HOLE: the kernel answers from resident pages, swap and the
+ * pager (vm_object_seek); the end of the object counts as a hole. */
 static void
 fz_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
 {
     (void)fi;
-    struct emmd_fs *fs = fs_of(req);
     struct emmd_node *n;
     if (whence != SEEK_DATA && whence != SEEK_HOLE) {
         fuse_reply_err(req, EINVAL);
@@ -619,39 +635,15 @@ fz_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file
         fuse_reply_err(req, ENXIO);
         return;
     }
-    uint64_t page = (uint64_t)off / EMM_PAGE_SIZE, found;
+    uint64_t page = (uint64_t)off / EMM_PAGE_SIZE;
     uint64_t last = (size + EMM_PAGE_SIZE - 1) / EMM_PAGE_SIZE;
-    if (whence == SEEK_DATA) {
-        found = vm_object_seek_resident(vm, page, 1);
-        uint64_t stored;
-        if (emm_backend_seek(fs->backend, n->rec.id, page, 1, &stored) == 0 && stored < found)
-            found = stored;
-        vm_object_unref(vm);
-        if (found >= last) {
-            fuse_reply_err(req, ENXIO);
-            return;
-        }
-        uint64_t pos = found * EMM_PAGE_SIZE;
-        fuse_reply_lseek(req, (off_t)(pos > (uint64_t)off ? pos : (uint64_t)off));
+    uint64_t found = vm_object_seek(vm, page, last, whence == SEEK_DATA);
+    vm_object_unref(vm);
+    if (whence == SEEK_DATA && found >= last) {
+        fuse_reply_err(req, ENXIO);
         return;
     }
-    /* A hole is a page neither resident nor stored; the end of the object counts as one. */
-    found = page;
-    for (;;) {
-        uint64_t r = vm_object_seek_resident(vm, found, 0);
-        uint64_t s;
-        if (emm_backend_seek(fs->backend, n->rec.id, r, 0, &s) < 0)
-            s = r;
-        if (s == r || r >= last) {
-            found = r;
-            break;
-        }
-        found = s;
-    }
-    vm_object_unref(vm);
-    uint64_t pos = found * EMM_PAGE_SIZE;
-    if (pos >= size)
-        pos = size;
+    uint64_t pos = found >= last ? size : found * EMM_PAGE_SIZE;
     fuse_reply_lseek(req, (off_t)(pos > (uint64_t)off ? pos : (uint64_t)off));
 }
 
