@@ -561,7 +561,7 @@ read_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
     if (obj->state == VM_OBJ_INIT)
         return 0;
     if (obj->state != VM_OBJ_READY)
-        return -(obj->error ? obj->error : EIO);
+        return -(obj->error && obj->error != ENOSPC ? obj->error : EIO);
     uint64_t end = io->off + io->len;
     if (end > obj->size)
         end = obj->size;
@@ -823,6 +823,14 @@ vm_object_write(struct vm_object *obj, uint64_t off, const void *buf, uint64_t l
 
 /* ---- laundry, synchronize, punch, terminate ---------------------------- */
 
+/* A data_return refusal that retrying will not cure: the store is out of
+ * space (or the object past the size it may have). */
+static int
+refused_for_good(int st)
+{
+    return st == -ENOSPC || st == -EDQUOT || st == -EFBIG;
+}
+
 /* Kills the object after a page could be kept nowhere (swap full, or a swap
  * write error): Mach's "unlucky object". Later faults get EIO (SIGBUS); its
  * resident pages are dropped; the service and other objects go on. Lock held. */
@@ -832,11 +840,16 @@ obj_kill(struct vm_object *obj, uint64_t index, int err, struct vm_batch *b)
     struct vm_kernel *k = obj->kernel;
     if (obj->state == VM_OBJ_DEAD)
         return;
+    int full = obj->dp == NULL && !obj->temporary;
     emm_err("object %llu KILLED: page %llu could not be paged out (%s): the object's unsaved "
-            "data is lost and its reads fail with EIO; add swap or free some",
-            (unsigned long long)obj->id, (unsigned long long)index, strerror(err));
+            "data is lost and its reads fail with EIO; %s",
+            (unsigned long long)obj->id, (unsigned long long)index, strerror(err),
+            full ? "its pager has no room for it and there is no swap: free space in its "
+                   "store, or configure swap"
+                 : "add swap or free some");
     obj->state = VM_OBJ_DEAD;
-    obj->error = EIO;
+    /* Writers (and fsync) see why: the store is full. Reads say EIO. */
+    obj->error = full && refused_for_good(-err) ? ENOSPC : EIO;
     atomic_fetch_add(&k->stats.objects_killed, 1);
     atomic_fetch_add(&obj->pstats->killed, 1);
     discard_all(obj);
@@ -1006,6 +1019,17 @@ page_return_released(struct emm_msg *msg, int status)
         vm_batch_flush(obj, &b);
         vm_object_unref(obj);
         return;
+    } else if (refused_for_good(st) && (p->flags & VM_PG_EVICT)) {
+        /* The pageout daemon needs the frame, the pager refuses the page for
+         * good and there is no default pager to take it: kept dirty, it would
+         * hold its frame forever and writers would wait for frames forever
+         * (in D state, unkillable). Mach's answer: the unlucky object dies,
+         * with ENOSPC for its writers; the service goes on. */
+        atomic_fetch_add(&k->stats.return_errors, 1);
+        obj->return_failures++;
+        atomic_store(&obj->pstats->last_failure_ns, now);
+        obj_kill(obj, p->index, -st, &b); /* p is dropped with the rest */
+        goto out;
     } else {
         atomic_fetch_add(&k->stats.return_errors, 1);
         obj->return_failures++; /* fails the fsyncs that were waiting for it */
