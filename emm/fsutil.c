@@ -128,3 +128,34 @@ emm_is_mountpoint(const char *path, char *fstype, size_t fstypelen)
     fclose(f);
     return found;
 }
+
+int
+emm_mount_check(const char *path, int allow_over, char *why, size_t whylen)
+{
+    char type[64] = "";
+    struct stat st;
+    int r = emm_is_mountpoint(path, type, sizeof(type));
+
+    if (r < 0) {
+        snprintf(why, whylen, "%s: cannot tell whether it is a mount point: "
+                 "/proc/self/mountinfo: %s", path, strerror(-r));
+        return r;
+    }
+    if (r == 0)
+        return 0;
+    if (stat(path, &st) < 0 && errno == ENOTCONN) {
+        snprintf(why, whylen, "%s: a dead FUSE mount (%s) is left there (its daemon is gone); "
+                 "mounting over it", path, type);
+        return EMM_MOUNT_STALE;
+    }
+    if (allow_over) {
+        snprintf(why, whylen, "%s is already a mount point (%s); mounting over it as "
+                 "mount-over = yes allows, which hides what is mounted there", path, type);
+        return EMM_MOUNT_OVER;
+    }
+    snprintf(why, whylen, "%s is already a mount point (%s%s): mounting there would hide its "
+             "files; unmount it, choose another mountpoint, or set mount-over = yes in this "
+             "[fs] section", path, type,
+             strncmp(type, "fuse.emm", 8) == 0 ? ", maybe another emmd's filesystem" : "");
+    return -EBUSY;
+}

@@ -31,4 +31,15 @@ int emm_dir_check_private(const char *path, int allow_sticky, char *why, size_t 
  */
 int emm_is_mountpoint(const char *path, char *fstype, size_t fstypelen);
 
+/*
+ * May a filesystem be mounted on path? 0: not a mount point. EMM_MOUNT_STALE:
+ * a dead FUSE mount is there (stat answers ENOTCONN: its daemon is gone), which
+ * may be mounted over. EMM_MOUNT_OVER: a live mount, and allow_over says yes.
+ * -EBUSY: a live mount and not allowed. Other -errno: cannot tell. why gets a
+ * sentence naming path for every answer but 0.
+ */
+#define EMM_MOUNT_STALE 1
+#define EMM_MOUNT_OVER 2
+int emm_mount_check(const char *path, int allow_over, char *why, size_t whylen);
+
 #endif
