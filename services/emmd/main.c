@@ -221,10 +221,15 @@ lock_pid_file(const char *path, int *out, char *why, size_t whylen)
     struct stat st;
     int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
     if (fd < 0) {
+        /* ELOOP, or EACCES where the kernel protects sticky directories: say what is there */
         int e = errno;
-        if (e == ELOOP)
+        if (e == ELOOP || (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)))
             snprintf(why, whylen, "%s is a symbolic link; emmd never follows one there (remove "
                      "it, and find out who put it there)", path);
+        else if (e == EACCES && lstat(path, &st) == 0 && st.st_uid != geteuid())
+            snprintf(why, whylen, "%s is owned by uid %u, not by emmd's user (uid %u); remove "
+                     "it, and find out who put it there", path, (unsigned)st.st_uid,
+                     (unsigned)geteuid());
         else
             snprintf(why, whylen, "%s: %s", path, strerror(e));
         return -e;
