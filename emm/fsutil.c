@@ -88,11 +88,10 @@ unescape(char *s)
     *d = '\0';
 }
 
-int
-emm_is_mountpoint(const char *path, char *fstype, size_t fstypelen)
+/* Scans mountinfo for want: 1 found (fstype set to the top mount's type), 0 not, -errno. */
+static int
+scan_mountinfo(const char *want, char *fstype, size_t fstypelen)
 {
-    char real[PATH_MAX];
-    const char *alt = realpath(path, real) ? real : NULL; /* fails on a dead FUSE mount */
     FILE *f = fopen("/proc/self/mountinfo", "re");
     char *line = NULL;
     size_t cap = 0;
@@ -118,7 +117,7 @@ emm_is_mountpoint(const char *path, char *fstype, size_t fstypelen)
         if (!mp)
             continue;
         unescape(mp);
-        if (strcmp(mp, path) == 0 || (alt && strcmp(mp, alt) == 0)) {
+        if (strcmp(mp, want) == 0) {
             found = 1; /* later lines are mounted on top: keep the last type */
             if (fstype && fstypelen)
                 snprintf(fstype, fstypelen, "%s", type ? type : "?");
@@ -127,6 +126,18 @@ emm_is_mountpoint(const char *path, char *fstype, size_t fstypelen)
     free(line);
     fclose(f);
     return found;
+}
+
+int
+emm_is_mountpoint(const char *path, char *fstype, size_t fstypelen)
+{
+    /* The path as given first: resolving it would stat the mount itself, which
+     * a wedged FUSE daemon may never answer. Then through its symlinks. */
+    int r = scan_mountinfo(path, fstype, fstypelen);
+    char real[PATH_MAX];
+    if (r == 0 && realpath(path, real) && strcmp(real, path) != 0)
+        r = scan_mountinfo(real, fstype, fstypelen);
+    return r;
 }
 
 int
