@@ -590,6 +590,10 @@ main(int argc, char **argv)
     if (rc < 0) {
         for (size_t i = 0; i < d.nfs; i++)
             emm_backend_close(d.fs[i].backend);
+        if (pid_fd >= 0)
+            close(pid_fd);
+        emm_config_free(d.cfg);
+        free(d.fs);
         return 1;
     }
 
