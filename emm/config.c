@@ -18,6 +18,7 @@
  */
 #include "config.h"
 
+#include "fsutil.h"
 #include "log.h"
 #include "vm_policy.h"
 
@@ -31,6 +32,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define FS_NAME_MAX 64
@@ -64,9 +66,17 @@ enum dp_key { D_DEADLINE, D_THREADS, D_N };
 static const char *const dp_keys[D_N] = {"deadline", "threads"};
 
 /* "pager.*" is emmd's namespace in [fs]: never a backend key. */
-enum fs_key { F_BACKEND, F_MOUNTPOINT, F_READAHEAD, F_PAGER_THREADS, F_PAGER_DEADLINE, F_N };
-static const char *const fs_keys[F_N] = {"backend", "mountpoint", "readahead", "pager-threads",
-                                         "pager.deadline"};
+enum fs_key {
+    F_BACKEND,
+    F_MOUNTPOINT,
+    F_READAHEAD,
+    F_PAGER_THREADS,
+    F_PAGER_DEADLINE,
+    F_MOUNT_OVER,
+    F_N
+};
+static const char *const fs_keys[F_N] = {"backend",        "mountpoint",   "readahead",
+                                         "pager-threads", "pager.deadline", "mount-over"};
 
 struct fs_lines {
     int key[F_N]; /* line of each known key, 0 if absent */
@@ -781,6 +791,16 @@ fs_key(struct loader *ld, int line, const char *name, const char *value)
         fs->pager_threads = (unsigned)v;
         return 1;
     case F_PAGER_DEADLINE: return set_deadline(ld, line, name, value, &fs->pager_deadline_ms);
+    case F_MOUNT_OVER:
+        if (!strcmp(value, "yes") || !strcmp(value, "true") || !strcmp(value, "1")) {
+            fs->mount_over = 1;
+        } else if (!strcmp(value, "no") || !strcmp(value, "false") || !strcmp(value, "0")) {
+            fs->mount_over = 0;
+        } else {
+            fail(ld, line, -EINVAL, "bad value '%s' for mount-over (want yes or no)", value);
+            return 0;
+        }
+        return 1;
     case F_N: break;
     }
     return 0;
@@ -862,18 +882,65 @@ mkdir_p(const char *path, mode_t mode)
     return r;
 }
 
+/* The directory part of path ("/" for "/x"); buf holds PATH_MAX bytes. */
+static const char *
+dir_of(const char *path, char *buf)
+{
+    snprintf(buf, PATH_MAX, "%s", path);
+    char *slash = strrchr(buf, '/');
+    if (slash == buf)
+        slash[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    return buf;
+}
+
+/*
+ * A directory emmd keeps its own files in (state-dir; the control socket's and
+ * the pid file's directories, where a sticky one such as /tmp is accepted):
+ * created if missing (mode) when creating, and then it must be private
+ * (emm_dir_check_private). When only checking, a missing one is fine (emmd
+ * will create it) and nothing is created.
+ */
+static int
+own_dir(struct loader *ld, int line, const char *what, const char *path, mode_t mode,
+        int allow_sticky, int create)
+{
+    char why[PATH_MAX + 256];
+    struct stat st;
+    int r;
+
+    if (stat(path, &st) < 0 && errno == ENOENT) {
+        if (!create)
+            return 0;
+        r = mkdir_p(path, mode);
+        if (r < 0) {
+            fail(ld, line, r, "cannot create %s %s: %s", what, path, strerror(-r));
+            return r;
+        }
+    }
+    r = emm_dir_check_private(path, allow_sticky, why, sizeof(why));
+    if (r < 0)
+        fail(ld, line, r, "%s: %s", what, why);
+    return r;
+}
+
 static void
-check_paths(struct loader *ld)
+check_paths(struct loader *ld, int mode)
 {
     struct emm_config *cfg = ld->cfg;
+    int create = mode == EMM_CONFIG_CREATE_PATHS;
+    char dir[PATH_MAX];
     int r, uses_root = 0;
 
-    r = mkdir_p(cfg->state_dir, 0700);
-    if (r < 0) {
-        fail(ld, ld->emmd_key[K_STATE_DIR], r, "cannot create state-dir %s: %s", cfg->state_dir,
-             strerror(-r));
+    if (own_dir(ld, ld->emmd_key[K_STATE_DIR], "state-dir", cfg->state_dir, 0700, 0, create) < 0)
         return;
-    }
+    if (own_dir(ld, ld->emmd_key[K_CONTROL_SOCKET], "the control socket's directory",
+                dir_of(cfg->control_socket, dir), 0755, 1, create) < 0)
+        return;
+    if (own_dir(ld, ld->emmd_key[K_PID_FILE], "the pid file's directory",
+                dir_of(cfg->pid_file, dir), 0755, 1, create) < 0)
+        return;
     for (size_t i = 0; i < cfg->nfs; i++)
         uses_root |= !cfg->fs[i].mountpoint_explicit;
     if (uses_root) {
@@ -895,10 +962,16 @@ check_paths(struct loader *ld)
             }
             continue;
         }
-        if (mkdir(fs->mountpoint, 0755) < 0 && errno != EEXIST)
-            r = -errno;
-        else
+        if (!create) {
+            /* -n: mount-root/NAME is created at start; only something else there is wrong */
             r = check_dir(fs->mountpoint);
+            if (r == -ENOENT)
+                r = 0;
+        } else if (mkdir(fs->mountpoint, 0755) < 0 && errno != EEXIST) {
+            r = -errno;
+        } else {
+            r = check_dir(fs->mountpoint);
+        }
         if (r < 0) {
             fail(ld, fs->line, r, "cannot create mountpoint %s for [fs %s]: %s", fs->mountpoint,
                  fs->name, strerror(-r));
@@ -970,8 +1043,29 @@ finish(struct loader *ld, int check)
                 return;
             }
         }
+    /* The socket is bound in a temporary directory next to its path, then linked
+     * into place (ctl_server.c), and clients connect by the whole path: both must
+     * fit sockaddr_un.sun_path, NUL included. */
+    {
+        size_t n = strlen(cfg->control_socket), max = sizeof(((struct sockaddr_un *)0)->sun_path);
+        const char *slash = strrchr(cfg->control_socket, '/');
+        size_t dirlen = slash ? (size_t)(slash - cfg->control_socket) + 1 : 0;
+        if (n >= max) {
+            fail(ld, ld->emmd_key[K_CONTROL_SOCKET], -ENAMETOOLONG,
+                 "control-socket %s is %zu bytes long; a Unix socket path holds at most %zu "
+                 "(choose a shorter path)", cfg->control_socket, n, max - 1);
+            return;
+        }
+        if (dirlen + sizeof(".ctl-XXXXXX/s") > max) {
+            fail(ld, ld->emmd_key[K_CONTROL_SOCKET], -ENAMETOOLONG,
+                 "control-socket %s: its directory name is %zu bytes long; emmd needs it to "
+                 "be at most %zu (choose a shorter path)", cfg->control_socket, dirlen,
+                 max - sizeof(".ctl-XXXXXX/s"));
+            return;
+        }
+    }
     if (check)
-        check_paths(ld);
+        check_paths(ld, check);
 }
 
 int

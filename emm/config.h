@@ -35,6 +35,8 @@ struct emm_fs_config {
     uint64_t readahead;  /* bytes; "readahead", default 1M */
     unsigned pager_threads; /* "pager-threads", default 2 */
     uint64_t pager_deadline_ms; /* "pager.deadline" if given, else [default-pager] deadline */
+    int mount_over;   /* "mount-over = yes": mount even on a live mount point (hiding
+                         what is mounted there); default no: refused */
     struct emm_config_kv *backend_keys;
     size_t nbackend_keys;
 };
@@ -70,10 +72,21 @@ struct emm_config {
     size_t nfs;
 };
 
+/* check_paths values for emm_config_load */
+#define EMM_CONFIG_NO_PATHS 0     /* syntax only (emmctl) */
+#define EMM_CONFIG_CREATE_PATHS 1 /* emmd start: check, creating what is missing */
+#define EMM_CONFIG_CHECK_PATHS 2  /* emmd -n: the same checks, creating nothing */
+
 /*
  * Parses path. Relative paths in the file are taken from the working directory.
- * With check_paths, mountpoints must be usable: an explicit mountpoint must be an
- * existing directory; mount-root must exist (mount-root/NAME is created if absent).
+ * The control socket's path must fit a sockaddr_un. With check_paths (above),
+ * paths on disk must be usable: an explicit mountpoint must be an existing
+ * directory; mount-root must exist (mount-root/NAME is created if absent);
+ * state-dir (created 0700 if absent) must be private, and so must the control
+ * socket's and the pid file's directories (created 0755 if absent; sticky ones
+ * such as /tmp pass): owned by the effective uid or root, not writable by group
+ * or others (emm_dir_check_private). EMM_CONFIG_CHECK_PATHS creates nothing and
+ * accepts what is missing but would be created.
  * On error returns a negative errno, *out is NULL, and err holds "FILE:LINE: what".
  */
 int emm_config_load(const char *path, int check_paths, struct emm_config **out, char *err,

@@ -1,6 +1,9 @@
 /*
  * vm_pool.c - the resident page pool (see vm_pool.h). The arena is one anonymous
- * mapping, mlocked when the process may; descriptors are a plain array. Free
+ * mapping, mlocked on fault when the process may (MLOCK_ONFAULT: a frame is
+ * locked once it is first used, never touched before); descriptors are a plain
+ * calloc'd array, also untouched until a page is first handed out (pool->fresh),
+ * so an idle daemon with a large resident-limit costs almost nothing. Free
  * pages, the laundry list and the policy's queues share each page's pnode: a
  * page is on at most one of them (page->queue says which).
  *
@@ -46,13 +49,8 @@ vm_pool_init(struct vm_pool *pool, uint64_t bytes, const struct vm_policy_ops *p
         emm_notice("resident pool not locked in RAM: %s", strerror(errno));
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->wake, NULL);
-    for (uint64_t i = pool->npages; i-- > 0;) {
-        struct vm_page *p = &pool->pages[i];
-        p->frame = pool->arena + i * EMM_PAGE_SIZE;
-        p->queue = VM_Q_FREE;
-        p->hnext = pool->free_head;
-        pool->free_head = p;
-    }
+    /* No free list yet: pool_take hands out pages[fresh++] once the list is empty. */
+    pool->fresh = 0;
     pool->nfree = pool->npages;
     /* Mach's targets (free_min = reserved + avail/100, free_target = reserved +
      * avail/80) scaled up: a user-space pool refills in bigger bursts. */
@@ -79,9 +77,16 @@ pool_take(struct vm_pool *pool, struct vm_page **out, unsigned n, int all)
 {
     unsigned got = 0;
     pthread_mutex_lock(&pool->lock);
-    while (got < n && pool->free_head != NULL && (!all || pool->nfree >= n)) {
+    while (got < n && (pool->free_head != NULL || pool->fresh < pool->npages) &&
+           (!all || pool->nfree >= n)) {
         struct vm_page *p = pool->free_head;
-        pool->free_head = p->hnext;
+        if (p != NULL) {
+            pool->free_head = p->hnext;
+        } else { /* first use of this descriptor and frame */
+            p = &pool->pages[pool->fresh];
+            p->frame = pool->arena + pool->fresh * EMM_PAGE_SIZE;
+            pool->fresh++;
+        }
         p->queue = VM_Q_NONE;
         out[got++] = p;
     }

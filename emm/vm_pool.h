@@ -73,7 +73,9 @@ struct vm_pool {
     uint8_t *arena;
     uint64_t npages;
     struct vm_page *free_head;
-    uint64_t nfree;
+    uint64_t fresh; /* pages[fresh..npages) were never handed out: free, but neither
+                       they nor their frames were touched (idle RSS stays small) */
+    uint64_t nfree; /* the free list plus the never-used pages */
     const struct vm_policy_ops *policy;
     void *policy_state;
     uint64_t nqueued; /* pages in the policy */

@@ -2,7 +2,9 @@
  * emmswap.c - the swap area tool: `emmswap format` writes a new area on a file
  * or block device, `emmswap info` describes areas (header, and used and free
  * slots from a descriptor scan). Single-threaded; areas are opened read-only
- * for info, so it is safe while emmd uses them.
+ * for info, so it is safe while emmd uses them. Format checks its arguments
+ * before it touches anything; info prints strings from the header (label) and
+ * the command line (paths) with C-style escapes, so one value is one line.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -24,9 +26,12 @@ usage(FILE *f)
                "       emmswap info PATH...\n"
                "\n"
                "format  writes a new swap area on PATH, a block device or a regular file\n"
-               "        (created and preallocated when SIZE is given: 64M, 2G, ...).\n"
-               "        A filesystem, Linux swap or emm swap signature is kept unless --force.\n"
-               "info    prints each area's uuid, label, size, used and free slots and state.\n");
+               "        (created and preallocated when SIZE is given: 64M, 2G, ...). SIZE\n"
+               "        is a whole number of 4096-byte pages, at least 1M. A filesystem,\n"
+               "        Linux swap or emm swap signature, or any data in an existing file,\n"
+               "        is kept unless --force.\n"
+               "info    prints each area's uuid, label, size, used and free slots and state\n"
+               "        (label and path with C-style escapes: \\n, \\t, \\\\, \\xNN).\n");
 }
 
 static int
@@ -64,19 +69,57 @@ cmd_format(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (size % SWP_PAGE_SIZE) {
+        fprintf(stderr,
+                "emmswap format: size '%s' (%llu bytes) is not a whole number of %u-byte pages "
+                "(%llu or %llu would be); nothing was changed\n",
+                argv[optind + 1], (unsigned long long)size, SWP_PAGE_SIZE,
+                (unsigned long long)(size - size % SWP_PAGE_SIZE),
+                (unsigned long long)(size - size % SWP_PAGE_SIZE + SWP_PAGE_SIZE));
+        return 2;
+    }
+    if (size && size < SWP_USABLE_MIN) {
+        fprintf(stderr,
+                "emmswap format: size '%s' (%llu bytes) is too small for a usable swap area: "
+                "the minimum is 1M (%llu bytes); nothing was changed\n",
+                argv[optind + 1], (unsigned long long)size, (unsigned long long)SWP_USABLE_MIN);
+        return 2;
+    }
     if (label && strlen(label) >= SWP_LABEL_MAX) {
         fprintf(stderr, "emmswap format: label longer than %u bytes\n", SWP_LABEL_MAX - 1);
         return 2;
     }
-    rc = swp_area_format(argv[optind], size, label, flags, uuid);
+    rc = swp_area_format(argv[optind], size, label, flags | SWP_FORMAT_USABLE, uuid);
     if (rc < 0) {
-        if (rc != -EEXIST) /* the refusal was logged with the signature */
+        /* swp_area_format logged the reason; only an allocation failure is unsaid */
+        if (rc == -ENOMEM)
             fprintf(stderr, "emmswap: %s: not formatted: %s\n", argv[optind], strerror(-rc));
         return 1;
     }
     swp_uuid_str(uuid, us);
     printf("formatted %s: uuid %s\n", argv[optind], us);
     return 0;
+}
+
+/* Prints "PREFIXvalue\n" with value C-escaped: one value never spans lines. */
+static void
+print_escaped(const char *prefix, const char *v)
+{
+    fputs(prefix, stdout);
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        switch (*p) {
+        case '\n': fputs("\\n", stdout); break;
+        case '\t': fputs("\\t", stdout); break;
+        case '\r': fputs("\\r", stdout); break;
+        case '\\': fputs("\\\\", stdout); break;
+        default:
+            if (*p < 0x20 || *p == 0x7f)
+                printf("\\x%02x", *p);
+            else
+                putchar(*p);
+        }
+    }
+    putchar('\n');
 }
 
 static int
@@ -91,7 +134,9 @@ info_one(const char *path)
 
     rc = swp_area_open(path, SWP_OPEN_RDONLY, &a);
     if (rc < 0) {
-        fprintf(stderr, "emmswap: %s: %s\n", path, strerror(-rc));
+        /* swp_area_open logged the reason (no signature, corrupt, truncated...) */
+        if (rc == -ENOMEM)
+            fprintf(stderr, "emmswap: %s: %s\n", path, strerror(-rc));
         return rc;
     }
     const struct swp_area_info *in = swp_area_info(a);
@@ -101,10 +146,10 @@ info_one(const char *path)
         goto out;
     }
     swp_uuid_str(in->uuid, us);
-    printf("# %s\n", path);
-    printf("path: %s\n", path);
+    print_escaped("# ", path);
+    print_escaped("path: ", path);
     printf("uuid: %s\n", us);
-    printf("label: %s\n", in->label);
+    print_escaped("label: ", in->label);
     printf("type: %s\n", in->blkdev ? "block device" : "file");
     printf("size: %llu\n", (unsigned long long)(in->size_pages * SWP_PAGE_SIZE));
     printf("page-size: %u\n", SWP_PAGE_SIZE);

@@ -339,6 +339,97 @@ preallocate(int fd, const char *path, uint64_t from, uint64_t size)
     return zero_pages(fd, from / SWP_PAGE_SIZE, (size - from + SWP_PAGE_SIZE - 1) / SWP_PAGE_SIZE);
 }
 
+/* Bytes of data a blank check reads at most before it calls a file non-blank. */
+#define BLANK_SCAN_MAX (UINT64_C(64) << 20)
+#define BLANK_DEV_SCAN (UINT64_C(16) << 20) /* of a device: its first 16 MiB */
+
+/* 1 if [off, off+len) of fd reads as zeros, 0 if not, -errno. */
+static int
+range_zero(int fd, uint64_t off, uint64_t len, unsigned char *buf, size_t bufsz)
+{
+    while (len > 0) {
+        size_t want = len < bufsz ? (size_t)len : bufsz;
+        ssize_t n = pread(fd, buf, want, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return 1; /* shorter than it said: what is there was zero */
+        for (ssize_t i = 0; i < n; i++)
+            if (buf[i])
+                return 0;
+        off += (uint64_t)n;
+        len -= (uint64_t)n;
+    }
+    return 1;
+}
+
+/*
+ * Does an existing file or device hold nothing anyone could want? A regular
+ * file: every data extent (SEEK_DATA skips holes) reads as zeros, looking at
+ * most BLANK_SCAN_MAX bytes of data (more: not blank). A device: its first
+ * BLANK_DEV_SCAN bytes are zeros. 1 blank, 0 not, -errno.
+ */
+static int
+is_blank(int fd, int blkdev, uint64_t have)
+{
+    size_t bufsz = 1u << 16;
+    unsigned char *buf = malloc(bufsz);
+    uint64_t scanned = 0;
+    int rc = 1;
+
+    if (!buf)
+        return -ENOMEM;
+    if (blkdev) {
+        rc = range_zero(fd, 0, have < BLANK_DEV_SCAN ? have : BLANK_DEV_SCAN, buf, bufsz);
+        free(buf);
+        return rc;
+    }
+    for (uint64_t off = 0; off < have && rc == 1;) {
+        off_t d = lseek(fd, (off_t)off, SEEK_DATA);
+        if (d < 0 && errno == ENXIO)
+            break; /* only holes from here on */
+        if (d < 0) { /* no SEEK_DATA here: read it all */
+            d = (off_t)off;
+        }
+        off_t h = lseek(fd, d, SEEK_HOLE);
+        if (h < 0 || (uint64_t)h > have)
+            h = (off_t)have;
+        uint64_t len = (uint64_t)(h - d);
+        if (scanned + len > BLANK_SCAN_MAX) {
+            rc = 0;
+            break;
+        }
+        rc = range_zero(fd, (uint64_t)d, len, buf, bufsz);
+        scanned += len;
+        off = (uint64_t)h;
+    }
+    free(buf);
+    return rc;
+}
+
+/* The size rules of swp_area_format; logs the refusal. */
+static int
+check_size(const char *path, uint64_t size, unsigned flags, const char *what)
+{
+    uint64_t min = (flags & SWP_FORMAT_USABLE) ? SWP_USABLE_MIN : SWP_MIN_PAGES * SWP_PAGE_SIZE;
+    if (size % SWP_PAGE_SIZE) {
+        emm_err("%s: %s of %llu bytes is not a whole number of %u-byte pages (%llu or %llu "
+                "would be); not formatted", path, what, (unsigned long long)size, SWP_PAGE_SIZE,
+                (unsigned long long)(size - size % SWP_PAGE_SIZE),
+                (unsigned long long)(size - size % SWP_PAGE_SIZE + SWP_PAGE_SIZE));
+        return -EINVAL;
+    }
+    if (size < min) {
+        emm_err("%s: %s of %llu bytes is too small for a swap area: the minimum is %llu bytes "
+                "(%llu pages); not formatted", path, what, (unsigned long long)size,
+                (unsigned long long)min, (unsigned long long)(min / SWP_PAGE_SIZE));
+        return -EINVAL;
+    }
+    return 0;
+}
+
 int
 swp_area_format(const char *path, uint64_t size, const char *label, unsigned flags,
                 uint8_t uuid_out[16])
@@ -351,6 +442,8 @@ swp_area_format(const char *path, uint64_t size, const char *label, unsigned fla
         emm_err("%s: label '%s' is longer than %u bytes", path, label, SWP_LABEL_MAX - 1);
         return -ENAMETOOLONG;
     }
+    if (size && (rc = check_size(path, size, flags, "a size")) < 0)
+        return rc;
     fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT) {
         if (size == 0) {
@@ -380,6 +473,19 @@ swp_area_format(const char *path, uint64_t size, const char *label, unsigned fla
         emm_err("%s: in use by another process", path);
         goto out;
     }
+    if (size == 0) {
+        /* The whole file or device. A device's tail beyond whole pages is
+         * simply unused; a file is never cut to fit. */
+        size = blkdev ? have - have % SWP_PAGE_SIZE : have;
+        if ((rc = check_size(path, size, flags, blkdev ? "the device" : "the file")) < 0)
+            goto out;
+    }
+    if (blkdev && size > have) {
+        emm_err("%s: the device holds %llu bytes, fewer than the %llu asked for", path,
+                (unsigned long long)have, (unsigned long long)size);
+        rc = -ENOSPC;
+        goto out;
+    }
     if (!created) {
         const char *where = "";
         const char *sig = swp_area_probe(fd, &where);
@@ -389,25 +495,33 @@ swp_area_format(const char *path, uint64_t size, const char *label, unsigned fla
             rc = -EEXIST;
             goto out;
         }
-        if (sig)
+        if (sig) {
             emm_notice("%s: overwriting a %s signature (--force)", path, sig);
+        } else if (have > 0) {
+            rc = is_blank(fd, blkdev, have);
+            if (rc < 0) {
+                emm_err("%s: reading it: %s", path, strerror(-rc));
+                goto out;
+            }
+            if (rc == 0 && !(flags & SWP_FORMAT_FORCE)) {
+                emm_err("%s: refusing to format: it holds %llu bytes of data with no known "
+                        "signature; use --force to overwrite it", path,
+                        (unsigned long long)have);
+                rc = -EEXIST;
+                goto out;
+            }
+            if (rc == 0)
+                emm_notice("%s: overwriting %llu bytes of data (--force)", path,
+                           (unsigned long long)have);
+        }
     }
-    if (size == 0)
-        size = have;
-    if (blkdev && size > have) {
-        emm_err("%s: the device holds %llu bytes, fewer than the %llu asked for", path,
-                (unsigned long long)have, (unsigned long long)size);
-        rc = -ENOSPC;
-        goto out;
-    }
-    size -= size % SWP_PAGE_SIZE;
     if (!blkdev) {
         if (size < have && ftruncate(fd, (off_t)size) < 0) {
             rc = -errno;
             emm_err("%s: truncate: %s", path, strerror(errno));
             goto out;
         }
-        if (size >= SWP_MIN_PAGES * SWP_PAGE_SIZE && (rc = preallocate(fd, path, have, size)) < 0)
+        if ((rc = preallocate(fd, path, have, size)) < 0)
             goto out;
     }
     rc = format_fd(fd, path, size, label, uuid_out);
@@ -465,6 +579,22 @@ check_header(const char *path, const unsigned char *h, uint64_t have, struct swp
     in->desc_pages = emm_get_le64(h + H_DESC_PAGES);
     in->data_start = emm_get_le64(h + H_DATA_START);
     in->nslots = emm_get_le64(h + H_NSLOTS);
+    /* Every page must have a byte offset (an off_t): a larger count would wrap
+     * when turned into bytes and pass for a small area. */
+    static const struct {
+        const char *name;
+        unsigned off;
+    } counts[] = {{"size_pages", H_SIZE_PAGES}, {"desc_pages", H_DESC_PAGES},
+                  {"data_start", H_DATA_START}, {"nslots", H_NSLOTS}};
+    for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+        uint64_t v = emm_get_le64(h + counts[i].off);
+        if (v > (uint64_t)INT64_MAX / SWP_PAGE_SIZE) {
+            emm_err("%s: swap area header is corrupt: field %s = %llu is impossible (%llu "
+                    "pages of %u bytes overflow a 64-bit offset)", path, counts[i].name,
+                    (unsigned long long)v, (unsigned long long)v, SWP_PAGE_SIZE);
+            return -EUCLEAN;
+        }
+    }
     if (emm_get_le64(h + H_DESC_START) != 1 || in->data_start != 1 + in->desc_pages ||
         in->nslots == 0 || in->desc_pages > UINT64_MAX / SWP_DESC_PER_PAGE ||
         in->desc_pages * SWP_DESC_PER_PAGE < in->nslots ||
@@ -577,9 +707,32 @@ swp_area_open(const char *path, unsigned flags, struct swp_area **out)
         emm_err("%s: swap area in use by another process", path);
         goto fail;
     }
-    rc = pread_full(a->fd, a->hdr, SWP_PAGE_SIZE, 0);
-    if (rc < 0) {
-        emm_err("%s: reading the swap area header: %s", path, strerror(-rc));
+    /* Read what there is: a short file is "not an area" or "truncated", not EIO. */
+    ssize_t got = 0;
+    while (got < (ssize_t)SWP_PAGE_SIZE) {
+        ssize_t n = pread(a->fd, a->hdr + got, SWP_PAGE_SIZE - (size_t)got, (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = -errno;
+            emm_err("%s: reading the swap area header: %s", path, strerror(-rc));
+            goto fail;
+        }
+        if (n == 0)
+            break;
+        got += n;
+    }
+    if (got < 8 || memcmp(a->hdr + H_MAGIC, SWP_MAGIC, 8) != 0) {
+        emm_err("%s: not an emmswap area: no signature (no \"%s\" magic at offset 0); "
+                "emmswap format makes one", path, SWP_MAGIC);
+        rc = -EINVAL;
+        goto fail;
+    }
+    if (got < (ssize_t)SWP_PAGE_SIZE) {
+        emm_err("%s: the swap area header is cut short: the %s holds %lld bytes, the header "
+                "alone takes %u; was it truncated?", path, a->info.blkdev ? "device" : "file",
+                (long long)got, SWP_PAGE_SIZE);
+        rc = -ERANGE;
         goto fail;
     }
     rc = check_header(path, a->hdr, have, &a->info);

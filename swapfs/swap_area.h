@@ -33,9 +33,12 @@
 #define SWP_DESC_SIZE 32u
 #define SWP_DESC_PER_PAGE (SWP_PAGE_SIZE / SWP_DESC_SIZE)
 #define SWP_MIN_PAGES 3u /* header, one descriptor page, one slot */
+#define SWP_USABLE_MIN (UINT64_C(1) << 20) /* the smallest area emmswap (and emmd's
+                                               "swap = PATH SIZE") makes: 1 MiB */
 
 /* swp_area_format flags */
-#define SWP_FORMAT_FORCE (1u << 0) /* overwrite a known signature */
+#define SWP_FORMAT_FORCE (1u << 0)  /* overwrite a known signature, or data without one */
+#define SWP_FORMAT_USABLE (1u << 1) /* refuse an area smaller than SWP_USABLE_MIN */
 
 /* swp_area_open flags */
 #define SWP_OPEN_RDONLY (1u << 0)   /* inspect only: no lock, no header update */
@@ -90,8 +93,16 @@ const char *swp_area_probe(int fd, const char **where);
 /*
  * Formats path as a swap area of size bytes (0: the whole existing file or
  * device). A regular file that does not exist is created (size required) and
- * preallocated with fallocate. Refuses (-EEXIST, logged with the path and the
- * signature) a known signature unless SWP_FORMAT_FORCE. label may be NULL.
+ * preallocated with fallocate. Everything is checked before anything is
+ * written, so a refusal leaves path as it was:
+ *  - a size (given, or a regular file's own) that is not a whole number of
+ *    pages, or smaller than SWP_MIN_PAGES pages (SWP_USABLE_MIN with
+ *    SWP_FORMAT_USABLE): -EINVAL, never rounded. A device's size is rounded
+ *    down to whole pages (nothing is cut off a device).
+ *  - a known signature (swp_area_probe), or an existing file or device that
+ *    holds data but no known signature (anything but zeros in a regular file's
+ *    data, or in a device's first 16 MiB): -EEXIST unless SWP_FORMAT_FORCE.
+ * Every refusal is logged with the path and the reason. label may be NULL.
  * On success *uuid_out (if not NULL) gets the new uuid.
  */
 int swp_area_format(const char *path, uint64_t size, const char *label, unsigned flags,

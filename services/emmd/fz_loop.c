@@ -1,5 +1,6 @@
 /*
- * fz_loop.c - mounting an emmd filesystem and serving its /dev/fuse channel:
+ * fz_loop.c - mounting an emmd filesystem (never over a live mount unless
+ * mount-over = yes) and serving its /dev/fuse channel:
  * a pool of loop threads reading requests with an adaptive busy-poll, the bdi
  * tuning done after mounting, and unmounting.
  *
@@ -13,6 +14,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +25,7 @@
 
 #include "clock.h"
 #include "emmd.h"
+#include "fsutil.h"
 #include "log.h"
 
 static int
@@ -121,6 +124,16 @@ fz_mount(struct emmd_fs *fs)
     if (fs->se == NULL) {
         emm_err("fs %s: cannot create the FUSE session", fs->cfg->name);
         return -EIO;
+    }
+    /* main checked this before detaching; checked again here, just before the
+     * mount, in case something was mounted there since. */
+    char why[PATH_MAX + 300];
+    int mc = emm_mount_check(fs->cfg->mountpoint, fs->cfg->mount_over, why, sizeof(why));
+    if (mc < 0) {
+        emm_err("fs %s: mountpoint %s", fs->cfg->name, why);
+        fuse_session_destroy(fs->se);
+        fs->se = NULL;
+        return mc;
     }
     if (fuse_session_mount(fs->se, fs->cfg->mountpoint) != 0) {
         emm_err("fs %s: cannot mount on %s", fs->cfg->name, fs->cfg->mountpoint);

@@ -6,11 +6,22 @@
  * page-cache pages back, return every dirty page to its pager, unmount.
  *
  * Threads: signals are blocked in every thread and taken by sigwait in main, so
- * no handler runs in a FUSE or pager thread. Threads start only after detaching.
+ * no handler runs in a FUSE or pager thread. Threads start only after detaching,
+ * and after the capabilities emmd does not need are dropped (all threads then
+ * inherit the reduced set; capabilities are per thread).
+ *
+ * Detached start: the launcher (the parent) waits on a pipe that is the child's
+ * stderr until the child is ready; the child logs there (the launcher copies
+ * warnings and errors to its own stderr and everything to syslog), so a failed
+ * start says why. The launcher returns 0 on the ready byte (sent after
+ * everything is up), or the child's failure status once the child has exited,
+ * i.e. after it tore down what it had started (nothing stays mounted).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
+#include <linux/capability.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,12 +30,17 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "ctl_server.h"
 #include "emmd.h"
+#include "fsutil.h"
 #include "log.h"
+#include "swap_area.h"
 
 #ifndef PR_SET_IO_FLUSHER
 #define PR_SET_IO_FLUSHER 57
@@ -40,61 +56,209 @@ usage(FILE *f)
                "  -v         verbose (debug) logging\n");
 }
 
-/* Detaches; the parent exits when the child reports ready (0) or failed (1). */
+/* The byte that ends the child's report on the launcher pipe: ready. Log lines
+ * never hold a NUL. */
+#define READY_BYTE '\0'
+
+/* Copies one log line from the child: everything to syslog, warnings and
+ * errors also to the launcher's stderr. */
+static void
+launcher_line(const char *line, size_t len, int *shown)
+{
+    static const struct {
+        const char *tag;
+        int prio, show;
+    } lv[] = {{": error: ", LOG_ERR, 1},    {": warn: ", LOG_WARNING, 1},
+              {": notice: ", LOG_NOTICE, 0}, {": info: ", LOG_INFO, 0},
+              {": debug: ", LOG_DEBUG, 0}};
+    char buf[1300];
+    if (len >= sizeof(buf))
+        len = sizeof(buf) - 1;
+    memcpy(buf, line, len);
+    buf[len] = '\0';
+    int prio = LOG_NOTICE, show = 1; /* a line not from emm_log: show it */
+    const char *msg = buf;
+    for (size_t i = 0; i < sizeof(lv) / sizeof(lv[0]); i++) {
+        const char *t = strstr(buf, lv[i].tag);
+        if (t != NULL) {
+            prio = lv[i].prio;
+            show = lv[i].show;
+            msg = t + strlen(lv[i].tag);
+            break;
+        }
+    }
+    syslog(prio, "%s", msg);
+    if (show) {
+        char out[1400];
+        int n = snprintf(out, sizeof(out), "%s\n", buf);
+        if (n > (int)sizeof(out))
+            n = (int)sizeof(out);
+        if (write(STDERR_FILENO, out, (size_t)n) < 0) {
+            /* nowhere to say it */
+        }
+        (*shown)++;
+    }
+}
+
+/* The launcher: relays the child's log until it is ready (exit 0) or gone
+ * (its exit status, at least 1). */
+static int
+launcher_wait(int fd, pid_t child)
+{
+    char ident[32], buf[4096], line[1300];
+    size_t used = 0;
+    int shown = 0;
+
+    snprintf(ident, sizeof(ident), "emmd[%d]", (int)child);
+    openlog(ident, LOG_NDELAY, LOG_DAEMON);
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        for (ssize_t i = 0; i < n; i++) {
+            if (buf[i] == READY_BYTE) {
+                if (used > 0)
+                    launcher_line(line, used, &shown);
+                return 0;
+            }
+            if (buf[i] == '\n' || used == sizeof(line)) {
+                launcher_line(line, used, &shown);
+                used = 0;
+                if (buf[i] == '\n')
+                    continue;
+            }
+            line[used++] = buf[i];
+        }
+    }
+    if (used > 0)
+        launcher_line(line, used, &shown);
+    /* EOF: the child closed its end by exiting, after its teardown. */
+    int st = 0, rc = 1;
+    while (waitpid(child, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
+        rc = WEXITSTATUS(st);
+    if (WIFSIGNALED(st)) {
+        char msg[128];
+        int m = snprintf(msg, sizeof(msg), "emmd: the daemon (pid %d) was killed by signal %d "
+                         "before it was ready\n", (int)child, WTERMSIG(st));
+        if (write(STDERR_FILENO, msg, (size_t)m) < 0) {
+            /* nowhere to say it */
+        }
+    } else if (shown == 0) {
+        char msg[128];
+        int m = snprintf(msg, sizeof(msg), "emmd: the daemon (pid %d) failed to start; see the "
+                         "system log\n", (int)child);
+        if (write(STDERR_FILENO, msg, (size_t)m) < 0) {
+            /* nowhere to say it */
+        }
+    }
+    return rc;
+}
+
+/* Detaches. The child's stderr becomes the launcher pipe until report_ready. */
 static int
 daemonize(int *ready_fd)
 {
     int pfd[2];
-    if (pipe(pfd) < 0)
+    if (pipe2(pfd, O_CLOEXEC) < 0)
         return -errno;
+    fflush(stdout);
+    fflush(stderr);
     pid_t pid = fork();
     if (pid < 0)
         return -errno;
     if (pid > 0) {
         close(pfd[1]);
-        char status = 1;
-        if (read(pfd[0], &status, 1) != 1)
-            status = 1;
-        _exit(status == 0 ? 0 : 1);
+        _exit(launcher_wait(pfd[0], pid));
     }
     close(pfd[0]);
     if (setsid() < 0)
         return -errno;
     if (chdir("/") < 0)
         return -errno;
-    int nul = open("/dev/null", O_RDWR);
+    int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (nul >= 0) {
         dup2(nul, STDIN_FILENO);
         dup2(nul, STDOUT_FILENO);
-        dup2(nul, STDERR_FILENO);
         if (nul > 2)
             close(nul);
     }
+    dup2(pfd[1], STDERR_FILENO); /* log lines go to the launcher until ready */
     *ready_fd = pfd[1];
     return 0;
 }
 
+/* Everything is up: tell the launcher, then log to syslog only. */
 static void
-report_ready(int fd, char status)
+report_ready(int fd, int level)
 {
     if (fd < 0)
         return;
-    if (write(fd, &status, 1) != 1) {
-        /* the parent is gone; nothing to tell */
+    char b = READY_BYTE;
+    if (write(fd, &b, 1) != 1) {
+        /* the launcher is gone; nothing to tell */
+    }
+    emm_log_init("emmd", 1, level);
+    int nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (nul >= 0) {
+        dup2(nul, STDERR_FILENO);
+        close(nul);
     }
     close(fd);
 }
 
 /* Opens and locks the pid file: one emmd per configuration. The lock is held
- * for the daemon's life (the fd survives the fork in daemonize). */
+ * for the daemon's life (the fd survives the fork in daemonize). Its directory
+ * was checked by the config loader (private, or sticky); the file itself must
+ * be ours: never a symlink (O_NOFOLLOW), a regular file of emmd's user with one
+ * link, so a planted link cannot make emmd write into another file. */
 static int
-lock_pid_file(const char *path, int *out)
+lock_pid_file(const char *path, int *out, char *why, size_t whylen)
 {
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return -errno;
-    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-        int rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+    struct stat st;
+    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        /* ELOOP, or EACCES where the kernel protects sticky directories: say what is there */
+        int e = errno;
+        if (e == ELOOP || (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)))
+            snprintf(why, whylen, "%s is a symbolic link; emmd never follows one there (remove "
+                     "it, and find out who put it there)", path);
+        else if (e == EACCES && lstat(path, &st) == 0 && st.st_uid != geteuid())
+            snprintf(why, whylen, "%s is owned by uid %u, not by emmd's user (uid %u); remove "
+                     "it, and find out who put it there", path, (unsigned)st.st_uid,
+                     (unsigned)geteuid());
+        else
+            snprintf(why, whylen, "%s: %s", path, strerror(e));
+        return -e;
+    }
+    int rc = 0;
+    if (fstat(fd, &st) < 0) {
+        rc = -errno;
+        snprintf(why, whylen, "%s: %s", path, strerror(errno));
+    } else if (!S_ISREG(st.st_mode)) {
+        rc = -EINVAL;
+        snprintf(why, whylen, "%s is not a regular file; remove it", path);
+    } else if (st.st_uid != geteuid()) {
+        rc = -EPERM;
+        snprintf(why, whylen, "%s is owned by uid %u, not by emmd's user (uid %u); remove it, "
+                 "and find out who put it there", path, (unsigned)st.st_uid,
+                 (unsigned)geteuid());
+    } else if (st.st_nlink != 1) {
+        rc = -EPERM;
+        snprintf(why, whylen, "%s has %lu hard links; a pid file has one (remove it)", path,
+                 (unsigned long)st.st_nlink);
+    } else if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+        if (rc == -EBUSY)
+            snprintf(why, whylen, "%s: another emmd is running with this configuration (it "
+                     "holds the pid file's lock)", path);
+        else
+            snprintf(why, whylen, "%s: lock: %s", path, strerror(-rc));
+    }
+    if (rc < 0) {
         close(fd);
         return rc;
     }
@@ -109,6 +273,180 @@ write_pid_file(int fd)
     int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
     if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)n, 0) != n)
         return -errno;
+    return 0;
+}
+
+/*
+ * Capabilities emmd keeps (as root); everything else leaves the effective,
+ * permitted, inheritable, ambient and bounding sets before the first thread
+ * starts, so every thread runs with this set:
+ *  - CAP_SYS_ADMIN: mount(2) each filesystem, and umount2(2) at shutdown (as
+ *    root libfuse unmounts directly; the bounding set would also strip it from
+ *    a setuid fusermount3);
+ *  - CAP_IPC_LOCK: mlock the resident pool and the default pager's buffers
+ *    beyond RLIMIT_MEMLOCK (MLOCK_ONFAULT locks frames as they are first used).
+ * Not kept, and why that is fine: writing /sys/class/bdi (root-owned 0644
+ * files: uid 0 writes them as their owner), opening swap devices and files
+ * (root's own, or root:disk 0660), state-dir (checked private), and
+ * PR_SET_IO_FLUSHER (CAP_SYS_RESOURCE, set before the drop). Without
+ * CAP_DAC_OVERRIDE, root cannot write into a backend directory owned by another
+ * user that is not writable by others: give it to root.
+ */
+static const int kept_caps[] = {CAP_SYS_ADMIN, CAP_IPC_LOCK};
+
+static int
+cap_kept(int c)
+{
+    for (size_t i = 0; i < sizeof(kept_caps) / sizeof(kept_caps[0]); i++)
+        if (kept_caps[i] == c)
+            return 1;
+    return 0;
+}
+
+static void
+drop_capabilities(void)
+{
+    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct c[_LINUX_CAPABILITY_U32S_3];
+    memset(c, 0, sizeof(c));
+    if (syscall(SYS_capget, &h, c) < 0) {
+        emm_warn("capget: %s; keeping the capabilities emmd was started with", strerror(errno));
+        return;
+    }
+    if (c[0].effective == 0 && c[1].effective == 0 && c[0].permitted == 0 && c[1].permitted == 0)
+        return; /* an unprivileged emmd: nothing to drop */
+    int last = CAP_LAST_CAP;
+    FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
+    if (f != NULL) {
+        if (fscanf(f, "%d", &last) != 1)
+            last = CAP_LAST_CAP;
+        fclose(f);
+    }
+    /* The bounding set first: dropping from it needs CAP_SETPCAP, dropped below. */
+    for (int cap = 0; cap <= last && cap < 64; cap++)
+        if (!cap_kept(cap) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+            emm_debug("PR_CAPBSET_DROP %d: %s", cap, strerror(errno));
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    uint32_t keep[2] = {0, 0};
+    for (size_t i = 0; i < sizeof(kept_caps) / sizeof(kept_caps[0]); i++)
+        keep[kept_caps[i] / 32] |= 1u << (kept_caps[i] % 32);
+    for (int i = 0; i < 2; i++) {
+        c[i].effective &= keep[i];
+        c[i].permitted &= keep[i];
+        c[i].inheritable = 0;
+    }
+    if (syscall(SYS_capset, &h, c) < 0)
+        emm_warn("capset: %s; keeping the capabilities emmd was started with", strerror(errno));
+    else
+        emm_info("capabilities dropped: keeping cap_sys_admin (mount, unmount) and "
+                 "cap_ipc_lock (mlock)");
+}
+
+/* The RAM this machine has, in bytes (0 if unknown). */
+static uint64_t
+ram_bytes(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    return pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : 0;
+}
+
+static void
+warn_resident_limit(const struct emm_config *cfg)
+{
+    uint64_t ram = ram_bytes();
+    if (ram > 0 && cfg->resident_limit > ram / 2)
+        emm_warn("%s: resident-limit = %llu bytes (%llu MiB) is more than half of this machine's "
+                 "RAM (%llu MiB): the pool may push everything else out of memory; lower "
+                 "resident-limit", cfg->path, (unsigned long long)cfg->resident_limit,
+                 (unsigned long long)(cfg->resident_limit >> 20),
+                 (unsigned long long)(ram >> 20));
+}
+
+/* -n: every swap line, read-only (open, read the header, check; never create
+ * or format). Prints "FILE:LINE: swap PATH: why" for the first bad one. */
+static int
+check_swaps(const struct emm_config *cfg)
+{
+    for (size_t i = 0; i < cfg->nswaps; i++) {
+        const struct emm_swap_config *sw = &cfg->swaps[i];
+        struct stat st;
+        char why[PATH_MAX + 200] = "";
+        if (stat(sw->path, &st) < 0) {
+            int e = errno;
+            if (e == ENOENT && sw->size > 0) {
+                char dir[PATH_MAX];
+                snprintf(dir, sizeof(dir), "%s", sw->path);
+                char *slash = strrchr(dir, '/');
+                if (slash != NULL)
+                    slash[slash == dir ? 1 : 0] = '\0';
+                if (stat(dir, &st) < 0)
+                    snprintf(why, sizeof(why), "cannot be created: %s: %s", dir,
+                             strerror(errno));
+                else if (!S_ISDIR(st.st_mode))
+                    snprintf(why, sizeof(why), "cannot be created: %s is not a directory", dir);
+                else
+                    continue; /* emmd creates and formats it at start */
+            } else {
+                snprintf(why, sizeof(why), "%s", e == ENOENT ? "does not exist (give a size "
+                         "to create it)" : strerror(e));
+            }
+        } else if (S_ISDIR(st.st_mode)) {
+            snprintf(why, sizeof(why), "is a directory, not a regular file or a block device");
+        } else if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+            snprintf(why, sizeof(why), "not a regular file or a block device");
+        } else {
+            int fd = open(sw->path, O_RDONLY | O_CLOEXEC);
+            const char *sig = NULL;
+            if (fd < 0) {
+                snprintf(why, sizeof(why), "%s", strerror(errno));
+            } else {
+                sig = swp_area_probe(fd, NULL);
+                close(fd);
+                if (sig == NULL || strcmp(sig, "emm swap area") != 0)
+                    snprintf(why, sizeof(why), "not an emm swap area (found %s); format it "
+                             "with emmswap format", sig ? sig : "no known signature");
+            }
+            if (why[0] == '\0') {
+                struct swp_area *a;
+                int rc = swp_area_open(sw->path, SWP_OPEN_RDONLY | SWP_OPEN_BUFFERED, &a);
+                if (rc < 0)
+                    snprintf(why, sizeof(why), "unusable: %s (the reason is above)",
+                             strerror(-rc));
+                else
+                    swp_area_abandon(a);
+            }
+        }
+        if (why[0] != '\0') {
+            fprintf(stderr, "emmd: %s:%d: swap %s: %s\n", cfg->path, sw->line, sw->path, why);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* Every mountpoint: refused if something live is mounted there (unless
+ * mount-over = yes). Prints "FILE:LINE: [fs NAME] ..." for the first refusal.
+ * For -n (warn_only) that is only a warning: a live mount is a state of the
+ * machine, not of the file (the daemon being checked for a restart may well be
+ * the one mounted there). */
+static int
+check_mountpoints(const struct emm_config *cfg, int warn_only)
+{
+    for (size_t i = 0; i < cfg->nfs; i++) {
+        const struct emm_fs_config *fs = &cfg->fs[i];
+        char why[PATH_MAX + 300];
+        int rc = emm_mount_check(fs->mountpoint, fs->mount_over, why, sizeof(why));
+        if (rc < 0 && warn_only) {
+            emm_warn("%s:%d: [fs %s] mountpoint %s (a start now would be refused)", cfg->path,
+                     fs->line, fs->name, why);
+        } else if (rc < 0) {
+            fprintf(stderr, "emmd: %s:%d: [fs %s] mountpoint %s\n", cfg->path, fs->line,
+                    fs->name, why);
+            return rc;
+        }
+        if (rc > 0)
+            emm_notice("[fs %s] mountpoint %s", fs->name, why);
+    }
     return 0;
 }
 
@@ -211,7 +549,8 @@ main(int argc, char **argv)
     struct emmd d;
     memset(&d, 0, sizeof(d));
     char err[512];
-    int rc = emm_config_load(conf, 1, &d.cfg, err, sizeof(err));
+    int rc = emm_config_load(conf, check_only ? EMM_CONFIG_CHECK_PATHS : EMM_CONFIG_CREATE_PATHS,
+                             &d.cfg, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "emmd: %s\n", err);
         return 1;
@@ -228,25 +567,33 @@ main(int argc, char **argv)
             return 1;
         }
     }
+    warn_resident_limit(d.cfg);
     if (check_only) {
-        printf("%s: configuration OK (%zu filesystems)\n", conf, d.nfs);
+        rc = check_swaps(d.cfg);
+        if (rc == 0)
+            rc = check_mountpoints(d.cfg, 1);
+        if (rc == 0)
+            printf("%s: configuration OK (%zu filesystems)\n", conf, d.nfs);
         for (size_t i = 0; i < d.nfs; i++)
             emm_backend_close(d.fs[i].backend);
         emm_config_free(d.cfg);
         free(d.fs);
-        return 0;
+        return rc == 0 ? 0 : 1;
     }
 
     int pid_fd = -1;
-    rc = lock_pid_file(d.cfg->pid_file, &pid_fd);
+    rc = lock_pid_file(d.cfg->pid_file, &pid_fd, err, sizeof(err));
+    if (rc == 0)
+        rc = check_mountpoints(d.cfg, 0);
+    else
+        fprintf(stderr, "emmd: pid-file: %s\n", err);
     if (rc < 0) {
-        if (rc == -EBUSY)
-            fprintf(stderr, "emmd: %s: another emmd is running with this configuration\n",
-                    d.cfg->pid_file);
-        else
-            fprintf(stderr, "emmd: %s: %s\n", d.cfg->pid_file, strerror(-rc));
         for (size_t i = 0; i < d.nfs; i++)
             emm_backend_close(d.fs[i].backend);
+        if (pid_fd >= 0)
+            close(pid_fd);
+        emm_config_free(d.cfg);
+        free(d.fs);
         return 1;
     }
 
@@ -257,11 +604,13 @@ main(int argc, char **argv)
             fprintf(stderr, "emmd: cannot detach: %s\n", strerror(-rc));
             return 1;
         }
-        emm_log_init("emmd", 1, verbose ? EMM_LOG_DEBUG : d.cfg->log_level);
+        /* until ready, log lines go to the launcher (stderr is its pipe) */
     }
+    int log_level = verbose ? EMM_LOG_DEBUG : d.cfg->log_level;
     /* emmd serves page-ins: reclaim must not wait on it, nor page its pool out. */
     if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) < 0)
         emm_notice("PR_SET_IO_FLUSHER: %s", strerror(errno));
+    drop_capabilities(); /* before the first thread: all of them inherit the reduced set */
 
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -305,7 +654,7 @@ main(int argc, char **argv)
         emm_warn("pid file %s: %s", d.cfg->pid_file, strerror(-rc));
     emm_notice("ready: %zu filesystems, resident limit %llu bytes, pid %d", d.nfs,
                (unsigned long long)d.cfg->resident_limit, (int)getpid());
-    report_ready(ready_fd, 0);
+    report_ready(ready_fd, log_level);
     ready_fd = -1;
 
     int sig = 0;
@@ -325,8 +674,10 @@ main(int argc, char **argv)
     return 0;
 
 fail:
-    report_ready(ready_fd, 1);
+    /* A detached start: the launcher returns once this process has exited, so
+     * after the teardown; the reason went to it on stderr. */
     shutdown_all(&d, ctl);
+    emm_err("start failed; everything it had started is stopped");
     emm_config_free(d.cfg);
     free(d.fs);
     return 1;

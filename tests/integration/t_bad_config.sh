@@ -133,6 +133,38 @@ swap = $MNT/t/swapfile 64M
 [fs t]
 backend = memory
 E
+# swap entries that only fail at start: -n opens them read-only and says so
+"$EMM_BIN/emmswap" format "$WORK/corrupt.img" 1M >/dev/null
+printf 'X' | dd of="$WORK/corrupt.img" bs=1 seek=200 conv=notrunc status=none
+echo "I am a text file, not a swap area" >"$WORK/text.img"
+mkdir -p "$WORK/swapdir"
+swap_sums=$(sha "$WORK/corrupt.img"; sha "$WORK/text.img")
+bad swap-corrupt 8 <<E
+[default-pager]
+swap = $WORK/corrupt.img 1M
+[fs a]
+backend = memory
+E
+bad swap-not-an-area 8 <<E
+[default-pager]
+swap = $WORK/text.img
+[fs a]
+backend = memory
+E
+bad swap-directory 8 <<E
+[default-pager]
+swap = $WORK/swapdir 4M
+[fs a]
+backend = memory
+E
+bad swap-missing-no-size 8 <<E
+[default-pager]
+swap = $WORK/nosuch.img
+[fs a]
+backend = memory
+E
+assert_eq "$(sha "$WORK/corrupt.img"; sha "$WORK/text.img")" "$swap_sums" "swap files after emmd -n and -f refused them"
+[ -z "$(ls -A "$WORK/swapdir")" ] || fail "emmd wrote into the directory named as swap"
 
 # --- [fs] sections ---
 bad fs-unknown-key 9 <<'E'
@@ -234,15 +266,41 @@ error.action = stall
 E
 log "$ncase bad configs refused with FILE:LINE"
 
-# good configs: -n says yes, prints nothing alarming, mounts nothing
+# a control socket path that cannot fit sockaddr_un (108 bytes with its NUL)
+LONGDIR="$WORK/$(printf 'd%.0s' {1..110})"
+f="$WORK/bad-long-socket.conf"
+cat >"$f" <<E
+[emmd]
+state-dir = $STATE
+mount-root = $MNT
+control-socket = $LONGDIR/emmd.sock
+[fs a]
+backend = memory
+E
+rc=0
+out=$(timeout 10 "$EMMD" -n -c "$f" 2>&1 >/dev/null) || rc=$?
+[ $rc = 1 ] || fail "long-socket: emmd -n exited $rc, expected 1: $out"
+assert_contains "$out" "$f:4: " "long-socket: emmd -n"
+assert_contains "$out" "at most 107" "long-socket: emmd -n"
+[ ! -e "$LONGDIR" ] || fail "long-socket: emmd -n created $LONGDIR"
+log "long-socket: $out"
+
+# snapshot: every path under $WORK with its type, mode and size (a check must
+# change nothing: no directory, file or socket appears, nothing is rewritten)
+snapshot() { find "$WORK" -printf '%p %y %m %s %T@\n' | sort; }
+
+# good configs: -n says yes, prints nothing alarming, mounts nothing, changes nothing
 good() {
-    local name=$1 f="$WORK/good-$1.conf" rc=0 out
+    local name=$1 f="$WORK/good-$1.conf" rc=0 out before
     shift
     write_conf "$f" "$@"
+    before=$(snapshot)
     out=$(timeout 10 "$EMMD" -n -c "$f" 2>&1) || rc=$?
     [ $rc = 0 ] || fail "good config $name: emmd -n exited $rc: $out"
     [ -z "$(mounts_under "$WORK")" ] || fail "good config $name: emmd -n mounted something"
     [ ! -e "$SOCK" ] || fail "good config $name: emmd -n created the control socket"
+    [ "$(snapshot)" = "$before" ] ||
+        fail "good config $name: emmd -n changed the filesystem: $(diff <(printf '%s\n' "$before") <(snapshot) | head -5)"
 }
 good memory <<'E'
 [fs a]
@@ -298,3 +356,31 @@ good emmd-keys "resident-limit=16M" "fuse-threads=4" "busy-poll=0" <<'E'
 [fs a]
 backend = memory
 E
+
+# -n creates nothing: not a state-dir, mount-root/NAME, the socket's or pid
+# file's directory, nor a swap file it would create; an existing swap area is
+# read, never written (its header keeps its open count and clean state)
+"$EMM_BIN/emmswap" format "$WORK/good-swap.img" 1M >/dev/null
+f="$WORK/good-fresh.conf"
+cat >"$f" <<E
+[emmd]
+state-dir = $WORK/fresh-state/deep
+mount-root = $MNT
+control-socket = $WORK/fresh-run/emmd.sock
+pid-file = $WORK/fresh-pid/emmd.pid
+[default-pager]
+swap = $WORK/good-swap.img 1M
+swap = $WORK/fresh-swap.img 4M
+[fs never]
+backend = memory
+E
+before=$(snapshot)
+rc=0
+out=$(timeout 10 "$EMMD" -n -c "$f" 2>&1) || rc=$?
+[ $rc = 0 ] || fail "good config fresh: emmd -n exited $rc: $out"
+for p in "$WORK/fresh-state" "$MNT/never" "$WORK/fresh-run" "$WORK/fresh-pid" "$WORK/fresh-swap.img"; do
+    [ ! -e "$p" ] || fail "emmd -n created $p"
+done
+[ "$(snapshot)" = "$before" ] ||
+    fail "emmd -n changed the filesystem: $(diff <(printf '%s\n' "$before") <(snapshot) | head -5)"
+log "fresh: emmd -n created nothing"

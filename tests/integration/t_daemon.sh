@@ -4,7 +4,9 @@
 # its own session and no terminal, and SIGTERM unmounts everything, removes the
 # socket and pid file, and keeps what must be kept (state-dir contents,
 # explicit mountpoint directories, the config), so a restart finds the data. A
-# second emmd on the same config is refused while the first runs.
+# second emmd on the same config is refused while the first runs. A detached
+# start that fails after mounting prints the reason on the launcher's stderr,
+# and the launcher returns non-zero only once nothing is left mounted.
 . "$(dirname "$0")/lib.sh"
 need_fuse
 need_emm
@@ -92,3 +94,33 @@ start_emmd_daemon "$CONF"
 "$IO" check "$MNT/keep/obj" 0 $((2 << 20)) 101 || fail "file backend data after a daemon restart"
 [ ! -e "$WORK/explicit/tmp" ] || fail "memory backend object survived a restart (it is volatile)"
 stop_emmd
+
+# --- a detached start that fails late: the control socket's path holds a
+# regular file, found only after both filesystems are mounted. The launcher
+# must print why and return non-zero after the child tore everything down.
+echo "precious, not a socket" >"$WORK/notasock"
+LATE="$WORK/late.conf"
+cat >"$LATE" <<E
+[emmd]
+state-dir = $STATE
+mount-root = $MNT
+control-socket = $WORK/notasock
+pid-file = $WORK/late.pid
+log-level = debug
+[fs keep]
+backend = file
+[fs scratch]
+backend = memory
+mountpoint = $WORK/explicit
+E
+rc=0
+timeout 30 "$EMMD" -c "$LATE" </dev/null >"$WORK/late.out" 2>"$WORK/late.err" || rc=$?
+mounted_after=$(mounts_under "$WORK")
+log "late failure (status $rc): $(head -c 600 "$WORK/late.err")"
+[ $rc != 0 ] || fail "a detached start that failed returned 0"
+[ $rc != 124 ] || fail "the launcher of a failed detached start did not return"
+[ -z "$mounted_after" ] || fail "the launcher returned while $mounted_after was still mounted"
+assert_contains "$(cat "$WORK/late.err")" "$WORK/notasock" "the launcher's stderr"
+assert_contains "$(cat "$WORK/late.err")" "not a socket" "the launcher's stderr"
+assert_eq "$(cat "$WORK/notasock")" "precious, not a socket" "the file in the socket's place"
+[ ! -s "$WORK/late.pid" ] || fail "a failed start left a pid in $WORK/late.pid"

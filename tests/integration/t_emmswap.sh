@@ -2,6 +2,10 @@
 # t_emmswap.sh - the swap area tool: `emmswap format` on a new file, on an
 # existing one and on a loop device; `emmswap info` describes them; format
 # refuses an ext4 image and a mkswap'd file unless --force; bad arguments exit 2.
+# A refused format changes nothing: files with data but no signature are kept
+# byte for byte without --force, and a size that is not whole pages or below
+# the 1M minimum is refused, never rounded. info escapes labels and names the
+# reason for a text file, a short file and an overflowing header field.
 # Parts that need mkfs.ext4, mkswap or a loop device are skipped when those are
 # missing (the test then exits 77 after running the rest).
 . "$(dirname "$0")/lib.sh"
@@ -92,6 +96,84 @@ expect_rc 1 "$EMMSWAP" format "$WORK/new.img"     # no size for a file that does
 assert_contains "$(cat "$WORK/err")" "size"
 [ ! -e "$WORK/new.img" ] || fail "a refused format left $WORK/new.img behind"
 expect_rc 0 "$EMMSWAP" --help
+
+# --- a refused format changes nothing ------------------------------------------
+# set_hdr FILE FIELD_OFFSET U64: rewrite one header field and its CRC32C, as a
+# careful attacker (or a bit-flip plus a bad tool) would
+set_hdr() {
+    python3 - "$@" <<'PY'
+import struct, sys
+path, off, val = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def crc32c(data):
+    crc = 0xffffffff
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82f63b78 if crc & 1 else 0)
+    return crc ^ 0xffffffff
+with open(path, "r+b") as f:
+    h = bytearray(f.read(4096))
+    assert struct.unpack_from("<I", h, 168)[0] == crc32c(h[:168] + b"\0" * 4 + h[172:]), "crc"
+    struct.pack_into("<Q", h, off, val)
+    struct.pack_into("<I", h, 168, crc32c(h[:168] + b"\0" * 4 + h[172:]))
+    f.seek(0)
+    f.write(h)
+PY
+}
+for n in 100 5000 12288 1048576; do
+    V="$WORK/victim-$n"
+    head -c "$n" /dev/urandom >"$V"
+    before=$(sha "$V")
+    expect_rc 1 "$EMMSWAP" format "$V"
+    assert_contains "$(cat "$WORK/err")" "$V" "refusal of a $n-byte file"
+    assert_eq "$(sha "$V")" "$before" "a $n-byte random file after a refused format"
+    assert_eq "$(fsize "$V")" "$n" "size of a $n-byte random file after a refused format"
+    rc=0
+    "$EMMSWAP" format "$V" 1M >"$WORK/out" 2>"$WORK/err" || rc=$?
+    [ $rc != 0 ] || fail "format of a $n-byte random file with a size succeeded without --force"
+    assert_eq "$(sha "$V")" "$before" "a $n-byte random file after a refused format to 1M"
+done
+assert_contains "$(cat "$WORK/err")" "no known signature" "refusal of data without a signature"
+assert_contains "$(cat "$WORK/err")" "--force" "refusal of data without a signature"
+# a size of the wrong shape is refused before anything is created
+expect_rc 2 "$EMMSWAP" format "$WORK/odd.img" 12345
+assert_contains "$(cat "$WORK/err")" "whole number of 4096-byte pages"
+[ ! -e "$WORK/odd.img" ] || fail "a refused size left $WORK/odd.img behind"
+expect_rc 2 "$EMMSWAP" format "$WORK/odd.img" 12288
+assert_contains "$(cat "$WORK/err")" "minimum is 1M"
+[ ! -e "$WORK/odd.img" ] || fail "a refused size left $WORK/odd.img behind"
+# ... and with --force too: --force overrides a signature, not the size rules
+V="$WORK/victim-5000"
+before=$(sha "$V")
+expect_rc 1 "$EMMSWAP" format --force "$V"
+assert_contains "$(cat "$WORK/err")" "not a whole number"
+assert_eq "$(sha "$V")" "$before" "a 5000-byte file after format --force without a size"
+# with --force, data without a signature is overwritten; an all-zero (or empty)
+# file needs no --force
+expect_rc 0 "$EMMSWAP" format --force "$WORK/victim-1048576"
+truncate -s 2M "$WORK/zeros.img"
+expect_rc 0 "$EMMSWAP" format "$WORK/zeros.img"
+assert_eq "$(info_val "$("$EMMSWAP" info "$WORK/zeros.img")" size)" $((2 << 20)) "size of a formatted zero file"
+
+# --- info: escaped strings and named reasons ----------------------------------------
+N="$WORK/label.img"
+expect_rc 0 "$EMMSWAP" format --label $'two\nlines\tand\\' "$N" 1M
+expect_rc 0 "$EMMSWAP" info "$N"
+assert_eq "$(info_val "$(cat "$WORK/out")" label)" 'two\nlines\tand\\' "escaped label"
+assert_eq "$(grep -c '' "$WORK/out")" "$(grep -c '' <("$EMMSWAP" info "$F"))" "lines of info with a newline in the label"
+# a text file: not an area, said so (not "Input/output error")
+echo "hello, I am a text file" >"$WORK/text"
+expect_rc 1 "$EMMSWAP" info "$WORK/text"
+assert_contains "$(cat "$WORK/err")" "not an emmswap area: no signature"
+case "$(cat "$WORK/err")" in *"Input/output error"*) fail "info of a text file: $(cat "$WORK/err")" ;; esac
+# a header whose size_pages overflows when turned into bytes (2^52 pages = 2^64
+# bytes, i.e. "0 bytes") is refused, naming the field
+C="$WORK/overflow.img"
+expect_rc 0 "$EMMSWAP" format "$C" 1M
+set_hdr "$C" 32 $((1 << 52))
+expect_rc 1 "$EMMSWAP" info "$C"
+assert_contains "$(cat "$WORK/err")" "size_pages"
+case "$(cat "$WORK/err")" in *" 0 bytes"*) fail "overflowed size reported: $(cat "$WORK/err")" ;; esac
 
 # --- an ext4 image ------------------------------------------------------------
 if command -v mkfs.ext4 >/dev/null 2>&1; then

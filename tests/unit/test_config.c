@@ -726,6 +726,95 @@ test_err_paths(void **state)
     expect_error_rc(text, 1, -ENOTDIR, 5, "mountpoint", "blocked");
 }
 
+/* Issue 15: a control socket that cannot fit sockaddr_un, the mount-over key,
+ * private directories, and a check (-n) that creates nothing. */
+static void
+test_hardening(void **state)
+{
+    char text[4096], path[PATH_MAX + 64], longdir[200];
+    struct emm_config *cfg;
+    struct stat st;
+
+    (void)state;
+    /* 108 bytes of path do not fit sun_path (107 and a NUL do) */
+    memset(longdir, 'd', 100);
+    longdir[100] = '\0';
+    snprintf(text, sizeof(text), "[emmd]\nstate-dir = /x\ncontrol-socket = /%s/emmd.sock\n"
+             "[fs a]\nbackend = memory\n", longdir);
+    expect_error_rc(text, 0, -ENAMETOOLONG, 3, "control-socket", "at most 107");
+    /* a directory too long for the temporary bind directory, though the path fits */
+    snprintf(text, sizeof(text), "[emmd]\nstate-dir = /x\ncontrol-socket = /%.95s/s\n"
+             "[fs a]\nbackend = memory\n", longdir);
+    expect_error_rc(text, 0, -ENAMETOOLONG, 3, "control-socket", "directory name");
+    snprintf(text, sizeof(text), "[emmd]\nstate-dir = /x\ncontrol-socket = /%.90s/s\n"
+             "[fs a]\nbackend = memory\n", longdir);
+    assert_int_equal(load(text, 0, &cfg), 0);
+    emm_config_free(cfg);
+
+    /* mount-over: yes/no, default no, anything else refused with its line */
+    assert_int_equal(load("[fs a]\nbackend = memory\nmount-over = yes\n[fs b]\nbackend = memory\n",
+                          0, &cfg), 0);
+    assert_int_equal(cfg->fs[0].mount_over, 1);
+    assert_int_equal(cfg->fs[1].mount_over, 0);
+    emm_config_free(cfg);
+    expect_error("[fs a]\nbackend = memory\nmount-over = perhaps\n", 3, "mount-over", "perhaps");
+
+    /* check only: a missing state-dir and mount-root/NAME are fine and not created */
+    snprintf(path, sizeof(path), "%s/hmnt", tmp);
+    mkdir(path, 0755);
+    snprintf(text, sizeof(text), "[emmd]\nstate-dir = %s/hstate/deep\nmount-root = %s/hmnt\n"
+             "control-socket = %s/hsock/s\npid-file = %s/hpid/p\n[fs a]\nbackend = memory\n",
+             tmp, tmp, tmp, tmp);
+    assert_int_equal(load(text, EMM_CONFIG_CHECK_PATHS, &cfg), 0);
+    emm_config_free(cfg);
+    snprintf(path, sizeof(path), "%s/hstate", tmp);
+    assert_int_equal(stat(path, &st), -1);
+    snprintf(path, sizeof(path), "%s/hmnt/a", tmp);
+    assert_int_equal(stat(path, &st), -1);
+    snprintf(path, sizeof(path), "%s/hsock", tmp);
+    assert_int_equal(stat(path, &st), -1);
+    snprintf(path, sizeof(path), "%s/hpid", tmp);
+    assert_int_equal(stat(path, &st), -1);
+    /* creating: all of them, private */
+    assert_int_equal(load(text, EMM_CONFIG_CREATE_PATHS, &cfg), 0);
+    emm_config_free(cfg);
+    snprintf(path, sizeof(path), "%s/hstate/deep", tmp);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0700);
+    snprintf(path, sizeof(path), "%s/hpid", tmp);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 022, 0);
+
+    /* a state-dir writable by others is refused, naming it and the fix, in both modes */
+    snprintf(path, sizeof(path), "%s/hstate/deep", tmp);
+    assert_int_equal(chmod(path, 0777), 0);
+    expect_error_rc(text, EMM_CONFIG_CHECK_PATHS, -EPERM, 2, "hstate/deep", "chmod go-w");
+    expect_error_rc(text, EMM_CONFIG_CREATE_PATHS, -EPERM, 2, "state-dir", "others");
+    /* sticky does not make a state-dir private */
+    assert_int_equal(chmod(path, 01777), 0);
+    expect_error_rc(text, EMM_CONFIG_CREATE_PATHS, -EPERM, 2, "state-dir", "chmod go-w");
+    assert_int_equal(chmod(path, 0700), 0);
+    /* a group-writable socket directory is refused; a sticky one (like /tmp) passes */
+    snprintf(path, sizeof(path), "%s/hsock", tmp);
+    assert_int_equal(chmod(path, 0775), 0);
+    expect_error_rc(text, EMM_CONFIG_CREATE_PATHS, -EPERM, 4, "control socket", "its group");
+    assert_int_equal(chmod(path, 01777), 0);
+    assert_int_equal(load(text, EMM_CONFIG_CREATE_PATHS, &cfg), 0);
+    emm_config_free(cfg);
+    /* so is a pid file directory writable by others */
+    snprintf(path, sizeof(path), "%s/hpid", tmp);
+    assert_int_equal(chmod(path, 0757), 0);
+    expect_error_rc(text, EMM_CONFIG_CHECK_PATHS, -EPERM, 5, "pid file", "hpid");
+    assert_int_equal(chmod(path, 0755), 0);
+    /* owned by another user (only testable as root) */
+    if (geteuid() == 0) {
+        snprintf(path, sizeof(path), "%s/hstate/deep", tmp);
+        assert_int_equal(chown(path, 65534, 65534), 0);
+        expect_error_rc(text, EMM_CONFIG_CREATE_PATHS, -EPERM, 2, "owned by uid 65534", "chown");
+        assert_int_equal(chown(path, 0, 0), 0);
+    }
+}
+
 int
 main(void)
 {
@@ -737,6 +826,7 @@ main(void)
         cmocka_unit_test(test_err_keys),     cmocka_unit_test(test_err_values),
         cmocka_unit_test(test_err_fs),       cmocka_unit_test(test_err_first_wins),
         cmocka_unit_test(test_err_long_line), cmocka_unit_test(test_err_paths),
+        cmocka_unit_test(test_hardening),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -34,11 +34,21 @@ test_init_sizes(void **state)
     assert_int_equal(pool.nqueued, 0);
     assert_null(pool.laundry_head);
     assert_string_equal(pool.policy->name, "second-chance");
-    /* Every frame is its own page-sized slot of the arena. */
+    /* Nothing is touched before use (pool.fresh); once handed out, every frame
+     * is its own page-sized slot of the arena. */
+    assert_int_equal(pool.fresh, 0);
+    struct vm_page *all[256];
+    assert_int_equal(vm_pool_alloc(&pool, all, 256), 256);
+    assert_int_equal(pool.fresh, 256);
     for (uint64_t i = 0; i < pool.npages; i++) {
         assert_ptr_equal(pool.pages[i].frame, pool.arena + i * EMM_PAGE_SIZE);
-        assert_int_equal(pool.pages[i].queue, VM_Q_FREE);
+        assert_ptr_equal(all[i], &pool.pages[i]);
     }
+    for (uint64_t i = 0; i < pool.npages; i++)
+        vm_pool_free(&pool, all[i]);
+    assert_int_equal(vm_pool_free_count(&pool), 256);
+    for (uint64_t i = 0; i < pool.npages; i++)
+        assert_int_equal(pool.pages[i].queue, VM_Q_FREE);
     /* Targets: 0 < free_min < free_target < npages. */
     assert_true(pool.free_min > 0);
     assert_true(pool.free_min < pool.free_target);
