@@ -352,8 +352,11 @@ upgrade_flat(struct emm_catalog *c, MDB_txn *txn, uint64_t *count)
             rc = MDB_CORRUPTED;
             break;
         }
-        MDB_val nv = {encode(&r, buf), buf};
-        rc = mdb_cursor_put(cur, &k, &nv, MDB_CURRENT);
+        /* The key is copied out first: k points into the page the put rewrites. */
+        unsigned char key[8];
+        memcpy(key, k.mv_data, 8);
+        MDB_val kc = {8, key}, nv = {encode(&r, buf), buf};
+        rc = mdb_cursor_put(cur, &kc, &nv, MDB_CURRENT);
         if (rc)
             break;
         (*count)++;
