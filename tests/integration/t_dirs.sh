@@ -140,17 +140,18 @@ N = 2000
 for i in range(N):
     open(os.path.join(d, f"e{i:05d}"), "wb").close()
 seen = []
+gone = set()
 with os.scandir(d) as it:
     for k, e in enumerate(it):
         seen.append(e.name)
-        if k % 10 == 0:                       # delete some not yet seen, add new ones
-            victim = f"e{N - 1 - k // 10:05d}"
-            if victim not in seen:
-                try:
+        if k % 10 == 0 and e.name.startswith("e"):
+            # delete one already seen and one not seen yet, add a new one
+            for victim in (seen[k // 2], f"e{N - 1 - k // 10:05d}"):
+                if victim.startswith("e") and victim not in gone:
                     os.unlink(os.path.join(d, victim))
-                except FileNotFoundError:
-                    pass
+                    gone.add(victim)
             open(os.path.join(d, f"n{k:05d}"), "wb").close()
+assert len(gone) > 100, f"only {len(gone)} entries deleted during the iteration"
 dups = {n for n in seen if seen.count(n) > 1} if len(seen) != len(set(seen)) else set()
 assert not dups, f"readdir returned duplicates: {sorted(dups)[:10]}"
 now = set(os.listdir(d))
