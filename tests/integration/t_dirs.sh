@@ -190,7 +190,7 @@ head -c 100000 "$src" >"$D/keep/sub/file"
 touch -m -d '2002-03-04 05:06:07' "$D/keep"
 assert_eq "$(stat -c %g "$D/keep/inherit")" 4242 "group inherited from a setgid directory"
 snap() {
-    (cd "$1" && find . -printf '%p %y %m %u %g %s %T@\n' | sort)
+    (cd "$1" && find . -printf '%p %y %m %u %g %s %n %A@ %T@ %C@\n' | sort)
 }
 before=$(snap "$D")
 stop_emmd
