@@ -25,8 +25,8 @@ struct command {
 
 static const struct command commands[] = {
     {"info", 0, 1, "info [SECTION]   daemon state: \"# Section\" then \"key:value\" lines"},
-    {"ls", 0, 0, "ls               the object table"},
-    {"flush", 2, 2, "flush FS NAME    write object NAME's dirty pages back to FS's backend"},
+    {"ls", 0, 0, "ls               the object table: one path per object and directory"},
+    {"flush", 2, 2, "flush FS PATH    write the dirty pages of object PATH (from FS's root) back"},
     {"ping", 0, 0, "ping             check that the daemon answers"},
     {"help", 0, 0, "help             this text"},
 };

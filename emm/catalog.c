@@ -8,10 +8,18 @@
  * transaction commits with LMDB's default durability, so put/del/new_id are on
  * disk when they return. The map starts at 64 MiB and doubles on MDB_MAP_FULL.
  *
- * Record encoding (little-endian): u32 version (1), u32 payload length, then
+ * Record encoding (little-endian): u32 version (2), u32 payload length, then
  * id u64, size u64, mode u32, uid u32, gid u32, name length u32, atime i64,
- * mtime i64, ctime i64 (56 bytes) and the name bytes without a NUL. A reader
- * accepts longer payloads of the same version (fields appended later).
+ * mtime i64, ctime i64, parent u64, type u32 (68 bytes) and the name bytes
+ * without a NUL.
+ *
+ * Formats ("format" in meta): 1 was a flat namespace, its records version 1
+ * (the same without parent and type: 56 bytes before the name). Opening a
+ * format-1 catalog upgrades it in one write transaction: every record is
+ * rewritten as version 2, a file in the root directory, and "format" becomes
+ * 2. A format newer than this code knows is refused (-EPROTO), never changed.
+ * The root directory is the record with id 0 (EMM_CATALOG_ROOT), written by
+ * its user (emmd's fs.c) when absent.
  *
  * Shared-environment variant (emm_catalog_open_env): the same layout in the
  * named databases "catalog" and "catalog.meta" of an environment another part
@@ -43,10 +51,13 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
-#define CAT_FORMAT 1
-#define REC_VERSION 1
+#define CAT_FORMAT 2
+#define CAT_FORMAT_FLAT 1
+#define REC_VERSION 2
+#define REC_VERSION_FLAT 1
 #define REC_HDR 8
-#define REC_FIXED 56
+#define REC_FIXED 68
+#define REC_FIXED_FLAT 56
 #define REC_MAX (REC_HDR + REC_FIXED + EMM_NAME_MAX)
 #define MAP_INITIAL ((size_t)64 << 20)
 #define MAP_RETRIES 2
@@ -95,6 +106,8 @@ encode(const struct emm_catalog_rec *r, unsigned char *buf)
     emm_put_le64(p + 32, (uint64_t)r->atime_ns);
     emm_put_le64(p + 40, (uint64_t)r->mtime_ns);
     emm_put_le64(p + 48, (uint64_t)r->ctime_ns);
+    emm_put_le64(p + 56, r->parent);
+    emm_put_le32(p + 64, r->type);
     memcpy(p + REC_FIXED, r->name, nlen);
     return REC_HDR + REC_FIXED + nlen;
 }
@@ -104,11 +117,14 @@ decode(const unsigned char *buf, size_t len, struct emm_catalog_rec *r)
 {
     const unsigned char *p = buf + REC_HDR;
 
-    if (len < REC_HDR + REC_FIXED || emm_get_le32(buf) != REC_VERSION ||
-        emm_get_le32(buf + 4) != len - REC_HDR)
+    if (len < REC_HDR + REC_FIXED_FLAT || emm_get_le32(buf + 4) != len - REC_HDR)
+        return -EIO;
+    uint32_t version = emm_get_le32(buf);
+    size_t fixed = version == REC_VERSION_FLAT ? REC_FIXED_FLAT : REC_FIXED;
+    if ((version != REC_VERSION && version != REC_VERSION_FLAT) || len < REC_HDR + fixed)
         return -EIO;
     uint32_t nlen = emm_get_le32(p + 28);
-    if (nlen > EMM_NAME_MAX || REC_FIXED + (size_t)nlen > len - REC_HDR)
+    if (nlen > EMM_NAME_MAX || fixed + (size_t)nlen > len - REC_HDR)
         return -EIO;
     memset(r, 0, sizeof(*r));
     r->id = emm_get_le64(p);
@@ -119,7 +135,16 @@ decode(const unsigned char *buf, size_t len, struct emm_catalog_rec *r)
     r->atime_ns = (int64_t)emm_get_le64(p + 32);
     r->mtime_ns = (int64_t)emm_get_le64(p + 40);
     r->ctime_ns = (int64_t)emm_get_le64(p + 48);
-    memcpy(r->name, p + REC_FIXED, nlen);
+    if (version == REC_VERSION_FLAT) {
+        r->parent = EMM_CATALOG_ROOT; /* a flat catalog: everything is in the root */
+        r->type = EMM_CAT_FILE;
+    } else {
+        r->parent = emm_get_le64(p + 56);
+        r->type = emm_get_le32(p + 64);
+        if (r->type != EMM_CAT_FILE && r->type != EMM_CAT_DIR)
+            return -EIO;
+    }
+    memcpy(r->name, p + fixed, nlen);
     r->name[nlen] = '\0';
     return 0;
 }
@@ -133,6 +158,8 @@ mdb_errno(int rc)
     case MDB_MAP_FULL: return -ENOSPC;
     case MDB_READERS_FULL: return -EAGAIN;
     case MDB_TXN_FULL: return -ENOSPC;
+    case MDB_VERSION_MISMATCH: return -EPROTO;
+    case MDB_CORRUPTED: return -EIO;
     default: return rc > 0 ? -rc : -EIO;
     }
 }
@@ -236,9 +263,8 @@ do_new_id(struct emm_catalog *c, MDB_txn *txn, void *arg)
 }
 
 static int
-do_put(struct emm_catalog *c, MDB_txn *txn, void *arg)
+put_one(struct emm_catalog *c, MDB_txn *txn, const struct emm_catalog_rec *rec)
 {
-    const struct emm_catalog_rec *rec = arg;
     unsigned char key[8], buf[REC_MAX];
     uint64_t next;
     int rc;
@@ -256,6 +282,38 @@ do_put(struct emm_catalog *c, MDB_txn *txn, void *arg)
 }
 
 static int
+do_put(struct emm_catalog *c, MDB_txn *txn, void *arg)
+{
+    return put_one(c, txn, arg);
+}
+
+struct update {
+    const struct emm_catalog_rec *puts;
+    size_t nput;
+    const uint64_t *dels;
+    size_t ndel;
+};
+
+static int
+do_update(struct emm_catalog *c, MDB_txn *txn, void *arg)
+{
+    const struct update *u = arg;
+    int rc = 0;
+
+    for (size_t i = 0; i < u->ndel && rc == 0; i++) {
+        unsigned char key[8];
+        key_of(u->dels[i], key);
+        MDB_val k = {8, key};
+        rc = mdb_del(txn, c->recs, &k, NULL);
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+    }
+    for (size_t i = 0; i < u->nput && rc == 0; i++)
+        rc = put_one(c, txn, &u->puts[i]);
+    return rc;
+}
+
+static int
 do_del(struct emm_catalog *c, MDB_txn *txn, void *arg)
 {
     unsigned char key[8];
@@ -265,30 +323,101 @@ do_del(struct emm_catalog *c, MDB_txn *txn, void *arg)
 }
 
 static int
-do_init(struct emm_catalog *c, MDB_txn *txn, void *arg)
+write_format(struct emm_catalog *c, MDB_txn *txn)
 {
     MDB_val k = {sizeof("format") - 1, (void *)"format"}, v;
     unsigned char b[4];
+
+    emm_put_le32(b, CAT_FORMAT);
+    v.mv_size = 4;
+    v.mv_data = b;
+    return mdb_put(txn, c->meta, &k, &v, 0);
+}
+
+/* Format 1 -> 2: every record rewritten as version 2, in the root directory. */
+static int
+upgrade_flat(struct emm_catalog *c, MDB_txn *txn, uint64_t *count)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(txn, c->recs, &cur);
+
+    if (rc)
+        return rc;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (rc == 0) {
+        struct emm_catalog_rec r;
+        unsigned char buf[REC_MAX];
+        if (k.mv_size != 8 || decode(v.mv_data, v.mv_size, &r) < 0) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        /* The key is copied out first: k points into the page the put rewrites. */
+        unsigned char key[8];
+        memcpy(key, k.mv_data, 8);
+        MDB_val kc = {8, key}, nv = {encode(&r, buf), buf};
+        rc = mdb_cursor_put(cur, &kc, &nv, MDB_CURRENT);
+        if (rc)
+            break;
+        (*count)++;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND)
+        return rc;
+    return write_format(c, txn);
+}
+
+struct init_result {
+    uint32_t found;     /* the format on disk (0: a new catalog) */
+    uint64_t upgraded;  /* records rewritten by an upgrade */
+};
+
+static int
+do_init(struct emm_catalog *c, MDB_txn *txn, void *arg)
+{
+    struct init_result *res = arg;
+    MDB_val k = {sizeof("format") - 1, (void *)"format"}, v;
     int rc;
 
-    (void)arg;
+    res->found = 0;
+    res->upgraded = 0;
     rc = mdb_dbi_open(txn, c->recs_name, MDB_CREATE, &c->recs);
     if (rc == 0)
         rc = mdb_dbi_open(txn, c->meta_name, MDB_CREATE, &c->meta);
     if (rc)
         return rc;
     rc = mdb_get(txn, c->meta, &k, &v);
-    if (rc == MDB_NOTFOUND) {
-        emm_put_le32(b, CAT_FORMAT);
-        v.mv_size = 4;
-        v.mv_data = b;
-        return mdb_put(txn, c->meta, &k, &v, 0);
-    }
+    if (rc == MDB_NOTFOUND)
+        return write_format(c, txn);
     if (rc)
         return rc;
-    if (v.mv_size != 4 || emm_get_le32(v.mv_data) != CAT_FORMAT)
+    if (v.mv_size != 4)
+        return MDB_CORRUPTED;
+    res->found = emm_get_le32(v.mv_data);
+    if (res->found == CAT_FORMAT_FLAT)
+        return upgrade_flat(c, txn, &res->upgraded);
+    if (res->found != CAT_FORMAT)
         return MDB_VERSION_MISMATCH;
     return 0;
+}
+
+/* Opens the databases, creating or upgrading the layout; logs an upgrade or a
+ * format it does not know. */
+static int
+init_layout(struct emm_catalog *c)
+{
+    struct init_result res = {0, 0};
+    int r = write_txn(c, do_init, &res, "open");
+
+    if (r == -EPROTO)
+        emm_err("catalog %s: format %u is newer than this emmd knows (%u): not opened",
+                c->label, res.found, CAT_FORMAT);
+    else if (r == 0 && res.found == CAT_FORMAT_FLAT)
+        emm_notice("catalog %s: upgraded from format %u (flat namespace) to %u: "
+                   "%llu records now in the root directory",
+                   c->label, CAT_FORMAT_FLAT, CAT_FORMAT, (unsigned long long)res.upgraded);
+    return r;
 }
 
 /*
@@ -358,7 +487,7 @@ open_persistent(struct emm_catalog *c)
     if (mdb_env_info(c->env, &info) == 0 && info.me_mapsize > c->own.mapsize)
         c->own.mapsize = info.me_mapsize;
     mdb_reader_check(c->env, &dead); /* slots left by a crashed process */
-    return write_txn(c, do_init, NULL, "open");
+    return init_layout(c);
 }
 
 /* ---- volatile ---- */
@@ -378,26 +507,31 @@ v_lower(const struct emm_catalog *c, uint64_t id)
     return lo;
 }
 
+/* Room for `more` records; c->mu held. */
 static int
-v_put(struct emm_catalog *c, const struct emm_catalog_rec *rec)
+v_reserve(struct emm_catalog *c, size_t more)
 {
-    int r = 0;
+    if (c->nv + more <= c->capv)
+        return 0;
+    size_t cap = c->capv ? c->capv : 64;
+    while (cap < c->nv + more)
+        cap *= 2;
+    struct emm_catalog_rec *nv = realloc(c->v, cap * sizeof(*nv));
+    if (!nv)
+        return -ENOMEM;
+    c->v = nv;
+    c->capv = cap;
+    return 0;
+}
 
-    pthread_mutex_lock(&c->mu);
+/* c->mu held, room reserved. */
+static void
+v_put_locked(struct emm_catalog *c, const struct emm_catalog_rec *rec)
+{
     size_t i = v_lower(c, rec->id);
     if (i < c->nv && c->v[i].id == rec->id) {
         c->v[i] = *rec;
     } else {
-        if (c->nv == c->capv) {
-            size_t cap = c->capv ? c->capv * 2 : 64;
-            struct emm_catalog_rec *nv = realloc(c->v, cap * sizeof(*nv));
-            if (!nv) {
-                r = -ENOMEM;
-                goto out;
-            }
-            c->v = nv;
-            c->capv = cap;
-        }
         memmove(&c->v[i + 1], &c->v[i], (c->nv - i) * sizeof(*c->v));
         c->v[i] = *rec;
         c->nv++;
@@ -405,7 +539,33 @@ v_put(struct emm_catalog *c, const struct emm_catalog_rec *rec)
     c->v[i].name[EMM_NAME_MAX] = '\0';
     if (rec->id >= c->next_id)
         c->next_id = rec->id + 1;
-out:
+}
+
+/* c->mu held; -ENOENT if absent. */
+static int
+v_del_locked(struct emm_catalog *c, uint64_t id)
+{
+    size_t i = v_lower(c, id);
+    if (i < c->nv && c->v[i].id == id) {
+        memmove(&c->v[i], &c->v[i + 1], (c->nv - i - 1) * sizeof(*c->v));
+        c->nv--;
+        return 0;
+    }
+    return -ENOENT;
+}
+
+static int
+v_update(struct emm_catalog *c, const struct emm_catalog_rec *puts, size_t nput,
+         const uint64_t *dels, size_t ndel)
+{
+    pthread_mutex_lock(&c->mu);
+    int r = v_reserve(c, nput);
+    if (r == 0) {
+        for (size_t i = 0; i < ndel; i++)
+            v_del_locked(c, dels[i]);
+        for (size_t i = 0; i < nput; i++)
+            v_put_locked(c, &puts[i]);
+    }
     pthread_mutex_unlock(&c->mu);
     return r;
 }
@@ -413,15 +573,8 @@ out:
 static int
 v_del(struct emm_catalog *c, uint64_t id)
 {
-    int r = -ENOENT;
-
     pthread_mutex_lock(&c->mu);
-    size_t i = v_lower(c, id);
-    if (i < c->nv && c->v[i].id == id) {
-        memmove(&c->v[i], &c->v[i + 1], (c->nv - i - 1) * sizeof(*c->v));
-        c->nv--;
-        r = 0;
-    }
+    int r = v_del_locked(c, id);
     pthread_mutex_unlock(&c->mu);
     return r;
 }
@@ -505,7 +658,7 @@ emm_catalog_open_env(struct MDB_env *env, struct emm_catalog **out)
         emm_catalog_close(c);
         return -ENOMEM;
     }
-    r = write_txn(c, do_init, NULL, "open");
+    r = init_layout(c);
     if (r < 0) {
         c->env = NULL;
         emm_catalog_close(c);
@@ -554,8 +707,18 @@ int
 emm_catalog_put(struct emm_catalog *c, const struct emm_catalog_rec *rec)
 {
     if (!c->env)
-        return v_put(c, rec);
+        return v_update(c, rec, 1, NULL, 0);
     return write_txn(c, do_put, (void *)rec, "put");
+}
+
+int
+emm_catalog_update(struct emm_catalog *c, const struct emm_catalog_rec *puts, size_t nput,
+                   const uint64_t *dels, size_t ndel)
+{
+    if (!c->env)
+        return v_update(c, puts, nput, dels, ndel);
+    struct update u = {puts, nput, dels, ndel};
+    return write_txn(c, do_update, &u, "update");
 }
 
 int

@@ -1,6 +1,7 @@
 /*
- * catalog.h - the persistent object catalog of one filesystem: which objects
- * exist, their ids, names, sizes and attributes. Kept in an LMDB environment at
+ * catalog.h - the persistent catalog of one filesystem's namespace: which
+ * objects and directories exist, their ids, parents, names, sizes and
+ * attributes. Kept in an LMDB environment at
  * STATE_DIR/fs/NAME/catalog/ when the backend persists pages, and in memory
  * otherwise (like tmpfs, nothing survives a restart).
  *
@@ -18,14 +19,22 @@
 #include <stdint.h>
 
 #define EMM_NAME_MAX 255
+#define EMM_CATALOG_ROOT 0 /* the root directory's id (new_id never hands it out) */
+
+enum emm_catalog_type {
+    EMM_CAT_FILE = 0, /* a memory object (regular file) */
+    EMM_CAT_DIR = 1,  /* a directory: no pages, never a backend key */
+};
 
 struct emm_catalog_rec {
     uint64_t id;      /* object id: the backend's key; never reused */
-    uint64_t size;    /* bytes */
-    uint32_t mode;    /* permission bits (regular files only) */
+    uint64_t size;    /* bytes (0 for a directory) */
+    uint32_t mode;    /* permission bits (07777) */
     uint32_t uid, gid;
     int64_t atime_ns, mtime_ns, ctime_ns;
-    char name[EMM_NAME_MAX + 1];
+    uint64_t parent;  /* the directory holding it (EMM_CATALOG_ROOT; the root: itself) */
+    uint32_t type;    /* enum emm_catalog_type */
+    char name[EMM_NAME_MAX + 1]; /* "" for the root */
 };
 
 struct emm_catalog;
@@ -63,6 +72,13 @@ void emm_catalog_close(struct emm_catalog *c);
 int emm_catalog_new_id(struct emm_catalog *c, uint64_t *id);
 int emm_catalog_put(struct emm_catalog *c, const struct emm_catalog_rec *rec); /* insert or replace */
 int emm_catalog_del(struct emm_catalog *c, uint64_t id);                       /* -ENOENT if absent */
+/*
+ * Puts nput records and deletes ndel ids (absent ones are skipped) in one
+ * transaction: all of it is applied or none (a rename that replaces a target
+ * and updates both parents' times).
+ */
+int emm_catalog_update(struct emm_catalog *c, const struct emm_catalog_rec *puts, size_t nput,
+                       const uint64_t *dels, size_t ndel);
 /* Calls fn for every record in id order; stops early if fn returns non-zero (returned). */
 int emm_catalog_scan(struct emm_catalog *c, int (*fn)(void *arg, const struct emm_catalog_rec *rec),
                      void *arg);

@@ -2,7 +2,8 @@
 # Installs the Debian 12 packages emm needs to build, test and run; skips what is present.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config fuse3 libfuse3-dev liblmdb-dev lmdb-utils libzstd-dev zstd
-      libuv1-dev libinih-dev libcmocka-dev fio python3 util-linux e2fsprogs fdisk jq)
+      libuv1-dev libinih-dev libcmocka-dev fio python3 util-linux e2fsprogs fdisk jq
+      stress-ng)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

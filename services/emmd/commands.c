@@ -2,10 +2,14 @@
  * commands.c - the control-socket commands of emmd: info [section], ls, flush,
  * ping. Runs on the control server's thread (ctl_server.h).
  *
+ * ls prints each object's path from its filesystem's root ("dir/sub/name",
+ * directories with a trailing '/'); flush takes such a path.
+ *
  * Locking: reads counters (atomics) and walks each filesystem's nodes under
  * fs->lock, calling only non-blocking vm and backend queries there.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -27,6 +31,8 @@ fs_totals(struct emmd_fs *fs, struct totals *t)
     pthread_mutex_lock(&fs->lock);
     for (size_t b = 0; b < EMMD_BUCKETS; b++)
         for (struct emmd_node *n = fs->by_id[b]; n; n = n->next_id) {
+            if (emmd_node_is_dir(n))
+                continue; /* not a memory object */
             t->objects++;
             if (n->vm == NULL)
                 continue;
@@ -208,15 +214,24 @@ cmd_ls(struct emmd *d, FILE *out)
         pthread_mutex_lock(&fs->lock);
         for (size_t b = 0; b < EMMD_BUCKETS; b++)
             for (struct emmd_node *n = fs->by_id[b]; n; n = n->next_id) {
-                if (n->unlinked)
+                if (n->unlinked || n == fs->root)
                     continue;
+                char path[PATH_MAX];
+                if (emmd_node_path(fs, n, path, sizeof(path) - 1) < 0)
+                    snprintf(path, sizeof(path), "?id=%llu", (unsigned long long)n->rec.id);
+                if (emmd_node_is_dir(n)) { /* a directory: its path ends in '/' */
+                    strcat(path, "/");
+                    fprintf(out, "%-12s %-32s %14d %10d %10d %10d %-10s %s\n", fs->cfg->name,
+                            path, 0, 0, 0, 0, "-", "dir");
+                    continue;
+                }
                 uint64_t stored = 0;
                 emm_backend_stored_pages(fs->backend, n->rec.id, &stored);
                 struct vm_object_info info = {.size = n->rec.size, .state = -1};
                 if (n->vm != NULL)
                     vm_object_info(n->vm, &info);
                 fprintf(out, "%-12s %-32s %14llu %10llu %10llu %10llu %-10s %s\n",
-                        fs->cfg->name, n->rec.name, (unsigned long long)info.size,
+                        fs->cfg->name, path, (unsigned long long)info.size,
                         (unsigned long long)info.resident, (unsigned long long)stored,
                         (unsigned long long)info.in_swap, fs->cfg->backend,
                         n->vm ? state_name(info.state) : "unmapped");
@@ -226,7 +241,7 @@ cmd_ls(struct emmd *d, FILE *out)
     return 0;
 }
 
-/* flush FS NAME: the pager asks the kernel to return dirty pages and flush them
+/* flush FS PATH: the pager asks the kernel to return dirty pages and flush them
  * (lock_request RETURN_DIRTY + flush), and waits for lock_completed. */
 static int
 cmd_flush(struct emmd *d, const char *fsname, const char *name, FILE *out)
@@ -236,7 +251,12 @@ cmd_flush(struct emmd *d, const char *fsname, const char *name, FILE *out)
         if (strcmp(fs->cfg->name, fsname) != 0)
             continue;
         pthread_mutex_lock(&fs->lock);
-        struct emmd_node *n = emmd_node_by_name(fs, name);
+        struct emmd_node *n = emmd_node_resolve(fs, name);
+        if (n != NULL && emmd_node_is_dir(n)) {
+            pthread_mutex_unlock(&fs->lock);
+            fprintf(out, "'%s' in fs %s is a directory, not an object\n", name, fsname);
+            return -EISDIR;
+        }
         uint64_t id = n ? n->rec.id : 0;
         int mapped = n && n->vm;
         pthread_mutex_unlock(&fs->lock);
@@ -278,7 +298,7 @@ emmd_command(void *ctx, int argc, char **argv, FILE *out)
         return cmd_ls(d, out);
     if (strcmp(argv[0], "flush") == 0 && argc == 3)
         return cmd_flush(d, argv[1], argv[2], out);
-    fprintf(out, "unknown command or wrong arguments: %s (info [section], ls, flush FS NAME, ping)\n",
+    fprintf(out, "unknown command or wrong arguments: %s (info [section], ls, flush FS PATH, ping)\n",
             argv[0]);
     return -EINVAL;
 }

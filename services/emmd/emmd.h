@@ -1,9 +1,11 @@
 /*
  * emmd.h - the kernel service's shared types: the daemon, its filesystems and
- * their nodes (one node per memory object in the flat namespace of a mount).
+ * their nodes (a tree per mount: directories, and regular files that are
+ * memory objects).
  *
- * Locking: fs->lock guards a filesystem's node tables, names, lookup and open
- * counts and node->rec. node->vm is set once under fs->lock and then only read.
+ * Locking: fs->lock guards a filesystem's node tables, the tree (parent, kids),
+ * names, lookup and open counts and node->rec. node->vm is set once under
+ * fs->lock and then only read.
  * Never call into the vm layer (which may complete synchronously and call back)
  * while holding fs->lock.
  */
@@ -31,7 +33,12 @@ struct emmd_node {
     struct emmd_node *next_id, *next_name;
     struct emmd_fs *fs;
     struct emm_catalog_rec rec; /* rec.size is stale while vm exists: vm owns the size */
-    struct vm_object *vm;
+    struct emmd_node *parent;   /* the directory holding it; NULL for the root and once unlinked */
+    /* A directory's entries, sorted by id (readdir's offsets are ids). */
+    struct emmd_node **kids;
+    size_t nkids, capkids;
+    uint32_t nsubdirs;          /* kids that are directories (nlink = 2 + nsubdirs) */
+    struct vm_object *vm;       /* files only; a directory never has pages */
     uint64_t nlookup;
     uint64_t nopen;
     int unlinked;
@@ -39,7 +46,6 @@ struct emmd_node {
 };
 
 struct fz_notifier;
-struct fz_dir;
 
 struct emmd_fs {
     struct emmd *d;
@@ -51,8 +57,10 @@ struct emmd_fs {
     struct emm_catalog *catalog;
     pthread_mutex_t lock;
     struct emmd_node *by_id[EMMD_BUCKETS];
-    struct emmd_node *by_name[EMMD_BUCKETS];
-    uint64_t nobjects;
+    struct emmd_node *by_name[EMMD_BUCKETS]; /* linked nodes by (parent id, name) */
+    struct emmd_node *root;                  /* id EMM_CATALOG_ROOT, FUSE_ROOT_ID */
+    uint64_t nobjects;                       /* regular files (memory objects) */
+    uint64_t ndirs;                          /* directories, the root included */
     struct fuse_session *se;
     struct fz_notifier *notifier;
     pthread_t *threads;
@@ -60,7 +68,6 @@ struct emmd_fs {
     atomic_int spinner;              /* one loop thread busy-polls at a time */
     atomic_uint_fast64_t last_request_ns;
     int mounted;
-    struct fz_dir *dirs; /* open directory snapshots (fz_ops.c) */
     uint64_t fuse_requests;
 };
 
@@ -81,12 +88,27 @@ int emmd_fs_start(struct emmd_fs *fs);           /* backend, catalog, pager, nod
 void emmd_fs_replay_swap(struct emmd_fs *fs);    /* map objects swap holds pages of */
 void emmd_fs_flush_all(struct emmd_fs *fs);      /* return every dirty page, persist sizes */
 void emmd_fs_close(struct emmd_fs *fs);
-struct emmd_node *emmd_node_by_ino(struct emmd_fs *fs, fuse_ino_t ino); /* fs->lock held */
-struct emmd_node *emmd_node_by_name(struct emmd_fs *fs, const char *name); /* fs->lock held */
-int emmd_node_create(struct emmd_fs *fs, const char *name, uint32_t mode, uint32_t uid,
-                     uint32_t gid, struct emmd_node **out); /* fs->lock held */
-void emmd_node_unlink(struct emmd_fs *fs, struct emmd_node *n); /* fs->lock held */
-void emmd_node_rename(struct emmd_fs *fs, struct emmd_node *n, const char *newname);
+/* The namespace. Every emmd_node_* below but vm and save is called with fs->lock
+ * held; remove, rename and forget may drop and retake it to end a node whose
+ * pages must go (its vm object terminates), so callers look nothing up again
+ * from before the call. */
+struct emmd_node *emmd_node_by_ino(struct emmd_fs *fs, fuse_ino_t ino);
+struct emmd_node *emmd_node_lookup(struct emmd_fs *fs, struct emmd_node *dir, const char *name);
+/* "a/b/c" from the root ('/' separated, empty and "." parts skipped): NULL if absent. */
+struct emmd_node *emmd_node_resolve(struct emmd_fs *fs, const char *path);
+/* The path of n from the root, without a leading '/' ("" for the root); -ENAMETOOLONG. */
+int emmd_node_path(struct emmd_fs *fs, const struct emmd_node *n, char *buf, size_t len);
+static inline int emmd_node_is_dir(const struct emmd_node *n) { return n->rec.type == EMM_CAT_DIR; }
+/* A new file or directory in dir (type EMM_CAT_*); the parent's setgid bit is inherited. */
+int emmd_node_create(struct emmd_fs *fs, struct emmd_node *dir, const char *name, uint32_t type,
+                     uint32_t mode, uint32_t uid, uint32_t gid, struct emmd_node **out);
+/* unlink (want_dir 0) or rmdir (want_dir 1) of dir/name. */
+int emmd_node_remove(struct emmd_fs *fs, struct emmd_node *dir, const char *name, int want_dir);
+/* rename(2) with RENAME_NOREPLACE / RENAME_EXCHANGE, POSIX errors. */
+int emmd_node_rename(struct emmd_fs *fs, struct emmd_node *dir, const char *name,
+                     struct emmd_node *newdir, const char *newname, unsigned flags);
+/* The first entry of dir with id >= from (readdir's cursor), or NULL. */
+struct emmd_node *emmd_dir_next(const struct emmd_node *dir, uint64_t from);
 void emmd_node_forget(struct emmd_fs *fs, struct emmd_node *n, uint64_t count);
 int emmd_node_vm(struct emmd_fs *fs, struct emmd_node *n, struct vm_object **out); /* ref'd */
 void emmd_node_save(struct emmd_fs *fs, struct emmd_node *n); /* persist rec if dirty */
@@ -99,7 +121,6 @@ static inline fuse_ino_t emmd_ino(const struct emmd_node *n) { return n->rec.id 
 extern const struct fuse_lowlevel_ops fz_ops;
 int fz_mount(struct emmd_fs *fs);   /* session, mount, loop threads, bdi tuning */
 void fz_unmount(struct emmd_fs *fs);
-void fz_dirs_free(struct emmd_fs *fs); /* after the session is gone */
 int fz_notifier_start(struct emmd_fs *fs);
 void fz_notifier_stop(struct emmd_fs *fs);
 void fz_invalidate(void *owner, uint64_t off, uint64_t len, void (*done)(void *), void *arg);

@@ -1,10 +1,17 @@
 /*
  * fs.c - one emmd filesystem: its backend stack, standard pager and catalog,
- * and its flat namespace of nodes (one per memory object).
+ * and its namespace: a tree of directories whose regular files are memory
+ * objects (one node each). The root is the catalog record with id 0; every
+ * other node names its parent directory by id. A directory keeps its entries
+ * sorted by id, which readdir uses as its offsets (stable while entries come
+ * and go). Directories never get vm objects or backend pages.
  *
- * Locking: fs->lock guards the node tables, names, counts and node->rec; it is
- * dropped before calling into the vm layer or the catalog's disk writes where a
- * completion could come back to this file.
+ * Every namespace change goes to the catalog in one transaction with the
+ * parents whose times it changes, then to the tree, under fs->lock.
+ *
+ * Locking: fs->lock guards the node tables, the tree, names, counts and
+ * node->rec; it is dropped before calling into the vm layer where a completion
+ * could come back to this file (node_destroy).
  */
 #include <errno.h>
 #include <limits.h>
@@ -12,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "emmd.h"
@@ -28,31 +36,21 @@ name_hash_full(const char *s)
 }
 
 static uint64_t
-name_hash(const char *s)
+entry_hash(uint64_t parent, const char *name)
 {
-    return name_hash_full(s) % EMMD_BUCKETS;
+    return (name_hash_full(name) ^ (parent * 0x9e3779b97f4a7c15ull)) % EMMD_BUCKETS;
 }
 
 static void
-link_node(struct emmd_fs *fs, struct emmd_node *n)
+link_id(struct emmd_fs *fs, struct emmd_node *n)
 {
-    uint64_t hi = n->rec.id % EMMD_BUCKETS, hn = name_hash(n->rec.name);
+    uint64_t hi = n->rec.id % EMMD_BUCKETS;
     n->next_id = fs->by_id[hi];
     fs->by_id[hi] = n;
-    n->next_name = fs->by_name[hn];
-    fs->by_name[hn] = n;
-    fs->nobjects++;
-}
-
-static void
-unlink_name(struct emmd_fs *fs, struct emmd_node *n)
-{
-    struct emmd_node **pp = &fs->by_name[name_hash(n->rec.name)];
-    while (*pp != NULL && *pp != n)
-        pp = &(*pp)->next_name;
-    if (*pp == n)
-        *pp = n->next_name;
-    n->next_name = NULL;
+    if (emmd_node_is_dir(n))
+        fs->ndirs++;
+    else
+        fs->nobjects++;
 }
 
 static void
@@ -63,12 +61,85 @@ unlink_id(struct emmd_fs *fs, struct emmd_node *n)
         pp = &(*pp)->next_id;
     if (*pp == n)
         *pp = n->next_id;
+    if (emmd_node_is_dir(n))
+        fs->ndirs--;
+    else
+        fs->nobjects--;
+}
+
+/* Index in dir->kids of the first entry with id >= id. */
+static size_t
+kid_lower(const struct emmd_node *dir, uint64_t id)
+{
+    size_t lo = 0, hi = dir->nkids;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (dir->kids[mid]->rec.id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static int
+kids_reserve(struct emmd_node *dir)
+{
+    if (dir->nkids < dir->capkids)
+        return 0;
+    size_t cap = dir->capkids ? dir->capkids * 2 : 8;
+    struct emmd_node **k = realloc(dir->kids, cap * sizeof(*k));
+    if (k == NULL)
+        return -ENOMEM;
+    dir->kids = k;
+    dir->capkids = cap;
+    return 0;
+}
+
+/* Enters n in dir under n->rec.name (room in dir->kids reserved). */
+static void
+attach(struct emmd_fs *fs, struct emmd_node *dir, struct emmd_node *n)
+{
+    size_t i = kid_lower(dir, n->rec.id);
+    memmove(&dir->kids[i + 1], &dir->kids[i], (dir->nkids - i) * sizeof(*dir->kids));
+    dir->kids[i] = n;
+    dir->nkids++;
+    if (emmd_node_is_dir(n))
+        dir->nsubdirs++;
+    n->parent = dir;
+    n->rec.parent = dir->rec.id;
+    uint64_t hn = entry_hash(dir->rec.id, n->rec.name);
+    n->next_name = fs->by_name[hn];
+    fs->by_name[hn] = n;
+}
+
+/* Takes n out of its directory and the name table. */
+static void
+detach(struct emmd_fs *fs, struct emmd_node *n)
+{
+    struct emmd_node *dir = n->parent;
+    if (dir == NULL)
+        return;
+    struct emmd_node **pp = &fs->by_name[entry_hash(dir->rec.id, n->rec.name)];
+    while (*pp != NULL && *pp != n)
+        pp = &(*pp)->next_name;
+    if (*pp == n)
+        *pp = n->next_name;
+    n->next_name = NULL;
+    size_t i = kid_lower(dir, n->rec.id);
+    if (i < dir->nkids && dir->kids[i] == n) {
+        memmove(&dir->kids[i], &dir->kids[i + 1], (dir->nkids - i - 1) * sizeof(*dir->kids));
+        dir->nkids--;
+        if (emmd_node_is_dir(n))
+            dir->nsubdirs--;
+    }
+    n->parent = NULL;
 }
 
 struct emmd_node *
 emmd_node_by_ino(struct emmd_fs *fs, fuse_ino_t ino)
 {
-    if (ino < 2)
+    if (ino < 1)
         return NULL;
     uint64_t id = ino - 1;
     for (struct emmd_node *n = fs->by_id[id % EMMD_BUCKETS]; n; n = n->next_id)
@@ -78,53 +149,78 @@ emmd_node_by_ino(struct emmd_fs *fs, fuse_ino_t ino)
 }
 
 struct emmd_node *
-emmd_node_by_name(struct emmd_fs *fs, const char *name)
+emmd_node_lookup(struct emmd_fs *fs, struct emmd_node *dir, const char *name)
 {
-    for (struct emmd_node *n = fs->by_name[name_hash(name)]; n; n = n->next_name)
-        if (!n->unlinked && strcmp(n->rec.name, name) == 0)
+    if (dir == NULL || !emmd_node_is_dir(dir))
+        return NULL;
+    for (struct emmd_node *n = fs->by_name[entry_hash(dir->rec.id, name)]; n; n = n->next_name)
+        if (n->parent == dir && strcmp(n->rec.name, name) == 0)
             return n;
     return NULL;
 }
 
-int
-emmd_node_create(struct emmd_fs *fs, const char *name, uint32_t mode, uint32_t uid, uint32_t gid,
-                 struct emmd_node **out)
+struct emmd_node *
+emmd_node_resolve(struct emmd_fs *fs, const char *path)
 {
-    if (strlen(name) > EMM_NAME_MAX)
+    struct emmd_node *n = fs->root;
+    char part[EMM_NAME_MAX + 1];
+
+    while (n != NULL && *path != '\0') {
+        size_t len = strcspn(path, "/");
+        if (len > EMM_NAME_MAX)
+            return NULL;
+        memcpy(part, path, len);
+        part[len] = '\0';
+        path += len;
+        path += *path == '/';
+        if (len == 0 || strcmp(part, ".") == 0)
+            continue;
+        n = emmd_node_lookup(fs, n, part);
+    }
+    return n;
+}
+
+int
+emmd_node_path(struct emmd_fs *fs, const struct emmd_node *n, char *buf, size_t len)
+{
+    (void)fs;
+    size_t pos = len; /* built backwards from the end of buf */
+    if (len == 0)
         return -ENAMETOOLONG;
-    struct emmd_node *n = calloc(1, sizeof(*n));
-    if (n == NULL)
-        return -ENOMEM;
-    int rc = emm_catalog_new_id(fs->catalog, &n->rec.id);
-    if (rc < 0) {
-        free(n);
-        return rc;
+    buf[--pos] = '\0';
+    for (const struct emmd_node *m = n; m != NULL && m->parent != NULL; m = m->parent) {
+        size_t nl = strlen(m->rec.name) + (m != n);
+        if (nl > pos)
+            return -ENAMETOOLONG;
+        pos -= nl;
+        memcpy(buf + pos, m->rec.name, strlen(m->rec.name));
+        if (m != n)
+            buf[pos + nl - 1] = '/';
     }
-    n->fs = fs;
-    snprintf(n->rec.name, sizeof(n->rec.name), "%s", name);
-    n->rec.mode = mode & 07777;
-    n->rec.uid = uid;
-    n->rec.gid = gid;
-    n->rec.atime_ns = n->rec.mtime_ns = n->rec.ctime_ns = emm_real_ns();
-    rc = emm_catalog_put(fs->catalog, &n->rec);
-    if (rc < 0) {
-        free(n);
-        return rc;
-    }
-    link_node(fs, n);
-    *out = n;
+    memmove(buf, buf + pos, len - pos);
     return 0;
 }
 
-/* Ends a node whose name is gone and which the kernel forgot: its pages go. */
+struct emmd_node *
+emmd_dir_next(const struct emmd_node *dir, uint64_t from)
+{
+    size_t i = kid_lower(dir, from);
+    return i < dir->nkids ? dir->kids[i] : NULL;
+}
+
+/* Ends a node whose name is gone and which the kernel forgot: a file's pages
+ * go. Drops and retakes fs->lock for a file with a vm object. */
 static void
 node_destroy(struct emmd_fs *fs, struct emmd_node *n)
 {
     unlink_id(fs, n);
-    fs->nobjects--;
     struct vm_object *vm = n->vm;
     uint64_t id = n->rec.id;
+    int dir = emmd_node_is_dir(n);
+    free(n->kids);
     free(n);
+    if (dir)
+        return; /* no pages, no vm object */
     pthread_mutex_unlock(&fs->lock);
     if (vm != NULL) {
         struct emmd_wait w;
@@ -138,32 +234,232 @@ node_destroy(struct emmd_fs *fs, struct emmd_node *n)
     pthread_mutex_lock(&fs->lock);
 }
 
-void
-emmd_node_unlink(struct emmd_fs *fs, struct emmd_node *n)
+/* A record as it should be saved now (a file's size comes from its vm object). */
+static struct emm_catalog_rec
+rec_now(const struct emmd_node *n)
 {
-    unlink_name(fs, n);
+    struct emm_catalog_rec r = n->rec;
+    if (n->vm != NULL)
+        r.size = vm_object_size(n->vm);
+    return r;
+}
+
+static void
+touch_dir(struct emmd_node *dir, int64_t now)
+{
+    dir->rec.mtime_ns = dir->rec.ctime_ns = now;
+}
+
+int
+emmd_node_create(struct emmd_fs *fs, struct emmd_node *dir, const char *name, uint32_t type,
+                 uint32_t mode, uint32_t uid, uint32_t gid, struct emmd_node **out)
+{
+    if (dir == NULL || (dir->parent == NULL && dir != fs->root))
+        return -ENOENT; /* a directory removed while the kernel still held it */
+    if (!emmd_node_is_dir(dir))
+        return -ENOTDIR;
+    if (strlen(name) > EMM_NAME_MAX)
+        return -ENAMETOOLONG;
+    if (emmd_node_lookup(fs, dir, name) != NULL)
+        return -EEXIST;
+    if (kids_reserve(dir) < 0)
+        return -ENOMEM;
+    struct emmd_node *n = calloc(1, sizeof(*n));
+    if (n == NULL)
+        return -ENOMEM;
+    int rc = emm_catalog_new_id(fs->catalog, &n->rec.id);
+    if (rc < 0) {
+        free(n);
+        return rc;
+    }
+    n->fs = fs;
+    snprintf(n->rec.name, sizeof(n->rec.name), "%s", name);
+    n->rec.type = type;
+    n->rec.mode = mode & 07777;
+    n->rec.uid = uid;
+    n->rec.gid = gid;
+    if (dir->rec.mode & S_ISGID) { /* BSD group semantics, as ext4 with a setgid dir */
+        n->rec.gid = dir->rec.gid;
+        if (type == EMM_CAT_DIR)
+            n->rec.mode |= S_ISGID;
+    }
+    n->rec.parent = dir->rec.id;
+    int64_t now = emm_real_ns();
+    n->rec.atime_ns = n->rec.mtime_ns = n->rec.ctime_ns = now;
+    struct emm_catalog_rec puts[2] = {n->rec, rec_now(dir)};
+    puts[1].mtime_ns = puts[1].ctime_ns = now;
+    rc = emm_catalog_update(fs->catalog, puts, 2, NULL, 0);
+    if (rc < 0) {
+        free(n);
+        return rc;
+    }
+    touch_dir(dir, now);
+    link_id(fs, n);
+    attach(fs, dir, n);
+    *out = n;
+    return 0;
+}
+
+/* Marks n unlinked (its record is already gone) and ends it if the kernel
+ * forgot it. May drop fs->lock. */
+static void
+node_unlinked(struct emmd_fs *fs, struct emmd_node *n)
+{
+    detach(fs, n);
     n->unlinked = 1;
-    int rc = emm_catalog_del(fs->catalog, n->rec.id);
-    if (rc < 0 && rc != -ENOENT)
-        emm_err("fs %s: catalog: removing '%s': %s", fs->cfg->name, n->rec.name, strerror(-rc));
+    n->rec.ctime_ns = emm_real_ns();
     if (n->nlookup == 0)
         node_destroy(fs, n);
 }
 
-void
-emmd_node_rename(struct emmd_fs *fs, struct emmd_node *n, const char *newname)
+int
+emmd_node_remove(struct emmd_fs *fs, struct emmd_node *dir, const char *name, int want_dir)
 {
-    unlink_name(fs, n);
+    if (dir == NULL)
+        return -ENOENT;
+    if (!emmd_node_is_dir(dir))
+        return -ENOTDIR;
+    struct emmd_node *n = emmd_node_lookup(fs, dir, name);
+    if (n == NULL)
+        return -ENOENT;
+    if (want_dir && !emmd_node_is_dir(n))
+        return -ENOTDIR;
+    if (!want_dir && emmd_node_is_dir(n))
+        return -EISDIR;
+    if (emmd_node_is_dir(n) && n->nkids > 0)
+        return -ENOTEMPTY;
+    int64_t now = emm_real_ns();
+    struct emm_catalog_rec pr = rec_now(dir);
+    pr.mtime_ns = pr.ctime_ns = now;
+    uint64_t id = n->rec.id;
+    int rc = emm_catalog_update(fs->catalog, &pr, 1, &id, 1);
+    if (rc < 0) {
+        emm_err("fs %s: catalog: removing '%s': %s", fs->cfg->name, name, strerror(-rc));
+        return rc;
+    }
+    touch_dir(dir, now);
+    node_unlinked(fs, n);
+    return 0;
+}
+
+/* a is b or one of b's descendants. */
+static int
+is_within(const struct emmd_node *a, const struct emmd_node *b)
+{
+    for (; a != NULL; a = a->parent)
+        if (a == b)
+            return 1;
+    return 0;
+}
+
+/* The puts of a rename: the moved nodes and the directories whose times change. */
+struct rename_set {
+    struct emm_catalog_rec puts[4];
+    size_t n;
+};
+
+static void
+rs_add(struct rename_set *rs, const struct emm_catalog_rec *r)
+{
+    for (size_t i = 0; i < rs->n; i++)
+        if (rs->puts[i].id == r->id) {
+            rs->puts[i] = *r;
+            return;
+        }
+    rs->puts[rs->n++] = *r;
+}
+
+int
+emmd_node_rename(struct emmd_fs *fs, struct emmd_node *dir, const char *name,
+                 struct emmd_node *newdir, const char *newname, unsigned flags)
+{
+    if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE))
+        return -EINVAL; /* RENAME_WHITEOUT: no overlay support */
+    if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE))
+        return -EINVAL;
+    if (dir == NULL || newdir == NULL)
+        return -ENOENT;
+    if (!emmd_node_is_dir(dir) || !emmd_node_is_dir(newdir))
+        return -ENOTDIR;
+    if (newdir->parent == NULL && newdir != fs->root)
+        return -ENOENT; /* the target directory was removed */
+    if (strlen(newname) > EMM_NAME_MAX)
+        return -ENAMETOOLONG;
+    struct emmd_node *n = emmd_node_lookup(fs, dir, name);
+    if (n == NULL)
+        return -ENOENT;
+    struct emmd_node *target = emmd_node_lookup(fs, newdir, newname);
+    if (flags & RENAME_EXCHANGE) {
+        if (target == NULL)
+            return -ENOENT;
+    } else if (target != NULL && (flags & RENAME_NOREPLACE)) {
+        return -EEXIST;
+    }
+    if (target == n)
+        return 0; /* the same entry: nothing to do (POSIX) */
+    /* No directory may move into itself or below itself. */
+    if (emmd_node_is_dir(n) && is_within(newdir, n))
+        return -EINVAL;
+    if ((flags & RENAME_EXCHANGE) && emmd_node_is_dir(target) && is_within(dir, target))
+        return -EINVAL;
+    if (target != NULL && !(flags & RENAME_EXCHANGE)) {
+        if (emmd_node_is_dir(n) && !emmd_node_is_dir(target))
+            return -ENOTDIR;
+        if (!emmd_node_is_dir(n) && emmd_node_is_dir(target))
+            return -EISDIR;
+        if (emmd_node_is_dir(target) && target->nkids > 0)
+            return -ENOTEMPTY;
+    }
+    if (kids_reserve(newdir) < 0 || kids_reserve(dir) < 0)
+        return -ENOMEM;
+
+    int64_t now = emm_real_ns();
+    struct rename_set rs = {.n = 0};
+    struct emm_catalog_rec r = rec_now(n);
+    r.parent = newdir->rec.id;
+    snprintf(r.name, sizeof(r.name), "%s", newname);
+    r.ctime_ns = now;
+    rs_add(&rs, &r);
+    struct emm_catalog_rec rt;
+    if (target != NULL && (flags & RENAME_EXCHANGE)) {
+        rt = rec_now(target);
+        rt.parent = dir->rec.id;
+        snprintf(rt.name, sizeof(rt.name), "%s", name);
+        rt.ctime_ns = now;
+        rs_add(&rs, &rt);
+    }
+    struct emm_catalog_rec d1 = rec_now(dir), d2 = rec_now(newdir);
+    d1.mtime_ns = d1.ctime_ns = now;
+    d2.mtime_ns = d2.ctime_ns = now;
+    rs_add(&rs, &d1);
+    rs_add(&rs, &d2);
+    uint64_t del = target != NULL ? target->rec.id : 0;
+    int replace = target != NULL && !(flags & RENAME_EXCHANGE);
+    int rc = emm_catalog_update(fs->catalog, rs.puts, rs.n, &del, replace ? 1 : 0);
+    if (rc < 0) {
+        emm_err("fs %s: catalog: renaming '%s' to '%s': %s", fs->cfg->name, name, newname,
+                strerror(-rc));
+        return rc;
+    }
+    touch_dir(dir, now);
+    touch_dir(newdir, now);
+    if (target != NULL)
+        detach(fs, target);
+    detach(fs, n);
     snprintf(n->rec.name, sizeof(n->rec.name), "%s", newname);
-    uint64_t hn = name_hash(n->rec.name);
-    n->next_name = fs->by_name[hn];
-    fs->by_name[hn] = n;
-    n->rec.ctime_ns = emm_real_ns();
-    if (n->vm != NULL)
-        n->rec.size = vm_object_size(n->vm);
-    int rc = emm_catalog_put(fs->catalog, &n->rec);
-    if (rc < 0)
-        emm_err("fs %s: catalog: renaming to '%s': %s", fs->cfg->name, newname, strerror(-rc));
+    n->rec.ctime_ns = now;
+    attach(fs, newdir, n);
+    if (target != NULL && (flags & RENAME_EXCHANGE)) {
+        snprintf(target->rec.name, sizeof(target->rec.name), "%s", name);
+        target->rec.ctime_ns = now;
+        attach(fs, dir, target);
+    } else if (target != NULL) {
+        target->unlinked = 1;
+        target->rec.ctime_ns = now;
+        if (target->nlookup == 0)
+            node_destroy(fs, target); /* last: it may drop fs->lock */
+    }
+    return 0;
 }
 
 void
@@ -178,6 +474,10 @@ int
 emmd_node_vm(struct emmd_fs *fs, struct emmd_node *n, struct vm_object **out)
 {
     pthread_mutex_lock(&fs->lock);
+    if (emmd_node_is_dir(n)) {
+        pthread_mutex_unlock(&fs->lock);
+        return -EISDIR; /* directories are not memory objects */
+    }
     if (n->vm == NULL) {
         struct vm_object_args a = {
             .id = n->rec.id,
@@ -224,11 +524,23 @@ emmd_node_stat(struct emmd_fs *fs, struct emmd_node *n, struct stat *st)
 {
     memset(st, 0, sizeof(*st));
     st->st_ino = emmd_ino(n);
-    st->st_mode = S_IFREG | n->rec.mode;
-    st->st_nlink = n->unlinked ? 0 : 1;
     st->st_uid = n->rec.uid;
     st->st_gid = n->rec.gid;
     st->st_blksize = EMM_PAGE_SIZE;
+    st->st_atim.tv_sec = n->rec.atime_ns / 1000000000;
+    st->st_atim.tv_nsec = n->rec.atime_ns % 1000000000;
+    st->st_mtim.tv_sec = n->rec.mtime_ns / 1000000000;
+    st->st_mtim.tv_nsec = n->rec.mtime_ns % 1000000000;
+    st->st_ctim.tv_sec = n->rec.ctime_ns / 1000000000;
+    st->st_ctim.tv_nsec = n->rec.ctime_ns % 1000000000;
+    if (emmd_node_is_dir(n)) {
+        st->st_mode = S_IFDIR | n->rec.mode;
+        st->st_nlink = n->unlinked ? 0 : 2 + n->nsubdirs;
+        st->st_size = EMM_PAGE_SIZE; /* as ext4: one block's worth; nothing stored */
+        return;
+    }
+    st->st_mode = S_IFREG | n->rec.mode;
+    st->st_nlink = n->unlinked ? 0 : 1;
     uint64_t stored = 0, fresh = 0;
     emm_backend_stored_pages(fs->backend, n->rec.id, &stored);
     if (n->vm != NULL) {
@@ -240,12 +552,6 @@ emmd_node_stat(struct emmd_fs *fs, struct emmd_node *n, struct stat *st)
         st->st_size = (off_t)n->rec.size;
     }
     st->st_blocks = (blkcnt_t)((stored + fresh) * (EMM_PAGE_SIZE / 512));
-    st->st_atim.tv_sec = n->rec.atime_ns / 1000000000;
-    st->st_atim.tv_nsec = n->rec.atime_ns % 1000000000;
-    st->st_mtim.tv_sec = n->rec.mtime_ns / 1000000000;
-    st->st_mtim.tv_nsec = n->rec.mtime_ns % 1000000000;
-    st->st_ctim.tv_sec = n->rec.ctime_ns / 1000000000;
-    st->st_ctim.tv_nsec = n->rec.ctime_ns % 1000000000;
 }
 
 int
@@ -277,7 +583,14 @@ load_node(void *arg, const struct emm_catalog_rec *rec)
         return -ENOMEM;
     n->fs = fs;
     n->rec = *rec;
-    link_node(fs, n);
+    link_id(fs, n);
+    if (rec->id == EMM_CATALOG_ROOT) {
+        n->rec.type = EMM_CAT_DIR; /* (a root record that says otherwise is mended) */
+        fs->root = n;
+        return 0;
+    }
+    if (emmd_node_is_dir(n))
+        return 0;
     /* After a crash the store may hold pages returned after the last size the
      * catalog saw: past the end they must read as zeros if the object grows. */
     uint64_t end = (rec->size + EMM_PAGE_SIZE - 1) / EMM_PAGE_SIZE;
@@ -285,6 +598,94 @@ load_node(void *arg, const struct emm_catalog_rec *rec)
     if (rc < 0)
         emm_warn("fs %s: '%s': discarding pages past its size: %s", fs->cfg->name, rec->name,
                  strerror(-rc));
+    return 0;
+}
+
+/* Moves n (not yet in any directory) to the root under a name free there,
+ * and saves that: for records whose parent is missing or whose name is taken. */
+static int
+rescue(struct emmd_fs *fs, struct emmd_node *n, const char *why)
+{
+    char name[EMM_NAME_MAX + 1];
+    snprintf(name, sizeof(name), "%s", n->rec.name);
+    for (unsigned k = 0; emmd_node_lookup(fs, fs->root, name) != NULL || name[0] == '\0'; k++)
+        snprintf(name, sizeof(name), "%.200s~%llu.%u", n->rec.name,
+                 (unsigned long long)n->rec.id, k);
+    emm_warn("fs %s: catalog: id %llu '%s' %s: kept as '/%s'", fs->cfg->name,
+             (unsigned long long)n->rec.id, n->rec.name, why, name);
+    snprintf(n->rec.name, sizeof(n->rec.name), "%s", name);
+    if (kids_reserve(fs->root) < 0)
+        return -ENOMEM;
+    attach(fs, fs->root, n);
+    struct emm_catalog_rec r = n->rec;
+    return emm_catalog_put(fs->catalog, &r);
+}
+
+/* Links the loaded nodes into a tree under the root (made if the catalog has
+ * none: a new or a flat one). Records that name no directory, collide, or sit
+ * in a loop cut off from the root are kept in the root, under a free name. */
+static int
+build_tree(struct emmd_fs *fs)
+{
+    int rc;
+    if (fs->root == NULL) {
+        struct emmd_node *r = calloc(1, sizeof(*r));
+        if (r == NULL)
+            return -ENOMEM;
+        r->fs = fs;
+        r->rec.id = EMM_CATALOG_ROOT;
+        r->rec.parent = EMM_CATALOG_ROOT;
+        r->rec.type = EMM_CAT_DIR;
+        r->rec.mode = 0755;
+        r->rec.uid = (uint32_t)geteuid();
+        r->rec.gid = (uint32_t)getegid();
+        r->rec.atime_ns = r->rec.mtime_ns = r->rec.ctime_ns = emm_real_ns();
+        rc = emm_catalog_put(fs->catalog, &r->rec);
+        if (rc < 0) {
+            free(r);
+            return rc;
+        }
+        link_id(fs, r);
+        fs->root = r;
+    }
+    /* Pass 1: every node with an existing directory as parent and a free name. */
+    for (size_t b = 0; b < EMMD_BUCKETS; b++)
+        for (struct emmd_node *n = fs->by_id[b]; n; n = n->next_id) {
+            if (n == fs->root)
+                continue;
+            struct emmd_node *p = emmd_node_by_ino(fs, n->rec.parent + 1);
+            if (p == NULL || !emmd_node_is_dir(p) || p == n || n->rec.name[0] == '\0' ||
+                strchr(n->rec.name, '/') != NULL || emmd_node_lookup(fs, p, n->rec.name))
+                continue; /* pass 3 */
+            if (kids_reserve(p) < 0)
+                return -ENOMEM;
+            attach(fs, p, n);
+        }
+    /* Pass 2: directories in a loop of parents never reach the root: cut them out. */
+    for (size_t b = 0; b < EMMD_BUCKETS; b++)
+        for (struct emmd_node *n = fs->by_id[b]; n; n = n->next_id) {
+            if (n->parent == NULL || !emmd_node_is_dir(n))
+                continue;
+            uint64_t steps = 0, limit = fs->ndirs + 1;
+            struct emmd_node *a = n;
+            while (a != NULL && a != fs->root && steps++ <= limit)
+                a = a->parent;
+            if (a != fs->root) {
+                detach(fs, n);
+                rc = rescue(fs, n, "is in a loop of directories");
+                if (rc < 0)
+                    return rc;
+            }
+        }
+    /* Pass 3: the rest. */
+    for (size_t b = 0; b < EMMD_BUCKETS; b++)
+        for (struct emmd_node *n = fs->by_id[b]; n; n = n->next_id) {
+            if (n == fs->root || n->parent != NULL)
+                continue;
+            rc = rescue(fs, n, "has no directory to be in (or its name is taken there)");
+            if (rc < 0)
+                return rc;
+        }
     return 0;
 }
 
@@ -312,6 +713,8 @@ emmd_fs_start(struct emmd_fs *fs)
         return rc;
     }
     rc = emm_catalog_scan(fs->catalog, load_node, fs);
+    if (rc == 0)
+        rc = build_tree(fs);
     if (rc < 0) {
         emm_err("fs %s: catalog %s: loading: %s", name, dir, strerror(-rc));
         return rc;
@@ -328,6 +731,8 @@ emmd_fs_start(struct emmd_fs *fs)
     emm_info("fs %s: backend %s (%s pager), %llu objects%s", name, fs->cfg->backend,
              pgr_std_is_inline(fs->pager) ? "inline" : "threaded",
              (unsigned long long)fs->nobjects, persistent ? " from the catalog" : "");
+    if (fs->ndirs > 1)
+        emm_info("fs %s: %llu directories", name, (unsigned long long)(fs->ndirs - 1));
     return 0;
 }
 
@@ -426,6 +831,7 @@ emmd_fs_close(struct emmd_fs *fs)
                 emmd_wait(&w);
                 vm_object_unref(n->vm);
             }
+            free(n->kids);
             free(n);
             n = next;
         }

@@ -183,5 +183,4 @@ fz_unmount(struct emmd_fs *fs)
     fz_notifier_stop(fs);
     fuse_session_destroy(fs->se);
     fs->se = NULL;
-    fz_dirs_free(fs);
 }

@@ -1,6 +1,8 @@
 /*
- * fz_ops.c - the low-level FUSE operations of an emmd filesystem: a flat root
- * directory whose regular files are memory objects. The only file that calls
+ * fz_ops.c - the low-level FUSE operations of an emmd filesystem: a tree of
+ * directories (fs.c) whose regular files are memory objects. Permissions are
+ * the kernel's (default_permissions, emmd as root); link(2), symlinks and
+ * special files are refused with EPERM. The only file that calls
  * fuse_reply_* (with fz_loop.c's notifier for invalidations). READ, WRITE,
  * FSYNC, truncation and hole punching are answered asynchronously from whichever
  * thread completes them in the vm layer; nothing here waits for a pager.
@@ -33,12 +35,9 @@ fs_of(fuse_req_t req)
 static void
 root_stat(struct emmd_fs *fs, struct stat *st)
 {
-    memset(st, 0, sizeof(*st));
-    st->st_ino = FUSE_ROOT_ID;
-    st->st_mode = S_IFDIR | 0755;
-    st->st_nlink = 2;
-    st->st_mtime = fs->d->start_time;
-    st->st_ctime = fs->d->start_time;
+    pthread_mutex_lock(&fs->lock);
+    emmd_node_stat(fs, fs->root, st);
+    pthread_mutex_unlock(&fs->lock);
 }
 
 static void
@@ -54,14 +53,18 @@ reply_entry(fuse_req_t req, struct emmd_fs *fs, struct emmd_node *n)
     fuse_reply_entry(req, &e);
 }
 
-/* Looks a node up and takes a kernel lookup reference; fs->lock held. */
+/* The directory a request names by inode: NULL and *err set if it is none. fs->lock held. */
 static struct emmd_node *
-node_lookup_ref(struct emmd_fs *fs, const char *name)
+dir_of(struct emmd_fs *fs, fuse_ino_t ino, int *err)
 {
-    struct emmd_node *n = emmd_node_by_name(fs, name);
-    if (n != NULL)
-        n->nlookup++;
-    return n;
+    struct emmd_node *d = emmd_node_by_ino(fs, ino);
+    if (d == NULL)
+        *err = ENOENT;
+    else if (!emmd_node_is_dir(d))
+        *err = ENOTDIR;
+    else
+        return d;
+    return NULL;
 }
 
 static void
@@ -82,13 +85,24 @@ static void
 fz_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     struct emmd_fs *fs = fs_of(req);
-    if (parent != FUSE_ROOT_ID) {
-        fuse_reply_err(req, ENOTDIR);
+    int err = 0;
+    pthread_mutex_lock(&fs->lock);
+    struct emmd_node *d = dir_of(fs, parent, &err), *n = NULL;
+    if (d != NULL) {
+        if (strcmp(name, ".") == 0)
+            n = d;
+        else if (strcmp(name, "..") == 0)
+            n = d->parent != NULL ? d->parent : d;
+        else
+            n = emmd_node_lookup(fs, d, name);
+    }
+    if (n != NULL && n != fs->root)
+        n->nlookup++; /* the root is never forgotten */
+    pthread_mutex_unlock(&fs->lock);
+    if (d == NULL) {
+        fuse_reply_err(req, err);
         return;
     }
-    pthread_mutex_lock(&fs->lock);
-    struct emmd_node *n = node_lookup_ref(fs, name);
-    pthread_mutex_unlock(&fs->lock);
     if (n == NULL) {
         struct fuse_entry_param e;
         memset(&e, 0, sizeof(e));
@@ -183,10 +197,6 @@ fz_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 {
     (void)fi;
     struct emmd_fs *fs = fs_of(req);
-    if (ino == FUSE_ROOT_ID) {
-        fuse_reply_err(req, EPERM);
-        return;
-    }
     pthread_mutex_lock(&fs->lock);
     struct emmd_node *n = emmd_node_by_ino(fs, ino);
     if (n == NULL) {
@@ -247,22 +257,20 @@ fz_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 }
 
 static void
-fz_create_node(fuse_req_t req, const char *name, mode_t mode, struct fuse_file_info *fi)
+fz_create_node(fuse_req_t req, fuse_ino_t parent, const char *name, uint32_t type, mode_t mode,
+               struct fuse_file_info *fi)
 {
     struct emmd_fs *fs = fs_of(req);
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    int err = 0;
     pthread_mutex_lock(&fs->lock);
-    struct emmd_node *n = emmd_node_by_name(fs, name);
-    int rc = 0;
-    if (n != NULL) {
-        rc = -EEXIST;
-    } else {
-        rc = emmd_node_create(fs, name, mode, ctx->uid, ctx->gid, &n);
-        if (rc == 0)
-            n->nlookup++;
+    struct emmd_node *d = dir_of(fs, parent, &err), *n = NULL;
+    int rc = d != NULL ? emmd_node_create(fs, d, name, type, mode, ctx->uid, ctx->gid, &n) : -err;
+    if (rc == 0) {
+        n->nlookup++;
+        if (fi != NULL)
+            n->nopen++;
     }
-    if (rc == 0 && fi != NULL)
-        n->nopen++;
     pthread_mutex_unlock(&fs->lock);
     if (rc < 0) {
         fuse_reply_err(req, -rc);
@@ -289,55 +297,53 @@ static void
 fz_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
           struct fuse_file_info *fi)
 {
-    if (parent != FUSE_ROOT_ID) {
-        fuse_reply_err(req, ENOTDIR);
-        return;
-    }
     if (!S_ISREG(mode)) {
         fuse_reply_err(req, EPERM);
         return;
     }
-    fz_create_node(req, name, mode, fi);
+    fz_create_node(req, parent, name, EMM_CAT_FILE, mode, fi);
 }
 
 static void
 fz_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
     (void)rdev;
-    if (parent != FUSE_ROOT_ID) {
-        fuse_reply_err(req, ENOTDIR);
-        return;
-    }
     if (!S_ISREG(mode)) {
-        fuse_reply_err(req, EPERM); /* memory objects only */
+        fuse_reply_err(req, EPERM); /* memory objects and directories only */
         return;
     }
-    fz_create_node(req, name, mode, NULL);
+    fz_create_node(req, parent, name, EMM_CAT_FILE, mode, NULL);
 }
 
 static void
 fz_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-    (void)parent;
-    (void)name;
-    (void)mode;
-    fuse_reply_err(req, EPERM); /* a flat namespace of memory objects */
+    fz_create_node(req, parent, name, EMM_CAT_DIR, mode, NULL);
+}
+
+static void
+fz_remove(fuse_req_t req, fuse_ino_t parent, const char *name, int want_dir)
+{
+    struct emmd_fs *fs = fs_of(req);
+    int err = 0;
+    pthread_mutex_lock(&fs->lock);
+    struct emmd_node *d = dir_of(fs, parent, &err);
+    if (d != NULL)
+        err = -emmd_node_remove(fs, d, name, want_dir);
+    pthread_mutex_unlock(&fs->lock);
+    fuse_reply_err(req, err);
 }
 
 static void
 fz_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-    struct emmd_fs *fs = fs_of(req);
-    if (parent != FUSE_ROOT_ID) {
-        fuse_reply_err(req, ENOENT);
-        return;
-    }
-    pthread_mutex_lock(&fs->lock);
-    struct emmd_node *n = emmd_node_by_name(fs, name);
-    if (n != NULL)
-        emmd_node_unlink(fs, n);
-    pthread_mutex_unlock(&fs->lock);
-    fuse_reply_err(req, n ? 0 : ENOENT);
+    fz_remove(req, parent, name, 0);
+}
+
+static void
+fz_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    fz_remove(req, parent, name, 1);
 }
 
 static void
@@ -345,35 +351,34 @@ fz_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newpar
           const char *newname, unsigned int flags)
 {
     struct emmd_fs *fs = fs_of(req);
-    if (parent != FUSE_ROOT_ID || newparent != FUSE_ROOT_ID) {
-        fuse_reply_err(req, ENOENT);
-        return;
-    }
-    if (flags & RENAME_EXCHANGE) {
-        fuse_reply_err(req, EINVAL);
-        return;
-    }
-    if (strlen(newname) > EMM_NAME_MAX) {
-        fuse_reply_err(req, ENAMETOOLONG);
-        return;
-    }
     int err = 0;
     pthread_mutex_lock(&fs->lock);
-    struct emmd_node *n = emmd_node_by_name(fs, name);
-    struct emmd_node *target = emmd_node_by_name(fs, newname);
-    if (n == NULL)
-        err = ENOENT;
-    else if (target == n)
-        err = 0;
-    else if (target != NULL && (flags & RENAME_NOREPLACE))
-        err = EEXIST;
-    else {
-        if (target != NULL)
-            emmd_node_unlink(fs, target);
-        emmd_node_rename(fs, n, newname);
-    }
+    struct emmd_node *d = dir_of(fs, parent, &err);
+    struct emmd_node *nd = d != NULL ? dir_of(fs, newparent, &err) : NULL;
+    if (nd != NULL)
+        err = -emmd_node_rename(fs, d, name, nd, newname, flags);
     pthread_mutex_unlock(&fs->lock);
     fuse_reply_err(req, err);
+}
+
+/* Hard links would give an object several names (and paths): refused, as by
+ * filesystems without them (EPERM, like vfat). */
+static void
+fz_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+    (void)ino;
+    (void)newparent;
+    (void)newname;
+    fuse_reply_err(req, EPERM);
+}
+
+static void
+fz_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+    (void)link;
+    (void)parent;
+    (void)name;
+    fuse_reply_err(req, EPERM);
 }
 
 static void
@@ -687,119 +692,78 @@ fz_statfs(fuse_req_t req, fuse_ino_t ino)
     fuse_reply_statfs(req, &sv);
 }
 
-/* readdir: a snapshot of the names taken at opendir, served by offset. Open
- * snapshots are listed on the filesystem (fs->lock): a RELEASEDIR still in
- * flight at unmount never arrives, and fz_dirs_free frees what is left. */
-struct fz_dir {
-    struct fz_dir *next, *prev;
-    size_t n;
-    struct {
-        fuse_ino_t ino;
-        char name[EMM_NAME_MAX + 1];
-    } e[];
-};
-
+/* readdir serves the live directory, entries in id order: the offset after an
+ * entry with id X is X + 3 (0 and 1 are "." and ".."), so a later call resumes
+ * at the first entry with id > X whatever was added or removed meanwhile: no
+ * entry present throughout is skipped or returned twice. */
 static void
 fz_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct emmd_fs *fs = fs_of(req);
-    if (ino != FUSE_ROOT_ID) {
-        fuse_reply_err(req, ENOTDIR);
-        return;
-    }
+    int err = 0;
     pthread_mutex_lock(&fs->lock);
-    size_t cap = fs->nobjects;
-    struct fz_dir *s = malloc(sizeof(*s) + (cap + 1) * sizeof(s->e[0]));
-    if (s == NULL) {
-        pthread_mutex_unlock(&fs->lock);
-        fuse_reply_err(req, ENOMEM);
+    struct emmd_node *d = dir_of(fs, ino, &err);
+    pthread_mutex_unlock(&fs->lock);
+    if (d == NULL) {
+        fuse_reply_err(req, err);
         return;
     }
-    s->n = 0;
-    for (size_t b = 0; b < EMMD_BUCKETS; b++)
-        for (struct emmd_node *n = fs->by_id[b]; n && s->n < cap; n = n->next_id)
-            if (!n->unlinked) {
-                s->e[s->n].ino = emmd_ino(n);
-                memcpy(s->e[s->n].name, n->rec.name, sizeof(n->rec.name));
-                s->n++;
-            }
-    s->prev = NULL;
-    s->next = fs->dirs;
-    if (fs->dirs != NULL)
-        fs->dirs->prev = s;
-    fs->dirs = s;
-    pthread_mutex_unlock(&fs->lock);
-    fi->fh = (uint64_t)(uintptr_t)s;
+    fi->fh = 0;
     fuse_reply_open(req, fi);
 }
 
 static void
 fz_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-    (void)ino;
-    struct fz_dir *s = (struct fz_dir *)(uintptr_t)fi->fh;
+    (void)fi;
+    struct emmd_fs *fs = fs_of(req);
     char *buf = malloc(size);
     if (buf == NULL) {
         fuse_reply_err(req, ENOMEM);
         return;
     }
+    int err = 0;
     size_t used = 0;
-    for (off_t i = off; (size_t)i < s->n + 2; i++) {
-        struct stat st;
-        memset(&st, 0, sizeof(st));
-        const char *name;
-        if (i == 0 || i == 1) {
-            st.st_ino = FUSE_ROOT_ID;
-            st.st_mode = S_IFDIR;
-            name = i == 0 ? "." : "..";
-        } else {
-            st.st_ino = s->e[i - 2].ino;
-            st.st_mode = S_IFREG;
-            name = s->e[i - 2].name;
-        }
-        size_t need = fuse_add_direntry(req, buf + used, size - used, name, &st, i + 1);
+    pthread_mutex_lock(&fs->lock);
+    struct emmd_node *d = dir_of(fs, ino, &err);
+    if (d == NULL || off < 0)
+        goto out;
+    struct stat st;
+    memset(&st, 0, sizeof(st));
+    st.st_mode = S_IFDIR;
+    for (off_t i = off; i < 2; i++) {
+        st.st_ino = i == 0 ? emmd_ino(d) : d->parent != NULL ? emmd_ino(d->parent) : emmd_ino(d);
+        size_t need = fuse_add_direntry(req, buf + used, size - used, i == 0 ? "." : "..", &st,
+                                        i + 1);
+        if (need > size - used)
+            goto out;
+        used += need;
+    }
+    for (struct emmd_node *n = emmd_dir_next(d, off < 2 ? 0 : (uint64_t)off - 2); n != NULL;
+         n = emmd_dir_next(d, n->rec.id + 1)) {
+        st.st_ino = emmd_ino(n);
+        st.st_mode = emmd_node_is_dir(n) ? S_IFDIR : S_IFREG;
+        size_t need = fuse_add_direntry(req, buf + used, size - used, n->rec.name, &st,
+                                        (off_t)(n->rec.id + 3));
         if (need > size - used)
             break;
         used += need;
     }
-    fuse_reply_buf(req, buf, used);
-    free(buf);
-}
-
-static void
-dir_unlink(struct emmd_fs *fs, struct fz_dir *s)
-{
-    if (s->prev != NULL)
-        s->prev->next = s->next;
+out:
+    pthread_mutex_unlock(&fs->lock);
+    if (err != 0)
+        fuse_reply_err(req, err);
     else
-        fs->dirs = s->next;
-    if (s->next != NULL)
-        s->next->prev = s->prev;
+        fuse_reply_buf(req, buf, used);
+    free(buf);
 }
 
 static void
 fz_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     (void)ino;
-    struct emmd_fs *fs = fs_of(req);
-    struct fz_dir *s = (struct fz_dir *)(uintptr_t)fi->fh;
-    pthread_mutex_lock(&fs->lock);
-    dir_unlink(fs, s);
-    pthread_mutex_unlock(&fs->lock);
-    free(s);
+    (void)fi;
     fuse_reply_err(req, 0);
-}
-
-void
-fz_dirs_free(struct emmd_fs *fs)
-{
-    pthread_mutex_lock(&fs->lock);
-    while (fs->dirs != NULL) {
-        struct fz_dir *s = fs->dirs;
-        dir_unlink(fs, s);
-        free(s);
-    }
-    pthread_mutex_unlock(&fs->lock);
 }
 
 const struct fuse_lowlevel_ops fz_ops = {
@@ -812,7 +776,10 @@ const struct fuse_lowlevel_ops fz_ops = {
     .mknod = fz_mknod,
     .mkdir = fz_mkdir,
     .unlink = fz_unlink,
+    .rmdir = fz_rmdir,
+    .symlink = fz_symlink,
     .rename = fz_rename,
+    .link = fz_link,
     .open = fz_open,
     .read = fz_read,
     .write = fz_write,

@@ -91,7 +91,12 @@ rm "$D/hello"
 [ ! -e "$D/hello" ] || fail "hello still exists after rm"
 assert_eq "$(ls "$D" | sort | tr '\n' ' ')" "copy.bin data " "ls after rm"
 
-# flat namespace: no subdirectories
-if mkdir "$D/sub" 2>/dev/null; then fail "mkdir succeeded on a flat namespace"; fi
+# directories: a file in a subdirectory, listed, then removed with it
+mkdir -p "$D/sub/dir"
+cp "$D/data" "$D/sub/dir/data"
+cmp "$D/data" "$D/sub/dir/data" || fail "copy in a subdirectory differs"
+assert_eq "$(ls "$D/sub/dir")" "data" "ls of a subdirectory"
+rm -r "$D/sub"
+[ ! -e "$D/sub" ] || fail "sub still exists after rm -r"
 
 stop_emmd

@@ -1,8 +1,10 @@
 /*
  * test_catalog.c - emm_catalog, volatile and persistent (LMDB in a mkdtemp
  * directory): ids, put/get through scan, replace, del, persistence across
- * close and reopen, ids never reused, concurrent writers. The persistent
- * tests run in a directory the group teardown removes.
+ * close and reopen, ids never reused, concurrent writers, parents and types,
+ * atomic updates, and the upgrade of a format-1 (flat) catalog written by hand
+ * with LMDB, in its own environment and in a shared one (as the lmdb backend's).
+ * The persistent tests run in a directory the group teardown removes.
  */
 #include <errno.h>
 #include <ftw.h>
@@ -19,6 +21,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <lmdb.h>
 
 #include "catalog.h"
 
@@ -69,6 +72,8 @@ mkrec(uint64_t id, const char *name, uint64_t size)
     r.atime_ns = -5;
     r.mtime_ns = INT64_C(1700000000123456789);
     r.ctime_ns = INT64_MAX;
+    r.parent = id > 2 ? id - 2 : EMM_CATALOG_ROOT;
+    r.type = id % 3 == 0 ? EMM_CAT_DIR : EMM_CAT_FILE;
     snprintf(r.name, sizeof(r.name), "%s", name);
     return r;
 }
@@ -109,6 +114,8 @@ assert_rec_equal(const struct emm_catalog_rec *a, const struct emm_catalog_rec *
     assert_true(a->atime_ns == b->atime_ns);
     assert_true(a->mtime_ns == b->mtime_ns);
     assert_true(a->ctime_ns == b->ctime_ns);
+    assert_true(a->parent == b->parent);
+    assert_int_equal(a->type, b->type);
     assert_string_equal(a->name, b->name);
 }
 
@@ -417,6 +424,275 @@ test_threads(void **state)
     threads(fresh_dir("threads", dir, sizeof(dir)));
 }
 
+/* update: puts and dels in one go; absent dels are skipped. */
+static void
+update(const char *dir)
+{
+    struct emm_catalog *cat;
+    struct collect col;
+
+    assert_int_equal(emm_catalog_open(dir, &cat), 0);
+    struct emm_catalog_rec root = mkrec(EMM_CATALOG_ROOT, "", 0);
+    root.type = EMM_CAT_DIR;
+    struct emm_catalog_rec a = mkrec(1, "a", 0), b = mkrec(2, "b", 0), c = mkrec(3, "c", 0);
+    struct emm_catalog_rec three[3] = {root, a, b};
+    assert_int_equal(emm_catalog_update(cat, three, 3, NULL, 0), 0);
+    /* move b under c (a new dir), delete a and an id that was never there */
+    b.parent = 3;
+    struct emm_catalog_rec two[2] = {b, c};
+    uint64_t dels[2] = {1, 777};
+    assert_int_equal(emm_catalog_update(cat, two, 2, dels, 2), 0);
+    scan_all(cat, &col);
+    assert_int_equal(col.n, 3);
+    assert_rec_equal(&col.recs[0], &root);
+    assert_rec_equal(&col.recs[1], &b);
+    assert_rec_equal(&col.recs[2], &c);
+    uint64_t id;
+    assert_int_equal(emm_catalog_new_id(cat, &id), 0);
+    assert_true(id > 3 && id != EMM_CATALOG_ROOT);
+    emm_catalog_close(cat);
+}
+
+static void
+test_update(void **state)
+{
+    char dir[512];
+    (void)state;
+    update(NULL);
+    update(fresh_dir("update", dir, sizeof(dir)));
+}
+
+/* ---- format 1 (flat), written by hand as emm wrote it before directories ---- */
+
+static void
+le32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void
+le64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* A version-1 record: u32 version 1, u32 payload length, then id, size, mode,
+ * uid, gid, name length, atime, mtime, ctime (56 bytes) and the name. */
+static size_t
+old_record(const struct emm_catalog_rec *r, unsigned char *buf)
+{
+    size_t nlen = strlen(r->name);
+    unsigned char *p = buf + 8;
+    le32(buf, 1);
+    le32(buf + 4, (uint32_t)(56 + nlen));
+    le64(p, r->id);
+    le64(p + 8, r->size);
+    le32(p + 16, r->mode);
+    le32(p + 20, r->uid);
+    le32(p + 24, r->gid);
+    le32(p + 28, (uint32_t)nlen);
+    le64(p + 32, (uint64_t)r->atime_ns);
+    le64(p + 40, (uint64_t)r->mtime_ns);
+    le64(p + 48, (uint64_t)r->ctime_ns);
+    memcpy(p + 56, r->name, nlen);
+    return 8 + 56 + nlen;
+}
+
+static void
+put_raw(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen, const void *v, size_t vlen)
+{
+    MDB_val key = {klen, (void *)k}, val = {vlen, (void *)v};
+    assert_int_equal(mdb_put(txn, dbi, &key, &val, 0), 0);
+}
+
+enum { NOLD = 40 }; /* enough to fill more than one LMDB page */
+static struct emm_catalog_rec old_recs[NOLD];
+
+/* Writes a format-1 catalog of NOLD objects into env (named databases
+ * recs/meta), with "format" = `format`. */
+static void
+write_flat(MDB_env *env, const char *recs, const char *meta, uint32_t format)
+{
+    MDB_txn *txn;
+    MDB_dbi r, m;
+    unsigned char b[8], buf[512], key[8];
+    char name[64];
+
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, recs, MDB_CREATE, &r), 0);
+    assert_int_equal(mdb_dbi_open(txn, meta, MDB_CREATE, &m), 0);
+    for (int i = 0; i < NOLD; i++) {
+        struct emm_catalog_rec *o = &old_recs[i];
+        snprintf(name, sizeof(name), "object %d with a name of some length", i);
+        *o = mkrec((uint64_t)(i + 1) * 5, name, (uint64_t)i * 100000 + 7);
+        o->parent = EMM_CATALOG_ROOT; /* what a flat record must open as */
+        o->type = EMM_CAT_FILE;
+        for (int k = 0; k < 8; k++)
+            key[k] = (unsigned char)(o->id >> (56 - 8 * k));
+        put_raw(txn, r, key, 8, buf, old_record(o, buf));
+    }
+    le64(b, NOLD * 5 + 1);
+    put_raw(txn, m, "next-id", 7, b, 8);
+    le32(b, format);
+    put_raw(txn, m, "format", 6, b, 4);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+}
+
+static uint32_t
+read_format(MDB_env *env, const char *meta)
+{
+    MDB_txn *txn;
+    MDB_dbi m;
+    MDB_val k = {6, (void *)"format"}, v;
+    uint32_t f = 0;
+
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, meta, 0, &m), 0);
+    assert_int_equal(mdb_get(txn, m, &k, &v), 0);
+    assert_int_equal(v.mv_size, 4);
+    const unsigned char *p = v.mv_data;
+    f = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    mdb_txn_abort(txn);
+    return f;
+}
+
+static MDB_env *
+raw_env(const char *dir)
+{
+    MDB_env *env;
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, 16 << 20), 0);
+    assert_int_equal(mdb_env_open(env, dir, MDB_NOTLS, 0600), 0);
+    return env;
+}
+
+/* The opened catalog holds the flat records, each a file in the root. */
+static void
+check_upgraded(struct emm_catalog *cat, int extra)
+{
+    struct collect col;
+    scan_all(cat, &col);
+    assert_int_equal(col.n, NOLD + extra);
+    for (int i = 0; i < NOLD; i++)
+        assert_rec_equal(&col.recs[i], &old_recs[i]);
+    uint64_t id;
+    assert_int_equal(emm_catalog_new_id(cat, &id), 0);
+    assert_true(id > NOLD * 5);
+}
+
+static void
+test_flat_upgrade(void **state)
+{
+    char dir[512];
+    struct emm_catalog *cat;
+    (void)state;
+
+    fresh_dir("flat", dir, sizeof(dir));
+    MDB_env *env = raw_env(dir);
+    write_flat(env, "records", "meta", 1);
+    mdb_env_close(env);
+
+    assert_int_equal(emm_catalog_open(dir, &cat), 0);
+    check_upgraded(cat, 0);
+    /* a directory and a file in it, in the new layout */
+    struct emm_catalog_rec d = mkrec(1000, "dir", 0), f = mkrec(1001, "inner", 9);
+    d.type = EMM_CAT_DIR;
+    d.parent = EMM_CATALOG_ROOT;
+    f.type = EMM_CAT_FILE;
+    f.parent = 1000;
+    struct emm_catalog_rec two[2] = {d, f};
+    assert_int_equal(emm_catalog_update(cat, two, 2, NULL, 0), 0);
+    emm_catalog_close(cat);
+
+    env = raw_env(dir);
+    assert_int_equal(read_format(env, "meta"), 2);
+    mdb_env_close(env);
+
+    assert_int_equal(emm_catalog_open(dir, &cat), 0);
+    check_upgraded(cat, 2);
+    struct collect col;
+    scan_all(cat, &col);
+    assert_rec_equal(&col.recs[NOLD], &d);
+    assert_rec_equal(&col.recs[NOLD + 1], &f);
+    emm_catalog_close(cat);
+}
+
+/* A format newer than the code is refused and left as it is. */
+static void
+test_future_format(void **state)
+{
+    char dir[512];
+    struct emm_catalog *cat = (struct emm_catalog *)1;
+    (void)state;
+
+    fresh_dir("future", dir, sizeof(dir));
+    MDB_env *env = raw_env(dir);
+    write_flat(env, "records", "meta", 3);
+    mdb_env_close(env);
+    assert_int_equal(emm_catalog_open(dir, &cat), -EPROTO);
+    assert_null(cat);
+    env = raw_env(dir);
+    assert_int_equal(read_format(env, "meta"), 3);
+    mdb_env_close(env);
+}
+
+/* The shared environment (the lmdb backend's) holds the catalog in
+ * "catalog"/"catalog.meta" beside other databases: upgraded in place, the
+ * other databases untouched. */
+static int
+no_grow(struct emm_lmdb_shared *sh, size_t seen)
+{
+    (void)sh;
+    (void)seen;
+    return -ENOSPC;
+}
+
+static void
+test_flat_upgrade_shared_env(void **state)
+{
+    char dir[512];
+    struct emm_catalog *cat;
+    struct emm_lmdb_shared sh = {.mapsize = 16 << 20, .grow = no_grow};
+    (void)state;
+
+    pthread_rwlock_init(&sh.resize, NULL);
+    fresh_dir("flat-env", dir, sizeof(dir));
+    MDB_env *env = raw_env(dir);
+    write_flat(env, "catalog", "catalog.meta", 1);
+    /* the backend's own data beside it */
+    MDB_txn *txn;
+    MDB_dbi pages;
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "pages", MDB_CREATE, &pages), 0);
+    put_raw(txn, pages, "k", 1, "page", 4);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_set_userctx(env, &sh);
+
+    assert_int_equal(emm_catalog_open_env(env, &cat), 0);
+    check_upgraded(cat, 0);
+    emm_catalog_close(cat);
+    assert_int_equal(read_format(env, "catalog.meta"), 2);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "pages", 0, &pages), 0);
+    MDB_val k = {1, (void *)"k"}, v;
+    assert_int_equal(mdb_get(txn, pages, &k, &v), 0);
+    assert_int_equal(v.mv_size, 4);
+    assert_memory_equal(v.mv_data, "page", 4);
+    mdb_txn_abort(txn);
+    /* and it opens again, as format 2 */
+    assert_int_equal(emm_catalog_open_env(env, &cat), 0);
+    check_upgraded(cat, 0);
+    emm_catalog_close(cat);
+    mdb_env_close(env);
+    pthread_rwlock_destroy(&sh.resize);
+}
+
 int
 main(void)
 {
@@ -425,7 +701,9 @@ main(void)
         cmocka_unit_test(test_volatile_many),    cmocka_unit_test(test_persistent_many),
         cmocka_unit_test(test_delete_in_scan),   cmocka_unit_test(test_persistent_reopen),
         cmocka_unit_test(test_volatile_forgets), cmocka_unit_test(test_open_errors),
-        cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_threads),          cmocka_unit_test(test_update),
+        cmocka_unit_test(test_flat_upgrade),     cmocka_unit_test(test_future_format),
+        cmocka_unit_test(test_flat_upgrade_shared_env),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
