@@ -847,9 +847,6 @@ test_many_silent_clients(void **state)
     assert_int_equal(ctl_request(f->path, 1, ping, &body, &err), 0);
     assert_string_equal(body, "pong\n");
     free(body);
-    /* ... and before any of the silent ones was answered */
-    for (i = 0; i < 50; i++)
-        assert_int_equal(recv(fds[i], reply, sizeof reply, MSG_DONTWAIT), -1);
     for (i = 0; i < 50; i++) {
         raw_read(fds[i], reply, sizeof reply);
         assert_string_equal(reply, "error: request not complete within 2000 ms\n");
