@@ -325,8 +325,12 @@ cmd_info(struct emmd *d, int argc, char **argv, FILE *out)
             continue;
         }
         int ok = 0;
-        for (size_t j = 0; section == NULL && j < sizeof(known) / sizeof(known[0]); j++)
+        for (size_t j = 0; j < sizeof(known) / sizeof(known[0]); j++)
             ok |= strcasecmp(argv[i], known[j]) == 0;
+        if (ok && section != NULL) {
+            fputs("one section at most (or all)\n", out);
+            return -EINVAL;
+        }
         if (!ok) {
             fputs("unknown section ", out);
             put_escaped(out, argv[i], ctl_wire_quote, 0);
