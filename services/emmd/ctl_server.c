@@ -381,6 +381,7 @@ on_connection(uv_stream_t *l, int status)
     socklen_t crlen = sizeof cr;
     uv_os_fd_t fd;
     char line[128];
+    int rc;
 
     if (status < 0) {
         emm_err("ctl: %s: accept: %s", s->path, uv_strerror(status));
@@ -433,7 +434,11 @@ on_connection(uv_stream_t *l, int status)
         c->denied = 1;
     }
     uv_timer_start(&c->timer, on_request_timeout, CTL_WIRE_TIMEOUT_MS, 0);
-    uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+    rc = uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+    if (rc < 0) {
+        emm_err("ctl: pid %d uid %u: read: %s", (int)c->pid, (unsigned)c->uid, uv_strerror(rc));
+        conn_close(c);
+    }
 }
 
 /* ---- stopping ---- */
