@@ -55,7 +55,7 @@ minimum() { sort -g | head -n 1; }
 flush() {
     local out res
     out=$(ctl flush b obj) || die "emmctl flush b obj: $out"
-    res=$(ctl info objects | awk -F'[=,]' '/^fs_b:/ { print $4 }')
+    res=$(ctl info objects | awk -F: '$1 == "fs_b.resident" { print $2 }')
     [ "${res:-1}" -le 64 ] || echo "bench: warning: $res pages still resident after flush" >&2
 }
 

@@ -1,9 +1,10 @@
 /*
  * emmctl.c - command-line client of emmd's control socket:
  *   emmctl [-s SOCKET] [-c CONFIG] COMMAND [ARGS]
- * Checks the command locally, sends it with ctl_request, prints the reply body
- * as-is. Exit: 0 ok, 1 failure (config, daemon unreachable, error reply),
- * 2 usage. Single-threaded; no locking.
+ * Checks the command locally, sends it with ctl_request (words that need it are
+ * quoted on the wire, so any name can be sent), prints the reply body as-is.
+ * Exit: 0 ok, 1 failure (config, daemon unreachable, error reply), 2 usage.
+ * Single-threaded; no locking.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,16 +20,18 @@
 
 struct command {
     const char *name;
-    int min_args, max_args; /* after the verb */
+    int min_args, max_args; /* after the verb, --json not counted */
+    int json;               /* takes --json */
     const char *synopsis;
 };
 
 static const struct command commands[] = {
-    {"info", 0, 1, "info [SECTION]   daemon state: \"# Section\" then \"key:value\" lines"},
-    {"ls", 0, 0, "ls               the object table: one path per object and directory"},
-    {"flush", 2, 2, "flush FS PATH    write the dirty pages of object PATH (from FS's root) back"},
-    {"ping", 0, 0, "ping             check that the daemon answers"},
-    {"help", 0, 0, "help             this text"},
+    {"info", 0, 1, 1,
+     "info [--json] [SECTION]  daemon state: \"# Section\" then \"key:value\" lines"},
+    {"ls", 0, 0, 1, "ls [--json]              the object table: one path per object and directory"},
+    {"flush", 2, 2, 0, "flush FS PATH            write the dirty pages of object PATH (from FS's root) back"},
+    {"ping", 0, 0, 0, "ping                     check that the daemon answers"},
+    {"help", 0, 0, 0, "help                     this text"},
 };
 
 static void
@@ -120,6 +123,10 @@ main(int argc, char **argv)
         return 2;
     }
     nargs = argc - optind - 1;
+    if (cmd->json) /* --json anywhere after the verb, once; the daemon reads it */
+        for (int i = optind + 1, seen = 0; i < argc; i++)
+            if (strcmp(argv[i], "--json") == 0 && !seen++)
+                nargs--;
     if (nargs < cmd->min_args || nargs > cmd->max_args) {
         fprintf(stderr, "emmctl: %s: wrong number of arguments\n", cmd->name);
         usage(stderr);

@@ -1,21 +1,28 @@
 /*
- * commands.c - the control-socket commands of emmd: info [section], ls, flush,
- * ping. Runs on the control server's thread (ctl_server.h).
+ * commands.c - the control-socket commands of emmd: info [--json] [section],
+ * ls [--json], flush, ping; and how they print names and values (escaped for
+ * people, JSON for scripts; see docs/emmctl.md). Runs on the control server's
+ * worker threads, several at once (ctl_server.h).
  *
  * ls prints each object's path from its filesystem's root ("dir/sub/name",
  * directories with a trailing '/'); flush takes such a path.
  *
  * Locking: reads counters (atomics) and walks each filesystem's nodes under
- * fs->lock, calling only non-blocking vm and backend queries there.
+ * fs->lock, calling only non-blocking vm and backend queries there. No static
+ * buffers: every call's state is on its own stack.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "ctl_wire.h"
 #include "emmd.h"
 #include "log.h"
 
@@ -53,68 +60,290 @@ want(const char *section, const char *name)
     return section == NULL || strcasecmp(section, name) == 0 || strcasecmp(section, "all") == 0;
 }
 
+/* ---- escaped output: names and values never break a line or a column ---- */
+
+typedef size_t (*quote_fn)(const char *s, char *buf, size_t buflen, unsigned flags);
+
+static size_t
+json_quote(const char *s, char *buf, size_t buflen, unsigned flags)
+{
+    (void)flags;
+    return ctl_wire_json_str(s, buf, buflen);
+}
+
+/* Writes s through fn (ctl_wire_quote or JSON); returns its display width
+ * (characters, counting a UTF-8 sequence as one). */
+static size_t
+put_escaped(FILE *out, const char *s, quote_fn fn, unsigned flags)
+{
+    char small[512], *b = small;
+    size_t n = fn(s, small, sizeof small, flags), w = 0;
+
+    if (n >= sizeof small) {
+        b = malloc(n + 1);
+        if (b == NULL) {
+            fputs("?", out);
+            return 1;
+        }
+        fn(s, b, n + 1, flags);
+    }
+    fputs(b, out);
+    for (size_t i = 0; i < n; i++)
+        w += ((unsigned char)b[i] & 0xc0) != 0x80;
+    if (b != small)
+        free(b);
+    return w;
+}
+
+/* A name for people: as is if plain, else quoted with C escapes (ctl_wire.h). */
+static size_t
+put_name(FILE *out, const char *name)
+{
+    return put_escaped(out, name, ctl_wire_quote, CTL_QUOTE_UTF8);
+}
+
+static void
+put_json(FILE *out, const char *s)
+{
+    put_escaped(out, s, json_quote, 0);
+}
+
+/*
+ * The output of info: "# Section" then "key:value" lines (values escaped so that
+ * each is one line: \\ \n \t \r \xHH), or, with --json, one JSON object of
+ * sections of keys. One field per key: nothing is packed into a value.
+ */
+struct kv {
+    FILE *out;
+    int json;
+    int sections, keys; /* printed so far, for separators */
+};
+
+static void
+kv_section(struct kv *k, const char *title)
+{
+    if (k->json)
+        fprintf(k->out, "%s\"%s\":{", k->sections ? "},\n" : "{", title);
+    else
+        fprintf(k->out, "%s# %s\n", k->sections ? "\n" : "", title);
+    k->sections++;
+    k->keys = 0;
+}
+
+static void
+kv_end(struct kv *k)
+{
+    if (k->json)
+        fputs(k->sections ? "}}\n" : "{}\n", k->out);
+}
+
+static void kv_key(struct kv *k, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
+static void
+kv_key(struct kv *k, const char *fmt, va_list ap)
+{
+    char key[256];
+
+    vsnprintf(key, sizeof key, fmt, ap);
+    if (k->json) {
+        fputs(k->keys ? "," : "", k->out);
+        put_json(k->out, key);
+        fputc(':', k->out);
+    } else {
+        put_escaped(k->out, key, ctl_wire_quote, CTL_QUOTE_UTF8 | CTL_QUOTE_BARE);
+        fputc(':', k->out);
+    }
+    k->keys++;
+}
+
+static void kv_u64(struct kv *k, unsigned long long v, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void kv_str(struct kv *k, const char *v, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void kv_text(struct kv *k, const char *v, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+kv_u64(struct kv *k, unsigned long long v, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    kv_key(k, fmt, ap);
+    va_end(ap);
+    fprintf(k->out, k->json ? "%llu" : "%llu\n", v);
+}
+
+static void
+kv_str(struct kv *k, const char *v, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    kv_key(k, fmt, ap);
+    va_end(ap);
+    if (k->json) {
+        put_json(k->out, v ? v : "");
+    } else {
+        put_escaped(k->out, v ? v : "", ctl_wire_quote, CTL_QUOTE_UTF8 | CTL_QUOTE_BARE);
+        fputc('\n', k->out);
+    }
+}
+
+/* v is a number as JSON writes one: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+static int
+is_json_number(const char *v)
+{
+    const char *p = v + (*v == '-');
+
+    if (*p == '0')
+        p++;
+    else if (*p >= '1' && *p <= '9')
+        while (isdigit((unsigned char)*p))
+            p++;
+    else
+        return 0;
+    if (*p == '.') {
+        if (!isdigit((unsigned char)*++p))
+            return 0;
+        while (isdigit((unsigned char)*p))
+            p++;
+    }
+    if (*p == 'e' || *p == 'E') {
+        p += p[1] == '+' || p[1] == '-' ? 2 : 1;
+        if (!isdigit((unsigned char)*p))
+            return 0;
+        while (isdigit((unsigned char)*p))
+            p++;
+    }
+    return *p == '\0';
+}
+
+/* A value of unknown type (a backend's "key:value" line): a JSON number if it
+ * reads as one, else a string. */
+static void
+kv_text(struct kv *k, const char *v, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    kv_key(k, fmt, ap);
+    va_end(ap);
+    if (k->json && is_json_number(v))
+        fputs(v, k->out);
+    else if (k->json)
+        put_json(k->out, v);
+    else {
+        put_escaped(k->out, v, ctl_wire_quote, CTL_QUOTE_UTF8 | CTL_QUOTE_BARE);
+        fputc('\n', k->out);
+    }
+}
+
 /* # Memory: the pool, its queues, the pageout daemon and the default pager. */
 static void
-info_memory(struct emmd *d, const struct totals *t, FILE *out)
+info_memory(struct emmd *d, const struct totals *t, struct kv *k)
 {
     struct vm_pool *pool = vm_kernel_pool(d->kernel);
     struct vm_stats *s = vm_kernel_stats(d->kernel);
     struct vm_pool_counts c;
     vm_pool_counts(pool, &c);
-    fprintf(out,
-            "# Memory\nresident_limit_bytes:%llu\npageout_policy:%s\npool_pages:%llu\n"
-            "resident_pages:%llu\nactive_pages:%llu\ninactive_pages:%llu\nfree_pages:%llu\n"
-            "dirty_pages:%llu\nlaundry_pages:%llu\nfree_target:%llu\nfree_min:%llu\n"
-            "pool_mlocked:%d\nsecond_chances:%llu\nevictions:%llu\nreclaimed_clean:%llu\n"
-            "frame_waits:%llu\n",
-            (unsigned long long)d->cfg->resident_limit, pool->policy->name,
-            (unsigned long long)c.pages, (unsigned long long)(c.pages - c.free),
-            (unsigned long long)c.active, (unsigned long long)c.inactive,
-            (unsigned long long)c.free, (unsigned long long)t->dirty,
-            (unsigned long long)vm_kernel_laundry(d->kernel),
-            (unsigned long long)pool->free_target, (unsigned long long)pool->free_min,
-            pool->locked_in_ram, (unsigned long long)c.second_chances, LD(s->evictions),
-            LD(s->reclaimed_clean), LD(s->frame_waits));
+    kv_section(k, "Memory");
+    kv_u64(k, d->cfg->resident_limit, "resident_limit_bytes");
+    kv_str(k, pool->policy->name, "pageout_policy");
+    kv_u64(k, c.pages, "pool_pages");
+    kv_u64(k, c.pages - c.free, "resident_pages");
+    kv_u64(k, c.active, "active_pages");
+    kv_u64(k, c.inactive, "inactive_pages");
+    kv_u64(k, c.free, "free_pages");
+    kv_u64(k, t->dirty, "dirty_pages");
+    kv_u64(k, vm_kernel_laundry(d->kernel), "laundry_pages");
+    kv_u64(k, pool->free_target, "free_target");
+    kv_u64(k, pool->free_min, "free_min");
+    kv_u64(k, (unsigned long long)pool->locked_in_ram, "pool_mlocked");
+    kv_u64(k, c.second_chances, "second_chances");
+    kv_u64(k, LD(s->evictions), "evictions");
+    kv_u64(k, LD(s->reclaimed_clean), "reclaimed_clean");
+    kv_u64(k, LD(s->frame_waits), "frame_waits");
     for (size_t i = 0; i < d->nfs; i++) {
         struct vm_pager_stats *p = &d->fs[i].pstats;
-        fprintf(out,
-                "pageouts_%s:%llu\ndouble_paged_%s:%llu\n", d->fs[i].cfg->name, LD(p->pageouts),
-                d->fs[i].cfg->name, LD(p->double_paged));
+        kv_u64(k, LD(p->pageouts), "pageouts_%s", d->fs[i].cfg->name);
+        kv_u64(k, LD(p->double_paged), "double_paged_%s", d->fs[i].cfg->name);
     }
     struct swp_dp_stats ds = {0};
     if (d->dpager != NULL)
         swp_dp_stats(d->dpager, &ds);
-    fprintf(out,
-            "swap_areas:%zu\nswap_total_pages:%llu\nswap_used_pages:%llu\nswap_free_pages:%llu\n"
-            "swap_pages_out:%llu\nswap_faults:%llu\nswap_full_errors:%llu\nswap_io_errors:%llu\n"
-            "double_paged:%llu\noverdue_returns:%llu\nreplayed:%llu\nobjects_killed:%llu\n"
-            "overdue_copies_on_write:%llu\n",
-            d->cfg->nswaps, (unsigned long long)ds.slots_total, (unsigned long long)ds.slots_used,
-            (unsigned long long)(ds.slots_total - ds.slots_used), (unsigned long long)ds.pages_out,
-            LD(s->swap_faults), (unsigned long long)ds.full_errors,
-            (unsigned long long)ds.io_errors, LD(s->double_paged), LD(s->overdue),
-            LD(s->replayed), LD(s->objects_killed), LD(s->cow_overdue));
+    kv_u64(k, d->cfg->nswaps, "swap_areas");
+    kv_u64(k, ds.slots_total, "swap_total_pages");
+    kv_u64(k, ds.slots_used, "swap_used_pages");
+    kv_u64(k, ds.slots_total - ds.slots_used, "swap_free_pages");
+    kv_u64(k, ds.pages_out, "swap_pages_out");
+    kv_u64(k, LD(s->swap_faults), "swap_faults");
+    kv_u64(k, ds.full_errors, "swap_full_errors");
+    kv_u64(k, ds.io_errors, "swap_io_errors");
+    kv_u64(k, LD(s->double_paged), "double_paged");
+    kv_u64(k, LD(s->overdue), "overdue_returns");
+    kv_u64(k, LD(s->replayed), "replayed");
+    kv_u64(k, LD(s->objects_killed), "objects_killed");
+    kv_u64(k, LD(s->cow_overdue), "overdue_copies_on_write");
     struct swp_dp_area_stat as;
-    for (size_t i = 0; d->dpager != NULL && swp_dp_area_stat(d->dpager, i, &as) == 0; i++)
-        fprintf(out, "swap_%zu:path=%s,priority=%d,total=%llu,used=%llu,io=%s\n", i, as.path,
-                as.priority, (unsigned long long)as.slots_total,
-                (unsigned long long)as.slots_used, as.direct ? "direct" : "buffered");
-    fputc('\n', out);
+    for (size_t i = 0; d->dpager != NULL && swp_dp_area_stat(d->dpager, i, &as) == 0; i++) {
+        kv_str(k, as.path, "swap_%zu.path", i);
+        kv_u64(k, (unsigned long long)(long long)as.priority, "swap_%zu.priority", i);
+        kv_u64(k, as.slots_total, "swap_%zu.total", i);
+        kv_u64(k, as.slots_used, "swap_%zu.used", i);
+        kv_str(k, as.direct ? "direct" : "buffered", "swap_%zu.io", i);
+    }
+}
+
+/* A filesystem's backend lines ("key:value" each) as "FS.key:value". */
+static void
+info_backend(struct emmd_fs *fs, struct kv *k)
+{
+    char buf[2048], *save = NULL;
+    int layer = 0;
+
+    if (emm_backend_info(fs->backend, buf, sizeof(buf)) != 0 || buf[0] == '\0')
+        return;
+    for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *colon = strchr(line, ':');
+        if (colon == NULL) {
+            kv_text(k, "", "%s.%s", fs->cfg->name, line);
+            continue;
+        }
+        *colon = '\0';
+        if (k->json && strcmp(line, "layer") == 0) /* the one key a stack repeats */
+            kv_text(k, colon + 1, "%s.layer.%d", fs->cfg->name, layer++);
+        else
+            kv_text(k, colon + 1, "%s.%s", fs->cfg->name, line);
+    }
 }
 
 static int
-cmd_info(struct emmd *d, const char *section, FILE *out)
+cmd_info(struct emmd *d, int argc, char **argv, FILE *out)
 {
     static const char *const known[] = {"server", "memory", "objects", "pagers", "faults", "all"};
-    if (section != NULL) {
+    const char *section = NULL;
+    struct kv kv = {.out = out}, *k = &kv;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0 && !kv.json) {
+            kv.json = 1;
+            continue;
+        }
         int ok = 0;
-        for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-            ok |= strcasecmp(section, known[i]) == 0;
-        if (!ok) {
-            fprintf(out, "unknown section '%s' (server, memory, objects, pagers, faults)\n",
-                    section);
+        for (size_t j = 0; j < sizeof(known) / sizeof(known[0]); j++)
+            ok |= strcasecmp(argv[i], known[j]) == 0;
+        if (ok && section != NULL) {
+            fputs("one section at most (or all)\n", out);
             return -EINVAL;
         }
+        if (!ok) {
+            fputs("unknown section ", out);
+            put_escaped(out, argv[i], ctl_wire_quote, 0);
+            fputs(" (server, memory, objects, pagers, faults, all; --json)\n", out);
+            return -EINVAL;
+        }
+        section = argv[i];
     }
     struct totals t = {0};
     for (size_t i = 0; i < d->nfs; i++)
@@ -122,73 +351,86 @@ cmd_info(struct emmd *d, const char *section, FILE *out)
     struct vm_stats *s = vm_kernel_stats(d->kernel);
 
     if (want(section, "server")) {
-        fprintf(out, "# Server\nversion:0.1.0\npid:%d\nuptime_seconds:%lld\nfilesystems:%zu\n"
-                     "config_file:%s\ncontrol_socket:%s\nbusy_poll_us:%u\nfuse_threads:%u\n\n",
-                (int)getpid(), (long long)(time(NULL) - d->start_time), d->nfs, d->cfg->path,
-                d->cfg->control_socket, d->cfg->busy_poll_us, d->cfg->fuse_threads);
+        kv_section(k, "Server");
+        kv_str(k, "0.1.0", "version");
+        kv_u64(k, (unsigned long long)getpid(), "pid");
+        kv_u64(k, (unsigned long long)(time(NULL) - d->start_time), "uptime_seconds");
+        kv_u64(k, d->nfs, "filesystems");
+        kv_str(k, d->cfg->path, "config_file");
+        kv_str(k, d->cfg->control_socket, "control_socket");
+        kv_u64(k, d->cfg->busy_poll_us, "busy_poll_us");
+        kv_u64(k, d->cfg->fuse_threads, "fuse_threads");
     }
     if (want(section, "memory"))
-        info_memory(d, &t, out);
+        info_memory(d, &t, k);
     if (want(section, "objects")) {
-        fprintf(out, "# Objects\nobjects:%llu\nobjects_mapped:%llu\nobjects_in_error:%llu\n",
-                (unsigned long long)t.objects, (unsigned long long)t.mapped,
-                (unsigned long long)t.errors);
+        kv_section(k, "Objects");
+        kv_u64(k, t.objects, "objects");
+        kv_u64(k, t.mapped, "objects_mapped");
+        kv_u64(k, t.errors, "objects_in_error");
         for (size_t i = 0; i < d->nfs; i++) {
             struct totals ft = {0};
+            const char *name = d->fs[i].cfg->name;
             fs_totals(&d->fs[i], &ft);
-            fprintf(out, "fs_%s:objects=%llu,resident=%llu,dirty=%llu,mountpoint=%s\n",
-                    d->fs[i].cfg->name, (unsigned long long)ft.objects,
-                    (unsigned long long)ft.resident, (unsigned long long)ft.dirty,
-                    d->fs[i].cfg->mountpoint);
+            kv_u64(k, ft.objects, "fs_%s.objects", name);
+            kv_u64(k, ft.resident, "fs_%s.resident", name);
+            kv_u64(k, ft.dirty, "fs_%s.dirty", name);
+            kv_str(k, d->fs[i].cfg->mountpoint, "fs_%s.mountpoint", name);
         }
-        fputc('\n', out);
     }
     if (want(section, "pagers")) {
-        fprintf(out, "# Pagers\n");
+        kv_section(k, "Pagers");
         for (size_t i = 0; i < d->nfs; i++) {
             struct emmd_fs *fs = &d->fs[i];
             struct vm_pager_stats *v = &fs->pstats;
-            fprintf(out,
-                    "paging_%s:pageouts=%llu,double_paged=%llu,overdue=%llu,replayed=%llu,"
-                    "swap_faults=%llu,killed=%llu,deadline_ms=%llu\n",
-                    fs->cfg->name, LD(v->pageouts), LD(v->double_paged), LD(v->overdue),
-                    LD(v->replayed), LD(v->swap_faults), LD(v->killed),
-                    (unsigned long long)fs->cfg->pager_deadline_ms);
+            const char *name = fs->cfg->name;
+            kv_u64(k, LD(v->pageouts), "paging_%s.pageouts", name);
+            kv_u64(k, LD(v->double_paged), "paging_%s.double_paged", name);
+            kv_u64(k, LD(v->overdue), "paging_%s.overdue", name);
+            kv_u64(k, LD(v->replayed), "paging_%s.replayed", name);
+            kv_u64(k, LD(v->swap_faults), "paging_%s.swap_faults", name);
+            kv_u64(k, LD(v->killed), "paging_%s.killed", name);
+            kv_u64(k, fs->cfg->pager_deadline_ms, "paging_%s.deadline_ms", name);
             if (fs->pager == NULL) {
-                fprintf(out, "pager_%s:backend=none,mode=default-pager\n", fs->cfg->name);
+                kv_str(k, "none", "pager_%s.backend", name);
+                kv_str(k, "default-pager", "pager_%s.mode", name);
                 continue;
             }
             struct pgr_std_stats *p = pgr_std_stats(fs->pager);
-            fprintf(out,
-                    "pager_%s:backend=%s,mode=%s,inits=%llu,requests=%llu,supplies=%llu,"
-                    "unavailable=%llu,errors=%llu,unlocks=%llu,returns=%llu,"
-                    "return_errors=%llu,syncs=%llu,discards=%llu,terminates=%llu\n",
-                    fs->cfg->name, fs->cfg->backend, pgr_std_is_inline(fs->pager) ? "inline" : "threaded",
-                    LD(p->inits), LD(p->requests), LD(p->supplies), LD(p->unavailable),
-                    LD(p->errors), LD(p->unlocks), LD(p->returns), LD(p->return_errors),
-                    LD(p->syncs), LD(p->discards), LD(p->terminates));
-            char buf[2048];
-            if (emm_backend_info(fs->backend, buf, sizeof(buf)) == 0 && buf[0] != '\0') {
-                /* Prefix each backend line with the filesystem name. */
-                for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n"))
-                    fprintf(out, "%s.%s\n", fs->cfg->name, line);
-            }
+            kv_str(k, fs->cfg->backend, "pager_%s.backend", name);
+            kv_str(k, pgr_std_is_inline(fs->pager) ? "inline" : "threaded", "pager_%s.mode", name);
+            kv_u64(k, LD(p->inits), "pager_%s.inits", name);
+            kv_u64(k, LD(p->requests), "pager_%s.requests", name);
+            kv_u64(k, LD(p->supplies), "pager_%s.supplies", name);
+            kv_u64(k, LD(p->unavailable), "pager_%s.unavailable", name);
+            kv_u64(k, LD(p->errors), "pager_%s.errors", name);
+            kv_u64(k, LD(p->unlocks), "pager_%s.unlocks", name);
+            kv_u64(k, LD(p->returns), "pager_%s.returns", name);
+            kv_u64(k, LD(p->return_errors), "pager_%s.return_errors", name);
+            kv_u64(k, LD(p->syncs), "pager_%s.syncs", name);
+            kv_u64(k, LD(p->discards), "pager_%s.discards", name);
+            kv_u64(k, LD(p->terminates), "pager_%s.terminates", name);
+            info_backend(fs, k);
         }
-        fputc('\n', out);
     }
     if (want(section, "faults")) {
-        fprintf(out,
-                "# Faults\nread_ops:%llu\nwrite_ops:%llu\ndata_requests:%llu\n"
-                "pages_requested:%llu\ndata_supplies:%llu\npages_supplied:%llu\n"
-                "data_unavailable:%llu\ndata_errors:%llu\ndata_unlocks:%llu\n"
-                "data_returns:%llu\nreturn_errors:%llu\nlock_requests:%llu\n"
-                "synchronizes:%llu\nsync_errors:%llu\n",
-                LD(s->read_ops), LD(s->write_ops), LD(s->data_requests), LD(s->pages_requested),
-                LD(s->data_supplies), LD(s->pages_supplied), LD(s->data_unavailable),
-                LD(s->data_errors), LD(s->data_unlocks), LD(s->data_returns),
-                LD(s->return_errors), LD(s->lock_requests), LD(s->synchronizes),
-                LD(s->sync_errors));
+        kv_section(k, "Faults");
+        kv_u64(k, LD(s->read_ops), "read_ops");
+        kv_u64(k, LD(s->write_ops), "write_ops");
+        kv_u64(k, LD(s->data_requests), "data_requests");
+        kv_u64(k, LD(s->pages_requested), "pages_requested");
+        kv_u64(k, LD(s->data_supplies), "data_supplies");
+        kv_u64(k, LD(s->pages_supplied), "pages_supplied");
+        kv_u64(k, LD(s->data_unavailable), "data_unavailable");
+        kv_u64(k, LD(s->data_errors), "data_errors");
+        kv_u64(k, LD(s->data_unlocks), "data_unlocks");
+        kv_u64(k, LD(s->data_returns), "data_returns");
+        kv_u64(k, LD(s->return_errors), "return_errors");
+        kv_u64(k, LD(s->lock_requests), "lock_requests");
+        kv_u64(k, LD(s->synchronizes), "synchronizes");
+        kv_u64(k, LD(s->sync_errors), "sync_errors");
     }
+    kv_end(k);
     return 0;
 }
 
@@ -204,11 +446,46 @@ state_name(int state)
     }
 }
 
-static int
-cmd_ls(struct emmd *d, FILE *out)
+#define LS_NAME_WIDTH 32
+
+/* One object of ls: a table row (the name quoted if it needs it, see
+ * put_name), or a JSON object. */
+static void
+ls_row(FILE *out, int json, int first, const char *fsname, const char *name,
+       const struct vm_object_info *info, uint64_t stored, const char *pager, const char *state)
 {
-    fprintf(out, "%-12s %-32s %14s %10s %10s %10s %-10s %s\n", "FS", "NAME", "SIZE",
-            "RESIDENT", "STORED", "SWAP", "PAGER", "STATE");
+    if (json) {
+        fputs(first ? "\n{\"fs\":" : ",\n{\"fs\":", out);
+        put_json(out, fsname);
+        fputs(",\"name\":", out);
+        put_json(out, name);
+        fprintf(out, ",\"size\":%llu,\"resident\":%llu,\"stored\":%llu,\"swap\":%llu,\"pager\":",
+                (unsigned long long)info->size, (unsigned long long)info->resident,
+                (unsigned long long)stored, (unsigned long long)info->in_swap);
+        put_json(out, pager);
+        fputs(",\"state\":", out);
+        put_json(out, state);
+        fputc('}', out);
+        return;
+    }
+    fprintf(out, "%-12s ", fsname);
+    for (size_t w = put_name(out, name); w < LS_NAME_WIDTH; w++)
+        fputc(' ', out);
+    fprintf(out, " %14llu %10llu %10llu %10llu %-10s %s\n", (unsigned long long)info->size,
+            (unsigned long long)info->resident, (unsigned long long)stored,
+            (unsigned long long)info->in_swap, pager, state);
+}
+
+static int
+cmd_ls(struct emmd *d, int json, FILE *out)
+{
+    int first = 1;
+
+    if (json)
+        fputc('[', out);
+    else
+        fprintf(out, "%-12s %-*s %14s %10s %10s %10s %-10s %s\n", "FS", LS_NAME_WIDTH, "NAME",
+                "SIZE", "RESIDENT", "STORED", "SWAP", "PAGER", "STATE");
     for (size_t i = 0; i < d->nfs; i++) {
         struct emmd_fs *fs = &d->fs[i];
         pthread_mutex_lock(&fs->lock);
@@ -221,8 +498,9 @@ cmd_ls(struct emmd *d, FILE *out)
                     snprintf(path, sizeof(path), "?id=%llu", (unsigned long long)n->rec.id);
                 if (emmd_node_is_dir(n)) { /* a directory: its path ends in '/' */
                     strcat(path, "/");
-                    fprintf(out, "%-12s %-32s %14d %10d %10d %10d %-10s %s\n", fs->cfg->name,
-                            path, 0, 0, 0, 0, "-", "dir");
+                    struct vm_object_info none = {0};
+                    ls_row(out, json, first, fs->cfg->name, path, &none, 0, "-", "dir");
+                    first = 0;
                     continue;
                 }
                 uint64_t stored = 0;
@@ -230,14 +508,14 @@ cmd_ls(struct emmd *d, FILE *out)
                 struct vm_object_info info = {.size = n->rec.size, .state = -1};
                 if (n->vm != NULL)
                     vm_object_info(n->vm, &info);
-                fprintf(out, "%-12s %-32s %14llu %10llu %10llu %10llu %-10s %s\n",
-                        fs->cfg->name, path, (unsigned long long)info.size,
-                        (unsigned long long)info.resident, (unsigned long long)stored,
-                        (unsigned long long)info.in_swap, fs->cfg->backend,
-                        n->vm ? state_name(info.state) : "unmapped");
+                ls_row(out, json, first, fs->cfg->name, path, &info, stored,
+                       fs->cfg->backend, n->vm ? state_name(info.state) : "unmapped");
+                first = 0;
             }
         pthread_mutex_unlock(&fs->lock);
     }
+    if (json)
+        fputs(first ? "]\n" : "\n]\n", out);
     return 0;
 }
 
@@ -254,14 +532,17 @@ cmd_flush(struct emmd *d, const char *fsname, const char *name, FILE *out)
         struct emmd_node *n = emmd_node_resolve(fs, name);
         if (n != NULL && emmd_node_is_dir(n)) {
             pthread_mutex_unlock(&fs->lock);
-            fprintf(out, "'%s' in fs %s is a directory, not an object\n", name, fsname);
+            put_escaped(out, name, ctl_wire_quote, 0);
+            fprintf(out, " in fs %s is a directory, not an object\n", fsname);
             return -EISDIR;
         }
         uint64_t id = n ? n->rec.id : 0;
         int mapped = n && n->vm;
         pthread_mutex_unlock(&fs->lock);
         if (n == NULL) {
-            fprintf(out, "no object '%s' in fs %s\n", name, fsname);
+            fputs("no object ", out);
+            put_escaped(out, name, ctl_wire_quote, 0); /* an error line: ASCII */
+            fprintf(out, " in fs %s\n", fsname);
             return -ENOENT;
         }
         if (!mapped) {
@@ -274,13 +555,19 @@ cmd_flush(struct emmd *d, const char *fsname, const char *name, FILE *out)
         }
         int rc = pgr_std_lock_object(fs->pager, id, MO_RETURN_DIRTY, 1, VM_PROT_NO_CHANGE, 10000);
         if (rc < 0) {
-            fprintf(out, "flush of %s/%s failed: %s\n", fsname, name, strerror(-rc));
+            fprintf(out, "flush of %s ", fsname);
+            put_escaped(out, name, ctl_wire_quote, 0);
+            fprintf(out, " failed: %s\n", strerror(-rc));
             return rc;
         }
-        fprintf(out, "flushed %s/%s\n", fsname, name);
+        fprintf(out, "flushed %s ", fsname);
+        put_name(out, name);
+        fputc('\n', out);
         return 0;
     }
-    fprintf(out, "no filesystem '%s'\n", fsname);
+    fputs("no filesystem ", out);
+    put_escaped(out, fsname, ctl_wire_quote, 0);
+    fputc('\n', out);
     return -ENOENT;
 }
 
@@ -292,13 +579,14 @@ emmd_command(void *ctx, int argc, char **argv, FILE *out)
         fprintf(out, "pong\n");
         return 0;
     }
-    if (strcmp(argv[0], "info") == 0 && argc <= 2)
-        return cmd_info(d, argc == 2 ? argv[1] : NULL, out);
-    if (strcmp(argv[0], "ls") == 0 && argc == 1)
-        return cmd_ls(d, out);
+    if (strcmp(argv[0], "info") == 0 && argc <= 3)
+        return cmd_info(d, argc, argv, out);
+    if (strcmp(argv[0], "ls") == 0 && (argc == 1 || (argc == 2 && strcmp(argv[1], "--json") == 0)))
+        return cmd_ls(d, argc == 2, out);
     if (strcmp(argv[0], "flush") == 0 && argc == 3)
         return cmd_flush(d, argv[1], argv[2], out);
-    fprintf(out, "unknown command or wrong arguments: %s (info [section], ls, flush FS PATH, ping)\n",
-            argv[0]);
+    fputs("unknown command or wrong arguments: ", out);
+    put_escaped(out, argv[0], ctl_wire_quote, 0);
+    fputs(" (info [--json] [section], ls [--json], flush FS PATH, ping)\n", out);
     return -EINVAL;
 }

@@ -1,19 +1,24 @@
 /*
  * ctl_server.c - emmd's control socket (interface in ctl_server.h, wire format
- * in client/ctl_wire.h). Owns the listening socket, its file, a wake-up pipe and
- * the listener thread, which accepts, checks the peer, reads one request, runs
- * the command callback and writes the reply, one connection at a time.
+ * in client/ctl_wire.h). Owns the listening socket, its file, and a libuv loop on
+ * one thread that serves every connection at once: it accepts, checks the peer
+ * (SO_PEERCRED), reads one bounded request under a per-connection deadline,
+ * hands the command to libuv's worker pool (uv_queue_work) so that a slow one
+ * (flush waits on the kernel) never holds up the others, and writes the reply.
+ * At most CTL_SERVER_MAX_CLIENTS connections are held; the next is refused with
+ * a one-line error.
  *
- * Locking: none. The struct is written by ctl_server_start before the thread
- * exists and read-only afterwards; ctl_server_stop wakes the thread through the
- * pipe and joins it before tearing anything down.
+ * Locking: none. Connections, their buffers and the server's fields are touched
+ * only on the loop thread, except a connection's argv/body/rc, which its worker
+ * owns between uv_queue_work and the after-work callback (libuv orders these).
+ * ctl_server_stop wakes the loop with uv_async_send and joins the thread before
+ * tearing anything down.
  */
 #include "ctl_server.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -21,111 +26,153 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include "ctl_wire.h"
 #include "log.h"
 
-#define CTL_BACKLOG 16
+#define CTL_BACKLOG          128
+#define CTL_REPLY_TIMEOUT_MS 30000 /* time a client has to take its whole reply */
+
+enum conn_state {
+    CONN_READ,   /* reading the request, under CTL_WIRE_TIMEOUT_MS */
+    CONN_WORK,   /* the command runs on a worker */
+    CONN_WRITE,  /* the reply is being written, under CTL_REPLY_TIMEOUT_MS */
+    CONN_CLOSING /* handles closing; freed when both are closed */
+};
+
+struct ctl_conn {
+    uv_pipe_t pipe;
+    uv_timer_t timer;
+    uv_work_t work;
+    uv_write_t wreq;
+    struct ctl_server *s;
+    struct ctl_conn *prev, *next; /* the server's live connections */
+    enum conn_state state;
+    int denied;  /* peer uid not allowed: take its request, answer "permission denied" */
+    int handles; /* of pipe and timer, not yet closed */
+    pid_t pid;
+    uid_t uid;
+    char *buf; /* the request: len bytes of cap (at most CTL_WIRE_MAX_LINE + 1) */
+    size_t len, cap;
+    char *argv[CTL_WIRE_MAX_ARGS + 1];
+    int argc;
+    char *body; /* the command's output (worker) */
+    size_t bodylen;
+    int rc;
+    char head[sizeof "error: \n" + CTL_WIRE_MAX_REASON];
+};
+
+/* A connection refused because the server is full: it lives for one write. */
+struct ctl_refusal {
+    uv_pipe_t pipe;
+    int spare; /* the server's preallocated one, used when malloc fails */
+};
 
 struct ctl_server {
     char *path;
-    int fd;      /* listening socket, non-blocking */
-    int wake[2]; /* pipe: ctl_server_stop writes a byte to end the listener */
-    dev_t dev;   /* identity of the socket file we linked at path, so that */
-    ino_t ino;   /* stop never unlinks a successor's socket */
+    int fd;    /* listening socket until the loop owns it */
+    int bound; /* the socket file at path is ours: unlink it on stop */
+    dev_t dev; /* identity of the socket file we linked at path, so that */
+    ino_t ino; /* stop never unlinks a successor's socket */
+    uv_loop_t loop;
+    int loop_ready;
+    uv_pipe_t listener;
+    uv_async_t stop_async;
+    struct ctl_refusal spare;
+    int spare_busy;
     pthread_t thread;
     ctl_command_fn fn;
     void *ctx;
     uid_t euid;
+    int stopping;
+    int refusing; /* refusals logged since the server was last below the cap */
+    unsigned nclients;
+    struct ctl_conn *conns;
 };
 
-/* The peer of the connection being served, for log lines. */
-struct ctl_peer {
-    int fd;
-    pid_t pid;
-    uid_t uid;
-};
+static void conn_close(struct ctl_conn *c);
 
-static long long
-now_ms(void)
+static void
+conn_freed(uv_handle_t *h)
 {
-    struct timespec ts;
+    struct ctl_conn *c = h->data;
+    struct ctl_server *s = c->s;
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Waits for events on fd until deadline or a stop request: 0, -ETIMEDOUT,
- * -ECANCELED (stopping) or -errno. */
-static int
-wait_fd(struct ctl_server *s, int fd, short events, long long deadline)
-{
-    struct pollfd p[2] = {{.fd = fd, .events = events}, {.fd = s->wake[0], .events = POLLIN}};
-
-    for (;;) {
-        long long left = deadline - now_ms();
-        int n;
-
-        if (left <= 0)
-            return -ETIMEDOUT;
-        n = poll(p, 2, (int)left);
-        if (n == 0)
-            return -ETIMEDOUT;
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (p[1].revents)
-            return -ECANCELED;
-        return 0;
-    }
-}
-
-/* Sends all of buf; gives up when the peer accepts nothing for the timeout. */
-static int
-send_all(struct ctl_server *s, int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-        int rc;
-
-        if (n >= 0) {
-            buf += n;
-            len -= (size_t)n;
-            continue;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN)
-            return -errno;
-        rc = wait_fd(s, fd, POLLOUT, now_ms() + CTL_WIRE_TIMEOUT_MS);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
+    if (--c->handles > 0)
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    free(c->buf);
+    free(c->body);
+    free(c);
 }
 
 static void
-send_reply(struct ctl_server *s, const struct ctl_peer *p, const char *head, size_t headlen,
-           const char *body, size_t bodylen)
+conn_close(struct ctl_conn *c)
 {
-    int rc = send_all(s, p->fd, head, headlen);
-
-    if (rc == 0 && bodylen)
-        rc = send_all(s, p->fd, body, bodylen);
-    if (rc < 0)
-        emm_warn("ctl: pid %d uid %u: reply not sent: %s", (int)p->pid, (unsigned)p->uid,
-                 strerror(-rc));
+    if (c->state == CONN_CLOSING)
+        return;
+    c->state = CONN_CLOSING;
+    /* Counted out now, before its socket closes: a client that sees the EOF and
+     * connects again must find the place free. Its memory goes within this
+     * loop iteration. */
+    c->s->nclients--;
+    uv_close((uv_handle_t *)&c->pipe, conn_freed);
+    uv_close((uv_handle_t *)&c->timer, conn_freed);
 }
 
-/* Sends "error: REASON\n"; REASON's first line only, non-printables as '?'. */
 static void
-send_error(struct ctl_server *s, const struct ctl_peer *p, const char *reason)
+on_written(uv_write_t *req, int status)
 {
-    char line[sizeof "error: \n" + CTL_WIRE_MAX_REASON];
+    struct ctl_conn *c = req->data;
+
+    if (status < 0 && status != UV_ECANCELED)
+        emm_warn("ctl: pid %d uid %u: reply not sent: %s", (int)c->pid, (unsigned)c->uid,
+                 uv_strerror(status));
+    conn_close(c);
+}
+
+static void
+on_reply_timeout(uv_timer_t *t)
+{
+    struct ctl_conn *c = t->data;
+
+    emm_warn("ctl: pid %d uid %u: reply not taken within %d ms; closing", (int)c->pid,
+             (unsigned)c->uid, CTL_REPLY_TIMEOUT_MS);
+    conn_close(c);
+}
+
+/* Writes head then body (not copied: they live in c until it is freed). */
+static void
+send_reply(struct ctl_conn *c, const char *head, size_t headlen, const char *body,
+           size_t bodylen)
+{
+    uv_buf_t bufs[2] = {uv_buf_init((char *)head, (unsigned)headlen),
+                        uv_buf_init((char *)body, (unsigned)bodylen)};
+    int rc;
+
+    c->state = CONN_WRITE;
+    c->wreq.data = c;
+    uv_timer_start(&c->timer, on_reply_timeout, CTL_REPLY_TIMEOUT_MS, 0);
+    rc = uv_write(&c->wreq, (uv_stream_t *)&c->pipe, bufs, bodylen ? 2 : 1, on_written);
+    if (rc < 0) {
+        emm_warn("ctl: pid %d uid %u: reply not sent: %s", (int)c->pid, (unsigned)c->uid,
+                 uv_strerror(rc));
+        conn_close(c);
+    }
+}
+
+/* Formats "error: REASON\n" into line (CTL_WIRE_MAX_REASON + 9 bytes): REASON's
+ * first line only, non-printables as '?'. Returns its length. */
+static size_t
+format_error(char *line, const char *reason)
+{
     size_t n = strlen("error: "), i;
 
     memcpy(line, "error: ", n);
@@ -134,162 +181,291 @@ send_error(struct ctl_server *s, const struct ctl_peer *p, const char *reason)
         line[n++] = c >= 0x20 && c <= 0x7e ? (char)c : '?';
     }
     line[n++] = '\n';
-    send_reply(s, p, line, n, NULL, 0);
+    return n;
 }
 
-/*
- * Reads one request into buf (CTL_WIRE_MAX_LINE + 1 bytes, so that an over-long
- * line is seen as such): stops at the first '\n', a full buffer or EOF. The
- * whole request must arrive within CTL_WIRE_TIMEOUT_MS.
- */
-static int
-read_request(struct ctl_server *s, const struct ctl_peer *p, char *buf, size_t *lenp)
+static void
+send_error(struct ctl_conn *c, const char *reason)
 {
-    long long deadline = now_ms() + CTL_WIRE_TIMEOUT_MS;
-    size_t len = 0, cap = CTL_WIRE_MAX_LINE + 1;
+    size_t n = format_error(c->head, reason);
 
-    while (len < cap) {
-        ssize_t n = recv(p->fd, buf + len, cap - len, 0);
-        int rc;
+    send_reply(c, c->head, n, NULL, 0);
+}
 
-        if (n > 0) {
-            int nl = memchr(buf + len, '\n', (size_t)n) != NULL;
-            len += (size_t)n;
-            if (nl)
-                break;
-            continue;
-        }
-        if (n == 0)
-            break;
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN)
-            return -errno;
-        rc = wait_fd(s, p->fd, POLLIN, deadline);
-        if (rc < 0)
-            return rc;
+/* ---- the command, on a worker thread ---- */
+
+static void
+work_run(uv_work_t *w)
+{
+    struct ctl_conn *c = w->data;
+    FILE *out = open_memstream(&c->body, &c->bodylen);
+
+    if (!out) {
+        emm_err("ctl: %s: open_memstream: %s", c->argv[0], strerror(errno));
+        c->rc = -ENOMEM;
+        return;
     }
-    *lenp = len;
+    c->rc = c->s->fn(c->s->ctx, c->argc, c->argv, out);
+    if (fclose(out) != 0 && c->rc >= 0) {
+        emm_err("ctl: %s: reply buffer: %s", c->argv[0], strerror(errno));
+        c->rc = -ENOMEM;
+        c->bodylen = 0;
+    }
+}
+
+static void
+work_done(uv_work_t *w, int status)
+{
+    struct ctl_conn *c = w->data;
+
+    if (status == UV_ECANCELED || c->s->stopping) {
+        conn_close(c);
+        return;
+    }
+    if (c->rc < 0) {
+        const char *reason = c->body && c->bodylen && c->body[0] != '\n' && c->body[0] != '\0'
+                                 ? c->body
+                                 : strerror(-c->rc);
+        emm_debug("ctl: pid %d uid %u: %s failed: %s", (int)c->pid, (unsigned)c->uid,
+                  c->argv[0], strerror(-c->rc));
+        send_error(c, reason);
+    } else {
+        send_reply(c, "ok\n", 3, c->body, c->bodylen);
+    }
+}
+
+/* ---- reading the request ---- */
+
+static void
+request_done(struct ctl_conn *c)
+{
+    char why[CTL_WIRE_MAX_REASON];
+    int rc;
+
+    uv_read_stop((uv_stream_t *)&c->pipe);
+    uv_timer_stop(&c->timer);
+    if (c->denied) {
+        send_error(c, "permission denied");
+        return;
+    }
+    if (c->len == 0) { /* e.g. another daemon probing whether we are alive */
+        emm_debug("ctl: pid %d uid %u: closed without a request", (int)c->pid, (unsigned)c->uid);
+        conn_close(c);
+        return;
+    }
+    rc = ctl_wire_decode(c->buf, c->len, c->argv, &c->argc, why, sizeof why);
+    if (rc < 0) {
+        emm_warn("ctl: pid %d uid %u: bad request: %s", (int)c->pid, (unsigned)c->uid, why);
+        send_error(c, why);
+        return;
+    }
+    emm_debug("ctl: pid %d uid %u: %s (%d args)", (int)c->pid, (unsigned)c->uid, c->argv[0],
+              c->argc - 1);
+    c->state = CONN_WORK;
+    c->work.data = c;
+    rc = uv_queue_work(&c->s->loop, &c->work, work_run, work_done);
+    if (rc < 0) {
+        emm_err("ctl: pid %d uid %u: uv_queue_work: %s", (int)c->pid, (unsigned)c->uid,
+                uv_strerror(rc));
+        send_error(c, uv_strerror(rc));
+    }
+}
+
+static void
+on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct ctl_conn *c = h->data;
+    size_t max = CTL_WIRE_MAX_LINE + 1; /* one more, to see an over-long line as such */
+
+    (void)hint;
+    if (c->len == c->cap && c->cap < max) {
+        size_t ncap = c->cap ? c->cap * 2 : 512;
+        char *nbuf;
+
+        if (ncap > max)
+            ncap = max;
+        nbuf = realloc(c->buf, ncap);
+        if (nbuf) {
+            c->buf = nbuf;
+            c->cap = ncap;
+        }
+    }
+    *buf = uv_buf_init(c->buf + c->len, (unsigned)(c->cap - c->len));
+}
+
+static void
+on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+    struct ctl_conn *c = st->data;
+
+    (void)buf;
+    if (c->state != CONN_READ)
+        return;
+    if (n > 0) {
+        int nl = memchr(c->buf + c->len, '\n', (size_t)n) != NULL;
+
+        c->len += (size_t)n;
+        if (nl || c->len == CTL_WIRE_MAX_LINE + 1)
+            request_done(c);
+        return;
+    }
+    if (n == UV_EOF) {
+        request_done(c);
+    } else if (n < 0) {
+        emm_warn("ctl: pid %d uid %u: receive: %s", (int)c->pid, (unsigned)c->uid,
+                 n == UV_ENOBUFS ? "out of memory" : uv_strerror((int)n));
+        conn_close(c);
+    }
+}
+
+static void
+on_request_timeout(uv_timer_t *t)
+{
+    struct ctl_conn *c = t->data;
+    char why[CTL_WIRE_MAX_REASON];
+
+    uv_read_stop((uv_stream_t *)&c->pipe);
+    if (c->denied) {
+        send_error(c, "permission denied");
+        return;
+    }
+    emm_warn("ctl: pid %d uid %u: request not complete within %d ms", (int)c->pid,
+             (unsigned)c->uid, CTL_WIRE_TIMEOUT_MS);
+    snprintf(why, sizeof why, "request not complete within %d ms", CTL_WIRE_TIMEOUT_MS);
+    send_error(c, why);
+}
+
+/* ---- accepting ---- */
+
+static void
+refusal_freed(uv_handle_t *h)
+{
+    struct ctl_refusal *r = h->data;
+    struct ctl_server *s = h->loop->data;
+
+    if (r->spare)
+        s->spare_busy = 0;
+    else
+        free(r);
+}
+
+/* Takes the pending connection and closes it after one line (no reply if even
+ * that fails). Returns -1 if it could not be taken (no memory, spare in use). */
+static int
+refuse(struct ctl_server *s, const char *line)
+{
+    struct ctl_refusal *r = calloc(1, sizeof *r);
+    uv_buf_t b = uv_buf_init((char *)line, (unsigned)strlen(line));
+
+    if (!r) {
+        if (s->spare_busy)
+            return -1;
+        s->spare_busy = 1;
+        r = &s->spare;
+        r->spare = 1;
+    }
+    uv_pipe_init(&s->loop, &r->pipe, 0);
+    r->pipe.data = r;
+    if (uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&r->pipe) == 0)
+        (void)uv_try_write((uv_stream_t *)&r->pipe, &b, 1); /* a fresh socket has room */
+    uv_close((uv_handle_t *)&r->pipe, refusal_freed);
     return 0;
 }
 
 static void
-run_command(struct ctl_server *s, const struct ctl_peer *p, int argc, char **argv)
+on_connection(uv_stream_t *l, int status)
 {
-    char *body = NULL;
-    size_t bodylen = 0;
-    FILE *out = open_memstream(&body, &bodylen);
-    int rc;
-
-    if (!out) {
-        emm_err("ctl: %s: open_memstream: %s", argv[0], strerror(errno));
-        send_error(s, p, "out of memory");
-        return;
-    }
-    rc = s->fn(s->ctx, argc, argv, out);
-    if (fclose(out) != 0 && rc >= 0) {
-        emm_err("ctl: %s: reply buffer: %s", argv[0], strerror(errno));
-        rc = -ENOMEM;
-        bodylen = 0;
-    }
-    if (rc < 0) {
-        const char *reason =
-            bodylen && body[0] != '\n' && body[0] != '\0' ? body : strerror(-rc);
-        emm_debug("ctl: pid %d uid %u: %s failed: %s", (int)p->pid, (unsigned)p->uid, argv[0],
-                  strerror(-rc));
-        send_error(s, p, reason);
-    } else {
-        send_reply(s, p, "ok\n", 3, body, bodylen);
-    }
-    free(body);
-}
-
-static void
-serve(struct ctl_server *s, int fd)
-{
-    char buf[CTL_WIRE_MAX_LINE + 1], why[CTL_WIRE_MAX_REASON];
-    char *argv[CTL_WIRE_MAX_ARGS + 1];
-    struct ctl_peer p = {.fd = fd};
+    struct ctl_server *s = l->data;
+    struct ctl_conn *c;
     struct ucred cr;
     socklen_t crlen = sizeof cr;
-    size_t len = 0;
-    int argc, rc;
+    uv_os_fd_t fd;
+    char line[128];
+    int rc;
 
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) < 0) {
-        emm_err("ctl: SO_PEERCRED: %s", strerror(errno));
+    if (status < 0) {
+        emm_err("ctl: %s: accept: %s", s->path, uv_strerror(status));
         return;
     }
-    p.pid = cr.pid;
-    p.uid = cr.uid;
+    if (s->nclients >= CTL_SERVER_MAX_CLIENTS) {
+        if (!s->refusing++)
+            emm_warn("ctl: %s: %u connections open; refusing more", s->path, s->nclients);
+        snprintf(line, sizeof line, "error: too many clients (limit %d); try again\n",
+                 CTL_SERVER_MAX_CLIENTS);
+        if (refuse(s, line) < 0)
+            emm_err("ctl: %s: out of memory refusing a connection", s->path);
+        return;
+    }
+    s->refusing = 0;
+    c = calloc(1, sizeof *c);
+    if (!c) {
+        emm_err("ctl: %s: out of memory for a connection", s->path);
+        refuse(s, "error: out of memory\n");
+        return;
+    }
+    c->s = s;
+    uv_pipe_init(&s->loop, &c->pipe, 0);
+    uv_timer_init(&s->loop, &c->timer);
+    c->pipe.data = c->timer.data = c;
+    c->handles = 2;
+    c->state = CONN_READ;
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->nclients++;
+    if (uv_accept(l, (uv_stream_t *)&c->pipe) < 0 || uv_fileno((uv_handle_t *)&c->pipe, &fd) < 0) {
+        emm_err("ctl: %s: accept failed", s->path);
+        conn_close(c);
+        return;
+    }
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) < 0) {
+        emm_err("ctl: SO_PEERCRED: %s", strerror(errno));
+        conn_close(c);
+        return;
+    }
+    c->pid = cr.pid;
+    c->uid = cr.uid;
     if (cr.uid != 0 && cr.uid != s->euid) {
         emm_warn("ctl: pid %d uid %u refused: permission denied (only root or uid %u)",
                  (int)cr.pid, (unsigned)cr.uid, (unsigned)s->euid);
         /* Take the request (never decoded) before answering, so the peer's
          * send does not fail with EPIPE before it can read why. */
-        if (read_request(s, &p, buf, &len) != -ECANCELED)
-            send_error(s, &p, "permission denied");
-        return;
+        c->denied = 1;
     }
-    rc = read_request(s, &p, buf, &len);
-    if (rc == -ECANCELED)
-        return;
-    if (rc == -ETIMEDOUT) {
-        emm_warn("ctl: pid %d uid %u: request not complete within %d ms", (int)p.pid,
-                 (unsigned)p.uid, CTL_WIRE_TIMEOUT_MS);
-        snprintf(why, sizeof why, "request not complete within %d ms", CTL_WIRE_TIMEOUT_MS);
-        send_error(s, &p, why);
-        return;
-    }
+    uv_timer_start(&c->timer, on_request_timeout, CTL_WIRE_TIMEOUT_MS, 0);
+    rc = uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
     if (rc < 0) {
-        emm_warn("ctl: pid %d uid %u: receive: %s", (int)p.pid, (unsigned)p.uid, strerror(-rc));
-        return;
+        emm_err("ctl: pid %d uid %u: read: %s", (int)c->pid, (unsigned)c->uid, uv_strerror(rc));
+        conn_close(c);
     }
-    if (len == 0) { /* e.g. another daemon probing whether we are alive */
-        emm_debug("ctl: pid %d uid %u: closed without a request", (int)p.pid, (unsigned)p.uid);
-        return;
+}
+
+/* ---- stopping ---- */
+
+static void
+on_stop(uv_async_t *a)
+{
+    struct ctl_server *s = a->data;
+    struct ctl_conn *c;
+
+    s->stopping = 1;
+    uv_close((uv_handle_t *)&s->listener, NULL);
+    uv_close((uv_handle_t *)&s->stop_async, NULL);
+    for (c = s->conns; c; c = c->next) {
+        if (c->state != CONN_WORK)
+            conn_close(c);
+        else
+            uv_cancel((uv_req_t *)&c->work); /* a running command finishes first */
     }
-    rc = ctl_wire_decode(buf, len, argv, &argc, why, sizeof why);
-    if (rc < 0) {
-        emm_warn("ctl: pid %d uid %u: bad request: %s", (int)p.pid, (unsigned)p.uid, why);
-        send_error(s, &p, why);
-        return;
-    }
-    emm_debug("ctl: pid %d uid %u: %s (%d args)", (int)p.pid, (unsigned)p.uid, argv[0],
-              argc - 1);
-    run_command(s, &p, argc, argv);
 }
 
 static void *
-listener(void *arg)
+loop_thread(void *arg)
 {
     struct ctl_server *s = arg;
-    struct pollfd p[2] = {{.fd = s->fd, .events = POLLIN}, {.fd = s->wake[0], .events = POLLIN}};
 
-    for (;;) {
-        int c;
-
-        if (poll(p, 2, -1) < 0) {
-            if (errno != EINTR)
-                emm_err("ctl: poll: %s", strerror(errno));
-            continue;
-        }
-        if (p[1].revents)
-            break;
-        if (!p[0].revents)
-            continue;
-        c = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (c < 0) {
-            if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
-                continue;
-            emm_err("ctl: %s: accept: %s", s->path, strerror(errno));
-            /* out of descriptors or memory: back off instead of spinning */
-            if (poll(&p[1], 1, 100) > 0)
-                break;
-            continue;
-        }
-        serve(s, c);
-        close(c);
-    }
+    uv_run(&s->loop, UV_RUN_DEFAULT);
     return NULL;
 }
 
@@ -422,21 +598,29 @@ unlink_ours(struct ctl_server *s)
 {
     struct stat st;
 
-    if (lstat(s->path, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino)
+    if (s->bound && lstat(s->path, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino)
         unlink(s->path);
 }
 
 static void
 server_free(struct ctl_server *s)
 {
-    if (s->fd >= 0) {
-        close(s->fd);
-        unlink_ours(s);
+    if (s->loop_ready) {
+        int rc;
+
+        /* handles closed by on_stop (or never started): let their callbacks run */
+        if (!uv_is_closing((uv_handle_t *)&s->listener))
+            uv_close((uv_handle_t *)&s->listener, NULL);
+        if (!uv_is_closing((uv_handle_t *)&s->stop_async))
+            uv_close((uv_handle_t *)&s->stop_async, NULL);
+        uv_run(&s->loop, UV_RUN_DEFAULT);
+        rc = uv_loop_close(&s->loop);
+        if (rc < 0)
+            emm_err("ctl: closing the loop: %s", uv_strerror(rc));
     }
-    if (s->wake[0] >= 0)
-        close(s->wake[0]);
-    if (s->wake[1] >= 0)
-        close(s->wake[1]);
+    if (s->fd >= 0)
+        close(s->fd);
+    unlink_ours(s);
     free(s->path);
     free(s);
 }
@@ -461,7 +645,7 @@ ctl_server_start(const char *path, ctl_command_fn fn, void *ctx, struct ctl_serv
     s = calloc(1, sizeof *s);
     if (!s)
         return -ENOMEM;
-    s->fd = s->wake[0] = s->wake[1] = -1;
+    s->fd = -1;
     s->fn = fn;
     s->ctx = ctx;
     s->euid = geteuid();
@@ -470,12 +654,6 @@ ctl_server_start(const char *path, ctl_command_fn fn, void *ctx, struct ctl_serv
         server_free(s);
         return -ENOMEM;
     }
-    if (pipe2(s->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
-        rc = -errno;
-        emm_err("ctl: pipe: %s", strerror(-rc));
-        server_free(s);
-        return rc;
-    }
     rc = clear_stale(path);
     if (rc == 0)
         rc = create_socket(s);
@@ -483,10 +661,33 @@ ctl_server_start(const char *path, ctl_command_fn fn, void *ctx, struct ctl_serv
         server_free(s);
         return rc;
     }
-    /* Signals are for the daemon's main thread, never the listener. */
+    s->bound = 1;
+    rc = uv_loop_init(&s->loop);
+    if (rc < 0) {
+        emm_err("ctl: uv_loop_init: %s", uv_strerror(rc));
+        server_free(s);
+        return -ENOMEM;
+    }
+    s->loop.data = s;
+    uv_pipe_init(&s->loop, &s->listener, 0);
+    uv_async_init(&s->loop, &s->stop_async, on_stop);
+    s->listener.data = s->stop_async.data = s;
+    s->loop_ready = 1;
+    rc = uv_pipe_open(&s->listener, s->fd);
+    if (rc == 0)
+        s->fd = -1; /* the pipe handle owns it now */
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&s->listener, CTL_BACKLOG, on_connection);
+    if (rc < 0) {
+        emm_err("ctl: %s: listen: %s", path, uv_strerror(rc));
+        server_free(s);
+        return rc == UV_ENOMEM ? -ENOMEM : -EIO;
+    }
+    /* Signals are for the daemon's main thread, never the loop or its workers
+     * (libuv starts its worker threads from the loop thread: they inherit this). */
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    rc = -pthread_create(&s->thread, NULL, listener, s);
+    rc = -pthread_create(&s->thread, NULL, loop_thread, s);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc < 0) {
         emm_err("ctl: pthread_create: %s", strerror(-rc));
@@ -503,8 +704,7 @@ ctl_server_stop(struct ctl_server *s)
 {
     if (!s)
         return;
-    while (write(s->wake[1], "x", 1) < 0 && errno == EINTR)
-        ;
+    uv_async_send(&s->stop_async); /* async-signal-safe; on_stop closes everything */
     pthread_join(s->thread, NULL);
     server_free(s);
 }

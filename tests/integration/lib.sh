@@ -422,13 +422,13 @@ ls_col() {
     printf '%s\n' "$v"
 }
 
-# pager_field FS KEY: KEY=VALUE of the paging_FS line of `emmctl info pagers`
+# pager_field FS KEY: the paging_FS.KEY line of `emmctl info pagers`
 pager_field() {
     local out v
     out=$(ctl info pagers) || fail "emmctl info pagers failed"
-    v=$(printf '%s\n' "$out" | awk -v f="paging_$1" -v k="$2" -F'[:,]' '
-        $1 == f { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) { print kv[2]; exit } } }')
-    [ -n "$v" ] || fail "emmctl info pagers: paging_$1 has no $2: $out"
+    v=$(printf '%s\n' "$out" | awk -v k="paging_$1.$2" '
+        index($0, k ":") == 1 { print substr($0, length(k) + 2); exit }')
+    [ -n "$v" ] || fail "emmctl info pagers: no paging_$1.$2: $out"
     printf '%s\n' "$v"
 }
 

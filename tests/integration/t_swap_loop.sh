@@ -119,11 +119,10 @@ CONF_EOF
 start_emmd "$CONF"
 
 assert_eq "$(mem swap_areas)" 1 "swap_areas"
-area=$(mem swap_0)
-log "swap_0: $area"
-assert_contains "$area" "path=$PART," "swap_0"
-assert_contains "$area" "io=direct" "swap_0"
-slots=$(printf '%s\n' "$area" | tr ',' '\n' | awk -F= '$1 == "total" { print $2 }')
+log "swap_0: $(ctl info memory | grep '^swap_0\.' | tr '\n' ' ')"
+assert_eq "$(mem swap_0.path)" "$PART" "swap_0.path"
+assert_eq "$(mem swap_0.io)" direct "swap_0.io"
+slots=$(mem swap_0.total)
 assert_eq "$slots" "$(mem swap_total_pages)" "swap_0 total against swap_total_pages"
 assert_eq "$slots" "$(info_val "$out" slots)" "swap_0 total against emmswap info's slots"
 

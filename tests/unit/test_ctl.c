@@ -2,8 +2,8 @@
  * test_ctl.c - the control socket: wire encode/decode edge cases, and a real
  * ctl_server (compiled in from services/emmd/ctl_server.c) on a socket in a
  * mkdtemp directory driven by ctl_request and by raw, misbehaving clients.
- * The command handler runs on the server's listener thread and only touches an
- * atomic counter, so the test needs no locking.
+ * The command handler runs on the server's worker threads and touches only
+ * atomics, so the test needs no locking.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +13,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +37,7 @@ struct fixture {
 };
 
 static atomic_int handler_calls;
+static atomic_int slow_running, slow_release;
 
 static int
 handler(void *ctx, int argc, char **argv, FILE *out)
@@ -68,6 +71,22 @@ handler(void *ctx, int argc, char **argv, FILE *out)
     }
     if (strcmp(argv[0], "quietfail") == 0)
         return -ENOENT;
+    if (strcmp(argv[0], "argv") == 0) { /* each word, quoted for people */
+        for (i = 1; i < argc; i++) {
+            char q[1024];
+            ctl_wire_quote(argv[i], q, sizeof q, CTL_QUOTE_UTF8);
+            fprintf(out, "%s\n", q);
+        }
+        return 0;
+    }
+    if (strcmp(argv[0], "slow") == 0) { /* like flush: blocks until released (or 20 s) */
+        atomic_store(&slow_running, 1);
+        for (i = 0; i < 2000 && !atomic_load(&slow_release); i++)
+            usleep(10000);
+        atomic_store(&slow_running, 0);
+        fputs("slow done\n", out);
+        return 0;
+    }
     fprintf(out, "unknown command %s\n", argv[0]);
     return -EINVAL;
 }
@@ -284,11 +303,16 @@ test_wire_encode(void **state)
     assert_int_equal(argc, 2);
     assert_string_equal(argv[1], "memory");
 
-    assert_int_equal(ctl_wire_encode(2, space, buf, sizeof buf, &len, err, sizeof err), -EINVAL);
-    assert_non_null(strstr(err, "word 2 contains a space"));
-    assert_int_equal(ctl_wire_encode(2, empty, buf, sizeof buf, &len, err, sizeof err), -EINVAL);
-    assert_non_null(strstr(err, "word 2 is empty"));
-    assert_int_equal(ctl_wire_encode(1, ctrl, buf, sizeof buf, &len, err, sizeof err), -EINVAL);
+    /* words that are not bare are quoted */
+    assert_int_equal(ctl_wire_encode(2, space, buf, sizeof buf, &len, err, sizeof err), 0);
+    assert_memory_equal(buf, "echo \"a b\"\n", len);
+    assert_int_equal(ctl_wire_encode(2, empty, buf, sizeof buf, &len, err, sizeof err), 0);
+    assert_memory_equal(buf, "echo \"\"\n", len);
+    assert_int_equal(ctl_wire_encode(1, ctrl, buf, sizeof buf, &len, err, sizeof err), 0);
+    assert_memory_equal(buf, "\"echo\\n\"\n", len);
+    assert_int_equal(ctl_wire_encode(1, empty + 1, buf, sizeof buf, &len, err, sizeof err),
+                     -EINVAL);
+    assert_non_null(strstr(err, "empty verb"));
     assert_int_equal(ctl_wire_encode(0, ok, buf, sizeof buf, &len, err, sizeof err), -EINVAL);
     for (i = 0; i <= CTL_WIRE_MAX_ARGS; i++)
         many[i] = "w";
@@ -333,6 +357,160 @@ test_wire_parse_reply(void **state)
     assert_int_equal(ctl_wire_parse_reply("ok", 2, &body, &bl, &reason, &rl), -EPROTO);
     assert_int_equal(ctl_wire_parse_reply("", 0, &body, &bl, &reason, &rl), -EPROTO);
     assert_int_equal(ctl_wire_parse_reply("okay\n", 5, &body, &bl, &reason, &rl), -EPROTO);
+}
+
+
+/* ---- quoting ------------------------------------------------------------- */
+
+static const char *const odd_names[] = {
+    "plain", "a b", "tab\there", "new\nline", "quote\"x", "back\\slash", "caf\xc3\xa9 \xe2\x82\xac",
+    "ctl\x01", "\xff\xfe bad utf8", "\"", "\\", " ", "x\r\n", "\x7f", "",
+};
+
+static void
+test_wire_quote_round_trip(void **state)
+{
+    char buf[CTL_WIRE_MAX_LINE], err[CTL_WIRE_MAX_REASON];
+    char *argv[CTL_WIRE_MAX_ARGS + 1], *words[CTL_WIRE_MAX_ARGS];
+    size_t len, i, n = sizeof odd_names / sizeof odd_names[0];
+    int argc;
+
+    (void)state;
+    assert_true(n < CTL_WIRE_MAX_ARGS);
+    words[0] = "verb";
+    for (i = 0; i < n; i++)
+        words[i + 1] = (char *)odd_names[i];
+    assert_int_equal(ctl_wire_encode((int)n + 1, words, buf, sizeof buf, &len, err, sizeof err),
+                     0);
+    /* the line is printable ASCII, one line */
+    for (i = 0; i + 1 < len; i++)
+        assert_true(buf[i] >= 0x20 && buf[i] <= 0x7e);
+    assert_int_equal(buf[len - 1], '\n');
+    assert_int_equal(ctl_wire_decode(buf, len, argv, &argc, err, sizeof err), 0);
+    assert_int_equal(argc, (int)n + 1);
+    for (i = 0; i < n; i++)
+        assert_string_equal(argv[i + 1], odd_names[i]);
+    assert_null(argv[n + 1]);
+}
+
+static void
+test_wire_decode_quoted(void **state)
+{
+    char *argv[CTL_WIRE_MAX_ARGS + 1], err[CTL_WIRE_MAX_REASON];
+    int argc;
+
+    (void)state;
+    assert_int_equal(decode_str("flush fs \"a b\"\n", 15, argv, &argc, err), 0);
+    assert_int_equal(argc, 3);
+    assert_string_equal(argv[2], "a b");
+    assert_int_equal(decode_str("\"x\\x41\\x0a\\t\\\\\\\"\" \"\"\n", 21, argv, &argc, err), 0);
+    assert_int_equal(argc, 2);
+    assert_string_equal(argv[0], "xA\n\t\\\"");
+    assert_string_equal(argv[1], "");
+    assert_int_equal(decode_str("\"\\xC3\\xA9\"\n", 11, argv, &argc, err), 0);
+    assert_string_equal(argv[0], "\xc3\xa9");
+}
+
+static void
+test_wire_decode_quoted_bad(void **state)
+{
+    static const struct {
+        const char *in;
+        const char *why;
+    } cases[] = {
+        {"flush fs \"a b\n", "unterminated quote opened at offset 9"},
+        {"\"abc\\\"\n", "unterminated quote opened at offset 0"},
+        {"\"abc\\\n", "unterminated quote"},
+        {"\"a\\qb\"\n", "bad escape \\q at offset 2"},
+        {"\"a\\x4\"\n", "bad escape at offset 2: \\x needs two hex digits"},
+        {"\"a\\xg1\"\n", "\\x needs two hex digits"},
+        {"\"a\\x00b\"\n", "\\x00 (a word cannot hold NUL)"},
+        {"\"ab\"c\n", "byte 0x63 after the closing quote at offset 4"},
+        {"a\"b\"\n", "'\"' at offset 1 inside a bare word"},
+        {"a\\nb\n", "'\\' at offset 1 inside a bare word"},
+        {"x \"a\"  y\n", "empty word at offset 6"},
+        {"x \"a\" \n", "trailing space at offset 5"},
+    };
+    char *argv[CTL_WIRE_MAX_ARGS + 1], err[CTL_WIRE_MAX_REASON];
+    size_t i;
+    int argc;
+
+    (void)state;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = decode_str(cases[i].in, strlen(cases[i].in), argv, &argc, err);
+        if (rc != -EINVAL || !strstr(err, cases[i].why))
+            fail_msg("case %zu: rc %d err \"%s\", want %d \"%s\"", i, rc, err, -EINVAL,
+                     cases[i].why);
+        assert_int_equal(argc, 0);
+    }
+    /* a raw NUL inside a quoted word is a non-printable byte */
+    assert_int_equal(decode_str("\"a\0b\"\n", 6, argv, &argc, err), -EINVAL);
+    assert_non_null(strstr(err, "0x00 at offset 2"));
+}
+
+static void
+test_wire_quote_human(void **state)
+{
+    static const struct {
+        const char *in;
+        unsigned flags;
+        const char *out;
+    } cases[] = {
+        {"plain-name.1", CTL_QUOTE_UTF8, "plain-name.1"},
+        {"a b", CTL_QUOTE_UTF8, "\"a b\""},
+        {"tab\there", CTL_QUOTE_UTF8, "\"tab\\there\""},
+        {"new\nline", CTL_QUOTE_UTF8, "\"new\\nline\""},
+        {"quote\"x", CTL_QUOTE_UTF8, "\"quote\\\"x\""},
+        {"back\\slash", CTL_QUOTE_UTF8, "\"back\\\\slash\""},
+        {"caf\xc3\xa9", CTL_QUOTE_UTF8, "caf\xc3\xa9"},
+        {"caf\xc3\xa9", 0, "\"caf\\xc3\\xa9\""},
+        {"c1\xc2\x85", CTL_QUOTE_UTF8, "\"c1\\xc2\\x85\""},
+        {"bad\xc3", CTL_QUOTE_UTF8, "\"bad\\xc3\""},
+        {"\xed\xa0\x80", CTL_QUOTE_UTF8, "\"\\xed\\xa0\\x80\""}, /* a surrogate */
+        {"\xc0\xaf", CTL_QUOTE_UTF8, "\"\\xc0\\xaf\""},          /* overlong '/' */
+        {"ctl\x01", CTL_QUOTE_UTF8, "\"ctl\\x01\""},
+        {"", CTL_QUOTE_UTF8, "\"\""},
+        {"/a b/c,d\"e\\f\ng", CTL_QUOTE_UTF8 | CTL_QUOTE_BARE, "/a b/c,d\"e\\\\f\\ng"},
+        {"", CTL_QUOTE_BARE, ""},
+    };
+    char buf[64];
+    size_t i, n;
+
+    (void)state;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        n = ctl_wire_quote(cases[i].in, buf, sizeof buf, cases[i].flags);
+        if (strcmp(buf, cases[i].out) != 0 || n != strlen(cases[i].out))
+            fail_msg("case %zu: got \"%s\" (%zu), want \"%s\"", i, buf, n, cases[i].out);
+    }
+    /* like snprintf: truncated, NUL-terminated, full length returned */
+    assert_int_equal(ctl_wire_quote("a b", buf, 3, 0), 5);
+    assert_string_equal(buf, "\"a");
+    assert_int_equal(ctl_wire_quote("a b", NULL, 0, 0), 5);
+}
+
+static void
+test_wire_json_str(void **state)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"plain", "\"plain\""},
+        {"a \"b\" \\ /", "\"a \\\"b\\\" \\\\ /\""},
+        {"new\nline\ttab\r\b\f", "\"new\\nline\\ttab\\r\\b\\f\""},
+        {"ctl\x01\x7f", "\"ctl\\u0001\\u007f\""},
+        {"caf\xc3\xa9 \xf0\x9f\x98\x80", "\"caf\xc3\xa9 \xf0\x9f\x98\x80\""},
+        {"bad\xff\xc3", "\"bad\\udcff\\udcc3\""},
+        {"", "\"\""},
+    };
+    char buf[64];
+    size_t i, n;
+
+    (void)state;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        n = ctl_wire_json_str(cases[i].in, buf, sizeof buf);
+        if (strcmp(buf, cases[i].out) != 0 || n != strlen(cases[i].out))
+            fail_msg("case %zu: got \"%s\" (%zu), want \"%s\"", i, buf, n, cases[i].out);
+    }
 }
 
 /* ---- server -------------------------------------------------------------- */
@@ -418,7 +596,7 @@ static void
 test_malformed(void **state)
 {
     struct fixture *f = *state;
-    char reply[1024], req[CTL_WIRE_MAX_LINE + 1000];
+    char reply[1024], req[CTL_WIRE_MAX_LINE + 1000], want[128];
     int before;
 
     start(f);
@@ -432,7 +610,8 @@ test_malformed(void **state)
     memset(req, 'a', sizeof req);
     req[sizeof req - 1] = '\n';
     raw_exchange(f->path, req, sizeof req, reply, sizeof reply);
-    assert_string_equal(reply, "error: request too long (limit 4096 bytes)\n");
+    snprintf(want, sizeof want, "error: request too long (limit %d bytes)\n", CTL_WIRE_MAX_LINE);
+    assert_string_equal(reply, want);
     /* a request ended by shutdown instead of '\n' */
     {
         int fd = raw_connect(f->path);
@@ -603,13 +782,18 @@ static void
 test_request_errors(void **state)
 {
     struct fixture *f = *state;
-    char *bad[] = {"echo", "a b"}, *ping[] = {"ping"}, *body, *err;
+    char *ping[] = {"ping"}, *body, *err, *big = malloc(CTL_WIRE_MAX_LINE);
+    char *bad[] = {"echo", big};
     char longpath[200];
 
-    /* bad words never leave the client */
-    assert_int_equal(ctl_request(f->path, 2, bad, &body, &err), -EINVAL);
-    assert_string_equal(err, "request: word 2 contains a space");
+    /* a request too long never leaves the client */
+    assert_non_null(big);
+    memset(big, 'x', CTL_WIRE_MAX_LINE - 1);
+    big[CTL_WIRE_MAX_LINE - 1] = '\0';
+    assert_int_equal(ctl_request(f->path, 2, bad, &body, &err), -EMSGSIZE);
+    assert_non_null(strstr(err, "request: request too long"));
     free(err);
+    free(big);
     assert_int_equal(ctl_request(f->path, 1, ping, &body, &err), -ENOENT);
     assert_string_equal(err, "connect: No such file or directory");
     free(err);
@@ -621,6 +805,196 @@ test_request_errors(void **state)
     assert_int_equal(ctl_server_start(longpath, handler, NULL, &f->srv), -ENAMETOOLONG);
 }
 
+
+/* Names with spaces, newlines, quotes and any byte reach the handler intact. */
+static void
+test_quoted_round_trip(void **state)
+{
+    struct fixture *f = *state;
+    char *argv[CTL_WIRE_MAX_ARGS], *body, want[2048] = "", q[256];
+    size_t i, n = sizeof odd_names / sizeof odd_names[0];
+
+    start(f);
+    argv[0] = "argv";
+    for (i = 0; i < n; i++) {
+        argv[i + 1] = (char *)odd_names[i];
+        ctl_wire_quote(odd_names[i], q, sizeof q, CTL_QUOTE_UTF8);
+        strcat(want, q);
+        strcat(want, "\n");
+    }
+    assert_int_equal(ctl_request(f->path, (int)n + 1, argv, &body, NULL), 0);
+    assert_string_equal(body, want);
+    free(body);
+}
+
+/* Many silent clients at once: a ping is served while they wait, and each of
+ * them gets the timeout error and EOF once its own deadline passes. The old
+ * one-at-a-time server made the ping wait 2 s per silent client (100 s: past
+ * the client's 30 s limit). */
+static void
+test_many_silent_clients(void **state)
+{
+    struct fixture *f = *state;
+    char *ping[] = {"ping"}, *body, *err = NULL, reply[256];
+    int fds[50], i;
+
+    start(f);
+    for (i = 0; i < 50; i++) {
+        fds[i] = raw_connect(f->path);
+        if (i % 2)
+            assert_int_equal(send(fds[i], "pi", 2, MSG_NOSIGNAL), 2);
+    }
+    assert_int_equal(ctl_request(f->path, 1, ping, &body, &err), 0);
+    assert_string_equal(body, "pong\n");
+    free(body);
+    for (i = 0; i < 50; i++) {
+        raw_read(fds[i], reply, sizeof reply);
+        assert_string_equal(reply, "error: request not complete within 2000 ms\n");
+        close(fds[i]);
+    }
+}
+
+/* Past CTL_SERVER_MAX_CLIENTS a connection is refused with a reason; once the
+ * holders are gone the server serves again. */
+static void
+test_client_cap(void **state)
+{
+    struct fixture *f = *state;
+    char *ping[] = {"ping"}, *body, *err = NULL, reply[256], want[128];
+    int fds[CTL_SERVER_MAX_CLIENTS], i, extra;
+
+    start(f);
+    for (i = 0; i < CTL_SERVER_MAX_CLIENTS; i++)
+        fds[i] = raw_connect(f->path);
+    extra = raw_connect(f->path);
+    raw_read(extra, reply, sizeof reply);
+    close(extra);
+    snprintf(want, sizeof want, "error: too many clients (limit %d); try again\n",
+             CTL_SERVER_MAX_CLIENTS);
+    assert_string_equal(reply, want);
+    assert_int_equal(ctl_request(f->path, 1, ping, &body, &err), -EREMOTEIO);
+    assert_non_null(strstr(err, "too many clients"));
+    free(err);
+    /* the holders time out (the server closes them), then a ping is served */
+    for (i = 0; i < CTL_SERVER_MAX_CLIENTS; i++) {
+        raw_read(fds[i], reply, sizeof reply);
+        assert_string_equal(reply, "error: request not complete within 2000 ms\n");
+        close(fds[i]);
+    }
+    assert_int_equal(ctl_request(f->path, 1, ping, &body, &err), 0);
+    assert_string_equal(body, "pong\n");
+    free(body);
+}
+
+/* A request far over the limit is refused without reading it all, and the
+ * server goes on serving. */
+static void
+test_huge_request(void **state)
+{
+    struct fixture *f = *state;
+    size_t total = 4u << 20, sent = 0;
+    char *big = malloc(total), reply[256], want[128], *ping[] = {"ping"}, *body;
+    int fd;
+
+    assert_non_null(big);
+    memset(big, 'a', total);
+    start(f);
+    fd = raw_connect(f->path);
+    assert_int_equal(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+    while (sent < total) {
+        ssize_t n = send(fd, big + sent, total - sent, MSG_NOSIGNAL);
+        if (n > 0) {
+            sent += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EAGAIN) {
+            usleep(1000);
+            continue;
+        }
+        assert_true(errno == EPIPE || errno == ECONNRESET); /* refused mid-way */
+        break;
+    }
+    assert_true(sent < total);
+    assert_int_equal(fcntl(fd, F_SETFL, 0), 0);
+    raw_read(fd, reply, sizeof reply);
+    close(fd);
+    snprintf(want, sizeof want, "error: request too long (limit %d bytes)\n", CTL_WIRE_MAX_LINE);
+    assert_string_equal(reply, want);
+    free(big);
+    assert_int_equal(ctl_request(f->path, 1, ping, &body, NULL), 0);
+    assert_string_equal(body, "pong\n");
+    free(body);
+}
+
+static void *
+slow_client(void *arg)
+{
+    struct fixture *f = arg;
+    char *slow[] = {"slow"}, *body = NULL;
+    int rc = ctl_request(f->path, 1, slow, &body, NULL);
+
+    if (rc != 0 || strcmp(body, "slow done\n") != 0)
+        abort();
+    free(body);
+    return NULL;
+}
+
+/* A command that blocks (like flush waiting on the kernel) does not hold up
+ * the others: ping is answered while it still runs. */
+static void
+test_slow_command(void **state)
+{
+    struct fixture *f = *state;
+    char *ping[] = {"ping"}, *body;
+    pthread_t t;
+    int i;
+
+    start(f);
+    atomic_store(&slow_release, 0);
+    assert_int_equal(pthread_create(&t, NULL, slow_client, f), 0);
+    for (i = 0; i < 2000 && !atomic_load(&slow_running); i++)
+        usleep(10000);
+    assert_int_equal(atomic_load(&slow_running), 1);
+    assert_int_equal(ctl_request(f->path, 1, ping, &body, NULL), 0);
+    assert_string_equal(body, "pong\n");
+    free(body);
+    assert_int_equal(atomic_load(&slow_running), 1); /* served meanwhile */
+    atomic_store(&slow_release, 1);
+    pthread_join(t, NULL);
+}
+
+/* Stopping with clients connected, one in a command: every client sees EOF,
+ * the running command finishes first, nothing leaks (run under ASan). */
+static void
+test_stop_with_clients(void **state)
+{
+    struct fixture *f = *state;
+    char reply[256];
+    int fds[10], i, fd;
+
+    start(f);
+    atomic_store(&slow_release, 0);
+    atomic_store(&slow_running, 0);
+    fd = raw_connect(f->path);
+    assert_int_equal(send(fd, "slow\n", 5, MSG_NOSIGNAL), 5);
+    for (i = 0; i < 10; i++)
+        fds[i] = raw_connect(f->path);
+    assert_int_equal(send(fds[0], "pi", 2, MSG_NOSIGNAL), 2);
+    for (i = 0; i < 2000 && !atomic_load(&slow_running); i++)
+        usleep(10000);
+    assert_int_equal(atomic_load(&slow_running), 1);
+    atomic_store(&slow_release, 1);
+    ctl_server_stop(f->srv);
+    f->srv = NULL;
+    for (i = 0; i < 10; i++) {
+        assert_int_equal(raw_read(fds[i], reply, sizeof reply), 0);
+        close(fds[i]);
+    }
+    raw_read(fd, reply, sizeof reply); /* stopped: no reply, or the whole reply */
+    assert_true(reply[0] == '\0' || strcmp(reply, "ok\nslow done\n") == 0);
+    close(fd);
+}
+
 int
 main(void)
 {
@@ -630,6 +1004,11 @@ main(void)
         cmocka_unit_test(test_wire_decode_limits),
         cmocka_unit_test(test_wire_encode),
         cmocka_unit_test(test_wire_parse_reply),
+        cmocka_unit_test(test_wire_quote_round_trip),
+        cmocka_unit_test(test_wire_decode_quoted),
+        cmocka_unit_test(test_wire_decode_quoted_bad),
+        cmocka_unit_test(test_wire_quote_human),
+        cmocka_unit_test(test_wire_json_str),
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_socket_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_reply, setup, teardown),
@@ -641,6 +1020,12 @@ main(void)
         cmocka_unit_test_setup_teardown(test_permission_denied, setup, teardown),
         cmocka_unit_test_setup_teardown(test_early_reply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quoted_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_silent_clients, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_huge_request, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_command, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_with_clients, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
