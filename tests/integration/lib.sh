@@ -521,6 +521,7 @@ trap 'exit 1' INT TERM
 FSX_LIMIT=${FSX_LIMIT:-180} # liveness bound of one emmfsx run, seconds
 FSX_COUNTS=""               # file collecting the "counts:" lines of every run (fsx_run)
 FSX_BAD=""                  # seeds that failed in the last fsx_run
+FSX_ARGS=${FSX_ARGS:-}      # more emmfsx options for every run (e.g. "-x otrunc"), from the environment
 
 # fsx_run LABEL DIR JOBS NOPS "SEEDS" [EMMFSX_ARGS...]: one emmfsx per seed,
 # on its own file DIR/fsx-LABEL-SEED, JOBS at a time (1: one after another),
@@ -571,7 +572,8 @@ fsx_run() {
         batch=()
     }
     for s in $seeds; do
-        timeout -k 10 "$FSX_LIMIT" "$fsx" -S "$s" -N "$nops" "$@" "$dir/fsx-$label-$s" \
+        # shellcheck disable=SC2086 # FSX_ARGS: words
+        timeout -k 10 "$FSX_LIMIT" "$fsx" -S "$s" -N "$nops" $FSX_ARGS "$@" "$dir/fsx-$label-$s" \
             >"$WORK/fsx-$label-$s.out" 2>&1 </dev/null &
         _fsx_pid[$s]=$!
         batch+=("$s")
