@@ -557,7 +557,7 @@ fsx_run() {
             124 | 137)
                 hung="$hung $s"
                 FSX_BAD="$FSX_BAD $s"
-                echo "----- fsx $label: seed $s did not finish within $FSX_LIMIT s; its output:" >&2
+                echo "----- fsx $label: seed $s did not finish within $FSX_LIMIT s (replay it with emmfsx -v to see the op it hangs in); its output:" >&2
                 tail -n 20 "$out" >&2
                 ;;
             *)
