@@ -515,3 +515,115 @@ _on_err() {
 trap _cleanup EXIT
 trap '_on_err "$LINENO" "$BASH_COMMAND"' ERR
 trap 'exit 1' INT TERM
+
+# ---- the model-checking file tester (emmfsx, tests/integration/emmfsx.c) ----
+
+FSX_LIMIT=${FSX_LIMIT:-180} # liveness bound of one emmfsx run, seconds
+FSX_COUNTS=""               # file collecting the "counts:" lines of every run (fsx_run)
+FSX_BAD=""                  # seeds that failed in the last fsx_run
+FSX_ARGS=${FSX_ARGS:-}      # more emmfsx options for every run (e.g. "-x otrunc"), from the environment
+
+# fsx_run LABEL DIR JOBS NOPS "SEEDS" [EMMFSX_ARGS...]: one emmfsx per seed,
+# on its own file DIR/fsx-LABEL-SEED, JOBS at a time (1: one after another),
+# each under the FSX_LIMIT liveness bound. Every seed runs, even after a
+# failure; each prints a line naming its file and seed. A failing run's report
+# (seed, replay line, first bad range, op log) is printed. Fails naming every
+# failed seed, on a run that hit the bound, or if emmd died. Op counts are
+# appended to FSX_COUNTS (see fsx_check_counts).
+fsx_run() {
+    local label=$1 dir=$2 jobs=$3 nops=$4 seeds=$5 fsx s
+    shift 5
+    fsx=$(helper emmfsx)
+    [ -n "$FSX_COUNTS" ] || FSX_COUNTS="$WORK/fsx-counts"
+    FSX_BAD=""
+    local -a batch=()
+    local -A _fsx_pid=()
+    local hung=""
+    # reaps the runs of the batch (dynamic scope: fsx_run's locals)
+    _fsx_reap() {
+        local s pid rc out
+        for s in "${batch[@]}"; do
+            pid=${_fsx_pid[$s]}
+            rc=0
+            wait "$pid" || rc=$?
+            out="$WORK/fsx-$label-$s.out"
+            case $rc in
+            0)
+                log "fsx $label: seed $s on $dir/fsx-$label-$s: $(sed -n 's/.*: \([0-9]* ops passed\)/\1/p' "$out")"
+                grep '^emmfsx: counts:' "$out" >>"$FSX_COUNTS" || true
+                grep '^emmfsx: disabled:' "$out" >>"$FSX_COUNTS" || true
+                grep -E 'disabled from op' "$out" | sed 's/^/#   /' >&2 || true
+                ;;
+            124 | 137)
+                hung="$hung $s"
+                FSX_BAD="$FSX_BAD $s"
+                echo "----- fsx $label: seed $s did not finish within $FSX_LIMIT s (replay it with emmfsx -v to see the op it hangs in); its output:" >&2
+                tail -n 20 "$out" >&2
+                ;;
+            *)
+                FSX_BAD="$FSX_BAD $s"
+                echo "----- fsx $label: seed $s FAILED (status $rc) on $dir/fsx-$label-$s:" >&2
+                sed -n '1,/^LOG:/p' "$out" | head -n 60 >&2
+                sed -n '/^LOG:/,$p' "$out" | tail -n 25 >&2
+                echo "-----" >&2
+                ;;
+            esac
+        done
+        batch=()
+    }
+    for s in $seeds; do
+        # shellcheck disable=SC2086 # FSX_ARGS: words
+        timeout -k 10 "$FSX_LIMIT" "$fsx" -S "$s" -N "$nops" $FSX_ARGS "$@" "$dir/fsx-$label-$s" \
+            >"$WORK/fsx-$label-$s.out" 2>&1 </dev/null &
+        _fsx_pid[$s]=$!
+        batch+=("$s")
+        [ "${#batch[@]}" -lt "$jobs" ] || _fsx_reap
+    done
+    [ "${#batch[@]}" = 0 ] || _fsx_reap
+    [ -z "$EMMD_PID" ] || emmd_alive || fail "emmd died during fsx $label"
+    [ -z "$hung" ] || fail "fsx $label: seeds$hung did not finish within $FSX_LIMIT s (emmd stuck?)"
+    [ -z "$FSX_BAD" ] || fail "fsx $label: emmfsx found bad data or a failed call for seeds$FSX_BAD (replay lines above)"
+}
+
+# fsx_check_counts WHAT: every op kind ran at least once across the fsx_run
+# calls so far, unless it was disabled (by -x or at run time); fails naming the
+# kinds that never ran (a tester that exercises nothing would pass vacuously).
+fsx_check_counts() {
+    [ -s "$FSX_COUNTS" ] || fail "$1: no emmfsx run reported op counts"
+    local missing
+    missing=$(awk '
+        /^emmfsx: counts:/ { for (i = 3; i <= NF; i++) { split($i, kv, "="); n[kv[1]] += kv[2]; seen[kv[1]] = 1 } }
+        /^emmfsx: disabled:/ { for (i = 3; i <= NF; i++) off[$i] = 1 }
+        END { for (k in seen) if (n[k] == 0 && !(k in off)) printf " %s", k }' "$FSX_COUNTS")
+    [ -z "$missing" ] || fail "$1: op kinds never exercised:$missing"
+    log "$1: op counts over all runs: $(awk '/^emmfsx: counts:/ { for (i = 3; i <= NF; i++) { split($i, kv, "="); n[kv[1]] += kv[2]; o[kv[1]] = i } }
+        END { for (k in n) printf "%s=%d ", k, n[k] }' "$FSX_COUNTS")"
+}
+
+# fsx_backend BACKEND NOPS "SEEDS" [FS_KEY=VALUE...]: the body of the
+# t_fsx_BACKEND.sh scripts. One emmd with a 1M pool (256 pages: the files of
+# the earlier seeds push each other's pages out, so every backend's pager
+# serves data_requests and data_returns all the time) and 4 FUSE threads
+# (readahead on, 1M) serves one filesystem `t` with BACKEND (and FS_KEYs);
+# emmfsx runs every seed, one after another; every op kind must have run;
+# emmd must stop cleanly.
+fsx_backend() {
+    local backend=$1 nops=$2 seeds=$3 kv
+    shift 3
+    local conf="$WORK/emmd.conf"
+    write_conf "$conf" "resident-limit=1M" "fuse-threads=4" <<CONF_EOF
+[fs t]
+backend = $backend
+readahead = 1M
+$(for kv in "$@"; do echo "${kv%%=*} = ${kv#*=}"; done)
+CONF_EOF
+    start_emmd "$conf"
+    fsx_run "${backend//:/_}" "$MNT/t" 1 "$nops" "$seeds"
+    fsx_check_counts "fsx on $backend"
+    local ev rc dr
+    ev=$(info_get evictions) rc=$(info_get reclaimed_clean) dr=$(info_get data_requests)
+    log "fsx on $backend: evictions=$ev reclaimed_clean=$rc data_requests=$dr"
+    assert_gt $((ev + rc)) 0 "fsx on $backend: pages pushed out of the 1M pool (evictions + reclaimed_clean)"
+    assert_gt "$dr" 0 "fsx on $backend: data_requests to the pager"
+    stop_emmd
+}
