@@ -1288,7 +1288,7 @@ punch_impl(struct vm_object *obj, uint64_t off, uint64_t len, uint64_t clip, vm_
         atomic_fetch_add(&pc->pending, 1);
         vm_object_write(obj, off, zeros, head_end - off, punch_part_done, pc);
     }
-    if (end != UINT64_MAX && pend >= pfirst && end % VM_PS && end / VM_PS * VM_PS > off &&
+    if (end != UINT64_MAX && pend >= pfirst && end % VM_PS && end / VM_PS * VM_PS >= off &&
         end / VM_PS * VM_PS < size) {
         atomic_fetch_add(&pc->pending, 1);
         uint64_t tail = end / VM_PS * VM_PS;

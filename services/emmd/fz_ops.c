@@ -77,6 +77,8 @@ fz_init(void *userdata, struct fuse_conn_info *conn)
     conn->max_background = 64;
     conn->congestion_threshold = 48;
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE; /* every write(2) reaches the pool */
+    /* open(O_TRUNC) arrives as a SETATTR(size 0) first, through the truncate path. */
+    conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
     if (conn->capable & FUSE_CAP_ASYNC_READ)
         conn->want |= FUSE_CAP_ASYNC_READ;
 }

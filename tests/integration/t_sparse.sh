@@ -113,6 +113,22 @@ assert_gt "$blocks" 0 "statfs f_blocks"
 df "$D" >/dev/null || fail "df on the mount"
 log "statfs: bsize=$bsize blocks=$blocks bfree=$bfree bavail=$bavail files=$files"
 
+# open(O_TRUNC) truncates: a shorter rewrite leaves no tail of the old content
+printf 'hello world\n' >"$D/otrunc"
+printf 'hi\n' >"$D/otrunc"
+assert_eq "$(stat -c %s "$D/otrunc")" 3 "size after a rewrite with O_TRUNC"
+assert_eq "$(cat "$D/otrunc")" "hi" "content after a rewrite with O_TRUNC"
+rm "$D/otrunc"
+
+# a punch that starts on a page boundary and ends inside that page zeroes it
+P="$D/punchhead"
+"$IO" fill "$P" 0 8192 7
+"$IO" punch "$P" 0 100
+drop_cache "$P"
+"$IO" zero "$P" 0 100 || fail "punch [0,100) left old data"
+"$IO" check "$P" 100 8092 7 || fail "punch [0,100) touched data after 100"
+rm "$P"
+
 rm "$F"
 assert_eq "$(ls "$D" | wc -l)" 0 "objects left after removing all"
 stop_emmd
