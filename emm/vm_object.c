@@ -482,6 +482,39 @@ starve(struct vm_object *obj, unsigned need)
     atomic_fetch_add(&obj->kernel->stats.frame_waits, 1);
 }
 
+/* Page idx of a non-resident range is a hole of the pager's that the kernel
+ * fills itself: the pager is suspect (it sits on an overdue data_return, so a
+ * data_request would wait behind it: a stalled pager must not stall faults on
+ * pages it has nothing for) and reports it does not store the page. Pages in
+ * flight to it are resident or in swap, so this is its current answer. */
+static int
+pager_lacks(struct vm_object *obj, uint64_t idx)
+{
+    struct vm_kernel *k = obj->kernel;
+    if (obj->temporary || obj->pager == NULL || k->up.pager_has_page == NULL ||
+        !vm_pager_suspect(obj->pstats, emm_mono_ns()))
+        return 0;
+    return !k->up.pager_has_page(obj->owner, idx);
+}
+
+/* p waits for a data_request its pager has not started, queued behind a
+ * data_return the pager sits on, and the pager lacks the page: fill it as the
+ * hole it is. The page stays resident (the daemon skips it) until the pager's
+ * late answer arrives, so that answer never lands on a later request. */
+static void
+abandon_request(struct vm_object *obj, struct vm_page *p)
+{
+    memset(p->frame, 0, VM_PS);
+    p->state = VM_PAGE_PRESENT;
+    obj->nabsent--;
+    p->lock_value = 0;
+    p->flags |= VM_PG_ABANDONED;
+    p->flags &= ~VM_PG_DISCARDED;
+    page_flags(obj, p, VM_PG_NEW, 0);
+    vm_pool_enqueue(&obj->kernel->pool, p);
+    atomic_fetch_add(&obj->kernel->stats.holes_filled, 1);
+}
+
 /* Requests the pages of [first, first+n) that are not resident. Returns 1 if all
  * are resident and readable, 0 if some are on their way. */
 static int
@@ -494,6 +527,9 @@ fault_in(struct vm_object *obj, uint64_t first, uint64_t n, uint32_t access, str
     while (idx < end) {
         struct vm_page *p = page_lookup(obj, idx);
         if (p != NULL) {
+            if (p->state == VM_PAGE_ABSENT && !(p->flags & (VM_PG_FROMSWAP | VM_PG_REPLAY)) &&
+                pager_lacks(obj, idx))
+                abandon_request(obj, p);
             if (p->state == VM_PAGE_ABSENT)
                 ready = 0;
             else if (p->lock_value & access & VM_PROT_READ) {
@@ -523,7 +559,17 @@ fault_in(struct vm_object *obj, uint64_t first, uint64_t n, uint32_t access, str
                 r++;
             run = r;
         }
-        ready = 0;
+        /* A suspect pager still works through an earlier data_return: a
+         * data_request would queue behind it. Pages it never stored are holes
+         * the kernel fills itself (what its data_unavailable would say). */
+        int hole = 0;
+        if (!from_swap && pager_lacks(obj, idx)) {
+            hole = 1;
+            uint64_t r = idx + 1;
+            while (r < run && pager_lacks(obj, r))
+                r++;
+            run = r;
+        }
         struct vm_page *frames[256];
         unsigned want = (unsigned)(run - idx);
         unsigned got = vm_pool_alloc(&k->pool, frames, want);
@@ -531,6 +577,20 @@ fault_in(struct vm_object *obj, uint64_t first, uint64_t n, uint32_t access, str
             starve(obj, 1); /* a read progresses with any frame */
         if (got == 0)
             return 0;
+        if (hole) {
+            for (unsigned i = 0; i < got; i++) {
+                memset(frames[i]->frame, 0, VM_PS);
+                page_insert(obj, frames[i], idx + i, VM_PAGE_PRESENT);
+                page_flags(obj, frames[i], VM_PG_NEW, 0);
+                vm_pool_enqueue(&k->pool, frames[i]);
+            }
+            atomic_fetch_add(&k->stats.holes_filled, got);
+            idx += got;
+            if (got < want)
+                ready = 0;
+            continue;
+        }
+        ready = 0;
         struct emm_msg *m = kmsg(obj, MO_DATA_REQUEST, idx * VM_PS, got * VM_PS);
         if (m == NULL) {
             for (unsigned i = 0; i < got; i++)
@@ -593,7 +653,7 @@ static struct vm_page *
 page_copy(struct vm_object *obj, struct vm_page *old, struct vm_page *q)
 {
     int laundry = old->state == VM_PAGE_LAUNDRY;
-    uint16_t keep = old->flags & (VM_PG_NEW | VM_PG_INSWAP | VM_PG_PRECIOUS);
+    uint16_t keep = old->flags & (VM_PG_NEW | VM_PG_INSWAP | VM_PG_PRECIOUS | VM_PG_ABANDONED);
     if (old->flags & VM_PG_DIRTY)
         keep |= VM_PG_DIRTY;
     page_unlink(obj, old);
@@ -1660,6 +1720,7 @@ handle_supply(struct vm_object *obj, struct emm_msg *msg, int zero, const uint8_
             page_insert(obj, p, first + i, VM_PAGE_ABSENT);
         } else if (p->state != VM_PAGE_ABSENT) {
             present++; /* KERN_MEMORY_PRESENT: keep ours */
+            p->flags &= ~VM_PG_ABANDONED; /* the late answer: ours is newer */
             continue;
         }
         /* Discarded while on its way (punch, truncate): the pager's data is stale. */
@@ -1913,6 +1974,8 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
             struct vm_page *p = page_lookup(obj, first + i);
             if (p != NULL && p->state == VM_PAGE_ABSENT)
                 vm_obj_remove_page(obj, p);
+            else if (p != NULL)
+                p->flags &= ~VM_PG_ABANDONED;
         }
         /* Only operations waiting now get the error (Mach). */
         fail_overlapping(obj, msg->offset, msg->length, err, &b);

@@ -48,7 +48,8 @@ struct vm_stats {
         data_unavailable, data_errors, data_returns, pages_returned, return_errors,
         lock_requests, data_unlocks, synchronizes, sync_errors, evictions, reclaimed_clean,
         frame_waits, read_ops, write_ops, read_waits, double_paged, overdue, replayed,
-        swap_faults, objects_killed, cow_overdue;
+        swap_faults, objects_killed, cow_overdue,
+        holes_filled; /* pages a suspect pager lacks, zero-filled without asking it */
 };
 
 /* Per-filesystem counters the kernel keeps for the filesystem's pager, and its

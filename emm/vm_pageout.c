@@ -195,7 +195,8 @@ scan_one(struct vm_kernel *k, uint64_t now)
         vm_pool_requeue_locked(pool, p);
         return -1;
     }
-    if (p->state != VM_PAGE_PRESENT || p->wire > 0 || obj->backoff_until_ns > now) {
+    if (p->state != VM_PAGE_PRESENT || p->wire > 0 || obj->backoff_until_ns > now ||
+        (p->flags & VM_PG_ABANDONED)) {
         vm_pool_requeue_locked(pool, p);
         pthread_mutex_unlock(&obj->lock);
         return 0;

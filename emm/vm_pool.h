@@ -41,6 +41,8 @@ enum vm_page_state {
 #define VM_PG_DOUBLED    (1u << 9)  /* laundry went to the default pager (double paging) */
 #define VM_PG_ORPHAN     (1u << 10) /* replaced in its object (written while overdue) */
 #define VM_PG_REPLAY     (1u << 11) /* paged in from swap to go back to its pager */
+#define VM_PG_ABANDONED  (1u << 12) /* filled as a hole while its data_request waits behind
+                                        a suspect pager: pinned until the pager answers */
 
 enum vm_queue { VM_Q_NONE = 0, VM_Q_FREE, VM_Q_POLICY, VM_Q_LAUNDRY };
 

@@ -275,6 +275,19 @@ up_invalidate(void *owner, uint64_t off, uint64_t len, void (*done)(void *arg), 
 
 static const struct vm_upcalls test_up = {.invalidate = up_invalidate};
 
+static int
+up_has_page(void *owner, uint64_t index)
+{
+    struct fpager *fp = owner;
+    pthread_mutex_lock(&fp->lock);
+    int has = index < fp->store_pages && fp->has[index];
+    pthread_mutex_unlock(&fp->lock);
+    return has;
+}
+
+static const struct vm_upcalls test_up_has = {.invalidate = up_invalidate,
+                                              .pager_has_page = up_has_page};
+
 /* ---- completions -------------------------------------------------------- */
 
 struct comp {
@@ -369,7 +382,19 @@ struct fx {
 };
 
 static struct fx *
+fx_new_opts(uint64_t size_bytes, uint64_t store_pages, uint64_t deadline_ms,
+            const struct vm_upcalls *up);
+
+static struct fx *
 fx_new(uint64_t size_bytes, uint64_t store_pages)
+{
+    return fx_new_opts(size_bytes, store_pages, 0, &test_up);
+}
+
+/* With a pager.deadline and the pager_has_page upcall (answered from the store). */
+static struct fx *
+fx_new_opts(uint64_t size_bytes, uint64_t store_pages, uint64_t deadline_ms,
+            const struct vm_upcalls *up)
 {
     struct fx *f = calloc(1, sizeof(*f));
     assert_non_null(f);
@@ -380,9 +405,12 @@ fx_new(uint64_t size_bytes, uint64_t store_pages)
     f->fp.has = calloc(store_pages ? store_pages : 1, 1);
     assert_int_equal(emm_port_create("fake-pager", fp_handler, &f->fp, NULL, &f->fp.port), 0);
     assert_int_equal(emm_port_create("fake-reply", fp_handler, &f->fp, NULL, &f->fp.reply), 0);
-    assert_int_equal(vm_kernel_create(MIB, NULL, &test_up, &f->k), 0);
-    struct vm_object_args a = {
-        .id = 1, .size = size_bytes, .pager = emm_port_ref(f->fp.port), .owner = &f->fp};
+    assert_int_equal(vm_kernel_create(MIB, NULL, up, &f->k), 0);
+    struct vm_object_args a = {.id = 1,
+                               .size = size_bytes,
+                               .pager = emm_port_ref(f->fp.port),
+                               .owner = &f->fp,
+                               .deadline_ms = deadline_ms};
     assert_int_equal(vm_object_create(f->k, &a, &f->obj), 0);
     return f;
 }
@@ -1503,6 +1531,68 @@ test_refused_return_fails_fsync(void **state)
     comp_free(c);
 }
 
+static int
+setup_deadline(void **state)
+{
+    *state = fx_new_opts(64 * PS, 64, 50, &test_up_has);
+    return 0;
+}
+
+/* The hang emmfsx found (t_fsx_stall): a read's data_request reaches the pager
+ * after a data_return the pager then sits on, and the pager answers nothing
+ * until that write completes. Once the return is overdue the pager is suspect:
+ * the pages it does not store are holes the kernel fills itself, so the read
+ * completes (Mach: a stalled pager never stalls the kernel). The pager's late
+ * answer then changes nothing, not even a page written meanwhile. */
+static void
+test_read_not_stalled_behind_return(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    f->fp.keep_returns = 1; /* the pager takes data_returns and never finishes them */
+    uint8_t buf[PS];
+    memset(buf, 0x5a, PS);
+    write_sync(f, 0, buf, PS);
+    /* The pager asks for it back (its data_return is never acknowledged). */
+    assert_int_equal(fp_send_full(&f->fp, MO_LOCK_REQUEST, 0, PS, MO_RETURN_DIRTY,
+                                  VM_PROT_NO_CHANGE, 0, NULL, NULL),
+                     0);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_RETURN), 1);
+    /* Pages 4..7: the pager never stored them, and never answers for them. */
+    struct comp *c = comp_new(4 * PS);
+    vm_object_read(f->obj, 4 * PS, 4 * PS, read_cb, c);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), 1);
+    assert_true(comp_wait(c, WAIT_MS)); /* unfixed: waits for the pager forever */
+    assert_int_equal(c->err, 0);
+    assert_int_equal(c->got, 4 * PS);
+    static const uint8_t zero[4 * PS];
+    assert_memory_equal(c->buf, zero, 4 * PS);
+    comp_free(c);
+    assert_int_equal(atomic_load(&vm_kernel_stats(f->k)->holes_filled), 4);
+    /* A fault on another page the pager lacks is not sent to it at all now. */
+    c = read_sync(f, 10 * PS, PS);
+    assert_int_equal(c->err, 0);
+    assert_memory_equal(c->buf, zero, PS);
+    comp_free(c);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), 1);
+    /* Page 5 is written; the pager's late answer to the old request must not
+     * overwrite it, nor land on a later request. */
+    memset(buf, 0x77, PS);
+    write_sync(f, 5 * PS, buf, PS);
+    assert_int_equal(fp_send(&f->fp, MO_DATA_UNAVAILABLE, 4 * PS, 4 * PS, 0), 0);
+    c = read_sync(f, 4 * PS, 2 * PS);
+    assert_int_equal(c->err, 0);
+    assert_memory_equal(c->buf, zero, PS);
+    assert_memory_equal(c->buf + PS, buf, PS);
+    comp_free(c);
+    struct vm_object_info info;
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.absent, 0);
+    /* The pager finishes its write. */
+    f->fp.keep_returns = 0;
+    assert_int_equal(fp_release_pending(&f->fp, 0), 1);
+}
+
 int
 main(void)
 {
@@ -1512,6 +1602,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_truncate_while_laundry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_discard_not_overtaken_by_return, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_return_fails_fsync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_not_stalled_behind_return, setup_deadline,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_init_sent_on_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_waits_for_ready, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_run_one_request, setup, teardown),
