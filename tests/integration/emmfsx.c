@@ -636,15 +636,25 @@ static void check_eof_page(const unsigned char *mapbase, uint64_t mapstart, uint
     die();
 }
 
-static void op_mapread(void)
+/* A range inside the file for an op on existing bytes (logged in cur); 0 and the
+ * op is marked skipped when the file is empty. */
+static int pick_range_in_file(uint64_t *off, uint64_t *len)
 {
     if (size == 0) {
         cur->flags |= F_SKIP;
-        return;
+        return 0;
     }
-    uint64_t off = pick_off(size);
-    uint64_t len = min64(pick_len(opt_maxop), size - off);
-    cur->off = off, cur->len = len;
+    *off = pick_off(size);
+    *len = min64(pick_len(opt_maxop), size - *off);
+    cur->off = *off, cur->len = *len;
+    return 1;
+}
+
+static void op_mapread(void)
+{
+    uint64_t off, len;
+    if (!pick_range_in_file(&off, &len))
+        return;
     void *base;
     size_t mlen;
     unsigned char *p = map_range(off, len, PROT_READ, &base, &mlen);
@@ -705,13 +715,9 @@ static void op_mapwrite(void)
 
 static void op_msync(void)
 {
-    if (size == 0) {
-        cur->flags |= F_SKIP;
+    uint64_t off, len;
+    if (!pick_range_in_file(&off, &len))
         return;
-    }
-    uint64_t off = pick_off(size);
-    uint64_t len = min64(pick_len(opt_maxop), size - off);
-    cur->off = off, cur->len = len;
     void *base;
     size_t mlen;
     unsigned char *p = map_range(off, len, PROT_READ | PROT_WRITE, &base, &mlen);
