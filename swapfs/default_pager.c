@@ -301,7 +301,7 @@ do_data_return(struct dp_object *o, struct emm_msg *msg)
 static void
 send_kernel(struct dp_object *o, const struct emm_msg *msg, struct emm_msg *m)
 {
-    struct emm_port *c = msg->control ? msg->control : o->control;
+    struct emm_port *c = msg->control ? emm_port_peek(msg->control) : o->control;
 
     if (!c || emm_port_send(c, m) < 0) {
         emm_warn("default pager: object %#llx: kernel gone, %s dropped",
@@ -513,7 +513,7 @@ dp_handler(struct emm_port *port, struct emm_msg *msg)
     case MO_INIT:
         if (o->control)
             emm_port_unref(o->control);
-        o->control = msg->control ? emm_port_ref(msg->control) : NULL;
+        o->control = emm_port_take(&msg->control);
         reply(o, msg, MO_READY, 0, 0, MO_F_MAY_CACHE | MO_F_CLUSTER_OK, MO_COPY_DELAY);
         break;
     case MO_DATA_REQUEST:

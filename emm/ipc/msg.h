@@ -1,7 +1,15 @@
 /*
- * msg.h - the Mach memory-object protocol as emm messages. One struct serves
- * every message; each id documents which fields it uses. Names follow Mach 3.0 /
- * GNU Mach (reference/mach-protocol.md); emm extensions are marked.
+ * msg.h - the Mach memory-object protocol as emm messages. Names follow Mach 3.0 /
+ * GNU Mach (reference/mach-protocol.md); emm extensions are marked. Each id below
+ * documents which header fields it uses; docs/protocol.md has the whole protocol.
+ *
+ * A message is a fixed *header* of plain integers (struct emm_msg_hdr: what a
+ * wire transport sends, see msg_wire.h) plus a local *envelope* (queue link,
+ * data pointer, clustered-return chain, release hook) that never leaves the
+ * process. Port rights in the header are integer names (emm_port_name_t, see
+ * port.h), never pointers; a message owns one reference for each name it
+ * carries, dropped by emm_msg_release unless a receiver took the right
+ * (emm_port_take).
  *
  * Ownership: the sender allocates a message and hands it to emm_port_send; the
  * receiver owns it from then on and ends it with emm_msg_release(msg, status),
@@ -13,8 +21,6 @@
 
 #include <stdint.h>
 
-struct emm_port;
-
 enum emm_msg_id {
     /* kernel -> pager, sent to the memory object port */
     MO_INIT = 1,         /* control, name, arg=page_size */
@@ -22,7 +28,7 @@ enum emm_msg_id {
     MO_DATA_UNLOCK,      /* offset, length, access=desired_access */
     MO_DATA_RETURN,      /* offset, length, data, flags DIRTY|KERNEL_COPY; release(status) */
     MO_LOCK_COMPLETED,   /* offset, length (sent to the lock_request's reply port) */
-    MO_SUPPLY_COMPLETED, /* offset, length, arg=result, error_offset in aux */
+    MO_SUPPLY_COMPLETED, /* offset, length, arg=result (errno), arg2=error_offset */
     MO_CHANGE_COMPLETED, /* flags MAY_CACHE, arg=copy_strategy */
     MO_SYNCHRONIZE,      /* offset, length, arg=sync flags */
     MO_TERMINATE,        /* control, name: the pager gets the rights and drops them */
@@ -66,31 +72,62 @@ enum { MO_RETURN_NONE = 0, MO_RETURN_DIRTY = 1, MO_RETURN_ALL = 2 };
 /* copy strategies */
 enum { MO_COPY_NONE = 0, MO_COPY_CALL, MO_COPY_DELAY, MO_COPY_TEMPORARY };
 
+/* A port right carried in a header: an integer name, 0 for none. */
+typedef uint32_t emm_port_name_t;
+#define EMM_PORT_NULL ((emm_port_name_t)0)
+
+/* The largest data a message carries, and so the largest request: 1 MiB, 256
+ * pages of 4 KiB (a FUSE max_read). */
+#define EMM_MSG_MAX_DATA (UINT32_C(1) << 20)
+
+/*
+ * The header: plain integers only. The same fields, in this order, are the
+ * wire format (msg_wire.h gives their sizes and offsets, docs/protocol.md the
+ * table). Fields are only ever appended (with a new wire version).
+ */
+#define EMM_MSG_HDR_FIELDS                                                             \
+    uint32_t id;      /* enum emm_msg_id */                                            \
+    uint32_t flags;   /* MO_F_* */                                                     \
+    uint64_t seqno;   /* stamped by the port on send */                                \
+    uint64_t offset;  /* bytes, page-aligned */                                        \
+    uint64_t length;  /* bytes, page-aligned; the data's size when data is carried */  \
+    uint64_t arg2;    /* a second argument (supply_completed's error_offset) */        \
+    uint32_t access;  /* VM_PROT_* */                                                  \
+    int32_t arg;      /* per id: page size, errno (>= 0), should_return, ... */        \
+    emm_port_name_t control; /* send right to the control port (kernel -> pager) */    \
+    emm_port_name_t name;    /* MO_INIT, MO_TERMINATE: the name port */                \
+    emm_port_name_t reply;   /* send-once right for an answer, or EMM_PORT_NULL */
+
+struct emm_msg_hdr {
+    EMM_MSG_HDR_FIELDS
+};
+
 struct emm_msg {
+    /* The header, as one struct (msg->hdr) or field by field (msg->offset). */
+    union {
+        struct emm_msg_hdr hdr;
+        struct {
+            EMM_MSG_HDR_FIELDS
+        };
+    };
+    /* The local envelope: meaningful in this process only. */
     struct emm_msg *next; /* port queue link */
-    uint32_t id;          /* enum emm_msg_id */
-    uint32_t flags;
-    uint64_t seqno;       /* stamped by the port on send */
-    uint64_t offset, length;
-    uint64_t aux;
-    uint32_t access;
-    int32_t arg;
-    void *data;              /* whole pages, `length` bytes */
-    struct emm_port *control; /* send right carried by the message (kernel -> pager) */
-    struct emm_port *name;    /* MO_INIT, MO_TERMINATE */
-    struct emm_port *reply;   /* send-once right, or NULL */
+    void *data;           /* whole pages, `length` bytes, or NULL */
     /* MO_DATA_RETURN to a pager that said MO_F_CLUSTER_OK: the pages that follow
      * this one (offset + PS, ...), each a message of its own; releasing the head
      * releases them all with the same status. */
     struct emm_msg *chain;
     /* Called once by the receiver when done; frees data and message. */
     void (*release)(struct emm_msg *msg, int status);
-    void *release_ctx;
+    void *release_ctx; /* the sender's */
 };
 
 /* A heap message whose release frees it (and nothing else). */
 struct emm_msg *emm_msg_new(uint32_t id, uint64_t offset, uint64_t length);
+/* Ends msg: drops the rights it still carries, then calls its release hook. */
 void emm_msg_release(struct emm_msg *msg, int status);
+/* "data_request", or "unknown"; emm_msg_id_known says which ids exist. */
 const char *emm_msg_name(uint32_t id);
+int emm_msg_id_known(uint32_t id);
 
 #endif

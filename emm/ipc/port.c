@@ -4,6 +4,9 @@
  * Locking: port->lock guards a port's queue, seqno and flags; set->lock guards
  * the ready list. Never hold a port lock while running a handler or while taking
  * a set lock. A port on a ready list holds a reference, dropped by the worker.
+ * names.lock guards the name table's free list and chunk allocation; slots are
+ * read without it (atomics), since a name is looked up only by someone holding
+ * a reference to its port.
  */
 #include "clock.h"
 #include "port.h"
@@ -27,6 +30,134 @@ struct emm_portset {
     pthread_t *threads;
     const char *label;
 };
+
+/*
+ * The name table: name = generation << NAME_INDEX_BITS | (slot + 1). Slots live
+ * in chunks that are allocated once and never move, so a lookup needs no lock.
+ * The generation (bumped each time a slot is reused) makes a stale name miss.
+ */
+#define NAME_INDEX_BITS 24
+#define NAME_CHUNK_BITS 12
+#define NAME_CHUNK (1u << NAME_CHUNK_BITS)
+#define NAME_NCHUNKS (1u << (NAME_INDEX_BITS - NAME_CHUNK_BITS))
+#define NAME_SLOTS ((1u << NAME_INDEX_BITS) - 1)
+
+struct name_slot {
+    _Atomic(struct emm_port *) port;
+    uint32_t gen;       /* under names.lock */
+    uint32_t next_free; /* slot + 1, 0 ends; under names.lock */
+};
+
+static struct {
+    pthread_mutex_t lock;
+    _Atomic(struct name_slot *) chunks[NAME_NCHUNKS];
+    uint32_t used;      /* slots handed out at least once */
+    uint32_t free_head; /* slot + 1 of a freed slot, 0 when none */
+} names = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static struct name_slot *
+name_slot(uint32_t slot)
+{
+    struct name_slot *c = atomic_load_explicit(&names.chunks[slot >> NAME_CHUNK_BITS],
+                                               memory_order_acquire);
+    return c != NULL ? &c[slot & (NAME_CHUNK - 1)] : NULL;
+}
+
+static int
+name_alloc(struct emm_port *port)
+{
+    pthread_mutex_lock(&names.lock);
+    uint32_t slot;
+    if (names.free_head != 0) {
+        slot = names.free_head - 1;
+        names.free_head = name_slot(slot)->next_free;
+    } else if (names.used < NAME_SLOTS) {
+        slot = names.used;
+        if ((slot & (NAME_CHUNK - 1)) == 0 && name_slot(slot) == NULL) {
+            struct name_slot *c = calloc(NAME_CHUNK, sizeof(*c));
+            if (c == NULL) {
+                pthread_mutex_unlock(&names.lock);
+                return -ENOMEM;
+            }
+            atomic_store_explicit(&names.chunks[slot >> NAME_CHUNK_BITS], c,
+                                  memory_order_release);
+        }
+        names.used++;
+    } else {
+        pthread_mutex_unlock(&names.lock);
+        emm_err("port %s: no free port name (%u ports live)", port->label, NAME_SLOTS);
+        return -ENFILE;
+    }
+    struct name_slot *ns = name_slot(slot);
+    ns->gen = (ns->gen + 1) & ((1u << (32 - NAME_INDEX_BITS)) - 1);
+    ns->next_free = 0;
+    port->pname = ns->gen << NAME_INDEX_BITS | (slot + 1);
+    atomic_store_explicit(&ns->port, port, memory_order_release);
+    pthread_mutex_unlock(&names.lock);
+    return 0;
+}
+
+static void
+name_free(struct emm_port *port)
+{
+    uint32_t slot = (port->pname & NAME_SLOTS) - 1;
+    pthread_mutex_lock(&names.lock);
+    struct name_slot *ns = name_slot(slot);
+    atomic_store_explicit(&ns->port, NULL, memory_order_release);
+    ns->next_free = names.free_head;
+    names.free_head = slot + 1;
+    pthread_mutex_unlock(&names.lock);
+}
+
+static struct emm_port *
+name_lookup(emm_port_name_t name)
+{
+    uint32_t index = name & NAME_SLOTS;
+    if (index == 0)
+        return NULL;
+    struct name_slot *ns = name_slot(index - 1);
+    struct emm_port *p = ns ? atomic_load_explicit(&ns->port, memory_order_acquire) : NULL;
+    return p != NULL && p->pname == name ? p : NULL;
+}
+
+emm_port_name_t
+emm_port_name(const struct emm_port *port)
+{
+    return port->pname;
+}
+
+emm_port_name_t
+emm_port_make_send(struct emm_port *port)
+{
+    if (port == NULL)
+        return EMM_PORT_NULL;
+    emm_port_ref(port);
+    return port->pname;
+}
+
+struct emm_port *
+emm_port_take(emm_port_name_t *name)
+{
+    emm_port_name_t n = *name;
+    *name = EMM_PORT_NULL;
+    if (n == EMM_PORT_NULL)
+        return NULL;
+    struct emm_port *p = name_lookup(n);
+    if (p == NULL)
+        emm_err("port name %#x names no port: a right was dropped twice or never made", n);
+    return p;
+}
+
+struct emm_port *
+emm_port_peek(emm_port_name_t name)
+{
+    if (name == EMM_PORT_NULL)
+        return NULL;
+    struct emm_port *p = name_lookup(name);
+    if (p == NULL)
+        emm_err("port name %#x names no port: a right was dropped twice or never made", name);
+    return p;
+}
 
 static void
 msg_free_release(struct emm_msg *msg, int status)
@@ -59,17 +190,11 @@ emm_msg_release(struct emm_msg *msg, int status)
         emm_msg_release(chain, status);
         chain = next;
     }
-    if (msg->control != NULL) {
-        emm_port_unref(msg->control);
-        msg->control = NULL;
-    }
-    if (msg->name != NULL) {
-        emm_port_unref(msg->name);
-        msg->name = NULL;
-    }
-    if (msg->reply != NULL) {
-        emm_port_unref(msg->reply);
-        msg->reply = NULL;
+    emm_port_name_t *rights[] = {&msg->control, &msg->name, &msg->reply};
+    for (size_t i = 0; i < sizeof(rights) / sizeof(rights[0]); i++) {
+        struct emm_port *p = emm_port_take(rights[i]);
+        if (p != NULL)
+            emm_port_unref(p);
     }
     msg->release(msg, status);
 }
@@ -101,6 +226,12 @@ emm_msg_name(uint32_t id)
 }
 
 int
+emm_msg_id_known(uint32_t id)
+{
+    return strcmp(emm_msg_name(id), "unknown") != 0;
+}
+
+int
 emm_port_create(const char *label, emm_port_handler_fn handler, void *context,
                 struct emm_portset *set, struct emm_port **out)
 {
@@ -113,6 +244,12 @@ emm_port_create(const char *label, emm_port_handler_fn handler, void *context,
     p->context = context;
     p->set = set;
     p->label = label;
+    int rc = name_alloc(p);
+    if (rc < 0) {
+        pthread_mutex_destroy(&p->lock);
+        free(p);
+        return rc;
+    }
     *out = p;
     return 0;
 }
@@ -129,6 +266,7 @@ emm_port_unref(struct emm_port *port)
 {
     if (atomic_fetch_sub(&port->refs, 1) != 1)
         return;
+    name_free(port);
     pthread_mutex_destroy(&port->lock);
     free(port);
 }
@@ -323,6 +461,15 @@ emm_port_send_once(struct emm_port **port, struct emm_msg *msg)
     int rc = emm_port_send(p, msg);
     emm_port_unref(p);
     return rc;
+}
+
+int
+emm_port_send_reply(emm_port_name_t *name, struct emm_msg *msg)
+{
+    struct emm_port *p = emm_port_take(name);
+    if (p == NULL)
+        return -EPIPE;
+    return emm_port_send_once(&p, msg);
 }
 
 static struct emm_port *

@@ -13,8 +13,16 @@
  * A port in a port set is drained by the set's worker threads, which sleep on an
  * eventfd after a bounded busy-poll. Handlers must never block on another port.
  *
+ * Names: every port has an integer name (emm_port_name_t), unique in the
+ * process while the port lives; a message header carries rights as names. A
+ * right in a header is a reference the message owns: emm_port_make_send puts
+ * one there, emm_port_take moves it out to the receiver, emm_msg_release drops
+ * what is left.
+ *
  * Locking: port->lock guards the queue and flags; set->lock guards the ready
  * list. A port lock is never held while a handler runs or while taking the set's.
+ * The name table has its own lock, taken only to create and free ports (a lookup
+ * takes none: a name in a message is backed by the message's reference).
  */
 #ifndef EMM_PORT_H
 #define EMM_PORT_H
@@ -48,6 +56,7 @@ struct emm_port {
     int (*may_inline)(const struct emm_msg *msg);
     void *context; /* the receiver's */
     const char *label;
+    emm_port_name_t pname; /* its name in message headers */
 };
 
 /* Creates a port holding the receive right (one reference). set may be NULL. */
@@ -59,6 +68,18 @@ void emm_port_destroy(struct emm_port *port);
 /* Rights are references: make a send (or send-once) right / drop one. */
 struct emm_port *emm_port_ref(struct emm_port *port);
 void emm_port_unref(struct emm_port *port);
+/* The port's name, as message headers carry it. */
+emm_port_name_t emm_port_name(const struct emm_port *port);
+/* A right for a message header: a new reference to port, returned as its name
+ * (EMM_PORT_NULL for a NULL port). */
+emm_port_name_t emm_port_make_send(struct emm_port *port);
+/* Takes the right a header carries in *name: the message's reference goes to
+ * the caller and *name becomes EMM_PORT_NULL. NULL when *name is null. A name
+ * that is no live port is a caller's bug (a header decoded from elsewhere is
+ * translated by its transport first): it is logged and NULL is returned. */
+struct emm_port *emm_port_take(emm_port_name_t *name);
+/* The port a header's right names, borrowed: valid while the message holds it. */
+struct emm_port *emm_port_peek(emm_port_name_t name);
 /* Queues msg. On success the receiver owns msg; on -EPIPE (dead port) the
  * caller still does. */
 int emm_port_send(struct emm_port *port, struct emm_msg *msg);
@@ -73,6 +94,9 @@ int emm_port_post(struct emm_port *port, struct emm_msg *msg);
 void emm_port_kick(struct emm_port *port);
 /* Sends msg to a send-once right and consumes it (*port is set to NULL). */
 int emm_port_send_once(struct emm_port **port, struct emm_msg *msg);
+/* The same, to the right a received header carries in *name (a reply port):
+ * -EPIPE when there is none or it is dead (the caller still owns msg). */
+int emm_port_send_reply(emm_port_name_t *name, struct emm_msg *msg);
 
 /* From inside a handler: the message is not finished when the handler returns,
  * so later messages wait (order is kept) until emm_port_resume. */

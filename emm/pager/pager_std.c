@@ -197,7 +197,7 @@ pager_handler(struct emm_port *port, struct emm_msg *msg)
         atomic_fetch_add(&pg->stats.inits, 1);
         if (po->control != NULL)
             emm_port_unref(po->control);
-        po->control = emm_port_ref(msg->control);
+        po->control = emm_port_take(&msg->control);
         struct emm_msg *m = emm_msg_new(MO_READY, 0, 0);
         if (m != NULL) {
             m->flags = MO_F_MAY_CACHE | MO_F_CLUSTER_OK;
@@ -395,7 +395,7 @@ pgr_std_lock_object(struct pgr_std *pg, uint64_t id, int should_return, int flus
     m->arg = should_return;
     m->flags = flush ? MO_F_FLUSH : 0;
     m->access = lock_value;
-    m->reply = emm_port_ref(po->port); /* send-once right for lock_completed */
+    m->reply = emm_port_make_send(po->port); /* send-once right for lock_completed */
     pthread_mutex_lock(&po->lock);
     uint64_t target = po->locks_completed + 1;
     pthread_mutex_unlock(&po->lock);

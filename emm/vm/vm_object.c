@@ -197,7 +197,7 @@ kmsg(struct vm_object *obj, uint32_t id, uint64_t off, uint64_t len)
 {
     struct emm_msg *m = emm_msg_new(id, off, len);
     if (m != NULL)
-        m->control = emm_port_ref(obj->control);
+        m->control = emm_port_make_send(obj->control);
     return m;
 }
 
@@ -415,8 +415,8 @@ vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_
         return rc ? rc : -ENOMEM;
     }
     /* Mach: init returns at once; faults wait for ready. */
-    m->control = emm_port_ref(obj->control);
-    m->name = emm_port_ref(obj->name);
+    m->control = emm_port_make_send(obj->control);
+    m->name = emm_port_make_send(obj->name);
     m->arg = (int32_t)EMM_PAGE_SIZE;
     if (emm_port_send(obj->pager, m) < 0) {
         emm_msg_release(m, -EPIPE);
@@ -929,10 +929,13 @@ page_send_return(struct vm_object *obj, struct vm_page *p, int to_dp, struct vm_
     m->length = VM_PS;
     m->data = p->frame;
     m->flags = flags;
-    m->aux = to_dp; /* which pager answers (kernel-private) */
     m->release = page_return_released;
     m->release_ctx = p;
-    m->control = emm_port_ref(obj->control);
+    m->control = emm_port_make_send(obj->control);
+    if (to_dp) /* which pager answers: the kernel's to know, not the message's */
+        p->flags |= VM_PG_TO_DP;
+    else
+        p->flags &= (uint16_t)~VM_PG_TO_DP;
     p->loans++;
     vm_object_ref(obj);
     if (to_dp)
@@ -1003,7 +1006,7 @@ page_return_released(struct emm_msg *msg, int status)
         vm_object_unref(obj);
         return;
     }
-    int to_dp = p->msg.aux != 0;
+    int to_dp = (p->flags & VM_PG_TO_DP) != 0;
     int st = p->ret_status;
     int pager_has = !to_dp && st == 0 && !obj->temporary;
     int swap_has = (to_dp && st == 0) || (p->flags & VM_PG_DOUBLED);
@@ -1148,8 +1151,7 @@ vm_obj_overdue(struct vm_object *obj, struct vm_page *p, uint64_t now, struct vm
 {
     struct vm_kernel *k = obj->kernel;
     vm_pool_dequeue(&k->pool, p);
-    if (p->state != VM_PAGE_LAUNDRY || (p->flags & (VM_PG_OVERDUE | VM_PG_ORPHAN)) ||
-        p->msg.aux != 0)
+    if (p->state != VM_PAGE_LAUNDRY || (p->flags & (VM_PG_OVERDUE | VM_PG_ORPHAN | VM_PG_TO_DP)))
         return;
     p->flags |= VM_PG_OVERDUE;
     atomic_fetch_sub(&k->laundry, 1); /* no longer throttles the daemon */
@@ -1172,7 +1174,7 @@ vm_obj_overdue(struct vm_object *obj, struct vm_page *p, uint64_t now, struct vm
         d->flags = MO_F_DIRTY;
         d->release = page_return_released;
         d->release_ctx = p;
-        d->control = emm_port_ref(obj->control);
+        d->control = emm_port_make_send(obj->control);
         p->loans++;
         vm_object_ref(obj);
         batch_dp_msg(b, d);
@@ -1392,8 +1394,8 @@ terminate_finish(struct vm_object *obj, int discard)
     }
     struct emm_msg *t = emm_msg_new(MO_TERMINATE, 0, 0);
     if (t != NULL) {
-        t->control = emm_port_ref(obj->control);
-        t->name = emm_port_ref(obj->name);
+        t->control = emm_port_make_send(obj->control);
+        t->name = emm_port_make_send(obj->name);
         batch_msg(&b, t);
     }
     if (obj->dp != NULL && !obj->temporary) {
@@ -1758,12 +1760,12 @@ handle_supply(struct vm_object *obj, struct emm_msg *msg, int zero, const uint8_
         else
             vm_pool_enqueue(&k->pool, p);
     }
-    if (!zero && msg->reply != NULL) {
+    if (!zero && msg->reply != EMM_PORT_NULL) {
         struct emm_msg *r = emm_msg_new(MO_SUPPLY_COMPLETED, msg->offset, msg->length);
         if (r != NULL) {
             r->arg = present ? -EEXIST : 0;
-            r->control = emm_port_ref(obj->control);
-            if (emm_port_send_once(&msg->reply, r) < 0)
+            r->control = emm_port_make_send(obj->control);
+            if (emm_port_send_reply(&msg->reply, r) < 0)
                 emm_msg_release(r, -EPIPE);
         }
     }
@@ -1845,14 +1847,14 @@ lock_request_apply(void *arg)
             p = next;
         }
     }
-    if (msg->reply != NULL) {
+    if (msg->reply != EMM_PORT_NULL) {
         struct emm_msg *r = emm_msg_new(MO_LOCK_COMPLETED, msg->offset, msg->length);
         if (r != NULL) {
-            r->control = emm_port_ref(obj->control);
+            r->control = emm_port_make_send(obj->control);
             /* After the data_returns it caused (same batch, sent in order). */
             batch_msg(&b, r);
             r->reply = msg->reply; /* carried: sent to the reply port below */
-            msg->reply = NULL;
+            msg->reply = EMM_PORT_NULL;
         }
     }
     run_waiters(obj, &b);
@@ -1864,8 +1866,7 @@ lock_request_apply(void *arg)
     while (m != NULL) {
         struct emm_msg *next = m->next;
         if (m->id == MO_LOCK_COMPLETED) {
-            reply_to = m->reply;
-            m->reply = NULL;
+            reply_to = emm_port_take(&m->reply);
             if (emm_port_post(reply_to, m) < 0) {
                 m->next = b.failed;
                 b.failed = m;
@@ -1942,12 +1943,12 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
         obj->copy_strategy = msg->arg;
         if (obj->state == VM_OBJ_INIT)
             obj->state = VM_OBJ_READY;
-        if (msg->id == MO_CHANGE_ATTRIBUTES && msg->reply != NULL) {
+        if (msg->id == MO_CHANGE_ATTRIBUTES && msg->reply != EMM_PORT_NULL) {
             struct emm_msg *r = emm_msg_new(MO_CHANGE_COMPLETED, 0, 0);
             if (r != NULL) {
                 r->flags = msg->flags & MO_F_MAY_CACHE;
                 r->arg = msg->arg;
-                if (emm_port_send_once(&msg->reply, r) < 0)
+                if (emm_port_send_reply(&msg->reply, r) < 0)
                     emm_msg_release(r, -EPIPE);
             }
         }

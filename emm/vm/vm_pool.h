@@ -43,6 +43,8 @@ enum vm_page_state {
 #define VM_PG_REPLAY     (1u << 11) /* paged in from swap to go back to its pager */
 #define VM_PG_ABANDONED  (1u << 12) /* filled as a hole while its data_request waits behind
                                         a suspect pager: pinned until the pager answers */
+#define VM_PG_TO_DP      (1u << 13) /* in laundry: its data_return (msg) went to the default
+                                        pager, not the object's pager */
 
 enum vm_queue { VM_Q_NONE = 0, VM_Q_FREE, VM_Q_POLICY, VM_Q_LAUNDRY };
 

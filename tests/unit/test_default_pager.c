@@ -220,7 +220,7 @@ ksend(struct kobj *ko, uint32_t id, uint64_t off, uint64_t len)
 {
     struct emm_msg *m = emm_msg_new(id, off, len);
     assert_non_null(m);
-    m->control = emm_port_ref(ko->ctl);
+    m->control = emm_port_make_send(ko->ctl);
     assert_int_equal(emm_port_send(ko->mo, m), 0);
 }
 
@@ -310,7 +310,7 @@ kreturn(struct kobj *ko, uint64_t first, unsigned n, unsigned tag)
     }
     head->release = ret_release;
     head->release_ctx = &r;
-    head->control = emm_port_ref(ko->ctl);
+    head->control = emm_port_make_send(ko->ctl);
     assert_int_equal(emm_port_send(ko->mo, head), 0);
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += 5;

@@ -80,12 +80,12 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
             memcpy(r->data, msg->data, msg->length);
         }
     }
-    int answer = f->answer_locks && msg->id == MO_LOCK_REQUEST && msg->reply != NULL;
+    int answer = f->answer_locks && msg->id == MO_LOCK_REQUEST && msg->reply != EMM_PORT_NULL;
     pthread_mutex_unlock(&f->lock);
     if (answer) {
         struct emm_msg *r = emm_msg_new(MO_LOCK_COMPLETED, msg->offset, msg->length);
-        r->control = emm_port_ref(port);
-        if (emm_port_send_once(&msg->reply, r) < 0)
+        r->control = emm_port_make_send(port);
+        if (emm_port_send_reply(&msg->reply, r) < 0)
             emm_msg_release(r, -EPIPE);
     }
     emm_msg_release(msg, 0);
@@ -152,8 +152,8 @@ setup_error(void **state)
 static void
 ksend_full(struct fix *f, struct emm_msg *m)
 {
-    if (m->control == NULL)
-        m->control = emm_port_ref(f->control);
+    if (m->control == EMM_PORT_NULL)
+        m->control = emm_port_make_send(f->control);
     assert_int_equal(emm_port_send(f->mo, m), 0);
 }
 
@@ -169,8 +169,8 @@ static void
 kterminate(struct fix *f)
 {
     struct emm_msg *m = emm_msg_new(MO_TERMINATE, 0, 0);
-    m->control = emm_port_ref(f->control);
-    m->name = emm_port_ref(f->name);
+    m->control = emm_port_make_send(f->control);
+    m->name = emm_port_make_send(f->name);
     assert_int_equal(emm_port_send(f->mo, m), 0);
     f->terminated = 1;
 }
@@ -198,8 +198,8 @@ static void
 kinit(struct fix *f)
 {
     struct emm_msg *m = emm_msg_new(MO_INIT, 0, 0);
-    m->control = emm_port_ref(f->control);
-    m->name = emm_port_ref(f->name);
+    m->control = emm_port_make_send(f->control);
+    m->name = emm_port_make_send(f->name);
     m->arg = (int32_t)PS;
     assert_int_equal(emm_port_send(f->mo, m), 0);
 }

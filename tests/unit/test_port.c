@@ -295,8 +295,8 @@ test_send_once_consumes(void **state)
     assert_int_equal(r.args[0], 5);
     /* A message carrying rights drops them when released. */
     struct emm_msg *m = mk(6, &r);
-    m->reply = emm_port_ref(p);
-    m->control = emm_port_ref(p);
+    m->reply = emm_port_make_send(p);
+    m->control = emm_port_make_send(p);
     assert_int_equal(atomic_load(&p->refs), 3);
     assert_int_equal(emm_port_send(p, m), 0);
     assert_int_equal(atomic_load(&p->refs), 1);

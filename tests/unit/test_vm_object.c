@@ -88,7 +88,7 @@ fp_send_full(struct fpager *fp, uint32_t id, uint64_t off, uint64_t len, int32_t
     m->arg = arg;
     m->access = access;
     m->flags = flags;
-    m->reply = reply;
+    m->reply = reply != NULL ? emm_port_name(reply) : EMM_PORT_NULL; /* the caller's right */
     if (data != NULL) {
         m->data = malloc(len);
         memcpy(m->data, data, len);
@@ -156,8 +156,8 @@ fp_handler(struct emm_port *port, struct emm_msg *msg)
     r->on_reply = port == fp->reply;
     switch (msg->id) {
     case MO_INIT:
-        fp->control = emm_port_ref(msg->control);
-        fp->name = emm_port_ref(msg->name);
+        fp->control = emm_port_take(&msg->control);
+        fp->name = emm_port_take(&msg->name);
         break;
     case MO_DATA_RETURN:
         memcpy(&r->word0, msg->data, sizeof(r->word0));
