@@ -526,7 +526,7 @@ dp_handler(struct emm_port *port, struct emm_msg *msg)
         status = do_data_return(o, msg);
         break;
     case MO_SYNCHRONIZE:
-        reply(o, msg, MO_SYNCHRONIZE_COMPLETED, msg->offset, msg->length, 0, do_synchronize(o));
+        reply(o, msg, MO_SYNCHRONIZE_COMPLETED, msg->offset, msg->length, 0, -do_synchronize(o));
         break;
     case MO_DISCARD: {
         uint64_t first = msg->offset / PS, n = msg->length / PS;

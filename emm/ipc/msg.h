@@ -11,6 +11,13 @@
  * carries, dropped by emm_msg_release unless a receiver took the right
  * (emm_port_take).
  *
+ * Errors in the protocol: every errno a message carries (data_error's arg,
+ * synchronize_completed's arg, destroy's reason, supply_completed's result)
+ * is 0 or a *positive* errno value (EIO, ENOSPC), as Mach's kern_return_t
+ * codes are positive; a receiver refuses a negative one (see the validator).
+ * Functions in emm still return 0 or a negative errno: the sign changes where
+ * a message is built (m->arg = -rc) or read (return -msg->arg).
+ *
  * Ownership: the sender allocates a message and hands it to emm_port_send; the
  * receiver owns it from then on and ends it with emm_msg_release(msg, status),
  * which calls the sender's release hook (that is Mach's vm_deallocate of the
@@ -42,7 +49,7 @@ enum emm_msg_id {
     MO_LOCK_REQUEST,      /* offset, length, arg=should_return, flags FLUSH, access=lock_value, reply */
     MO_CHANGE_ATTRIBUTES, /* flags MAY_CACHE, arg=copy_strategy, reply */
     MO_DESTROY,           /* arg=reason (errno) */
-    MO_SYNCHRONIZE_COMPLETED, /* offset, length, arg=0 or -errno (emm: carries the result) */
+    MO_SYNCHRONIZE_COMPLETED, /* offset, length, arg=errno (emm: carries the result) */
 };
 
 /* flags */

@@ -239,7 +239,7 @@ pager_handler(struct emm_port *port, struct emm_msg *msg)
         int rc = emm_backend_sync(pg->backend, po->id);
         struct emm_msg *m = emm_msg_new(MO_SYNCHRONIZE_COMPLETED, msg->offset, msg->length);
         if (m != NULL) {
-            m->arg = rc;
+            m->arg = -rc; /* a positive errno, as every errno in the protocol */
             send_control(po, m);
         }
         po->error_logged = 0;

@@ -1763,7 +1763,7 @@ handle_supply(struct vm_object *obj, struct emm_msg *msg, int zero, const uint8_
     if (!zero && msg->reply != EMM_PORT_NULL) {
         struct emm_msg *r = emm_msg_new(MO_SUPPLY_COMPLETED, msg->offset, msg->length);
         if (r != NULL) {
-            r->arg = present ? -EEXIST : 0;
+            r->arg = present ? EEXIST : 0; /* KERN_MEMORY_PRESENT */
             r->control = emm_port_make_send(obj->control);
             if (emm_port_send_reply(&msg->reply, r) < 0)
                 emm_msg_release(r, -EPIPE);
@@ -2002,7 +2002,7 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
             obj->sync_tail = NULL;
         s->next = NULL;
         b.syncs_done = s;
-        b.sync_err = msg->arg < 0 ? -msg->arg : 0;
+        b.sync_err = msg->arg; /* a positive errno (validated) */
         if (b.sync_err == 0 && obj->return_failures != s->failures_at_start)
             b.sync_err = EIO; /* a page it returned stayed dirty: the pager refused it */
         if (b.sync_err == 0 && dp_holds(obj) && obj->state == VM_OBJ_READY) {

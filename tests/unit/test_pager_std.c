@@ -118,7 +118,7 @@ fix_new(const char *spec, int with_error_keys)
     f->args.keys = f->kv;
     if (with_error_keys) {
         fix_key(f, "error.rate", "1");
-        fix_key(f, "error.ops", "read,write");
+        fix_key(f, "error.ops", with_error_keys == 2 ? "sync" : "read,write");
         fix_key(f, "error.file", f->trigger); /* errors only while it exists */
     }
     f->args.spec = spec;
@@ -133,6 +133,14 @@ fix_new(const char *spec, int with_error_keys)
     assert_int_equal(emm_port_create("name", NULL, f, NULL, &f->name), 0);
     kinit(f);
     return f;
+}
+
+/* Only the store's sync fails (while the trigger file exists). */
+static int
+setup_sync_error(void **state)
+{
+    *state = fix_new("error:memory", 2);
+    return 0;
 }
 
 static int
@@ -507,6 +515,23 @@ test_write_error_then_sync(void **state)
     assert_memory_equal(f->recs[f->n - 1].data, page, PS);
 }
 
+/* synchronize_completed carries the store's sync failure as a positive errno,
+ * like data_error (one errno convention in the protocol). */
+static void
+test_sync_error_positive(void **state)
+{
+    struct fix *f = *state;
+    FILE *t = fopen(f->trigger, "w");
+    assert_non_null(t);
+    fclose(t);
+    ksend(f, MO_SYNCHRONIZE, 0, 8 * PS);
+    assert_int_equal(f->recs[f->n - 1].id, MO_SYNCHRONIZE_COMPLETED);
+    assert_int_equal(f->recs[f->n - 1].arg, EIO);
+    assert_int_equal(unlink(f->trigger), 0);
+    ksend(f, MO_SYNCHRONIZE, 0, 8 * PS);
+    assert_int_equal(f->recs[f->n - 1].arg, 0);
+}
+
 int
 main(void)
 {
@@ -523,6 +548,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_init_ready, setup_error, teardown),
         cmocka_unit_test_setup_teardown(test_request_stored_and_mixed, setup_error, teardown),
         cmocka_unit_test_setup_teardown(test_write_error_then_sync, setup_error, teardown),
+        cmocka_unit_test_setup_teardown(test_sync_error_positive, setup_sync_error, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -796,7 +796,7 @@ test_sync(void **state)
     assert_int_equal(s.id, MO_SYNCHRONIZE);
     usleep(10000);
     assert_false(comp_done(c));
-    assert_int_equal(fp_send(&f->fp, MO_SYNCHRONIZE_COMPLETED, s.off, s.len, -EIO), 0);
+    assert_int_equal(fp_send(&f->fp, MO_SYNCHRONIZE_COMPLETED, s.off, s.len, EIO), 0);
     assert_true(comp_wait(c, WAIT_MS));
     assert_int_equal(c->err, EIO);
     comp_free(c);
@@ -829,7 +829,7 @@ test_return_error_keeps_dirty(void **state)
     struct comp *c = comp_new(0);
     vm_object_sync(f->obj, done_cb, c);
     assert_int_equal(fp_count(&f->fp, MO_DATA_RETURN), 1);
-    assert_int_equal(fp_send(&f->fp, MO_SYNCHRONIZE_COMPLETED, 0, 0, -EIO), 0);
+    assert_int_equal(fp_send(&f->fp, MO_SYNCHRONIZE_COMPLETED, 0, 0, EIO), 0);
     assert_true(comp_wait(c, WAIT_MS));
     assert_int_equal(c->err, EIO);
     comp_free(c);
