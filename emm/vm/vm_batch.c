@@ -147,7 +147,7 @@ vm_batch_flush(struct vm_object *obj, struct vm_batch *b)
         struct vm_io *next = io->next;
         if (io->op == VM_IO_READ) {
             if (io->err == 0) {
-                struct iovec iov[258];
+                struct iovec iov[EMM_MAX_SPAN_PAGES];
                 uint64_t pos = io->off, end = io->off + io->len;
                 int n = 0;
                 for (unsigned i = 0; i < io->nwired; i++) {

@@ -262,13 +262,13 @@ write_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
     }
     if (!ready)
         return 0;
-    struct vm_page *frames[258];
+    struct vm_page *frames[EMM_MAX_SPAN_PAGES];
     if (need > 0 && vm_pool_alloc_all(&k->pool, frames, need) == 0) {
         starve(obj, need); /* a write takes all its frames at once */
         return 0;
     }
     unsigned used = 0;
-    struct vm_page *touched[258];
+    struct vm_page *touched[EMM_MAX_SPAN_PAGES];
     for (uint64_t idx = first; idx <= last; idx++) {
         struct vm_page *p = vm_obj_page_lookup(obj, idx);
         if (p != NULL && (p->state == VM_PAGE_LAUNDRY || p->wire > 0)) {
@@ -381,8 +381,8 @@ vm_object_read(struct vm_object *obj, uint64_t off, uint64_t len, vm_read_done_f
         done(arg, ENOMEM, NULL, 0);
         return;
     }
-    if (len > 256 * VM_PS)
-        len = 256 * VM_PS;
+    if (len > EMM_MAX_REQUEST_BYTES)
+        len = EMM_MAX_REQUEST_BYTES;
     io->op = VM_IO_READ;
     io->off = off;
     io->len = len;
@@ -398,7 +398,7 @@ void
 vm_object_write(struct vm_object *obj, uint64_t off, const void *buf, uint64_t len,
                 vm_done_fn done, void *arg)
 {
-    if (len > 256 * VM_PS) {
+    if (len > EMM_MAX_REQUEST_BYTES) {
         done(arg, EINVAL);
         return;
     }

@@ -27,7 +27,7 @@ struct vm_io {
     void *arg;
     int err;
     unsigned nwired;
-    struct vm_page *wired[258]; /* a 1 MiB read spans at most 257 pages */
+    struct vm_page *wired[EMM_MAX_SPAN_PAGES]; /* a 1 MiB read spans at most 257 pages */
 };
 enum { VM_IO_READ = 1, VM_IO_WRITE };
 
