@@ -113,6 +113,44 @@ sick_period(struct vm_object *obj)
  * authoritative copy is in swap), or nobody (double-page it now, or kill the
  * object if swap failed too).
  */
+/* What becomes of a page whose data_return (to_dp: to the default pager) was
+ * released with status st. Decides only; page_return_released acts. */
+enum return_fate {
+    RET_ORPHAN,      /* a newer copy replaced it: only the frame is left */
+    RET_DROP,        /* the object is dead */
+    RET_CLEAN,       /* a temporary object's page: swap has it */
+    RET_PAGER_TOOK,  /* the pager has it: forget any copy in swap */
+    RET_IN_SWAP,     /* swap holds the authoritative copy until a replay */
+    RET_DOUBLE_PAGE, /* the pager failed and the frame is wanted: to swap now */
+    RET_KILL,        /* swap refused a page only swap could take */
+    RET_UNLUCKY,     /* refused for good, no swap, frame wanted: the unlucky object */
+    RET_RETRY,       /* stays dirty; pageout backs off */
+};
+
+static enum return_fate
+return_fate(const struct vm_object *obj, const struct vm_page *p, int to_dp, int st)
+{
+    int evicting = (p->flags & VM_PG_EVICT) != 0;
+
+    if (p->flags & VM_PG_ORPHAN)
+        return RET_ORPHAN;
+    if (obj->state == VM_OBJ_DEAD)
+        return RET_DROP;
+    if (obj->temporary)
+        return st == 0 ? RET_CLEAN : RET_KILL;
+    if (!to_dp && st == 0)
+        return RET_PAGER_TOOK;
+    if ((to_dp && st == 0) || (p->flags & VM_PG_DOUBLED))
+        return RET_IN_SWAP;
+    if (to_dp)
+        return RET_KILL; /* swap is full or failing */
+    if (obj->dp != NULL && evicting)
+        return RET_DOUBLE_PAGE;
+    if (refused_for_good(st) && evicting)
+        return RET_UNLUCKY;
+    return RET_RETRY;
+}
+
 static void
 page_return_released(struct emm_msg *msg, int status)
 {
@@ -142,15 +180,14 @@ page_return_released(struct emm_msg *msg, int status)
     }
     int to_dp = p->msg.aux != 0;
     int st = p->ret_status;
-    int pager_has = !to_dp && st == 0 && !obj->temporary;
-    int swap_has = (to_dp && st == 0) || (p->flags & VM_PG_DOUBLED);
-    int overdue = (p->flags & VM_PG_OVERDUE) != 0;
+    int doubled = (p->flags & VM_PG_DOUBLED) != 0;
+    enum return_fate fate = return_fate(obj, p, to_dp, st);
 
-    if (!overdue)
+    if (!(p->flags & VM_PG_OVERDUE))
         atomic_fetch_sub(&k->laundry, 1);
     else
         atomic_fetch_sub(&obj->pstats->overdue_inflight, 1);
-    if (p->flags & VM_PG_ORPHAN) {
+    if (fate == RET_ORPHAN) {
         /* Replaced by a newer copy in the object: only the frame is left. */
         p->flags &= ~(VM_PG_OVERDUE | VM_PG_DOUBLED);
         p->state = VM_PAGE_PRESENT;
@@ -163,19 +200,18 @@ page_return_released(struct emm_msg *msg, int status)
     p->state = VM_PAGE_PRESENT;
     obj->nlaundry--;
     p->flags &= ~(VM_PG_OVERDUE | VM_PG_DOUBLED);
-    if (obj->state == VM_OBJ_DEAD) {
+    switch (fate) {
+    case RET_ORPHAN: /* handled above */
+    case RET_DROP:
         vm_obj_page_flags(obj, p, 0, VM_PG_DIRTY | VM_PG_NEW | VM_PG_REDIRTY);
         p->flags |= VM_PG_EVICT;
-    } else if (obj->temporary) {
-        if (st == 0) {
-            if (!(p->flags & VM_PG_REDIRTY))
-                vm_obj_page_flags(obj, p, 0, VM_PG_DIRTY | VM_PG_NEW);
-        } else {
-            obj_kill(obj, p->index, -st, &b); /* p is dropped with the rest */
-            goto out;
-        }
-    } else if (pager_has) {
-        if ((p->flags & VM_PG_INSWAP) || swap_has) {
+        break;
+    case RET_CLEAN:
+        if (!(p->flags & VM_PG_REDIRTY))
+            vm_obj_page_flags(obj, p, 0, VM_PG_DIRTY | VM_PG_NEW);
+        break;
+    case RET_PAGER_TOOK:
+        if ((p->flags & VM_PG_INSWAP) || doubled) {
             if (dp_forget(obj, p->index, &b) < 0) {
                 p->flags |= VM_PG_INSWAP | VM_PG_REDIRTY; /* try again later */
             } else if (p->flags & VM_PG_INSWAP) {
@@ -191,17 +227,16 @@ page_return_released(struct emm_msg *msg, int status)
         obj->backoff_until_ns = 0;
         if (obj->dp != NULL && k->dpo->pages(k->dp_ctx, obj->dp_handle) > 0)
             vm_kernel_note_swapped(k, obj);
-    } else if (swap_has) {
+        break;
+    case RET_IN_SWAP:
         /* Double paged: swap holds the authoritative copy until a replay. */
         if (to_dp)
             note_double_paged(obj);
         if (!(p->flags & VM_PG_REDIRTY))
             vm_obj_page_flags(obj, p, 0, VM_PG_DIRTY | VM_PG_NEW);
         p->flags |= VM_PG_INSWAP;
-    } else if (to_dp) {
-        obj_kill(obj, p->index, -st, &b); /* swap is full or failing */
-        goto out;
-    } else if (obj->dp != NULL && (p->flags & VM_PG_EVICT)) {
+        break;
+    case RET_DOUBLE_PAGE:
         /* The pager failed: double paging. The page stays on loan. */
         atomic_fetch_add(&k->stats.return_errors, 1);
         atomic_store(&obj->pstats->last_failure_ns, now);
@@ -216,7 +251,7 @@ page_return_released(struct emm_msg *msg, int status)
         vm_batch_flush(obj, &b);
         vm_object_unref(obj);
         return;
-    } else if (refused_for_good(st) && (p->flags & VM_PG_EVICT)) {
+    case RET_UNLUCKY:
         /* The pageout daemon needs the frame, the pager refuses the page for
          * good and there is no default pager to take it: kept dirty, it would
          * hold its frame forever and writers would wait for frames forever
@@ -225,14 +260,17 @@ page_return_released(struct emm_msg *msg, int status)
         atomic_fetch_add(&k->stats.return_errors, 1);
         obj->return_failures++;
         atomic_store(&obj->pstats->last_failure_ns, now);
+        /* fall through */
+    case RET_KILL:
         obj_kill(obj, p->index, -st, &b); /* p is dropped with the rest */
         goto out;
-    } else {
+    case RET_RETRY:
         atomic_fetch_add(&k->stats.return_errors, 1);
         obj->return_failures++; /* fails the fsyncs that were waiting for it */
         atomic_store(&obj->pstats->last_failure_ns, now);
         p->flags &= ~VM_PG_EVICT;
         obj->backoff_until_ns = now + 200000000ull;
+        break;
     }
     p->flags &= ~VM_PG_REDIRTY;
     if ((p->flags & VM_PG_EVICT) && !(p->flags & VM_PG_DIRTY) && p->wire == 0) {
