@@ -10,6 +10,7 @@
  * is gathered in a struct vm_batch and run by vm_batch_flush after unlocking.
  * Lock order: object, then pool.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +151,7 @@ vm_batch_flush(struct vm_object *obj, struct vm_batch *b)
                 struct iovec iov[EMM_MAX_SPAN_PAGES];
                 uint64_t pos = io->off, end = io->off + io->len;
                 int n = 0;
+                assert(io->nwired <= EMM_MAX_SPAN_PAGES);
                 for (unsigned i = 0; i < io->nwired; i++) {
                     uint64_t in = pos % VM_PS;
                     uint64_t take = VM_PS - in;
@@ -188,6 +190,7 @@ vm_io_unwire(struct vm_object *obj, struct vm_io *io)
     pthread_mutex_lock(&obj->lock);
     for (unsigned i = 0; i < io->nwired; i++) {
         struct vm_page *p = io->wired[i];
+        assert(p->wire > 0); /* the reply that just went out sent from a wired frame */
         if (--p->wire == 0 && (p->flags & VM_PG_EVICT) && p->state == VM_PAGE_PRESENT &&
             !(p->flags & VM_PG_DIRTY))
             vm_obj_remove_page(obj, p);
