@@ -28,6 +28,13 @@
 
 #include <stdint.h>
 
+/* The one request-size limit: no message moves more than 1 MiB (256 pages),
+ * and FUSE is mounted with max_read/max_write of the same size. An unaligned
+ * range of that size touches one page more; EMM_MAX_SPAN_PAGES has room. */
+#define EMM_MAX_REQUEST_PAGES 256u
+#define EMM_MAX_REQUEST_BYTES (EMM_MAX_REQUEST_PAGES * 4096u)
+#define EMM_MAX_SPAN_PAGES (EMM_MAX_REQUEST_PAGES + 2u)
+
 enum emm_msg_id {
     /* kernel -> pager, sent to the memory object port */
     MO_INIT = 1,         /* control, name, arg=page_size */
@@ -82,10 +89,6 @@ enum { MO_COPY_NONE = 0, MO_COPY_CALL, MO_COPY_DELAY, MO_COPY_TEMPORARY };
 /* A port right carried in a header: an integer name, 0 for none. */
 typedef uint32_t emm_port_name_t;
 #define EMM_PORT_NULL ((emm_port_name_t)0)
-
-/* The largest data a message carries, and so the largest request: 1 MiB, 256
- * pages of 4 KiB (a FUSE max_read). */
-#define EMM_MSG_MAX_DATA (UINT32_C(1) << 20)
 
 /*
  * The header: plain integers only. The same fields, in this order, are the

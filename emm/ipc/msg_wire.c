@@ -46,7 +46,7 @@ get_le16(const unsigned char *p)
 static int
 payload_ok(uint64_t length, uint32_t payload)
 {
-    return payload == 0 || (payload == length && payload <= EMM_MSG_MAX_DATA);
+    return payload == 0 || (payload == length && payload <= EMM_MAX_REQUEST_BYTES);
 }
 
 int

@@ -36,7 +36,7 @@
 #define EMM_WIRE_HDR_SIZE 72u
 
 /* Writes h (and the payload size that follows it) into buf. 0, or -EINVAL
- * when payload is neither 0 nor h->length, or exceeds EMM_MSG_MAX_DATA. */
+ * when payload is neither 0 nor h->length, or exceeds EMM_MAX_REQUEST_BYTES. */
 int emm_wire_encode(const struct emm_msg_hdr *h, uint32_t payload,
                     unsigned char buf[EMM_WIRE_HDR_SIZE]);
 
@@ -44,7 +44,7 @@ int emm_wire_encode(const struct emm_msg_hdr *h, uint32_t payload,
  * *why naming the field that is wrong (for the caller's log line):
  *   -EAGAIN          len < EMM_WIRE_HDR_SIZE (read more first)
  *   -EBADMSG         wrong magic, size, unknown id, or a payload that is not 0
- *                    or `length`, or larger than EMM_MSG_MAX_DATA
+ *                    or `length`, or larger than EMM_MAX_REQUEST_BYTES
  *   -EPROTONOSUPPORT another version
  * Nothing is allocated: payload is checked before anyone reads it. */
 int emm_wire_decode(const unsigned char *buf, size_t len, struct emm_msg_hdr *h,

@@ -3,9 +3,10 @@
  * mapping, mlocked on fault when the process may (MLOCK_ONFAULT: a frame is
  * locked once it is first used, never touched before); descriptors are a plain
  * calloc'd array, also untouched until a page is first handed out (pool->fresh),
- * so an idle daemon with a large resident-limit costs almost nothing. Free
- * pages, the laundry list and the policy's queues share each page's pnode: a
- * page is on at most one of them (page->queue says which).
+ * so an idle daemon with a large resident-limit costs almost nothing. The
+ * laundry list and the policy's queues share each page's pnode (page->queue
+ * says which one a page is on); the free list links through page->hnext, which
+ * a free page does not need (it is on no object's hash chain).
  *
  * Locking: pool->lock guards the free list, the policy, the laundry list and
  * the counters.

@@ -224,7 +224,7 @@ test_decode_refuses(void **state)
     decode_refused(b, sizeof(b), -EBADMSG, "payload");
 
     /* A payload over the limit, even when it matches length. */
-    h.length = (uint64_t)EMM_MSG_MAX_DATA + 4096;
+    h.length = (uint64_t)EMM_MAX_REQUEST_BYTES + 4096;
     assert_int_equal(emm_wire_encode(&h, (uint32_t)h.length, b), -EINVAL);
     assert_int_equal(emm_wire_encode(&h, 0, b), 0);
     b[68] = 0x00, b[69] = 0x10, b[70] = 0x10, b[71] = 0x00; /* 0x101000 */
