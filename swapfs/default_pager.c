@@ -522,9 +522,20 @@ dp_handler(struct emm_port *port, struct emm_msg *msg)
     case MO_DATA_UNLOCK: /* grant everything, as pager_std does */
         reply(o, msg, MO_LOCK_REQUEST, msg->offset, msg->length, 0, MO_RETURN_NONE);
         break;
-    case MO_DATA_RETURN:
+    case MO_DATA_RETURN: {
+        /* The answer is a message (the kernel decides on it); the release
+         * says only whether the data_return was taken at all. */
         status = do_data_return(o, msg);
+        int rc = emm_msg_return_completed(msg, msg->control ? emm_port_peek(msg->control)
+                                                            : o->control, status);
+        if (rc < 0) {
+            emm_warn("default pager: object %#llx: data_return_completed not sent: %s",
+                     (unsigned long long)o->key, strerror(-rc));
+            if (status == 0)
+                status = rc;
+        }
         break;
+    }
     case MO_SYNCHRONIZE:
         reply(o, msg, MO_SYNCHRONIZE_COMPLETED, msg->offset, msg->length, 0, -do_synchronize(o));
         break;

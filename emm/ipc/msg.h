@@ -12,8 +12,8 @@
  * (emm_port_take).
  *
  * Errors in the protocol: every errno a message carries (data_error's arg,
- * synchronize_completed's arg, destroy's reason, supply_completed's result)
- * is 0 or a *positive* errno value (EIO, ENOSPC), as Mach's kern_return_t
+ * synchronize_completed's arg, destroy's reason, supply_completed's result,
+ * data_return_completed's arg) is 0 or a *positive* errno value (EIO, ENOSPC), as Mach's kern_return_t
  * codes are positive; a receiver refuses a negative one (see the validator).
  * Functions in emm still return 0 or a negative errno: the sign changes where
  * a message is built (m->arg = -rc) or read (return -msg->arg).
@@ -21,12 +21,17 @@
  * Ownership: the sender allocates a message and hands it to emm_port_send; the
  * receiver owns it from then on and ends it with emm_msg_release(msg, status),
  * which calls the sender's release hook (that is Mach's vm_deallocate of the
- * out-of-line data, and tells a data_return's sender whether the pager took it).
+ * out-of-line data). What a receiver decides travels as a message, never only
+ * as a release status, so a receiver in another process can say it too: a
+ * data_return's outcome is MO_DATA_RETURN_COMPLETED. A release status other
+ * than 0 says only that the message was not taken (a dead port: -EPIPE).
  */
 #ifndef EMM_MSG_H
 #define EMM_MSG_H
 
 #include <stdint.h>
+
+struct emm_port;
 
 /* The one request-size limit: no message moves more than 1 MiB (256 pages),
  * and FUSE is mounted with max_read/max_write of the same size. An unaligned
@@ -40,7 +45,8 @@ enum emm_msg_id {
     MO_INIT = 1,         /* control, name, arg=page_size */
     MO_DATA_REQUEST,     /* offset, length, access=desired_access */
     MO_DATA_UNLOCK,      /* offset, length, access=desired_access */
-    MO_DATA_RETURN,      /* offset, length, data, flags DIRTY|KERNEL_COPY; release(status) */
+    MO_DATA_RETURN,      /* offset, length, data, flags DIRTY|KERNEL_COPY, reply: answered
+                            by MO_DATA_RETURN_COMPLETED */
     MO_LOCK_COMPLETED,   /* offset, length (sent to the lock_request's reply port) */
     MO_SUPPLY_COMPLETED, /* offset, length, arg=result (errno), arg2=error_offset */
     MO_CHANGE_COMPLETED, /* flags MAY_CACHE, arg=copy_strategy */
@@ -57,6 +63,11 @@ enum emm_msg_id {
     MO_CHANGE_ATTRIBUTES, /* flags MAY_CACHE, arg=copy_strategy, reply */
     MO_DESTROY,           /* arg=reason (errno) */
     MO_SYNCHRONIZE_COMPLETED, /* offset, length, arg=errno (emm: carries the result) */
+    /* emm extension: the outcome of a data_return (a clustered one: of its
+     * whole run), sent to the data_return's reply port when it has one, else
+     * to the control port: offset, length, arg=errno (0: the pager has the
+     * pages), arg2=the data_return's seqno. */
+    MO_DATA_RETURN_COMPLETED,
 };
 
 /* flags */
@@ -139,5 +150,10 @@ void emm_msg_release(struct emm_msg *msg, int status);
 /* "data_request", or "unknown"; emm_msg_id_known says which ids exist. */
 const char *emm_msg_name(uint32_t id);
 int emm_msg_id_known(uint32_t id);
+/* A pager's answer to the data_return ret (and its chain): sends
+ * MO_DATA_RETURN_COMPLETED with status (0 or -errno) to ret's reply port, or
+ * else to control. 0, or -errno when it could not be sent (the caller then
+ * releases ret with an error status, which the kernel takes as the answer). */
+int emm_msg_return_completed(struct emm_msg *ret, struct emm_port *control, int status);
 
 #endif

@@ -222,6 +222,7 @@ emm_msg_name(uint32_t id)
     case MO_CHANGE_ATTRIBUTES: return "change_attributes";
     case MO_DESTROY: return "destroy";
     case MO_SYNCHRONIZE_COMPLETED: return "synchronize_completed";
+    case MO_DATA_RETURN_COMPLETED: return "data_return_completed";
     default: return "unknown";
     }
 }
@@ -461,6 +462,27 @@ emm_port_send_once(struct emm_port **port, struct emm_msg *msg)
     *port = NULL;
     int rc = emm_port_send(p, msg);
     emm_port_unref(p);
+    return rc;
+}
+
+int
+emm_msg_return_completed(struct emm_msg *ret, struct emm_port *control, int status)
+{
+    uint64_t len = 0;
+    for (const struct emm_msg *m = ret; m != NULL; m = m->chain)
+        len += m->length;
+    struct emm_msg *c = emm_msg_new(MO_DATA_RETURN_COMPLETED, ret->offset, len);
+    if (c == NULL)
+        return -ENOMEM;
+    c->arg = -status; /* a positive errno on the wire */
+    c->arg2 = ret->seqno;
+    int rc;
+    if (ret->reply != EMM_PORT_NULL)
+        rc = emm_port_send_reply(&ret->reply, c);
+    else
+        rc = control != NULL ? emm_port_send(control, c) : -EPIPE;
+    if (rc < 0)
+        emm_msg_release(c, rc);
     return rc;
 }
 

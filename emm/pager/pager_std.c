@@ -230,10 +230,15 @@ pager_handler(struct emm_port *port, struct emm_msg *msg)
             po->error_logged = 1;
             atomic_fetch_add(&pg->stats.return_errors, 1);
         }
+        /* The kernel decides on the answer, a message; the release status
+         * only says the return was not taken when no answer could go. */
+        int sent = emm_msg_return_completed(msg, po->control, status);
+        if (sent < 0 && status == 0)
+            status = sent;
         break;
     case MO_SYNCHRONIZE: {
         /* The store's own sync. A refused data_return was answered with its
-         * status: the kernel keeps the page (or double-pages it) and fails
+         * errno (data_return_completed): the kernel keeps the page (or double-pages it) and fails
          * the fsync that depended on it. */
         atomic_fetch_add(&pg->stats.syncs, 1);
         int rc = emm_backend_sync(pg->backend, po->id);

@@ -19,6 +19,7 @@
 #include "vm_internal.h"
 
 static void control_handler(struct emm_port *port, struct emm_msg *msg);
+static void dp_reply_handler(struct emm_port *port, struct emm_msg *msg);
 
 int
 vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_object **out)
@@ -61,10 +62,14 @@ vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_
         rc = emm_port_create("control", control_handler, obj, NULL, &obj->control);
     if (rc == 0)
         rc = emm_port_create("name", NULL, obj, NULL, &obj->name);
+    if (rc == 0 && obj->dp != NULL && !a->temporary)
+        rc = emm_port_create("dp-reply", dp_reply_handler, obj, NULL, &obj->dp_reply);
     struct emm_msg *m = rc == 0 ? emm_msg_new(MO_INIT, 0, 0) : NULL;
     if (m == NULL) {
         if (obj->control)
             emm_port_destroy(obj->control);
+        if (obj->name)
+            emm_port_destroy(obj->name);
         if (obj->pager)
             emm_port_unref(obj->pager);
         if (obj->dp) {
@@ -418,6 +423,9 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
         vm_obj_discard_all(obj);
         vm_obj_run_waiters(obj, &b);
         break;
+    case MO_DATA_RETURN_COMPLETED:
+        vm_obj_return_completed(obj, msg, 0, &b);
+        break;
     case MO_SYNCHRONIZE_COMPLETED: {
         struct vm_sync *s = obj->sync_head;
         if (s == NULL) {
@@ -447,6 +455,29 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
                  emm_msg_name(msg->id), msg->id);
         break;
     }
+    vm_batch_post(obj, &b);
+    pthread_mutex_unlock(&obj->lock);
+    emm_msg_release(msg, 0);
+    vm_batch_flush(obj, &b);
+}
+
+/* The default pager's answers to the data_returns the kernel sends it for
+ * double paging (a failed or overdue return of the object's own pager). Only
+ * data_return_completed belongs here. */
+static void
+dp_reply_handler(struct emm_port *port, struct emm_msg *msg)
+{
+    struct vm_object *obj = port->context;
+    struct vm_batch b = {0};
+
+    if (msg->id != MO_DATA_RETURN_COMPLETED) {
+        emm_warn("object %llu: default pager reply port got %s (%u): refused",
+                 (unsigned long long)obj->id, emm_msg_name(msg->id), msg->id);
+        emm_msg_release(msg, -EBADMSG);
+        return;
+    }
+    pthread_mutex_lock(&obj->lock);
+    vm_obj_return_completed(obj, msg, 1, &b);
     vm_batch_post(obj, &b);
     pthread_mutex_unlock(&obj->lock);
     emm_msg_release(msg, 0);

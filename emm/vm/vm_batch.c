@@ -104,6 +104,10 @@ vm_batch_post(struct vm_object *obj, struct vm_batch *b)
             b->failed = m;
         } else {
             b->kick_pager = 1;
+            /* The pages of a cluster are answered by one data_return_completed
+             * that names the head's seqno: each page keeps it to match. */
+            for (struct emm_msg *c = m->chain; c != NULL; c = c->chain)
+                c->seqno = m->seqno;
         }
         m = next;
     }

@@ -68,6 +68,8 @@ struct vm_object {
     /* The default pager (vm_dpager.h): its port for this object, or NULL. */
     int temporary;                   /* no pager of its own: dp is the pager */
     struct emm_port *dp;             /* send right */
+    struct emm_port *dp_reply;       /* receive right: the default pager's answers to the
+                                        data_returns it gets for double paging */
     void *dp_handle;
     uint64_t deadline_ns;            /* a data_return older than this is overdue; 0: none */
     uint64_t replay_inflight;        /* pages paged in from swap to be replayed */
@@ -151,6 +153,11 @@ void vm_obj_retry(struct vm_object *obj); /* reruns waiting operations; takes th
 void vm_obj_launder(struct vm_object *obj, struct vm_page *p, int evict, struct vm_batch *b);
 /* The daemon found p's data_return overdue: copy it to swap. */
 void vm_obj_overdue(struct vm_object *obj, struct vm_page *p, uint64_t now, struct vm_batch *b);
+/* A data_return_completed: from_dp when it came on obj->dp_reply (the default
+ * pager's answer to a double-paging return), else on the control port. Settles
+ * the pages it answers; returns how many it matched. Lock held. */
+unsigned vm_obj_return_completed(struct vm_object *obj, const struct emm_msg *msg, int from_dp,
+                                 struct vm_batch *b);
 
 /* vm_sync.c */
 /* Pages some held pages in from swap to go back to the pager; 1 if work remains. */

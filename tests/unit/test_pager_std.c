@@ -33,6 +33,7 @@ struct krec {
     uint64_t off, len;
     uint32_t flags, access;
     int32_t arg;
+    uint64_t arg2;
     uint8_t *data; /* copy of supplied data */
 };
 
@@ -74,6 +75,7 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
         r->flags = msg->flags;
         r->access = msg->access;
         r->arg = msg->arg;
+        r->arg2 = msg->arg2;
         r->data = NULL;
         if (msg->id == MO_DATA_SUPPLY && msg->data != NULL) {
             r->data = malloc(msg->length);
@@ -223,6 +225,7 @@ page_fill(uint8_t *p, uint64_t idx, uint8_t gen)
 struct ret_state {
     int released;
     int status;
+    uint64_t seqno; /* the head's (chained messages are not stamped) */
 };
 
 static void
@@ -231,6 +234,8 @@ ret_release(struct emm_msg *msg, int status)
     struct ret_state *rs = msg->release_ctx;
     rs->released++;
     rs->status = status;
+    if (msg->seqno != 0)
+        rs->seqno = msg->seqno;
     free(msg->data);
     free(msg);
 }
@@ -238,7 +243,7 @@ ret_release(struct emm_msg *msg, int status)
 static int
 kreturn_flags(struct fix *f, uint64_t first, uint64_t n, uint8_t gen, uint32_t flags)
 {
-    struct ret_state rs = {0, 99};
+    struct ret_state rs = {0, 99, 0};
     struct emm_msg *m = emm_msg_new(MO_DATA_RETURN, first * PS, n * PS);
     m->data = malloc(n * PS);
     for (uint64_t i = 0; i < n; i++)
@@ -246,9 +251,19 @@ kreturn_flags(struct fix *f, uint64_t first, uint64_t n, uint8_t gen, uint32_t f
     m->flags = flags;
     m->release = ret_release;
     m->release_ctx = &rs;
+    int before = f->n;
     ksend_full(f, m);
     assert_int_equal(rs.released, 1); /* inline: done when the send returns */
-    return rs.status;
+    /* The answer is a message to the control port: the run, the errno, and
+     * the seqno of the data_return it answers. */
+    assert_int_equal(f->n, before + 1);
+    const struct krec *c = &f->recs[f->n - 1];
+    assert_int_equal(c->id, MO_DATA_RETURN_COMPLETED);
+    assert_int_equal(c->off, first * PS);
+    assert_int_equal(c->len, n * PS);
+    assert_int_equal(c->arg2, rs.seqno);
+    assert_true(c->arg >= 0);
+    return -c->arg;
 }
 
 /* A pageout's data_return (the frame goes back to the free list). */
@@ -361,7 +376,7 @@ test_data_return_stores(void **state)
         page_fill(page, (uint64_t)i, 5);
         assert_memory_equal(buf + i * PS, page, PS);
     }
-    assert_int_equal(f->n, 1); /* no reply to a data_return */
+    assert_int_equal(f->n, 2); /* ready, then the data_return's completion */
     /* Returned then requested: the request sees the returned data (order). */
     assert_int_equal(kreturn(f, 2, 1, 6), 0);
     ksend(f, MO_DATA_REQUEST, 2 * PS, PS);
@@ -384,10 +399,16 @@ test_clustered_return(void **state)
     struct fix *f = *state;
     assert_true(f->recs[0].flags & MO_F_CLUSTER_OK); /* the pager said it takes clusters */
     /* 300 pages: more than one 1 MiB backend write. */
-    struct ret_state rs = {0, 99};
+    struct ret_state rs = {0, 99, 0};
     kreturn_cluster(f, 10, 300, 9, &rs);
     assert_int_equal(rs.released, 300); /* every page released, with the same status */
     assert_int_equal(rs.status, 0);
+    /* One answer for the whole run, naming the head's seqno. */
+    assert_int_equal(f->recs[f->n - 1].id, MO_DATA_RETURN_COMPLETED);
+    assert_int_equal(f->recs[f->n - 1].off, 10 * PS);
+    assert_int_equal(f->recs[f->n - 1].len, 300 * PS);
+    assert_int_equal(f->recs[f->n - 1].arg, 0);
+    assert_int_equal(f->recs[f->n - 1].arg2, rs.seqno);
     uint8_t *buf = malloc(300 * PS), present[256], page[PS];
     for (uint64_t base = 10; base < 310; base += 150) {
         assert_int_equal(emm_backend_read(f->b, OBJ, base, 150, buf, present), 0);

@@ -197,8 +197,11 @@ fp_handler(struct emm_port *port, struct emm_msg *msg)
     pthread_mutex_unlock(&fp->lock);
     if (msg->id == MO_DATA_RETURN && fp->on_return != NULL)
         fp->on_return(fp, msg);
-    if (!keep)
+    if (!keep) {
+        if (msg->id == MO_DATA_RETURN) /* the answer, then the frame back */
+            emm_msg_return_completed(msg, fp->control, status);
         emm_msg_release(msg, status);
+    }
     if (answer)
         fp_answer(fp, off, len);
 }
@@ -213,8 +216,10 @@ fp_release_pending(struct fpager *fp, int status)
     memcpy(list, fp->pending, (size_t)n * sizeof(list[0]));
     fp->npending = 0;
     pthread_mutex_unlock(&fp->lock);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        emm_msg_return_completed(list[i], fp->control, status);
         emm_msg_release(list[i], status);
+    }
     return n;
 }
 
@@ -855,6 +860,81 @@ test_return_error_keeps_dirty(void **state)
     assert_int_equal(info.dirty, 0);
     assert_true(f->fp.has[2]);
     assert_int_equal(f->fp.store[2 * PS + 5], 0x77);
+}
+
+/* Sends a data_return_completed (errno err) for the run at off, answering the
+ * data_return whose seqno is seqno. */
+static void
+fp_complete(struct fpager *fp, uint64_t off, uint64_t len, int err, uint64_t seqno)
+{
+    struct emm_msg *m = emm_msg_new(MO_DATA_RETURN_COMPLETED, off, len);
+    assert_non_null(m);
+    m->arg = err;
+    m->arg2 = seqno;
+    assert_int_equal(emm_port_send(fp->control, m), 0);
+}
+
+/* A data_return's outcome is the pager's data_return_completed message, not
+ * the release of the message: a release alone settles nothing, the answer
+ * decides, a later release status is not an answer, and an answer naming
+ * another data_return (seqno) is not taken. */
+static void
+test_return_outcome_is_a_message(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    uint8_t buf[2 * PS];
+    fill(buf, sizeof(buf), 50);
+    write_sync(f, 0, buf, 2 * PS);
+    f->fp.keep_returns = 1;
+    struct comp *c = comp_new(0);
+    vm_object_sync(f->obj, done_cb, c);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_RETURN), 2);
+    pthread_mutex_lock(&f->fp.lock);
+    assert_int_equal(f->fp.npending, 2);
+    struct emm_msg *m0 = f->fp.pending[0], *m1 = f->fp.pending[1];
+    f->fp.npending = 0;
+    pthread_mutex_unlock(&f->fp.lock);
+    if (m0->offset != 0) {
+        struct emm_msg *t = m0;
+        m0 = m1;
+        m1 = t;
+    }
+    uint64_t s0 = m0->seqno, s1 = m1->seqno;
+    assert_true(s0 != 0 && s1 != 0 && s0 != s1);
+    struct vm_object_info info;
+
+    /* Page 0: the frame comes back with "all fine", but no answer yet. */
+    emm_msg_release(m0, 0);
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.laundry, 2);
+    /* An answer naming another data_return is not this page's. */
+    fp_complete(&f->fp, 0, PS, 0, s0 + 1000);
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.laundry, 2);
+    /* The answer: refused. The page stays dirty. */
+    fp_complete(&f->fp, 0, PS, EIO, s0);
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.laundry, 1);
+    assert_int_equal(info.dirty, 2); /* page 1 is dirty until its answer */
+    assert_int_equal(vm_kernel_stats(f->k)->return_errors, 1);
+
+    /* Page 1: answered "stored" while the frame is still out... */
+    fp_complete(&f->fp, PS, PS, 0, s1);
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.laundry, 1);
+    /* ...and the release's status is no answer: the page is clean. */
+    emm_msg_release(m1, -EIO);
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.laundry, 0);
+    assert_int_equal(info.dirty, 1);
+    assert_int_equal(vm_kernel_stats(f->k)->return_errors, 1);
+
+    /* The fsync fails: a page it returned was refused. */
+    assert_int_equal(fp_send(&f->fp, MO_SYNCHRONIZE_COMPLETED, 0, 0, 0), 0);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, EIO);
+    comp_free(c);
 }
 
 static void
@@ -1613,6 +1693,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_write_full_and_partial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_return_error_keeps_dirty, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_return_outcome_is_a_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_request_flush_return_dirty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_write_then_unlock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_destroy, setup, teardown),
