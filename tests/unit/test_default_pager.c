@@ -287,7 +287,8 @@ ret_release(struct emm_msg *msg, int status)
 }
 
 /* data_return of pages [first, first+n) as one chain, filled with tag; waits
- * for the release and returns its status. */
+ * for the release and returns the answer: the data_return_completed's errno,
+ * negated (the release status must agree). */
 static int
 kreturn(struct kobj *ko, uint64_t first, unsigned n, unsigned tag)
 {
@@ -311,6 +312,9 @@ kreturn(struct kobj *ko, uint64_t first, unsigned n, unsigned tag)
     head->release = ret_release;
     head->release_ctx = &r;
     head->control = emm_port_make_send(ko->ctl);
+    pthread_mutex_lock(&f->lock);
+    int before = ko->n;
+    pthread_mutex_unlock(&f->lock);
     assert_int_equal(emm_port_send(ko->mo, head), 0);
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += 5;
@@ -321,7 +325,21 @@ kreturn(struct kobj *ko, uint64_t first, unsigned n, unsigned tag)
     if (rc != 0)
         fail_msg("data_return not released");
     free(buf);
-    return r.status;
+    /* The answer came to the control port before the release. */
+    pthread_mutex_lock(&f->lock);
+    int found = -1;
+    for (int i = ko->n - 1; i >= before && found < 0; i--)
+        if (ko->recs[i].id == MO_DATA_RETURN_COMPLETED)
+            found = i;
+    pthread_mutex_unlock(&f->lock);
+    if (found < 0)
+        fail_msg("data_return not answered");
+    const struct krec *c = &ko->recs[found];
+    assert_int_equal(c->off, first * PS);
+    assert_int_equal(c->len, (uint64_t)n * PS);
+    assert_true(c->arg >= 0);
+    assert_int_equal(-c->arg, r.status);
+    return -c->arg;
 }
 
 /* data_request for [first, first+n); the replies are in ko->recs after it. */
