@@ -20,6 +20,7 @@
 #include "default_pager.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <search.h>
 #include <stdarg.h>
@@ -505,7 +506,7 @@ do_synchronize(struct dp_object *o)
 static void
 dp_handler(struct emm_port *port, struct emm_msg *msg)
 {
-    struct dp_object *o = port->context;
+    struct dp_object *o = emm_port_context(port);
     struct swp_dpager *dp = o->dp;
     int status = 0, reap = 0;
 

@@ -188,7 +188,7 @@ store_return(struct pgr_std *pg, struct pgr_object *po, struct emm_msg *msg)
 static void
 pager_handler(struct emm_port *port, struct emm_msg *msg)
 {
-    struct pgr_object *po = port->context;
+    struct pgr_object *po = emm_port_context(port);
     struct pgr_std *pg = po->pager;
     int status = 0;
 
@@ -364,7 +364,7 @@ pgr_std_object_port(struct pgr_std *pg, uint64_t id, struct emm_port **out)
         po->pager = pg;
         po->id = id;
         if (pg->set != NULL && (pg->backend->flags & EMM_BACKEND_FAST_READS))
-            po->port->may_inline = request_may_inline;
+            emm_port_set_may_inline(po->port, request_may_inline);
         pthread_mutex_init(&po->lock, NULL);
         pthread_cond_init(&po->cond, NULL);
         po->next = pg->objects;

@@ -354,7 +354,7 @@ handle_lock_request(struct emm_port *port, struct vm_object *obj, struct emm_msg
 static void
 control_handler(struct emm_port *port, struct emm_msg *msg)
 {
-    struct vm_object *obj = port->context;
+    struct vm_object *obj = emm_port_context(port);
     struct vm_kernel *k = obj->kernel;
     struct vm_batch b = {0};
 
@@ -467,7 +467,7 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
 static void
 dp_reply_handler(struct emm_port *port, struct emm_msg *msg)
 {
-    struct vm_object *obj = port->context;
+    struct vm_object *obj = emm_port_context(port);
     struct vm_batch b = {0};
 
     if (msg->id != MO_DATA_RETURN_COMPLETED) {

@@ -163,7 +163,7 @@ area_used(struct fix *f, size_t i)
 static void
 control_handler(struct emm_port *port, struct emm_msg *msg)
 {
-    struct kobj *ko = port->context;
+    struct kobj *ko = emm_port_context(port);
     struct fix *f = ko->f;
 
     pthread_mutex_lock(&f->lock);

@@ -9,6 +9,7 @@
  * Each test builds its own backend in its own mkdtemp directory.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -65,7 +66,7 @@ rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 static void
 control_handler(struct emm_port *port, struct emm_msg *msg)
 {
-    struct fix *f = port->context;
+    struct fix *f = emm_port_context(port);
     pthread_mutex_lock(&f->lock);
     if (f->n < 256) {
         struct krec *r = &f->recs[f->n++];
@@ -490,10 +491,10 @@ static void
 test_terminate_drops_control(void **state)
 {
     struct fix *f = *state;
-    assert_int_equal(atomic_load(&f->control->refs), 2); /* ours + the pager's */
+    assert_int_equal(emm_port_refs(f->control), 2); /* ours + the pager's */
     kterminate(f);
-    assert_int_equal(atomic_load(&f->control->refs), 1);
-    assert_int_equal(atomic_load(&f->name->refs), 1);
+    assert_int_equal(emm_port_refs(f->control), 1);
+    assert_int_equal(emm_port_refs(f->name), 1);
     /* A new init (remap) gets ready again on the same memory object port. */
     kinit(f);
     assert_int_equal(f->recs[f->n - 1].id, MO_READY);

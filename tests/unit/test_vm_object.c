@@ -138,7 +138,7 @@ fp_answer(struct fpager *fp, uint64_t off, uint64_t len)
 static void
 fp_handler(struct emm_port *port, struct emm_msg *msg)
 {
-    struct fpager *fp = port->context;
+    struct fpager *fp = emm_port_context(port);
     int keep = 0, answer = 0, status;
     pthread_mutex_lock(&fp->lock);
     if (fp->n == fp->cap) {
@@ -989,7 +989,7 @@ test_lock_request_flush_return_dirty(void **state)
     assert_int_equal(info.dirty, 0);
     assert_int_equal(vm_pool_free_count(vm_kernel_pool(f->k)), 256);
     /* The reply right was consumed. */
-    assert_int_equal(atomic_load(&f->fp.reply->refs), 1);
+    assert_int_equal(emm_port_refs(f->fp.reply), 1);
     /* A later read asks the pager again. */
     int req = fp_count(&f->fp, MO_DATA_REQUEST);
     c = comp_new(PS);
