@@ -1,0 +1,93 @@
+/*
+ * port_stream.h - the stream transport: ports whose other end is in another
+ * process, over a local socket (SOCK_STREAM, 0600, peer checked with
+ * SO_PEERCRED). A connection (struct emm_stream) carries messages both ways
+ * as frames (stream_frame.h: the wire header of msg_wire.h, then the data).
+ *
+ * Rights cross a connection by name: a local port named in a message sent on
+ * the connection is *exported* (the connection keeps a reference while the
+ * peer may use it); a name the peer sends becomes a *proxy*, a port of this
+ * process whose operations send on the connection. When the last right to a
+ * proxy goes, the peer is told (a RELEASE frame) and drops its export. A
+ * right going back to its owner travels as the owner's name.
+ *
+ * Order: one connection is one ordered stream, and a proxy stamps each
+ * message with its own sequence number, which the receiver checks (it must
+ * follow the last one for that port), so a data_supply never overtakes a
+ * flush sent before it. Sends never block on the socket: a writer thread
+ * drains a queue, so a proxy may be posted to under the kernel's object lock.
+ *
+ * A bad frame (magic, kind, size, unknown id, a name never given, a payload
+ * over EMM_MAX_REQUEST_BYTES, a seqno out of order, a message the peer's role
+ * may not send) is logged once, naming the peer and the field, and the peer
+ * is cut off: every proxy of the connection then fails with -EPIPE.
+ *
+ * Page data is copied through the socket (the shared-memory path,
+ * EMM_STREAM_F_SHM, is not offered yet).
+ *
+ * Locking: s->lock guards the queue, the export and proxy tables and the
+ * pending lookups. It is never held while a port is unreferenced, a handler
+ * runs, or the socket is written or read.
+ */
+#ifndef EMM_PORT_STREAM_H
+#define EMM_PORT_STREAM_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "port.h"
+
+struct emm_stream;
+
+/* Who is at the other end: which message ids it may send. */
+enum emm_stream_role {
+    EMM_STREAM_PEER_PAGER = 1,  /* sends pager -> kernel ids (ready, data_supply, ...) */
+    EMM_STREAM_PEER_KERNEL = 2, /* sends kernel -> pager ids (init, data_request, ...) */
+};
+
+struct emm_stream_args {
+    const char *label;  /* for log lines: "pager fs0" (copied) */
+    enum emm_stream_role peer_role;
+    uid_t peer_uid;     /* a peer uid allowed besides ours and root; (uid_t)-1: none */
+    /* The served side: gives a send right (the caller's reference goes to the
+     * connection) to the port of object id, asked for by emm_stream_lookup. */
+    int (*lookup)(void *ctx, uint64_t id, struct emm_port **out);
+    /* Called once, from the connection's reader thread, when the peer is gone
+     * or cut off (err: 0 for a clean end of stream, else -errno). */
+    void (*on_dead)(void *ctx, struct emm_stream *s, int err);
+    void *ctx;
+    int hello_timeout_ms; /* 0: 5000 */
+};
+
+struct emm_stream_info {
+    pid_t pid;
+    uid_t uid;
+    uint32_t version, features;
+    uint64_t sent, received; /* message frames */
+    uint64_t in_flight;      /* frames queued, not yet written, plus pending lookups */
+    unsigned exports, proxies;
+    int dead;
+};
+
+/* Takes fd (a connected SOCK_STREAM Unix socket; closed on failure too), checks
+ * the peer's credentials, exchanges hellos and starts the reader and writer
+ * threads. 0, -EPERM (peer uid), -EPROTO (hello), or -errno. */
+int emm_stream_open(int fd, const struct emm_stream_args *a, struct emm_stream **out);
+/* Cuts the connection, joins its threads and drops its exports; proxies still
+ * referenced fail with -EPIPE from now on and free the rest when released. */
+void emm_stream_close(struct emm_stream *s);
+/* A send right to the peer's port for object id (a proxy). 0, -ETIMEDOUT,
+ * -EPIPE (dead), or the peer's errno. */
+int emm_stream_lookup(struct emm_stream *s, uint64_t id, int timeout_ms,
+                      struct emm_port **out);
+void emm_stream_info(struct emm_stream *s, struct emm_stream_info *out);
+/* "pager fs0 (pid 123)": the name log lines use. */
+const char *emm_stream_peer(const struct emm_stream *s);
+
+/* Socket helpers. A listening socket at path, mode 0600 (a stale socket file
+ * is replaced); a connection to one; the next connection on one. fd or -errno. */
+int emm_stream_listen(const char *path);
+int emm_stream_connect(const char *path);
+int emm_stream_accept(int lfd);
+
+#endif

@@ -1,0 +1,93 @@
+/*
+ * stream_frame.h - the frames of the stream transport (port_stream.c): what
+ * goes over a socket between emmd and a pager process. Every frame is a
+ * 16-byte little-endian prefix, then a body whose size the prefix's kind
+ * fixes, then (a message only) the payload its header announces. Sizes are
+ * known and checked before anything is read or allocated. Stateless: no
+ * locking. docs/protocol.md has the tables.
+ *
+ * prefix:  off size field
+ *            0    4 magic   EMM_FRAME_MAGIC ("EMMs")
+ *            4    2 kind    EMM_FRAME_*
+ *            6    2 flags   EMM_FRAME_F_* (which names are the receiver's own)
+ *            8    4 dest    MSG: the receiver's port name; RELEASE: the
+ *                           receiver's name released; LOOKUP*: a cookie
+ *           12    4 arg     RELEASE: rights released; LOOKUP_REPLY: errno
+ * bodies:  HELLO (16): version, features, page_size, max_request (u32 each)
+ *          MSG (72 + payload): the message header (msg_wire.h), then data
+ *          RELEASE (0)
+ *          LOOKUP (8): object id (u64)
+ *          LOOKUP_REPLY (16): object id (u64), port name (u32), 0 (u32)
+ */
+#ifndef EMM_STREAM_FRAME_H
+#define EMM_STREAM_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "msg_wire.h"
+
+#define EMM_FRAME_MAGIC       UINT32_C(0x734d4d45) /* "EMMs" */
+#define EMM_FRAME_PREFIX_SIZE 16u
+#define EMM_FRAME_MAX_FIXED   (EMM_FRAME_PREFIX_SIZE + EMM_WIRE_HDR_SIZE)
+
+/* The versions this build speaks, and the features it offers in its hello. */
+#define EMM_STREAM_VERSION 1u
+/* Page data in a shared memory region instead of the socket (not yet offered). */
+#define EMM_STREAM_F_SHM (1u << 0)
+#define EMM_STREAM_FEATURES 0u
+
+enum emm_frame_kind {
+    EMM_FRAME_HELLO = 1,
+    EMM_FRAME_MSG = 2,
+    EMM_FRAME_RELEASE = 3,
+    EMM_FRAME_LOOKUP = 4,
+    EMM_FRAME_LOOKUP_REPLY = 5,
+};
+
+/* In a MSG frame's flags: the header's control / name / reply is a name the
+ * receiver gave (a right going back to its owner), not the sender's own. */
+#define EMM_FRAME_F_CONTROL_YOURS (1u << 0)
+#define EMM_FRAME_F_NAME_YOURS    (1u << 1)
+#define EMM_FRAME_F_REPLY_YOURS   (1u << 2)
+#define EMM_FRAME_F_ALL           7u
+
+struct emm_frame {
+    uint16_t kind, flags;
+    uint32_t dest, arg;
+    size_t body; /* body bytes after the prefix (the payload not counted) */
+    /* MSG */
+    struct emm_msg_hdr hdr;
+    uint32_t payload;
+    /* HELLO */
+    uint32_t version, features, page_size, max_request;
+    /* LOOKUP, LOOKUP_REPLY */
+    uint64_t object;
+    uint32_t name;
+};
+
+/* Reads the prefix (len >= EMM_FRAME_PREFIX_SIZE): kind, flags, dest, arg and
+ * the body size. 0, or -EBADMSG with *why naming the field. */
+int emm_frame_decode_prefix(const unsigned char *buf, size_t len, struct emm_frame *f,
+                            const char **why);
+/* Reads the body (len >= f->body) of a frame whose prefix was decoded. A MSG's
+ * payload is checked (0 or length, page-aligned, at most EMM_MAX_REQUEST_BYTES)
+ * before anyone reads it. 0, or -EBADMSG / -EPROTONOSUPPORT with *why. */
+int emm_frame_decode_body(const unsigned char *buf, size_t len, struct emm_frame *f,
+                          const char **why);
+
+/* Writes a prefix; returns EMM_FRAME_PREFIX_SIZE. */
+size_t emm_frame_encode_prefix(unsigned char *buf, uint16_t kind, uint16_t flags,
+                               uint32_t dest, uint32_t arg);
+/* Whole small frames into buf (EMM_FRAME_MAX_FIXED bytes); each returns its size. */
+size_t emm_frame_encode_hello(unsigned char *buf, uint32_t version, uint32_t features);
+size_t emm_frame_encode_lookup(unsigned char *buf, uint32_t cookie, uint64_t object);
+size_t emm_frame_encode_lookup_reply(unsigned char *buf, uint32_t cookie, uint64_t object,
+                                     uint32_t name, int32_t err);
+/* A MSG frame's prefix and header (the payload follows, from the message):
+ * its size, or -EINVAL when the header cannot be encoded. */
+int emm_frame_encode_msg(unsigned char *buf, uint16_t flags, uint32_t dest,
+                         const struct emm_msg_hdr *h, uint32_t payload);
+const char *emm_frame_kind_name(uint16_t kind);
+
+#endif

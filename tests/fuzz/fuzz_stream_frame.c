@@ -1,0 +1,281 @@
+/*
+ * fuzz_stream_frame.c - feeds arbitrary bytes to the stream transport's frame
+ * decoder (stream_frame.h), twice: once through the pure decoder, frame after
+ * frame, and once as the byte stream a real connection (port_stream.c, the
+ * pager side, serving one port as object 7) reads from its peer after a good
+ * hello. A decoded MSG whose payload is over EMM_MAX_REQUEST_BYTES, unaligned
+ * or not its length, a message delivered with such data, or a served port
+ * whose export outlives the connection, aborts.
+ *
+ * Built with libFuzzer when the compiler has -fsanitize=fuzzer; otherwise main()
+ * replays the files (or directories) named on the command line, and
+ * `fuzz_stream_frame --make-corpus DIR` writes the seed corpus.
+ *
+ * Locking: the harness is single-threaded; the connection's threads end
+ * before each input returns.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "port.h"
+#include "port_stream.h"
+#include "stream_frame.h"
+
+#define PS 4096u
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static struct emm_port *served;
+static pthread_mutex_t dlock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t dcond = PTHREAD_COND_INITIALIZER;
+static int dead;
+
+static void
+handler(struct emm_port *port, struct emm_msg *msg)
+{
+    (void)port;
+    if (msg->data != NULL && (msg->length > EMM_MAX_REQUEST_BYTES || msg->length % PS != 0))
+        abort();
+    emm_msg_release(msg, 0);
+}
+
+static int
+lookup(void *ctx, uint64_t id, struct emm_port **out)
+{
+    (void)ctx;
+    if (id != 7)
+        return -ENOENT;
+    *out = emm_port_ref(served);
+    return 0;
+}
+
+static void
+on_dead(void *ctx, struct emm_stream *s, int err)
+{
+    (void)ctx, (void)s, (void)err;
+    pthread_mutex_lock(&dlock);
+    dead = 1;
+    pthread_cond_signal(&dcond);
+    pthread_mutex_unlock(&dlock);
+}
+
+static void
+pure_decode(const uint8_t *data, size_t size)
+{
+    size_t off = 0;
+    while (off < size) {
+        struct emm_frame f;
+        if (emm_frame_decode_prefix(data + off, size - off, &f, NULL) < 0)
+            return;
+        off += EMM_FRAME_PREFIX_SIZE;
+        if (emm_frame_decode_body(data + off, size - off, &f, NULL) < 0)
+            return;
+        off += f.body;
+        if (f.kind == EMM_FRAME_MSG) {
+            if (f.payload > EMM_MAX_REQUEST_BYTES || f.payload % PS != 0 ||
+                (f.payload != 0 && f.payload != f.hdr.length))
+                abort();
+            if (f.payload > size - off)
+                return;
+            off += f.payload;
+        }
+    }
+}
+
+static void
+stream_feed(const uint8_t *data, size_t size)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        abort();
+    unsigned char hello[EMM_FRAME_MAX_FIXED];
+    size_t n = emm_frame_encode_hello(hello, EMM_STREAM_VERSION, 0);
+    if (write(sv[1], hello, n) != (ssize_t)n)
+        abort();
+    dead = 0;
+    struct emm_stream *s;
+    struct emm_stream_args a = {.label = "fuzz", .peer_role = EMM_STREAM_PEER_KERNEL,
+                                .peer_uid = (uid_t)-1, .lookup = lookup, .on_dead = on_dead};
+    if (emm_stream_open(sv[0], &a, &s) < 0)
+        abort();
+    for (size_t off = 0; off < size;) {
+        ssize_t w = send(sv[1], data + off, size - off, MSG_NOSIGNAL);
+        if (w <= 0)
+            break; /* cut off */
+        off += (size_t)w;
+    }
+    shutdown(sv[1], SHUT_WR);
+    pthread_mutex_lock(&dlock);
+    while (!dead)
+        pthread_cond_wait(&dcond, &dlock);
+    pthread_mutex_unlock(&dlock);
+    emm_stream_close(s);
+    close(sv[1]);
+    if (emm_port_refs(served) != 1)
+        abort(); /* an export outlived its connection */
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (served == NULL) {
+        emm_log_init("fuzz_stream_frame", 0, getenv("FUZZ_LOG") ? EMM_LOG_DEBUG : EMM_LOG_ERR + 1);
+        if (emm_port_create("served", handler, NULL, NULL, &served) < 0)
+            abort();
+    }
+    pure_decode(data, size);
+    stream_feed(data, size);
+    return 0;
+}
+
+#ifndef EMM_LIBFUZZER
+
+static int
+run_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    uint8_t *buf = NULL;
+    size_t cap = 0, len = 0, n;
+
+    if (!f) {
+        fprintf(stderr, "%s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    do {
+        if (len == cap) {
+            uint8_t *nb = realloc(buf, cap ? cap * 2 : 65536);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return -1;
+            }
+            buf = nb, cap = cap ? cap * 2 : 65536;
+        }
+        n = fread(buf + len, 1, cap - len, f);
+        len += n;
+    } while (n > 0);
+    fclose(f);
+    LLVMFuzzerTestOneInput(buf, len);
+    free(buf);
+    return 0;
+}
+
+static int
+write_seed(const char *dir, const char *name, const void *img, size_t len)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(img, 1, len, f) != len) {
+        fprintf(stderr, "%s: %s\n", path, strerror(errno));
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+/* The first port a process creates has name generation 1, slot 0. */
+#define SERVED_NAME 0x01000001u
+
+static size_t
+put_msg(unsigned char *p, uint32_t id, uint64_t seqno, uint32_t pages, int data)
+{
+    struct emm_msg_hdr h = {.id = id, .seqno = seqno, .offset = PS, .length = pages * PS,
+                            .access = VM_PROT_READ};
+    int n = emm_frame_encode_msg(p, 0, SERVED_NAME, &h, data ? pages * PS : 0);
+    if (n < 0)
+        abort();
+    if (data)
+        memset(p + n, 0x5a, pages * PS);
+    return (size_t)n + (data ? pages * PS : 0);
+}
+
+/* Seeds: a lookup then good messages (with and without data), a release, and
+ * broken frames of each kind. */
+static int
+make_corpus(const char *dir)
+{
+    static unsigned char b[4 * PS + 1024];
+    size_t n = 0;
+    int r = 0;
+
+    n = emm_frame_encode_lookup(b, 1, 7);
+    n += put_msg(b + n, MO_DATA_REQUEST, 1, 1, 0);
+    n += put_msg(b + n, MO_DATA_RETURN, 2, 2, 1);
+    n += put_msg(b + n, MO_SYNCHRONIZE, 3, 1, 0);
+    n += emm_frame_encode_prefix(b + n, EMM_FRAME_RELEASE, 0, SERVED_NAME, 1);
+    r |= write_seed(dir, "lookup-request-return-release", b, n);
+
+    n = emm_frame_encode_lookup(b, 1, 7);
+    n += emm_frame_encode_lookup(b + n, 2, 8);
+    r |= write_seed(dir, "lookups", b, n);
+
+    n = emm_frame_encode_lookup(b, 1, 7);
+    n += put_msg(b + n, MO_DATA_RETURN, 1, 1, 1);
+    r |= write_seed(dir, "return-truncated", b, n - 100);
+
+    n = put_msg(b, MO_DATA_REQUEST, 1, 1, 0);
+    b[0] ^= 1;
+    r |= write_seed(dir, "bad-magic", b, n);
+
+    n = emm_frame_encode_lookup(b, 1, 7);
+    n += put_msg(b + n, MO_DATA_RETURN, 1, 1, 0);
+    b[n - 4 + 2] = 0x20; /* payload 2 MiB */
+    r |= write_seed(dir, "oversize", b, n);
+
+    n = emm_frame_encode_lookup(b, 1, 7);
+    n += put_msg(b + n, MO_READY, 1, 1, 0); /* not the kernel's to send */
+    r |= write_seed(dir, "wrong-role", b, n);
+
+    n = emm_frame_encode_lookup(b, 1, 7);
+    n += put_msg(b + n, MO_DATA_REQUEST, 4, 1, 0);
+    r |= write_seed(dir, "seqno-gap", b, n);
+
+    n = emm_frame_encode_hello(b, 1, 0);
+    r |= write_seed(dir, "second-hello", b, n);
+    r |= write_seed(dir, "empty", "", 0);
+    return r;
+}
+
+int
+main(int argc, char **argv)
+{
+    int ran = 0;
+
+    if (argc == 3 && strcmp(argv[1], "--make-corpus") == 0)
+        return make_corpus(argv[2]) == 0 ? 0 : 1;
+    for (int i = 1; i < argc; i++) {
+        DIR *d = opendir(argv[i]);
+        if (!d) {
+            if (run_file(argv[i]) < 0)
+                return 1;
+            ran++;
+            continue;
+        }
+        for (struct dirent *e; (e = readdir(d)) != NULL;) {
+            char path[4096];
+            if (e->d_name[0] == '.')
+                continue;
+            snprintf(path, sizeof(path), "%s/%s", argv[i], e->d_name);
+            if (run_file(path) < 0) {
+                closedir(d);
+                return 1;
+            }
+            ran++;
+        }
+        closedir(d);
+    }
+    printf("fuzz_stream_frame: %d input(s) ran\n", ran);
+    return ran ? 0 : 1;
+}
+
+#endif

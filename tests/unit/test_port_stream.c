@@ -1,0 +1,587 @@
+/*
+ * test_port_stream.c - the stream transport over a real socketpair: every
+ * message id crosses with its header, rights and data intact; rights go back
+ * to their owner as the owner's port; released proxies free the peer's
+ * exports; a dead peer makes proxies fail with -EPIPE; and each kind of bad
+ * frame (magic, oversized payload, unknown id, truncated, unknown kind, a
+ * port never given, a seqno out of order, an id the peer may not send) is
+ * refused with a log line naming the peer and the field, and cuts it off.
+ *
+ * Each test owns its sockets, streams and ports; handlers record into a
+ * struct rec under its lock and signal its condition.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "byteorder.h"
+#include "port.h"
+#include "port_stream.h"
+#include "stream_frame.h"
+
+#define MAXREC 64
+#define PS 4096u
+
+struct rec {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int n;
+    struct emm_msg_hdr h[MAXREC];
+    unsigned char first[MAXREC], last[MAXREC]; /* the data's first and last byte */
+    int had_data[MAXREC];
+    struct emm_port *taken[MAXREC]; /* rights taken from control */
+    int dead, dead_err;
+};
+
+static void
+rec_init(struct rec *r)
+{
+    memset(r, 0, sizeof(*r));
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->cond, NULL);
+}
+
+static void
+rec_fini(struct rec *r)
+{
+    for (int i = 0; i < MAXREC; i++)
+        if (r->taken[i] != NULL)
+            emm_port_unref(r->taken[i]);
+    pthread_cond_destroy(&r->cond);
+    pthread_mutex_destroy(&r->lock);
+}
+
+static void
+rec_handler(struct emm_port *port, struct emm_msg *msg)
+{
+    struct rec *r = emm_port_context(port);
+    pthread_mutex_lock(&r->lock);
+    if (r->n < MAXREC) {
+        r->h[r->n] = msg->hdr;
+        r->had_data[r->n] = msg->data != NULL;
+        if (msg->data != NULL) {
+            r->first[r->n] = ((unsigned char *)msg->data)[0];
+            r->last[r->n] = ((unsigned char *)msg->data)[msg->length - 1];
+        }
+        r->taken[r->n] = emm_port_take(&msg->control);
+    }
+    r->n++;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+    emm_msg_release(msg, 0);
+}
+
+/* Waits (without a time limit of its own: ctest's timeout is the bound) for n. */
+static void
+rec_wait(struct rec *r, int n)
+{
+    pthread_mutex_lock(&r->lock);
+    while (r->n < n && !r->dead)
+        pthread_cond_wait(&r->cond, &r->lock);
+    pthread_mutex_unlock(&r->lock);
+}
+
+static void
+on_dead(void *ctx, struct emm_stream *s, int err)
+{
+    (void)s;
+    struct rec *r = ctx;
+    pthread_mutex_lock(&r->lock);
+    r->dead = 1;
+    r->dead_err = err;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+}
+
+static void
+wait_dead(struct rec *r)
+{
+    pthread_mutex_lock(&r->lock);
+    while (!r->dead)
+        pthread_cond_wait(&r->cond, &r->lock);
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* The pager side serves object 7 with its port. */
+static struct emm_port *served;
+
+static int
+lookup7(void *ctx, uint64_t id, struct emm_port **out)
+{
+    (void)ctx;
+    if (id != 7)
+        return -ENOENT;
+    *out = emm_port_ref(served);
+    return 0;
+}
+
+struct opener {
+    int fd;
+    struct emm_stream_args a;
+    struct emm_stream *s;
+    int rc;
+};
+
+static void *
+open_thread(void *arg)
+{
+    struct opener *o = arg;
+    o->rc = emm_stream_open(o->fd, &o->a, &o->s);
+    return NULL;
+}
+
+/* A kernel side (k) and a pager side (p) on a socketpair. */
+struct pair {
+    struct emm_stream *k, *p;
+    struct rec kdead, pdead;
+};
+
+static void
+pair_open(struct pair *pr)
+{
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    rec_init(&pr->kdead);
+    rec_init(&pr->pdead);
+    struct opener po = {.fd = sv[1],
+                        .a = {.label = "test pager side", .peer_role = EMM_STREAM_PEER_KERNEL,
+                              .peer_uid = (uid_t)-1, .lookup = lookup7, .on_dead = on_dead,
+                              .ctx = &pr->pdead}};
+    pthread_t t;
+    pthread_create(&t, NULL, open_thread, &po);
+    struct emm_stream_args ka = {.label = "test pager", .peer_role = EMM_STREAM_PEER_PAGER,
+                                 .peer_uid = (uid_t)-1, .on_dead = on_dead, .ctx = &pr->kdead};
+    assert_int_equal(emm_stream_open(sv[0], &ka, &pr->k), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(po.rc, 0);
+    pr->p = po.s;
+}
+
+static void
+pair_close(struct pair *pr)
+{
+    emm_stream_close(pr->k);
+    emm_stream_close(pr->p);
+    rec_fini(&pr->kdead);
+    rec_fini(&pr->pdead);
+}
+
+static struct emm_msg *
+msg_with(uint32_t id, uint64_t off, uint32_t pages)
+{
+    struct emm_msg *m = emm_msg_new(id, off, (uint64_t)pages * PS);
+    assert_non_null(m);
+    m->flags = MO_F_DIRTY | MO_F_PRECIOUS;
+    m->access = VM_PROT_WRITE;
+    m->arg = 42;
+    m->arg2 = 0x1122334455667788ull;
+    return m;
+}
+
+static void
+data_release(struct emm_msg *msg, int status)
+{
+    (void)status;
+    free(msg->data);
+    free(msg);
+}
+
+static void
+give_data(struct emm_msg *m, unsigned char fill)
+{
+    m->data = malloc(m->length);
+    assert_non_null(m->data);
+    memset(m->data, fill, m->length);
+    ((unsigned char *)m->data)[m->length - 1] = (unsigned char)(fill + 1);
+    m->release = data_release;
+}
+
+static void
+check_hdr(const struct rec *r, int i, uint32_t id, uint64_t off, uint64_t len)
+{
+    assert_int_equal(r->h[i].id, id);
+    assert_int_equal(r->h[i].offset, off);
+    assert_int_equal(r->h[i].length, len);
+    assert_int_equal(r->h[i].flags, MO_F_DIRTY | MO_F_PRECIOUS);
+    assert_int_equal(r->h[i].access, VM_PROT_WRITE);
+    assert_int_equal(r->h[i].arg, 42);
+    assert_int_equal(r->h[i].arg2, 0x1122334455667788ull);
+}
+
+/* Every id crosses both ways with its fields and data, in order; a right goes
+ * out as a proxy and comes back as the owner's own port. */
+static void
+test_every_id_round_trips(void **state)
+{
+    (void)state;
+    struct rec pager, kernel;
+    rec_init(&pager);
+    rec_init(&kernel);
+    assert_int_equal(emm_port_create("served", rec_handler, &pager, NULL, &served), 0);
+    struct emm_port *control;
+    assert_int_equal(emm_port_create("control", rec_handler, &kernel, NULL, &control), 0);
+    struct pair pr;
+    pair_open(&pr);
+
+    struct emm_port *mo;
+    assert_int_equal(emm_stream_lookup(pr.k, 7, 5000, &mo), 0);
+    struct emm_port *none;
+    assert_int_equal(emm_stream_lookup(pr.k, 8, 5000, &none), -ENOENT);
+
+    /* kernel -> pager: init carries the control right; data_return carries data
+     * (a chain of 3 pages arrives as one message of 3 pages). */
+    static const uint32_t kids[] = {MO_INIT, MO_DATA_REQUEST, MO_DATA_UNLOCK, MO_DATA_RETURN,
+                                    MO_LOCK_COMPLETED, MO_SUPPLY_COMPLETED,
+                                    MO_CHANGE_COMPLETED, MO_SYNCHRONIZE, MO_TERMINATE,
+                                    MO_DISCARD};
+    int nk = (int)(sizeof(kids) / sizeof(kids[0]));
+    for (int i = 0; i < nk; i++) {
+        struct emm_msg *m = msg_with(kids[i], (uint64_t)i * PS, 1);
+        if (kids[i] == MO_INIT)
+            m->control = emm_port_make_send(control);
+        if (kids[i] == MO_DATA_RETURN) {
+            give_data(m, 0x10);
+            struct emm_msg *c1 = msg_with(kids[i], m->offset + PS, 1);
+            struct emm_msg *c2 = msg_with(kids[i], m->offset + 2 * PS, 1);
+            give_data(c1, 0x20);
+            give_data(c2, 0x30);
+            m->chain = c1;
+            c1->chain = c2;
+        }
+        assert_int_equal(emm_port_send(mo, m), 0);
+    }
+    rec_wait(&pager, nk);
+    assert_int_equal(pager.n, nk);
+    for (int i = 0; i < nk; i++) {
+        check_hdr(&pager, i, kids[i], (uint64_t)i * PS,
+                  kids[i] == MO_DATA_RETURN ? 3 * PS : PS);
+        assert_int_equal(pager.h[i].seqno, (uint64_t)i + 1);
+        assert_int_equal(pager.had_data[i], kids[i] == MO_DATA_RETURN);
+    }
+    int ret = 3; /* data_return's index */
+    assert_int_equal(pager.first[ret], 0x10);
+    assert_int_equal(pager.last[ret], 0x31);
+    /* The control right arrived as a proxy. */
+    struct emm_port *ctl_proxy = pager.taken[0];
+    assert_non_null(ctl_proxy);
+    assert_ptr_not_equal(ctl_proxy, control);
+
+    /* pager -> kernel on the proxy; data_supply carries 2 pages; ready hands
+     * the kernel's own control port back in its reply field. */
+    static const uint32_t pids[] = {MO_READY, MO_DATA_SUPPLY, MO_DATA_UNAVAILABLE,
+                                    MO_DATA_ERROR, MO_LOCK_REQUEST, MO_CHANGE_ATTRIBUTES,
+                                    MO_DESTROY, MO_SYNCHRONIZE_COMPLETED,
+                                    MO_DATA_RETURN_COMPLETED};
+    int np = (int)(sizeof(pids) / sizeof(pids[0]));
+    for (int i = 0; i < np; i++) {
+        struct emm_msg *m = msg_with(pids[i], (uint64_t)i * PS, pids[i] == MO_DATA_SUPPLY ? 2 : 1);
+        if (pids[i] == MO_DATA_SUPPLY)
+            give_data(m, 0x40);
+        if (pids[i] == MO_READY)
+            m->control = emm_port_make_send(ctl_proxy);
+        assert_int_equal(emm_port_send(ctl_proxy, m), 0);
+    }
+    rec_wait(&kernel, np);
+    for (int i = 0; i < np; i++) {
+        check_hdr(&kernel, i, pids[i], (uint64_t)i * PS, pids[i] == MO_DATA_SUPPLY ? 2 * PS : PS);
+        assert_int_equal(kernel.h[i].seqno, (uint64_t)i + 1);
+    }
+    assert_int_equal(kernel.first[1], 0x40);
+    assert_int_equal(kernel.last[1], 0x41);
+    assert_ptr_equal(kernel.taken[0], control); /* back home as itself */
+
+    struct emm_stream_info info;
+    emm_stream_info(pr.k, &info);
+    assert_int_equal(info.version, EMM_STREAM_VERSION);
+    assert_int_equal(info.pid, getpid());
+    assert_int_equal(info.sent, (uint64_t)nk);
+    assert_int_equal(info.received, (uint64_t)np);
+
+    /* Dropping the proxies releases the peer's exports: each side's local
+     * port is left with its own rights only (control: receive + taken[0]). */
+    emm_port_unref(mo);
+    rec_fini(&pager); /* drops ctl_proxy */
+    rec_init(&pager);
+    for (;;) {
+        struct emm_stream_info ki, pi;
+        emm_stream_info(pr.k, &ki);
+        emm_stream_info(pr.p, &pi);
+        if (ki.exports == 0 && pi.exports == 0 && ki.proxies == 0 && pi.proxies == 0)
+            break;
+        usleep(1000);
+    }
+    assert_int_equal(emm_port_refs(served), 1);
+    assert_int_equal(emm_port_refs(control), 2);
+
+    pair_close(&pr);
+    emm_port_destroy(served);
+    emm_port_destroy(control);
+    rec_fini(&kernel);
+    rec_fini(&pager);
+}
+
+/* The peer goes away: on_dead runs, proxies refuse with -EPIPE, and the
+ * caller still owns the message. */
+static void
+test_dead_peer_epipe(void **state)
+{
+    (void)state;
+    struct rec pager;
+    rec_init(&pager);
+    assert_int_equal(emm_port_create("served", rec_handler, &pager, NULL, &served), 0);
+    struct pair pr;
+    pair_open(&pr);
+    struct emm_port *mo;
+    assert_int_equal(emm_stream_lookup(pr.k, 7, 5000, &mo), 0);
+    emm_stream_close(pr.p);
+    wait_dead(&pr.kdead);
+    assert_int_equal(pr.kdead.dead_err, 0);
+    struct emm_msg *m = msg_with(MO_DATA_REQUEST, 0, 1);
+    assert_int_equal(emm_port_send(mo, m), -EPIPE);
+    emm_msg_release(m, -EPIPE);
+    assert_int_equal(emm_stream_lookup(pr.k, 7, 5000, &mo), -EPIPE);
+    emm_port_unref(mo);
+    emm_stream_close(pr.k);
+    rec_fini(&pr.kdead);
+    rec_fini(&pr.pdead);
+    emm_port_destroy(served);
+    assert_int_equal(pager.n, 0);
+    rec_fini(&pager);
+}
+
+/* ---- bad frames: a raw peer writes bytes at a kernel-side stream --------- */
+
+struct raw {
+    int fd;                 /* the raw peer's end */
+    struct emm_stream *s;   /* the stream under test (its peer: a pager) */
+    struct rec dead;
+    int saved_err, logfd;
+    char logpath[64];
+};
+
+static void
+raw_open(struct raw *r)
+{
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    r->fd = sv[1];
+    rec_init(&r->dead);
+    /* The raw peer's hello goes first, so open does not wait. */
+    unsigned char buf[EMM_FRAME_MAX_FIXED];
+    size_t n = emm_frame_encode_hello(buf, EMM_STREAM_VERSION, 0);
+    assert_int_equal(write(r->fd, buf, n), (ssize_t)n);
+    /* The stream's log lines go to a file this test reads. */
+    strcpy(r->logpath, "/tmp/emm-test-stream-XXXXXX");
+    r->logfd = mkstemp(r->logpath);
+    assert_true(r->logfd >= 0);
+    r->saved_err = dup(STDERR_FILENO);
+    dup2(r->logfd, STDERR_FILENO);
+    struct emm_stream_args a = {.label = "evil pager", .peer_role = EMM_STREAM_PEER_PAGER,
+                                .peer_uid = (uid_t)-1, .on_dead = on_dead, .ctx = &r->dead};
+    assert_int_equal(emm_stream_open(sv[0], &a, &r->s), 0);
+    assert_int_equal(read(r->fd, buf, n), (ssize_t)n); /* its hello */
+}
+
+/* Sends the bytes, waits for the cut-off and returns the log. */
+static char *
+raw_expect_cut(struct raw *r, const void *bytes, size_t len, int close_after)
+{
+    assert_int_equal(write(r->fd, bytes, len), (ssize_t)len);
+    if (close_after)
+        shutdown(r->fd, SHUT_WR);
+    wait_dead(&r->dead);
+    emm_stream_close(r->s);
+    dup2(r->saved_err, STDERR_FILENO);
+    close(r->saved_err);
+    static char log[4096];
+    ssize_t n = pread(r->logfd, log, sizeof(log) - 1, 0);
+    log[n > 0 ? n : 0] = 0;
+    close(r->logfd);
+    unlink(r->logpath);
+    close(r->fd);
+    rec_fini(&r->dead);
+    fprintf(stderr, "%s", log); /* for the ctest output */
+    return log;
+}
+
+static size_t
+good_msg(unsigned char *buf, uint32_t dest, uint32_t id, uint64_t seqno)
+{
+    struct emm_msg_hdr h = {.id = id, .seqno = seqno, .offset = 0, .length = PS};
+    int n = emm_frame_encode_msg(buf, 0, dest, &h, 0);
+    assert_true(n > 0);
+    return (size_t)n;
+}
+
+static void
+expect_refused(unsigned char *buf, size_t len, const char *field, int close_after)
+{
+    struct raw r;
+    raw_open(&r);
+    char *log = raw_expect_cut(&r, buf, len, close_after);
+    assert_non_null(strstr(log, "evil pager (pid "));
+    assert_non_null(strstr(log, field));
+}
+
+static void
+test_bad_magic(void **state)
+{
+    (void)state;
+    unsigned char buf[EMM_FRAME_MAX_FIXED];
+    size_t n = good_msg(buf, 1, MO_READY, 1);
+    buf[0] ^= 0xff;
+    expect_refused(buf, n, "bad frame magic", 0);
+    n = good_msg(buf, 1, MO_READY, 1);
+    buf[EMM_FRAME_PREFIX_SIZE] ^= 0xff; /* the message header's own magic */
+    expect_refused(buf, n, "bad magic", 0);
+}
+
+static void
+test_oversize_payload(void **state)
+{
+    (void)state;
+    unsigned char buf[EMM_FRAME_MAX_FIXED];
+    size_t n = good_msg(buf, 1, MO_DATA_SUPPLY, 1);
+    /* length and payload of 2 GiB: refused before anything is read or allocated */
+    emm_put_le64(buf + EMM_FRAME_PREFIX_SIZE + 32, 1ull << 31);
+    emm_put_le32(buf + EMM_FRAME_PREFIX_SIZE + 68, 1u << 31);
+    expect_refused(buf, n, "bad payload", 0);
+    n = good_msg(buf, 1, MO_DATA_SUPPLY, 1);
+    emm_put_le64(buf + EMM_FRAME_PREFIX_SIZE + 32, EMM_MAX_REQUEST_BYTES + PS);
+    emm_put_le32(buf + EMM_FRAME_PREFIX_SIZE + 68, EMM_MAX_REQUEST_BYTES + PS);
+    expect_refused(buf, n, "bad payload", 0);
+    n = good_msg(buf, 1, MO_DATA_SUPPLY, 1); /* not page-aligned */
+    emm_put_le64(buf + EMM_FRAME_PREFIX_SIZE + 32, 100);
+    emm_put_le32(buf + EMM_FRAME_PREFIX_SIZE + 68, 100);
+    expect_refused(buf, n, "bad payload", 0);
+}
+
+static void
+test_unknown_id_and_kind(void **state)
+{
+    (void)state;
+    unsigned char buf[EMM_FRAME_MAX_FIXED];
+    size_t n = good_msg(buf, 1, MO_READY, 1);
+    emm_put_le32(buf + EMM_FRAME_PREFIX_SIZE + 8, 999);
+    expect_refused(buf, n, "bad id", 0);
+    n = good_msg(buf, 1, MO_DATA_REQUEST, 1); /* a kernel's id, from a pager */
+    expect_refused(buf, n, "bad id (not the peer's to send)", 0);
+    n = good_msg(buf, 1, MO_READY, 1);
+    buf[4] = 77;
+    expect_refused(buf, n, "bad frame kind", 0);
+    n = emm_frame_encode_hello(buf, 1, 0); /* a second hello */
+    expect_refused(buf, n, "bad frame kind", 0);
+}
+
+static void
+test_truncated(void **state)
+{
+    (void)state;
+    unsigned char buf[EMM_FRAME_MAX_FIXED];
+    size_t n = good_msg(buf, 1, MO_READY, 1);
+    expect_refused(buf, n - 10, "msg frame truncated", 1);
+    n = good_msg(buf, 1, MO_DATA_SUPPLY, 1);
+    emm_put_le32(buf + EMM_FRAME_PREFIX_SIZE + 68, PS); /* announces a page, sends none */
+    expect_refused(buf, n, "data_supply truncated in its payload", 1);
+}
+
+static void
+test_names_and_order(void **state)
+{
+    (void)state;
+    unsigned char buf[EMM_FRAME_MAX_FIXED];
+    size_t n = good_msg(buf, 12345, MO_READY, 1); /* a port never given */
+    expect_refused(buf, n, "bad dest (a port never given)", 0);
+    n = emm_frame_encode_prefix(buf, EMM_FRAME_RELEASE, 0, 12345, 1);
+    expect_refused(buf, n, "bad dest (a port never given)", 0);
+    n = emm_frame_encode_lookup_reply(buf, 99, 1, 5, 0); /* no lookup asked */
+    expect_refused(buf, n, "bad dest (no lookup asked)", 0);
+}
+
+/* A seqno out of order on a port the stream did give: a raw peer answering a
+ * lookup (so the stream exports nothing) cannot reach a port, so the stream
+ * under test is the pager side, and the raw peer a kernel that got the
+ * served port's name from a lookup reply. */
+static void
+test_seqno_out_of_order(void **state)
+{
+    (void)state;
+    struct rec pager;
+    rec_init(&pager);
+    assert_int_equal(emm_port_create("served", rec_handler, &pager, NULL, &served), 0);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    unsigned char buf[EMM_FRAME_MAX_FIXED];
+    size_t n = emm_frame_encode_hello(buf, EMM_STREAM_VERSION, 0);
+    assert_int_equal(write(sv[1], buf, n), (ssize_t)n);
+    struct rec dead;
+    rec_init(&dead);
+    struct emm_stream *s;
+    struct emm_stream_args a = {.label = "evil kernel", .peer_role = EMM_STREAM_PEER_KERNEL,
+                                .peer_uid = (uid_t)-1, .lookup = lookup7, .on_dead = on_dead,
+                                .ctx = &dead};
+    assert_int_equal(emm_stream_open(sv[0], &a, &s), 0);
+    assert_int_equal(read(sv[1], buf, n), (ssize_t)n);
+    n = emm_frame_encode_lookup(buf, 1, 7);
+    assert_int_equal(write(sv[1], buf, n), (ssize_t)n);
+    assert_int_equal(read(sv[1], buf, 32), 32);
+    struct emm_frame f;
+    assert_int_equal(emm_frame_decode_prefix(buf, 32, &f, NULL), 0);
+    assert_int_equal(emm_frame_decode_body(buf + 16, 16, &f, NULL), 0);
+    assert_int_equal(f.kind, EMM_FRAME_LOOKUP_REPLY);
+    assert_int_equal(f.name, emm_port_name(served));
+    n = good_msg(buf, f.name, MO_DATA_REQUEST, 1);
+    assert_int_equal(write(sv[1], buf, n), (ssize_t)n);
+    rec_wait(&pager, 1);
+    n = good_msg(buf, f.name, MO_DATA_REQUEST, 5); /* 2, 3, 4 never came */
+    char path[] = "/tmp/emm-test-stream-XXXXXX";
+    int logfd = mkstemp(path);
+    int saved = dup(STDERR_FILENO);
+    dup2(logfd, STDERR_FILENO);
+    assert_int_equal(write(sv[1], buf, n), (ssize_t)n);
+    wait_dead(&dead);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    char log[2048];
+    ssize_t got = pread(logfd, log, sizeof(log) - 1, 0);
+    log[got > 0 ? got : 0] = 0;
+    close(logfd);
+    unlink(path);
+    fprintf(stderr, "%s", log);
+    assert_non_null(strstr(log, "evil kernel (pid"));
+    assert_non_null(strstr(log, "bad seqno"));
+    assert_int_equal(pager.n, 1);
+    emm_stream_close(s);
+    close(sv[1]);
+    assert_int_equal(emm_port_refs(served), 1); /* the export went with the peer */
+    emm_port_destroy(served);
+    rec_fini(&dead);
+    rec_fini(&pager);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_id_round_trips),
+        cmocka_unit_test(test_dead_peer_epipe),
+        cmocka_unit_test(test_bad_magic),
+        cmocka_unit_test(test_oversize_payload),
+        cmocka_unit_test(test_unknown_id_and_kind),
+        cmocka_unit_test(test_truncated),
+        cmocka_unit_test(test_names_and_order),
+        cmocka_unit_test(test_seqno_out_of_order),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
