@@ -335,6 +335,11 @@ proxy_post(struct emm_port *port, struct emm_msg *msg)
         }
     }
     msg->seqno = ++px->seqno;
+    /* A clustered data_return is one message on the wire, answered once with
+     * the head's seqno: every page carries it. Stamped here, before the writer
+     * may release (and unlink) the chain. */
+    for (struct emm_msg *c = msg->chain; c != NULL; c = c->chain)
+        c->seqno = msg->seqno;
     it->len = (size_t)n;
     it->msg = msg;
     queue_item(s, it);

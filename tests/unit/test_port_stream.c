@@ -219,6 +219,18 @@ check_hdr(const struct rec *r, int i, uint32_t id, uint64_t off, uint64_t len)
     assert_int_equal(r->h[i].arg2, 0x1122334455667788ull);
 }
 
+/* What a clustered data_return's pages were stamped with when released. */
+static uint64_t chain_seqno[2];
+
+static void
+chain_release(struct emm_msg *msg, int status)
+{
+    (void)status;
+    *(uint64_t *)msg->release_ctx = msg->seqno;
+    free(msg->data);
+    free(msg);
+}
+
 /* Every id crosses both ways with its fields and data, in order; a right goes
  * out as a proxy and comes back as the owner's own port. */
 static void
@@ -256,6 +268,9 @@ test_every_id_round_trips(void **state)
             struct emm_msg *c2 = msg_with(kids[i], m->offset + 2 * PS, 1);
             give_data(c1, 0x20);
             give_data(c2, 0x30);
+            c1->release = c2->release = chain_release;
+            c1->release_ctx = &chain_seqno[0];
+            c2->release_ctx = &chain_seqno[1];
             m->chain = c1;
             c1->chain = c2;
         }
@@ -270,6 +285,8 @@ test_every_id_round_trips(void **state)
         assert_int_equal(pager.had_data[i], kids[i] == MO_DATA_RETURN);
     }
     int ret = 3; /* data_return's index */
+    assert_int_equal(chain_seqno[0], 4); /* the chain's pages carry the head's seqno */
+    assert_int_equal(chain_seqno[1], 4);
     assert_int_equal(pager.first[ret], 0x10);
     assert_int_equal(pager.last[ret], 0x31);
     /* The control right arrived as a proxy. */
