@@ -391,6 +391,23 @@ cmd_info(struct emmd *d, int argc, char **argv, FILE *out)
             kv_u64(k, LD(v->swap_faults), "paging_%s.swap_faults", name);
             kv_u64(k, LD(v->killed), "paging_%s.killed", name);
             kv_u64(k, fs->cfg->pager_deadline_ms, "paging_%s.deadline_ms", name);
+            if (fs->pconn != NULL) {
+                struct emmd_pager_info pi;
+                emmd_pager_conn_info(fs, &pi);
+                kv_str(k, fs->cfg->backend, "pager_%s.backend", name);
+                kv_str(k, fs->cfg->pager_mode == EMM_PAGER_PROCESS ? "process" : "unix",
+                       "pager_%s.mode", name);
+                if (fs->cfg->pager_mode == EMM_PAGER_UNIX)
+                    kv_str(k, fs->cfg->pager_socket, "pager_%s.socket", name);
+                kv_str(k, pi.up ? "up" : "down", "pager_%s.state", name);
+                kv_u64(k, (uint64_t)pi.pid, "pager_%s.pid", name);
+                kv_u64(k, pi.uptime_ms / 1000, "pager_%s.uptime_s", name);
+                kv_u64(k, pi.restarts, "pager_%s.restarts", name);
+                kv_u64(k, pi.in_flight, "pager_%s.in_flight", name);
+                kv_u64(k, pi.sent, "pager_%s.messages_sent", name);
+                kv_u64(k, pi.received, "pager_%s.messages_received", name);
+                continue;
+            }
             if (fs->pager == NULL) {
                 kv_str(k, "none", "pager_%s.backend", name);
                 kv_str(k, "default-pager", "pager_%s.mode", name);
@@ -548,6 +565,11 @@ cmd_flush(struct emmd *d, const char *fsname, const char *name, FILE *out)
         if (!mapped) {
             fprintf(out, "flushed 0 pages (object not mapped)\n");
             return 0;
+        }
+        if (fs->pconn != NULL) {
+            fprintf(out, "fs %s: its pager runs outside emmd: flush is not supported yet\n",
+                    fsname);
+            return -EOPNOTSUPP;
         }
         if (fs->pager == NULL) {
             fprintf(out, "fs %s has temporary objects: nothing to flush them to\n", fsname);

@@ -46,12 +46,15 @@ struct emmd_node {
 };
 
 struct fz_notifier;
+struct emmd_pager_conn;
 
 struct emmd_fs {
     struct emmd *d;
     const struct emm_fs_config *cfg;
     struct emm_backend *backend; /* backend = none: the null backend, for queries */
-    struct pgr_std *pager;       /* NULL for temporary objects (backend = none) */
+    struct pgr_std *pager;       /* NULL for temporary objects (backend = none), and for a
+                                    pager outside emmd (pconn) */
+    struct emmd_pager_conn *pconn; /* pager = process | unix:PATH (pager_conn.c) */
     unsigned dp_tag;             /* names the filesystem at the default pager */
     struct vm_pager_stats pstats;
     struct emm_catalog *catalog;
@@ -126,6 +129,19 @@ void fz_unmount(struct emmd_fs *fs);
 int fz_notifier_start(struct emmd_fs *fs);
 void fz_notifier_stop(struct emmd_fs *fs);
 void fz_invalidate(void *owner, uint64_t off, uint64_t len, void (*done)(void *), void *arg);
+
+/* pager_conn.c: a pager outside emmd (pager = process | unix:PATH) */
+struct emmd_pager_info {
+    int pid, up;
+    unsigned restarts;
+    uint64_t uptime_ms, in_flight, sent, received;
+};
+int emmd_pager_conn_start(struct emmd_fs *fs);   /* the first connection, then a supervisor */
+void emmd_pager_conn_stop(struct emmd_fs *fs);   /* after every object is terminated */
+/* A send right to object id's memory object port at the pager: waits up to
+ * pager.deadline for a pager that is down; -EIO then. */
+int emmd_pager_object_port(struct emmd_fs *fs, uint64_t id, struct emm_port **out);
+void emmd_pager_conn_info(struct emmd_fs *fs, struct emmd_pager_info *out);
 
 /* commands.c: control-socket commands */
 int emmd_command(void *ctx, int argc, char **argv, FILE *out);

@@ -488,7 +488,9 @@ emmd_node_vm(struct emmd_fs *fs, struct emmd_node *n, struct vm_object **out)
             .deadline_ms = fs->cfg->pager_deadline_ms,
             .pstats = &fs->pstats,
         };
-        int rc = fs->pager != NULL ? pgr_std_object_port(fs->pager, n->rec.id, &a.pager) : 0;
+        int rc = fs->pconn != NULL  ? emmd_pager_object_port(fs, n->rec.id, &a.pager)
+                 : fs->pager != NULL ? pgr_std_object_port(fs->pager, n->rec.id, &a.pager)
+                                     : 0;
         if (rc == 0)
             rc = vm_object_create(fs->d->kernel, &a, &n->vm);
         if (rc < 0) {
@@ -577,9 +579,10 @@ emmd_fs_open(struct emmd *d, struct emmd_fs *fs, const struct emm_fs_config *cfg
         .line = cfg->backend_line, .state_dir = d->cfg->state_dir,
         .plugin_dir = d->cfg->plugin_dir,
     };
-    if (cfg->temporary) {
-        /* No pager of its own: the default pager is the objects' pager. The
-         * null backend only answers the namespace's storage queries. */
+    if (cfg->temporary || cfg->pager_mode != EMM_PAGER_INLINE) {
+        /* No pager of its own (the default pager is the objects' pager), or
+         * one in another process, which opens the real stack. The null
+         * backend only answers the namespace's storage queries. */
         a.spec = "null";
         return emm_backend_open(&a, &fs->backend, err, errlen);
     }
@@ -722,7 +725,8 @@ emmd_fs_start(struct emmd_fs *fs)
         return rc;
     }
     char dir[PATH_MAX];
-    int persistent = (fs->backend->flags & EMM_BACKEND_PERSISTENT) != 0;
+    int external = fs->cfg->pager_mode != EMM_PAGER_INLINE;
+    int persistent = external || (fs->backend->flags & EMM_BACKEND_PERSISTENT) != 0;
     snprintf(dir, sizeof(dir), "%s/fs/%s/catalog", fs->d->cfg->state_dir, name);
     struct MDB_env *env = emm_backend_lmdb_env(fs->backend);
     if (env != NULL) {
@@ -745,6 +749,16 @@ emmd_fs_start(struct emmd_fs *fs)
     if (fs->cfg->temporary) {
         emm_info("fs %s: temporary objects (backend none): the default pager is their pager",
                  name);
+        return 0;
+    }
+    if (external) {
+        rc = emmd_pager_conn_start(fs);
+        if (rc < 0)
+            return rc;
+        emm_info("fs %s: backend %s (pager in %s), %llu objects from the catalog", name,
+                 fs->cfg->backend,
+                 fs->cfg->pager_mode == EMM_PAGER_PROCESS ? "emm-pager" : fs->cfg->pager_socket,
+                 (unsigned long long)fs->nobjects);
         return 0;
     }
     rc = pgr_std_create(fs->backend, fs->cfg->pager_threads, fs->d->cfg->busy_poll_us,
@@ -861,6 +875,7 @@ emmd_fs_close(struct emmd_fs *fs)
     }
     if (fs->pager != NULL)
         pgr_std_destroy(fs->pager);
+    emmd_pager_conn_stop(fs);
     if (fs->catalog != NULL) {
         emm_catalog_sync(fs->catalog);
         emm_catalog_close(fs->catalog);
@@ -911,5 +926,8 @@ int
 emmd_pager_has_page(void *owner, uint64_t index)
 {
     struct emmd_node *n = owner;
+    if (n->fs->pconn != NULL)
+        return 1; /* a pager elsewhere is not asked yet: maybe, so a partial write
+                     fetches the page first rather than zero-filling it */
     return n->fs->pager != NULL && pgr_std_has_page(n->fs->pager, n->rec.id, index);
 }

@@ -612,6 +612,8 @@ int
 emmd_pager_seek(void *owner, uint64_t from, int want_data, uint64_t *found)
 {
     struct emmd_node *n = owner;
+    if (n->fs->pconn != NULL)
+        return -EOPNOTSUPP; /* a pager elsewhere: not asked yet (all data, for now) */
     int rc = emm_backend_seek(n->fs->backend, n->rec.id, from, want_data, found);
     if (rc == -ENXIO && want_data) {
         *found = UINT64_MAX;

@@ -468,7 +468,8 @@ shutdown_all(struct emmd *d, struct ctl_server *ctl)
             }
         }
         /* A volatile backend dies with us: returning its pages would be wasted work. */
-        if (fs->pager != NULL && (fs->backend->flags & EMM_BACKEND_PERSISTENT))
+        if (fs->pconn != NULL ||
+            (fs->pager != NULL && (fs->backend->flags & EMM_BACKEND_PERSISTENT)))
             emmd_fs_flush_all(fs);
     }
     for (size_t i = 0; i < d->nfs; i++)
