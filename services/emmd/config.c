@@ -25,7 +25,9 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <ini.h>
+#include <pwd.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -74,10 +76,14 @@ enum fs_key {
     F_PAGER_THREADS,
     F_PAGER_DEADLINE,
     F_MOUNT_OVER,
+    F_ROOT_UID,
+    F_ROOT_GID,
+    F_ROOT_MODE,
     F_N
 };
 static const char *const fs_keys[F_N] = {"backend",        "mountpoint",   "readahead",
-                                         "pager-threads", "pager.deadline", "mount-over"};
+                                         "pager-threads", "pager.deadline", "mount-over",
+                                         "root-uid",      "root-gid",      "root-mode"};
 
 struct fs_lines {
     int key[F_N]; /* line of each known key, 0 if absent */
@@ -365,6 +371,8 @@ add_fs(struct loader *ld, int line, const char *name)
     fs->line = line;
     fs->readahead = MIB;
     fs->pager_threads = 2;
+    fs->root_uid = fs->root_gid = -1;
+    fs->root_mode = -1;
     ld->cur = cfg->nfs++;
     ld->sect = SECT_FS;
 }
@@ -708,6 +716,28 @@ dpager_key(struct loader *ld, int line, const char *name, const char *value)
     return 0;
 }
 
+/* A user (is_uid) or group: digits (0..2^32-2), else a name looked up in the
+ * system's databases. -1 if neither. */
+static long long
+parse_id(const char *s, int is_uid)
+{
+    uint64_t v;
+    char buf[4096];
+
+    if (isdigit((unsigned char)*s))
+        return parse_uint(s, 0, 0xfffffffeu, &v) < 0 ? -1 : (long long)v;
+    if (is_uid) {
+        struct passwd pw, *r = NULL;
+        if (getpwnam_r(s, &pw, buf, sizeof(buf), &r) != 0 || r == NULL)
+            return -1;
+        return (long long)r->pw_uid;
+    }
+    struct group gr, *r = NULL;
+    if (getgrnam_r(s, &gr, buf, sizeof(buf), &r) != 0 || r == NULL)
+        return -1;
+    return (long long)r->gr_gid;
+}
+
 static void
 fail_none_keys(struct loader *ld, int line, const char *key, const char *fs)
 {
@@ -816,6 +846,30 @@ fs_key(struct loader *ld, int line, const char *name, const char *value)
             return 0;
         }
         return 1;
+    case F_ROOT_UID:
+    case F_ROOT_GID: {
+        int is_uid = k == F_ROOT_UID;
+        long long id = parse_id(value, is_uid);
+        if (id < 0) {
+            fail(ld, line, -EINVAL, "bad value '%s' for %s (want a %s name or number 0..%u)",
+                 value, name, is_uid ? "user" : "group", 0xfffffffeu);
+            return 0;
+        }
+        *(is_uid ? &fs->root_uid : &fs->root_gid) = id;
+        return 1;
+    }
+    case F_ROOT_MODE: {
+        char *end;
+        errno = 0;
+        long m = strtol(value, &end, 8);
+        if (!isdigit((unsigned char)*value) || *end || errno || m < 0 || m > 07777) {
+            fail(ld, line, -EINVAL, "bad value '%s' for root-mode (want an octal mode 0..7777, "
+                 "e.g. 0755 or 1777)", value);
+            return 0;
+        }
+        fs->root_mode = (int)m;
+        return 1;
+    }
     case F_N: break;
     }
     return 0;
@@ -1253,6 +1307,18 @@ emm_config_dump(const struct emm_config *cfg, FILE *f)
         fmt_duration(fs->pager_deadline_ms, b, sizeof(b));
         fprintf(f, "pager.deadline = %s\n", b);
         fprintf(f, "mount-over = %s\n", fs->mount_over ? "yes" : "no");
+        if (fs->root_uid >= 0)
+            fprintf(f, "root-uid = %lld\n", fs->root_uid);
+        else
+            fprintf(f, "# root-uid = (unset: a new root is emmd's user's; an existing one keeps its owner)\n");
+        if (fs->root_gid >= 0)
+            fprintf(f, "root-gid = %lld\n", fs->root_gid);
+        else
+            fprintf(f, "# root-gid = (unset: a new root is emmd's group's; an existing one keeps its group)\n");
+        if (fs->root_mode >= 0)
+            fprintf(f, "root-mode = %04o\n", (unsigned)fs->root_mode);
+        else
+            fprintf(f, "# root-mode = (unset: a new root is 0755; an existing one keeps its mode)\n");
         for (size_t k = 0; k < fs->nbackend_keys; k++)
             fprintf(f, "%s = %s\n", fs->backend_keys[k].key, fs->backend_keys[k].value);
     }

@@ -38,6 +38,12 @@ struct emm_fs_config {
     uint64_t pager_deadline_ms; /* "pager.deadline" if given, else [default-pager] deadline */
     int mount_over;   /* "mount-over = yes": mount even on a live mount point (hiding
                          what is mounted there); default no: refused */
+    /* The root directory's owner and mode, applied at every start: "root-uid"
+     * and "root-gid" (a number or a name), "root-mode" (octal, at most 07777).
+     * -1: not given (a new root gets emmd's uid and gid and 0755; an existing
+     * one keeps what it has). */
+    long long root_uid, root_gid;
+    int root_mode;
     struct emm_config_kv *backend_keys;
     size_t nbackend_keys;
 };
