@@ -204,11 +204,11 @@ static void
 check_overdue(struct vm_kernel *k, uint64_t now)
 {
     struct vm_pool *pool = &k->pool;
-    struct vm_pnode *n = pool->laundry_head;
+    struct vm_pnode *n = TAILQ_FIRST(&pool->laundry);
     unsigned looked = 0;
     while (n != NULL && looked++ < 256) {
         struct vm_page *p = vm_page_of(n);
-        n = n->next;
+        n = TAILQ_NEXT(n, link);
         struct vm_object *obj = p->object;
         uint64_t deadline = obj->deadline_ns; /* set at creation, read-only */
         if (deadline == 0 || now - p->laundry_ns < deadline)
@@ -224,7 +224,7 @@ check_overdue(struct vm_kernel *k, uint64_t now)
         vm_batch_flush(obj, &b);
         vm_object_unref(obj);
         pthread_mutex_lock(&pool->lock);
-        n = pool->laundry_head; /* the list changed meanwhile: start again */
+        n = TAILQ_FIRST(&pool->laundry); /* the list changed meanwhile: start again */
     }
 }
 
@@ -235,7 +235,7 @@ pageout_main(void *arg)
     struct vm_pool *pool = &k->pool;
     pthread_mutex_lock(&pool->lock);
     while (!atomic_load(&k->stopping)) {
-        if (pool->laundry_head != NULL)
+        if (!TAILQ_EMPTY(&pool->laundry))
             check_overdue(k, emm_mono_ns());
         uint64_t in_flight = atomic_load(&k->laundry);
         uint64_t target = pool->free_target;
