@@ -31,6 +31,9 @@ vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_
     }
     obj->nbuckets = 64;
     obj->buckets = calloc(obj->nbuckets, sizeof(*obj->buckets));
+    STAILQ_INIT(&obj->ios);
+    STAILQ_INIT(&obj->syncs);
+    STAILQ_INIT(&obj->replay_syncs);
     pthread_mutex_init(&obj->lock, NULL);
     atomic_init(&obj->refs, 1);
     obj->kernel = k;
@@ -96,19 +99,18 @@ vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_
 static void
 fail_overlapping(struct vm_object *obj, uint64_t off, uint64_t len, int err, struct vm_batch *b)
 {
-    struct vm_io **pp = &obj->io_head, *last = NULL;
-    while (*pp != NULL) {
-        struct vm_io *io = *pp;
+    struct vm_io_list keep = STAILQ_HEAD_INITIALIZER(keep);
+    struct vm_io *io;
+    while ((io = STAILQ_FIRST(&obj->ios)) != NULL) {
+        STAILQ_REMOVE_HEAD(&obj->ios, link);
         if (io->off < off + len && off < io->off + io->len) {
-            *pp = io->next;
             io->err = err;
             vm_batch_done(b, io);
-            continue;
+        } else {
+            STAILQ_INSERT_TAIL(&keep, io, link);
         }
-        last = io;
-        pp = &io->next;
     }
-    obj->io_tail = last;
+    STAILQ_CONCAT(&obj->ios, &keep);
 }
 
 /* Copies supplied data into the frames of pages waiting for it, without the
@@ -243,7 +245,7 @@ lock_request_apply(void *arg)
     struct lock_ctx *lc = arg;
     struct vm_object *obj = lc->obj;
     struct emm_msg *msg = lc->msg;
-    struct vm_batch b = {0};
+    struct vm_batch b = VM_BATCH_INIT(b);
     uint64_t first = msg->offset / VM_PS;
     uint64_t last = msg->length == UINT64_MAX ? UINT64_MAX
                                               : (msg->offset + msg->length + VM_PS - 1) / VM_PS;
@@ -352,7 +354,7 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
 {
     struct vm_object *obj = port->context;
     struct vm_kernel *k = obj->kernel;
-    struct vm_batch b = {0};
+    struct vm_batch b = VM_BATCH_INIT(b);
 
     if (msg->id == MO_LOCK_REQUEST) {
         handle_lock_request(port, obj, msg);
@@ -420,16 +422,13 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
         vm_obj_run_waiters(obj, &b);
         break;
     case MO_SYNCHRONIZE_COMPLETED: {
-        struct vm_sync *s = obj->sync_head;
+        struct vm_sync *s = STAILQ_FIRST(&obj->syncs);
         if (s == NULL) {
             emm_warn("object %llu: unexpected synchronize_completed", (unsigned long long)obj->id);
             break;
         }
-        obj->sync_head = s->next;
-        if (obj->sync_head == NULL)
-            obj->sync_tail = NULL;
-        s->next = NULL;
-        b.syncs_done = s;
+        STAILQ_REMOVE_HEAD(&obj->syncs, link);
+        STAILQ_INSERT_TAIL(&b.syncs_done, s, link);
         b.sync_err = msg->arg < 0 ? -msg->arg : 0;
         if (b.sync_err == 0 && obj->return_failures != s->failures_at_start)
             b.sync_err = EIO; /* a page it returned stayed dirty: the pager refused it */

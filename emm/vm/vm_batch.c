@@ -55,12 +55,7 @@ vm_kmsg(struct vm_object *obj, uint32_t id, uint64_t off, uint64_t len)
 void
 vm_batch_done(struct vm_batch *b, struct vm_io *io)
 {
-    io->next = NULL;
-    if (b->done_tail != NULL)
-        b->done_tail->next = io;
-    else
-        b->done = io;
-    b->done_tail = io;
+    STAILQ_INSERT_TAIL(&b->done, io, link);
 }
 
 /* Chains runs of data_returns for contiguous pages (at most 256, 1 MiB), so a
@@ -142,10 +137,9 @@ vm_batch_flush(struct vm_object *obj, struct vm_batch *b)
         }
     }
     b->failed = b->dp_failed = NULL;
-    struct vm_io *io = b->done;
-    b->done = b->done_tail = NULL;
-    while (io != NULL) {
-        struct vm_io *next = io->next;
+    struct vm_io *io;
+    while ((io = STAILQ_FIRST(&b->done)) != NULL) {
+        STAILQ_REMOVE_HEAD(&b->done, link);
         if (io->op == VM_IO_READ) {
             if (io->err == 0) {
                 struct iovec iov[EMM_MAX_SPAN_PAGES];
@@ -172,15 +166,12 @@ vm_batch_flush(struct vm_object *obj, struct vm_batch *b)
         }
         free(io->buf);
         free(io);
-        io = next;
     }
-    struct vm_sync *s = b->syncs_done;
-    b->syncs_done = NULL;
-    while (s != NULL) {
-        struct vm_sync *next = s->next;
+    struct vm_sync *s;
+    while ((s = STAILQ_FIRST(&b->syncs_done)) != NULL) {
+        STAILQ_REMOVE_HEAD(&b->syncs_done, link);
         s->done(s->arg, b->sync_err);
         free(s);
-        s = next;
     }
 }
 

@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/queue.h>
 
 #include "vm_dpager.h"
 #include "vm_object.h"
@@ -17,7 +18,7 @@
 
 /* A pending front-end operation (Mach: a faulting thread asleep on the object). */
 struct vm_io {
-    struct vm_io *next;
+    STAILQ_ENTRY(vm_io) link; /* the object's waiting operations, or a batch's done list */
     int op; /* VM_IO_* */
     int unlock_sent;
     uint64_t off, len;
@@ -30,16 +31,18 @@ struct vm_io {
     struct vm_page *wired[EMM_MAX_SPAN_PAGES]; /* a 1 MiB read spans at most 257 pages */
 };
 enum { VM_IO_READ = 1, VM_IO_WRITE };
+STAILQ_HEAD(vm_io_list, vm_io);
 
 /* A synchronize waiting for synchronize_completed, FIFO per object. */
 struct vm_sync {
-    struct vm_sync *next;
+    STAILQ_ENTRY(vm_sync) link; /* one of the object's sync lists, or a batch's */
     vm_done_fn done;
     void *arg;
     int terminate; /* finish a terminate when it completes */
     uint64_t failures_at_start; /* obj->return_failures when it started */
     uint64_t queued_ns;         /* when it began waiting for a replay */
 };
+STAILQ_HEAD(vm_sync_list, vm_sync);
 
 struct vm_object {
     pthread_mutex_t lock;
@@ -58,8 +61,8 @@ struct vm_object {
     struct vm_page **buckets;
     uint64_t nbuckets;
     uint64_t nresident, ndirty, nlaundry, nabsent, nnew;
-    struct vm_io *io_head, *io_tail; /* waiting operations, in arrival order */
-    struct vm_sync *sync_head, *sync_tail;
+    struct vm_io_list ios;           /* waiting operations, in arrival order */
+    struct vm_sync_list syncs;       /* waiting for synchronize_completed, in send order */
     int starved;                     /* an io waits for free frames */
     atomic_uint need_frames;         /* how many it needs at once (the worker reads it unlocked) */
     struct vm_object *kick_next;     /* kernel worker queue */
@@ -71,7 +74,7 @@ struct vm_object {
     void *dp_handle;
     uint64_t deadline_ns;            /* a data_return older than this is overdue; 0: none */
     uint64_t replay_inflight;        /* pages paged in from swap to be replayed */
-    struct vm_sync *replay_syncs;    /* fsyncs waiting for the replay to finish */
+    struct vm_sync_list replay_syncs; /* fsyncs waiting for the replay to finish */
     uint64_t return_failures;        /* data_returns no pager took (the page stayed dirty) */
     int on_swapped_list;             /* kernel->swapped_head (kick_lock) */
     struct vm_object *swapped_next;
@@ -84,10 +87,14 @@ struct vm_batch {
     struct emm_msg *dp_msgs, *dp_msgs_tail; /* to its default-pager port */
     struct emm_msg *failed, *dp_failed;     /* refused by a dead port: released unlocked */
     int kick_pager, kick_dp;                /* posted: start delivery after unlocking */
-    struct vm_io *done, *done_tail;
-    struct vm_sync *syncs_done;
+    struct vm_io_list done;
+    struct vm_sync_list syncs_done;
     int sync_err;
 };
+/* struct vm_batch b = VM_BATCH_INIT(b); (the lists point into b itself) */
+#define VM_BATCH_INIT(b)                                                         \
+    { .done = STAILQ_HEAD_INITIALIZER((b).done),                                 \
+      .syncs_done = STAILQ_HEAD_INITIALIZER((b).syncs_done) }
 
 struct vm_kernel {
     struct vm_pool pool;

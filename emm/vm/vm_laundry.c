@@ -157,7 +157,7 @@ page_return_released(struct emm_msg *msg, int status)
     struct vm_page *p = msg->release_ctx;
     struct vm_object *obj = p->object;
     struct vm_kernel *k = obj->kernel;
-    struct vm_batch b = {0};
+    struct vm_batch b = VM_BATCH_INIT(b);
     uint64_t now = emm_mono_ns();
 
     pthread_mutex_lock(&obj->lock);

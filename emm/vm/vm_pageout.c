@@ -175,7 +175,7 @@ scan_one(struct vm_kernel *k, uint64_t now)
         return 1;
     }
     /* Dirty (or precious): launder it, freeing the frame when the pager has it. */
-    struct vm_batch b = {0};
+    struct vm_batch b = VM_BATCH_INIT(b);
     pthread_mutex_unlock(&pool->lock);
     vm_obj_launder(obj, p, 1, &b);
     /* Clustered pageout: dirty, idle neighbours go back with it, cleaned in
@@ -215,7 +215,7 @@ check_overdue(struct vm_kernel *k, uint64_t now)
             continue; /* later ones were sent later, but deadlines differ */
         if (pthread_mutex_trylock(&obj->lock) != 0)
             continue;
-        struct vm_batch b = {0};
+        struct vm_batch b = VM_BATCH_INIT(b);
         vm_object_ref(obj);
         pthread_mutex_unlock(&pool->lock);
         vm_obj_overdue(obj, p, now, &b);
