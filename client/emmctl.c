@@ -17,7 +17,10 @@
 #include "ctl_client.h"
 #include "ctl_wire.h"
 
-#define DEFAULT_CONFIG "/etc/emm/emmd.conf"
+#ifndef EMM_DEFAULT_CONFIG
+#define EMM_DEFAULT_CONFIG "/etc/emm/emmd.conf"
+#endif
+#define DEFAULT_CONFIG EMM_DEFAULT_CONFIG
 
 struct command {
     const char *name;

@@ -723,6 +723,7 @@ main(int argc, char **argv)
                (unsigned long long)d.cfg->resident_limit, (int)getpid());
     report_ready(ready_fd, log_level);
     ready_fd = -1;
+    emmd_notify_ready(&d); /* after every mount and the control socket */
 
     int sig = 0;
     for (;;) {
@@ -733,6 +734,7 @@ main(int argc, char **argv)
         emm_info("signal %d ignored", sig);
     }
     emm_notice("signal %d: flushing and unmounting", sig);
+    emmd_notify_stopping();
     shutdown_all(&d, ctl);
     unlink(d.cfg->pid_file);
     emm_notice("stopped");
