@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
 /* One "name.key = value" line meant for a backend in an [fs] section. */
 struct emm_config_kv {
@@ -68,6 +69,8 @@ struct emm_config {
     unsigned fuse_threads;   /* "fuse-threads", 1..64; default 2 */
     unsigned busy_poll_us;   /* "busy-poll", microseconds spun on the FUSE fd before sleeping; 0 off; default 50 */
     int log_level;           /* "log-level" debug|info|notice|warn|error; default info */
+    char *metrics_listen;    /* "metrics-listen", ADDRESS:PORT to serve GET /metrics on; NULL
+                                (the default): no HTTP endpoint */
     char *pageout_policy;    /* "pageout.policy", a vm_policy_lookup() name; always set,
                                 default VM_POLICY_DEFAULT (second-chance) */
     /* [default-pager] */
@@ -105,6 +108,10 @@ void emm_config_free(struct emm_config *cfg);
  * absolute, sizes with the largest exact unit, a key that is unset as a
  * comment): loading the output gives the same configuration. 0 or -EIO. */
 int emm_config_dump(const struct emm_config *cfg, FILE *f);
+
+/* Parses a metrics-listen value ("127.0.0.1:9477", "[::1]:9477") into a
+ * socket address. 0 or -EINVAL. */
+int emm_config_listen_addr(const char *value, struct sockaddr_storage *ss, socklen_t *len);
 
 
 #endif

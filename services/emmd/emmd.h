@@ -22,6 +22,7 @@
 #include "catalog.h"
 #include "config.h"
 #include "default_pager.h"
+#include "latency.h"
 #include "pager_std.h"
 #include "vm_object.h"
 
@@ -69,6 +70,10 @@ struct emmd_fs {
     atomic_uint_fast64_t last_request_ns;
     int mounted;
     uint64_t fuse_requests;
+    /* What the FUSE layer saw (fz_ops.c; atomics, any thread): READs from
+     * arrival to reply (the fault latency), completed READs and WRITEs. */
+    struct emmd_hist read_lat;
+    atomic_uint_fast64_t reads, read_bytes, writes, write_bytes;
 };
 
 struct emmd {
@@ -77,6 +82,7 @@ struct emmd {
     struct swp_dpager *dpager; /* the default pager, NULL without swap */
     struct emmd_fs *fs;
     size_t nfs;
+    struct emmd_http *http; /* the /metrics endpoint, NULL without metrics-listen */
     int64_t start_time;
     atomic_int stopping;
 };
@@ -139,6 +145,20 @@ struct emmd_wait {
 void emmd_wait_init(struct emmd_wait *w);
 void emmd_wait_done(void *arg, int err); /* a vm_done_fn */
 int emmd_wait(struct emmd_wait *w);
+
+/* commands.c: what a filesystem's objects hold now (walks them under fs->lock) */
+struct emmd_totals {
+    uint64_t objects, mapped, resident, dirty, laundry, errors;
+};
+void emmd_fs_totals(struct emmd_fs *fs, struct emmd_totals *t);
+
+/* metrics.c: every counter and gauge in the Prometheus text format (0.0.4) */
+int emmd_metrics_write(struct emmd *d, FILE *out);
+
+/* metrics_http.c: GET /metrics on metrics-listen (libmicrohttpd) */
+struct emmd_http;
+int emmd_http_start(struct emmd *d, const char *listen, struct emmd_http **out);
+void emmd_http_stop(struct emmd_http *h);
 
 /* sd_notify.c: the service manager's view (no-ops outside systemd) */
 void emmd_notify_ready(const struct emmd *d);

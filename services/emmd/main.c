@@ -475,6 +475,8 @@ check_mountpoints(const struct emm_config *cfg, int warn_only)
 static void
 shutdown_all(struct emmd *d, struct ctl_server *ctl)
 {
+    emmd_http_stop(d->http);
+    d->http = NULL;
     if (ctl != NULL)
         ctl_server_stop(ctl);
     for (size_t i = 0; i < d->nfs; i++) {
@@ -715,6 +717,14 @@ main(int argc, char **argv)
     if (rc < 0) {
         emm_err("control socket %s: %s", d.cfg->control_socket, strerror(-rc));
         goto fail;
+    }
+    if (d.cfg->metrics_listen != NULL) {
+        rc = emmd_http_start(&d, d.cfg->metrics_listen, &d.http);
+        if (rc < 0) {
+            emm_err("%s: metrics-listen %s: %s", d.cfg->path, d.cfg->metrics_listen,
+                    strerror(-rc));
+            goto fail;
+        }
     }
     rc = write_pid_file(pid_fd);
     if (rc < 0)
