@@ -40,6 +40,7 @@ static const struct command commands[] = {
     {"metrics", 0, 0, 0, "metrics", "counters, gauges and latency histograms (Prometheus text)"},
     {"top", 0, 2, 0, "top [INTERVAL [COUNT]]",
      "refreshing per-filesystem rates and latency (q quits)"},
+    {"reload", 0, 0, 0, "reload", "re-read the configuration file (as SIGHUP does)"},
     {"ping", 0, 0, 0, "ping", "check that the daemon answers"},
     {"help", 0, 0, 0, "help", "this text"},
 };

@@ -260,7 +260,7 @@ info_memory(struct emmd *d, const struct emmd_totals *t, struct kv *k)
     kv_u64(k, LD(s->evictions), "evictions");
     kv_u64(k, LD(s->reclaimed_clean), "reclaimed_clean");
     kv_u64(k, LD(s->frame_waits), "frame_waits");
-    for (size_t i = 0; i < d->nfs; i++) {
+    for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed) {
         struct vm_pager_stats *p = &d->fs[i].pstats;
         kv_u64(k, LD(p->pageouts), "pageouts_%s", d->fs[i].cfg->name);
         kv_u64(k, LD(p->double_paged), "double_paged_%s", d->fs[i].cfg->name);
@@ -342,7 +342,7 @@ cmd_info(struct emmd *d, int argc, char **argv, FILE *out)
         section = argv[i];
     }
     struct emmd_totals t = {0};
-    for (size_t i = 0; i < d->nfs; i++)
+    for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed)
         emmd_fs_totals(&d->fs[i], &t);
     struct vm_stats *s = vm_kernel_stats(d->kernel);
 
@@ -351,7 +351,7 @@ cmd_info(struct emmd *d, int argc, char **argv, FILE *out)
         kv_str(k, EMM_VERSION, "version");
         kv_u64(k, (unsigned long long)getpid(), "pid");
         kv_u64(k, (unsigned long long)(time(NULL) - d->start_time), "uptime_seconds");
-        kv_u64(k, d->nfs, "filesystems");
+        kv_u64(k, emmd_live_fs(d), "filesystems");
         kv_str(k, d->cfg->path, "config_file");
         kv_str(k, d->cfg->control_socket, "control_socket");
         kv_u64(k, d->cfg->busy_poll_us, "busy_poll_us");
@@ -364,7 +364,7 @@ cmd_info(struct emmd *d, int argc, char **argv, FILE *out)
         kv_u64(k, t.objects, "objects");
         kv_u64(k, t.mapped, "objects_mapped");
         kv_u64(k, t.errors, "objects_in_error");
-        for (size_t i = 0; i < d->nfs; i++) {
+        for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed) {
             struct emmd_totals ft = {0};
             const char *name = d->fs[i].cfg->name;
             emmd_fs_totals(&d->fs[i], &ft);
@@ -376,7 +376,7 @@ cmd_info(struct emmd *d, int argc, char **argv, FILE *out)
     }
     if (want(section, "pagers")) {
         kv_section(k, "Pagers");
-        for (size_t i = 0; i < d->nfs; i++) {
+        for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed) {
             struct emmd_fs *fs = &d->fs[i];
             struct vm_pager_stats *v = &fs->pstats;
             const char *name = fs->cfg->name;
@@ -426,7 +426,7 @@ cmd_info(struct emmd *d, int argc, char **argv, FILE *out)
         kv_u64(k, LD(s->synchronizes), "synchronizes");
         kv_u64(k, LD(s->sync_errors), "sync_errors");
         /* per filesystem: FUSE READs from arrival to reply (latency.h) */
-        for (size_t i = 0; i < d->nfs; i++) {
+        for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed) {
             struct emmd_fs *fs = &d->fs[i];
             const char *name = fs->cfg->name;
             struct emmd_hist_snap h;
@@ -502,7 +502,7 @@ cmd_ls(struct emmd *d, int json, FILE *out)
     else
         fprintf(out, "%-12s %-*s %14s %10s %10s %10s %-10s %s\n", "FS", LS_NAME_WIDTH, "NAME",
                 "SIZE", "RESIDENT", "STORED", "SWAP", "PAGER", "STATE");
-    for (size_t i = 0; i < d->nfs; i++) {
+    for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed) {
         struct emmd_fs *fs = &d->fs[i];
         pthread_mutex_lock(&fs->lock);
         for (size_t b = 0; b < EMMD_BUCKETS; b++)
@@ -540,7 +540,7 @@ cmd_ls(struct emmd *d, int json, FILE *out)
 static int
 cmd_flush(struct emmd *d, const char *fsname, const char *name, FILE *out)
 {
-    for (size_t i = 0; i < d->nfs; i++) {
+    for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed) {
         struct emmd_fs *fs = &d->fs[i];
         if (strcmp(fs->cfg->name, fsname) != 0)
             continue;
@@ -587,10 +587,23 @@ cmd_flush(struct emmd *d, const char *fsname, const char *name, FILE *out)
     return -ENOENT;
 }
 
+static int command(struct emmd *d, int argc, char **argv, FILE *out);
+
 int
 emmd_command(void *ctx, int argc, char **argv, FILE *out)
 {
     struct emmd *d = ctx;
+    if (strcmp(argv[0], "reload") == 0 && argc == 1)
+        return emmd_reload(d, out); /* takes fs_lock for writing itself */
+    pthread_rwlock_rdlock(&d->fs_lock); /* the filesystems stay as they are meanwhile */
+    int rc = command(d, argc, argv, out);
+    pthread_rwlock_unlock(&d->fs_lock);
+    return rc;
+}
+
+static int
+command(struct emmd *d, int argc, char **argv, FILE *out)
+{
     if (strcmp(argv[0], "ping") == 0) {
         fprintf(out, "pong\n");
         return 0;
@@ -605,6 +618,6 @@ emmd_command(void *ctx, int argc, char **argv, FILE *out)
         return emmd_metrics_write(d, out);
     fputs("unknown command or wrong arguments: ", out);
     put_escaped(out, argv[0], ctl_wire_quote, 0);
-    fputs(" (info [--json] [section], ls [--json], flush FS PATH, metrics, ping)\n", out);
+    fputs(" (info [--json] [section], ls [--json], flush FS PATH, metrics, reload, ping)\n", out);
     return -EINVAL;
 }

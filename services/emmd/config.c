@@ -1205,6 +1205,15 @@ emm_config_load(const char *path, int check_paths_flag, struct emm_config **out,
         fail(&ld, 0, -ENOMEM, "out of memory");
     if (!ld.failed)
         finish(&ld, check_paths_flag);
+    if (!ld.failed) {
+        _Static_assert(K_EMMD_N <= 16 && D_N <= 4 && F_N <= 16, "key_line arrays too small");
+        cfg->emmd_line = ld.emmd_line;
+        cfg->dp_line = ld.dp_line;
+        memcpy(cfg->emmd_key_line, ld.emmd_key, sizeof(ld.emmd_key));
+        memcpy(cfg->dp_key_line, ld.dp_key, sizeof(ld.dp_key));
+        for (size_t i = 0; i < cfg->nfs; i++)
+            memcpy(cfg->fs[i].key_line, ld.fsl[i].key, sizeof(ld.fsl[i].key));
+    }
     free(ld.fsl);
     if (ld.failed) {
         emm_config_free(cfg);
@@ -1273,14 +1282,12 @@ fmt_duration(uint64_t ms, char *buf, size_t len)
         snprintf(buf, len, "%llums", (unsigned long long)ms);
 }
 
-int
-emm_config_dump(const struct emm_config *cfg, FILE *f)
+void
+emm_config_dump_global(const struct emm_config *cfg, FILE *f)
 {
     static const char *const levels[] = {"debug", "info", "notice", "warn", "error"};
-    char a[64], b[64];
+    char a[64];
 
-    fprintf(f, "# effective configuration of %s, defaults included (emmd --dump-config)\n",
-            cfg->path);
     fprintf(f, "[emmd]\n");
     fprintf(f, "state-dir = %s\n", cfg->state_dir);
     fprintf(f, "mount-root = %s\n", cfg->mount_root);
@@ -1318,10 +1325,14 @@ emm_config_dump(const struct emm_config *cfg, FILE *f)
     fmt_duration(cfg->pager_deadline_ms, a, sizeof(a));
     fprintf(f, "deadline = %s\n", a);
     fprintf(f, "threads = %u\n", cfg->dpager_threads);
+}
 
-    for (size_t i = 0; i < cfg->nfs; i++) {
-        const struct emm_fs_config *fs = &cfg->fs[i];
-        fprintf(f, "\n[fs %s]\n", fs->name);
+void
+emm_config_dump_fs(const struct emm_fs_config *fs, FILE *f)
+{
+    char a[64], b[64];
+    {
+        fprintf(f, "[fs %s]\n", fs->name);
         fprintf(f, "backend = %s\n", fs->backend);
         if (fs->mountpoint_explicit)
             fprintf(f, "mountpoint = %s\n", fs->mountpoint);
@@ -1347,6 +1358,18 @@ emm_config_dump(const struct emm_config *cfg, FILE *f)
             fprintf(f, "# root-mode = (unset: a new root is 0755; an existing one keeps its mode)\n");
         for (size_t k = 0; k < fs->nbackend_keys; k++)
             fprintf(f, "%s = %s\n", fs->backend_keys[k].key, fs->backend_keys[k].value);
+    }
+}
+
+int
+emm_config_dump(const struct emm_config *cfg, FILE *f)
+{
+    fprintf(f, "# effective configuration of %s, defaults included (emmd --dump-config)\n",
+            cfg->path);
+    emm_config_dump_global(cfg, f);
+    for (size_t i = 0; i < cfg->nfs; i++) {
+        fputc('\n', f);
+        emm_config_dump_fs(&cfg->fs[i], f);
     }
     return fflush(f) == 0 && !ferror(f) ? 0 : -EIO;
 }
@@ -1389,4 +1412,34 @@ emm_config_listen_addr(const char *value, struct sockaddr_storage *ss, socklen_t
         return 0;
     }
     return -EINVAL;
+}
+
+int
+emm_config_key_line(const struct emm_config *cfg, const char *section, const char *key)
+{
+    if (strcmp(section, "emmd") == 0) {
+        int k = find_key(emmd_keys, K_EMMD_N, key);
+        return k >= 0 && cfg->emmd_key_line[k] ? cfg->emmd_key_line[k] : cfg->emmd_line;
+    }
+    if (strcmp(section, "default-pager") == 0) {
+        if (strcmp(key, "swap") == 0 && cfg->nswaps > 0)
+            return cfg->swaps[0].line;
+        int k = find_key(dp_keys, D_N, key);
+        return k >= 0 && cfg->dp_key_line[k] ? cfg->dp_key_line[k] : cfg->dp_line;
+    }
+    if (strncmp(section, "fs ", 3) == 0) {
+        for (size_t i = 0; i < cfg->nfs; i++) {
+            const struct emm_fs_config *fs = &cfg->fs[i];
+            if (strcmp(fs->name, section + 3) != 0)
+                continue;
+            int k = find_key(fs_keys, F_N, key);
+            if (k >= 0 && fs->key_line[k])
+                return fs->key_line[k];
+            for (size_t j = 0; j < fs->nbackend_keys; j++)
+                if (strcmp(fs->backend_keys[j].key, key) == 0)
+                    return fs->backend_keys[j].line;
+            return fs->line;
+        }
+    }
+    return 0;
 }

@@ -479,7 +479,7 @@ shutdown_all(struct emmd *d, struct ctl_server *ctl)
     d->http = NULL;
     if (ctl != NULL)
         ctl_server_stop(ctl);
-    for (size_t i = 0; i < d->nfs; i++) {
+    for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed) {
         struct emmd_fs *fs = &d->fs[i];
         if (fs->se != NULL && fs->mounted) {
             /* Dirty page-cache pages come back as WRITEs while the loop still runs. */
@@ -494,9 +494,9 @@ shutdown_all(struct emmd *d, struct ctl_server *ctl)
         if (fs->pager != NULL && (fs->backend->flags & EMM_BACKEND_PERSISTENT))
             emmd_fs_flush_all(fs);
     }
-    for (size_t i = 0; i < d->nfs; i++)
+    for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed)
         fz_unmount(&d->fs[i]);
-    for (size_t i = 0; i < d->nfs; i++)
+    for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed)
         emmd_fs_close(&d->fs[i]);
     if (d->kernel != NULL)
         vm_kernel_destroy(d->kernel);
@@ -510,7 +510,7 @@ shutdown_all(struct emmd *d, struct ctl_server *ctl)
 static int
 start_default_pager(struct emmd *d)
 {
-    for (size_t i = 0; i < d->nfs; i++)
+    for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed)
         for (size_t j = 0; j < i; j++)
             if (d->fs[i].dp_tag == d->fs[j].dp_tag) {
                 emm_err("%s:%d: filesystem names '%s' and '%s' collide in the default "
@@ -626,7 +626,16 @@ main(int argc, char **argv)
                                                              : EMM_LOG_TO_STDERR_TIME,
                  verbose ? EMM_LOG_DEBUG : d.cfg->log_level);
     d.nfs = d.cfg->nfs;
-    d.fs = calloc(d.nfs ? d.nfs : 1, sizeof(*d.fs));
+    if (d.nfs > EMMD_MAX_FS) {
+        fprintf(stderr, "emmd: %s: %zu filesystems; emmd serves at most %d\n", conf, d.nfs,
+                EMMD_MAX_FS);
+        emm_config_free(d.cfg);
+        return 1;
+    }
+    d.fs = calloc(EMMD_MAX_FS, sizeof(*d.fs)); /* slots never move: see emmd.h */
+    pthread_rwlock_init(&d.fs_lock, NULL);
+    pthread_mutex_init(&d.reload_lock, NULL);
+    atomic_store(&d.busy_poll_us, d.cfg->busy_poll_us);
     for (size_t i = 0; i < d.nfs; i++) {
         rc = emmd_fs_open(&d, &d.fs[i], &d.cfg->fs[i], err, sizeof(err));
         if (rc < 0) {
@@ -741,6 +750,11 @@ main(int argc, char **argv)
             continue;
         if (sig == SIGTERM || sig == SIGINT)
             break;
+        if (sig == SIGHUP) {
+            emm_notice("SIGHUP: reloading %s", d.cfg->path);
+            emmd_reload(&d, NULL);
+            continue;
+        }
         emm_info("signal %d ignored", sig);
     }
     emm_notice("signal %d: flushing and unmounting", sig);
@@ -749,6 +763,7 @@ main(int argc, char **argv)
     unlink(d.cfg->pid_file);
     emm_notice("stopped");
     emm_config_free(d.cfg);
+    emmd_free_retired(&d);
     free(d.fs);
     return 0;
 

@@ -36,7 +36,7 @@ per_fs(FILE *out, struct emmd *d, const char *name, const char *type, const char
        uint64_t (*get)(struct emmd_fs *))
 {
     family(out, name, type, help);
-    for (size_t i = 0; i < d->nfs; i++)
+    for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed)
         fprintf(out, "%s{fs=\"%s\"} %llu\n", name, d->fs[i].cfg->name,
                 (unsigned long long)get(&d->fs[i]));
 }
@@ -84,7 +84,7 @@ emmd_metrics_write(struct emmd *d, FILE *out)
     struct emmd_totals all = {0}, *ft = calloc(d->nfs ? d->nfs : 1, sizeof(*ft));
     if (ft == NULL)
         return -ENOMEM;
-    for (size_t i = 0; i < d->nfs; i++) {
+    for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed) {
         emmd_fs_totals(&d->fs[i], &ft[i]);
         all.dirty += ft[i].dirty;
     }
@@ -96,7 +96,7 @@ emmd_metrics_write(struct emmd *d, FILE *out)
     family(out, "emm_uptime_seconds", "gauge", "Seconds since emmd started.");
     fprintf(out, "emm_uptime_seconds %lld\n", (long long)(time(NULL) - d->start_time));
     family(out, "emm_filesystems", "gauge", "Filesystems served.");
-    fprintf(out, "emm_filesystems %zu\n", d->nfs);
+    fprintf(out, "emm_filesystems %zu\n", emmd_live_fs(d));
     family(out, "emm_resident_limit_bytes", "gauge", "The resident page pool's size (resident-limit).");
     fprintf(out, "emm_resident_limit_bytes %llu\n", (unsigned long long)d->cfg->resident_limit);
     family(out, "emm_pool_resident_bytes", "gauge", "Pool frames holding pages.");
@@ -120,15 +120,15 @@ emmd_metrics_write(struct emmd *d, FILE *out)
     fprintf(out, "emm_swap_used_bytes %llu\n", (unsigned long long)ds.slots_used * 4096);
 
     family(out, "emm_objects", "gauge", "Memory objects (regular files) of a filesystem.");
-    for (size_t i = 0; i < d->nfs; i++)
+    for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed)
         fprintf(out, "emm_objects{fs=\"%s\"} %llu\n", d->fs[i].cfg->name,
                 (unsigned long long)ft[i].objects);
     family(out, "emm_resident_pages", "gauge", "A filesystem's pages in the pool.");
-    for (size_t i = 0; i < d->nfs; i++)
+    for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed)
         fprintf(out, "emm_resident_pages{fs=\"%s\"} %llu\n", d->fs[i].cfg->name,
                 (unsigned long long)ft[i].resident);
     family(out, "emm_dirty_pages", "gauge", "A filesystem's dirty pages in the pool.");
-    for (size_t i = 0; i < d->nfs; i++)
+    for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed)
         fprintf(out, "emm_dirty_pages{fs=\"%s\"} %llu\n", d->fs[i].cfg->name,
                 (unsigned long long)ft[i].dirty);
     free(ft);
@@ -153,7 +153,7 @@ emmd_metrics_write(struct emmd *d, FILE *out)
 
     family(out, "emm_fault_latency_seconds", "histogram",
            "FUSE READ latency, from its arrival in emmd to the reply.");
-    for (size_t i = 0; i < d->nfs; i++) {
+    for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed) {
         struct emmd_hist_snap h;
         emmd_hist_snap(&d->fs[i].read_lat, &h);
         const char *name = d->fs[i].cfg->name;

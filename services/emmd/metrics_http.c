@@ -56,7 +56,9 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     FILE *f = open_memstream(&buf, &len);
     if (f == NULL)
         return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+    pthread_rwlock_rdlock(&d->fs_lock);
     int rc = emmd_metrics_write(d, f);
+    pthread_rwlock_unlock(&d->fs_lock);
     if (fclose(f) != 0 || rc < 0) {
         free(buf);
         return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "metrics failed\n");
