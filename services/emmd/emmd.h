@@ -79,7 +79,9 @@ struct emmd_fs {
 };
 
 struct emmd {
-    struct emm_config *cfg;   /* the configuration in force (replaced by a reload) */
+    /* The configuration in force: a reload replaces it (an atomic pointer; the
+     * one it replaces stays valid, in retired, until exit). */
+    struct emm_config *_Atomic cfg;
     struct vm_kernel *kernel;
     struct swp_dpager *dpager; /* the default pager, NULL without swap */
     /* Filesystems: a fixed array of EMMD_MAX_FS slots, so a struct emmd_fs

@@ -612,8 +612,10 @@ main(int argc, char **argv)
     struct emmd d;
     memset(&d, 0, sizeof(d));
     char err[512];
+    struct emm_config *cfg0 = NULL;
     int rc = emm_config_load(conf, check_only ? EMM_CONFIG_CHECK_PATHS : EMM_CONFIG_CREATE_PATHS,
-                             &d.cfg, err, sizeof(err));
+                             &cfg0, err, sizeof(err));
+    d.cfg = cfg0;
     if (rc < 0) {
         fprintf(stderr, "emmd: %s\n", err);
         return 1;

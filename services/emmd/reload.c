@@ -22,6 +22,8 @@
  * everything slow (mounting, flushing, unmounting) runs without it, on slots
  * readers do not see yet, or still see whole. A replaced configuration is kept
  * (d->retired) until exit: filesystems and readers may still point into it.
+ * d->cfg itself is read under fs_lock (commands, metrics) or by the main
+ * thread; the FUSE threads read only their fs->cfg, which never changes.
  */
 #include "ctl_wire.h"
 #include "emmd.h"
@@ -445,7 +447,9 @@ emmd_reload(struct emmd *d, FILE *out)
         d->nfs++; /* the slot is counted, mounted or marked removed */
         pthread_rwlock_unlock(&d->fs_lock);
     }
-    /* the new configuration is in force: filesystems that stay point into it */
+    /* The new configuration is in force. Filesystems that stay keep pointing
+     * into the configuration they started with (kept in d->retired): their
+     * sections are equal, and the FUSE threads read fs->cfg without a lock. */
     struct emm_config **ret = realloc(d->retired, (d->nretired + 1) * sizeof(*ret));
     if (ret == NULL) {
         refuse(&r, "out of memory keeping the old configuration; tunables unchanged");
@@ -456,11 +460,6 @@ emmd_reload(struct emmd *d, FILE *out)
     d->retired[d->nretired++] = d->cfg;
     struct emm_config *old = d->cfg;
     d->cfg = nc;
-    for (size_t i = 0; i < d->nfs; i++) {
-        const struct emm_fs_config *c;
-        if (!d->fs[i].removed && (c = new_fs(nc, d->fs[i].cfg->name)) != NULL)
-            d->fs[i].cfg = c;
-    }
     pthread_rwlock_unlock(&d->fs_lock);
     nc = NULL;
     r.applied = 1;
