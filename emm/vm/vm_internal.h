@@ -1,13 +1,15 @@
 /*
- * vm_internal.h - the structures shared by vm_object.c (objects, fault paths,
- * the control-port handlers) and vm_pageout.c (pageout daemon, kernel worker).
- * Not for the front end. Locking rules are those of vm_object.h and vm_pool.h.
+ * vm_internal.h - the structures and functions the kernel's files share
+ * (vm_page_table, vm_batch, vm_object, vm_kernel, vm_fault, vm_laundry,
+ * vm_sync, memory_object, vm_pageout; each may call only the files listed
+ * before it). Not for the front end. Locking rules are those of vm_object.h and vm_pool.h.
  */
 #ifndef EMM_VM_INTERNAL_H
 #define EMM_VM_INTERNAL_H
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/queue.h>
 
 #include "vm_dpager.h"
 #include "vm_object.h"
@@ -16,7 +18,7 @@
 
 /* A pending front-end operation (Mach: a faulting thread asleep on the object). */
 struct vm_io {
-    struct vm_io *next;
+    STAILQ_ENTRY(vm_io) link; /* the object's waiting operations, or a batch's done list */
     int op; /* VM_IO_* */
     int unlock_sent;
     uint64_t off, len;
@@ -26,19 +28,21 @@ struct vm_io {
     void *arg;
     int err;
     unsigned nwired;
-    struct vm_page *wired[258]; /* a 1 MiB read spans at most 257 pages */
+    struct vm_page *wired[EMM_MAX_SPAN_PAGES]; /* a 1 MiB read spans at most 257 pages */
 };
 enum { VM_IO_READ = 1, VM_IO_WRITE };
+STAILQ_HEAD(vm_io_list, vm_io);
 
 /* A synchronize waiting for synchronize_completed, FIFO per object. */
 struct vm_sync {
-    struct vm_sync *next;
+    STAILQ_ENTRY(vm_sync) link; /* one of the object's sync lists, or a batch's */
     vm_done_fn done;
     void *arg;
     int terminate; /* finish a terminate when it completes */
     uint64_t failures_at_start; /* obj->return_failures when it started */
     uint64_t queued_ns;         /* when it began waiting for a replay */
 };
+STAILQ_HEAD(vm_sync_list, vm_sync);
 
 struct vm_object {
     pthread_mutex_t lock;
@@ -57,8 +61,8 @@ struct vm_object {
     struct vm_page **buckets;
     uint64_t nbuckets;
     uint64_t nresident, ndirty, nlaundry, nabsent, nnew;
-    struct vm_io *io_head, *io_tail; /* waiting operations, in arrival order */
-    struct vm_sync *sync_head, *sync_tail;
+    struct vm_io_list ios;           /* waiting operations, in arrival order */
+    struct vm_sync_list syncs;       /* waiting for synchronize_completed, in send order */
     int starved;                     /* an io waits for free frames */
     atomic_uint need_frames;         /* how many it needs at once (the worker reads it unlocked) */
     struct vm_object *kick_next;     /* kernel worker queue */
@@ -70,7 +74,7 @@ struct vm_object {
     void *dp_handle;
     uint64_t deadline_ns;            /* a data_return older than this is overdue; 0: none */
     uint64_t replay_inflight;        /* pages paged in from swap to be replayed */
-    struct vm_sync *replay_syncs;    /* fsyncs waiting for the replay to finish */
+    struct vm_sync_list replay_syncs; /* fsyncs waiting for the replay to finish */
     uint64_t return_failures;        /* data_returns no pager took (the page stayed dirty) */
     int on_swapped_list;             /* kernel->swapped_head (kick_lock) */
     struct vm_object *swapped_next;
@@ -83,10 +87,14 @@ struct vm_batch {
     struct emm_msg *dp_msgs, *dp_msgs_tail; /* to its default-pager port */
     struct emm_msg *failed, *dp_failed;     /* refused by a dead port: released unlocked */
     int kick_pager, kick_dp;                /* posted: start delivery after unlocking */
-    struct vm_io *done, *done_tail;
-    struct vm_sync *syncs_done;
+    struct vm_io_list done;
+    struct vm_sync_list syncs_done;
     int sync_err;
 };
+/* struct vm_batch b = VM_BATCH_INIT(b); (the lists point into b itself) */
+#define VM_BATCH_INIT(b)                                                         \
+    { .done = STAILQ_HEAD_INITIALIZER((b).done),                                 \
+      .syncs_done = STAILQ_HEAD_INITIALIZER((b).syncs_done) }
 
 struct vm_kernel {
     struct vm_pool pool;
@@ -116,22 +124,43 @@ vm_pager_suspect(struct vm_pager_stats *ps, uint64_t now)
     return atomic_load(&ps->overdue_inflight) > 0 || now < atomic_load(&ps->sick_until_ns);
 }
 
-/* vm_object.c */
-void vm_obj_launder(struct vm_object *obj, struct vm_page *p, int evict, struct vm_batch *b);
-/* The daemon found p's data_return overdue: copy it to swap (lock held). */
-void vm_obj_overdue(struct vm_object *obj, struct vm_page *p, uint64_t now, struct vm_batch *b);
-/* Pages some held pages in from swap to go back to the pager; 1 if work remains. */
-int vm_obj_replay(struct vm_object *obj, unsigned max_pages);
-void vm_kernel_note_swapped(struct vm_kernel *k, struct vm_object *obj);
+/* vm_page_table.c (obj->lock held) */
+struct vm_page *vm_obj_page_lookup(struct vm_object *obj, uint64_t idx);
+struct vm_page *vm_obj_page(struct vm_object *obj, uint64_t idx);
+void vm_obj_page_insert(struct vm_object *obj, struct vm_page *p, uint64_t idx, int state);
+void vm_obj_page_flags(struct vm_object *obj, struct vm_page *p, uint16_t set, uint16_t clear);
+void vm_obj_page_unlink(struct vm_object *obj, struct vm_page *p);
 void vm_obj_remove_page(struct vm_object *obj, struct vm_page *p);
-struct vm_page *vm_obj_page(struct vm_object *obj, uint64_t idx); /* lock held */
-void vm_obj_retry(struct vm_object *obj); /* reruns waiting operations */
+void vm_obj_page_discard(struct vm_object *obj, struct vm_page *p);
+void vm_obj_discard_all(struct vm_object *obj);
+
+/* vm_batch.c */
+struct emm_msg *vm_kmsg(struct vm_object *obj, uint32_t id, uint64_t off, uint64_t len);
+void vm_batch_msg(struct vm_batch *b, struct emm_msg *m);    /* to the pager */
+void vm_batch_dp_msg(struct vm_batch *b, struct emm_msg *m); /* to the default pager */
+void vm_batch_done(struct vm_batch *b, struct vm_io *io);    /* complete io after unlocking */
 void vm_batch_post(struct vm_object *obj, struct vm_batch *b); /* lock held */
 void vm_batch_flush(struct vm_object *obj, struct vm_batch *b); /* after unlocking */
+void vm_io_unwire(struct vm_object *obj, struct vm_io *io);  /* takes obj->lock */
 
-/* vm_pageout.c */
-int vm_pageout_start(struct vm_kernel *k);
-void vm_pageout_stop(struct vm_kernel *k);
+/* vm_object.c */
+int vm_obj_dp_holds(struct vm_object *obj); /* the default pager holds pages of it */
+
+/* vm_kernel.c */
 void vm_kernel_kick(struct vm_kernel *k, struct vm_object *obj); /* retry on the worker */
+void vm_kernel_note_swapped(struct vm_kernel *k, struct vm_object *obj);
+
+/* vm_fault.c (lock held unless said) */
+void vm_obj_run_waiters(struct vm_object *obj, struct vm_batch *b);
+void vm_obj_retry(struct vm_object *obj); /* reruns waiting operations; takes the lock */
+
+/* vm_laundry.c (lock held) */
+void vm_obj_launder(struct vm_object *obj, struct vm_page *p, int evict, struct vm_batch *b);
+/* The daemon found p's data_return overdue: copy it to swap. */
+void vm_obj_overdue(struct vm_object *obj, struct vm_page *p, uint64_t now, struct vm_batch *b);
+
+/* vm_sync.c */
+/* Pages some held pages in from swap to go back to the pager; 1 if work remains. */
+int vm_obj_replay(struct vm_object *obj, unsigned max_pages);
 
 #endif

@@ -28,28 +28,6 @@
 #include "log.h"
 #include "vm_internal.h"
 
-void
-vm_kernel_kick(struct vm_kernel *k, struct vm_object *obj)
-{
-    /* Tell the daemon how many frames must come free at once (obj->lock held). */
-    unsigned need = atomic_load(&obj->need_frames), cur = atomic_load(&k->need_frames);
-    while (need > cur && !atomic_compare_exchange_weak(&k->need_frames, &cur, need))
-        ;
-    pthread_mutex_lock(&k->kick_lock);
-    if (!obj->kicked) {
-        obj->kicked = 1;
-        vm_object_ref(obj);
-        obj->kick_next = k->kick_head;
-        k->kick_head = obj;
-        atomic_store(&k->kicks_pending, 1);
-    }
-    pthread_mutex_unlock(&k->kick_lock);
-    /* Frames come from the daemon: make sure it runs. */
-    pthread_mutex_lock(&k->pool.lock);
-    pthread_cond_signal(&k->pool.wake);
-    pthread_mutex_unlock(&k->pool.lock);
-}
-
 static void
 timed_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, long ms)
 {
@@ -61,21 +39,6 @@ timed_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, long ms)
         ts.tv_nsec -= 1000000000;
     }
     pthread_cond_timedwait(cond, lock, &ts);
-}
-
-/* Reruns starved objects once enough frames are free for them; otherwise waits
- * for the daemon's progress signal instead of spinning on their locks. */
-void
-vm_kernel_note_swapped(struct vm_kernel *k, struct vm_object *obj)
-{
-    pthread_mutex_lock(&k->kick_lock);
-    if (!obj->on_swapped_list) {
-        obj->on_swapped_list = 1;
-        vm_object_ref(obj);
-        obj->swapped_next = k->swapped_head;
-        k->swapped_head = obj;
-    }
-    pthread_mutex_unlock(&k->kick_lock);
 }
 
 /* Gives pages held in swap back to their pagers, a batch per object and round,
@@ -114,6 +77,8 @@ replay_round(struct vm_kernel *k)
     }
 }
 
+/* Reruns starved objects once enough frames are free for them; otherwise waits
+ * for the daemon's progress signal instead of spinning on their locks. */
 static void *
 worker_main(void *arg)
 {
@@ -210,7 +175,7 @@ scan_one(struct vm_kernel *k, uint64_t now)
         return 1;
     }
     /* Dirty (or precious): launder it, freeing the frame when the pager has it. */
-    struct vm_batch b = {0};
+    struct vm_batch b = VM_BATCH_INIT(b);
     pthread_mutex_unlock(&pool->lock);
     vm_obj_launder(obj, p, 1, &b);
     /* Clustered pageout: dirty, idle neighbours go back with it, cleaned in
@@ -239,18 +204,18 @@ static void
 check_overdue(struct vm_kernel *k, uint64_t now)
 {
     struct vm_pool *pool = &k->pool;
-    struct vm_pnode *n = pool->laundry_head;
+    struct vm_pnode *n = TAILQ_FIRST(&pool->laundry);
     unsigned looked = 0;
     while (n != NULL && looked++ < 256) {
         struct vm_page *p = vm_page_of(n);
-        n = n->next;
+        n = TAILQ_NEXT(n, link);
         struct vm_object *obj = p->object;
         uint64_t deadline = obj->deadline_ns; /* set at creation, read-only */
         if (deadline == 0 || now - p->laundry_ns < deadline)
             continue; /* later ones were sent later, but deadlines differ */
         if (pthread_mutex_trylock(&obj->lock) != 0)
             continue;
-        struct vm_batch b = {0};
+        struct vm_batch b = VM_BATCH_INIT(b);
         vm_object_ref(obj);
         pthread_mutex_unlock(&pool->lock);
         vm_obj_overdue(obj, p, now, &b);
@@ -259,7 +224,7 @@ check_overdue(struct vm_kernel *k, uint64_t now)
         vm_batch_flush(obj, &b);
         vm_object_unref(obj);
         pthread_mutex_lock(&pool->lock);
-        n = pool->laundry_head; /* the list changed meanwhile: start again */
+        n = TAILQ_FIRST(&pool->laundry); /* the list changed meanwhile: start again */
     }
 }
 
@@ -270,7 +235,7 @@ pageout_main(void *arg)
     struct vm_pool *pool = &k->pool;
     pthread_mutex_lock(&pool->lock);
     while (!atomic_load(&k->stopping)) {
-        if (pool->laundry_head != NULL)
+        if (!TAILQ_EMPTY(&pool->laundry))
             check_overdue(k, emm_mono_ns());
         uint64_t in_flight = atomic_load(&k->laundry);
         uint64_t target = pool->free_target;
@@ -325,7 +290,7 @@ pageout_main(void *arg)
     return NULL;
 }
 
-int
+static int
 vm_pageout_start(struct vm_kernel *k)
 {
     int rc = pthread_create(&k->pageout_thread, NULL, pageout_main, k);
@@ -340,7 +305,7 @@ vm_pageout_start(struct vm_kernel *k)
     return 0;
 }
 
-void
+static void
 vm_pageout_stop(struct vm_kernel *k)
 {
     atomic_store(&k->stopping, 1);
@@ -403,33 +368,3 @@ vm_kernel_destroy(struct vm_kernel *k)
     free(k);
 }
 
-void
-vm_kernel_set_default_pager(struct vm_kernel *k, const struct vm_dpager_ops *ops, void *ctx)
-{
-    k->dpo = ops;
-    k->dp_ctx = ctx;
-}
-
-int
-vm_kernel_has_default_pager(struct vm_kernel *k)
-{
-    return k->dpo != NULL;
-}
-
-struct vm_stats *
-vm_kernel_stats(struct vm_kernel *k)
-{
-    return &k->stats;
-}
-
-struct vm_pool *
-vm_kernel_pool(struct vm_kernel *k)
-{
-    return &k->pool;
-}
-
-uint64_t
-vm_kernel_laundry(struct vm_kernel *k)
-{
-    return atomic_load(&k->laundry);
-}

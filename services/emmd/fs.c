@@ -503,6 +503,15 @@ emmd_node_vm(struct emmd_fs *fs, struct emmd_node *n, struct vm_object **out)
 }
 
 void
+emmd_node_changed(struct emmd_fs *fs, struct emmd_node *n)
+{
+    pthread_mutex_lock(&fs->lock);
+    n->rec_dirty = 1;
+    pthread_mutex_unlock(&fs->lock);
+    emmd_node_save(fs, n);
+}
+
+void
 emmd_node_save(struct emmd_fs *fs, struct emmd_node *n)
 {
     pthread_mutex_lock(&fs->lock);
@@ -822,8 +831,7 @@ emmd_fs_flush_all(struct emmd_fs *fs)
             else if (rc != 0)
                 emm_err("fs %s: object '%s': flush failed: %s", fs->cfg->name, n->rec.name,
                         strerror(rc));
-            n->rec_dirty = 1;
-            emmd_node_save(fs, n);
+            emmd_node_changed(fs, n);
         }
     }
 }

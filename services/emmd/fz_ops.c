@@ -3,7 +3,7 @@
  * directories (fs.c) whose regular files are memory objects. Permissions are
  * the kernel's (default_permissions, emmd as root); link(2), symlinks and
  * special files are refused with EPERM. The only file that calls
- * fuse_reply_* (with fz_loop.c's notifier for invalidations). READ, WRITE,
+ * fuse_reply_* (with fz_notify.c's notifier thread for invalidations). READ, WRITE,
  * FSYNC, truncation and hole punching are answered asynchronously from whichever
  * thread completes them in the vm layer; nothing here waits for a pager.
  *
@@ -71,8 +71,8 @@ static void
 fz_init(void *userdata, struct fuse_conn_info *conn)
 {
     struct emmd_fs *fs = userdata;
-    conn->max_read = 1u << 20; /* must match the max_read mount option */
-    conn->max_write = 1u << 20;
+    conn->max_read = EMM_MAX_REQUEST_BYTES; /* must match the max_read mount option */
+    conn->max_write = EMM_MAX_REQUEST_BYTES;
     conn->max_readahead = (unsigned)fs->cfg->readahead;
     conn->max_background = 64;
     conn->congestion_threshold = 48;
@@ -517,8 +517,7 @@ fsync_done(void *arg, int err)
 {
     struct sync_ctx *sc = arg;
     if (err == 0) {
-        sc->n->rec_dirty = 1;
-        emmd_node_save(sc->fs, sc->n);
+        emmd_node_changed(sc->fs, sc->n);
     }
     fuse_reply_err(sc->req, err);
     vm_object_unref(sc->vm);
@@ -600,8 +599,7 @@ fz_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
     /* Allocation: pages are sparse by nature; only the size may grow. */
     if (!(mode & FALLOC_FL_KEEP_SIZE) && vm_object_size(vm) < (uint64_t)(off + len)) {
         vm_object_set_size(vm, (uint64_t)(off + len));
-        n->rec_dirty = 1;
-        emmd_node_save(fs_of(req), n);
+        emmd_node_changed(fs_of(req), n);
     }
     vm_object_unref(vm);
     fuse_reply_err(req, 0);
