@@ -34,6 +34,7 @@ vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_
     STAILQ_INIT(&obj->ios);
     STAILQ_INIT(&obj->syncs);
     STAILQ_INIT(&obj->replay_syncs);
+    TAILQ_INIT(&obj->seeks);
     pthread_mutex_init(&obj->lock, NULL);
     atomic_init(&obj->refs, 1);
     obj->kernel = k;
@@ -420,6 +421,10 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
         obj->error = msg->arg > 0 ? msg->arg : EIO;
         vm_obj_discard_all(obj);
         vm_obj_run_waiters(obj, &b);
+        vm_obj_seeks_expire(obj, 0, 1, &b);
+        break;
+    case MO_QUERY_REPLY:
+        vm_obj_query_reply(obj, msg, &b);
         break;
     case MO_SYNCHRONIZE_COMPLETED: {
         struct vm_sync *s = STAILQ_FIRST(&obj->syncs);

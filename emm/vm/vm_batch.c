@@ -173,6 +173,12 @@ vm_batch_flush(struct vm_object *obj, struct vm_batch *b)
         s->done(s->arg, b->sync_err);
         free(s);
     }
+    struct vm_seek *sk;
+    while ((sk = STAILQ_FIRST(&b->seeks_done)) != NULL) {
+        STAILQ_REMOVE_HEAD(&b->seeks_done, link);
+        sk->done(sk->arg, sk->result);
+        free(sk);
+    }
 }
 
 void

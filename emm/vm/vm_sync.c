@@ -237,6 +237,7 @@ terminate_finish(struct vm_object *obj, int discard)
             vm_batch_dp_msg(&b, m);
     }
     vm_obj_run_waiters(obj, &b); /* fail anything still waiting */
+    vm_obj_seeks_expire(obj, 0, 1, &b);
     vm_batch_post(obj, &b);
     pthread_mutex_unlock(&obj->lock);
     vm_batch_flush(obj, &b);

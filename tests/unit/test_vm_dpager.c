@@ -124,7 +124,7 @@ struct fdp_obj {
     struct emm_port *control; /* temporary objects: from init */
     struct store st;
     int attached, detached, terminated;
-    unsigned returns, requests, discards, inits;
+    unsigned returns, requests, discards, inits, queries;
 };
 
 struct fdp {
@@ -169,6 +169,9 @@ fdp_handler(struct emm_port *port, struct emm_msg *msg)
         for (struct emm_msg *c = msg; c != NULL && status == 0; c = c->chain)
             for (uint64_t i = 0; i < c->length / PS; i++)
                 store_put(&o->st, c->offset / PS + i, (char *)c->data + i * PS);
+        break;
+    case MO_DATA_QUERY:
+        o->queries++; /* the kernel sees swap's holdings itself: never asked */
         break;
     case MO_DISCARD:
         o->discards++;
@@ -292,7 +295,34 @@ struct fop {
     unsigned returns[NPAGES];  /* data_returns seen per page */
     unsigned requests[NPAGES]; /* data_requests seen per page */
     unsigned nrequests;
+    unsigned queries;          /* data_query messages seen */
+    int hold_queries;          /* a stalled pager: queries wait in held_q */
+    struct emm_msg *held_q[16];
+    int nheld_q;
 };
+
+/* query_reply from the store: the first run of pages held in [from, from+span). */
+static void
+fop_answer_query(struct fop *fp, const struct emm_msg *q)
+{
+    uint64_t from = q->offset / PS;
+    uint64_t end = q->length == UINT64_MAX || from + q->length / PS > NPAGES ? NPAGES
+                                                                           : from + q->length / PS;
+    struct emm_msg *r = emm_msg_new(MO_QUERY_REPLY, UINT64_MAX, 0);
+    r->arg = q->arg;
+    pthread_mutex_lock(&fp->lock);
+    for (uint64_t i = from; i < end; i++)
+        if (fp->st.has[i]) {
+            uint64_t j = i;
+            while (j < end && fp->st.has[j])
+                j++;
+            r->offset = i * PS;
+            r->length = (j - i) * PS;
+            break;
+        }
+    pthread_mutex_unlock(&fp->lock);
+    send_or_drop(fp->control, r);
+}
 
 static void
 fop_handler(struct emm_port *port, struct emm_msg *msg)
@@ -340,6 +370,17 @@ fop_handler(struct emm_port *port, struct emm_msg *msg)
     case MO_DISCARD:
         store_discard(&fp->st, msg->offset, msg->length);
         break;
+    case MO_DATA_QUERY:
+        fp->queries++;
+        if (fp->hold_queries && fp->nheld_q < 16) {
+            fp->held_q[fp->nheld_q++] = msg;
+            pthread_mutex_unlock(&fp->lock);
+            return;
+        }
+        pthread_mutex_unlock(&fp->lock);
+        fop_answer_query(fp, msg);
+        emm_msg_release(msg, 0);
+        return;
     case MO_SYNCHRONIZE: {
         pthread_mutex_unlock(&fp->lock);
         struct emm_msg *r = emm_msg_new(MO_SYNCHRONIZE_COMPLETED, msg->offset, msg->length);
@@ -549,11 +590,28 @@ setup_empty(void **state)
     return 0;
 }
 
+/* The stalled pager answers its queries at last. */
+static void
+fop_answer_held_queries(struct fop *fp)
+{
+    pthread_mutex_lock(&fp->lock);
+    int n = fp->nheld_q;
+    struct emm_msg *list[16];
+    memcpy(list, fp->held_q, (size_t)n * sizeof(list[0]));
+    fp->nheld_q = 0;
+    pthread_mutex_unlock(&fp->lock);
+    for (int i = 0; i < n; i++) {
+        fop_answer_query(fp, list[i]);
+        emm_msg_release(list[i], 0);
+    }
+}
+
 static int
 teardown(void **state)
 {
     struct fx *f = *state;
     fop_release_held(&f->fp, 0);
+    fop_answer_held_queries(&f->fp);
     if (f->obj != NULL) {
         struct comp c;
         comp_init(&c);
@@ -879,6 +937,195 @@ test_temporary_object_pages_through_swap(void **state)
     assert_int_equal(info.in_swap, 1);
 }
 
+
+/* ---- SEEK_DATA / SEEK_HOLE and st_blocks ------------------------------------ */
+
+struct seekc {
+    struct comp c;
+    uint64_t found;
+};
+
+static void
+seek_cb(void *arg, uint64_t found)
+{
+    struct seekc *sc = arg;
+    sc->found = found;
+    done_cb(&sc->c, 0);
+}
+
+#define NONE UINT64_MAX
+
+/* SEEK_DATA (want_data) or SEEK_HOLE from page `from`, in pages, over the
+ * whole object; waits for the answer. */
+static uint64_t
+seek(struct fx *f, uint64_t from, int want_data)
+{
+    struct seekc sc;
+    comp_init(&sc.c);
+    vm_object_seek(f->obj, from, NPAGES, want_data, seek_cb, &sc);
+    if (!comp_wait(&sc.c))
+        fail_msg("SEEK_%s(%llu) did not complete", want_data ? "DATA" : "HOLE",
+                 (unsigned long long)from);
+    return sc.found;
+}
+
+/* st_blocks in pages, as the front end computes it: what the pager stores
+ * (the fake's store) plus what the kernel holds that the pager lacks. */
+static uint64_t
+blocks(struct fx *f)
+{
+    struct vm_object_info info;
+    vm_object_info(f->obj, &info);
+    uint64_t stored = 0;
+    for (uint64_t i = 0; i < NPAGES; i++)
+        stored += f->fp.st.has[i];
+    return stored + info.new_pages;
+}
+
+/* Pages only resident (written, never laundered): the kernel knows them; the
+ * pager is asked only past them, and has nothing. */
+static void
+test_seek_resident_only(void **state)
+{
+    struct fx *f = *state;
+    write_page(f, 2, 0x22);
+    write_page(f, 3, 0x23);
+    write_page(f, 7, 0x27);
+    assert_int_equal(seek(f, 0, 1), 2);
+    assert_int_equal(seek(f, 2, 1), 2);
+    assert_int_equal(seek(f, 2, 0), 4);
+    assert_int_equal(seek(f, 4, 1), 7);
+    assert_int_equal(seek(f, 7, 0), 8);
+    assert_true(seek(f, 8, 1) == NONE);
+    assert_int_equal(seek(f, 0, 0), 0);
+    assert_int_equal(blocks(f), 3);
+    /* A page read as a hole is resident but not data. */
+    assert_int_equal(read_byte(f, 4), 0);
+    assert_int_equal(seek(f, 4, 0), 4);
+    assert_int_equal(seek(f, 4, 1), 7);
+    assert_int_equal(blocks(f), 3);
+}
+
+/* Pages only in swap (double paged, evicted): the default pager's holdings. */
+static void
+test_seek_swap_only(void **state)
+{
+    struct fx *f = *state;
+    struct fdp_obj *d = fx_dpo(f);
+    f->fp.returns_mode = OP_REFUSE;
+    write_page(f, 4, 0x44);
+    write_page(f, 5, 0x45);
+    pager_flush(f, 4, 2);
+    WAIT_FOR(fdp_pages(&f->dp, d) == 2);
+    WAIT_FOR(!is_resident(f, 4) && !is_resident(f, 5));
+    /* The pager is asked again (no longer suspect): it stores nothing. */
+    f->ps.sick_until_ns = 0;
+    assert_int_equal(seek(f, 0, 1), 4);
+    assert_int_equal(seek(f, 4, 0), 6);
+    assert_int_equal(seek(f, 5, 0), 6);
+    assert_true(seek(f, 6, 1) == NONE);
+    assert_int_equal(seek(f, 0, 0), 0);
+    assert_int_equal(blocks(f), 2);
+    assert_int_equal(d->queries, 0);
+}
+
+/* Pages only at the pager (stored before the object was mapped): only its
+ * answer to data_query knows them. */
+static void
+test_seek_pager_only(void **state)
+{
+    struct fx *f = *state;
+    uint8_t page[PS];
+    memset(page, 0x10, PS);
+    for (uint64_t i = 10; i < 13; i++)
+        store_put(&f->fp.st, i, page);
+    store_put(&f->fp.st, 20, page);
+    fx_create(f, 0);
+    assert_int_equal(seek(f, 0, 1), 10);
+    assert_int_equal(seek(f, 0, 0), 0);
+    assert_int_equal(seek(f, 10, 0), 13);
+    assert_int_equal(seek(f, 11, 0), 13);
+    assert_int_equal(seek(f, 13, 1), 20);
+    assert_int_equal(seek(f, 20, 0), 21);
+    assert_true(seek(f, 21, 1) == NONE);
+    assert_true(f->fp.queries >= 7);
+    assert_int_equal(blocks(f), 4);
+    /* Mixed with resident pages: one written in the pager's hole joins runs. */
+    write_page(f, 13, 0x13);
+    assert_int_equal(seek(f, 10, 0), 14);
+    /* A punch reaches the pager before a later query: page 11 is a hole. */
+    struct comp c;
+    comp_init(&c);
+    vm_object_punch(f->obj, 11 * PS, PS, done_cb, &c);
+    assert_true(comp_wait(&c));
+    assert_int_equal(seek(f, 10, 0), 11);
+    assert_int_equal(seek(f, 11, 1), 12);
+    assert_int_equal(blocks(f), 4); /* 10, 12, 20 stored, 13 dirty */
+    struct vm_stats *st = vm_kernel_stats(f->k);
+    assert_int_equal(stat_of(&st->queries), f->fp.queries);
+    assert_int_equal(stat_of(&st->queries_expired), 0);
+}
+
+/* A temporary object: its pager is the default pager, whose holdings the
+ * kernel sees; nobody is asked. */
+static void
+test_seek_temporary(void **state)
+{
+    struct fx *f = *state;
+    struct fdp_obj *d = fx_dpo(f);
+    write_page(f, 6, 0x66);
+    sync_obj(f, 0); /* in swap, and resident clean */
+    write_page(f, 9, 0x69); /* dirty, only resident */
+    assert_int_equal(read_byte(f, 12), 0); /* a hole, resident */
+    assert_int_equal(seek(f, 0, 1), 6);
+    assert_int_equal(seek(f, 6, 0), 7);
+    assert_int_equal(seek(f, 7, 1), 9);
+    assert_int_equal(seek(f, 9, 0), 10);
+    assert_true(seek(f, 10, 1) == NONE);
+    assert_int_equal(seek(f, 12, 0), 12);
+    assert_int_equal(d->queries, 0);
+    struct vm_object_info info;
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.in_swap, 1);
+    assert_int_equal(info.new_pages, 2); /* 6 in swap, 9 dirty */
+}
+
+/* A pager that does not answer its queries never hangs a seek: the kernel
+ * gives up at the object's deadline and answers as if the pager held data;
+ * while the pager is suspect it is not asked at all. Its late answer is
+ * ignored. */
+static void
+test_seek_stalled_pager_bounded(void **state)
+{
+    struct fx *f = *state;
+    uint8_t page[PS];
+    memset(page, 0x10, PS);
+    store_put(&f->fp.st, 10, page);
+    fx_create(f, 50);
+    f->fp.hold_queries = 1;
+    assert_int_equal(seek(f, 0, 1), 0); /* unfixed: waits for the pager forever */
+    assert_int_equal(seek(f, 0, 0), NPAGES);
+    struct vm_stats *st = vm_kernel_stats(f->k);
+    assert_int_equal(stat_of(&st->queries_expired), 2);
+    fop_answer_held_queries(&f->fp); /* late: changes nothing */
+    /* Suspect (sits on an overdue data_return): no query at all. */
+    f->fp.returns_mode = OP_HOLD;
+    write_page(f, 1, 0x11);
+    pager_flush(f, 1, 1);
+    WAIT_FOR(stat_of(&f->ps.overdue_inflight) == 1);
+    unsigned q = f->fp.queries;
+    assert_int_equal(seek(f, 2, 1), 2);
+    assert_int_equal(seek(f, 1, 0), NPAGES);
+    assert_int_equal(f->fp.queries, q);
+    /* It recovers: its answers count again. */
+    f->fp.hold_queries = 0;
+    f->fp.returns_mode = OP_TAKE;
+    assert_int_equal(fop_release_held(&f->fp, 0), 1);
+    f->ps.sick_until_ns = 0;
+    assert_int_equal(seek(f, 2, 1), 10);
+    assert_int_equal(seek(f, 1, 0), 2);
+}
+
 int
 main(void)
 {
@@ -893,6 +1140,11 @@ main(void)
         cmocka_unit_test_setup_teardown(test_replay_at_attach, setup_empty, teardown),
         cmocka_unit_test_setup_teardown(test_temporary_object_pages_through_swap,
                                         setup_temporary, teardown),
+        cmocka_unit_test_setup_teardown(test_seek_resident_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seek_swap_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seek_pager_only, setup_empty, teardown),
+        cmocka_unit_test_setup_teardown(test_seek_temporary, setup_temporary, teardown),
+        cmocka_unit_test_setup_teardown(test_seek_stalled_pager_bounded, setup_empty, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
