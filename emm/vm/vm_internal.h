@@ -162,6 +162,7 @@ void vm_batch_msg(struct vm_batch *b, struct emm_msg *m);    /* to the pager */
 void vm_batch_dp_msg(struct vm_batch *b, struct emm_msg *m); /* to the default pager */
 void vm_batch_done(struct vm_batch *b, struct vm_io *io);    /* complete io after unlocking */
 void vm_batch_post(struct vm_object *obj, struct vm_batch *b); /* lock held */
+void vm_pager_count_sent(struct vm_object *obj, const struct emm_msg *m); /* pstats */
 void vm_batch_flush(struct vm_object *obj, struct vm_batch *b); /* after unlocking */
 void vm_io_unwire(struct vm_object *obj, struct vm_io *io);  /* takes obj->lock */
 

@@ -64,6 +64,13 @@ struct vm_pager_stats {
         replayed,                    /* pages from swap it has taken since */
         swap_faults,                 /* page-ins served from swap */
         killed;                      /* objects killed by a swap write failure */
+    /* The protocol traffic with the pager as the kernel sees it (emmctl info
+     * pagers): messages it sent to the pager's ports, and the answers it got
+     * back from the pager (not those from swap). */
+    atomic_uint_fast64_t msg_inits, msg_requests, msg_unlocks, msg_returns, msg_syncs,
+        msg_discards, msg_terminates, msg_queries, /* sent */
+        msg_supplies, msg_unavailable, msg_errors, /* received */
+        msg_return_errors;                         /* data_returns it refused */
 };
 
 struct vm_object_info {
@@ -123,6 +130,12 @@ void vm_object_write(struct vm_object *obj, uint64_t off, const void *buf, uint6
 /* Returns every dirty page to the pager, then synchronize; done after
  * synchronize_completed, with its result. */
 void vm_object_sync(struct vm_object *obj, vm_done_fn done, void *arg);
+/* `emmctl flush`: writes back and drops the Linux page cache of the object
+ * (the invalidate upcall), returns every dirty page to the pager and drops
+ * every page from the pool, then synchronizes; done with the synchronize's
+ * result. The kernel's own msync(MS_INVALIDATE), in place of a lock_request
+ * the front end would have to make the pager send. */
+void vm_object_flush(struct vm_object *obj, vm_done_fn done, void *arg);
 /* Discards [off, off+len): whole pages dropped and discarded at the pager,
  * partial edge pages zeroed. len UINT64_MAX: to the end. */
 void vm_object_punch(struct vm_object *obj, uint64_t off, uint64_t len, vm_done_fn done,
@@ -138,8 +151,7 @@ uint64_t vm_object_size(struct vm_object *obj);
 void vm_object_terminate(struct vm_object *obj, int keep, vm_done_fn done, void *arg);
 /* Next page index >= from that is resident data (want_data), or that is not
  * (a hole: absent, or a clean page the pager has no copy of); UINT64_MAX if none.
- * Pager-initiated flushes (lock_request) arrive on the control port: see
- * pgr_std_lock_object, used by `emmctl flush`. */
+ * Pager-initiated flushes (lock_request) arrive on the control port. */
 uint64_t vm_object_seek_resident(struct vm_object *obj, uint64_t from, int want_data);
 /* SEEK_DATA / SEEK_HOLE in pages, from everything the kernel knows: resident
  * pages (their newest copy), the default pager's holdings (pages in swap; for

@@ -737,6 +737,8 @@ test_refused_return_double_pages(void **state)
     pager_flush(f, 3, 1);
     assert_int_equal(f->fp.returns[3], 1);
     WAIT_FOR(fdp_holds(&f->dp, d, 3));
+    /* It stays sick for this test: no replay to it meanwhile (1 s otherwise). */
+    atomic_store(&f->ps.sick_until_ns, UINT64_MAX);
     assert_int_equal(d->returns, 1);
     struct vm_stats *st = vm_kernel_stats(f->k);
     assert_int_equal(stat_of(&st->double_paged), 1);
@@ -1018,14 +1020,19 @@ test_seek_swap_only(void **state)
     pager_flush(f, 4, 2);
     WAIT_FOR(fdp_pages(&f->dp, d) == 2);
     WAIT_FOR(!is_resident(f, 4) && !is_resident(f, 5));
-    /* The pager is asked again (no longer suspect): it stores nothing. */
+    assert_int_equal(blocks(f), 2); /* the same while the failing pager refuses a replay */
+    /* While it is suspect the pager is not asked: SEEK_DATA from 4 is known. */
+    assert_int_equal(seek(f, 4, 1), 4);
+    assert_int_equal(seek(f, 5, 1), 5);
+    /* It answers again (a replay may now move the pages to it: the answers
+     * are the same whether a page is in swap, on its way, or at the pager). */
+    f->fp.returns_mode = OP_TAKE;
     f->ps.sick_until_ns = 0;
     assert_int_equal(seek(f, 0, 1), 4);
     assert_int_equal(seek(f, 4, 0), 6);
     assert_int_equal(seek(f, 5, 0), 6);
     assert_true(seek(f, 6, 1) == NONE);
     assert_int_equal(seek(f, 0, 0), 0);
-    assert_int_equal(blocks(f), 2);
     assert_int_equal(d->queries, 0);
 }
 
@@ -1126,6 +1133,55 @@ test_seek_stalled_pager_bounded(void **state)
     assert_int_equal(seek(f, 1, 0), 2);
 }
 
+/* ---- flush and the pager's numbers, through the kernel ---------------------- */
+
+/* `emmctl flush`: the kernel returns the dirty pages to the pager, drops every
+ * page, and synchronizes; the pager's traffic is counted by the kernel. */
+static void
+test_flush_through_kernel(void **state)
+{
+    struct fx *f = *state;
+    uint8_t page[PS];
+    memset(page, 0x50, PS);
+    store_put(&f->fp.st, 5, page);
+    write_page(f, 1, 0x11);
+    write_page(f, 2, 0x12);
+    assert_int_equal(read_byte(f, 5), 0x50);
+    assert_int_equal(read_byte(f, 6), 0);
+    struct comp c;
+    comp_init(&c);
+    vm_object_flush(f->obj, done_cb, &c);
+    assert_true(comp_wait(&c));
+    assert_int_equal(c.err, 0);
+    struct vm_object_info info;
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.resident, 0);
+    assert_int_equal(f->fp.returns[1], 1);
+    assert_int_equal(f->fp.returns[2], 1);
+    assert_int_equal(f->fp.st.data[1 * PS], 0x11);
+    assert_int_equal(f->fp.st.data[2 * PS], 0x12);
+    assert_int_equal(stat_of(&f->ps.msg_inits), 1);
+    assert_int_equal(stat_of(&f->ps.msg_requests), 2);
+    assert_int_equal(stat_of(&f->ps.msg_supplies), 1);
+    assert_int_equal(stat_of(&f->ps.msg_unavailable), 1);
+    assert_int_equal(stat_of(&f->ps.msg_returns), 2);
+    assert_int_equal(stat_of(&f->ps.msg_syncs), 1);
+    assert_int_equal(stat_of(&f->ps.msg_return_errors), 0);
+    /* Read back from the pager. */
+    assert_int_equal(read_byte(f, 2), 0x12);
+    assert_int_equal(stat_of(&f->ps.msg_requests), 3);
+    /* A refusal is the pager's; a page faulted from swap is not its supply. */
+    f->fp.returns_mode = OP_REFUSE;
+    write_page(f, 3, 0x13);
+    pager_flush(f, 3, 1);
+    WAIT_FOR(stat_of(&f->ps.double_paged) == 1);
+    atomic_store(&f->ps.sick_until_ns, UINT64_MAX); /* no replay meanwhile */
+    assert_int_equal(stat_of(&f->ps.msg_return_errors), 1);
+    WAIT_FOR(!is_resident(f, 3));
+    assert_int_equal(read_byte(f, 3), 0x13);
+    assert_int_equal(stat_of(&f->ps.msg_supplies), 2); /* page 2 only, not swap's page 3 */
+}
+
 int
 main(void)
 {
@@ -1145,6 +1201,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_seek_pager_only, setup_empty, teardown),
         cmocka_unit_test_setup_teardown(test_seek_temporary, setup_temporary, teardown),
         cmocka_unit_test_setup_teardown(test_seek_stalled_pager_bounded, setup_empty, teardown),
+        cmocka_unit_test_setup_teardown(test_flush_through_kernel, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
