@@ -138,7 +138,6 @@ void emmd_node_save(struct emmd_fs *fs, struct emmd_node *n); /* persist rec if 
 void emmd_node_changed(struct emmd_fs *fs, struct emmd_node *n);
 void emmd_node_stat(struct emmd_fs *fs, struct emmd_node *n, struct stat *st);
 int emmd_pager_has_page(void *owner, uint64_t index);
-int emmd_pager_seek(void *owner, uint64_t from, int want_data, uint64_t *found); /* fz_ops.c */
 static inline fuse_ino_t emmd_ino(const struct emmd_node *n) { return n->rec.id + 1; }
 
 /* fz_ops.c / fz_loop.c / fz_notify.c: the FUSE front end */
