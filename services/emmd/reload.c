@@ -306,7 +306,8 @@ remove_fs(struct emmd *d, struct emmd_fs *fs, struct report *r)
                    mp);
         return -EBUSY;
     }
-    fs->mounted = 0; /* gone from the kernel: the loops see it and end */
+    /* Gone from the kernel. fz_unmount ends the loops, and libfuse's unmount
+     * then finds the channel severed (POLLERR) and only frees its state. */
     fz_unmount(fs);
     if (fs->pager != NULL && (fs->backend->flags & EMM_BACKEND_PERSISTENT))
         emmd_fs_flush_all(fs);
