@@ -354,6 +354,7 @@ io_start(struct vm_object *obj, struct vm_io *io)
         rc = io_try(obj, io, &b);
     if (rc == 0) {
         io_queue(obj, io);
+        vm_kernel_note_waiting(obj->kernel, obj);
         if (obj->starved)
             vm_kernel_kick(obj->kernel, obj);
     } else {

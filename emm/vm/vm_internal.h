@@ -78,6 +78,8 @@ struct vm_object {
     uint64_t return_failures;        /* data_returns no pager took (the page stayed dirty) */
     int on_swapped_list;             /* kernel->swapped_head (kick_lock) */
     struct vm_object *swapped_next;
+    int on_waiting_list;             /* kernel->waiting_head (kick_lock) */
+    struct vm_object *waiting_next;
     struct vm_pager_stats *pstats;   /* the filesystem's counters (never NULL) */
 };
 
@@ -113,6 +115,10 @@ struct vm_kernel {
     const struct vm_dpager_ops *dpo;
     void *dp_ctx;
     struct vm_object *swapped_head; /* objects with pages in swap to replay (kick_lock) */
+    /* Objects with operations waiting (kick_lock): a pager's threads serve all
+     * its objects, so when it goes overdue all of them are looked at again. */
+    struct vm_object *waiting_head;
+    int recheck_waiting; /* kick_lock: the worker reruns them */
     struct vm_pager_stats orphan_stats; /* for objects created without counters */
 };
 
@@ -149,6 +155,11 @@ int vm_obj_dp_holds(struct vm_object *obj); /* the default pager holds pages of 
 /* vm_kernel.c */
 void vm_kernel_kick(struct vm_kernel *k, struct vm_object *obj); /* retry on the worker */
 void vm_kernel_note_swapped(struct vm_kernel *k, struct vm_object *obj);
+/* obj queued an operation (its lock held): rerun when a pager goes overdue. */
+void vm_kernel_note_waiting(struct vm_kernel *k, struct vm_object *obj);
+/* A pager went overdue: the worker reruns the waiting operations of every
+ * listed object, whatever its pager (any one object's lock may be held). */
+void vm_kernel_recheck_waiting(struct vm_kernel *k);
 
 /* vm_fault.c (lock held unless said) */
 void vm_obj_run_waiters(struct vm_object *obj, struct vm_batch *b);

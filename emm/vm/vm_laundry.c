@@ -339,6 +339,9 @@ vm_obj_overdue(struct vm_object *obj, struct vm_page *p, uint64_t now, struct vm
                  (unsigned long long)obj->id, (unsigned long long)p->index,
                  (unsigned long long)(obj->deadline_ns / 1000000));
     atomic_store(&obj->pstats->sick_until_ns, now + sick_period(obj));
+    /* The pager's threads serve its other objects too: their data_requests
+     * may wait behind this return. */
+    vm_kernel_recheck_waiting(k);
     if (obj->dp != NULL && !obj->temporary && !(p->flags & VM_PG_ORPHAN)) {
         struct emm_msg *d = &p->dmsg;
         memset(d, 0, sizeof(*d));
