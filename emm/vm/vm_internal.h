@@ -74,6 +74,7 @@ struct vm_object {
     void *dp_handle;
     uint64_t deadline_ns;            /* a data_return older than this is overdue; 0: none */
     uint64_t replay_inflight;        /* pages paged in from swap to be replayed */
+    uint64_t dp_returns;             /* data_returns on their way to the default pager */
     struct vm_sync_list replay_syncs; /* fsyncs waiting for the replay to finish */
     uint64_t return_failures;        /* data_returns no pager took (the page stayed dirty) */
     int on_swapped_list;             /* kernel->swapped_head (kick_lock) */
@@ -151,6 +152,7 @@ void vm_io_unwire(struct vm_object *obj, struct vm_io *io);  /* takes obj->lock 
 
 /* vm_object.c */
 int vm_obj_dp_holds(struct vm_object *obj); /* the default pager holds pages of it */
+int vm_obj_dp_may_hold(struct vm_object *obj); /* ... or will, once its returns land */
 
 /* vm_kernel.c */
 void vm_kernel_kick(struct vm_kernel *k, struct vm_object *obj); /* retry on the worker */

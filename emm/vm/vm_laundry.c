@@ -72,10 +72,12 @@ page_send_return(struct vm_object *obj, struct vm_page *p, int to_dp, struct vm_
     m->control = emm_port_ref(obj->control);
     p->loans++;
     vm_object_ref(obj);
-    if (to_dp)
+    if (to_dp) {
+        obj->dp_returns++;
         vm_batch_dp_msg(b, m);
-    else
+    } else {
         vm_batch_msg(b, m);
+    }
 }
 
 /* Tells the default pager its copy of page index is obsolete. 0, or -ENOMEM. */
@@ -161,6 +163,8 @@ page_return_released(struct emm_msg *msg, int status)
     uint64_t now = emm_mono_ns();
 
     pthread_mutex_lock(&obj->lock);
+    if (msg == &p->dmsg || msg->aux != 0)
+        obj->dp_returns--;
     if (msg == &p->dmsg) {
         if (status == 0) {
             p->flags |= VM_PG_DOUBLED;
@@ -355,6 +359,7 @@ vm_obj_overdue(struct vm_object *obj, struct vm_page *p, uint64_t now, struct vm
         d->control = emm_port_ref(obj->control);
         p->loans++;
         vm_object_ref(obj);
+        obj->dp_returns++;
         vm_batch_dp_msg(b, d);
     }
     vm_obj_run_waiters(obj, b); /* writers waiting on it copy it now */
