@@ -164,6 +164,10 @@ void vm_kernel_note_waiting(struct vm_kernel *k, struct vm_object *obj);
 void vm_kernel_recheck_waiting(struct vm_kernel *k);
 
 /* vm_fault.c (lock held unless said) */
+/* The object's pager is suspect and does not store page idx: a data_request
+ * would wait behind its stalled returns for a hole the kernel fills itself. */
+int vm_obj_pager_lacks(struct vm_object *obj, uint64_t idx);
+void vm_obj_fill_hole(struct vm_object *obj, struct vm_page *p); /* absent p reads zeros */
 void vm_obj_run_waiters(struct vm_object *obj, struct vm_batch *b);
 void vm_obj_retry(struct vm_object *obj); /* reruns waiting operations; takes the lock */
 

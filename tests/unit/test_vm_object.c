@@ -2032,6 +2032,61 @@ test_truncate_while_copy_goes_to_swap(void **state)
                  first);
 }
 
+/* A fault from swap whose page the default pager no longer holds (it was
+ * punched; the discard reached swap just before the data_request): the kernel
+ * then asks the object's own pager. That pager is suspect (it sits on page
+ * 0's overdue return) and never stored the page: the kernel fills the hole
+ * itself instead of queueing a data_request behind the stalled return.
+ * Unfixed, the request went to the stalled pager and the read waited for it
+ * (until a later recheck filled the hole). */
+static void
+test_not_held_page_of_suspect_pager_is_a_hole(void **state)
+{
+    struct fx *f = *state;
+    struct fdp *d = &the_dp;
+    fx_ready(f);
+    uint8_t buf[PS];
+    memset(buf, 0x5a, PS);
+    write_sync(f, 0, buf, PS);
+    stall_return_of_page0(f);
+    for (int i = 0; i < WAIT_MS && atomic_load(&vm_kernel_stats(f->k)->overdue) == 0; i++)
+        usleep(1000);
+    assert_int_equal(atomic_load(&vm_kernel_stats(f->k)->overdue), 1);
+    /* Page 6 goes to swap: the pager is suspect, so its pageout is double paged. */
+    memset(buf, 0x77, PS);
+    write_sync(f, 6 * PS, buf, PS);
+    assert_int_equal(fp_send_full(&f->fp, MO_LOCK_REQUEST, 6 * PS, PS, MO_RETURN_DIRTY,
+                                  VM_PROT_NO_CHANGE, MO_F_FLUSH, NULL, NULL),
+                     0);
+    struct vm_object_info info;
+    for (int i = 0; i < WAIT_MS; i++) {
+        vm_object_info(f->obj, &info);
+        if (fdp_holds(NULL, d, 6) && info.resident == 1) /* page 0 only */
+            break;
+        usleep(1000);
+    }
+    assert_true(fdp_holds(NULL, d, 6));
+    assert_int_equal(info.resident, 1);
+    /* Swap is busy: the punch's discard and the fault's data_request queue up. */
+    struct gate_ctx g;
+    fdp_close_gate(d, &g);
+    struct comp *c = comp_new(0);
+    vm_object_punch(f->obj, 6 * PS, PS, done_cb, c);
+    assert_true(comp_wait(c, WAIT_MS));
+    comp_free(c);
+    int requests = fp_count(&f->fp, MO_DATA_REQUEST);
+    c = comp_new(PS);
+    vm_object_read(f->obj, 6 * PS, PS, read_cb, c);
+    fdp_open_gate(d, &g); /* discard, then the request: "not held" */
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, 0);
+    assert_memory_equal(c->buf, zero_page, PS);
+    comp_free(c);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), requests); /* the pager was not asked */
+    f->fp.keep_returns = 0;
+    assert_int_equal(fp_release_pending(&f->fp, 0), 1);
+}
+
 int
 main(void)
 {
@@ -2050,6 +2105,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_read_not_stalled_behind_orphan_return,
                                         setup_deadline_long, teardown),
         cmocka_unit_test_setup_teardown(test_truncate_while_copy_goes_to_swap, setup_dp,
+                                        teardown_dp),
+        cmocka_unit_test_setup_teardown(test_not_held_page_of_suspect_pager_is_a_hole, setup_dp,
                                         teardown_dp),
         cmocka_unit_test_setup_teardown(test_init_sent_on_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_waits_for_ready, setup, teardown),
