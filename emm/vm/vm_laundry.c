@@ -332,12 +332,13 @@ vm_obj_overdue(struct vm_object *obj, struct vm_page *p, uint64_t now, struct vm
     /* An orphan (punched or truncated away while in laundry) has no data worth
      * a copy in swap, but the pager sits on its return all the same: it makes
      * the pager suspect like any other, so faults stop waiting for it. */
+    int was_suspect = vm_pager_suspect(obj->pstats, now); /* before this one counts */
     p->flags |= VM_PG_OVERDUE;
     atomic_fetch_sub(&k->laundry, 1); /* no longer throttles the daemon */
     atomic_fetch_add(&k->stats.overdue, 1);
     atomic_fetch_add(&obj->pstats->overdue, 1);
     atomic_fetch_add(&obj->pstats->overdue_inflight, 1);
-    if (!vm_pager_suspect(obj->pstats, now))
+    if (!was_suspect)
         emm_warn("object %llu: pager has not taken page %llu back within its deadline "
                  "(%llu ms): its pageouts go to swap for now",
                  (unsigned long long)obj->id, (unsigned long long)p->index,
