@@ -34,6 +34,7 @@ vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_
     STAILQ_INIT(&obj->ios);
     STAILQ_INIT(&obj->syncs);
     STAILQ_INIT(&obj->replay_syncs);
+    TAILQ_INIT(&obj->seeks);
     pthread_mutex_init(&obj->lock, NULL);
     atomic_init(&obj->refs, 1);
     obj->kernel = k;
@@ -83,6 +84,7 @@ vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_
     m->control = emm_port_ref(obj->control);
     m->name = emm_port_ref(obj->name);
     m->arg = (int32_t)EMM_PAGE_SIZE;
+    vm_pager_count_sent(obj, m);
     if (emm_port_send(obj->pager, m) < 0) {
         emm_msg_release(m, -EPIPE);
         obj->state = VM_OBJ_DEAD;
@@ -315,6 +317,7 @@ lock_request_apply(void *arg)
             m->next = b.failed;
             b.failed = m;
         } else {
+            vm_pager_count_sent(obj, m);
             b.kick_pager = 1;
         }
         m = next;
@@ -375,6 +378,10 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
     if (prefilled)
         supply_prefill(obj, msg, filled);
     pthread_mutex_lock(&obj->lock);
+    /* An answer to a request sent to swap (double paging), not to the pager:
+     * not counted as the pager's (temporary objects have only swap). */
+    struct vm_page *head = vm_obj_page_lookup(obj, msg->offset / VM_PS);
+    int answers_swap = !obj->temporary && head != NULL && (head->flags & VM_PG_FROMSWAP);
     switch (msg->id) {
     case MO_READY:
     case MO_CHANGE_ATTRIBUTES:
@@ -395,6 +402,8 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
         vm_obj_run_waiters(obj, &b);
         break;
     case MO_DATA_SUPPLY:
+        if (!answers_swap)
+            atomic_fetch_add(&obj->pstats->msg_supplies, 1);
         atomic_fetch_add(&k->stats.data_supplies, 1);
         atomic_fetch_add(&k->stats.pages_supplied, msg->length / VM_PS);
         handle_supply(obj, msg, 0, prefilled ? filled : NULL, &b);
@@ -404,10 +413,14 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
             handle_not_held(obj, msg, &b);
             break;
         }
+        if (!answers_swap)
+            atomic_fetch_add(&obj->pstats->msg_unavailable, 1);
         atomic_fetch_add(&k->stats.data_unavailable, 1);
         handle_supply(obj, msg, 1, NULL, &b);
         break;
     case MO_DATA_ERROR: {
+        if (!answers_swap)
+            atomic_fetch_add(&obj->pstats->msg_errors, 1);
         atomic_fetch_add(&k->stats.data_errors, 1);
         int err = msg->arg > 0 ? msg->arg : EIO;
         uint64_t first = msg->offset / VM_PS, n = msg->length / VM_PS;
@@ -430,6 +443,10 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
         obj->error = msg->arg > 0 ? msg->arg : EIO;
         vm_obj_discard_all(obj);
         vm_obj_run_waiters(obj, &b);
+        vm_obj_seeks_expire(obj, 0, 1, &b);
+        break;
+    case MO_QUERY_REPLY:
+        vm_obj_query_reply(obj, msg, &b);
         break;
     case MO_SYNCHRONIZE_COMPLETED: {
         struct vm_sync *s = STAILQ_FIRST(&obj->syncs);

@@ -79,6 +79,27 @@ cluster_returns(struct emm_msg *m)
     }
 }
 
+/* Counts a message posted to the object's pager (its filesystem's counters). */
+void
+vm_pager_count_sent(struct vm_object *obj, const struct emm_msg *m)
+{
+    struct vm_pager_stats *ps = obj->pstats;
+    atomic_uint_fast64_t *c = NULL;
+    switch (m->id) {
+    case MO_INIT: c = &ps->msg_inits; break;
+    case MO_DATA_REQUEST: c = &ps->msg_requests; break;
+    case MO_DATA_UNLOCK: c = &ps->msg_unlocks; break;
+    case MO_DATA_RETURN: c = &ps->msg_returns; break;
+    case MO_SYNCHRONIZE: c = &ps->msg_syncs; break;
+    case MO_DISCARD: c = &ps->msg_discards; break;
+    case MO_TERMINATE: c = &ps->msg_terminates; break;
+    case MO_DATA_QUERY: c = &ps->msg_queries; break;
+    default: break;
+    }
+    if (c != NULL)
+        atomic_fetch_add(c, 1);
+}
+
 /* Queues the batch's messages on the pager's and the default pager's ports.
  * Called with the object lock held, so messages reach each port in the order
  * the object decided them, whichever thread sends first after unlocking: a
@@ -98,6 +119,7 @@ vm_batch_post(struct vm_object *obj, struct vm_batch *b)
             m->next = b->failed;
             b->failed = m;
         } else {
+            vm_pager_count_sent(obj, m);
             b->kick_pager = 1;
         }
         m = next;
@@ -172,6 +194,12 @@ vm_batch_flush(struct vm_object *obj, struct vm_batch *b)
         STAILQ_REMOVE_HEAD(&b->syncs_done, link);
         s->done(s->arg, b->sync_err);
         free(s);
+    }
+    struct vm_seek *sk;
+    while ((sk = STAILQ_FIRST(&b->seeks_done)) != NULL) {
+        STAILQ_REMOVE_HEAD(&b->seeks_done, link);
+        sk->done(sk->arg, sk->result);
+        free(sk);
     }
 }
 

@@ -286,8 +286,10 @@ write_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
         } else if (p == NULL) {
             p = frames[used++];
             vm_obj_page_insert(obj, p, idx, VM_PAGE_PRESENT);
-            int has = k->up.pager_has_page ? k->up.pager_has_page(obj->owner, idx) : 0;
-            vm_obj_page_flags(obj, p, has ? 0 : VM_PG_NEW, 0);
+            /* Whether the pager has an older copy is not known here (no
+             * upcall under the lock): counted as new until laundered, so
+             * st_blocks may count an overwritten page twice meanwhile. */
+            vm_obj_page_flags(obj, p, VM_PG_NEW, 0);
         }
         uint64_t pstart = idx * VM_PS;
         uint64_t from = io->off > pstart ? io->off : pstart;

@@ -1,6 +1,6 @@
 /*
  * vm_internal.h - the structures and functions the kernel's files share
- * (vm_page_table, vm_batch, vm_object, vm_kernel, vm_fault, vm_laundry,
+ * (vm_page_table, vm_batch, vm_object, vm_kernel, vm_fault, vm_seek, vm_laundry,
  * vm_sync, memory_object, vm_pageout; each may call only the files listed
  * before it). Not for the front end. Locking rules are those of vm_object.h and vm_pool.h.
  */
@@ -44,6 +44,21 @@ struct vm_sync {
 };
 STAILQ_HEAD(vm_sync_list, vm_sync);
 
+/* A SEEK_DATA/SEEK_HOLE waiting for its pager's query_reply (vm_seek.c). */
+struct vm_seek {
+    TAILQ_ENTRY(vm_seek) qlink;  /* obj->seeks: waiting for a query_reply */
+    STAILQ_ENTRY(vm_seek) link;  /* a batch's seeks_done */
+    uint64_t idx, limit;         /* where the walk is; the end of the object */
+    uint64_t best;               /* SEEK_DATA: the first data page the kernel knows */
+    uint64_t result, sent_ns;
+    int want_data;
+    int32_t tag;                 /* the query's, echoed by the reply */
+    vm_seek_done_fn done;
+    void *arg;
+};
+TAILQ_HEAD(vm_seek_list, vm_seek);
+STAILQ_HEAD(vm_seek_done_list, vm_seek);
+
 struct vm_object {
     pthread_mutex_t lock;
     atomic_uint refs;
@@ -82,6 +97,10 @@ struct vm_object {
     int on_waiting_list;             /* kernel->waiting_head (kick_lock) */
     struct vm_object *waiting_next;
     struct vm_pager_stats *pstats;   /* the filesystem's counters (never NULL) */
+    struct vm_seek_list seeks;       /* waiting for their pager's query_reply */
+    uint32_t next_seek_tag;
+    int on_seeking_list;             /* kernel->seeking_head (kick_lock) */
+    struct vm_object *seeking_next;
 };
 
 /* Messages and completions gathered under the object lock, run after it. */
@@ -93,11 +112,13 @@ struct vm_batch {
     struct vm_io_list done;
     struct vm_sync_list syncs_done;
     int sync_err;
+    struct vm_seek_done_list seeks_done;
 };
 /* struct vm_batch b = VM_BATCH_INIT(b); (the lists point into b itself) */
 #define VM_BATCH_INIT(b)                                                         \
     { .done = STAILQ_HEAD_INITIALIZER((b).done),                                 \
-      .syncs_done = STAILQ_HEAD_INITIALIZER((b).syncs_done) }
+      .syncs_done = STAILQ_HEAD_INITIALIZER((b).syncs_done),                     \
+      .seeks_done = STAILQ_HEAD_INITIALIZER((b).seeks_done) }
 
 struct vm_kernel {
     struct vm_pool pool;
@@ -120,6 +141,7 @@ struct vm_kernel {
      * its objects, so when it goes overdue all of them are looked at again. */
     struct vm_object *waiting_head;
     int recheck_waiting; /* kick_lock: the worker reruns them */
+    struct vm_object *seeking_head; /* objects whose seeks wait for a reply (kick_lock) */
     struct vm_pager_stats orphan_stats; /* for objects created without counters */
 };
 
@@ -147,6 +169,7 @@ void vm_batch_msg(struct vm_batch *b, struct emm_msg *m);    /* to the pager */
 void vm_batch_dp_msg(struct vm_batch *b, struct emm_msg *m); /* to the default pager */
 void vm_batch_done(struct vm_batch *b, struct vm_io *io);    /* complete io after unlocking */
 void vm_batch_post(struct vm_object *obj, struct vm_batch *b); /* lock held */
+void vm_pager_count_sent(struct vm_object *obj, const struct emm_msg *m); /* pstats */
 void vm_batch_flush(struct vm_object *obj, struct vm_batch *b); /* after unlocking */
 void vm_io_unwire(struct vm_object *obj, struct vm_io *io);  /* takes obj->lock */
 
@@ -170,6 +193,12 @@ int vm_obj_pager_lacks(struct vm_object *obj, uint64_t idx);
 void vm_obj_fill_hole(struct vm_object *obj, struct vm_page *p); /* absent p reads zeros */
 void vm_obj_run_waiters(struct vm_object *obj, struct vm_batch *b);
 void vm_obj_retry(struct vm_object *obj); /* reruns waiting operations; takes the lock */
+
+/* vm_seek.c (lock held) */
+void vm_obj_query_reply(struct vm_object *obj, const struct emm_msg *msg, struct vm_batch *b);
+/* Gives up seeks waiting for a reply (all, or those past their wait or whose
+ * pager is suspect): answered as if the pager held data. 1 if some still wait. */
+int vm_obj_seeks_expire(struct vm_object *obj, uint64_t now, int all, struct vm_batch *b);
 
 /* vm_laundry.c (lock held) */
 void vm_obj_launder(struct vm_object *obj, struct vm_page *p, int evict, struct vm_batch *b);

@@ -176,6 +176,8 @@ page_return_released(struct emm_msg *msg, int status)
         }
     } else {
         p->ret_status = (int16_t)status;
+        if (status < 0 && msg->aux == 0)
+            atomic_fetch_add(&obj->pstats->msg_return_errors, 1); /* its pager refused it */
     }
     if (--p->loans > 0) { /* the other message still holds the frame */
         pthread_mutex_unlock(&obj->lock);

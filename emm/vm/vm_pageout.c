@@ -78,8 +78,46 @@ replay_round(struct vm_kernel *k)
     }
 }
 
-/* Reruns starved objects once enough frames are free for them; otherwise waits
- * for the daemon's progress signal instead of spinning on their locks. */
+/* Seeks waiting for a pager's query_reply: those past their wait, or whose
+ * pager turned suspect, are answered from what the kernel knows. Called and
+ * returns with kick_lock held. */
+static void
+seek_round(struct vm_kernel *k)
+{
+    struct vm_object *list = k->seeking_head, *keep = NULL;
+    k->seeking_head = NULL;
+    pthread_mutex_unlock(&k->kick_lock);
+    uint64_t now = emm_mono_ns();
+    while (list != NULL) {
+        struct vm_object *obj = list;
+        list = obj->seeking_next;
+        struct vm_batch b = VM_BATCH_INIT(b);
+        pthread_mutex_lock(&obj->lock);
+        int more = vm_obj_seeks_expire(obj, now, 0, &b);
+        /* Decided under the object lock: a seek sent from now on finds the
+         * object off the list and puts it back. */
+        pthread_mutex_lock(&k->kick_lock);
+        if (more && !atomic_load(&k->stopping)) {
+            obj->seeking_next = keep;
+            keep = obj;
+        } else {
+            obj->on_seeking_list = 0;
+        }
+        pthread_mutex_unlock(&k->kick_lock);
+        pthread_mutex_unlock(&obj->lock);
+        vm_batch_flush(obj, &b);
+        if (!more || atomic_load(&k->stopping))
+            vm_object_unref(obj);
+    }
+    pthread_mutex_lock(&k->kick_lock);
+    while (keep != NULL) {
+        struct vm_object *obj = keep;
+        keep = obj->seeking_next;
+        obj->seeking_next = k->seeking_head;
+        k->seeking_head = obj;
+    }
+}
+
 /* Reruns the waiting operations of every listed object: a data_request its
  * pager has not answered, stuck behind another object's overdue return, is
  * then filled as a hole if that pager lacks the page (vm_fault.c). Drops the
@@ -119,11 +157,13 @@ waiting_round(struct vm_kernel *k)
     }
 }
 
+/* Reruns starved objects once enough frames are free for them; otherwise waits
+ * for the daemon's progress signal instead of spinning on their locks. */
 static void *
 worker_main(void *arg)
 {
     struct vm_kernel *k = arg;
-    uint64_t next_replay = 0, next_waiting = 0;
+    uint64_t next_replay = 0, next_waiting = 0, next_seeks = 0;
     pthread_mutex_lock(&k->kick_lock);
     while (!atomic_load(&k->stopping)) {
         uint64_t now = emm_mono_ns();
@@ -137,6 +177,11 @@ worker_main(void *arg)
         if (k->swapped_head != NULL && now >= next_replay) {
             replay_round(k);
             next_replay = now + 10000000ull;
+            continue;
+        }
+        if (k->seeking_head != NULL && now >= next_seeks) {
+            seek_round(k);
+            next_seeks = now + 10000000ull;
             continue;
         }
         if (k->kick_head == NULL) {
@@ -380,6 +425,18 @@ vm_pageout_stop(struct vm_kernel *k)
         struct vm_object *obj = k->waiting_head;
         k->waiting_head = obj->waiting_next;
         obj->on_waiting_list = 0;
+        vm_object_unref(obj);
+    }
+    while (k->seeking_head != NULL) { /* answer what still waits: nobody will */
+        struct vm_object *obj = k->seeking_head;
+        k->seeking_head = obj->seeking_next;
+        struct vm_batch b = VM_BATCH_INIT(b);
+        pthread_mutex_lock(&obj->lock);
+        obj->on_seeking_list = 0;
+        vm_obj_seeks_expire(obj, emm_mono_ns(), 1, &b);
+        vm_batch_post(obj, &b);
+        pthread_mutex_unlock(&obj->lock);
+        vm_batch_flush(obj, &b);
         vm_object_unref(obj);
     }
 }

@@ -95,6 +95,64 @@ vm_object_sync(struct vm_object *obj, vm_done_fn done, void *arg)
     }
 }
 
+/* vm_object_flush: after the Linux page cache was written back and dropped
+ * (the invalidate upcall, no lock held), dirty pages go back to their pager
+ * to leave memory, clean ones leave now, then a synchronize ends it. */
+struct flush_ctx {
+    struct vm_object *obj;
+    vm_done_fn done;
+    void *arg;
+};
+
+static void
+flush_apply(void *arg)
+{
+    struct flush_ctx *fc = arg;
+    struct vm_object *obj = fc->obj;
+    struct vm_batch b = VM_BATCH_INIT(b);
+    pthread_mutex_lock(&obj->lock);
+    if (obj->state == VM_OBJ_READY) {
+        for (uint64_t i = 0; i < obj->nbuckets; i++) {
+            struct vm_page *p = obj->buckets[i];
+            while (p != NULL) {
+                struct vm_page *next = p->hnext;
+                if (p->state == VM_PAGE_LAUNDRY)
+                    p->flags |= VM_PG_EVICT; /* leaves when its pager has it */
+                else if (p->state == VM_PAGE_PRESENT && (p->flags & VM_PG_DIRTY))
+                    vm_obj_launder(obj, p, 1, &b);
+                else if (p->state == VM_PAGE_PRESENT)
+                    vm_obj_page_discard(obj, p);
+                p = next;
+            }
+        }
+    }
+    vm_batch_post(obj, &b);
+    pthread_mutex_unlock(&obj->lock);
+    vm_batch_flush(obj, &b);
+    vm_object_sync(obj, fc->done, fc->arg); /* after the returns, in order */
+    vm_object_unref(obj);
+    free(fc);
+}
+
+void
+vm_object_flush(struct vm_object *obj, vm_done_fn done, void *arg)
+{
+    struct flush_ctx *fc = calloc(1, sizeof(*fc));
+    if (fc == NULL) {
+        done(arg, ENOMEM);
+        return;
+    }
+    fc->obj = obj;
+    fc->done = done;
+    fc->arg = arg;
+    vm_object_ref(obj);
+    struct vm_kernel *k = obj->kernel;
+    if (k->up.invalidate != NULL)
+        k->up.invalidate(obj->owner, 0, 0, flush_apply, fc);
+    else
+        flush_apply(fc);
+}
+
 void
 vm_object_set_size(struct vm_object *obj, uint64_t size)
 {
@@ -238,6 +296,7 @@ terminate_finish(struct vm_object *obj, int discard)
             vm_batch_dp_msg(&b, m);
     }
     vm_obj_run_waiters(obj, &b); /* fail anything still waiting */
+    vm_obj_seeks_expire(obj, 0, 1, &b);
     vm_batch_post(obj, &b);
     pthread_mutex_unlock(&obj->lock);
     vm_batch_flush(obj, &b);
