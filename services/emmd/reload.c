@@ -340,6 +340,12 @@ prepare_fs(struct emmd *d, struct emmd_fs *fs, const struct emm_fs_config *c, st
                    "keys; rename one", d->cfg->path, c->line, c->name, d->fs[i].cfg->name);
             return -EINVAL;
         }
+    for (struct emmd_fs *o = d->fs + d->nfs; o < fs; o++) /* the others added now */
+        if (o->dp_tag == fs->dp_tag) {
+            refuse(r, "%s:%d: filesystem names '%s' and '%s' collide in the default pager's "
+                   "keys; rename one", d->cfg->path, c->line, c->name, o->cfg->name);
+            return -EINVAL;
+        }
     if (!c->mountpoint_explicit && mkdir(c->mountpoint, 0755) < 0 && errno != EEXIST) {
         refuse(r, "%s:%d: cannot create mountpoint %s for [fs %s]: %s", d->cfg->path, c->line,
                c->mountpoint, c->name, strerror(errno));
@@ -421,6 +427,16 @@ emmd_reload(struct emmd *d, FILE *out)
                  "; nothing changed");
         goto out;
     }
+    /* room to keep the configuration being replaced (new filesystems will
+     * point into nc, the old ones into the old configuration) */
+    struct emm_config **ret = realloc(d->retired, (d->nretired + 1) * sizeof(*ret));
+    if (ret == NULL) {
+        for (size_t i = 0; i < nadded; i++)
+            emmd_fs_close(added[i]);
+        refuse(&r, "out of memory; nothing changed");
+        goto out;
+    }
+    d->retired = ret;
     /* from here on, changes happen: removals first (a name may come back) */
     for (size_t i = 0; i < d->nfs; i++)
         if (!d->fs[i].removed && new_fs(nc, d->fs[i].cfg->name) == NULL)
@@ -451,12 +467,6 @@ emmd_reload(struct emmd *d, FILE *out)
     /* The new configuration is in force. Filesystems that stay keep pointing
      * into the configuration they started with (kept in d->retired): their
      * sections are equal, and the FUSE threads read fs->cfg without a lock. */
-    struct emm_config **ret = realloc(d->retired, (d->nretired + 1) * sizeof(*ret));
-    if (ret == NULL) {
-        refuse(&r, "out of memory keeping the old configuration; tunables unchanged");
-        goto out;
-    }
-    d->retired = ret;
     pthread_rwlock_wrlock(&d->fs_lock);
     d->retired[d->nretired++] = d->cfg;
     struct emm_config *old = d->cfg;

@@ -5,8 +5,9 @@
 # removed but holds an open file (named in the reply and the log), and applies
 # busy-poll and log-level at once. `emmctl reload` with a file that does not
 # parse, with a changed resident-limit (and a new section besides), or with a
-# changed backend of a filesystem that stays, is refused with FILE:LINE and
-# changes nothing (no mount appears or goes). Once the file is closed, a reload
+# changed backend of a filesystem that stays, or with a new section whose
+# backend does not exist (and a section dropped besides), is refused with
+# FILE:LINE and changes nothing (no mount appears or goes). Once the file is closed, a reload
 # unmounts [fs busy]. fio's verify passes, emmd stops cleanly, and a restart
 # finds fio's file whole.
 . "$(dirname "$0")/lib.sh"
@@ -115,7 +116,18 @@ line=$(awk '/^\[fs keep\]/ { k = 1 } k && /^backend/ { print NR; exit }' "$CONF"
 assert_contains "$(cat "$WORK/err")" "$CONF:$line: [fs keep] backend: cannot change while running (was file, now memory)"
 assert_eq "$(mounts)" "$before" "mounts after a refused backend change"
 
-# 5. the file closed: the next reload unmounts busy
+# 5. a new section whose backend cannot be opened: refused before anything
+#    changes (fresh, whose section is dropped in the same file, stays mounted)
+awk '/^\[fs fresh\]/ { skip = 1; next } /^\[/ { skip = 0 } !skip { print }' "$WORK/good.conf" >"$CONF"
+printf '\n[fs bad]\nbackend = nosuchbackend\n' >>"$CONF"
+rc=0
+ctl reload >"$WORK/out" 2>"$WORK/err" || rc=$?
+assert_eq "$rc" 1 "emmctl reload with an unknown backend"
+line=$(grep -n 'nosuchbackend' "$CONF" | cut -d: -f1)
+assert_contains "$(cat "$WORK/err")" "$CONF:$line: unknown backend 'nosuchbackend'"
+assert_eq "$(mounts)" "$before" "mounts after a refused new filesystem ([fs fresh] must stay)"
+
+# 6. the file closed: the next reload unmounts busy
 exec 7<&-
 cp "$WORK/good.conf" "$CONF"
 ctl reload >"$WORK/out" 2>"$WORK/err" || fail "emmctl reload after closing the file: $(cat "$WORK/err")"
