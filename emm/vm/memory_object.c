@@ -43,6 +43,7 @@ vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_
     obj->deadline_ns = a->deadline_ms * 1000000ull;
     obj->pstats = a->pstats != NULL ? a->pstats : &k->orphan_stats;
     obj->pager = a->pager;
+    obj->pager_name = a->pager_name;
     int rc = obj->buckets == NULL ? -ENOMEM : 0;
     if (rc == 0 && k->dpo != NULL) {
         /* Mach creates the default pager's object at the first pageout; here at
@@ -124,7 +125,7 @@ static void
 supply_prefill(struct vm_object *obj, struct emm_msg *msg, uint8_t *filled)
 {
     uint64_t first = msg->offset / VM_PS, n = msg->length / VM_PS;
-    void *frames[256];
+    void *frames[EMM_MAX_REQUEST_PAGES];
     pthread_mutex_lock(&obj->lock);
     for (uint64_t i = 0; i < n; i++) {
         struct vm_page *p = vm_obj_page_lookup(obj, first + i);
@@ -351,22 +352,44 @@ handle_lock_request(struct emm_port *port, struct vm_object *obj, struct emm_msg
     }
 }
 
+/* Refuses msg: logged and counted; released without effect. */
+static void
+refuse(struct vm_object *obj, struct emm_msg *msg, int from_dp, const char *field)
+{
+    pthread_mutex_lock(&obj->lock);
+    vm_msg_refuse(obj, msg, from_dp, field);
+    pthread_mutex_unlock(&obj->lock);
+    emm_msg_release(msg, -EBADMSG);
+}
+
 static void
 control_handler(struct emm_port *port, struct emm_msg *msg)
 {
     struct vm_object *obj = emm_port_context(port);
     struct vm_kernel *k = obj->kernel;
     struct vm_batch b = {0};
+    const char *field;
 
+    /* Nothing a pager sends is trusted before it is checked. */
+    if (vm_msg_check_form(msg, 0, &field) < 0) {
+        refuse(obj, msg, 0, field);
+        return;
+    }
     if (msg->id == MO_LOCK_REQUEST) {
         handle_lock_request(port, obj, msg);
         return;
     }
-    uint8_t filled[256];
-    int prefilled = msg->id == MO_DATA_SUPPLY && msg->length / VM_PS <= 256;
+    uint8_t filled[EMM_MAX_REQUEST_PAGES];
+    int prefilled = msg->id == MO_DATA_SUPPLY; /* checked: at most one request */
     if (prefilled)
         supply_prefill(obj, msg, filled);
     pthread_mutex_lock(&obj->lock);
+    if (vm_msg_check_range(obj, msg, &field) < 0) {
+        vm_msg_refuse(obj, msg, 0, field);
+        pthread_mutex_unlock(&obj->lock);
+        emm_msg_release(msg, -EBADMSG);
+        return;
+    }
     switch (msg->id) {
     case MO_READY:
     case MO_CHANGE_ATTRIBUTES:
@@ -401,7 +424,7 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
         break;
     case MO_DATA_ERROR: {
         atomic_fetch_add(&k->stats.data_errors, 1);
-        int err = msg->arg > 0 ? msg->arg : EIO;
+        int err = msg->arg; /* a positive errno (checked) */
         uint64_t first = msg->offset / VM_PS, n = msg->length / VM_PS;
         for (uint64_t i = 0; i < n; i++) {
             struct vm_page *p = vm_obj_page_lookup(obj, first + i);
@@ -419,7 +442,7 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
         emm_warn("object %llu: pager destroyed it (reason %d)", (unsigned long long)obj->id,
                  msg->arg);
         obj->state = VM_OBJ_DEAD;
-        obj->error = msg->arg > 0 ? msg->arg : EIO;
+        obj->error = msg->arg > 0 ? msg->arg : EIO; /* reason 0: no reason given */
         vm_obj_discard_all(obj);
         vm_obj_run_waiters(obj, &b);
         break;
@@ -470,10 +493,9 @@ dp_reply_handler(struct emm_port *port, struct emm_msg *msg)
     struct vm_object *obj = emm_port_context(port);
     struct vm_batch b = {0};
 
-    if (msg->id != MO_DATA_RETURN_COMPLETED) {
-        emm_warn("object %llu: default pager reply port got %s (%u): refused",
-                 (unsigned long long)obj->id, emm_msg_name(msg->id), msg->id);
-        emm_msg_release(msg, -EBADMSG);
+    const char *field;
+    if (vm_msg_check_form(msg, 1, &field) < 0) { /* only data_return_completed comes here */
+        refuse(obj, msg, 1, field);
         return;
     }
     pthread_mutex_lock(&obj->lock);

@@ -75,6 +75,8 @@ struct vm_object {
     uint64_t replay_inflight;        /* pages paged in from swap to be replayed */
     struct vm_sync *replay_syncs;    /* fsyncs waiting for the replay to finish */
     uint64_t return_failures;        /* data_returns no pager took (the page stayed dirty) */
+    const char *pager_name;          /* its filesystem's name, for log lines, or NULL */
+    int bad_msg_logged;              /* a bad message from its pagers was logged */
     int on_swapped_list;             /* kernel->swapped_head (kick_lock) */
     struct vm_object *swapped_next;
     struct vm_pager_stats *pstats;   /* the filesystem's counters (never NULL) */
@@ -137,6 +139,16 @@ void vm_batch_done(struct vm_batch *b, struct vm_io *io);    /* complete io afte
 void vm_batch_post(struct vm_object *obj, struct vm_batch *b); /* lock held */
 void vm_batch_flush(struct vm_object *obj, struct vm_batch *b); /* after unlocking */
 void vm_io_unwire(struct vm_object *obj, struct vm_io *io);  /* takes obj->lock */
+
+/* vm_msgcheck.c: a pager's message, checked before it is trusted. 0, or
+ * -EBADMSG with *field naming what is wrong. form: the message alone (no lock;
+ * from_dp: it came on the default pager's reply port); range: its pages are
+ * inside the object or were asked for (lock held). refuse: log (once per
+ * object, naming the pager and the field) and count it (lock held). */
+int vm_msg_check_form(const struct emm_msg *msg, int from_dp, const char **field);
+int vm_msg_check_range(struct vm_object *obj, const struct emm_msg *msg, const char **field);
+void vm_msg_refuse(struct vm_object *obj, const struct emm_msg *msg, int from_dp,
+                   const char *field);
 
 /* vm_object.c */
 int vm_obj_dp_holds(struct vm_object *obj); /* the default pager holds pages of it */

@@ -937,6 +937,108 @@ test_return_outcome_is_a_message(void **state)
     comp_free(c);
 }
 
+/* One bad pager message: the fields of its header and how many data bytes
+ * it carries (0: no data). */
+struct badmsg {
+    const char *what;
+    uint32_t id;
+    uint64_t off, len;
+    int32_t arg;
+    uint32_t access, flags;
+    uint64_t data_bytes;
+};
+
+static void
+fp_send_bad(struct fpager *fp, const struct badmsg *b)
+{
+    struct emm_msg *m = emm_msg_new(b->id, b->off, b->len);
+    assert_non_null(m);
+    m->arg = b->arg;
+    m->access = b->access;
+    m->flags = b->flags;
+    if (b->data_bytes > 0) {
+        m->data = calloc(1, b->data_bytes);
+        m->release = data_release;
+    }
+    assert_int_equal(emm_port_send(fp->control, m), 0); /* refused, not bounced */
+}
+
+/* Every kind of bad pager message is refused where the kernel receives it:
+ * counted, without effect on the object (a read waiting for page 2 still
+ * waits, nothing resident changes, the object stays alive), and the pager's
+ * next good answer is taken as usual. */
+static void
+test_bad_messages_refused(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    uint8_t buf[PS];
+    fill(buf, PS, 60);
+    write_sync(f, 5 * PS, buf, PS); /* a resident dirty page */
+    struct comp *c = comp_new(PS);
+    vm_object_read(f->obj, 2 * PS, PS, read_cb, c); /* waits for page 2 */
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), 1);
+    const uint64_t end = 64 * PS, far = UINT64_MAX - PS + 1;
+    const struct badmsg bad[] = {
+        {"supply: offset not page-aligned", MO_DATA_SUPPLY, 2 * PS + 1, PS, 0, 0, 0, PS},
+        {"supply: length not page-aligned", MO_DATA_SUPPLY, 2 * PS, PS + 1, 0, 0, 0, PS + 1},
+        {"supply: length 0", MO_DATA_SUPPLY, 2 * PS, 0, 0, 0, 0, PS},
+        {"supply: more than one request", MO_DATA_SUPPLY, 0, 257 * PS, 0, 0, 0, 257 * PS},
+        {"supply: no data", MO_DATA_SUPPLY, 2 * PS, PS, 0, 0, 0, 0},
+        {"supply: unknown flag", MO_DATA_SUPPLY, 2 * PS, PS, 0, 0, 1u << 7, PS},
+        {"supply: bad lock value", MO_DATA_SUPPLY, 2 * PS, PS, 0, 0x10, 0, PS},
+        {"supply: beyond the object, not asked", MO_DATA_SUPPLY, end + 8 * PS, PS, 0, 0, 0, PS},
+        {"supply: runs past the object", MO_DATA_SUPPLY, end - PS, 2 * PS, 0, 0, 0, 2 * PS},
+        {"supply: offset + length wraps", MO_DATA_SUPPLY, far, 2 * PS, 0, 0, 0, 2 * PS},
+        {"unavailable: flag of another message", MO_DATA_UNAVAILABLE, 2 * PS, PS, 0, 0,
+         MO_F_PRECIOUS, 0},
+        {"unavailable: beyond the object", MO_DATA_UNAVAILABLE, end, PS, 0, 0, 0, 0},
+        {"data_error: errno 0", MO_DATA_ERROR, 2 * PS, PS, 0, 0, 0, 0},
+        {"data_error: negative errno", MO_DATA_ERROR, 2 * PS, PS, -EIO, 0, 0, 0},
+        {"data_error: not page-aligned", MO_DATA_ERROR, 2 * PS + 8, PS, EIO, 0, 0, 0},
+        {"lock_request: should_return 7", MO_LOCK_REQUEST, 0, PS, 7, VM_PROT_NO_CHANGE,
+         MO_F_FLUSH, 0},
+        {"lock_request: bad lock value", MO_LOCK_REQUEST, 0, PS, 0, 0x10, 0, 0},
+        {"lock_request: unknown flag", MO_LOCK_REQUEST, 0, PS, 0, 0, MO_F_DIRTY, 0},
+        {"ready: copy strategy 9", MO_READY, 0, 0, 9, 0, 0, 0},
+        {"synchronize_completed: negative errno", MO_SYNCHRONIZE_COMPLETED, 0, 0, -EIO, 0, 0,
+         0},
+        {"destroy: negative reason", MO_DESTROY, 0, 0, -1, 0, 0, 0},
+        {"data_return_completed: length 0", MO_DATA_RETURN_COMPLETED, 5 * PS, 0, 0, 0, 0, 0},
+        {"data_return_completed: errno out of range", MO_DATA_RETURN_COMPLETED, 5 * PS, PS,
+         100000, 0, 0, 0},
+        {"a kernel -> pager id", MO_DATA_REQUEST, 2 * PS, PS, 0, 0, 0, 0},
+        {"an unknown id", 200, 2 * PS, PS, 0, 0, 0, 0},
+    };
+    struct vm_object_info before, after;
+    vm_object_info(f->obj, &before);
+    uint64_t errors = vm_kernel_stats(f->k)->data_errors;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        uint64_t n = vm_kernel_stats(f->k)->bad_messages;
+        fp_send_bad(&f->fp, &bad[i]);
+        if (vm_kernel_stats(f->k)->bad_messages != n + 1)
+            fail_msg("not refused: %s", bad[i].what);
+        vm_object_info(f->obj, &after);
+        if (memcmp(&before, &after, sizeof(before)) != 0)
+            fail_msg("the object changed: %s", bad[i].what);
+        if (comp_done(c))
+            fail_msg("the waiting read ended: %s", bad[i].what);
+    }
+    assert_int_equal(vm_kernel_stats(f->k)->data_errors, errors);
+    assert_int_equal(f->fp.ninval, 0); /* no lock_request was applied */
+    /* The pager's good answer is taken. */
+    supply(f, 2 * PS, PS, 61);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, 0);
+    uint8_t want[PS];
+    fill(want, PS, 61);
+    assert_memory_equal(c->buf, want, PS);
+    comp_free(c);
+    vm_object_info(f->obj, &after);
+    assert_int_equal(after.state, VM_OBJ_READY);
+    assert_int_equal(after.dirty, 1);
+}
+
 static void
 test_lock_request_flush_return_dirty(void **state)
 {
@@ -1694,6 +1796,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_sync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_return_error_keeps_dirty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_return_outcome_is_a_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_messages_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_request_flush_return_dirty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_write_then_unlock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_destroy, setup, teardown),
