@@ -53,6 +53,8 @@ enum emm_msg_id {
     MO_SYNCHRONIZE,      /* offset, length, arg=sync flags */
     MO_TERMINATE,        /* control, name: the pager gets the rights and drops them */
     MO_DISCARD,          /* emm extension: offset, length: pages are gone (truncate, punch) */
+    MO_DATA_QUERY = 11,  /* emm extension: offset=from, length=span, arg=tag: which pages do
+                          * you store? Answered by MO_QUERY_REPLY (SEEK_DATA/SEEK_HOLE) */
 
     /* pager -> kernel, sent to the control port */
     MO_READY = 32,        /* flags MAY_CACHE, arg=copy_strategy */
@@ -63,11 +65,14 @@ enum emm_msg_id {
     MO_CHANGE_ATTRIBUTES, /* flags MAY_CACHE, arg=copy_strategy, reply */
     MO_DESTROY,           /* arg=reason (errno) */
     MO_SYNCHRONIZE_COMPLETED, /* offset, length, arg=errno (emm: carries the result) */
+    MO_QUERY_REPLY = 40,  /* emm extension: arg=the query's tag; offset, length: the first run
+                           * of pages it stores at or after the query's offset (offset
+                           * UINT64_MAX, length 0: none before offset+span) */
     /* emm extension: the outcome of a data_return (a clustered one: of its
      * whole run), sent to the data_return's reply port when it has one, else
      * to the control port: offset, length, arg=errno (0: the pager has the
      * pages), arg2=the data_return's seqno. */
-    MO_DATA_RETURN_COMPLETED,
+    MO_DATA_RETURN_COMPLETED = 41,
 };
 
 /* flags */

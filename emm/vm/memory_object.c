@@ -32,6 +32,10 @@ vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_
     }
     obj->nbuckets = 64;
     obj->buckets = calloc(obj->nbuckets, sizeof(*obj->buckets));
+    STAILQ_INIT(&obj->ios);
+    STAILQ_INIT(&obj->syncs);
+    STAILQ_INIT(&obj->replay_syncs);
+    TAILQ_INIT(&obj->seeks);
     pthread_mutex_init(&obj->lock, NULL);
     atomic_init(&obj->refs, 1);
     obj->kernel = k;
@@ -86,6 +90,7 @@ vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_
     m->control = emm_port_make_send(obj->control);
     m->name = emm_port_make_send(obj->name);
     m->arg = (int32_t)EMM_PAGE_SIZE;
+    vm_pager_count_sent(obj, m);
     if (emm_port_send(obj->pager, m) < 0) {
         emm_msg_release(m, -EPIPE);
         obj->state = VM_OBJ_DEAD;
@@ -102,19 +107,18 @@ vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_
 static void
 fail_overlapping(struct vm_object *obj, uint64_t off, uint64_t len, int err, struct vm_batch *b)
 {
-    struct vm_io **pp = &obj->io_head, *last = NULL;
-    while (*pp != NULL) {
-        struct vm_io *io = *pp;
+    struct vm_io_list keep = STAILQ_HEAD_INITIALIZER(keep);
+    struct vm_io *io;
+    while ((io = STAILQ_FIRST(&obj->ios)) != NULL) {
+        STAILQ_REMOVE_HEAD(&obj->ios, link);
         if (io->off < off + len && off < io->off + io->len) {
-            *pp = io->next;
             io->err = err;
             vm_batch_done(b, io);
-            continue;
+        } else {
+            STAILQ_INSERT_TAIL(&keep, io, link);
         }
-        last = io;
-        pp = &io->next;
     }
-    obj->io_tail = last;
+    STAILQ_CONCAT(&obj->ios, &keep);
 }
 
 /* Copies supplied data into the frames of pages waiting for it, without the
@@ -249,7 +253,7 @@ lock_request_apply(void *arg)
     struct lock_ctx *lc = arg;
     struct vm_object *obj = lc->obj;
     struct emm_msg *msg = lc->msg;
-    struct vm_batch b = {0};
+    struct vm_batch b = VM_BATCH_INIT(b);
     uint64_t first = msg->offset / VM_PS;
     uint64_t last = msg->length == UINT64_MAX ? UINT64_MAX
                                               : (msg->offset + msg->length + VM_PS - 1) / VM_PS;
@@ -308,6 +312,7 @@ lock_request_apply(void *arg)
             m->next = b.failed;
             b.failed = m;
         } else {
+            vm_pager_count_sent(obj, m);
             b.kick_pager = 1;
         }
         m = next;
@@ -367,7 +372,7 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
 {
     struct vm_object *obj = emm_port_context(port);
     struct vm_kernel *k = obj->kernel;
-    struct vm_batch b = {0};
+    struct vm_batch b = VM_BATCH_INIT(b);
     const char *field;
 
     /* Nothing a pager sends is trusted before it is checked. */
@@ -390,6 +395,10 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
         emm_msg_release(msg, -EBADMSG);
         return;
     }
+    /* An answer to a request sent to swap (double paging), not to the pager:
+     * not counted as the pager's (temporary objects have only swap). */
+    struct vm_page *head = vm_obj_page_lookup(obj, msg->offset / VM_PS);
+    int answers_swap = !obj->temporary && head != NULL && (head->flags & VM_PG_FROMSWAP);
     switch (msg->id) {
     case MO_READY:
     case MO_CHANGE_ATTRIBUTES:
@@ -410,6 +419,8 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
         vm_obj_run_waiters(obj, &b);
         break;
     case MO_DATA_SUPPLY:
+        if (!answers_swap)
+            atomic_fetch_add(&obj->pstats->msg_supplies, 1);
         atomic_fetch_add(&k->stats.data_supplies, 1);
         atomic_fetch_add(&k->stats.pages_supplied, msg->length / VM_PS);
         handle_supply(obj, msg, 0, prefilled ? filled : NULL, &b);
@@ -419,10 +430,14 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
             handle_not_held(obj, msg, &b);
             break;
         }
+        if (!answers_swap)
+            atomic_fetch_add(&obj->pstats->msg_unavailable, 1);
         atomic_fetch_add(&k->stats.data_unavailable, 1);
         handle_supply(obj, msg, 1, NULL, &b);
         break;
     case MO_DATA_ERROR: {
+        if (!answers_swap)
+            atomic_fetch_add(&obj->pstats->msg_errors, 1);
         atomic_fetch_add(&k->stats.data_errors, 1);
         int err = msg->arg; /* a positive errno (checked) */
         uint64_t first = msg->offset / VM_PS, n = msg->length / VM_PS;
@@ -445,22 +460,23 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
         obj->error = msg->arg > 0 ? msg->arg : EIO; /* reason 0: no reason given */
         vm_obj_discard_all(obj);
         vm_obj_run_waiters(obj, &b);
+        vm_obj_seeks_expire(obj, 0, 1, &b);
+        break;
+    case MO_QUERY_REPLY:
+        vm_obj_query_reply(obj, msg, &b);
         break;
     case MO_DATA_RETURN_COMPLETED:
         vm_obj_return_completed(obj, msg, 0, &b);
         break;
     case MO_SYNCHRONIZE_COMPLETED: {
-        struct vm_sync *s = obj->sync_head;
+        struct vm_sync *s = STAILQ_FIRST(&obj->syncs);
         if (s == NULL) {
             emm_warn("object %llu: unexpected synchronize_completed", (unsigned long long)obj->id);
             break;
         }
-        obj->sync_head = s->next;
-        if (obj->sync_head == NULL)
-            obj->sync_tail = NULL;
-        s->next = NULL;
-        b.syncs_done = s;
-        b.sync_err = msg->arg; /* a positive errno (validated) */
+        STAILQ_REMOVE_HEAD(&obj->syncs, link);
+        STAILQ_INSERT_TAIL(&b.syncs_done, s, link);
+        b.sync_err = msg->arg; /* a positive errno (checked) */
         if (b.sync_err == 0 && obj->return_failures != s->failures_at_start)
             b.sync_err = EIO; /* a page it returned stayed dirty: the pager refused it */
         if (b.sync_err == 0 && vm_obj_dp_holds(obj) && obj->state == VM_OBJ_READY) {
@@ -491,7 +507,7 @@ static void
 dp_reply_handler(struct emm_port *port, struct emm_msg *msg)
 {
     struct vm_object *obj = emm_port_context(port);
-    struct vm_batch b = {0};
+    struct vm_batch b = VM_BATCH_INIT(b);
 
     const char *field;
     if (vm_msg_check_form(msg, 1, &field) < 0) { /* only data_return_completed comes here */

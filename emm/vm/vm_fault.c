@@ -245,7 +245,11 @@ write_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
         if ((p->state == VM_PAGE_LAUNDRY && (p->flags & VM_PG_OVERDUE)) ||
             (p->state == VM_PAGE_PRESENT && p->wire > 0 && !(p->lock_value & VM_PROT_WRITE))) {
             need++; /* its pager stalls, or a reply reads it: write to a copy */
-        } else if (p->state == VM_PAGE_ABSENT || p->state == VM_PAGE_LAUNDRY) {
+        } else if (p->state == VM_PAGE_ABSENT) {
+            /* On its way; a hole of a suspect pager is filled now (fault_in). */
+            if (!fault_in(obj, idx, 1, VM_PROT_READ | VM_PROT_WRITE, io, b))
+                ready = 0;
+        } else if (p->state == VM_PAGE_LAUNDRY) {
             ready = 0;
         } else if (p->lock_value & VM_PROT_WRITE) {
             ready = 0;
@@ -276,8 +280,10 @@ write_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
         } else if (p == NULL) {
             p = frames[used++];
             vm_obj_page_insert(obj, p, idx, VM_PAGE_PRESENT);
-            int has = k->up.pager_has_page ? k->up.pager_has_page(obj->owner, idx) : 0;
-            vm_obj_page_flags(obj, p, has ? 0 : VM_PG_NEW, 0);
+            /* Whether the pager has an older copy is not known here (no
+             * upcall under the lock): counted as new until laundered, so
+             * st_blocks may count an overwritten page twice meanwhile. */
+            vm_obj_page_flags(obj, p, VM_PG_NEW, 0);
         }
         uint64_t pstart = idx * VM_PS;
         uint64_t from = io->off > pstart ? io->off : pstart;
@@ -300,41 +306,29 @@ io_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
 static void
 io_queue(struct vm_object *obj, struct vm_io *io)
 {
-    io->next = NULL;
-    if (obj->io_tail != NULL)
-        obj->io_tail->next = io;
-    else
-        obj->io_head = io;
-    obj->io_tail = io;
+    STAILQ_INSERT_TAIL(&obj->ios, io, link);
 }
 
 /* Reruns waiting operations in order; called with the lock held. */
 void
 vm_obj_run_waiters(struct vm_object *obj, struct vm_batch *b)
 {
-    struct vm_io *io = obj->io_head, *keep_head = NULL, *keep_tail = NULL;
-    obj->io_head = obj->io_tail = NULL;
+    struct vm_io_list todo = STAILQ_HEAD_INITIALIZER(todo);
+    STAILQ_CONCAT(&todo, &obj->ios); /* obj->ios is empty now */
     obj->starved = 0;
     atomic_store(&obj->need_frames, 0);
-    while (io != NULL) {
-        struct vm_io *next = io->next;
+    struct vm_io *io;
+    while ((io = STAILQ_FIRST(&todo)) != NULL) {
+        STAILQ_REMOVE_HEAD(&todo, link);
         int rc = io_try(obj, io, b);
         if (rc == 0) {
-            io->next = NULL;
-            if (keep_tail != NULL)
-                keep_tail->next = io;
-            else
-                keep_head = io;
-            keep_tail = io;
+            /* Still waiting; no new arrivals meanwhile: we hold the lock. */
+            STAILQ_INSERT_TAIL(&obj->ios, io, link);
         } else {
             io->err = rc < 0 ? -rc : 0;
             vm_batch_done(b, io);
         }
-        io = next;
     }
-    /* New arrivals during the loop cannot happen: we hold the lock. */
-    obj->io_head = keep_head;
-    obj->io_tail = keep_tail;
     if (obj->starved)
         vm_kernel_kick(obj->kernel, obj);
 }
@@ -342,7 +336,7 @@ vm_obj_run_waiters(struct vm_object *obj, struct vm_batch *b)
 void
 vm_obj_retry(struct vm_object *obj)
 {
-    struct vm_batch b = {0};
+    struct vm_batch b = VM_BATCH_INIT(b);
     pthread_mutex_lock(&obj->lock);
     vm_obj_run_waiters(obj, &b);
     vm_batch_post(obj, &b);
@@ -353,10 +347,10 @@ vm_obj_retry(struct vm_object *obj)
 static void
 io_start(struct vm_object *obj, struct vm_io *io)
 {
-    struct vm_batch b = {0};
+    struct vm_batch b = VM_BATCH_INIT(b);
     pthread_mutex_lock(&obj->lock);
     int rc;
-    if (obj->io_head != NULL && io->op == VM_IO_WRITE)
+    if (!STAILQ_EMPTY(&obj->ios) && io->op == VM_IO_WRITE)
         rc = 0; /* keep writes behind earlier waiters: per-page order */
     else
         rc = io_try(obj, io, &b);

@@ -174,6 +174,8 @@ page_answer(struct vm_object *obj, struct vm_page *p, int dmsg, int status)
     } else {
         p->flags &= (uint16_t)~VM_PG_WAIT_MSG;
         p->ret_status = (int16_t)status;
+        if (status < 0 && !(p->flags & VM_PG_TO_DP))
+            atomic_fetch_add(&obj->pstats->msg_return_errors, 1); /* its pager refused it */
     }
 }
 
@@ -320,7 +322,7 @@ page_return_released(struct emm_msg *msg, int status)
 {
     struct vm_page *p = msg->release_ctx;
     struct vm_object *obj = p->object;
-    struct vm_batch b = {0};
+    struct vm_batch b = VM_BATCH_INIT(b);
 
     pthread_mutex_lock(&obj->lock);
     int dmsg = msg == &p->dmsg;
@@ -400,8 +402,11 @@ vm_obj_overdue(struct vm_object *obj, struct vm_page *p, uint64_t now, struct vm
 {
     struct vm_kernel *k = obj->kernel;
     vm_pool_dequeue(&k->pool, p);
-    if (p->state != VM_PAGE_LAUNDRY || (p->flags & (VM_PG_OVERDUE | VM_PG_ORPHAN | VM_PG_TO_DP)))
+    if (p->state != VM_PAGE_LAUNDRY || (p->flags & (VM_PG_OVERDUE | VM_PG_TO_DP)))
         return;
+    /* An orphan (punched or truncated away while in laundry) has no data worth
+     * a copy in swap, but the pager sits on its return all the same: it makes
+     * the pager suspect like any other, so faults stop waiting for it. */
     p->flags |= VM_PG_OVERDUE;
     atomic_fetch_sub(&k->laundry, 1); /* no longer throttles the daemon */
     atomic_fetch_add(&k->stats.overdue, 1);
@@ -413,7 +418,7 @@ vm_obj_overdue(struct vm_object *obj, struct vm_page *p, uint64_t now, struct vm
                  (unsigned long long)obj->id, (unsigned long long)p->index,
                  (unsigned long long)(obj->deadline_ns / 1000000));
     atomic_store(&obj->pstats->sick_until_ns, now + sick_period(obj));
-    if (obj->dp != NULL && !obj->temporary) {
+    if (obj->dp != NULL && !obj->temporary && !(p->flags & VM_PG_ORPHAN)) {
         struct emm_msg *d = &p->dmsg;
         memset(d, 0, sizeof(*d));
         d->id = MO_DATA_RETURN;

@@ -101,6 +101,21 @@ vm_msg_check_form(const struct emm_msg *msg, int from_dp, const char **field)
         return errno_ok(msg->arg, 1) ? 0 : fail(field, "arg (errno)");
     case MO_SYNCHRONIZE_COMPLETED:
         return errno_ok(msg->arg, 1) ? 0 : fail(field, "arg (errno)");
+    case MO_QUERY_REPLY: /* arg: the query's tag, any value */
+        if (msg->offset == UINT64_MAX) { /* nothing stored from the query's offset */
+            if (msg->length != 0)
+                return fail(field, "length");
+        } else {
+            if (!aligned(msg->offset))
+                return fail(field, "offset");
+            if (msg->length != UINT64_MAX && /* UINT64_MAX: to the end */
+                (msg->length == 0 || !aligned(msg->length) ||
+                 msg->length > UINT64_MAX - msg->offset))
+                return fail(field, "length");
+        }
+        if (msg->flags != 0)
+            return fail(field, "flags");
+        return msg->access != 0 ? fail(field, "access") : 0;
     case MO_DATA_RETURN_COMPLETED:
         if (check_run(msg, EMM_MAX_REQUEST_BYTES, field) < 0)
             return -EBADMSG;

@@ -116,7 +116,6 @@ void emmd_node_save(struct emmd_fs *fs, struct emmd_node *n); /* persist rec if 
 void emmd_node_changed(struct emmd_fs *fs, struct emmd_node *n);
 void emmd_node_stat(struct emmd_fs *fs, struct emmd_node *n, struct stat *st);
 int emmd_pager_has_page(void *owner, uint64_t index);
-int emmd_pager_seek(void *owner, uint64_t from, int want_data, uint64_t *found); /* fz_ops.c */
 static inline fuse_ino_t emmd_ino(const struct emmd_node *n) { return n->rec.id + 1; }
 
 /* fz_ops.c / fz_loop.c / fz_notify.c: the FUSE front end */
@@ -139,5 +138,9 @@ struct emmd_wait {
 void emmd_wait_init(struct emmd_wait *w);
 void emmd_wait_done(void *arg, int err); /* a vm_done_fn */
 int emmd_wait(struct emmd_wait *w);
+
+/* sd_notify.c: the service manager's view (no-ops outside systemd) */
+void emmd_notify_ready(const struct emmd *d);
+void emmd_notify_stopping(void);
 
 #endif
