@@ -1007,6 +1007,9 @@ test_bad_messages_refused(void **state)
         {"data_return_completed: length 0", MO_DATA_RETURN_COMPLETED, 5 * PS, 0, 0, 0, 0, 0},
         {"data_return_completed: errno out of range", MO_DATA_RETURN_COMPLETED, 5 * PS, PS,
          100000, 0, 0, 0},
+        {"query_reply: none, with a length", MO_QUERY_REPLY, UINT64_MAX, PS, 1, 0, 0, 0},
+        {"query_reply: offset not page-aligned", MO_QUERY_REPLY, PS + 1, PS, 1, 0, 0, 0},
+        {"query_reply: empty run", MO_QUERY_REPLY, PS, 0, 1, 0, 0, 0},
         {"a kernel -> pager id", MO_DATA_REQUEST, 2 * PS, PS, 0, 0, 0, 0},
         {"an unknown id", 200, 2 * PS, PS, 0, 0, 0, 0},
     };
