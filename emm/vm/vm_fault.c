@@ -32,14 +32,27 @@ starve(struct vm_object *obj, unsigned need)
  * data_request would wait behind it: a stalled pager must not stall faults on
  * pages it has nothing for) and reports it does not store the page. Pages in
  * flight to it are resident or in swap, so this is its current answer. */
-static int
-pager_lacks(struct vm_object *obj, uint64_t idx)
+int
+vm_obj_pager_lacks(struct vm_object *obj, uint64_t idx)
 {
     struct vm_kernel *k = obj->kernel;
     if (obj->temporary || obj->pager == NULL || k->up.pager_has_page == NULL ||
         !vm_pager_suspect(obj->pstats, emm_mono_ns()))
         return 0;
     return !k->up.pager_has_page(obj->owner, idx);
+}
+
+void
+vm_obj_fill_hole(struct vm_object *obj, struct vm_page *p)
+{
+    memset(p->frame, 0, VM_PS);
+    p->state = VM_PAGE_PRESENT;
+    obj->nabsent--;
+    p->lock_value = 0;
+    p->flags &= ~VM_PG_DISCARDED;
+    vm_obj_page_flags(obj, p, VM_PG_NEW, 0);
+    vm_pool_enqueue(&obj->kernel->pool, p);
+    atomic_fetch_add(&obj->kernel->stats.holes_filled, 1);
 }
 
 /* p waits for a data_request its pager has not started, queued behind a
@@ -49,15 +62,8 @@ pager_lacks(struct vm_object *obj, uint64_t idx)
 static void
 abandon_request(struct vm_object *obj, struct vm_page *p)
 {
-    memset(p->frame, 0, VM_PS);
-    p->state = VM_PAGE_PRESENT;
-    obj->nabsent--;
-    p->lock_value = 0;
+    vm_obj_fill_hole(obj, p);
     p->flags |= VM_PG_ABANDONED;
-    p->flags &= ~VM_PG_DISCARDED;
-    vm_obj_page_flags(obj, p, VM_PG_NEW, 0);
-    vm_pool_enqueue(&obj->kernel->pool, p);
-    atomic_fetch_add(&obj->kernel->stats.holes_filled, 1);
 }
 
 /* Requests the pages of [first, first+n) that are not resident. Returns 1 if all
@@ -73,7 +79,7 @@ fault_in(struct vm_object *obj, uint64_t first, uint64_t n, uint32_t access, str
         struct vm_page *p = vm_obj_page_lookup(obj, idx);
         if (p != NULL) {
             if (p->state == VM_PAGE_ABSENT && !(p->flags & (VM_PG_FROMSWAP | VM_PG_REPLAY)) &&
-                pager_lacks(obj, idx))
+                vm_obj_pager_lacks(obj, idx))
                 abandon_request(obj, p);
             if (p->state == VM_PAGE_ABSENT)
                 ready = 0;
@@ -108,10 +114,10 @@ fault_in(struct vm_object *obj, uint64_t first, uint64_t n, uint32_t access, str
          * data_request would queue behind it. Pages it never stored are holes
          * the kernel fills itself (what its data_unavailable would say). */
         int hole = 0;
-        if (!from_swap && pager_lacks(obj, idx)) {
+        if (!from_swap && vm_obj_pager_lacks(obj, idx)) {
             hole = 1;
             uint64_t r = idx + 1;
-            while (r < run && pager_lacks(obj, r))
+            while (r < run && vm_obj_pager_lacks(obj, r))
                 r++;
             run = r;
         }
@@ -356,6 +362,7 @@ io_start(struct vm_object *obj, struct vm_io *io)
         rc = io_try(obj, io, &b);
     if (rc == 0) {
         io_queue(obj, io);
+        vm_kernel_note_waiting(obj->kernel, obj);
         if (obj->starved)
             vm_kernel_kick(obj->kernel, obj);
     } else {
