@@ -13,8 +13,9 @@
  *
  * Errors in the protocol: every errno a message carries (data_error's arg,
  * synchronize_completed's arg, destroy's reason, supply_completed's result,
- * data_return_completed's arg) is 0 or a *positive* errno value (EIO, ENOSPC), as Mach's kern_return_t
- * codes are positive; a receiver refuses a negative one (see the validator).
+ * data_return_completed's arg) is 0 or a *positive* errno value (EIO, ENOSPC),
+ * as Mach's kern_return_t codes are positive; the kernel refuses a negative
+ * one (emm/vm/vm_msgcheck.c).
  * Functions in emm still return 0 or a negative errno: the sign changes where
  * a message is built (m->arg = -rc) or read (return -msg->arg).
  *
@@ -117,7 +118,7 @@ typedef uint32_t emm_port_name_t;
     uint64_t seqno;   /* stamped by the port on send */                                \
     uint64_t offset;  /* bytes, page-aligned */                                        \
     uint64_t length;  /* bytes, page-aligned; the data's size when data is carried */  \
-    uint64_t arg2;    /* a second argument (supply_completed's error_offset) */        \
+    uint64_t arg2;    /* error_offset; the seqno a data_return_completed answers */    \
     uint32_t access;  /* VM_PROT_* */                                                  \
     int32_t arg;      /* per id: page size, errno (>= 0), should_return, ... */        \
     emm_port_name_t control; /* send right to the control port (kernel -> pager) */    \
