@@ -24,7 +24,7 @@
 # Knobs: BENCH_SIZE (512M), BENCH_RAND_PAGES (20000), BENCH_REPS (3),
 # BENCH_RESIDENT (256M), BENCH_CASES (subset of: tmpfs null memory lmdb
 # zstd-memory zstd-lmdb file), BENCH_DATA (sample|random), BENCH_LMDBREAD (1: also
-# run bench/lmdbread.c, built here from the build's libemm.a; 0: skip).
+# run bench/lmdbread.c, built by CMake (target lmdbread); 0: skip).
 # Needs root, /dev/fuse and fusermount3; mounts under a mktemp -d directory.
 set -euo pipefail
 
@@ -40,10 +40,9 @@ DATA=${BENCH_DATA:-sample}
 
 . "$SRC/bench/lib.sh"
 bench_require
-# lmdbread: the lmdb backend's read path against raw LMDB (links the build's libemm.a)
+# lmdbread: the lmdb backend's read path against raw LMDB (links emm-backends)
 LR="$BUILD/bench/lmdbread"
-cc -O2 -Wall -Wextra -Werror -I "$SRC/emm" -I "$SRC/emm/include" -o "$LR" "$SRC/bench/lmdbread.c" \
-    "$BUILD/lib/libemm.a" -llmdb -lzstd -linih -lpthread -ldl || die "cannot build lmdbread"
+cmake --build "$BUILD" --target lmdbread >/dev/null || die "cannot build lmdbread"
 
 bench_workdir backends
 

@@ -18,7 +18,7 @@ bench_require() {
     for c in fusermount3 "$@"; do command -v "$c" >/dev/null || die "$c is missing"; done
     [ -x "$EMMD" ] && [ -x "$EMMCTL" ] || die "no emmd/emmctl in $BUILD/bin (build first: make build)"
     mkdir -p "$BUILD/bench"
-    cc -O2 -Wall -Wextra -Werror -o "$FB" "$SRC/bench/faultbench.c" || die "cannot build faultbench"
+    cmake --build "$BUILD" --target faultbench >/dev/null || die "cannot build faultbench"
 }
 
 is_mounted() { awk -v d="$1" '$5 == d { f = 1 } END { exit !f }' /proc/self/mountinfo; }

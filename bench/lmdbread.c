@@ -40,7 +40,6 @@
 #include <time.h>
 
 #include "backend_host.h"
-#include "config.h"
 #include "log.h"
 
 #define PS EMM_PAGE_SIZE
@@ -120,16 +119,15 @@ int main(int argc, char **argv)
     char path[4096], mapsize[32];
     snprintf(path, sizeof(path), "%s/lmdb", dir);
     snprintf(mapsize, sizeof(mapsize), "%" PRIu64 "M", (npages * 2 * PS * 3 / 2 >> 20) + 64);
-    struct emm_config_kv kv[2] = {
+    struct emm_backend_key kv[2] = {
         {.key = "lmdb.path", .value = path, .line = 3},
         {.key = "lmdb.map-size", .value = mapsize, .line = 4},
     };
-    struct emm_fs_config fs = {.name = "bench", .line = 1, .backend = "lmdb", .backend_line = 2,
-                               .backend_keys = kv, .nbackend_keys = 2};
-    struct emm_config cfg = {.path = "lmdbread", .state_dir = (char *)dir, .fs = &fs, .nfs = 1};
+    struct emm_backend_args args = {.spec = "lmdb", .fs_name = "bench", .file = "lmdbread",
+                                    .line = 2, .state_dir = dir, .keys = kv, .nkeys = 2};
     struct emm_backend *b;
     char err[512] = "";
-    int rc = emm_backend_open(&cfg, &fs, &b, err, sizeof(err));
+    int rc = emm_backend_open(&args, &b, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "lmdbread: %s\n", err);
         return 1;

@@ -1,8 +1,8 @@
 #!/bin/bash
 # bench/policy.sh BUILD_DIR - the pageout policy simulator (not a test).
 #
-# Compiles bench/policysim.c (which includes emm/vm_policy.c, the daemon's own
-# policy code) with cc -O2 into BUILD_DIR/bench/policysim and replays fixed-seed
+# Builds bench/policysim.c (linked with emm-vm: the daemon's own
+# policy code) into BUILD_DIR/bench/policysim (CMake target policysim) and replays fixed-seed
 # synthetic traces (Zipf 0.8 and 1.0; a Zipf hot set mixed with sequential scans
 # larger than the cache) at caches of 1%, 5% and 10% of the footprint. Prints
 # one table of hit ratios: second-chance, fifo, s3-fifo, lru, and second-chance
@@ -17,11 +17,8 @@ BUILD=${1:?usage: bench/policy.sh BUILD_DIR}
 mkdir -p "$BUILD/bench"
 BUILD=$(cd "$BUILD" && pwd)
 SRC=$(cd "$(dirname "$0")/.." && pwd)
-CC=${CC:-cc}
 BIN="$BUILD/bench/policysim"
-
-"$CC" -std=gnu11 -O2 -Wall -Wextra -Wshadow -Wvla -Wstrict-prototypes -Wmissing-prototypes \
-    -Wformat=2 -Werror -I"$SRC/emm" -o "$BIN" "$SRC/bench/policysim.c" -lm
+cmake --build "$BUILD" --target policysim >/dev/null || { echo "policy.sh: cannot build policysim" >&2; exit 1; }
 
 echo "emm pageout policy simulator  $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r), $(awk '/MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo)"

@@ -1,6 +1,6 @@
 /*
- * policysim.c - trace-driven simulator for the pageout policies (emm/vm_policy.c,
- * included directly so the numbers come from the daemon's own code). Replays
+ * policysim.c - trace-driven simulator for the pageout policies (emm/vm/vm_policy.c,
+ * linked from emm-vm so the numbers come from the daemon's own code). Replays
  * synthetic page traces against a cache of a fixed number of pages and prints
  * the hit ratio of each policy side by side. Built and run by bench/policy.sh;
  * not a test. Single-threaded: no locking.
@@ -21,11 +21,14 @@
  *   -z  Zipf exponents of the zipf traces, comma-separated (default 0.8,1.0);
  *       the scan-mix trace always follows them
  */
-#include "vm_policy.c"
+#include "vm_policy.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -139,11 +142,9 @@ gen_scan_mix(uint32_t *trace, uint64_t nreq, uint32_t pages, uint64_t seed)
 static int
 sc13_create(uint64_t capacity, void **st)
 {
-    int rc = sc_create(capacity, st);
-    if (rc == 0) {
-        ((struct sc_state *)*st)->inactive_num = 1;
-        ((struct sc_state *)*st)->inactive_den = 3;
-    }
+    int rc = vm_policy_lookup("second-chance")->create(capacity, st);
+    if (rc == 0)
+        vm_policy_sc_set_inactive(*st, 1, 3);
     return rc;
 }
 
@@ -252,7 +253,7 @@ main(int argc, char **argv)
                         "Zipf exponents in (0,10] (at most %d of each)\n", MAXLIST);
         return 2;
     }
-    sc13_ops = sc_ops;
+    sc13_ops = *vm_policy_lookup("second-chance");
     sc13_ops.name = "sc-inact-1/3";
     sc13_ops.create = sc13_create;
     pols[0] = vm_policy_lookup("second-chance");

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "config.h" /* emm_parse_size */
+#include "units.h"
 #include "log.h"
 #include "slot_alloc.h"
 #include "swap_area.h"

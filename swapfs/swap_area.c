@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "zstd_cluster.h" /* emm_crc32c */
+#include "crc32c.h"
 
 #define SWP_STRIPES 32u
 #define SWP_NO_PAGE UINT64_MAX

@@ -563,15 +563,29 @@ emmd_fs_open(struct emmd *d, struct emmd_fs *fs, const struct emm_fs_config *cfg
     fs->cfg = cfg;
     fs->dp_tag = (unsigned)(name_hash_full(cfg->name) & VM_DP_FS_MASK);
     pthread_mutex_init(&fs->lock, NULL);
+    struct emm_backend_args a = {
+        .spec = cfg->backend, .fs_name = cfg->name, .file = d->cfg->path,
+        .line = cfg->backend_line, .state_dir = d->cfg->state_dir,
+        .plugin_dir = d->cfg->plugin_dir,
+    };
     if (cfg->temporary) {
         /* No pager of its own: the default pager is the objects' pager. The
          * null backend only answers the namespace's storage queries. */
-        struct emm_fs_config null_cfg = *cfg;
-        null_cfg.backend = "null";
-        null_cfg.nbackend_keys = 0;
-        return emm_backend_open(d->cfg, &null_cfg, &fs->backend, err, errlen);
+        a.spec = "null";
+        return emm_backend_open(&a, &fs->backend, err, errlen);
     }
-    return emm_backend_open(d->cfg, cfg, &fs->backend, err, errlen);
+    struct emm_backend_key *keys = calloc(cfg->nbackend_keys + 1, sizeof(*keys));
+    if (!keys)
+        return -ENOMEM;
+    for (size_t i = 0; i < cfg->nbackend_keys; i++)
+        keys[i] = (struct emm_backend_key){ cfg->backend_keys[i].key,
+                                            cfg->backend_keys[i].value,
+                                            cfg->backend_keys[i].line };
+    a.keys = keys;
+    a.nkeys = cfg->nbackend_keys;
+    int r = emm_backend_open(&a, &fs->backend, err, errlen);
+    free(keys);
+    return r;
 }
 
 static int

@@ -115,8 +115,9 @@ int
 fz_mount(struct emmd_fs *fs)
 {
     char fsname[128];
-    snprintf(fsname, sizeof(fsname), "-ofsname=emm:%s,subtype=emm,max_read=1048576%s",
-             fs->cfg->name, geteuid() == 0 ? ",allow_other,default_permissions" : "");
+    snprintf(fsname, sizeof(fsname), "-ofsname=emm:%s,subtype=emm,max_read=%u%s",
+             fs->cfg->name, EMM_MAX_REQUEST_BYTES,
+             geteuid() == 0 ? ",allow_other,default_permissions" : "");
     char *argv[] = {"emmd", fsname, NULL};
     struct fuse_args args = FUSE_ARGS_INIT(2, argv);
     fs->se = fuse_session_new(&args, &fz_ops, sizeof(fz_ops), fs);

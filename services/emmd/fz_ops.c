@@ -71,8 +71,8 @@ static void
 fz_init(void *userdata, struct fuse_conn_info *conn)
 {
     struct emmd_fs *fs = userdata;
-    conn->max_read = 1u << 20; /* must match the max_read mount option */
-    conn->max_write = 1u << 20;
+    conn->max_read = EMM_MAX_REQUEST_BYTES; /* must match the max_read mount option */
+    conn->max_write = EMM_MAX_REQUEST_BYTES;
     conn->max_readahead = (unsigned)fs->cfg->readahead;
     conn->max_background = 64;
     conn->congestion_threshold = 48;

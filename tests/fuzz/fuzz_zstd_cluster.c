@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crc32c.h"
 #include "zstd_cluster.h"
 
 #define PS 4096u

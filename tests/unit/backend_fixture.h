@@ -14,15 +14,13 @@
 #include <string.h>
 
 #include "backend_host.h"
-#include "config.h"
 
 #define PS EMM_PAGE_SIZE
 
 struct fix {
     char dir[64];
-    struct emm_config cfg;
-    struct emm_fs_config fs;
-    struct emm_config_kv kv[8];
+    struct emm_backend_args args;
+    struct emm_backend_key kv[8];
     char spec[64];
     struct emm_backend *b;
     char err[512];
@@ -44,14 +42,11 @@ fix_new(const char *tag)
     assert_non_null(f);
     snprintf(f->dir, sizeof(f->dir), "/tmp/emm-test-%s-XXXXXX", tag);
     assert_non_null(mkdtemp(f->dir));
-    f->cfg.path = "test.conf";
-    f->cfg.state_dir = f->dir;
-    f->fs.name = "t";
-    f->fs.line = 2;
-    f->fs.backend_line = 3;
-    f->cfg.fs = &f->fs;
-    f->cfg.nfs = 1;
-    f->fs.backend_keys = f->kv;
+    f->args.file = "test.conf";
+    f->args.state_dir = f->dir;
+    f->args.fs_name = "t";
+    f->args.line = 3;
+    f->args.keys = f->kv;
     return f;
 }
 

@@ -26,7 +26,6 @@
 #include <cmocka.h>
 
 #include "backend_host.h"
-#include "config.h"
 #include "backend_fixture.h"
 
 #define TIB_PAGE ((uint64_t)1 << 28) /* the page at offset 1 TiB */
@@ -47,9 +46,9 @@ static const struct stack st_zstd_lmdb = {"zstd:lmdb", {{"zstd.cluster", "4K"}, 
 static void
 fix_key(struct fix *f, const char *key, const char *value, int line)
 {
-    struct emm_config_kv *kv = &f->kv[f->fs.nbackend_keys++];
-    kv->key = (char *)(uintptr_t)key;
-    kv->value = (char *)(uintptr_t)value;
+    struct emm_backend_key *kv = &f->kv[f->args.nkeys++];
+    kv->key = key;
+    kv->value = value;
     kv->line = line;
 }
 
@@ -57,9 +56,9 @@ fix_key(struct fix *f, const char *key, const char *value, int line)
 static int
 fix_open(struct fix *f, const char *spec)
 {
-    f->fs.backend = (char *)(uintptr_t)spec;
+    f->args.spec = spec;
     f->err[0] = '\0';
-    int r = emm_backend_open(&f->cfg, &f->fs, &f->b, f->err, sizeof(f->err));
+    int r = emm_backend_open(&f->args, &f->b, f->err, sizeof(f->err));
     if (r == 0)
         r = emm_backend_start(f->b);
     return r;
@@ -342,7 +341,7 @@ c_restart(void **state)
     assert_int_equal(emm_backend_sync(f->b, UINT64_MAX), 0);
     emm_backend_close(f->b);
     f->b = NULL;
-    assert_int_equal(fix_open(f, f->fs.backend), 0);
+    assert_int_equal(fix_open(f, f->args.spec), 0);
     rd_expect(f->b, 12, 2, "0110", 9);
     rd_expect(f->b, 12, TIB_PAGE, "1", 9);
     assert_int_equal(stored(f->b, 12), 3);
@@ -699,7 +698,7 @@ t_plugin_search(void **state)
         return;
     }
     /* Default: EXE_DIR/../lib/emm, then the install dir. "file" is the build's plug-in. */
-    assert_int_equal(emm_backend_find_plugin(&f->cfg, "file", path, sizeof(path), dirs,
+    assert_int_equal(emm_backend_find_plugin(f->args.plugin_dir, "file", path, sizeof(path), dirs,
                                              sizeof(dirs)),
                      0);
     if (!strstr(path, "/lib/emm/file.so"))
@@ -711,7 +710,7 @@ t_plugin_search(void **state)
     f->b = NULL;
 
     /* A name found nowhere: the message lists every directory searched. */
-    assert_int_equal(emm_backend_find_plugin(&f->cfg, "nosuch", path, sizeof(path), dirs,
+    assert_int_equal(emm_backend_find_plugin(f->args.plugin_dir, "nosuch", path, sizeof(path), dirs,
                                              sizeof(dirs)),
                      -ENOENT);
     assert_non_null(strstr(dirs, "/lib/emm, "));
@@ -732,11 +731,11 @@ t_plugin_search(void **state)
     /* [emmd] plugin-dir beats $EMM_PLUGIN_DIR. */
     snprintf(other, sizeof(other), "%s/other", f->dir);
     assert_int_equal(mkdir(other, 0700), 0);
-    f->cfg.plugin_dir = other;
+    f->args.plugin_dir = other;
     snprintf(want, sizeof(want), "test.conf:3: unknown backend 'good' (not built in; no good.so in %s)",
              other);
     expect_err(f, "good", want);
-    f->cfg.plugin_dir = f->dir;
+    f->args.plugin_dir = f->dir;
     assert_int_equal(fix_open(f, "plugin:good"), 0);
     emm_backend_close(f->b);
     f->b = NULL;
@@ -748,7 +747,7 @@ t_plugin_search(void **state)
     expect_err(f, "plugin:", "test.conf:3: bad plug-in name ''");
 
     unsetenv("EMM_PLUGIN_DIR");
-    f->cfg.plugin_dir = NULL;
+    f->args.plugin_dir = NULL;
     fix_free(f);
 }
 

@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "units.h"
 #include "log.h"
 
 static char tmp[256]; /* short: configs embed it several times */

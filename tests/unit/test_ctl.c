@@ -1,6 +1,6 @@
 /*
  * test_ctl.c - the control socket: wire encode/decode edge cases, and a real
- * ctl_server (compiled in from services/emmd/ctl_server.c) on a socket in a
+ * ctl_server (the emmd-ctl library, services/emmd/ctl_server.c) on a socket in a
  * mkdtemp directory driven by ctl_request and by raw, misbehaving clients.
  * The command handler runs on the server's worker threads and touches only
  * atomics, so the test needs no locking.
@@ -28,7 +28,7 @@
 #include "ctl_client.h"
 #include "ctl_wire.h"
 
-#include "../../services/emmd/ctl_server.c"
+#include "ctl_server.h"
 
 struct fixture {
     char dir[64];

@@ -28,7 +28,6 @@
 
 #include "backend_host.h"
 #include "catalog.h"
-#include "config.h"
 #include "backend_fixture.h"
 
 
@@ -37,17 +36,17 @@ static struct fix *
 lmdb_fix_new(void)
 {
     struct fix *f = fix_new("lmdb");
-    f->fs.backend = "lmdb";
+    f->args.spec = "lmdb";
     return f;
 }
 
 static void
 fix_key(struct fix *f, const char *key, const char *value)
 {
-    struct emm_config_kv *kv = &f->kv[f->fs.nbackend_keys];
-    kv->key = (char *)(uintptr_t)key;
-    kv->value = (char *)(uintptr_t)value;
-    kv->line = 10 + (int)f->fs.nbackend_keys++;
+    struct emm_backend_key *kv = &f->kv[f->args.nkeys];
+    kv->key = key;
+    kv->value = value;
+    kv->line = 10 + (int)f->args.nkeys++;
 }
 
 /* Opens and starts f's stack; returns the result and keeps the error text. */
@@ -55,7 +54,7 @@ static int
 fix_open(struct fix *f)
 {
     f->err[0] = '\0';
-    int r = emm_backend_open(&f->cfg, &f->fs, &f->b, f->err, sizeof(f->err));
+    int r = emm_backend_open(&f->args, &f->b, f->err, sizeof(f->err));
     if (r == 0) {
         r = emm_backend_start(f->b);
         if (r < 0) {
@@ -480,13 +479,13 @@ t_catalog(void **state)
     char name[64], path[128];
 
     /* Only a started lmdb at the bottom has an environment. */
-    f->fs.backend = "memory";
+    f->args.spec = "memory";
     assert_int_equal(fix_open(f), 0);
     assert_null(emm_backend_lmdb_env(f->b));
     fix_close(f);
-    f->fs.backend = "lmdb";
+    f->args.spec = "lmdb";
     fix_key(f, "lmdb.map-size", "64K"); /* catalog and pages both grow the map */
-    assert_int_equal(emm_backend_open(&f->cfg, &f->fs, &f->b, f->err, sizeof(f->err)), 0);
+    assert_int_equal(emm_backend_open(&f->args, &f->b, f->err, sizeof(f->err)), 0);
     assert_null(emm_backend_lmdb_env(f->b));
     assert_int_equal(emm_backend_start(f->b), 0);
     env = emm_backend_lmdb_env(f->b);

@@ -23,7 +23,6 @@
 #include <cmocka.h>
 
 #include "backend_host.h"
-#include "config.h"
 #include "pager_std.h"
 
 #define PS ((uint64_t)EMM_PAGE_SIZE)
@@ -40,9 +39,8 @@ struct krec {
 struct fix {
     char dir[64];
     char trigger[128];
-    struct emm_config cfg;
-    struct emm_fs_config fs;
-    struct emm_config_kv kv[8];
+    struct emm_backend_args args;
+    struct emm_backend_key kv[8];
     struct emm_backend *b;
     char err[512];
     struct pgr_std *pg;
@@ -96,10 +94,10 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
 static void
 fix_key(struct fix *f, const char *key, const char *value)
 {
-    struct emm_config_kv *kv = &f->kv[f->fs.nbackend_keys++];
-    kv->key = (char *)(uintptr_t)key;
-    kv->value = (char *)(uintptr_t)value;
-    kv->line = 10 + (int)f->fs.nbackend_keys;
+    struct emm_backend_key *kv = &f->kv[f->args.nkeys++];
+    kv->key = key;
+    kv->value = value;
+    kv->line = 10 + (int)f->args.nkeys;
 }
 
 static void kinit(struct fix *f);
@@ -113,21 +111,18 @@ fix_new(const char *spec, int with_error_keys)
     strcpy(f->dir, "/tmp/emm-test-pager-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     snprintf(f->trigger, sizeof(f->trigger), "%s/fail", f->dir);
-    f->cfg.path = "test.conf";
-    f->cfg.state_dir = f->dir;
-    f->fs.name = "t";
-    f->fs.line = 2;
-    f->fs.backend_line = 3;
-    f->cfg.fs = &f->fs;
-    f->cfg.nfs = 1;
-    f->fs.backend_keys = f->kv;
+    f->args.file = "test.conf";
+    f->args.state_dir = f->dir;
+    f->args.fs_name = "t";
+    f->args.line = 3;
+    f->args.keys = f->kv;
     if (with_error_keys) {
         fix_key(f, "error.rate", "1");
         fix_key(f, "error.ops", "read,write");
         fix_key(f, "error.file", f->trigger); /* errors only while it exists */
     }
-    f->fs.backend = (char *)(uintptr_t)spec;
-    int rc = emm_backend_open(&f->cfg, &f->fs, &f->b, f->err, sizeof(f->err));
+    f->args.spec = spec;
+    int rc = emm_backend_open(&f->args, &f->b, f->err, sizeof(f->err));
     if (rc != 0)
         fail_msg("open %s: %s", spec, f->err);
     assert_int_equal(emm_backend_start(f->b), 0);

@@ -26,7 +26,7 @@
 #include "slot_map.h"
 #include "swap_area.h"
 #include "swap_index.h"
-#include "zstd_cluster.h" /* emm_crc32c, to forge headers with a valid CRC */
+#include "crc32c.h" /* to forge headers with a valid CRC */
 
 static char tmp[256];
 

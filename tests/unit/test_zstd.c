@@ -22,27 +22,27 @@
 #include <cmocka.h>
 
 #include "backend_host.h"
-#include "config.h"
 #include "backend_fixture.h"
+#include "crc32c.h"
 #include "zstd_cluster.h"
 
 
 static void
 fix_key(struct fix *f, const char *key, const char *value)
 {
-    struct emm_config_kv *kv = &f->kv[f->fs.nbackend_keys++];
-    kv->key = (char *)(uintptr_t)key;
-    kv->value = (char *)(uintptr_t)value;
-    kv->line = 10 + (int)f->fs.nbackend_keys;
+    struct emm_backend_key *kv = &f->kv[f->args.nkeys++];
+    kv->key = key;
+    kv->value = value;
+    kv->line = 10 + (int)f->args.nkeys;
 }
 
 static int
 fix_open(struct fix *f, const char *spec)
 {
     snprintf(f->spec, sizeof(f->spec), "%s", spec);
-    f->fs.backend = f->spec;
+    f->args.spec = f->spec;
     f->err[0] = '\0';
-    int r = emm_backend_open(&f->cfg, &f->fs, &f->b, f->err, sizeof(f->err));
+    int r = emm_backend_open(&f->args, &f->b, f->err, sizeof(f->err));
     if (r == 0)
         r = emm_backend_start(f->b);
     if (r != 0)
@@ -553,7 +553,7 @@ t_file_flags_restart(void **state)
     emm_backend_close(f->b);
     f->b = NULL;
     f->kv[0].value = "64K";
-    assert_int_equal(emm_backend_open(&f->cfg, &f->fs, &f->b, f->err, sizeof(f->err)), 0);
+    assert_int_equal(emm_backend_open(&f->args, &f->b, f->err, sizeof(f->err)), 0);
     assert_int_equal(emm_backend_start(f->b), -EINVAL);
     fix_free(f);
 }
@@ -601,8 +601,8 @@ expect_config_error(const char *key, const char *value, const char *want)
 {
     struct fix *f = fix_new("zstd");
     fix_key(f, key, value);
-    f->fs.backend = "zstd:memory";
-    assert_true(emm_backend_open(&f->cfg, &f->fs, &f->b, f->err, sizeof(f->err)) < 0);
+    f->args.spec = "zstd:memory";
+    assert_true(emm_backend_open(&f->args, &f->b, f->err, sizeof(f->err)) < 0);
     if (!strstr(f->err, want))
         fail_msg("%s = %s: got \"%s\", want \"%s\"", key, value, f->err, want);
     fix_free(f);
@@ -621,8 +621,8 @@ t_config_errors(void **state)
     expect_config_error("zstd.dict", "yes", "'yes' is not 'auto' or 'off'");
     expect_config_error("zstd.colour", "red", "unknown key");
     struct fix *f = fix_new("zstd");
-    f->fs.backend = "zstd";
-    assert_true(emm_backend_open(&f->cfg, &f->fs, &f->b, f->err, sizeof(f->err)) < 0);
+    f->args.spec = "zstd";
+    assert_true(emm_backend_open(&f->args, &f->b, f->err, sizeof(f->err)) < 0);
     assert_non_null(strstr(f->err, "filter 'zstd' needs a backend below it"));
     fix_free(f);
     /* The reserved object is refused. */

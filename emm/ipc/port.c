@@ -6,6 +6,7 @@
  * a set lock. A port on a ready list holds a reference, dropped by the worker.
  */
 #include "clock.h"
+#include "cpu_relax.h"
 #include "port.h"
 
 #include <errno.h>
@@ -350,7 +351,7 @@ portset_worker(void *arg)
             uint64_t until = emm_mono_ns() + set->spin_us * 1000ull;
             while (atomic_load(&set->nready) == 0 && !atomic_load(&set->stopping) &&
                    emm_mono_ns() < until) {
-                __builtin_ia32_pause();
+                emm_cpu_relax();
             }
         }
         /* Consume one wake-up count; with the spin above it is usually there. */

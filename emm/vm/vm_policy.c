@@ -90,6 +90,14 @@ sc_create(uint64_t capacity, void **st)
     return 0;
 }
 
+void
+vm_policy_sc_set_inactive(void *st, unsigned num, unsigned den)
+{
+    struct sc_state *s = st;
+    s->inactive_num = num;
+    s->inactive_den = den;
+}
+
 static void
 sc_destroy(void *st)
 {

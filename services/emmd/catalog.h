@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lmdb_shared.h" /* the userctx of an environment the lmdb backend shares */
+
 #define EMM_NAME_MAX 255
 #define EMM_CATALOG_ROOT 0 /* the root directory's id (new_id never hands it out) */
 
@@ -39,22 +41,6 @@ struct emm_catalog_rec {
 
 struct emm_catalog;
 struct MDB_env; /* lmdb.h: typedef struct MDB_env MDB_env */
-
-/*
- * The userctx (mdb_env_set_userctx) of an LMDB environment that several users
- * in this process share: the lmdb backend creates it, the catalog borrows it.
- * LMDB may change the map size only while no transaction is active in the
- * process, so every user holds `resize` shared around each transaction and
- * calls grow() with it held exclusively after MDB_MAP_FULL.
- */
-struct emm_lmdb_shared {
-    pthread_rwlock_t resize;
-    size_t mapsize; /* current map size; changes only under resize held exclusively */
-    /* Grows the map after MDB_MAP_FULL was seen at map size `seen`: 0 (also when
-     * another thread grew it already), -ENOSPC at the size limit, -errno. */
-    int (*grow)(struct emm_lmdb_shared *sh, size_t seen);
-    int users; /* catalogs open on the environment (under resize held exclusively) */
-};
 
 /* dir NULL: volatile. Otherwise the directory is created if needed. */
 int emm_catalog_open(const char *dir, struct emm_catalog **out);

@@ -28,28 +28,6 @@
 #include "log.h"
 #include "vm_internal.h"
 
-void
-vm_kernel_kick(struct vm_kernel *k, struct vm_object *obj)
-{
-    /* Tell the daemon how many frames must come free at once (obj->lock held). */
-    unsigned need = atomic_load(&obj->need_frames), cur = atomic_load(&k->need_frames);
-    while (need > cur && !atomic_compare_exchange_weak(&k->need_frames, &cur, need))
-        ;
-    pthread_mutex_lock(&k->kick_lock);
-    if (!obj->kicked) {
-        obj->kicked = 1;
-        vm_object_ref(obj);
-        obj->kick_next = k->kick_head;
-        k->kick_head = obj;
-        atomic_store(&k->kicks_pending, 1);
-    }
-    pthread_mutex_unlock(&k->kick_lock);
-    /* Frames come from the daemon: make sure it runs. */
-    pthread_mutex_lock(&k->pool.lock);
-    pthread_cond_signal(&k->pool.wake);
-    pthread_mutex_unlock(&k->pool.lock);
-}
-
 static void
 timed_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, long ms)
 {
@@ -61,21 +39,6 @@ timed_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, long ms)
         ts.tv_nsec -= 1000000000;
     }
     pthread_cond_timedwait(cond, lock, &ts);
-}
-
-/* Reruns starved objects once enough frames are free for them; otherwise waits
- * for the daemon's progress signal instead of spinning on their locks. */
-void
-vm_kernel_note_swapped(struct vm_kernel *k, struct vm_object *obj)
-{
-    pthread_mutex_lock(&k->kick_lock);
-    if (!obj->on_swapped_list) {
-        obj->on_swapped_list = 1;
-        vm_object_ref(obj);
-        obj->swapped_next = k->swapped_head;
-        k->swapped_head = obj;
-    }
-    pthread_mutex_unlock(&k->kick_lock);
 }
 
 /* Gives pages held in swap back to their pagers, a batch per object and round,
@@ -114,6 +77,8 @@ replay_round(struct vm_kernel *k)
     }
 }
 
+/* Reruns starved objects once enough frames are free for them; otherwise waits
+ * for the daemon's progress signal instead of spinning on their locks. */
 static void *
 worker_main(void *arg)
 {
@@ -325,7 +290,7 @@ pageout_main(void *arg)
     return NULL;
 }
 
-int
+static int
 vm_pageout_start(struct vm_kernel *k)
 {
     int rc = pthread_create(&k->pageout_thread, NULL, pageout_main, k);
@@ -340,7 +305,7 @@ vm_pageout_start(struct vm_kernel *k)
     return 0;
 }
 
-void
+static void
 vm_pageout_stop(struct vm_kernel *k)
 {
     atomic_store(&k->stopping, 1);
@@ -403,33 +368,3 @@ vm_kernel_destroy(struct vm_kernel *k)
     free(k);
 }
 
-void
-vm_kernel_set_default_pager(struct vm_kernel *k, const struct vm_dpager_ops *ops, void *ctx)
-{
-    k->dpo = ops;
-    k->dp_ctx = ctx;
-}
-
-int
-vm_kernel_has_default_pager(struct vm_kernel *k)
-{
-    return k->dpo != NULL;
-}
-
-struct vm_stats *
-vm_kernel_stats(struct vm_kernel *k)
-{
-    return &k->stats;
-}
-
-struct vm_pool *
-vm_kernel_pool(struct vm_kernel *k)
-{
-    return &k->pool;
-}
-
-uint64_t
-vm_kernel_laundry(struct vm_kernel *k)
-{
-    return atomic_load(&k->laundry);
-}

@@ -1,7 +1,8 @@
 /*
- * vm_internal.h - the structures shared by vm_object.c (objects, fault paths,
- * the control-port handlers) and vm_pageout.c (pageout daemon, kernel worker).
- * Not for the front end. Locking rules are those of vm_object.h and vm_pool.h.
+ * vm_internal.h - the structures and functions the kernel's files share
+ * (vm_page_table, vm_batch, vm_object, vm_kernel, vm_fault, vm_laundry,
+ * vm_sync, memory_object, vm_pageout; each may call only the files listed
+ * before it). Not for the front end. Locking rules are those of vm_object.h and vm_pool.h.
  */
 #ifndef EMM_VM_INTERNAL_H
 #define EMM_VM_INTERNAL_H
@@ -26,7 +27,7 @@ struct vm_io {
     void *arg;
     int err;
     unsigned nwired;
-    struct vm_page *wired[258]; /* a 1 MiB read spans at most 257 pages */
+    struct vm_page *wired[EMM_MAX_SPAN_PAGES]; /* a 1 MiB read spans at most 257 pages */
 };
 enum { VM_IO_READ = 1, VM_IO_WRITE };
 
@@ -116,22 +117,43 @@ vm_pager_suspect(struct vm_pager_stats *ps, uint64_t now)
     return atomic_load(&ps->overdue_inflight) > 0 || now < atomic_load(&ps->sick_until_ns);
 }
 
-/* vm_object.c */
-void vm_obj_launder(struct vm_object *obj, struct vm_page *p, int evict, struct vm_batch *b);
-/* The daemon found p's data_return overdue: copy it to swap (lock held). */
-void vm_obj_overdue(struct vm_object *obj, struct vm_page *p, uint64_t now, struct vm_batch *b);
-/* Pages some held pages in from swap to go back to the pager; 1 if work remains. */
-int vm_obj_replay(struct vm_object *obj, unsigned max_pages);
-void vm_kernel_note_swapped(struct vm_kernel *k, struct vm_object *obj);
+/* vm_page_table.c (obj->lock held) */
+struct vm_page *vm_obj_page_lookup(struct vm_object *obj, uint64_t idx);
+struct vm_page *vm_obj_page(struct vm_object *obj, uint64_t idx);
+void vm_obj_page_insert(struct vm_object *obj, struct vm_page *p, uint64_t idx, int state);
+void vm_obj_page_flags(struct vm_object *obj, struct vm_page *p, uint16_t set, uint16_t clear);
+void vm_obj_page_unlink(struct vm_object *obj, struct vm_page *p);
 void vm_obj_remove_page(struct vm_object *obj, struct vm_page *p);
-struct vm_page *vm_obj_page(struct vm_object *obj, uint64_t idx); /* lock held */
-void vm_obj_retry(struct vm_object *obj); /* reruns waiting operations */
+void vm_obj_page_discard(struct vm_object *obj, struct vm_page *p);
+void vm_obj_discard_all(struct vm_object *obj);
+
+/* vm_batch.c */
+struct emm_msg *vm_kmsg(struct vm_object *obj, uint32_t id, uint64_t off, uint64_t len);
+void vm_batch_msg(struct vm_batch *b, struct emm_msg *m);    /* to the pager */
+void vm_batch_dp_msg(struct vm_batch *b, struct emm_msg *m); /* to the default pager */
+void vm_batch_done(struct vm_batch *b, struct vm_io *io);    /* complete io after unlocking */
 void vm_batch_post(struct vm_object *obj, struct vm_batch *b); /* lock held */
 void vm_batch_flush(struct vm_object *obj, struct vm_batch *b); /* after unlocking */
+void vm_io_unwire(struct vm_object *obj, struct vm_io *io);  /* takes obj->lock */
 
-/* vm_pageout.c */
-int vm_pageout_start(struct vm_kernel *k);
-void vm_pageout_stop(struct vm_kernel *k);
+/* vm_object.c */
+int vm_obj_dp_holds(struct vm_object *obj); /* the default pager holds pages of it */
+
+/* vm_kernel.c */
 void vm_kernel_kick(struct vm_kernel *k, struct vm_object *obj); /* retry on the worker */
+void vm_kernel_note_swapped(struct vm_kernel *k, struct vm_object *obj);
+
+/* vm_fault.c (lock held unless said) */
+void vm_obj_run_waiters(struct vm_object *obj, struct vm_batch *b);
+void vm_obj_retry(struct vm_object *obj); /* reruns waiting operations; takes the lock */
+
+/* vm_laundry.c (lock held) */
+void vm_obj_launder(struct vm_object *obj, struct vm_page *p, int evict, struct vm_batch *b);
+/* The daemon found p's data_return overdue: copy it to swap. */
+void vm_obj_overdue(struct vm_object *obj, struct vm_page *p, uint64_t now, struct vm_batch *b);
+
+/* vm_sync.c */
+/* Pages some held pages in from swap to go back to the pager; 1 if work remains. */
+int vm_obj_replay(struct vm_object *obj, unsigned max_pages);
 
 #endif

@@ -42,7 +42,7 @@ struct pgr_std {
  * data is page-aligned (backends may use O_DIRECT or wide stores); the header
  * sits after it. Buffers are of one size (a whole request) and kept on a small
  * free list: a fresh 1 MiB allocation would page-fault on every request. */
-#define SUPPLY_MAX (256 * PS)
+#define SUPPLY_MAX EMM_MAX_REQUEST_BYTES
 #define SUPPLY_CACHED 8
 
 struct supply_buf {

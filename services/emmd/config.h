@@ -93,8 +93,5 @@ int emm_config_load(const char *path, int check_paths, struct emm_config **out, 
                     size_t errlen);
 void emm_config_free(struct emm_config *cfg);
 
-/* Parses a size: digits with an optional K/M/G/T suffix (1024-based, case-insensitive,
- * optional trailing "B" or "iB"). 0 on success, -EINVAL otherwise (overflow too). */
-int emm_parse_size(const char *text, uint64_t *out);
 
 #endif

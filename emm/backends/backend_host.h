@@ -17,7 +17,6 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#include "config.h"
 
 struct emm_backend {
     const struct emm_backend_ops *ops; /* host's zero-filled copy of the layer's ops */
@@ -33,13 +32,32 @@ struct emm_backend {
     char *spec;                 /* this layer's part of the spec */
 };
 
+/* One "NAME.key = value" line of a filesystem's config, for the layer NAME. */
+struct emm_backend_key {
+    const char *key;   /* full key, e.g. "memory.limit" */
+    const char *value;
+    int line;          /* in emm_backend_args.file */
+};
+
+/* What building one filesystem's stack needs (emmd fills it from its config). */
+struct emm_backend_args {
+    const char *spec;       /* "zstd:lmdb", "file", "plugin:NAME", a path to a .so */
+    const char *fs_name;
+    const char *file;       /* where spec and keys were written, for messages */
+    int line;               /* the spec's line */
+    const char *state_dir;  /* each layer gets STATE_DIR/fs/FS_NAME; NULL: /var/lib/emm */
+    const char *plugin_dir; /* searched first for plug-ins, or NULL */
+    const struct emm_backend_key *keys;
+    size_t nkeys;
+};
+
 /*
- * Builds the stack for fs: creates each layer, passes it its "NAME.key" lines
- * (an unknown backend, a key no layer owns or a value a layer refuses fails
- * with "FILE:LINE: ..." in err), then calls config_complete. Does not start it.
+ * Builds the stack: creates each layer, passes it its "NAME.key" lines (an
+ * unknown backend, a key no layer owns or a value a layer refuses fails with
+ * "FILE:LINE: ..." in err), then calls config_complete. Does not start it.
  */
-int emm_backend_open(const struct emm_config *cfg, const struct emm_fs_config *fs,
-                     struct emm_backend **out, char *err, size_t errlen);
+int emm_backend_open(const struct emm_backend_args *a, struct emm_backend **out, char *err,
+                     size_t errlen);
 int emm_backend_start(struct emm_backend *b);   /* bottom-up; after daemonizing */
 void emm_backend_close(struct emm_backend *b);  /* stop (if started) and destroy, top-down */
 
@@ -75,13 +93,13 @@ uint64_t emm_backend_null_word(uint64_t object, uint64_t page, unsigned word);
 
 /*
  * Plug-in search for "plugin:NAME" and for a bare NAME that is not built in:
- * the directories, in order, are [emmd] plugin-dir if set; else $EMM_PLUGIN_DIR
+ * the directories, in order, are plugin_dir (emmd's plugin-dir) if set; else $EMM_PLUGIN_DIR
  * if set and not empty; else EXE_DIR/../lib/emm (EXE_DIR from /proc/self/exe,
  * so build/bin/emmd finds build/lib/emm) and then EMM_PLUGIN_INSTALL_DIR. Puts
  * the first existing DIR/NAME.so into path and returns 0; otherwise returns
  * -ENOENT and writes the directories searched, ", "-separated, into dirs.
  */
-int emm_backend_find_plugin(const struct emm_config *cfg, const char *name, char *path,
+int emm_backend_find_plugin(const char *plugin_dir, const char *name, char *path,
                             size_t pathlen, char *dirs, size_t dirslen);
 
 /* The install directory of plug-ins (CMake: ${CMAKE_INSTALL_FULL_LIBDIR}/emm). */

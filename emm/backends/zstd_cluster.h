@@ -36,7 +36,4 @@ int emm_zstd_decode_cluster(const void *img, size_t len, void *out, size_t clust
 int emm_zstd_encode_cluster(const void *data, size_t cluster_size, const uint8_t *present,
                             int level, void *img, size_t cap, size_t *len);
 
-/* CRC32C (Castagnoli) of buf, continuing from crc (start with 0). */
-uint32_t emm_crc32c(uint32_t crc, const void *buf, size_t len);
-
 #endif

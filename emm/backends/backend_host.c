@@ -26,6 +26,7 @@
 
 #include "fsutil.h"
 #include "log.h"
+#include "units.h"
 
 /* Host-private state of one layer (host.host_private). */
 struct layer_priv {
@@ -228,14 +229,14 @@ load_plugin(const char *path, struct emm_backend *b, struct emm_backend_ops **op
  * gives with symlinks resolved).
  */
 static size_t
-plugin_dirs(const struct emm_config *cfg, char exe_rel[PATH_MAX], const char *dirs[2])
+plugin_dirs(const char *plugin_dir, char exe_rel[PATH_MAX], const char *dirs[2])
 {
     const char *env = getenv("EMM_PLUGIN_DIR");
     size_t n = 0;
     ssize_t len;
 
-    if (cfg && cfg->plugin_dir && cfg->plugin_dir[0]) {
-        dirs[0] = cfg->plugin_dir;
+    if (plugin_dir && plugin_dir[0]) {
+        dirs[0] = plugin_dir;
         return 1;
     }
     if (env && env[0]) {
@@ -262,12 +263,12 @@ plugin_dirs(const struct emm_config *cfg, char exe_rel[PATH_MAX], const char *di
 }
 
 int
-emm_backend_find_plugin(const struct emm_config *cfg, const char *name, char *path,
+emm_backend_find_plugin(const char *plugin_dir, const char *name, char *path,
                         size_t pathlen, char *dirs, size_t dirslen)
 {
     char exe_rel[PATH_MAX];
     const char *dir[2];
-    size_t n = plugin_dirs(cfg, exe_rel, dir), pos = 0;
+    size_t n = plugin_dirs(plugin_dir, exe_rel, dir), pos = 0;
 
     if (dirs && dirslen)
         dirs[0] = '\0';
@@ -299,7 +300,7 @@ plugin_name_ok(const char *name)
  * as NAME.so in the plug-in directories.
  */
 static int
-resolve(const struct emm_config *cfg, const char *elem, struct emm_backend *b, char *why,
+resolve(const char *plugin_dir, const char *elem, struct emm_backend *b, char *why,
         size_t whylen)
 {
     struct emm_backend_ops *ops = NULL;
@@ -323,7 +324,7 @@ resolve(const struct emm_config *cfg, const char *elem, struct emm_backend *b, c
             snprintf(why, whylen, "bad plug-in name '%s'", name);
             return -EINVAL;
         }
-        r = emm_backend_find_plugin(cfg, name, path, sizeof(path), dirs, sizeof(dirs));
+        r = emm_backend_find_plugin(plugin_dir, name, path, sizeof(path), dirs, sizeof(dirs));
         if (r < 0) {
             snprintf(why, whylen, "unknown backend '%s' (%sno %s.so in %s)", elem,
                      name == elem ? "not built in; " : "", name, dirs);
@@ -457,7 +458,7 @@ fail(char *err, size_t errlen, int r, const char *fmt, ...)
 }
 
 static struct emm_backend *
-layer_new(const struct emm_config *cfg, const struct emm_fs_config *fs, const char *elem)
+layer_new(const struct emm_backend_args *a, const char *elem)
 {
     struct emm_backend *b = calloc(1, sizeof(*b));
     struct layer_priv *p = calloc(1, sizeof(*p));
@@ -468,9 +469,9 @@ layer_new(const struct emm_config *cfg, const struct emm_fs_config *fs, const ch
     b->host.host_private = p;
     p->b = b;
     b->spec = strdup(elem);
-    b->fs_name = strdup(fs->name ? fs->name : "");
+    b->fs_name = strdup(a->fs_name ? a->fs_name : "");
     if (asprintf((char **)&b->host.state_dir, "%s/fs/%s",
-                 cfg->state_dir ? cfg->state_dir : "/var/lib/emm", b->fs_name ? b->fs_name : "") < 0)
+                 a->state_dir ? a->state_dir : "/var/lib/emm", b->fs_name ? b->fs_name : "") < 0)
         b->host.state_dir = NULL;
     if (!b->spec || !b->fs_name || !b->host.state_dir) {
         layer_free(b);
@@ -496,13 +497,12 @@ nomem:
 
 /* Hands every "NAME.key" line to each layer whose name is NAME. */
 static int
-route_keys(struct emm_backend *top, const struct emm_config *cfg, const struct emm_fs_config *fs,
-           char *err, size_t errlen)
+route_keys(struct emm_backend *top, const struct emm_backend_args *a, char *err, size_t errlen)
 {
-    const char *file = cfg->path ? cfg->path : "?";
+    const char *file = a->file ? a->file : "?";
 
-    for (size_t i = 0; i < fs->nbackend_keys; i++) {
-        const struct emm_config_kv *kv = &fs->backend_keys[i];
+    for (size_t i = 0; i < a->nkeys; i++) {
+        const struct emm_backend_key *kv = &a->keys[i];
         const char *dot = strchr(kv->key, '.');
         int owned = 0;
 
@@ -526,40 +526,40 @@ route_keys(struct emm_backend *top, const struct emm_config *cfg, const struct e
         }
         if (!owned)
             return fail(err, errlen, -EINVAL, "%s:%d: key '%s' belongs to no backend in '%s'",
-                        file, kv->line, kv->key, fs->backend);
+                        file, kv->line, kv->key, a->spec);
     }
     return 0;
 }
 
 int
-emm_backend_open(const struct emm_config *cfg, const struct emm_fs_config *fs,
-                 struct emm_backend **out, char *err, size_t errlen)
+emm_backend_open(const struct emm_backend_args *a, struct emm_backend **out, char *err,
+                 size_t errlen)
 {
-    const char *file = cfg->path ? cfg->path : "?";
-    int line = fs->backend_line;
+    const char *file = a->file ? a->file : "?";
+    int line = a->line;
     struct emm_backend *top = NULL, **link = &top;
     char **elems = NULL;
     size_t nelems = 0;
     int r;
 
     *out = NULL;
-    if (!fs->backend || !fs->backend[0])
+    if (!a->spec || !a->spec[0])
         return fail(err, errlen, -EINVAL, "%s:%d: no backend given", file, line);
-    r = split_spec(fs->backend, &elems, &nelems);
+    r = split_spec(a->spec, &elems, &nelems);
     if (r < 0)
         return fail(err, errlen, r, "out of memory");
 
     /* Resolve every layer first, top first, so a bad spec creates nothing. */
     for (size_t i = 0; i < nelems; i++) {
         char why[1600] = ""; /* room for the plug-in directories searched */
-        struct emm_backend *b = layer_new(cfg, fs, elems[i]);
+        struct emm_backend *b = layer_new(a, elems[i]);
         if (!b) {
             r = fail(err, errlen, -ENOMEM, "out of memory");
             goto out;
         }
         *link = b;
         link = &b->next;
-        r = resolve(cfg, elems[i], b, why, sizeof(why));
+        r = resolve(a->plugin_dir, elems[i], b, why, sizeof(why));
         if (r < 0) {
             fail(err, errlen, r, "%s:%d: %s", file, line, why);
             goto out;
@@ -610,7 +610,7 @@ emm_backend_open(const struct emm_config *cfg, const struct emm_fs_config *fs,
         p->created = 1;
     }
 
-    r = route_keys(top, cfg, fs, err, errlen);
+    r = route_keys(top, a, err, errlen);
     if (r < 0)
         goto out;
 

@@ -15,6 +15,13 @@
 
 struct emm_port;
 
+/* The one request-size limit: no message moves more than 1 MiB (256 pages),
+ * and FUSE is mounted with max_read/max_write of the same size. An unaligned
+ * range of that size touches one page more; EMM_MAX_SPAN_PAGES has room. */
+#define EMM_MAX_REQUEST_PAGES 256u
+#define EMM_MAX_REQUEST_BYTES (EMM_MAX_REQUEST_PAGES * 4096u)
+#define EMM_MAX_SPAN_PAGES (EMM_MAX_REQUEST_PAGES + 2u)
+
 enum emm_msg_id {
     /* kernel -> pager, sent to the memory object port */
     MO_INIT = 1,         /* control, name, arg=page_size */

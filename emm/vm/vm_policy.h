@@ -73,5 +73,8 @@ extern const struct vm_policy_ops *const vm_policies[];
 
 /* The policy called name, or NULL if there is none. */
 const struct vm_policy_ops *vm_policy_lookup(const char *name);
+/* Sets the inactive target fraction of a "second-chance" state (default 2/3);
+ * bench/policysim compares other fractions with it. */
+void vm_policy_sc_set_inactive(void *st, unsigned num, unsigned den);
 
 #endif

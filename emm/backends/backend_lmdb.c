@@ -40,7 +40,7 @@
 #include <unistd.h>
 
 #include "backend_host.h"
-#include "catalog.h"
+#include "lmdb_shared.h"
 #include "fsutil.h"
 
 #define KEY_LEN 16

@@ -1,0 +1,197 @@
+/*
+ * vm_batch.c - batches: the messages and completions an operation decides
+ * under the object lock, posted to the ports in lock order and run after
+ * unlocking (the rule that no lock is held while a message is sent or a
+ * completion runs), and the unwiring of an operation's pages.
+ *
+ * Locking: obj->lock guards everything in struct vm_object and the state, flags
+ * and contents of its pages; vm_internal.h says who holds it for each call.
+ * Work that must happen without it (sending messages, completions, upcalls)
+ * is gathered in a struct vm_batch and run by vm_batch_flush after unlocking.
+ * Lock order: object, then pool.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "log.h"
+#include "vm_internal.h"
+
+static void
+msg_append(struct emm_msg **head, struct emm_msg **tail, struct emm_msg *m)
+{
+    m->next = NULL;
+    if (*tail != NULL)
+        (*tail)->next = m;
+    else
+        *head = m;
+    *tail = m;
+}
+
+/* To the object's pager / to its default-pager port. */
+void
+vm_batch_msg(struct vm_batch *b, struct emm_msg *m)
+{
+    msg_append(&b->msgs, &b->msgs_tail, m);
+}
+
+void
+vm_batch_dp_msg(struct vm_batch *b, struct emm_msg *m)
+{
+    msg_append(&b->dp_msgs, &b->dp_msgs_tail, m);
+}
+
+struct emm_msg *
+vm_kmsg(struct vm_object *obj, uint32_t id, uint64_t off, uint64_t len)
+{
+    struct emm_msg *m = emm_msg_new(id, off, len);
+    if (m != NULL)
+        m->control = emm_port_ref(obj->control);
+    return m;
+}
+
+void
+vm_batch_done(struct vm_batch *b, struct vm_io *io)
+{
+    io->next = NULL;
+    if (b->done_tail != NULL)
+        b->done_tail->next = io;
+    else
+        b->done = io;
+    b->done_tail = io;
+}
+
+/* Chains runs of data_returns for contiguous pages (at most 256, 1 MiB), so a
+ * pager that takes clusters stores them in one backend write. */
+static void
+cluster_returns(struct emm_msg *m)
+{
+    while (m != NULL) {
+        struct emm_msg *head = m, *last = m;
+        unsigned n = 1;
+        while (head->id == MO_DATA_RETURN && last->next != NULL &&
+               last->next->id == MO_DATA_RETURN && n < 256 &&
+               last->next->offset == last->offset + VM_PS &&
+               last->next->flags == head->flags) {
+            last->chain = last->next;
+            last = last->next;
+            n++;
+        }
+        head->next = last->next; /* the chained ones are not sent on their own */
+        m = head->next;
+    }
+}
+
+/* Queues the batch's messages on the pager's and the default pager's ports.
+ * Called with the object lock held, so messages reach each port in the order
+ * the object decided them, whichever thread sends first after unlocking: a
+ * discard is never overtaken by a data_request or data_return that an earlier
+ * holder of the lock queued (a stale page would come back). A message a dead
+ * port refuses is released by vm_batch_flush, without the lock. */
+void
+vm_batch_post(struct vm_object *obj, struct vm_batch *b)
+{
+    struct emm_msg *m = b->msgs;
+    b->msgs = b->msgs_tail = NULL;
+    if (atomic_load(&obj->return_clusters))
+        cluster_returns(m);
+    while (m != NULL) {
+        struct emm_msg *next = m->next;
+        if (emm_port_post(obj->pager, m) < 0) {
+            m->next = b->failed;
+            b->failed = m;
+        } else {
+            b->kick_pager = 1;
+        }
+        m = next;
+    }
+    m = b->dp_msgs;
+    b->dp_msgs = b->dp_msgs_tail = NULL;
+    while (m != NULL) {
+        struct emm_msg *next = m->next;
+        if (obj->dp == NULL || emm_port_post(obj->dp, m) < 0) {
+            m->next = b->dp_failed;
+            b->dp_failed = m;
+        } else {
+            b->kick_dp = 1;
+        }
+        m = next;
+    }
+}
+
+void
+vm_batch_flush(struct vm_object *obj, struct vm_batch *b)
+{
+    if (b->msgs != NULL || b->dp_msgs != NULL)
+        vm_batch_post(obj, b); /* a caller that built the batch without the lock */
+    if (b->kick_pager)
+        emm_port_kick(obj->pager);
+    if (b->kick_dp)
+        emm_port_kick(obj->dp);
+    b->kick_pager = b->kick_dp = 0;
+    for (int dp = 0; dp < 2; dp++) {
+        struct emm_msg *m = dp ? b->dp_failed : b->failed;
+        while (m != NULL) {
+            struct emm_msg *next = m->next;
+            emm_warn("object %llu: %s gone, %s not delivered", (unsigned long long)obj->id,
+                     dp ? "default pager" : "pager", emm_msg_name(m->id));
+            emm_msg_release(m, -EPIPE);
+            m = next;
+        }
+    }
+    b->failed = b->dp_failed = NULL;
+    struct vm_io *io = b->done;
+    b->done = b->done_tail = NULL;
+    while (io != NULL) {
+        struct vm_io *next = io->next;
+        if (io->op == VM_IO_READ) {
+            if (io->err == 0) {
+                struct iovec iov[EMM_MAX_SPAN_PAGES];
+                uint64_t pos = io->off, end = io->off + io->len;
+                int n = 0;
+                for (unsigned i = 0; i < io->nwired; i++) {
+                    uint64_t in = pos % VM_PS;
+                    uint64_t take = VM_PS - in;
+                    if (take > end - pos)
+                        take = end - pos;
+                    iov[n].iov_base = (char *)io->wired[i]->frame + in;
+                    iov[n].iov_len = take;
+                    n++;
+                    pos += take;
+                }
+                io->rdone(io->arg, 0, iov, n);
+                vm_io_unwire(obj, io);
+            } else {
+                io->rdone(io->arg, io->err, NULL, 0);
+            }
+        } else {
+            io->done(io->arg, io->err);
+        }
+        free(io->buf);
+        free(io);
+        io = next;
+    }
+    struct vm_sync *s = b->syncs_done;
+    b->syncs_done = NULL;
+    while (s != NULL) {
+        struct vm_sync *next = s->next;
+        s->done(s->arg, b->sync_err);
+        free(s);
+        s = next;
+    }
+}
+
+void
+vm_io_unwire(struct vm_object *obj, struct vm_io *io)
+{
+    pthread_mutex_lock(&obj->lock);
+    for (unsigned i = 0; i < io->nwired; i++) {
+        struct vm_page *p = io->wired[i];
+        if (--p->wire == 0 && (p->flags & VM_PG_EVICT) && p->state == VM_PAGE_PRESENT &&
+            !(p->flags & VM_PG_DIRTY))
+            vm_obj_remove_page(obj, p);
+    }
+    pthread_mutex_unlock(&obj->lock);
+    io->nwired = 0;
+}

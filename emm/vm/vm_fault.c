@@ -1,0 +1,427 @@
+/*
+ * vm_fault.c - the fault (read) and write paths: operations wire resident
+ * pages, ask the pager for missing runs with data_request, wait on the object
+ * (never in a thread) when frames or data are missing, and are rerun by the
+ * handlers and the kernel worker.
+ *
+ * Locking: obj->lock guards everything in struct vm_object and the state, flags
+ * and contents of its pages; vm_internal.h says who holds it for each call.
+ * Work that must happen without it (sending messages, completions, upcalls)
+ * is gathered in a struct vm_batch and run by vm_batch_flush after unlocking.
+ * Lock order: object, then pool.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "log.h"
+#include "vm_internal.h"
+
+static void
+starve(struct vm_object *obj, unsigned need)
+{
+    obj->starved = 1;
+    if (need > atomic_load(&obj->need_frames))
+        atomic_store(&obj->need_frames, need);
+    atomic_fetch_add(&obj->kernel->stats.frame_waits, 1);
+}
+
+/* Page idx of a non-resident range is a hole of the pager's that the kernel
+ * fills itself: the pager is suspect (it sits on an overdue data_return, so a
+ * data_request would wait behind it: a stalled pager must not stall faults on
+ * pages it has nothing for) and reports it does not store the page. Pages in
+ * flight to it are resident or in swap, so this is its current answer. */
+static int
+pager_lacks(struct vm_object *obj, uint64_t idx)
+{
+    struct vm_kernel *k = obj->kernel;
+    if (obj->temporary || obj->pager == NULL || k->up.pager_has_page == NULL ||
+        !vm_pager_suspect(obj->pstats, emm_mono_ns()))
+        return 0;
+    return !k->up.pager_has_page(obj->owner, idx);
+}
+
+/* p waits for a data_request its pager has not started, queued behind a
+ * data_return the pager sits on, and the pager lacks the page: fill it as the
+ * hole it is. The page stays resident (the daemon skips it) until the pager's
+ * late answer arrives, so that answer never lands on a later request. */
+static void
+abandon_request(struct vm_object *obj, struct vm_page *p)
+{
+    memset(p->frame, 0, VM_PS);
+    p->state = VM_PAGE_PRESENT;
+    obj->nabsent--;
+    p->lock_value = 0;
+    p->flags |= VM_PG_ABANDONED;
+    p->flags &= ~VM_PG_DISCARDED;
+    vm_obj_page_flags(obj, p, VM_PG_NEW, 0);
+    vm_pool_enqueue(&obj->kernel->pool, p);
+    atomic_fetch_add(&obj->kernel->stats.holes_filled, 1);
+}
+
+/* Requests the pages of [first, first+n) that are not resident. Returns 1 if all
+ * are resident and readable, 0 if some are on their way. */
+static int
+fault_in(struct vm_object *obj, uint64_t first, uint64_t n, uint32_t access, struct vm_io *io,
+         struct vm_batch *b)
+{
+    struct vm_kernel *k = obj->kernel;
+    int ready = 1;
+    uint64_t idx = first, end = first + n;
+    while (idx < end) {
+        struct vm_page *p = vm_obj_page_lookup(obj, idx);
+        if (p != NULL) {
+            if (p->state == VM_PAGE_ABSENT && !(p->flags & (VM_PG_FROMSWAP | VM_PG_REPLAY)) &&
+                pager_lacks(obj, idx))
+                abandon_request(obj, p);
+            if (p->state == VM_PAGE_ABSENT)
+                ready = 0;
+            else if (p->lock_value & access & VM_PROT_READ) {
+                ready = 0;
+                if (!io->unlock_sent) {
+                    struct emm_msg *m = vm_kmsg(obj, MO_DATA_UNLOCK, idx * VM_PS, VM_PS);
+                    if (m != NULL) {
+                        m->access = access;
+                        vm_batch_msg(b, m);
+                        atomic_fetch_add(&k->stats.data_unlocks, 1);
+                    }
+                    io->unlock_sent = 1;
+                }
+            }
+            idx++;
+            continue;
+        }
+        uint64_t run = idx;
+        while (run < end && run - idx < 256 && vm_obj_page_lookup(obj, run) == NULL)
+            run++;
+        /* Pages whose newest copy is in swap come from the default pager. */
+        int from_swap = 0;
+        if (vm_obj_dp_holds(obj)) {
+            from_swap = k->dpo->holds(k->dp_ctx, obj->dp_handle, idx);
+            uint64_t r = idx + 1;
+            while (r < run && k->dpo->holds(k->dp_ctx, obj->dp_handle, r) == from_swap)
+                r++;
+            run = r;
+        }
+        /* A suspect pager still works through an earlier data_return: a
+         * data_request would queue behind it. Pages it never stored are holes
+         * the kernel fills itself (what its data_unavailable would say). */
+        int hole = 0;
+        if (!from_swap && pager_lacks(obj, idx)) {
+            hole = 1;
+            uint64_t r = idx + 1;
+            while (r < run && pager_lacks(obj, r))
+                r++;
+            run = r;
+        }
+        struct vm_page *frames[256];
+        unsigned want = (unsigned)(run - idx);
+        unsigned got = vm_pool_alloc(&k->pool, frames, want);
+        if (got < want)
+            starve(obj, 1); /* a read progresses with any frame */
+        if (got == 0)
+            return 0;
+        if (hole) {
+            for (unsigned i = 0; i < got; i++) {
+                memset(frames[i]->frame, 0, VM_PS);
+                vm_obj_page_insert(obj, frames[i], idx + i, VM_PAGE_PRESENT);
+                vm_obj_page_flags(obj, frames[i], VM_PG_NEW, 0);
+                vm_pool_enqueue(&k->pool, frames[i]);
+            }
+            atomic_fetch_add(&k->stats.holes_filled, got);
+            idx += got;
+            if (got < want)
+                ready = 0;
+            continue;
+        }
+        ready = 0;
+        struct emm_msg *m = vm_kmsg(obj, MO_DATA_REQUEST, idx * VM_PS, got * VM_PS);
+        if (m == NULL) {
+            for (unsigned i = 0; i < got; i++)
+                vm_pool_free(&k->pool, frames[i]);
+            return 0;
+        }
+        m->access = access;
+        for (unsigned i = 0; i < got; i++) {
+            vm_obj_page_insert(obj, frames[i], idx + i, VM_PAGE_ABSENT);
+            if (from_swap)
+                frames[i]->flags |= VM_PG_FROMSWAP;
+        }
+        if (from_swap)
+            vm_batch_dp_msg(b, m);
+        else
+            vm_batch_msg(b, m);
+        atomic_fetch_add(&k->stats.data_requests, 1);
+        atomic_fetch_add(&k->stats.pages_requested, got);
+        idx += got;
+    }
+    return ready;
+}
+
+/* 1: done (pages wired in io), 0: waiting, <0: error. */
+static int
+read_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
+{
+    if (obj->state == VM_OBJ_INIT)
+        return 0;
+    if (obj->state != VM_OBJ_READY)
+        return -(obj->error && obj->error != ENOSPC ? obj->error : EIO);
+    uint64_t end = io->off + io->len;
+    if (end > obj->size)
+        end = obj->size;
+    if (io->off >= end) {
+        io->len = 0;
+        io->nwired = 0;
+        return 1;
+    }
+    io->len = end - io->off;
+    uint64_t first = io->off / VM_PS, last = (end - 1) / VM_PS;
+    if (!fault_in(obj, first, last - first + 1, VM_PROT_READ, io, b))
+        return 0;
+    io->nwired = 0;
+    for (uint64_t idx = first; idx <= last; idx++) {
+        struct vm_page *p = vm_obj_page_lookup(obj, idx);
+        p->wire++;
+        io->wired[io->nwired++] = p;
+    }
+    vm_pool_touch(&obj->kernel->pool, io->wired, io->nwired);
+    return 1;
+}
+
+/* A write to a page whose frame someone else reads, and will not give back
+ * soon: its data_return is overdue (the stalled pager keeps the frame, freed
+ * when it answers), or a READ reply is being sent from it (freed at the last
+ * vm_io_unwire). The object gets a copy, so the writer never waits past the deadline
+ * and the reader sees the page as it was. Lock held. */
+static struct vm_page *
+page_copy(struct vm_object *obj, struct vm_page *old, struct vm_page *q)
+{
+    int laundry = old->state == VM_PAGE_LAUNDRY;
+    uint16_t keep = old->flags & (VM_PG_NEW | VM_PG_INSWAP | VM_PG_PRECIOUS | VM_PG_ABANDONED);
+    if (old->flags & VM_PG_DIRTY)
+        keep |= VM_PG_DIRTY;
+    vm_obj_page_unlink(obj, old);
+    if (laundry)
+        obj->nlaundry--;
+    else
+        old->flags |= VM_PG_EVICT;
+    old->flags |= VM_PG_ORPHAN;
+    vm_obj_page_insert(obj, q, old->index, VM_PAGE_PRESENT);
+    memcpy(q->frame, old->frame, VM_PS);
+    q->lock_value = old->lock_value;
+    /* The swap copy (if the default pager got one) is older than this page. */
+    vm_obj_page_flags(obj, q, VM_PG_DIRTY | keep | (laundry && obj->dp != NULL ? VM_PG_INSWAP : 0), 0);
+    if (laundry)
+        atomic_fetch_add(&obj->kernel->stats.cow_overdue, 1);
+    return q;
+}
+
+static int
+write_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
+{
+    struct vm_kernel *k = obj->kernel;
+    if (obj->state == VM_OBJ_INIT)
+        return 0;
+    if (obj->state != VM_OBJ_READY)
+        return -(obj->error ? obj->error : EIO);
+    if (io->len == 0)
+        return 1;
+    uint64_t end = io->off + io->len;
+    uint64_t first = io->off / VM_PS, last = (end - 1) / VM_PS;
+    unsigned need = 0;
+    int ready = 1;
+    for (uint64_t idx = first; idx <= last; idx++) {
+        struct vm_page *p = vm_obj_page_lookup(obj, idx);
+        int full = io->off <= idx * VM_PS && end >= (idx + 1) * VM_PS;
+        if (p == NULL) {
+            if (full) {
+                need++;
+            } else if (!fault_in(obj, idx, 1, VM_PROT_READ | VM_PROT_WRITE, io, b)) {
+                ready = 0;
+            }
+            continue;
+        }
+        if ((p->state == VM_PAGE_LAUNDRY && (p->flags & VM_PG_OVERDUE)) ||
+            (p->state == VM_PAGE_PRESENT && p->wire > 0 && !(p->lock_value & VM_PROT_WRITE))) {
+            need++; /* its pager stalls, or a reply reads it: write to a copy */
+        } else if (p->state == VM_PAGE_ABSENT || p->state == VM_PAGE_LAUNDRY) {
+            ready = 0;
+        } else if (p->lock_value & VM_PROT_WRITE) {
+            ready = 0;
+            if (!io->unlock_sent) {
+                struct emm_msg *m = vm_kmsg(obj, MO_DATA_UNLOCK, idx * VM_PS, VM_PS);
+                if (m != NULL) {
+                    m->access = VM_PROT_WRITE;
+                    vm_batch_msg(b, m);
+                    atomic_fetch_add(&k->stats.data_unlocks, 1);
+                }
+                io->unlock_sent = 1;
+            }
+        }
+    }
+    if (!ready)
+        return 0;
+    struct vm_page *frames[EMM_MAX_SPAN_PAGES];
+    if (need > 0 && vm_pool_alloc_all(&k->pool, frames, need) == 0) {
+        starve(obj, need); /* a write takes all its frames at once */
+        return 0;
+    }
+    unsigned used = 0;
+    struct vm_page *touched[EMM_MAX_SPAN_PAGES];
+    for (uint64_t idx = first; idx <= last; idx++) {
+        struct vm_page *p = vm_obj_page_lookup(obj, idx);
+        if (p != NULL && (p->state == VM_PAGE_LAUNDRY || p->wire > 0)) {
+            p = page_copy(obj, p, frames[used++]);
+        } else if (p == NULL) {
+            p = frames[used++];
+            vm_obj_page_insert(obj, p, idx, VM_PAGE_PRESENT);
+            int has = k->up.pager_has_page ? k->up.pager_has_page(obj->owner, idx) : 0;
+            vm_obj_page_flags(obj, p, has ? 0 : VM_PG_NEW, 0);
+        }
+        uint64_t pstart = idx * VM_PS;
+        uint64_t from = io->off > pstart ? io->off : pstart;
+        uint64_t to = end < pstart + VM_PS ? end : pstart + VM_PS;
+        memcpy((char *)p->frame + (from - pstart), (const char *)io->buf + (from - io->off),
+               to - from);
+        vm_obj_page_flags(obj, p, VM_PG_DIRTY, 0);
+        touched[idx - first] = p;
+    }
+    vm_pool_touch(&k->pool, touched, (unsigned)(last - first + 1));
+    return 1;
+}
+
+static int
+io_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
+{
+    return io->op == VM_IO_READ ? read_try(obj, io, b) : write_try(obj, io, b);
+}
+
+static void
+io_queue(struct vm_object *obj, struct vm_io *io)
+{
+    io->next = NULL;
+    if (obj->io_tail != NULL)
+        obj->io_tail->next = io;
+    else
+        obj->io_head = io;
+    obj->io_tail = io;
+}
+
+/* Reruns waiting operations in order; called with the lock held. */
+void
+vm_obj_run_waiters(struct vm_object *obj, struct vm_batch *b)
+{
+    struct vm_io *io = obj->io_head, *keep_head = NULL, *keep_tail = NULL;
+    obj->io_head = obj->io_tail = NULL;
+    obj->starved = 0;
+    atomic_store(&obj->need_frames, 0);
+    while (io != NULL) {
+        struct vm_io *next = io->next;
+        int rc = io_try(obj, io, b);
+        if (rc == 0) {
+            io->next = NULL;
+            if (keep_tail != NULL)
+                keep_tail->next = io;
+            else
+                keep_head = io;
+            keep_tail = io;
+        } else {
+            io->err = rc < 0 ? -rc : 0;
+            vm_batch_done(b, io);
+        }
+        io = next;
+    }
+    /* New arrivals during the loop cannot happen: we hold the lock. */
+    obj->io_head = keep_head;
+    obj->io_tail = keep_tail;
+    if (obj->starved)
+        vm_kernel_kick(obj->kernel, obj);
+}
+
+void
+vm_obj_retry(struct vm_object *obj)
+{
+    struct vm_batch b = {0};
+    pthread_mutex_lock(&obj->lock);
+    vm_obj_run_waiters(obj, &b);
+    vm_batch_post(obj, &b);
+    pthread_mutex_unlock(&obj->lock);
+    vm_batch_flush(obj, &b);
+}
+
+static void
+io_start(struct vm_object *obj, struct vm_io *io)
+{
+    struct vm_batch b = {0};
+    pthread_mutex_lock(&obj->lock);
+    int rc;
+    if (obj->io_head != NULL && io->op == VM_IO_WRITE)
+        rc = 0; /* keep writes behind earlier waiters: per-page order */
+    else
+        rc = io_try(obj, io, &b);
+    if (rc == 0) {
+        io_queue(obj, io);
+        if (obj->starved)
+            vm_kernel_kick(obj->kernel, obj);
+    } else {
+        io->err = rc < 0 ? -rc : 0;
+        vm_batch_done(&b, io);
+    }
+    vm_batch_post(obj, &b);
+    pthread_mutex_unlock(&obj->lock);
+    vm_batch_flush(obj, &b);
+}
+
+void
+vm_object_read(struct vm_object *obj, uint64_t off, uint64_t len, vm_read_done_fn done, void *arg)
+{
+    struct vm_io *io = calloc(1, sizeof(*io));
+    if (io == NULL) {
+        done(arg, ENOMEM, NULL, 0);
+        return;
+    }
+    if (len > EMM_MAX_REQUEST_BYTES)
+        len = EMM_MAX_REQUEST_BYTES;
+    io->op = VM_IO_READ;
+    io->off = off;
+    io->len = len;
+    io->rdone = done;
+    io->arg = arg;
+    atomic_fetch_add(&obj->kernel->stats.read_ops, 1);
+    vm_object_ref(obj);
+    io_start(obj, io);
+    vm_object_unref(obj);
+}
+
+void
+vm_object_write(struct vm_object *obj, uint64_t off, const void *buf, uint64_t len,
+                vm_done_fn done, void *arg)
+{
+    if (len > EMM_MAX_REQUEST_BYTES) {
+        done(arg, EINVAL);
+        return;
+    }
+    struct vm_io *io = calloc(1, sizeof(*io));
+    if (io == NULL) {
+        done(arg, ENOMEM);
+        return;
+    }
+    /* The caller's buffer lives only during this call: keep a copy in case we wait. */
+    io->buf = malloc(len ? len : 1);
+    if (io->buf == NULL) {
+        free(io);
+        done(arg, ENOMEM);
+        return;
+    }
+    memcpy(io->buf, buf, len);
+    io->op = VM_IO_WRITE;
+    io->off = off;
+    io->len = len;
+    io->done = done;
+    io->arg = arg;
+    atomic_fetch_add(&obj->kernel->stats.write_ops, 1);
+    vm_object_ref(obj);
+    io_start(obj, io);
+    vm_object_unref(obj);
+}

@@ -1,0 +1,77 @@
+/*
+ * vm_kernel.c - the kernel's shared state that objects use: the kernel
+ * worker's queue of objects to rerun (vm_kernel_kick) and the list of objects
+ * with pages in swap to replay, the default pager's registration, and the
+ * counters. The threads that consume these live in vm_pageout.c.
+ *
+ * Locking: kick_lock guards the worker's queue and the swapped list; an
+ * object's lock may be held when kicking (order: object, then kick_lock, then
+ * pool). The rest is set once before objects exist, or atomic.
+ */
+#include "vm_internal.h"
+
+void
+vm_kernel_kick(struct vm_kernel *k, struct vm_object *obj)
+{
+    /* Tell the daemon how many frames must come free at once (obj->lock held). */
+    unsigned need = atomic_load(&obj->need_frames), cur = atomic_load(&k->need_frames);
+    while (need > cur && !atomic_compare_exchange_weak(&k->need_frames, &cur, need))
+        ;
+    pthread_mutex_lock(&k->kick_lock);
+    if (!obj->kicked) {
+        obj->kicked = 1;
+        vm_object_ref(obj);
+        obj->kick_next = k->kick_head;
+        k->kick_head = obj;
+        atomic_store(&k->kicks_pending, 1);
+    }
+    pthread_mutex_unlock(&k->kick_lock);
+    /* Frames come from the daemon: make sure it runs. */
+    pthread_mutex_lock(&k->pool.lock);
+    pthread_cond_signal(&k->pool.wake);
+    pthread_mutex_unlock(&k->pool.lock);
+}
+
+void
+vm_kernel_note_swapped(struct vm_kernel *k, struct vm_object *obj)
+{
+    pthread_mutex_lock(&k->kick_lock);
+    if (!obj->on_swapped_list) {
+        obj->on_swapped_list = 1;
+        vm_object_ref(obj);
+        obj->swapped_next = k->swapped_head;
+        k->swapped_head = obj;
+    }
+    pthread_mutex_unlock(&k->kick_lock);
+}
+
+void
+vm_kernel_set_default_pager(struct vm_kernel *k, const struct vm_dpager_ops *ops, void *ctx)
+{
+    k->dpo = ops;
+    k->dp_ctx = ctx;
+}
+
+int
+vm_kernel_has_default_pager(struct vm_kernel *k)
+{
+    return k->dpo != NULL;
+}
+
+struct vm_stats *
+vm_kernel_stats(struct vm_kernel *k)
+{
+    return &k->stats;
+}
+
+struct vm_pool *
+vm_kernel_pool(struct vm_kernel *k)
+{
+    return &k->pool;
+}
+
+uint64_t
+vm_kernel_laundry(struct vm_kernel *k)
+{
+    return atomic_load(&k->laundry);
+}
