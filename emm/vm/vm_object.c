@@ -57,6 +57,7 @@ vm_object_unref(struct vm_object *obj)
     }
     free(obj->buckets);
     pthread_mutex_destroy(&obj->lock);
+    pthread_cond_destroy(&obj->wcond);
     free(obj);
 }
 
