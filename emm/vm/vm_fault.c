@@ -115,11 +115,27 @@ fault_in(struct vm_object *obj, uint64_t first, uint64_t n, uint32_t access, str
                 r++;
             run = r;
         }
+        /* Read-around (Mach's cluster page-in): a small fault on a temporary
+         * object also asks for the swapped pages that follow it in its
+         * window, which the default pager reads in the same I/O when their
+         * slots are consecutive (a clustered pageout wrote them so). Only
+         * while frames are free: the extra pages never starve anything. */
+        unsigned want = (unsigned)(run - idx), extra = 0;
+        if (run == end && want < VM_READAROUND && obj->temporary && k->dpo != NULL &&
+            obj->dp != NULL && vm_pool_free_count(&k->pool) >= k->pool.free_target + VM_READAROUND) {
+            uint64_t lim = (obj->size + VM_PS - 1) / VM_PS, wend = idx + VM_READAROUND;
+            while (run < wend && run < lim && vm_obj_page_lookup(obj, run) == NULL &&
+                   k->dpo->holds(k->dp_ctx, obj->dp_handle, run))
+                run++;
+            extra = (unsigned)(run - idx) - want;
+        }
         struct vm_page *frames[256];
-        unsigned want = (unsigned)(run - idx);
-        unsigned got = vm_pool_alloc(&k->pool, frames, want);
+        unsigned got = vm_pool_alloc(&k->pool, frames, want + extra);
         if (got < want)
             starve(obj, 1); /* a read progresses with any frame */
+        if (got > want)
+            atomic_fetch_add(&k->stats.readaround_pages, got - want);
+        want += extra;
         if (got == 0)
             return 0;
         if (hole) {

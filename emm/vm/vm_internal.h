@@ -14,6 +14,7 @@
 #include "vm_object.h"
 
 #define VM_PS ((uint64_t)EMM_PAGE_SIZE)
+#define VM_READAROUND 16u /* pages a small fault on a temporary object reads around */
 
 /* A caller blocked in vm_object_write until its buffer is no longer needed
  * (on its stack; signalled under the object lock). */

@@ -54,6 +54,7 @@ struct vm_stats {
      * (writes_staged), or their caller blocked until frames came back
      * (writes_blocked); the gauges say how many of each there are now. */
     atomic_uint_fast64_t writes_staged, writes_blocked, staged_pages_now, blocked_writers_now;
+    atomic_uint_fast64_t readaround_pages; /* swapped neighbours a fault brought in too */
 };
 
 /* Per-filesystem counters the kernel keeps for the filesystem's pager, and its

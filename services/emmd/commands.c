@@ -296,6 +296,7 @@ info_memory(struct emmd *d, const struct totals *t, struct kv *k)
     kv_u64(k, ds.slots_total - ds.slots_used, "swap_free_pages");
     kv_u64(k, ds.pages_out, "swap_pages_out");
     kv_u64(k, LD(s->swap_faults), "swap_faults");
+    kv_u64(k, LD(s->readaround_pages), "swap_readaround_pages");
     kv_u64(k, ds.full_errors, "swap_full_errors");
     kv_u64(k, ds.io_errors, "swap_io_errors");
     kv_u64(k, LD(s->double_paged), "double_paged");

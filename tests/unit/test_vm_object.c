@@ -1346,6 +1346,122 @@ test_write_staged_in_frames(void **state)
     comp_free(r);
 }
 
+/* Read-around (issue 10): a one-page fault on a temporary object whose
+ * following pages are in swap asks the default pager for them in the same
+ * data_request, so they come back in one I/O. The fake pager plays the
+ * default pager: its port is the object's, its store says what swap holds. */
+static int
+fdp_attach(void *ctx, uint64_t key, struct emm_port **port, void **handle)
+{
+    (void)key;
+    struct fpager *fp = ctx;
+    *port = emm_port_ref(fp->port);
+    *handle = fp;
+    return 0;
+}
+
+static void
+fdp_detach(void *ctx, void *handle)
+{
+    (void)ctx, (void)handle;
+}
+
+static uint64_t
+fdp_pages(void *ctx, void *handle)
+{
+    (void)handle;
+    struct fpager *fp = ctx;
+    uint64_t n = 0;
+    pthread_mutex_lock(&fp->lock);
+    for (uint64_t i = 0; i < fp->store_pages; i++)
+        n += fp->has[i];
+    pthread_mutex_unlock(&fp->lock);
+    return n;
+}
+
+static int
+fdp_holds(void *ctx, void *handle, uint64_t index)
+{
+    (void)handle;
+    return up_has_page(ctx, index);
+}
+
+static uint64_t
+fdp_next_page(void *ctx, void *handle, uint64_t from)
+{
+    (void)handle;
+    for (uint64_t i = from; i < ((struct fpager *)ctx)->store_pages; i++)
+        if (up_has_page(ctx, i))
+            return i;
+    return UINT64_MAX;
+}
+
+static const struct vm_dpager_ops fdp_ops = {fdp_attach, fdp_detach, fdp_pages, fdp_holds,
+                                             fdp_next_page};
+
+static int
+setup_temporary(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    pthread_mutex_init(&f->fp.lock, NULL);
+    pthread_cond_init(&f->fp.cond, NULL);
+    f->fp.store_pages = 64;
+    f->fp.store = calloc(64, PS);
+    f->fp.has = calloc(64, 1);
+    f->fp.auto_mode = 1;
+    assert_int_equal(emm_port_create("fake-dp", fp_handler, &f->fp, NULL, &f->fp.port), 0);
+    assert_int_equal(emm_port_create("fake-reply", fp_handler, &f->fp, NULL, &f->fp.reply), 0);
+    assert_int_equal(vm_kernel_create(MIB, NULL, &test_up, &f->k), 0);
+    vm_kernel_set_default_pager(f->k, &fdp_ops, &f->fp);
+    struct vm_object_args a = {.id = 1, .size = 64 * PS, .owner = &f->fp, .temporary = 1,
+                               .dp_key = vm_dp_key(1, 1, 1)};
+    assert_int_equal(vm_object_create(f->k, &a, &f->obj), 0);
+    *state = f;
+    return 0;
+}
+
+static void
+test_swap_readaround(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    /* Swap holds pages 4..39 (as a clustered pageout leaves them). */
+    pthread_mutex_lock(&f->fp.lock);
+    for (uint64_t i = 4; i < 40; i++) {
+        stamp(f->fp.store + i * PS, i, 3);
+        f->fp.has[i] = 1;
+    }
+    pthread_mutex_unlock(&f->fp.lock);
+    int n0 = fp_nrecs(&f->fp);
+    struct comp *c = read_sync(f, 5 * PS, PS); /* one page faults */
+    assert_int_equal(c->err, 0);
+    uint8_t want[PS];
+    stamp(want, 5, 3);
+    assert_memory_equal(c->buf, want, PS);
+    comp_free(c);
+    int reqs = 0;
+    struct frec r = {0};
+    for (int i = n0; i < fp_nrecs(&f->fp); i++)
+        if (fp_rec(&f->fp, i).id == MO_DATA_REQUEST) {
+            r = fp_rec(&f->fp, i);
+            reqs++;
+        }
+    assert_int_equal(reqs, 1);
+    assert_int_equal(r.off, 5 * PS);
+    assert_int_equal(r.len, VM_READAROUND * PS); /* 5..20: the window after the fault */
+    assert_int_equal(atomic_load(&vm_kernel_stats(f->k)->readaround_pages), VM_READAROUND - 1);
+    /* The neighbours are resident now: reading them asks nothing more. */
+    c = read_sync(f, 6 * PS, (VM_READAROUND - 1) * PS);
+    assert_int_equal(c->err, 0);
+    for (unsigned i = 0; i < VM_READAROUND - 1; i++) {
+        stamp(want, 6 + i, 3);
+        assert_memory_equal(c->buf + i * PS, want, PS);
+    }
+    comp_free(c);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), 1);
+}
+
 /* Second chance, at the scan level: prefetched (unsolicited) pages are not
  * referenced; reading some of them must keep them over older untouched ones. */
 static int
@@ -1741,6 +1857,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_pageout_write_4x_pool, setup_big, teardown),
         cmocka_unit_test_setup_teardown(test_write_backpressure_no_copy, setup_big, teardown),
         cmocka_unit_test_setup_teardown(test_write_staged_in_frames, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_swap_readaround, setup_temporary, teardown),
         cmocka_unit_test_setup_teardown(test_pageout_second_chance, setup_big, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
