@@ -32,7 +32,6 @@ vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_
     obj->nbuckets = 64;
     obj->buckets = calloc(obj->nbuckets, sizeof(*obj->buckets));
     pthread_mutex_init(&obj->lock, NULL);
-    pthread_cond_init(&obj->wcond, NULL);
     atomic_init(&obj->refs, 1);
     obj->kernel = k;
     obj->id = a->id;
@@ -74,7 +73,6 @@ vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_
         }
         free(obj->buckets);
         pthread_mutex_destroy(&obj->lock);
-        pthread_cond_destroy(&obj->wcond);
         free(obj);
         return rc ? rc : -ENOMEM;
     }

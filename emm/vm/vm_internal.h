@@ -60,7 +60,6 @@ struct vm_sync {
 
 struct vm_object {
     pthread_mutex_t lock;
-    pthread_cond_t wcond; /* writers blocked in vm_object_write until their data is placed */
     atomic_uint refs;
     struct vm_kernel *kernel;
     uint64_t id;

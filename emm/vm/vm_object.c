@@ -57,7 +57,6 @@ vm_object_unref(struct vm_object *obj)
     }
     free(obj->buckets);
     pthread_mutex_destroy(&obj->lock);
-    pthread_cond_destroy(&obj->wcond);
     free(obj);
 }
 
