@@ -4,7 +4,7 @@ TYPE  ?= RelWithDebInfo
 CONF  ?= conf/quickstart.conf
 JOBS  ?= $(shell nproc)
 
-.PHONY: all deps build run test test-asan bench install clean
+.PHONY: all deps build run test test-asan test-tsan bench install clean
 
 all: build
 
@@ -28,6 +28,11 @@ test-asan: deps
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Asan -DEMM_WERROR=ON
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ctest --output-on-failure -j 1
+
+test-tsan: deps
+	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Tsan -DEMM_WERROR=ON
+	cmake --build build-tsan -j $(JOBS)
+	cd build-tsan && ctest --output-on-failure -j 1 -R 'unit/'
 
 bench: build
 	bench/run.sh $(BUILD)

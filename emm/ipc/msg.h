@@ -34,6 +34,8 @@ enum emm_msg_id {
     MO_SYNCHRONIZE,      /* offset, length, arg=sync flags */
     MO_TERMINATE,        /* control, name: the pager gets the rights and drops them */
     MO_DISCARD,          /* emm extension: offset, length: pages are gone (truncate, punch) */
+    MO_DATA_QUERY,       /* emm extension: offset=from, length=span, arg=tag: which pages do
+                          * you store? Answered by MO_QUERY_REPLY (SEEK_DATA/SEEK_HOLE) */
 
     /* pager -> kernel, sent to the control port */
     MO_READY = 32,        /* flags MAY_CACHE, arg=copy_strategy */
@@ -44,6 +46,9 @@ enum emm_msg_id {
     MO_CHANGE_ATTRIBUTES, /* flags MAY_CACHE, arg=copy_strategy, reply */
     MO_DESTROY,           /* arg=reason (errno) */
     MO_SYNCHRONIZE_COMPLETED, /* offset, length, arg=0 or -errno (emm: carries the result) */
+    MO_QUERY_REPLY,       /* emm extension: arg=the query's tag; offset, length: the first run
+                           * of pages it stores at or after the query's offset (offset
+                           * UINT64_MAX, length 0: none before offset+span) */
 };
 
 /* flags */

@@ -10,6 +10,7 @@
  * is gathered in a struct vm_batch and run by vm_batch_flush after unlocking.
  * Lock order: object, then pool.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,12 +61,7 @@ vm_batch_done(struct vm_batch *b, struct vm_io *io)
         io->waiter = NULL;
         io->src = NULL;
     }
-    io->next = NULL;
-    if (b->done_tail != NULL)
-        b->done_tail->next = io;
-    else
-        b->done = io;
-    b->done_tail = io;
+    STAILQ_INSERT_TAIL(&b->done, io, link);
 }
 
 /* Chains runs of data_returns for contiguous pages (at most 256, 1 MiB), so a
@@ -89,6 +85,27 @@ cluster_returns(struct emm_msg *m)
     }
 }
 
+/* Counts a message posted to the object's pager (its filesystem's counters). */
+void
+vm_pager_count_sent(struct vm_object *obj, const struct emm_msg *m)
+{
+    struct vm_pager_stats *ps = obj->pstats;
+    atomic_uint_fast64_t *c = NULL;
+    switch (m->id) {
+    case MO_INIT: c = &ps->msg_inits; break;
+    case MO_DATA_REQUEST: c = &ps->msg_requests; break;
+    case MO_DATA_UNLOCK: c = &ps->msg_unlocks; break;
+    case MO_DATA_RETURN: c = &ps->msg_returns; break;
+    case MO_SYNCHRONIZE: c = &ps->msg_syncs; break;
+    case MO_DISCARD: c = &ps->msg_discards; break;
+    case MO_TERMINATE: c = &ps->msg_terminates; break;
+    case MO_DATA_QUERY: c = &ps->msg_queries; break;
+    default: break;
+    }
+    if (c != NULL)
+        atomic_fetch_add(c, 1);
+}
+
 /* Queues the batch's messages on the pager's and the default pager's ports.
  * Called with the object lock held, so messages reach each port in the order
  * the object decided them, whichever thread sends first after unlocking: a
@@ -108,6 +125,7 @@ vm_batch_post(struct vm_object *obj, struct vm_batch *b)
             m->next = b->failed;
             b->failed = m;
         } else {
+            vm_pager_count_sent(obj, m);
             b->kick_pager = 1;
         }
         m = next;
@@ -147,15 +165,15 @@ vm_batch_flush(struct vm_object *obj, struct vm_batch *b)
         }
     }
     b->failed = b->dp_failed = NULL;
-    struct vm_io *io = b->done;
-    b->done = b->done_tail = NULL;
-    while (io != NULL) {
-        struct vm_io *next = io->next;
+    struct vm_io *io;
+    while ((io = STAILQ_FIRST(&b->done)) != NULL) {
+        STAILQ_REMOVE_HEAD(&b->done, link);
         if (io->op == VM_IO_READ) {
             if (io->err == 0) {
                 struct iovec iov[EMM_MAX_SPAN_PAGES];
                 uint64_t pos = io->off, end = io->off + io->len;
                 int n = 0;
+                assert(io->nwired <= EMM_MAX_SPAN_PAGES);
                 for (unsigned i = 0; i < io->nwired; i++) {
                     uint64_t in = pos % VM_PS;
                     uint64_t take = VM_PS - in;
@@ -176,15 +194,18 @@ vm_batch_flush(struct vm_object *obj, struct vm_batch *b)
             io->done(io->arg, io->err);
         }
         free(io);
-        io = next;
     }
-    struct vm_sync *s = b->syncs_done;
-    b->syncs_done = NULL;
-    while (s != NULL) {
-        struct vm_sync *next = s->next;
+    struct vm_sync *s;
+    while ((s = STAILQ_FIRST(&b->syncs_done)) != NULL) {
+        STAILQ_REMOVE_HEAD(&b->syncs_done, link);
         s->done(s->arg, b->sync_err);
         free(s);
-        s = next;
+    }
+    struct vm_seek *sk;
+    while ((sk = STAILQ_FIRST(&b->seeks_done)) != NULL) {
+        STAILQ_REMOVE_HEAD(&b->seeks_done, link);
+        sk->done(sk->arg, sk->result);
+        free(sk);
     }
 }
 
@@ -206,6 +227,7 @@ vm_io_unwire(struct vm_object *obj, struct vm_io *io)
     pthread_mutex_lock(&obj->lock);
     for (unsigned i = 0; i < io->nwired; i++) {
         struct vm_page *p = io->wired[i];
+        assert(p->wire > 0); /* the reply that just went out sent from a wired frame */
         if (--p->wire == 0 && (p->flags & VM_PG_EVICT) && p->state == VM_PAGE_PRESENT &&
             !(p->flags & VM_PG_DIRTY))
             vm_obj_remove_page(obj, p);

@@ -32,14 +32,27 @@ starve(struct vm_object *obj, unsigned need)
  * data_request would wait behind it: a stalled pager must not stall faults on
  * pages it has nothing for) and reports it does not store the page. Pages in
  * flight to it are resident or in swap, so this is its current answer. */
-static int
-pager_lacks(struct vm_object *obj, uint64_t idx)
+int
+vm_obj_pager_lacks(struct vm_object *obj, uint64_t idx)
 {
     struct vm_kernel *k = obj->kernel;
     if (obj->temporary || obj->pager == NULL || k->up.pager_has_page == NULL ||
         !vm_pager_suspect(obj->pstats, emm_mono_ns()))
         return 0;
     return !k->up.pager_has_page(obj->owner, idx);
+}
+
+void
+vm_obj_fill_hole(struct vm_object *obj, struct vm_page *p)
+{
+    memset(p->frame, 0, VM_PS);
+    p->state = VM_PAGE_PRESENT;
+    obj->nabsent--;
+    p->lock_value = 0;
+    p->flags &= ~VM_PG_DISCARDED;
+    vm_obj_page_flags(obj, p, VM_PG_NEW, 0);
+    vm_pool_enqueue(&obj->kernel->pool, p);
+    atomic_fetch_add(&obj->kernel->stats.holes_filled, 1);
 }
 
 /* p waits for a data_request its pager has not started, queued behind a
@@ -49,15 +62,8 @@ pager_lacks(struct vm_object *obj, uint64_t idx)
 static void
 abandon_request(struct vm_object *obj, struct vm_page *p)
 {
-    memset(p->frame, 0, VM_PS);
-    p->state = VM_PAGE_PRESENT;
-    obj->nabsent--;
-    p->lock_value = 0;
+    vm_obj_fill_hole(obj, p);
     p->flags |= VM_PG_ABANDONED;
-    p->flags &= ~VM_PG_DISCARDED;
-    vm_obj_page_flags(obj, p, VM_PG_NEW, 0);
-    vm_pool_enqueue(&obj->kernel->pool, p);
-    atomic_fetch_add(&obj->kernel->stats.holes_filled, 1);
 }
 
 /* Requests the pages of [first, first+n) that are not resident. Returns 1 if all
@@ -73,7 +79,7 @@ fault_in(struct vm_object *obj, uint64_t first, uint64_t n, uint32_t access, str
         struct vm_page *p = vm_obj_page_lookup(obj, idx);
         if (p != NULL) {
             if (p->state == VM_PAGE_ABSENT && !(p->flags & (VM_PG_FROMSWAP | VM_PG_REPLAY)) &&
-                pager_lacks(obj, idx))
+                vm_obj_pager_lacks(obj, idx))
                 abandon_request(obj, p);
             if (p->state == VM_PAGE_ABSENT)
                 ready = 0;
@@ -108,10 +114,10 @@ fault_in(struct vm_object *obj, uint64_t first, uint64_t n, uint32_t access, str
          * data_request would queue behind it. Pages it never stored are holes
          * the kernel fills itself (what its data_unavailable would say). */
         int hole = 0;
-        if (!from_swap && pager_lacks(obj, idx)) {
+        if (!from_swap && vm_obj_pager_lacks(obj, idx)) {
             hole = 1;
             uint64_t r = idx + 1;
-            while (r < run && pager_lacks(obj, r))
+            while (r < run && vm_obj_pager_lacks(obj, r))
                 r++;
             run = r;
         }
@@ -297,7 +303,11 @@ write_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
         if ((p->state == VM_PAGE_LAUNDRY && (p->flags & VM_PG_OVERDUE)) ||
             (p->state == VM_PAGE_PRESENT && p->wire > 0 && !(p->lock_value & VM_PROT_WRITE))) {
             need += !staged; /* its pager stalls, or a reply reads it: write to a copy */
-        } else if (p->state == VM_PAGE_ABSENT || p->state == VM_PAGE_LAUNDRY) {
+        } else if (p->state == VM_PAGE_ABSENT) {
+            /* On its way; a hole of a suspect pager is filled now (fault_in). */
+            if (!fault_in(obj, idx, 1, VM_PROT_READ | VM_PROT_WRITE, io, b))
+                ready = 0;
+        } else if (p->state == VM_PAGE_LAUNDRY) {
             ready = 0;
         } else if (p->lock_value & VM_PROT_WRITE) {
             ready = 0;
@@ -332,8 +342,10 @@ write_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
         } else if (p == NULL) {
             p = s != NULL ? s : frames[used++];
             vm_obj_page_insert(obj, p, idx, VM_PAGE_PRESENT);
-            int has = k->up.pager_has_page ? k->up.pager_has_page(obj->owner, idx) : 0;
-            vm_obj_page_flags(obj, p, has ? 0 : VM_PG_NEW, 0);
+            /* Whether the pager has an older copy is not known here (no
+             * upcall under the lock): counted as new until laundered, so
+             * st_blocks may count an overwritten page twice meanwhile. */
+            vm_obj_page_flags(obj, p, VM_PG_NEW, 0);
         }
         if (s == NULL)
             memcpy((char *)p->frame + (from - pstart), (const char *)io->src + (from - io->off),
@@ -360,43 +372,31 @@ io_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
 static void
 io_queue(struct vm_object *obj, struct vm_io *io)
 {
-    io->next = NULL;
-    if (obj->io_tail != NULL)
-        obj->io_tail->next = io;
-    else
-        obj->io_head = io;
-    obj->io_tail = io;
+    STAILQ_INSERT_TAIL(&obj->ios, io, link);
 }
 
 /* Reruns waiting operations in order; called with the lock held. */
 void
 vm_obj_run_waiters(struct vm_object *obj, struct vm_batch *b)
 {
-    struct vm_io *io = obj->io_head, *keep_head = NULL, *keep_tail = NULL;
-    obj->io_head = obj->io_tail = NULL;
+    struct vm_io_list todo = STAILQ_HEAD_INITIALIZER(todo);
+    STAILQ_CONCAT(&todo, &obj->ios); /* obj->ios is empty now */
     obj->starved = 0;
     atomic_store(&obj->need_frames, 0);
-    while (io != NULL) {
-        struct vm_io *next = io->next;
+    struct vm_io *io;
+    while ((io = STAILQ_FIRST(&todo)) != NULL) {
+        STAILQ_REMOVE_HEAD(&todo, link);
         int rc = io_try(obj, io, b);
         if (rc == 0) {
             if (io->waiter != NULL)
                 write_stage(obj, io); /* frames came back: let its caller go */
-            io->next = NULL;
-            if (keep_tail != NULL)
-                keep_tail->next = io;
-            else
-                keep_head = io;
-            keep_tail = io;
+            /* Still waiting; no new arrivals meanwhile: we hold the lock. */
+            STAILQ_INSERT_TAIL(&obj->ios, io, link);
         } else {
             io->err = rc < 0 ? -rc : 0;
             vm_batch_done(b, io);
         }
-        io = next;
     }
-    /* New arrivals during the loop cannot happen: we hold the lock. */
-    obj->io_head = keep_head;
-    obj->io_tail = keep_tail;
     if (obj->starved)
         vm_kernel_kick(obj->kernel, obj);
 }
@@ -404,7 +404,7 @@ vm_obj_run_waiters(struct vm_object *obj, struct vm_batch *b)
 void
 vm_obj_retry(struct vm_object *obj)
 {
-    struct vm_batch b = {0};
+    struct vm_batch b = VM_BATCH_INIT(b);
     pthread_mutex_lock(&obj->lock);
     vm_obj_run_waiters(obj, &b);
     vm_batch_post(obj, &b);
@@ -415,10 +415,10 @@ vm_obj_retry(struct vm_object *obj)
 static void
 io_start(struct vm_object *obj, struct vm_io *io)
 {
-    struct vm_batch b = {0};
+    struct vm_batch b = VM_BATCH_INIT(b);
     pthread_mutex_lock(&obj->lock);
     int rc;
-    if (obj->io_head != NULL && io->op == VM_IO_WRITE)
+    if (!STAILQ_EMPTY(&obj->ios) && io->op == VM_IO_WRITE)
         rc = 0; /* keep writes behind earlier waiters: per-page order */
     else
         rc = io_try(obj, io, &b);
@@ -426,6 +426,7 @@ io_start(struct vm_object *obj, struct vm_io *io)
         if (io->waiter != NULL)
             write_stage(obj, io);
         io_queue(obj, io);
+        vm_kernel_note_waiting(obj->kernel, obj);
         if (obj->starved)
             vm_kernel_kick(obj->kernel, obj);
     } else {

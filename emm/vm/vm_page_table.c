@@ -9,6 +9,7 @@
  * is gathered in a struct vm_batch and run by vm_batch_flush after unlocking.
  * Lock order: object, then pool.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,8 +97,11 @@ void
 vm_obj_page_unlink(struct vm_object *obj, struct vm_page *p)
 {
     struct vm_page **pp = &obj->buckets[hash_index(p->index, obj->nbuckets)];
-    while (*pp != p)
+    assert(p->object == obj);
+    while (*pp != p) {
+        assert(*pp != NULL); /* a resident page is on its hash chain */
         pp = &(*pp)->hnext;
+    }
     *pp = p->hnext;
     p->hnext = NULL;
     obj->nresident--;

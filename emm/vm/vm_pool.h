@@ -6,7 +6,8 @@
  * which the pageout daemon watches for overdue data_returns.
  *
  * Locking: pool->lock guards the free list, the policy, the laundry list, the
- * queue links (page->pn, page->queue, page->laundry_ns) and the counters. A
+ * queue links (page->pn, page->queue, page->laundry_ns, and page->hnext while
+ * the page is free) and the counters. A
  * page's state, flags and contents belong to its object and are guarded by the
  * object's lock. Order: object lock, then pool lock.
  */
@@ -57,8 +58,8 @@ struct vm_page {
     uint32_t lock_value; /* forbidden accesses (Mach page_lock) */
     uint32_t wire;     /* replies in flight that point at the frame */
     uint64_t laundry_ns; /* when the data_return was sent (pool lock) */
-    struct vm_page *hnext; /* object's hash chain */
-    struct vm_pnode pn;    /* policy queue, laundry list or free list (pool lock) */
+    struct vm_page *hnext; /* object's hash chain (object lock); free list when free (pool lock) */
+    struct vm_pnode pn;    /* policy queue or laundry list (pool lock) */
     void *frame;
     struct emm_msg msg;  /* preallocated data_return: pageout never allocates */
     struct emm_msg dmsg; /* preallocated copy for the default pager (overdue) */
@@ -81,7 +82,7 @@ struct vm_pool {
     const struct vm_policy_ops *policy;
     void *policy_state;
     uint64_t nqueued; /* pages in the policy */
-    struct vm_pnode *laundry_head, *laundry_tail; /* oldest first */
+    struct vm_pnode_list laundry; /* pages on loan, oldest first */
     uint64_t nlaundry_listed;
     int locked_in_ram;
     /* Pageout daemon wake-up. */

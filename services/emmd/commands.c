@@ -413,22 +413,26 @@ cmd_info(struct emmd *d, int argc, char **argv, FILE *out)
             if (fs->pager == NULL) {
                 kv_str(k, "none", "pager_%s.backend", name);
                 kv_str(k, "default-pager", "pager_%s.mode", name);
-                continue;
+            } else {
+                kv_str(k, fs->cfg->backend, "pager_%s.backend", name);
+                kv_str(k, pgr_std_is_inline(fs->pager) ? "inline" : "threaded", "pager_%s.mode",
+                       name);
             }
-            struct pgr_std_stats *p = pgr_std_stats(fs->pager);
-            kv_str(k, fs->cfg->backend, "pager_%s.backend", name);
-            kv_str(k, pgr_std_is_inline(fs->pager) ? "inline" : "threaded", "pager_%s.mode", name);
-            kv_u64(k, LD(p->inits), "pager_%s.inits", name);
-            kv_u64(k, LD(p->requests), "pager_%s.requests", name);
-            kv_u64(k, LD(p->supplies), "pager_%s.supplies", name);
-            kv_u64(k, LD(p->unavailable), "pager_%s.unavailable", name);
-            kv_u64(k, LD(p->errors), "pager_%s.errors", name);
-            kv_u64(k, LD(p->unlocks), "pager_%s.unlocks", name);
-            kv_u64(k, LD(p->returns), "pager_%s.returns", name);
-            kv_u64(k, LD(p->return_errors), "pager_%s.return_errors", name);
-            kv_u64(k, LD(p->syncs), "pager_%s.syncs", name);
-            kv_u64(k, LD(p->discards), "pager_%s.discards", name);
-            kv_u64(k, LD(p->terminates), "pager_%s.terminates", name);
+            /* The protocol traffic as the kernel saw it: no reach into the pager. */
+            kv_u64(k, LD(v->msg_inits), "pager_%s.inits", name);
+            kv_u64(k, LD(v->msg_requests), "pager_%s.requests", name);
+            kv_u64(k, LD(v->msg_supplies), "pager_%s.supplies", name);
+            kv_u64(k, LD(v->msg_unavailable), "pager_%s.unavailable", name);
+            kv_u64(k, LD(v->msg_errors), "pager_%s.errors", name);
+            kv_u64(k, LD(v->msg_unlocks), "pager_%s.unlocks", name);
+            kv_u64(k, LD(v->msg_returns), "pager_%s.returns", name);
+            kv_u64(k, LD(v->msg_return_errors), "pager_%s.return_errors", name);
+            kv_u64(k, LD(v->msg_syncs), "pager_%s.syncs", name);
+            kv_u64(k, LD(v->msg_discards), "pager_%s.discards", name);
+            kv_u64(k, LD(v->msg_terminates), "pager_%s.terminates", name);
+            kv_u64(k, LD(v->msg_queries), "pager_%s.queries", name);
+            if (fs->pager == NULL)
+                continue;
             info_backend(fs, k);
         }
     }
@@ -538,8 +542,68 @@ cmd_ls(struct emmd *d, int json, FILE *out)
     return 0;
 }
 
-/* flush FS PATH: the pager asks the kernel to return dirty pages and flush them
- * (lock_request RETURN_DIRTY + flush), and waits for lock_completed. */
+/* flush FS PATH: the kernel writes the object's dirty pages back to its pager
+ * and drops them (vm_object_flush), then synchronizes; waits up to 10 s. The
+ * wait outlives a timeout: the completion may come later. */
+struct flush_wait {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done, err, refs;
+};
+
+static void
+flush_wait_put(struct flush_wait *w)
+{
+    pthread_mutex_lock(&w->lock);
+    int last = --w->refs == 0;
+    pthread_mutex_unlock(&w->lock);
+    if (last) {
+        pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->cond);
+        free(w);
+    }
+}
+
+static void
+flush_done(void *arg, int err)
+{
+    struct flush_wait *w = arg;
+    pthread_mutex_lock(&w->lock);
+    w->done = 1;
+    w->err = err;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    flush_wait_put(w);
+}
+
+static int
+flush_object(struct vm_object *vm, int timeout_ms)
+{
+    struct flush_wait *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return -ENOMEM;
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    w->refs = 2;
+    vm_object_flush(vm, flush_done, w);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&w->lock);
+    while (!w->done && rc == 0)
+        rc = pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+    int result = w->done ? -w->err : -ETIMEDOUT;
+    pthread_mutex_unlock(&w->lock);
+    flush_wait_put(w);
+    return result;
+}
+
 static int
 cmd_flush(struct emmd *d, const char *fsname, const char *name, FILE *out)
 {
@@ -555,8 +619,9 @@ cmd_flush(struct emmd *d, const char *fsname, const char *name, FILE *out)
             fprintf(out, " in fs %s is a directory, not an object\n", fsname);
             return -EISDIR;
         }
-        uint64_t id = n ? n->rec.id : 0;
-        int mapped = n && n->vm;
+        struct vm_object *vm = n && n->vm ? n->vm : NULL;
+        if (vm != NULL)
+            vm_object_ref(vm);
         pthread_mutex_unlock(&fs->lock);
         if (n == NULL) {
             fputs("no object ", out);
@@ -564,15 +629,12 @@ cmd_flush(struct emmd *d, const char *fsname, const char *name, FILE *out)
             fprintf(out, " in fs %s\n", fsname);
             return -ENOENT;
         }
-        if (!mapped) {
+        if (vm == NULL) {
             fprintf(out, "flushed 0 pages (object not mapped)\n");
             return 0;
         }
-        if (fs->pager == NULL) {
-            fprintf(out, "fs %s has temporary objects: nothing to flush them to\n", fsname);
-            return -EINVAL;
-        }
-        int rc = pgr_std_lock_object(fs->pager, id, MO_RETURN_DIRTY, 1, VM_PROT_NO_CHANGE, 10000);
+        int rc = flush_object(vm, 10000);
+        vm_object_unref(vm);
         if (rc < 0) {
             fprintf(out, "flush of %s ", fsname);
             put_escaped(out, name, ctl_wire_quote, 0);

@@ -4,7 +4,7 @@
  * memory objects).
  *
  * Locking: fs->lock guards a filesystem's node tables, the tree (parent, kids),
- * names, lookup and open counts and node->rec. node->vm is set once under
+ * names, lookup and open counts, node->rec and node->rec_dirty. node->vm is set once under
  * fs->lock and then only read.
  * Never call into the vm layer (which may complete synchronously and call back)
  * while holding fs->lock.
@@ -42,7 +42,7 @@ struct emmd_node {
     uint64_t nlookup;
     uint64_t nopen;
     int unlinked;
-    int rec_dirty; /* size or times changed since the catalog last saw them */
+    int rec_dirty; /* size or times changed since the catalog last saw them (fs->lock) */
 };
 
 struct fz_notifier;
@@ -112,9 +112,10 @@ struct emmd_node *emmd_dir_next(const struct emmd_node *dir, uint64_t from);
 void emmd_node_forget(struct emmd_fs *fs, struct emmd_node *n, uint64_t count);
 int emmd_node_vm(struct emmd_fs *fs, struct emmd_node *n, struct vm_object **out); /* ref'd */
 void emmd_node_save(struct emmd_fs *fs, struct emmd_node *n); /* persist rec if dirty */
+/* Marks rec changed (size or times) and persists it; takes fs->lock. */
+void emmd_node_changed(struct emmd_fs *fs, struct emmd_node *n);
 void emmd_node_stat(struct emmd_fs *fs, struct emmd_node *n, struct stat *st);
 int emmd_pager_has_page(void *owner, uint64_t index);
-int emmd_pager_seek(void *owner, uint64_t from, int want_data, uint64_t *found); /* fz_ops.c */
 static inline fuse_ino_t emmd_ino(const struct emmd_node *n) { return n->rec.id + 1; }
 
 /* fz_ops.c / fz_loop.c / fz_notify.c: the FUSE front end */
@@ -149,5 +150,9 @@ struct emmd_wait {
 void emmd_wait_init(struct emmd_wait *w);
 void emmd_wait_done(void *arg, int err); /* a vm_done_fn */
 int emmd_wait(struct emmd_wait *w);
+
+/* sd_notify.c: the service manager's view (no-ops outside systemd) */
+void emmd_notify_ready(const struct emmd *d);
+void emmd_notify_stopping(void);
 
 #endif

@@ -3,7 +3,7 @@
  * directories (fs.c) whose regular files are memory objects. Permissions are
  * the kernel's (default_permissions, emmd as root); link(2), symlinks and
  * special files are refused with EPERM. The only file that calls
- * fuse_reply_* (with fz_loop.c's notifier for invalidations). READ, WRITE,
+ * fuse_reply_* (with fz_notify.c's notifier thread for invalidations). READ, WRITE,
  * FSYNC, truncation and hole punching are answered asynchronously from whichever
  * thread completes them in the vm layer; nothing here waits for a pager.
  *
@@ -517,8 +517,7 @@ fsync_done(void *arg, int err)
 {
     struct sync_ctx *sc = arg;
     if (err == 0) {
-        sc->n->rec_dirty = 1;
-        emmd_node_save(sc->fs, sc->n);
+        emmd_node_changed(sc->fs, sc->n);
     }
     fuse_reply_err(sc->req, err);
     vm_object_unref(sc->vm);
@@ -600,30 +599,35 @@ fz_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
     /* Allocation: pages are sparse by nature; only the size may grow. */
     if (!(mode & FALLOC_FL_KEEP_SIZE) && vm_object_size(vm) < (uint64_t)(off + len)) {
         vm_object_set_size(vm, (uint64_t)(off + len));
-        n->rec_dirty = 1;
-        emmd_node_save(fs_of(req), n);
+        emmd_node_changed(fs_of(req), n);
     }
     vm_object_unref(vm);
     fuse_reply_err(req, 0);
 }
 
-/* The vm layer's pager_seek upcall: owner is the node. Called without the
- * object lock. A temporary object's pager is the default pager, which the
- * kernel asks itself. */
-int
-emmd_pager_seek(void *owner, uint64_t from, int want_data, uint64_t *found)
+/* SEEK_DATA / SEEK_HOLE: the kernel answers from resident pages, swap and the
+ * pager (vm_object_seek, which asks the pager with a data_query message): the
+ * request is answered when that reply arrives, from whichever thread delivers
+ * it. The end of the object counts as a hole. */
+struct lseek_ctx {
+    fuse_req_t req;
+    uint64_t off, size, last;
+    int whence;
+};
+
+static void
+lseek_done(void *arg, uint64_t found)
 {
-    struct emmd_node *n = owner;
-    int rc = emm_backend_seek(n->fs->backend, n->rec.id, from, want_data, found);
-    if (rc == -ENXIO && want_data) {
-        *found = UINT64_MAX;
-        return 0;
+    struct lseek_ctx *lc = arg;
+    if (lc->whence == SEEK_DATA && found >= lc->last) {
+        fuse_reply_err(lc->req, ENXIO);
+    } else {
+        uint64_t pos = found >= lc->last ? lc->size : found * EMM_PAGE_SIZE;
+        fuse_reply_lseek(lc->req, (off_t)(pos > lc->off ? pos : lc->off));
     }
-    return rc;
+    free(lc);
 }
 
-/* SEEK_DATA / SEEK_HOLE: the kernel answers from resident pages, swap and the
- * pager (vm_object_seek); the end of the object counts as a hole. */
 static void
 fz_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
 {
@@ -637,21 +641,20 @@ fz_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file
     if (vm == NULL)
         return;
     uint64_t size = vm_object_size(vm);
-    if (off < 0 || (uint64_t)off >= size) {
+    struct lseek_ctx *lc = off >= 0 && (uint64_t)off < size ? malloc(sizeof(*lc)) : NULL;
+    if (lc == NULL) {
         vm_object_unref(vm);
-        fuse_reply_err(req, ENXIO);
+        fuse_reply_err(req, off >= 0 && (uint64_t)off < size ? ENOMEM : ENXIO);
         return;
     }
-    uint64_t page = (uint64_t)off / EMM_PAGE_SIZE;
-    uint64_t last = (size + EMM_PAGE_SIZE - 1) / EMM_PAGE_SIZE;
-    uint64_t found = vm_object_seek(vm, page, last, whence == SEEK_DATA);
+    lc->req = req;
+    lc->off = (uint64_t)off;
+    lc->size = size;
+    lc->last = (size + EMM_PAGE_SIZE - 1) / EMM_PAGE_SIZE;
+    lc->whence = whence;
+    vm_object_seek(vm, (uint64_t)off / EMM_PAGE_SIZE, lc->last, whence == SEEK_DATA, lseek_done,
+                   lc);
     vm_object_unref(vm);
-    if (whence == SEEK_DATA && found >= last) {
-        fuse_reply_err(req, ENXIO);
-        return;
-    }
-    uint64_t pos = found >= last ? size : found * EMM_PAGE_SIZE;
-    fuse_reply_lseek(req, (off_t)(pos > (uint64_t)off ? pos : (uint64_t)off));
 }
 
 static void
