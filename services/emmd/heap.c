@@ -23,13 +23,11 @@ emmd_heap_init(void)
     /* Two arenas: emmd's threads allocate little (messages, requests), so
      * contention is low, and each arena's free memory counts in the RSS. */
     mallopt(M_ARENA_MAX, 2);
-    /* A fixed threshold above the 1 MiB (+ a page) request and supply
-     * buffers, which come and go at every fault: from the heap they are
-     * reused at once (a mapping of their own would cost 256 page faults each
-     * time); the once-a-second trim gives back what the heap no longer uses.
-     * Larger blocks get their own mapping and go back at free. */
-    mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
-    mallopt(M_TRIM_THRESHOLD, 4 * 1024 * 1024);
+    /* A fixed threshold: blocks of 128 KiB and more get their own mapping and
+     * go back to the system when freed (the dynamic threshold would grow to
+     * keep them in the heap after the first free). */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
 }
 
 size_t
