@@ -25,7 +25,9 @@ emmd_heap_init(void)
     mallopt(M_ARENA_MAX, 2);
     /* A fixed threshold: blocks of 128 KiB and more get their own mapping and
      * go back to the system when freed (the dynamic threshold would grow to
-     * keep them in the heap after the first free). */
+     * keep them in the heap after the first free). Measured: at 4 MiB, the
+     * 1 MiB supply buffers stayed in the heap between trims and the resident
+     * set passed its bound under load (t_rss_bound). */
     mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
 }
