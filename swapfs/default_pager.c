@@ -501,6 +501,30 @@ do_synchronize(struct dp_object *o)
     return rc;
 }
 
+static uint64_t dp_next_page(void *ctx, void *handle, uint64_t from);
+
+/* MO_DATA_QUERY (emm extension): the first run of pages held in [from,
+ * from+span), answered with query_reply. The kernel asks its own queries
+ * (vm_dpager.h) for objects it double-pages; this answers a kernel that
+ * treats the default pager as any other pager (temporary objects). */
+static void
+do_data_query(struct dp_object *o, const struct emm_msg *msg)
+{
+    uint64_t from = msg->offset / PS, n = msg->length / PS, gs;
+    uint64_t end = msg->length == UINT64_MAX || n > UINT64_MAX - from ? UINT64_MAX : from + n;
+    uint64_t d = dp_next_page(NULL, o, from), h;
+    if (d >= end) {
+        reply(o, msg, MO_QUERY_REPLY, UINT64_MAX, 0, 0, msg->arg);
+        return;
+    }
+    pthread_mutex_lock(&o->lock);
+    for (h = d + 1; h < end && swp_map_lookup(o->map, h, &gs) == 0; h++)
+        ;
+    pthread_mutex_unlock(&o->lock);
+    reply(o, msg, MO_QUERY_REPLY, d * PS, h - d > UINT64_MAX / PS ? UINT64_MAX : (h - d) * PS, 0,
+          msg->arg);
+}
+
 /* ---- the port handler ---------------------------------------------------------------- */
 
 static void
@@ -519,6 +543,9 @@ dp_handler(struct emm_port *port, struct emm_msg *msg)
         break;
     case MO_DATA_REQUEST:
         do_data_request(o, msg);
+        break;
+    case MO_DATA_QUERY:
+        do_data_query(o, msg);
         break;
     case MO_DATA_UNLOCK: /* grant everything, as pager_std does */
         reply(o, msg, MO_LOCK_REQUEST, msg->offset, msg->length, 0, MO_RETURN_NONE);

@@ -63,6 +63,7 @@ emm_msg_name(uint32_t id)
     case MO_SYNCHRONIZE: return "synchronize";
     case MO_TERMINATE: return "terminate";
     case MO_DISCARD: return "discard";
+    case MO_DATA_QUERY: return "data_query";
     case MO_READY: return "ready";
     case MO_DATA_SUPPLY: return "data_supply";
     case MO_DATA_UNAVAILABLE: return "data_unavailable";
@@ -71,6 +72,7 @@ emm_msg_name(uint32_t id)
     case MO_CHANGE_ATTRIBUTES: return "change_attributes";
     case MO_DESTROY: return "destroy";
     case MO_SYNCHRONIZE_COMPLETED: return "synchronize_completed";
+    case MO_QUERY_REPLY: return "query_reply";
     case MO_DATA_RETURN_COMPLETED: return "data_return_completed";
     default: return "unknown";
     }

@@ -13,8 +13,9 @@
  *
  * Errors in the protocol: every errno a message carries (data_error's arg,
  * synchronize_completed's arg, destroy's reason, supply_completed's result,
- * data_return_completed's arg) is 0 or a *positive* errno value (EIO, ENOSPC), as Mach's kern_return_t
- * codes are positive; a receiver refuses a negative one (see the validator).
+ * data_return_completed's arg) is 0 or a *positive* errno value (EIO, ENOSPC),
+ * as Mach's kern_return_t codes are positive; the kernel refuses a negative
+ * one (emm/vm/vm_msgcheck.c).
  * Functions in emm still return 0 or a negative errno: the sign changes where
  * a message is built (m->arg = -rc) or read (return -msg->arg).
  *
@@ -53,6 +54,8 @@ enum emm_msg_id {
     MO_SYNCHRONIZE,      /* offset, length, arg=sync flags */
     MO_TERMINATE,        /* control, name: the pager gets the rights and drops them */
     MO_DISCARD,          /* emm extension: offset, length: pages are gone (truncate, punch) */
+    MO_DATA_QUERY = 11,  /* emm extension: offset=from, length=span, arg=tag: which pages do
+                          * you store? Answered by MO_QUERY_REPLY (SEEK_DATA/SEEK_HOLE) */
 
     /* pager -> kernel, sent to the control port */
     MO_READY = 32,        /* flags MAY_CACHE, arg=copy_strategy */
@@ -63,11 +66,14 @@ enum emm_msg_id {
     MO_CHANGE_ATTRIBUTES, /* flags MAY_CACHE, arg=copy_strategy, reply */
     MO_DESTROY,           /* arg=reason (errno) */
     MO_SYNCHRONIZE_COMPLETED, /* offset, length, arg=errno (emm: carries the result) */
+    MO_QUERY_REPLY = 40,  /* emm extension: arg=the query's tag; offset, length: the first run
+                           * of pages it stores at or after the query's offset (offset
+                           * UINT64_MAX, length 0: none before offset+span) */
     /* emm extension: the outcome of a data_return (a clustered one: of its
      * whole run), sent to the data_return's reply port when it has one, else
      * to the control port: offset, length, arg=errno (0: the pager has the
      * pages), arg2=the data_return's seqno. */
-    MO_DATA_RETURN_COMPLETED,
+    MO_DATA_RETURN_COMPLETED = 41,
 };
 
 /* flags */
@@ -112,7 +118,7 @@ typedef uint32_t emm_port_name_t;
     uint64_t seqno;   /* stamped by the port on send */                                \
     uint64_t offset;  /* bytes, page-aligned */                                        \
     uint64_t length;  /* bytes, page-aligned; the data's size when data is carried */  \
-    uint64_t arg2;    /* a second argument (supply_completed's error_offset) */        \
+    uint64_t arg2;    /* error_offset; the seqno a data_return_completed answers */    \
     uint32_t access;  /* VM_PROT_* */                                                  \
     int32_t arg;      /* per id: page size, errno (>= 0), should_return, ... */        \
     emm_port_name_t control; /* send right to the control port (kernel -> pager) */    \

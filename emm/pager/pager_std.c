@@ -43,7 +43,7 @@ struct pgr_std {
  * sits after it. Buffers are of one size (a whole request) and kept on a small
  * free list: a fresh 1 MiB allocation would page-fault on every request. */
 #define SUPPLY_MAX EMM_MAX_REQUEST_BYTES
-#define SUPPLY_CACHED 8
+#define SUPPLY_CACHED 2 /* idle 1 MiB buffers kept per pager: each counts in the RSS */
 
 struct supply_buf {
     atomic_int refs;
@@ -185,6 +185,44 @@ store_return(struct pgr_std *pg, struct pgr_object *po, struct emm_msg *msg)
     return rc;
 }
 
+/* MO_DATA_QUERY: the first run of pages the backend stores in [from,
+ * from+span), from two backend seeks. A backend that cannot tell answers the
+ * whole span: claiming data is harmless (a copy reads zeros), missing some is
+ * not. The reply follows every discard and data_return sent before the query
+ * (one port, in order). */
+static void
+do_data_query(struct pgr_object *po, struct emm_msg *msg)
+{
+    struct pgr_std *pg = po->pager;
+    uint64_t from = msg->offset / PS, n = msg->length / PS;
+    uint64_t end = msg->length == UINT64_MAX || n > UINT64_MAX - from ? UINT64_MAX : from + n;
+    uint64_t d = from, h = end;
+    atomic_fetch_add(&pg->stats.queries, 1);
+    int rc = emm_backend_seek(pg->backend, po->id, from, 1, &d);
+    if (rc == -ENXIO) {
+        d = UINT64_MAX;
+    } else if (rc < 0) {
+        d = from; /* cannot tell */
+    } else if (d < end && emm_backend_seek(pg->backend, po->id, d, 0, &h) < 0) {
+        h = end;
+    }
+    if (d < from)
+        d = from;
+    if (h > end || h <= d)
+        h = end;
+    struct emm_msg *m = emm_msg_new(MO_QUERY_REPLY, 0, 0);
+    if (m == NULL)
+        return; /* the kernel's deadline answers for us */
+    if (d < end) {
+        m->offset = d * PS;
+        m->length = h - d > UINT64_MAX / PS ? UINT64_MAX : (h - d) * PS; /* MAX: to the end */
+    } else {
+        m->offset = UINT64_MAX;
+    }
+    m->arg = msg->arg;
+    send_control(po, m);
+}
+
 static void
 pager_handler(struct emm_port *port, struct emm_msg *msg)
 {
@@ -259,6 +297,9 @@ pager_handler(struct emm_port *port, struct emm_msg *msg)
                     strerror(-rc));
         break;
     }
+    case MO_DATA_QUERY:
+        do_data_query(po, msg);
+        break;
     case MO_LOCK_COMPLETED:
         pthread_mutex_lock(&po->lock);
         po->locks_completed++;

@@ -4,7 +4,8 @@
  * right of one memory object port per object and answers the protocol:
  * init -> ready, data_request -> data_supply / data_unavailable / data_error,
  * data_unlock -> lock_request granting it, data_return -> backend write,
- * synchronize -> backend sync -> synchronize_completed, discard, terminate.
+ * synchronize -> backend sync -> synchronize_completed, discard, terminate,
+ * data_query -> backend seeks -> query_reply (emm extension).
  *
  * Delivery: with an inline backend (NONBLOCKING) its ports have no port set and
  * the sender's thread runs the pager (a handoff); otherwise a port set with
@@ -27,7 +28,7 @@ struct pgr_std;
 
 struct pgr_std_stats {
     atomic_uint_fast64_t inits, requests, supplies, unavailable, errors, unlocks, returns,
-        return_errors, syncs, discards, terminates;
+        return_errors, syncs, discards, terminates, queries;
 };
 
 int pgr_std_create(struct emm_backend *backend, unsigned threads, unsigned spin_us,

@@ -32,6 +32,10 @@ vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_
     }
     obj->nbuckets = 64;
     obj->buckets = calloc(obj->nbuckets, sizeof(*obj->buckets));
+    STAILQ_INIT(&obj->ios);
+    STAILQ_INIT(&obj->syncs);
+    STAILQ_INIT(&obj->replay_syncs);
+    TAILQ_INIT(&obj->seeks);
     pthread_mutex_init(&obj->lock, NULL);
     atomic_init(&obj->refs, 1);
     obj->kernel = k;
@@ -43,6 +47,7 @@ vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_
     obj->deadline_ns = a->deadline_ms * 1000000ull;
     obj->pstats = a->pstats != NULL ? a->pstats : &k->orphan_stats;
     obj->pager = a->pager;
+    obj->pager_name = a->pager_name;
     int rc = obj->buckets == NULL ? -ENOMEM : 0;
     if (rc == 0 && k->dpo != NULL) {
         /* Mach creates the default pager's object at the first pageout; here at
@@ -85,6 +90,7 @@ vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_
     m->control = emm_port_make_send(obj->control);
     m->name = emm_port_make_send(obj->name);
     m->arg = (int32_t)EMM_PAGE_SIZE;
+    vm_pager_count_sent(obj, m);
     if (emm_port_send(obj->pager, m) < 0) {
         emm_msg_release(m, -EPIPE);
         obj->state = VM_OBJ_DEAD;
@@ -101,19 +107,18 @@ vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_
 static void
 fail_overlapping(struct vm_object *obj, uint64_t off, uint64_t len, int err, struct vm_batch *b)
 {
-    struct vm_io **pp = &obj->io_head, *last = NULL;
-    while (*pp != NULL) {
-        struct vm_io *io = *pp;
+    struct vm_io_list keep = STAILQ_HEAD_INITIALIZER(keep);
+    struct vm_io *io;
+    while ((io = STAILQ_FIRST(&obj->ios)) != NULL) {
+        STAILQ_REMOVE_HEAD(&obj->ios, link);
         if (io->off < off + len && off < io->off + io->len) {
-            *pp = io->next;
             io->err = err;
             vm_batch_done(b, io);
-            continue;
+        } else {
+            STAILQ_INSERT_TAIL(&keep, io, link);
         }
-        last = io;
-        pp = &io->next;
     }
-    obj->io_tail = last;
+    STAILQ_CONCAT(&obj->ios, &keep);
 }
 
 /* Copies supplied data into the frames of pages waiting for it, without the
@@ -124,7 +129,7 @@ static void
 supply_prefill(struct vm_object *obj, struct emm_msg *msg, uint8_t *filled)
 {
     uint64_t first = msg->offset / VM_PS, n = msg->length / VM_PS;
-    void *frames[256];
+    void *frames[EMM_MAX_REQUEST_PAGES];
     pthread_mutex_lock(&obj->lock);
     for (uint64_t i = 0; i < n; i++) {
         struct vm_page *p = vm_obj_page_lookup(obj, first + i);
@@ -205,12 +210,14 @@ handle_supply(struct vm_object *obj, struct emm_msg *msg, int zero, const uint8_
 }
 
 /* The default pager no longer holds these pages (replayed or discarded since
- * the request): ask the object's own pager, which is authoritative for them. */
+ * the request): ask the object's own pager, which is authoritative for them,
+ * unless it is suspect and lacks them: a request would wait behind its stalled
+ * returns for holes, which the kernel fills itself (as fault_in does). */
 static void
 handle_not_held(struct vm_object *obj, struct emm_msg *msg, struct vm_batch *b)
 {
     uint64_t first = msg->offset / VM_PS, n = msg->length / VM_PS;
-    uint64_t run_start = 0, run_len = 0;
+    uint64_t run_start = 0, run_len = 0, filled = 0;
     for (uint64_t i = 0; i <= n; i++) {
         struct vm_page *p = i < n ? vm_obj_page_lookup(obj, first + i) : NULL;
         int ask = p != NULL && p->state == VM_PAGE_ABSENT && (p->flags & VM_PG_FROMSWAP);
@@ -218,6 +225,12 @@ handle_not_held(struct vm_object *obj, struct emm_msg *msg, struct vm_batch *b)
             if (p->flags & VM_PG_REPLAY)
                 obj->replay_inflight--;
             p->flags &= ~(VM_PG_FROMSWAP | VM_PG_REPLAY);
+        }
+        if (ask && vm_obj_pager_lacks(obj, first + i)) {
+            vm_obj_fill_hole(obj, p);
+            filled++;
+            ask = 0; /* ends the run */
+        } else if (ask) {
             if (run_len == 0)
                 run_start = first + i;
             run_len++;
@@ -235,6 +248,8 @@ handle_not_held(struct vm_object *obj, struct emm_msg *msg, struct vm_batch *b)
             run_len = 0;
         }
     }
+    if (filled > 0)
+        vm_obj_run_waiters(obj, b);
 }
 
 struct lock_ctx {
@@ -248,7 +263,7 @@ lock_request_apply(void *arg)
     struct lock_ctx *lc = arg;
     struct vm_object *obj = lc->obj;
     struct emm_msg *msg = lc->msg;
-    struct vm_batch b = {0};
+    struct vm_batch b = VM_BATCH_INIT(b);
     uint64_t first = msg->offset / VM_PS;
     uint64_t last = msg->length == UINT64_MAX ? UINT64_MAX
                                               : (msg->offset + msg->length + VM_PS - 1) / VM_PS;
@@ -307,6 +322,7 @@ lock_request_apply(void *arg)
             m->next = b.failed;
             b.failed = m;
         } else {
+            vm_pager_count_sent(obj, m);
             b.kick_pager = 1;
         }
         m = next;
@@ -351,22 +367,48 @@ handle_lock_request(struct emm_port *port, struct vm_object *obj, struct emm_msg
     }
 }
 
+/* Refuses msg: logged and counted; released without effect. */
+static void
+refuse(struct vm_object *obj, struct emm_msg *msg, int from_dp, const char *field)
+{
+    pthread_mutex_lock(&obj->lock);
+    vm_msg_refuse(obj, msg, from_dp, field);
+    pthread_mutex_unlock(&obj->lock);
+    emm_msg_release(msg, -EBADMSG);
+}
+
 static void
 control_handler(struct emm_port *port, struct emm_msg *msg)
 {
     struct vm_object *obj = emm_port_context(port);
     struct vm_kernel *k = obj->kernel;
-    struct vm_batch b = {0};
+    struct vm_batch b = VM_BATCH_INIT(b);
+    const char *field;
 
+    /* Nothing a pager sends is trusted before it is checked. */
+    if (vm_msg_check_form(msg, 0, &field) < 0) {
+        refuse(obj, msg, 0, field);
+        return;
+    }
     if (msg->id == MO_LOCK_REQUEST) {
         handle_lock_request(port, obj, msg);
         return;
     }
-    uint8_t filled[256];
-    int prefilled = msg->id == MO_DATA_SUPPLY && msg->length / VM_PS <= 256;
+    uint8_t filled[EMM_MAX_REQUEST_PAGES];
+    int prefilled = msg->id == MO_DATA_SUPPLY; /* checked: at most one request */
     if (prefilled)
         supply_prefill(obj, msg, filled);
     pthread_mutex_lock(&obj->lock);
+    if (vm_msg_check_range(obj, msg, &field) < 0) {
+        vm_msg_refuse(obj, msg, 0, field);
+        pthread_mutex_unlock(&obj->lock);
+        emm_msg_release(msg, -EBADMSG);
+        return;
+    }
+    /* An answer to a request sent to swap (double paging), not to the pager:
+     * not counted as the pager's (temporary objects have only swap). */
+    struct vm_page *head = vm_obj_page_lookup(obj, msg->offset / VM_PS);
+    int answers_swap = !obj->temporary && head != NULL && (head->flags & VM_PG_FROMSWAP);
     switch (msg->id) {
     case MO_READY:
     case MO_CHANGE_ATTRIBUTES:
@@ -387,6 +429,8 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
         vm_obj_run_waiters(obj, &b);
         break;
     case MO_DATA_SUPPLY:
+        if (!answers_swap)
+            atomic_fetch_add(&obj->pstats->msg_supplies, 1);
         atomic_fetch_add(&k->stats.data_supplies, 1);
         atomic_fetch_add(&k->stats.pages_supplied, msg->length / VM_PS);
         handle_supply(obj, msg, 0, prefilled ? filled : NULL, &b);
@@ -396,12 +440,16 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
             handle_not_held(obj, msg, &b);
             break;
         }
+        if (!answers_swap)
+            atomic_fetch_add(&obj->pstats->msg_unavailable, 1);
         atomic_fetch_add(&k->stats.data_unavailable, 1);
         handle_supply(obj, msg, 1, NULL, &b);
         break;
     case MO_DATA_ERROR: {
+        if (!answers_swap)
+            atomic_fetch_add(&obj->pstats->msg_errors, 1);
         atomic_fetch_add(&k->stats.data_errors, 1);
-        int err = msg->arg > 0 ? msg->arg : EIO;
+        int err = msg->arg; /* a positive errno (checked) */
         uint64_t first = msg->offset / VM_PS, n = msg->length / VM_PS;
         for (uint64_t i = 0; i < n; i++) {
             struct vm_page *p = vm_obj_page_lookup(obj, first + i);
@@ -419,25 +467,26 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
         emm_warn("object %llu: pager destroyed it (reason %d)", (unsigned long long)obj->id,
                  msg->arg);
         obj->state = VM_OBJ_DEAD;
-        obj->error = msg->arg > 0 ? msg->arg : EIO;
+        obj->error = msg->arg > 0 ? msg->arg : EIO; /* reason 0: no reason given */
         vm_obj_discard_all(obj);
         vm_obj_run_waiters(obj, &b);
+        vm_obj_seeks_expire(obj, 0, 1, &b);
+        break;
+    case MO_QUERY_REPLY:
+        vm_obj_query_reply(obj, msg, &b);
         break;
     case MO_DATA_RETURN_COMPLETED:
         vm_obj_return_completed(obj, msg, 0, &b);
         break;
     case MO_SYNCHRONIZE_COMPLETED: {
-        struct vm_sync *s = obj->sync_head;
+        struct vm_sync *s = STAILQ_FIRST(&obj->syncs);
         if (s == NULL) {
             emm_warn("object %llu: unexpected synchronize_completed", (unsigned long long)obj->id);
             break;
         }
-        obj->sync_head = s->next;
-        if (obj->sync_head == NULL)
-            obj->sync_tail = NULL;
-        s->next = NULL;
-        b.syncs_done = s;
-        b.sync_err = msg->arg; /* a positive errno (validated) */
+        STAILQ_REMOVE_HEAD(&obj->syncs, link);
+        STAILQ_INSERT_TAIL(&b.syncs_done, s, link);
+        b.sync_err = msg->arg; /* a positive errno (checked) */
         if (b.sync_err == 0 && obj->return_failures != s->failures_at_start)
             b.sync_err = EIO; /* a page it returned stayed dirty: the pager refused it */
         if (b.sync_err == 0 && vm_obj_dp_holds(obj) && obj->state == VM_OBJ_READY) {
@@ -468,12 +517,11 @@ static void
 dp_reply_handler(struct emm_port *port, struct emm_msg *msg)
 {
     struct vm_object *obj = emm_port_context(port);
-    struct vm_batch b = {0};
+    struct vm_batch b = VM_BATCH_INIT(b);
 
-    if (msg->id != MO_DATA_RETURN_COMPLETED) {
-        emm_warn("object %llu: default pager reply port got %s (%u): refused",
-                 (unsigned long long)obj->id, emm_msg_name(msg->id), msg->id);
-        emm_msg_release(msg, -EBADMSG);
+    const char *field;
+    if (vm_msg_check_form(msg, 1, &field) < 0) { /* only data_return_completed comes here */
+        refuse(obj, msg, 1, field);
         return;
     }
     pthread_mutex_lock(&obj->lock);

@@ -55,12 +55,13 @@ vm_kmsg(struct vm_object *obj, uint32_t id, uint64_t off, uint64_t len)
 void
 vm_batch_done(struct vm_batch *b, struct vm_io *io)
 {
-    io->next = NULL;
-    if (b->done_tail != NULL)
-        b->done_tail->next = io;
-    else
-        b->done = io;
-    b->done_tail = io;
+    if (io->waiter != NULL) { /* the data is placed, or the write failed */
+        io->waiter->released = 1;
+        pthread_cond_signal(&io->waiter->cond);
+        io->waiter = NULL;
+        io->src = NULL;
+    }
+    STAILQ_INSERT_TAIL(&b->done, io, link);
 }
 
 /* Chains runs of data_returns for contiguous pages (at most 256, 1 MiB), so a
@@ -84,6 +85,27 @@ cluster_returns(struct emm_msg *m)
     }
 }
 
+/* Counts a message posted to the object's pager (its filesystem's counters). */
+void
+vm_pager_count_sent(struct vm_object *obj, const struct emm_msg *m)
+{
+    struct vm_pager_stats *ps = obj->pstats;
+    atomic_uint_fast64_t *c = NULL;
+    switch (m->id) {
+    case MO_INIT: c = &ps->msg_inits; break;
+    case MO_DATA_REQUEST: c = &ps->msg_requests; break;
+    case MO_DATA_UNLOCK: c = &ps->msg_unlocks; break;
+    case MO_DATA_RETURN: c = &ps->msg_returns; break;
+    case MO_SYNCHRONIZE: c = &ps->msg_syncs; break;
+    case MO_DISCARD: c = &ps->msg_discards; break;
+    case MO_TERMINATE: c = &ps->msg_terminates; break;
+    case MO_DATA_QUERY: c = &ps->msg_queries; break;
+    default: break;
+    }
+    if (c != NULL)
+        atomic_fetch_add(c, 1);
+}
+
 /* Queues the batch's messages on the pager's and the default pager's ports.
  * Called with the object lock held, so messages reach each port in the order
  * the object decided them, whichever thread sends first after unlocking: a
@@ -103,6 +125,7 @@ vm_batch_post(struct vm_object *obj, struct vm_batch *b)
             m->next = b->failed;
             b->failed = m;
         } else {
+            vm_pager_count_sent(obj, m);
             b->kick_pager = 1;
             /* The pages of a cluster are answered by one data_return_completed
              * that names the head's seqno: each page keeps it to match. */
@@ -146,10 +169,9 @@ vm_batch_flush(struct vm_object *obj, struct vm_batch *b)
         }
     }
     b->failed = b->dp_failed = NULL;
-    struct vm_io *io = b->done;
-    b->done = b->done_tail = NULL;
-    while (io != NULL) {
-        struct vm_io *next = io->next;
+    struct vm_io *io;
+    while ((io = STAILQ_FIRST(&b->done)) != NULL) {
+        STAILQ_REMOVE_HEAD(&b->done, link);
         if (io->op == VM_IO_READ) {
             if (io->err == 0) {
                 struct iovec iov[EMM_MAX_SPAN_PAGES];
@@ -172,20 +194,35 @@ vm_batch_flush(struct vm_object *obj, struct vm_batch *b)
                 io->rdone(io->arg, io->err, NULL, 0);
             }
         } else {
+            vm_io_unstage(obj, io); /* a failed write's staged frames */
             io->done(io->arg, io->err);
         }
-        free(io->buf);
         free(io);
-        io = next;
     }
-    struct vm_sync *s = b->syncs_done;
-    b->syncs_done = NULL;
-    while (s != NULL) {
-        struct vm_sync *next = s->next;
+    struct vm_sync *s;
+    while ((s = STAILQ_FIRST(&b->syncs_done)) != NULL) {
+        STAILQ_REMOVE_HEAD(&b->syncs_done, link);
         s->done(s->arg, b->sync_err);
         free(s);
-        s = next;
     }
+    struct vm_seek *sk;
+    while ((sk = STAILQ_FIRST(&b->seeks_done)) != NULL) {
+        STAILQ_REMOVE_HEAD(&b->seeks_done, link);
+        sk->done(sk->arg, sk->result);
+        free(sk);
+    }
+}
+
+void
+vm_io_unstage(struct vm_object *obj, struct vm_io *io)
+{
+    struct vm_kernel *k = obj->kernel;
+    for (unsigned i = 0; i < io->nwired; i++)
+        if (io->wired[i] != NULL)
+            vm_pool_free(&k->pool, io->wired[i]);
+    if (io->nwired > 0)
+        atomic_fetch_sub(&k->stats.staged_pages_now, io->nwired);
+    io->nwired = 0;
 }
 
 void

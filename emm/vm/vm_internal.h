@@ -1,6 +1,6 @@
 /*
  * vm_internal.h - the structures and functions the kernel's files share
- * (vm_page_table, vm_batch, vm_object, vm_kernel, vm_fault, vm_laundry,
+ * (vm_page_table, vm_batch, vm_object, vm_kernel, vm_fault, vm_seek, vm_laundry,
  * vm_sync, memory_object, vm_pageout; each may call only the files listed
  * before it). Not for the front end. Locking rules are those of vm_object.h and vm_pool.h.
  */
@@ -9,37 +9,72 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/queue.h>
 
 #include "vm_dpager.h"
 #include "vm_object.h"
 
 #define VM_PS ((uint64_t)EMM_PAGE_SIZE)
+#define VM_READAROUND 16u /* pages a small fault on a temporary object reads around */
+
+/* A caller blocked in vm_object_write until its buffer is no longer needed
+ * (on its stack; signalled under the object lock). */
+struct vm_write_waiter {
+    int released;
+    pthread_cond_t cond;
+};
 
 /* A pending front-end operation (Mach: a faulting thread asleep on the object). */
 struct vm_io {
-    struct vm_io *next;
+    STAILQ_ENTRY(vm_io) link; /* the object's waiting operations, or a batch's done list */
     int op; /* VM_IO_* */
     int unlock_sent;
     uint64_t off, len;
-    void *buf; /* owned copy of a waiting write */
+    /* A write's data, never copied to the heap: the caller's buffer, borrowed
+     * while the caller waits in vm_object_write (its waiter, on its stack, is
+     * released when the write no longer needs it), or a buffer that outlives the
+     * write (stable); NULL once the data sits in staged frames. */
+    const void *src;
+    struct vm_write_waiter *waiter;
+    int stable;
     vm_read_done_fn rdone;
     vm_done_fn done;
     void *arg;
     int err;
+    /* A read: the pages it wired. A write: its staged frames, pool frames
+     * outside any object holding the write's bytes at their in-page offsets,
+     * one per page of [off, off+len), taken when it had to wait. */
     unsigned nwired;
     struct vm_page *wired[EMM_MAX_SPAN_PAGES]; /* a 1 MiB read spans at most 257 pages */
 };
 enum { VM_IO_READ = 1, VM_IO_WRITE };
+STAILQ_HEAD(vm_io_list, vm_io);
 
 /* A synchronize waiting for synchronize_completed, FIFO per object. */
 struct vm_sync {
-    struct vm_sync *next;
+    STAILQ_ENTRY(vm_sync) link; /* one of the object's sync lists, or a batch's */
     vm_done_fn done;
     void *arg;
     int terminate; /* finish a terminate when it completes */
     uint64_t failures_at_start; /* obj->return_failures when it started */
     uint64_t queued_ns;         /* when it began waiting for a replay */
 };
+STAILQ_HEAD(vm_sync_list, vm_sync);
+
+/* A SEEK_DATA/SEEK_HOLE waiting for its pager's query_reply (vm_seek.c). */
+struct vm_seek {
+    TAILQ_ENTRY(vm_seek) qlink;  /* obj->seeks: waiting for a query_reply */
+    STAILQ_ENTRY(vm_seek) link;  /* a batch's seeks_done */
+    uint64_t idx, limit;         /* where the walk is; the end of the object */
+    uint64_t best;               /* SEEK_DATA: the first data page the kernel knows */
+    uint64_t result, sent_ns;
+    int want_data;
+    int32_t tag;                 /* the query's, echoed by the reply */
+    vm_seek_done_fn done;
+    void *arg;
+};
+TAILQ_HEAD(vm_seek_list, vm_seek);
+STAILQ_HEAD(vm_seek_done_list, vm_seek);
 
 struct vm_object {
     pthread_mutex_t lock;
@@ -58,8 +93,8 @@ struct vm_object {
     struct vm_page **buckets;
     uint64_t nbuckets;
     uint64_t nresident, ndirty, nlaundry, nabsent, nnew;
-    struct vm_io *io_head, *io_tail; /* waiting operations, in arrival order */
-    struct vm_sync *sync_head, *sync_tail;
+    struct vm_io_list ios;           /* waiting operations, in arrival order */
+    struct vm_sync_list syncs;       /* waiting for synchronize_completed, in send order */
     int starved;                     /* an io waits for free frames */
     atomic_uint need_frames;         /* how many it needs at once (the worker reads it unlocked) */
     struct vm_object *kick_next;     /* kernel worker queue */
@@ -73,11 +108,20 @@ struct vm_object {
     void *dp_handle;
     uint64_t deadline_ns;            /* a data_return older than this is overdue; 0: none */
     uint64_t replay_inflight;        /* pages paged in from swap to be replayed */
-    struct vm_sync *replay_syncs;    /* fsyncs waiting for the replay to finish */
+    uint64_t dp_returns;             /* data_returns on their way to the default pager */
+    struct vm_sync_list replay_syncs; /* fsyncs waiting for the replay to finish */
     uint64_t return_failures;        /* data_returns no pager took (the page stayed dirty) */
+    const char *pager_name;          /* its filesystem's name, for log lines, or NULL */
+    int bad_msg_logged;              /* a bad message from its pagers was logged */
     int on_swapped_list;             /* kernel->swapped_head (kick_lock) */
     struct vm_object *swapped_next;
+    int on_waiting_list;             /* kernel->waiting_head (kick_lock) */
+    struct vm_object *waiting_next;
     struct vm_pager_stats *pstats;   /* the filesystem's counters (never NULL) */
+    struct vm_seek_list seeks;       /* waiting for their pager's query_reply */
+    uint32_t next_seek_tag;
+    int on_seeking_list;             /* kernel->seeking_head (kick_lock) */
+    struct vm_object *seeking_next;
 };
 
 /* Messages and completions gathered under the object lock, run after it. */
@@ -86,10 +130,16 @@ struct vm_batch {
     struct emm_msg *dp_msgs, *dp_msgs_tail; /* to its default-pager port */
     struct emm_msg *failed, *dp_failed;     /* refused by a dead port: released unlocked */
     int kick_pager, kick_dp;                /* posted: start delivery after unlocking */
-    struct vm_io *done, *done_tail;
-    struct vm_sync *syncs_done;
+    struct vm_io_list done;
+    struct vm_sync_list syncs_done;
     int sync_err;
+    struct vm_seek_done_list seeks_done;
 };
+/* struct vm_batch b = VM_BATCH_INIT(b); (the lists point into b itself) */
+#define VM_BATCH_INIT(b)                                                         \
+    { .done = STAILQ_HEAD_INITIALIZER((b).done),                                 \
+      .syncs_done = STAILQ_HEAD_INITIALIZER((b).syncs_done),                     \
+      .seeks_done = STAILQ_HEAD_INITIALIZER((b).seeks_done) }
 
 struct vm_kernel {
     struct vm_pool pool;
@@ -108,6 +158,11 @@ struct vm_kernel {
     const struct vm_dpager_ops *dpo;
     void *dp_ctx;
     struct vm_object *swapped_head; /* objects with pages in swap to replay (kick_lock) */
+    /* Objects with operations waiting (kick_lock): a pager's threads serve all
+     * its objects, so when it goes overdue all of them are looked at again. */
+    struct vm_object *waiting_head;
+    int recheck_waiting; /* kick_lock: the worker reruns them */
+    struct vm_object *seeking_head; /* objects whose seeks wait for a reply (kick_lock) */
     struct vm_pager_stats orphan_stats; /* for objects created without counters */
 };
 
@@ -133,21 +188,51 @@ void vm_obj_discard_all(struct vm_object *obj);
 struct emm_msg *vm_kmsg(struct vm_object *obj, uint32_t id, uint64_t off, uint64_t len);
 void vm_batch_msg(struct vm_batch *b, struct emm_msg *m);    /* to the pager */
 void vm_batch_dp_msg(struct vm_batch *b, struct emm_msg *m); /* to the default pager */
-void vm_batch_done(struct vm_batch *b, struct vm_io *io);    /* complete io after unlocking */
+/* Complete io after unlocking; obj->lock held (releases a blocked writer). */
+void vm_batch_done(struct vm_batch *b, struct vm_io *io);
 void vm_batch_post(struct vm_object *obj, struct vm_batch *b); /* lock held */
+void vm_pager_count_sent(struct vm_object *obj, const struct emm_msg *m); /* pstats */
 void vm_batch_flush(struct vm_object *obj, struct vm_batch *b); /* after unlocking */
 void vm_io_unwire(struct vm_object *obj, struct vm_io *io);  /* takes obj->lock */
+/* Gives a write's staged frames back to the pool (pool lock only). */
+void vm_io_unstage(struct vm_object *obj, struct vm_io *io);
+
+/* vm_msgcheck.c: a pager's message, checked before it is trusted. 0, or
+ * -EBADMSG with *field naming what is wrong. form: the message alone (no lock;
+ * from_dp: it came on the default pager's reply port); range: its pages are
+ * inside the object or were asked for (lock held). refuse: log (once per
+ * object, naming the pager and the field) and count it (lock held). */
+int vm_msg_check_form(const struct emm_msg *msg, int from_dp, const char **field);
+int vm_msg_check_range(struct vm_object *obj, const struct emm_msg *msg, const char **field);
+void vm_msg_refuse(struct vm_object *obj, const struct emm_msg *msg, int from_dp,
+                   const char *field);
 
 /* vm_object.c */
 int vm_obj_dp_holds(struct vm_object *obj); /* the default pager holds pages of it */
+int vm_obj_dp_may_hold(struct vm_object *obj); /* ... or will, once its returns land */
 
 /* vm_kernel.c */
 void vm_kernel_kick(struct vm_kernel *k, struct vm_object *obj); /* retry on the worker */
 void vm_kernel_note_swapped(struct vm_kernel *k, struct vm_object *obj);
+/* obj queued an operation (its lock held): rerun when a pager goes overdue. */
+void vm_kernel_note_waiting(struct vm_kernel *k, struct vm_object *obj);
+/* A pager went overdue: the worker reruns the waiting operations of every
+ * listed object, whatever its pager (any one object's lock may be held). */
+void vm_kernel_recheck_waiting(struct vm_kernel *k);
 
 /* vm_fault.c (lock held unless said) */
+/* The object's pager is suspect and does not store page idx: a data_request
+ * would wait behind its stalled returns for a hole the kernel fills itself. */
+int vm_obj_pager_lacks(struct vm_object *obj, uint64_t idx);
+void vm_obj_fill_hole(struct vm_object *obj, struct vm_page *p); /* absent p reads zeros */
 void vm_obj_run_waiters(struct vm_object *obj, struct vm_batch *b);
 void vm_obj_retry(struct vm_object *obj); /* reruns waiting operations; takes the lock */
+
+/* vm_seek.c (lock held) */
+void vm_obj_query_reply(struct vm_object *obj, const struct emm_msg *msg, struct vm_batch *b);
+/* Gives up seeks waiting for a reply (all, or those past their wait or whose
+ * pager is suspect): answered as if the pager held data. 1 if some still wait. */
+int vm_obj_seeks_expire(struct vm_object *obj, uint64_t now, int all, struct vm_batch *b);
 
 /* vm_laundry.c (lock held) */
 void vm_obj_launder(struct vm_object *obj, struct vm_page *p, int evict, struct vm_batch *b);

@@ -85,10 +85,12 @@ page_send_return(struct vm_object *obj, struct vm_page *p, int to_dp, struct vm_
     p->flags |= VM_PG_WAIT_MSG;
     p->loans++;
     vm_object_ref(obj);
-    if (to_dp)
+    if (to_dp) {
+        obj->dp_returns++;
         vm_batch_dp_msg(b, m);
-    else
+    } else {
         vm_batch_msg(b, m);
+    }
 }
 
 /* Tells the default pager its copy of page index is obsolete. 0, or -ENOMEM. */
@@ -174,6 +176,8 @@ page_answer(struct vm_object *obj, struct vm_page *p, int dmsg, int status)
     } else {
         p->flags &= (uint16_t)~VM_PG_WAIT_MSG;
         p->ret_status = (int16_t)status;
+        if (status < 0 && !(p->flags & VM_PG_TO_DP))
+            atomic_fetch_add(&obj->pstats->msg_return_errors, 1); /* its pager refused it */
     }
 }
 
@@ -320,10 +324,12 @@ page_return_released(struct emm_msg *msg, int status)
 {
     struct vm_page *p = msg->release_ctx;
     struct vm_object *obj = p->object;
-    struct vm_batch b = {0};
+    struct vm_batch b = VM_BATCH_INIT(b);
 
     pthread_mutex_lock(&obj->lock);
     int dmsg = msg == &p->dmsg;
+    if (dmsg || (p->flags & VM_PG_TO_DP)) /* p->msg went to swap */
+        obj->dp_returns--;
     if (status != 0 && (p->flags & (dmsg ? VM_PG_WAIT_DMSG : VM_PG_WAIT_MSG)))
         page_answer(obj, p, dmsg, status);
     assert(p->loans > 0);
@@ -400,20 +406,27 @@ vm_obj_overdue(struct vm_object *obj, struct vm_page *p, uint64_t now, struct vm
 {
     struct vm_kernel *k = obj->kernel;
     vm_pool_dequeue(&k->pool, p);
-    if (p->state != VM_PAGE_LAUNDRY || (p->flags & (VM_PG_OVERDUE | VM_PG_ORPHAN | VM_PG_TO_DP)))
+    if (p->state != VM_PAGE_LAUNDRY || (p->flags & (VM_PG_OVERDUE | VM_PG_TO_DP)))
         return;
+    /* An orphan (punched or truncated away while in laundry) has no data worth
+     * a copy in swap, but the pager sits on its return all the same: it makes
+     * the pager suspect like any other, so faults stop waiting for it. */
+    int was_suspect = vm_pager_suspect(obj->pstats, now); /* before this one counts */
     p->flags |= VM_PG_OVERDUE;
     atomic_fetch_sub(&k->laundry, 1); /* no longer throttles the daemon */
     atomic_fetch_add(&k->stats.overdue, 1);
     atomic_fetch_add(&obj->pstats->overdue, 1);
     atomic_fetch_add(&obj->pstats->overdue_inflight, 1);
-    if (!vm_pager_suspect(obj->pstats, now))
+    if (!was_suspect)
         emm_warn("object %llu: pager has not taken page %llu back within its deadline "
                  "(%llu ms): its pageouts go to swap for now",
                  (unsigned long long)obj->id, (unsigned long long)p->index,
                  (unsigned long long)(obj->deadline_ns / 1000000));
     atomic_store(&obj->pstats->sick_until_ns, now + sick_period(obj));
-    if (obj->dp != NULL && !obj->temporary) {
+    /* The pager's threads serve its other objects too: their data_requests
+     * may wait behind this return. */
+    vm_kernel_recheck_waiting(k);
+    if (obj->dp != NULL && !obj->temporary && !(p->flags & VM_PG_ORPHAN)) {
         struct emm_msg *d = &p->dmsg;
         memset(d, 0, sizeof(*d));
         d->id = MO_DATA_RETURN;
@@ -428,6 +441,7 @@ vm_obj_overdue(struct vm_object *obj, struct vm_page *p, uint64_t now, struct vm
         p->flags |= VM_PG_WAIT_DMSG;
         p->loans++;
         vm_object_ref(obj);
+        obj->dp_returns++;
         vm_batch_dp_msg(b, d);
     }
     vm_obj_run_waiters(obj, b); /* writers waiting on it copy it now */

@@ -33,13 +33,11 @@ struct vm_upcalls {
      * (len 0: to the end), then call done(arg). From a notifier thread. */
     void (*invalidate)(void *owner, uint64_t off, uint64_t len, void (*done)(void *arg),
                        void *arg);
-    /* Does the pager already store page `index`? (st_blocks accounting; optional) */
+    /* Does the pager already store page `index`? Asked only while the pager is
+     * suspect, for faults on pages neither resident nor in swap (a stalled pager
+     * must not stall them: the kernel fills its holes), without any lock held.
+     * Optional. */
     int (*pager_has_page)(void *owner, uint64_t index);
-    /* The next page index >= from its pager stores (want_data) or does not
-     * (a hole), in *found (UINT64_MAX: no data at or after from); -errno if it
-     * cannot tell. Called without the object lock (vm_object_seek; optional).
-     * Later a protocol query to the pager (issue 9). */
-    int (*pager_seek)(void *owner, uint64_t from, int want_data, uint64_t *found);
 };
 
 /* Kernel-wide counters (emmctl info faults/memory). */
@@ -49,7 +47,15 @@ struct vm_stats {
         lock_requests, data_unlocks, synchronizes, sync_errors, evictions, reclaimed_clean,
         frame_waits, read_ops, write_ops, read_waits, double_paged, overdue, replayed,
         swap_faults, objects_killed, cow_overdue,
-        holes_filled; /* pages a suspect pager lacks, zero-filled without asking it */
+        holes_filled, /* pages a suspect pager lacks, zero-filled without asking it */
+        bad_messages,   /* pager messages refused by the kernel's checks (vm_msgcheck.c) */
+        queries,        /* data_query sent to pagers (SEEK_DATA/SEEK_HOLE) */
+        queries_expired; /* given up: the pager was suspect or did not answer in time */
+    /* Writes that had to wait: their data went to staged pool frames
+     * (writes_staged), or their caller blocked until frames came back
+     * (writes_blocked); the gauges say how many of each there are now. */
+    atomic_uint_fast64_t writes_staged, writes_blocked, staged_pages_now, blocked_writers_now;
+    atomic_uint_fast64_t readaround_pages; /* swapped neighbours a fault brought in too */
 };
 
 /* Per-filesystem counters the kernel keeps for the filesystem's pager, and its
@@ -64,6 +70,13 @@ struct vm_pager_stats {
         replayed,                    /* pages from swap it has taken since */
         swap_faults,                 /* page-ins served from swap */
         killed;                      /* objects killed by a swap write failure */
+    /* The protocol traffic with the pager as the kernel sees it (emmctl info
+     * pagers): messages it sent to the pager's ports, and the answers it got
+     * back from the pager (not those from swap). */
+    atomic_uint_fast64_t msg_inits, msg_requests, msg_unlocks, msg_returns, msg_syncs,
+        msg_discards, msg_terminates, msg_queries, /* sent */
+        msg_supplies, msg_unavailable, msg_errors, /* received */
+        msg_return_errors;                         /* data_returns it refused */
 };
 
 struct vm_object_info {
@@ -80,6 +93,7 @@ enum vm_object_state { VM_OBJ_INIT = 0, VM_OBJ_READY, VM_OBJ_DEAD, VM_OBJ_TERMIN
 
 typedef void (*vm_read_done_fn)(void *arg, int err, const struct iovec *iov, int iovcnt);
 typedef void (*vm_done_fn)(void *arg, int err);
+typedef void (*vm_seek_done_fn)(void *arg, uint64_t found);
 
 /* policy NULL: second-chance (vm_policy.h). */
 int vm_kernel_create(uint64_t resident_bytes, const struct vm_policy_ops *policy,
@@ -100,6 +114,7 @@ struct vm_object_args {
     uint64_t dp_key;        /* its name at the default pager (vm_dp_key) */
     uint64_t deadline_ms;   /* pager.deadline: 0 = never overdue */
     struct vm_pager_stats *pstats; /* the filesystem's counters, or NULL */
+    const char *pager_name; /* its filesystem's name, for log lines (outlives it), or NULL */
 };
 
 /* Creates the object and sends memory_object_init to its pager (the default
@@ -115,13 +130,28 @@ void vm_object_unref(struct vm_object *obj);
  * frames, valid only during the call. */
 void vm_object_read(struct vm_object *obj, uint64_t off, uint64_t len, vm_read_done_fn done,
                     void *arg);
-/* Writes len bytes at off (copied before the call returns if it must wait). Does
- * not change the size: the front end does (vm_object_set_size). */
+/* Writes len bytes at off. The data goes straight from buf into pool frames,
+ * never to the heap: if the write must wait (a page being paged in, on loan,
+ * locked), its bytes go to staged frames taken from the pool and the call
+ * returns; if the pool has no frames for that either, the caller blocks until
+ * it has (back-pressure: at most one waiting write per calling thread). done
+ * may run before the call returns, or later from another thread. Does not
+ * change the size: the front end does (vm_object_set_size). */
 void vm_object_write(struct vm_object *obj, uint64_t off, const void *buf, uint64_t len,
+                     vm_done_fn done, void *arg);
+/* The same for a buffer that outlives the write (zeros): never blocks, and
+ * never copies it. */
+void vm_object_write_stable(struct vm_object *obj, uint64_t off, const void *buf, uint64_t len,
                      vm_done_fn done, void *arg);
 /* Returns every dirty page to the pager, then synchronize; done after
  * synchronize_completed, with its result. */
 void vm_object_sync(struct vm_object *obj, vm_done_fn done, void *arg);
+/* `emmctl flush`: writes back and drops the Linux page cache of the object
+ * (the invalidate upcall), returns every dirty page to the pager and drops
+ * every page from the pool, then synchronizes; done with the synchronize's
+ * result. The kernel's own msync(MS_INVALIDATE), in place of a lock_request
+ * the front end would have to make the pager send. */
+void vm_object_flush(struct vm_object *obj, vm_done_fn done, void *arg);
 /* Discards [off, off+len): whole pages dropped and discarded at the pager,
  * partial edge pages zeroed. len UINT64_MAX: to the end. */
 void vm_object_punch(struct vm_object *obj, uint64_t off, uint64_t len, vm_done_fn done,
@@ -137,16 +167,20 @@ uint64_t vm_object_size(struct vm_object *obj);
 void vm_object_terminate(struct vm_object *obj, int keep, vm_done_fn done, void *arg);
 /* Next page index >= from that is resident data (want_data), or that is not
  * (a hole: absent, or a clean page the pager has no copy of); UINT64_MAX if none.
- * Pager-initiated flushes (lock_request) arrive on the control port: see
- * pgr_std_lock_object, used by `emmctl flush`. */
+ * Pager-initiated flushes (lock_request) arrive on the control port. */
 uint64_t vm_object_seek_resident(struct vm_object *obj, uint64_t from, int want_data);
 /* SEEK_DATA / SEEK_HOLE in pages, from everything the kernel knows: resident
  * pages (their newest copy), the default pager's holdings (pages in swap; for
- * a temporary object its only store) and the object's pager (the pager_seek
- * upcall, asked without the object lock). want_data: the first page >= from
- * holding data, or UINT64_MAX. Otherwise the first hole >= from, at most
- * limit (the end of the object counts as a hole). */
-uint64_t vm_object_seek(struct vm_object *obj, uint64_t from, uint64_t limit, int want_data);
+ * a temporary object its only store) and the object's pager, asked with a
+ * data_query message (emm extension) sent in the object's message order.
+ * want_data: the first page >= from holding data, or UINT64_MAX. Otherwise the
+ * first hole >= from, at most limit (the end of the object counts as a hole).
+ * done(arg, found) runs once: before this returns when the kernel knows
+ * enough, else from the thread that delivers the pager's reply. A pager that
+ * is suspect, or does not answer within the object's deadline (10 s without
+ * one), is taken to hold data wherever the kernel knows nothing better. */
+void vm_object_seek(struct vm_object *obj, uint64_t from, uint64_t limit, int want_data,
+                    vm_seek_done_fn done, void *arg);
 void vm_object_info(struct vm_object *obj, struct vm_object_info *out);
 uint64_t vm_object_id(struct vm_object *obj);
 

@@ -16,8 +16,9 @@
  *
  * Locking: the daemon takes the pool lock, then only *tries* an object's lock
  * (the usual order is object then pool), handing the page back if it fails.
- * kick_lock guards the worker's queue and the list of objects with pages in
- * swap.
+ * kick_lock guards the worker's queue, the list of objects with pages in swap
+ * and the list of objects with operations waiting (rerun when a pager goes
+ * overdue, and each second).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -77,19 +78,110 @@ replay_round(struct vm_kernel *k)
     }
 }
 
+/* Seeks waiting for a pager's query_reply: those past their wait, or whose
+ * pager turned suspect, are answered from what the kernel knows. Called and
+ * returns with kick_lock held. */
+static void
+seek_round(struct vm_kernel *k)
+{
+    struct vm_object *list = k->seeking_head, *keep = NULL;
+    k->seeking_head = NULL;
+    pthread_mutex_unlock(&k->kick_lock);
+    uint64_t now = emm_mono_ns();
+    while (list != NULL) {
+        struct vm_object *obj = list;
+        list = obj->seeking_next;
+        struct vm_batch b = VM_BATCH_INIT(b);
+        pthread_mutex_lock(&obj->lock);
+        int more = vm_obj_seeks_expire(obj, now, 0, &b);
+        /* Decided under the object lock: a seek sent from now on finds the
+         * object off the list and puts it back. */
+        pthread_mutex_lock(&k->kick_lock);
+        if (more && !atomic_load(&k->stopping)) {
+            obj->seeking_next = keep;
+            keep = obj;
+        } else {
+            obj->on_seeking_list = 0;
+        }
+        pthread_mutex_unlock(&k->kick_lock);
+        pthread_mutex_unlock(&obj->lock);
+        vm_batch_flush(obj, &b);
+        if (!more || atomic_load(&k->stopping))
+            vm_object_unref(obj);
+    }
+    pthread_mutex_lock(&k->kick_lock);
+    while (keep != NULL) {
+        struct vm_object *obj = keep;
+        keep = obj->seeking_next;
+        obj->seeking_next = k->seeking_head;
+        k->seeking_head = obj;
+    }
+}
+
+/* Reruns the waiting operations of every listed object: a data_request its
+ * pager has not answered, stuck behind another object's overdue return, is
+ * then filled as a hole if that pager lacks the page (vm_fault.c). Drops the
+ * objects with nothing waiting. kick_lock held; returns with it held. */
+static void
+waiting_round(struct vm_kernel *k)
+{
+    struct vm_object *list = k->waiting_head, *keep = NULL;
+    k->waiting_head = NULL;
+    k->recheck_waiting = 0;
+    pthread_mutex_unlock(&k->kick_lock);
+    while (list != NULL) {
+        struct vm_object *obj = list;
+        list = obj->waiting_next;
+        vm_obj_retry(obj);
+        /* Both locks: an operation queued meanwhile finds it still listed. */
+        pthread_mutex_lock(&obj->lock);
+        pthread_mutex_lock(&k->kick_lock);
+        int waits = !STAILQ_EMPTY(&obj->ios) && !atomic_load(&k->stopping);
+        if (waits) {
+            obj->waiting_next = keep;
+            keep = obj;
+        } else {
+            obj->on_waiting_list = 0;
+        }
+        pthread_mutex_unlock(&k->kick_lock);
+        pthread_mutex_unlock(&obj->lock);
+        if (!waits)
+            vm_object_unref(obj);
+    }
+    pthread_mutex_lock(&k->kick_lock);
+    while (keep != NULL) {
+        struct vm_object *obj = keep;
+        keep = obj->waiting_next;
+        obj->waiting_next = k->waiting_head;
+        k->waiting_head = obj;
+    }
+}
+
 /* Reruns starved objects once enough frames are free for them; otherwise waits
  * for the daemon's progress signal instead of spinning on their locks. */
 static void *
 worker_main(void *arg)
 {
     struct vm_kernel *k = arg;
-    uint64_t next_replay = 0;
+    uint64_t next_replay = 0, next_waiting = 0, next_seeks = 0;
     pthread_mutex_lock(&k->kick_lock);
     while (!atomic_load(&k->stopping)) {
         uint64_t now = emm_mono_ns();
+        /* At once when a pager went overdue; each second anyway, so objects
+         * whose operations ended leave the list. */
+        if (k->recheck_waiting || (k->waiting_head != NULL && now >= next_waiting)) {
+            waiting_round(k);
+            next_waiting = now + 1000000000ull;
+            continue;
+        }
         if (k->swapped_head != NULL && now >= next_replay) {
             replay_round(k);
             next_replay = now + 10000000ull;
+            continue;
+        }
+        if (k->seeking_head != NULL && now >= next_seeks) {
+            seek_round(k);
+            next_seeks = now + 10000000ull;
             continue;
         }
         if (k->kick_head == NULL) {
@@ -175,7 +267,7 @@ scan_one(struct vm_kernel *k, uint64_t now)
         return 1;
     }
     /* Dirty (or precious): launder it, freeing the frame when the pager has it. */
-    struct vm_batch b = {0};
+    struct vm_batch b = VM_BATCH_INIT(b);
     pthread_mutex_unlock(&pool->lock);
     vm_obj_launder(obj, p, 1, &b);
     /* Clustered pageout: dirty, idle neighbours go back with it, cleaned in
@@ -204,18 +296,18 @@ static void
 check_overdue(struct vm_kernel *k, uint64_t now)
 {
     struct vm_pool *pool = &k->pool;
-    struct vm_pnode *n = pool->laundry_head;
+    struct vm_pnode *n = TAILQ_FIRST(&pool->laundry);
     unsigned looked = 0;
     while (n != NULL && looked++ < 256) {
         struct vm_page *p = vm_page_of(n);
-        n = n->next;
+        n = TAILQ_NEXT(n, link);
         struct vm_object *obj = p->object;
         uint64_t deadline = obj->deadline_ns; /* set at creation, read-only */
         if (deadline == 0 || now - p->laundry_ns < deadline)
             continue; /* later ones were sent later, but deadlines differ */
         if (pthread_mutex_trylock(&obj->lock) != 0)
             continue;
-        struct vm_batch b = {0};
+        struct vm_batch b = VM_BATCH_INIT(b);
         vm_object_ref(obj);
         pthread_mutex_unlock(&pool->lock);
         vm_obj_overdue(obj, p, now, &b);
@@ -224,7 +316,7 @@ check_overdue(struct vm_kernel *k, uint64_t now)
         vm_batch_flush(obj, &b);
         vm_object_unref(obj);
         pthread_mutex_lock(&pool->lock);
-        n = pool->laundry_head; /* the list changed meanwhile: start again */
+        n = TAILQ_FIRST(&pool->laundry); /* the list changed meanwhile: start again */
     }
 }
 
@@ -235,7 +327,7 @@ pageout_main(void *arg)
     struct vm_pool *pool = &k->pool;
     pthread_mutex_lock(&pool->lock);
     while (!atomic_load(&k->stopping)) {
-        if (pool->laundry_head != NULL)
+        if (!TAILQ_EMPTY(&pool->laundry))
             check_overdue(k, emm_mono_ns());
         uint64_t in_flight = atomic_load(&k->laundry);
         uint64_t target = pool->free_target;
@@ -327,6 +419,24 @@ vm_pageout_stop(struct vm_kernel *k)
         struct vm_object *obj = k->kick_head;
         k->kick_head = obj->kick_next;
         obj->kicked = 0;
+        vm_object_unref(obj);
+    }
+    while (k->waiting_head != NULL) {
+        struct vm_object *obj = k->waiting_head;
+        k->waiting_head = obj->waiting_next;
+        obj->on_waiting_list = 0;
+        vm_object_unref(obj);
+    }
+    while (k->seeking_head != NULL) { /* answer what still waits: nobody will */
+        struct vm_object *obj = k->seeking_head;
+        k->seeking_head = obj->seeking_next;
+        struct vm_batch b = VM_BATCH_INIT(b);
+        pthread_mutex_lock(&obj->lock);
+        obj->on_seeking_list = 0;
+        vm_obj_seeks_expire(obj, emm_mono_ns(), 1, &b);
+        vm_batch_post(obj, &b);
+        pthread_mutex_unlock(&obj->lock);
+        vm_batch_flush(obj, &b);
         vm_object_unref(obj);
     }
 }

@@ -16,20 +16,21 @@
 /* ---- intrusive FIFO: head is the oldest node, tail the newest ---- */
 
 struct pq {
-    struct vm_pnode *head, *tail;
+    struct vm_pnode_list q;
     uint64_t n;
 };
 
 static void
+pq_init(struct pq *q)
+{
+    TAILQ_INIT(&q->q);
+    q->n = 0;
+}
+
+static void
 pq_push_tail(struct pq *q, struct vm_pnode *n, uint8_t tag)
 {
-    n->next = NULL;
-    n->prev = q->tail;
-    if (q->tail != NULL)
-        q->tail->next = n;
-    else
-        q->head = n;
-    q->tail = n;
+    TAILQ_INSERT_TAIL(&q->q, n, link);
     q->n++;
     n->queue = tag;
 }
@@ -37,15 +38,7 @@ pq_push_tail(struct pq *q, struct vm_pnode *n, uint8_t tag)
 static void
 pq_unlink(struct pq *q, struct vm_pnode *n)
 {
-    if (n->prev != NULL)
-        n->prev->next = n->next;
-    else
-        q->head = n->next;
-    if (n->next != NULL)
-        n->next->prev = n->prev;
-    else
-        q->tail = n->prev;
-    n->prev = n->next = NULL;
+    TAILQ_REMOVE(&q->q, n, link);
     n->queue = VM_PQ_NONE;
     q->n--;
 }
@@ -53,7 +46,7 @@ pq_unlink(struct pq *q, struct vm_pnode *n)
 static struct vm_pnode *
 pq_pop_head(struct pq *q)
 {
-    struct vm_pnode *n = q->head;
+    struct vm_pnode *n = TAILQ_FIRST(&q->q);
     if (n != NULL)
         pq_unlink(q, n);
     return n;
@@ -84,6 +77,8 @@ sc_create(uint64_t capacity, void **st)
     struct sc_state *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return -ENOMEM;
+    pq_init(&s->active);
+    pq_init(&s->inactive);
     s->inactive_num = 2;
     s->inactive_den = 3;
     *st = s;
@@ -209,6 +204,7 @@ one_queue_create(uint64_t capacity, void **st)
     struct pq *q = calloc(1, sizeof(*q));
     if (q == NULL)
         return -ENOMEM;
+    pq_init(q);
     *st = q;
     return 0;
 }
@@ -354,6 +350,8 @@ s3_create(uint64_t capacity, void **st)
     struct s3_state *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return -ENOMEM;
+    pq_init(&s->small);
+    pq_init(&s->main);
     s->small_target = capacity * S3_SMALL_PCT / 100;
     if (s->small_target == 0)
         s->small_target = 1;

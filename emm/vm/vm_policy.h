@@ -17,6 +17,7 @@
 #define EMM_VM_POLICY_H
 
 #include <stdint.h>
+#include <sys/queue.h>
 
 /* Queue tags (struct vm_pnode.queue). */
 enum vm_pqueue {
@@ -38,13 +39,15 @@ enum vm_pqueue {
  * insert, and leaves the rest to the policy.
  */
 struct vm_pnode {
-    struct vm_pnode *prev, *next; /* policy queue links, oldest at the head */
+    TAILQ_ENTRY(vm_pnode) link; /* policy queue (or the pool's laundry list), oldest first */
     uint64_t key;   /* what the page holds, e.g. hash(object, index): s3-fifo's ghost
                        remembers evicted keys, so it must outlive the frame */
     uint8_t queue;  /* enum vm_pqueue: where the policy keeps it */
     uint8_t ref;    /* reference bit (second-chance) or 0..3 frequency (s3-fifo) */
     uint8_t flags;  /* VM_PN_* */
 };
+
+TAILQ_HEAD(vm_pnode_list, vm_pnode);
 
 struct vm_policy_ops {
     const char *name;

@@ -25,6 +25,7 @@ int
 vm_pool_init(struct vm_pool *pool, uint64_t bytes, const struct vm_policy_ops *policy)
 {
     memset(pool, 0, sizeof(*pool));
+    TAILQ_INIT(&pool->laundry);
     pool->npages = bytes / EMM_PAGE_SIZE;
     if (pool->npages < 64)
         return -EINVAL;
@@ -122,15 +123,7 @@ vm_pool_alloc_all(struct vm_pool *pool, struct vm_page **out, unsigned n)
 static void
 laundry_unlink(struct vm_pool *pool, struct vm_pnode *n)
 {
-    if (n->prev != NULL)
-        n->prev->next = n->next;
-    else
-        pool->laundry_head = n->next;
-    if (n->next != NULL)
-        n->next->prev = n->prev;
-    else
-        pool->laundry_tail = n->prev;
-    n->prev = n->next = NULL;
+    TAILQ_REMOVE(&pool->laundry, n, link);
     pool->nlaundry_listed--;
 }
 
@@ -212,13 +205,7 @@ vm_pool_to_laundry(struct vm_pool *pool, struct vm_page *page, uint64_t now_ns)
     pthread_mutex_lock(&pool->lock);
     vm_pool_unlist_locked(pool, page);
     struct vm_pnode *n = &page->pn;
-    n->next = NULL;
-    n->prev = pool->laundry_tail;
-    if (pool->laundry_tail != NULL)
-        pool->laundry_tail->next = n;
-    else
-        pool->laundry_head = n;
-    pool->laundry_tail = n;
+    TAILQ_INSERT_TAIL(&pool->laundry, n, link);
     pool->nlaundry_listed++;
     page->laundry_ns = now_ns;
     page->queue = VM_Q_LAUNDRY;

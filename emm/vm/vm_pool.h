@@ -87,7 +87,7 @@ struct vm_pool {
     const struct vm_policy_ops *policy;
     void *policy_state;
     uint64_t nqueued; /* pages in the policy */
-    struct vm_pnode *laundry_head, *laundry_tail; /* oldest first */
+    struct vm_pnode_list laundry; /* pages on loan, oldest first */
     uint64_t nlaundry_listed;
     int locked_in_ram;
     /* Pageout daemon wake-up. */

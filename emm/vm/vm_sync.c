@@ -19,12 +19,7 @@
 static void
 sync_queue(struct vm_object *obj, struct vm_sync *s)
 {
-    s->next = NULL;
-    if (obj->sync_tail != NULL)
-        obj->sync_tail->next = s;
-    else
-        obj->sync_head = s;
-    obj->sync_tail = s;
+    STAILQ_INSERT_TAIL(&obj->syncs, s, link);
 }
 
 static int
@@ -76,7 +71,7 @@ vm_object_sync(struct vm_object *obj, vm_done_fn done, void *arg)
     }
     s->done = done;
     s->arg = arg;
-    struct vm_batch b = {0};
+    struct vm_batch b = VM_BATCH_INIT(b);
     int rc;
     pthread_mutex_lock(&obj->lock);
     if (vm_obj_dp_holds(obj) && obj->state == VM_OBJ_READY) {
@@ -84,8 +79,7 @@ vm_object_sync(struct vm_object *obj, vm_done_fn done, void *arg)
          * fsync waits for the replay (through a stall too, like any write to a
          * slow store) and fails if the pager refuses a page meanwhile. */
         s->queued_ns = emm_mono_ns();
-        s->next = obj->replay_syncs;
-        obj->replay_syncs = s;
+        STAILQ_INSERT_TAIL(&obj->replay_syncs, s, link);
         rc = 0;
     } else {
         rc = sync_locked(obj, s, &b);
@@ -99,6 +93,64 @@ vm_object_sync(struct vm_object *obj, vm_done_fn done, void *arg)
     } else if (obj->dp != NULL) {
         vm_kernel_note_swapped(obj->kernel, obj); /* the worker replays, then syncs */
     }
+}
+
+/* vm_object_flush: after the Linux page cache was written back and dropped
+ * (the invalidate upcall, no lock held), dirty pages go back to their pager
+ * to leave memory, clean ones leave now, then a synchronize ends it. */
+struct flush_ctx {
+    struct vm_object *obj;
+    vm_done_fn done;
+    void *arg;
+};
+
+static void
+flush_apply(void *arg)
+{
+    struct flush_ctx *fc = arg;
+    struct vm_object *obj = fc->obj;
+    struct vm_batch b = VM_BATCH_INIT(b);
+    pthread_mutex_lock(&obj->lock);
+    if (obj->state == VM_OBJ_READY) {
+        for (uint64_t i = 0; i < obj->nbuckets; i++) {
+            struct vm_page *p = obj->buckets[i];
+            while (p != NULL) {
+                struct vm_page *next = p->hnext;
+                if (p->state == VM_PAGE_LAUNDRY)
+                    p->flags |= VM_PG_EVICT; /* leaves when its pager has it */
+                else if (p->state == VM_PAGE_PRESENT && (p->flags & VM_PG_DIRTY))
+                    vm_obj_launder(obj, p, 1, &b);
+                else if (p->state == VM_PAGE_PRESENT)
+                    vm_obj_page_discard(obj, p);
+                p = next;
+            }
+        }
+    }
+    vm_batch_post(obj, &b);
+    pthread_mutex_unlock(&obj->lock);
+    vm_batch_flush(obj, &b);
+    vm_object_sync(obj, fc->done, fc->arg); /* after the returns, in order */
+    vm_object_unref(obj);
+    free(fc);
+}
+
+void
+vm_object_flush(struct vm_object *obj, vm_done_fn done, void *arg)
+{
+    struct flush_ctx *fc = calloc(1, sizeof(*fc));
+    if (fc == NULL) {
+        done(arg, ENOMEM);
+        return;
+    }
+    fc->obj = obj;
+    fc->done = done;
+    fc->arg = arg;
+    vm_object_ref(obj);
+    struct vm_kernel *k = obj->kernel;
+    if (k->up.invalidate != NULL)
+        k->up.invalidate(obj->owner, 0, 0, flush_apply, fc);
+    else
+        flush_apply(fc);
 }
 
 void
@@ -155,7 +207,7 @@ punch_impl(struct vm_object *obj, uint64_t off, uint64_t len, uint64_t clip, vm_
     pc->done = done;
     pc->arg = arg;
     atomic_init(&pc->pending, 1);
-    struct vm_batch b = {0};
+    struct vm_batch b = VM_BATCH_INIT(b);
     pthread_mutex_lock(&obj->lock);
     if (pend > pfirst) {
         for (uint64_t i = 0; i < obj->nbuckets; i++) {
@@ -171,7 +223,8 @@ punch_impl(struct vm_object *obj, uint64_t off, uint64_t len, uint64_t clip, vm_
         struct emm_msg *m = vm_kmsg(obj, MO_DISCARD, pfirst * VM_PS, dlen);
         if (m != NULL)
             vm_batch_msg(&b, m);
-        if (vm_obj_dp_holds(obj) && (m = vm_kmsg(obj, MO_DISCARD, pfirst * VM_PS, dlen)) != NULL)
+        if (vm_obj_dp_may_hold(obj) &&
+            (m = vm_kmsg(obj, MO_DISCARD, pfirst * VM_PS, dlen)) != NULL)
             vm_batch_dp_msg(&b, m);
     }
     vm_batch_post(obj, &b);
@@ -182,13 +235,13 @@ punch_impl(struct vm_object *obj, uint64_t off, uint64_t len, uint64_t clip, vm_
     uint64_t head_end = pfirst * VM_PS < end ? pfirst * VM_PS : end;
     if (off < head_end && off < size) {
         atomic_fetch_add(&pc->pending, 1);
-        vm_object_write(obj, off, zeros, head_end - off, punch_part_done, pc);
+        vm_object_write_stable(obj, off, zeros, head_end - off, punch_part_done, pc);
     }
     if (end != UINT64_MAX && pend >= pfirst && end % VM_PS && end / VM_PS * VM_PS >= off &&
         end / VM_PS * VM_PS < size) {
         atomic_fetch_add(&pc->pending, 1);
         uint64_t tail = end / VM_PS * VM_PS;
-        vm_object_write(obj, tail, zeros, end - tail, punch_part_done, pc);
+        vm_object_write_stable(obj, tail, zeros, end - tail, punch_part_done, pc);
     }
     punch_part_done(pc, 0);
 }
@@ -216,7 +269,7 @@ vm_object_truncate(struct vm_object *obj, uint64_t size, vm_done_fn done, void *
 static void
 terminate_finish(struct vm_object *obj, int discard)
 {
-    struct vm_batch b = {0};
+    struct vm_batch b = VM_BATCH_INIT(b);
     pthread_mutex_lock(&obj->lock);
     obj->state = VM_OBJ_TERMINATED;
     obj->error = EIO;
@@ -243,6 +296,7 @@ terminate_finish(struct vm_object *obj, int discard)
             vm_batch_dp_msg(&b, m);
     }
     vm_obj_run_waiters(obj, &b); /* fail anything still waiting */
+    vm_obj_seeks_expire(obj, 0, 1, &b);
     vm_batch_post(obj, &b);
     pthread_mutex_unlock(&obj->lock);
     vm_batch_flush(obj, &b);
@@ -291,11 +345,11 @@ vm_object_terminate(struct vm_object *obj, int keep, vm_done_fn done, void *arg)
 }
 
 static void
-syncs_fail(struct vm_sync *list, int err)
+syncs_fail(struct vm_sync_list *list, int err)
 {
-    while (list != NULL) {
-        struct vm_sync *s = list;
-        list = s->next;
+    struct vm_sync *s;
+    while ((s = STAILQ_FIRST(list)) != NULL) {
+        STAILQ_REMOVE_HEAD(list, link);
         s->done(s->arg, err);
         free(s);
     }
@@ -305,15 +359,14 @@ int
 vm_obj_replay(struct vm_object *obj, unsigned max_pages)
 {
     struct vm_kernel *k = obj->kernel;
-    struct vm_batch b = {0};
+    struct vm_batch b = VM_BATCH_INIT(b);
     int more = 0;
-    struct vm_sync *failed = NULL;
+    struct vm_sync_list failed = STAILQ_HEAD_INITIALIZER(failed);
     pthread_mutex_lock(&obj->lock);
     if (obj->state != VM_OBJ_READY || obj->dp == NULL || obj->temporary) {
-        failed = obj->replay_syncs;
-        obj->replay_syncs = NULL;
+        STAILQ_CONCAT(&failed, &obj->replay_syncs);
         pthread_mutex_unlock(&obj->lock);
-        syncs_fail(failed, obj->error ? obj->error : EIO);
+        syncs_fail(&failed, obj->error ? obj->error : EIO);
         return 0;
     }
     more = vm_obj_dp_holds(obj) || obj->replay_inflight > 0;
@@ -321,25 +374,22 @@ vm_obj_replay(struct vm_object *obj, unsigned max_pages)
     uint64_t failed_at = atomic_load(&obj->pstats->last_failure_ns);
     /* Replay done: the fsyncs that waited for it go on. The pager refused a
      * page since one began waiting: that one fails. */
-    struct vm_sync **pp = &obj->replay_syncs;
-    while (*pp != NULL) {
-        struct vm_sync *s = *pp;
+    struct vm_sync_list waiting = STAILQ_HEAD_INITIALIZER(waiting);
+    struct vm_sync *s;
+    STAILQ_CONCAT(&waiting, &obj->replay_syncs);
+    while ((s = STAILQ_FIRST(&waiting)) != NULL) {
+        STAILQ_REMOVE_HEAD(&waiting, link);
         int refused = failed_at > s->queued_ns;
-        if (!refused && more) {
-            pp = &s->next;
-            continue;
-        }
-        *pp = s->next;
-        if (refused || sync_locked(obj, s, &b) < 0) {
-            s->next = failed;
-            failed = s;
-        }
+        if (!refused && more)
+            STAILQ_INSERT_TAIL(&obj->replay_syncs, s, link);
+        else if (refused || sync_locked(obj, s, &b) < 0)
+            STAILQ_INSERT_TAIL(&failed, s, link);
     }
     if (!more || obj->replay_inflight > 0 || suspect) {
         vm_batch_post(obj, &b);
         pthread_mutex_unlock(&obj->lock);
         vm_batch_flush(obj, &b);
-        syncs_fail(failed, EIO);
+        syncs_fail(&failed, EIO);
         return more;
     }
     uint64_t idx = 0;
@@ -385,5 +435,6 @@ vm_obj_replay(struct vm_object *obj, unsigned max_pages)
     vm_batch_post(obj, &b);
     pthread_mutex_unlock(&obj->lock);
     vm_batch_flush(obj, &b);
+    syncs_fail(&failed, EIO); /* refused while the replay goes on: fail them now */
     return 1;
 }

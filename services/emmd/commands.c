@@ -1,6 +1,6 @@
 /*
  * commands.c - the control-socket commands of emmd: info [--json] [section],
- * ls [--json], flush, ping; and how they print names and values (escaped for
+ * ls [--json], flush, metrics (metrics.c), ping; and how they print names and values (escaped for
  * people, JSON for scripts; see docs/emmctl.md). Runs on the control server's
  * worker threads, several at once (ctl_server.h).
  *
@@ -28,12 +28,8 @@
 
 #define LD(x) ((unsigned long long)atomic_load(&(x)))
 
-struct totals {
-    uint64_t objects, mapped, resident, dirty, laundry, errors;
-};
-
-static void
-fs_totals(struct emmd_fs *fs, struct totals *t)
+void
+emmd_fs_totals(struct emmd_fs *fs, struct emmd_totals *t)
 {
     pthread_mutex_lock(&fs->lock);
     for (size_t b = 0; b < EMMD_BUCKETS; b++)
@@ -241,7 +237,7 @@ kv_text(struct kv *k, const char *v, const char *fmt, ...)
 
 /* # Memory: the pool, its queues, the pageout daemon and the default pager. */
 static void
-info_memory(struct emmd *d, const struct totals *t, struct kv *k)
+info_memory(struct emmd *d, const struct emmd_totals *t, struct kv *k)
 {
     struct vm_pool *pool = vm_kernel_pool(d->kernel);
     struct vm_stats *s = vm_kernel_stats(d->kernel);
@@ -260,11 +256,29 @@ info_memory(struct emmd *d, const struct totals *t, struct kv *k)
     kv_u64(k, pool->free_target, "free_target");
     kv_u64(k, pool->free_min, "free_min");
     kv_u64(k, (unsigned long long)pool->locked_in_ram, "pool_mlocked");
+    /* The whole process beside the pool: resident-limit is a promise about it
+     * (docs/config.md states the fixed overhead on top of the limit). */
+    struct emmd_heap_stats hs;
+    emmd_heap_stats(&hs);
+    unsigned long long loop_threads = 0;
+    for (size_t i = 0; i < d->nfs; i++)
+        loop_threads += d->fs[i].nthreads;
+    kv_u64(k, hs.rss_bytes, "rss_bytes");
+    kv_u64(k, hs.rss_peak_bytes, "rss_peak_bytes");
+    kv_u64(k, hs.rss_anon_bytes, "rss_anon_bytes");
+    kv_u64(k, hs.rss_file_bytes, "rss_file_bytes");
+    kv_u64(k, hs.heap_bytes, "heap_bytes");
+    kv_u64(k, hs.heap_free_bytes, "heap_free_bytes");
+    kv_u64(k, loop_threads * FZ_BUFFER_BYTES, "fuse_buffer_bytes");
+    kv_u64(k, LD(s->staged_pages_now), "write_staged_pages");
+    kv_u64(k, LD(s->blocked_writers_now), "write_blocked_now");
+    kv_u64(k, LD(s->writes_staged), "writes_staged");
+    kv_u64(k, LD(s->writes_blocked), "writes_blocked");
     kv_u64(k, c.second_chances, "second_chances");
     kv_u64(k, LD(s->evictions), "evictions");
     kv_u64(k, LD(s->reclaimed_clean), "reclaimed_clean");
     kv_u64(k, LD(s->frame_waits), "frame_waits");
-    for (size_t i = 0; i < d->nfs; i++) {
+    for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed) {
         struct vm_pager_stats *p = &d->fs[i].pstats;
         kv_u64(k, LD(p->pageouts), "pageouts_%s", d->fs[i].cfg->name);
         kv_u64(k, LD(p->double_paged), "double_paged_%s", d->fs[i].cfg->name);
@@ -278,6 +292,7 @@ info_memory(struct emmd *d, const struct totals *t, struct kv *k)
     kv_u64(k, ds.slots_total - ds.slots_used, "swap_free_pages");
     kv_u64(k, ds.pages_out, "swap_pages_out");
     kv_u64(k, LD(s->swap_faults), "swap_faults");
+    kv_u64(k, LD(s->readaround_pages), "swap_readaround_pages");
     kv_u64(k, ds.full_errors, "swap_full_errors");
     kv_u64(k, ds.io_errors, "swap_io_errors");
     kv_u64(k, LD(s->double_paged), "double_paged");
@@ -345,17 +360,17 @@ cmd_info(struct emmd *d, int argc, char **argv, FILE *out)
         }
         section = argv[i];
     }
-    struct totals t = {0};
-    for (size_t i = 0; i < d->nfs; i++)
-        fs_totals(&d->fs[i], &t);
+    struct emmd_totals t = {0};
+    for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed)
+        emmd_fs_totals(&d->fs[i], &t);
     struct vm_stats *s = vm_kernel_stats(d->kernel);
 
     if (want(section, "server")) {
         kv_section(k, "Server");
-        kv_str(k, "0.1.0", "version");
+        kv_str(k, EMM_VERSION, "version");
         kv_u64(k, (unsigned long long)getpid(), "pid");
         kv_u64(k, (unsigned long long)(time(NULL) - d->start_time), "uptime_seconds");
-        kv_u64(k, d->nfs, "filesystems");
+        kv_u64(k, emmd_live_fs(d), "filesystems");
         kv_str(k, d->cfg->path, "config_file");
         kv_str(k, d->cfg->control_socket, "control_socket");
         kv_u64(k, d->cfg->busy_poll_us, "busy_poll_us");
@@ -368,10 +383,10 @@ cmd_info(struct emmd *d, int argc, char **argv, FILE *out)
         kv_u64(k, t.objects, "objects");
         kv_u64(k, t.mapped, "objects_mapped");
         kv_u64(k, t.errors, "objects_in_error");
-        for (size_t i = 0; i < d->nfs; i++) {
-            struct totals ft = {0};
+        for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed) {
+            struct emmd_totals ft = {0};
             const char *name = d->fs[i].cfg->name;
-            fs_totals(&d->fs[i], &ft);
+            emmd_fs_totals(&d->fs[i], &ft);
             kv_u64(k, ft.objects, "fs_%s.objects", name);
             kv_u64(k, ft.resident, "fs_%s.resident", name);
             kv_u64(k, ft.dirty, "fs_%s.dirty", name);
@@ -380,7 +395,7 @@ cmd_info(struct emmd *d, int argc, char **argv, FILE *out)
     }
     if (want(section, "pagers")) {
         kv_section(k, "Pagers");
-        for (size_t i = 0; i < d->nfs; i++) {
+        for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed) {
             struct emmd_fs *fs = &d->fs[i];
             struct vm_pager_stats *v = &fs->pstats;
             const char *name = fs->cfg->name;
@@ -411,22 +426,26 @@ cmd_info(struct emmd *d, int argc, char **argv, FILE *out)
             if (fs->pager == NULL) {
                 kv_str(k, "none", "pager_%s.backend", name);
                 kv_str(k, "default-pager", "pager_%s.mode", name);
-                continue;
+            } else {
+                kv_str(k, fs->cfg->backend, "pager_%s.backend", name);
+                kv_str(k, pgr_std_is_inline(fs->pager) ? "inline" : "threaded", "pager_%s.mode",
+                       name);
             }
-            struct pgr_std_stats *p = pgr_std_stats(fs->pager);
-            kv_str(k, fs->cfg->backend, "pager_%s.backend", name);
-            kv_str(k, pgr_std_is_inline(fs->pager) ? "inline" : "threaded", "pager_%s.mode", name);
-            kv_u64(k, LD(p->inits), "pager_%s.inits", name);
-            kv_u64(k, LD(p->requests), "pager_%s.requests", name);
-            kv_u64(k, LD(p->supplies), "pager_%s.supplies", name);
-            kv_u64(k, LD(p->unavailable), "pager_%s.unavailable", name);
-            kv_u64(k, LD(p->errors), "pager_%s.errors", name);
-            kv_u64(k, LD(p->unlocks), "pager_%s.unlocks", name);
-            kv_u64(k, LD(p->returns), "pager_%s.returns", name);
-            kv_u64(k, LD(p->return_errors), "pager_%s.return_errors", name);
-            kv_u64(k, LD(p->syncs), "pager_%s.syncs", name);
-            kv_u64(k, LD(p->discards), "pager_%s.discards", name);
-            kv_u64(k, LD(p->terminates), "pager_%s.terminates", name);
+            /* The protocol traffic as the kernel saw it: no reach into the pager. */
+            kv_u64(k, LD(v->msg_inits), "pager_%s.inits", name);
+            kv_u64(k, LD(v->msg_requests), "pager_%s.requests", name);
+            kv_u64(k, LD(v->msg_supplies), "pager_%s.supplies", name);
+            kv_u64(k, LD(v->msg_unavailable), "pager_%s.unavailable", name);
+            kv_u64(k, LD(v->msg_errors), "pager_%s.errors", name);
+            kv_u64(k, LD(v->msg_unlocks), "pager_%s.unlocks", name);
+            kv_u64(k, LD(v->msg_returns), "pager_%s.returns", name);
+            kv_u64(k, LD(v->msg_return_errors), "pager_%s.return_errors", name);
+            kv_u64(k, LD(v->msg_syncs), "pager_%s.syncs", name);
+            kv_u64(k, LD(v->msg_discards), "pager_%s.discards", name);
+            kv_u64(k, LD(v->msg_terminates), "pager_%s.terminates", name);
+            kv_u64(k, LD(v->msg_queries), "pager_%s.queries", name);
+            if (fs->pager == NULL)
+                continue;
             info_backend(fs, k);
         }
     }
@@ -440,12 +459,33 @@ cmd_info(struct emmd *d, int argc, char **argv, FILE *out)
         kv_u64(k, LD(s->pages_supplied), "pages_supplied");
         kv_u64(k, LD(s->data_unavailable), "data_unavailable");
         kv_u64(k, LD(s->data_errors), "data_errors");
+        kv_u64(k, LD(s->bad_messages), "bad_messages");
         kv_u64(k, LD(s->data_unlocks), "data_unlocks");
         kv_u64(k, LD(s->data_returns), "data_returns");
         kv_u64(k, LD(s->return_errors), "return_errors");
         kv_u64(k, LD(s->lock_requests), "lock_requests");
         kv_u64(k, LD(s->synchronizes), "synchronizes");
         kv_u64(k, LD(s->sync_errors), "sync_errors");
+        /* per filesystem: FUSE READs from arrival to reply (latency.h) */
+        for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed) {
+            struct emmd_fs *fs = &d->fs[i];
+            const char *name = fs->cfg->name;
+            struct emmd_hist_snap h;
+            char v[32];
+            emmd_hist_snap(&fs->read_lat, &h);
+            kv_u64(k, h.count, "fs_%s.faults", name);
+            kv_u64(k, LD(fs->read_bytes), "fs_%s.read_bytes", name);
+            kv_u64(k, LD(fs->writes), "fs_%s.writes", name);
+            kv_u64(k, LD(fs->write_bytes), "fs_%s.write_bytes", name);
+            snprintf(v, sizeof(v), "%.1f", h.count ? (double)h.sum_ns / (double)h.count / 1e3 : 0.0);
+            kv_str(k, v, "fs_%s.fault_mean_us", name);
+            static const struct { const char *key; double q; } qs[] = {
+                {"p50", 0.50}, {"p99", 0.99}, {"p99.9", 0.999}};
+            for (size_t j = 0; j < 3; j++) {
+                snprintf(v, sizeof(v), "%.1f", emmd_hist_quantile(&h, qs[j].q) / 1e3);
+                kv_str(k, v, "fs_%s.fault_%s_us", name, qs[j].key);
+            }
+        }
     }
     kv_end(k);
     return 0;
@@ -503,7 +543,7 @@ cmd_ls(struct emmd *d, int json, FILE *out)
     else
         fprintf(out, "%-12s %-*s %14s %10s %10s %10s %-10s %s\n", "FS", LS_NAME_WIDTH, "NAME",
                 "SIZE", "RESIDENT", "STORED", "SWAP", "PAGER", "STATE");
-    for (size_t i = 0; i < d->nfs; i++) {
+    for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed) {
         struct emmd_fs *fs = &d->fs[i];
         pthread_mutex_lock(&fs->lock);
         for (size_t b = 0; b < EMMD_BUCKETS; b++)
@@ -536,12 +576,72 @@ cmd_ls(struct emmd *d, int json, FILE *out)
     return 0;
 }
 
-/* flush FS PATH: the pager asks the kernel to return dirty pages and flush them
- * (lock_request RETURN_DIRTY + flush), and waits for lock_completed. */
+/* flush FS PATH: the kernel writes the object's dirty pages back to its pager
+ * and drops them (vm_object_flush), then synchronizes; waits up to 10 s. The
+ * wait outlives a timeout: the completion may come later. */
+struct flush_wait {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done, err, refs;
+};
+
+static void
+flush_wait_put(struct flush_wait *w)
+{
+    pthread_mutex_lock(&w->lock);
+    int last = --w->refs == 0;
+    pthread_mutex_unlock(&w->lock);
+    if (last) {
+        pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->cond);
+        free(w);
+    }
+}
+
+static void
+flush_done(void *arg, int err)
+{
+    struct flush_wait *w = arg;
+    pthread_mutex_lock(&w->lock);
+    w->done = 1;
+    w->err = err;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    flush_wait_put(w);
+}
+
+static int
+flush_object(struct vm_object *vm, int timeout_ms)
+{
+    struct flush_wait *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return -ENOMEM;
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    w->refs = 2;
+    vm_object_flush(vm, flush_done, w);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&w->lock);
+    while (!w->done && rc == 0)
+        rc = pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+    int result = w->done ? -w->err : -ETIMEDOUT;
+    pthread_mutex_unlock(&w->lock);
+    flush_wait_put(w);
+    return result;
+}
+
 static int
 cmd_flush(struct emmd *d, const char *fsname, const char *name, FILE *out)
 {
-    for (size_t i = 0; i < d->nfs; i++) {
+    for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed) {
         struct emmd_fs *fs = &d->fs[i];
         if (strcmp(fs->cfg->name, fsname) != 0)
             continue;
@@ -553,8 +653,9 @@ cmd_flush(struct emmd *d, const char *fsname, const char *name, FILE *out)
             fprintf(out, " in fs %s is a directory, not an object\n", fsname);
             return -EISDIR;
         }
-        uint64_t id = n ? n->rec.id : 0;
-        int mapped = n && n->vm;
+        struct vm_object *vm = n && n->vm ? n->vm : NULL;
+        if (vm != NULL)
+            vm_object_ref(vm);
         pthread_mutex_unlock(&fs->lock);
         if (n == NULL) {
             fputs("no object ", out);
@@ -562,20 +663,12 @@ cmd_flush(struct emmd *d, const char *fsname, const char *name, FILE *out)
             fprintf(out, " in fs %s\n", fsname);
             return -ENOENT;
         }
-        if (!mapped) {
+        if (vm == NULL) {
             fprintf(out, "flushed 0 pages (object not mapped)\n");
             return 0;
         }
-        if (fs->pconn != NULL) {
-            fprintf(out, "fs %s: its pager runs outside emmd: flush is not supported yet\n",
-                    fsname);
-            return -EOPNOTSUPP;
-        }
-        if (fs->pager == NULL) {
-            fprintf(out, "fs %s has temporary objects: nothing to flush them to\n", fsname);
-            return -EINVAL;
-        }
-        int rc = pgr_std_lock_object(fs->pager, id, MO_RETURN_DIRTY, 1, VM_PROT_NO_CHANGE, 10000);
+        int rc = flush_object(vm, 10000);
+        vm_object_unref(vm);
         if (rc < 0) {
             fprintf(out, "flush of %s ", fsname);
             put_escaped(out, name, ctl_wire_quote, 0);
@@ -593,10 +686,23 @@ cmd_flush(struct emmd *d, const char *fsname, const char *name, FILE *out)
     return -ENOENT;
 }
 
+static int command(struct emmd *d, int argc, char **argv, FILE *out);
+
 int
 emmd_command(void *ctx, int argc, char **argv, FILE *out)
 {
     struct emmd *d = ctx;
+    if (strcmp(argv[0], "reload") == 0 && argc == 1)
+        return emmd_reload(d, out); /* takes fs_lock for writing itself */
+    pthread_rwlock_rdlock(&d->fs_lock); /* the filesystems stay as they are meanwhile */
+    int rc = command(d, argc, argv, out);
+    pthread_rwlock_unlock(&d->fs_lock);
+    return rc;
+}
+
+static int
+command(struct emmd *d, int argc, char **argv, FILE *out)
+{
     if (strcmp(argv[0], "ping") == 0) {
         fprintf(out, "pong\n");
         return 0;
@@ -607,8 +713,10 @@ emmd_command(void *ctx, int argc, char **argv, FILE *out)
         return cmd_ls(d, argc == 2, out);
     if (strcmp(argv[0], "flush") == 0 && argc == 3)
         return cmd_flush(d, argv[1], argv[2], out);
+    if (strcmp(argv[0], "metrics") == 0 && argc == 1)
+        return emmd_metrics_write(d, out);
     fputs("unknown command or wrong arguments: ", out);
     put_escaped(out, argv[0], ctl_wire_quote, 0);
-    fputs(" (info [--json] [section], ls [--json], flush FS PATH, ping)\n", out);
+    fputs(" (info [--json] [section], ls [--json], flush FS PATH, metrics, reload, ping)\n", out);
     return -EINVAL;
 }

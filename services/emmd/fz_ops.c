@@ -437,24 +437,51 @@ data_vm(fuse_req_t req, fuse_ino_t ino, struct emmd_node **np)
     return vm;
 }
 
+/* A READ in flight: its arrival time, for the fault latency histogram. */
+struct read_ctx {
+    fuse_req_t req;
+    struct emmd_fs *fs;
+    uint64_t t0;
+};
+
 static void
 read_done(void *arg, int err, const struct iovec *iov, int iovcnt)
 {
-    fuse_req_t req = arg;
-    if (err != 0)
+    struct read_ctx *rc = arg;
+    fuse_req_t req = rc->req;
+    struct emmd_fs *fs = rc->fs;
+    uint64_t bytes = 0;
+    if (err == 0)
+        for (int i = 0; i < iovcnt; i++)
+            bytes += iov[i].iov_len;
+    emmd_hist_record(&fs->read_lat, emmd_now_ns() - rc->t0); /* arrival to reply */
+    free(rc);
+    if (err != 0) {
         fuse_reply_err(req, err);
-    else
-        fuse_reply_iov(req, iov, iovcnt);
+        return;
+    }
+    atomic_fetch_add_explicit(&fs->reads, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&fs->read_bytes, bytes, memory_order_relaxed);
+    fuse_reply_iov(req, iov, iovcnt);
 }
 
 static void
 fz_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
     (void)fi;
-    struct vm_object *vm = data_vm(req, ino, NULL);
-    if (vm == NULL)
+    uint64_t t0 = emmd_now_ns();
+    struct read_ctx *rc = malloc(sizeof(*rc));
+    if (rc == NULL) {
+        fuse_reply_err(req, ENOMEM);
         return;
-    vm_object_read(vm, (uint64_t)off, size, read_done, req);
+    }
+    *rc = (struct read_ctx){req, fs_of(req), t0};
+    struct vm_object *vm = data_vm(req, ino, NULL);
+    if (vm == NULL) {
+        free(rc);
+        return;
+    }
+    vm_object_read(vm, (uint64_t)off, size, read_done, rc);
     vm_object_unref(vm);
 }
 
@@ -480,6 +507,8 @@ write_done(void *arg, int err)
         wc->n->rec.mtime_ns = emm_real_ns();
         wc->n->rec_dirty = 1;
         pthread_mutex_unlock(&wc->fs->lock);
+        atomic_fetch_add_explicit(&wc->fs->writes, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&wc->fs->write_bytes, wc->size, memory_order_relaxed);
         fuse_reply_write(wc->req, wc->size);
     }
     vm_object_unref(wc->vm);
@@ -605,25 +634,29 @@ fz_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
     fuse_reply_err(req, 0);
 }
 
-/* The vm layer's pager_seek upcall: owner is the node. Called without the
- * object lock. A temporary object's pager is the default pager, which the
- * kernel asks itself. */
-int
-emmd_pager_seek(void *owner, uint64_t from, int want_data, uint64_t *found)
+/* SEEK_DATA / SEEK_HOLE: the kernel answers from resident pages, swap and the
+ * pager (vm_object_seek, which asks the pager with a data_query message): the
+ * request is answered when that reply arrives, from whichever thread delivers
+ * it. The end of the object counts as a hole. */
+struct lseek_ctx {
+    fuse_req_t req;
+    uint64_t off, size, last;
+    int whence;
+};
+
+static void
+lseek_done(void *arg, uint64_t found)
 {
-    struct emmd_node *n = owner;
-    if (n->fs->pconn != NULL)
-        return -EOPNOTSUPP; /* a pager elsewhere: not asked yet (all data, for now) */
-    int rc = emm_backend_seek(n->fs->backend, n->rec.id, from, want_data, found);
-    if (rc == -ENXIO && want_data) {
-        *found = UINT64_MAX;
-        return 0;
+    struct lseek_ctx *lc = arg;
+    if (lc->whence == SEEK_DATA && found >= lc->last) {
+        fuse_reply_err(lc->req, ENXIO);
+    } else {
+        uint64_t pos = found >= lc->last ? lc->size : found * EMM_PAGE_SIZE;
+        fuse_reply_lseek(lc->req, (off_t)(pos > lc->off ? pos : lc->off));
     }
-    return rc;
+    free(lc);
 }
 
-/* SEEK_DATA / SEEK_HOLE: the kernel answers from resident pages, swap and the
- * pager (vm_object_seek); the end of the object counts as a hole. */
 static void
 fz_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
 {
@@ -637,21 +670,20 @@ fz_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file
     if (vm == NULL)
         return;
     uint64_t size = vm_object_size(vm);
-    if (off < 0 || (uint64_t)off >= size) {
+    struct lseek_ctx *lc = off >= 0 && (uint64_t)off < size ? malloc(sizeof(*lc)) : NULL;
+    if (lc == NULL) {
         vm_object_unref(vm);
-        fuse_reply_err(req, ENXIO);
+        fuse_reply_err(req, off >= 0 && (uint64_t)off < size ? ENOMEM : ENXIO);
         return;
     }
-    uint64_t page = (uint64_t)off / EMM_PAGE_SIZE;
-    uint64_t last = (size + EMM_PAGE_SIZE - 1) / EMM_PAGE_SIZE;
-    uint64_t found = vm_object_seek(vm, page, last, whence == SEEK_DATA);
+    lc->req = req;
+    lc->off = (uint64_t)off;
+    lc->size = size;
+    lc->last = (size + EMM_PAGE_SIZE - 1) / EMM_PAGE_SIZE;
+    lc->whence = whence;
+    vm_object_seek(vm, (uint64_t)off / EMM_PAGE_SIZE, lc->last, whence == SEEK_DATA, lseek_done,
+                   lc);
     vm_object_unref(vm);
-    if (whence == SEEK_DATA && found >= last) {
-        fuse_reply_err(req, ENXIO);
-        return;
-    }
-    uint64_t pos = found >= last ? size : found * EMM_PAGE_SIZE;
-    fuse_reply_lseek(req, (off_t)(pos > (uint64_t)off ? pos : (uint64_t)off));
 }
 
 static void

@@ -49,11 +49,32 @@
 static void
 usage(FILE *f)
 {
-    fprintf(f, "usage: emmd -c CONFIG [-f] [-n] [-v]\n"
-               "  -c CONFIG  configuration file\n"
-               "  -f         stay in the foreground, log to stderr\n"
-               "  -n         check the configuration and exit\n"
-               "  -v         verbose (debug) logging\n");
+    fprintf(f,
+            "usage: emmd -c CONFIG [-f] [-v]   run the daemon\n"
+            "       emmd -c CONFIG -n          check the configuration and exit\n"
+            "       emmd -c CONFIG --dump-config  print the effective configuration\n"
+            "\n"
+            "  -c, --config=CONFIG  configuration file (emm.conf(5))\n"
+            "  -f, --foreground     stay in the foreground, log to stderr with timestamps\n"
+            "                       (to the journal, with priorities, under systemd)\n"
+            "  -n, --check          check the configuration, swap areas and mountpoints; exit\n"
+            "      --dump-config    print the configuration with every default filled in,\n"
+            "                       in the file's syntax, and exit\n"
+            "  -v, --verbose        debug logging\n"
+            "  -h, --help           this text\n"
+            "  -V, --version        print the version\n"
+            "\n"
+            "Signals: SIGTERM, SIGINT stop (dirty pages are written back first).\n"
+            "Exit status: 0 ok, 1 failure (configuration, start, runtime), 2 usage error.\n");
+}
+
+/* A usage error: what was wrong is already said; point at --help. */
+static int
+usage_error(void)
+{
+    fprintf(stderr, "usage: emmd -c CONFIG [-f] [-n] [-v] [--dump-config]\n"
+                    "Try 'emmd --help' for more information.\n");
+    return 2;
 }
 
 /* The byte that ends the child's report on the launcher pipe: ready. Log lines
@@ -201,7 +222,7 @@ report_ready(int fd, int level)
     if (write(fd, &b, 1) != 1) {
         /* the launcher is gone; nothing to tell */
     }
-    emm_log_init("emmd", 1, level);
+    emm_log_init("emmd", EMM_LOG_TO_SYSLOG, level);
     int nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
     if (nul >= 0) {
         dup2(nul, STDERR_FILENO);
@@ -454,9 +475,11 @@ check_mountpoints(const struct emm_config *cfg, int warn_only)
 static void
 shutdown_all(struct emmd *d, struct ctl_server *ctl)
 {
+    emmd_http_stop(d->http);
+    d->http = NULL;
     if (ctl != NULL)
         ctl_server_stop(ctl);
-    for (size_t i = 0; i < d->nfs; i++) {
+    for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed) {
         struct emmd_fs *fs = &d->fs[i];
         if (fs->se != NULL && fs->mounted) {
             /* Dirty page-cache pages come back as WRITEs while the loop still runs. */
@@ -472,9 +495,9 @@ shutdown_all(struct emmd *d, struct ctl_server *ctl)
             (fs->pager != NULL && (fs->backend->flags & EMM_BACKEND_PERSISTENT)))
             emmd_fs_flush_all(fs);
     }
-    for (size_t i = 0; i < d->nfs; i++)
+    for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed)
         fz_unmount(&d->fs[i]);
-    for (size_t i = 0; i < d->nfs; i++)
+    for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed)
         emmd_fs_close(&d->fs[i]);
     if (d->kernel != NULL)
         vm_kernel_destroy(d->kernel);
@@ -488,7 +511,7 @@ shutdown_all(struct emmd *d, struct ctl_server *ctl)
 static int
 start_default_pager(struct emmd *d)
 {
-    for (size_t i = 0; i < d->nfs; i++)
+    for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed)
         for (size_t j = 0; j < i; j++)
             if (d->fs[i].dp_tag == d->fs[j].dp_tag) {
                 emm_err("%s:%d: filesystem names '%s' and '%s' collide in the default "
@@ -527,38 +550,96 @@ start_default_pager(struct emmd *d)
     return 0;
 }
 
+/* --dump-config: the file parsed (syntax and values, nothing on disk), then
+ * printed with every default. */
+static int
+dump_config(const char *conf)
+{
+    struct emm_config *cfg;
+    char err[512];
+    int rc = emm_config_load(conf, EMM_CONFIG_NO_PATHS, &cfg, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "emmd: %s\n", err);
+        return 1;
+    }
+    rc = emm_config_dump(cfg, stdout);
+    emm_config_free(cfg);
+    if (rc < 0) {
+        fprintf(stderr, "emmd: stdout: %s\n", strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
+    enum { OPT_DUMP = 256 };
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"foreground", no_argument, NULL, 'f'},
+        {"check", no_argument, NULL, 'n'},        {"verbose", no_argument, NULL, 'v'},
+        {"dump-config", no_argument, NULL, OPT_DUMP}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+    };
     const char *conf = NULL;
-    int foreground = 0, check_only = 0, verbose = 0, opt;
-    while ((opt = getopt(argc, argv, "c:fnvh")) != -1) {
+    int foreground = 0, check_only = 0, verbose = 0, dump = 0, opt;
+    while ((opt = getopt_long(argc, argv, "c:fnvhV", opts, NULL)) != -1) {
         switch (opt) {
         case 'c': conf = optarg; break;
         case 'f': foreground = 1; break;
         case 'n': check_only = 1; break;
         case 'v': verbose = 1; break;
+        case OPT_DUMP: dump = 1; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'V': printf("emmd %s\n", EMM_VERSION); return 0;
+        default: return usage_error(); /* getopt named the option */
         }
     }
-    if (conf == NULL || optind != argc) {
-        usage(stderr);
-        return 2;
+    if (optind != argc) {
+        fprintf(stderr, "emmd: unexpected argument '%s'\n", argv[optind]);
+        return usage_error();
     }
+    if (conf == NULL) {
+        fprintf(stderr, "emmd: no configuration file: give -c CONFIG\n");
+        return usage_error();
+    }
+    if (dump && check_only) {
+        fprintf(stderr, "emmd: --dump-config and --check exclude each other\n");
+        return usage_error();
+    }
+    if (dump)
+        return dump_config(conf);
 
+    emmd_heap_init();
     struct emmd d;
     memset(&d, 0, sizeof(d));
     char err[512];
+    struct emm_config *cfg0 = NULL;
     int rc = emm_config_load(conf, check_only ? EMM_CONFIG_CHECK_PATHS : EMM_CONFIG_CREATE_PATHS,
-                             &d.cfg, err, sizeof(err));
+                             &cfg0, err, sizeof(err));
+    d.cfg = cfg0;
     if (rc < 0) {
         fprintf(stderr, "emmd: %s\n", err);
         return 1;
     }
-    emm_log_init("emmd", 0, verbose ? EMM_LOG_DEBUG : d.cfg->log_level);
+    /* -n talks to a person: plain lines. A daemon's lines carry the time, or go
+     * to the journal with their priority when stderr is the journal. */
+    emm_log_init("emmd",
+                 check_only ? EMM_LOG_TO_STDERR
+                 : foreground && emm_log_stderr_is_journal() ? EMM_LOG_TO_JOURNAL
+                                                             : EMM_LOG_TO_STDERR_TIME,
+                 verbose ? EMM_LOG_DEBUG : d.cfg->log_level);
     d.nfs = d.cfg->nfs;
-    d.fs = calloc(d.nfs ? d.nfs : 1, sizeof(*d.fs));
+    if (d.nfs > EMMD_MAX_FS) {
+        fprintf(stderr, "emmd: %s: %zu filesystems; emmd serves at most %d\n", conf, d.nfs,
+                EMMD_MAX_FS);
+        emm_config_free(d.cfg);
+        return 1;
+    }
+    d.fs = calloc(EMMD_MAX_FS, sizeof(*d.fs)); /* slots never move: see emmd.h */
+    pthread_rwlock_init(&d.fs_lock, NULL);
+    pthread_mutex_init(&d.reload_lock, NULL);
+    atomic_store(&d.busy_poll_us, d.cfg->busy_poll_us);
     for (size_t i = 0; i < d.nfs; i++) {
         rc = emmd_fs_open(&d, &d.fs[i], &d.cfg->fs[i], err, sizeof(err));
         if (rc < 0) {
@@ -623,8 +704,7 @@ main(int argc, char **argv)
     d.start_time = time(NULL);
 
     struct vm_upcalls up = {.invalidate = fz_invalidate,
-                            .pager_has_page = emmd_pager_has_page,
-                            .pager_seek = emmd_pager_seek};
+                            .pager_has_page = emmd_pager_has_page};
     struct ctl_server *ctl = NULL;
     rc = vm_kernel_create(d.cfg->resident_limit, vm_policy_lookup(d.cfg->pageout_policy), &up,
                           &d.kernel);
@@ -650,6 +730,14 @@ main(int argc, char **argv)
         emm_err("control socket %s: %s", d.cfg->control_socket, strerror(-rc));
         goto fail;
     }
+    if (d.cfg->metrics_listen != NULL) {
+        rc = emmd_http_start(&d, d.cfg->metrics_listen, &d.http);
+        if (rc < 0) {
+            emm_err("%s: metrics-listen %s: %s", d.cfg->path, d.cfg->metrics_listen,
+                    strerror(-rc));
+            goto fail;
+        }
+    }
     rc = write_pid_file(pid_fd);
     if (rc < 0)
         emm_warn("pid file %s: %s", d.cfg->pid_file, strerror(-rc));
@@ -657,20 +745,33 @@ main(int argc, char **argv)
                (unsigned long long)d.cfg->resident_limit, (int)getpid());
     report_ready(ready_fd, log_level);
     ready_fd = -1;
+    emmd_notify_ready(&d); /* after every mount and the control socket */
 
     int sig = 0;
     for (;;) {
-        if (sigwait(&sigs, &sig) != 0)
+        /* Once a second without a signal: give free heap back to the system. */
+        struct timespec tick = {1, 0};
+        sig = sigtimedwait(&sigs, NULL, &tick);
+        if (sig < 0) {
+            emmd_heap_trim();
             continue;
+        }
         if (sig == SIGTERM || sig == SIGINT)
             break;
+        if (sig == SIGHUP) {
+            emm_notice("SIGHUP: reloading %s", d.cfg->path);
+            emmd_reload(&d, NULL);
+            continue;
+        }
         emm_info("signal %d ignored", sig);
     }
     emm_notice("signal %d: flushing and unmounting", sig);
+    emmd_notify_stopping();
     shutdown_all(&d, ctl);
     unlink(d.cfg->pid_file);
     emm_notice("stopped");
     emm_config_free(d.cfg);
+    emmd_free_retired(&d);
     free(d.fs);
     return 0;
 

@@ -503,6 +503,53 @@ test_persistent(void **state)
     kdetach(&ko);
 }
 
+/* data_query (emm extension) answered like any pager: the first run of held
+ * pages at or after the offset, within the span; the tag comes back. */
+static void
+kquery(struct kobj *ko, uint64_t from, uint64_t span, int32_t tag, uint64_t want_first,
+       uint64_t want_n)
+{
+    kreset(ko);
+    struct emm_msg *m = emm_msg_new(MO_DATA_QUERY, from * PS, span == UINT64_MAX ? span : span * PS);
+    m->arg = tag;
+    m->control = emm_port_make_send(ko->ctl);
+    assert_int_equal(emm_port_send(ko->mo, m), 0);
+    kbarrier(ko);
+    assert_int_equal(ko->n, 2);
+    assert_int_equal(ko->recs[0].id, MO_QUERY_REPLY);
+    assert_int_equal(ko->recs[0].arg, tag);
+    if (want_first == UINT64_MAX) {
+        assert_true(ko->recs[0].off == UINT64_MAX);
+    } else {
+        assert_int_equal(ko->recs[0].off, want_first * PS);
+        assert_int_equal(ko->recs[0].len, want_n * PS);
+    }
+}
+
+static void
+test_data_query(void **state)
+{
+    struct fix *f = *state;
+    struct kobj ko;
+
+    area(f, 0, MIB, 0);
+    start(f);
+    kattach(f, &ko, TEMP_KEY);
+    kquery(&ko, 0, UINT64_MAX, 1, UINT64_MAX, 0);
+    assert_int_equal(kreturn(&ko, 2, 3, 1), 0); /* pages 2..4 */
+    assert_int_equal(kreturn(&ko, 9, 1, 1), 0);
+    kquery(&ko, 0, UINT64_MAX, 2, 2, 3);
+    kquery(&ko, 3, UINT64_MAX, 3, 3, 2);
+    kquery(&ko, 5, UINT64_MAX, 4, 9, 1);
+    kquery(&ko, 5, 4, 5, UINT64_MAX, 0);
+    kquery(&ko, 0, 4, 6, 2, 2);
+    ksend(&ko, MO_DISCARD, 2 * PS, 3 * PS);
+    kquery(&ko, 0, UINT64_MAX, 7, 9, 1);
+    ksend(&ko, MO_TERMINATE, 0, 0);
+    kbarrier(&ko);
+    kdetach(&ko);
+}
+
 /* A slot whose data no longer matches its CRC: data_error for that page only. */
 static void
 test_read_error(void **state)
@@ -862,6 +909,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_temporary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_persistent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_data_query, setup, teardown),
         cmocka_unit_test_setup_teardown(test_swap_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_priority, setup, teardown),
         cmocka_unit_test_setup_teardown(test_round_robin, setup, teardown),

@@ -554,6 +554,52 @@ test_sync_error_positive(void **state)
     assert_int_equal(f->recs[f->n - 1].arg, 0);
 }
 
+/* Sends data_query(from, span, tag) and returns its reply (inline: arrived). */
+static struct krec
+kquery(struct fix *f, uint64_t from, uint64_t span, int32_t tag)
+{
+    struct emm_msg *m = emm_msg_new(MO_DATA_QUERY, from * PS, span == UINT64_MAX ? span : span * PS);
+    m->arg = tag;
+    int before = f->n;
+    ksend_full(f, m);
+    assert_int_equal(f->n, before + 1);
+    assert_int_equal(f->recs[before].id, MO_QUERY_REPLY);
+    assert_int_equal(f->recs[before].arg, tag);
+    return f->recs[before];
+}
+
+/* data_query (emm extension): the first run of stored pages at or after the
+ * query's offset, within its span; the answer follows earlier discards. */
+static void
+test_data_query(void **state)
+{
+    struct fix *f = *state;
+    struct krec r = kquery(f, 0, UINT64_MAX, 1);
+    assert_true(r.off == UINT64_MAX); /* nothing stored */
+    assert_int_equal(kreturn(f, 3, 4, 1), 0); /* pages 3..6 */
+    assert_int_equal(kreturn(f, 10, 1, 1), 0);
+    r = kquery(f, 0, UINT64_MAX, 2);
+    assert_int_equal(r.off, 3 * PS);
+    assert_int_equal(r.len, 4 * PS);
+    r = kquery(f, 5, UINT64_MAX, 3); /* inside a run: from there to its end */
+    assert_int_equal(r.off, 5 * PS);
+    assert_int_equal(r.len, 2 * PS);
+    r = kquery(f, 7, UINT64_MAX, 4);
+    assert_int_equal(r.off, 10 * PS);
+    assert_int_equal(r.len, PS);
+    r = kquery(f, 7, 3, 5); /* the run at 10 is past the span */
+    assert_true(r.off == UINT64_MAX);
+    r = kquery(f, 0, 5, 6); /* clipped at the span */
+    assert_int_equal(r.off, 3 * PS);
+    assert_int_equal(r.len, 2 * PS);
+    ksend(f, MO_DISCARD, 3 * PS, 4 * PS);
+    r = kquery(f, 0, UINT64_MAX, 7);
+    assert_int_equal(r.off, 10 * PS);
+    r = kquery(f, 11, UINT64_MAX, 8);
+    assert_true(r.off == UINT64_MAX);
+    assert_int_equal(atomic_load(&pgr_std_stats(f->pg)->queries), 8);
+}
+
 int
 main(void)
 {
@@ -564,6 +610,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_request_stored_and_mixed, setup_memory, teardown),
         cmocka_unit_test_setup_teardown(test_data_return_stores, setup_memory, teardown),
         cmocka_unit_test_setup_teardown(test_discard, setup_memory, teardown),
+        cmocka_unit_test_setup_teardown(test_data_query, setup_memory, teardown),
         cmocka_unit_test_setup_teardown(test_data_unlock_granted, setup_memory, teardown),
         cmocka_unit_test_setup_teardown(test_lock_object, setup_memory, teardown),
         cmocka_unit_test_setup_teardown(test_terminate_drops_control, setup_memory, teardown),

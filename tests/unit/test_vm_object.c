@@ -937,6 +937,111 @@ test_return_outcome_is_a_message(void **state)
     comp_free(c);
 }
 
+/* One bad pager message: the fields of its header and how many data bytes
+ * it carries (0: no data). */
+struct badmsg {
+    const char *what;
+    uint32_t id;
+    uint64_t off, len;
+    int32_t arg;
+    uint32_t access, flags;
+    uint64_t data_bytes;
+};
+
+static void
+fp_send_bad(struct fpager *fp, const struct badmsg *b)
+{
+    struct emm_msg *m = emm_msg_new(b->id, b->off, b->len);
+    assert_non_null(m);
+    m->arg = b->arg;
+    m->access = b->access;
+    m->flags = b->flags;
+    if (b->data_bytes > 0) {
+        m->data = calloc(1, b->data_bytes);
+        m->release = data_release;
+    }
+    assert_int_equal(emm_port_send(fp->control, m), 0); /* refused, not bounced */
+}
+
+/* Every kind of bad pager message is refused where the kernel receives it:
+ * counted, without effect on the object (a read waiting for page 2 still
+ * waits, nothing resident changes, the object stays alive), and the pager's
+ * next good answer is taken as usual. */
+static void
+test_bad_messages_refused(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    uint8_t buf[PS];
+    fill(buf, PS, 60);
+    write_sync(f, 5 * PS, buf, PS); /* a resident dirty page */
+    struct comp *c = comp_new(PS);
+    vm_object_read(f->obj, 2 * PS, PS, read_cb, c); /* waits for page 2 */
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), 1);
+    const uint64_t end = 64 * PS, far = UINT64_MAX - PS + 1;
+    const struct badmsg bad[] = {
+        {"supply: offset not page-aligned", MO_DATA_SUPPLY, 2 * PS + 1, PS, 0, 0, 0, PS},
+        {"supply: length not page-aligned", MO_DATA_SUPPLY, 2 * PS, PS + 1, 0, 0, 0, PS + 1},
+        {"supply: length 0", MO_DATA_SUPPLY, 2 * PS, 0, 0, 0, 0, PS},
+        {"supply: more than one request", MO_DATA_SUPPLY, 0, 257 * PS, 0, 0, 0, 257 * PS},
+        {"supply: no data", MO_DATA_SUPPLY, 2 * PS, PS, 0, 0, 0, 0},
+        {"supply: unknown flag", MO_DATA_SUPPLY, 2 * PS, PS, 0, 0, 1u << 7, PS},
+        {"supply: bad lock value", MO_DATA_SUPPLY, 2 * PS, PS, 0, 0x10, 0, PS},
+        {"supply: beyond the object, not asked", MO_DATA_SUPPLY, end + 8 * PS, PS, 0, 0, 0, PS},
+        {"supply: runs past the object", MO_DATA_SUPPLY, end - PS, 2 * PS, 0, 0, 0, 2 * PS},
+        {"supply: offset + length wraps", MO_DATA_SUPPLY, far, 2 * PS, 0, 0, 0, 2 * PS},
+        {"unavailable: flag of another message", MO_DATA_UNAVAILABLE, 2 * PS, PS, 0, 0,
+         MO_F_PRECIOUS, 0},
+        {"unavailable: beyond the object", MO_DATA_UNAVAILABLE, end, PS, 0, 0, 0, 0},
+        {"data_error: errno 0", MO_DATA_ERROR, 2 * PS, PS, 0, 0, 0, 0},
+        {"data_error: negative errno", MO_DATA_ERROR, 2 * PS, PS, -EIO, 0, 0, 0},
+        {"data_error: not page-aligned", MO_DATA_ERROR, 2 * PS + 8, PS, EIO, 0, 0, 0},
+        {"lock_request: should_return 7", MO_LOCK_REQUEST, 0, PS, 7, VM_PROT_NO_CHANGE,
+         MO_F_FLUSH, 0},
+        {"lock_request: bad lock value", MO_LOCK_REQUEST, 0, PS, 0, 0x10, 0, 0},
+        {"lock_request: unknown flag", MO_LOCK_REQUEST, 0, PS, 0, 0, MO_F_DIRTY, 0},
+        {"ready: copy strategy 9", MO_READY, 0, 0, 9, 0, 0, 0},
+        {"synchronize_completed: negative errno", MO_SYNCHRONIZE_COMPLETED, 0, 0, -EIO, 0, 0,
+         0},
+        {"destroy: negative reason", MO_DESTROY, 0, 0, -1, 0, 0, 0},
+        {"data_return_completed: length 0", MO_DATA_RETURN_COMPLETED, 5 * PS, 0, 0, 0, 0, 0},
+        {"data_return_completed: errno out of range", MO_DATA_RETURN_COMPLETED, 5 * PS, PS,
+         100000, 0, 0, 0},
+        {"query_reply: none, with a length", MO_QUERY_REPLY, UINT64_MAX, PS, 1, 0, 0, 0},
+        {"query_reply: offset not page-aligned", MO_QUERY_REPLY, PS + 1, PS, 1, 0, 0, 0},
+        {"query_reply: empty run", MO_QUERY_REPLY, PS, 0, 1, 0, 0, 0},
+        {"a kernel -> pager id", MO_DATA_REQUEST, 2 * PS, PS, 0, 0, 0, 0},
+        {"an unknown id", 200, 2 * PS, PS, 0, 0, 0, 0},
+    };
+    struct vm_object_info before, after;
+    vm_object_info(f->obj, &before);
+    uint64_t errors = vm_kernel_stats(f->k)->data_errors;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        uint64_t n = vm_kernel_stats(f->k)->bad_messages;
+        fp_send_bad(&f->fp, &bad[i]);
+        if (vm_kernel_stats(f->k)->bad_messages != n + 1)
+            fail_msg("not refused: %s", bad[i].what);
+        vm_object_info(f->obj, &after);
+        if (memcmp(&before, &after, sizeof(before)) != 0)
+            fail_msg("the object changed: %s", bad[i].what);
+        if (comp_done(c))
+            fail_msg("the waiting read ended: %s", bad[i].what);
+    }
+    assert_int_equal(vm_kernel_stats(f->k)->data_errors, errors);
+    assert_int_equal(f->fp.ninval, 0); /* no lock_request was applied */
+    /* The pager's good answer is taken. */
+    supply(f, 2 * PS, PS, 61);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, 0);
+    uint8_t want[PS];
+    fill(want, PS, 61);
+    assert_memory_equal(c->buf, want, PS);
+    comp_free(c);
+    vm_object_info(f->obj, &after);
+    assert_int_equal(after.state, VM_OBJ_READY);
+    assert_int_equal(after.dirty, 1);
+}
+
 static void
 test_lock_request_flush_return_dirty(void **state)
 {
@@ -1308,6 +1413,240 @@ test_pageout_write_4x_pool(void **state)
     free(buf);
 }
 
+/* Back-pressure (issue 10): a write starved of frames keeps no copy of its
+ * data. The pager keeps every data_return, so laundered frames never come
+ * back and the pool fills with dirty pages; a writer thread then blocks in
+ * vm_object_write holding only its caller's buffer. The test rewrites that
+ * buffer while the writer waits, then releases the returns: the page must
+ * hold the rewritten bytes (a copy taken before waiting would hold the old
+ * ones), and the write completes once frames return. */
+struct bp_writer {
+    struct fx *f;
+    uint8_t *buf;          /* chunk * PS, shared with the test */
+    unsigned chunk;
+    _Atomic uint64_t at;   /* first page of the write in progress */
+    _Atomic int stop, done;
+};
+
+static void *
+bp_writer_main(void *arg)
+{
+    struct bp_writer *w = arg;
+    for (uint64_t p = 0; p + w->chunk <= 1024 && !atomic_load(&w->stop); p += w->chunk) {
+        for (unsigned i = 0; i < w->chunk; i++)
+            stamp(w->buf + i * PS, p + i, 1);
+        atomic_store(&w->at, p);
+        struct comp *c = comp_new(0);
+        vm_object_write(w->f->obj, p * PS, w->buf, w->chunk * PS, done_cb, c);
+        /* The call returned: the buffer is free again; the write may finish later. */
+        if (!comp_wait(c, WAIT_MS) || c->err != 0) {
+            comp_free(c);
+            break;
+        }
+        comp_free(c);
+    }
+    atomic_store(&w->done, 1);
+    return NULL;
+}
+
+static void
+test_write_backpressure_no_copy(void **state)
+{
+    struct fx *f = *state;
+    f->fp.keep_returns = 1;
+    fx_ready(f);
+    struct vm_stats *st = vm_kernel_stats(f->k);
+    struct bp_writer w = {.f = f, .chunk = 16};
+    w.buf = malloc(w.chunk * PS);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, bp_writer_main, &w), 0);
+    /* Liveness bound only: the writer must end up blocked for frames. */
+    int i;
+    for (i = 0; i < WAIT_MS && atomic_load(&st->blocked_writers_now) == 0; i++)
+        usleep(1000);
+    assert_int_equal(atomic_load(&st->blocked_writers_now), 1);
+    assert_false(atomic_load(&w.done));
+    /* Nothing of the waiting write is held anywhere but in its caller's buffer. */
+    assert_int_equal(atomic_load(&st->staged_pages_now), 0);
+    uint64_t at = atomic_load(&w.at);
+    for (unsigned j = 0; j < w.chunk; j++)
+        stamp(w.buf + j * PS, at + j, 2);
+    atomic_store(&w.stop, 1);
+    f->fp.keep_returns = 0;
+    fp_release_pending(&f->fp, 0); /* frames come back */
+    for (i = 0; i < WAIT_MS && !atomic_load(&w.done); i++)
+        usleep(1000);
+    assert_true(atomic_load(&w.done));
+    pthread_join(t, NULL);
+    assert_true(atomic_load(&st->writes_blocked) >= 1);
+    assert_int_equal(atomic_load(&st->blocked_writers_now), 0);
+    struct comp *c = read_sync(f, at * PS, w.chunk * PS);
+    assert_int_equal(c->err, 0);
+    uint8_t want[PS];
+    for (unsigned j = 0; j < w.chunk; j++) {
+        stamp(want, at + j, 2);
+        if (memcmp(c->buf + j * PS, want, PS) != 0)
+            fail_msg("page %llu: not the bytes its caller's buffer held when frames came back",
+                     (unsigned long long)(at + j));
+    }
+    comp_free(c);
+    free(w.buf);
+}
+
+/* A write that must wait for its page (being paged in) while frames are free
+ * stages its bytes in pool frames and returns at once: the caller may reuse
+ * its buffer, and the write completes when the page arrives. */
+static void
+test_write_staged_in_frames(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    f->fp.auto_mode = 0;
+    struct vm_stats *st = vm_kernel_stats(f->k);
+    struct comp *r = comp_new(PS);
+    vm_object_read(f->obj, 0, PS, read_cb, r); /* page 0 absent, requested */
+    uint8_t buf[100];
+    memset(buf, 0xab, sizeof(buf));
+    struct comp *c = comp_new(0);
+    vm_object_write(f->obj, 10, buf, sizeof(buf), done_cb, c);
+    assert_false(comp_done(c)); /* waits for page 0 */
+    assert_int_equal(atomic_load(&st->writes_staged), 1);
+    assert_int_equal(atomic_load(&st->staged_pages_now), 1);
+    memset(buf, 0xcd, sizeof(buf)); /* the caller's buffer is its own again */
+    uint8_t page[PS];
+    memset(page, 0x11, sizeof(page));
+    assert_int_equal(fp_send_full(&f->fp, MO_DATA_SUPPLY, 0, PS, 0, 0, 0, page, NULL), 0);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, 0);
+    assert_true(comp_wait(r, WAIT_MS));
+    assert_int_equal(atomic_load(&st->staged_pages_now), 0);
+    struct comp *c2 = read_sync(f, 0, PS);
+    for (unsigned j = 0; j < PS; j++) {
+        uint8_t want = j >= 10 && j < 110 ? 0xab : 0x11;
+        if (c2->buf[j] != want)
+            fail_msg("byte %u: 0x%02x, want 0x%02x", j, c2->buf[j], want);
+    }
+    comp_free(c2);
+    comp_free(c);
+    comp_free(r);
+}
+
+/* Read-around (issue 10): a one-page fault on a temporary object whose
+ * following pages are in swap asks the default pager for them in the same
+ * data_request, so they come back in one I/O. The fake pager plays the
+ * default pager: its port is the object's, its store says what swap holds. */
+static int
+tdp_attach(void *ctx, uint64_t key, struct emm_port **port, void **handle)
+{
+    (void)key;
+    struct fpager *fp = ctx;
+    *port = emm_port_ref(fp->port);
+    *handle = fp;
+    return 0;
+}
+
+static void
+tdp_detach(void *ctx, void *handle)
+{
+    (void)ctx, (void)handle;
+}
+
+static uint64_t
+tdp_pages(void *ctx, void *handle)
+{
+    (void)handle;
+    struct fpager *fp = ctx;
+    uint64_t n = 0;
+    pthread_mutex_lock(&fp->lock);
+    for (uint64_t i = 0; i < fp->store_pages; i++)
+        n += fp->has[i];
+    pthread_mutex_unlock(&fp->lock);
+    return n;
+}
+
+static int
+tdp_holds(void *ctx, void *handle, uint64_t index)
+{
+    (void)handle;
+    return up_has_page(ctx, index);
+}
+
+static uint64_t
+tdp_next_page(void *ctx, void *handle, uint64_t from)
+{
+    (void)handle;
+    for (uint64_t i = from; i < ((struct fpager *)ctx)->store_pages; i++)
+        if (up_has_page(ctx, i))
+            return i;
+    return UINT64_MAX;
+}
+
+static const struct vm_dpager_ops tdp_ops = {tdp_attach, tdp_detach, tdp_pages, tdp_holds,
+                                             tdp_next_page};
+
+static int
+setup_temporary(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    pthread_mutex_init(&f->fp.lock, NULL);
+    pthread_cond_init(&f->fp.cond, NULL);
+    f->fp.store_pages = 64;
+    f->fp.store = calloc(64, PS);
+    f->fp.has = calloc(64, 1);
+    f->fp.auto_mode = 1;
+    assert_int_equal(emm_port_create("fake-dp", fp_handler, &f->fp, NULL, &f->fp.port), 0);
+    assert_int_equal(emm_port_create("fake-reply", fp_handler, &f->fp, NULL, &f->fp.reply), 0);
+    assert_int_equal(vm_kernel_create(MIB, NULL, &test_up, &f->k), 0);
+    vm_kernel_set_default_pager(f->k, &tdp_ops, &f->fp);
+    struct vm_object_args a = {.id = 1, .size = 64 * PS, .owner = &f->fp, .temporary = 1,
+                               .dp_key = vm_dp_key(1, 1, 1)};
+    assert_int_equal(vm_object_create(f->k, &a, &f->obj), 0);
+    *state = f;
+    return 0;
+}
+
+static void
+test_swap_readaround(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    /* Swap holds pages 4..39 (as a clustered pageout leaves them). */
+    pthread_mutex_lock(&f->fp.lock);
+    for (uint64_t i = 4; i < 40; i++) {
+        stamp(f->fp.store + i * PS, i, 3);
+        f->fp.has[i] = 1;
+    }
+    pthread_mutex_unlock(&f->fp.lock);
+    int n0 = fp_nrecs(&f->fp);
+    struct comp *c = read_sync(f, 5 * PS, PS); /* one page faults */
+    assert_int_equal(c->err, 0);
+    uint8_t want[PS];
+    stamp(want, 5, 3);
+    assert_memory_equal(c->buf, want, PS);
+    comp_free(c);
+    int reqs = 0;
+    struct frec r = {0};
+    for (int i = n0; i < fp_nrecs(&f->fp); i++)
+        if (fp_rec(&f->fp, i).id == MO_DATA_REQUEST) {
+            r = fp_rec(&f->fp, i);
+            reqs++;
+        }
+    assert_int_equal(reqs, 1);
+    assert_int_equal(r.off, 5 * PS);
+    assert_int_equal(r.len, VM_READAROUND * PS); /* 5..20: the window after the fault */
+    assert_int_equal(atomic_load(&vm_kernel_stats(f->k)->readaround_pages), VM_READAROUND - 1);
+    /* The neighbours are resident now: reading them asks nothing more. */
+    c = read_sync(f, 6 * PS, (VM_READAROUND - 1) * PS);
+    assert_int_equal(c->err, 0);
+    for (unsigned i = 0; i < VM_READAROUND - 1; i++) {
+        stamp(want, 6 + i, 3);
+        assert_memory_equal(c->buf + i * PS, want, PS);
+    }
+    comp_free(c);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), 1);
+}
+
 /* Second chance, at the scan level: prefetched (unsolicited) pages are not
  * referenced; reading some of them must keep them over older untouched ones. */
 static int
@@ -1673,6 +2012,502 @@ test_read_not_stalled_behind_return(void **state)
     assert_int_equal(fp_release_pending(&f->fp, 0), 1);
 }
 
+/* Page 0 is dirty; the fake pager asks for it back, takes its data_return and
+ * never finishes it: the pager sits on it (a stalled write), and it goes
+ * overdue at the deadline. */
+static void
+stall_return_of_page0(struct fx *f)
+{
+    f->fp.keep_returns = 1;
+    assert_int_equal(fp_send_full(&f->fp, MO_LOCK_REQUEST, 0, PS, MO_RETURN_DIRTY,
+                                  VM_PROT_NO_CHANGE, 0, NULL, NULL),
+                     0);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_RETURN), 1);
+}
+
+/* The t_fsx_stall hang on a punch (issue 8): a write that does not cover its
+ * page (here the zeroing of a punched edge page) faults the page in; the pager
+ * does not answer the data_request, then sits on a data_return too (in a
+ * threaded pager both wait for the same stalled worker). Once that return is
+ * overdue the pager is suspect and the page, which it never stored, is a hole
+ * the kernel fills: the write completes. Unfixed, the write path never looked
+ * at a page already on its way again, and waited forever. */
+static void
+test_write_not_stalled_behind_return(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    uint8_t buf[PS];
+    memset(buf, 0x5a, PS);
+    write_sync(f, 0, buf, PS);
+    struct comp *c = comp_new(0);
+    vm_object_punch(f->obj, 4 * PS + 100, PS - 100, done_cb, c); /* zeroes page 4's tail */
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), 1);
+    stall_return_of_page0(f);
+    assert_true(comp_wait(c, WAIT_MS)); /* unfixed: waits for the pager forever */
+    assert_int_equal(c->err, 0);
+    comp_free(c);
+    memset(buf, 0x33, 100);
+    write_sync(f, 4 * PS, buf, 100); /* and the page takes writes */
+    c = read_sync(f, 4 * PS, PS);
+    assert_int_equal(c->err, 0);
+    assert_memory_equal(c->buf, buf, 100);
+    assert_memory_equal(c->buf + 100, zero_page, PS - 100);
+    comp_free(c);
+    assert_int_equal(atomic_load(&vm_kernel_stats(f->k)->holes_filled), 1);
+    f->fp.keep_returns = 0;
+    assert_int_equal(fp_release_pending(&f->fp, 0), 1);
+}
+
+/* A second fake pager and object on the same kernel, sharing the first
+ * object's pager counters (one filesystem, one pager). */
+struct fx2 {
+    struct fpager fp;
+    struct vm_object *obj;
+};
+
+static struct fx2 *
+fx2_new(struct fx *f, struct vm_pager_stats *ps)
+{
+    struct fx2 *g = calloc(1, sizeof(*g));
+    assert_non_null(g);
+    pthread_mutex_init(&g->fp.lock, NULL);
+    pthread_cond_init(&g->fp.cond, NULL);
+    g->fp.store_pages = 64;
+    g->fp.store = calloc(64, PS);
+    g->fp.has = calloc(64, 1);
+    assert_int_equal(emm_port_create("fake-pager-2", fp_handler, &g->fp, NULL, &g->fp.port), 0);
+    assert_int_equal(emm_port_create("fake-reply-2", fp_handler, &g->fp, NULL, &g->fp.reply), 0);
+    struct vm_object_args a = {.id = 2,
+                               .size = 64 * PS,
+                               .pager = emm_port_ref(g->fp.port),
+                               .owner = &g->fp,
+                               .deadline_ms = 50,
+                               .pstats = ps};
+    assert_int_equal(vm_object_create(f->k, &a, &g->obj), 0);
+    assert_int_equal(fp_send(&g->fp, MO_READY, 0, 0, MO_COPY_DELAY), 0);
+    return g;
+}
+
+static void
+fx2_free(struct fx2 *g)
+{
+    struct comp *c = comp_new(0);
+    vm_object_terminate(g->obj, 0, done_cb, c);
+    assert_true(comp_wait(c, WAIT_MS));
+    comp_free(c);
+    vm_object_unref(g->obj);
+    if (g->fp.control)
+        emm_port_unref(g->fp.control);
+    if (g->fp.name)
+        emm_port_unref(g->fp.name);
+    emm_port_destroy(g->fp.port);
+    emm_port_destroy(g->fp.reply);
+    free(g->fp.recs);
+    free(g->fp.store);
+    free(g->fp.has);
+    pthread_cond_destroy(&g->fp.cond);
+    pthread_mutex_destroy(&g->fp.lock);
+    free(g);
+}
+
+/* pager.deadline 1 s: the test acts well within it. */
+static int
+setup_deadline_long(void **state)
+{
+    *state = fx_new_opts(64 * PS, 64, 1000, &test_up_has);
+    return 0;
+}
+
+/* The t_fsx_stall hang across files (issue 8): a pager's threads serve all its
+ * objects, so a data_request of object B waits behind a data_return of object
+ * A that the pager sits on, though B has nothing in flight. When A's return
+ * goes overdue the pager is suspect: B's read of pages the pager never stored
+ * completes as holes. Unfixed, only A's waiting operations were looked at
+ * again, and B's read waited forever. */
+static void
+test_read_not_stalled_behind_other_objects_return(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    struct fx2 *g = fx2_new(f, f->obj->pstats);
+    uint8_t buf[PS];
+    memset(buf, 0x5a, PS);
+    write_sync(f, 0, buf, PS);
+    /* B's pager does not answer: its threads are all stuck in A's return. */
+    struct comp *c = comp_new(2 * PS);
+    vm_object_read(g->obj, 4 * PS, 2 * PS, read_cb, c);
+    assert_int_equal(fp_count(&g->fp, MO_DATA_REQUEST), 1);
+    stall_return_of_page0(f);
+    assert_true(comp_wait(c, WAIT_MS)); /* unfixed: waits for the pager forever */
+    assert_int_equal(c->err, 0);
+    assert_int_equal(c->got, 2 * PS);
+    assert_memory_equal(c->buf, zero_page, PS);
+    assert_memory_equal(c->buf + PS, zero_page, PS);
+    comp_free(c);
+    /* Its late answer changes nothing. */
+    assert_int_equal(fp_send(&g->fp, MO_DATA_UNAVAILABLE, 4 * PS, 2 * PS, 0), 0);
+    f->fp.keep_returns = 0;
+    assert_int_equal(fp_release_pending(&f->fp, 0), 1);
+    fx2_free(g);
+}
+
+/* The t_fsx_stall hang after a truncate (issue 8): the only data_return the
+ * pager sits on is of a page truncated away before its deadline (an orphan:
+ * its data is obsolete, nothing goes to swap). It still blocks the pager, so
+ * it goes overdue like any return and the pager is suspect: a read after the
+ * file grows back completes as holes. Unfixed, an orphan never went overdue,
+ * the pager never looked suspect, and the read waited forever. */
+static void
+test_read_not_stalled_behind_orphan_return(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    uint8_t buf[PS];
+    memset(buf, 0x5a, PS);
+    write_sync(f, 0, buf, PS);
+    stall_return_of_page0(f);
+    struct comp *c = comp_new(0);
+    vm_object_truncate(f->obj, 0, done_cb, c);
+    assert_true(comp_wait(c, WAIT_MS));
+    comp_free(c);
+    vm_object_set_size(f->obj, 64 * PS);
+    c = comp_new(PS);
+    vm_object_read(f->obj, 0, PS, read_cb, c);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), 1);
+    assert_true(comp_wait(c, WAIT_MS)); /* unfixed: waits for the pager forever */
+    assert_int_equal(c->err, 0);
+    assert_memory_equal(c->buf, zero_page, PS);
+    comp_free(c);
+    f->fp.keep_returns = 0;
+    assert_int_equal(fp_release_pending(&f->fp, 0), 1);
+}
+
+/* ---- a fake default pager (double paging) ------------------------------- */
+
+/* One object's swap: pages it holds, and a gate that keeps its port busy. */
+struct fdp {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct emm_port *port;
+    uint8_t held[64];
+    uint8_t data[64][PS];
+    _Atomic uint64_t pages;
+    int gate_closed, in_gate, markers_seen;
+};
+
+static struct fdp the_dp;
+
+static int
+fdp_attach(void *ctx, uint64_t key, struct emm_port **port, void **handle)
+{
+    (void)key;
+    struct fdp *d = ctx;
+    *port = emm_port_ref(d->port);
+    *handle = d;
+    return 0;
+}
+
+static void
+fdp_detach(void *ctx, void *handle)
+{
+    (void)ctx;
+    (void)handle;
+}
+
+static uint64_t
+fdp_pages(void *ctx, void *handle)
+{
+    (void)ctx;
+    return atomic_load(&((struct fdp *)handle)->pages);
+}
+
+static int
+fdp_holds(void *ctx, void *handle, uint64_t index)
+{
+    (void)ctx;
+    struct fdp *d = handle;
+    pthread_mutex_lock(&d->lock);
+    int h = index < 64 && d->held[index];
+    pthread_mutex_unlock(&d->lock);
+    return h;
+}
+
+static uint64_t
+fdp_next_page(void *ctx, void *handle, uint64_t from)
+{
+    (void)ctx;
+    struct fdp *d = handle;
+    uint64_t r = UINT64_MAX;
+    pthread_mutex_lock(&d->lock);
+    for (uint64_t i = from; i < 64; i++)
+        if (d->held[i]) {
+            r = i;
+            break;
+        }
+    pthread_mutex_unlock(&d->lock);
+    return r;
+}
+
+static const struct vm_dpager_ops fdp_ops = {.attach = fdp_attach,
+                                             .detach = fdp_detach,
+                                             .pages = fdp_pages,
+                                             .holds = fdp_holds,
+                                             .next_page = fdp_next_page};
+
+static void
+fdp_reply(struct emm_msg *req, uint32_t id, uint64_t idx, uint32_t flags, const void *data)
+{
+    struct emm_msg *m = emm_msg_new(id, idx * PS, PS);
+    m->flags = flags;
+    if (data != NULL) {
+        m->data = malloc(PS);
+        memcpy(m->data, data, PS);
+        m->release = data_release;
+    }
+    if (emm_port_send(emm_port_peek(req->control), m) < 0)
+        emm_msg_release(m, -EPIPE);
+}
+
+#define FDP_MARKER 0x20000u
+
+static void
+fdp_handler(struct emm_port *port, struct emm_msg *msg)
+{
+    struct fdp *d = emm_port_context(port);
+    uint64_t first = msg->offset / PS;
+    pthread_mutex_lock(&d->lock);
+    switch (msg->id) {
+    case FDP_MARKER: /* holds the port (and its drainer) while the gate is closed */
+        d->in_gate = 1;
+        pthread_cond_broadcast(&d->cond);
+        while (d->gate_closed)
+            pthread_cond_wait(&d->cond, &d->lock);
+        d->in_gate = 0;
+        d->markers_seen++;
+        pthread_cond_broadcast(&d->cond);
+        break;
+    case MO_DATA_RETURN:
+        if (first < 64) {
+            memcpy(d->data[first], msg->data, PS);
+            d->held[first] = 1;
+        }
+        break;
+    case MO_DISCARD:
+        for (uint64_t i = first; i < 64; i++)
+            if (msg->length == UINT64_MAX || i < first + msg->length / PS)
+                d->held[i] = 0;
+        break;
+    case MO_DATA_REQUEST:
+        for (uint64_t i = first; i < first + msg->length / PS; i++) {
+            int h = i < 64 && d->held[i];
+            uint8_t copy[PS];
+            if (h)
+                memcpy(copy, d->data[i], PS);
+            pthread_mutex_unlock(&d->lock);
+            fdp_reply(msg, h ? MO_DATA_SUPPLY : MO_DATA_UNAVAILABLE, i, h ? 0 : MO_F_NOT_HELD,
+                      h ? copy : NULL);
+            pthread_mutex_lock(&d->lock);
+        }
+        break;
+    default:
+        break;
+    }
+    uint64_t n = 0;
+    for (int i = 0; i < 64; i++)
+        n += d->held[i];
+    atomic_store(&d->pages, n);
+    pthread_mutex_unlock(&d->lock);
+    if (msg->id == MO_DATA_RETURN) /* the answer (to the kernel's reply port) */
+        emm_msg_return_completed(msg, emm_port_peek(msg->control), 0);
+    emm_msg_release(msg, 0);
+}
+
+struct gate_ctx {
+    struct fdp *d;
+    pthread_t thread;
+};
+
+static void *
+gate_thread(void *arg)
+{
+    struct gate_ctx *g = arg;
+    struct emm_msg *m = emm_msg_new(FDP_MARKER, 0, 0);
+    if (emm_port_send(g->d->port, m) < 0)
+        emm_msg_release(m, -EPIPE);
+    return NULL;
+}
+
+/* Keeps the fake default pager busy (its drainer waits in a marker message):
+ * what the kernel sends it meanwhile queues behind. */
+static void
+fdp_close_gate(struct fdp *d, struct gate_ctx *g)
+{
+    g->d = d;
+    pthread_mutex_lock(&d->lock);
+    d->gate_closed = 1;
+    int seen = d->markers_seen;
+    pthread_mutex_unlock(&d->lock);
+    assert_int_equal(pthread_create(&g->thread, NULL, gate_thread, g), 0);
+    pthread_mutex_lock(&d->lock);
+    while (!d->in_gate && d->markers_seen == seen)
+        pthread_cond_wait(&d->cond, &d->lock);
+    pthread_mutex_unlock(&d->lock);
+}
+
+/* Opens it: the drainer handles everything queued meanwhile, then returns. */
+static void
+fdp_open_gate(struct fdp *d, struct gate_ctx *g)
+{
+    pthread_mutex_lock(&d->lock);
+    d->gate_closed = 0;
+    pthread_cond_broadcast(&d->cond);
+    pthread_mutex_unlock(&d->lock);
+    pthread_join(g->thread, NULL);
+}
+
+/* A kernel with the fake default pager, a 50 ms pager.deadline and the
+ * pager_has_page upcall. */
+static int
+setup_dp(void **state)
+{
+    struct fdp *d = &the_dp;
+    memset(d, 0, sizeof(*d));
+    pthread_mutex_init(&d->lock, NULL);
+    pthread_cond_init(&d->cond, NULL);
+    assert_int_equal(emm_port_create("fake-dp", fdp_handler, d, NULL, &d->port), 0);
+    struct fx *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    pthread_mutex_init(&f->fp.lock, NULL);
+    pthread_cond_init(&f->fp.cond, NULL);
+    f->fp.store_pages = 64;
+    f->fp.store = calloc(64, PS);
+    f->fp.has = calloc(64, 1);
+    assert_int_equal(emm_port_create("fake-pager", fp_handler, &f->fp, NULL, &f->fp.port), 0);
+    assert_int_equal(emm_port_create("fake-reply", fp_handler, &f->fp, NULL, &f->fp.reply), 0);
+    assert_int_equal(vm_kernel_create(MIB, NULL, &test_up_has, &f->k), 0);
+    vm_kernel_set_default_pager(f->k, &fdp_ops, d);
+    struct vm_object_args a = {.id = 1,
+                               .size = 64 * PS,
+                               .pager = emm_port_ref(f->fp.port),
+                               .owner = &f->fp,
+                               .dp_key = vm_dp_key(1, 1, 0),
+                               .deadline_ms = 50};
+    assert_int_equal(vm_object_create(f->k, &a, &f->obj), 0);
+    *state = f;
+    return 0;
+}
+
+static int
+teardown_dp(void **state)
+{
+    struct fdp *d = &the_dp;
+    teardown(state);
+    emm_port_destroy(d->port);
+    pthread_cond_destroy(&d->cond);
+    pthread_mutex_destroy(&d->lock);
+    return 0;
+}
+
+/* Data lost to a stale swap copy (t_fsx_stall, issue 8): page 4's data_return
+ * is overdue, so the kernel sends a copy to the default pager, which is busy:
+ * the copy is still on its way when page 4 is truncated away. The discard for
+ * swap must follow the copy, or the copy outlives the truncate and a read after
+ * the file grows back returns the old data. Unfixed, no discard was sent while
+ * swap held nothing yet. */
+static void
+test_truncate_while_copy_goes_to_swap(void **state)
+{
+    struct fx *f = *state;
+    struct fdp *d = &the_dp;
+    fx_ready(f);
+    uint8_t buf[PS];
+    memset(buf, 0x66, PS);
+    write_sync(f, 4 * PS, buf, PS);
+    struct gate_ctx g;
+    fdp_close_gate(d, &g);
+    f->fp.keep_returns = 1; /* the pager sits on page 4's data_return */
+    assert_int_equal(fp_send_full(&f->fp, MO_LOCK_REQUEST, 4 * PS, PS, MO_RETURN_DIRTY,
+                                  VM_PROT_NO_CHANGE, 0, NULL, NULL),
+                     0);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_RETURN), 1);
+    /* Overdue: its copy for swap is queued (bounded wait, not a timing check). */
+    for (int i = 0; i < WAIT_MS && atomic_load(&vm_kernel_stats(f->k)->overdue) == 0; i++)
+        usleep(1000);
+    assert_int_equal(atomic_load(&vm_kernel_stats(f->k)->overdue), 1);
+    struct comp *c = comp_new(0);
+    vm_object_truncate(f->obj, 0, done_cb, c);
+    assert_true(comp_wait(c, WAIT_MS));
+    comp_free(c);
+    fdp_open_gate(d, &g); /* the copy lands, then whatever followed it */
+    vm_object_set_size(f->obj, 64 * PS);
+    c = read_sync(f, 4 * PS, PS);
+    assert_int_equal(c->err, 0);
+    uint8_t first = c->buf[0];
+    int stale = memcmp(c->buf, zero_page, PS) != 0;
+    comp_free(c);
+    f->fp.keep_returns = 0;
+    assert_int_equal(fp_release_pending(&f->fp, 0), 1);
+    if (stale)
+        fail_msg("page 4 reads 0x%02x after truncate and growth, want 0: a stale swap copy",
+                 first);
+}
+
+/* A fault from swap whose page the default pager no longer holds (it was
+ * punched; the discard reached swap just before the data_request): the kernel
+ * then asks the object's own pager. That pager is suspect (it sits on page
+ * 0's overdue return) and never stored the page: the kernel fills the hole
+ * itself instead of queueing a data_request behind the stalled return.
+ * Unfixed, the request went to the stalled pager and the read waited for it
+ * (until a later recheck filled the hole). */
+static void
+test_not_held_page_of_suspect_pager_is_a_hole(void **state)
+{
+    struct fx *f = *state;
+    struct fdp *d = &the_dp;
+    fx_ready(f);
+    uint8_t buf[PS];
+    memset(buf, 0x5a, PS);
+    write_sync(f, 0, buf, PS);
+    stall_return_of_page0(f);
+    for (int i = 0; i < WAIT_MS && atomic_load(&vm_kernel_stats(f->k)->overdue) == 0; i++)
+        usleep(1000);
+    assert_int_equal(atomic_load(&vm_kernel_stats(f->k)->overdue), 1);
+    /* Page 6 goes to swap: the pager is suspect, so its pageout is double paged. */
+    memset(buf, 0x77, PS);
+    write_sync(f, 6 * PS, buf, PS);
+    assert_int_equal(fp_send_full(&f->fp, MO_LOCK_REQUEST, 6 * PS, PS, MO_RETURN_DIRTY,
+                                  VM_PROT_NO_CHANGE, MO_F_FLUSH, NULL, NULL),
+                     0);
+    struct vm_object_info info;
+    for (int i = 0; i < WAIT_MS; i++) {
+        vm_object_info(f->obj, &info);
+        if (fdp_holds(NULL, d, 6) && info.resident == 1) /* page 0 only */
+            break;
+        usleep(1000);
+    }
+    assert_true(fdp_holds(NULL, d, 6));
+    assert_int_equal(info.resident, 1);
+    /* Swap is busy: the punch's discard and the fault's data_request queue up. */
+    struct gate_ctx g;
+    fdp_close_gate(d, &g);
+    struct comp *c = comp_new(0);
+    vm_object_punch(f->obj, 6 * PS, PS, done_cb, c);
+    assert_true(comp_wait(c, WAIT_MS));
+    comp_free(c);
+    int requests = fp_count(&f->fp, MO_DATA_REQUEST);
+    c = comp_new(PS);
+    vm_object_read(f->obj, 6 * PS, PS, read_cb, c);
+    fdp_open_gate(d, &g); /* discard, then the request: "not held" */
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, 0);
+    assert_memory_equal(c->buf, zero_page, PS);
+    comp_free(c);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), requests); /* the pager was not asked */
+    f->fp.keep_returns = 0;
+    assert_int_equal(fp_release_pending(&f->fp, 0), 1);
+}
+
 int
 main(void)
 {
@@ -1684,6 +2519,16 @@ main(void)
         cmocka_unit_test_setup_teardown(test_refused_return_fails_fsync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_not_stalled_behind_return, setup_deadline,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_write_not_stalled_behind_return, setup_deadline,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_read_not_stalled_behind_other_objects_return,
+                                        setup_deadline, teardown),
+        cmocka_unit_test_setup_teardown(test_read_not_stalled_behind_orphan_return,
+                                        setup_deadline_long, teardown),
+        cmocka_unit_test_setup_teardown(test_truncate_while_copy_goes_to_swap, setup_dp,
+                                        teardown_dp),
+        cmocka_unit_test_setup_teardown(test_not_held_page_of_suspect_pager_is_a_hole, setup_dp,
+                                        teardown_dp),
         cmocka_unit_test_setup_teardown(test_init_sent_on_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_waits_for_ready, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_run_one_request, setup, teardown),
@@ -1694,6 +2539,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_sync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_return_error_keeps_dirty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_return_outcome_is_a_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_messages_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_request_flush_return_dirty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_write_then_unlock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_destroy, setup, teardown),
@@ -1702,6 +2548,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_terminate_keep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_terminate_discard, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pageout_write_4x_pool, setup_big, teardown),
+        cmocka_unit_test_setup_teardown(test_write_backpressure_no_copy, setup_big, teardown),
+        cmocka_unit_test_setup_teardown(test_write_staged_in_frames, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_swap_readaround, setup_temporary, teardown),
         cmocka_unit_test_setup_teardown(test_pageout_second_chance, setup_big, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -32,7 +32,7 @@ test_init_sizes(void **state)
     assert_int_equal(pool.nfree, 256);
     assert_int_equal(vm_pool_free_count(&pool), 256);
     assert_int_equal(pool.nqueued, 0);
-    assert_null(pool.laundry_head);
+    assert_null(TAILQ_FIRST(&pool.laundry));
     assert_string_equal(pool.policy->name, "second-chance");
     /* Nothing is touched before use (pool.fresh); once handed out, every frame
      * is its own page-sized slot of the arena. */
@@ -218,8 +218,8 @@ test_laundry_list(void **state)
     vm_pool_counts(&pool, &c);
     assert_int_equal(c.queued, 2);
     assert_int_equal(c.laundry_listed, 2);
-    assert_ptr_equal(vm_page_of(pool.laundry_head), pg[2]);
-    assert_ptr_equal(vm_page_of(pool.laundry_tail), pg[0]);
+    assert_ptr_equal(vm_page_of(TAILQ_FIRST(&pool.laundry)), pg[2]);
+    assert_ptr_equal(vm_page_of(TAILQ_LAST(&pool.laundry, vm_pnode_list)), pg[0]);
     assert_int_equal(pg[2]->laundry_ns, 100);
     /* Victims come only from the policy. */
     assert_ptr_equal(victim(&pool), pg[1]);
@@ -228,9 +228,9 @@ test_laundry_list(void **state)
     vm_pool_counts(&pool, &c);
     assert_int_equal(c.laundry_listed, 1);
     assert_int_equal(c.queued, 2);
-    assert_ptr_equal(vm_page_of(pool.laundry_head), pg[0]);
+    assert_ptr_equal(vm_page_of(TAILQ_FIRST(&pool.laundry)), pg[0]);
     vm_pool_free(&pool, pg[0]); /* freeing unlists it */
-    assert_null(pool.laundry_head);
+    assert_null(TAILQ_FIRST(&pool.laundry));
     assert_ptr_equal(victim(&pool), pg[3]); /* fifo: 3 was queued before 2 came back */
     assert_ptr_equal(victim(&pool), pg[2]);
     assert_null(victim(&pool));
