@@ -19,7 +19,9 @@
 struct vm_io {
     struct vm_io *next;
     int op; /* VM_IO_* */
-    int unlock_sent;
+    /* data_unlock was sent for every locked page below this index (+1): one per
+     * page, so an operation spanning several locked pages asks for each. */
+    uint64_t unlock_next;
     uint64_t off, len;
     void *buf; /* owned copy of a waiting write */
     vm_read_done_fn rdone;
