@@ -25,6 +25,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pwd.h>
 #include <ini.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -74,10 +75,13 @@ enum fs_key {
     F_PAGER_THREADS,
     F_PAGER_DEADLINE,
     F_MOUNT_OVER,
+    F_PAGER,
+    F_PAGER_USER,
     F_N
 };
 static const char *const fs_keys[F_N] = {"backend",        "mountpoint",   "readahead",
-                                         "pager-threads", "pager.deadline", "mount-over"};
+                                         "pager-threads", "pager.deadline", "mount-over",
+                                         "pager",         "pager.user"};
 
 struct fs_lines {
     int key[F_N]; /* line of each known key, 0 if absent */
@@ -762,6 +766,36 @@ fs_key(struct loader *ld, int line, const char *name, const char *value)
             return 0;
         }
         return 1;
+    case F_PAGER:
+        if (strcmp(value, "inline") == 0) {
+            fs->pager_mode = EMM_PAGER_INLINE;
+        } else if (strcmp(value, "process") == 0) {
+            fs->pager_mode = EMM_PAGER_PROCESS;
+        } else if (strncmp(value, "unix:", 5) == 0 && value[5] == '/' &&
+                   strlen(value + 5) < 108) {
+            fs->pager_mode = EMM_PAGER_UNIX;
+            fs->pager_socket = dup_or_fail(ld, value + 5);
+            return fs->pager_socket != NULL;
+        } else {
+            fail(ld, line, -EINVAL,
+                 "bad value '%s' for pager (want inline, process or unix:/ABSOLUTE/PATH)", value);
+            return 0;
+        }
+        return 1;
+    case F_PAGER_USER: {
+        if (*value == '\0') {
+            fail(ld, line, -EINVAL, "empty value for pager.user");
+            return 0;
+        }
+        struct passwd *pw = getpwnam(value);
+        if (pw == NULL) {
+            fail(ld, line, -EINVAL, "unknown user '%s' for pager.user", value);
+            return 0;
+        }
+        fs->pager_user = dup_or_fail(ld, value);
+        fs->pager_uid = pw->pw_uid;
+        return fs->pager_user != NULL;
+    }
     case F_N: break;
     }
     return 0;
@@ -965,6 +999,16 @@ finish(struct loader *ld, int check)
         }
         if (!ld->fsl[i].key[F_PAGER_DEADLINE])
             fs->pager_deadline_ms = cfg->pager_deadline_ms;
+        if (fs->temporary && fs->pager_mode != EMM_PAGER_INLINE) {
+            fail(ld, ld->fsl[i].key[F_PAGER], -EINVAL,
+                 "[fs %s] has backend = none: it has no pager to run elsewhere", fs->name);
+            return;
+        }
+        if (fs->pager_user != NULL && fs->pager_mode != EMM_PAGER_PROCESS) {
+            fail(ld, ld->fsl[i].key[F_PAGER_USER], -EINVAL,
+                 "pager.user needs pager = process in [fs %s]", fs->name);
+            return;
+        }
     }
     if (!cfg->pageout_policy) {
         cfg->pageout_policy = dup_or_fail(ld, VM_POLICY_DEFAULT);
@@ -1096,6 +1140,8 @@ emm_config_free(struct emm_config *cfg)
         free(fs->name);
         free(fs->backend);
         free(fs->mountpoint);
+        free(fs->pager_socket);
+        free(fs->pager_user);
         for (size_t k = 0; k < fs->nbackend_keys; k++) {
             free(fs->backend_keys[k].key);
             free(fs->backend_keys[k].value);

@@ -16,6 +16,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Where a filesystem's pager runs ("pager = ..."). */
+enum emm_pager_mode {
+    EMM_PAGER_INLINE = 0, /* threads in emmd (the default) */
+    EMM_PAGER_PROCESS,    /* emm-pager, started and restarted by emmd */
+    EMM_PAGER_UNIX,       /* a pager someone else started, at a Unix socket */
+};
+
 /* One "name.key = value" line meant for a backend in an [fs] section. */
 struct emm_config_kv {
     char *key;   /* full key, e.g. "memory.limit" */
@@ -35,6 +42,10 @@ struct emm_fs_config {
     uint64_t readahead;  /* bytes; "readahead", default 1M */
     unsigned pager_threads; /* "pager-threads", default 2 */
     uint64_t pager_deadline_ms; /* "pager.deadline" if given, else [default-pager] deadline */
+    enum emm_pager_mode pager_mode; /* "pager", default inline */
+    char *pager_socket; /* pager = unix:PATH: the path */
+    char *pager_user;   /* "pager.user" (process only): emm-pager drops to this user */
+    unsigned pager_uid; /* its uid */
     int mount_over;   /* "mount-over = yes": mount even on a live mount point (hiding
                          what is mounted there); default no: refused */
     struct emm_config_kv *backend_keys;

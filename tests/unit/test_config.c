@@ -816,6 +816,44 @@ test_hardening(void **state)
     }
 }
 
+/* ---- where the pager runs: pager = inline | process | unix:PATH, pager.user ---- */
+
+static void
+test_pager_mode(void **state)
+{
+    (void)state;
+    struct emm_config *cfg = NULL;
+    assert_int_equal(load("[fs a]\nbackend = m\n"
+                          "[fs b]\nbackend = m\npager = process\npager.user = root\n"
+                          "[fs c]\nbackend = m\npager = unix:/run/p.sock\n"
+                          "[fs d]\nbackend = m\npager = inline\n",
+                          0, &cfg),
+                     0);
+    assert_int_equal(cfg->fs[0].pager_mode, EMM_PAGER_INLINE);
+    assert_int_equal(cfg->fs[1].pager_mode, EMM_PAGER_PROCESS);
+    assert_string_equal(cfg->fs[1].pager_user, "root");
+    assert_int_equal(cfg->fs[1].pager_uid, 0);
+    assert_int_equal(cfg->fs[2].pager_mode, EMM_PAGER_UNIX);
+    assert_string_equal(cfg->fs[2].pager_socket, "/run/p.sock");
+    assert_null(cfg->fs[2].pager_user);
+    assert_int_equal(cfg->fs[3].pager_mode, EMM_PAGER_INLINE);
+    emm_config_free(cfg);
+
+    expect_error("[fs a]\nbackend = m\npager = elsewhere\n", 3, "bad value 'elsewhere' for pager",
+                 "inline, process or unix:");
+    expect_error("[fs a]\nbackend = m\npager = unix:relative\n", 3, "for pager", NULL);
+    expect_error("[fs a]\nbackend = m\npager = process\npager = inline\n", 4,
+                 "duplicate key 'pager'", NULL);
+    expect_error("[fs a]\nbackend = m\npager = process\npager.user = emm-no-such-user\n", 4,
+                 "unknown user 'emm-no-such-user' for pager.user", NULL);
+    expect_error("[fs a]\nbackend = m\npager.user = root\npager = unix:/x\n", 3,
+                 "pager.user needs pager = process", "[fs a]");
+    expect_error("[fs a]\nbackend = m\npager.user = root\n", 3, "pager.user needs", NULL);
+    expect_error("[default-pager]\nswap = /tmp/s 1M\n[fs a]\nbackend = none\npager = process\n", 5,
+                 "backend = none", "no pager");
+    expect_error("[fs a]\nbackend = m\npager.usr = x\n", 3, "unknown key 'pager.usr'", NULL);
+}
+
 int
 main(void)
 {
@@ -828,6 +866,7 @@ main(void)
         cmocka_unit_test(test_err_fs),       cmocka_unit_test(test_err_first_wins),
         cmocka_unit_test(test_err_long_line), cmocka_unit_test(test_err_paths),
         cmocka_unit_test(test_hardening),
+        cmocka_unit_test(test_pager_mode),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
