@@ -281,6 +281,38 @@ to_public(const struct emm_msg *msg, struct emm_pager_msg *m)
     m->data = msg->data;
 }
 
+/* After terminate (on the object's worker): the object ends. Its port dies
+ * and it leaves the table, so the kernel's next lookup of the id gets a new
+ * port, whose seqnos start again with the kernel's new proxy (a
+ * data_return_completed names the data_return by that seqno). Unless
+ * emm_pager_free took the table first: it ends the object itself. */
+static void
+object_end(struct emm_pager_object *obj)
+{
+    struct emm_pager *p = obj->pager;
+    pthread_mutex_lock(&p->lock);
+    struct emm_pager_object **pp = &p->objects;
+    while (*pp != NULL && *pp != obj)
+        pp = &(*pp)->next;
+    int owned = *pp == obj;
+    if (owned)
+        *pp = obj->next;
+    pthread_mutex_unlock(&p->lock);
+    if (!owned)
+        return;
+    pthread_mutex_lock(&obj->lock);
+    struct emm_port *c = obj->control;
+    obj->control = NULL;
+    pthread_mutex_unlock(&obj->lock);
+    if (c != NULL)
+        emm_port_unref(c);
+    emm_port_destroy(obj->port); /* later messages to it are refused (-EPIPE) */
+    if (p->ops.object_close)
+        p->ops.object_close(p->ctx, obj);
+    pthread_mutex_destroy(&obj->lock);
+    free(obj);
+}
+
 static void
 object_handler(struct emm_port *port, struct emm_msg *msg)
 {
@@ -353,17 +385,12 @@ object_handler(struct emm_port *port, struct emm_msg *msg)
         if (ops->discard)
             ops->discard(obj, &m);
         break;
-    case MO_TERMINATE: {
+    case MO_TERMINATE:
         if (ops->terminate)
             ops->terminate(obj, &m);
-        pthread_mutex_lock(&obj->lock);
-        struct emm_port *old = obj->control;
-        obj->control = NULL;
-        pthread_mutex_unlock(&obj->lock);
-        if (old != NULL)
-            emm_port_unref(old);
-        break; /* the message's own control and name rights go with it */
-    }
+        emm_msg_release(msg, 0); /* the message's control and name rights go with it */
+        object_end(obj);
+        return;
     default:
         emm_warn("pager object %llu: unexpected %s ignored", (unsigned long long)obj->id,
                  emm_msg_name(msg->id));
@@ -541,8 +568,10 @@ emm_pager_free(struct emm_pager *p)
         return;
     emm_pager_shutdown(p);
     /* No new messages: the workers finish what is queued, then stop. */
+    pthread_mutex_lock(&p->lock);
     struct emm_pager_object *obj = p->objects;
     p->objects = NULL;
+    pthread_mutex_unlock(&p->lock);
     for (struct emm_pager_object *o = obj; o != NULL; o = o->next)
         emm_port_destroy(o->port);
     emm_portset_destroy(p->set);

@@ -13,8 +13,8 @@
  * that follow. A dirty data_return of a page the pager supplied read-only and
  * never granted is refused (the kernel broke the lock). Pages the kernel made
  * without asking (whole-page writes of pages it never read) are taken and
- * counted as blind writes. On terminate the grants are revoked: the next init
- * starts read-only again.
+ * counted as blind writes. Grants end with the object (terminate): the next
+ * mapping starts read-only again.
  *
  * It accepts one emmd connection at a time on SOCKET (emmd: pager =
  * unix:SOCKET); SIGTERM or SIGINT ends it. Counters go to DIR/unlock-pager.stats
@@ -243,8 +243,7 @@ on_terminate(struct emm_pager_object *obj, const struct emm_pager_msg *m)
     (void)m;
     struct object *o = emm_pager_object_ctx(obj);
     fsync(o->fd);
-    memset(o->state, 0, o->npages); /* grants end with the mapping */
-    write_stats();
+    write_stats(); /* object_close follows: the grant map goes with the object */
     return 0;
 }
 

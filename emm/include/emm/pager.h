@@ -29,8 +29,9 @@
  *    order they were made.
  *  - A callback must not call emm_pager_wait, emm_pager_shutdown or
  *    emm_pager_free (they join the threads that run callbacks).
- *  - Object handles stay valid until the object_close callback, which runs
- *    once per object after the connection ended.
+ *  - An object handle stays valid until its object_close callback, which
+ *    runs once per object: on its worker right after the terminate callback,
+ *    or from emm_pager_free for objects still open. Do not use it after.
  *
  * ERRORS: functions return 0 or a negative errno. An errno a message carries
  * (data_error, synchronize_completed, data_return_completed, destroy) is
@@ -160,7 +161,8 @@ struct emm_pager_ops {
     /* emmd asks for object `id` (on the reader thread, before any message for
      * it): 0 and *object_ctx set, or -errno to refuse it. Default: accept. */
     int (*object_open)(void *pager_ctx, uint64_t id, void **object_ctx);
-    /* The connection ended: the object is gone (its handle is invalid after). */
+    /* The object is gone (after terminate, or at emm_pager_free): its handle
+     * is invalid once this returns. A later lookup of the id opens it anew. */
     void (*object_close)(void *pager_ctx, struct emm_pager_object *obj);
     /* Each returns 0 or -errno. Defaults and what a -errno does: */
     emm_pager_msg_fn init;         /* default: ready(0, COPY_DELAY); -errno: destroy */
@@ -178,7 +180,7 @@ struct emm_pager_ops {
     emm_pager_msg_fn synchronize;
     emm_pager_msg_fn discard;   /* emm: pages gone from the object (truncate, punch) */
     /* The kernel let go of the object: after it returns, the library drops the
-     * control right; a later init starts the object again. */
+     * control right and ends the object (object_close). */
     emm_pager_msg_fn terminate;
 };
 
@@ -213,7 +215,7 @@ uint64_t emm_pager_object_id(const struct emm_pager_object *obj);
 void *emm_pager_object_ctx(const struct emm_pager_object *obj);
 struct emm_pager *emm_pager_object_pager(const struct emm_pager_object *obj);
 
-/* ---- pager -> kernel: each 0, -ENOTCONN (before init / after terminate),
+/* ---- pager -> kernel: each 0, -ENOTCONN (before init),
  * -EPIPE (the connection is gone), -EINVAL (unaligned, over the limit). ---- */
 int emm_pager_ready(struct emm_pager_object *obj, uint32_t flags, int32_t copy_strategy);
 /* data (length bytes, copied before the call returns); lock_value: the
