@@ -62,7 +62,13 @@ assert_contains "$libs" "-L$(dirname "$S_LIB")" "pkg-config --libs emm-pager"
 # ---- build the example out of tree, as a third party would ----
 cp -r "$(dirname "$S_EX")" "$WORK/unlock"
 rm -f "$WORK/unlock/unlock-pager"
-make -C "$WORK/unlock" >"$WORK/make.log" 2>&1 ||
+# A sanitizer build's library needs its runtime first: build the example the same way.
+mkflags=()
+if objdump -p "$S_LIB" | grep -q 'NEEDED *libasan'; then
+    mkflags=(CFLAGS="-O1 -g -fsanitize=address,undefined")
+    log "libemm-pager is an ASan build: so is the example"
+fi
+make -C "$WORK/unlock" "${mkflags[@]+"${mkflags[@]}"}" >"$WORK/make.log" 2>&1 ||
     { cat "$WORK/make.log" >&2; fail "the example does not build against the staged stage"; }
 objdump -p "$WORK/unlock/unlock-pager" | grep -q 'NEEDED *libemm-pager.so.1' ||
     fail "unlock-pager is not linked against libemm-pager.so.1"
