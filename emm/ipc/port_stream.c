@@ -45,7 +45,7 @@ struct export {
     struct export *next;
     struct emm_port *port; /* a reference */
     uint64_t sends;        /* times its name was sent, minus those released */
-    uint64_t last_seqno;   /* of the last message the peer sent to it */
+    uint64_t last_seqno;   /* of the last message the peer sent to it: the next is higher */
 };
 
 /* A peer's port, as a port of this process. */
@@ -80,6 +80,7 @@ struct emm_stream {
     uint32_t version, features;
     struct out_queue out;
     uint64_t queued, sent, received;
+    int writing; /* the writer holds a frame it took off the queue */
     unsigned nexports, nproxies;
     struct export *exports[HASH_BUCKETS];
     struct proxy *proxies[HASH_BUCKETS];
@@ -459,6 +460,7 @@ writer_main(void *arg)
         }
         STAILQ_REMOVE_HEAD(&s->out, link);
         s->queued--;
+        s->writing = 1;
         if (it->msg != NULL)
             s->sent++;
         pthread_mutex_unlock(&s->lock);
@@ -471,6 +473,9 @@ writer_main(void *arg)
         if (it->msg != NULL)
             emm_msg_release(it->msg, rc < 0 ? -EPIPE : 0);
         free(it);
+        pthread_mutex_lock(&s->lock);
+        s->writing = 0;
+        pthread_mutex_unlock(&s->lock);
         if (rc < 0) {
             emm_warn("stream %s: write: %s", s->peer, strerror(-rc));
             cut(s);
@@ -563,7 +568,7 @@ recv_msg(struct emm_stream *s, struct emm_frame *f)
     struct export *d = export_find(s, f->dest);
     if (d == NULL) {
         bad = "dest (a port never given)";
-    } else if (h.seqno != d->last_seqno + 1 && h.seqno != 1) {
+    } else if (h.seqno <= d->last_seqno) {
         bad = "seqno (out of order)";
     } else {
         d->last_seqno = h.seqno;
@@ -648,7 +653,15 @@ recv_lookup(struct emm_stream *s, struct emm_frame *f)
     struct emm_port *p = NULL;
     int rc = s->a.lookup != NULL ? s->a.lookup(s->a.ctx, f->object, &p) : -EOPNOTSUPP;
     uint32_t name = 0;
+    uint64_t seqno = 0;
     if (rc == 0) {
+        if (p->ops != &stream_ops) {
+            /* Every message sent to it so far is queued (this thread queues
+             * them in order): a new proxy numbers on from here. */
+            pthread_mutex_lock(&p->lock);
+            seqno = p->seqno;
+            pthread_mutex_unlock(&p->lock);
+        }
         pthread_mutex_lock(&s->lock);
         if (p->ops == &stream_ops)
             rc = -EXDEV;
@@ -659,7 +672,8 @@ recv_lookup(struct emm_stream *s, struct emm_frame *f)
             name = emm_port_name(p);
         emm_port_unref(p); /* the export holds its own */
     }
-    send_fixed(s, buf, emm_frame_encode_lookup_reply(buf, f->dest, f->object, name, -rc));
+    send_fixed(s, buf, emm_frame_encode_lookup_reply(buf, f->dest, f->object, name, -rc,
+                                                   seqno));
     return 0;
 }
 
@@ -681,6 +695,8 @@ recv_lookup_reply(struct emm_stream *s, struct emm_frame *f)
         bad = "name";
     } else {
         struct proxy *px = proxy_get(s, f->name);
+        if (px != NULL && px->received == 1 && px->seqno == 0)
+            px->seqno = f->seqno; /* new: number on from the port's own count */
         l->rc = px != NULL ? 0 : -ENOMEM;
         l->port = px != NULL ? &px->port : NULL;
         l->done = 1;
@@ -850,9 +866,9 @@ emm_stream_open(int fd, const struct emm_stream_args *a, struct emm_stream **out
     s->a = *a;
     snprintf(s->label, sizeof(s->label), "%s", a->label ? a->label : "peer");
     s->a.label = s->label;
-    s->pid = cred.pid;
+    s->pid = a->peer_pid > 0 ? a->peer_pid : cred.pid;
     s->uid = cred.uid;
-    snprintf(s->peer, sizeof(s->peer), "%s (pid %d)", s->label, (int)cred.pid);
+    snprintf(s->peer, sizeof(s->peer), "%s (pid %d)", s->label, (int)s->pid);
     STAILQ_INIT(&s->out);
     LIST_INIT(&s->lookups);
     int rc = hello(s);
@@ -941,6 +957,33 @@ emm_stream_info(struct emm_stream *s, struct emm_stream_info *out)
     out->proxies = s->nproxies;
     out->dead = s->dead;
     pthread_mutex_unlock(&s->lock);
+}
+
+void
+emm_stream_hold(struct emm_stream *s)
+{
+    atomic_fetch_add(&s->refs, 1);
+}
+
+void
+emm_stream_release(struct emm_stream *s)
+{
+    stream_unref(s);
+}
+
+int
+emm_stream_drain(struct emm_stream *s, int timeout_ms)
+{
+    for (int waited = 0;; waited += 10) {
+        pthread_mutex_lock(&s->lock);
+        int idle = s->dead || (STAILQ_EMPTY(&s->out) && !s->writing);
+        pthread_mutex_unlock(&s->lock);
+        if (idle)
+            return 0;
+        if (waited >= timeout_ms)
+            return -ETIMEDOUT;
+        usleep(10000);
+    }
 }
 
 /* ---- sockets ------------------------------------------------------------- */

@@ -57,6 +57,9 @@ struct emm_stream_args {
     void (*on_dead)(void *ctx, struct emm_stream *s, int err);
     void *ctx;
     int hello_timeout_ms; /* 0: 5000 */
+    /* The peer's pid when the caller knows it better than SO_PEERCRED (which,
+     * on a socketpair, names the process that made the pair); 0: from it. */
+    pid_t peer_pid;
 };
 
 struct emm_stream_info {
@@ -81,6 +84,12 @@ void emm_stream_close(struct emm_stream *s);
 int emm_stream_lookup(struct emm_stream *s, uint64_t id, int timeout_ms,
                       struct emm_port **out);
 void emm_stream_info(struct emm_stream *s, struct emm_stream_info *out);
+/* Keeps s's memory (not the connection) while a caller uses it unlocked. */
+void emm_stream_hold(struct emm_stream *s);
+void emm_stream_release(struct emm_stream *s);
+/* Waits up to timeout_ms for every queued frame to be written (or the peer to
+ * go): 0, or -ETIMEDOUT. */
+int emm_stream_drain(struct emm_stream *s, int timeout_ms);
 /* "pager fs0 (pid 123)": the name log lines use. */
 const char *emm_stream_peer(const struct emm_stream *s);
 

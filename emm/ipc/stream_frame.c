@@ -25,7 +25,7 @@ body_size(uint16_t kind)
     case EMM_FRAME_MSG: return EMM_WIRE_HDR_SIZE;
     case EMM_FRAME_RELEASE: return 0;
     case EMM_FRAME_LOOKUP: return 8;
-    case EMM_FRAME_LOOKUP_REPLY: return 16;
+    case EMM_FRAME_LOOKUP_REPLY: return 24;
     default: return SIZE_MAX;
     }
 }
@@ -95,6 +95,7 @@ emm_frame_decode_body(const unsigned char *buf, size_t len, struct emm_frame *f,
         f->name = emm_get_le32(buf + 8);
         if (emm_get_le32(buf + 12) != 0)
             return refuse(why, "lookup_reply reserved");
+        f->seqno = emm_get_le64(buf + 16);
         break;
     default:
         break;
@@ -139,13 +140,14 @@ emm_frame_encode_lookup(unsigned char *buf, uint32_t cookie, uint64_t object)
 
 size_t
 emm_frame_encode_lookup_reply(unsigned char *buf, uint32_t cookie, uint64_t object,
-                              uint32_t name, int32_t err)
+                              uint32_t name, int32_t err, uint64_t seqno)
 {
     size_t n = emm_frame_encode_prefix(buf, EMM_FRAME_LOOKUP_REPLY, 0, cookie, (uint32_t)err);
     emm_put_le64(buf + n, object);
     emm_put_le32(buf + n + 8, name);
     emm_put_le32(buf + n + 12, 0);
-    return n + 16;
+    emm_put_le64(buf + n + 16, seqno);
+    return n + 24;
 }
 
 int

@@ -17,7 +17,8 @@
  *          MSG (72 + payload): the message header (msg_wire.h), then data
  *          RELEASE (0)
  *          LOOKUP (8): object id (u64)
- *          LOOKUP_REPLY (16): object id (u64), port name (u32), 0 (u32)
+ *          LOOKUP_REPLY (24): object id (u64), port name (u32), 0 (u32), the
+ *                       port's last seqno (u64): a new proxy goes on from it
  */
 #ifndef EMM_STREAM_FRAME_H
 #define EMM_STREAM_FRAME_H
@@ -30,6 +31,7 @@
 #define EMM_FRAME_MAGIC       UINT32_C(0x734d4d45) /* "EMMs" */
 #define EMM_FRAME_PREFIX_SIZE 16u
 #define EMM_FRAME_MAX_FIXED   (EMM_FRAME_PREFIX_SIZE + EMM_WIRE_HDR_SIZE)
+#define EMM_FRAME_LOOKUP_REPLY_SIZE (EMM_FRAME_PREFIX_SIZE + 24u)
 
 /* The versions this build speaks, and the features it offers in its hello. */
 #define EMM_STREAM_VERSION 1u
@@ -64,6 +66,7 @@ struct emm_frame {
     /* LOOKUP, LOOKUP_REPLY */
     uint64_t object;
     uint32_t name;
+    uint64_t seqno; /* LOOKUP_REPLY */
 };
 
 /* Reads the prefix (len >= EMM_FRAME_PREFIX_SIZE): kind, flags, dest, arg and
@@ -83,7 +86,7 @@ size_t emm_frame_encode_prefix(unsigned char *buf, uint16_t kind, uint16_t flags
 size_t emm_frame_encode_hello(unsigned char *buf, uint32_t version, uint32_t features);
 size_t emm_frame_encode_lookup(unsigned char *buf, uint32_t cookie, uint64_t object);
 size_t emm_frame_encode_lookup_reply(unsigned char *buf, uint32_t cookie, uint64_t object,
-                                     uint32_t name, int32_t err);
+                                     uint32_t name, int32_t err, uint64_t seqno);
 /* A MSG frame's prefix and header (the payload follows, from the message):
  * its size, or -EINVAL when the header cannot be encoded. */
 int emm_frame_encode_msg(unsigned char *buf, uint16_t flags, uint32_t dest,

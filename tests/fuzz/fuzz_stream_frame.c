@@ -238,7 +238,8 @@ make_corpus(const char *dir)
 
     n = emm_frame_encode_lookup(b, 1, 7);
     n += put_msg(b + n, MO_DATA_REQUEST, 4, 1, 0);
-    r |= write_seed(dir, "seqno-gap", b, n);
+    n += put_msg(b + n, MO_DATA_REQUEST, 2, 1, 0);
+    r |= write_seed(dir, "seqno-backwards", b, n);
 
     n = emm_frame_encode_hello(b, 1, 0);
     r |= write_seed(dir, "second-hello", b, n);
