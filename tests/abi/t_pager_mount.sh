@@ -83,7 +83,7 @@ head -c $SIZE /dev/urandom >"$WORK/seed"
 
 # 1. A new file: written by dd, read back by cmp, and in the pager's store.
 start_emmd "$CONF"
-dd if="$WORK/seed" of="$MNT/ro/f" bs=64K conv=fsync status=none || fail "dd into the mount"
+bounded "dd into the mount" dd if="$WORK/seed" of="$MNT/ro/f" bs=64K conv=fsync status=none
 cmp "$WORK/seed" "$MNT/ro/f" || fail "the file does not read back"
 stop_emmd
 store=$(find "$STORE" -type f ! -name 'unlock-pager.stats*' -size ${SIZE}c -print -quit)
@@ -98,10 +98,11 @@ cp "$WORK/seed" "$WORK/expect"
 head -c 300 /dev/urandom >"$WORK/p1"
 head -c 8192 /dev/urandom >"$WORK/p2"
 for f in "$WORK/expect" "$MNT/ro/f"; do
-    dd if="$WORK/p1" of="$f" bs=1 seek=5000 conv=notrunc status=none
-    dd if="$WORK/p2" of="$f" bs=1 seek=20000 conv=notrunc,fsync status=none
+    bounded "dd 300 bytes at 5000" dd if="$WORK/p1" of="$f" bs=1 seek=5000 conv=notrunc status=none
+    bounded "dd 8192 bytes at 20000" \
+        dd if="$WORK/p2" of="$f" bs=1 seek=20000 conv=notrunc,fsync status=none
 done
-python3 - "$MNT/ro/f" "$WORK/expect" <<'PY'
+bounded "python mmap write" python3 -c '
 import mmap, os, sys
 for path in sys.argv[1:]:
     fd = os.open(path, os.O_RDWR)
@@ -111,7 +112,7 @@ for path in sys.argv[1:]:
     m.close()
     os.fsync(fd)
     os.close(fd)
-PY
+' "$MNT/ro/f" "$WORK/expect"
 cmp "$WORK/expect" "$MNT/ro/f" || fail "the writes do not read back through the mount"
 stop_emmd
 cmp "$WORK/expect" "$store" || fail "the pager's store does not hold the writes"
