@@ -120,7 +120,10 @@ vm_batch_post(struct vm_object *obj, struct vm_batch *b)
     if (atomic_load(&obj->return_clusters))
         cluster_returns(m);
     while (m != NULL) {
-        struct emm_msg *next = m->next;
+        /* A posted message may be gone at once: a stream port's writer sends
+         * and releases it without waiting for the kick. Only a cluster's head,
+         * a data_return that lives in its page, is read after the post. */
+        struct emm_msg *next = m->next, *chain = m->chain;
         if (emm_port_post(obj->pager, m) < 0) {
             m->next = b->failed;
             b->failed = m;
@@ -129,7 +132,7 @@ vm_batch_post(struct vm_object *obj, struct vm_batch *b)
             b->kick_pager = 1;
             /* The pages of a cluster are answered by one data_return_completed
              * that names the head's seqno: each page keeps it to match. */
-            for (struct emm_msg *c = m->chain; c != NULL; c = c->chain)
+            for (struct emm_msg *c = chain; c != NULL; c = c->chain)
                 c->seqno = m->seqno;
         }
         m = next;

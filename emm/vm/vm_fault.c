@@ -85,14 +85,14 @@ fault_in(struct vm_object *obj, uint64_t first, uint64_t n, uint32_t access, str
                 ready = 0;
             else if (p->lock_value & access & VM_PROT_READ) {
                 ready = 0;
-                if (!io->unlock_sent) {
+                if (idx >= io->unlock_next) {
                     struct emm_msg *m = vm_kmsg(obj, MO_DATA_UNLOCK, idx * VM_PS, VM_PS);
                     if (m != NULL) {
                         m->access = access;
                         vm_batch_msg(b, m);
                         atomic_fetch_add(&k->stats.data_unlocks, 1);
                     }
-                    io->unlock_sent = 1;
+                    io->unlock_next = idx + 1;
                 }
             }
             idx++;
@@ -311,14 +311,14 @@ write_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
             ready = 0;
         } else if (p->lock_value & VM_PROT_WRITE) {
             ready = 0;
-            if (!io->unlock_sent) {
+            if (idx >= io->unlock_next) {
                 struct emm_msg *m = vm_kmsg(obj, MO_DATA_UNLOCK, idx * VM_PS, VM_PS);
                 if (m != NULL) {
                     m->access = VM_PROT_WRITE;
                     vm_batch_msg(b, m);
                     atomic_fetch_add(&k->stats.data_unlocks, 1);
                 }
-                io->unlock_sent = 1;
+                io->unlock_next = idx + 1;
             }
         }
     }

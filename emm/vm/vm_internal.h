@@ -28,7 +28,9 @@ struct vm_write_waiter {
 struct vm_io {
     STAILQ_ENTRY(vm_io) link; /* the object's waiting operations, or a batch's done list */
     int op; /* VM_IO_* */
-    int unlock_sent;
+    /* data_unlock was sent for every locked page below this index (+1): one per
+     * page, so an operation spanning several locked pages asks for each. */
+    uint64_t unlock_next;
     uint64_t off, len;
     /* A write's data, never copied to the heap: the caller's buffer, borrowed
      * while the caller waits in vm_object_write (its waiter, on its stack, is
