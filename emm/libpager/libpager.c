@@ -41,7 +41,8 @@ _Static_assert((int)EMM_PAGER_INIT == (int)MO_INIT && (int)EMM_PAGER_DATA_REQUES
                    (int)EMM_PAGER_SUPPLY_COMPLETED == (int)MO_SUPPLY_COMPLETED &&
                    (int)EMM_PAGER_CHANGE_COMPLETED == (int)MO_CHANGE_COMPLETED &&
                    (int)EMM_PAGER_SYNCHRONIZE == (int)MO_SYNCHRONIZE &&
-                   (int)EMM_PAGER_TERMINATE == (int)MO_TERMINATE && (int)EMM_PAGER_DISCARD == (int)MO_DISCARD,
+                   (int)EMM_PAGER_TERMINATE == (int)MO_TERMINATE && (int)EMM_PAGER_DISCARD == (int)MO_DISCARD &&
+                   (int)EMM_PAGER_DATA_QUERY == (int)MO_DATA_QUERY,
                "kernel -> pager ids");
 _Static_assert((int)EMM_PAGER_READY == (int)MO_READY && (int)EMM_PAGER_DATA_SUPPLY == (int)MO_DATA_SUPPLY &&
                    (int)EMM_PAGER_DATA_UNAVAILABLE == (int)MO_DATA_UNAVAILABLE &&
@@ -50,6 +51,7 @@ _Static_assert((int)EMM_PAGER_READY == (int)MO_READY && (int)EMM_PAGER_DATA_SUPP
                    (int)EMM_PAGER_CHANGE_ATTRIBUTES == (int)MO_CHANGE_ATTRIBUTES &&
                    (int)EMM_PAGER_DESTROY == (int)MO_DESTROY &&
                    (int)EMM_PAGER_SYNCHRONIZE_COMPLETED == (int)MO_SYNCHRONIZE_COMPLETED &&
+                   (int)EMM_PAGER_QUERY_REPLY == (int)MO_QUERY_REPLY &&
                    (int)EMM_PAGER_DATA_RETURN_COMPLETED == (int)MO_DATA_RETURN_COMPLETED,
                "pager -> kernel ids");
 _Static_assert(EMM_PAGER_PROT_READ == VM_PROT_READ && EMM_PAGER_PROT_WRITE == VM_PROT_WRITE &&
@@ -385,6 +387,16 @@ object_handler(struct emm_port *port, struct emm_msg *msg)
         if (ops->discard)
             ops->discard(obj, &m);
         break;
+    case MO_DATA_QUERY: {
+        /* No callback in API 1: claim the whole span. Claiming data is
+         * harmless (a copy reads zeros); missing some is not. */
+        struct emm_msg *r = new_msg(MO_QUERY_REPLY, msg->offset, msg->length);
+        if (r != NULL) {
+            r->arg = msg->arg;
+            send_control(obj, r);
+        }
+        break;
+    }
     case MO_TERMINATE:
         if (ops->terminate)
             ops->terminate(obj, &m);

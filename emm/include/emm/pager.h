@@ -70,6 +70,8 @@ enum emm_pager_msg_id {
     EMM_PAGER_SYNCHRONIZE = 8,
     EMM_PAGER_TERMINATE = 9,
     EMM_PAGER_DISCARD = 10, /* emm: pages are gone (truncate, punch) */
+    EMM_PAGER_DATA_QUERY = 11, /* emm: which pages do you store? (SEEK_DATA/SEEK_HOLE);
+                                  libemm-pager answers it itself (the whole span) */
     /* pager -> kernel */
     EMM_PAGER_READY = 32,
     EMM_PAGER_DATA_SUPPLY = 33,
@@ -79,7 +81,8 @@ enum emm_pager_msg_id {
     EMM_PAGER_CHANGE_ATTRIBUTES = 37,
     EMM_PAGER_DESTROY = 38,
     EMM_PAGER_SYNCHRONIZE_COMPLETED = 39,
-    EMM_PAGER_DATA_RETURN_COMPLETED = 40 /* emm: a data_return's outcome */
+    EMM_PAGER_QUERY_REPLY = 40,          /* emm: the answer to data_query */
+    EMM_PAGER_DATA_RETURN_COMPLETED = 41 /* emm: a data_return's outcome */
 };
 
 /* Access bits (vm_prot_t). A lock value is the set of accesses forbidden. */
