@@ -94,6 +94,15 @@ struct vm_object {
     int on_swapped_list;             /* kernel->swapped_head (kick_lock) */
     struct vm_object *swapped_next;
     struct vm_pager_stats *pstats;   /* the filesystem's counters (never NULL) */
+    /* What the front end said its pager stores (pager_has_page), asked without
+     * the lock while the pager is suspect (vm_fault.c): valid while pager_gen
+     * (bumped by every data_return sent to or taken by the pager) is hint_gen. */
+    uint64_t pager_gen, hint_gen;
+    uint64_t hint_first;             /* pages [hint_first, +hint_n) are known */
+    unsigned hint_n;
+    uint8_t hint_lacks[EMM_MAX_REQUEST_PAGES];
+    uint64_t ask_first;              /* to ask next, on the kernel worker */
+    unsigned ask_n;
     struct vm_seek_list seeks;       /* waiting for their pager's query_reply */
     uint32_t next_seek_tag;
     int on_seeking_list;             /* kernel->seeking_head (kick_lock) */

@@ -72,6 +72,8 @@ page_send_return(struct vm_object *obj, struct vm_page *p, int to_dp, struct vm_
     m->control = emm_port_ref(obj->control);
     p->loans++;
     vm_object_ref(obj);
+    if (!to_dp)
+        obj->pager_gen++; /* hole hints are stale */
     if (to_dp)
         vm_batch_dp_msg(b, m);
     else
@@ -174,6 +176,8 @@ page_return_released(struct emm_msg *msg, int status)
         p->ret_status = (int16_t)status;
         if (status < 0 && msg->aux == 0)
             atomic_fetch_add(&obj->pstats->msg_return_errors, 1); /* its pager refused it */
+        if (msg->aux == 0)
+            obj->pager_gen++; /* what it stores may have changed: hole hints are stale */
     }
     if (--p->loans > 0) { /* the other message still holds the frame */
         pthread_mutex_unlock(&obj->lock);

@@ -905,8 +905,10 @@ emmd_wait(struct emmd_wait *w)
     return err;
 }
 
-/* The vm layer's pager_has_page upcall (st_blocks): owner is the node. Called
- * under the object lock; backend locks are leaves. */
+/* The vm layer's pager_has_page upcall: owner is the node. Asked by the kernel
+ * worker, with no lock held, while the pager is suspect (to fill the holes of a
+ * stalled pager). The one query that still reaches into the pager: a
+ * data_query would wait behind the data_return the pager sits on. */
 int
 emmd_pager_has_page(void *owner, uint64_t index)
 {

@@ -437,6 +437,11 @@ up_invalidate(void *owner, uint64_t off, uint64_t len, void (*done)(void *arg), 
 
 static const struct vm_upcalls test_up = {.invalidate = up_invalidate};
 
+struct fx;
+static int up_has_page(void *owner, uint64_t index);
+static const struct vm_upcalls test_up_has = {.invalidate = up_invalidate,
+                                              .pager_has_page = up_has_page};
+
 struct comp {
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -510,6 +515,7 @@ comp_wait(struct comp *c)
 /* ---- fixture -------------------------------------------------------------- */
 
 struct fx {
+    int upcalls, upcalls_locked; /* pager_has_page calls; made with obj->lock held */
     struct vm_kernel *k;
     struct fdp dp;
     struct fop fp;
@@ -518,8 +524,41 @@ struct fx {
     int temporary;
 };
 
+/* pager_has_page, answered from the fake pager's store. Records whether the
+ * caller holds the object's lock: a lock another thread holds is let go soon,
+ * one this thread holds never is. */
+static int
+up_has_page(void *owner, uint64_t index)
+{
+    struct fx *f = owner;
+    int locked = 1;
+    for (int i = 0; i < 200 && locked; i++) {
+        if (pthread_mutex_trylock(&f->obj->lock) == 0) {
+            pthread_mutex_unlock(&f->obj->lock);
+            locked = 0;
+        } else {
+            usleep(1000);
+        }
+    }
+    pthread_mutex_lock(&f->fp.lock);
+    f->upcalls++;
+    f->upcalls_locked += locked;
+    int has = index < NPAGES && f->fp.st.has[index];
+    pthread_mutex_unlock(&f->fp.lock);
+    return has;
+}
+
+static struct fx *
+fx_new_up(int temporary, const struct vm_upcalls *up);
+
 static struct fx *
 fx_new(int temporary)
+{
+    return fx_new_up(temporary, &test_up);
+}
+
+static struct fx *
+fx_new_up(int temporary, const struct vm_upcalls *up)
 {
     struct fx *f = calloc(1, sizeof(*f));
     assert_non_null(f);
@@ -528,7 +567,7 @@ fx_new(int temporary)
     f->fp.refuse_status = -EIO;
     f->temporary = temporary;
     assert_int_equal(emm_port_create("fake-pager", fop_handler, &f->fp, NULL, &f->fp.port), 0);
-    assert_int_equal(vm_kernel_create(MIB, NULL, &test_up, &f->k), 0);
+    assert_int_equal(vm_kernel_create(MIB, NULL, up, &f->k), 0);
     vm_kernel_set_default_pager(f->k, &fdp_ops, &f->dp);
     return f;
 }
@@ -578,6 +617,14 @@ setup_temporary(void **state)
 {
     struct fx *f = fx_new(1);
     fx_create(f, 0);
+    *state = f;
+    return 0;
+}
+
+static int
+setup_has_page(void **state)
+{
+    struct fx *f = fx_new_up(0, &test_up_has);
     *state = f;
     return 0;
 }
@@ -1182,6 +1229,49 @@ test_flush_through_kernel(void **state)
     assert_int_equal(stat_of(&f->ps.msg_supplies), 2); /* page 2 only, not swap's page 3 */
 }
 
+/* ---- holes of a suspect pager ------------------------------------------------ */
+
+/* While the pager sits on an overdue data_return, faults on pages it does not
+ * store are zero-filled by the kernel (a data_request would wait behind the
+ * stalled return); pages it does store are still asked for. The front end's
+ * pager_has_page is asked with no lock held (vm_object.h's rule). */
+static void
+test_holes_filled_without_lock(void **state)
+{
+    struct fx *f = *state;
+    uint8_t page[PS];
+    memset(page, 0x10, PS);
+    store_put(&f->fp.st, 10, page);
+    fx_create(f, 50);
+    f->fp.returns_mode = OP_HOLD;
+    write_page(f, 1, 0x11);
+    pager_flush(f, 1, 1);
+    WAIT_FOR(stat_of(&f->ps.overdue_inflight) == 1);
+    atomic_store(&f->ps.sick_until_ns, UINT64_MAX);
+    unsigned req = f->fp.nrequests;
+    struct comp c;
+    comp_init(&c);
+    vm_object_read(f->obj, 4 * PS, 4 * PS, read_cb, &c);
+    assert_true(comp_wait(&c));
+    assert_int_equal(c.err, 0);
+    static const uint8_t zero[4 * EMM_PAGE_SIZE];
+    assert_memory_equal(c.buf, zero, 4 * PS);
+    assert_int_equal(stat_of(&vm_kernel_stats(f->k)->holes_filled), 4);
+    assert_int_equal(f->fp.nrequests, req); /* not asked: holes */
+    assert_int_equal(read_byte(f, 10), 0x10); /* stored: asked */
+    assert_int_equal(f->fp.requests[10], 1);
+    assert_true(f->upcalls >= 2);
+    assert_int_equal(f->upcalls_locked, 0); /* unfixed: asked under the object lock */
+    /* Later faults while it is suspect again: still asked without the lock. */
+    int before = f->upcalls;
+    f->fp.returns_mode = OP_TAKE;
+    assert_int_equal(fop_release_held(&f->fp, 0), 1); /* (it answers: no longer sick) */
+    atomic_store(&f->ps.sick_until_ns, UINT64_MAX);
+    assert_int_equal(read_byte(f, 12), 0);
+    assert_true(f->upcalls > before);
+    assert_int_equal(f->upcalls_locked, 0);
+}
+
 int
 main(void)
 {
@@ -1202,6 +1292,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_seek_temporary, setup_temporary, teardown),
         cmocka_unit_test_setup_teardown(test_seek_stalled_pager_bounded, setup_empty, teardown),
         cmocka_unit_test_setup_teardown(test_flush_through_kernel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_holes_filled_without_lock, setup_has_page, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
