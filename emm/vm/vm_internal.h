@@ -51,12 +51,14 @@ struct vm_seek {
     uint64_t idx, limit;         /* where the walk is; the end of the object */
     uint64_t best;               /* SEEK_DATA: the first data page the kernel knows */
     uint64_t result, sent_ns;
-    int want_data;
+    int want_data;               /* 1 SEEK_DATA, 0 SEEK_HOLE, VM_SEEK_COUNT */
     int32_t tag;                 /* the query's, echoed by the reply */
+    uint64_t gen;                /* COUNT: pager_gen when asked */
     vm_seek_done_fn done;
     void *arg;
 };
 TAILQ_HEAD(vm_seek_list, vm_seek);
+#define VM_SEEK_COUNT 2
 STAILQ_HEAD(vm_seek_done_list, vm_seek);
 
 struct vm_object {
@@ -101,6 +103,9 @@ struct vm_object {
     uint64_t hint_first;             /* pages [hint_first, +hint_n) are known */
     unsigned hint_n;
     uint8_t hint_lacks[EMM_MAX_REQUEST_PAGES];
+    uint64_t pager_count;            /* pages its pager stores, as it last said */
+    uint64_t pager_count_gen;        /* valid while pager_gen is this */
+    int pager_count_known;
     uint64_t ask_first;              /* to ask next, on the kernel worker */
     unsigned ask_n;
     struct vm_seek_list seeks;       /* waiting for their pager's query_reply */

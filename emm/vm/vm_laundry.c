@@ -72,8 +72,6 @@ page_send_return(struct vm_object *obj, struct vm_page *p, int to_dp, struct vm_
     m->control = emm_port_ref(obj->control);
     p->loans++;
     vm_object_ref(obj);
-    if (!to_dp)
-        obj->pager_gen++; /* hole hints are stale */
     if (to_dp)
         vm_batch_dp_msg(b, m);
     else

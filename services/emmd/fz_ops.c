@@ -140,6 +140,27 @@ fz_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
     fuse_reply_none(req);
 }
 
+/* GETATTR of a mapped object, once the kernel knows what its pager stores.
+ * The node lives on: FUSE does not forget an inode while a request on it is
+ * outstanding. */
+struct getattr_ctx {
+    fuse_req_t req;
+    struct emmd_fs *fs;
+    struct emmd_node *n;
+};
+
+static void
+getattr_stored(void *arg, uint64_t pager_pages)
+{
+    struct getattr_ctx *gc = arg;
+    struct stat st;
+    pthread_mutex_lock(&gc->fs->lock);
+    emmd_node_stat_stored(gc->fs, gc->n, &st, &pager_pages);
+    pthread_mutex_unlock(&gc->fs->lock);
+    fuse_reply_attr(gc->req, &st, ATTR_TIMEOUT);
+    free(gc);
+}
+
 static void
 fz_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -153,13 +174,27 @@ fz_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
     pthread_mutex_lock(&fs->lock);
     struct emmd_node *n = emmd_node_by_ino(fs, ino);
-    if (n != NULL)
+    struct vm_object *vm = n != NULL && !emmd_node_is_dir(n) ? n->vm : NULL;
+    struct getattr_ctx *gc = vm != NULL ? malloc(sizeof(*gc)) : NULL;
+    if (gc != NULL) {
+        vm_object_ref(vm);
+    } else if (n != NULL) {
         emmd_node_stat(fs, n, &st);
+    }
     pthread_mutex_unlock(&fs->lock);
-    if (n == NULL)
+    if (gc != NULL) {
+        /* st_blocks: the pager's count comes from the kernel, asked with a
+         * data_query; the reply answers the request. */
+        gc->req = req;
+        gc->fs = fs;
+        gc->n = n;
+        vm_object_stored(vm, getattr_stored, gc);
+        vm_object_unref(vm);
+    } else if (n == NULL) {
         fuse_reply_err(req, ENOENT);
-    else
+    } else {
         fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+    }
 }
 
 struct attr_ctx {

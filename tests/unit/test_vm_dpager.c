@@ -310,6 +310,18 @@ fop_answer_query(struct fop *fp, const struct emm_msg *q)
                                                                            : from + q->length / PS;
     struct emm_msg *r = emm_msg_new(MO_QUERY_REPLY, UINT64_MAX, 0);
     r->arg = q->arg;
+    if (q->flags & MO_F_QUERY_COUNT) {
+        uint64_t n = 0;
+        pthread_mutex_lock(&fp->lock);
+        for (uint64_t i = 0; i < NPAGES; i++)
+            n += fp->st.has[i];
+        pthread_mutex_unlock(&fp->lock);
+        r->offset = 0;
+        r->length = n * PS;
+        r->flags = MO_F_QUERY_COUNT;
+        send_or_drop(fp->control, r);
+        return;
+    }
     pthread_mutex_lock(&fp->lock);
     for (uint64_t i = from; i < end; i++)
         if (fp->st.has[i]) {
@@ -1272,6 +1284,62 @@ test_holes_filled_without_lock(void **state)
     assert_int_equal(f->upcalls_locked, 0);
 }
 
+/* st_blocks' share of the pager: its count, asked with data_query
+ * (MO_F_QUERY_COUNT) and kept until a data_return or discard goes to it. */
+static uint64_t
+stored(struct fx *f)
+{
+    struct seekc sc;
+    comp_init(&sc.c);
+    vm_object_stored(f->obj, seek_cb, &sc);
+    if (!comp_wait(&sc.c))
+        fail_msg("vm_object_stored did not complete");
+    return sc.found;
+}
+
+static void
+test_stored_count(void **state)
+{
+    struct fx *f = *state;
+    uint8_t page[PS];
+    memset(page, 0x10, PS);
+    for (uint64_t i = 10; i < 13; i++)
+        store_put(&f->fp.st, i, page);
+    fx_create(f, 50);
+    assert_int_equal(stored(f), 3);
+    unsigned q = f->fp.queries;
+    assert_int_equal(stored(f), 3); /* nothing went to the pager: not asked again */
+    assert_int_equal(f->fp.queries, q);
+    write_page(f, 5, 0x55);
+    sync_obj(f, 0);
+    assert_int_equal(stored(f), 4);
+    struct comp c;
+    comp_init(&c);
+    vm_object_punch(f->obj, 10 * PS, 2 * PS, done_cb, &c);
+    assert_true(comp_wait(&c));
+    assert_int_equal(stored(f), 2);
+    /* A silent pager: its last count, after the deadline. */
+    f->fp.hold_queries = 1;
+    write_page(f, 20, 0x20);
+    sync_obj(f, 0); /* (synchronize is answered; queries are not) */
+    assert_int_equal(stored(f), 2);
+    assert_true(stat_of(&vm_kernel_stats(f->k)->queries_expired) >= 1);
+}
+
+static void
+test_stored_count_temporary(void **state)
+{
+    struct fx *f = *state;
+    struct fdp_obj *d = fx_dpo(f);
+    write_page(f, 3, 0x33);
+    sync_obj(f, 0);
+    assert_int_equal(stored(f), 0); /* swap's pages are the kernel's in_swap */
+    assert_int_equal(d->queries, 0);
+    struct vm_object_info info;
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.new_pages, 1);
+}
+
 int
 main(void)
 {
@@ -1293,6 +1361,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_seek_stalled_pager_bounded, setup_empty, teardown),
         cmocka_unit_test_setup_teardown(test_flush_through_kernel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_holes_filled_without_lock, setup_has_page, teardown),
+        cmocka_unit_test_setup_teardown(test_stored_count, setup_empty, teardown),
+        cmocka_unit_test_setup_teardown(test_stored_count_temporary, setup_temporary, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
