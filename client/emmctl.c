@@ -7,6 +7,7 @@
  * Single-threaded; no locking.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,22 +17,27 @@
 #include "ctl_client.h"
 #include "ctl_wire.h"
 
-#define DEFAULT_CONFIG "/etc/emm/emmd.conf"
+#ifndef EMM_DEFAULT_CONFIG
+#define EMM_DEFAULT_CONFIG "/etc/emm/emmd.conf"
+#endif
+#define DEFAULT_CONFIG EMM_DEFAULT_CONFIG
 
 struct command {
     const char *name;
     int min_args, max_args; /* after the verb, --json not counted */
     int json;               /* takes --json */
-    const char *synopsis;
+    const char *synopsis;   /* the command and its arguments */
+    const char *what;
 };
 
 static const struct command commands[] = {
-    {"info", 0, 1, 1,
-     "info [--json] [SECTION]  daemon state: \"# Section\" then \"key:value\" lines"},
-    {"ls", 0, 0, 1, "ls [--json]              the object table: one path per object and directory"},
-    {"flush", 2, 2, 0, "flush FS PATH            write the dirty pages of object PATH (from FS's root) back"},
-    {"ping", 0, 0, 0, "ping                     check that the daemon answers"},
-    {"help", 0, 0, 0, "help                     this text"},
+    {"info", 0, 1, 1, "info [--json] [SECTION]",
+     "daemon state: \"# Section\" then \"key:value\" lines"},
+    {"ls", 0, 0, 1, "ls [--json]", "the object table: one path per object and directory"},
+    {"flush", 2, 2, 0, "flush FS PATH",
+     "write the dirty pages of object PATH (from FS's root) back"},
+    {"ping", 0, 0, 0, "ping", "check that the daemon answers"},
+    {"help", 0, 0, 0, "help", "this text"},
 };
 
 static void
@@ -41,9 +47,24 @@ usage(FILE *f)
 
     fprintf(f, "usage: emmctl [-s SOCKET] [-c CONFIG] COMMAND [ARGS]\n\ncommands:\n");
     for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %s\n", commands[i].synopsis);
-    fprintf(f, "\nThe socket is SOCKET, else control-socket from CONFIG, $EMM_CONFIG or %s.\n",
+        fprintf(f, "  %-24s %s\n", commands[i].synopsis, commands[i].what);
+    fprintf(f, "\noptions:\n"
+               "  -s, --socket=SOCKET  the daemon's control socket\n"
+               "  -c, --config=CONFIG  take control-socket from this emmd configuration\n"
+               "  -h, --help           this text\n"
+               "  -V, --version        print the version\n"
+               "\nThe socket is SOCKET, else control-socket from CONFIG, $EMM_CONFIG or %s.\n"
+               "Exit status: 0 ok, 1 failure (daemon unreachable, error reply), 2 usage error.\n",
             DEFAULT_CONFIG);
+}
+
+/* A usage error: what was wrong is already said; point at --help. */
+static int
+usage_error(void)
+{
+    fprintf(stderr, "usage: emmctl [-s SOCKET] [-c CONFIG] COMMAND [ARGS]\n"
+                    "Try 'emmctl --help' for more information.\n");
+    return 2;
 }
 
 static const struct command *
@@ -96,7 +117,13 @@ main(int argc, char **argv)
     size_t linelen;
     int opt, nargs, rc, status = 0;
 
-    while ((opt = getopt(argc, argv, "+s:c:h")) != -1) {
+    static const struct option opts[] = {
+        {"socket", required_argument, NULL, 's'}, {"config", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    /* "+": options end at the command; its own (--json) are the daemon's */
+    while ((opt = getopt_long(argc, argv, "+s:c:hV", opts, NULL)) != -1) {
         switch (opt) {
         case 's':
             sock_opt = optarg;
@@ -107,20 +134,21 @@ main(int argc, char **argv)
         case 'h':
             usage(stdout);
             return 0;
+        case 'V':
+            printf("emmctl %s\n", EMM_VERSION);
+            return 0;
         default:
-            usage(stderr);
-            return 2;
+            return usage_error(); /* getopt named the option */
         }
     }
     if (optind >= argc) {
-        usage(stderr);
-        return 2;
+        fprintf(stderr, "emmctl: no command given\n");
+        return usage_error();
     }
     cmd = find_command(argv[optind]);
     if (!cmd) {
-        fprintf(stderr, "emmctl: unknown command \"%s\"\n", argv[optind]);
-        usage(stderr);
-        return 2;
+        fprintf(stderr, "emmctl: unknown command '%s'\n", argv[optind]);
+        return usage_error();
     }
     nargs = argc - optind - 1;
     if (cmd->json) /* --json anywhere after the verb, once; the daemon reads it */
@@ -128,15 +156,18 @@ main(int argc, char **argv)
             if (strcmp(argv[i], "--json") == 0 && !seen++)
                 nargs--;
     if (nargs < cmd->min_args || nargs > cmd->max_args) {
-        fprintf(stderr, "emmctl: %s: wrong number of arguments\n", cmd->name);
-        usage(stderr);
+        if (nargs > cmd->max_args)
+            fprintf(stderr, "emmctl: %s: unexpected argument '%s' (usage: emmctl %s)\n",
+                    cmd->name, argv[argc - 1], cmd->synopsis);
+        else
+            fprintf(stderr, "emmctl: %s: missing argument (usage: emmctl %s)\n", cmd->name,
+                    cmd->synopsis);
         return 2;
     }
     if (ctl_wire_encode(argc - optind, argv + optind, line, sizeof line, &linelen, why,
                         sizeof why) < 0) {
         fprintf(stderr, "emmctl: %s: %s\n", cmd->name, why);
-        usage(stderr);
-        return 2;
+        return usage_error();
     }
     if (strcmp(cmd->name, "help") == 0) {
         usage(stdout);

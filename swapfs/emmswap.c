@@ -24,6 +24,7 @@ usage(FILE *f)
 {
     fprintf(f, "usage: emmswap format [--force] [--label LABEL] PATH [SIZE]\n"
                "       emmswap info PATH...\n"
+               "       emmswap --help | --version\n"
                "\n"
                "format  writes a new swap area on PATH, a block device or a regular file\n"
                "        (created and preallocated when SIZE is given: 64M, 2G, ...). SIZE\n"
@@ -31,7 +32,19 @@ usage(FILE *f)
                "        Linux swap or emm swap signature, or any data in an existing file,\n"
                "        is kept unless --force.\n"
                "info    prints each area's uuid, label, size, used and free slots and state\n"
-               "        (label and path with C-style escapes: \\n, \\t, \\\\, \\xNN).\n");
+               "        (label and path with C-style escapes: \\n, \\t, \\\\, \\xNN).\n"
+               "\n"
+               "Exit status: 0 ok, 1 failure (refused, unreadable, corrupt), 2 usage error.\n");
+}
+
+/* A usage error: what was wrong is already said; point at --help. */
+static int
+usage_error(void)
+{
+    fprintf(stderr, "usage: emmswap format [--force] [--label LABEL] PATH [SIZE]\n"
+                    "       emmswap info PATH...\n"
+                    "Try 'emmswap --help' for more information.\n");
+    return 2;
 }
 
 static int
@@ -56,18 +69,21 @@ cmd_format(int argc, char **argv)
         case 'f': flags |= SWP_FORMAT_FORCE; break;
         case 'L': label = optarg; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default: return usage_error(); /* getopt named the option */
         }
     }
-    if (argc - optind < 1 || argc - optind > 2) {
-        fprintf(stderr, "emmswap format: expected PATH [SIZE]\n");
-        usage(stderr);
-        return 2;
+    if (argc - optind < 1) {
+        fprintf(stderr, "emmswap format: missing PATH\n");
+        return usage_error();
+    }
+    if (argc - optind > 2) {
+        fprintf(stderr, "emmswap format: unexpected argument '%s' (expected PATH [SIZE])\n",
+                argv[optind + 2]);
+        return usage_error();
     }
     if (argc - optind == 2 && (emm_parse_size(argv[optind + 1], &size) < 0 || size == 0)) {
         fprintf(stderr, "emmswap format: bad size '%s' (e.g. 4096, 64M, 2G)\n", argv[optind + 1]);
-        usage(stderr);
-        return 2;
+        return usage_error();
     }
     if (size % SWP_PAGE_SIZE) {
         fprintf(stderr,
@@ -173,19 +189,25 @@ out:
 static int
 cmd_info(int argc, char **argv)
 {
-    int failed = 0;
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int failed = 0, c;
 
-    if (argc < 2) {
-        fprintf(stderr, "emmswap info: expected PATH...\n");
-        usage(stderr);
-        return 2;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h': usage(stdout); return 0;
+        default: return usage_error(); /* getopt named the option ("--" ends options) */
+        }
     }
-    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        usage(stdout);
-        return 0;
+    if (optind >= argc) {
+        fprintf(stderr, "emmswap info: missing PATH\n");
+        return usage_error();
     }
-    for (int i = 1; i < argc; i++) {
-        if (i > 1)
+    for (int i = optind; i < argc; i++) {
+        if (i > optind)
             printf("\n");
         if (info_one(argv[i]) < 0)
             failed = 1;
@@ -198,18 +220,29 @@ main(int argc, char **argv)
 {
     emm_log_init("emmswap", 0, EMM_LOG_NOTICE);
     if (argc < 2) {
-        usage(stderr);
-        return 2;
+        fprintf(stderr, "emmswap: no command given\n");
+        return usage_error();
     }
-    if (!strcmp(argv[1], "format"))
+    if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) {
+        printf("emmswap %s\n", EMM_VERSION);
+        return 0;
+    }
+    /* getopt names the program as argv[0] in its messages: say which command */
+    if (!strcmp(argv[1], "format")) {
+        argv[1] = (char *)"emmswap format";
         return cmd_format(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "info"))
+    }
+    if (!strcmp(argv[1], "info")) {
+        argv[1] = (char *)"emmswap info";
         return cmd_info(argc - 1, argv + 1);
+    }
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         usage(stdout);
         return 0;
     }
-    fprintf(stderr, "emmswap: unknown command '%s'\n", argv[1]);
-    usage(stderr);
-    return 2;
+    if (argv[1][0] == '-')
+        fprintf(stderr, "emmswap: unknown option '%s'\n", argv[1]);
+    else
+        fprintf(stderr, "emmswap: unknown command '%s'\n", argv[1]);
+    return usage_error();
 }

@@ -299,7 +299,11 @@ write_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
         if ((p->state == VM_PAGE_LAUNDRY && (p->flags & VM_PG_OVERDUE)) ||
             (p->state == VM_PAGE_PRESENT && p->wire > 0 && !(p->lock_value & VM_PROT_WRITE))) {
             need++; /* its pager stalls, or a reply reads it: write to a copy */
-        } else if (p->state == VM_PAGE_ABSENT || p->state == VM_PAGE_LAUNDRY) {
+        } else if (p->state == VM_PAGE_ABSENT) {
+            /* On its way; a hole of a suspect pager is filled now (fault_in). */
+            if (!fault_in(obj, idx, 1, VM_PROT_READ | VM_PROT_WRITE, io, b))
+                ready = 0;
+        } else if (p->state == VM_PAGE_LAUNDRY) {
             ready = 0;
         } else if (p->lock_value & VM_PROT_WRITE) {
             ready = 0;

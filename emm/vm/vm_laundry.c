@@ -327,9 +327,11 @@ vm_obj_overdue(struct vm_object *obj, struct vm_page *p, uint64_t now, struct vm
 {
     struct vm_kernel *k = obj->kernel;
     vm_pool_dequeue(&k->pool, p);
-    if (p->state != VM_PAGE_LAUNDRY || (p->flags & (VM_PG_OVERDUE | VM_PG_ORPHAN)) ||
-        p->msg.aux != 0)
+    if (p->state != VM_PAGE_LAUNDRY || (p->flags & VM_PG_OVERDUE) || p->msg.aux != 0)
         return;
+    /* An orphan (punched or truncated away while in laundry) has no data worth
+     * a copy in swap, but the pager sits on its return all the same: it makes
+     * the pager suspect like any other, so faults stop waiting for it. */
     p->flags |= VM_PG_OVERDUE;
     atomic_fetch_sub(&k->laundry, 1); /* no longer throttles the daemon */
     atomic_fetch_add(&k->stats.overdue, 1);
@@ -341,7 +343,7 @@ vm_obj_overdue(struct vm_object *obj, struct vm_page *p, uint64_t now, struct vm
                  (unsigned long long)obj->id, (unsigned long long)p->index,
                  (unsigned long long)(obj->deadline_ns / 1000000));
     atomic_store(&obj->pstats->sick_until_ns, now + sick_period(obj));
-    if (obj->dp != NULL && !obj->temporary) {
+    if (obj->dp != NULL && !obj->temporary && !(p->flags & VM_PG_ORPHAN)) {
         struct emm_msg *d = &p->dmsg;
         memset(d, 0, sizeof(*d));
         d->id = MO_DATA_RETURN;

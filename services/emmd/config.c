@@ -25,7 +25,9 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <ini.h>
+#include <pwd.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -74,10 +76,14 @@ enum fs_key {
     F_PAGER_THREADS,
     F_PAGER_DEADLINE,
     F_MOUNT_OVER,
+    F_ROOT_UID,
+    F_ROOT_GID,
+    F_ROOT_MODE,
     F_N
 };
 static const char *const fs_keys[F_N] = {"backend",        "mountpoint",   "readahead",
-                                         "pager-threads", "pager.deadline", "mount-over"};
+                                         "pager-threads", "pager.deadline", "mount-over",
+                                         "root-uid",      "root-gid",      "root-mode"};
 
 struct fs_lines {
     int key[F_N]; /* line of each known key, 0 if absent */
@@ -94,8 +100,8 @@ struct loader {
     int rc;
     char *err;
     size_t errlen;
-    char cwd[PATH_MAX];
-    int cwd_errno;
+    char base[PATH_MAX]; /* the config file's directory: relative paths start here */
+    int base_errno;
     enum sect sect;
     size_t cur;      /* current fs when sect == SECT_FS */
     size_t fscap;
@@ -198,7 +204,60 @@ set_deadline(struct loader *ld, int line, const char *key, const char *value, ui
 }
 
 /*
- * Makes p absolute against the working directory and tidies it lexically:
+ * The directory relative paths in the file start from: the file's own
+ * directory, so a config can be used from anywhere (emmctl -c
+ * conf/quickstart.conf). It exists (the file was found in it): realpath gives
+ * its canonical name; failing that, it is made absolute against the working
+ * directory and abs_path tidies it with the rest.
+ */
+static void
+config_base_dir(struct loader *ld, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    size_t dirlen = slash ? (size_t)(slash - path) : 0;
+    char cwd[PATH_MAX], dir[PATH_MAX], real[PATH_MAX];
+
+    if (slash && slash != path && dirlen < sizeof(dir)) {
+        memcpy(dir, path, dirlen);
+        dir[dirlen] = '\0';
+        if (realpath(dir, real) && strlen(real) < sizeof(ld->base)) {
+            memcpy(ld->base, real, strlen(real) + 1);
+            return;
+        }
+    }
+    if (slash == path) { /* "/x.conf" */
+        snprintf(ld->base, sizeof(ld->base), "/");
+        return;
+    }
+    if (path[0] == '/') {
+        if (dirlen >= sizeof(ld->base)) {
+            ld->base_errno = ENAMETOOLONG;
+        } else {
+            memcpy(ld->base, path, dirlen);
+            ld->base[dirlen] = '\0';
+        }
+        return;
+    }
+    if (!getcwd(cwd, sizeof(cwd))) {
+        ld->base_errno = errno;
+        return;
+    }
+    size_t clen = strlen(cwd);
+    if (clen + 1 + dirlen >= sizeof(ld->base)) {
+        ld->base_errno = ENAMETOOLONG;
+        return;
+    }
+    memcpy(ld->base, cwd, clen);
+    if (slash) {
+        ld->base[clen] = '/';
+        memcpy(ld->base + clen + 1, path, dirlen);
+        clen += 1 + dirlen;
+    }
+    ld->base[clen] = '\0';
+}
+
+/*
+ * Makes p absolute against the configuration's directory and tidies it lexically:
  * repeated slashes, "." components and a trailing slash go; ".." stays (it
  * cannot be resolved without looking at symlinks).
  */
@@ -212,12 +271,13 @@ abs_path(struct loader *ld, int line, const char *key, const char *p)
         fail(ld, line, -EINVAL, "empty value for %s", key);
         return NULL;
     }
-    if (*p != '/' && ld->cwd_errno) {
-        fail(ld, line, -ld->cwd_errno, "cannot resolve relative %s '%s': working directory: %s",
-             key, p, strerror(ld->cwd_errno));
+    if (*p != '/' && ld->base_errno) {
+        fail(ld, line, -ld->base_errno,
+             "cannot resolve relative %s '%s': the configuration's directory: %s", key, p,
+             strerror(ld->base_errno));
         return NULL;
     }
-    n = strlen(p) + (*p == '/' ? 0 : strlen(ld->cwd) + 1) + 1;
+    n = strlen(p) + (*p == '/' ? 0 : strlen(ld->base) + 1) + 1;
     joined = malloc(n);
     out = malloc(n + 1);
     if (!joined || !out) {
@@ -229,7 +289,7 @@ abs_path(struct loader *ld, int line, const char *key, const char *p)
     if (*p == '/')
         snprintf(joined, n, "%s", p);
     else
-        snprintf(joined, n, "%s/%s", ld->cwd, p);
+        snprintf(joined, n, "%s/%s", ld->base, p);
 
     o = out;
     for (char *s = joined; *s;) {
@@ -311,6 +371,8 @@ add_fs(struct loader *ld, int line, const char *name)
     fs->line = line;
     fs->readahead = MIB;
     fs->pager_threads = 2;
+    fs->root_uid = fs->root_gid = -1;
+    fs->root_mode = -1;
     ld->cur = cfg->nfs++;
     ld->sect = SECT_FS;
 }
@@ -654,6 +716,28 @@ dpager_key(struct loader *ld, int line, const char *name, const char *value)
     return 0;
 }
 
+/* A user (is_uid) or group: digits (0..2^32-2), else a name looked up in the
+ * system's databases. -1 if neither. */
+static long long
+parse_id(const char *s, int is_uid)
+{
+    uint64_t v;
+    char buf[4096];
+
+    if (isdigit((unsigned char)*s))
+        return parse_uint(s, 0, 0xfffffffeu, &v) < 0 ? -1 : (long long)v;
+    if (is_uid) {
+        struct passwd pw, *r = NULL;
+        if (getpwnam_r(s, &pw, buf, sizeof(buf), &r) != 0 || r == NULL)
+            return -1;
+        return (long long)r->pw_uid;
+    }
+    struct group gr, *r = NULL;
+    if (getgrnam_r(s, &gr, buf, sizeof(buf), &r) != 0 || r == NULL)
+        return -1;
+    return (long long)r->gr_gid;
+}
+
 static void
 fail_none_keys(struct loader *ld, int line, const char *key, const char *fs)
 {
@@ -762,6 +846,30 @@ fs_key(struct loader *ld, int line, const char *name, const char *value)
             return 0;
         }
         return 1;
+    case F_ROOT_UID:
+    case F_ROOT_GID: {
+        int is_uid = k == F_ROOT_UID;
+        long long id = parse_id(value, is_uid);
+        if (id < 0) {
+            fail(ld, line, -EINVAL, "bad value '%s' for %s (want a %s name or number 0..%u)",
+                 value, name, is_uid ? "user" : "group", 0xfffffffeu);
+            return 0;
+        }
+        *(is_uid ? &fs->root_uid : &fs->root_gid) = id;
+        return 1;
+    }
+    case F_ROOT_MODE: {
+        char *end;
+        errno = 0;
+        long m = strtol(value, &end, 8);
+        if (!isdigit((unsigned char)*value) || *end || errno || m < 0 || m > 07777) {
+            fail(ld, line, -EINVAL, "bad value '%s' for root-mode (want an octal mode 0..7777, "
+                 "e.g. 0755 or 1777)", value);
+            return 0;
+        }
+        fs->root_mode = (int)m;
+        return 1;
+    }
     case F_N: break;
     }
     return 0;
@@ -1044,8 +1152,7 @@ emm_config_load(const char *path, int check_paths_flag, struct emm_config **out,
     ld.file = path;
     ld.err = err;
     ld.errlen = errlen;
-    if (!getcwd(ld.cwd, sizeof(ld.cwd)))
-        ld.cwd_errno = errno;
+    config_base_dir(&ld, path);
 
     cfg = calloc(1, sizeof(*cfg));
     if (!cfg || !(cfg->path = strdup(path))) {
@@ -1114,4 +1221,106 @@ emm_config_free(struct emm_config *cfg)
     free(cfg->pid_file);
     free(cfg->plugin_dir);
     free(cfg);
+}
+
+/* ---- dump (emmd --dump-config) ---- */
+
+/* A size the way a person writes it: the largest exact K/M/G/T unit. */
+static void
+fmt_size(uint64_t v, char *buf, size_t len)
+{
+    static const char units[] = "KMGT";
+    int u = -1;
+
+    while (v != 0 && u < 3 && v % 1024 == 0) {
+        v /= 1024;
+        u++;
+    }
+    if (u < 0)
+        snprintf(buf, len, "%llu", (unsigned long long)v);
+    else
+        snprintf(buf, len, "%llu%c", (unsigned long long)v, units[u]);
+}
+
+static void
+fmt_duration(uint64_t ms, char *buf, size_t len)
+{
+    if (ms % 1000 == 0)
+        snprintf(buf, len, "%llus", (unsigned long long)(ms / 1000));
+    else
+        snprintf(buf, len, "%llums", (unsigned long long)ms);
+}
+
+int
+emm_config_dump(const struct emm_config *cfg, FILE *f)
+{
+    static const char *const levels[] = {"debug", "info", "notice", "warn", "error"};
+    char a[64], b[64];
+
+    fprintf(f, "# effective configuration of %s, defaults included (emmd --dump-config)\n",
+            cfg->path);
+    fprintf(f, "[emmd]\n");
+    fprintf(f, "state-dir = %s\n", cfg->state_dir);
+    fprintf(f, "mount-root = %s\n", cfg->mount_root);
+    fprintf(f, "control-socket = %s\n", cfg->control_socket);
+    fprintf(f, "pid-file = %s\n", cfg->pid_file);
+    if (cfg->plugin_dir)
+        fprintf(f, "plugin-dir = %s\n", cfg->plugin_dir);
+    else
+        fprintf(f, "# plugin-dir = (unset: $EMM_PLUGIN_DIR, ../lib/emm beside emmd, LIBDIR/emm)\n");
+    fmt_size(cfg->resident_limit, a, sizeof(a));
+    fprintf(f, "resident-limit = %s\n", a);
+    fprintf(f, "fuse-threads = %u\n", cfg->fuse_threads);
+    fprintf(f, "busy-poll = %u\n", cfg->busy_poll_us);
+    fprintf(f, "log-level = %s\n",
+            cfg->log_level >= EMM_LOG_DEBUG && cfg->log_level <= EMM_LOG_ERR
+                ? levels[cfg->log_level] : "info");
+    fprintf(f, "pageout.policy = %s\n", cfg->pageout_policy);
+
+    fprintf(f, "\n[default-pager]\n");
+    if (cfg->nswaps == 0)
+        fprintf(f, "# swap = (none)\n");
+    for (size_t i = 0; i < cfg->nswaps; i++) {
+        const struct emm_swap_config *sw = &cfg->swaps[i];
+        fprintf(f, "swap = %s", sw->path);
+        if (sw->size) {
+            fmt_size(sw->size, a, sizeof(a));
+            fprintf(f, " %s", a);
+        }
+        fprintf(f, " priority=%d\n", sw->priority);
+    }
+    fmt_duration(cfg->pager_deadline_ms, a, sizeof(a));
+    fprintf(f, "deadline = %s\n", a);
+    fprintf(f, "threads = %u\n", cfg->dpager_threads);
+
+    for (size_t i = 0; i < cfg->nfs; i++) {
+        const struct emm_fs_config *fs = &cfg->fs[i];
+        fprintf(f, "\n[fs %s]\n", fs->name);
+        fprintf(f, "backend = %s\n", fs->backend);
+        if (fs->mountpoint_explicit)
+            fprintf(f, "mountpoint = %s\n", fs->mountpoint);
+        else /* a comment: an explicit mountpoint must exist, mount-root/NAME is created */
+            fprintf(f, "# mountpoint = %s (mount-root/NAME, the default)\n", fs->mountpoint);
+        fmt_size(fs->readahead, a, sizeof(a));
+        fprintf(f, "readahead = %s\n", a);
+        fprintf(f, "pager-threads = %u\n", fs->pager_threads);
+        fmt_duration(fs->pager_deadline_ms, b, sizeof(b));
+        fprintf(f, "pager.deadline = %s\n", b);
+        fprintf(f, "mount-over = %s\n", fs->mount_over ? "yes" : "no");
+        if (fs->root_uid >= 0)
+            fprintf(f, "root-uid = %lld\n", fs->root_uid);
+        else
+            fprintf(f, "# root-uid = (unset: a new root is emmd's user's; an existing one keeps its owner)\n");
+        if (fs->root_gid >= 0)
+            fprintf(f, "root-gid = %lld\n", fs->root_gid);
+        else
+            fprintf(f, "# root-gid = (unset: a new root is emmd's group's; an existing one keeps its group)\n");
+        if (fs->root_mode >= 0)
+            fprintf(f, "root-mode = %04o\n", (unsigned)fs->root_mode);
+        else
+            fprintf(f, "# root-mode = (unset: a new root is 0755; an existing one keeps its mode)\n");
+        for (size_t k = 0; k < fs->nbackend_keys; k++)
+            fprintf(f, "%s = %s\n", fs->backend_keys[k].key, fs->backend_keys[k].value);
+    }
+    return fflush(f) == 0 && !ferror(f) ? 0 : -EIO;
 }

@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* One "name.key = value" line meant for a backend in an [fs] section. */
 struct emm_config_kv {
@@ -37,6 +38,12 @@ struct emm_fs_config {
     uint64_t pager_deadline_ms; /* "pager.deadline" if given, else [default-pager] deadline */
     int mount_over;   /* "mount-over = yes": mount even on a live mount point (hiding
                          what is mounted there); default no: refused */
+    /* The root directory's owner and mode, applied at every start: "root-uid"
+     * and "root-gid" (a number or a name), "root-mode" (octal, at most 07777).
+     * -1: not given (a new root gets emmd's uid and gid and 0755; an existing
+     * one keeps what it has). */
+    long long root_uid, root_gid;
+    int root_mode;
     struct emm_config_kv *backend_keys;
     size_t nbackend_keys;
 };
@@ -78,7 +85,8 @@ struct emm_config {
 #define EMM_CONFIG_CHECK_PATHS 2  /* emmd -n: the same checks, creating nothing */
 
 /*
- * Parses path. Relative paths in the file are taken from the working directory.
+ * Parses path. Relative paths in the file are taken from the file's own
+ * directory (made absolute against the working directory).
  * The control socket's path must fit a sockaddr_un. With check_paths (above),
  * paths on disk must be usable: an explicit mountpoint must be an existing
  * directory; mount-root must exist (mount-root/NAME is created if absent);
@@ -92,6 +100,11 @@ struct emm_config {
 int emm_config_load(const char *path, int check_paths, struct emm_config **out, char *err,
                     size_t errlen);
 void emm_config_free(struct emm_config *cfg);
+
+/* Prints cfg in the file's syntax with every key, defaults included (paths
+ * absolute, sizes with the largest exact unit, a key that is unset as a
+ * comment): loading the output gives the same configuration. 0 or -EIO. */
+int emm_config_dump(const struct emm_config *cfg, FILE *f);
 
 
 #endif

@@ -143,4 +143,8 @@ void emmd_wait_init(struct emmd_wait *w);
 void emmd_wait_done(void *arg, int err); /* a vm_done_fn */
 int emmd_wait(struct emmd_wait *w);
 
+/* sd_notify.c: the service manager's view (no-ops outside systemd) */
+void emmd_notify_ready(const struct emmd *d);
+void emmd_notify_stopping(void);
+
 #endif

@@ -722,6 +722,33 @@ build_tree(struct emmd_fs *fs)
     return 0;
 }
 
+/* root-uid, root-gid, root-mode: the root directory is set to them at every
+ * start (and the catalog updated when that changes it). */
+static int
+apply_root_owner(struct emmd_fs *fs)
+{
+    const struct emm_fs_config *c = fs->cfg;
+    struct emmd_node *r = fs->root;
+    struct emm_catalog_rec rec = r->rec;
+
+    if (c->root_uid >= 0)
+        rec.uid = (uint32_t)c->root_uid;
+    if (c->root_gid >= 0)
+        rec.gid = (uint32_t)c->root_gid;
+    if (c->root_mode >= 0)
+        rec.mode = (rec.mode & ~07777u) | (uint32_t)c->root_mode;
+    if (rec.uid == r->rec.uid && rec.gid == r->rec.gid && rec.mode == r->rec.mode)
+        return 0;
+    rec.ctime_ns = emm_real_ns();
+    int rc = emm_catalog_put(fs->catalog, &rec);
+    if (rc < 0)
+        return rc;
+    r->rec = rec;
+    emm_info("fs %s: root directory is uid %u gid %u mode %04o", c->name, (unsigned)rec.uid,
+             (unsigned)rec.gid, (unsigned)(rec.mode & 07777));
+    return 0;
+}
+
 int
 emmd_fs_start(struct emmd_fs *fs)
 {
@@ -748,6 +775,8 @@ emmd_fs_start(struct emmd_fs *fs)
     rc = emm_catalog_scan(fs->catalog, load_node, fs);
     if (rc == 0)
         rc = build_tree(fs);
+    if (rc == 0)
+        rc = apply_root_owner(fs);
     if (rc < 0) {
         emm_err("fs %s: catalog %s: loading: %s", name, dir, strerror(-rc));
         return rc;

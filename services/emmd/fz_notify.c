@@ -9,12 +9,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "emmd.h"
 #include "log.h"
 
 struct fz_note {
-    struct fz_note *next;
+    STAILQ_ENTRY(fz_note) link;
     fuse_ino_t ino;
     uint64_t off, len;
     void (*done)(void *);
@@ -24,7 +25,7 @@ struct fz_note {
 struct fz_notifier {
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    struct fz_note *head, *tail;
+    STAILQ_HEAD(, fz_note) queue;
     int stopping;
     pthread_t thread;
     struct emmd_fs *fs;
@@ -36,14 +37,12 @@ notifier_main(void *arg)
     struct fz_notifier *nt = arg;
     pthread_mutex_lock(&nt->lock);
     for (;;) {
-        while (nt->head == NULL && !nt->stopping)
+        while (STAILQ_EMPTY(&nt->queue) && !nt->stopping)
             pthread_cond_wait(&nt->cond, &nt->lock);
-        struct fz_note *n = nt->head;
+        struct fz_note *n = STAILQ_FIRST(&nt->queue);
         if (n == NULL)
             break;
-        nt->head = n->next;
-        if (nt->head == NULL)
-            nt->tail = NULL;
+        STAILQ_REMOVE_HEAD(&nt->queue, link);
         pthread_mutex_unlock(&nt->lock);
         if (!nt->stopping) {
             int rc = fuse_lowlevel_notify_inval_inode(nt->fs->se, n->ino, (off_t)n->off,
@@ -67,6 +66,7 @@ fz_notifier_start(struct emmd_fs *fs)
     struct fz_notifier *nt = calloc(1, sizeof(*nt));
     if (nt == NULL)
         return -ENOMEM;
+    STAILQ_INIT(&nt->queue);
     pthread_mutex_init(&nt->lock, NULL);
     pthread_cond_init(&nt->cond, NULL);
     nt->fs = fs;
@@ -114,11 +114,7 @@ fz_invalidate(void *owner, uint64_t off, uint64_t len, void (*done)(void *), voi
     n->done = done;
     n->arg = arg;
     pthread_mutex_lock(&nt->lock);
-    if (nt->tail != NULL)
-        nt->tail->next = n;
-    else
-        nt->head = n;
-    nt->tail = n;
+    STAILQ_INSERT_TAIL(&nt->queue, n, link);
     pthread_cond_signal(&nt->cond);
     pthread_mutex_unlock(&nt->lock);
 }

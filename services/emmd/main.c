@@ -49,11 +49,32 @@
 static void
 usage(FILE *f)
 {
-    fprintf(f, "usage: emmd -c CONFIG [-f] [-n] [-v]\n"
-               "  -c CONFIG  configuration file\n"
-               "  -f         stay in the foreground, log to stderr\n"
-               "  -n         check the configuration and exit\n"
-               "  -v         verbose (debug) logging\n");
+    fprintf(f,
+            "usage: emmd -c CONFIG [-f] [-v]   run the daemon\n"
+            "       emmd -c CONFIG -n          check the configuration and exit\n"
+            "       emmd -c CONFIG --dump-config  print the effective configuration\n"
+            "\n"
+            "  -c, --config=CONFIG  configuration file (emm.conf(5))\n"
+            "  -f, --foreground     stay in the foreground, log to stderr with timestamps\n"
+            "                       (to the journal, with priorities, under systemd)\n"
+            "  -n, --check          check the configuration, swap areas and mountpoints; exit\n"
+            "      --dump-config    print the configuration with every default filled in,\n"
+            "                       in the file's syntax, and exit\n"
+            "  -v, --verbose        debug logging\n"
+            "  -h, --help           this text\n"
+            "  -V, --version        print the version\n"
+            "\n"
+            "Signals: SIGTERM, SIGINT stop (dirty pages are written back first).\n"
+            "Exit status: 0 ok, 1 failure (configuration, start, runtime), 2 usage error.\n");
+}
+
+/* A usage error: what was wrong is already said; point at --help. */
+static int
+usage_error(void)
+{
+    fprintf(stderr, "usage: emmd -c CONFIG [-f] [-n] [-v] [--dump-config]\n"
+                    "Try 'emmd --help' for more information.\n");
+    return 2;
 }
 
 /* The byte that ends the child's report on the launcher pipe: ready. Log lines
@@ -201,7 +222,7 @@ report_ready(int fd, int level)
     if (write(fd, &b, 1) != 1) {
         /* the launcher is gone; nothing to tell */
     }
-    emm_log_init("emmd", 1, level);
+    emm_log_init("emmd", EMM_LOG_TO_SYSLOG, level);
     int nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
     if (nul >= 0) {
         dup2(nul, STDERR_FILENO);
@@ -526,25 +547,65 @@ start_default_pager(struct emmd *d)
     return 0;
 }
 
+/* --dump-config: the file parsed (syntax and values, nothing on disk), then
+ * printed with every default. */
+static int
+dump_config(const char *conf)
+{
+    struct emm_config *cfg;
+    char err[512];
+    int rc = emm_config_load(conf, EMM_CONFIG_NO_PATHS, &cfg, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "emmd: %s\n", err);
+        return 1;
+    }
+    rc = emm_config_dump(cfg, stdout);
+    emm_config_free(cfg);
+    if (rc < 0) {
+        fprintf(stderr, "emmd: stdout: %s\n", strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
+    enum { OPT_DUMP = 256 };
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"foreground", no_argument, NULL, 'f'},
+        {"check", no_argument, NULL, 'n'},        {"verbose", no_argument, NULL, 'v'},
+        {"dump-config", no_argument, NULL, OPT_DUMP}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+    };
     const char *conf = NULL;
-    int foreground = 0, check_only = 0, verbose = 0, opt;
-    while ((opt = getopt(argc, argv, "c:fnvh")) != -1) {
+    int foreground = 0, check_only = 0, verbose = 0, dump = 0, opt;
+    while ((opt = getopt_long(argc, argv, "c:fnvhV", opts, NULL)) != -1) {
         switch (opt) {
         case 'c': conf = optarg; break;
         case 'f': foreground = 1; break;
         case 'n': check_only = 1; break;
         case 'v': verbose = 1; break;
+        case OPT_DUMP: dump = 1; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'V': printf("emmd %s\n", EMM_VERSION); return 0;
+        default: return usage_error(); /* getopt named the option */
         }
     }
-    if (conf == NULL || optind != argc) {
-        usage(stderr);
-        return 2;
+    if (optind != argc) {
+        fprintf(stderr, "emmd: unexpected argument '%s'\n", argv[optind]);
+        return usage_error();
     }
+    if (conf == NULL) {
+        fprintf(stderr, "emmd: no configuration file: give -c CONFIG\n");
+        return usage_error();
+    }
+    if (dump && check_only) {
+        fprintf(stderr, "emmd: --dump-config and --check exclude each other\n");
+        return usage_error();
+    }
+    if (dump)
+        return dump_config(conf);
 
     struct emmd d;
     memset(&d, 0, sizeof(d));
@@ -555,7 +616,13 @@ main(int argc, char **argv)
         fprintf(stderr, "emmd: %s\n", err);
         return 1;
     }
-    emm_log_init("emmd", 0, verbose ? EMM_LOG_DEBUG : d.cfg->log_level);
+    /* -n talks to a person: plain lines. A daemon's lines carry the time, or go
+     * to the journal with their priority when stderr is the journal. */
+    emm_log_init("emmd",
+                 check_only ? EMM_LOG_TO_STDERR
+                 : foreground && emm_log_stderr_is_journal() ? EMM_LOG_TO_JOURNAL
+                                                             : EMM_LOG_TO_STDERR_TIME,
+                 verbose ? EMM_LOG_DEBUG : d.cfg->log_level);
     d.nfs = d.cfg->nfs;
     d.fs = calloc(d.nfs ? d.nfs : 1, sizeof(*d.fs));
     for (size_t i = 0; i < d.nfs; i++) {
@@ -655,6 +722,7 @@ main(int argc, char **argv)
                (unsigned long long)d.cfg->resident_limit, (int)getpid());
     report_ready(ready_fd, log_level);
     ready_fd = -1;
+    emmd_notify_ready(&d); /* after every mount and the control socket */
 
     int sig = 0;
     for (;;) {
@@ -665,6 +733,7 @@ main(int argc, char **argv)
         emm_info("signal %d ignored", sig);
     }
     emm_notice("signal %d: flushing and unmounting", sig);
+    emmd_notify_stopping();
     shutdown_all(&d, ctl);
     unlink(d.cfg->pid_file);
     emm_notice("stopped");

@@ -61,7 +61,7 @@ refused() {
     [ $rc = 1 ] || fail "$name: emmd -f exited $rc, expected 1: $out"
     for w in "$@"; do assert_contains "$out" "$w" "$name: emmd's stderr"; done
     assert_eq "$(sha "$VICTIM")" "$victim_sum" "$name: the victim file"
-    log "$name: refused: $(printf '%s\n' "$out" | grep -v '^emmd\[' | head -2)"
+    log "$name: refused: $(printf '%s\n' "$out" | grep -v 'emmd\[[0-9]*\]: ' | head -2)"
 }
 
 # conf FILE KEY=VALUE...: [emmd] keys given (others default into $WORK), one fs

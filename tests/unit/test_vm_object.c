@@ -1593,6 +1593,92 @@ test_read_not_stalled_behind_return(void **state)
     assert_int_equal(fp_release_pending(&f->fp, 0), 1);
 }
 
+/* Page 0 is dirty; the fake pager asks for it back, takes its data_return and
+ * never finishes it: the pager sits on it (a stalled write), and it goes
+ * overdue at the deadline. */
+static void
+stall_return_of_page0(struct fx *f)
+{
+    f->fp.keep_returns = 1;
+    assert_int_equal(fp_send_full(&f->fp, MO_LOCK_REQUEST, 0, PS, MO_RETURN_DIRTY,
+                                  VM_PROT_NO_CHANGE, 0, NULL, NULL),
+                     0);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_RETURN), 1);
+}
+
+/* The t_fsx_stall hang on a punch (issue 8): a write that does not cover its
+ * page (here the zeroing of a punched edge page) faults the page in; the pager
+ * does not answer the data_request, then sits on a data_return too (in a
+ * threaded pager both wait for the same stalled worker). Once that return is
+ * overdue the pager is suspect and the page, which it never stored, is a hole
+ * the kernel fills: the write completes. Unfixed, the write path never looked
+ * at a page already on its way again, and waited forever. */
+static void
+test_write_not_stalled_behind_return(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    uint8_t buf[PS];
+    memset(buf, 0x5a, PS);
+    write_sync(f, 0, buf, PS);
+    struct comp *c = comp_new(0);
+    vm_object_punch(f->obj, 4 * PS + 100, PS - 100, done_cb, c); /* zeroes page 4's tail */
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), 1);
+    stall_return_of_page0(f);
+    assert_true(comp_wait(c, WAIT_MS)); /* unfixed: waits for the pager forever */
+    assert_int_equal(c->err, 0);
+    comp_free(c);
+    memset(buf, 0x33, 100);
+    write_sync(f, 4 * PS, buf, 100); /* and the page takes writes */
+    c = read_sync(f, 4 * PS, PS);
+    assert_int_equal(c->err, 0);
+    assert_memory_equal(c->buf, buf, 100);
+    assert_memory_equal(c->buf + 100, zero_page, PS - 100);
+    comp_free(c);
+    assert_int_equal(atomic_load(&vm_kernel_stats(f->k)->holes_filled), 1);
+    f->fp.keep_returns = 0;
+    assert_int_equal(fp_release_pending(&f->fp, 0), 1);
+}
+
+/* pager.deadline 1 s: the test acts well within it. */
+static int
+setup_deadline_long(void **state)
+{
+    *state = fx_new_opts(64 * PS, 64, 1000, &test_up_has);
+    return 0;
+}
+
+/* The t_fsx_stall hang after a truncate (issue 8): the only data_return the
+ * pager sits on is of a page truncated away before its deadline (an orphan:
+ * its data is obsolete, nothing goes to swap). It still blocks the pager, so
+ * it goes overdue like any return and the pager is suspect: a read after the
+ * file grows back completes as holes. Unfixed, an orphan never went overdue,
+ * the pager never looked suspect, and the read waited forever. */
+static void
+test_read_not_stalled_behind_orphan_return(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    uint8_t buf[PS];
+    memset(buf, 0x5a, PS);
+    write_sync(f, 0, buf, PS);
+    stall_return_of_page0(f);
+    struct comp *c = comp_new(0);
+    vm_object_truncate(f->obj, 0, done_cb, c);
+    assert_true(comp_wait(c, WAIT_MS));
+    comp_free(c);
+    vm_object_set_size(f->obj, 64 * PS);
+    c = comp_new(PS);
+    vm_object_read(f->obj, 0, PS, read_cb, c);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), 1);
+    assert_true(comp_wait(c, WAIT_MS)); /* unfixed: waits for the pager forever */
+    assert_int_equal(c->err, 0);
+    assert_memory_equal(c->buf, zero_page, PS);
+    comp_free(c);
+    f->fp.keep_returns = 0;
+    assert_int_equal(fp_release_pending(&f->fp, 0), 1);
+}
+
 int
 main(void)
 {
@@ -1604,6 +1690,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_refused_return_fails_fsync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_not_stalled_behind_return, setup_deadline,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_write_not_stalled_behind_return, setup_deadline,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_read_not_stalled_behind_orphan_return,
+                                        setup_deadline_long, teardown),
         cmocka_unit_test_setup_teardown(test_init_sent_on_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_waits_for_ready, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_run_one_request, setup, teardown),

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""check_layers.py SRC - the layer rules of docs/architecture.md, checked.
+
+1. Every #include "x.h" of a file in a layer names a header of that layer or of
+   a layer it may use (the table below, the same as docs/architecture.md).
+2. No cycles between the files of emm/vm/: a file calls only functions defined
+   in files below it (found by name, from definitions `TYPE\\nname(` at column 0).
+Prints each violation as FILE:LINE: what, and exits 1 if there is any.
+"""
+import collections
+import os
+import re
+import sys
+
+SRC = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# layer folder -> the layer folders it may include from (itself implied)
+MAY_USE = {
+    "emm/base": [],
+    "emm/ipc": ["emm/base"],
+    "emm/vm": ["emm/ipc", "emm/base"],
+    "emm/backends": ["emm/base"],
+    "emm/pager": ["emm/ipc", "emm/backends", "emm/base"],
+    "emm/plugins/file": [],
+    "swapfs": ["emm/vm", "emm/ipc", "emm/base"],
+    "client": ["emm/base", "services/emmd"],
+    "services/emmd": ["client", "swapfs", "emm/pager", "emm/vm", "emm/backends", "emm/ipc", "emm/base"],
+}
+# client may use services/emmd's config parser only
+ONLY = {("client", "services/emmd"): {"config.h"}}
+
+def layer_files(layer):
+    d = os.path.join(SRC, layer)
+    return sorted(f for f in os.listdir(d) if f.endswith((".c", ".h")))
+
+headers = {}  # header name -> layer
+for layer in MAY_USE:
+    for f in layer_files(layer):
+        if f.endswith(".h"):
+            headers.setdefault(f, layer)
+
+bad = []
+for layer, uses in MAY_USE.items():
+    for f in layer_files(layer):
+        path = os.path.join(layer, f)
+        with open(os.path.join(SRC, path)) as fh:
+            for n, line in enumerate(fh, 1):
+                m = re.match(r'\s*#\s*include\s+"([^"]+)"', line)
+                if not m:
+                    continue
+                h = os.path.basename(m.group(1))
+                home = headers.get(h)
+                if home is None or home == layer:
+                    continue
+                if home not in uses or h not in ONLY.get((layer, home), {h}):
+                    bad.append(f"{path}:{n}: includes {h} of {home}, which {layer} may not use")
+
+# 2. call graph between the files of emm/vm
+vm = os.path.join(SRC, "emm/vm")
+text, defs = {}, {}
+for f in layer_files("emm/vm"):
+    if not f.endswith(".c"):
+        continue
+    t = open(os.path.join(vm, f)).read()
+    t = re.sub(r"/\*.*?\*/", "", t, flags=re.S)
+    text[f] = t
+    for m in re.finditer(r"^(?!static)[a-z][^\n;=()]*\n([a-z_0-9]+)\(", t, re.M):
+        defs[m.group(1)] = f
+edges = collections.defaultdict(set)
+for f, t in text.items():
+    for name, home in defs.items():
+        if home != f and re.search(r"\b" + name + r"\b", t):
+            edges[f].add(home)
+
+def find_cycle():
+    state = {}
+    def visit(u, stack):
+        state[u] = 1
+        for v in sorted(edges[u]):
+            if state.get(v) == 1:
+                return stack[stack.index(v):] + [v]
+            if v not in state:
+                c = visit(v, stack + [v])
+                if c:
+                    return c
+        state[u] = 2
+        return None
+    for u in sorted(text):
+        if u not in state:
+            c = visit(u, [u])
+            if c:
+                return c
+    return None
+
+cycle = find_cycle()
+if cycle:
+    bad.append("emm/vm: files call each other in a cycle: " + " -> ".join(cycle))
+
+for b in bad:
+    print(b)
+print(f"check_layers: {len(MAY_USE)} layers, {len(text)} vm files, {len(bad)} violation(s)")
+sys.exit(1 if bad else 0)
