@@ -2,7 +2,9 @@
  * vm_fault.c - the fault (read) and write paths: operations wire resident
  * pages, ask the pager for missing runs with data_request, wait on the object
  * (never in a thread) when frames or data are missing, and are rerun by the
- * handlers and the kernel worker.
+ * handlers and the kernel worker. While a pager is suspect, the pages it does
+ * not store are filled by the kernel: the front end is asked which on the
+ * kernel worker (ask_hints), never under the lock.
  *
  * Locking: obj->lock guards everything in struct vm_object and the state, flags
  * and contents of its pages; vm_internal.h says who holds it for each call.
