@@ -141,23 +141,25 @@ fz_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
 }
 
 /* GETATTR of a mapped object, once the kernel knows what its pager stores.
- * The node lives on: FUSE does not forget an inode while a request on it is
- * outstanding. */
+ * The rest of the attributes were taken under fs->lock when the request came;
+ * the completion takes no front-end lock (it may run on a thread that holds
+ * one, delivering the pager's reply). */
 struct getattr_ctx {
     fuse_req_t req;
-    struct emmd_fs *fs;
-    struct emmd_node *n;
+    struct vm_object *vm;
+    struct stat st;
 };
 
 static void
 getattr_stored(void *arg, uint64_t pager_pages)
 {
     struct getattr_ctx *gc = arg;
-    struct stat st;
-    pthread_mutex_lock(&gc->fs->lock);
-    emmd_node_stat_stored(gc->fs, gc->n, &st, &pager_pages);
-    pthread_mutex_unlock(&gc->fs->lock);
-    fuse_reply_attr(gc->req, &st, ATTR_TIMEOUT);
+    struct vm_object_info info;
+    vm_object_info(gc->vm, &info);
+    gc->st.st_size = (off_t)info.size;
+    gc->st.st_blocks = (blkcnt_t)((pager_pages + info.new_pages) * (EMM_PAGE_SIZE / 512));
+    fuse_reply_attr(gc->req, &gc->st, ATTR_TIMEOUT);
+    vm_object_unref(gc->vm);
     free(gc);
 }
 
@@ -177,6 +179,9 @@ fz_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     struct vm_object *vm = n != NULL && !emmd_node_is_dir(n) ? n->vm : NULL;
     struct getattr_ctx *gc = vm != NULL ? malloc(sizeof(*gc)) : NULL;
     if (gc != NULL) {
+        uint64_t none = 0;
+        emmd_node_stat_stored(fs, n, &gc->st, &none); /* st_blocks filled in later */
+        gc->vm = vm;
         vm_object_ref(vm);
     } else if (n != NULL) {
         emmd_node_stat(fs, n, &st);
@@ -186,10 +191,7 @@ fz_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         /* st_blocks: the pager's count comes from the kernel, asked with a
          * data_query; the reply answers the request. */
         gc->req = req;
-        gc->fs = fs;
-        gc->n = n;
-        vm_object_stored(vm, getattr_stored, gc);
-        vm_object_unref(vm);
+        vm_object_stored(gc->vm, getattr_stored, gc);
     } else if (n == NULL) {
         fuse_reply_err(req, ENOENT);
     } else {
