@@ -132,6 +132,9 @@ struct fdp {
     struct fdp_obj objs[4];
     int nobjs;
     int return_status; /* data_returns are released with it (-ENOSPC: swap full) */
+    int hold_returns;  /* a slow swap write: the port waits (emm_port_hold) */
+    struct emm_msg *held;
+    struct fdp_obj *held_obj;
 };
 
 static void
@@ -165,6 +168,14 @@ fdp_handler(struct emm_port *port, struct emm_msg *msg)
     }
     case MO_DATA_RETURN:
         o->returns++;
+        if (dp->hold_returns && dp->held == NULL) {
+            /* Written later: later messages on this port wait, in order. */
+            dp->held = msg;
+            dp->held_obj = o;
+            emm_port_hold(port);
+            pthread_mutex_unlock(&dp->lock);
+            return;
+        }
         status = dp->return_status;
         for (struct emm_msg *c = msg; c != NULL && status == 0; c = c->chain)
             for (uint64_t i = 0; i < c->length / PS; i++)
@@ -196,6 +207,26 @@ fdp_handler(struct emm_port *port, struct emm_msg *msg)
     }
     pthread_mutex_unlock(&dp->lock);
     emm_msg_release(msg, status);
+}
+
+/* The slow swap write completes: stored, released, and the port goes on. */
+static void
+fdp_finish_held(struct fdp *dp)
+{
+    pthread_mutex_lock(&dp->lock);
+    struct emm_msg *msg = dp->held;
+    struct fdp_obj *o = dp->held_obj;
+    dp->held = NULL;
+    dp->hold_returns = 0;
+    if (msg != NULL)
+        for (struct emm_msg *c = msg; c != NULL; c = c->chain)
+            for (uint64_t i = 0; i < c->length / PS; i++)
+                store_put(&o->st, c->offset / PS + i, (char *)c->data + i * PS);
+    pthread_mutex_unlock(&dp->lock);
+    if (msg != NULL) {
+        emm_msg_release(msg, 0);
+        emm_port_resume(o->port);
+    }
 }
 
 static int
@@ -1340,6 +1371,36 @@ test_stored_count_temporary(void **state)
     assert_int_equal(info.new_pages, 1);
 }
 
+/* ---- truncate while swap still writes an overdue copy -------------------------- */
+
+/* A page whose data_return is overdue has its copy on the way to swap when the
+ * object is truncated below it. Swap writes the copy after the truncate: the
+ * truncate's discard must reach swap after it (in the port's order), or the
+ * old data comes back once the object grows again (t_fsx_stall, seed 204:
+ * data of a write from before an O_TRUNC read back after it). */
+static void
+test_truncate_during_overdue_copy(void **state)
+{
+    struct fx *f = *state;
+    struct fdp_obj *d = fx_dpo(f);
+    f->fp.returns_mode = OP_HOLD;
+    f->dp.hold_returns = 1;
+    write_page(f, 3, 0x33);
+    pager_flush(f, 3, 1);
+    WAIT_FOR(d->returns == 1); /* the overdue copy reached swap, not yet written */
+    assert_int_equal(fdp_pages(&f->dp, d), 0);
+    struct comp c;
+    comp_init(&c);
+    vm_object_truncate(f->obj, 0, done_cb, &c);
+    assert_true(comp_wait(&c));
+    assert_int_equal(c.err, 0);
+    fdp_finish_held(&f->dp); /* swap writes the copy, then sees what came after */
+    fop_release_held(&f->fp, -EIO); /* the pager never took it */
+    vm_object_set_size(f->obj, NPAGES * PS);
+    assert_int_equal(read_byte(f, 3), 0); /* unfixed: 0x33 from swap */
+    assert_int_equal(fdp_pages(&f->dp, d), 0);
+}
+
 int
 main(void)
 {
@@ -1363,6 +1424,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_holes_filled_without_lock, setup_has_page, teardown),
         cmocka_unit_test_setup_teardown(test_stored_count, setup_empty, teardown),
         cmocka_unit_test_setup_teardown(test_stored_count_temporary, setup_temporary, teardown),
+        cmocka_unit_test_setup_teardown(test_truncate_during_overdue_copy, setup_deadline,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
