@@ -545,6 +545,16 @@ comp_wait(struct comp *c)
     return d;
 }
 
+/* A fake's counter, read under its lock (the fakes run on kernel threads). */
+static unsigned
+locked_u(pthread_mutex_t *m, const unsigned *v)
+{
+    pthread_mutex_lock(m);
+    unsigned x = *v;
+    pthread_mutex_unlock(m);
+    return x;
+}
+
 /* Polls cond(f) until true or WAIT_MS pass (the daemon and worker are
  * asynchronous; the bound only ends a hang, it is not a timing assertion). */
 #define WAIT_FOR(cond)                                                                      \
@@ -1387,7 +1397,7 @@ test_truncate_during_overdue_copy(void **state)
     f->dp.hold_returns = 1;
     write_page(f, 3, 0x33);
     pager_flush(f, 3, 1);
-    WAIT_FOR(d->returns == 1); /* the overdue copy reached swap, not yet written */
+    WAIT_FOR(locked_u(&f->dp.lock, &d->returns) == 1); /* the copy reached swap, unwritten */
     assert_int_equal(fdp_pages(&f->dp, d), 0);
     struct comp c;
     comp_init(&c);
