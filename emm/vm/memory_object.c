@@ -204,12 +204,14 @@ handle_supply(struct vm_object *obj, struct emm_msg *msg, int zero, const uint8_
 }
 
 /* The default pager no longer holds these pages (replayed or discarded since
- * the request): ask the object's own pager, which is authoritative for them. */
+ * the request): ask the object's own pager, which is authoritative for them,
+ * unless it is suspect and lacks them: a request would wait behind its stalled
+ * returns for holes, which the kernel fills itself (as fault_in does). */
 static void
 handle_not_held(struct vm_object *obj, struct emm_msg *msg, struct vm_batch *b)
 {
     uint64_t first = msg->offset / VM_PS, n = msg->length / VM_PS;
-    uint64_t run_start = 0, run_len = 0;
+    uint64_t run_start = 0, run_len = 0, filled = 0;
     for (uint64_t i = 0; i <= n; i++) {
         struct vm_page *p = i < n ? vm_obj_page_lookup(obj, first + i) : NULL;
         int ask = p != NULL && p->state == VM_PAGE_ABSENT && (p->flags & VM_PG_FROMSWAP);
@@ -217,6 +219,19 @@ handle_not_held(struct vm_object *obj, struct emm_msg *msg, struct vm_batch *b)
             if (p->flags & VM_PG_REPLAY)
                 obj->replay_inflight--;
             p->flags &= ~(VM_PG_FROMSWAP | VM_PG_REPLAY);
+        }
+        int lacks = ask ? vm_obj_pager_lacks(obj, first + i, first + n) : 0;
+        if (lacks > 0) {
+            vm_obj_fill_hole(obj, p);
+            filled++;
+            ask = 0; /* ends the run */
+        } else if (lacks < 0) {
+            /* Not known yet: the page goes, and the waiting fault that wants
+             * it comes back once the worker has asked (fault_in). */
+            vm_obj_remove_page(obj, p);
+            filled++;
+            ask = 0;
+        } else if (ask) {
             if (run_len == 0)
                 run_start = first + i;
             run_len++;
@@ -234,6 +249,8 @@ handle_not_held(struct vm_object *obj, struct emm_msg *msg, struct vm_batch *b)
             run_len = 0;
         }
     }
+    if (filled > 0)
+        vm_obj_run_waiters(obj, b);
 }
 
 struct lock_ctx {

@@ -46,8 +46,8 @@ hint_of(struct vm_object *obj, uint64_t idx)
     return -1;
 }
 
-static int
-pager_lacks(struct vm_object *obj, uint64_t idx, uint64_t run_end)
+int
+vm_obj_pager_lacks(struct vm_object *obj, uint64_t idx, uint64_t run_end)
 {
     struct vm_kernel *k = obj->kernel;
     if (obj->temporary || obj->pager == NULL || k->up.pager_has_page == NULL ||
@@ -65,7 +65,7 @@ pager_lacks(struct vm_object *obj, uint64_t idx, uint64_t run_end)
     return -1;
 }
 
-/* The kernel worker's half of pager_lacks: asks the front end about the pages
+/* The kernel worker's half of vm_obj_pager_lacks: asks the front end about the pages
  * a fault wants to know of, with no lock held (vm_object.h's rule for every
  * upcall), and keeps the answers while no data_return changed them. */
 static void
@@ -92,6 +92,19 @@ ask_hints(struct vm_object *obj)
     pthread_mutex_unlock(&obj->lock);
 }
 
+void
+vm_obj_fill_hole(struct vm_object *obj, struct vm_page *p)
+{
+    memset(p->frame, 0, VM_PS);
+    p->state = VM_PAGE_PRESENT;
+    obj->nabsent--;
+    p->lock_value = 0;
+    p->flags &= ~VM_PG_DISCARDED;
+    vm_obj_page_flags(obj, p, VM_PG_NEW, 0);
+    vm_pool_enqueue(&obj->kernel->pool, p);
+    atomic_fetch_add(&obj->kernel->stats.holes_filled, 1);
+}
+
 /* p waits for a data_request its pager has not started, queued behind a
  * data_return the pager sits on, and the pager lacks the page: fill it as the
  * hole it is. The page stays resident (the daemon skips it) until the pager's
@@ -99,15 +112,8 @@ ask_hints(struct vm_object *obj)
 static void
 abandon_request(struct vm_object *obj, struct vm_page *p)
 {
-    memset(p->frame, 0, VM_PS);
-    p->state = VM_PAGE_PRESENT;
-    obj->nabsent--;
-    p->lock_value = 0;
+    vm_obj_fill_hole(obj, p);
     p->flags |= VM_PG_ABANDONED;
-    p->flags &= ~VM_PG_DISCARDED;
-    vm_obj_page_flags(obj, p, VM_PG_NEW, 0);
-    vm_pool_enqueue(&obj->kernel->pool, p);
-    atomic_fetch_add(&obj->kernel->stats.holes_filled, 1);
 }
 
 /* Requests the pages of [first, first+n) that are not resident. Returns 1 if all
@@ -123,7 +129,7 @@ fault_in(struct vm_object *obj, uint64_t first, uint64_t n, uint32_t access, str
         struct vm_page *p = vm_obj_page_lookup(obj, idx);
         if (p != NULL) {
             if (p->state == VM_PAGE_ABSENT && !(p->flags & (VM_PG_FROMSWAP | VM_PG_REPLAY)) &&
-                pager_lacks(obj, idx, idx + 1) == 1)
+                vm_obj_pager_lacks(obj, idx, idx + 1) == 1)
                 abandon_request(obj, p);
             if (p->state == VM_PAGE_ABSENT)
                 ready = 0;
@@ -157,7 +163,7 @@ fault_in(struct vm_object *obj, uint64_t first, uint64_t n, uint32_t access, str
         /* A suspect pager still works through an earlier data_return: a
          * data_request would queue behind it. Pages it never stored are holes
          * the kernel fills itself (what its data_unavailable would say). */
-        int hole = from_swap ? 0 : pager_lacks(obj, idx, run);
+        int hole = from_swap ? 0 : vm_obj_pager_lacks(obj, idx, run);
         if (hole < 0) {
             ready = 0; /* the worker asks the front end first */
             idx = run;
@@ -413,6 +419,7 @@ io_start(struct vm_object *obj, struct vm_io *io)
         rc = io_try(obj, io, &b);
     if (rc == 0) {
         io_queue(obj, io);
+        vm_kernel_note_waiting(obj->kernel, obj);
         if (obj->starved)
             vm_kernel_kick(obj->kernel, obj);
     } else {

@@ -91,10 +91,13 @@ struct vm_object {
     void *dp_handle;
     uint64_t deadline_ns;            /* a data_return older than this is overdue; 0: none */
     uint64_t replay_inflight;        /* pages paged in from swap to be replayed */
+    uint64_t dp_returns;             /* data_returns on their way to the default pager */
     struct vm_sync_list replay_syncs; /* fsyncs waiting for the replay to finish */
     uint64_t return_failures;        /* data_returns no pager took (the page stayed dirty) */
     int on_swapped_list;             /* kernel->swapped_head (kick_lock) */
     struct vm_object *swapped_next;
+    int on_waiting_list;             /* kernel->waiting_head (kick_lock) */
+    struct vm_object *waiting_next;
     struct vm_pager_stats *pstats;   /* the filesystem's counters (never NULL) */
     /* What the front end said its pager stores (pager_has_page), asked without
      * the lock while the pager is suspect (vm_fault.c): valid while pager_gen
@@ -148,6 +151,10 @@ struct vm_kernel {
     const struct vm_dpager_ops *dpo;
     void *dp_ctx;
     struct vm_object *swapped_head; /* objects with pages in swap to replay (kick_lock) */
+    /* Objects with operations waiting (kick_lock): a pager's threads serve all
+     * its objects, so when it goes overdue all of them are looked at again. */
+    struct vm_object *waiting_head;
+    int recheck_waiting; /* kick_lock: the worker reruns them */
     struct vm_object *seeking_head; /* objects whose seeks wait for a reply (kick_lock) */
     struct vm_pager_stats orphan_stats; /* for objects created without counters */
 };
@@ -182,12 +189,24 @@ void vm_io_unwire(struct vm_object *obj, struct vm_io *io);  /* takes obj->lock 
 
 /* vm_object.c */
 int vm_obj_dp_holds(struct vm_object *obj); /* the default pager holds pages of it */
+int vm_obj_dp_may_hold(struct vm_object *obj); /* ... or will, once its returns land */
 
 /* vm_kernel.c */
 void vm_kernel_kick(struct vm_kernel *k, struct vm_object *obj); /* retry on the worker */
 void vm_kernel_note_swapped(struct vm_kernel *k, struct vm_object *obj);
+/* obj queued an operation (its lock held): rerun when a pager goes overdue. */
+void vm_kernel_note_waiting(struct vm_kernel *k, struct vm_object *obj);
+/* A pager went overdue: the worker reruns the waiting operations of every
+ * listed object, whatever its pager (any one object's lock may be held). */
+void vm_kernel_recheck_waiting(struct vm_kernel *k);
 
 /* vm_fault.c (lock held unless said) */
+/* Page idx (of a run up to run_end) is a hole of a suspect pager: 1 yes, 0 no
+ * (ask the pager: a data_request would wait behind its stalled returns for a
+ * hole the kernel fills itself), -1 not known yet (the kernel worker asks the front end with
+ * no lock held, then reruns the waiting operations). */
+int vm_obj_pager_lacks(struct vm_object *obj, uint64_t idx, uint64_t run_end);
+void vm_obj_fill_hole(struct vm_object *obj, struct vm_page *p); /* absent p reads zeros */
 void vm_obj_run_waiters(struct vm_object *obj, struct vm_batch *b);
 void vm_obj_retry(struct vm_object *obj); /* reruns waiting operations; takes the lock */
 

@@ -4,10 +4,16 @@
  * with pages in swap to replay, the default pager's registration, and the
  * counters. The threads that consume these live in vm_pageout.c.
  *
- * Locking: kick_lock guards the worker's queue and the swapped list; an
+ * The list of objects with operations waiting lets the worker rerun them all
+ * when any pager goes overdue: a threaded pager's workers serve all its
+ * objects, so a data_request of one object can wait behind a data_return of
+ * another that the pager sits on (vm_fault.c fills such holes itself).
+ *
+ * Locking: kick_lock guards the worker's queue and the lists; an
  * object's lock may be held when kicking (order: object, then kick_lock, then
  * pool). The rest is set once before objects exist, or atomic.
  */
+#include "clock.h"
 #include "vm_internal.h"
 
 void
@@ -42,6 +48,32 @@ vm_kernel_note_swapped(struct vm_kernel *k, struct vm_object *obj)
         obj->swapped_next = k->swapped_head;
         k->swapped_head = obj;
     }
+    pthread_mutex_unlock(&k->kick_lock);
+}
+
+void
+vm_kernel_note_waiting(struct vm_kernel *k, struct vm_object *obj)
+{
+    pthread_mutex_lock(&k->kick_lock);
+    if (!obj->on_waiting_list) {
+        obj->on_waiting_list = 1;
+        vm_object_ref(obj);
+        obj->waiting_next = k->waiting_head;
+        k->waiting_head = obj;
+    }
+    pthread_mutex_unlock(&k->kick_lock);
+    /* Its pager may have gone overdue after it asked, and after the worker's
+     * last look at the list. */
+    if (vm_pager_suspect(obj->pstats, emm_mono_ns()))
+        vm_kernel_recheck_waiting(k);
+}
+
+void
+vm_kernel_recheck_waiting(struct vm_kernel *k)
+{
+    pthread_mutex_lock(&k->kick_lock);
+    k->recheck_waiting = 1;
+    pthread_cond_signal(&k->kick_cond);
     pthread_mutex_unlock(&k->kick_lock);
 }
 

@@ -72,10 +72,12 @@ page_send_return(struct vm_object *obj, struct vm_page *p, int to_dp, struct vm_
     m->control = emm_port_ref(obj->control);
     p->loans++;
     vm_object_ref(obj);
-    if (to_dp)
+    if (to_dp) {
+        obj->dp_returns++;
         vm_batch_dp_msg(b, m);
-    else
+    } else {
         vm_batch_msg(b, m);
+    }
 }
 
 /* Tells the default pager its copy of page index is obsolete. 0, or -ENOMEM. */
@@ -161,6 +163,8 @@ page_return_released(struct emm_msg *msg, int status)
     uint64_t now = emm_mono_ns();
 
     pthread_mutex_lock(&obj->lock);
+    if (msg == &p->dmsg || msg->aux != 0)
+        obj->dp_returns--;
     if (msg == &p->dmsg) {
         if (status == 0) {
             p->flags |= VM_PG_DOUBLED;
@@ -332,17 +336,21 @@ vm_obj_overdue(struct vm_object *obj, struct vm_page *p, uint64_t now, struct vm
     /* An orphan (punched or truncated away while in laundry) has no data worth
      * a copy in swap, but the pager sits on its return all the same: it makes
      * the pager suspect like any other, so faults stop waiting for it. */
+    int was_suspect = vm_pager_suspect(obj->pstats, now); /* before this one counts */
     p->flags |= VM_PG_OVERDUE;
     atomic_fetch_sub(&k->laundry, 1); /* no longer throttles the daemon */
     atomic_fetch_add(&k->stats.overdue, 1);
     atomic_fetch_add(&obj->pstats->overdue, 1);
     atomic_fetch_add(&obj->pstats->overdue_inflight, 1);
-    if (!vm_pager_suspect(obj->pstats, now))
+    if (!was_suspect)
         emm_warn("object %llu: pager has not taken page %llu back within its deadline "
                  "(%llu ms): its pageouts go to swap for now",
                  (unsigned long long)obj->id, (unsigned long long)p->index,
                  (unsigned long long)(obj->deadline_ns / 1000000));
     atomic_store(&obj->pstats->sick_until_ns, now + sick_period(obj));
+    /* The pager's threads serve its other objects too: their data_requests
+     * may wait behind this return. */
+    vm_kernel_recheck_waiting(k);
     if (obj->dp != NULL && !obj->temporary && !(p->flags & VM_PG_ORPHAN)) {
         struct emm_msg *d = &p->dmsg;
         memset(d, 0, sizeof(*d));
@@ -356,6 +364,7 @@ vm_obj_overdue(struct vm_object *obj, struct vm_page *p, uint64_t now, struct vm
         d->control = emm_port_ref(obj->control);
         p->loans++;
         vm_object_ref(obj);
+        obj->dp_returns++;
         vm_batch_dp_msg(b, d);
     }
     vm_obj_run_waiters(obj, b); /* writers waiting on it copy it now */

@@ -25,6 +25,15 @@ vm_obj_dp_holds(struct vm_object *obj)
     return obj->dp != NULL && !obj->temporary && k->dpo->pages(k->dp_ctx, obj->dp_handle) > 0;
 }
 
+/* ... or will once the data_returns on their way to it land (a double paging,
+ * an overdue page's copy): a discard must follow them there, or a copy of a
+ * punched page would outlive the punch and come back on a later fault. */
+int
+vm_obj_dp_may_hold(struct vm_object *obj)
+{
+    return vm_obj_dp_holds(obj) || (obj->dp != NULL && !obj->temporary && obj->dp_returns > 0);
+}
+
 void
 vm_object_ref(struct vm_object *obj)
 {

@@ -16,8 +16,9 @@
  *
  * Locking: the daemon takes the pool lock, then only *tries* an object's lock
  * (the usual order is object then pool), handing the page back if it fails.
- * kick_lock guards the worker's queue and the list of objects with pages in
- * swap.
+ * kick_lock guards the worker's queue, the list of objects with pages in swap
+ * and the list of objects with operations waiting (rerun when a pager goes
+ * overdue, and each second).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -117,16 +118,62 @@ seek_round(struct vm_kernel *k)
     }
 }
 
+/* Reruns the waiting operations of every listed object: a data_request its
+ * pager has not answered, stuck behind another object's overdue return, is
+ * then filled as a hole if that pager lacks the page (vm_fault.c). Drops the
+ * objects with nothing waiting. kick_lock held; returns with it held. */
+static void
+waiting_round(struct vm_kernel *k)
+{
+    struct vm_object *list = k->waiting_head, *keep = NULL;
+    k->waiting_head = NULL;
+    k->recheck_waiting = 0;
+    pthread_mutex_unlock(&k->kick_lock);
+    while (list != NULL) {
+        struct vm_object *obj = list;
+        list = obj->waiting_next;
+        vm_obj_retry(obj);
+        /* Both locks: an operation queued meanwhile finds it still listed. */
+        pthread_mutex_lock(&obj->lock);
+        pthread_mutex_lock(&k->kick_lock);
+        int waits = !STAILQ_EMPTY(&obj->ios) && !atomic_load(&k->stopping);
+        if (waits) {
+            obj->waiting_next = keep;
+            keep = obj;
+        } else {
+            obj->on_waiting_list = 0;
+        }
+        pthread_mutex_unlock(&k->kick_lock);
+        pthread_mutex_unlock(&obj->lock);
+        if (!waits)
+            vm_object_unref(obj);
+    }
+    pthread_mutex_lock(&k->kick_lock);
+    while (keep != NULL) {
+        struct vm_object *obj = keep;
+        keep = obj->waiting_next;
+        obj->waiting_next = k->waiting_head;
+        k->waiting_head = obj;
+    }
+}
+
 /* Reruns starved objects once enough frames are free for them; otherwise waits
  * for the daemon's progress signal instead of spinning on their locks. */
 static void *
 worker_main(void *arg)
 {
     struct vm_kernel *k = arg;
-    uint64_t next_replay = 0, next_seeks = 0;
+    uint64_t next_replay = 0, next_waiting = 0, next_seeks = 0;
     pthread_mutex_lock(&k->kick_lock);
     while (!atomic_load(&k->stopping)) {
         uint64_t now = emm_mono_ns();
+        /* At once when a pager went overdue; each second anyway, so objects
+         * whose operations ended leave the list. */
+        if (k->recheck_waiting || (k->waiting_head != NULL && now >= next_waiting)) {
+            waiting_round(k);
+            next_waiting = now + 1000000000ull;
+            continue;
+        }
         if (k->swapped_head != NULL && now >= next_replay) {
             replay_round(k);
             next_replay = now + 10000000ull;
@@ -372,6 +419,12 @@ vm_pageout_stop(struct vm_kernel *k)
         struct vm_object *obj = k->kick_head;
         k->kick_head = obj->kick_next;
         obj->kicked = 0;
+        vm_object_unref(obj);
+    }
+    while (k->waiting_head != NULL) {
+        struct vm_object *obj = k->waiting_head;
+        k->waiting_head = obj->waiting_next;
+        obj->on_waiting_list = 0;
         vm_object_unref(obj);
     }
     while (k->seeking_head != NULL) { /* answer what still waits: nobody will */

@@ -223,10 +223,7 @@ punch_impl(struct vm_object *obj, uint64_t off, uint64_t len, uint64_t clip, vm_
         struct emm_msg *m = vm_kmsg(obj, MO_DISCARD, pfirst * VM_PS, dlen);
         if (m != NULL)
             vm_batch_msg(&b, m);
-        /* Swap too, even when it holds nothing yet: an overdue page's copy may
-         * be on its way there (posted before this, so written before the
-         * discard is seen), and must not outlive the range. */
-        if (obj->dp != NULL && !obj->temporary &&
+        if (vm_obj_dp_may_hold(obj) &&
             (m = vm_kmsg(obj, MO_DISCARD, pfirst * VM_PS, dlen)) != NULL)
             vm_batch_dp_msg(&b, m);
     }

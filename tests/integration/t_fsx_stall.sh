@@ -11,15 +11,13 @@
 # with every op kind. A clean SIGTERM then keeps everything. See
 # docs/testing.md "emmfsx".
 #
-# KNOWN HANG (issue 8, open): with the pager stalled, emmfsx runs still hang
-# after a few dozen ops (the op-14 read stuck behind a queued data_return is
-# fixed; a second wait, near punch/truncate, is not found yet). Until it is,
-# ctest skips this script; run it by hand with EMM_FSX_STALL=1.
+# Issue 8 found here: a fault stuck behind a data_return the pager sits on
+# (reads, the partial page of a write or punch, another file's request behind
+# the shared pager threads, a truncated page's return, a page swap no longer
+# holds) and a stale swap copy of a truncated page; the unit tests in
+# tests/unit/test_vm_object.c (*_not_stalled_*, *_copy_goes_to_swap,
+# *_not_held_*) pin each one down.
 . "$(dirname "$0")/lib.sh"
-if [ "${EMM_FSX_STALL:-0}" != 1 ]; then
-    echo "SKIP: t_fsx_stall: known hang of fsx under a stalled pager (issue 8); EMM_FSX_STALL=1 runs it" >&2
-    exit 77
-fi
 need_fuse
 need_emm
 requires timeout sync

@@ -119,6 +119,8 @@ dump_state
 assert_gt "$(info_get double_paged)" 0 "double_paged while the pager is stalled"
 assert_gt "$(info_get double_paged_slow)" 0 "double_paged_slow while the pager is stalled"
 assert_gt "$(info_get overdue_returns)" 0 "overdue_returns while the pager is stalled"
+grep -q 'pager has not taken page [0-9]* back within its deadline' "$EMMD_LOG" ||
+    fail "emmd's log does not say the pager went overdue"
 assert_gt "$(pager_field slow overdue)" 0 "paging_slow overdue while the pager is stalled"
 assert_gt "$(info_get swap_used_pages)" 0 "swap_used_pages while the pager is stalled"
 assert_gt "$(info_get swap_faults)" 0 "swap_faults after reading back (page cache dropped) while stalled"

@@ -1640,12 +1640,97 @@ test_write_not_stalled_behind_return(void **state)
     assert_int_equal(fp_release_pending(&f->fp, 0), 1);
 }
 
+/* A second fake pager and object on the same kernel, sharing the first
+ * object's pager counters (one filesystem, one pager). */
+struct fx2 {
+    struct fpager fp;
+    struct vm_object *obj;
+};
+
+static struct fx2 *
+fx2_new(struct fx *f, struct vm_pager_stats *ps)
+{
+    struct fx2 *g = calloc(1, sizeof(*g));
+    assert_non_null(g);
+    pthread_mutex_init(&g->fp.lock, NULL);
+    pthread_cond_init(&g->fp.cond, NULL);
+    g->fp.store_pages = 64;
+    g->fp.store = calloc(64, PS);
+    g->fp.has = calloc(64, 1);
+    assert_int_equal(emm_port_create("fake-pager-2", fp_handler, &g->fp, NULL, &g->fp.port), 0);
+    assert_int_equal(emm_port_create("fake-reply-2", fp_handler, &g->fp, NULL, &g->fp.reply), 0);
+    struct vm_object_args a = {.id = 2,
+                               .size = 64 * PS,
+                               .pager = emm_port_ref(g->fp.port),
+                               .owner = &g->fp,
+                               .deadline_ms = 50,
+                               .pstats = ps};
+    assert_int_equal(vm_object_create(f->k, &a, &g->obj), 0);
+    assert_int_equal(fp_send(&g->fp, MO_READY, 0, 0, MO_COPY_DELAY), 0);
+    return g;
+}
+
+static void
+fx2_free(struct fx2 *g)
+{
+    struct comp *c = comp_new(0);
+    vm_object_terminate(g->obj, 0, done_cb, c);
+    assert_true(comp_wait(c, WAIT_MS));
+    comp_free(c);
+    vm_object_unref(g->obj);
+    if (g->fp.control)
+        emm_port_unref(g->fp.control);
+    if (g->fp.name)
+        emm_port_unref(g->fp.name);
+    emm_port_destroy(g->fp.port);
+    emm_port_destroy(g->fp.reply);
+    free(g->fp.recs);
+    free(g->fp.store);
+    free(g->fp.has);
+    pthread_cond_destroy(&g->fp.cond);
+    pthread_mutex_destroy(&g->fp.lock);
+    free(g);
+}
+
 /* pager.deadline 1 s: the test acts well within it. */
 static int
 setup_deadline_long(void **state)
 {
     *state = fx_new_opts(64 * PS, 64, 1000, &test_up_has);
     return 0;
+}
+
+/* The t_fsx_stall hang across files (issue 8): a pager's threads serve all its
+ * objects, so a data_request of object B waits behind a data_return of object
+ * A that the pager sits on, though B has nothing in flight. When A's return
+ * goes overdue the pager is suspect: B's read of pages the pager never stored
+ * completes as holes. Unfixed, only A's waiting operations were looked at
+ * again, and B's read waited forever. */
+static void
+test_read_not_stalled_behind_other_objects_return(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    struct fx2 *g = fx2_new(f, f->obj->pstats);
+    uint8_t buf[PS];
+    memset(buf, 0x5a, PS);
+    write_sync(f, 0, buf, PS);
+    /* B's pager does not answer: its threads are all stuck in A's return. */
+    struct comp *c = comp_new(2 * PS);
+    vm_object_read(g->obj, 4 * PS, 2 * PS, read_cb, c);
+    assert_int_equal(fp_count(&g->fp, MO_DATA_REQUEST), 1);
+    stall_return_of_page0(f);
+    assert_true(comp_wait(c, WAIT_MS)); /* unfixed: waits for the pager forever */
+    assert_int_equal(c->err, 0);
+    assert_int_equal(c->got, 2 * PS);
+    assert_memory_equal(c->buf, zero_page, PS);
+    assert_memory_equal(c->buf + PS, zero_page, PS);
+    comp_free(c);
+    /* Its late answer changes nothing. */
+    assert_int_equal(fp_send(&g->fp, MO_DATA_UNAVAILABLE, 4 * PS, 2 * PS, 0), 0);
+    f->fp.keep_returns = 0;
+    assert_int_equal(fp_release_pending(&f->fp, 0), 1);
+    fx2_free(g);
 }
 
 /* The t_fsx_stall hang after a truncate (issue 8): the only data_return the
@@ -1679,6 +1764,329 @@ test_read_not_stalled_behind_orphan_return(void **state)
     assert_int_equal(fp_release_pending(&f->fp, 0), 1);
 }
 
+/* ---- a fake default pager (double paging) ------------------------------- */
+
+/* One object's swap: pages it holds, and a gate that keeps its port busy. */
+struct fdp {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct emm_port *port;
+    uint8_t held[64];
+    uint8_t data[64][PS];
+    _Atomic uint64_t pages;
+    int gate_closed, in_gate, markers_seen;
+};
+
+static struct fdp the_dp;
+
+static int
+fdp_attach(void *ctx, uint64_t key, struct emm_port **port, void **handle)
+{
+    (void)key;
+    struct fdp *d = ctx;
+    *port = emm_port_ref(d->port);
+    *handle = d;
+    return 0;
+}
+
+static void
+fdp_detach(void *ctx, void *handle)
+{
+    (void)ctx;
+    (void)handle;
+}
+
+static uint64_t
+fdp_pages(void *ctx, void *handle)
+{
+    (void)ctx;
+    return atomic_load(&((struct fdp *)handle)->pages);
+}
+
+static int
+fdp_holds(void *ctx, void *handle, uint64_t index)
+{
+    (void)ctx;
+    struct fdp *d = handle;
+    pthread_mutex_lock(&d->lock);
+    int h = index < 64 && d->held[index];
+    pthread_mutex_unlock(&d->lock);
+    return h;
+}
+
+static uint64_t
+fdp_next_page(void *ctx, void *handle, uint64_t from)
+{
+    (void)ctx;
+    struct fdp *d = handle;
+    uint64_t r = UINT64_MAX;
+    pthread_mutex_lock(&d->lock);
+    for (uint64_t i = from; i < 64; i++)
+        if (d->held[i]) {
+            r = i;
+            break;
+        }
+    pthread_mutex_unlock(&d->lock);
+    return r;
+}
+
+static const struct vm_dpager_ops fdp_ops = {.attach = fdp_attach,
+                                             .detach = fdp_detach,
+                                             .pages = fdp_pages,
+                                             .holds = fdp_holds,
+                                             .next_page = fdp_next_page};
+
+static void
+fdp_reply(struct emm_msg *req, uint32_t id, uint64_t idx, uint32_t flags, const void *data)
+{
+    struct emm_msg *m = emm_msg_new(id, idx * PS, PS);
+    m->flags = flags;
+    if (data != NULL) {
+        m->data = malloc(PS);
+        memcpy(m->data, data, PS);
+        m->release = data_release;
+    }
+    if (emm_port_send(req->control, m) < 0)
+        emm_msg_release(m, -EPIPE);
+}
+
+#define FDP_MARKER 0x20000u
+
+static void
+fdp_handler(struct emm_port *port, struct emm_msg *msg)
+{
+    struct fdp *d = port->context;
+    uint64_t first = msg->offset / PS;
+    pthread_mutex_lock(&d->lock);
+    switch (msg->id) {
+    case FDP_MARKER: /* holds the port (and its drainer) while the gate is closed */
+        d->in_gate = 1;
+        pthread_cond_broadcast(&d->cond);
+        while (d->gate_closed)
+            pthread_cond_wait(&d->cond, &d->lock);
+        d->in_gate = 0;
+        d->markers_seen++;
+        pthread_cond_broadcast(&d->cond);
+        break;
+    case MO_DATA_RETURN:
+        if (first < 64) {
+            memcpy(d->data[first], msg->data, PS);
+            d->held[first] = 1;
+        }
+        break;
+    case MO_DISCARD:
+        for (uint64_t i = first; i < 64; i++)
+            if (msg->length == UINT64_MAX || i < first + msg->length / PS)
+                d->held[i] = 0;
+        break;
+    case MO_DATA_REQUEST:
+        for (uint64_t i = first; i < first + msg->length / PS; i++) {
+            int h = i < 64 && d->held[i];
+            uint8_t copy[PS];
+            if (h)
+                memcpy(copy, d->data[i], PS);
+            pthread_mutex_unlock(&d->lock);
+            fdp_reply(msg, h ? MO_DATA_SUPPLY : MO_DATA_UNAVAILABLE, i, h ? 0 : MO_F_NOT_HELD,
+                      h ? copy : NULL);
+            pthread_mutex_lock(&d->lock);
+        }
+        break;
+    default:
+        break;
+    }
+    uint64_t n = 0;
+    for (int i = 0; i < 64; i++)
+        n += d->held[i];
+    atomic_store(&d->pages, n);
+    pthread_mutex_unlock(&d->lock);
+    emm_msg_release(msg, 0);
+}
+
+struct gate_ctx {
+    struct fdp *d;
+    pthread_t thread;
+};
+
+static void *
+gate_thread(void *arg)
+{
+    struct gate_ctx *g = arg;
+    struct emm_msg *m = emm_msg_new(FDP_MARKER, 0, 0);
+    if (emm_port_send(g->d->port, m) < 0)
+        emm_msg_release(m, -EPIPE);
+    return NULL;
+}
+
+/* Keeps the fake default pager busy (its drainer waits in a marker message):
+ * what the kernel sends it meanwhile queues behind. */
+static void
+fdp_close_gate(struct fdp *d, struct gate_ctx *g)
+{
+    g->d = d;
+    pthread_mutex_lock(&d->lock);
+    d->gate_closed = 1;
+    int seen = d->markers_seen;
+    pthread_mutex_unlock(&d->lock);
+    assert_int_equal(pthread_create(&g->thread, NULL, gate_thread, g), 0);
+    pthread_mutex_lock(&d->lock);
+    while (!d->in_gate && d->markers_seen == seen)
+        pthread_cond_wait(&d->cond, &d->lock);
+    pthread_mutex_unlock(&d->lock);
+}
+
+/* Opens it: the drainer handles everything queued meanwhile, then returns. */
+static void
+fdp_open_gate(struct fdp *d, struct gate_ctx *g)
+{
+    pthread_mutex_lock(&d->lock);
+    d->gate_closed = 0;
+    pthread_cond_broadcast(&d->cond);
+    pthread_mutex_unlock(&d->lock);
+    pthread_join(g->thread, NULL);
+}
+
+/* A kernel with the fake default pager, a 50 ms pager.deadline and the
+ * pager_has_page upcall. */
+static int
+setup_dp(void **state)
+{
+    struct fdp *d = &the_dp;
+    memset(d, 0, sizeof(*d));
+    pthread_mutex_init(&d->lock, NULL);
+    pthread_cond_init(&d->cond, NULL);
+    assert_int_equal(emm_port_create("fake-dp", fdp_handler, d, NULL, &d->port), 0);
+    struct fx *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    pthread_mutex_init(&f->fp.lock, NULL);
+    pthread_cond_init(&f->fp.cond, NULL);
+    f->fp.store_pages = 64;
+    f->fp.store = calloc(64, PS);
+    f->fp.has = calloc(64, 1);
+    assert_int_equal(emm_port_create("fake-pager", fp_handler, &f->fp, NULL, &f->fp.port), 0);
+    assert_int_equal(emm_port_create("fake-reply", fp_handler, &f->fp, NULL, &f->fp.reply), 0);
+    assert_int_equal(vm_kernel_create(MIB, NULL, &test_up_has, &f->k), 0);
+    vm_kernel_set_default_pager(f->k, &fdp_ops, d);
+    struct vm_object_args a = {.id = 1,
+                               .size = 64 * PS,
+                               .pager = emm_port_ref(f->fp.port),
+                               .owner = &f->fp,
+                               .dp_key = vm_dp_key(1, 1, 0),
+                               .deadline_ms = 50};
+    assert_int_equal(vm_object_create(f->k, &a, &f->obj), 0);
+    *state = f;
+    return 0;
+}
+
+static int
+teardown_dp(void **state)
+{
+    struct fdp *d = &the_dp;
+    teardown(state);
+    emm_port_destroy(d->port);
+    pthread_cond_destroy(&d->cond);
+    pthread_mutex_destroy(&d->lock);
+    return 0;
+}
+
+/* Data lost to a stale swap copy (t_fsx_stall, issue 8): page 4's data_return
+ * is overdue, so the kernel sends a copy to the default pager, which is busy:
+ * the copy is still on its way when page 4 is truncated away. The discard for
+ * swap must follow the copy, or the copy outlives the truncate and a read after
+ * the file grows back returns the old data. Unfixed, no discard was sent while
+ * swap held nothing yet. */
+static void
+test_truncate_while_copy_goes_to_swap(void **state)
+{
+    struct fx *f = *state;
+    struct fdp *d = &the_dp;
+    fx_ready(f);
+    uint8_t buf[PS];
+    memset(buf, 0x66, PS);
+    write_sync(f, 4 * PS, buf, PS);
+    struct gate_ctx g;
+    fdp_close_gate(d, &g);
+    f->fp.keep_returns = 1; /* the pager sits on page 4's data_return */
+    assert_int_equal(fp_send_full(&f->fp, MO_LOCK_REQUEST, 4 * PS, PS, MO_RETURN_DIRTY,
+                                  VM_PROT_NO_CHANGE, 0, NULL, NULL),
+                     0);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_RETURN), 1);
+    /* Overdue: its copy for swap is queued (bounded wait, not a timing check). */
+    for (int i = 0; i < WAIT_MS && atomic_load(&vm_kernel_stats(f->k)->overdue) == 0; i++)
+        usleep(1000);
+    assert_int_equal(atomic_load(&vm_kernel_stats(f->k)->overdue), 1);
+    struct comp *c = comp_new(0);
+    vm_object_truncate(f->obj, 0, done_cb, c);
+    assert_true(comp_wait(c, WAIT_MS));
+    comp_free(c);
+    fdp_open_gate(d, &g); /* the copy lands, then whatever followed it */
+    vm_object_set_size(f->obj, 64 * PS);
+    c = read_sync(f, 4 * PS, PS);
+    assert_int_equal(c->err, 0);
+    uint8_t first = c->buf[0];
+    int stale = memcmp(c->buf, zero_page, PS) != 0;
+    comp_free(c);
+    f->fp.keep_returns = 0;
+    assert_int_equal(fp_release_pending(&f->fp, 0), 1);
+    if (stale)
+        fail_msg("page 4 reads 0x%02x after truncate and growth, want 0: a stale swap copy",
+                 first);
+}
+
+/* A fault from swap whose page the default pager no longer holds (it was
+ * punched; the discard reached swap just before the data_request): the kernel
+ * then asks the object's own pager. That pager is suspect (it sits on page
+ * 0's overdue return) and never stored the page: the kernel fills the hole
+ * itself instead of queueing a data_request behind the stalled return.
+ * Unfixed, the request went to the stalled pager and the read waited for it
+ * (until a later recheck filled the hole). */
+static void
+test_not_held_page_of_suspect_pager_is_a_hole(void **state)
+{
+    struct fx *f = *state;
+    struct fdp *d = &the_dp;
+    fx_ready(f);
+    uint8_t buf[PS];
+    memset(buf, 0x5a, PS);
+    write_sync(f, 0, buf, PS);
+    stall_return_of_page0(f);
+    for (int i = 0; i < WAIT_MS && atomic_load(&vm_kernel_stats(f->k)->overdue) == 0; i++)
+        usleep(1000);
+    assert_int_equal(atomic_load(&vm_kernel_stats(f->k)->overdue), 1);
+    /* Page 6 goes to swap: the pager is suspect, so its pageout is double paged. */
+    memset(buf, 0x77, PS);
+    write_sync(f, 6 * PS, buf, PS);
+    assert_int_equal(fp_send_full(&f->fp, MO_LOCK_REQUEST, 6 * PS, PS, MO_RETURN_DIRTY,
+                                  VM_PROT_NO_CHANGE, MO_F_FLUSH, NULL, NULL),
+                     0);
+    struct vm_object_info info;
+    for (int i = 0; i < WAIT_MS; i++) {
+        vm_object_info(f->obj, &info);
+        if (fdp_holds(NULL, d, 6) && info.resident == 1) /* page 0 only */
+            break;
+        usleep(1000);
+    }
+    assert_true(fdp_holds(NULL, d, 6));
+    assert_int_equal(info.resident, 1);
+    /* Swap is busy: the punch's discard and the fault's data_request queue up. */
+    struct gate_ctx g;
+    fdp_close_gate(d, &g);
+    struct comp *c = comp_new(0);
+    vm_object_punch(f->obj, 6 * PS, PS, done_cb, c);
+    assert_true(comp_wait(c, WAIT_MS));
+    comp_free(c);
+    int requests = fp_count(&f->fp, MO_DATA_REQUEST);
+    c = comp_new(PS);
+    vm_object_read(f->obj, 6 * PS, PS, read_cb, c);
+    fdp_open_gate(d, &g); /* discard, then the request: "not held" */
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, 0);
+    assert_memory_equal(c->buf, zero_page, PS);
+    comp_free(c);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), requests); /* the pager was not asked */
+    f->fp.keep_returns = 0;
+    assert_int_equal(fp_release_pending(&f->fp, 0), 1);
+}
+
 int
 main(void)
 {
@@ -1692,8 +2100,14 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_write_not_stalled_behind_return, setup_deadline,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_read_not_stalled_behind_other_objects_return,
+                                        setup_deadline, teardown),
         cmocka_unit_test_setup_teardown(test_read_not_stalled_behind_orphan_return,
                                         setup_deadline_long, teardown),
+        cmocka_unit_test_setup_teardown(test_truncate_while_copy_goes_to_swap, setup_dp,
+                                        teardown_dp),
+        cmocka_unit_test_setup_teardown(test_not_held_page_of_suspect_pager_is_a_hole, setup_dp,
+                                        teardown_dp),
         cmocka_unit_test_setup_teardown(test_init_sent_on_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_waits_for_ready, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_run_one_request, setup, teardown),
