@@ -20,6 +20,7 @@
 #include "default_pager.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <search.h>
 #include <stdarg.h>
@@ -301,7 +302,7 @@ do_data_return(struct dp_object *o, struct emm_msg *msg)
 static void
 send_kernel(struct dp_object *o, const struct emm_msg *msg, struct emm_msg *m)
 {
-    struct emm_port *c = msg->control ? msg->control : o->control;
+    struct emm_port *c = msg->control ? emm_port_peek(msg->control) : o->control;
 
     if (!c || emm_port_send(c, m) < 0) {
         emm_warn("default pager: object %#llx: kernel gone, %s dropped",
@@ -534,7 +535,7 @@ do_data_query(struct dp_object *o, const struct emm_msg *msg)
 static void
 dp_handler(struct emm_port *port, struct emm_msg *msg)
 {
-    struct dp_object *o = port->context;
+    struct dp_object *o = emm_port_context(port);
     struct swp_dpager *dp = o->dp;
     int status = 0, reap = 0;
 
@@ -542,7 +543,7 @@ dp_handler(struct emm_port *port, struct emm_msg *msg)
     case MO_INIT:
         if (o->control)
             emm_port_unref(o->control);
-        o->control = msg->control ? emm_port_ref(msg->control) : NULL;
+        o->control = emm_port_take(&msg->control);
         reply(o, msg, MO_READY, 0, 0, MO_F_MAY_CACHE | MO_F_CLUSTER_OK, MO_COPY_DELAY);
         break;
     case MO_DATA_REQUEST:
@@ -554,11 +555,22 @@ dp_handler(struct emm_port *port, struct emm_msg *msg)
     case MO_DATA_UNLOCK: /* grant everything, as pager_std does */
         reply(o, msg, MO_LOCK_REQUEST, msg->offset, msg->length, 0, MO_RETURN_NONE);
         break;
-    case MO_DATA_RETURN:
+    case MO_DATA_RETURN: {
+        /* The answer is a message (the kernel decides on it); the release
+         * says only whether the data_return was taken at all. */
         status = do_data_return(o, msg);
+        int rc = emm_msg_return_completed(msg, msg->control ? emm_port_peek(msg->control)
+                                                            : o->control, status);
+        if (rc < 0) {
+            emm_warn("default pager: object %#llx: data_return_completed not sent: %s",
+                     (unsigned long long)o->key, strerror(-rc));
+            if (status == 0)
+                status = rc;
+        }
         break;
+    }
     case MO_SYNCHRONIZE:
-        reply(o, msg, MO_SYNCHRONIZE_COMPLETED, msg->offset, msg->length, 0, do_synchronize(o));
+        reply(o, msg, MO_SYNCHRONIZE_COMPLETED, msg->offset, msg->length, 0, -do_synchronize(o));
         break;
     case MO_DISCARD: {
         uint64_t first = msg->offset / PS, n = msg->length / PS;

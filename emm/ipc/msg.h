@@ -1,12 +1,31 @@
 /*
- * msg.h - the Mach memory-object protocol as emm messages. One struct serves
- * every message; each id documents which fields it uses. Names follow Mach 3.0 /
- * GNU Mach (reference/mach-protocol.md); emm extensions are marked.
+ * msg.h - the Mach memory-object protocol as emm messages. Names follow Mach 3.0 /
+ * GNU Mach (reference/mach-protocol.md); emm extensions are marked. Each id below
+ * documents which header fields it uses; docs/protocol.md has the whole protocol.
+ *
+ * A message is a fixed *header* of plain integers (struct emm_msg_hdr: what a
+ * wire transport sends, see msg_wire.h) plus a local *envelope* (queue link,
+ * data pointer, clustered-return chain, release hook) that never leaves the
+ * process. Port rights in the header are integer names (emm_port_name_t, see
+ * port.h), never pointers; a message owns one reference for each name it
+ * carries, dropped by emm_msg_release unless a receiver took the right
+ * (emm_port_take).
+ *
+ * Errors in the protocol: every errno a message carries (data_error's arg,
+ * synchronize_completed's arg, destroy's reason, supply_completed's result,
+ * data_return_completed's arg) is 0 or a *positive* errno value (EIO, ENOSPC),
+ * as Mach's kern_return_t codes are positive; the kernel refuses a negative
+ * one (emm/vm/vm_msgcheck.c).
+ * Functions in emm still return 0 or a negative errno: the sign changes where
+ * a message is built (m->arg = -rc) or read (return -msg->arg).
  *
  * Ownership: the sender allocates a message and hands it to emm_port_send; the
  * receiver owns it from then on and ends it with emm_msg_release(msg, status),
  * which calls the sender's release hook (that is Mach's vm_deallocate of the
- * out-of-line data, and tells a data_return's sender whether the pager took it).
+ * out-of-line data). What a receiver decides travels as a message, never only
+ * as a release status, so a receiver in another process can say it too: a
+ * data_return's outcome is MO_DATA_RETURN_COMPLETED. A release status other
+ * than 0 says only that the message was not taken (a dead port: -EPIPE).
  */
 #ifndef EMM_MSG_H
 #define EMM_MSG_H
@@ -27,14 +46,15 @@ enum emm_msg_id {
     MO_INIT = 1,         /* control, name, arg=page_size */
     MO_DATA_REQUEST,     /* offset, length, access=desired_access */
     MO_DATA_UNLOCK,      /* offset, length, access=desired_access */
-    MO_DATA_RETURN,      /* offset, length, data, flags DIRTY|KERNEL_COPY; release(status) */
+    MO_DATA_RETURN,      /* offset, length, data, flags DIRTY|KERNEL_COPY, reply: answered
+                            by MO_DATA_RETURN_COMPLETED */
     MO_LOCK_COMPLETED,   /* offset, length (sent to the lock_request's reply port) */
-    MO_SUPPLY_COMPLETED, /* offset, length, arg=result, error_offset in aux */
+    MO_SUPPLY_COMPLETED, /* offset, length, arg=result (errno), arg2=error_offset */
     MO_CHANGE_COMPLETED, /* flags MAY_CACHE, arg=copy_strategy */
     MO_SYNCHRONIZE,      /* offset, length, arg=sync flags */
     MO_TERMINATE,        /* control, name: the pager gets the rights and drops them */
     MO_DISCARD,          /* emm extension: offset, length: pages are gone (truncate, punch) */
-    MO_DATA_QUERY,       /* emm extension: offset=from, length=span, arg=tag: which pages do
+    MO_DATA_QUERY = 11,  /* emm extension: offset=from, length=span, arg=tag: which pages do
                           * you store? Answered by MO_QUERY_REPLY (SEEK_DATA/SEEK_HOLE) */
 
     /* pager -> kernel, sent to the control port */
@@ -45,10 +65,15 @@ enum emm_msg_id {
     MO_LOCK_REQUEST,      /* offset, length, arg=should_return, flags FLUSH, access=lock_value, reply */
     MO_CHANGE_ATTRIBUTES, /* flags MAY_CACHE, arg=copy_strategy, reply */
     MO_DESTROY,           /* arg=reason (errno) */
-    MO_SYNCHRONIZE_COMPLETED, /* offset, length, arg=0 or -errno (emm: carries the result) */
-    MO_QUERY_REPLY,       /* emm extension: arg=the query's tag; offset, length: the first run
+    MO_SYNCHRONIZE_COMPLETED, /* offset, length, arg=errno (emm: carries the result) */
+    MO_QUERY_REPLY = 40,  /* emm extension: arg=the query's tag; offset, length: the first run
                            * of pages it stores at or after the query's offset (offset
                            * UINT64_MAX, length 0: none before offset+span) */
+    /* emm extension: the outcome of a data_return (a clustered one: of its
+     * whole run), sent to the data_return's reply port when it has one, else
+     * to the control port: offset, length, arg=errno (0: the pager has the
+     * pages), arg2=the data_return's seqno. */
+    MO_DATA_RETURN_COMPLETED = 41,
 };
 
 /* flags */
@@ -82,31 +107,63 @@ enum { MO_RETURN_NONE = 0, MO_RETURN_DIRTY = 1, MO_RETURN_ALL = 2 };
 /* copy strategies */
 enum { MO_COPY_NONE = 0, MO_COPY_CALL, MO_COPY_DELAY, MO_COPY_TEMPORARY };
 
+/* A port right carried in a header: an integer name, 0 for none. */
+typedef uint32_t emm_port_name_t;
+#define EMM_PORT_NULL ((emm_port_name_t)0)
+
+/*
+ * The header: plain integers only. The same fields, in this order, are the
+ * wire format (msg_wire.h gives their sizes and offsets, docs/protocol.md the
+ * table). Fields are only ever appended (with a new wire version).
+ */
+#define EMM_MSG_HDR_FIELDS                                                             \
+    uint32_t id;      /* enum emm_msg_id */                                            \
+    uint32_t flags;   /* MO_F_* */                                                     \
+    uint64_t seqno;   /* stamped by the port on send */                                \
+    uint64_t offset;  /* bytes, page-aligned */                                        \
+    uint64_t length;  /* bytes, page-aligned; the data's size when data is carried */  \
+    uint64_t arg2;    /* error_offset; the seqno a data_return_completed answers */    \
+    uint32_t access;  /* VM_PROT_* */                                                  \
+    int32_t arg;      /* per id: page size, errno (>= 0), should_return, ... */        \
+    emm_port_name_t control; /* send right to the control port (kernel -> pager) */    \
+    emm_port_name_t name;    /* MO_INIT, MO_TERMINATE: the name port */                \
+    emm_port_name_t reply;   /* send-once right for an answer, or EMM_PORT_NULL */
+
+struct emm_msg_hdr {
+    EMM_MSG_HDR_FIELDS
+};
+
 struct emm_msg {
+    /* The header, as one struct (msg->hdr) or field by field (msg->offset). */
+    union {
+        struct emm_msg_hdr hdr;
+        struct {
+            EMM_MSG_HDR_FIELDS
+        };
+    };
+    /* The local envelope: meaningful in this process only. */
     struct emm_msg *next; /* port queue link */
-    uint32_t id;          /* enum emm_msg_id */
-    uint32_t flags;
-    uint64_t seqno;       /* stamped by the port on send */
-    uint64_t offset, length;
-    uint64_t aux;
-    uint32_t access;
-    int32_t arg;
-    void *data;              /* whole pages, `length` bytes */
-    struct emm_port *control; /* send right carried by the message (kernel -> pager) */
-    struct emm_port *name;    /* MO_INIT, MO_TERMINATE */
-    struct emm_port *reply;   /* send-once right, or NULL */
+    void *data;           /* whole pages, `length` bytes, or NULL */
     /* MO_DATA_RETURN to a pager that said MO_F_CLUSTER_OK: the pages that follow
      * this one (offset + PS, ...), each a message of its own; releasing the head
      * releases them all with the same status. */
     struct emm_msg *chain;
     /* Called once by the receiver when done; frees data and message. */
     void (*release)(struct emm_msg *msg, int status);
-    void *release_ctx;
+    void *release_ctx; /* the sender's */
 };
 
 /* A heap message whose release frees it (and nothing else). */
 struct emm_msg *emm_msg_new(uint32_t id, uint64_t offset, uint64_t length);
+/* Ends msg: drops the rights it still carries, then calls its release hook. */
 void emm_msg_release(struct emm_msg *msg, int status);
+/* "data_request", or "unknown"; emm_msg_id_known says which ids exist. */
 const char *emm_msg_name(uint32_t id);
+int emm_msg_id_known(uint32_t id);
+/* A pager's answer to the data_return ret (and its chain): sends
+ * MO_DATA_RETURN_COMPLETED with status (0 or -errno) to ret's reply port, or
+ * else to control. 0, or -errno when it could not be sent (the caller then
+ * releases ret with an error status, which the kernel takes as the answer). */
+int emm_msg_return_completed(struct emm_msg *ret, struct emm_port *control, int status);
 
 #endif

@@ -238,7 +238,7 @@ do_data_query(struct pgr_object *po, struct emm_msg *msg)
 static void
 pager_handler(struct emm_port *port, struct emm_msg *msg)
 {
-    struct pgr_object *po = port->context;
+    struct pgr_object *po = emm_port_context(port);
     struct pgr_std *pg = po->pager;
     int status = 0;
 
@@ -247,7 +247,7 @@ pager_handler(struct emm_port *port, struct emm_msg *msg)
         atomic_fetch_add(&pg->stats.inits, 1);
         if (po->control != NULL)
             emm_port_unref(po->control);
-        po->control = emm_port_ref(msg->control);
+        po->control = emm_port_take(&msg->control);
         struct emm_msg *m = emm_msg_new(MO_READY, 0, 0);
         if (m != NULL) {
             m->flags = MO_F_MAY_CACHE | MO_F_CLUSTER_OK;
@@ -280,16 +280,21 @@ pager_handler(struct emm_port *port, struct emm_msg *msg)
             po->error_logged = 1;
             atomic_fetch_add(&pg->stats.return_errors, 1);
         }
+        /* The kernel decides on the answer, a message; the release status
+         * only says the return was not taken when no answer could go. */
+        int sent = emm_msg_return_completed(msg, po->control, status);
+        if (sent < 0 && status == 0)
+            status = sent;
         break;
     case MO_SYNCHRONIZE: {
         /* The store's own sync. A refused data_return was answered with its
-         * status: the kernel keeps the page (or double-pages it) and fails
+         * errno (data_return_completed): the kernel keeps the page (or double-pages it) and fails
          * the fsync that depended on it. */
         atomic_fetch_add(&pg->stats.syncs, 1);
         int rc = emm_backend_sync(pg->backend, po->id);
         struct emm_msg *m = emm_msg_new(MO_SYNCHRONIZE_COMPLETED, msg->offset, msg->length);
         if (m != NULL) {
-            m->arg = rc;
+            m->arg = -rc; /* a positive errno, as every errno in the protocol */
             send_control(po, m);
         }
         po->error_logged = 0;
@@ -412,7 +417,7 @@ pgr_std_object_port(struct pgr_std *pg, uint64_t id, struct emm_port **out)
         po->pager = pg;
         po->id = id;
         if (pg->set != NULL && (pg->backend->flags & EMM_BACKEND_FAST_READS))
-            po->port->may_inline = request_may_inline;
+            emm_port_set_may_inline(po->port, request_may_inline);
         pthread_mutex_init(&po->lock, NULL);
         pthread_cond_init(&po->cond, NULL);
         po->next = pg->objects;
@@ -448,7 +453,7 @@ pgr_std_lock_object(struct pgr_std *pg, uint64_t id, int should_return, int flus
     m->arg = should_return;
     m->flags = flush ? MO_F_FLUSH : 0;
     m->access = lock_value;
-    m->reply = emm_port_ref(po->port); /* send-once right for lock_completed */
+    m->reply = emm_port_make_send(po->port); /* send-once right for lock_completed */
     pthread_mutex_lock(&po->lock);
     uint64_t target = po->locks_completed + 1;
     pthread_mutex_unlock(&po->lock);

@@ -19,6 +19,7 @@
 #include "vm_internal.h"
 
 static void control_handler(struct emm_port *port, struct emm_msg *msg);
+static void dp_reply_handler(struct emm_port *port, struct emm_msg *msg);
 
 int
 vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_object **out)
@@ -46,6 +47,7 @@ vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_
     obj->deadline_ns = a->deadline_ms * 1000000ull;
     obj->pstats = a->pstats != NULL ? a->pstats : &k->orphan_stats;
     obj->pager = a->pager;
+    obj->pager_name = a->pager_name;
     int rc = obj->buckets == NULL ? -ENOMEM : 0;
     if (rc == 0 && k->dpo != NULL) {
         /* Mach creates the default pager's object at the first pageout; here at
@@ -65,10 +67,14 @@ vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_
         rc = emm_port_create("control", control_handler, obj, NULL, &obj->control);
     if (rc == 0)
         rc = emm_port_create("name", NULL, obj, NULL, &obj->name);
+    if (rc == 0 && obj->dp != NULL && !a->temporary)
+        rc = emm_port_create("dp-reply", dp_reply_handler, obj, NULL, &obj->dp_reply);
     struct emm_msg *m = rc == 0 ? emm_msg_new(MO_INIT, 0, 0) : NULL;
     if (m == NULL) {
         if (obj->control)
             emm_port_destroy(obj->control);
+        if (obj->name)
+            emm_port_destroy(obj->name);
         if (obj->pager)
             emm_port_unref(obj->pager);
         if (obj->dp) {
@@ -81,8 +87,8 @@ vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_
         return rc ? rc : -ENOMEM;
     }
     /* Mach: init returns at once; faults wait for ready. */
-    m->control = emm_port_ref(obj->control);
-    m->name = emm_port_ref(obj->name);
+    m->control = emm_port_make_send(obj->control);
+    m->name = emm_port_make_send(obj->name);
     m->arg = (int32_t)EMM_PAGE_SIZE;
     vm_pager_count_sent(obj, m);
     if (emm_port_send(obj->pager, m) < 0) {
@@ -123,7 +129,7 @@ static void
 supply_prefill(struct vm_object *obj, struct emm_msg *msg, uint8_t *filled)
 {
     uint64_t first = msg->offset / VM_PS, n = msg->length / VM_PS;
-    void *frames[256];
+    void *frames[EMM_MAX_REQUEST_PAGES];
     pthread_mutex_lock(&obj->lock);
     for (uint64_t i = 0; i < n; i++) {
         struct vm_page *p = vm_obj_page_lookup(obj, first + i);
@@ -191,12 +197,12 @@ handle_supply(struct vm_object *obj, struct emm_msg *msg, int zero, const uint8_
         else
             vm_pool_enqueue(&k->pool, p);
     }
-    if (!zero && msg->reply != NULL) {
+    if (!zero && msg->reply != EMM_PORT_NULL) {
         struct emm_msg *r = emm_msg_new(MO_SUPPLY_COMPLETED, msg->offset, msg->length);
         if (r != NULL) {
-            r->arg = present ? -EEXIST : 0;
-            r->control = emm_port_ref(obj->control);
-            if (emm_port_send_once(&msg->reply, r) < 0)
+            r->arg = present ? EEXIST : 0; /* KERN_MEMORY_PRESENT */
+            r->control = emm_port_make_send(obj->control);
+            if (emm_port_send_reply(&msg->reply, r) < 0)
                 emm_msg_release(r, -EPIPE);
         }
     }
@@ -295,14 +301,14 @@ lock_request_apply(void *arg)
             p = next;
         }
     }
-    if (msg->reply != NULL) {
+    if (msg->reply != EMM_PORT_NULL) {
         struct emm_msg *r = emm_msg_new(MO_LOCK_COMPLETED, msg->offset, msg->length);
         if (r != NULL) {
-            r->control = emm_port_ref(obj->control);
+            r->control = emm_port_make_send(obj->control);
             /* After the data_returns it caused (same batch, sent in order). */
             vm_batch_msg(&b, r);
             r->reply = msg->reply; /* carried: sent to the reply port below */
-            msg->reply = NULL;
+            msg->reply = EMM_PORT_NULL;
         }
     }
     vm_obj_run_waiters(obj, &b);
@@ -314,8 +320,7 @@ lock_request_apply(void *arg)
     while (m != NULL) {
         struct emm_msg *next = m->next;
         if (m->id == MO_LOCK_COMPLETED) {
-            reply_to = m->reply;
-            m->reply = NULL;
+            reply_to = emm_port_take(&m->reply);
             if (emm_port_post(reply_to, m) < 0) {
                 m->next = b.failed;
                 b.failed = m;
@@ -369,22 +374,44 @@ handle_lock_request(struct emm_port *port, struct vm_object *obj, struct emm_msg
     }
 }
 
+/* Refuses msg: logged and counted; released without effect. */
+static void
+refuse(struct vm_object *obj, struct emm_msg *msg, int from_dp, const char *field)
+{
+    pthread_mutex_lock(&obj->lock);
+    vm_msg_refuse(obj, msg, from_dp, field);
+    pthread_mutex_unlock(&obj->lock);
+    emm_msg_release(msg, -EBADMSG);
+}
+
 static void
 control_handler(struct emm_port *port, struct emm_msg *msg)
 {
-    struct vm_object *obj = port->context;
+    struct vm_object *obj = emm_port_context(port);
     struct vm_kernel *k = obj->kernel;
     struct vm_batch b = VM_BATCH_INIT(b);
+    const char *field;
 
+    /* Nothing a pager sends is trusted before it is checked. */
+    if (vm_msg_check_form(msg, 0, &field) < 0) {
+        refuse(obj, msg, 0, field);
+        return;
+    }
     if (msg->id == MO_LOCK_REQUEST) {
         handle_lock_request(port, obj, msg);
         return;
     }
-    uint8_t filled[256];
-    int prefilled = msg->id == MO_DATA_SUPPLY && msg->length / VM_PS <= 256;
+    uint8_t filled[EMM_MAX_REQUEST_PAGES];
+    int prefilled = msg->id == MO_DATA_SUPPLY; /* checked: at most one request */
     if (prefilled)
         supply_prefill(obj, msg, filled);
     pthread_mutex_lock(&obj->lock);
+    if (vm_msg_check_range(obj, msg, &field) < 0) {
+        vm_msg_refuse(obj, msg, 0, field);
+        pthread_mutex_unlock(&obj->lock);
+        emm_msg_release(msg, -EBADMSG);
+        return;
+    }
     /* An answer to a request sent to swap (double paging), not to the pager:
      * not counted as the pager's (temporary objects have only swap). */
     struct vm_page *head = vm_obj_page_lookup(obj, msg->offset / VM_PS);
@@ -397,12 +424,12 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
         obj->copy_strategy = msg->arg;
         if (obj->state == VM_OBJ_INIT)
             obj->state = VM_OBJ_READY;
-        if (msg->id == MO_CHANGE_ATTRIBUTES && msg->reply != NULL) {
+        if (msg->id == MO_CHANGE_ATTRIBUTES && msg->reply != EMM_PORT_NULL) {
             struct emm_msg *r = emm_msg_new(MO_CHANGE_COMPLETED, 0, 0);
             if (r != NULL) {
                 r->flags = msg->flags & MO_F_MAY_CACHE;
                 r->arg = msg->arg;
-                if (emm_port_send_once(&msg->reply, r) < 0)
+                if (emm_port_send_reply(&msg->reply, r) < 0)
                     emm_msg_release(r, -EPIPE);
             }
         }
@@ -429,7 +456,7 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
         if (!answers_swap)
             atomic_fetch_add(&obj->pstats->msg_errors, 1);
         atomic_fetch_add(&k->stats.data_errors, 1);
-        int err = msg->arg > 0 ? msg->arg : EIO;
+        int err = msg->arg; /* a positive errno (checked) */
         uint64_t first = msg->offset / VM_PS, n = msg->length / VM_PS;
         for (uint64_t i = 0; i < n; i++) {
             struct vm_page *p = vm_obj_page_lookup(obj, first + i);
@@ -447,13 +474,16 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
         emm_warn("object %llu: pager destroyed it (reason %d)", (unsigned long long)obj->id,
                  msg->arg);
         obj->state = VM_OBJ_DEAD;
-        obj->error = msg->arg > 0 ? msg->arg : EIO;
+        obj->error = msg->arg > 0 ? msg->arg : EIO; /* reason 0: no reason given */
         vm_obj_discard_all(obj);
         vm_obj_run_waiters(obj, &b);
         vm_obj_seeks_expire(obj, 0, 1, &b);
         break;
     case MO_QUERY_REPLY:
         vm_obj_query_reply(obj, msg, &b);
+        break;
+    case MO_DATA_RETURN_COMPLETED:
+        vm_obj_return_completed(obj, msg, 0, &b);
         break;
     case MO_SYNCHRONIZE_COMPLETED: {
         struct vm_sync *s = STAILQ_FIRST(&obj->syncs);
@@ -463,7 +493,7 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
         }
         STAILQ_REMOVE_HEAD(&obj->syncs, link);
         STAILQ_INSERT_TAIL(&b.syncs_done, s, link);
-        b.sync_err = msg->arg < 0 ? -msg->arg : 0;
+        b.sync_err = msg->arg; /* a positive errno (checked) */
         if (b.sync_err == 0 && obj->return_failures != s->failures_at_start)
             b.sync_err = EIO; /* a page it returned stayed dirty: the pager refused it */
         if (b.sync_err == 0 && vm_obj_dp_holds(obj) && obj->state == VM_OBJ_READY) {
@@ -481,6 +511,28 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
                  emm_msg_name(msg->id), msg->id);
         break;
     }
+    vm_batch_post(obj, &b);
+    pthread_mutex_unlock(&obj->lock);
+    emm_msg_release(msg, 0);
+    vm_batch_flush(obj, &b);
+}
+
+/* The default pager's answers to the data_returns the kernel sends it for
+ * double paging (a failed or overdue return of the object's own pager). Only
+ * data_return_completed belongs here. */
+static void
+dp_reply_handler(struct emm_port *port, struct emm_msg *msg)
+{
+    struct vm_object *obj = emm_port_context(port);
+    struct vm_batch b = VM_BATCH_INIT(b);
+
+    const char *field;
+    if (vm_msg_check_form(msg, 1, &field) < 0) { /* only data_return_completed comes here */
+        refuse(obj, msg, 1, field);
+        return;
+    }
+    pthread_mutex_lock(&obj->lock);
+    vm_obj_return_completed(obj, msg, 1, &b);
     vm_batch_post(obj, &b);
     pthread_mutex_unlock(&obj->lock);
     emm_msg_release(msg, 0);

@@ -48,7 +48,7 @@ vm_kmsg(struct vm_object *obj, uint32_t id, uint64_t off, uint64_t len)
 {
     struct emm_msg *m = emm_msg_new(id, off, len);
     if (m != NULL)
-        m->control = emm_port_ref(obj->control);
+        m->control = emm_port_make_send(obj->control);
     return m;
 }
 
@@ -124,6 +124,10 @@ vm_batch_post(struct vm_object *obj, struct vm_batch *b)
         } else {
             vm_pager_count_sent(obj, m);
             b->kick_pager = 1;
+            /* The pages of a cluster are answered by one data_return_completed
+             * that names the head's seqno: each page keeps it to match. */
+            for (struct emm_msg *c = m->chain; c != NULL; c = c->chain)
+                c->seqno = m->seqno;
         }
         m = next;
     }

@@ -20,8 +20,10 @@
  *   ask the object's own pager), discard (the copy is obsolete: the object's
  *   pager took the page, or the range was punched), terminate (the kernel lets
  *   go; the pages stay for the next attach). Replies go to msg->control.
- * A data_return is released with 0 once the page is on disk, or with a
- * negative errno (-ENOSPC: swap full), and the kernel then kills the object.
+ * A data_return is answered with MO_DATA_RETURN_COMPLETED, to the message's
+ * reply port (the kernel's per-object port for the default pager's answers)
+ * or else to msg->control: errno 0 once the page is on disk, or an errno
+ * (ENOSPC: swap full), and the kernel then kills the object.
  *
  * Locking: the queries take only the default pager's own locks, which are
  * leaves: the kernel calls them with an object lock held.

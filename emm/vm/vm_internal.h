@@ -88,12 +88,16 @@ struct vm_object {
     /* The default pager (vm_dpager.h): its port for this object, or NULL. */
     int temporary;                   /* no pager of its own: dp is the pager */
     struct emm_port *dp;             /* send right */
+    struct emm_port *dp_reply;       /* receive right: the default pager's answers to the
+                                        data_returns it gets for double paging */
     void *dp_handle;
     uint64_t deadline_ns;            /* a data_return older than this is overdue; 0: none */
     uint64_t replay_inflight;        /* pages paged in from swap to be replayed */
     uint64_t dp_returns;             /* data_returns on their way to the default pager */
     struct vm_sync_list replay_syncs; /* fsyncs waiting for the replay to finish */
     uint64_t return_failures;        /* data_returns no pager took (the page stayed dirty) */
+    const char *pager_name;          /* its filesystem's name, for log lines, or NULL */
+    int bad_msg_logged;              /* a bad message from its pagers was logged */
     int on_swapped_list;             /* kernel->swapped_head (kick_lock) */
     struct vm_object *swapped_next;
     int on_waiting_list;             /* kernel->waiting_head (kick_lock) */
@@ -187,6 +191,16 @@ void vm_pager_count_sent(struct vm_object *obj, const struct emm_msg *m); /* pst
 void vm_batch_flush(struct vm_object *obj, struct vm_batch *b); /* after unlocking */
 void vm_io_unwire(struct vm_object *obj, struct vm_io *io);  /* takes obj->lock */
 
+/* vm_msgcheck.c: a pager's message, checked before it is trusted. 0, or
+ * -EBADMSG with *field naming what is wrong. form: the message alone (no lock;
+ * from_dp: it came on the default pager's reply port); range: its pages are
+ * inside the object or were asked for (lock held). refuse: log (once per
+ * object, naming the pager and the field) and count it (lock held). */
+int vm_msg_check_form(const struct emm_msg *msg, int from_dp, const char **field);
+int vm_msg_check_range(struct vm_object *obj, const struct emm_msg *msg, const char **field);
+void vm_msg_refuse(struct vm_object *obj, const struct emm_msg *msg, int from_dp,
+                   const char *field);
+
 /* vm_object.c */
 int vm_obj_dp_holds(struct vm_object *obj); /* the default pager holds pages of it */
 int vm_obj_dp_may_hold(struct vm_object *obj); /* ... or will, once its returns land */
@@ -220,6 +234,11 @@ int vm_obj_seeks_expire(struct vm_object *obj, uint64_t now, int all, struct vm_
 void vm_obj_launder(struct vm_object *obj, struct vm_page *p, int evict, struct vm_batch *b);
 /* The daemon found p's data_return overdue: copy it to swap. */
 void vm_obj_overdue(struct vm_object *obj, struct vm_page *p, uint64_t now, struct vm_batch *b);
+/* A data_return_completed: from_dp when it came on obj->dp_reply (the default
+ * pager's answer to a double-paging return), else on the control port. Settles
+ * the pages it answers; returns how many it matched. Lock held. */
+unsigned vm_obj_return_completed(struct vm_object *obj, const struct emm_msg *msg, int from_dp,
+                                 struct vm_batch *b);
 
 /* vm_sync.c */
 /* Pages some held pages in from swap to go back to the pager; 1 if work remains. */

@@ -1,8 +1,12 @@
 /*
  * vm_laundry.c - laundry and double paging: a dirty page lends its frame to
- * its pager in a data_return; the release decides the page's fate (clean,
- * retry, to the default pager when the pager refuses or is overdue, or the
- * object is killed when nothing can take it: the unlucky object).
+ * its pager in a data_return; the pager's answer, a data_return_completed
+ * message, decides the page's fate once the frame is back too (clean, retry,
+ * to the default pager when the pager refuses or is overdue, or the object is
+ * killed when nothing can take it: the unlucky object). The release of the
+ * message only ends the loan of the frame; its status counts as the answer
+ * only when none came (the message was never delivered: the local transport's
+ * way to say so).
  *
  * Locking: obj->lock guards everything in struct vm_object and the state, flags
  * and contents of its pages; vm_internal.h says who holds it for each call.
@@ -10,6 +14,7 @@
  * is gathered in a struct vm_batch and run by vm_batch_flush after unlocking.
  * Lock order: object, then pool.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,10 +71,18 @@ page_send_return(struct vm_object *obj, struct vm_page *p, int to_dp, struct vm_
     m->length = VM_PS;
     m->data = p->frame;
     m->flags = flags;
-    m->aux = to_dp; /* which pager answers (kernel-private) */
     m->release = page_return_released;
     m->release_ctx = p;
-    m->control = emm_port_ref(obj->control);
+    m->control = emm_port_make_send(obj->control);
+    /* Which pager answers is the kernel's to know, not the message's; the
+     * default pager answers on its own reply port. */
+    if (to_dp) {
+        p->flags |= VM_PG_TO_DP;
+        m->reply = emm_port_make_send(obj->dp_reply);
+    } else {
+        p->flags &= (uint16_t)~VM_PG_TO_DP;
+    }
+    p->flags |= VM_PG_WAIT_MSG;
     p->loans++;
     vm_object_ref(obj);
     if (to_dp) {
@@ -107,16 +120,8 @@ sick_period(struct vm_object *obj)
     return obj->deadline_ns > 1000000000ull ? obj->deadline_ns : 1000000000ull;
 }
 
-/*
- * Release of a data_return: p->msg (to the pager, or to the default pager for
- * double paging) or p->dmsg (the copy of an overdue page sent to swap). When
- * the last one is back, the page's fate follows from who holds its data:
- * its pager (clean; an older swap copy is forgotten), only swap (clean, the
- * authoritative copy is in swap), or nobody (double-page it now, or kill the
- * object if swap failed too).
- */
 /* What becomes of a page whose data_return (to_dp: to the default pager) was
- * released with status st. Decides only; page_return_released acts. */
+ * was answered with status st. Decides only; page_settle acts. */
 enum return_fate {
     RET_ORPHAN,      /* a newer copy replaced it: only the frame is left */
     RET_DROP,        /* the object is dead */
@@ -153,19 +158,13 @@ return_fate(const struct vm_object *obj, const struct vm_page *p, int to_dp, int
     return RET_RETRY;
 }
 
+/* Records the answer (0 or -errno) to p->msg, or to p->dmsg (the overdue copy
+ * to swap). Lock held. */
 static void
-page_return_released(struct emm_msg *msg, int status)
+page_answer(struct vm_object *obj, struct vm_page *p, int dmsg, int status)
 {
-    struct vm_page *p = msg->release_ctx;
-    struct vm_object *obj = p->object;
-    struct vm_kernel *k = obj->kernel;
-    struct vm_batch b = VM_BATCH_INIT(b);
-    uint64_t now = emm_mono_ns();
-
-    pthread_mutex_lock(&obj->lock);
-    if (msg == &p->dmsg || msg->aux != 0)
-        obj->dp_returns--;
-    if (msg == &p->dmsg) {
+    if (dmsg) {
+        p->flags &= (uint16_t)~VM_PG_WAIT_DMSG;
         if (status == 0) {
             p->flags |= VM_PG_DOUBLED;
             note_double_paged(obj);
@@ -175,22 +174,44 @@ page_return_released(struct emm_msg *msg, int status)
                      strerror(-status));
         }
     } else {
+        p->flags &= (uint16_t)~VM_PG_WAIT_MSG;
         p->ret_status = (int16_t)status;
-        if (status < 0 && msg->aux == 0)
+        if (status < 0 && !(p->flags & VM_PG_TO_DP))
             atomic_fetch_add(&obj->pstats->msg_return_errors, 1); /* its pager refused it */
-        if (msg->aux == 0)
+        if (!(p->flags & VM_PG_TO_DP))
             obj->pager_gen++; /* what it stores may have changed: hole hints are stale */
     }
-    if (--p->loans > 0) { /* the other message still holds the frame */
-        pthread_mutex_unlock(&obj->lock);
-        vm_object_unref(obj);
-        return;
-    }
-    int to_dp = p->msg.aux != 0;
+}
+
+/* Every loan of the frame is back and every answer is in (an orphan's fate
+ * does not depend on the answers: it is only a frame now). */
+static int
+page_settled(const struct vm_page *p)
+{
+    return p->loans == 0 &&
+           ((p->flags & VM_PG_ORPHAN) || !(p->flags & (VM_PG_WAIT_MSG | VM_PG_WAIT_DMSG)));
+}
+
+/*
+ * The page's data_returns are over: p->msg (to the pager, or to the default
+ * pager for double paging) and p->dmsg (the copy of an overdue page sent to
+ * swap) are answered and their frames back. The page's fate follows from who
+ * holds its data: its pager (clean; an older swap copy is forgotten), only
+ * swap (clean, the authoritative copy is in swap), or nobody (double-page it
+ * now, or kill the object if swap failed too). Lock held; b is flushed by the
+ * caller after unlocking.
+ */
+static void
+page_settle(struct vm_object *obj, struct vm_page *p, struct vm_batch *b)
+{
+    struct vm_kernel *k = obj->kernel;
+    uint64_t now = emm_mono_ns();
+    int to_dp = (p->flags & VM_PG_TO_DP) != 0;
     int st = p->ret_status;
     int doubled = (p->flags & VM_PG_DOUBLED) != 0;
     enum return_fate fate = return_fate(obj, p, to_dp, st);
 
+    p->flags &= (uint16_t)~(VM_PG_WAIT_MSG | VM_PG_WAIT_DMSG);
     if (!(p->flags & VM_PG_OVERDUE))
         atomic_fetch_sub(&k->laundry, 1);
     else
@@ -203,7 +224,7 @@ page_return_released(struct emm_msg *msg, int status)
             vm_obj_remove_page(obj, p);
         else
             p->flags |= VM_PG_EVICT; /* vm_io_unwire frees it */
-        goto out;
+        return;
     }
     p->state = VM_PAGE_PRESENT;
     obj->nlaundry--;
@@ -220,7 +241,7 @@ page_return_released(struct emm_msg *msg, int status)
         break;
     case RET_PAGER_TOOK:
         if ((p->flags & VM_PG_INSWAP) || doubled) {
-            if (dp_forget(obj, p->index, &b) < 0) {
+            if (dp_forget(obj, p->index, b) < 0) {
                 p->flags |= VM_PG_INSWAP | VM_PG_REDIRTY; /* try again later */
             } else if (p->flags & VM_PG_INSWAP) {
                 atomic_fetch_add(&k->stats.replayed, 1);
@@ -251,13 +272,9 @@ page_return_released(struct emm_msg *msg, int status)
         atomic_store(&obj->pstats->sick_until_ns, now + sick_period(obj));
         atomic_fetch_add(&k->laundry, 1);
         vm_pool_dequeue(&k->pool, p); /* off the laundry list: no deadline for swap */
-        page_send_return(obj, p, 1, &b);
+        page_send_return(obj, p, 1, b);
         p->state = VM_PAGE_LAUNDRY;
         obj->nlaundry++;
-        vm_batch_post(obj, &b);
-        pthread_mutex_unlock(&obj->lock);
-        vm_batch_flush(obj, &b);
-        vm_object_unref(obj);
         return;
     case RET_UNLUCKY:
         /* The pageout daemon needs the frame, the pager refuses the page for
@@ -270,8 +287,8 @@ page_return_released(struct emm_msg *msg, int status)
         atomic_store(&obj->pstats->last_failure_ns, now);
         /* fall through */
     case RET_KILL:
-        obj_kill(obj, p->index, -st, &b); /* p is dropped with the rest */
-        goto out;
+        obj_kill(obj, p->index, -st, b); /* p is dropped with the rest */
+        return;
     case RET_RETRY:
         atomic_fetch_add(&k->stats.return_errors, 1);
         obj->return_failures++; /* fails the fsyncs that were waiting for it */
@@ -288,15 +305,75 @@ page_return_released(struct emm_msg *msg, int status)
         p->flags &= ~VM_PG_EVICT;
         vm_pool_enqueue(&k->pool, p);
     }
-out:
-    vm_obj_run_waiters(obj, &b);
-    vm_batch_post(obj, &b);
-    pthread_mutex_unlock(&obj->lock);
-    vm_batch_flush(obj, &b);
+}
+
+/* Pages settled: waiters may go on, frames may be free. Lock held. */
+static void
+settled_wake(struct vm_object *obj, struct vm_batch *b)
+{
+    struct vm_kernel *k = obj->kernel;
+    vm_obj_run_waiters(obj, b);
     pthread_mutex_lock(&k->pool.lock);
     pthread_cond_broadcast(&k->pool.wake);
     pthread_mutex_unlock(&k->pool.lock);
+}
+
+/* Release of p->msg or p->dmsg: the frame's loan ends. A status other than 0
+ * on a message not answered yet is its answer (it was never delivered, or the
+ * local pager gave up without one). */
+static void
+page_return_released(struct emm_msg *msg, int status)
+{
+    struct vm_page *p = msg->release_ctx;
+    struct vm_object *obj = p->object;
+    struct vm_batch b = VM_BATCH_INIT(b);
+
+    pthread_mutex_lock(&obj->lock);
+    int dmsg = msg == &p->dmsg;
+    if (dmsg || (p->flags & VM_PG_TO_DP)) /* p->msg went to swap */
+        obj->dp_returns--;
+    if (status != 0 && (p->flags & (dmsg ? VM_PG_WAIT_DMSG : VM_PG_WAIT_MSG)))
+        page_answer(obj, p, dmsg, status);
+    assert(p->loans > 0);
+    p->loans--;
+    int settled = page_settled(p);
+    if (settled) {
+        page_settle(obj, p, &b);
+        settled_wake(obj, &b);
+    }
+    vm_batch_post(obj, &b);
+    pthread_mutex_unlock(&obj->lock);
+    vm_batch_flush(obj, &b);
     vm_object_unref(obj);
+}
+
+unsigned
+vm_obj_return_completed(struct vm_object *obj, const struct emm_msg *msg, int from_dp,
+                        struct vm_batch *b)
+{
+    uint64_t first = msg->offset / VM_PS, n = msg->length / VM_PS;
+    int status = -msg->arg; /* a positive errno in the message */
+    unsigned matched = 0, settled = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        struct vm_page *p = vm_obj_page_lookup(obj, first + i);
+        if (p == NULL || p->state != VM_PAGE_LAUNDRY)
+            continue; /* an orphan's answer (it is only a frame now), or stale */
+        int to_dp = (p->flags & VM_PG_TO_DP) != 0;
+        if ((p->flags & VM_PG_WAIT_MSG) && to_dp == from_dp && p->msg.seqno == msg->arg2)
+            page_answer(obj, p, 0, status);
+        else if (from_dp && (p->flags & VM_PG_WAIT_DMSG) && p->dmsg.seqno == msg->arg2)
+            page_answer(obj, p, 1, status);
+        else
+            continue;
+        matched++;
+        if (page_settled(p)) {
+            page_settle(obj, p, b);
+            settled++;
+        }
+    }
+    if (settled > 0)
+        settled_wake(obj, b);
+    return matched;
 }
 
 void
@@ -331,7 +408,7 @@ vm_obj_overdue(struct vm_object *obj, struct vm_page *p, uint64_t now, struct vm
 {
     struct vm_kernel *k = obj->kernel;
     vm_pool_dequeue(&k->pool, p);
-    if (p->state != VM_PAGE_LAUNDRY || (p->flags & VM_PG_OVERDUE) || p->msg.aux != 0)
+    if (p->state != VM_PAGE_LAUNDRY || (p->flags & (VM_PG_OVERDUE | VM_PG_TO_DP)))
         return;
     /* An orphan (punched or truncated away while in laundry) has no data worth
      * a copy in swap, but the pager sits on its return all the same: it makes
@@ -361,7 +438,9 @@ vm_obj_overdue(struct vm_object *obj, struct vm_page *p, uint64_t now, struct vm
         d->flags = MO_F_DIRTY;
         d->release = page_return_released;
         d->release_ctx = p;
-        d->control = emm_port_ref(obj->control);
+        d->control = emm_port_make_send(obj->control);
+        d->reply = emm_port_make_send(obj->dp_reply); /* the answer comes there */
+        p->flags |= VM_PG_WAIT_DMSG;
         p->loans++;
         vm_object_ref(obj);
         obj->dp_returns++;

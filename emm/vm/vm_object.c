@@ -58,6 +58,8 @@ vm_object_unref(struct vm_object *obj)
         emm_port_destroy(obj->control);
     if (obj->name != NULL)
         emm_port_destroy(obj->name);
+    if (obj->dp_reply != NULL)
+        emm_port_destroy(obj->dp_reply);
     if (obj->pager != NULL)
         emm_port_unref(obj->pager);
     if (obj->dp != NULL) {

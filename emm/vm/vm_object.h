@@ -48,6 +48,7 @@ struct vm_stats {
         frame_waits, read_ops, write_ops, read_waits, double_paged, overdue, replayed,
         swap_faults, objects_killed, cow_overdue,
         holes_filled, /* pages a suspect pager lacks, zero-filled without asking it */
+        bad_messages,   /* pager messages refused by the kernel's checks (vm_msgcheck.c) */
         queries,        /* data_query sent to pagers (SEEK_DATA/SEEK_HOLE) */
         queries_expired; /* given up: the pager was suspect or did not answer in time */
 };
@@ -108,6 +109,7 @@ struct vm_object_args {
     uint64_t dp_key;        /* its name at the default pager (vm_dp_key) */
     uint64_t deadline_ms;   /* pager.deadline: 0 = never overdue */
     struct vm_pager_stats *pstats; /* the filesystem's counters, or NULL */
+    const char *pager_name; /* its filesystem's name, for log lines (outlives it), or NULL */
 };
 
 /* Creates the object and sends memory_object_init to its pager (the default

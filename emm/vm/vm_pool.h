@@ -44,6 +44,10 @@ enum vm_page_state {
 #define VM_PG_REPLAY     (1u << 11) /* paged in from swap to go back to its pager */
 #define VM_PG_ABANDONED  (1u << 12) /* filled as a hole while its data_request waits behind
                                         a suspect pager: pinned until the pager answers */
+#define VM_PG_TO_DP      (1u << 13) /* in laundry: its data_return (msg) went to the default
+                                        pager, not the object's pager */
+#define VM_PG_WAIT_MSG   (1u << 14) /* msg's data_return awaits its data_return_completed */
+#define VM_PG_WAIT_DMSG  (1u << 15) /* dmsg (the overdue copy) awaits its completion */
 
 enum vm_queue { VM_Q_NONE = 0, VM_Q_FREE, VM_Q_POLICY, VM_Q_LAUNDRY };
 
@@ -54,14 +58,15 @@ struct vm_page {
     uint8_t queue;     /* enum vm_queue (pool lock) */
     uint8_t loans;     /* data_returns in flight that point at the frame */
     uint16_t flags;    /* VM_PG_* */
-    int16_t ret_status; /* the pager's answer to the data_return (laundry) */
+    int16_t ret_status; /* the pager's answer to the data_return: 0 or -errno (laundry) */
     uint32_t lock_value; /* forbidden accesses (Mach page_lock) */
     uint32_t wire;     /* replies in flight that point at the frame */
     uint64_t laundry_ns; /* when the data_return was sent (pool lock) */
     struct vm_page *hnext; /* object's hash chain (object lock); free list when free (pool lock) */
     struct vm_pnode pn;    /* policy queue or laundry list (pool lock) */
     void *frame;
-    struct emm_msg msg;  /* preallocated data_return: pageout never allocates */
+    struct emm_msg msg;  /* preallocated data_return: pageout never allocates; its
+                            seqno matches the pager's data_return_completed */
     struct emm_msg dmsg; /* preallocated copy for the default pager (overdue) */
 };
 

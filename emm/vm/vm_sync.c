@@ -281,8 +281,8 @@ terminate_finish(struct vm_object *obj, int discard)
     }
     struct emm_msg *t = emm_msg_new(MO_TERMINATE, 0, 0);
     if (t != NULL) {
-        t->control = emm_port_ref(obj->control);
-        t->name = emm_port_ref(obj->name);
+        t->control = emm_port_make_send(obj->control);
+        t->name = emm_port_make_send(obj->name);
         vm_batch_msg(&b, t);
     }
     if (obj->dp != NULL && !obj->temporary) {

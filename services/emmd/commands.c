@@ -427,6 +427,7 @@ cmd_info(struct emmd *d, int argc, char **argv, FILE *out)
         kv_u64(k, LD(s->pages_supplied), "pages_supplied");
         kv_u64(k, LD(s->data_unavailable), "data_unavailable");
         kv_u64(k, LD(s->data_errors), "data_errors");
+        kv_u64(k, LD(s->bad_messages), "bad_messages");
         kv_u64(k, LD(s->data_unlocks), "data_unlocks");
         kv_u64(k, LD(s->data_returns), "data_returns");
         kv_u64(k, LD(s->return_errors), "return_errors");

@@ -487,6 +487,7 @@ emmd_node_vm(struct emmd_fs *fs, struct emmd_node *n, struct vm_object **out)
             .dp_key = vm_dp_key(fs->dp_tag, n->rec.id, fs->cfg->temporary),
             .deadline_ms = fs->cfg->pager_deadline_ms,
             .pstats = &fs->pstats,
+            .pager_name = fs->cfg->name,
         };
         int rc = fs->pager != NULL ? pgr_std_object_port(fs->pager, n->rec.id, &a.pager) : 0;
         if (rc == 0)

@@ -61,7 +61,7 @@ struct kobj {
     void *h;
     struct krec recs[MAXREC];
     int n;
-    int syncs, sync_arg; /* synchronize_completed: how many, the last result */
+    int syncs, sync_arg; /* synchronize_completed: how many, the last errno (>= 0) */
 };
 
 struct fix {
@@ -163,7 +163,7 @@ area_used(struct fix *f, size_t i)
 static void
 control_handler(struct emm_port *port, struct emm_msg *msg)
 {
-    struct kobj *ko = port->context;
+    struct kobj *ko = emm_port_context(port);
     struct fix *f = ko->f;
 
     pthread_mutex_lock(&f->lock);
@@ -220,7 +220,7 @@ ksend(struct kobj *ko, uint32_t id, uint64_t off, uint64_t len)
 {
     struct emm_msg *m = emm_msg_new(id, off, len);
     assert_non_null(m);
-    m->control = emm_port_ref(ko->ctl);
+    m->control = emm_port_make_send(ko->ctl);
     assert_int_equal(emm_port_send(ko->mo, m), 0);
 }
 
@@ -287,7 +287,8 @@ ret_release(struct emm_msg *msg, int status)
 }
 
 /* data_return of pages [first, first+n) as one chain, filled with tag; waits
- * for the release and returns its status. */
+ * for the release and returns the answer: the data_return_completed's errno,
+ * negated (the release status must agree). */
 static int
 kreturn(struct kobj *ko, uint64_t first, unsigned n, unsigned tag)
 {
@@ -310,7 +311,10 @@ kreturn(struct kobj *ko, uint64_t first, unsigned n, unsigned tag)
     }
     head->release = ret_release;
     head->release_ctx = &r;
-    head->control = emm_port_ref(ko->ctl);
+    head->control = emm_port_make_send(ko->ctl);
+    pthread_mutex_lock(&f->lock);
+    int before = ko->n;
+    pthread_mutex_unlock(&f->lock);
     assert_int_equal(emm_port_send(ko->mo, head), 0);
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += 5;
@@ -321,7 +325,21 @@ kreturn(struct kobj *ko, uint64_t first, unsigned n, unsigned tag)
     if (rc != 0)
         fail_msg("data_return not released");
     free(buf);
-    return r.status;
+    /* The answer came to the control port before the release. */
+    pthread_mutex_lock(&f->lock);
+    int found = -1;
+    for (int i = ko->n - 1; i >= before && found < 0; i--)
+        if (ko->recs[i].id == MO_DATA_RETURN_COMPLETED)
+            found = i;
+    pthread_mutex_unlock(&f->lock);
+    if (found < 0)
+        fail_msg("data_return not answered");
+    const struct krec *c = &ko->recs[found];
+    assert_int_equal(c->off, first * PS);
+    assert_int_equal(c->len, (uint64_t)n * PS);
+    assert_true(c->arg >= 0);
+    assert_int_equal(-c->arg, r.status);
+    return -c->arg;
 }
 
 /* data_request for [first, first+n); the replies are in ko->recs after it. */
@@ -494,7 +512,7 @@ kquery(struct kobj *ko, uint64_t from, uint64_t span, int32_t tag, uint64_t want
     kreset(ko);
     struct emm_msg *m = emm_msg_new(MO_DATA_QUERY, from * PS, span == UINT64_MAX ? span : span * PS);
     m->arg = tag;
-    m->control = emm_port_ref(ko->ctl);
+    m->control = emm_port_make_send(ko->ctl);
     assert_int_equal(emm_port_send(ko->mo, m), 0);
     kbarrier(ko);
     assert_int_equal(ko->n, 2);
@@ -532,7 +550,7 @@ test_data_query(void **state)
     struct emm_msg *m = emm_msg_new(MO_DATA_QUERY, 0, UINT64_MAX);
     m->arg = 8;
     m->flags = MO_F_QUERY_COUNT;
-    m->control = emm_port_ref(ko.ctl);
+    m->control = emm_port_make_send(ko.ctl);
     assert_int_equal(emm_port_send(ko.mo, m), 0);
     kbarrier(&ko);
     assert_int_equal(ko.recs[0].id, MO_QUERY_REPLY);
@@ -591,7 +609,7 @@ test_swap_full(void **state)
     assert_int_equal(stats(f).full_errors, 2);
     assert_int_equal(stats(f).write_errors, 2);
     assert_int_equal(pages(&a), 6);
-    assert_int_equal(kbarrier(&a), -ENOSPC); /* the next synchronize reports it */
+    assert_int_equal(kbarrier(&a), ENOSPC); /* the next synchronize reports it */
     assert_int_equal(kbarrier(&a), 0);
 
     /* the other key still reads, and writes once a slot is free */

@@ -9,6 +9,7 @@
  * Each test builds its own backend in its own mkdtemp directory.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -33,6 +34,7 @@ struct krec {
     uint64_t off, len;
     uint32_t flags, access;
     int32_t arg;
+    uint64_t arg2;
     uint8_t *data; /* copy of supplied data */
 };
 
@@ -64,7 +66,7 @@ rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 static void
 control_handler(struct emm_port *port, struct emm_msg *msg)
 {
-    struct fix *f = port->context;
+    struct fix *f = emm_port_context(port);
     pthread_mutex_lock(&f->lock);
     if (f->n < 256) {
         struct krec *r = &f->recs[f->n++];
@@ -74,18 +76,19 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
         r->flags = msg->flags;
         r->access = msg->access;
         r->arg = msg->arg;
+        r->arg2 = msg->arg2;
         r->data = NULL;
         if (msg->id == MO_DATA_SUPPLY && msg->data != NULL) {
             r->data = malloc(msg->length);
             memcpy(r->data, msg->data, msg->length);
         }
     }
-    int answer = f->answer_locks && msg->id == MO_LOCK_REQUEST && msg->reply != NULL;
+    int answer = f->answer_locks && msg->id == MO_LOCK_REQUEST && msg->reply != EMM_PORT_NULL;
     pthread_mutex_unlock(&f->lock);
     if (answer) {
         struct emm_msg *r = emm_msg_new(MO_LOCK_COMPLETED, msg->offset, msg->length);
-        r->control = emm_port_ref(port);
-        if (emm_port_send_once(&msg->reply, r) < 0)
+        r->control = emm_port_make_send(port);
+        if (emm_port_send_reply(&msg->reply, r) < 0)
             emm_msg_release(r, -EPIPE);
     }
     emm_msg_release(msg, 0);
@@ -118,7 +121,7 @@ fix_new(const char *spec, int with_error_keys)
     f->args.keys = f->kv;
     if (with_error_keys) {
         fix_key(f, "error.rate", "1");
-        fix_key(f, "error.ops", "read,write");
+        fix_key(f, "error.ops", with_error_keys == 2 ? "sync" : "read,write");
         fix_key(f, "error.file", f->trigger); /* errors only while it exists */
     }
     f->args.spec = spec;
@@ -133,6 +136,14 @@ fix_new(const char *spec, int with_error_keys)
     assert_int_equal(emm_port_create("name", NULL, f, NULL, &f->name), 0);
     kinit(f);
     return f;
+}
+
+/* Only the store's sync fails (while the trigger file exists). */
+static int
+setup_sync_error(void **state)
+{
+    *state = fix_new("error:memory", 2);
+    return 0;
 }
 
 static int
@@ -152,8 +163,8 @@ setup_error(void **state)
 static void
 ksend_full(struct fix *f, struct emm_msg *m)
 {
-    if (m->control == NULL)
-        m->control = emm_port_ref(f->control);
+    if (m->control == EMM_PORT_NULL)
+        m->control = emm_port_make_send(f->control);
     assert_int_equal(emm_port_send(f->mo, m), 0);
 }
 
@@ -169,8 +180,8 @@ static void
 kterminate(struct fix *f)
 {
     struct emm_msg *m = emm_msg_new(MO_TERMINATE, 0, 0);
-    m->control = emm_port_ref(f->control);
-    m->name = emm_port_ref(f->name);
+    m->control = emm_port_make_send(f->control);
+    m->name = emm_port_make_send(f->name);
     assert_int_equal(emm_port_send(f->mo, m), 0);
     f->terminated = 1;
 }
@@ -198,8 +209,8 @@ static void
 kinit(struct fix *f)
 {
     struct emm_msg *m = emm_msg_new(MO_INIT, 0, 0);
-    m->control = emm_port_ref(f->control);
-    m->name = emm_port_ref(f->name);
+    m->control = emm_port_make_send(f->control);
+    m->name = emm_port_make_send(f->name);
     m->arg = (int32_t)PS;
     assert_int_equal(emm_port_send(f->mo, m), 0);
 }
@@ -215,6 +226,7 @@ page_fill(uint8_t *p, uint64_t idx, uint8_t gen)
 struct ret_state {
     int released;
     int status;
+    uint64_t seqno; /* the head's (chained messages are not stamped) */
 };
 
 static void
@@ -223,6 +235,8 @@ ret_release(struct emm_msg *msg, int status)
     struct ret_state *rs = msg->release_ctx;
     rs->released++;
     rs->status = status;
+    if (msg->seqno != 0)
+        rs->seqno = msg->seqno;
     free(msg->data);
     free(msg);
 }
@@ -230,7 +244,7 @@ ret_release(struct emm_msg *msg, int status)
 static int
 kreturn_flags(struct fix *f, uint64_t first, uint64_t n, uint8_t gen, uint32_t flags)
 {
-    struct ret_state rs = {0, 99};
+    struct ret_state rs = {0, 99, 0};
     struct emm_msg *m = emm_msg_new(MO_DATA_RETURN, first * PS, n * PS);
     m->data = malloc(n * PS);
     for (uint64_t i = 0; i < n; i++)
@@ -238,9 +252,19 @@ kreturn_flags(struct fix *f, uint64_t first, uint64_t n, uint8_t gen, uint32_t f
     m->flags = flags;
     m->release = ret_release;
     m->release_ctx = &rs;
+    int before = f->n;
     ksend_full(f, m);
     assert_int_equal(rs.released, 1); /* inline: done when the send returns */
-    return rs.status;
+    /* The answer is a message to the control port: the run, the errno, and
+     * the seqno of the data_return it answers. */
+    assert_int_equal(f->n, before + 1);
+    const struct krec *c = &f->recs[f->n - 1];
+    assert_int_equal(c->id, MO_DATA_RETURN_COMPLETED);
+    assert_int_equal(c->off, first * PS);
+    assert_int_equal(c->len, n * PS);
+    assert_int_equal(c->arg2, rs.seqno);
+    assert_true(c->arg >= 0);
+    return -c->arg;
 }
 
 /* A pageout's data_return (the frame goes back to the free list). */
@@ -353,7 +377,7 @@ test_data_return_stores(void **state)
         page_fill(page, (uint64_t)i, 5);
         assert_memory_equal(buf + i * PS, page, PS);
     }
-    assert_int_equal(f->n, 1); /* no reply to a data_return */
+    assert_int_equal(f->n, 2); /* ready, then the data_return's completion */
     /* Returned then requested: the request sees the returned data (order). */
     assert_int_equal(kreturn(f, 2, 1, 6), 0);
     ksend(f, MO_DATA_REQUEST, 2 * PS, PS);
@@ -376,10 +400,16 @@ test_clustered_return(void **state)
     struct fix *f = *state;
     assert_true(f->recs[0].flags & MO_F_CLUSTER_OK); /* the pager said it takes clusters */
     /* 300 pages: more than one 1 MiB backend write. */
-    struct ret_state rs = {0, 99};
+    struct ret_state rs = {0, 99, 0};
     kreturn_cluster(f, 10, 300, 9, &rs);
     assert_int_equal(rs.released, 300); /* every page released, with the same status */
     assert_int_equal(rs.status, 0);
+    /* One answer for the whole run, naming the head's seqno. */
+    assert_int_equal(f->recs[f->n - 1].id, MO_DATA_RETURN_COMPLETED);
+    assert_int_equal(f->recs[f->n - 1].off, 10 * PS);
+    assert_int_equal(f->recs[f->n - 1].len, 300 * PS);
+    assert_int_equal(f->recs[f->n - 1].arg, 0);
+    assert_int_equal(f->recs[f->n - 1].arg2, rs.seqno);
     uint8_t *buf = malloc(300 * PS), present[256], page[PS];
     for (uint64_t base = 10; base < 310; base += 150) {
         assert_int_equal(emm_backend_read(f->b, OBJ, base, 150, buf, present), 0);
@@ -461,10 +491,10 @@ static void
 test_terminate_drops_control(void **state)
 {
     struct fix *f = *state;
-    assert_int_equal(atomic_load(&f->control->refs), 2); /* ours + the pager's */
+    assert_int_equal(emm_port_refs(f->control), 2); /* ours + the pager's */
     kterminate(f);
-    assert_int_equal(atomic_load(&f->control->refs), 1);
-    assert_int_equal(atomic_load(&f->name->refs), 1);
+    assert_int_equal(emm_port_refs(f->control), 1);
+    assert_int_equal(emm_port_refs(f->name), 1);
     /* A new init (remap) gets ready again on the same memory object port. */
     kinit(f);
     assert_int_equal(f->recs[f->n - 1].id, MO_READY);
@@ -505,6 +535,23 @@ test_write_error_then_sync(void **state)
     uint8_t page[PS];
     page_fill(page, 4, 9);
     assert_memory_equal(f->recs[f->n - 1].data, page, PS);
+}
+
+/* synchronize_completed carries the store's sync failure as a positive errno,
+ * like data_error (one errno convention in the protocol). */
+static void
+test_sync_error_positive(void **state)
+{
+    struct fix *f = *state;
+    FILE *t = fopen(f->trigger, "w");
+    assert_non_null(t);
+    fclose(t);
+    ksend(f, MO_SYNCHRONIZE, 0, 8 * PS);
+    assert_int_equal(f->recs[f->n - 1].id, MO_SYNCHRONIZE_COMPLETED);
+    assert_int_equal(f->recs[f->n - 1].arg, EIO);
+    assert_int_equal(unlink(f->trigger), 0);
+    ksend(f, MO_SYNCHRONIZE, 0, 8 * PS);
+    assert_int_equal(f->recs[f->n - 1].arg, 0);
 }
 
 /* Sends data_query(from, span, tag) and returns its reply (inline: arrived). */
@@ -579,6 +626,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_init_ready, setup_error, teardown),
         cmocka_unit_test_setup_teardown(test_request_stored_and_mixed, setup_error, teardown),
         cmocka_unit_test_setup_teardown(test_write_error_then_sync, setup_error, teardown),
+        cmocka_unit_test_setup_teardown(test_sync_error_positive, setup_sync_error, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,6 +6,7 @@
  * Each test owns its ports and sets; handlers record into a per-test struct.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -77,7 +78,7 @@ mk(int32_t arg, struct rec *r)
 static void
 rec_handler(struct emm_port *port, struct emm_msg *msg)
 {
-    struct rec *r = port->context;
+    struct rec *r = emm_port_context(port);
     int d = atomic_fetch_add(&r->depth, 1) + 1;
     if (d > atomic_load(&r->max_depth))
         atomic_store(&r->max_depth, d);
@@ -123,7 +124,7 @@ static _Thread_local int in_sender;
 static void
 where_handler(struct emm_port *port, struct emm_msg *msg)
 {
-    struct rec *r = port->context;
+    struct rec *r = emm_port_context(port);
     pthread_mutex_lock(&r->lock);
     if (r->n < MAXREC) {
         r->args[r->n] = msg->arg;
@@ -146,7 +147,7 @@ test_set_handoff(void **state)
     rec_init(&r);
     assert_int_equal(emm_portset_create("t", 1, 0, &set), 0);
     assert_int_equal(emm_port_create("p", where_handler, &r, set, &port), 0);
-    port->may_inline = small_arg;
+    emm_port_set_may_inline(port, small_arg);
     in_sender = 1;
     assert_int_equal(emm_port_send(port, mk(1, NULL)), 0);
     assert_int_equal(rec_count(&r), 1); /* done when send returned */
@@ -178,7 +179,7 @@ test_inline_order_seqno(void **state)
     rec_init(&r);
     struct emm_port *p;
     assert_int_equal(emm_port_create("t", rec_handler, &r, NULL, &p), 0);
-    assert_int_equal(atomic_load(&p->refs), 1);
+    assert_int_equal(emm_port_refs(p), 1);
     for (int i = 0; i < 100; i++)
         assert_int_equal(emm_port_send(p, mk(i + 10, &r)), 0);
     assert_int_equal(r.n, 100);
@@ -190,8 +191,8 @@ test_inline_order_seqno(void **state)
     for (int i = 0; i < 100; i++)
         assert_int_equal(r.statuses[i], 0);
     assert_int_equal(r.max_depth, 1);
-    assert_int_equal(atomic_load(&p->refs), 1); /* the drainer's reference is gone */
-    assert_int_equal(p->draining, 0);
+    assert_int_equal(emm_port_refs(p), 1); /* the drainer's reference is gone */
+    assert_false(emm_port_busy(p));
     emm_port_destroy(p);
     rec_fini(&r);
 }
@@ -213,7 +214,7 @@ test_inline_send_from_handler_is_queued(void **state)
     assert_int_equal(r.seqnos[1], 2);
     assert_int_equal(r.max_depth, 1); /* not run recursively */
     assert_int_equal(r.overlap, 0);
-    assert_int_equal(atomic_load(&p->refs), 1);
+    assert_int_equal(emm_port_refs(p), 1);
     emm_port_destroy(p);
     rec_fini(&r);
 }
@@ -233,19 +234,19 @@ test_dead_port_epipe(void **state)
     for (int i = 0; i < 3; i++)
         assert_int_equal(emm_port_send(p, mk(i, &r)), 0);
     assert_int_equal(r.n, 0);
-    assert_int_equal(atomic_load(&p->refs), 3); /* receive, ours, the ready list's */
+    assert_int_equal(emm_port_refs(p), 3); /* receive, ours, the ready list's */
     emm_port_destroy(p);
     assert_int_equal(atomic_load(&r.released), 3);
     for (int i = 0; i < 3; i++)
         assert_int_equal(r.statuses[i], -EPIPE);
-    assert_int_equal(atomic_load(&p->refs), 2);
+    assert_int_equal(emm_port_refs(p), 2);
     struct emm_msg *m = mk(9, &r);
     assert_int_equal(emm_port_send(p, m), -EPIPE);
     assert_int_equal(atomic_load(&r.released), 3); /* the caller still owns it */
     emm_msg_release(m, -EPIPE);
     assert_int_equal(atomic_load(&r.released), 4);
     emm_portset_destroy(set); /* drops the ready list's reference */
-    assert_int_equal(atomic_load(&p->refs), 1);
+    assert_int_equal(emm_port_refs(p), 1);
     assert_int_equal(r.n, 0);
     emm_port_unref(p); /* frees it (Asan: no leak) */
     rec_fini(&r);
@@ -261,17 +262,17 @@ test_dead_inline_port(void **state)
     assert_int_equal(emm_port_create("t", rec_handler, &r, NULL, &p), 0);
     emm_port_ref(p);
     emm_port_destroy(p);
-    assert_int_equal(atomic_load(&p->refs), 1);
+    assert_int_equal(emm_port_refs(p), 1);
     struct emm_msg *m = mk(1, &r);
     assert_int_equal(emm_port_send(p, m), -EPIPE);
     emm_msg_release(m, 0);
     /* A send-once right to a dead port is consumed too. */
     struct emm_port *once = emm_port_ref(p);
-    assert_int_equal(atomic_load(&p->refs), 2);
+    assert_int_equal(emm_port_refs(p), 2);
     m = mk(2, &r);
     assert_int_equal(emm_port_send_once(&once, m), -EPIPE);
     assert_null(once);
-    assert_int_equal(atomic_load(&p->refs), 1);
+    assert_int_equal(emm_port_refs(p), 1);
     emm_msg_release(m, 0);
     assert_int_equal(r.n, 0);
     emm_port_unref(p);
@@ -287,19 +288,19 @@ test_send_once_consumes(void **state)
     struct emm_port *p;
     assert_int_equal(emm_port_create("t", rec_handler, &r, NULL, &p), 0);
     struct emm_port *once = emm_port_ref(p);
-    assert_int_equal(atomic_load(&p->refs), 2);
+    assert_int_equal(emm_port_refs(p), 2);
     assert_int_equal(emm_port_send_once(&once, mk(5, &r)), 0);
     assert_null(once);
-    assert_int_equal(atomic_load(&p->refs), 1);
+    assert_int_equal(emm_port_refs(p), 1);
     assert_int_equal(r.n, 1);
     assert_int_equal(r.args[0], 5);
     /* A message carrying rights drops them when released. */
     struct emm_msg *m = mk(6, &r);
-    m->reply = emm_port_ref(p);
-    m->control = emm_port_ref(p);
-    assert_int_equal(atomic_load(&p->refs), 3);
+    m->reply = emm_port_make_send(p);
+    m->control = emm_port_make_send(p);
+    assert_int_equal(emm_port_refs(p), 3);
     assert_int_equal(emm_port_send(p, m), 0);
-    assert_int_equal(atomic_load(&p->refs), 1);
+    assert_int_equal(emm_port_refs(p), 1);
     emm_port_destroy(p);
     rec_fini(&r);
 }
@@ -326,8 +327,8 @@ test_hold_resume_inline(void **state)
         assert_int_equal(r.args[i], i);
         assert_int_equal(r.seqnos[i], (uint64_t)i + 1);
     }
-    assert_int_equal(p->draining, 0);
-    assert_int_equal(atomic_load(&p->refs), 1);
+    assert_false(emm_port_busy(p));
+    assert_int_equal(emm_port_refs(p), 1);
     /* The port works normally afterwards. */
     assert_int_equal(emm_port_send(p, mk(7, &r)), 0);
     assert_int_equal(r.n, 7);
@@ -366,7 +367,7 @@ test_hold_resume_set(void **state)
         assert_int_equal(r.args[i], i);
     assert_int_equal(r.overlap, 0);
     emm_portset_destroy(set);
-    assert_int_equal(atomic_load(&p->refs), 1);
+    assert_int_equal(emm_port_refs(p), 1);
     emm_port_destroy(p);
     rec_fini(&r);
 }
@@ -394,7 +395,7 @@ early_resume_main(void *arg)
 static void
 early_handler(struct emm_port *port, struct emm_msg *msg)
 {
-    struct rec *r = port->context;
+    struct rec *r = emm_port_context(port);
     if (atomic_fetch_add(&r->active, 1) != 0)
         r->overlap = 1;
     pthread_mutex_lock(&r->lock);
@@ -464,7 +465,7 @@ load_release(struct emm_msg *msg, int status)
 static void
 load_handler(struct emm_port *port, struct emm_msg *msg)
 {
-    struct lport *lp = port->context;
+    struct lport *lp = emm_port_context(port);
     if (atomic_fetch_add(&lp->active, 1) != 0)
         lp->overlap = 1;
     if (msg->seqno != lp->last_seqno + 1)
@@ -539,7 +540,7 @@ run_load(unsigned workers, unsigned spin_us)
     }
     emm_portset_destroy(set);
     for (int j = 0; j < NPORTS; j++) {
-        assert_int_equal(atomic_load(&ports[j].port->refs), 1);
+        assert_int_equal(emm_port_refs(ports[j].port), 1);
         emm_port_destroy(ports[j].port);
     }
 }
@@ -584,16 +585,58 @@ test_inline_load(void **state)
         assert_int_equal(ports[j].overlap, 0);
         assert_int_equal(ports[j].seq_bad, 0);
         assert_int_equal(ports[j].order_bad, 0);
-        assert_int_equal(atomic_load(&ports[j].port->refs), 1);
-        assert_int_equal(ports[j].port->draining, 0);
+        assert_int_equal(emm_port_refs(ports[j].port), 1);
+        assert_false(emm_port_busy(ports[j].port));
         emm_port_destroy(ports[j].port);
     }
+}
+
+/* Rights in a header are names: make_send gives a reference under the port's
+ * name, take moves it out, release drops what a message still carries, and a
+ * name outlives nothing (a freed port's name misses, a new port gets another). */
+static void
+test_names(void **state)
+{
+    (void)state;
+    struct emm_port *a, *b;
+    assert_int_equal(emm_port_create("a", NULL, NULL, NULL, &a), 0);
+    assert_int_equal(emm_port_create("b", NULL, NULL, NULL, &b), 0);
+    emm_port_name_t na = emm_port_name(a), nb = emm_port_name(b);
+    assert_true(na != EMM_PORT_NULL && nb != EMM_PORT_NULL && na != nb);
+
+    struct emm_msg *m = emm_msg_new(MO_DATA_REQUEST, 0, 0);
+    m->control = emm_port_make_send(a);
+    m->reply = emm_port_make_send(b);
+    assert_int_equal(m->control, na);
+    assert_int_equal(emm_port_refs(a), 2);
+    assert_ptr_equal(emm_port_peek(m->control), a); /* borrowed: no reference */
+    assert_int_equal(emm_port_refs(a), 2);
+    struct emm_port *t = emm_port_take(&m->control);
+    assert_ptr_equal(t, a);
+    assert_int_equal(m->control, EMM_PORT_NULL);
+    assert_int_equal(emm_port_refs(a), 2); /* the message's reference is now ours */
+    emm_port_unref(t);
+    emm_msg_release(m, 0); /* drops the reply right it still carries */
+    assert_int_equal(emm_port_refs(b), 1);
+    assert_int_equal(emm_port_refs(a), 1);
+
+    emm_port_destroy(a);
+    emm_port_name_t stale = na;
+    assert_null(emm_port_take(&stale)); /* logged: names no port */
+    struct emm_port *c;
+    assert_int_equal(emm_port_create("c", NULL, NULL, NULL, &c), 0);
+    assert_true(emm_port_name(c) != na); /* the slot is reused, the name is not */
+    stale = na;
+    assert_null(emm_port_peek(stale));
+    emm_port_destroy(c);
+    emm_port_destroy(b);
 }
 
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_names),
         cmocka_unit_test(test_set_handoff),
         cmocka_unit_test(test_inline_order_seqno),
         cmocka_unit_test(test_inline_send_from_handler_is_queued),

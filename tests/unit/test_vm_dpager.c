@@ -125,13 +125,14 @@ struct fdp_obj {
     struct store st;
     int attached, detached, terminated;
     unsigned returns, requests, discards, inits, queries;
+    struct emm_port *reply_seen; /* a reference to the last data_return's reply port */
 };
 
 struct fdp {
     pthread_mutex_t lock;
     struct fdp_obj objs[4];
     int nobjs;
-    int return_status; /* data_returns are released with it (-ENOSPC: swap full) */
+    int return_status; /* data_returns are answered with it (-ENOSPC: swap full) */
     int hold_returns;  /* a slow swap write: the port waits (emm_port_hold) */
     struct emm_msg *held;
     struct fdp_obj *held_obj;
@@ -140,7 +141,7 @@ struct fdp {
 static void
 fdp_handler(struct emm_port *port, struct emm_msg *msg)
 {
-    struct fdp_obj *o = port->context;
+    struct fdp_obj *o = emm_port_context(port);
     struct fdp *dp = o->dp;
     int temporary = (o->key & VM_DP_TEMPORARY) != 0;
     int status = 0;
@@ -148,7 +149,7 @@ fdp_handler(struct emm_port *port, struct emm_msg *msg)
     switch (msg->id) {
     case MO_INIT: {
         o->inits++;
-        o->control = emm_port_ref(msg->control);
+        o->control = emm_port_take(&msg->control);
         pthread_mutex_unlock(&dp->lock);
         struct emm_msg *r = emm_msg_new(MO_READY, 0, 0);
         r->arg = MO_COPY_TEMPORARY;
@@ -158,7 +159,7 @@ fdp_handler(struct emm_port *port, struct emm_msg *msg)
     }
     case MO_DATA_REQUEST: {
         o->requests++;
-        struct emm_port *control = emm_port_ref(msg->control);
+        struct emm_port *control = emm_port_take(&msg->control);
         pthread_mutex_unlock(&dp->lock);
         store_answer(&o->st, &dp->lock, control, msg->offset, msg->length,
                      temporary ? 0 : MO_F_NOT_HELD);
@@ -168,6 +169,11 @@ fdp_handler(struct emm_port *port, struct emm_msg *msg)
     }
     case MO_DATA_RETURN:
         o->returns++;
+        if (msg->reply != EMM_PORT_NULL) {
+            if (o->reply_seen != NULL)
+                emm_port_unref(o->reply_seen);
+            o->reply_seen = emm_port_ref(emm_port_peek(msg->reply));
+        }
         if (dp->hold_returns && dp->held == NULL) {
             /* Written later: later messages on this port wait, in order. */
             dp->held = msg;
@@ -206,6 +212,9 @@ fdp_handler(struct emm_port *port, struct emm_msg *msg)
         break;
     }
     pthread_mutex_unlock(&dp->lock);
+    if (msg->id == MO_DATA_RETURN) /* the answer (to the reply port the kernel gave) */
+        emm_msg_return_completed(msg, msg->control ? emm_port_peek(msg->control) : o->control,
+                                 status);
     emm_msg_release(msg, status);
 }
 
@@ -224,6 +233,7 @@ fdp_finish_held(struct fdp *dp)
                 store_put(&o->st, c->offset / PS + i, (char *)c->data + i * PS);
     pthread_mutex_unlock(&dp->lock);
     if (msg != NULL) {
+        emm_msg_return_completed(msg, msg->control ? emm_port_peek(msg->control) : o->control, 0);
         emm_msg_release(msg, 0);
         emm_port_resume(o->port);
     }
@@ -370,13 +380,13 @@ fop_answer_query(struct fop *fp, const struct emm_msg *q)
 static void
 fop_handler(struct emm_port *port, struct emm_msg *msg)
 {
-    struct fop *fp = port->context;
+    struct fop *fp = emm_port_context(port);
     int status = 0;
     pthread_mutex_lock(&fp->lock);
     switch (msg->id) {
     case MO_INIT: {
-        fp->control = emm_port_ref(msg->control);
-        fp->name = emm_port_ref(msg->name);
+        fp->control = emm_port_take(&msg->control);
+        fp->name = emm_port_take(&msg->name);
         pthread_mutex_unlock(&fp->lock);
         struct emm_msg *r = emm_msg_new(MO_READY, 0, 0);
         r->arg = MO_COPY_DELAY;
@@ -435,6 +445,8 @@ fop_handler(struct emm_port *port, struct emm_msg *msg)
         break;
     }
     pthread_mutex_unlock(&fp->lock);
+    if (msg->id == MO_DATA_RETURN) /* the answer, then the frame back */
+        emm_msg_return_completed(msg, fp->control, status);
     emm_msg_release(msg, status);
 }
 
@@ -453,8 +465,10 @@ fop_release_held(struct fop *fp, int status)
                 for (uint64_t j = 0; j < c->length / PS; j++)
                     store_put(&fp->st, c->offset / PS + j, (char *)c->data + j * PS);
     pthread_mutex_unlock(&fp->lock);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        emm_msg_return_completed(list[i], fp->control, status);
         emm_msg_release(list[i], status);
+    }
     return n;
 }
 
@@ -729,6 +743,8 @@ teardown(void **state)
     for (int i = 0; i < f->dp.nobjs; i++) {
         if (f->dp.objs[i].control != NULL)
             emm_port_unref(f->dp.objs[i].control);
+        if (f->dp.objs[i].reply_seen != NULL)
+            emm_port_unref(f->dp.objs[i].reply_seen);
         emm_port_destroy(f->dp.objs[i].port);
     }
     if (f->fp.control != NULL)
@@ -857,6 +873,43 @@ test_refused_return_double_pages(void **state)
     /* Paged in from swap, the page is dirty again: its pager still lacks it. */
     vm_object_info(f->obj, &info);
     assert_int_equal(info.dirty, 1);
+}
+
+/* The default pager answers a double-paging data_return on a reply port of
+ * the kernel's own, which takes only data_return_completed: anything else
+ * sent there is refused (counted, no effect), and an answer naming another
+ * data_return is not taken. */
+static void
+test_dp_reply_port_takes_only_completions(void **state)
+{
+    struct fx *f = *state;
+    struct fdp_obj *d = fx_dpo(f);
+    f->fp.returns_mode = OP_REFUSE;
+    write_page(f, 3, 0x33);
+    pager_flush(f, 3, 1);
+    WAIT_FOR(fdp_holds(&f->dp, d, 3));
+    atomic_store(&f->ps.sick_until_ns, UINT64_MAX);
+    assert_non_null(d->reply_seen); /* the return to swap carried a reply right */
+    WAIT_FOR(!is_resident(f, 3));
+    struct vm_stats *st = vm_kernel_stats(f->k);
+    uint64_t bad = stat_of(&st->bad_messages);
+    struct vm_object_info before, after;
+    vm_object_info(f->obj, &before);
+
+    uint8_t page[EMM_PAGE_SIZE];
+    memset(page, 0x99, sizeof(page));
+    send_or_drop(d->reply_seen, msg_with_data(MO_DATA_SUPPLY, 3 * PS, PS, page));
+    assert_int_equal(stat_of(&st->bad_messages), bad + 1);
+    struct emm_msg *m = emm_msg_new(MO_DATA_RETURN_COMPLETED, 3 * PS, PS);
+    m->arg = 0;
+    m->arg2 = 999999; /* no data_return of that seqno is out */
+    send_or_drop(d->reply_seen, m);
+    assert_int_equal(stat_of(&st->bad_messages), bad + 1);
+    vm_object_info(f->obj, &after);
+    assert_memory_equal(&before, &after, sizeof(before));
+    assert_int_equal(read_byte(f, 3), 0x33); /* from swap, as before */
+    emm_port_unref(d->reply_seen);
+    d->reply_seen = NULL;
 }
 
 /* Swap fails too (full): the page can be kept nowhere, the object dies (EIO),
@@ -1415,6 +1468,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_dp_reply_port_takes_only_completions, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_refused_return_double_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_swap_full_kills_object, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overdue_return_copied_to_swap, setup_deadline,

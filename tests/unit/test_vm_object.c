@@ -88,7 +88,7 @@ fp_send_full(struct fpager *fp, uint32_t id, uint64_t off, uint64_t len, int32_t
     m->arg = arg;
     m->access = access;
     m->flags = flags;
-    m->reply = reply;
+    m->reply = reply != NULL ? emm_port_name(reply) : EMM_PORT_NULL; /* the caller's right */
     if (data != NULL) {
         m->data = malloc(len);
         memcpy(m->data, data, len);
@@ -138,7 +138,7 @@ fp_answer(struct fpager *fp, uint64_t off, uint64_t len)
 static void
 fp_handler(struct emm_port *port, struct emm_msg *msg)
 {
-    struct fpager *fp = port->context;
+    struct fpager *fp = emm_port_context(port);
     int keep = 0, answer = 0, status;
     pthread_mutex_lock(&fp->lock);
     if (fp->n == fp->cap) {
@@ -156,8 +156,8 @@ fp_handler(struct emm_port *port, struct emm_msg *msg)
     r->on_reply = port == fp->reply;
     switch (msg->id) {
     case MO_INIT:
-        fp->control = emm_port_ref(msg->control);
-        fp->name = emm_port_ref(msg->name);
+        fp->control = emm_port_take(&msg->control);
+        fp->name = emm_port_take(&msg->name);
         break;
     case MO_DATA_RETURN:
         memcpy(&r->word0, msg->data, sizeof(r->word0));
@@ -197,8 +197,11 @@ fp_handler(struct emm_port *port, struct emm_msg *msg)
     pthread_mutex_unlock(&fp->lock);
     if (msg->id == MO_DATA_RETURN && fp->on_return != NULL)
         fp->on_return(fp, msg);
-    if (!keep)
+    if (!keep) {
+        if (msg->id == MO_DATA_RETURN) /* the answer, then the frame back */
+            emm_msg_return_completed(msg, fp->control, status);
         emm_msg_release(msg, status);
+    }
     if (answer)
         fp_answer(fp, off, len);
 }
@@ -213,8 +216,10 @@ fp_release_pending(struct fpager *fp, int status)
     memcpy(list, fp->pending, (size_t)n * sizeof(list[0]));
     fp->npending = 0;
     pthread_mutex_unlock(&fp->lock);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        emm_msg_return_completed(list[i], fp->control, status);
         emm_msg_release(list[i], status);
+    }
     return n;
 }
 
@@ -796,7 +801,7 @@ test_sync(void **state)
     assert_int_equal(s.id, MO_SYNCHRONIZE);
     usleep(10000);
     assert_false(comp_done(c));
-    assert_int_equal(fp_send(&f->fp, MO_SYNCHRONIZE_COMPLETED, s.off, s.len, -EIO), 0);
+    assert_int_equal(fp_send(&f->fp, MO_SYNCHRONIZE_COMPLETED, s.off, s.len, EIO), 0);
     assert_true(comp_wait(c, WAIT_MS));
     assert_int_equal(c->err, EIO);
     comp_free(c);
@@ -829,7 +834,7 @@ test_return_error_keeps_dirty(void **state)
     struct comp *c = comp_new(0);
     vm_object_sync(f->obj, done_cb, c);
     assert_int_equal(fp_count(&f->fp, MO_DATA_RETURN), 1);
-    assert_int_equal(fp_send(&f->fp, MO_SYNCHRONIZE_COMPLETED, 0, 0, -EIO), 0);
+    assert_int_equal(fp_send(&f->fp, MO_SYNCHRONIZE_COMPLETED, 0, 0, EIO), 0);
     assert_true(comp_wait(c, WAIT_MS));
     assert_int_equal(c->err, EIO);
     comp_free(c);
@@ -855,6 +860,189 @@ test_return_error_keeps_dirty(void **state)
     assert_int_equal(info.dirty, 0);
     assert_true(f->fp.has[2]);
     assert_int_equal(f->fp.store[2 * PS + 5], 0x77);
+}
+
+/* Sends a data_return_completed (errno err) for the run at off, answering the
+ * data_return whose seqno is seqno. */
+static void
+fp_complete(struct fpager *fp, uint64_t off, uint64_t len, int err, uint64_t seqno)
+{
+    struct emm_msg *m = emm_msg_new(MO_DATA_RETURN_COMPLETED, off, len);
+    assert_non_null(m);
+    m->arg = err;
+    m->arg2 = seqno;
+    assert_int_equal(emm_port_send(fp->control, m), 0);
+}
+
+/* A data_return's outcome is the pager's data_return_completed message, not
+ * the release of the message: a release alone settles nothing, the answer
+ * decides, a later release status is not an answer, and an answer naming
+ * another data_return (seqno) is not taken. */
+static void
+test_return_outcome_is_a_message(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    uint8_t buf[2 * PS];
+    fill(buf, sizeof(buf), 50);
+    write_sync(f, 0, buf, 2 * PS);
+    f->fp.keep_returns = 1;
+    struct comp *c = comp_new(0);
+    vm_object_sync(f->obj, done_cb, c);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_RETURN), 2);
+    pthread_mutex_lock(&f->fp.lock);
+    assert_int_equal(f->fp.npending, 2);
+    struct emm_msg *m0 = f->fp.pending[0], *m1 = f->fp.pending[1];
+    f->fp.npending = 0;
+    pthread_mutex_unlock(&f->fp.lock);
+    if (m0->offset != 0) {
+        struct emm_msg *t = m0;
+        m0 = m1;
+        m1 = t;
+    }
+    uint64_t s0 = m0->seqno, s1 = m1->seqno;
+    assert_true(s0 != 0 && s1 != 0 && s0 != s1);
+    struct vm_object_info info;
+
+    /* Page 0: the frame comes back with "all fine", but no answer yet. */
+    emm_msg_release(m0, 0);
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.laundry, 2);
+    /* An answer naming another data_return is not this page's. */
+    fp_complete(&f->fp, 0, PS, 0, s0 + 1000);
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.laundry, 2);
+    /* The answer: refused. The page stays dirty. */
+    fp_complete(&f->fp, 0, PS, EIO, s0);
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.laundry, 1);
+    assert_int_equal(info.dirty, 2); /* page 1 is dirty until its answer */
+    assert_int_equal(vm_kernel_stats(f->k)->return_errors, 1);
+
+    /* Page 1: answered "stored" while the frame is still out... */
+    fp_complete(&f->fp, PS, PS, 0, s1);
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.laundry, 1);
+    /* ...and the release's status is no answer: the page is clean. */
+    emm_msg_release(m1, -EIO);
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.laundry, 0);
+    assert_int_equal(info.dirty, 1);
+    assert_int_equal(vm_kernel_stats(f->k)->return_errors, 1);
+
+    /* The fsync fails: a page it returned was refused. */
+    assert_int_equal(fp_send(&f->fp, MO_SYNCHRONIZE_COMPLETED, 0, 0, 0), 0);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, EIO);
+    comp_free(c);
+}
+
+/* One bad pager message: the fields of its header and how many data bytes
+ * it carries (0: no data). */
+struct badmsg {
+    const char *what;
+    uint32_t id;
+    uint64_t off, len;
+    int32_t arg;
+    uint32_t access, flags;
+    uint64_t data_bytes;
+};
+
+static void
+fp_send_bad(struct fpager *fp, const struct badmsg *b)
+{
+    struct emm_msg *m = emm_msg_new(b->id, b->off, b->len);
+    assert_non_null(m);
+    m->arg = b->arg;
+    m->access = b->access;
+    m->flags = b->flags;
+    if (b->data_bytes > 0) {
+        m->data = calloc(1, b->data_bytes);
+        m->release = data_release;
+    }
+    assert_int_equal(emm_port_send(fp->control, m), 0); /* refused, not bounced */
+}
+
+/* Every kind of bad pager message is refused where the kernel receives it:
+ * counted, without effect on the object (a read waiting for page 2 still
+ * waits, nothing resident changes, the object stays alive), and the pager's
+ * next good answer is taken as usual. */
+static void
+test_bad_messages_refused(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    uint8_t buf[PS];
+    fill(buf, PS, 60);
+    write_sync(f, 5 * PS, buf, PS); /* a resident dirty page */
+    struct comp *c = comp_new(PS);
+    vm_object_read(f->obj, 2 * PS, PS, read_cb, c); /* waits for page 2 */
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), 1);
+    const uint64_t end = 64 * PS, far = UINT64_MAX - PS + 1;
+    const struct badmsg bad[] = {
+        {"supply: offset not page-aligned", MO_DATA_SUPPLY, 2 * PS + 1, PS, 0, 0, 0, PS},
+        {"supply: length not page-aligned", MO_DATA_SUPPLY, 2 * PS, PS + 1, 0, 0, 0, PS + 1},
+        {"supply: length 0", MO_DATA_SUPPLY, 2 * PS, 0, 0, 0, 0, PS},
+        {"supply: more than one request", MO_DATA_SUPPLY, 0, 257 * PS, 0, 0, 0, 257 * PS},
+        {"supply: no data", MO_DATA_SUPPLY, 2 * PS, PS, 0, 0, 0, 0},
+        {"supply: unknown flag", MO_DATA_SUPPLY, 2 * PS, PS, 0, 0, 1u << 7, PS},
+        {"supply: bad lock value", MO_DATA_SUPPLY, 2 * PS, PS, 0, 0x10, 0, PS},
+        {"supply: beyond the object, not asked", MO_DATA_SUPPLY, end + 8 * PS, PS, 0, 0, 0, PS},
+        {"supply: runs past the object", MO_DATA_SUPPLY, end - PS, 2 * PS, 0, 0, 0, 2 * PS},
+        {"supply: offset + length wraps", MO_DATA_SUPPLY, far, 2 * PS, 0, 0, 0, 2 * PS},
+        {"unavailable: flag of another message", MO_DATA_UNAVAILABLE, 2 * PS, PS, 0, 0,
+         MO_F_PRECIOUS, 0},
+        {"unavailable: beyond the object", MO_DATA_UNAVAILABLE, end, PS, 0, 0, 0, 0},
+        {"data_error: errno 0", MO_DATA_ERROR, 2 * PS, PS, 0, 0, 0, 0},
+        {"data_error: negative errno", MO_DATA_ERROR, 2 * PS, PS, -EIO, 0, 0, 0},
+        {"data_error: not page-aligned", MO_DATA_ERROR, 2 * PS + 8, PS, EIO, 0, 0, 0},
+        {"lock_request: should_return 7", MO_LOCK_REQUEST, 0, PS, 7, VM_PROT_NO_CHANGE,
+         MO_F_FLUSH, 0},
+        {"lock_request: bad lock value", MO_LOCK_REQUEST, 0, PS, 0, 0x10, 0, 0},
+        {"lock_request: unknown flag", MO_LOCK_REQUEST, 0, PS, 0, 0, MO_F_DIRTY, 0},
+        {"ready: copy strategy 9", MO_READY, 0, 0, 9, 0, 0, 0},
+        {"synchronize_completed: negative errno", MO_SYNCHRONIZE_COMPLETED, 0, 0, -EIO, 0, 0,
+         0},
+        {"destroy: negative reason", MO_DESTROY, 0, 0, -1, 0, 0, 0},
+        {"data_return_completed: length 0", MO_DATA_RETURN_COMPLETED, 5 * PS, 0, 0, 0, 0, 0},
+        {"data_return_completed: errno out of range", MO_DATA_RETURN_COMPLETED, 5 * PS, PS,
+         100000, 0, 0, 0},
+        {"query_reply: none, with a length", MO_QUERY_REPLY, UINT64_MAX, PS, 1, 0, 0, 0},
+        {"query_reply: offset not page-aligned", MO_QUERY_REPLY, PS + 1, PS, 1, 0, 0, 0},
+        {"query_reply: empty run", MO_QUERY_REPLY, PS, 0, 1, 0, 0, 0},
+        {"query_reply: a count not from 0", MO_QUERY_REPLY, PS, PS, 1, 0, MO_F_QUERY_COUNT, 0},
+        {"query_reply: a count not in pages", MO_QUERY_REPLY, 0, PS + 1, 1, 0, MO_F_QUERY_COUNT,
+         0},
+        {"a kernel -> pager id", MO_DATA_REQUEST, 2 * PS, PS, 0, 0, 0, 0},
+        {"an unknown id", 200, 2 * PS, PS, 0, 0, 0, 0},
+    };
+    struct vm_object_info before, after;
+    vm_object_info(f->obj, &before);
+    uint64_t errors = vm_kernel_stats(f->k)->data_errors;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        uint64_t n = vm_kernel_stats(f->k)->bad_messages;
+        fp_send_bad(&f->fp, &bad[i]);
+        if (vm_kernel_stats(f->k)->bad_messages != n + 1)
+            fail_msg("not refused: %s", bad[i].what);
+        vm_object_info(f->obj, &after);
+        if (memcmp(&before, &after, sizeof(before)) != 0)
+            fail_msg("the object changed: %s", bad[i].what);
+        if (comp_done(c))
+            fail_msg("the waiting read ended: %s", bad[i].what);
+    }
+    assert_int_equal(vm_kernel_stats(f->k)->data_errors, errors);
+    assert_int_equal(f->fp.ninval, 0); /* no lock_request was applied */
+    /* The pager's good answer is taken. */
+    supply(f, 2 * PS, PS, 61);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, 0);
+    uint8_t want[PS];
+    fill(want, PS, 61);
+    assert_memory_equal(c->buf, want, PS);
+    comp_free(c);
+    vm_object_info(f->obj, &after);
+    assert_int_equal(after.state, VM_OBJ_READY);
+    assert_int_equal(after.dirty, 1);
 }
 
 static void
@@ -909,7 +1097,7 @@ test_lock_request_flush_return_dirty(void **state)
     assert_int_equal(info.dirty, 0);
     assert_int_equal(vm_pool_free_count(vm_kernel_pool(f->k)), 256);
     /* The reply right was consumed. */
-    assert_int_equal(atomic_load(&f->fp.reply->refs), 1);
+    assert_int_equal(emm_port_refs(f->fp.reply), 1);
     /* A later read asks the pager again. */
     int req = fp_count(&f->fp, MO_DATA_REQUEST);
     c = comp_new(PS);
@@ -1846,7 +2034,7 @@ fdp_reply(struct emm_msg *req, uint32_t id, uint64_t idx, uint32_t flags, const 
         memcpy(m->data, data, PS);
         m->release = data_release;
     }
-    if (emm_port_send(req->control, m) < 0)
+    if (emm_port_send(emm_port_peek(req->control), m) < 0)
         emm_msg_release(m, -EPIPE);
 }
 
@@ -1855,7 +2043,7 @@ fdp_reply(struct emm_msg *req, uint32_t id, uint64_t idx, uint32_t flags, const 
 static void
 fdp_handler(struct emm_port *port, struct emm_msg *msg)
 {
-    struct fdp *d = port->context;
+    struct fdp *d = emm_port_context(port);
     uint64_t first = msg->offset / PS;
     pthread_mutex_lock(&d->lock);
     switch (msg->id) {
@@ -1899,6 +2087,8 @@ fdp_handler(struct emm_port *port, struct emm_msg *msg)
         n += d->held[i];
     atomic_store(&d->pages, n);
     pthread_mutex_unlock(&d->lock);
+    if (msg->id == MO_DATA_RETURN) /* the answer (to the kernel's reply port) */
+        emm_msg_return_completed(msg, emm_port_peek(msg->control), 0);
     emm_msg_release(msg, 0);
 }
 
@@ -2117,6 +2307,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_write_full_and_partial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_return_error_keeps_dirty, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_return_outcome_is_a_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_messages_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_request_flush_return_dirty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_write_then_unlock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_destroy, setup, teardown),

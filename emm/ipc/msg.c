@@ -1,0 +1,107 @@
+/*
+ * msg.c - messages: allocation, release (dropping the rights a header still
+ * carries), names of ids, and a pager's answer to a data_return. Stateless:
+ * no locking of its own (rights are port references, see port.c).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "port.h"
+
+static void
+msg_free_release(struct emm_msg *msg, int status)
+{
+    (void)status;
+    free(msg);
+}
+
+struct emm_msg *
+emm_msg_new(uint32_t id, uint64_t offset, uint64_t length)
+{
+    struct emm_msg *m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return NULL;
+    m->id = id;
+    m->offset = offset;
+    m->length = length;
+    m->release = msg_free_release;
+    return m;
+}
+
+void
+emm_msg_release(struct emm_msg *msg, int status)
+{
+    struct emm_msg *chain = msg->chain;
+    msg->chain = NULL;
+    while (chain != NULL) { /* a clustered data_return: release every page */
+        struct emm_msg *next = chain->chain;
+        chain->chain = NULL;
+        emm_msg_release(chain, status);
+        chain = next;
+    }
+    emm_port_name_t *rights[] = {&msg->control, &msg->name, &msg->reply};
+    for (size_t i = 0; i < sizeof(rights) / sizeof(rights[0]); i++) {
+        struct emm_port *p = emm_port_take(rights[i]);
+        if (p != NULL)
+            emm_port_unref(p);
+    }
+    msg->release(msg, status);
+}
+
+const char *
+emm_msg_name(uint32_t id)
+{
+    switch (id) {
+    case MO_INIT: return "init";
+    case MO_DATA_REQUEST: return "data_request";
+    case MO_DATA_UNLOCK: return "data_unlock";
+    case MO_DATA_RETURN: return "data_return";
+    case MO_LOCK_COMPLETED: return "lock_completed";
+    case MO_SUPPLY_COMPLETED: return "supply_completed";
+    case MO_CHANGE_COMPLETED: return "change_completed";
+    case MO_SYNCHRONIZE: return "synchronize";
+    case MO_TERMINATE: return "terminate";
+    case MO_DISCARD: return "discard";
+    case MO_DATA_QUERY: return "data_query";
+    case MO_READY: return "ready";
+    case MO_DATA_SUPPLY: return "data_supply";
+    case MO_DATA_UNAVAILABLE: return "data_unavailable";
+    case MO_DATA_ERROR: return "data_error";
+    case MO_LOCK_REQUEST: return "lock_request";
+    case MO_CHANGE_ATTRIBUTES: return "change_attributes";
+    case MO_DESTROY: return "destroy";
+    case MO_SYNCHRONIZE_COMPLETED: return "synchronize_completed";
+    case MO_QUERY_REPLY: return "query_reply";
+    case MO_DATA_RETURN_COMPLETED: return "data_return_completed";
+    default: return "unknown";
+    }
+}
+
+int
+emm_msg_id_known(uint32_t id)
+{
+    return strcmp(emm_msg_name(id), "unknown") != 0;
+}
+
+int
+emm_msg_return_completed(struct emm_msg *ret, struct emm_port *control, int status)
+{
+    uint64_t len = 0;
+    for (const struct emm_msg *m = ret; m != NULL; m = m->chain)
+        len += m->length;
+    struct emm_msg *c = emm_msg_new(MO_DATA_RETURN_COMPLETED, ret->offset, len);
+    if (c == NULL)
+        return -ENOMEM;
+    c->arg = -status; /* a positive errno on the wire */
+    c->arg2 = ret->seqno;
+    int rc;
+    if (ret->reply != EMM_PORT_NULL)
+        rc = emm_port_send_reply(&ret->reply, c);
+    else
+        rc = control != NULL ? emm_port_send(control, c) : -EPIPE;
+    if (rc < 0)
+        emm_msg_release(c, rc);
+    return rc;
+}
+
