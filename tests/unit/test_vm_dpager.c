@@ -569,6 +569,15 @@ locked_u(pthread_mutex_t *m, const unsigned *v)
     return x;
 }
 
+static int
+locked_i(pthread_mutex_t *m, const int *v)
+{
+    pthread_mutex_lock(m);
+    int x = *v;
+    pthread_mutex_unlock(m);
+    return x;
+}
+
 /* Polls cond(f) until true or WAIT_MS pass (the daemon and worker are
  * asynchronous; the bound only ends a hang, it is not a timing assertion). */
 #define WAIT_FOR(cond)                                                                      \
@@ -1366,16 +1375,16 @@ test_holes_filled_without_lock(void **state)
     assert_int_equal(f->fp.nrequests, req); /* not asked: holes */
     assert_int_equal(read_byte(f, 10), 0x10); /* stored: asked */
     assert_int_equal(f->fp.requests[10], 1);
-    assert_true(f->upcalls >= 2);
-    assert_int_equal(f->upcalls_locked, 0); /* unfixed: asked under the object lock */
+    assert_true(locked_i(&f->fp.lock, &f->upcalls) >= 2);
+    assert_int_equal(locked_i(&f->fp.lock, &f->upcalls_locked), 0); /* unfixed: under the lock */
     /* Later faults while it is suspect again: still asked without the lock. */
-    int before = f->upcalls;
+    int before = locked_i(&f->fp.lock, &f->upcalls);
     f->fp.returns_mode = OP_TAKE;
     assert_int_equal(fop_release_held(&f->fp, 0), 1); /* (it answers: no longer sick) */
     atomic_store(&f->ps.sick_until_ns, UINT64_MAX);
     assert_int_equal(read_byte(f, 12), 0);
-    assert_true(f->upcalls > before);
-    assert_int_equal(f->upcalls_locked, 0);
+    assert_true(locked_i(&f->fp.lock, &f->upcalls) > before);
+    assert_int_equal(locked_i(&f->fp.lock, &f->upcalls_locked), 0);
 }
 
 /* st_blocks' share of the pager: its count, asked with data_query
