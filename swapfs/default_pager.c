@@ -512,7 +512,12 @@ do_data_query(struct dp_object *o, const struct emm_msg *msg)
 {
     uint64_t from = msg->offset / PS, n = msg->length / PS, gs;
     uint64_t end = msg->length == UINT64_MAX || n > UINT64_MAX - from ? UINT64_MAX : from + n;
-    uint64_t d = dp_next_page(NULL, o, from), h;
+    uint64_t d, h;
+    if (msg->flags & MO_F_QUERY_COUNT) {
+        reply(o, msg, MO_QUERY_REPLY, 0, atomic_load(&o->pages) * PS, MO_F_QUERY_COUNT, msg->arg);
+        return;
+    }
+    d = dp_next_page(NULL, o, from);
     if (d >= end) {
         reply(o, msg, MO_QUERY_REPLY, UINT64_MAX, 0, 0, msg->arg);
         return;

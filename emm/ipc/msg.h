@@ -89,6 +89,10 @@ enum emm_msg_id {
  * these pages (they were never double-paged, or were replayed): ask the
  * object's own pager. See vm_dpager.h. */
 #define MO_F_NOT_HELD    (1u << 6)
+/* emm extension, on data_query: how many pages of the object the pager
+ * stores (offset 0, length UINT64_MAX); query_reply's offset is 0 and its
+ * length that count times the page size (st_blocks). */
+#define MO_F_QUERY_COUNT (1u << 7)
 
 /* should_return */
 enum { MO_RETURN_NONE = 0, MO_RETURN_DIRTY = 1, MO_RETURN_ALL = 2 };

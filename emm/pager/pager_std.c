@@ -186,7 +186,8 @@ store_return(struct pgr_std *pg, struct pgr_object *po, struct emm_msg *msg)
 }
 
 /* MO_DATA_QUERY: the first run of pages the backend stores in [from,
- * from+span), from two backend seeks. A backend that cannot tell answers the
+ * from+span), from two backend seeks (with MO_F_QUERY_COUNT: how many pages
+ * it stores). A backend that cannot tell answers the
  * whole span: claiming data is harmless (a copy reads zeros), missing some is
  * not. The reply follows every discard and data_return sent before the query
  * (one port, in order). */
@@ -198,6 +199,17 @@ do_data_query(struct pgr_object *po, struct emm_msg *msg)
     uint64_t end = msg->length == UINT64_MAX || n > UINT64_MAX - from ? UINT64_MAX : from + n;
     uint64_t d = from, h = end;
     atomic_fetch_add(&pg->stats.queries, 1);
+    if (msg->flags & MO_F_QUERY_COUNT) {
+        uint64_t count = 0;
+        emm_backend_stored_pages(pg->backend, po->id, &count); /* unknown: 0 */
+        struct emm_msg *c = emm_msg_new(MO_QUERY_REPLY, 0, count * PS);
+        if (c != NULL) {
+            c->flags = MO_F_QUERY_COUNT;
+            c->arg = msg->arg;
+            send_control(po, c);
+        }
+        return;
+    }
     int rc = emm_backend_seek(pg->backend, po->id, from, 1, &d);
     if (rc == -ENXIO) {
         d = UINT64_MAX;

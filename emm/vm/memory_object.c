@@ -226,10 +226,17 @@ handle_not_held(struct vm_object *obj, struct emm_msg *msg, struct vm_batch *b)
                 obj->replay_inflight--;
             p->flags &= ~(VM_PG_FROMSWAP | VM_PG_REPLAY);
         }
-        if (ask && vm_obj_pager_lacks(obj, first + i)) {
+        int lacks = ask ? vm_obj_pager_lacks(obj, first + i, first + n) : 0;
+        if (lacks > 0) {
             vm_obj_fill_hole(obj, p);
             filled++;
             ask = 0; /* ends the run */
+        } else if (lacks < 0) {
+            /* Not known yet: the page goes, and the waiting fault that wants
+             * it comes back once the worker has asked (fault_in). */
+            vm_obj_remove_page(obj, p);
+            filled++;
+            ask = 0;
         } else if (ask) {
             if (run_len == 0)
                 run_start = first + i;

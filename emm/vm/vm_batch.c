@@ -85,7 +85,8 @@ cluster_returns(struct emm_msg *m)
     }
 }
 
-/* Counts a message posted to the object's pager (its filesystem's counters). */
+/* Counts a message posted to the object's pager (its filesystem's counters).
+ * Lock held. */
 void
 vm_pager_count_sent(struct vm_object *obj, const struct emm_msg *m)
 {
@@ -104,6 +105,8 @@ vm_pager_count_sent(struct vm_object *obj, const struct emm_msg *m)
     }
     if (c != NULL)
         atomic_fetch_add(c, 1);
+    if (m->id == MO_DATA_RETURN || m->id == MO_DISCARD)
+        obj->pager_gen++; /* what it stores may change: hints and its count are stale */
 }
 
 /* Queues the batch's messages on the pager's and the default pager's ports.

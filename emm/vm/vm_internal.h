@@ -70,12 +70,14 @@ struct vm_seek {
     uint64_t idx, limit;         /* where the walk is; the end of the object */
     uint64_t best;               /* SEEK_DATA: the first data page the kernel knows */
     uint64_t result, sent_ns;
-    int want_data;
+    int want_data;               /* 1 SEEK_DATA, 0 SEEK_HOLE, VM_SEEK_COUNT */
     int32_t tag;                 /* the query's, echoed by the reply */
+    uint64_t gen;                /* COUNT: pager_gen when asked */
     vm_seek_done_fn done;
     void *arg;
 };
 TAILQ_HEAD(vm_seek_list, vm_seek);
+#define VM_SEEK_COUNT 2
 STAILQ_HEAD(vm_seek_done_list, vm_seek);
 
 struct vm_object {
@@ -120,6 +122,18 @@ struct vm_object {
     int on_waiting_list;             /* kernel->waiting_head (kick_lock) */
     struct vm_object *waiting_next;
     struct vm_pager_stats *pstats;   /* the filesystem's counters (never NULL) */
+    /* What the front end said its pager stores (pager_has_page), asked without
+     * the lock while the pager is suspect (vm_fault.c): valid while pager_gen
+     * (bumped by every data_return sent to or taken by the pager) is hint_gen. */
+    uint64_t pager_gen, hint_gen;
+    uint64_t hint_first;             /* pages [hint_first, +hint_n) are known */
+    unsigned hint_n;
+    uint8_t hint_lacks[EMM_MAX_REQUEST_PAGES];
+    uint64_t pager_count;            /* pages its pager stores, as it last said */
+    uint64_t pager_count_gen;        /* valid while pager_gen is this */
+    int pager_count_known;
+    uint64_t ask_first;              /* to ask next, on the kernel worker */
+    unsigned ask_n;
     struct vm_seek_list seeks;       /* waiting for their pager's query_reply */
     uint32_t next_seek_tag;
     int on_seeking_list;             /* kernel->seeking_head (kick_lock) */
@@ -223,9 +237,11 @@ void vm_kernel_note_waiting(struct vm_kernel *k, struct vm_object *obj);
 void vm_kernel_recheck_waiting(struct vm_kernel *k);
 
 /* vm_fault.c (lock held unless said) */
-/* The object's pager is suspect and does not store page idx: a data_request
- * would wait behind its stalled returns for a hole the kernel fills itself. */
-int vm_obj_pager_lacks(struct vm_object *obj, uint64_t idx);
+/* Page idx (of a run up to run_end) is a hole of a suspect pager: 1 yes, 0 no
+ * (ask the pager: a data_request would wait behind its stalled returns for a
+ * hole the kernel fills itself), -1 not known yet (the kernel worker asks the front end with
+ * no lock held, then reruns the waiting operations). */
+int vm_obj_pager_lacks(struct vm_object *obj, uint64_t idx, uint64_t run_end);
 void vm_obj_fill_hole(struct vm_object *obj, struct vm_page *p); /* absent p reads zeros */
 void vm_obj_run_waiters(struct vm_object *obj, struct vm_batch *b);
 void vm_obj_retry(struct vm_object *obj); /* reruns waiting operations; takes the lock */

@@ -178,6 +178,8 @@ page_answer(struct vm_object *obj, struct vm_page *p, int dmsg, int status)
         p->ret_status = (int16_t)status;
         if (status < 0 && !(p->flags & VM_PG_TO_DP))
             atomic_fetch_add(&obj->pstats->msg_return_errors, 1); /* its pager refused it */
+        if (!(p->flags & VM_PG_TO_DP))
+            obj->pager_gen++; /* what it stores may have changed: hole hints are stale */
     }
 }
 

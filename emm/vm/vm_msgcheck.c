@@ -102,6 +102,13 @@ vm_msg_check_form(const struct emm_msg *msg, int from_dp, const char **field)
     case MO_SYNCHRONIZE_COMPLETED:
         return errno_ok(msg->arg, 1) ? 0 : fail(field, "arg (errno)");
     case MO_QUERY_REPLY: /* arg: the query's tag, any value */
+        if (msg->flags == MO_F_QUERY_COUNT) { /* how many pages: length = count * page */
+            if (msg->offset != 0)
+                return fail(field, "offset");
+            if (!aligned(msg->length))
+                return fail(field, "length");
+            return msg->access != 0 ? fail(field, "access") : 0;
+        }
         if (msg->offset == UINT64_MAX) { /* nothing stored from the query's offset */
             if (msg->length != 0)
                 return fail(field, "length");

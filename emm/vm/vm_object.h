@@ -181,6 +181,11 @@ uint64_t vm_object_seek_resident(struct vm_object *obj, uint64_t from, int want_
  * one), is taken to hold data wherever the kernel knows nothing better. */
 void vm_object_seek(struct vm_object *obj, uint64_t from, uint64_t limit, int want_data,
                     vm_seek_done_fn done, void *arg);
+/* How many pages the object's pager stores (st_blocks adds new_pages): asked
+ * with data_query (MO_F_QUERY_COUNT) unless nothing went to the pager since
+ * it last said; its last count while it is suspect or silent; 0 for a
+ * temporary object. done(arg, count) as for vm_object_seek. */
+void vm_object_stored(struct vm_object *obj, vm_seek_done_fn done, void *arg);
 void vm_object_info(struct vm_object *obj, struct vm_object_info *out);
 uint64_t vm_object_id(struct vm_object *obj);
 

@@ -98,7 +98,10 @@ seek_finish(struct vm_object *obj, struct vm_seek *s, uint64_t found, struct vm_
 static void
 seek_unknown(struct vm_object *obj, struct vm_seek *s, struct vm_batch *b)
 {
-    seek_finish(obj, s, s->want_data ? s->idx : s->limit, b);
+    if (s->want_data == VM_SEEK_COUNT) /* the last count it gave */
+        seek_finish(obj, s, obj->pager_count_known ? obj->pager_count : 0, b);
+    else
+        seek_finish(obj, s, s->want_data ? s->idx : s->limit, b);
 }
 
 /* The kernel worker watches objects whose seeks wait for a reply. */
@@ -126,6 +129,12 @@ seek_ask(struct vm_object *obj, struct vm_seek *s, uint64_t span, struct vm_batc
         return -ENOMEM;
     s->tag = obj->next_seek_tag++ & INT32_MAX;
     m->arg = s->tag;
+    if (s->want_data == VM_SEEK_COUNT) {
+        m->offset = 0;
+        m->length = UINT64_MAX;
+        m->flags = MO_F_QUERY_COUNT;
+        s->gen = obj->pager_gen;
+    }
     s->sent_ns = emm_mono_ns();
     TAILQ_INSERT_TAIL(&obj->seeks, s, qlink);
     vm_batch_msg(b, m);
@@ -152,6 +161,15 @@ seek_step(struct vm_object *obj, struct vm_seek *s, struct vm_batch *b)
 {
     int own_pager = !obj->temporary && obj->pager != NULL;
     int suspect = own_pager && vm_pager_suspect(obj->pstats, emm_mono_ns());
+    if (s->want_data == VM_SEEK_COUNT) {
+        if (!own_pager)
+            seek_finish(obj, s, 0, b); /* the default pager's pages are in_swap */
+        else if (obj->pager_count_known && obj->pager_count_gen == obj->pager_gen)
+            seek_finish(obj, s, obj->pager_count, b); /* nothing went to it since */
+        else if (!pager_askable(obj) || suspect || seek_ask(obj, s, UINT64_MAX, b) < 0)
+            seek_unknown(obj, s, b);
+        return;
+    }
     if (s->want_data) {
         uint64_t best = resident_data_from(obj, s->idx);
         uint64_t d = dp_next(obj, s->idx);
@@ -224,6 +242,16 @@ vm_obj_query_reply(struct vm_object *obj, const struct emm_msg *msg, struct vm_b
     if (s == NULL)
         return; /* given up already, or not ours */
     TAILQ_REMOVE(&obj->seeks, s, qlink);
+    if (s->want_data == VM_SEEK_COUNT) {
+        /* Its count after every data_return sent before the query. Kept while
+         * no other data_return went to it or was taken since. */
+        uint64_t count = msg->length / VM_PS;
+        obj->pager_count = count;
+        obj->pager_count_known = 1;
+        obj->pager_count_gen = s->gen; /* valid while pager_gen stays there */
+        seek_finish(obj, s, count, b);
+        return;
+    }
     uint64_t d = msg->offset == UINT64_MAX ? UINT64_MAX : msg->offset / VM_PS;
     uint64_t n = msg->length / VM_PS;
     if (d != UINT64_MAX && d < s->idx) { /* a run that starts earlier: from idx on */
@@ -261,4 +289,10 @@ vm_obj_seeks_expire(struct vm_object *obj, uint64_t now, int all, struct vm_batc
         seek_unknown(obj, s, b);
     }
     return !TAILQ_EMPTY(&obj->seeks);
+}
+
+void
+vm_object_stored(struct vm_object *obj, vm_seek_done_fn done, void *arg)
+{
+    vm_object_seek(obj, 0, UINT64_MAX, VM_SEEK_COUNT, done, arg);
 }

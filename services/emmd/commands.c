@@ -466,6 +466,9 @@ cmd_info(struct emmd *d, int argc, char **argv, FILE *out)
         kv_u64(k, LD(s->lock_requests), "lock_requests");
         kv_u64(k, LD(s->synchronizes), "synchronizes");
         kv_u64(k, LD(s->sync_errors), "sync_errors");
+        kv_u64(k, LD(s->holes_filled), "holes_filled");
+        kv_u64(k, LD(s->queries), "queries");
+        kv_u64(k, LD(s->queries_expired), "queries_expired");
         /* per filesystem: FUSE READs from arrival to reply (latency.h) */
         for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed) {
             struct emmd_fs *fs = &d->fs[i];

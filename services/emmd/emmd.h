@@ -140,6 +140,10 @@ void emmd_node_save(struct emmd_fs *fs, struct emmd_node *n); /* persist rec if 
 /* Marks rec changed (size or times) and persists it; takes fs->lock. */
 void emmd_node_changed(struct emmd_fs *fs, struct emmd_node *n);
 void emmd_node_stat(struct emmd_fs *fs, struct emmd_node *n, struct stat *st);
+/* With the pages the pager stores as the kernel asked it (vm_object_stored);
+ * NULL: from the backend (entry replies and unmapped objects, see fz_getattr). */
+void emmd_node_stat_stored(struct emmd_fs *fs, struct emmd_node *n, struct stat *st,
+                           const uint64_t *pager_pages);
 int emmd_pager_has_page(void *owner, uint64_t index);
 static inline fuse_ino_t emmd_ino(const struct emmd_node *n) { return n->rec.id + 1; }
 

@@ -534,6 +534,13 @@ emmd_node_save(struct emmd_fs *fs, struct emmd_node *n)
 void
 emmd_node_stat(struct emmd_fs *fs, struct emmd_node *n, struct stat *st)
 {
+    emmd_node_stat_stored(fs, n, st, NULL);
+}
+
+void
+emmd_node_stat_stored(struct emmd_fs *fs, struct emmd_node *n, struct stat *st,
+                      const uint64_t *pager_pages)
+{
     memset(st, 0, sizeof(*st));
     st->st_ino = emmd_ino(n);
     st->st_uid = n->rec.uid;
@@ -554,7 +561,10 @@ emmd_node_stat(struct emmd_fs *fs, struct emmd_node *n, struct stat *st)
     st->st_mode = S_IFREG | n->rec.mode;
     st->st_nlink = n->unlinked ? 0 : 1;
     uint64_t stored = 0, fresh = 0;
-    emm_backend_stored_pages(fs->backend, n->rec.id, &stored);
+    if (pager_pages != NULL)
+        stored = *pager_pages; /* the pager's own count, asked by the kernel */
+    else
+        emm_backend_stored_pages(fs->backend, n->rec.id, &stored);
     if (n->vm != NULL) {
         struct vm_object_info info;
         vm_object_info(n->vm, &info);
@@ -950,8 +960,10 @@ emmd_wait(struct emmd_wait *w)
     return err;
 }
 
-/* The vm layer's pager_has_page upcall (st_blocks): owner is the node. Called
- * under the object lock; backend locks are leaves. */
+/* The vm layer's pager_has_page upcall: owner is the node. Asked by the kernel
+ * worker, with no lock held, while the pager is suspect (to fill the holes of a
+ * stalled pager). The one query that still reaches into the pager: a
+ * data_query would wait behind the data_return the pager sits on. */
 int
 emmd_pager_has_page(void *owner, uint64_t index)
 {

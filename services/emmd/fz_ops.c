@@ -140,6 +140,29 @@ fz_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
     fuse_reply_none(req);
 }
 
+/* GETATTR of a mapped object, once the kernel knows what its pager stores.
+ * The rest of the attributes were taken under fs->lock when the request came;
+ * the completion takes no front-end lock (it may run on a thread that holds
+ * one, delivering the pager's reply). */
+struct getattr_ctx {
+    fuse_req_t req;
+    struct vm_object *vm;
+    struct stat st;
+};
+
+static void
+getattr_stored(void *arg, uint64_t pager_pages)
+{
+    struct getattr_ctx *gc = arg;
+    struct vm_object_info info;
+    vm_object_info(gc->vm, &info);
+    gc->st.st_size = (off_t)info.size;
+    gc->st.st_blocks = (blkcnt_t)((pager_pages + info.new_pages) * (EMM_PAGE_SIZE / 512));
+    fuse_reply_attr(gc->req, &gc->st, ATTR_TIMEOUT);
+    vm_object_unref(gc->vm);
+    free(gc);
+}
+
 static void
 fz_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -153,13 +176,27 @@ fz_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
     pthread_mutex_lock(&fs->lock);
     struct emmd_node *n = emmd_node_by_ino(fs, ino);
-    if (n != NULL)
+    struct vm_object *vm = n != NULL && !emmd_node_is_dir(n) ? n->vm : NULL;
+    struct getattr_ctx *gc = vm != NULL ? malloc(sizeof(*gc)) : NULL;
+    if (gc != NULL) {
+        uint64_t none = 0;
+        emmd_node_stat_stored(fs, n, &gc->st, &none); /* st_blocks filled in later */
+        gc->vm = vm;
+        vm_object_ref(vm);
+    } else if (n != NULL) {
         emmd_node_stat(fs, n, &st);
+    }
     pthread_mutex_unlock(&fs->lock);
-    if (n == NULL)
+    if (gc != NULL) {
+        /* st_blocks: the pager's count comes from the kernel, asked with a
+         * data_query; the reply answers the request. */
+        gc->req = req;
+        vm_object_stored(gc->vm, getattr_stored, gc);
+    } else if (n == NULL) {
         fuse_reply_err(req, ENOENT);
-    else
+    } else {
         fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+    }
 }
 
 struct attr_ctx {

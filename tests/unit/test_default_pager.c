@@ -545,6 +545,17 @@ test_data_query(void **state)
     kquery(&ko, 0, 4, 6, 2, 2);
     ksend(&ko, MO_DISCARD, 2 * PS, 3 * PS);
     kquery(&ko, 0, UINT64_MAX, 7, 9, 1);
+    /* How many it holds. */
+    kreset(&ko);
+    struct emm_msg *m = emm_msg_new(MO_DATA_QUERY, 0, UINT64_MAX);
+    m->arg = 8;
+    m->flags = MO_F_QUERY_COUNT;
+    m->control = emm_port_make_send(ko.ctl);
+    assert_int_equal(emm_port_send(ko.mo, m), 0);
+    kbarrier(&ko);
+    assert_int_equal(ko.recs[0].id, MO_QUERY_REPLY);
+    assert_int_equal(ko.recs[0].arg, 8);
+    assert_int_equal(ko.recs[0].len, PS);
     ksend(&ko, MO_TERMINATE, 0, 0);
     kbarrier(&ko);
     kdetach(&ko);

@@ -597,7 +597,16 @@ test_data_query(void **state)
     assert_int_equal(r.off, 10 * PS);
     r = kquery(f, 11, UINT64_MAX, 8);
     assert_true(r.off == UINT64_MAX);
-    assert_int_equal(atomic_load(&pgr_std_stats(f->pg)->queries), 8);
+    /* How many it stores (st_blocks): page 10 only. */
+    struct emm_msg *m = emm_msg_new(MO_DATA_QUERY, 0, UINT64_MAX);
+    m->arg = 9;
+    m->flags = MO_F_QUERY_COUNT;
+    int before = f->n;
+    ksend_full(f, m);
+    assert_int_equal(f->recs[before].id, MO_QUERY_REPLY);
+    assert_int_equal(f->recs[before].arg, 9);
+    assert_int_equal(f->recs[before].len, PS);
+    assert_int_equal(atomic_load(&pgr_std_stats(f->pg)->queries), 9);
 }
 
 int

@@ -133,6 +133,9 @@ struct fdp {
     struct fdp_obj objs[4];
     int nobjs;
     int return_status; /* data_returns are answered with it (-ENOSPC: swap full) */
+    int hold_returns;  /* a slow swap write: the port waits (emm_port_hold) */
+    struct emm_msg *held;
+    struct fdp_obj *held_obj;
 };
 
 static void
@@ -171,6 +174,14 @@ fdp_handler(struct emm_port *port, struct emm_msg *msg)
                 emm_port_unref(o->reply_seen);
             o->reply_seen = emm_port_ref(emm_port_peek(msg->reply));
         }
+        if (dp->hold_returns && dp->held == NULL) {
+            /* Written later: later messages on this port wait, in order. */
+            dp->held = msg;
+            dp->held_obj = o;
+            emm_port_hold(port);
+            pthread_mutex_unlock(&dp->lock);
+            return;
+        }
         status = dp->return_status;
         for (struct emm_msg *c = msg; c != NULL && status == 0; c = c->chain)
             for (uint64_t i = 0; i < c->length / PS; i++)
@@ -205,6 +216,27 @@ fdp_handler(struct emm_port *port, struct emm_msg *msg)
         emm_msg_return_completed(msg, msg->control ? emm_port_peek(msg->control) : o->control,
                                  status);
     emm_msg_release(msg, status);
+}
+
+/* The slow swap write completes: stored, released, and the port goes on. */
+static void
+fdp_finish_held(struct fdp *dp)
+{
+    pthread_mutex_lock(&dp->lock);
+    struct emm_msg *msg = dp->held;
+    struct fdp_obj *o = dp->held_obj;
+    dp->held = NULL;
+    dp->hold_returns = 0;
+    if (msg != NULL)
+        for (struct emm_msg *c = msg; c != NULL; c = c->chain)
+            for (uint64_t i = 0; i < c->length / PS; i++)
+                store_put(&o->st, c->offset / PS + i, (char *)c->data + i * PS);
+    pthread_mutex_unlock(&dp->lock);
+    if (msg != NULL) {
+        emm_msg_return_completed(msg, msg->control ? emm_port_peek(msg->control) : o->control, 0);
+        emm_msg_release(msg, 0);
+        emm_port_resume(o->port);
+    }
 }
 
 static int
@@ -319,6 +351,18 @@ fop_answer_query(struct fop *fp, const struct emm_msg *q)
                                                                            : from + q->length / PS;
     struct emm_msg *r = emm_msg_new(MO_QUERY_REPLY, UINT64_MAX, 0);
     r->arg = q->arg;
+    if (q->flags & MO_F_QUERY_COUNT) {
+        uint64_t n = 0;
+        pthread_mutex_lock(&fp->lock);
+        for (uint64_t i = 0; i < NPAGES; i++)
+            n += fp->st.has[i];
+        pthread_mutex_unlock(&fp->lock);
+        r->offset = 0;
+        r->length = n * PS;
+        r->flags = MO_F_QUERY_COUNT;
+        send_or_drop(fp->control, r);
+        return;
+    }
     pthread_mutex_lock(&fp->lock);
     for (uint64_t i = from; i < end; i++)
         if (fp->st.has[i]) {
@@ -450,6 +494,11 @@ up_invalidate(void *owner, uint64_t off, uint64_t len, void (*done)(void *arg), 
 
 static const struct vm_upcalls test_up = {.invalidate = up_invalidate};
 
+struct fx;
+static int up_has_page(void *owner, uint64_t index);
+static const struct vm_upcalls test_up_has = {.invalidate = up_invalidate,
+                                              .pager_has_page = up_has_page};
+
 struct comp {
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -510,6 +559,25 @@ comp_wait(struct comp *c)
     return d;
 }
 
+/* A fake's counter, read under its lock (the fakes run on kernel threads). */
+static unsigned
+locked_u(pthread_mutex_t *m, const unsigned *v)
+{
+    pthread_mutex_lock(m);
+    unsigned x = *v;
+    pthread_mutex_unlock(m);
+    return x;
+}
+
+static int
+locked_i(pthread_mutex_t *m, const int *v)
+{
+    pthread_mutex_lock(m);
+    int x = *v;
+    pthread_mutex_unlock(m);
+    return x;
+}
+
 /* Polls cond(f) until true or WAIT_MS pass (the daemon and worker are
  * asynchronous; the bound only ends a hang, it is not a timing assertion). */
 #define WAIT_FOR(cond)                                                                      \
@@ -523,6 +591,7 @@ comp_wait(struct comp *c)
 /* ---- fixture -------------------------------------------------------------- */
 
 struct fx {
+    int upcalls, upcalls_locked; /* pager_has_page calls; made with obj->lock held */
     struct vm_kernel *k;
     struct fdp dp;
     struct fop fp;
@@ -531,8 +600,41 @@ struct fx {
     int temporary;
 };
 
+/* pager_has_page, answered from the fake pager's store. Records whether the
+ * caller holds the object's lock: a lock another thread holds is let go soon,
+ * one this thread holds never is. */
+static int
+up_has_page(void *owner, uint64_t index)
+{
+    struct fx *f = owner;
+    int locked = 1;
+    for (int i = 0; i < 200 && locked; i++) {
+        if (pthread_mutex_trylock(&f->obj->lock) == 0) {
+            pthread_mutex_unlock(&f->obj->lock);
+            locked = 0;
+        } else {
+            usleep(1000);
+        }
+    }
+    pthread_mutex_lock(&f->fp.lock);
+    f->upcalls++;
+    f->upcalls_locked += locked;
+    int has = index < NPAGES && f->fp.st.has[index];
+    pthread_mutex_unlock(&f->fp.lock);
+    return has;
+}
+
+static struct fx *
+fx_new_up(int temporary, const struct vm_upcalls *up);
+
 static struct fx *
 fx_new(int temporary)
+{
+    return fx_new_up(temporary, &test_up);
+}
+
+static struct fx *
+fx_new_up(int temporary, const struct vm_upcalls *up)
 {
     struct fx *f = calloc(1, sizeof(*f));
     assert_non_null(f);
@@ -541,7 +643,7 @@ fx_new(int temporary)
     f->fp.refuse_status = -EIO;
     f->temporary = temporary;
     assert_int_equal(emm_port_create("fake-pager", fop_handler, &f->fp, NULL, &f->fp.port), 0);
-    assert_int_equal(vm_kernel_create(MIB, NULL, &test_up, &f->k), 0);
+    assert_int_equal(vm_kernel_create(MIB, NULL, up, &f->k), 0);
     vm_kernel_set_default_pager(f->k, &fdp_ops, &f->dp);
     return f;
 }
@@ -591,6 +693,14 @@ setup_temporary(void **state)
 {
     struct fx *f = fx_new(1);
     fx_create(f, 0);
+    *state = f;
+    return 0;
+}
+
+static int
+setup_has_page(void **state)
+{
+    struct fx *f = fx_new_up(0, &test_up_has);
     *state = f;
     return 0;
 }
@@ -1234,6 +1344,135 @@ test_flush_through_kernel(void **state)
     assert_int_equal(stat_of(&f->ps.msg_supplies), 2); /* page 2 only, not swap's page 3 */
 }
 
+/* ---- holes of a suspect pager ------------------------------------------------ */
+
+/* While the pager sits on an overdue data_return, faults on pages it does not
+ * store are zero-filled by the kernel (a data_request would wait behind the
+ * stalled return); pages it does store are still asked for. The front end's
+ * pager_has_page is asked with no lock held (vm_object.h's rule). */
+static void
+test_holes_filled_without_lock(void **state)
+{
+    struct fx *f = *state;
+    uint8_t page[PS];
+    memset(page, 0x10, PS);
+    store_put(&f->fp.st, 10, page);
+    fx_create(f, 50);
+    f->fp.returns_mode = OP_HOLD;
+    write_page(f, 1, 0x11);
+    pager_flush(f, 1, 1);
+    WAIT_FOR(stat_of(&f->ps.overdue_inflight) == 1);
+    atomic_store(&f->ps.sick_until_ns, UINT64_MAX);
+    unsigned req = f->fp.nrequests;
+    struct comp c;
+    comp_init(&c);
+    vm_object_read(f->obj, 4 * PS, 4 * PS, read_cb, &c);
+    assert_true(comp_wait(&c));
+    assert_int_equal(c.err, 0);
+    static const uint8_t zero[4 * EMM_PAGE_SIZE];
+    assert_memory_equal(c.buf, zero, 4 * PS);
+    assert_int_equal(stat_of(&vm_kernel_stats(f->k)->holes_filled), 4);
+    assert_int_equal(f->fp.nrequests, req); /* not asked: holes */
+    assert_int_equal(read_byte(f, 10), 0x10); /* stored: asked */
+    assert_int_equal(f->fp.requests[10], 1);
+    assert_true(locked_i(&f->fp.lock, &f->upcalls) >= 2);
+    assert_int_equal(locked_i(&f->fp.lock, &f->upcalls_locked), 0); /* unfixed: under the lock */
+    /* Later faults while it is suspect again: still asked without the lock. */
+    int before = locked_i(&f->fp.lock, &f->upcalls);
+    f->fp.returns_mode = OP_TAKE;
+    assert_int_equal(fop_release_held(&f->fp, 0), 1); /* (it answers: no longer sick) */
+    atomic_store(&f->ps.sick_until_ns, UINT64_MAX);
+    assert_int_equal(read_byte(f, 12), 0);
+    assert_true(locked_i(&f->fp.lock, &f->upcalls) > before);
+    assert_int_equal(locked_i(&f->fp.lock, &f->upcalls_locked), 0);
+}
+
+/* st_blocks' share of the pager: its count, asked with data_query
+ * (MO_F_QUERY_COUNT) and kept until a data_return or discard goes to it. */
+static uint64_t
+stored(struct fx *f)
+{
+    struct seekc sc;
+    comp_init(&sc.c);
+    vm_object_stored(f->obj, seek_cb, &sc);
+    if (!comp_wait(&sc.c))
+        fail_msg("vm_object_stored did not complete");
+    return sc.found;
+}
+
+static void
+test_stored_count(void **state)
+{
+    struct fx *f = *state;
+    uint8_t page[PS];
+    memset(page, 0x10, PS);
+    for (uint64_t i = 10; i < 13; i++)
+        store_put(&f->fp.st, i, page);
+    fx_create(f, 50);
+    assert_int_equal(stored(f), 3);
+    unsigned q = f->fp.queries;
+    assert_int_equal(stored(f), 3); /* nothing went to the pager: not asked again */
+    assert_int_equal(f->fp.queries, q);
+    write_page(f, 5, 0x55);
+    sync_obj(f, 0);
+    assert_int_equal(stored(f), 4);
+    struct comp c;
+    comp_init(&c);
+    vm_object_punch(f->obj, 10 * PS, 2 * PS, done_cb, &c);
+    assert_true(comp_wait(&c));
+    assert_int_equal(stored(f), 2);
+    /* A silent pager: its last count, after the deadline. */
+    f->fp.hold_queries = 1;
+    write_page(f, 20, 0x20);
+    sync_obj(f, 0); /* (synchronize is answered; queries are not) */
+    assert_int_equal(stored(f), 2);
+    assert_true(stat_of(&vm_kernel_stats(f->k)->queries_expired) >= 1);
+}
+
+static void
+test_stored_count_temporary(void **state)
+{
+    struct fx *f = *state;
+    struct fdp_obj *d = fx_dpo(f);
+    write_page(f, 3, 0x33);
+    sync_obj(f, 0);
+    assert_int_equal(stored(f), 0); /* swap's pages are the kernel's in_swap */
+    assert_int_equal(d->queries, 0);
+    struct vm_object_info info;
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.new_pages, 1);
+}
+
+/* ---- truncate while swap still writes an overdue copy -------------------------- */
+
+/* A page whose data_return is overdue has its copy on the way to swap when the
+ * object is truncated below it. Swap writes the copy after the truncate: the
+ * truncate's discard must reach swap after it (in the port's order), or the
+ * old data comes back once the object grows again (t_fsx_stall, seed 204:
+ * data of a write from before an O_TRUNC read back after it). */
+static void
+test_truncate_during_overdue_copy(void **state)
+{
+    struct fx *f = *state;
+    struct fdp_obj *d = fx_dpo(f);
+    f->fp.returns_mode = OP_HOLD;
+    f->dp.hold_returns = 1;
+    write_page(f, 3, 0x33);
+    pager_flush(f, 3, 1);
+    WAIT_FOR(locked_u(&f->dp.lock, &d->returns) == 1); /* the copy reached swap, unwritten */
+    assert_int_equal(fdp_pages(&f->dp, d), 0);
+    struct comp c;
+    comp_init(&c);
+    vm_object_truncate(f->obj, 0, done_cb, &c);
+    assert_true(comp_wait(&c));
+    assert_int_equal(c.err, 0);
+    fdp_finish_held(&f->dp); /* swap writes the copy, then sees what came after */
+    fop_release_held(&f->fp, -EIO); /* the pager never took it */
+    vm_object_set_size(f->obj, NPAGES * PS);
+    assert_int_equal(read_byte(f, 3), 0); /* unfixed: 0x33 from swap */
+    assert_int_equal(fdp_pages(&f->dp, d), 0);
+}
+
 int
 main(void)
 {
@@ -1256,6 +1495,11 @@ main(void)
         cmocka_unit_test_setup_teardown(test_seek_temporary, setup_temporary, teardown),
         cmocka_unit_test_setup_teardown(test_seek_stalled_pager_bounded, setup_empty, teardown),
         cmocka_unit_test_setup_teardown(test_flush_through_kernel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_holes_filled_without_lock, setup_has_page, teardown),
+        cmocka_unit_test_setup_teardown(test_stored_count, setup_empty, teardown),
+        cmocka_unit_test_setup_teardown(test_stored_count_temporary, setup_temporary, teardown),
+        cmocka_unit_test_setup_teardown(test_truncate_during_overdue_copy, setup_deadline,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

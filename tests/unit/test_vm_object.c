@@ -1010,6 +1010,9 @@ test_bad_messages_refused(void **state)
         {"query_reply: none, with a length", MO_QUERY_REPLY, UINT64_MAX, PS, 1, 0, 0, 0},
         {"query_reply: offset not page-aligned", MO_QUERY_REPLY, PS + 1, PS, 1, 0, 0, 0},
         {"query_reply: empty run", MO_QUERY_REPLY, PS, 0, 1, 0, 0, 0},
+        {"query_reply: a count not from 0", MO_QUERY_REPLY, PS, PS, 1, 0, MO_F_QUERY_COUNT, 0},
+        {"query_reply: a count not in pages", MO_QUERY_REPLY, 0, PS + 1, 1, 0, MO_F_QUERY_COUNT,
+         0},
         {"a kernel -> pager id", MO_DATA_REQUEST, 2 * PS, PS, 0, 0, 0, 0},
         {"an unknown id", 200, 2 * PS, PS, 0, 0, 0, 0},
     };
