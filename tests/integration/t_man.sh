@@ -1,7 +1,7 @@
 #!/bin/bash
 # t_man.sh - the manual pages and the docs agree with the programs:
 #  - every page the build makes from man/*.scd (emmd.8, emmctl.8, emmswap.8,
-#    emm.conf.5, emm-backend.3) exists and `mandoc -T lint -W warning` finds
+#    emm.conf.5, emm-backend.3, emm-pager.3) exists and `mandoc -T lint -W warning` finds
 #    nothing in it;
 #  - every key of emmd's configuration parser (as `emmd --dump-config` shows
 #    them, set or as comments) is documented in docs/config.md and emm.conf(5);
@@ -17,7 +17,7 @@
 need_emm
 requires mandoc
 MANDIR="$EMM_BIN/../man"
-PAGES="emmd.8 emmctl.8 emmswap.8 emm.conf.5 emm-backend.3"
+PAGES="emmd.8 emmctl.8 emmswap.8 emm.conf.5 emm-backend.3 emm-pager.3"
 if [ ! -d "$MANDIR" ]; then
     command -v scdoc >/dev/null 2>&1 && fail "scdoc is installed but $MANDIR was not built"
     skip "the manual pages were not built (scdoc missing at build time)"
