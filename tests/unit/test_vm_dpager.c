@@ -1180,6 +1180,8 @@ test_seek_stalled_pager_bounded(void **state)
     f->fp.hold_queries = 0;
     f->fp.returns_mode = OP_TAKE;
     assert_int_equal(fop_release_held(&f->fp, 0), 1);
+    /* the answer is taken on the control port's thread: wait for it */
+    WAIT_FOR(stat_of(&f->ps.overdue_inflight) == 0);
     f->ps.sick_until_ns = 0;
     assert_int_equal(seek(f, 2, 1), 10);
     assert_int_equal(seek(f, 1, 0), 2);
