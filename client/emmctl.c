@@ -16,6 +16,7 @@
 #include "config.h"
 #include "ctl_client.h"
 #include "ctl_wire.h"
+#include "emmctl_top.h"
 
 #ifndef EMM_DEFAULT_CONFIG
 #define EMM_DEFAULT_CONFIG "/etc/emm/emmd.conf"
@@ -36,6 +37,10 @@ static const struct command commands[] = {
     {"ls", 0, 0, 1, "ls [--json]", "the object table: one path per object and directory"},
     {"flush", 2, 2, 0, "flush FS PATH",
      "write the dirty pages of object PATH (from FS's root) back"},
+    {"metrics", 0, 0, 0, "metrics", "counters, gauges and latency histograms (Prometheus text)"},
+    {"top", 0, 2, 0, "top [INTERVAL [COUNT]]",
+     "refreshing per-filesystem rates and latency (q quits)"},
+    {"reload", 0, 0, 0, "reload", "re-read the configuration file (as SIGHUP does)"},
     {"ping", 0, 0, 0, "ping", "check that the daemon answers"},
     {"help", 0, 0, 0, "help", "this text"},
 };
@@ -177,6 +182,11 @@ main(int argc, char **argv)
     sock = sock_opt ? strdup(sock_opt) : socket_from_config(config);
     if (!sock)
         return 1;
+    if (strcmp(cmd->name, "top") == 0) { /* local: it polls `metrics` */
+        status = emmctl_top(sock, argc - optind - 1, argv + optind + 1);
+        free(sock);
+        return status;
+    }
     rc = ctl_request(sock, argc - optind, argv + optind, &body, &err);
     if (rc == 0) {
         fputs(body, stdout);

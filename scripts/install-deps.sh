@@ -3,7 +3,8 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config fuse3 libfuse3-dev liblmdb-dev lmdb-utils libzstd-dev zstd
       libuv1-dev libinih-dev libcmocka-dev fio python3 util-linux e2fsprogs fdisk jq
-      stress-ng scdoc mandoc libsystemd-dev systemd)
+      stress-ng scdoc mandoc libsystemd-dev systemd
+      libmicrohttpd-dev curl tmux)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,6 +1,7 @@
 /*
  * log.c - emm_log. State is set once by emm_log_init before threads start and
- * only read afterwards, so no lock is needed.
+ * only read afterwards, so no lock is needed; the level alone may change later
+ * (emm_log_set_level, a reload), an atomic read on every call.
  */
 #include "log.h"
 
@@ -14,7 +15,8 @@
 #include <unistd.h>
 
 static int log_target = EMM_LOG_TO_STDERR;
-static int log_min = EMM_LOG_INFO;
+#include <stdatomic.h>
+static atomic_int log_min = EMM_LOG_INFO;
 static const char *log_ident = "emm";
 
 void
@@ -25,6 +27,12 @@ emm_log_init(const char *ident, int target, int min_level)
     log_min = min_level;
     if (target == EMM_LOG_TO_SYSLOG)
         openlog(ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+}
+
+void
+emm_log_set_level(int min_level)
+{
+    atomic_store(&log_min, min_level);
 }
 
 int
@@ -49,7 +57,7 @@ emm_log(int level, const char *fmt, ...)
     char line[1024];
     va_list ap;
 
-    if (level < log_min)
+    if (level < atomic_load_explicit(&log_min, memory_order_relaxed))
         return;
     if (level < EMM_LOG_DEBUG || level > EMM_LOG_ERR)
         level = EMM_LOG_ERR;

@@ -23,6 +23,7 @@ enum emm_log_target {
 };
 
 void emm_log_init(const char *ident, int target, int min_level);
+void emm_log_set_level(int min_level); /* any time, any thread */
 void emm_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* 1 if stderr is a stream to systemd-journald: $JOURNAL_STREAM ("DEV:INODE")

@@ -1,6 +1,6 @@
 /*
  * commands.c - the control-socket commands of emmd: info [--json] [section],
- * ls [--json], flush, ping; and how they print names and values (escaped for
+ * ls [--json], flush, metrics (metrics.c), ping; and how they print names and values (escaped for
  * people, JSON for scripts; see docs/emmctl.md). Runs on the control server's
  * worker threads, several at once (ctl_server.h).
  *
@@ -28,12 +28,8 @@
 
 #define LD(x) ((unsigned long long)atomic_load(&(x)))
 
-struct totals {
-    uint64_t objects, mapped, resident, dirty, laundry, errors;
-};
-
-static void
-fs_totals(struct emmd_fs *fs, struct totals *t)
+void
+emmd_fs_totals(struct emmd_fs *fs, struct emmd_totals *t)
 {
     pthread_mutex_lock(&fs->lock);
     for (size_t b = 0; b < EMMD_BUCKETS; b++)
@@ -241,7 +237,7 @@ kv_text(struct kv *k, const char *v, const char *fmt, ...)
 
 /* # Memory: the pool, its queues, the pageout daemon and the default pager. */
 static void
-info_memory(struct emmd *d, const struct totals *t, struct kv *k)
+info_memory(struct emmd *d, const struct emmd_totals *t, struct kv *k)
 {
     struct vm_pool *pool = vm_kernel_pool(d->kernel);
     struct vm_stats *s = vm_kernel_stats(d->kernel);
@@ -264,7 +260,7 @@ info_memory(struct emmd *d, const struct totals *t, struct kv *k)
     kv_u64(k, LD(s->evictions), "evictions");
     kv_u64(k, LD(s->reclaimed_clean), "reclaimed_clean");
     kv_u64(k, LD(s->frame_waits), "frame_waits");
-    for (size_t i = 0; i < d->nfs; i++) {
+    for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed) {
         struct vm_pager_stats *p = &d->fs[i].pstats;
         kv_u64(k, LD(p->pageouts), "pageouts_%s", d->fs[i].cfg->name);
         kv_u64(k, LD(p->double_paged), "double_paged_%s", d->fs[i].cfg->name);
@@ -345,17 +341,17 @@ cmd_info(struct emmd *d, int argc, char **argv, FILE *out)
         }
         section = argv[i];
     }
-    struct totals t = {0};
-    for (size_t i = 0; i < d->nfs; i++)
-        fs_totals(&d->fs[i], &t);
+    struct emmd_totals t = {0};
+    for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed)
+        emmd_fs_totals(&d->fs[i], &t);
     struct vm_stats *s = vm_kernel_stats(d->kernel);
 
     if (want(section, "server")) {
         kv_section(k, "Server");
-        kv_str(k, "0.1.0", "version");
+        kv_str(k, EMM_VERSION, "version");
         kv_u64(k, (unsigned long long)getpid(), "pid");
         kv_u64(k, (unsigned long long)(time(NULL) - d->start_time), "uptime_seconds");
-        kv_u64(k, d->nfs, "filesystems");
+        kv_u64(k, emmd_live_fs(d), "filesystems");
         kv_str(k, d->cfg->path, "config_file");
         kv_str(k, d->cfg->control_socket, "control_socket");
         kv_u64(k, d->cfg->busy_poll_us, "busy_poll_us");
@@ -368,10 +364,10 @@ cmd_info(struct emmd *d, int argc, char **argv, FILE *out)
         kv_u64(k, t.objects, "objects");
         kv_u64(k, t.mapped, "objects_mapped");
         kv_u64(k, t.errors, "objects_in_error");
-        for (size_t i = 0; i < d->nfs; i++) {
-            struct totals ft = {0};
+        for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed) {
+            struct emmd_totals ft = {0};
             const char *name = d->fs[i].cfg->name;
-            fs_totals(&d->fs[i], &ft);
+            emmd_fs_totals(&d->fs[i], &ft);
             kv_u64(k, ft.objects, "fs_%s.objects", name);
             kv_u64(k, ft.resident, "fs_%s.resident", name);
             kv_u64(k, ft.dirty, "fs_%s.dirty", name);
@@ -380,7 +376,7 @@ cmd_info(struct emmd *d, int argc, char **argv, FILE *out)
     }
     if (want(section, "pagers")) {
         kv_section(k, "Pagers");
-        for (size_t i = 0; i < d->nfs; i++) {
+        for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed) {
             struct emmd_fs *fs = &d->fs[i];
             struct vm_pager_stats *v = &fs->pstats;
             const char *name = fs->cfg->name;
@@ -434,6 +430,26 @@ cmd_info(struct emmd *d, int argc, char **argv, FILE *out)
         kv_u64(k, LD(s->lock_requests), "lock_requests");
         kv_u64(k, LD(s->synchronizes), "synchronizes");
         kv_u64(k, LD(s->sync_errors), "sync_errors");
+        /* per filesystem: FUSE READs from arrival to reply (latency.h) */
+        for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed) {
+            struct emmd_fs *fs = &d->fs[i];
+            const char *name = fs->cfg->name;
+            struct emmd_hist_snap h;
+            char v[32];
+            emmd_hist_snap(&fs->read_lat, &h);
+            kv_u64(k, h.count, "fs_%s.faults", name);
+            kv_u64(k, LD(fs->read_bytes), "fs_%s.read_bytes", name);
+            kv_u64(k, LD(fs->writes), "fs_%s.writes", name);
+            kv_u64(k, LD(fs->write_bytes), "fs_%s.write_bytes", name);
+            snprintf(v, sizeof(v), "%.1f", h.count ? (double)h.sum_ns / (double)h.count / 1e3 : 0.0);
+            kv_str(k, v, "fs_%s.fault_mean_us", name);
+            static const struct { const char *key; double q; } qs[] = {
+                {"p50", 0.50}, {"p99", 0.99}, {"p99.9", 0.999}};
+            for (size_t j = 0; j < 3; j++) {
+                snprintf(v, sizeof(v), "%.1f", emmd_hist_quantile(&h, qs[j].q) / 1e3);
+                kv_str(k, v, "fs_%s.fault_%s_us", name, qs[j].key);
+            }
+        }
     }
     kv_end(k);
     return 0;
@@ -491,7 +507,7 @@ cmd_ls(struct emmd *d, int json, FILE *out)
     else
         fprintf(out, "%-12s %-*s %14s %10s %10s %10s %-10s %s\n", "FS", LS_NAME_WIDTH, "NAME",
                 "SIZE", "RESIDENT", "STORED", "SWAP", "PAGER", "STATE");
-    for (size_t i = 0; i < d->nfs; i++) {
+    for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed) {
         struct emmd_fs *fs = &d->fs[i];
         pthread_mutex_lock(&fs->lock);
         for (size_t b = 0; b < EMMD_BUCKETS; b++)
@@ -589,7 +605,7 @@ flush_object(struct vm_object *vm, int timeout_ms)
 static int
 cmd_flush(struct emmd *d, const char *fsname, const char *name, FILE *out)
 {
-    for (size_t i = 0; i < d->nfs; i++) {
+    for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed) {
         struct emmd_fs *fs = &d->fs[i];
         if (strcmp(fs->cfg->name, fsname) != 0)
             continue;
@@ -634,10 +650,23 @@ cmd_flush(struct emmd *d, const char *fsname, const char *name, FILE *out)
     return -ENOENT;
 }
 
+static int command(struct emmd *d, int argc, char **argv, FILE *out);
+
 int
 emmd_command(void *ctx, int argc, char **argv, FILE *out)
 {
     struct emmd *d = ctx;
+    if (strcmp(argv[0], "reload") == 0 && argc == 1)
+        return emmd_reload(d, out); /* takes fs_lock for writing itself */
+    pthread_rwlock_rdlock(&d->fs_lock); /* the filesystems stay as they are meanwhile */
+    int rc = command(d, argc, argv, out);
+    pthread_rwlock_unlock(&d->fs_lock);
+    return rc;
+}
+
+static int
+command(struct emmd *d, int argc, char **argv, FILE *out)
+{
     if (strcmp(argv[0], "ping") == 0) {
         fprintf(out, "pong\n");
         return 0;
@@ -648,8 +677,10 @@ emmd_command(void *ctx, int argc, char **argv, FILE *out)
         return cmd_ls(d, argc == 2, out);
     if (strcmp(argv[0], "flush") == 0 && argc == 3)
         return cmd_flush(d, argv[1], argv[2], out);
+    if (strcmp(argv[0], "metrics") == 0 && argc == 1)
+        return emmd_metrics_write(d, out);
     fputs("unknown command or wrong arguments: ", out);
     put_escaped(out, argv[0], ctl_wire_quote, 0);
-    fputs(" (info [--json] [section], ls [--json], flush FS PATH, ping)\n", out);
+    fputs(" (info [--json] [section], ls [--json], flush FS PATH, metrics, reload, ping)\n", out);
     return -EINVAL;
 }

@@ -36,6 +36,8 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/un.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #define FS_NAME_MAX 64
@@ -56,12 +58,13 @@ enum emmd_key {
     K_LOG_LEVEL,
     K_PLUGIN_DIR,
     K_PAGEOUT_POLICY,
+    K_METRICS_LISTEN,
     K_EMMD_N
 };
 static const char *const emmd_keys[K_EMMD_N] = {
     "state-dir",     "mount-root",  "control-socket", "pid-file",
     "resident-limit", "fuse-threads", "busy-poll",      "log-level",
-    "plugin-dir",    "pageout.policy",
+    "plugin-dir",    "pageout.policy", "metrics-listen",
 };
 
 /* [default-pager] keys given at most once; "swap" is repeatable. */
@@ -527,6 +530,15 @@ find_key(const char *const *names, int n, const char *name)
     return -1;
 }
 
+/* "ADDRESS:PORT", ADDRESS a numeric IPv4 address or a bracketed IPv6 one. */
+static int
+parse_listen(const char *value)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    return emm_config_listen_addr(value, &ss, &len);
+}
+
 static int
 emmd_key(struct loader *ld, int line, const char *name, const char *value)
 {
@@ -601,6 +613,15 @@ emmd_key(struct loader *ld, int line, const char *name, const char *value)
         }
         cfg->pageout_policy = dup_or_fail(ld, value);
         return cfg->pageout_policy != NULL;
+    case K_METRICS_LISTEN:
+        if (parse_listen(value) < 0) {
+            fail(ld, line, -EINVAL,
+                 "bad value '%s' for metrics-listen (want ADDRESS:PORT with a numeric address "
+                 "and a port 1..65535, e.g. 127.0.0.1:9477 or [::1]:9477)", value);
+            return 0;
+        }
+        cfg->metrics_listen = dup_or_fail(ld, value);
+        return cfg->metrics_listen != NULL;
     case K_EMMD_N: break;
     }
     return 0;
@@ -1184,6 +1205,15 @@ emm_config_load(const char *path, int check_paths_flag, struct emm_config **out,
         fail(&ld, 0, -ENOMEM, "out of memory");
     if (!ld.failed)
         finish(&ld, check_paths_flag);
+    if (!ld.failed) {
+        _Static_assert(K_EMMD_N <= 16 && D_N <= 4 && F_N <= 16, "key_line arrays too small");
+        cfg->emmd_line = ld.emmd_line;
+        cfg->dp_line = ld.dp_line;
+        memcpy(cfg->emmd_key_line, ld.emmd_key, sizeof(ld.emmd_key));
+        memcpy(cfg->dp_key_line, ld.dp_key, sizeof(ld.dp_key));
+        for (size_t i = 0; i < cfg->nfs; i++)
+            memcpy(cfg->fs[i].key_line, ld.fsl[i].key, sizeof(ld.fsl[i].key));
+    }
     free(ld.fsl);
     if (ld.failed) {
         emm_config_free(cfg);
@@ -1220,6 +1250,7 @@ emm_config_free(struct emm_config *cfg)
     free(cfg->control_socket);
     free(cfg->pid_file);
     free(cfg->plugin_dir);
+    free(cfg->metrics_listen);
     free(cfg);
 }
 
@@ -1251,14 +1282,12 @@ fmt_duration(uint64_t ms, char *buf, size_t len)
         snprintf(buf, len, "%llums", (unsigned long long)ms);
 }
 
-int
-emm_config_dump(const struct emm_config *cfg, FILE *f)
+void
+emm_config_dump_global(const struct emm_config *cfg, FILE *f)
 {
     static const char *const levels[] = {"debug", "info", "notice", "warn", "error"};
-    char a[64], b[64];
+    char a[64];
 
-    fprintf(f, "# effective configuration of %s, defaults included (emmd --dump-config)\n",
-            cfg->path);
     fprintf(f, "[emmd]\n");
     fprintf(f, "state-dir = %s\n", cfg->state_dir);
     fprintf(f, "mount-root = %s\n", cfg->mount_root);
@@ -1276,6 +1305,10 @@ emm_config_dump(const struct emm_config *cfg, FILE *f)
             cfg->log_level >= EMM_LOG_DEBUG && cfg->log_level <= EMM_LOG_ERR
                 ? levels[cfg->log_level] : "info");
     fprintf(f, "pageout.policy = %s\n", cfg->pageout_policy);
+    if (cfg->metrics_listen)
+        fprintf(f, "metrics-listen = %s\n", cfg->metrics_listen);
+    else
+        fprintf(f, "# metrics-listen = (unset: no HTTP endpoint; emmctl metrics works always)\n");
 
     fprintf(f, "\n[default-pager]\n");
     if (cfg->nswaps == 0)
@@ -1292,10 +1325,14 @@ emm_config_dump(const struct emm_config *cfg, FILE *f)
     fmt_duration(cfg->pager_deadline_ms, a, sizeof(a));
     fprintf(f, "deadline = %s\n", a);
     fprintf(f, "threads = %u\n", cfg->dpager_threads);
+}
 
-    for (size_t i = 0; i < cfg->nfs; i++) {
-        const struct emm_fs_config *fs = &cfg->fs[i];
-        fprintf(f, "\n[fs %s]\n", fs->name);
+void
+emm_config_dump_fs(const struct emm_fs_config *fs, FILE *f)
+{
+    char a[64], b[64];
+    {
+        fprintf(f, "[fs %s]\n", fs->name);
         fprintf(f, "backend = %s\n", fs->backend);
         if (fs->mountpoint_explicit)
             fprintf(f, "mountpoint = %s\n", fs->mountpoint);
@@ -1322,5 +1359,87 @@ emm_config_dump(const struct emm_config *cfg, FILE *f)
         for (size_t k = 0; k < fs->nbackend_keys; k++)
             fprintf(f, "%s = %s\n", fs->backend_keys[k].key, fs->backend_keys[k].value);
     }
+}
+
+int
+emm_config_dump(const struct emm_config *cfg, FILE *f)
+{
+    fprintf(f, "# effective configuration of %s, defaults included (emmd --dump-config)\n",
+            cfg->path);
+    emm_config_dump_global(cfg, f);
+    for (size_t i = 0; i < cfg->nfs; i++) {
+        fputc('\n', f);
+        emm_config_dump_fs(&cfg->fs[i], f);
+    }
     return fflush(f) == 0 && !ferror(f) ? 0 : -EIO;
+}
+
+int
+emm_config_listen_addr(const char *value, struct sockaddr_storage *ss, socklen_t *len)
+{
+    char host[64];
+    const char *colon;
+    if (value[0] == '[') {
+        const char *close = strchr(value, ']');
+        if (close == NULL || close[1] != ':' || (size_t)(close - value - 1) >= sizeof(host))
+            return -EINVAL;
+        memcpy(host, value + 1, (size_t)(close - value - 1));
+        host[close - value - 1] = '\0';
+        colon = close + 1;
+    } else {
+        colon = strrchr(value, ':');
+        if (colon == NULL || (size_t)(colon - value) >= sizeof(host))
+            return -EINVAL;
+        memcpy(host, value, (size_t)(colon - value));
+        host[colon - value] = '\0';
+    }
+    uint64_t port;
+    if (parse_uint(colon + 1, 1, 65535, &port) < 0)
+        return -EINVAL;
+    memset(ss, 0, sizeof(*ss));
+    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+    if (value[0] != '[' && inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        *len = sizeof(*v4);
+        return 0;
+    }
+    if (value[0] == '[' && inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        *len = sizeof(*v6);
+        return 0;
+    }
+    return -EINVAL;
+}
+
+int
+emm_config_key_line(const struct emm_config *cfg, const char *section, const char *key)
+{
+    if (strcmp(section, "emmd") == 0) {
+        int k = find_key(emmd_keys, K_EMMD_N, key);
+        return k >= 0 && cfg->emmd_key_line[k] ? cfg->emmd_key_line[k] : cfg->emmd_line;
+    }
+    if (strcmp(section, "default-pager") == 0) {
+        if (strcmp(key, "swap") == 0 && cfg->nswaps > 0)
+            return cfg->swaps[0].line;
+        int k = find_key(dp_keys, D_N, key);
+        return k >= 0 && cfg->dp_key_line[k] ? cfg->dp_key_line[k] : cfg->dp_line;
+    }
+    if (strncmp(section, "fs ", 3) == 0) {
+        for (size_t i = 0; i < cfg->nfs; i++) {
+            const struct emm_fs_config *fs = &cfg->fs[i];
+            if (strcmp(fs->name, section + 3) != 0)
+                continue;
+            int k = find_key(fs_keys, F_N, key);
+            if (k >= 0 && fs->key_line[k])
+                return fs->key_line[k];
+            for (size_t j = 0; j < fs->nbackend_keys; j++)
+                if (strcmp(fs->backend_keys[j].key, key) == 0)
+                    return fs->backend_keys[j].line;
+            return fs->line;
+        }
+    }
+    return 0;
 }

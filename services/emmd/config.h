@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
 /* One "name.key = value" line meant for a backend in an [fs] section. */
 struct emm_config_kv {
@@ -46,6 +47,7 @@ struct emm_fs_config {
     int root_mode;
     struct emm_config_kv *backend_keys;
     size_t nbackend_keys;
+    int key_line[16]; /* line of each emmd key of the section (config.c's order), 0 if absent */
 };
 
 /* One "swap = PATH [SIZE] [priority=N]" line of [default-pager]. */
@@ -68,6 +70,8 @@ struct emm_config {
     unsigned fuse_threads;   /* "fuse-threads", 1..64; default 2 */
     unsigned busy_poll_us;   /* "busy-poll", microseconds spun on the FUSE fd before sleeping; 0 off; default 50 */
     int log_level;           /* "log-level" debug|info|notice|warn|error; default info */
+    char *metrics_listen;    /* "metrics-listen", ADDRESS:PORT to serve GET /metrics on; NULL
+                                (the default): no HTTP endpoint */
     char *pageout_policy;    /* "pageout.policy", a vm_policy_lookup() name; always set,
                                 default VM_POLICY_DEFAULT (second-chance) */
     /* [default-pager] */
@@ -77,6 +81,8 @@ struct emm_config {
     unsigned dpager_threads;    /* "threads", 1..16: the default pager's I/O threads; default 2 */
     struct emm_fs_config *fs;
     size_t nfs;
+    int emmd_line, dp_line;        /* section headers, 0 if absent */
+    int emmd_key_line[16], dp_key_line[4]; /* line of each key (config.c's order), 0 if absent */
 };
 
 /* check_paths values for emm_config_load */
@@ -105,6 +111,18 @@ void emm_config_free(struct emm_config *cfg);
  * absolute, sizes with the largest exact unit, a key that is unset as a
  * comment): loading the output gives the same configuration. 0 or -EIO. */
 int emm_config_dump(const struct emm_config *cfg, FILE *f);
+/* The two parts of the dump: [emmd] and [default-pager]; one [fs NAME]. */
+void emm_config_dump_global(const struct emm_config *cfg, FILE *f);
+void emm_config_dump_fs(const struct emm_fs_config *fs, FILE *f);
+
+/* The line of KEY in SECTION ("emmd", "default-pager", "fs NAME"; for a
+ * backend key, its line; for "swap", the first swap line), else the section's
+ * header line, else 0. */
+int emm_config_key_line(const struct emm_config *cfg, const char *section, const char *key);
+
+/* Parses a metrics-listen value ("127.0.0.1:9477", "[::1]:9477") into a
+ * socket address. 0 or -EINVAL. */
+int emm_config_listen_addr(const char *value, struct sockaddr_storage *ss, socklen_t *len);
 
 
 #endif

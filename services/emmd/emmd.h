@@ -22,10 +22,12 @@
 #include "catalog.h"
 #include "config.h"
 #include "default_pager.h"
+#include "latency.h"
 #include "pager_std.h"
 #include "vm_object.h"
 
 #define EMMD_BUCKETS 1024
+#define EMMD_MAX_FS 64 /* filesystems in one emmd's life, those added by reloads included */
 
 struct emmd_fs;
 
@@ -68,15 +70,35 @@ struct emmd_fs {
     atomic_int spinner;              /* one loop thread busy-polls at a time */
     atomic_uint_fast64_t last_request_ns;
     int mounted;
+    int removed;                     /* unmounted and closed by a reload: skip it */
     uint64_t fuse_requests;
+    /* What the FUSE layer saw (fz_ops.c; atomics, any thread): READs from
+     * arrival to reply (the fault latency), completed READs and WRITEs. */
+    struct emmd_hist read_lat;
+    atomic_uint_fast64_t reads, read_bytes, writes, write_bytes;
 };
 
 struct emmd {
-    struct emm_config *cfg;
+    /* The configuration in force: a reload replaces it (an atomic pointer; the
+     * one it replaces stays valid, in retired, until exit). */
+    struct emm_config *_Atomic cfg;
     struct vm_kernel *kernel;
     struct swp_dpager *dpager; /* the default pager, NULL without swap */
+    /* Filesystems: a fixed array of EMMD_MAX_FS slots, so a struct emmd_fs
+     * never moves (FUSE sessions, vm objects and pagers point into it). A
+     * reload fills the next slot and then counts it in nfs, or marks one
+     * removed; slots are never reused. Readers on other threads (commands,
+     * metrics) hold fs_lock for reading and skip removed slots; a reload
+     * holds it for writing only to change nfs or a removed flag. */
     struct emmd_fs *fs;
     size_t nfs;
+    pthread_rwlock_t fs_lock;
+    pthread_mutex_t reload_lock;      /* one reload at a time (SIGHUP, emmctl reload) */
+    struct emm_config **retired;      /* configurations replaced by reloads: fs->cfg and
+                                         readers may still point into them; freed at exit */
+    size_t nretired;
+    atomic_uint busy_poll_us;         /* [emmd] busy-poll in force (a reload may change it) */
+    struct emmd_http *http; /* the /metrics endpoint, NULL without metrics-listen */
     int64_t start_time;
     atomic_int stopping;
 };
@@ -139,8 +161,40 @@ void emmd_wait_init(struct emmd_wait *w);
 void emmd_wait_done(void *arg, int err); /* a vm_done_fn */
 int emmd_wait(struct emmd_wait *w);
 
+/* commands.c: what a filesystem's objects hold now (walks them under fs->lock) */
+struct emmd_totals {
+    uint64_t objects, mapped, resident, dirty, laundry, errors;
+};
+void emmd_fs_totals(struct emmd_fs *fs, struct emmd_totals *t);
+
+/* metrics.c: every counter and gauge in the Prometheus text format (0.0.4) */
+int emmd_metrics_write(struct emmd *d, FILE *out);
+
+/* Filesystems served now (slots not removed). */
+static inline size_t
+emmd_live_fs(const struct emmd *d)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < d->nfs; i++)
+        n += !d->fs[i].removed;
+    return n;
+}
+
+/* reload.c: re-read the configuration file (SIGHUP, emmctl reload). Writes what
+ * it did, or why it refused, to out (and to the log); 0, or -EINVAL when
+ * something was refused (a bad file or a change that needs a restart changes
+ * nothing; a busy filesystem is kept while the rest is applied). */
+int emmd_reload(struct emmd *d, FILE *out);
+void emmd_free_retired(struct emmd *d);
+
+/* metrics_http.c: GET /metrics on metrics-listen (libmicrohttpd) */
+struct emmd_http;
+int emmd_http_start(struct emmd *d, const char *listen, struct emmd_http **out);
+void emmd_http_stop(struct emmd_http *h);
+
 /* sd_notify.c: the service manager's view (no-ops outside systemd) */
 void emmd_notify_ready(const struct emmd *d);
 void emmd_notify_stopping(void);
+void emmd_notify_reloading(void);
 
 #endif

@@ -43,10 +43,11 @@ loop_main(void *arg)
     struct emmd_fs *fs = arg;
     struct fuse_buf fbuf;
     memset(&fbuf, 0, sizeof(fbuf));
-    uint64_t spin_ns = (uint64_t)fs->d->cfg->busy_poll_us * 1000u;
     int fd = fuse_session_fd(fs->se);
 
     while (!fuse_session_exited(fs->se)) {
+        /* busy-poll may change on a reload */
+        uint64_t spin_ns = (uint64_t)atomic_load(&fs->d->busy_poll_us) * 1000u;
         int res = receive(fs, &fbuf);
         if (res == -EAGAIN || res == -EINTR) {
             uint64_t now = emm_mono_ns();

@@ -437,24 +437,51 @@ data_vm(fuse_req_t req, fuse_ino_t ino, struct emmd_node **np)
     return vm;
 }
 
+/* A READ in flight: its arrival time, for the fault latency histogram. */
+struct read_ctx {
+    fuse_req_t req;
+    struct emmd_fs *fs;
+    uint64_t t0;
+};
+
 static void
 read_done(void *arg, int err, const struct iovec *iov, int iovcnt)
 {
-    fuse_req_t req = arg;
-    if (err != 0)
+    struct read_ctx *rc = arg;
+    fuse_req_t req = rc->req;
+    struct emmd_fs *fs = rc->fs;
+    uint64_t bytes = 0;
+    if (err == 0)
+        for (int i = 0; i < iovcnt; i++)
+            bytes += iov[i].iov_len;
+    emmd_hist_record(&fs->read_lat, emmd_now_ns() - rc->t0); /* arrival to reply */
+    free(rc);
+    if (err != 0) {
         fuse_reply_err(req, err);
-    else
-        fuse_reply_iov(req, iov, iovcnt);
+        return;
+    }
+    atomic_fetch_add_explicit(&fs->reads, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&fs->read_bytes, bytes, memory_order_relaxed);
+    fuse_reply_iov(req, iov, iovcnt);
 }
 
 static void
 fz_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
     (void)fi;
-    struct vm_object *vm = data_vm(req, ino, NULL);
-    if (vm == NULL)
+    uint64_t t0 = emmd_now_ns();
+    struct read_ctx *rc = malloc(sizeof(*rc));
+    if (rc == NULL) {
+        fuse_reply_err(req, ENOMEM);
         return;
-    vm_object_read(vm, (uint64_t)off, size, read_done, req);
+    }
+    *rc = (struct read_ctx){req, fs_of(req), t0};
+    struct vm_object *vm = data_vm(req, ino, NULL);
+    if (vm == NULL) {
+        free(rc);
+        return;
+    }
+    vm_object_read(vm, (uint64_t)off, size, read_done, rc);
     vm_object_unref(vm);
 }
 
@@ -480,6 +507,8 @@ write_done(void *arg, int err)
         wc->n->rec.mtime_ns = emm_real_ns();
         wc->n->rec_dirty = 1;
         pthread_mutex_unlock(&wc->fs->lock);
+        atomic_fetch_add_explicit(&wc->fs->writes, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&wc->fs->write_bytes, wc->size, memory_order_relaxed);
         fuse_reply_write(wc->req, wc->size);
     }
     vm_object_unref(wc->vm);

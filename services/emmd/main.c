@@ -475,9 +475,11 @@ check_mountpoints(const struct emm_config *cfg, int warn_only)
 static void
 shutdown_all(struct emmd *d, struct ctl_server *ctl)
 {
+    emmd_http_stop(d->http);
+    d->http = NULL;
     if (ctl != NULL)
         ctl_server_stop(ctl);
-    for (size_t i = 0; i < d->nfs; i++) {
+    for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed) {
         struct emmd_fs *fs = &d->fs[i];
         if (fs->se != NULL && fs->mounted) {
             /* Dirty page-cache pages come back as WRITEs while the loop still runs. */
@@ -492,9 +494,9 @@ shutdown_all(struct emmd *d, struct ctl_server *ctl)
         if (fs->pager != NULL && (fs->backend->flags & EMM_BACKEND_PERSISTENT))
             emmd_fs_flush_all(fs);
     }
-    for (size_t i = 0; i < d->nfs; i++)
+    for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed)
         fz_unmount(&d->fs[i]);
-    for (size_t i = 0; i < d->nfs; i++)
+    for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed)
         emmd_fs_close(&d->fs[i]);
     if (d->kernel != NULL)
         vm_kernel_destroy(d->kernel);
@@ -508,7 +510,7 @@ shutdown_all(struct emmd *d, struct ctl_server *ctl)
 static int
 start_default_pager(struct emmd *d)
 {
-    for (size_t i = 0; i < d->nfs; i++)
+    for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed)
         for (size_t j = 0; j < i; j++)
             if (d->fs[i].dp_tag == d->fs[j].dp_tag) {
                 emm_err("%s:%d: filesystem names '%s' and '%s' collide in the default "
@@ -610,8 +612,10 @@ main(int argc, char **argv)
     struct emmd d;
     memset(&d, 0, sizeof(d));
     char err[512];
+    struct emm_config *cfg0 = NULL;
     int rc = emm_config_load(conf, check_only ? EMM_CONFIG_CHECK_PATHS : EMM_CONFIG_CREATE_PATHS,
-                             &d.cfg, err, sizeof(err));
+                             &cfg0, err, sizeof(err));
+    d.cfg = cfg0;
     if (rc < 0) {
         fprintf(stderr, "emmd: %s\n", err);
         return 1;
@@ -624,7 +628,16 @@ main(int argc, char **argv)
                                                              : EMM_LOG_TO_STDERR_TIME,
                  verbose ? EMM_LOG_DEBUG : d.cfg->log_level);
     d.nfs = d.cfg->nfs;
-    d.fs = calloc(d.nfs ? d.nfs : 1, sizeof(*d.fs));
+    if (d.nfs > EMMD_MAX_FS) {
+        fprintf(stderr, "emmd: %s: %zu filesystems; emmd serves at most %d\n", conf, d.nfs,
+                EMMD_MAX_FS);
+        emm_config_free(d.cfg);
+        return 1;
+    }
+    d.fs = calloc(EMMD_MAX_FS, sizeof(*d.fs)); /* slots never move: see emmd.h */
+    pthread_rwlock_init(&d.fs_lock, NULL);
+    pthread_mutex_init(&d.reload_lock, NULL);
+    atomic_store(&d.busy_poll_us, d.cfg->busy_poll_us);
     for (size_t i = 0; i < d.nfs; i++) {
         rc = emmd_fs_open(&d, &d.fs[i], &d.cfg->fs[i], err, sizeof(err));
         if (rc < 0) {
@@ -715,6 +728,14 @@ main(int argc, char **argv)
         emm_err("control socket %s: %s", d.cfg->control_socket, strerror(-rc));
         goto fail;
     }
+    if (d.cfg->metrics_listen != NULL) {
+        rc = emmd_http_start(&d, d.cfg->metrics_listen, &d.http);
+        if (rc < 0) {
+            emm_err("%s: metrics-listen %s: %s", d.cfg->path, d.cfg->metrics_listen,
+                    strerror(-rc));
+            goto fail;
+        }
+    }
     rc = write_pid_file(pid_fd);
     if (rc < 0)
         emm_warn("pid file %s: %s", d.cfg->pid_file, strerror(-rc));
@@ -730,6 +751,11 @@ main(int argc, char **argv)
             continue;
         if (sig == SIGTERM || sig == SIGINT)
             break;
+        if (sig == SIGHUP) {
+            emm_notice("SIGHUP: reloading %s", d.cfg->path);
+            emmd_reload(&d, NULL);
+            continue;
+        }
         emm_info("signal %d ignored", sig);
     }
     emm_notice("signal %d: flushing and unmounting", sig);
@@ -738,6 +764,7 @@ main(int argc, char **argv)
     unlink(d.cfg->pid_file);
     emm_notice("stopped");
     emm_config_free(d.cfg);
+    emmd_free_retired(&d);
     free(d.fs);
     return 0;
 

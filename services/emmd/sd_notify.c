@@ -19,15 +19,18 @@ emmd_notify_ready(const struct emmd *d)
 {
     char status[512];
     size_t used = 0;
-    int n = snprintf(status, sizeof(status), "serving %zu filesystem%s:", d->nfs,
-                     d->nfs == 1 ? "" : "s");
+    size_t live = emmd_live_fs(d);
+    int n = snprintf(status, sizeof(status), "serving %zu filesystem%s:", live,
+                     live == 1 ? "" : "s");
     used = n > 0 ? (size_t)n : 0;
-    for (size_t i = 0; i < d->nfs && used < sizeof(status); i++) {
-        n = snprintf(status + used, sizeof(status) - used, "%s %s at %s", i ? "," : "",
+    int first = 1;
+    for (size_t i = 0; i < d->nfs && used < sizeof(status); i++) if (!d->fs[i].removed) {
+        n = snprintf(status + used, sizeof(status) - used, "%s %s at %s", first ? "" : ",",
                      d->fs[i].cfg->name, d->fs[i].cfg->mountpoint);
         if (n < 0)
             break;
         used += (size_t)n;
+        first = 0;
     }
     if (used >= sizeof(status)) /* cut: say so */
         memcpy(status + sizeof(status) - 4, "...", 4);
@@ -44,4 +47,12 @@ emmd_notify_stopping(void)
     int rc = sd_notify(0, "STOPPING=1\nSTATUS=flushing dirty pages and unmounting");
     if (rc < 0)
         emm_warn("sd_notify STOPPING=1: %s", strerror(-rc));
+}
+
+void
+emmd_notify_reloading(void)
+{
+    int rc = sd_notify(0, "RELOADING=1\nSTATUS=reloading the configuration");
+    if (rc < 0)
+        emm_warn("sd_notify RELOADING=1: %s", strerror(-rc));
 }

@@ -148,7 +148,7 @@ assert_eq "$(val "$WORK/dump1" "fs b" backend)" none "backend"
 keys=$(sed -n 's/^#\{0,1\} *\([a-z.-]*\) = .*/\1/p' "$WORK/dump1" | sort -u | tr '\n' ' ')
 for k in state-dir mount-root control-socket pid-file plugin-dir resident-limit fuse-threads \
     busy-poll log-level pageout.policy swap deadline threads backend mountpoint readahead \
-    pager-threads pager.deadline mount-over root-uid root-gid root-mode; do
+    pager-threads pager.deadline mount-over root-uid root-gid root-mode metrics-listen; do
     case " $keys " in *" $k "*) ;; *) fail "--dump-config does not show key $k: $keys" ;; esac
 done
 

@@ -79,7 +79,13 @@ EOF
 export PKG_CONFIG_SYSROOT_DIR="$D" PKG_CONFIG_LIBDIR="$R/$libdir/pkgconfig"
 cflags=$(pkg-config --cflags emm-client) || fail "pkg-config --cflags emm-client"
 libs=$(pkg-config --libs emm-client) || fail "pkg-config --libs emm-client"
-cc $cflags "$WORK/client.c" -o "$WORK/client" $libs || fail "building against libemm-client ($cflags $libs)"
+# a sanitizer build installs an instrumented library: link the runtime too
+san=""
+case "$(awk -F= '/^CMAKE_BUILD_TYPE:/ { print $2 }' "$BUILD/CMakeCache.txt")" in
+Asan) san="-fsanitize=address,undefined" ;;
+Tsan) san="-fsanitize=thread" ;;
+esac
+cc $san $cflags "$WORK/client.c" -o "$WORK/client" $libs || fail "building against libemm-client ($cflags $libs)"
 rc=0
 out=$("$WORK/client" "$WORK/none.sock") || rc=$?
 assert_eq "$rc" 1 "the client's status without a daemon"

@@ -3,8 +3,9 @@
 # pointing at a datagram socket this test reads (as systemd would for
 # Type=notify), emmd sends READY=1 only once every filesystem is mounted and
 # the control socket exists (checked at the moment each message arrives), with
-# a STATUS= line naming the filesystems and MAINPID= its pid; on SIGTERM it
-# sends STOPPING=1 before it unmounts. Without NOTIFY_SOCKET nothing is sent
+# a STATUS= line naming the filesystems and MAINPID= its pid; a SIGHUP reload
+# sends RELOADING=1 and then READY=1; on SIGTERM it sends STOPPING=1 before it
+# unmounts. Without NOTIFY_SOCKET nothing is sent
 # and nothing breaks (every other test).
 . "$(dirname "$0")/lib.sh"
 need_fuse
@@ -55,13 +56,19 @@ for ((i = 0; i < 100; i++)); do grep -q 'READY=1' "$WORK/notify.log" && break; s
 ready=$(grep 'READY=1' "$WORK/notify.log" || true)
 [ -n "$ready" ] || fail "no READY=1 from emmd: $(cat "$WORK/notify.log")"
 log "ready: $ready"
-assert_eq "$(grep -c 'READY=1' "$WORK/notify.log")" 1 "READY=1 messages"
+assert_eq "$(grep -c 'READY=1' "$WORK/notify.log")" 1 "READY=1 messages before any reload"
 assert_contains "$ready" "MOUNTED=2 SOCK=1 " "filesystems mounted and control socket present when READY=1 arrived"
 assert_contains "$ready" "STATUS=serving 2 filesystems: one at $MNT/one, two at $WORK/explicit" "STATUS"
 assert_contains "$ready" "MAINPID=$EMMD_PID" "MAINPID"
 # nothing claimed readiness before it
 first=$(head -1 "$WORK/notify.log")
 assert_contains "$first" "READY=1" "the first message"
+
+# a reload (SIGHUP, the same file): RELOADING=1, then READY=1 again
+kill -HUP "$EMMD_PID"
+for ((i = 0; i < 100; i++)); do [ "$(grep -c 'READY=1' "$WORK/notify.log")" -ge 2 ] && break; sleep 0.1; done
+assert_eq "$(grep -c 'READY=1' "$WORK/notify.log")" 2 "READY=1 messages after a reload"
+assert_eq "$(grep -n . "$WORK/notify.log" | sed -n 2p | grep -c 'RELOADING=1')" 1 "the message after the first READY=1 is RELOADING=1"
 
 echo data >"$MNT/one/f"
 stop_emmd
