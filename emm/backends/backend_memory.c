@@ -112,6 +112,20 @@ insert(struct mobj *o, uint64_t page, void *buf)
     return 0;
 }
 
+static void
+free_tree(struct rnode *n, unsigned level)
+{
+    if (!n)
+        return;
+    for (unsigned i = 0; i < RFAN; i++) {
+        if (level == 1)
+            free(n->slot[i]);
+        else
+            free_tree(n->slot[i], level - 1);
+    }
+    free(n);
+}
+
 /* Frees pages [first, last] under node n (level, covering from base); returns
  * the number freed. */
 static uint64_t
@@ -135,26 +149,14 @@ remove_range(struct rnode *n, unsigned level, uint64_t base, uint64_t first, uin
         struct rnode *c = n->slot[i];
         freed += remove_range(c, level - 1, cb, first, last);
         if (c->count == 0) {
-            free(c);
+            /* No page beneath, but maybe empty nodes outside [first, last]
+             * (the slot-0 chain a root grown over an empty tree keeps). */
+            free_tree(c, level - 1);
             n->slot[i] = NULL;
         }
     }
     n->count -= freed;
     return freed;
-}
-
-static void
-free_tree(struct rnode *n, unsigned level)
-{
-    if (!n)
-        return;
-    for (unsigned i = 0; i < RFAN; i++) {
-        if (level == 1)
-            free(n->slot[i]);
-        else
-            free_tree(n->slot[i], level - 1);
-    }
-    free(n);
 }
 
 /* First stored page >= from under n, if any. */

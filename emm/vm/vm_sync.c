@@ -337,11 +337,12 @@ vm_object_terminate(struct vm_object *obj, int keep, vm_done_fn done, void *arg)
     vm_object_ref(obj);
     pthread_mutex_lock(&obj->lock);
     int live = obj->state == VM_OBJ_READY || obj->state == VM_OBJ_INIT;
+    int err = obj->error; /* read under the lock */
     pthread_mutex_unlock(&obj->lock);
     if (live)
         vm_object_sync(obj, terminate_after_sync, tc);
     else
-        terminate_after_sync(tc, obj->error);
+        terminate_after_sync(tc, err);
 }
 
 static void
@@ -365,8 +366,9 @@ vm_obj_replay(struct vm_object *obj, unsigned max_pages)
     pthread_mutex_lock(&obj->lock);
     if (obj->state != VM_OBJ_READY || obj->dp == NULL || obj->temporary) {
         STAILQ_CONCAT(&failed, &obj->replay_syncs);
+        int err = obj->error ? obj->error : EIO; /* read under the lock */
         pthread_mutex_unlock(&obj->lock);
-        syncs_fail(&failed, obj->error ? obj->error : EIO);
+        syncs_fail(&failed, err);
         return 0;
     }
     more = vm_obj_dp_holds(obj) || obj->replay_inflight > 0;
