@@ -44,7 +44,7 @@ vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_
     obj->owner = a->owner;
     obj->state = VM_OBJ_INIT;
     obj->temporary = a->temporary;
-    obj->deadline_ns = a->deadline_ms * 1000000ull;
+    atomic_init(&obj->deadline_ns, a->deadline_ms * 1000000ull);
     obj->pstats = a->pstats != NULL ? a->pstats : &k->orphan_stats;
     obj->pager = a->pager;
     obj->pager_name = a->pager_name;

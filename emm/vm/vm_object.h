@@ -169,5 +169,8 @@ void vm_object_seek(struct vm_object *obj, uint64_t from, uint64_t limit, int wa
                     vm_seek_done_fn done, void *arg);
 void vm_object_info(struct vm_object *obj, struct vm_object_info *out);
 uint64_t vm_object_id(struct vm_object *obj);
+/* A reload changed pager.deadline: data_returns older than ms are overdue from
+ * now on (those already overdue stay so); 0: never overdue. Any thread. */
+void vm_object_set_deadline(struct vm_object *obj, uint64_t ms);
 
 #endif
