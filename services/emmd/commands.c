@@ -245,7 +245,7 @@ info_memory(struct emmd *d, const struct emmd_totals *t, struct kv *k)
     vm_pool_counts(pool, &c);
     kv_section(k, "Memory");
     kv_u64(k, d->cfg->resident_limit, "resident_limit_bytes");
-    kv_str(k, pool->policy->name, "pageout_policy");
+    kv_str(k, vm_pool_policy_name(pool), "pageout_policy");
     kv_u64(k, c.pages, "pool_pages");
     kv_u64(k, c.pages - c.free, "resident_pages");
     kv_u64(k, c.active, "active_pages");
@@ -386,7 +386,7 @@ cmd_info(struct emmd *d, int argc, char **argv, FILE *out)
             kv_u64(k, LD(v->replayed), "paging_%s.replayed", name);
             kv_u64(k, LD(v->swap_faults), "paging_%s.swap_faults", name);
             kv_u64(k, LD(v->killed), "paging_%s.killed", name);
-            kv_u64(k, fs->cfg->pager_deadline_ms, "paging_%s.deadline_ms", name);
+            kv_u64(k, atomic_load(&fs->deadline_ms), "paging_%s.deadline_ms", name);
             if (fs->pager == NULL) {
                 kv_str(k, "none", "pager_%s.backend", name);
                 kv_str(k, "default-pager", "pager_%s.mode", name);

@@ -2,9 +2,10 @@
  * reload.c - live reload of the configuration file (SIGHUP, `emmctl reload`,
  * `systemctl reload emmd`). The file is loaded and checked like `emmd -n`; then
  *  - a file that does not load changes nothing ("FILE:LINE: what");
- *  - a key that cannot change while running (everything but busy-poll and
- *    log-level in [emmd]; any key of [default-pager]; any key of an [fs]
- *    section that stays) refuses the whole reload, naming it:
+ *  - a key that cannot change while running (everything but busy-poll,
+ *    log-level and pageout.policy in [emmd], deadline in [default-pager] and
+ *    pager.deadline in an [fs] section that stays) refuses the whole reload,
+ *    naming it:
  *    "FILE:LINE: [SECTION] KEY: cannot change while running (was A, now B)";
  *  - a new [fs NAME] is opened and checked (backend stack, mountpoint, the
  *    default pager's key tag) before anything changes, then started and
@@ -13,7 +14,10 @@
  *    and the kernel agrees (a plain, not lazy, unmount); dirty pages go back to
  *    its pager first. A busy one is kept, serving, and named in the reply; the
  *    rest of the reload still applies;
- *  - busy-poll and log-level take effect at once.
+ *  - busy-poll and log-level take effect at once; a new pageout.policy takes
+ *    over every queued page from the old one under the pool lock
+ *    (vm_pool_set_policy); a new deadline applies to every object of the
+ *    filesystem, open ones included (emmd_fs_set_deadline).
  * Every change is compared on the configurations' dumps (config.c), so a key
  * counts as changed exactly when its effective value does.
  *
@@ -161,8 +165,14 @@ find(const struct entries *es, const char *section, const char *key)
 static int
 tunable(const char *section, const char *key)
 {
-    return strcmp(section, "emmd") == 0 &&
-           (strcmp(key, "busy-poll") == 0 || strcmp(key, "log-level") == 0);
+    if (strcmp(section, "emmd") == 0)
+        return strcmp(key, "busy-poll") == 0 || strcmp(key, "log-level") == 0 ||
+               strcmp(key, "pageout.policy") == 0;
+    if (strcmp(section, "default-pager") == 0)
+        return strcmp(key, "deadline") == 0; /* the [fs] sections' default */
+    if (strncmp(section, "fs ", 3) == 0)
+        return strcmp(key, "pager.deadline") == 0;
+    return 0;
 }
 
 /* Compares one key set of the old and the new configuration: a change of a
@@ -482,6 +492,29 @@ emmd_reload(struct emmd *d, FILE *out)
     if (old->log_level != d->cfg->log_level) {
         emm_log_set_level(d->cfg->log_level);
         say(&r, EMM_LOG_NOTICE, "log-level changed");
+    }
+    if (strcmp(old->pageout_policy, d->cfg->pageout_policy) != 0) {
+        /* every page the old policy holds moves to the new one (vm_pool.h) */
+        struct vm_pool *pool = vm_kernel_pool(d->kernel);
+        const char *was = vm_pool_policy_name(pool);
+        rc = vm_pool_set_policy(pool, vm_policy_lookup(d->cfg->pageout_policy));
+        if (rc < 0)
+            refuse(&r, "%s:%d: [emmd] pageout.policy: could not switch to %s (%s); %s stays in "
+                   "force", d->cfg->path, emm_config_key_line(d->cfg, "emmd", "pageout.policy"),
+                   d->cfg->pageout_policy, strerror(-rc), was);
+        else
+            say(&r, EMM_LOG_NOTICE, "pageout.policy: %s -> %s", was, d->cfg->pageout_policy);
+    }
+    /* deadlines of the filesystems that stay (new ones started with theirs) */
+    for (size_t i = 0; i < d->nfs; i++) {
+        struct emmd_fs *fs = &d->fs[i];
+        const struct emm_fs_config *c = fs->removed ? NULL : new_fs(d->cfg, fs->cfg->name);
+        if (c == NULL || atomic_load(&fs->deadline_ms) == c->pager_deadline_ms)
+            continue;
+        uint64_t was = atomic_load(&fs->deadline_ms);
+        emmd_fs_set_deadline(fs, c->pager_deadline_ms);
+        say(&r, EMM_LOG_NOTICE, "[fs %s] pager.deadline: %llu -> %llu ms", c->name,
+            (unsigned long long)was, (unsigned long long)c->pager_deadline_ms);
     }
     say(&r, EMM_LOG_NOTICE, "%s reloaded: %zu filesystems", d->cfg->path, emmd_live_fs(d));
 out:
