@@ -14,6 +14,9 @@
  *    and the kernel agrees (a plain, not lazy, unmount); dirty pages go back to
  *    its pager first. A busy one is kept, serving, and named in the reply; the
  *    rest of the reload still applies;
+ *  - a new swap line of [default-pager] adds an (empty) area to the running
+ *    default pager (swp_dp_add_area); an area in force cannot be removed or
+ *    changed, and without a default pager the first one needs a restart;
  *  - busy-poll and log-level take effect at once; a new pageout.policy takes
  *    over every queued page from the old one under the pool lock
  *    (vm_pool_set_policy); a new deadline applies to every object of the
@@ -190,6 +193,8 @@ compare(struct report *r, const struct emm_config *nc, const struct entries *o,
             const char *was = pass ? "(absent)" : x->value, *now = pass ? x->value : y ? y->value : "(absent)";
             if (strcmp(was, now) == 0)
                 continue;
+            if (strcmp(x->section, "default-pager") == 0 && strcmp(x->key, "swap") == 0)
+                continue; /* check_swaps */
             if (tunable(x->section, x->key)) {
                 (*tunables_changed)++;
                 continue;
@@ -247,6 +252,50 @@ new_fs(const struct emm_config *nc, const char *name)
         if (strcmp(nc->fs[i].name, name) == 0)
             return &nc->fs[i];
     return NULL;
+}
+
+/* ---- swap areas ---- */
+
+/* Every area in force must stay as it is (an area cannot be taken out of the
+ * default pager while it may hold pages); new lines are areas to add, which
+ * needs a running default pager: the kernel takes its default pager before
+ * the first object exists (Mach's vm_set_default_memory_manager), so the
+ * first swap area needs a restart. Fills add[] with the new lines. */
+static void
+check_swaps(struct emmd *d, const struct emm_config *nc, struct report *r,
+            const struct emm_swap_config **add, size_t *nadd)
+{
+    const struct emm_config *oc = d->cfg;
+    int line = emm_config_key_line(nc, "default-pager", "swap");
+    *nadd = 0;
+    for (size_t i = 0; i < oc->nswaps; i++) {
+        const struct emm_swap_config *o = &oc->swaps[i], *n = NULL;
+        for (size_t j = 0; j < nc->nswaps; j++)
+            if (strcmp(nc->swaps[j].path, o->path) == 0)
+                n = &nc->swaps[j];
+        if (n == NULL)
+            refuse(r, "%s:%d: [default-pager] swap: %s cannot be removed while running (its "
+                   "pages have nowhere else to go); restart emmd to remove it", nc->path, line,
+                   o->path);
+        else if (n->size != o->size || n->priority != o->priority)
+            refuse(r, "%s:%d: [default-pager] swap: %s cannot change while running (size or "
+                   "priority); only new areas can be added", nc->path, n->line, o->path);
+    }
+    for (size_t j = 0; j < nc->nswaps; j++) {
+        const struct emm_swap_config *n = &nc->swaps[j];
+        int known = 0;
+        for (size_t i = 0; i < oc->nswaps; i++)
+            known |= strcmp(oc->swaps[i].path, n->path) == 0;
+        if (known)
+            continue;
+        if (d->dpager == NULL) {
+            refuse(r, "%s:%d: [default-pager] swap: %s: emmd started without swap, and the "
+                   "first swap area needs a restart (the default pager is set before the "
+                   "first object)", nc->path, n->line, n->path);
+            continue;
+        }
+        add[(*nadd)++] = n;
+    }
 }
 
 /* ---- unmounting one filesystem ---- */
@@ -379,6 +428,8 @@ emmd_reload(struct emmd *d, FILE *out)
     struct entries o = {0}, n = {0};
     struct emmd_fs *added[EMMD_MAX_FS];
     size_t nadded = 0;
+    const struct emm_swap_config *swap_add[SWP_DP_MAX_AREAS * 2];
+    size_t nswap_add = 0;
     int tunables = 0, rc;
     char err[1024];
 
@@ -406,6 +457,10 @@ emmd_reload(struct emmd *d, FILE *out)
         free(fo.v);
         free(fn.v);
     }
+    if (nc->nswaps <= SWP_DP_MAX_AREAS * 2)
+        check_swaps(d, nc, &r, swap_add, &nswap_add);
+    else
+        refuse(&r, "%s: %zu swap areas, at most %u", nc->path, nc->nswaps, SWP_DP_MAX_AREAS);
     if (r.refused) {
         if (r.refused > 1)
             snprintf(r.reason + strlen(r.reason), sizeof(r.reason) - strlen(r.reason),
@@ -447,6 +502,29 @@ emmd_reload(struct emmd *d, FILE *out)
         goto out;
     }
     d->retired = ret;
+    /* swap areas first: each is opened and checked as it is added, and the
+     * first that fails ends the reload (the ones before it are in use) */
+    for (size_t i = 0; i < nswap_add; i++) {
+        const struct emm_swap_config *sw = swap_add[i];
+        struct swp_dp_area_config ac = {
+            .path = sw->path, .size = sw->size, .priority = sw->priority, .line = sw->line};
+        rc = swp_dp_add_area(d->dpager, &ac, nc->path, err, sizeof(err));
+        if (rc == -EEXIST)
+            continue; /* added by an earlier reload that failed later */
+        if (rc < 0) {
+            refuse(&r, "%s", err);
+            for (size_t k = 0; k < nadded; k++)
+                emmd_fs_close(added[k]);
+            r.applied = 0; /* the reason says what was */
+            snprintf(r.reason + strlen(r.reason), sizeof(r.reason) - strlen(r.reason), "; %s",
+                     i > 0 ? "the swap areas before it were added, nothing else changed"
+                           : "nothing changed");
+            goto out;
+        }
+        say(&r, EMM_LOG_NOTICE, "[default-pager] swap %s added (priority %d)", sw->path,
+            sw->priority);
+        r.applied = 1;
+    }
     /* from here on, changes happen: removals first (a name may come back) */
     for (size_t i = 0; i < d->nfs; i++)
         if (!d->fs[i].removed && new_fs(nc, d->fs[i].cfg->name) == NULL)

@@ -7,12 +7,15 @@
 #      shows the new policy with pages still queued, and fio's verify passes.
 #   2. [default-pager] deadline changes the deadline of [fs k], which has no
 #      pager.deadline of its own (emmctl info pagers shows it).
+#   2b. A swap area (priority 5) is added by a reload: `emmctl info` shows
+#      two areas; the same file again changes nothing.
 #   3. [fs k]'s pager stalls every write (error:lmdb, error.action = stall)
 #      while dd writes A (32M, twice the pool) through an open object: with the
-#      1h deadline, its pageouts sit in laundry and dd waits for frames, and no
+#      1800s deadline, its pageouts sit in laundry and dd waits for frames, and no
 #      return is overdue. A reload sets pager.deadline = 200ms in [fs k]: the
 #      open object takes it, its overdue pages go to swap (double paging), and
 #      dd finishes. With the stall lifted, A reads back equal to its source.
+#      The overdue pages go to a swap area added by a reload before (2b).
 #   4. A swap area replaced by another is refused with FILE:LINE and changes
 #      nothing.
 . "$(dirname "$0")/lib.sh"
@@ -30,6 +33,7 @@ conf() {
     write_conf "$CONF" "resident-limit=16M" "pageout.policy=$1" <<CONF_EOF
 [default-pager]
 swap = $WORK/swap.img 128M
+${SWAP2:+swap = $SWAP2}
 deadline = $2
 
 [fs f]
@@ -89,6 +93,18 @@ assert_contains "$(cat "$WORK/out")" "[fs k] pager.deadline: 3600000 -> 1800000 
 assert_eq "$(pager_field k deadline_ms)" 1800000 "k's deadline after the reload"
 assert_eq "$(pager_field f deadline_ms)" 1800000 "f's deadline after the reload"
 
+# ---- 2b: a swap area added live (priority 5: used before the first); a
+#      second reload with the same file changes nothing
+SWAP2="$WORK/swap2.img 64M priority=5"
+conf second-chance 1800s
+reload_ok "a swap area added"
+assert_contains "$(cat "$WORK/out")" "[default-pager] swap $WORK/swap2.img added (priority 5)"
+assert_eq "$(info_get swap_areas)" 2 "swap areas after the reload"
+assert_eq "$(info_get swap_1.path)" "$WORK/swap2.img" "the added area"
+assert_eq "$(info_get swap_1.used)" 0 "the added area's used slots"
+reload_ok "the same file again"
+assert_eq "$(info_get swap_areas)" 2 "swap areas after a second reload"
+
 # ---- 3: a stalled pager; the open object takes the new deadline
 SRC="$WORK/srcA"
 gen_src "$SRC" 32 5
@@ -107,18 +123,22 @@ bounded "dd to the stalled pager after its deadline was cut" timeout -k 5 $STEP_
 wait $DD || fail "dd of A failed"
 DD=""
 assert_gt "$(info_get overdue_returns)" 0 "overdue returns after the deadline was cut"
+assert_gt "$(info_get swap_1.used)" 0 "pages double paged to the added area (priority 5)"
 rm -f "$STALL"
 drop_cache "$MNT/k/A"
 assert_eq "$(sha "$MNT/k/A")" "$(sha "$SRC")" "A after the stall"
 
 # ---- 4: changing a swap area is refused, naming the line
 sed -i "s|^swap = .*|swap = $WORK/other.img 64M|" "$CONF"
+awk '!/^swap/ || !seen++' "$CONF" >"$CONF.new" && mv "$CONF.new" "$CONF"
 rc=0
 ctl reload >"$WORK/out" 2>"$WORK/err" || rc=$?
 assert_eq "$rc" 1 "emmctl reload with a swap area replaced"
 line=$(grep -n '^swap' "$CONF" | cut -d: -f1)
 assert_contains "$(cat "$WORK/err")" "$CONF:$line: [default-pager] swap:"
 assert_contains "$(cat "$WORK/err")" "nothing changed"
+assert_eq "$(info_get swap_areas)" 2 "swap areas after a refused reload"
+[ ! -e "$WORK/other.img" ] || fail "a refused reload created $WORK/other.img"
 
 emmd_alive || fail "emmd died"
 stop_emmd
