@@ -4,7 +4,9 @@
  * kernel's queries.
  *
  * Locking: dp->lock guards the object table (a tsearch tree by key), nobjects
- * and every object's `attached`. o->lock guards o->map and o->pages and is a
+ * and every object's `attached`. dp->add_lock makes live area adds one at a time;
+ * readers never take it: areas[] never moves, nareas and the placement route
+ * are published with release stores after what they name is ready. o->lock guards o->map and o->pages and is a
  * leaf. Only o's port handler (one message at a time) changes o->map, under
  * o->lock; the handler reads the map without it, and holds no lock across I/O
  * or a send. The data_return path allocates nothing but the leaves
