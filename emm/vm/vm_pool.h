@@ -62,6 +62,8 @@ struct vm_page {
     uint32_t lock_value; /* forbidden accesses (Mach page_lock) */
     uint32_t wire;     /* replies in flight that point at the frame */
     uint64_t laundry_ns; /* when the data_return was sent (pool lock) */
+    uint64_t request_ns; /* absent: when its data_request went to the pager, 0 if it
+                            heads no request (object lock; pager latency) */
     struct vm_page *hnext; /* object's hash chain (object lock); free list when free (pool lock) */
     struct vm_pnode pn;    /* policy queue or laundry list (pool lock) */
     void *frame;

@@ -449,6 +449,16 @@ cmd_info(struct emmd *d, int argc, char **argv, FILE *out)
                 snprintf(v, sizeof(v), "%.1f", emmd_hist_quantile(&h, qs[j].q) / 1e3);
                 kv_str(k, v, "fs_%s.fault_%s_us", name, qs[j].key);
             }
+            /* the pager's part: data_request to its first answer (the kernel's) */
+            struct vm_lat_hist *pl = &fs->pstats.request_lat;
+            emmd_hist_snap_counters(pl->bucket, &pl->sum_ns, &h);
+            kv_u64(k, h.count, "fs_%s.pager_requests", name);
+            snprintf(v, sizeof(v), "%.1f", h.count ? (double)h.sum_ns / (double)h.count / 1e3 : 0.0);
+            kv_str(k, v, "fs_%s.pager_mean_us", name);
+            for (size_t j = 0; j < 3; j++) {
+                snprintf(v, sizeof(v), "%.1f", emmd_hist_quantile(&h, qs[j].q) / 1e3);
+                kv_str(k, v, "fs_%s.pager_%s_us", name, qs[j].key);
+            }
         }
     }
     kv_end(k);
