@@ -25,10 +25,18 @@
  * transaction active in the process. Read transactions are short: a small
  * pool of reset ones (under pool_lock) is renewed per call and never held
  * across calls. Thread model PARALLEL; not NONBLOCKING (calls may sleep on I/O).
+ *
+ * Resident set: every page LMDB touches in its read-only map counts in emmd's
+ * resident set (file pages, reclaimable, but resident-limit is a promise about
+ * the process). After every UNMAP_EVERY bytes read, written or deleted, the map's pages
+ * are dropped from the process (madvise MADV_DONTNEED, under sh.resize held
+ * shared so the map cannot move); they stay in the page cache, and a reader
+ * that touches one again faults it back in.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -36,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,7 +57,9 @@
 #define FORMAT 1
 #define MAX_READERS 256
 #define RTXN_POOL 32         /* reset read transactions kept for reuse */
-#define WRITE_CHUNK 1024     /* pages per write transaction (a longer call is split) */
+#define WRITE_CHUNK 256      /* pages per write transaction (a longer call is split): LMDB
+                                holds each dirty overflow page in a heap copy until commit */
+#define UNMAP_EVERY ((uint64_t)2 << 20) /* bytes through the map between unmaps */
 #define DELETE_CHUNK 1024    /* keys deleted per discard transaction */
 #define SCAN_CHUNK 1024      /* keys a hole seek walks per read transaction */
 #define MAP_MIN ((uint64_t)64 << 10)
@@ -78,6 +89,9 @@ struct lm {
     _Atomic int broken;       /* a failed remap left no usable map: every call fails */
     _Atomic int full_logged;  /* "map at max-map-size" said once */
     _Atomic uint64_t grows, enospc;
+    _Atomic uint64_t through_map; /* bytes read or written since the last unmap */
+    void *map_addr;               /* data.mdb's map (map_locate; sh.resize) */
+    size_t map_len;
 };
 
 /* Environments open in this process, by directory (LMDB: one per path). */
@@ -313,6 +327,8 @@ lock_path(struct lm *l)
     return 0;
 }
 
+static void map_locate(struct lm *l);
+
 /* sh.grow: doubles the map up to max-map-size. Called with sh.resize held
  * exclusively, so no transaction of this process is active. */
 static int
@@ -341,7 +357,9 @@ lm_grow(struct emm_lmdb_shared *sh, size_t seen)
         l->host->log(l->host, EMM_LOG_ERR, "%s: cannot grow the map to %zu bytes: %s", l->path,
                      want, mdb_strerror(rc));
         /* LMDB unmapped the old map first: map the old size again. */
-        if (mdb_env_set_mapsize(l->env, sh->mapsize) != 0) {
+        int again = mdb_env_set_mapsize(l->env, sh->mapsize);
+        map_locate(l);
+        if (again != 0) {
             atomic_store(&l->broken, 1);
             l->host->log(l->host, EMM_LOG_ERR, "%s: cannot map the environment again: "
                          "every call fails until a restart", l->path);
@@ -350,6 +368,7 @@ lm_grow(struct emm_lmdb_shared *sh, size_t seen)
         return lm_errno(rc) == -ENOMEM ? -ENOSPC : lm_errno(rc);
     }
     sh->mapsize = mdb_env_info(l->env, &info) == 0 ? info.me_mapsize : want;
+    map_locate(l);
     atomic_fetch_add(&l->grows, 1);
     l->host->log(l->host, EMM_LOG_INFO, "%s: map grown to %zu KiB", l->path, sh->mapsize >> 10);
     return 0;
@@ -442,6 +461,7 @@ lm_start(void *instance)
         info.me_mapsize = (size_t)l->map_size;
     }
     l->sh.mapsize = info.me_mapsize;
+    map_locate(l);
     l->sh.grow = lm_grow;
     l->sh.users = 0;
     mdb_env_set_userctx(l->env, &l->sh);
@@ -680,6 +700,48 @@ count_add(struct lm *l, MDB_txn *txn, uint64_t obj, int64_t delta)
 
 /* ---- data path ------------------------------------------------------------------- */
 
+/* Finds the map of data.mdb in /proc/self/maps (LMDB tells its address only
+ * with MDB_FIXEDMAP). Called at start and after the map moves (sh.resize held
+ * exclusively, or no transaction yet). */
+static void
+map_locate(struct lm *l)
+{
+    l->map_addr = NULL;
+    l->map_len = 0;
+    mdb_filehandle_t fd;
+    struct stat st;
+    if (mdb_env_get_fd(l->env, &fd) != 0 || fstat(fd, &st) != 0)
+        return;
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (f == NULL)
+        return;
+    char line[PATH_MAX + 128];
+    while (fgets(line, sizeof(line), f) != NULL) {
+        unsigned long start, end, ino;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s %*x %*x:%*x %lu", &start, &end, perms, &ino) == 4 &&
+            ino == (unsigned long)st.st_ino && end - start > l->map_len) {
+            l->map_addr = (void *)start;
+            l->map_len = end - start;
+        }
+    }
+    fclose(f);
+}
+
+/* Counts bytes that went through the map; every UNMAP_EVERY, unmaps its pages. */
+static void
+map_unmap_some(struct lm *l, uint64_t bytes)
+{
+    uint64_t before = atomic_fetch_add(&l->through_map, bytes);
+    if (before + bytes < UNMAP_EVERY || atomic_exchange(&l->through_map, 0) < UNMAP_EVERY)
+        return;
+    pthread_rwlock_rdlock(&l->sh.resize);
+    if (l->map_addr != NULL && madvise(l->map_addr, l->map_len, MADV_DONTNEED) != 0)
+        l->host->log(l->host, EMM_LOG_DEBUG, "%s: madvise(DONTNEED) of the map: %s", l->path,
+                     strerror(errno));
+    pthread_rwlock_unlock(&l->sh.resize);
+}
+
 static int
 lm_read(void *instance, uint64_t object, uint64_t first, uint32_t npages, void *buf,
         uint8_t *present)
@@ -691,6 +753,7 @@ lm_read(void *instance, uint64_t object, uint64_t first, uint32_t npages, void *
     MDB_txn *txn;
     int r, rc;
 
+    map_unmap_some(l, (uint64_t)npages * EMM_PAGE_SIZE);
     memset(present, 0, npages);
     r = rtxn_get(l, &txn);
     if (r < 0)
@@ -770,6 +833,7 @@ lm_write(void *instance, uint64_t object, uint64_t first, uint32_t npages, const
     struct lm *l = instance;
     int r = 0;
 
+    map_unmap_some(l, (uint64_t)npages * EMM_PAGE_SIZE);
     /* One transaction per call; only a very long call is split (LMDB bounds the
      * pages one transaction may dirty). */
     for (uint32_t done = 0; done < npages && r == 0;) {
@@ -852,9 +916,10 @@ lm_discard(void *instance, uint64_t object, uint64_t first, uint64_t npages)
     struct discard_args a = {.object = object, .from = first, .npages = npages};
     int r;
 
-    do
+    do {
         r = wtxn_run(l, do_discard, &a, "discard");
-    while (r == 0 && a.more);
+        map_unmap_some(l, a.deleted * EMM_PAGE_SIZE); /* deleting reads each page's header */
+    } while (r == 0 && a.more);
     return r;
 }
 

@@ -43,7 +43,7 @@ struct pgr_std {
  * sits after it. Buffers are of one size (a whole request) and kept on a small
  * free list: a fresh 1 MiB allocation would page-fault on every request. */
 #define SUPPLY_MAX EMM_MAX_REQUEST_BYTES
-#define SUPPLY_CACHED 8
+#define SUPPLY_CACHED 2 /* idle 1 MiB buffers kept per pager: each counts in the RSS */
 
 struct supply_buf {
     atomic_int refs;

@@ -55,6 +55,12 @@ vm_kmsg(struct vm_object *obj, uint32_t id, uint64_t off, uint64_t len)
 void
 vm_batch_done(struct vm_batch *b, struct vm_io *io)
 {
+    if (io->waiter != NULL) { /* the data is placed, or the write failed */
+        io->waiter->released = 1;
+        pthread_cond_signal(&io->waiter->cond);
+        io->waiter = NULL;
+        io->src = NULL;
+    }
     STAILQ_INSERT_TAIL(&b->done, io, link);
 }
 
@@ -193,9 +199,9 @@ vm_batch_flush(struct vm_object *obj, struct vm_batch *b)
                 io->rdone(io->arg, io->err, NULL, 0);
             }
         } else {
+            vm_io_unstage(obj, io); /* a failed write's staged frames */
             io->done(io->arg, io->err);
         }
-        free(io->buf);
         free(io);
     }
     struct vm_sync *s;
@@ -210,6 +216,18 @@ vm_batch_flush(struct vm_object *obj, struct vm_batch *b)
         sk->done(sk->arg, sk->result);
         free(sk);
     }
+}
+
+void
+vm_io_unstage(struct vm_object *obj, struct vm_io *io)
+{
+    struct vm_kernel *k = obj->kernel;
+    for (unsigned i = 0; i < io->nwired; i++)
+        if (io->wired[i] != NULL)
+            vm_pool_free(&k->pool, io->wired[i]);
+    if (io->nwired > 0)
+        atomic_fetch_sub(&k->stats.staged_pages_now, io->nwired);
+    io->nwired = 0;
 }
 
 void

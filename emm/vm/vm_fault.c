@@ -121,11 +121,27 @@ fault_in(struct vm_object *obj, uint64_t first, uint64_t n, uint32_t access, str
                 r++;
             run = r;
         }
+        /* Read-around (Mach's cluster page-in): a small fault on a temporary
+         * object also asks for the swapped pages that follow it in its
+         * window, which the default pager reads in the same I/O when their
+         * slots are consecutive (a clustered pageout wrote them so). Only
+         * while frames are free: the extra pages never starve anything. */
+        unsigned want = (unsigned)(run - idx), extra = 0;
+        if (run == end && want < VM_READAROUND && obj->temporary && k->dpo != NULL &&
+            obj->dp != NULL && vm_pool_free_count(&k->pool) >= k->pool.free_target + VM_READAROUND) {
+            uint64_t lim = (obj->size + VM_PS - 1) / VM_PS, wend = idx + VM_READAROUND;
+            while (run < wend && run < lim && vm_obj_page_lookup(obj, run) == NULL &&
+                   k->dpo->holds(k->dp_ctx, obj->dp_handle, run))
+                run++;
+            extra = (unsigned)(run - idx) - want;
+        }
         struct vm_page *frames[256];
-        unsigned want = (unsigned)(run - idx);
-        unsigned got = vm_pool_alloc(&k->pool, frames, want);
+        unsigned got = vm_pool_alloc(&k->pool, frames, want + extra);
         if (got < want)
             starve(obj, 1); /* a read progresses with any frame */
+        if (got > want)
+            atomic_fetch_add(&k->stats.readaround_pages, got - want);
+        want += extra;
         if (got == 0)
             return 0;
         if (hole) {
@@ -198,10 +214,11 @@ read_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
 /* A write to a page whose frame someone else reads, and will not give back
  * soon: its data_return is overdue (the stalled pager keeps the frame, freed
  * when it answers), or a READ reply is being sent from it (freed at the last
- * vm_io_unwire). The object gets a copy, so the writer never waits past the deadline
- * and the reader sees the page as it was. Lock held. */
+ * vm_io_unwire). The object gets a copy in q, so the writer never waits past
+ * the deadline and the reader sees the page as it was. Bytes [a, b) of the
+ * page are not copied: the write brings them. Lock held. */
 static struct vm_page *
-page_copy(struct vm_object *obj, struct vm_page *old, struct vm_page *q)
+page_copy(struct vm_object *obj, struct vm_page *old, struct vm_page *q, uint64_t a, uint64_t b)
 {
     int laundry = old->state == VM_PAGE_LAUNDRY;
     uint16_t keep = old->flags & (VM_PG_NEW | VM_PG_INSWAP | VM_PG_PRECIOUS | VM_PG_ABANDONED);
@@ -214,13 +231,47 @@ page_copy(struct vm_object *obj, struct vm_page *old, struct vm_page *q)
         old->flags |= VM_PG_EVICT;
     old->flags |= VM_PG_ORPHAN;
     vm_obj_page_insert(obj, q, old->index, VM_PAGE_PRESENT);
-    memcpy(q->frame, old->frame, VM_PS);
+    memcpy(q->frame, old->frame, a);
+    memcpy((char *)q->frame + b, (char *)old->frame + b, VM_PS - b);
     q->lock_value = old->lock_value;
     /* The swap copy (if the default pager got one) is older than this page. */
     vm_obj_page_flags(obj, q, VM_PG_DIRTY | keep | (laundry && obj->dp != NULL ? VM_PG_INSWAP : 0), 0);
     if (laundry)
         atomic_fetch_add(&obj->kernel->stats.cow_overdue, 1);
     return q;
+}
+
+/* The write must wait, and its caller's buffer is only lent: its bytes go to
+ * frames of its own, taken from the pool (never the heap), so the caller can
+ * go. Staged frames stay under a quarter of the pool, so waiting writes cannot
+ * starve faults. 1: staged; 0: no frames now (the caller stays blocked, the
+ * kernel worker reruns the write when frames come back). Lock held. */
+static int
+write_stage(struct vm_object *obj, struct vm_io *io)
+{
+    struct vm_kernel *k = obj->kernel;
+    uint64_t end = io->off + io->len;
+    uint64_t first = io->off / VM_PS, n = (end - 1) / VM_PS - first + 1;
+    if (atomic_load(&k->stats.staged_pages_now) + n > k->pool.npages / 4 ||
+        vm_pool_alloc_all(&k->pool, io->wired, (unsigned)n) == 0) {
+        starve(obj, (unsigned)n);
+        return 0;
+    }
+    atomic_fetch_add(&k->stats.staged_pages_now, n);
+    atomic_fetch_add(&k->stats.writes_staged, 1);
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t pstart = (first + i) * VM_PS;
+        uint64_t from = io->off > pstart ? io->off : pstart;
+        uint64_t to = end < pstart + VM_PS ? end : pstart + VM_PS;
+        memcpy((char *)io->wired[i]->frame + (from - pstart),
+               (const char *)io->src + (from - io->off), to - from);
+    }
+    io->nwired = (unsigned)n;
+    io->src = NULL;
+    io->waiter->released = 1;
+    pthread_cond_signal(&io->waiter->cond);
+    io->waiter = NULL;
+    return 1;
 }
 
 static int
@@ -235,6 +286,7 @@ write_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
         return 1;
     uint64_t end = io->off + io->len;
     uint64_t first = io->off / VM_PS, last = (end - 1) / VM_PS;
+    int staged = io->nwired > 0; /* staged frames stand in for new ones */
     unsigned need = 0;
     int ready = 1;
     for (uint64_t idx = first; idx <= last; idx++) {
@@ -242,7 +294,7 @@ write_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
         int full = io->off <= idx * VM_PS && end >= (idx + 1) * VM_PS;
         if (p == NULL) {
             if (full) {
-                need++;
+                need += !staged;
             } else if (!fault_in(obj, idx, 1, VM_PROT_READ | VM_PROT_WRITE, io, b)) {
                 ready = 0;
             }
@@ -250,7 +302,7 @@ write_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
         }
         if ((p->state == VM_PAGE_LAUNDRY && (p->flags & VM_PG_OVERDUE)) ||
             (p->state == VM_PAGE_PRESENT && p->wire > 0 && !(p->lock_value & VM_PROT_WRITE))) {
-            need++; /* its pager stalls, or a reply reads it: write to a copy */
+            need += !staged; /* its pager stalls, or a reply reads it: write to a copy */
         } else if (p->state == VM_PAGE_ABSENT) {
             /* On its way; a hole of a suspect pager is filled now (fault_in). */
             if (!fault_in(obj, idx, 1, VM_PROT_READ | VM_PROT_WRITE, io, b))
@@ -281,25 +333,33 @@ write_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
     struct vm_page *touched[EMM_MAX_SPAN_PAGES];
     for (uint64_t idx = first; idx <= last; idx++) {
         struct vm_page *p = vm_obj_page_lookup(obj, idx);
+        struct vm_page *s = staged ? io->wired[idx - first] : NULL;
+        uint64_t pstart = idx * VM_PS;
+        uint64_t from = io->off > pstart ? io->off : pstart;
+        uint64_t to = end < pstart + VM_PS ? end : pstart + VM_PS;
         if (p != NULL && (p->state == VM_PAGE_LAUNDRY || p->wire > 0)) {
-            p = page_copy(obj, p, frames[used++]);
+            p = page_copy(obj, p, s != NULL ? s : frames[used++], from - pstart, to - pstart);
         } else if (p == NULL) {
-            p = frames[used++];
+            p = s != NULL ? s : frames[used++];
             vm_obj_page_insert(obj, p, idx, VM_PAGE_PRESENT);
             /* Whether the pager has an older copy is not known here (no
              * upcall under the lock): counted as new until laundered, so
              * st_blocks may count an overwritten page twice meanwhile. */
             vm_obj_page_flags(obj, p, VM_PG_NEW, 0);
         }
-        uint64_t pstart = idx * VM_PS;
-        uint64_t from = io->off > pstart ? io->off : pstart;
-        uint64_t to = end < pstart + VM_PS ? end : pstart + VM_PS;
-        memcpy((char *)p->frame + (from - pstart), (const char *)io->buf + (from - io->off),
-               to - from);
+        if (s == NULL)
+            memcpy((char *)p->frame + (from - pstart), (const char *)io->src + (from - io->off),
+                   to - from);
+        else if (p != s)
+            memcpy((char *)p->frame + (from - pstart), (char *)s->frame + (from - pstart),
+                   to - from);
+        if (s != NULL && p == s)
+            io->wired[idx - first] = NULL; /* the staged frame is the page now */
         vm_obj_page_flags(obj, p, VM_PG_DIRTY, 0);
         touched[idx - first] = p;
     }
     vm_pool_touch(&k->pool, touched, (unsigned)(last - first + 1));
+    vm_io_unstage(obj, io); /* the staged frames that were copied from */
     return 1;
 }
 
@@ -328,6 +388,8 @@ vm_obj_run_waiters(struct vm_object *obj, struct vm_batch *b)
         STAILQ_REMOVE_HEAD(&todo, link);
         int rc = io_try(obj, io, b);
         if (rc == 0) {
+            if (io->waiter != NULL)
+                write_stage(obj, io); /* frames came back: let its caller go */
             /* Still waiting; no new arrivals meanwhile: we hold the lock. */
             STAILQ_INSERT_TAIL(&obj->ios, io, link);
         } else {
@@ -361,6 +423,8 @@ io_start(struct vm_object *obj, struct vm_io *io)
     else
         rc = io_try(obj, io, &b);
     if (rc == 0) {
+        if (io->waiter != NULL)
+            write_stage(obj, io);
         io_queue(obj, io);
         vm_kernel_note_waiting(obj->kernel, obj);
         if (obj->starved)
@@ -395,9 +459,9 @@ vm_object_read(struct vm_object *obj, uint64_t off, uint64_t len, vm_read_done_f
     vm_object_unref(obj);
 }
 
-void
-vm_object_write(struct vm_object *obj, uint64_t off, const void *buf, uint64_t len,
-                vm_done_fn done, void *arg)
+static void
+write_start(struct vm_object *obj, uint64_t off, const void *buf, uint64_t len, vm_done_fn done,
+            void *arg, int stable)
 {
     if (len > EMM_MAX_REQUEST_BYTES) {
         done(arg, EINVAL);
@@ -408,21 +472,50 @@ vm_object_write(struct vm_object *obj, uint64_t off, const void *buf, uint64_t l
         done(arg, ENOMEM);
         return;
     }
-    /* The caller's buffer lives only during this call: keep a copy in case we wait. */
-    io->buf = malloc(len ? len : 1);
-    if (io->buf == NULL) {
-        free(io);
-        done(arg, ENOMEM);
-        return;
-    }
-    memcpy(io->buf, buf, len);
+    struct vm_write_waiter w = {0};
     io->op = VM_IO_WRITE;
     io->off = off;
     io->len = len;
+    io->src = buf;
+    io->stable = stable;
     io->done = done;
     io->arg = arg;
-    atomic_fetch_add(&obj->kernel->stats.write_ops, 1);
+    if (!stable) {
+        pthread_cond_init(&w.cond, NULL);
+        io->waiter = &w;
+    }
+    struct vm_kernel *k = obj->kernel;
+    atomic_fetch_add(&k->stats.write_ops, 1);
     vm_object_ref(obj);
     io_start(obj, io);
+    if (!stable) {
+        /* Back-pressure: no frames even to stage the data. The buffer stays
+         * lent until the write is done or staged, so this thread waits; the
+         * kernel worker reruns the write as frames come back. */
+        pthread_mutex_lock(&obj->lock);
+        if (!w.released) {
+            atomic_fetch_add(&k->stats.writes_blocked, 1);
+            atomic_fetch_add(&k->stats.blocked_writers_now, 1);
+            while (!w.released)
+                pthread_cond_wait(&w.cond, &obj->lock);
+            atomic_fetch_sub(&k->stats.blocked_writers_now, 1);
+        }
+        pthread_mutex_unlock(&obj->lock);
+        pthread_cond_destroy(&w.cond);
+    }
     vm_object_unref(obj);
+}
+
+void
+vm_object_write(struct vm_object *obj, uint64_t off, const void *buf, uint64_t len,
+                vm_done_fn done, void *arg)
+{
+    write_start(obj, off, buf, len, done, arg, 0);
+}
+
+void
+vm_object_write_stable(struct vm_object *obj, uint64_t off, const void *buf, uint64_t len,
+                       vm_done_fn done, void *arg)
+{
+    write_start(obj, off, buf, len, done, arg, 1);
 }

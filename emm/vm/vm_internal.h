@@ -15,6 +15,14 @@
 #include "vm_object.h"
 
 #define VM_PS ((uint64_t)EMM_PAGE_SIZE)
+#define VM_READAROUND 16u /* pages a small fault on a temporary object reads around */
+
+/* A caller blocked in vm_object_write until its buffer is no longer needed
+ * (on its stack; signalled under the object lock). */
+struct vm_write_waiter {
+    int released;
+    pthread_cond_t cond;
+};
 
 /* A pending front-end operation (Mach: a faulting thread asleep on the object). */
 struct vm_io {
@@ -22,11 +30,20 @@ struct vm_io {
     int op; /* VM_IO_* */
     int unlock_sent;
     uint64_t off, len;
-    void *buf; /* owned copy of a waiting write */
+    /* A write's data, never copied to the heap: the caller's buffer, borrowed
+     * while the caller waits in vm_object_write (its waiter, on its stack, is
+     * released when the write no longer needs it), or a buffer that outlives the
+     * write (stable); NULL once the data sits in staged frames. */
+    const void *src;
+    struct vm_write_waiter *waiter;
+    int stable;
     vm_read_done_fn rdone;
     vm_done_fn done;
     void *arg;
     int err;
+    /* A read: the pages it wired. A write: its staged frames, pool frames
+     * outside any object holding the write's bytes at their in-page offsets,
+     * one per page of [off, off+len), taken when it had to wait. */
     unsigned nwired;
     struct vm_page *wired[EMM_MAX_SPAN_PAGES]; /* a 1 MiB read spans at most 257 pages */
 };
@@ -172,11 +189,14 @@ void vm_obj_discard_all(struct vm_object *obj);
 struct emm_msg *vm_kmsg(struct vm_object *obj, uint32_t id, uint64_t off, uint64_t len);
 void vm_batch_msg(struct vm_batch *b, struct emm_msg *m);    /* to the pager */
 void vm_batch_dp_msg(struct vm_batch *b, struct emm_msg *m); /* to the default pager */
-void vm_batch_done(struct vm_batch *b, struct vm_io *io);    /* complete io after unlocking */
+/* Complete io after unlocking; obj->lock held (releases a blocked writer). */
+void vm_batch_done(struct vm_batch *b, struct vm_io *io);
 void vm_batch_post(struct vm_object *obj, struct vm_batch *b); /* lock held */
 void vm_pager_count_sent(struct vm_object *obj, const struct emm_msg *m); /* pstats */
 void vm_batch_flush(struct vm_object *obj, struct vm_batch *b); /* after unlocking */
 void vm_io_unwire(struct vm_object *obj, struct vm_io *io);  /* takes obj->lock */
+/* Gives a write's staged frames back to the pool (pool lock only). */
+void vm_io_unstage(struct vm_object *obj, struct vm_io *io);
 
 /* vm_msgcheck.c: a pager's message, checked before it is trusted. 0, or
  * -EBADMSG with *field naming what is wrong. form: the message alone (no lock;

@@ -51,6 +51,11 @@ struct vm_stats {
         bad_messages,   /* pager messages refused by the kernel's checks (vm_msgcheck.c) */
         queries,        /* data_query sent to pagers (SEEK_DATA/SEEK_HOLE) */
         queries_expired; /* given up: the pager was suspect or did not answer in time */
+    /* Writes that had to wait: their data went to staged pool frames
+     * (writes_staged), or their caller blocked until frames came back
+     * (writes_blocked); the gauges say how many of each there are now. */
+    atomic_uint_fast64_t writes_staged, writes_blocked, staged_pages_now, blocked_writers_now;
+    atomic_uint_fast64_t readaround_pages; /* swapped neighbours a fault brought in too */
 };
 
 /* Per-filesystem counters the kernel keeps for the filesystem's pager, and its
@@ -139,9 +144,18 @@ void vm_object_unref(struct vm_object *obj);
  * frames, valid only during the call. */
 void vm_object_read(struct vm_object *obj, uint64_t off, uint64_t len, vm_read_done_fn done,
                     void *arg);
-/* Writes len bytes at off (copied before the call returns if it must wait). Does
- * not change the size: the front end does (vm_object_set_size). */
+/* Writes len bytes at off. The data goes straight from buf into pool frames,
+ * never to the heap: if the write must wait (a page being paged in, on loan,
+ * locked), its bytes go to staged frames taken from the pool and the call
+ * returns; if the pool has no frames for that either, the caller blocks until
+ * it has (back-pressure: at most one waiting write per calling thread). done
+ * may run before the call returns, or later from another thread. Does not
+ * change the size: the front end does (vm_object_set_size). */
 void vm_object_write(struct vm_object *obj, uint64_t off, const void *buf, uint64_t len,
+                     vm_done_fn done, void *arg);
+/* The same for a buffer that outlives the write (zeros): never blocks, and
+ * never copies it. */
+void vm_object_write_stable(struct vm_object *obj, uint64_t off, const void *buf, uint64_t len,
                      vm_done_fn done, void *arg);
 /* Returns every dirty page to the pager, then synchronize; done after
  * synchronize_completed, with its result. */

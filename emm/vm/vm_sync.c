@@ -235,13 +235,13 @@ punch_impl(struct vm_object *obj, uint64_t off, uint64_t len, uint64_t clip, vm_
     uint64_t head_end = pfirst * VM_PS < end ? pfirst * VM_PS : end;
     if (off < head_end && off < size) {
         atomic_fetch_add(&pc->pending, 1);
-        vm_object_write(obj, off, zeros, head_end - off, punch_part_done, pc);
+        vm_object_write_stable(obj, off, zeros, head_end - off, punch_part_done, pc);
     }
     if (end != UINT64_MAX && pend >= pfirst && end % VM_PS && end / VM_PS * VM_PS >= off &&
         end / VM_PS * VM_PS < size) {
         atomic_fetch_add(&pc->pending, 1);
         uint64_t tail = end / VM_PS * VM_PS;
-        vm_object_write(obj, tail, zeros, end - tail, punch_part_done, pc);
+        vm_object_write_stable(obj, tail, zeros, end - tail, punch_part_done, pc);
     }
     punch_part_done(pc, 0);
 }

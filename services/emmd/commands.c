@@ -256,6 +256,24 @@ info_memory(struct emmd *d, const struct emmd_totals *t, struct kv *k)
     kv_u64(k, pool->free_target, "free_target");
     kv_u64(k, pool->free_min, "free_min");
     kv_u64(k, (unsigned long long)pool->locked_in_ram, "pool_mlocked");
+    /* The whole process beside the pool: resident-limit is a promise about it
+     * (docs/config.md states the fixed overhead on top of the limit). */
+    struct emmd_heap_stats hs;
+    emmd_heap_stats(&hs);
+    unsigned long long loop_threads = 0;
+    for (size_t i = 0; i < d->nfs; i++)
+        loop_threads += d->fs[i].nthreads;
+    kv_u64(k, hs.rss_bytes, "rss_bytes");
+    kv_u64(k, hs.rss_peak_bytes, "rss_peak_bytes");
+    kv_u64(k, hs.rss_anon_bytes, "rss_anon_bytes");
+    kv_u64(k, hs.rss_file_bytes, "rss_file_bytes");
+    kv_u64(k, hs.heap_bytes, "heap_bytes");
+    kv_u64(k, hs.heap_free_bytes, "heap_free_bytes");
+    kv_u64(k, loop_threads * FZ_BUFFER_BYTES, "fuse_buffer_bytes");
+    kv_u64(k, LD(s->staged_pages_now), "write_staged_pages");
+    kv_u64(k, LD(s->blocked_writers_now), "write_blocked_now");
+    kv_u64(k, LD(s->writes_staged), "writes_staged");
+    kv_u64(k, LD(s->writes_blocked), "writes_blocked");
     kv_u64(k, c.second_chances, "second_chances");
     kv_u64(k, LD(s->evictions), "evictions");
     kv_u64(k, LD(s->reclaimed_clean), "reclaimed_clean");
@@ -274,6 +292,7 @@ info_memory(struct emmd *d, const struct emmd_totals *t, struct kv *k)
     kv_u64(k, ds.slots_total - ds.slots_used, "swap_free_pages");
     kv_u64(k, ds.pages_out, "swap_pages_out");
     kv_u64(k, LD(s->swap_faults), "swap_faults");
+    kv_u64(k, LD(s->readaround_pages), "swap_readaround_pages");
     kv_u64(k, ds.full_errors, "swap_full_errors");
     kv_u64(k, ds.io_errors, "swap_io_errors");
     kv_u64(k, LD(s->double_paged), "double_paged");

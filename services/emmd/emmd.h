@@ -148,6 +148,18 @@ static inline fuse_ino_t emmd_ino(const struct emmd_node *n) { return n->rec.id 
 extern const struct fuse_lowlevel_ops fz_ops;
 int fz_mount(struct emmd_fs *fs);   /* session, mount, loop threads, bdi tuning */
 void fz_unmount(struct emmd_fs *fs);
+/* The largest request a loop thread's buffer holds (libfuse sizes it: max_write
+ * plus a page for the header); each loop thread keeps one. */
+#define FZ_BUFFER_BYTES ((1u << 20) + 4096u)
+
+/* heap.c: bounded arenas, trimming, and the resident set as the kernel sees it. */
+struct emmd_heap_stats {
+    unsigned long long rss_bytes, rss_peak_bytes, rss_anon_bytes, rss_file_bytes;
+    unsigned long long heap_bytes, heap_free_bytes;
+};
+void emmd_heap_init(void);        /* before any thread starts */
+size_t emmd_heap_trim(void);      /* bytes given back (0 if not worth trying) */
+void emmd_heap_stats(struct emmd_heap_stats *out);
 int fz_notifier_start(struct emmd_fs *fs);
 void fz_notifier_stop(struct emmd_fs *fs);
 void fz_invalidate(void *owner, uint64_t off, uint64_t len, void (*done)(void *), void *arg);

@@ -609,6 +609,7 @@ main(int argc, char **argv)
     if (dump)
         return dump_config(conf);
 
+    emmd_heap_init();
     struct emmd d;
     memset(&d, 0, sizeof(d));
     char err[512];
@@ -747,8 +748,13 @@ main(int argc, char **argv)
 
     int sig = 0;
     for (;;) {
-        if (sigwait(&sigs, &sig) != 0)
+        /* Once a second without a signal: give free heap back to the system. */
+        struct timespec tick = {1, 0};
+        sig = sigtimedwait(&sigs, NULL, &tick);
+        if (sig < 0) {
+            emmd_heap_trim();
             continue;
+        }
         if (sig == SIGTERM || sig == SIGINT)
             break;
         if (sig == SIGHUP) {

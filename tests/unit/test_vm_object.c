@@ -1413,6 +1413,240 @@ test_pageout_write_4x_pool(void **state)
     free(buf);
 }
 
+/* Back-pressure (issue 10): a write starved of frames keeps no copy of its
+ * data. The pager keeps every data_return, so laundered frames never come
+ * back and the pool fills with dirty pages; a writer thread then blocks in
+ * vm_object_write holding only its caller's buffer. The test rewrites that
+ * buffer while the writer waits, then releases the returns: the page must
+ * hold the rewritten bytes (a copy taken before waiting would hold the old
+ * ones), and the write completes once frames return. */
+struct bp_writer {
+    struct fx *f;
+    uint8_t *buf;          /* chunk * PS, shared with the test */
+    unsigned chunk;
+    _Atomic uint64_t at;   /* first page of the write in progress */
+    _Atomic int stop, done;
+};
+
+static void *
+bp_writer_main(void *arg)
+{
+    struct bp_writer *w = arg;
+    for (uint64_t p = 0; p + w->chunk <= 1024 && !atomic_load(&w->stop); p += w->chunk) {
+        for (unsigned i = 0; i < w->chunk; i++)
+            stamp(w->buf + i * PS, p + i, 1);
+        atomic_store(&w->at, p);
+        struct comp *c = comp_new(0);
+        vm_object_write(w->f->obj, p * PS, w->buf, w->chunk * PS, done_cb, c);
+        /* The call returned: the buffer is free again; the write may finish later. */
+        if (!comp_wait(c, WAIT_MS) || c->err != 0) {
+            comp_free(c);
+            break;
+        }
+        comp_free(c);
+    }
+    atomic_store(&w->done, 1);
+    return NULL;
+}
+
+static void
+test_write_backpressure_no_copy(void **state)
+{
+    struct fx *f = *state;
+    f->fp.keep_returns = 1;
+    fx_ready(f);
+    struct vm_stats *st = vm_kernel_stats(f->k);
+    struct bp_writer w = {.f = f, .chunk = 16};
+    w.buf = malloc(w.chunk * PS);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, bp_writer_main, &w), 0);
+    /* Liveness bound only: the writer must end up blocked for frames. */
+    int i;
+    for (i = 0; i < WAIT_MS && atomic_load(&st->blocked_writers_now) == 0; i++)
+        usleep(1000);
+    assert_int_equal(atomic_load(&st->blocked_writers_now), 1);
+    assert_false(atomic_load(&w.done));
+    /* Nothing of the waiting write is held anywhere but in its caller's buffer. */
+    assert_int_equal(atomic_load(&st->staged_pages_now), 0);
+    uint64_t at = atomic_load(&w.at);
+    for (unsigned j = 0; j < w.chunk; j++)
+        stamp(w.buf + j * PS, at + j, 2);
+    atomic_store(&w.stop, 1);
+    f->fp.keep_returns = 0;
+    fp_release_pending(&f->fp, 0); /* frames come back */
+    for (i = 0; i < WAIT_MS && !atomic_load(&w.done); i++)
+        usleep(1000);
+    assert_true(atomic_load(&w.done));
+    pthread_join(t, NULL);
+    assert_true(atomic_load(&st->writes_blocked) >= 1);
+    assert_int_equal(atomic_load(&st->blocked_writers_now), 0);
+    struct comp *c = read_sync(f, at * PS, w.chunk * PS);
+    assert_int_equal(c->err, 0);
+    uint8_t want[PS];
+    for (unsigned j = 0; j < w.chunk; j++) {
+        stamp(want, at + j, 2);
+        if (memcmp(c->buf + j * PS, want, PS) != 0)
+            fail_msg("page %llu: not the bytes its caller's buffer held when frames came back",
+                     (unsigned long long)(at + j));
+    }
+    comp_free(c);
+    free(w.buf);
+}
+
+/* A write that must wait for its page (being paged in) while frames are free
+ * stages its bytes in pool frames and returns at once: the caller may reuse
+ * its buffer, and the write completes when the page arrives. */
+static void
+test_write_staged_in_frames(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    f->fp.auto_mode = 0;
+    struct vm_stats *st = vm_kernel_stats(f->k);
+    struct comp *r = comp_new(PS);
+    vm_object_read(f->obj, 0, PS, read_cb, r); /* page 0 absent, requested */
+    uint8_t buf[100];
+    memset(buf, 0xab, sizeof(buf));
+    struct comp *c = comp_new(0);
+    vm_object_write(f->obj, 10, buf, sizeof(buf), done_cb, c);
+    assert_false(comp_done(c)); /* waits for page 0 */
+    assert_int_equal(atomic_load(&st->writes_staged), 1);
+    assert_int_equal(atomic_load(&st->staged_pages_now), 1);
+    memset(buf, 0xcd, sizeof(buf)); /* the caller's buffer is its own again */
+    uint8_t page[PS];
+    memset(page, 0x11, sizeof(page));
+    assert_int_equal(fp_send_full(&f->fp, MO_DATA_SUPPLY, 0, PS, 0, 0, 0, page, NULL), 0);
+    assert_true(comp_wait(c, WAIT_MS));
+    assert_int_equal(c->err, 0);
+    assert_true(comp_wait(r, WAIT_MS));
+    assert_int_equal(atomic_load(&st->staged_pages_now), 0);
+    struct comp *c2 = read_sync(f, 0, PS);
+    for (unsigned j = 0; j < PS; j++) {
+        uint8_t want = j >= 10 && j < 110 ? 0xab : 0x11;
+        if (c2->buf[j] != want)
+            fail_msg("byte %u: 0x%02x, want 0x%02x", j, c2->buf[j], want);
+    }
+    comp_free(c2);
+    comp_free(c);
+    comp_free(r);
+}
+
+/* Read-around (issue 10): a one-page fault on a temporary object whose
+ * following pages are in swap asks the default pager for them in the same
+ * data_request, so they come back in one I/O. The fake pager plays the
+ * default pager: its port is the object's, its store says what swap holds. */
+static int
+tdp_attach(void *ctx, uint64_t key, struct emm_port **port, void **handle)
+{
+    (void)key;
+    struct fpager *fp = ctx;
+    *port = emm_port_ref(fp->port);
+    *handle = fp;
+    return 0;
+}
+
+static void
+tdp_detach(void *ctx, void *handle)
+{
+    (void)ctx, (void)handle;
+}
+
+static uint64_t
+tdp_pages(void *ctx, void *handle)
+{
+    (void)handle;
+    struct fpager *fp = ctx;
+    uint64_t n = 0;
+    pthread_mutex_lock(&fp->lock);
+    for (uint64_t i = 0; i < fp->store_pages; i++)
+        n += fp->has[i];
+    pthread_mutex_unlock(&fp->lock);
+    return n;
+}
+
+static int
+tdp_holds(void *ctx, void *handle, uint64_t index)
+{
+    (void)handle;
+    return up_has_page(ctx, index);
+}
+
+static uint64_t
+tdp_next_page(void *ctx, void *handle, uint64_t from)
+{
+    (void)handle;
+    for (uint64_t i = from; i < ((struct fpager *)ctx)->store_pages; i++)
+        if (up_has_page(ctx, i))
+            return i;
+    return UINT64_MAX;
+}
+
+static const struct vm_dpager_ops tdp_ops = {tdp_attach, tdp_detach, tdp_pages, tdp_holds,
+                                             tdp_next_page};
+
+static int
+setup_temporary(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    pthread_mutex_init(&f->fp.lock, NULL);
+    pthread_cond_init(&f->fp.cond, NULL);
+    f->fp.store_pages = 64;
+    f->fp.store = calloc(64, PS);
+    f->fp.has = calloc(64, 1);
+    f->fp.auto_mode = 1;
+    assert_int_equal(emm_port_create("fake-dp", fp_handler, &f->fp, NULL, &f->fp.port), 0);
+    assert_int_equal(emm_port_create("fake-reply", fp_handler, &f->fp, NULL, &f->fp.reply), 0);
+    assert_int_equal(vm_kernel_create(MIB, NULL, &test_up, &f->k), 0);
+    vm_kernel_set_default_pager(f->k, &tdp_ops, &f->fp);
+    struct vm_object_args a = {.id = 1, .size = 64 * PS, .owner = &f->fp, .temporary = 1,
+                               .dp_key = vm_dp_key(1, 1, 1)};
+    assert_int_equal(vm_object_create(f->k, &a, &f->obj), 0);
+    *state = f;
+    return 0;
+}
+
+static void
+test_swap_readaround(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    /* Swap holds pages 4..39 (as a clustered pageout leaves them). */
+    pthread_mutex_lock(&f->fp.lock);
+    for (uint64_t i = 4; i < 40; i++) {
+        stamp(f->fp.store + i * PS, i, 3);
+        f->fp.has[i] = 1;
+    }
+    pthread_mutex_unlock(&f->fp.lock);
+    int n0 = fp_nrecs(&f->fp);
+    struct comp *c = read_sync(f, 5 * PS, PS); /* one page faults */
+    assert_int_equal(c->err, 0);
+    uint8_t want[PS];
+    stamp(want, 5, 3);
+    assert_memory_equal(c->buf, want, PS);
+    comp_free(c);
+    int reqs = 0;
+    struct frec r = {0};
+    for (int i = n0; i < fp_nrecs(&f->fp); i++)
+        if (fp_rec(&f->fp, i).id == MO_DATA_REQUEST) {
+            r = fp_rec(&f->fp, i);
+            reqs++;
+        }
+    assert_int_equal(reqs, 1);
+    assert_int_equal(r.off, 5 * PS);
+    assert_int_equal(r.len, VM_READAROUND * PS); /* 5..20: the window after the fault */
+    assert_int_equal(atomic_load(&vm_kernel_stats(f->k)->readaround_pages), VM_READAROUND - 1);
+    /* The neighbours are resident now: reading them asks nothing more. */
+    c = read_sync(f, 6 * PS, (VM_READAROUND - 1) * PS);
+    assert_int_equal(c->err, 0);
+    for (unsigned i = 0; i < VM_READAROUND - 1; i++) {
+        stamp(want, 6 + i, 3);
+        assert_memory_equal(c->buf + i * PS, want, PS);
+    }
+    comp_free(c);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_REQUEST), 1);
+}
+
 /* Second chance, at the scan level: prefetched (unsolicited) pages are not
  * referenced; reading some of them must keep them over older untouched ones. */
 static int
@@ -2314,6 +2548,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_terminate_keep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_terminate_discard, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pageout_write_4x_pool, setup_big, teardown),
+        cmocka_unit_test_setup_teardown(test_write_backpressure_no_copy, setup_big, teardown),
+        cmocka_unit_test_setup_teardown(test_write_staged_in_frames, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_swap_readaround, setup_temporary, teardown),
         cmocka_unit_test_setup_teardown(test_pageout_second_chance, setup_big, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
