@@ -34,8 +34,11 @@ test-tsan: deps
 	cmake --build build-tsan -j $(JOBS)
 	cd build-tsan && ctest --output-on-failure -j 1 -R 'unit/'
 
+# bench/all.sh: every bench script, tables and SVG plots into bench/plots
+# (BENCH_SCRIPTS="policy" etc. for a subset; see bench/README.md)
 bench: build
-	bench/run.sh $(BUILD)
+	@scripts/install-deps.sh --bench
+	bench/all.sh $(BUILD)
 
 install: build
 	cmake --install $(BUILD)

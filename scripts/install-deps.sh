@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages emm needs to build, test and run; skips what is present.
+# --bench: also what `make bench` needs beyond that (gnuplot-nox for bench/plot.sh).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config fuse3 libfuse3-dev liblmdb-dev lmdb-utils libzstd-dev zstd
       libuv1-dev libinih-dev libcmocka-dev fio python3 util-linux e2fsprogs fdisk jq
       stress-ng scdoc mandoc libsystemd-dev systemd
       libmicrohttpd-dev curl tmux)
+[ "${1:-}" != --bench ] || pkgs+=(gnuplot-nox)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

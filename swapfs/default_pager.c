@@ -4,7 +4,9 @@
  * kernel's queries.
  *
  * Locking: dp->lock guards the object table (a tsearch tree by key), nobjects
- * and every object's `attached`. o->lock guards o->map and o->pages and is a
+ * and every object's `attached`. dp->add_lock makes live area adds one at a time;
+ * readers never take it: areas[] never moves, nareas and the placement route
+ * are published with release stores after what they name is ready. o->lock guards o->map and o->pages and is a
  * leaf. Only o's port handler (one message at a time) changes o->map, under
  * o->lock; the handler reads the map without it, and holds no lock across I/O
  * or a send. The data_return path allocates nothing but the leaves
@@ -82,12 +84,22 @@ struct dp_object {
     int full_logged;
 };
 
-struct swp_dpager {
-    struct dp_area *areas;
-    size_t nareas;
-    size_t *order; /* area indexes, highest priority first */
-    struct dp_group *groups;
+/* Where new slots come from: area indexes by priority, cut into groups. A live
+ * add (swp_dp_add_area) publishes a new one; the ones it replaces stay until
+ * destroy (a writer may still be walking one). */
+struct dp_route {
+    size_t order[SWP_DP_MAX_AREAS]; /* area indexes, highest priority first */
+    struct dp_group groups[SWP_DP_MAX_AREAS];
     size_t ngroups;
+    struct dp_route *older;
+};
+
+struct swp_dpager {
+    struct dp_area *areas;  /* SWP_DP_MAX_AREAS of them: never moves */
+    _Atomic size_t nareas;  /* areas[0..nareas) are open; a live add fills areas[nareas]
+                               first, then counts it (release) */
+    struct dp_route *_Atomic route;
+    pthread_mutex_t add_lock; /* one live add at a time */
     atomic_uint_fast64_t gen; /* next generation, one counter for every area */
     struct emm_portset *set;
     pthread_mutex_t lock;
@@ -195,11 +207,12 @@ obj_reap(struct dp_object *o)
 static int
 slot_get_run(struct swp_dpager *dp, unsigned want, uint64_t *gs)
 {
-    for (size_t g = 0; g < dp->ngroups; g++) {
-        struct dp_group *gr = &dp->groups[g];
+    struct dp_route *rt = atomic_load_explicit(&dp->route, memory_order_acquire);
+    for (size_t g = 0; g < rt->ngroups; g++) {
+        struct dp_group *gr = &rt->groups[g];
         unsigned start = atomic_fetch_add(&gr->rr, 1);
         for (size_t k = 0; k < gr->n; k++) {
-            size_t ai = dp->order[gr->first + (start + k) % gr->n];
+            size_t ai = rt->order[gr->first + (start + k) % gr->n];
             uint64_t s;
             int n = swp_alloc_get_run(dp->areas[ai].alloc, want, &s);
             if (n > 0) {
@@ -901,27 +914,35 @@ dp_free(struct swp_dpager *dp, int clean)
         swp_alloc_destroy(dp->areas[i].alloc);
     }
     free(dp->areas);
-    free(dp->order);
-    free(dp->groups);
+    for (struct dp_route *rt = atomic_load(&dp->route), *next; rt; rt = next) {
+        next = rt->older;
+        free(rt);
+    }
+    pthread_mutex_destroy(&dp->add_lock);
     pthread_mutex_destroy(&dp->lock);
     free(dp);
 }
 
-/* dp->order by priority, highest first (stable), cut into groups of equals. */
-static void
-make_groups(struct swp_dpager *dp)
+/* The route over areas[0..n): by priority, highest first (stable), cut into
+ * groups of equals. Published by the caller. */
+static struct dp_route *
+make_route(struct swp_dpager *dp, size_t n)
 {
-    for (size_t i = 0; i < dp->nareas; i++) {
+    struct dp_route *rt = calloc(1, sizeof(*rt));
+    if (rt == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
         size_t j = i;
-        for (; j > 0 && dp->areas[dp->order[j - 1]].priority < dp->areas[i].priority; j--)
-            dp->order[j] = dp->order[j - 1];
-        dp->order[j] = i;
+        for (; j > 0 && dp->areas[rt->order[j - 1]].priority < dp->areas[i].priority; j--)
+            rt->order[j] = rt->order[j - 1];
+        rt->order[j] = i;
     }
-    for (size_t i = 0; i < dp->nareas; i++) {
-        if (i == 0 || dp->areas[dp->order[i]].priority != dp->areas[dp->order[i - 1]].priority)
-            dp->groups[dp->ngroups++].first = i;
-        dp->groups[dp->ngroups - 1].n++;
+    for (size_t i = 0; i < n; i++) {
+        if (i == 0 || dp->areas[rt->order[i]].priority != dp->areas[rt->order[i - 1]].priority)
+            rt->groups[rt->ngroups++].first = i;
+        rt->groups[rt->ngroups - 1].n++;
     }
+    return rt;
 }
 
 int
@@ -944,10 +965,9 @@ swp_dp_create(const struct swp_dp_area_config *areas, size_t n, unsigned threads
         return -ENOMEM;
     }
     pthread_mutex_init(&dp->lock, NULL);
-    dp->areas = calloc(n + 1, sizeof(*dp->areas));
-    dp->order = calloc(n + 1, sizeof(*dp->order));
-    dp->groups = calloc(n + 1, sizeof(*dp->groups));
-    if (!dp->areas || !dp->order || !dp->groups) {
+    pthread_mutex_init(&dp->add_lock, NULL);
+    dp->areas = calloc(SWP_DP_MAX_AREAS, sizeof(*dp->areas));
+    if (!dp->areas) {
         snprintf(err, errlen, "%s: default pager: out of memory", cfg_path);
         rc = -ENOMEM;
         goto fail;
@@ -964,7 +984,13 @@ swp_dp_create(const struct swp_dp_area_config *areas, size_t n, unsigned threads
         gen = g > gen ? g : gen;
     }
     atomic_init(&dp->gen, gen);
-    make_groups(dp);
+    struct dp_route *rt = make_route(dp, dp->nareas);
+    if (rt == NULL) {
+        snprintf(err, errlen, "%s: default pager: out of memory", cfg_path);
+        rc = -ENOMEM;
+        goto fail;
+    }
+    atomic_init(&dp->route, rt);
     rc = emm_portset_create("default-pager", threads ? threads : 1, spin_us, &dp->set);
     if (rc < 0) {
         snprintf(err, errlen, "%s: default pager threads: %s", cfg_path, strerror(-rc));
@@ -974,6 +1000,68 @@ swp_dp_create(const struct swp_dp_area_config *areas, size_t n, unsigned threads
     return 0;
 fail:
     dp_free(dp, 0);
+    return rc;
+}
+
+int
+swp_dp_add_area(struct swp_dpager *dp, const struct swp_dp_area_config *c, const char *cfg_path,
+                char *err, size_t errlen)
+{
+    pthread_mutex_lock(&dp->add_lock);
+    size_t i = atomic_load(&dp->nareas);
+    int rc = 0;
+    if (i >= SWP_DP_MAX_AREAS) {
+        rc = area_fail(err, errlen, cfg_path, c, -ENOSPC, "%u swap areas already, the most",
+                       SWP_DP_MAX_AREAS);
+        goto out;
+    }
+    for (size_t k = 0; k < i; k++)
+        if (strcmp(swp_area_info(dp->areas[k].area)->path, c->path) == 0) {
+            rc = area_fail(err, errlen, cfg_path, c, -EEXIST, "already in use");
+            goto out;
+        }
+    struct dp_area *a = &dp->areas[i];
+    memset(a, 0, sizeof(*a));
+    rc = area_open(dp, i, c, cfg_path, err, errlen);
+    struct swp_recover_stats st = {0};
+    struct swp_index *ix = NULL;
+    if (rc == 0 && (rc = swp_index_create(&ix)) == 0)
+        rc = swp_index_recover(a->area, a->alloc, ix, &st);
+    swp_index_destroy(ix);
+    if (rc < 0) {
+        if (a->area != NULL)
+            area_fail(err, errlen, cfg_path, c, rc, "recovery failed: %s", strerror(-rc));
+    } else if (swp_alloc_used(a->alloc) > 0) {
+        /* Its pages would have to be merged into objects that are live: only
+         * a start does that (area_recover). */
+        rc = area_fail(err, errlen, cfg_path, c, -EBUSY,
+                       "holds %llu used slots: only an empty area can be added while "
+                       "running (restart emmd, or emmswap format it)",
+                       (unsigned long long)swp_alloc_used(a->alloc));
+    }
+    struct dp_route *rt = NULL;
+    if (rc == 0 && (rt = make_route(dp, i + 1)) == NULL)
+        rc = area_fail(err, errlen, cfg_path, c, -ENOMEM, "out of memory");
+    if (rc < 0) {
+        if (a->area != NULL)
+            swp_area_close(a->area);
+        swp_alloc_destroy(a->alloc);
+        memset(a, 0, sizeof(*a));
+        goto out;
+    }
+    uint64_t g = swp_area_next_gen(a->area), cur = atomic_load(&dp->gen);
+    while (g > cur && !atomic_compare_exchange_weak(&dp->gen, &cur, g))
+        ;
+    /* Counted first (sync and stats see it), then routed to: a slot of area i
+     * is handed out only after it is counted. */
+    atomic_store_explicit(&dp->nareas, i + 1, memory_order_release);
+    rt->older = atomic_load(&dp->route);
+    atomic_store_explicit(&dp->route, rt, memory_order_release);
+    const struct swp_area_info *in = swp_area_info(a->area);
+    emm_notice("swap %s: added while running: %llu slots, io %s, priority %d", in->path,
+               (unsigned long long)in->nslots, in->direct ? "direct" : "buffered", a->priority);
+out:
+    pthread_mutex_unlock(&dp->add_lock);
     return rc;
 }
 

@@ -65,6 +65,16 @@ int swp_dp_create(const struct swp_dp_area_config *areas, size_t n, unsigned thr
                   unsigned spin_us, const char *cfg_path, struct swp_dpager **out, char *err,
                   size_t errlen);
 
+/* Adds an empty swap area while the pager runs (a reload): opened (created
+ * and formatted when missing and c->size is given) and checked like a start's
+ * areas, then counted and made the first choice of its priority's round
+ * robin. An area that holds pages is refused (-EBUSY: only a start merges
+ * them into the objects), as is a path in use or a 65th area. Removing one is
+ * not possible while running. 0, or -errno with err holding
+ * "FILE:LINE: swap PATH: what". */
+int swp_dp_add_area(struct swp_dpager *dp, const struct swp_dp_area_config *c,
+                    const char *cfg_path, char *err, size_t errlen);
+
 /* After the kernel is gone: stops the workers, destroys the ports, closes the
  * areas cleanly (pages of persistent keys stay for the next start). */
 void swp_dp_destroy(struct swp_dpager *dp);

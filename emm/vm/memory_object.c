@@ -44,7 +44,7 @@ vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_
     obj->owner = a->owner;
     obj->state = VM_OBJ_INIT;
     obj->temporary = a->temporary;
-    obj->deadline_ns = a->deadline_ms * 1000000ull;
+    atomic_init(&obj->deadline_ns, a->deadline_ms * 1000000ull);
     obj->pstats = a->pstats != NULL ? a->pstats : &k->orphan_stats;
     obj->pager = a->pager;
     obj->pager_name = a->pager_name;
@@ -416,6 +416,21 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
      * not counted as the pager's (temporary objects have only swap). */
     struct vm_page *head = vm_obj_page_lookup(obj, msg->offset / VM_PS);
     int answers_swap = !obj->temporary && head != NULL && (head->flags & VM_PG_FROMSWAP);
+    /* Pager latency: the first answer for a request's first page (not the
+     * default pager's: a NOT_HELD answer comes from swap). */
+    int answer = msg->id == MO_DATA_SUPPLY || msg->id == MO_DATA_UNAVAILABLE ||
+                 msg->id == MO_DATA_ERROR;
+    if (answer && head != NULL && head->request_ns != 0 && head->state == VM_PAGE_ABSENT &&
+        !answers_swap && !(msg->id == MO_DATA_UNAVAILABLE && (msg->flags & MO_F_NOT_HELD))) {
+        uint64_t ns = emm_mono_ns() - head->request_ns;
+        int i = ns < 2 ? 0 : 63 - __builtin_clzll(ns);
+        if (i >= VM_LAT_BUCKETS)
+            i = VM_LAT_BUCKETS - 1;
+        atomic_fetch_add_explicit(&obj->pstats->request_lat.bucket[i], 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&obj->pstats->request_lat.sum_ns, ns, memory_order_relaxed);
+    }
+    if (answer && head != NULL)
+        head->request_ns = 0;
     switch (msg->id) {
     case MO_READY:
     case MO_CHANGE_ATTRIBUTES:

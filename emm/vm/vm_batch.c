@@ -107,6 +107,11 @@ vm_pager_count_sent(struct vm_object *obj, const struct emm_msg *m)
         atomic_fetch_add(c, 1);
     if (m->id == MO_DATA_RETURN || m->id == MO_DISCARD)
         obj->pager_gen++; /* what it stores may change: hints and its count are stale */
+    if (m->id == MO_DATA_REQUEST) { /* the object lock is held: stamp its first page */
+        struct vm_page *p = vm_obj_page_lookup(obj, m->offset / VM_PS);
+        if (p != NULL && p->state == VM_PAGE_ABSENT)
+            p->request_ns = emm_mono_ns();
+    }
 }
 
 /* Queues the batch's messages on the pager's and the default pager's ports.

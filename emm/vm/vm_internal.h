@@ -110,7 +110,8 @@ struct vm_object {
     struct emm_port *dp_reply;       /* receive right: the default pager's answers to the
                                         data_returns it gets for double paging */
     void *dp_handle;
-    uint64_t deadline_ns;            /* a data_return older than this is overdue; 0: none */
+    _Atomic uint64_t deadline_ns;    /* a data_return older than this is overdue; 0: none.
+                                        Atomic: a reload changes it (vm_object_set_deadline) */
     uint64_t replay_inflight;        /* pages paged in from swap to be replayed */
     uint64_t dp_returns;             /* data_returns on their way to the default pager */
     struct vm_sync_list replay_syncs; /* fsyncs waiting for the replay to finish */

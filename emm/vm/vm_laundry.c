@@ -117,7 +117,8 @@ note_double_paged(struct vm_object *obj)
 static uint64_t
 sick_period(struct vm_object *obj)
 {
-    return obj->deadline_ns > 1000000000ull ? obj->deadline_ns : 1000000000ull;
+    uint64_t d = atomic_load_explicit(&obj->deadline_ns, memory_order_relaxed);
+    return d > 1000000000ull ? d : 1000000000ull;
 }
 
 /* What becomes of a page whose data_return (to_dp: to the default pager) was

@@ -71,6 +71,12 @@ vm_object_unref(struct vm_object *obj)
     free(obj);
 }
 
+void
+vm_object_set_deadline(struct vm_object *obj, uint64_t ms)
+{
+    atomic_store_explicit(&obj->deadline_ns, ms * 1000000ull, memory_order_relaxed);
+}
+
 uint64_t
 vm_object_id(struct vm_object *obj)
 {

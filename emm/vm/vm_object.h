@@ -60,6 +60,16 @@ struct vm_stats {
 
 /* Per-filesystem counters the kernel keeps for the filesystem's pager, and its
  * health: a stall or failure of the pager concerns all its objects. */
+/* Pager latency: log2 buckets of nanoseconds, bucket i counting [2^i, 2^(i+1))
+ * (0: below 2 ns; the last: everything above), the layout of emmd's fault
+ * histograms (services/emmd/latency.h). Relaxed atomic adds, no lock. */
+#define VM_LAT_BUCKETS 40
+
+struct vm_lat_hist {
+    atomic_uint_fast64_t bucket[VM_LAT_BUCKETS];
+    atomic_uint_fast64_t sum_ns;
+};
+
 struct vm_pager_stats {
     atomic_uint_fast64_t overdue_inflight; /* overdue data_returns it still holds */
     atomic_uint_fast64_t sick_until_ns;    /* failed lately: pageouts go to swap */
@@ -77,6 +87,10 @@ struct vm_pager_stats {
         msg_discards, msg_terminates, msg_queries, /* sent */
         msg_supplies, msg_unavailable, msg_errors, /* received */
         msg_return_errors;                         /* data_returns it refused */
+    /* data_request -> its first answer (supply, unavailable or error) from
+     * the pager, per request: stamped on the request's first page when it is
+     * posted, observed when an answer for that page arrives. */
+    struct vm_lat_hist request_lat;
 };
 
 struct vm_object_info {
@@ -188,5 +202,8 @@ void vm_object_seek(struct vm_object *obj, uint64_t from, uint64_t limit, int wa
 void vm_object_stored(struct vm_object *obj, vm_seek_done_fn done, void *arg);
 void vm_object_info(struct vm_object *obj, struct vm_object_info *out);
 uint64_t vm_object_id(struct vm_object *obj);
+/* A reload changed pager.deadline: data_returns older than ms are overdue from
+ * now on (those already overdue stay so); 0: never overdue. Any thread. */
+void vm_object_set_deadline(struct vm_object *obj, uint64_t ms);
 
 #endif

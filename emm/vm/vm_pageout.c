@@ -302,7 +302,7 @@ check_overdue(struct vm_kernel *k, uint64_t now)
         struct vm_page *p = vm_page_of(n);
         n = TAILQ_NEXT(n, link);
         struct vm_object *obj = p->object;
-        uint64_t deadline = obj->deadline_ns; /* set at creation, read-only */
+        uint64_t deadline = atomic_load_explicit(&obj->deadline_ns, memory_order_relaxed);
         if (deadline == 0 || now - p->laundry_ns < deadline)
             continue; /* later ones were sent later, but deadlines differ */
         if (pthread_mutex_trylock(&obj->lock) != 0)

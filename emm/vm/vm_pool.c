@@ -257,3 +257,53 @@ vm_pool_counts(struct vm_pool *pool, struct vm_pool_counts *out)
     out->second_chances = po->second_chances ? po->second_chances(st) : 0;
     pthread_mutex_unlock(&pool->lock);
 }
+
+const char *
+vm_pool_policy_name(struct vm_pool *pool)
+{
+    pthread_mutex_lock(&pool->lock);
+    const char *name = pool->policy->name;
+    pthread_mutex_unlock(&pool->lock);
+    return name;
+}
+
+int
+vm_pool_set_policy(struct vm_pool *pool, const struct vm_policy_ops *policy)
+{
+    void *st = NULL;
+    /* Only create allocates: done before the lock, so the pageout path and
+     * the faults wait only for the moves below, which never allocate. */
+    int rc = policy->create(pool->npages, &st);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&pool->lock);
+    const struct vm_policy_ops *old = pool->policy;
+    void *old_st = pool->policy_state;
+    if (old == policy) {
+        pthread_mutex_unlock(&pool->lock);
+        policy->destroy(st);
+        return 0;
+    }
+    /* The old policy's victims come coldest first; the new one gets them in
+     * that order, so what the old one thought hottest is the newest. Pages on
+     * the laundry list, free or off every list are not in a policy and keep
+     * their place (page->queue is unchanged: still VM_Q_POLICY for these). */
+    uint64_t moved = 0;
+    struct vm_pnode *n;
+    while ((n = old->victim(old_st)) != NULL) {
+        n->flags = 0;
+        n->ref = 0;
+        n->queue = VM_PQ_NONE;
+        policy->insert(st, n);
+        moved++;
+    }
+    pool->policy = policy;
+    pool->policy_state = st;
+    uint64_t queued = pool->nqueued;
+    pthread_mutex_unlock(&pool->lock);
+    if (moved != queued)
+        emm_warn("pageout policy %s -> %s: moved %llu pages, %llu were queued", old->name,
+                 policy->name, (unsigned long long)moved, (unsigned long long)queued);
+    old->destroy(old_st);
+    return 0;
+}

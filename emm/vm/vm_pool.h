@@ -62,6 +62,8 @@ struct vm_page {
     uint32_t lock_value; /* forbidden accesses (Mach page_lock) */
     uint32_t wire;     /* replies in flight that point at the frame */
     uint64_t laundry_ns; /* when the data_return was sent (pool lock) */
+    uint64_t request_ns; /* absent: when its data_request went to the pager, 0 if it
+                            heads no request (object lock; pager latency) */
     struct vm_page *hnext; /* object's hash chain (object lock); free list when free (pool lock) */
     struct vm_pnode pn;    /* policy queue or laundry list (pool lock) */
     void *frame;
@@ -116,6 +118,14 @@ void vm_pool_touch(struct vm_pool *pool, struct vm_page *const *pages, unsigned 
 void vm_pool_to_laundry(struct vm_pool *pool, struct vm_page *page, uint64_t now_ns);
 uint64_t vm_pool_free_count(struct vm_pool *pool);
 void vm_pool_counts(struct vm_pool *pool, struct vm_pool_counts *out);
+/* The replacement policy in force (its name is static). */
+const char *vm_pool_policy_name(struct vm_pool *pool);
+/* Switches the replacement policy live (a reload): the new state is created
+ * first (the only allocation), then, under the pool lock, every page the old
+ * policy holds moves to the new one, coldest first; nothing is evicted or
+ * lost, and pages on loan or free are not touched. 0 or -errno (nothing
+ * changed). */
+int vm_pool_set_policy(struct vm_pool *pool, const struct vm_policy_ops *policy);
 
 /* Pool lock held (the daemon): the policy's next victim, off every list, or
  * NULL; a victim that cannot go now is handed back with vm_pool_requeue_locked. */

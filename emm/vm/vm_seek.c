@@ -277,7 +277,9 @@ vm_obj_query_reply(struct vm_object *obj, const struct emm_msg *msg, struct vm_b
 int
 vm_obj_seeks_expire(struct vm_object *obj, uint64_t now, int all, struct vm_batch *b)
 {
-    uint64_t wait = obj->deadline_ns ? obj->deadline_ns : SEEK_WAIT_DEFAULT_NS;
+    uint64_t wait = atomic_load_explicit(&obj->deadline_ns, memory_order_relaxed);
+    if (wait == 0)
+        wait = SEEK_WAIT_DEFAULT_NS;
     int suspect = vm_pager_suspect(obj->pstats, now);
     struct vm_seek *s = TAILQ_FIRST(&obj->seeks), *next;
     for (; s != NULL; s = next) {

@@ -245,7 +245,7 @@ info_memory(struct emmd *d, const struct emmd_totals *t, struct kv *k)
     vm_pool_counts(pool, &c);
     kv_section(k, "Memory");
     kv_u64(k, d->cfg->resident_limit, "resident_limit_bytes");
-    kv_str(k, pool->policy->name, "pageout_policy");
+    kv_str(k, vm_pool_policy_name(pool), "pageout_policy");
     kv_u64(k, c.pages, "pool_pages");
     kv_u64(k, c.pages - c.free, "resident_pages");
     kv_u64(k, c.active, "active_pages");
@@ -405,7 +405,7 @@ cmd_info(struct emmd *d, int argc, char **argv, FILE *out)
             kv_u64(k, LD(v->replayed), "paging_%s.replayed", name);
             kv_u64(k, LD(v->swap_faults), "paging_%s.swap_faults", name);
             kv_u64(k, LD(v->killed), "paging_%s.killed", name);
-            kv_u64(k, fs->cfg->pager_deadline_ms, "paging_%s.deadline_ms", name);
+            kv_u64(k, atomic_load(&fs->deadline_ms), "paging_%s.deadline_ms", name);
             if (fs->pconn != NULL) {
                 struct emmd_pager_info pi;
                 emmd_pager_conn_info(fs, &pi);
@@ -487,6 +487,16 @@ cmd_info(struct emmd *d, int argc, char **argv, FILE *out)
             for (size_t j = 0; j < 3; j++) {
                 snprintf(v, sizeof(v), "%.1f", emmd_hist_quantile(&h, qs[j].q) / 1e3);
                 kv_str(k, v, "fs_%s.fault_%s_us", name, qs[j].key);
+            }
+            /* the pager's part: data_request to its first answer (the kernel's) */
+            struct vm_lat_hist *pl = &fs->pstats.request_lat;
+            emmd_hist_snap_counters(pl->bucket, &pl->sum_ns, &h);
+            kv_u64(k, h.count, "fs_%s.pager_requests", name);
+            snprintf(v, sizeof(v), "%.1f", h.count ? (double)h.sum_ns / (double)h.count / 1e3 : 0.0);
+            kv_str(k, v, "fs_%s.pager_mean_us", name);
+            for (size_t j = 0; j < 3; j++) {
+                snprintf(v, sizeof(v), "%.1f", emmd_hist_quantile(&h, qs[j].q) / 1e3);
+                kv_str(k, v, "fs_%s.pager_%s_us", name, qs[j].key);
             }
         }
     }

@@ -59,6 +59,9 @@ struct emmd_fs {
     struct emmd_pager_conn *pconn; /* pager = process | unix:PATH (pager_conn.c) */
     unsigned dp_tag;             /* names the filesystem at the default pager */
     struct vm_pager_stats pstats;
+    /* pager.deadline in force: cfg's at open, then what a reload set
+     * (emmd_fs_set_deadline); new objects take it under lock. */
+    _Atomic uint64_t deadline_ms;
     struct emm_catalog *catalog;
     pthread_mutex_t lock;
     struct emmd_node *by_id[EMMD_BUCKETS];
@@ -110,6 +113,7 @@ struct emmd {
 int emmd_fs_open(struct emmd *d, struct emmd_fs *fs, const struct emm_fs_config *cfg, char *err,
                  size_t errlen);                  /* backend stack, validated, not started */
 int emmd_fs_start(struct emmd_fs *fs);           /* backend, catalog, pager, nodes */
+void emmd_fs_set_deadline(struct emmd_fs *fs, uint64_t ms); /* a reload: every object */
 void emmd_fs_replay_swap(struct emmd_fs *fs);    /* map objects swap holds pages of */
 void emmd_fs_flush_all(struct emmd_fs *fs);      /* return every dirty page, persist sizes */
 void emmd_fs_close(struct emmd_fs *fs);

@@ -485,7 +485,7 @@ emmd_node_vm(struct emmd_fs *fs, struct emmd_node *n, struct vm_object **out)
             .owner = n,
             .temporary = fs->cfg->temporary,
             .dp_key = vm_dp_key(fs->dp_tag, n->rec.id, fs->cfg->temporary),
-            .deadline_ms = fs->cfg->pager_deadline_ms,
+            .deadline_ms = atomic_load(&fs->deadline_ms),
             .pstats = &fs->pstats,
             .pager_name = fs->cfg->name,
         };
@@ -503,6 +503,20 @@ emmd_node_vm(struct emmd_fs *fs, struct emmd_node *n, struct vm_object **out)
     *out = n->vm;
     pthread_mutex_unlock(&fs->lock);
     return 0;
+}
+
+void
+emmd_fs_set_deadline(struct emmd_fs *fs, uint64_t ms)
+{
+    /* Under fs->lock, like emmd_node_vm: an object is created either before
+     * the walk (and is set here) or after the store (and takes ms). */
+    pthread_mutex_lock(&fs->lock);
+    atomic_store(&fs->deadline_ms, ms);
+    for (size_t b = 0; b < EMMD_BUCKETS; b++)
+        for (struct emmd_node *x = fs->by_id[b]; x; x = x->next_id)
+            if (x->vm != NULL)
+                vm_object_set_deadline(x->vm, ms);
+    pthread_mutex_unlock(&fs->lock);
 }
 
 void
@@ -583,6 +597,7 @@ emmd_fs_open(struct emmd *d, struct emmd_fs *fs, const struct emm_fs_config *cfg
     memset(fs, 0, sizeof(*fs));
     fs->d = d;
     fs->cfg = cfg;
+    atomic_init(&fs->deadline_ms, cfg->pager_deadline_ms);
     fs->dp_tag = (unsigned)(name_hash_full(cfg->name) & VM_DP_FS_MASK);
     pthread_mutex_init(&fs->lock, NULL);
     struct emm_backend_args a = {

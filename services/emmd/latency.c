@@ -27,14 +27,21 @@ emmd_hist_record(struct emmd_hist *h, uint64_t ns)
 }
 
 void
-emmd_hist_snap(struct emmd_hist *h, struct emmd_hist_snap *s)
+emmd_hist_snap_counters(atomic_uint_fast64_t *bucket, atomic_uint_fast64_t *sum_ns,
+                        struct emmd_hist_snap *s)
 {
     s->count = 0;
     for (int i = 0; i < EMMD_HIST_BUCKETS; i++) {
-        s->bucket[i] = atomic_load_explicit(&h->bucket[i], memory_order_relaxed);
+        s->bucket[i] = atomic_load_explicit(&bucket[i], memory_order_relaxed);
         s->count += s->bucket[i]; /* the buckets' sum: consistent with them */
     }
-    s->sum_ns = atomic_load_explicit(&h->sum_ns, memory_order_relaxed);
+    s->sum_ns = atomic_load_explicit(sum_ns, memory_order_relaxed);
+}
+
+void
+emmd_hist_snap(struct emmd_hist *h, struct emmd_hist_snap *s)
+{
+    emmd_hist_snap_counters(h->bucket, &h->sum_ns, s);
 }
 
 double

@@ -29,6 +29,10 @@ struct emmd_hist_snap {
 uint64_t emmd_now_ns(void);
 void emmd_hist_record(struct emmd_hist *h, uint64_t ns);
 void emmd_hist_snap(struct emmd_hist *h, struct emmd_hist_snap *s);
+/* The same from bare counters of this layout (the kernel's pager latency,
+ * vm_object.h's struct vm_lat_hist). */
+void emmd_hist_snap_counters(atomic_uint_fast64_t *bucket, atomic_uint_fast64_t *sum_ns,
+                             struct emmd_hist_snap *s);
 /* The q-quantile (0 < q <= 1) in nanoseconds, interpolated linearly inside
  * its bucket; 0 for an empty histogram. */
 double emmd_hist_quantile(const struct emmd_hist_snap *s, double q);

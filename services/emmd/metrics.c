@@ -4,7 +4,7 @@
  * textfile collector) and, with metrics-listen, GET /metrics serves them
  * (metrics_http.c). Names follow Prometheus conventions: an emm_ prefix, base
  * units (bytes, seconds), counters end in _total, one label fs="NAME" per
- * filesystem, the fault latency as a histogram in seconds.
+ * filesystem, the fault latency and the pager latency as histograms in seconds.
  *
  * Locking: reads atomics and walks each filesystem's nodes under fs->lock
  * (emmd_fs_totals), like `emmctl info`; writes to a caller's FILE only.
@@ -73,6 +73,11 @@ process_rss_bytes(void)
     long psz = sysconf(_SC_PAGESIZE);
     return rss * (unsigned long long)(psz > 0 ? psz : 4096);
 }
+
+static void hist_family(FILE *out, struct emmd *d, const char *fam, const char *help,
+                        int pager);
+
+_Static_assert(VM_LAT_BUCKETS == EMMD_HIST_BUCKETS, "the kernel's pager latency buckets are emmd's");
 
 int
 emmd_metrics_write(struct emmd *d, FILE *out)
@@ -151,25 +156,36 @@ emmd_metrics_write(struct emmd *d, FILE *out)
     per_fs(out, d, "emm_objects_killed_total", "counter", "Objects killed by a failed pageout.",
            g_killed);
 
-    family(out, "emm_fault_latency_seconds", "histogram",
-           "FUSE READ latency, from its arrival in emmd to the reply.");
+    hist_family(out, d, "emm_fault_latency_seconds",
+                "FUSE READ latency, from its arrival in emmd to the reply.", 0);
+    hist_family(out, d, "emm_pager_latency_seconds",
+                "Pager latency: a data_request's first page, from the request to the pager's "
+                "first answer (supply, unavailable or error).", 1);
+    return ferror(out) ? -EIO : 0;
+}
+
+static void
+hist_family(FILE *out, struct emmd *d, const char *fam, const char *help, int pager)
+{
+    family(out, fam, "histogram", help);
     for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed) {
         struct emmd_hist_snap h;
-        emmd_hist_snap(&d->fs[i].read_lat, &h);
+        if (pager)
+            emmd_hist_snap_counters(d->fs[i].pstats.request_lat.bucket,
+                                    &d->fs[i].pstats.request_lat.sum_ns, &h);
+        else
+            emmd_hist_snap(&d->fs[i].read_lat, &h);
         const char *name = d->fs[i].cfg->name;
         uint64_t cum = 0;
         for (int b = 0; b <= LAST_BUCKET; b++) {
             cum += h.bucket[b];
             if (b >= FIRST_BUCKET)
-                fprintf(out, "emm_fault_latency_seconds_bucket{fs=\"%s\",le=\"%.9g\"} %llu\n",
-                        name, emmd_hist_upper_ns(b) / 1e9, (unsigned long long)cum);
+                fprintf(out, "%s_bucket{fs=\"%s\",le=\"%.9g\"} %llu\n", fam, name,
+                        emmd_hist_upper_ns(b) / 1e9, (unsigned long long)cum);
         }
-        fprintf(out, "emm_fault_latency_seconds_bucket{fs=\"%s\",le=\"+Inf\"} %llu\n", name,
+        fprintf(out, "%s_bucket{fs=\"%s\",le=\"+Inf\"} %llu\n", fam, name,
                 (unsigned long long)h.count);
-        fprintf(out, "emm_fault_latency_seconds_sum{fs=\"%s\"} %.9f\n", name,
-                (double)h.sum_ns / 1e9);
-        fprintf(out, "emm_fault_latency_seconds_count{fs=\"%s\"} %llu\n", name,
-                (unsigned long long)h.count);
+        fprintf(out, "%s_sum{fs=\"%s\"} %.9f\n", fam, name, (double)h.sum_ns / 1e9);
+        fprintf(out, "%s_count{fs=\"%s\"} %llu\n", fam, name, (unsigned long long)h.count);
     }
-    return ferror(out) ? -EIO : 0;
 }

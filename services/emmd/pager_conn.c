@@ -67,7 +67,7 @@ on_dead(void *ctx, struct emm_stream *s, int err)
                 "then fail", pc->fs->cfg->name, emm_stream_peer(s),
                 err == 0 ? "closed the connection" : "was cut off",
                 err == 0 ? "end of stream" : strerror(-err),
-                (unsigned long long)pc->fs->cfg->pager_deadline_ms);
+                (unsigned long long)atomic_load(&pc->fs->deadline_ms));
     pthread_cond_broadcast(&pc->cond);
     pthread_mutex_unlock(&pc->lock);
 }
@@ -351,7 +351,9 @@ int
 emmd_pager_object_port(struct emmd_fs *fs, uint64_t id, struct emm_port **out)
 {
     struct emmd_pager_conn *pc = fs->pconn;
-    uint64_t ms = fs->cfg->pager_deadline_ms ? fs->cfg->pager_deadline_ms : 5000;
+    uint64_t ms = atomic_load(&fs->deadline_ms);
+    if (ms == 0)
+        ms = 5000;
     struct timespec until;
     deadline_after(&until, ms);
     pthread_mutex_lock(&pc->lock);

@@ -2,9 +2,10 @@
  * reload.c - live reload of the configuration file (SIGHUP, `emmctl reload`,
  * `systemctl reload emmd`). The file is loaded and checked like `emmd -n`; then
  *  - a file that does not load changes nothing ("FILE:LINE: what");
- *  - a key that cannot change while running (everything but busy-poll and
- *    log-level in [emmd]; any key of [default-pager]; any key of an [fs]
- *    section that stays) refuses the whole reload, naming it:
+ *  - a key that cannot change while running (everything but busy-poll,
+ *    log-level and pageout.policy in [emmd], deadline in [default-pager] and
+ *    pager.deadline in an [fs] section that stays) refuses the whole reload,
+ *    naming it:
  *    "FILE:LINE: [SECTION] KEY: cannot change while running (was A, now B)";
  *  - a new [fs NAME] is opened and checked (backend stack, mountpoint, the
  *    default pager's key tag) before anything changes, then started and
@@ -13,7 +14,13 @@
  *    and the kernel agrees (a plain, not lazy, unmount); dirty pages go back to
  *    its pager first. A busy one is kept, serving, and named in the reply; the
  *    rest of the reload still applies;
- *  - busy-poll and log-level take effect at once.
+ *  - a new swap line of [default-pager] adds an (empty) area to the running
+ *    default pager (swp_dp_add_area); an area in force cannot be removed or
+ *    changed, and without a default pager the first one needs a restart;
+ *  - busy-poll and log-level take effect at once; a new pageout.policy takes
+ *    over every queued page from the old one under the pool lock
+ *    (vm_pool_set_policy); a new deadline applies to every object of the
+ *    filesystem, open ones included (emmd_fs_set_deadline).
  * Every change is compared on the configurations' dumps (config.c), so a key
  * counts as changed exactly when its effective value does.
  *
@@ -161,8 +168,14 @@ find(const struct entries *es, const char *section, const char *key)
 static int
 tunable(const char *section, const char *key)
 {
-    return strcmp(section, "emmd") == 0 &&
-           (strcmp(key, "busy-poll") == 0 || strcmp(key, "log-level") == 0);
+    if (strcmp(section, "emmd") == 0)
+        return strcmp(key, "busy-poll") == 0 || strcmp(key, "log-level") == 0 ||
+               strcmp(key, "pageout.policy") == 0;
+    if (strcmp(section, "default-pager") == 0)
+        return strcmp(key, "deadline") == 0; /* the [fs] sections' default */
+    if (strncmp(section, "fs ", 3) == 0)
+        return strcmp(key, "pager.deadline") == 0;
+    return 0;
 }
 
 /* Compares one key set of the old and the new configuration: a change of a
@@ -180,6 +193,8 @@ compare(struct report *r, const struct emm_config *nc, const struct entries *o,
             const char *was = pass ? "(absent)" : x->value, *now = pass ? x->value : y ? y->value : "(absent)";
             if (strcmp(was, now) == 0)
                 continue;
+            if (strcmp(x->section, "default-pager") == 0 && strcmp(x->key, "swap") == 0)
+                continue; /* check_swaps */
             if (tunable(x->section, x->key)) {
                 (*tunables_changed)++;
                 continue;
@@ -237,6 +252,50 @@ new_fs(const struct emm_config *nc, const char *name)
         if (strcmp(nc->fs[i].name, name) == 0)
             return &nc->fs[i];
     return NULL;
+}
+
+/* ---- swap areas ---- */
+
+/* Every area in force must stay as it is (an area cannot be taken out of the
+ * default pager while it may hold pages); new lines are areas to add, which
+ * needs a running default pager: the kernel takes its default pager before
+ * the first object exists (Mach's vm_set_default_memory_manager), so the
+ * first swap area needs a restart. Fills add[] with the new lines. */
+static void
+check_swaps(struct emmd *d, const struct emm_config *nc, struct report *r,
+            const struct emm_swap_config **add, size_t *nadd)
+{
+    const struct emm_config *oc = d->cfg;
+    int line = emm_config_key_line(nc, "default-pager", "swap");
+    *nadd = 0;
+    for (size_t i = 0; i < oc->nswaps; i++) {
+        const struct emm_swap_config *o = &oc->swaps[i], *n = NULL;
+        for (size_t j = 0; j < nc->nswaps; j++)
+            if (strcmp(nc->swaps[j].path, o->path) == 0)
+                n = &nc->swaps[j];
+        if (n == NULL)
+            refuse(r, "%s:%d: [default-pager] swap: %s cannot be removed while running (its "
+                   "pages have nowhere else to go); restart emmd to remove it", nc->path, line,
+                   o->path);
+        else if (n->size != o->size || n->priority != o->priority)
+            refuse(r, "%s:%d: [default-pager] swap: %s cannot change while running (size or "
+                   "priority); only new areas can be added", nc->path, n->line, o->path);
+    }
+    for (size_t j = 0; j < nc->nswaps; j++) {
+        const struct emm_swap_config *n = &nc->swaps[j];
+        int known = 0;
+        for (size_t i = 0; i < oc->nswaps; i++)
+            known |= strcmp(oc->swaps[i].path, n->path) == 0;
+        if (known)
+            continue;
+        if (d->dpager == NULL) {
+            refuse(r, "%s:%d: [default-pager] swap: %s: emmd started without swap, and the "
+                   "first swap area needs a restart (the default pager is set before the "
+                   "first object)", nc->path, n->line, n->path);
+            continue;
+        }
+        add[(*nadd)++] = n;
+    }
 }
 
 /* ---- unmounting one filesystem ---- */
@@ -369,6 +428,8 @@ emmd_reload(struct emmd *d, FILE *out)
     struct entries o = {0}, n = {0};
     struct emmd_fs *added[EMMD_MAX_FS];
     size_t nadded = 0;
+    const struct emm_swap_config *swap_add[SWP_DP_MAX_AREAS * 2];
+    size_t nswap_add = 0;
     int tunables = 0, rc;
     char err[1024];
 
@@ -396,6 +457,10 @@ emmd_reload(struct emmd *d, FILE *out)
         free(fo.v);
         free(fn.v);
     }
+    if (nc->nswaps <= SWP_DP_MAX_AREAS * 2)
+        check_swaps(d, nc, &r, swap_add, &nswap_add);
+    else
+        refuse(&r, "%s: %zu swap areas, at most %u", nc->path, nc->nswaps, SWP_DP_MAX_AREAS);
     if (r.refused) {
         if (r.refused > 1)
             snprintf(r.reason + strlen(r.reason), sizeof(r.reason) - strlen(r.reason),
@@ -437,6 +502,29 @@ emmd_reload(struct emmd *d, FILE *out)
         goto out;
     }
     d->retired = ret;
+    /* swap areas first: each is opened and checked as it is added, and the
+     * first that fails ends the reload (the ones before it are in use) */
+    for (size_t i = 0; i < nswap_add; i++) {
+        const struct emm_swap_config *sw = swap_add[i];
+        struct swp_dp_area_config ac = {
+            .path = sw->path, .size = sw->size, .priority = sw->priority, .line = sw->line};
+        rc = swp_dp_add_area(d->dpager, &ac, nc->path, err, sizeof(err));
+        if (rc == -EEXIST)
+            continue; /* added by an earlier reload that failed later */
+        if (rc < 0) {
+            refuse(&r, "%s", err);
+            for (size_t k = 0; k < nadded; k++)
+                emmd_fs_close(added[k]);
+            r.applied = 0; /* the reason says what was */
+            snprintf(r.reason + strlen(r.reason), sizeof(r.reason) - strlen(r.reason), "; %s",
+                     i > 0 ? "the swap areas before it were added, nothing else changed"
+                           : "nothing changed");
+            goto out;
+        }
+        say(&r, EMM_LOG_NOTICE, "[default-pager] swap %s added (priority %d)", sw->path,
+            sw->priority);
+        r.applied = 1;
+    }
     /* from here on, changes happen: removals first (a name may come back) */
     for (size_t i = 0; i < d->nfs; i++)
         if (!d->fs[i].removed && new_fs(nc, d->fs[i].cfg->name) == NULL)
@@ -482,6 +570,29 @@ emmd_reload(struct emmd *d, FILE *out)
     if (old->log_level != d->cfg->log_level) {
         emm_log_set_level(d->cfg->log_level);
         say(&r, EMM_LOG_NOTICE, "log-level changed");
+    }
+    if (strcmp(old->pageout_policy, d->cfg->pageout_policy) != 0) {
+        /* every page the old policy holds moves to the new one (vm_pool.h) */
+        struct vm_pool *pool = vm_kernel_pool(d->kernel);
+        const char *was = vm_pool_policy_name(pool);
+        rc = vm_pool_set_policy(pool, vm_policy_lookup(d->cfg->pageout_policy));
+        if (rc < 0)
+            refuse(&r, "%s:%d: [emmd] pageout.policy: could not switch to %s (%s); %s stays in "
+                   "force", d->cfg->path, emm_config_key_line(d->cfg, "emmd", "pageout.policy"),
+                   d->cfg->pageout_policy, strerror(-rc), was);
+        else
+            say(&r, EMM_LOG_NOTICE, "pageout.policy: %s -> %s", was, d->cfg->pageout_policy);
+    }
+    /* deadlines of the filesystems that stay (new ones started with theirs) */
+    for (size_t i = 0; i < d->nfs; i++) {
+        struct emmd_fs *fs = &d->fs[i];
+        const struct emm_fs_config *c = fs->removed ? NULL : new_fs(d->cfg, fs->cfg->name);
+        if (c == NULL || atomic_load(&fs->deadline_ms) == c->pager_deadline_ms)
+            continue;
+        uint64_t was = atomic_load(&fs->deadline_ms);
+        emmd_fs_set_deadline(fs, c->pager_deadline_ms);
+        say(&r, EMM_LOG_NOTICE, "[fs %s] pager.deadline: %llu -> %llu ms", c->name,
+            (unsigned long long)was, (unsigned long long)c->pager_deadline_ms);
     }
     say(&r, EMM_LOG_NOTICE, "%s reloaded: %zu filesystems", d->cfg->path, emmd_live_fs(d));
 out:

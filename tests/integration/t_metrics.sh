@@ -169,6 +169,26 @@ python3 -c 'import sys; a, b, c = map(float, sys.argv[1:]); sys.exit(0 if 0 < a 
     "$p50" "$p99" "$p999" || fail "percentiles not ordered: p50 $p50 p99 $p99 p99.9 $p999"
 log "fs a: $n faults, p50 $p50 us, p99 $p99 us, p99.9 $p999 us"
 
+# the pager's latency (the kernel's data_request -> first answer): flushed
+# from the pool, the object is read again through its pager
+ctl flush a obj >/dev/null || fail "emmctl flush a obj"
+drop_cache "$MNT/a/obj"
+"$IO" check "$MNT/a/obj" 0 $((4 << 20)) 7 || fail "read back after the flush"
+out=$(ctl info faults)
+n=$(awk -F: '$1 == "fs_a.pager_requests" { print $2 }' <<<"$out")
+assert_ge "$n" 1 "fs_a.pager_requests (data_requests answered by a's pager)"
+p50=$(awk -F: '$1 == "fs_a.pager_p50_us" { print $2 }' <<<"$out")
+p99=$(awk -F: '$1 == "fs_a.pager_p99_us" { print $2 }' <<<"$out")
+p999=$(awk -F: '$1 == "fs_a.pager_p99.9_us" { print $2 }' <<<"$out")
+python3 -c 'import sys; a, b, c = map(float, sys.argv[1:]); sys.exit(0 if 0 < a <= b <= c else 1)' \
+    "$p50" "$p99" "$p999" || fail "pager percentiles not ordered: p50 $p50 p99 $p99 p99.9 $p999"
+m2=$(ctl metrics | parse) || fail "emmctl metrics does not parse after the flush"
+c=$(sample "$m2" 'emm_pager_latency_seconds_count{fs="a"}')
+assert_ge "${c%.*}" "$n" "emm_pager_latency_seconds_count{fs=\"a\"}"
+[ -n "$(sample "$m2" 'emm_pager_latency_seconds_bucket{fs="b",le="+Inf"}')" ] ||
+    fail "no emm_pager_latency_seconds for fs b"
+log "fs a: $n pager requests, p50 $p50 us, p99 $p99 us, p99.9 $p999 us"
+
 # the HTTP endpoint
 curl -sS -D "$WORK/headers" -o "$WORK/scrape" "http://127.0.0.1:$PORT/metrics" || fail "curl /metrics"
 grep -qi '^content-type: text/plain; version=0.0.4' "$WORK/headers" ||

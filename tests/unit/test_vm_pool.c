@@ -200,6 +200,56 @@ test_queue_second_chance(void **state)
     vm_pool_fini(&pool);
 }
 
+/* A live switch of the replacement policy (a reload): every queued page moves
+ * to the new policy, none is lost or doubled, the laundry list is not touched,
+ * and the pool keeps working (dequeue, touch, victims) under the new one. */
+static void
+test_set_policy(void **state)
+{
+    (void)state;
+    struct vm_pool pool;
+    assert_int_equal(vm_pool_init(&pool, MIB, NULL), 0);
+    struct vm_page *pg[40];
+    assert_int_equal(vm_pool_alloc(&pool, pg, 40), 40);
+    fake_owner(pg, 40);
+    for (int i = 0; i < 36; i++)
+        vm_pool_enqueue(&pool, pg[i]);
+    for (int i = 36; i < 40; i++)
+        vm_pool_to_laundry(&pool, pg[i], 1000 + (uint64_t)i);
+    vm_pool_touch(&pool, pg, 10);
+    const char *names[] = {"s3-fifo", "lru", "fifo", "second-chance", "s3-fifo"};
+    for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+        assert_int_equal(vm_pool_set_policy(&pool, vm_policy_lookup(names[k])), 0);
+        assert_string_equal(vm_pool_policy_name(&pool), names[k]);
+        struct vm_pool_counts c;
+        vm_pool_counts(&pool, &c);
+        assert_int_equal(c.queued, 36);
+        assert_int_equal(c.active + c.inactive, 36);
+        assert_int_equal(pool.policy->count(pool.policy_state, VM_PQ_NONE), 36);
+        assert_int_equal(c.laundry_listed, 4);
+        for (int i = 0; i < 36; i++)
+            assert_int_equal(pg[i]->queue, VM_Q_POLICY);
+        vm_pool_touch(&pool, &pg[k], 1);
+    }
+    /* The same policy again changes nothing. */
+    assert_int_equal(vm_pool_set_policy(&pool, vm_policy_lookup("s3-fifo")), 0);
+    /* Dequeue works on the new policy's queues; the rest drains exactly once. */
+    vm_pool_dequeue(&pool, pg[5]);
+    int seen[40] = {0};
+    struct vm_page *v;
+    while ((v = victim(&pool)) != NULL)
+        seen[v - pool.pages]++;
+    for (int j = 0; j < 40; j++)
+        assert_int_equal(seen[pg[j] - pool.pages], j < 36 && j != 5 ? 1 : 0);
+    struct vm_pnode *n = TAILQ_FIRST(&pool.laundry);
+    for (int i = 36; i < 40; i++, n = TAILQ_NEXT(n, link))
+        assert_ptr_equal(n, &pg[i]->pn);
+    for (int j = 0; j < 40; j++)
+        vm_pool_free(&pool, pg[j]);
+    assert_int_equal(vm_pool_free_count(&pool), 256);
+    vm_pool_fini(&pool);
+}
+
 static void
 test_laundry_list(void **state)
 {
@@ -248,6 +298,7 @@ main(void)
         cmocka_unit_test(test_alloc_free_counts),
         cmocka_unit_test(test_queue_second_chance),
         cmocka_unit_test(test_laundry_list),
+        cmocka_unit_test(test_set_policy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
