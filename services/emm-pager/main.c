@@ -98,12 +98,27 @@ drop_to(const char *user)
 }
 
 static void
-usage(void)
+usage(FILE *f)
 {
-    fprintf(stderr, "usage: emm-pager --fs NAME --backend SPEC [--key LINE:KEY=VALUE]... "
-                    "[--file CONFIG] [--state-dir DIR] [--plugin-dir DIR] [--threads N] "
-                    "[--user USER] [--log-level debug|info|notice|warn|error] "
-                    "(--fd N | --listen PATH)\n");
+    fprintf(f, "usage: emm-pager --fs NAME --backend SPEC [--key LINE:KEY=VALUE]... "
+               "[--file CONFIG] [--state-dir DIR] [--plugin-dir DIR] [--threads N] "
+               "[--user USER] [--log-level debug|info|notice|warn|error] "
+               "(--fd N | --listen PATH)\n"
+               "\n"
+               "Hosts one filesystem's backend stack and the standard pager behind a\n"
+               "stream port; emmd starts it for `pager = process` (docs/config.md).\n"
+               "  -h, --help       this text\n"
+               "  -V, --version    print the version\n"
+               "\n"
+               "Exit status: 0 ok, 1 failure, 2 usage error.\n");
+}
+
+static int
+usage_error(void)
+{
+    usage(stderr);
+    fprintf(stderr, "Try 'emm-pager --help' for more information.\n");
+    return 2;
 }
 
 int
@@ -115,7 +130,8 @@ main(int argc, char **argv)
         {"state-dir", required_argument, NULL, 's'}, {"plugin-dir", required_argument, NULL, 'p'},
         {"threads", required_argument, NULL, 't'},   {"user", required_argument, NULL, 'u'},
         {"fd", required_argument, NULL, 'f'},        {"listen", required_argument, NULL, 'l'},
-        {"log-level", required_argument, NULL, 'L'}, {NULL, 0, NULL, 0},
+        {"log-level", required_argument, NULL, 'L'}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
     };
     const char *fs = NULL, *spec = NULL, *file = "(command line)", *state_dir = NULL;
     const char *plugin_dir = NULL, *user = NULL, *listen_path = NULL;
@@ -125,8 +141,10 @@ main(int argc, char **argv)
     size_t nkeys = 0;
     if (keys == NULL)
         return 1;
-    for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
+    for (int c; (c = getopt_long(argc, argv, "hV", opts, NULL)) != -1;) {
         switch (c) {
+        case 'h': usage(stdout); free(keys); return 0;
+        case 'V': printf("emm-pager %s\n", EMM_VERSION); free(keys); return 0;
         case 'n': fs = optarg; break;
         case 'b': spec = optarg; break;
         case 'c': file = optarg; break;
@@ -148,19 +166,28 @@ main(int argc, char **argv)
             char *colon = strchr(optarg, ':'), *eq = strchr(optarg, '=');
             if (colon == NULL || eq == NULL || eq < colon) {
                 fprintf(stderr, "emm-pager: bad --key '%s' (want LINE:KEY=VALUE)\n", optarg);
-                return 1;
+                free(keys);
+                return usage_error();
             }
             *colon = *eq = '\0';
             keys[nkeys++] = (struct emm_backend_key){colon + 1, eq + 1, atoi(optarg)};
             break;
         }
-        default: usage(); return 1;
+        default: free(keys); return usage_error(); /* getopt named the option */
         }
     }
-    if (fs == NULL || spec == NULL || (fd < 0) == (listen_path == NULL) || threads < 1 ||
-        threads > 64) {
-        usage();
-        return 1;
+    const char *bad = optind != argc ? "unexpected argument"
+                      : fs == NULL ? "--fs NAME is missing"
+                      : spec == NULL ? "--backend SPEC is missing"
+                      : (fd < 0) == (listen_path == NULL) ? "give one of --fd N and --listen PATH"
+                      : threads < 1 || threads > 64 ? "--threads must be 1..64" : NULL;
+    if (bad != NULL) {
+        if (optind != argc)
+            fprintf(stderr, "emm-pager: unexpected argument '%s'\n", argv[optind]);
+        else
+            fprintf(stderr, "emm-pager: %s\n", bad);
+        free(keys);
+        return usage_error();
     }
     emm_log_init("emm-pager", 0, level);
     signal(SIGPIPE, SIG_IGN);

@@ -1,5 +1,5 @@
 #!/bin/bash
-# t_cli.sh - the commands behave like Unix commands: emmd, emmctl and emmswap
+# t_cli.sh - the commands behave like Unix commands: emmd, emmctl, emmswap and emm-pager
 # take --help (usage on stdout, exit 0) and --version ("NAME VERSION", the
 # project's version), a usage error exits 2 with a message on stderr that
 # names the bad argument and nothing on stdout, a runtime failure exits 1.
@@ -33,7 +33,9 @@ usage_err() {
 }
 
 # --- --help and --version for every command ------------------------------------
-for cmd in "$EMMD" "$EMMCTL" "$EMMSWAP"; do
+EMMPAGER="$EMM_BIN/emm-pager"
+[ -x "$EMMPAGER" ] || fail "emm-pager not found at $EMMPAGER"
+for cmd in "$EMMD" "$EMMCTL" "$EMMSWAP" "$EMMPAGER"; do
     name=$(basename "$cmd")
     for h in --help -h; do
         run 0 "$cmd" $h
@@ -68,6 +70,10 @@ usage_err "'--bogus'" "$EMMSWAP" format --bogus "$WORK/a.img"
 usage_err "emmswap format" "$EMMSWAP" format --bogus "$WORK/a.img"
 usage_err "'--bogus'" "$EMMSWAP" info --bogus
 usage_err "'extra'" "$EMMSWAP" format "$WORK/a.img" 1M extra
+usage_err "--fs NAME is missing" "$EMMPAGER" --backend memory --fd 3
+usage_err "one of --fd N and --listen PATH" "$EMMPAGER" --fs a --backend memory
+usage_err "'surplus'" "$EMMPAGER" --fs a --backend memory --fd 3 surplus
+usage_err "bad --key" "$EMMPAGER" --fs a --backend memory --fd 3 --key nokey
 usage_err "'12Q'" "$EMMSWAP" format "$WORK/a.img" 12Q
 usage_err "missing PATH" "$EMMSWAP" info
 [ ! -e "$WORK/a.img" ] || fail "a usage error created $WORK/a.img"
