@@ -22,6 +22,8 @@ MAY_USE = {
     "emm/backends": ["emm/base"],
     "emm/pager": ["emm/ipc", "emm/backends", "emm/base"],
     "emm/plugins/file": [],
+    "emm/libpager": ["emm/ipc", "emm/base"],
+    "services/emm-pager": ["emm/pager", "emm/backends", "emm/ipc", "emm/base"],
     "swapfs": ["emm/vm", "emm/ipc", "emm/base"],
     "client": ["emm/base", "services/emmd"],
     "services/emmd": ["client", "swapfs", "emm/pager", "emm/vm", "emm/backends", "emm/ipc", "emm/base"],
