@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "port_impl.h"
 #include "stream_frame.h"
@@ -912,14 +913,7 @@ emm_stream_lookup(struct emm_stream *s, uint64_t id, int timeout_ms, struct emm_
 {
     struct lookup l = {.rc = -ETIMEDOUT};
     unsigned char buf[EMM_FRAME_MAX_FIXED];
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = emm_deadline_after_ms(CLOCK_MONOTONIC, (uint64_t)timeout_ms);
     pthread_mutex_lock(&s->lock);
     if (s->dead) {
         pthread_mutex_unlock(&s->lock);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 
 #define PS ((uint64_t)EMM_PAGE_SIZE)
@@ -463,14 +464,7 @@ pgr_std_lock_object(struct pgr_std *pg, uint64_t id, int should_return, int flus
         emm_msg_release(m, rc);
         return rc;
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
+    struct timespec ts = emm_deadline_after_ms(CLOCK_REALTIME, (uint64_t)timeout_ms);
     pthread_mutex_lock(&po->lock);
     rc = 0;
     while (po->locks_completed < target && rc == 0)

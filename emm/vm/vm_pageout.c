@@ -32,13 +32,7 @@
 static void
 timed_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, long ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += ms * 1000000;
-    while (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
+    struct timespec ts = emm_deadline_after_ms(CLOCK_REALTIME, (uint64_t)ms);
     pthread_cond_timedwait(cond, lock, &ts);
 }
 
@@ -334,13 +328,8 @@ pageout_main(void *arg)
         if (atomic_load(&k->kicks_pending) && atomic_load(&k->need_frames) > target)
             target = atomic_load(&k->need_frames);
         if (pool->nfree >= target || in_flight >= k->laundry_max || pool->nqueued == 0) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 10000000; /* also the deadline check's period */
-            if (ts.tv_nsec >= 1000000000) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000;
-            }
+            /* 10 ms: also the deadline check's period */
+            struct timespec ts = emm_deadline_after_ms(CLOCK_REALTIME, 10);
             pthread_cond_timedwait(&pool->wake, &pool->lock, &ts);
             if (pool->nfree > 0 && atomic_load(&k->kicks_pending)) {
                 pthread_mutex_unlock(&pool->lock);

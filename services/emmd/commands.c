@@ -24,6 +24,7 @@
 
 #include "ctl_wire.h"
 #include "emmd.h"
+#include "clock.h"
 #include "log.h"
 
 #define LD(x) ((unsigned long long)atomic_load(&(x)))
@@ -633,14 +634,7 @@ flush_object(struct vm_object *vm, int timeout_ms)
     pthread_cond_init(&w->cond, NULL);
     w->refs = 2;
     vm_object_flush(vm, flush_done, w);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
+    struct timespec ts = emm_deadline_after_ms(CLOCK_REALTIME, (uint64_t)timeout_ms);
     int rc = 0;
     pthread_mutex_lock(&w->lock);
     while (!w->done && rc == 0)

@@ -42,18 +42,6 @@ struct emmd_pager_conn {
 };
 
 static void
-deadline_after(struct timespec *ts, uint64_t ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += (time_t)(ms / 1000);
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
-static void
 on_dead(void *ctx, struct emm_stream *s, int err)
 {
     struct emmd_pager_conn *pc = ctx;
@@ -269,7 +257,7 @@ supervise(void *arg)
             break;
         /* Back-off before the next attempt, cut short by a stop. */
         struct timespec until;
-        deadline_after(&until, backoff_ms);
+        until = emm_deadline_after_ms(CLOCK_MONOTONIC, backoff_ms);
         emm_err("fs %s: RESTARTING the pager in %u ms (restart %u)", pc->fs->cfg->name,
                 backoff_ms, pc->restarts + 1);
         pthread_mutex_lock(&pc->lock);
@@ -355,7 +343,7 @@ emmd_pager_object_port(struct emmd_fs *fs, uint64_t id, struct emm_port **out)
     if (ms == 0)
         ms = 5000;
     struct timespec until;
-    deadline_after(&until, ms);
+    until = emm_deadline_after_ms(CLOCK_MONOTONIC, ms);
     pthread_mutex_lock(&pc->lock);
     while (pc->s == NULL && !pc->stopping)
         if (pthread_cond_timedwait(&pc->cond, &pc->lock, &until) != 0)
