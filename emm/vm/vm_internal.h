@@ -164,6 +164,7 @@ struct vm_kernel {
     struct vm_stats stats;
     atomic_int stopping;
     atomic_uint_fast64_t laundry;
+    atomic_uint_fast64_t loans; /* messages that point at pool frames (data_returns, copies) */
     uint64_t laundry_max;
     pthread_t pageout_thread, worker_thread;
     pthread_mutex_t kick_lock;

@@ -84,6 +84,7 @@ page_send_return(struct vm_object *obj, struct vm_page *p, int to_dp, struct vm_
     }
     p->flags |= VM_PG_WAIT_MSG;
     p->loans++;
+    atomic_fetch_add(&obj->kernel->loans, 1);
     vm_object_ref(obj);
     if (to_dp) {
         obj->dp_returns++;
@@ -327,6 +328,7 @@ page_return_released(struct emm_msg *msg, int status)
 {
     struct vm_page *p = msg->release_ctx;
     struct vm_object *obj = p->object;
+    struct vm_kernel *k = obj->kernel;
     struct vm_batch b = VM_BATCH_INIT(b);
 
     pthread_mutex_lock(&obj->lock);
@@ -346,6 +348,7 @@ page_return_released(struct emm_msg *msg, int status)
     pthread_mutex_unlock(&obj->lock);
     vm_batch_flush(obj, &b);
     vm_object_unref(obj);
+    atomic_fetch_sub(&k->loans, 1); /* the last touch of the kernel: see vm_kernel_destroy */
 }
 
 unsigned
@@ -443,6 +446,7 @@ vm_obj_overdue(struct vm_object *obj, struct vm_page *p, uint64_t now, struct vm
         d->reply = emm_port_make_send(obj->dp_reply); /* the answer comes there */
         p->flags |= VM_PG_WAIT_DMSG;
         p->loans++;
+        atomic_fetch_add(&obj->kernel->loans, 1);
         vm_object_ref(obj);
         obj->dp_returns++;
         vm_batch_dp_msg(b, d);

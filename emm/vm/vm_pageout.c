@@ -461,6 +461,19 @@ void
 vm_kernel_destroy(struct vm_kernel *k)
 {
     vm_pageout_stop(k);
+    /* A pager may still be reading frames lent in data_returns (the default
+     * pager writing them to swap): the pool must outlive every loan. Wait for
+     * them a while; a pager that never lets go makes us leak the pool rather
+     * than pull it from under it (the process is about to exit). */
+    for (int i = 0; atomic_load(&k->loans) > 0; i++) {
+        if (i == 1000) {
+            emm_warn("%llu page frames still lent to pagers at shutdown: the pool is left "
+                     "mapped", (unsigned long long)atomic_load(&k->loans));
+            return;
+        }
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
     vm_pool_fini(&k->pool);
     pthread_cond_destroy(&k->kick_cond);
     pthread_mutex_destroy(&k->kick_lock);
