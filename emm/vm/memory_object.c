@@ -90,7 +90,7 @@ vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_
     m->control = emm_port_make_send(obj->control);
     m->name = emm_port_make_send(obj->name);
     m->arg = (int32_t)EMM_PAGE_SIZE;
-    vm_pager_count_sent(obj, m);
+    vm_pager_count_sent(obj, m->id, m->offset);
     if (emm_port_send(obj->pager, m) < 0) {
         emm_msg_release(m, -EPIPE);
         obj->state = VM_OBJ_DEAD;
@@ -319,7 +319,9 @@ lock_request_apply(void *arg)
     b.msgs = b.msgs_tail = NULL;
     while (m != NULL) {
         struct emm_msg *next = m->next;
-        if (m->id == MO_LOCK_COMPLETED) {
+        uint32_t id = m->id; /* a posted message may be gone at once */
+        uint64_t offset = m->offset;
+        if (id == MO_LOCK_COMPLETED) {
             reply_to = emm_port_take(&m->reply);
             if (emm_port_post(reply_to, m) < 0) {
                 m->next = b.failed;
@@ -329,7 +331,7 @@ lock_request_apply(void *arg)
             m->next = b.failed;
             b.failed = m;
         } else {
-            vm_pager_count_sent(obj, m);
+            vm_pager_count_sent(obj, id, offset);
             b.kick_pager = 1;
         }
         m = next;

@@ -88,11 +88,11 @@ cluster_returns(struct emm_msg *m)
 /* Counts a message posted to the object's pager (its filesystem's counters).
  * Lock held. */
 void
-vm_pager_count_sent(struct vm_object *obj, const struct emm_msg *m)
+vm_pager_count_sent(struct vm_object *obj, uint32_t id, uint64_t offset)
 {
     struct vm_pager_stats *ps = obj->pstats;
     atomic_uint_fast64_t *c = NULL;
-    switch (m->id) {
+    switch (id) {
     case MO_INIT: c = &ps->msg_inits; break;
     case MO_DATA_REQUEST: c = &ps->msg_requests; break;
     case MO_DATA_UNLOCK: c = &ps->msg_unlocks; break;
@@ -105,10 +105,10 @@ vm_pager_count_sent(struct vm_object *obj, const struct emm_msg *m)
     }
     if (c != NULL)
         atomic_fetch_add(c, 1);
-    if (m->id == MO_DATA_RETURN || m->id == MO_DISCARD)
+    if (id == MO_DATA_RETURN || id == MO_DISCARD)
         obj->pager_gen++; /* what it stores may change: hints and its count are stale */
-    if (m->id == MO_DATA_REQUEST) { /* the object lock is held: stamp its first page */
-        struct vm_page *p = vm_obj_page_lookup(obj, m->offset / VM_PS);
+    if (id == MO_DATA_REQUEST) { /* the object lock is held: stamp its first page */
+        struct vm_page *p = vm_obj_page_lookup(obj, offset / VM_PS);
         if (p != NULL && p->state == VM_PAGE_ABSENT)
             p->request_ns = emm_mono_ns();
     }
@@ -132,11 +132,13 @@ vm_batch_post(struct vm_object *obj, struct vm_batch *b)
          * and releases it without waiting for the kick. Only a cluster's head,
          * a data_return that lives in its page, is read after the post. */
         struct emm_msg *next = m->next, *chain = m->chain;
+        uint32_t id = m->id;
+        uint64_t offset = m->offset;
         if (emm_port_post(obj->pager, m) < 0) {
             m->next = b->failed;
             b->failed = m;
         } else {
-            vm_pager_count_sent(obj, m);
+            vm_pager_count_sent(obj, id, offset);
             b->kick_pager = 1;
             /* The pages of a cluster are answered by one data_return_completed
              * that names the head's seqno: each page keeps it to match. */

@@ -209,7 +209,8 @@ void vm_batch_dp_msg(struct vm_batch *b, struct emm_msg *m); /* to the default p
 /* Complete io after unlocking; obj->lock held (releases a blocked writer). */
 void vm_batch_done(struct vm_batch *b, struct vm_io *io);
 void vm_batch_post(struct vm_object *obj, struct vm_batch *b); /* lock held */
-void vm_pager_count_sent(struct vm_object *obj, const struct emm_msg *m); /* pstats */
+/* pstats; id and offset are read before the post: a posted message may be gone */
+void vm_pager_count_sent(struct vm_object *obj, uint32_t id, uint64_t offset);
 void vm_batch_flush(struct vm_object *obj, struct vm_batch *b); /* after unlocking */
 void vm_io_unwire(struct vm_object *obj, struct vm_io *io);  /* takes obj->lock */
 /* Gives a write's staged frames back to the pool (pool lock only). */
