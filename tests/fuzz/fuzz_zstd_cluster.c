@@ -76,35 +76,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 #ifndef EMM_LIBFUZZER
 
-static int
-run_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    uint8_t *buf = NULL;
-    size_t cap = 0, len = 0, n;
-
-    if (!f) {
-        fprintf(stderr, "%s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    do {
-        if (len == cap) {
-            uint8_t *nb = realloc(buf, cap ? cap * 2 : 65536);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return -1;
-            }
-            buf = nb, cap = cap ? cap * 2 : 65536;
-        }
-        n = fread(buf + len, 1, cap - len, f);
-        len += n;
-    } while (n > 0);
-    fclose(f);
-    LLVMFuzzerTestOneInput(buf, len);
-    free(buf);
-    return 0;
-}
+#include "fuzz_replay.h"
 
 static int
 write_seed(const char *dir, const char *name, uint8_t sel, const void *img, size_t len)
