@@ -134,7 +134,16 @@ vm_batch_post(struct vm_object *obj, struct vm_batch *b)
         struct emm_msg *next = m->next, *chain = m->chain;
         uint32_t id = m->id;
         uint64_t offset = m->offset;
-        if (emm_port_post(obj->pager, m) < 0) {
+        if (obj->pager_lost_ns != 0 && id == MO_DISCARD) {
+            /* Its pager died: the next one gets it after init (vm_lost.c), or
+             * pages punched now would come back from the store. */
+            m->next = NULL;
+            if (obj->lost_msgs_tail != NULL)
+                obj->lost_msgs_tail->next = m;
+            else
+                obj->lost_msgs = m;
+            obj->lost_msgs_tail = m;
+        } else if (emm_port_post(obj->pager, m) < 0) {
             m->next = b->failed;
             b->failed = m;
         } else {

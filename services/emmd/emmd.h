@@ -176,6 +176,7 @@ struct emmd_pager_info {
     int pid, up;
     unsigned restarts;
     uint64_t uptime_ms, in_flight, sent, received;
+    uint64_t reinits; /* objects re-initialised on a new connection */
 };
 int emmd_pager_conn_start(struct emmd_fs *fs);   /* the first connection, then a supervisor */
 void emmd_pager_conn_stop(struct emmd_fs *fs);   /* after every object is terminated */
