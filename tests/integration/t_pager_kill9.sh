@@ -48,7 +48,7 @@ assert_ne "$pid1" "$EMMD_PID" "the pager is not emmd"
 fio_args=(--name=fio --directory="$D" --ioengine=mmap --rw=write --bs=64k --size=64M
           --verify=crc32c --do_verify=1 --fsync=256 --numjobs=1 --group_reporting)
 flog="$WORK/fio.log"
-timeout -k 10 240 fio "${fio_args[@]}" >"$flog" 2>&1 </dev/null &
+timeout -k 10 120 fio "${fio_args[@]}" >"$flog" 2>&1 </dev/null &
 FIO=$!
 # Kill the pager once fio's file has pages in the pool (writes are under way).
 for ((i = 0; i < 600; i++)); do
@@ -65,7 +65,7 @@ wait "$FIO" || rc=$?
 out=$(cat "$flog")
 printf '%s\n' "$out" | grep -E 'err=|WRITE:|READ:|verify' | sed 's|^|#   fio: |' >&2 || true
 emmd_alive || { show_log; fail "emmd died after the pager was killed"; }
-[ "$rc" != 124 ] && [ "$rc" != 137 ] || { show_log; fail "fio did not end within 240 s: faults on the killed pager's objects hang"; }
+[ "$rc" != 124 ] && [ "$rc" != 137 ] || { show_log; fail "fio did not end within 120 s: faults on the killed pager's objects hang"; }
 [ "$rc" = 0 ] || { printf '%s\n' "$out" >&2; show_log; fail "fio exited $rc after the pager was killed"; }
 grep -q 'err= 0' <<<"$out" || { printf '%s\n' "$out" >&2; fail "fio reported errors"; }
 ! grep -qi 'verify.*bad\|bad magic\|crc32c: verify failed\|bad header' <<<"$out" ||
