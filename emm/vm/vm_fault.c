@@ -345,6 +345,11 @@ write_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
         return obj->down_expired ? -EIO : 0;
     if (obj->state != VM_OBJ_READY)
         return -(obj->error ? obj->error : EIO);
+    if (obj->down_expired)
+        return -EIO; /* no pager past the deadline: nothing could store it */
+    if (obj->pager_lost_ns != 0 && obj->dp == NULL)
+        return 0; /* its pager died and there is no swap: dirty pages could not leave
+                     the pool (other filesystems need it); wait for the next pager */
     if (io->len == 0)
         return 1;
     uint64_t end = io->off + io->len;

@@ -15,10 +15,11 @@
  *   memory_object_init again on the same control and name ports, the discards
  *   made meanwhile follow, faults wait for ready, then the fsyncs that waited
  *   run and swap is replayed to the new pager (vm_sync.c's replay).
- * - Silence. A pager that is alive but answers nothing (SIGSTOP, a hang) for
- *   longer than the deadline: operations waiting for its data_requests longer
- *   than that fail with EIO (vm_obj_requests_expire); the pager's late answers
- *   are still taken.
+ * - Silence. A pager that is alive but answers nothing (SIGSTOP, a hang):
+ *   operations waiting for its data_requests fail with EIO once it has been
+ *   silent, and they have waited, for twice the deadline (at least the
+ *   deadline + 0.5 s: its overdue data_returns are noticed first, and the holes
+ *   of a suspect pager filled, vm_fault.c); its late answers are still taken.
  *
  * Locking: obj->lock guards the object's lost state (vm_internal.h); the
  * kernel's lost list is under kick_lock; no lock is held while a message is
@@ -272,7 +273,9 @@ vm_obj_lost_expire(struct vm_object *obj, uint64_t now)
 }
 
 /* io waits for a data_request of the object's own pager (a page absent, not
- * from swap). Lock held. */
+ * from swap) for a page the pager stores: the holes of a suspect pager are
+ * the kernel's to fill (vm_fault.c), and a page not known yet is not counted.
+ * Lock held. */
 static int
 waits_for_pager(struct vm_object *obj, const struct vm_io *io)
 {
@@ -281,7 +284,8 @@ waits_for_pager(struct vm_object *obj, const struct vm_io *io)
     uint64_t first = io->off / VM_PS, last = (io->off + io->len - 1) / VM_PS;
     for (uint64_t idx = first; idx <= last; idx++) {
         struct vm_page *p = vm_obj_page_lookup(obj, idx);
-        if (p != NULL && p->state == VM_PAGE_ABSENT && !(p->flags & VM_PG_FROMSWAP))
+        if (p != NULL && p->state == VM_PAGE_ABSENT && !(p->flags & VM_PG_FROMSWAP) &&
+            !(p->flags & VM_PG_REPLAY) && vm_obj_pager_lacks(obj, idx, idx + 1) == 0)
             return 1;
     }
     return 0;
@@ -290,7 +294,11 @@ waits_for_pager(struct vm_object *obj, const struct vm_io *io)
 void
 vm_obj_requests_expire(struct vm_object *obj, uint64_t now)
 {
+    /* The deadline, and as long again (at least 0.5 s): a data_return sent
+     * before the request goes overdue first, and the holes of a pager that is
+     * suspect then are filled rather than failed (vm_fault.c). */
     uint64_t d = vm_obj_lost_deadline(obj);
+    d += d > 500000000ull ? d : 500000000ull;
     uint64_t heard = atomic_load(&obj->pstats->last_heard_ns);
     if (obj->temporary || now - heard < d)
         return; /* it answers (this object or another): it is slow, not gone */

@@ -127,8 +127,8 @@ waiting_round(struct vm_kernel *k)
     while (list != NULL) {
         struct vm_object *obj = list;
         list = obj->waiting_next;
-        vm_obj_requests_expire(obj, now); /* its pager answers nothing: EIO */
-        vm_obj_retry(obj);
+        vm_obj_retry(obj); /* first: holes of a suspect pager are filled */
+        vm_obj_requests_expire(obj, now); /* what still waits for a silent pager: EIO */
         /* Both locks: an operation queued meanwhile finds it still listed. */
         pthread_mutex_lock(&obj->lock);
         pthread_mutex_lock(&k->kick_lock);
