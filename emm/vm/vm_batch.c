@@ -149,6 +149,8 @@ vm_batch_post(struct vm_object *obj, struct vm_batch *b)
         } else {
             vm_pager_count_sent(obj, id, offset);
             b->kick_pager = 1;
+            if (b->kick_port == NULL)
+                b->kick_port = emm_port_ref(obj->pager);
             /* The pages of a cluster are answered by one data_return_completed
              * that names the head's seqno: each page keeps it to match. */
             for (struct emm_msg *c = chain; c != NULL; c = c->chain)
@@ -175,8 +177,13 @@ vm_batch_flush(struct vm_object *obj, struct vm_batch *b)
 {
     if (b->msgs != NULL || b->dp_msgs != NULL)
         vm_batch_post(obj, b); /* a caller that built the batch without the lock */
-    if (b->kick_pager)
-        emm_port_kick(obj->pager);
+    if (b->kick_port != NULL) {
+        emm_port_kick(b->kick_port);
+        emm_port_unref(b->kick_port);
+        b->kick_port = NULL;
+    } else if (b->kick_pager) {
+        emm_port_kick(obj->pager); /* posted under the lock by the caller itself */
+    }
     if (b->kick_dp)
         emm_port_kick(obj->dp);
     b->kick_pager = b->kick_dp = 0;

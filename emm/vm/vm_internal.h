@@ -158,6 +158,8 @@ struct vm_batch {
     struct emm_msg *dp_msgs, *dp_msgs_tail; /* to its default-pager port */
     struct emm_msg *failed, *dp_failed;     /* refused by a dead port: released unlocked */
     int kick_pager, kick_dp;                /* posted: start delivery after unlocking */
+    struct emm_port *kick_port;             /* the pager port posted to (a right): the
+                                               object's may change meanwhile (vm_lost.c) */
     struct vm_io_list done;
     struct vm_sync_list syncs_done;
     int sync_err;
