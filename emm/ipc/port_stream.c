@@ -1081,3 +1081,10 @@ emm_stream_accept(int lfd)
     while (fd < 0 && errno == EINTR);
     return fd < 0 ? -errno : fd;
 }
+
+void
+emm_stream_cut(struct emm_stream *s, const char *why)
+{
+    emm_err("stream %s: %s; cutting the peer off", s->peer, why);
+    cut(s);
+}

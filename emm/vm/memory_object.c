@@ -11,6 +11,7 @@
  * Lock order: object, then pool.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -383,14 +384,20 @@ handle_lock_request(struct emm_port *port, struct vm_object *obj, struct emm_msg
     }
 }
 
-/* Refuses msg: logged and counted; released without effect. */
+/* Refuses a malformed msg: logged and counted; released without effect. The
+ * object's own pager is reported to the front end, which may cut it off. */
 static void
 refuse(struct vm_object *obj, struct emm_msg *msg, int from_dp, const char *field)
 {
+    struct vm_kernel *k = obj->kernel;
+    char what[96];
+    snprintf(what, sizeof(what), "a malformed %s (bad %s)", emm_msg_name(msg->id), field);
     pthread_mutex_lock(&obj->lock);
     vm_msg_refuse(obj, msg, from_dp, field);
     pthread_mutex_unlock(&obj->lock);
     emm_msg_release(msg, -EBADMSG);
+    if (!from_dp && !obj->temporary && k->up.pager_misbehaved != NULL)
+        k->up.pager_misbehaved(obj->owner, what);
 }
 
 static void

@@ -38,6 +38,11 @@ struct vm_upcalls {
      * must not stall them: the kernel fills its holes), without any lock held.
      * Optional. */
     int (*pager_has_page)(void *owner, uint64_t index);
+    /* The object's pager sent a malformed message (vm_msgcheck.c's form
+     * check: never a race, always a bug or a lie; the kernel refused it).
+     * The front end may cut such a pager off (a pager in another process);
+     * what names the message and the field. No lock held. Optional. */
+    void (*pager_misbehaved)(void *owner, const char *what);
 };
 
 /* Kernel-wide counters (emmctl info faults/memory). */

@@ -449,3 +449,24 @@ emmd_pager_conn_info(struct emmd_fs *fs, struct emmd_pager_info *out)
     }
     pthread_mutex_unlock(&pc->lock);
 }
+
+void
+emmd_pager_misbehaved(void *owner, const char *what)
+{
+    struct emmd_node *n = owner;
+    struct emmd_pager_conn *pc = n->fs->pconn;
+    if (pc == NULL)
+        return; /* an inline pager: the kernel refused the message, that is all */
+    pthread_mutex_lock(&pc->lock);
+    struct emm_stream *s = pc->s;
+    if (s != NULL)
+        emm_stream_hold(s);
+    pthread_mutex_unlock(&pc->lock);
+    if (s == NULL)
+        return;
+    char why[192];
+    snprintf(why, sizeof(why), "fs %s: object %llu: the pager sent %s", n->fs->cfg->name,
+             (unsigned long long)n->rec.id, what);
+    emm_stream_cut(s, why);
+    emm_stream_release(s);
+}

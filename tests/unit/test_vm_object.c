@@ -293,6 +293,21 @@ up_has_page(void *owner, uint64_t index)
 static const struct vm_upcalls test_up_has = {.invalidate = up_invalidate,
                                               .pager_has_page = up_has_page};
 
+/* pager_misbehaved upcalls: how many, and the last one's text. */
+static atomic_int misbehaved;
+static char misbehaved_what[128];
+
+static void
+up_misbehaved(void *owner, const char *what)
+{
+    (void)owner;
+    snprintf(misbehaved_what, sizeof(misbehaved_what), "%s", what);
+    atomic_fetch_add(&misbehaved, 1);
+}
+
+static const struct vm_upcalls test_up_bad = {.invalidate = up_invalidate,
+                                              .pager_misbehaved = up_misbehaved};
+
 /* ---- completions -------------------------------------------------------- */
 
 struct comp {
@@ -2187,6 +2202,35 @@ test_read_not_stalled_behind_orphan_return(void **state)
 }
 
 
+static int
+setup_bad(void **state)
+{
+    atomic_store(&misbehaved, 0);
+    *state = fx_new_opts(64 * PS, 64, 0, &test_up_bad);
+    return 0;
+}
+
+/* A malformed message from the object's pager (an unaligned supply) is
+ * refused and reported to the front end, which cuts a pager in another
+ * process off (emmd_pager_misbehaved); a message that is only out of range
+ * (it may be a race with a truncate) is refused but not reported. Unfixed,
+ * nothing was reported: a lying pager was never cut off. */
+static void
+test_malformed_message_reported(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    uint8_t buf[PS + 1];
+    memset(buf, 1, sizeof(buf));
+    assert_int_equal(fp_send_full(&f->fp, MO_DATA_SUPPLY, 2 * PS + 1, PS, 0, 0, 0, buf, NULL), 0);
+    assert_int_equal(atomic_load(&misbehaved), 1);
+    assert_non_null(strstr(misbehaved_what, "data_supply"));
+    assert_non_null(strstr(misbehaved_what, "offset"));
+    assert_int_equal(fp_send_full(&f->fp, MO_DATA_SUPPLY, 80 * PS, PS, 0, 0, 0, buf, NULL), 0);
+    assert_int_equal(atomic_load(&misbehaved), 1); /* out of range only: refused, not reported */
+    assert_int_equal(atomic_load(&vm_kernel_stats(f->k)->bad_messages), 2);
+}
+
 /* ---- a pager that dies (vm_lost.c) -------------------------------------- */
 
 /* The fake pager's process dies: its memory object port is destroyed, and
@@ -2712,6 +2756,7 @@ main(void)
                                         teardown_dp),
         cmocka_unit_test_setup_teardown(test_not_held_page_of_suspect_pager_is_a_hole, setup_dp,
                                         teardown_dp),
+        cmocka_unit_test_setup_teardown(test_malformed_message_reported, setup_bad, teardown),
         cmocka_unit_test_setup_teardown(test_dead_pager_faults_wait_for_the_next, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_dead_pager_deadline_eio, setup_deadline, teardown),
