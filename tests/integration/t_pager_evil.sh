@@ -2,10 +2,11 @@
 # t_pager_evil.sh - a malicious pager behind `pager = unix:PATH` (evil_pager.c):
 # on each connection it answers the lookup, then sends one bad frame (wrong
 # magic, a 2 GiB payload, an unknown id, a kernel's id, a port never given, a
-# truncated frame). emmd must log each refusal naming the pager and the field,
-# cut it off (the evil pager sees the end of its stream), reconnect, and stay
-# intact: another filesystem keeps working and verifies after every round,
-# and emmd stops cleanly.
+# truncated frame, and a well-framed message whose offset is a lie that only
+# the kernel's own check catches). emmd must log each refusal naming the pager
+# and the field, cut it off (the evil pager sees the end of its stream),
+# reconnect, and stay intact: another filesystem keeps working and verifies
+# after every round, and emmd stops cleanly.
 . "$(dirname "$0")/lib.sh"
 # Its objects follow the dead-pager path (emm/vm/vm_lost.c): a write to an
 # object whose pager was cut off ends (EIO past pager.deadline, or done once a
@@ -15,10 +16,10 @@ need_emm
 requires timeout
 EVIL=$(helper evil_pager)
 
-modes="magic oversize unknown kernelid dest truncated"
+modes="magic oversize unknown kernelid dest truncated lie"
 declare -A want=([magic]="bad frame magic" [oversize]="bad payload" [unknown]="bad id"
                  [kernelid]="bad id (not the peer's to send)" [dest]="bad dest"
-                 [truncated]="truncated")
+                 [truncated]="truncated" [lie]="malformed data_unavailable (bad offset)")
 sock="$WORK/evil.sock"
 # shellcheck disable=SC2086 # modes: words
 "$EVIL" "$sock" $modes >"$WORK/evil.out" 2>&1 &
