@@ -522,6 +522,11 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
         break;
     case MO_SYNCHRONIZE_COMPLETED: {
         struct vm_sync *s = STAILQ_FIRST(&obj->syncs);
+        if (obj->syncs_abandoned > 0) {
+            /* The late answer to an fsync that already failed (vm_lost.c). */
+            obj->syncs_abandoned--;
+            break;
+        }
         if (s == NULL) {
             emm_warn("object %llu: unexpected synchronize_completed", (unsigned long long)obj->id);
             break;

@@ -61,6 +61,7 @@ struct vm_sync {
     int terminate; /* finish a terminate when it completes */
     uint64_t failures_at_start; /* obj->return_failures when it started */
     uint64_t queued_ns;         /* when it began waiting for a replay */
+    uint64_t sent_ns;           /* when its synchronize was sent (obj->syncs) */
 };
 STAILQ_HEAD(vm_sync_list, vm_sync);
 
@@ -100,6 +101,8 @@ struct vm_object {
     uint64_t nresident, ndirty, nlaundry, nabsent, nnew;
     struct vm_io_list ios;           /* waiting operations, in arrival order */
     struct vm_sync_list syncs;       /* waiting for synchronize_completed, in send order */
+    uint64_t syncs_abandoned;        /* synchronize_completed answers still owed for fsyncs
+                                        failed past the deadline (vm_lost.c): dropped */
     int starved;                     /* an io waits for free frames */
     atomic_uint need_frames;         /* how many it needs at once (the worker reads it unlocked) */
     struct vm_object *kick_next;     /* kernel worker queue */

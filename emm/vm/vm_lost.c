@@ -16,10 +16,13 @@
  *   made meanwhile follow, faults wait for ready, then the fsyncs that waited
  *   run and swap is replayed to the new pager (vm_sync.c's replay).
  * - Silence. A pager that is alive but answers nothing (SIGSTOP, a hang):
- *   operations waiting for its data_requests fail with EIO once it has been
- *   silent, and they have waited, for twice the deadline (at least the
- *   deadline + 0.5 s: its overdue data_returns are noticed first, and the holes
- *   of a suspect pager filled, vm_fault.c); its late answers are still taken.
+ *   operations waiting for its data_requests, and fsyncs waiting for its
+ *   synchronize_completed, fail with EIO once it has been silent (no message
+ *   from it, for any object), and they have waited, for twice the deadline
+ *   (at least the deadline + 0.5 s: its overdue data_returns are noticed
+ *   first, and the holes of a suspect pager filled, vm_fault.c); its late
+ *   answers are still taken, but a late synchronize_completed of a failed
+ *   fsync is dropped (obj->syncs_abandoned), never credited to a later one.
  *
  * Locking: obj->lock guards the object's lost state (vm_internal.h); the
  * kernel's lost list is under kick_lock; no lock is held while a message is
@@ -119,6 +122,7 @@ pager_died(struct vm_object *obj, struct vm_batch *b)
     forget_requests(obj);
     /* synchronize sent to it: the fsyncs wait for the next pager. */
     STAILQ_CONCAT(&obj->lost_syncs, &obj->syncs);
+    obj->syncs_abandoned = 0; /* it will answer none of them */
     vm_obj_seeks_expire(obj, now, 1, b); /* its query_replies will not come */
     obj->pager_gen++;
     vm_kernel_note_lost(k, obj);
@@ -319,6 +323,29 @@ vm_obj_requests_expire(struct vm_object *obj, uint64_t now)
         }
     }
     STAILQ_CONCAT(&obj->ios, &keep);
+    /* fsyncs whose synchronize it has not answered: EIO too (the fault rule).
+     * Sent in order, so the failed ones are a prefix of obj->syncs; their
+     * late answers are owed and dropped (syncs_abandoned), never taken for a
+     * later fsync's. Nothing is reported stored: the pages stay dirty in the
+     * pool, or wherever their overdue data_returns put them. */
+    uint64_t nsync = 0;
+    struct vm_sync *s;
+    while (obj->state == VM_OBJ_READY && (s = STAILQ_FIRST(&obj->syncs)) != NULL &&
+           now - s->sent_ns >= d) {
+        STAILQ_REMOVE_HEAD(&obj->syncs, link);
+        STAILQ_INSERT_TAIL(&b.syncs_done, s, link);
+        obj->syncs_abandoned++;
+        nsync++;
+    }
+    if (nsync > 0) {
+        b.sync_err = EIO;
+        atomic_fetch_add(&obj->pstats->lost_eio, nsync);
+        atomic_fetch_add(&obj->kernel->stats.sync_errors, nsync);
+        emm_warn("object %llu: its pager%s%s has answered nothing for %llu ms: %llu fsyncs "
+                 "waiting for it fail with EIO", (unsigned long long)obj->id,
+                 obj->pager_name ? " of fs " : "", obj->pager_name ? obj->pager_name : "",
+                 (unsigned long long)((now - heard) / 1000000), (unsigned long long)nsync);
+    }
     if (n > 0) {
         atomic_fetch_add(&obj->pstats->lost_eio, n);
         emm_warn("object %llu: its pager%s%s has answered nothing for %llu ms: %llu faults "

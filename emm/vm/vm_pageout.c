@@ -132,7 +132,8 @@ waiting_round(struct vm_kernel *k)
         /* Both locks: an operation queued meanwhile finds it still listed. */
         pthread_mutex_lock(&obj->lock);
         pthread_mutex_lock(&k->kick_lock);
-        int waits = !STAILQ_EMPTY(&obj->ios) && !atomic_load(&k->stopping);
+        int waits = (!STAILQ_EMPTY(&obj->ios) || !STAILQ_EMPTY(&obj->syncs)) &&
+                    !atomic_load(&k->stopping);
         if (waits) {
             obj->waiting_next = keep;
             keep = obj;

@@ -56,7 +56,10 @@ vm_obj_sync_locked(struct vm_object *obj, struct vm_sync *s, struct vm_batch *b)
         return -ENOMEM;
     vm_batch_msg(b, m);
     s->failures_at_start = obj->return_failures;
+    s->sent_ns = emm_mono_ns();
     sync_queue(obj, s);
+    if (!obj->temporary)
+        vm_kernel_note_waiting(obj->kernel, obj); /* a silent pager's deadline (vm_lost.c) */
     atomic_fetch_add(&obj->kernel->stats.synchronizes, 1);
     return 0;
 }

@@ -12,7 +12,9 @@
 # - a's faults end: `cat` of the file and an mmap read (sigbus_probe) end
 #   with an error (EIO, SIGBUS) instead of waiting for the stopped pager
 #   (faults on a silent pager fail once it and they have waited twice its
-#   deadline); no timing is asserted, `timeout 60` only bounds the wait.
+#   deadline); no timing is asserted, `timeout 60` only bounds the wait;
+# - an fsync of a rewrite of a/x's first MiB ends with EIO by the same rule
+#   (without the synchronize deadline it waits for ever: status 124).
 # After SIGCONT, a's file reads back equal (the pager's late answers are
 # taken), and emmd stops cleanly. Without the silent-pager deadline a's
 # reads wait for the stopped pager for ever (timeout's status 124).
@@ -42,6 +44,8 @@ gen_src "$WORK/asrc" 8 21
 gen_src "$WORK/bsrc" 32 22
 dd if="$WORK/asrc" of="$MNT/a/x" bs=1M conv=fsync status=none || fail "dd to a/x"
 ctl flush a x >/dev/null || fail "emmctl flush a x"
+gen_src "$WORK/wsrc" 1 23
+dd if="$WORK/wsrc" of="$MNT/a/w" bs=1M conv=fsync status=none || fail "dd to a/w"
 drop_cache "$MNT/a/x"
 
 APID=$(info_get pager_a.pid)
@@ -53,6 +57,29 @@ log "stopped a's emm-pager (pid $APID)"
 rc_cat=0
 timeout -k 5 60 cat "$MNT/a/x" >"$WORK/a.out" 2>"$WORK/a.err" &
 CAT=$!
+
+# An fsync on a during the stop: its synchronize gets no answer; it must end
+# with EIO (never a success: the pages are not stored), by the same rule as
+# the faults. a/w (written and fsync'd before the stop, its pages resident)
+# is rewritten with the same bytes, so it still reads back equal after SIGCONT.
+cat >"$WORK/fsync.py" <<'PY_EOF'
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY)
+with open(sys.argv[2], "rb") as f:
+    data = f.read(1 << 20)
+try:
+    os.pwrite(fd, data, 0)
+except OSError as e:
+    print("write:", os.strerror(e.errno))
+    sys.exit(0)
+try:
+    os.fsync(fd)
+    print("ok")
+except OSError as e:
+    print(os.strerror(e.errno))
+PY_EOF
+timeout -k 5 60 python3 "$WORK/fsync.py" "$MNT/a/w" "$WORK/wsrc" >"$WORK/fsync.out" 2>&1 &
+FSYNC=$!
 
 # b goes on meanwhile.
 for r in 1 2 3; do
@@ -67,6 +94,11 @@ wait "$CAT" || rc_cat=$?
     fail "a read on the stopped pager's filesystem did not end (status $rc_cat)"
 [ "$rc_cat" != 0 ] || fail "a read of a page only the stopped pager has succeeded"
 assert_contains "$(cat "$WORK/a.err")" "Input/output error" "cat on a ends with EIO"
+rc_fsync=0
+wait "$FSYNC" || rc_fsync=$?
+[ "$rc_fsync" != 124 ] && [ "$rc_fsync" != 137 ] ||
+    fail "an fsync on the stopped pager's filesystem did not end (status $rc_fsync)"
+assert_eq "$(cat "$WORK/fsync.out")" "Input/output error" "fsync on a while its pager is stopped"
 # An mmap read of a page further on (not in the page cache): SIGBUS.
 res=$(timeout -k 5 60 "$PROBE" "$MNT/a/x" 7M) || fail "sigbus_probe could not run"
 assert_eq "$res" SIGBUS "an mmap read of the stopped pager's page"
@@ -85,6 +117,8 @@ for ((i = 0; i < 100; i++)); do
     sleep 0.2
 done
 [ $ok = 1 ] || fail "a/x does not read back equal after SIGCONT"
+drop_cache "$MNT/a/w"
+timeout 60 cmp "$WORK/wsrc" "$MNT/a/w" || fail "a/w does not read back equal after SIGCONT"
 assert_eq "$(info_get pager_a.pid)" "$APID" "the same pager serves a (it was only stopped)"
 APID=""
 stop_emmd
