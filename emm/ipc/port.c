@@ -206,6 +206,12 @@ emm_port_kick(struct emm_port *port)
     port->ops->kick(port);
 }
 
+uint64_t
+emm_port_seqno_raise(struct emm_port *port, uint64_t floor)
+{
+    return port->ops->seqno_raise != NULL ? port->ops->seqno_raise(port, floor) : 0;
+}
+
 int
 emm_port_send_once(struct emm_port **port, struct emm_msg *msg)
 {

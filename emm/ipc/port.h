@@ -89,6 +89,11 @@ int emm_port_send(struct emm_port *port, struct emm_msg *msg);
  * dead port, and the caller still owns msg. */
 int emm_port_post(struct emm_port *port, struct emm_msg *msg);
 void emm_port_kick(struct emm_port *port);
+/* Sequence numbers: raises the last seqno the port stamped to at least floor
+ * (the next message gets a higher one) and returns it. With floor 0, reads
+ * it. A pager's new port numbers on from its predecessor's, so an answer
+ * that names an old seqno can never match a new message (vm_lost.c). */
+uint64_t emm_port_seqno_raise(struct emm_port *port, uint64_t floor);
 /* Sends msg to a send-once right and consumes it (*port is set to NULL). */
 int emm_port_send_once(struct emm_port **port, struct emm_msg *msg);
 /* The same, to the right a received header carries in *name (a reply port):

@@ -30,6 +30,8 @@ struct emm_port_ops {
     void (*destroy)(struct emm_port *port);
     /* The last reference went: the transport's state goes (not the port). */
     void (*fini)(struct emm_port *port);
+    /* emm_port_seqno_raise (port.h); NULL: the transport stamps no seqno. */
+    uint64_t (*seqno_raise)(struct emm_port *port, uint64_t floor);
 };
 
 struct emm_port {

@@ -224,6 +224,17 @@ local_fini(struct emm_port *port)
     pthread_mutex_destroy(&port->lock);
 }
 
+static uint64_t
+local_seqno_raise(struct emm_port *port, uint64_t floor)
+{
+    pthread_mutex_lock(&port->lock);
+    if (port->seqno < floor)
+        port->seqno = floor;
+    uint64_t last = port->seqno;
+    pthread_mutex_unlock(&port->lock);
+    return last;
+}
+
 const struct emm_port_ops emm_port_local_ops = {
     .kind = "local",
     .post = local_post,
@@ -231,6 +242,7 @@ const struct emm_port_ops emm_port_local_ops = {
     .send = local_send,
     .destroy = local_destroy,
     .fini = local_fini,
+    .seqno_raise = local_seqno_raise,
 };
 
 /* A local port: its receiver runs handler in this process. */

@@ -379,6 +379,18 @@ proxy_fini(struct emm_port *port)
     stream_unref(s);
 }
 
+static uint64_t
+proxy_seqno_raise(struct emm_port *port, uint64_t floor)
+{
+    struct proxy *px = (struct proxy *)port;
+    pthread_mutex_lock(&px->s->lock);
+    if (px->seqno < floor)
+        px->seqno = floor; /* the peer takes any higher seqno */
+    uint64_t last = px->seqno;
+    pthread_mutex_unlock(&px->s->lock);
+    return last;
+}
+
 static const struct emm_port_ops stream_ops = {
     .kind = "stream",
     .post = proxy_post,
@@ -386,6 +398,7 @@ static const struct emm_port_ops stream_ops = {
     .send = proxy_post,
     .destroy = proxy_destroy,
     .fini = proxy_fini,
+    .seqno_raise = proxy_seqno_raise,
 };
 
 /* ---- the socket ---------------------------------------------------------- */

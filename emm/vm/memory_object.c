@@ -525,6 +525,7 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
         if (obj->syncs_abandoned > 0) {
             /* The late answer to an fsync that already failed (vm_lost.c). */
             obj->syncs_abandoned--;
+            atomic_fetch_add(&obj->pstats->stale_answers, 1);
             break;
         }
         if (s == NULL) {

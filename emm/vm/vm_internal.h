@@ -142,6 +142,8 @@ struct vm_object {
     /* Its pager's port died (vm_lost.c): */
     struct emm_port *notify;         /* receive right: dead-name notifications */
     uint64_t pager_epoch;            /* the cookie of the current pager's request */
+    uint64_t seq_floor;              /* seqnos up to this were stamped by pager ports
+                                        replaced since: answers naming them are stale */
     uint64_t pager_lost_ns;          /* when the pager's port died; 0 once a new one is given */
     uint64_t down_since_ns;          /* no live pager since (0: one answered ready since) */
     int down_expired;                /* ... for longer than the deadline: operations fail */

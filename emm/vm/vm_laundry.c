@@ -358,6 +358,15 @@ vm_obj_return_completed(struct vm_object *obj, const struct emm_msg *msg, int fr
     uint64_t first = msg->offset / VM_PS, n = msg->length / VM_PS;
     int status = -msg->arg; /* a positive errno in the message */
     unsigned matched = 0, settled = 0;
+    if (!from_dp && obj->seq_floor != 0 && msg->arg2 <= obj->seq_floor) {
+        /* From a pager connection replaced since (held up behind the control
+         * port): its data_returns were settled when it died. Never matched. */
+        atomic_fetch_add(&obj->pstats->stale_answers, 1);
+        emm_debug("object %llu: data_return_completed of an old pager (seqno %llu <= %llu) "
+                  "dropped", (unsigned long long)obj->id, (unsigned long long)msg->arg2,
+                  (unsigned long long)obj->seq_floor);
+        return 0;
+    }
     for (uint64_t i = 0; i < n; i++) {
         struct vm_page *p = vm_obj_page_lookup(obj, first + i);
         if (p == NULL || p->state != VM_PAGE_LAUNDRY)

@@ -14,7 +14,9 @@
  * - Rebirth. The front end gives a new memory object port (vm_object_reinit):
  *   memory_object_init again on the same control and name ports, the discards
  *   made meanwhile follow, faults wait for ready, then the fsyncs that waited
- *   run and swap is replayed to the new pager (vm_sync.c's replay).
+ *   run and swap is replayed to the new pager (vm_sync.c's replay). Each new
+ *   port numbers its messages on past the old ones' seqnos (obj->seq_floor),
+ *   so a late answer of an old generation is recognised and dropped.
  * - Silence. A pager that is alive but answers nothing (SIGSTOP, a hang):
  *   operations waiting for its data_requests, and fsyncs waiting for its
  *   synchronize_completed, fail with EIO once it has been silent (no message
@@ -169,6 +171,14 @@ vm_object_reinit(struct vm_object *obj, struct emm_port *pager)
         return -ENOMEM;
     }
     struct emm_port *old = obj->pager;
+    /* A new generation: the new port numbers on past every seqno the old ones
+     * stamped, so a late data_return_completed of the old pager (it may sit
+     * behind a held control port) names a seqno no new data_return has, and
+     * is dropped as stale (vm_laundry.c). */
+    uint64_t last = emm_port_seqno_raise(old, 0);
+    if (last > obj->seq_floor)
+        obj->seq_floor = last;
+    emm_port_seqno_raise(pager, obj->seq_floor);
     obj->pager = pager;
     obj->pager_epoch++;
     obj->pager_lost_ns = 0;
@@ -266,7 +276,7 @@ vm_obj_lost_expire(struct vm_object *obj, uint64_t now)
     pthread_mutex_lock(&obj->lock);
     int waits = obj->down_since_ns != 0 && !obj->down_expired &&
                 (obj->state == VM_OBJ_READY || obj->state == VM_OBJ_INIT);
-    if (waits && now - obj->down_since_ns >= vm_obj_lost_deadline(obj)) {
+    if (waits && obj->down_since_ns + vm_obj_lost_deadline(obj) <= now) { /* now may predate the stamp: no wrap */
         down_expire(obj, &b);
         waits = 0;
     }
@@ -304,7 +314,9 @@ vm_obj_requests_expire(struct vm_object *obj, uint64_t now)
     uint64_t d = vm_obj_lost_deadline(obj);
     d += d > 500000000ull ? d : 500000000ull;
     uint64_t heard = atomic_load(&obj->pstats->last_heard_ns);
-    if (obj->temporary || now - heard < d)
+    /* now was read before the lock: a stamp may be later than it (hence
+     * additions, not differences that would wrap). */
+    if (obj->temporary || heard + d > now)
         return; /* it answers (this object or another): it is slow, not gone */
     struct vm_batch b = VM_BATCH_INIT(b);
     struct vm_io_list keep = STAILQ_HEAD_INITIALIZER(keep);
@@ -313,7 +325,7 @@ vm_obj_requests_expire(struct vm_object *obj, uint64_t now)
     struct vm_io *io;
     while ((io = STAILQ_FIRST(&obj->ios)) != NULL) {
         STAILQ_REMOVE_HEAD(&obj->ios, link);
-        if (io->since_ns != 0 && now - io->since_ns >= d && obj->state == VM_OBJ_READY &&
+        if (io->since_ns != 0 && io->since_ns + d <= now && obj->state == VM_OBJ_READY &&
             waits_for_pager(obj, io)) {
             io->err = EIO;
             vm_batch_done(&b, io);
@@ -331,7 +343,7 @@ vm_obj_requests_expire(struct vm_object *obj, uint64_t now)
     uint64_t nsync = 0;
     struct vm_sync *s;
     while (obj->state == VM_OBJ_READY && (s = STAILQ_FIRST(&obj->syncs)) != NULL &&
-           now - s->sent_ns >= d) {
+           s->sent_ns + d <= now) {
         STAILQ_REMOVE_HEAD(&obj->syncs, link);
         STAILQ_INSERT_TAIL(&b.syncs_done, s, link);
         obj->syncs_abandoned++;

@@ -85,6 +85,10 @@ struct vm_pager_stats {
      * many learned it in all, were re-initialised on a new pager, and
      * operations that ended in EIO because it was gone or silent too long. */
     atomic_uint_fast64_t lost_now, lost, reinits, lost_eio;
+    /* Late answers dropped: a data_return_completed from a pager connection
+     * replaced since (an old generation), or the synchronize_completed of an
+     * fsync that already failed with EIO (vm_lost.c). */
+    atomic_uint_fast64_t stale_answers;
     atomic_uint_fast64_t pageouts,   /* pages laundered to the pager */
         double_paged,                /* pages it failed to take, sent to swap */
         overdue,                     /* data_returns not acknowledged in time */

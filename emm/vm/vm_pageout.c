@@ -338,7 +338,7 @@ check_overdue(struct vm_kernel *k, uint64_t now)
         n = TAILQ_NEXT(n, link);
         struct vm_object *obj = p->object;
         uint64_t deadline = atomic_load_explicit(&obj->deadline_ns, memory_order_relaxed);
-        if (deadline == 0 || now - p->laundry_ns < deadline)
+        if (deadline == 0 || p->laundry_ns + deadline > now) /* now may predate the stamp */
             continue; /* later ones were sent later, but deadlines differ */
         if (pthread_mutex_trylock(&obj->lock) != 0)
             continue;

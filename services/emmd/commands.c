@@ -426,6 +426,7 @@ cmd_info(struct emmd *d, int argc, char **argv, FILE *out)
                 kv_u64(k, LD(v->lost_now), "pager_%s.objects_waiting", name);
                 kv_u64(k, LD(v->lost), "pager_%s.objects_lost", name);
                 kv_u64(k, LD(v->lost_eio), "pager_%s.lost_eio", name);
+                kv_u64(k, LD(v->stale_answers), "pager_%s.stale_answers", name);
                 /* round trip: data_request to its first answer, as the kernel saw it */
                 struct emmd_hist_snap rh;
                 emmd_hist_snap_counters(v->request_lat.bucket, &v->request_lat.sum_ns, &rh);

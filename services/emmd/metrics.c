@@ -51,6 +51,11 @@ static uint64_t g_overdue(struct emmd_fs *fs) { return LD(fs->pstats.overdue); }
 static uint64_t g_replayed(struct emmd_fs *fs) { return LD(fs->pstats.replayed); }
 static uint64_t g_swap_in(struct emmd_fs *fs) { return LD(fs->pstats.swap_faults); }
 static uint64_t g_killed(struct emmd_fs *fs) { return LD(fs->pstats.killed); }
+static uint64_t g_reinits(struct emmd_fs *fs) { return LD(fs->pstats.reinits); }
+static uint64_t g_lost_now(struct emmd_fs *fs) { return LD(fs->pstats.lost_now); }
+static uint64_t g_lost(struct emmd_fs *fs) { return LD(fs->pstats.lost); }
+static uint64_t g_lost_eio(struct emmd_fs *fs) { return LD(fs->pstats.lost_eio); }
+static uint64_t g_stale(struct emmd_fs *fs) { return LD(fs->pstats.stale_answers); }
 
 /* Pages that went to swap: a temporary filesystem's pageouts all do; for the
  * others, the pages their pager failed to take (double paging). */
@@ -155,6 +160,20 @@ emmd_metrics_write(struct emmd *d, FILE *out)
     per_fs(out, d, "emm_swap_out_pages_total", "counter", "Pages written to swap.", g_swap_out);
     per_fs(out, d, "emm_objects_killed_total", "counter", "Objects killed by a failed pageout.",
            g_killed);
+    /* A pager that dies or goes silent (vm_lost.c; emmctl info pagers). Its
+     * round trip is emm_pager_latency_seconds below. */
+    per_fs(out, d, "emm_pager_reinits_total", "counter",
+           "Objects re-initialised on a new pager connection.", g_reinits);
+    per_fs(out, d, "emm_pager_objects_waiting", "gauge",
+           "Objects whose pager is gone, waiting for the next one.", g_lost_now);
+    per_fs(out, d, "emm_pager_objects_lost_total", "counter",
+           "Objects that learned their pager was gone.", g_lost);
+    per_fs(out, d, "emm_pager_lost_eio_total", "counter",
+           "Faults and fsyncs failed with EIO: the pager gone or silent past the deadline.",
+           g_lost_eio);
+    per_fs(out, d, "emm_pager_stale_answers_total", "counter",
+           "Late pager answers dropped: from a replaced pager connection, or to a failed fsync.",
+           g_stale);
 
     hist_family(out, d, "emm_fault_latency_seconds",
                 "FUSE READ latency, from its arrival in emmd to the reply.", 0);

@@ -153,7 +153,10 @@ for k in emm_resident_limit_bytes emm_pool_resident_bytes emm_process_resident_b
     'emm_resident_pages{fs="a"}' 'emm_dirty_pages{fs="a"}' 'emm_pageouts_total{fs="b"}' \
     'emm_swap_in_pages_total{fs="a"}' 'emm_swap_out_pages_total{fs="a"}' \
     'emm_double_paged_total{fs="a"}' 'emm_fault_latency_seconds_sum{fs="a"}' \
-    'emm_fault_latency_seconds_bucket{fs="a",le="+Inf"}' 'emm_build_info{version="'"$(info_get version)"'"}'; do
+    'emm_fault_latency_seconds_bucket{fs="a",le="+Inf"}' 'emm_build_info{version="'"$(info_get version)"'"}' \
+    'emm_pager_reinits_total{fs="a"}' 'emm_pager_objects_waiting{fs="a"}' \
+    'emm_pager_objects_lost_total{fs="b"}' 'emm_pager_lost_eio_total{fs="b"}' \
+    'emm_pager_stale_answers_total{fs="a"}'; do
     [ -n "$(sample "$m1" "$k")" ] || fail "emmctl metrics has no $k"
 done
 

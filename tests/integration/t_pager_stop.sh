@@ -104,6 +104,8 @@ res=$(timeout -k 5 60 "$PROBE" "$MNT/a/x" 7M) || fail "sigbus_probe could not ru
 assert_eq "$res" SIGBUS "an mmap read of the stopped pager's page"
 emmd_alive || fail "emmd died while a's pager was stopped"
 assert_gt "$(info_get pager_a.lost_eio)" 0 "pager_a.lost_eio"
+m=$(ctl metrics | awk '$1 == "emm_pager_lost_eio_total{fs=\"a\"}" { print $2 }')
+assert_gt "${m%.*}" 1 "emm_pager_lost_eio_total{fs=\"a\"} (the cat's fault and the fsync)"
 
 kill -CONT "$APID"
 log "continued a's emm-pager"

@@ -2360,6 +2360,62 @@ test_dead_pager_deadline_eio(void **state)
     assert_memory_equal(f->fp.store, dirty, PS);
 }
 
+/* A data_return_completed of a dead pager that arrives late (held up behind
+ * the control port) names the seqno of a data_return sent to its port. The
+ * object's next pager port numbers on past it (a new generation), so the
+ * late answer matches nothing and is dropped and counted; the new pager's
+ * refusal of the page is what counts: the page stays dirty and the fsync
+ * fails. Unfixed, the new port stamped the same seqnos again: the stale
+ * "stored" answer settled the page the new pager then refused, and the fsync
+ * reported success for data no pager held. */
+static void
+test_stale_return_completed_of_old_pager(void **state)
+{
+    struct fx *f = *state;
+    fx_ready(f);
+    uint8_t dirty[PS];
+    fill(dirty, PS, 0x5a);
+    write_sync(f, 0, dirty, PS);
+    f->fp.keep_returns = 1;
+    struct comp *s1 = comp_new(0);
+    vm_object_sync(f->obj, done_cb, s1);
+    assert_int_equal(fp_count(&f->fp, MO_DATA_RETURN), 1);
+    pthread_mutex_lock(&f->fp.lock);
+    assert_int_equal(f->fp.npending, 1);
+    uint64_t s_old = f->fp.pending[0]->seqno;
+    pthread_mutex_unlock(&f->fp.lock);
+    fp_die(f);
+    assert_int_equal(fp_release_pending(&f->fp, 0), 1); /* its frame, no answer */
+    f->fp.has[0] = 0;
+    f->fp.return_status = -EIO; /* the next pager refuses the page */
+    fp_reborn(f);
+    fx_ready(f); /* the fsync that waited runs on the new pager */
+    assert_int_equal(fp_count(&f->fp, MO_DATA_RETURN), 2);
+    pthread_mutex_lock(&f->fp.lock);
+    assert_int_equal(f->fp.npending, 1);
+    uint64_t s_new = f->fp.pending[0]->seqno;
+    pthread_mutex_unlock(&f->fp.lock);
+    assert_true(s_new > s_old); /* unfixed: s_new == s_old */
+    /* The old pager's answer, late: "stored". */
+    struct emm_msg *m = emm_msg_new(MO_DATA_RETURN_COMPLETED, 0, PS);
+    assert_non_null(m);
+    m->arg = 0;
+    m->arg2 = s_old;
+    assert_int_equal(emm_port_send(f->fp.control, m), 0);
+    assert_int_equal(atomic_load(&f->obj->pstats->stale_answers), 1);
+    /* The new pager's answer: refused. Then its synchronize_completed. */
+    assert_int_equal(fp_release_pending(&f->fp, -EIO), 1);
+    assert_int_equal(fp_send(&f->fp, MO_SYNCHRONIZE_COMPLETED, 0, 0, 0), 0);
+    assert_true(comp_wait(s1, WAIT_MS));
+    assert_int_equal(s1->err, EIO);
+    comp_free(s1);
+    struct vm_object_info oi;
+    vm_object_info(f->obj, &oi);
+    assert_int_equal(oi.dirty, 1); /* still to be stored */
+    f->fp.return_status = 0;
+    f->fp.keep_returns = 0;
+}
+
 /* ---- a fake default pager (double paging) ------------------------------- */
 
 /* One object's swap: pages it holds, and a gate that keeps its port busy. */
@@ -2760,6 +2816,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_dead_pager_faults_wait_for_the_next, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_dead_pager_deadline_eio, setup_deadline, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_return_completed_of_old_pager, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_dead_pager_return_goes_to_swap_then_replays,
                                         setup_dp, teardown_dp),
         cmocka_unit_test_setup_teardown(test_init_sent_on_create, setup, teardown),
