@@ -183,6 +183,10 @@ void emmd_pager_conn_stop(struct emmd_fs *fs);   /* after every object is termin
 /* A send right to object id's memory object port at the pager: waits up to
  * pager.deadline for a pager that is down; -EIO then. */
 int emmd_pager_object_port(struct emmd_fs *fs, uint64_t id, struct emm_port **out);
+/* An object just made with a port fetched without fs->lock: if that
+ * connection died meanwhile and a new one is up (its re-init round may have
+ * missed the object), re-initialise it on the new one. No lock held. */
+void emmd_pager_object_check(struct emmd_fs *fs, struct vm_object *vm);
 void emmd_pager_conn_info(struct emmd_fs *fs, struct emmd_pager_info *out);
 /* The vm layer's pager_misbehaved upcall (owner: the node): a pager in
  * another process that sent a malformed message is cut off (and restarted). */

@@ -473,10 +473,24 @@ emmd_node_forget(struct emmd_fs *fs, struct emmd_node *n, uint64_t count)
 int
 emmd_node_vm(struct emmd_fs *fs, struct emmd_node *n, struct vm_object **out)
 {
+    struct emm_port *port = NULL;
+    int made = 0;
     pthread_mutex_lock(&fs->lock);
     if (emmd_node_is_dir(n)) {
         pthread_mutex_unlock(&fs->lock);
         return -EISDIR; /* directories are not memory objects */
+    }
+    if (n->vm == NULL && fs->pconn != NULL) {
+        /* A pager in another process gives the port: that may wait up to
+         * twice the deadline when it is down or stopped. Not under fs->lock,
+         * so lookups, readdirs and opens of other files go on meanwhile; the
+         * node is looked at again after (another open may have won). */
+        uint64_t id = n->rec.id;
+        pthread_mutex_unlock(&fs->lock);
+        int rc = emmd_pager_object_port(fs, id, &port);
+        if (rc < 0)
+            return rc;
+        pthread_mutex_lock(&fs->lock);
     }
     if (n->vm == NULL) {
         struct vm_object_args a = {
@@ -489,9 +503,11 @@ emmd_node_vm(struct emmd_fs *fs, struct emmd_node *n, struct vm_object **out)
             .pstats = &fs->pstats,
             .pager_name = fs->cfg->name,
         };
-        int rc = fs->pconn != NULL  ? emmd_pager_object_port(fs, n->rec.id, &a.pager)
+        int rc = port != NULL        ? (a.pager = port, 0)
                  : fs->pager != NULL ? pgr_std_object_port(fs->pager, n->rec.id, &a.pager)
                                      : 0;
+        made = port != NULL;
+        port = NULL; /* vm_object_create takes it, even when it fails */
         if (rc == 0)
             rc = vm_object_create(fs->d->kernel, &a, &n->vm);
         if (rc < 0) {
@@ -502,6 +518,10 @@ emmd_node_vm(struct emmd_fs *fs, struct emmd_node *n, struct vm_object **out)
     vm_object_ref(n->vm);
     *out = n->vm;
     pthread_mutex_unlock(&fs->lock);
+    if (port != NULL)
+        emm_port_unref(port); /* another open made the object meanwhile */
+    if (made)
+        emmd_pager_object_check(fs, *out); /* its connection may have died meanwhile */
     return 0;
 }
 

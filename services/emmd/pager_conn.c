@@ -426,6 +426,25 @@ emmd_pager_object_port(struct emmd_fs *fs, uint64_t id, struct emm_port **out)
 }
 
 void
+emmd_pager_object_check(struct emmd_fs *fs, struct vm_object *vm)
+{
+    struct emmd_pager_conn *pc = fs->pconn;
+    if (pc == NULL || !vm_object_pager_lost(vm))
+        return;
+    pthread_mutex_lock(&pc->lock);
+    int up = pc->s != NULL;
+    pthread_mutex_unlock(&pc->lock);
+    if (!up)
+        return; /* the next connection's reinit_objects finds it */
+    struct emm_port *port;
+    if (emmd_pager_object_port(fs, vm_object_id(vm), &port) == 0 && vm_object_reinit(vm, port) > 0) {
+        pthread_mutex_lock(&pc->lock);
+        pc->reinits++;
+        pthread_mutex_unlock(&pc->lock);
+    }
+}
+
+void
 emmd_pager_conn_info(struct emmd_fs *fs, struct emmd_pager_info *out)
 {
     struct emmd_pager_conn *pc = fs->pconn;
