@@ -187,6 +187,10 @@ int emmd_pager_object_port(struct emmd_fs *fs, uint64_t id, struct emm_port **ou
  * connection died meanwhile and a new one is up (its re-init round may have
  * missed the object), re-initialise it on the new one. No lock held. */
 void emmd_pager_object_check(struct emmd_fs *fs, struct vm_object *vm);
+/* File id was unlinked: its pages leave the pager's store, now through the
+ * protocol, or when the pager is back if it is gone (kept in memory; logged
+ * by id if emmd stops first). No lock held. */
+void emmd_pager_discard(struct emmd_fs *fs, uint64_t id);
 void emmd_pager_conn_info(struct emmd_fs *fs, struct emmd_pager_info *out);
 /* The vm layer's pager_misbehaved upcall (owner: the node): a pager in
  * another process that sent a malformed message is cut off (and restarted). */

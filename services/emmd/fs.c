@@ -223,11 +223,16 @@ node_destroy(struct emmd_fs *fs, struct emmd_node *n)
         return; /* no pages, no vm object */
     pthread_mutex_unlock(&fs->lock);
     if (vm != NULL) {
+        int lost = fs->pconn != NULL && vm_object_pager_lost(vm);
         struct emmd_wait w;
         emmd_wait_init(&w);
         vm_object_terminate(vm, 0, emmd_wait_done, &w);
         emmd_wait(&w);
         vm_object_unref(vm);
+        if (lost) /* the discard went nowhere: sent when the pager is back */
+            emmd_pager_discard(fs, id);
+    } else if (fs->pconn != NULL) {
+        emmd_pager_discard(fs, id); /* its store is the pager's, not fs->backend */
     } else {
         emm_backend_discard(fs->backend, id, 0, UINT64_MAX);
     }

@@ -40,6 +40,11 @@ struct emmd_pager_conn {
     int64_t up_since_ns;  /* when the current connection came up */
     unsigned restarts;
     uint64_t reinits;     /* objects re-initialised on a new connection */
+    /* Files unlinked while the pager was gone: their pages are still in its
+     * store. Sent (init, discard, terminate) when it is back; in memory only:
+     * if emmd stops first they are logged, by id, at the stop. */
+    uint64_t *discards;
+    size_t ndiscards, discards_cap;
     int stopping;
     int started;          /* the supervisor thread runs */
     pthread_t thread;
@@ -289,6 +294,96 @@ reinit_objects(struct emmd_pager_conn *pc)
                    fs->cfg->name, done, n);
 }
 
+static void
+discard_keep(struct emmd_pager_conn *pc, uint64_t id)
+{
+    pthread_mutex_lock(&pc->lock);
+    if (pc->ndiscards == pc->discards_cap) {
+        size_t ncap = pc->discards_cap ? pc->discards_cap * 2 : 16;
+        uint64_t *nd = realloc(pc->discards, ncap * sizeof(*nd));
+        if (nd == NULL) {
+            pthread_mutex_unlock(&pc->lock);
+            emm_err("fs %s: object %llu: out of memory: its pages stay in the pager's store",
+                    pc->fs->cfg->name, (unsigned long long)id);
+            return;
+        }
+        pc->discards = nd;
+        pc->discards_cap = ncap;
+    }
+    pc->discards[pc->ndiscards++] = id;
+    pthread_mutex_unlock(&pc->lock);
+}
+
+/* Discards an object's pages at the pager through the protocol: a memory
+ * object made for it alone (init), terminated with discard. 0, or -errno
+ * (the pager did not give a port). No lock held. */
+static int
+discard_one(struct emmd_pager_conn *pc, uint64_t id)
+{
+    struct emmd_fs *fs = pc->fs;
+    struct vm_object_args a = {
+        .id = id,
+        .owner = NULL,
+        .dp_key = vm_dp_key(fs->dp_tag, id, 0),
+        .deadline_ms = atomic_load(&fs->deadline_ms),
+        .pstats = &fs->pstats,
+        .pager_name = fs->cfg->name,
+    };
+    int rc = emmd_pager_object_port(fs, id, &a.pager);
+    struct vm_object *vm = NULL;
+    if (rc == 0)
+        rc = vm_object_create(fs->d->kernel, &a, &vm);
+    if (rc < 0)
+        return rc;
+    struct emmd_wait w;
+    emmd_wait_init(&w);
+    vm_object_terminate(vm, 0, emmd_wait_done, &w);
+    emmd_wait(&w);
+    int lost = vm_object_pager_lost(vm); /* it died again: the discard went nowhere */
+    vm_object_unref(vm);
+    return lost ? -EPIPE : 0;
+}
+
+/* Sends the discards kept while the pager was gone. No lock held. */
+static void
+discards_flush(struct emmd_pager_conn *pc)
+{
+    pthread_mutex_lock(&pc->lock);
+    uint64_t *v = pc->discards;
+    size_t n = pc->ndiscards;
+    pc->discards = NULL;
+    pc->ndiscards = pc->discards_cap = 0;
+    pthread_mutex_unlock(&pc->lock);
+    size_t done = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (discard_one(pc, v[i]) == 0)
+            done++;
+        else
+            discard_keep(pc, v[i]); /* the next connection */
+    }
+    free(v);
+    if (n > 0)
+        emm_notice("fs %s: %zu of %zu discards of files unlinked while the pager was gone sent",
+                   pc->fs->cfg->name, done, n);
+}
+
+void
+emmd_pager_discard(struct emmd_fs *fs, uint64_t id)
+{
+    struct emmd_pager_conn *pc = fs->pconn;
+    if (pc == NULL)
+        return;
+    discard_keep(pc, id);
+    pthread_mutex_lock(&pc->lock);
+    int up = pc->s != NULL;
+    pthread_mutex_unlock(&pc->lock);
+    if (up)
+        discards_flush(pc);
+    else
+        emm_notice("fs %s: object %llu unlinked while its pager is gone: its pages are "
+                   "discarded when the pager is back", fs->cfg->name, (unsigned long long)id);
+}
+
 /* Waits for the connection to die, then restarts it with back-off. */
 static void *
 supervise(void *arg)
@@ -326,6 +421,7 @@ supervise(void *arg)
         if (connect_once(pc) == 0) {
             backoff_ms = 1000;
             reinit_objects(pc);
+            discards_flush(pc);
         }
         else if (backoff_ms < 30000)
             backoff_ms *= 2;
@@ -385,6 +481,11 @@ emmd_pager_conn_stop(struct emmd_fs *fs)
     }
     pthread_mutex_unlock(&pc->lock);
     reap(pc, 0);
+    for (size_t i = 0; i < pc->ndiscards; i++)
+        emm_err("fs %s: object %llu was unlinked while the pager was gone and the pager did "
+                "not come back: its pages stay in the store (not discarded)", fs->cfg->name,
+                (unsigned long long)pc->discards[i]);
+    free(pc->discards);
     pthread_cond_destroy(&pc->cond);
     pthread_mutex_destroy(&pc->lock);
     free(pc);
@@ -473,6 +574,8 @@ void
 emmd_pager_misbehaved(void *owner, const char *what)
 {
     struct emmd_node *n = owner;
+    if (n == NULL)
+        return; /* an object made only to send a discard (emmd_pager_discard) */
     struct emmd_pager_conn *pc = n->fs->pconn;
     if (pc == NULL)
         return; /* an inline pager: the kernel refused the message, that is all */
