@@ -636,6 +636,12 @@ recv_msg(struct emm_stream *s, struct emm_frame *f)
     m->reply = ports[3] ? emm_port_name(ports[3]) : EMM_PORT_NULL;
     m->data = data;
     m->release = msg_data_release;
+    /* The local port stamps its own seqno: one the sender raised (a pager's
+     * new port numbering on past its predecessor's, vm_lost.c) is raised
+     * here too, so both ends name a message by the same seqno. This reader
+     * is the only poster to an exported port's queue from this connection. */
+    if (h.seqno > 0)
+        emm_port_seqno_raise(ports[0], h.seqno - 1);
     int rc = emm_port_send(ports[0], m);
     if (rc < 0)
         emm_msg_release(m, rc);
