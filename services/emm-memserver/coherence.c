@@ -186,6 +186,14 @@ run(struct msrv_coh *c, struct page *p)
             continue;
         }
         uint64_t wbit = p->writer != MSRV_NO_HOST ? BIT(p->writer) : 0;
+        if (r->has_data && !((p->readers | wbit) & me)) {
+            /* An unlock from a host that no longer holds the page (flushed
+             * since it asked): nobody is revoked for it; its kernel asks
+             * again with a data_request. */
+            c->st.dropped++;
+            pop(p);
+            continue;
+        }
         if (!r->write) {
             if (wbit && !(wbit & me)) {
                 /* A reader appears: the writer keeps a read-only copy. */
@@ -216,19 +224,13 @@ run(struct msrv_coh *c, struct page *p)
                 }
             return;
         }
-        int holds = ((p->readers | wbit) & me) != 0;
         p->readers = 0;
         p->writer = (int)h;
-        if (r->has_data && holds) {
+        if (r->has_data) {
             if (!(wbit & me)) {
                 c->st.grants++;
                 c->ops.grant(c->ctx, h, p->index);
             }
-        } else if (r->has_data) {
-            /* An unlock from a host that no longer holds the page (flushed
-             * meanwhile): its kernel asks again with a data_request. */
-            p->writer = MSRV_NO_HOST;
-            c->st.dropped++;
         } else {
             c->st.supplies++;
             c->ops.supply(c->ctx, h, p->index, 1);
