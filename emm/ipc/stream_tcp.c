@@ -95,8 +95,8 @@ emm_tcp_listen(const char *hostport)
     return fd;
 }
 
-static void
-tune(int fd)
+void
+emm_tcp_tune(int fd)
 {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -136,7 +136,7 @@ emm_tcp_connect(const char *hostport, int timeout_ms)
             continue;
         }
         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-        tune(fd);
+        emm_tcp_tune(fd);
         freeaddrinfo(ai);
         return fd;
     }
@@ -242,7 +242,7 @@ emm_tcp_plain_io(int fd, struct emm_stream_io **out)
         close(fd);
         return -ENOMEM;
     }
-    tune(fd);
+    emm_tcp_tune(fd);
     p->fd = fd;
     p->io = (struct emm_stream_io){plain_read, plain_writev, plain_wait, plain_shutdown,
                                    plain_close, p};

@@ -22,6 +22,9 @@ int emm_tcp_parse(const char *hostport, char *host, size_t hostlen, char *port, 
 int emm_tcp_listen(const char *hostport);
 /* A connected socket (TCP_NODELAY, keepalive), within timeout_ms: fd or -errno. */
 int emm_tcp_connect(const char *hostport, int timeout_ms);
+/* TCP_NODELAY (every frame is a request or an answer: never wait for
+ * Nagle) and keepalive, on an accepted socket. */
+void emm_tcp_tune(int fd);
 /* "127.0.0.1:40312" (or "[::1]:40312") of the socket's peer. */
 void emm_tcp_peer_name(int fd, char *buf, size_t len);
 /* 1 when the socket's peer is a loopback address. */

@@ -73,6 +73,7 @@ handshake(void *arg)
     free(p);
     char addr[80], why[256] = "";
     emm_tcp_peer_name(fd, addr, sizeof(addr));
+    emm_tcp_tune(fd);
     struct emm_stream_io *io = NULL;
     const char *who = "plain text";
     int rc;

@@ -220,9 +220,18 @@ main(int argc, char **argv)
     uv_loop_close(&loop);
     msrv_objects_free(&srv);
     emm_backend_sync(srv.backend, UINT64_MAX);
-    emm_notice("emm-memserver: stopped (%llu hosts served, %llu refused)",
+    emm_notice("emm-memserver: stopped (%llu hosts served, %llu refused, %llu lost; "
+               "%llu pages supplied, %llu stored, %llu revoked, %llu granted; "
+               "%llu stale returns dropped, %llu bad messages)",
                (unsigned long long)atomic_load(&srv.st.hosts_accepted),
-               (unsigned long long)atomic_load(&srv.st.hosts_refused));
+               (unsigned long long)atomic_load(&srv.st.hosts_refused),
+               (unsigned long long)atomic_load(&srv.st.hosts_lost),
+               (unsigned long long)atomic_load(&srv.st.pages_supplied),
+               (unsigned long long)atomic_load(&srv.st.pages_stored),
+               (unsigned long long)atomic_load(&srv.st.revokes),
+               (unsigned long long)atomic_load(&srv.st.grants),
+               (unsigned long long)atomic_load(&srv.st.stale_returns),
+               (unsigned long long)atomic_load(&srv.st.bad_messages));
     status = 0;
 out_backend:
     if (srv.backend != NULL)
