@@ -1,12 +1,12 @@
 /*
- * config.c - reads memserver.conf (see config.h): one [memserver] section of
+ * config.c - reads memserver.conf (see msrv_config.h): one [memserver] section of
  * server keys, plus NAME.key lines handed to the backend stack. Relative
  * paths are taken from the file's directory. The first error wins and names
  * FILE:LINE.
  *
  * Locking: none (one thread, before the server starts).
  */
-#include "config.h"
+#include "msrv_config.h"
 
 #include <errno.h>
 #include <ini.h>

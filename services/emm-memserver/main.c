@@ -28,7 +28,7 @@
 #include <uv.h>
 
 #include "backend_host.h"
-#include "config.h"
+#include "msrv_config.h"
 #include "log.h"
 #include "memserver.h"
 #include "stream_tcp.h"

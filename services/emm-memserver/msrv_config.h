@@ -1,5 +1,5 @@
 /*
- * config.h - emm-memserver's configuration file (memserver.conf, INI, read
+ * msrv_config.h - emm-memserver's configuration file (memserver.conf, INI, read
  * with libinih): one [memserver] section. Every error names FILE:LINE.
  *
  * Locking: none; loaded once before threads start.
