@@ -231,6 +231,9 @@ check_range(struct kobj *k, const struct emm_msg *m)
 static void
 on_request(struct kobj *k, struct emm_msg *m, int has_data)
 {
+    emm_debug("%s: object %llu: %s %llu+%llu access %u", k->h->peer,
+              (unsigned long long)k->o->id, emm_msg_name(m->id), (unsigned long long)m->offset,
+              (unsigned long long)m->length, m->access);
     if (check_range(k, m) < 0)
         return;
     if (m->access & ~VM_PROT_ALL) {
@@ -254,6 +257,9 @@ on_return(struct kobj *k, struct emm_msg *m)
 {
     struct msrv_object *o = k->o;
     int rc = check_range(k, m);
+    emm_debug("%s: object %llu: data_return %llu+%llu flags %#x", k->h->peer,
+              (unsigned long long)o->id, (unsigned long long)m->offset,
+              (unsigned long long)m->length, m->flags);
     if (rc == 0 && m->data == NULL)
         rc = bad(k, m, "data (none)");
     if (rc == 0 && (m->flags & (MO_F_DIRTY | MO_F_PRECIOUS))) {
@@ -262,6 +268,8 @@ on_return(struct kobj *k, struct emm_msg *m)
         /* Store runs of the pages this host may write; drop the rest. */
         for (uint64_t i = 0; i < n && rc == 0;) {
             if (!msrv_coh_may_store(o->coh, k->h->index, first + i)) {
+                emm_debug("%s: object %llu: page %llu: stale return dropped", k->h->peer,
+                          (unsigned long long)o->id, (unsigned long long)(first + i));
                 atomic_fetch_add(&o->srv->st.stale_returns, 1);
                 i++;
                 continue;
@@ -296,6 +304,9 @@ on_return(struct kobj *k, struct emm_msg *m)
 static void
 on_lock_completed(struct kobj *k, struct emm_msg *m)
 {
+    emm_debug("%s: object %llu: lock_completed %llu+%llu", k->h->peer,
+              (unsigned long long)k->o->id, (unsigned long long)m->offset,
+              (unsigned long long)m->length);
     if (m->offset % PS != 0 || m->length % PS != 0 || m->length == 0 ||
         m->length > (uint64_t)EMM_MAX_REQUEST_BYTES) {
         bad(k, m, "range");
