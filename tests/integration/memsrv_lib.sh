@@ -49,11 +49,13 @@ ms_start_server() {
         for kv in "$@"; do echo "${kv%%=*} = ${kv#*=}"; done
     } >"$conf"
     mkdir -p "$WORK/msstate"
+    local seen
+    seen=$(grep -c "listening on 127.0.0.1:$MS_PORT" "$MS_LOG" 2>/dev/null || true)
     echo "=== $(date +%T) emm-memserver -c $conf" >>"$MS_LOG"
     "$EMM_BIN/emm-memserver" -c "$conf" </dev/null >>"$MS_LOG" 2>&1 &
     MS_PID=$!
     for ((i = 0; i < EMM_START_WAIT; i++)); do
-        grep -q "listening on 127.0.0.1:$MS_PORT" "$MS_LOG" && return 0
+        [ "$(grep -c "listening on 127.0.0.1:$MS_PORT" "$MS_LOG")" -gt "${seen:-0}" ] && return 0
         kill -0 "$MS_PID" 2>/dev/null || { cat "$MS_LOG" >&2; fail "emm-memserver exited at start"; }
         sleep 0.1
     done
