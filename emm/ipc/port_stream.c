@@ -1199,8 +1199,11 @@ static int
 hello(struct emm_stream *s)
 {
     unsigned char buf[EMM_FRAME_MAX_FIXED];
-    /* The shared region is offered between a kernel and a pager only. */
-    uint32_t offer = s->a.no_shm || s->a.peer_role == 0 ? 0 : EMM_STREAM_FEATURES;
+    /* The shared region is offered between a kernel and a pager only;
+     * EMM_STREAM_SHM=0 in the environment turns it off (benchmarks, tracing). */
+    const char *env = getenv("EMM_STREAM_SHM");
+    int no_shm = s->a.no_shm || s->a.peer_role == 0 || (env != NULL && strcmp(env, "0") == 0);
+    uint32_t offer = no_shm ? 0 : EMM_STREAM_FEATURES;
     size_t n = emm_frame_encode_hello(buf, EMM_STREAM_VERSION, offer);
     struct iovec iov = {buf, n};
     int rc = write_all(s->fd, &iov, 1);

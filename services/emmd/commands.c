@@ -422,6 +422,11 @@ cmd_info(struct emmd *d, int argc, char **argv, FILE *out)
                 kv_u64(k, pi.in_flight, "pager_%s.in_flight", name);
                 kv_u64(k, pi.sent, "pager_%s.messages_sent", name);
                 kv_u64(k, pi.received, "pager_%s.messages_received", name);
+                kv_u64(k, pi.shm_pages, "pager_%s.shm_slots", name);
+                kv_u64(k, pi.shm_lent, "pager_%s.shm_slots_lent", name);
+                kv_u64(k, pi.shm_held, "pager_%s.shm_slots_held", name);
+                kv_u64(k, pi.shm_msgs, "pager_%s.shm_messages", name);
+                kv_u64(k, pi.shm_waits, "pager_%s.shm_waits", name);
                 continue;
             }
             if (fs->pager == NULL) {
