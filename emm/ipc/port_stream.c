@@ -43,6 +43,9 @@
  * way (the region is 4 MiB per connection; only pages in flight are touched). */
 #define SHM_HALF_DEFAULT (2u * EMM_MAX_REQUEST_PAGES)
 #define SHM_HALF_MAX (1u << 16)
+/* A poster writes a frame itself when nothing is queued and its data is at
+ * most this many pages (the copy runs under the poster's locks). */
+#define DIRECT_MAX_PAGES 16u
 
 /* A frame waiting for the writer: fixed bytes, then the message's data. */
 struct out_item {
@@ -52,6 +55,12 @@ struct out_item {
     struct emm_msg *msg; /* MSG frames: released (0) once written */
     uint32_t npages;     /* pages of data the message carries (0: none) */
     int waited;          /* counted once in shm_waits */
+    /* Begun by its poster (see proxy_post): the bytes already written, the
+     * run its data was copied into (NO_SLOT: none), and whether it is counted
+     * in s->sent. */
+    size_t skip;
+    uint32_t slot;
+    int counted;
 };
 STAILQ_HEAD(out_queue, out_item);
 
@@ -118,9 +127,10 @@ struct emm_stream {
     uint32_t version, features;
     struct out_queue out;
     struct out_queue prio; /* FREE frames: never wait behind data for slots */
+    struct out_queue done; /* written by their posters: the writer releases them */
     struct region rg;
     uint64_t queued, sent, received;
-    int writing; /* the writer holds a frame it took off the queue */
+    int writing; /* the writer, or a poster, is writing a frame */
     unsigned nexports, nproxies;
     struct export *exports[HASH_BUCKETS];
     struct proxy *proxies[HASH_BUCKETS];
@@ -130,6 +140,9 @@ struct emm_stream {
 };
 
 static const struct emm_port_ops stream_ops;
+static uint32_t rg_alloc(struct emm_stream *s, uint32_t n);
+static void rg_fill(struct emm_stream *s, const struct emm_msg *msg, uint32_t slot);
+static void direct_write(struct emm_stream *s, struct out_item *it);
 
 static unsigned
 bucket(uint32_t name)
@@ -386,9 +399,88 @@ proxy_post(struct emm_port *port, struct emm_msg *msg)
     it->len = (size_t)n;
     it->msg = msg;
     it->npages = (uint32_t)(payload / PS);
-    queue_item(s, it);
+    it->slot = NO_SLOT;
+    /* Nothing queued and the socket free: write it here (a data_request, a
+     * small supply) instead of waking the writer, without blocking. */
+    int direct = !s->writing && STAILQ_EMPTY(&s->out) && STAILQ_EMPTY(&s->prio) &&
+                 it->npages <= DIRECT_MAX_PAGES;
+    if (direct && it->npages > 0 && s->rg.base != NULL) {
+        it->slot = rg_alloc(s, it->npages);
+        direct = it->slot != NO_SLOT;
+    }
+    if (!direct) {
+        queue_item(s, it);
+        pthread_mutex_unlock(&s->lock);
+        return 0;
+    }
+    s->writing = 1;
+    s->sent++;
+    it->counted = 1;
     pthread_mutex_unlock(&s->lock);
+    direct_write(s, it);
     return 0;
+}
+
+/* Builds the iovec of an item's frame (data inline unless it has a slot). */
+static int
+item_iov(const struct out_item *it, struct iovec *iov)
+{
+    int n = 0;
+    iov[n++] = (struct iovec){(void *)it->fixed, it->len};
+    if (it->slot == NO_SLOT && it->msg != NULL && it->msg->data != NULL)
+        for (struct emm_msg *m = it->msg; m != NULL && n < MAX_IOV; m = m->chain)
+            iov[n++] = (struct iovec){m->data, m->length};
+    return n;
+}
+
+/* Drops the first skip bytes of an iovec; returns the entries left. */
+static int
+iov_skip(struct iovec **iov, int n, size_t skip)
+{
+    while (n > 0 && skip >= (*iov)->iov_len) {
+        skip -= (*iov)->iov_len;
+        (*iov)++;
+        n--;
+    }
+    if (n > 0 && skip > 0) {
+        (*iov)->iov_base = (char *)(*iov)->iov_base + skip;
+        (*iov)->iov_len -= skip;
+    }
+    return n;
+}
+
+/* A poster's own write (s->writing is set for it): one non-blocking sendmsg.
+ * Written whole, the message goes to the writer to be released (the poster
+ * may hold locks its release hook takes); else what is left goes first in
+ * the queue, for the writer. */
+static void
+direct_write(struct emm_stream *s, struct out_item *it)
+{
+    struct iovec iovs[MAX_IOV], *iov = iovs;
+    if (it->slot != NO_SLOT) {
+        rg_fill(s, it->msg, it->slot);
+        emm_frame_set_slot(it->fixed, it->slot);
+    }
+    int n = item_iov(it, iov);
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    ssize_t w;
+    do
+        w = sendmsg(s->fd, &(struct msghdr){.msg_iov = iov, .msg_iovlen = (size_t)n},
+                    MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (w < 0 && errno == EINTR);
+    pthread_mutex_lock(&s->lock);
+    s->writing = 0;
+    if (w >= 0 && (size_t)w == total) {
+        STAILQ_INSERT_TAIL(&s->done, it, link);
+    } else {
+        it->skip = w > 0 ? (size_t)w : 0; /* an error shows again to the writer */
+        STAILQ_INSERT_HEAD(&s->out, it, link);
+        s->queued++;
+    }
+    pthread_cond_signal(&s->wcond);
+    pthread_mutex_unlock(&s->lock);
 }
 
 static void
@@ -538,13 +630,32 @@ send_free(struct emm_stream *s, uint32_t first, uint32_t n)
         return;
     }
     it->len = emm_frame_encode_prefix(it->fixed, EMM_FRAME_FREE, 0, first, n);
+    it->slot = NO_SLOT;
     pthread_mutex_lock(&s->lock);
     if (s->dead) {
         pthread_mutex_unlock(&s->lock);
         free(it);
         return;
     }
-    STAILQ_INSERT_TAIL(&s->prio, it, link);
+    if (!s->writing && STAILQ_EMPTY(&s->out) && STAILQ_EMPTY(&s->prio)) {
+        /* The socket is free: write it here, without waking the writer. */
+        s->writing = 1;
+        pthread_mutex_unlock(&s->lock);
+        ssize_t w;
+        do
+            w = send(s->fd, it->fixed, it->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        while (w < 0 && errno == EINTR);
+        pthread_mutex_lock(&s->lock);
+        s->writing = 0;
+        if (w == (ssize_t)it->len) {
+            free(it);
+            it = NULL;
+        } else {
+            it->skip = w > 0 ? (size_t)w : 0;
+        }
+    }
+    if (it != NULL)
+        STAILQ_INSERT_HEAD(&s->prio, it, link);
     pthread_cond_signal(&s->wcond);
     pthread_mutex_unlock(&s->lock);
 }
@@ -621,19 +732,35 @@ writer_main(void *arg)
     struct iovec iov[MAX_IOV];
     for (;;) {
         pthread_mutex_lock(&s->lock);
-        while (STAILQ_EMPTY(&s->out) && STAILQ_EMPTY(&s->prio) && !s->dead)
+        while (!s->dead && STAILQ_EMPTY(&s->done) &&
+               (s->writing || (STAILQ_EMPTY(&s->out) && STAILQ_EMPTY(&s->prio))))
             pthread_cond_wait(&s->wcond, &s->lock);
+        if (!STAILQ_EMPTY(&s->done)) {
+            /* Frames their posters wrote: their messages were taken. */
+            struct out_queue done = STAILQ_HEAD_INITIALIZER(done);
+            STAILQ_CONCAT(&done, &s->done);
+            pthread_mutex_unlock(&s->lock);
+            struct out_item *d;
+            while ((d = STAILQ_FIRST(&done)) != NULL) {
+                STAILQ_REMOVE_HEAD(&done, link);
+                emm_msg_release(d->msg, 0);
+                free(d);
+            }
+            continue;
+        }
         if (s->dead) {
             pthread_mutex_unlock(&s->lock);
             break;
         }
         struct out_item *it = STAILQ_FIRST(&s->prio);
+        if (!STAILQ_EMPTY(&s->out) && STAILQ_FIRST(&s->out)->skip > 0)
+            it = NULL; /* a frame a poster began goes on first */
         uint32_t slot = NO_SLOT;
         if (it != NULL) {
             STAILQ_REMOVE_HEAD(&s->prio, link);
         } else {
             it = STAILQ_FIRST(&s->out);
-            if (it->npages > 0 && s->rg.base != NULL) {
+            if (it->npages > 0 && s->rg.base != NULL && it->slot == NO_SLOT) {
                 slot = rg_alloc(s, it->npages);
                 if (slot == NO_SLOT) {
                     /* Back-pressure: the region is full of pages the peer has
@@ -652,19 +779,17 @@ writer_main(void *arg)
             s->queued--;
         }
         s->writing = 1;
-        if (it->msg != NULL)
+        if (it->msg != NULL && !it->counted)
             s->sent++;
         pthread_mutex_unlock(&s->lock);
-        int n = 0;
-        iov[n++] = (struct iovec){it->fixed, it->len};
         if (slot != NO_SLOT) {
+            it->slot = slot;
             rg_fill(s, it->msg, slot);
             emm_frame_set_slot(it->fixed, slot);
-        } else if (it->msg != NULL && it->msg->data != NULL) {
-            for (struct emm_msg *m = it->msg; m != NULL && n < MAX_IOV; m = m->chain)
-                iov[n++] = (struct iovec){m->data, m->length};
         }
-        int rc = write_all(s->fd, iov, n);
+        struct iovec *v = iov;
+        int n = iov_skip(&v, item_iov(it, iov), it->skip);
+        int rc = n > 0 ? write_all(s->fd, v, n) : 0;
         if (it->msg != NULL)
             emm_msg_release(it->msg, rc < 0 ? -EPIPE : 0);
         free(it);
@@ -679,12 +804,21 @@ writer_main(void *arg)
     }
     /* Frames never written: their messages were not taken. */
     pthread_mutex_lock(&s->lock);
+    while (s->writing) /* a poster's write ends at once (non-blocking) */
+        pthread_cond_wait(&s->wcond, &s->lock);
     struct out_queue left = STAILQ_HEAD_INITIALIZER(left);
+    struct out_queue done = STAILQ_HEAD_INITIALIZER(done);
+    STAILQ_CONCAT(&done, &s->done);
     STAILQ_CONCAT(&left, &s->prio);
     STAILQ_CONCAT(&left, &s->out);
     s->queued = 0;
     pthread_mutex_unlock(&s->lock);
     struct out_item *it;
+    while ((it = STAILQ_FIRST(&done)) != NULL) {
+        STAILQ_REMOVE_HEAD(&done, link);
+        emm_msg_release(it->msg, 0);
+        free(it);
+    }
     while ((it = STAILQ_FIRST(&left)) != NULL) {
         STAILQ_REMOVE_HEAD(&left, link);
         if (it->msg != NULL)
@@ -1307,6 +1441,7 @@ emm_stream_open(int fd, const struct emm_stream_args *a, struct emm_stream **out
     snprintf(s->peer, sizeof(s->peer), "%s (pid %d)", s->label, (int)s->pid);
     STAILQ_INIT(&s->out);
     STAILQ_INIT(&s->prio);
+    STAILQ_INIT(&s->done);
     LIST_INIT(&s->lookups);
     int rc = hello(s);
     if (rc == 0) {

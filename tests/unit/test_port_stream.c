@@ -1060,6 +1060,100 @@ test_shm_held_run_refused(void **state)
     pthread_mutex_destroy(&h.lock);
 }
 
+/* Posters write frames themselves while nothing is queued (non-blocking);
+ * once the socket is full, a frame begun by a poster is finished by the
+ * writer before anything else: a peer that reads late gets every frame whole
+ * and in order, with its data. */
+struct lookup_arg {
+    struct emm_stream *s;
+    struct emm_port *port;
+    int rc;
+};
+
+static void *
+lookup_thread(void *arg)
+{
+    struct lookup_arg *l = arg;
+    l->rc = emm_stream_lookup(l->s, 7, 5000, &l->port);
+    return NULL;
+}
+
+static void
+read_exact(int fd, void *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t r = read(fd, (char *)buf + got, len - got);
+        assert_true(r > 0);
+        got += (size_t)r;
+    }
+}
+
+static void
+test_direct_writes_stay_whole(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    /* A small send buffer: a 64 KiB frame goes out in pieces, and a
+     * non-blocking write stops in the middle of one. */
+    int sndbuf = 16384;
+    assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)), 0);
+    unsigned char buf[EMM_FRAME_MAX_FIXED];
+    size_t n = emm_frame_encode_hello(buf, EMM_STREAM_VERSION, 0); /* data inline */
+    assert_int_equal(write(sv[1], buf, n), (ssize_t)n);
+    struct rec dead;
+    rec_init(&dead);
+    struct lookup_arg l = {0};
+    struct emm_stream_args a = {.label = "slow pager", .peer_role = EMM_STREAM_PEER_PAGER,
+                                .peer_uid = (uid_t)-1, .on_dead = on_dead, .ctx = &dead};
+    assert_int_equal(emm_stream_open(sv[0], &a, &l.s), 0);
+    read_exact(sv[1], buf, n);
+    pthread_t t;
+    pthread_create(&t, NULL, lookup_thread, &l);
+    read_exact(sv[1], buf, EMM_FRAME_PREFIX_SIZE + 8);
+    struct emm_frame f;
+    assert_int_equal(emm_frame_decode_prefix(buf, EMM_FRAME_PREFIX_SIZE, &f, NULL), 0);
+    assert_int_equal(f.kind, EMM_FRAME_LOOKUP);
+    n = emm_frame_encode_lookup_reply(buf, f.dest, 7, 0x55, 0, 0);
+    assert_int_equal(write(sv[1], buf, n), (ssize_t)n);
+    pthread_join(t, NULL);
+    assert_int_equal(l.rc, 0);
+    enum { N = 400, DP = 16 };
+    for (int i = 0; i < N; i++) {
+        int with_data = i % 2;
+        struct emm_msg *m = emm_msg_new(with_data ? MO_DATA_RETURN : MO_DATA_REQUEST,
+                                        (uint64_t)i * PS, DP * PS);
+        if (with_data)
+            give_data(m, (unsigned char)i);
+        assert_int_equal(emm_port_send(l.port, m), 0);
+    }
+    static unsigned char data[DP * PS];
+    for (int i = 0; i < N; i++) {
+        read_exact(sv[1], buf, EMM_FRAME_PREFIX_SIZE + EMM_WIRE_HDR_SIZE);
+        assert_int_equal(emm_frame_decode_prefix(buf, EMM_FRAME_PREFIX_SIZE, &f, NULL), 0);
+        assert_int_equal(f.kind, EMM_FRAME_MSG);
+        assert_int_equal(f.dest, 0x55);
+        assert_int_equal(emm_frame_decode_body(buf + 16, f.body, &f, NULL), 0);
+        assert_int_equal(f.hdr.seqno, (uint64_t)i + 1);
+        assert_int_equal(f.hdr.offset, (uint64_t)i * PS);
+        assert_int_equal(f.payload, i % 2 ? DP * PS : 0);
+        if (f.payload > 0) {
+            read_exact(sv[1], data, f.payload);
+            assert_int_equal(data[0], (unsigned char)i);
+            assert_int_equal(data[DP * PS - 2], (unsigned char)i);
+            assert_int_equal(data[DP * PS - 1], (unsigned char)(i + 1));
+        }
+    }
+    struct emm_stream_info si;
+    emm_stream_info(l.s, &si);
+    assert_int_equal(si.sent, N);
+    emm_port_unref(l.port);
+    emm_stream_close(l.s);
+    close(sv[1]);
+    rec_fini(&dead);
+}
+
 int
 main(void)
 {
@@ -1078,6 +1172,7 @@ main(void)
         cmocka_unit_test(test_shm_slot_not_owned),
         cmocka_unit_test(test_shm_region_checked),
         cmocka_unit_test(test_shm_held_run_refused),
+        cmocka_unit_test(test_direct_writes_stay_whole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
