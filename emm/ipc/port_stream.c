@@ -61,14 +61,17 @@ struct out_item {
     size_t skip;
     uint32_t slot;
     int counted;
+    int filled; /* its data is in the region already (slot set) */
 };
 STAILQ_HEAD(out_queue, out_item);
 
 /* The shared region: page states, per connection. Pages [mine_lo, mine_hi)
  * are the half this side writes data into (FREE, or SENT until the peer hands
  * them back with a FREE frame); [theirs_lo, theirs_hi) is the peer's half
- * (FREE from our view, or HELD while a message we received points into it). */
-enum { RG_FREE = 0, RG_SENT = 1, RG_HELD = 2 };
+ * (FREE from our view, or HELD while a message we received points into it).
+ * A run of our half may also be RESERVED: handed to a local sender that
+ * fills it itself (emm_stream_data_alloc) before it posts the message. */
+enum { RG_FREE = 0, RG_SENT = 1, RG_HELD = 2, RG_RESERVED = 3 };
 struct region {
     unsigned char *base; /* NULL: no region, data goes inline */
     size_t size;
@@ -76,6 +79,11 @@ struct region {
     uint32_t mine_lo, mine_hi, theirs_lo, theirs_hi;
     uint8_t *state;
     uint32_t out_used, in_held;
+    /* Pages of our half not on the wire yet: RESERVED for a local sender, or
+     * filled by one and queued. A data message waits for a free run only
+     * while this is 0: else the run it waits for may be held by a message
+     * queued behind it (a deadlock), so it goes inline in the stream. */
+    uint32_t unsent;
     uint64_t msgs_out, msgs_in, waits;
 };
 
@@ -141,6 +149,10 @@ struct emm_stream {
 
 static const struct emm_port_ops stream_ops;
 static uint32_t rg_alloc(struct emm_stream *s, uint32_t n);
+static int rg_run_is(const struct region *rg, uint32_t lo, uint32_t hi, uint32_t first,
+                     uint32_t n, uint8_t want);
+static uint32_t rg_reserved_slot(struct emm_stream *s, const struct emm_msg *msg,
+                                 uint32_t npages);
 static void rg_fill(struct emm_stream *s, const struct emm_msg *msg, uint32_t slot);
 static void direct_write(struct emm_stream *s, struct out_item *it);
 
@@ -400,11 +412,18 @@ proxy_post(struct emm_port *port, struct emm_msg *msg)
     it->msg = msg;
     it->npages = (uint32_t)(payload / PS);
     it->slot = NO_SLOT;
+    if (it->npages > 0 && (it->slot = rg_reserved_slot(s, msg, it->npages)) != NO_SLOT) {
+        /* Its sender filled it in the region: the frame names the run. */
+        memset(s->rg.state + it->slot, RG_SENT, it->npages);
+        s->rg.msgs_out++;
+        it->filled = 1;
+        emm_frame_set_slot(it->fixed, it->slot);
+    }
     /* Nothing queued and the socket free: write it here (a data_request, a
      * small supply) instead of waking the writer, without blocking. */
     int direct = !s->writing && STAILQ_EMPTY(&s->out) && STAILQ_EMPTY(&s->prio) &&
-                 it->npages <= DIRECT_MAX_PAGES;
-    if (direct && it->npages > 0 && s->rg.base != NULL) {
+                 (it->npages <= DIRECT_MAX_PAGES || it->filled);
+    if (direct && it->npages > 0 && s->rg.base != NULL && !it->filled) {
         it->slot = rg_alloc(s, it->npages);
         direct = it->slot != NO_SLOT;
     }
@@ -457,7 +476,7 @@ static void
 direct_write(struct emm_stream *s, struct out_item *it)
 {
     struct iovec iovs[MAX_IOV], *iov = iovs;
-    if (it->slot != NO_SLOT) {
+    if (it->slot != NO_SLOT && !it->filled) {
         rg_fill(s, it->msg, it->slot);
         emm_frame_set_slot(it->fixed, it->slot);
     }
@@ -472,6 +491,8 @@ direct_write(struct emm_stream *s, struct out_item *it)
     while (w < 0 && errno == EINTR);
     pthread_mutex_lock(&s->lock);
     s->writing = 0;
+    if (it->filled && w > 0)
+        s->rg.unsent -= it->npages; /* begun: the writer finishes it first */
     if (w >= 0 && (size_t)w == total) {
         STAILQ_INSERT_TAIL(&s->done, it, link);
     } else {
@@ -589,7 +610,7 @@ cut(struct emm_stream *s)
 
 /* The first run of n free pages in our half, marked SENT; NO_SLOT if none. */
 static uint32_t
-rg_alloc(struct emm_stream *s, uint32_t n)
+rg_take(struct emm_stream *s, uint32_t n, uint8_t state)
 {
     struct region *rg = &s->rg;
     uint32_t run = 0;
@@ -597,13 +618,35 @@ rg_alloc(struct emm_stream *s, uint32_t n)
         run = rg->state[i] == RG_FREE ? run + 1 : 0;
         if (run == n) {
             uint32_t first = i + 1 - n;
-            memset(rg->state + first, RG_SENT, n);
+            memset(rg->state + first, state, n);
             rg->out_used += n;
-            rg->msgs_out++;
+            if (state == RG_SENT)
+                rg->msgs_out++;
             return first;
         }
     }
     return NO_SLOT;
+}
+
+static uint32_t
+rg_alloc(struct emm_stream *s, uint32_t n)
+{
+    return rg_take(s, n, RG_SENT);
+}
+
+/* The first page of data that a local sender filled in a RESERVED run of our
+ * half (emm_stream_data_alloc), or NO_SLOT. */
+static uint32_t
+rg_reserved_slot(struct emm_stream *s, const struct emm_msg *msg, uint32_t npages)
+{
+    const unsigned char *d = msg->data;
+    struct region *rg = &s->rg;
+    if (rg->base == NULL || msg->chain != NULL || d < rg->base || d >= rg->base + rg->size ||
+        (size_t)(d - rg->base) % PS != 0)
+        return NO_SLOT;
+    uint32_t first = (uint32_t)((size_t)(d - rg->base) / PS);
+    return rg_run_is(rg, rg->mine_lo, rg->mine_hi, first, npages, RG_RESERVED) ? first
+                                                                               : NO_SLOT;
 }
 
 /* Is [first, first+n) inside [lo, hi) with every page in state want? */
@@ -762,7 +805,7 @@ writer_main(void *arg)
             it = STAILQ_FIRST(&s->out);
             if (it->npages > 0 && s->rg.base != NULL && it->slot == NO_SLOT) {
                 slot = rg_alloc(s, it->npages);
-                if (slot == NO_SLOT) {
+                if (slot == NO_SLOT && s->rg.unsent == 0) {
                     /* Back-pressure: the region is full of pages the peer has
                      * not handed back. The message waits here, by reference
                      * (no copy); FREE frames still go out meanwhile. */
@@ -777,6 +820,8 @@ writer_main(void *arg)
             }
             STAILQ_REMOVE_HEAD(&s->out, link);
             s->queued--;
+            if (it->filled && it->skip == 0)
+                s->rg.unsent -= it->npages; /* on the wire from now on */
         }
         s->writing = 1;
         if (it->msg != NULL && !it->counted)
@@ -1555,6 +1600,46 @@ emm_stream_drain(struct emm_stream *s, int timeout_ms)
             return -ETIMEDOUT;
         usleep(10000);
     }
+}
+
+int
+emm_stream_data_alloc(struct emm_port *port, uint32_t npages, void **data)
+{
+    if (port == NULL || port->ops != &stream_ops)
+        return -ENOTSUP;
+    struct emm_stream *s = ((struct proxy *)port)->s;
+    if (npages == 0 || npages > EMM_MAX_REQUEST_PAGES)
+        return -EINVAL;
+    int rc = -ENOTSUP;
+    pthread_mutex_lock(&s->lock);
+    if (s->rg.base != NULL && !s->dead) {
+        uint32_t first = rg_take(s, npages, RG_RESERVED);
+        rc = first == NO_SLOT ? -EAGAIN : 0;
+        if (rc == 0) {
+            *data = s->rg.base + (size_t)first * PS;
+            s->rg.unsent += npages;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+void
+emm_stream_data_unreserve(struct emm_port *port, void *data, uint32_t npages)
+{
+    if (port == NULL || port->ops != &stream_ops || npages == 0)
+        return;
+    struct emm_stream *s = ((struct proxy *)port)->s;
+    struct emm_msg probe = {.data = data};
+    pthread_mutex_lock(&s->lock);
+    uint32_t first = rg_reserved_slot(s, &probe, npages);
+    if (first != NO_SLOT) {
+        memset(s->rg.state + first, RG_FREE, npages);
+        s->rg.out_used -= npages;
+        s->rg.unsent -= npages;
+        pthread_cond_signal(&s->wcond);
+    }
+    pthread_mutex_unlock(&s->lock);
 }
 
 /* ---- sockets ------------------------------------------------------------- */

@@ -116,6 +116,15 @@ int emm_stream_drain(struct emm_stream *s, int timeout_ms);
 /* "pager fs0 (pid 123)": the name log lines use. */
 const char *emm_stream_peer(const struct emm_stream *s);
 
+/* A buffer of npages in the shared region of the connection that port (a
+ * proxy) belongs to, for the data of a message its caller will post to that
+ * port: the writer then sends it without copying it. 0 and *data; -EAGAIN
+ * when no run is free now; -ENOTSUP when port is not a proxy or its
+ * connection has no region. Pages not posted go back with
+ * emm_stream_data_unreserve (the connection's end frees the rest). */
+int emm_stream_data_alloc(struct emm_port *port, uint32_t npages, void **data);
+void emm_stream_data_unreserve(struct emm_port *port, void *data, uint32_t npages);
+
 /* Socket helpers. A listening socket at path, mode 0600 (a stale socket file
  * is replaced); a connection to one; the next connection on one. fd or -errno. */
 int emm_stream_listen(const char *path);

@@ -1154,6 +1154,67 @@ test_direct_writes_stay_whole(void **state)
     rec_fini(&dead);
 }
 
+/* A pager that reads straight into the region (emm_stream_data_alloc) while
+ * its half is full: a message with data of its own does not wait for a run
+ * that a filled message queued behind it holds (a deadlock); it goes inline. */
+static void
+test_shm_reserved_no_deadlock(void **state)
+{
+    (void)state;
+    struct rec pager;
+    rec_init(&pager);
+    struct hold h = {.n = 0};
+    pthread_mutex_init(&h.lock, NULL);
+    pthread_cond_init(&h.cond, NULL);
+    assert_int_equal(emm_port_create("served", rec_handler, &pager, NULL, &served), 0);
+    struct emm_port *control;
+    assert_int_equal(emm_port_create("control", hold_handler, &h, NULL, &control), 0);
+    struct pair pr;
+    pair_open_with(&pr, 0, EMM_MAX_REQUEST_PAGES);
+    struct emm_port *mo;
+    assert_int_equal(emm_stream_lookup(pr.k, 7, 5000, &mo), 0);
+    struct emm_msg *init = msg_with(MO_INIT, 0, 1);
+    init->control = emm_port_make_send(control);
+    assert_int_equal(emm_port_send(mo, init), 0);
+    rec_wait(&pager, 1);
+    struct emm_port *ctl = pager.taken[0]; /* the pager's proxy of control */
+    assert_non_null(ctl);
+    void *region;
+    assert_int_equal(emm_stream_data_alloc(ctl, EMM_MAX_REQUEST_PAGES, &region), 0);
+    void *more;
+    assert_int_equal(emm_stream_data_alloc(ctl, 1, &more), -EAGAIN); /* the half is full */
+    assert_int_equal(emm_stream_data_alloc(control, 1, &more), -ENOTSUP); /* a local port */
+    /* A: data of its own, no run free; B: filled in the region, behind A. */
+    struct emm_msg *a = msg_with(MO_DATA_SUPPLY, 0, 1);
+    give_data(a, 0x31);
+    assert_int_equal(emm_port_send(ctl, a), 0);
+    memset(region, 0x42, EMM_MAX_REQUEST_BYTES);
+    struct emm_msg *b = msg_with(MO_DATA_SUPPLY, PS, EMM_MAX_REQUEST_PAGES);
+    b->data = region;
+    assert_int_equal(emm_port_send(ctl, b), 0);
+    hold_wait(&h, 2);
+    assert_int_equal(h.first[0], 0x31);
+    assert_int_equal(h.last[0], 0x32);
+    assert_int_equal(h.first[1], 0x42);
+    assert_int_equal(h.last[1], 0x42);
+    struct emm_stream_info pi, ki;
+    emm_stream_info(pr.p, &pi);
+    emm_stream_info(pr.k, &ki);
+    assert_int_equal(pi.shm_msgs_out, 1); /* B in the region, A inline */
+    assert_int_equal(ki.shm_in_held, EMM_MAX_REQUEST_PAGES);
+    assert_int_equal(pi.shm_out_used, EMM_MAX_REQUEST_PAGES);
+    emm_msg_release(h.m[0], 0);
+    emm_msg_release(h.m[1], 0);
+    WAIT_INFO(pr.p, shm_out_used, 0);
+    emm_port_unref(mo);
+    pair_close(&pr);
+    emm_port_destroy(served);
+    emm_port_destroy(control);
+    rec_fini(&pager);
+    pthread_cond_destroy(&h.cond);
+    pthread_mutex_destroy(&h.lock);
+}
+
 int
 main(void)
 {
@@ -1173,6 +1234,7 @@ main(void)
         cmocka_unit_test(test_shm_region_checked),
         cmocka_unit_test(test_shm_held_run_refused),
         cmocka_unit_test(test_direct_writes_stay_whole),
+        cmocka_unit_test(test_shm_reserved_no_deadlock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
