@@ -16,6 +16,9 @@
 #              area's filesystem
 #   swapread   reading it back (dd bs=1M) after drop_caches; device: dd
 #              iflag=direct
+#   swapmsync  256 MiB written through mmap + msync (emmio fill -m -y) to a
+#              temporary object through a 16 MiB pool (write-back under
+#              pressure, issue 10 point 6); device: the swapwrite row's
 #
 # Knobs: DP_SIZE (512M), DP_REPS (1), DP_CASES (subset of the rows above).
 # Needs root, /dev/fuse, fusermount3, fio; mounts under a mktemp -d directory.
@@ -31,7 +34,7 @@ EMMIO="$BUILD/tests/emmio"
 RSSW="$BUILD/tests/rsswatch"
 SIZE=${DP_SIZE:-512M}
 REPS=${DP_REPS:-1}
-CASES=${DP_CASES:-"rss seqread mmapwrite swapwrite swapread"}
+CASES=${DP_CASES:-"rss seqread mmapwrite swapwrite swapread swapmsync"}
 bench_workdir datapath
 BLPID=""
 bench_cleanup_extra() {
@@ -121,12 +124,14 @@ if want mmapwrite; then
     stop_emmd
 fi
 
-if want swapwrite || want swapread; then
+if want swapwrite || want swapread || want swapmsync; then
     count=$((BYTES >> 20))
     devw=$(dd_mbs if=/dev/zero of="$WORK/direct.dat" bs=1M count="$count" oflag=direct conv=fsync)
     drop
     devr=$(dd_mbs if="$WORK/direct.dat" of=/dev/null bs=1M iflag=direct)
     rm -f "$WORK/direct.dat"
+fi
+if want swapwrite || want swapread; then
     RESIDENT=16M SWAP="$WORK/swap.img $((2 * count))M" start_emmd t none
     head -c "$BYTES" /dev/urandom >"$WORK/src.dat"
     drop
@@ -139,6 +144,19 @@ if want swapwrite || want swapread; then
         "$(awk -v a="$w" -v b="$devw" 'BEGIN { printf "%.2fx", a / b }')"
     want swapread && row swapread "read it back after drop_caches" "$r MB/s" "dd iflag=direct" \
         "$devr MB/s" "$(awk -v a="$r" -v b="$devr" 'BEGIN { printf "%.2fx", a / b }')"
+    stop_emmd
+fi
+
+if want swapmsync; then
+    RESIDENT=16M SWAP="$WORK/swap.img 1G" start_emmd t none
+    t0=$(date +%s%N)
+    "$EMMIO" fill -m -y "$MP/mm" 0 256M 7
+    t1=$(date +%s%N)
+    "$EMMIO" check "$MP/mm" 0 256M 7 || echo "bench: warning: the mmap+msync object reads back wrong" >&2
+    v=$(awk -v ns=$((t1 - t0)) 'BEGIN { printf "%.0f", 268435456 / (ns / 1e3) }')
+    row swapmsync "mmap+msync 256M, temp object, 16M pool" "$v MB/s" \
+        "dd oflag=direct, swap's filesystem" "$devw MB/s" \
+        "$(awk -v a="$v" -v b="$devw" 'BEGIN { printf "%.2fx", a / b }')"
     stop_emmd
 fi
 

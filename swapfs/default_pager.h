@@ -44,6 +44,8 @@ struct swp_dp_stats {
     uint64_t full_errors;  /* ... of which: no area had a free slot */
     uint64_t io_errors;    /* slot reads, writes or descriptor clears that failed */
     uint64_t discards;     /* pages dropped by discard */
+    uint64_t write_ios;    /* data writes started (a run of consecutive slots each) */
+    uint64_t read_ios;     /* data reads (a run of consecutive slots each) */
     uint64_t objects;      /* objects known: holding pages or attached */
     uint64_t slots_total, slots_used;
 };

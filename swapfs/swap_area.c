@@ -30,6 +30,7 @@
 
 #include "log.h"
 #include "crc32c.h"
+#include "swap_io.h"
 
 #define SWP_STRIPES 32u
 #define SWP_NO_PAGE UINT64_MAX
@@ -72,6 +73,7 @@ struct swp_area {
     pthread_mutex_t bounce_lock;
     unsigned char *bounce;
     unsigned char *hdr; /* the header page as last written */
+    struct swp_io *io;  /* read-write opens: the asynchronous queue */
 };
 
 static uint32_t
@@ -623,6 +625,7 @@ check_header(const char *path, const unsigned char *h, uint64_t have, struct swp
 static void
 area_free(struct swp_area *a)
 {
+    swp_io_destroy(a->io); /* every request ends before the fd closes */
     for (unsigned i = 0; i < SWP_STRIPES; i++) {
         pthread_mutex_destroy(&a->stripes[i].lock);
         free(a->stripes[i].buf);
@@ -662,6 +665,32 @@ area_alloc(const char *path, struct swp_area **out)
 nomem:
     area_free(a);
     return -ENOMEM;
+}
+
+/* The area's asynchronous queue: io_uring unless SWP_OPEN_IO_THREADS or the
+ * environment says EMM_SWAP_IO=threads; EMM_SWAP_IO_DEPTH=N sets its depth. */
+static int
+io_open(struct swp_area *a, unsigned flags)
+{
+    const char *e = getenv("EMM_SWAP_IO"), *d = getenv("EMM_SWAP_IO_DEPTH");
+    unsigned qflags = 0, depth = 0;
+    if ((flags & SWP_OPEN_IO_THREADS) || (e && strcmp(e, "threads") == 0))
+        qflags |= SWP_IO_FORCE_THREADS;
+    else if (e && *e && strcmp(e, "uring") != 0)
+        emm_warn("EMM_SWAP_IO=%s: not 'uring' or 'threads'; ignored", e);
+    if (d && *d) {
+        char *end;
+        unsigned long v = strtoul(d, &end, 10);
+        if (*end || v == 0 || v > SWP_IO_DEPTH_MAX)
+            emm_warn("EMM_SWAP_IO_DEPTH=%s: not a number from 1 to %u; ignored", d,
+                     SWP_IO_DEPTH_MAX);
+        else
+            depth = (unsigned)v;
+    }
+    int rc = swp_io_create(a->fd, a->path, depth, qflags, &a->io);
+    if (rc < 0)
+        emm_err("%s: starting swap I/O: %s", a->path, strerror(-rc));
+    return rc;
 }
 
 int
@@ -761,6 +790,9 @@ swp_area_open(const char *path, unsigned flags, struct swp_area **out)
         emm_err("%s: marking the swap area in use: %s", path, strerror(-rc));
         goto fail;
     }
+    rc = io_open(a, flags);
+    if (rc < 0)
+        goto fail;
     *out = a;
     return 0;
 fail:
@@ -775,6 +807,8 @@ swp_area_close(struct swp_area *a)
 
     if (!a)
         return 0;
+    if (a->io)
+        swp_io_drain(a->io); /* the header says clean only after every write */
     if (!a->info.rdonly) {
         a->info.last_gen = atomic_load(&a->next_gen) - 1;
         rc = write_header(a, SWP_STATE_CLEAN);
@@ -905,6 +939,37 @@ swp_area_write_slot(struct swp_area *a, uint64_t slot, uint64_t obj, uint64_t in
     return desc_store(a, slot, &d);
 }
 
+/* The descriptors of slots first .. first+n-1 (obj, index+i, gen+i, crc[i]),
+ * each descriptor page written once, after the data they describe. */
+static int
+desc_commit(struct swp_area *a, uint64_t first, unsigned n, uint64_t obj, uint64_t index,
+            uint64_t gen, const uint32_t *crc)
+{
+    int rc;
+    for (unsigned i = 0; i < n;) {
+        struct swp_stripe *st;
+        if ((rc = desc_lock(a, first + i, &st)) < 0)
+            return rc;
+        uint64_t page = 1 + (first + i) / SWP_DESC_PER_PAGE;
+        do {
+            struct swp_desc d = {.obj = obj, .index = index + i, .gen = gen + i,
+                                 .data_crc = crc[i]};
+            desc_encode(st->buf + ((first + i) % SWP_DESC_PER_PAGE) * SWP_DESC_SIZE, &d);
+            i++;
+        } while (i < n && 1 + (first + i) / SWP_DESC_PER_PAGE == page);
+        rc = pwrite_full(a->fd, st->buf, SWP_PAGE_SIZE, page * SWP_PAGE_SIZE);
+        if (rc < 0) {
+            st->page = SWP_NO_PAGE;
+            emm_err("%s: writing descriptor page %llu: %s", a->path, (unsigned long long)page,
+                    strerror(-rc));
+        }
+        pthread_mutex_unlock(&st->lock);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 int
 swp_area_write_slots(struct swp_area *a, uint64_t first, unsigned n, uint64_t obj,
                      uint64_t index, uint64_t gen, const void *const *pages)
@@ -939,28 +1004,10 @@ swp_area_write_slots(struct swp_area *a, uint64_t first, unsigned n, uint64_t ob
     }
     swp_area_note_gen(a, gen + n - 1);
     /* ... then the descriptors, each descriptor page written once. */
-    for (unsigned i = 0; i < n;) {
-        struct swp_stripe *st;
-        if ((rc = desc_lock(a, first + i, &st)) < 0)
-            return rc;
-        uint64_t page = 1 + (first + i) / SWP_DESC_PER_PAGE;
-        do {
-            struct swp_desc d = {.obj = obj, .index = index + i, .gen = gen + i,
-                                 .data_crc = emm_crc32c(0, pages[i], SWP_PAGE_SIZE)};
-            desc_encode(st->buf + ((first + i) % SWP_DESC_PER_PAGE) * SWP_DESC_SIZE, &d);
-            i++;
-        } while (i < n && 1 + (first + i) / SWP_DESC_PER_PAGE == page);
-        rc = pwrite_full(a->fd, st->buf, SWP_PAGE_SIZE, page * SWP_PAGE_SIZE);
-        if (rc < 0) {
-            st->page = SWP_NO_PAGE;
-            emm_err("%s: writing descriptor page %llu: %s", a->path, (unsigned long long)page,
-                    strerror(-rc));
-        }
-        pthread_mutex_unlock(&st->lock);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
+    uint32_t crc[SWP_WRITE_MAX];
+    for (unsigned i = 0; i < n; i++)
+        crc[i] = emm_crc32c(0, pages[i], SWP_PAGE_SIZE);
+    return desc_commit(a, first, n, obj, index, gen, crc);
 }
 
 int
@@ -1034,6 +1081,82 @@ swp_area_read_slots(struct swp_area *a, uint64_t first, unsigned n, uint64_t obj
             d[i].data_crc)
             return -EIO;
     return 0;
+}
+
+/* ---- asynchronous slot I/O ------------------------------------------------------------ */
+
+/* On the queue's completion side: the data is written, so its descriptors may
+ * be (the commit record follows the data, as in swp_area_write_slots). */
+static void
+write_done(struct swp_io_req *r, int rc)
+{
+    struct swp_area_write *w = r->arg;
+    struct swp_area *a = w->area;
+
+    if (rc < 0)
+        emm_err("%s: writing slots %llu..%llu: %s", a->path, (unsigned long long)w->first,
+                (unsigned long long)(w->first + w->n - 1), strerror(-rc));
+    else
+        rc = desc_commit(a, w->first, w->n, w->obj, w->index, w->gen, w->crc);
+    w->done(w, rc);
+}
+
+int
+swp_area_write_async(struct swp_area *a, struct swp_area_write *w)
+{
+    if (w->n == 0 || w->n > SWP_WRITE_MAX || w->first + w->n > a->info.nslots || w->gen == 0 ||
+        a->info.rdonly || a->io == NULL)
+        return a->info.rdonly || a->io == NULL ? -EROFS : -EINVAL;
+    for (unsigned i = 0; i < w->n; i++) {
+        if ((uintptr_t)w->iov[i].iov_base % SWP_PAGE_SIZE || w->iov[i].iov_len != SWP_PAGE_SIZE)
+            return -EINVAL;
+        w->crc[i] = emm_crc32c(0, w->iov[i].iov_base, SWP_PAGE_SIZE);
+    }
+    swp_area_note_gen(a, w->gen + w->n - 1);
+    w->area = a;
+    w->io = (struct swp_io_req){.op = SWP_IO_WRITE, .off = slot_off(a, w->first), .iov = w->iov,
+                                .niov = (int)w->n, .done = write_done, .arg = w};
+    return swp_io_submit(a->io, &w->io);
+}
+
+/* On the queue's completion side: each page must be the one its descriptor
+ * names, with the data its CRC says. */
+static void
+read_done(struct swp_io_req *r, int rc)
+{
+    struct swp_area_read *rd = r->arg;
+    struct swp_area *a = rd->area;
+
+    for (unsigned i = 0; i < rd->n && rc == 0; i++) {
+        struct swp_desc d;
+        rc = swp_area_read_desc(a, rd->first + i, &d);
+        if (rc == 0 && (d.gen == 0 || d.obj != rd->obj || d.index != rd->index + i ||
+                        emm_crc32c(0, (char *)rd->buf + (size_t)i * SWP_PAGE_SIZE,
+                                   SWP_PAGE_SIZE) != d.data_crc))
+            rc = -EIO; /* the caller reads page by page to say which */
+    }
+    rd->done(rd, rc);
+}
+
+int
+swp_area_read_async(struct swp_area *a, struct swp_area_read *rd)
+{
+    if (rd->n == 0 || rd->n > SWP_WRITE_MAX || rd->first + rd->n > a->info.nslots ||
+        (uintptr_t)rd->buf % SWP_PAGE_SIZE)
+        return -EINVAL;
+    if (a->io == NULL)
+        return -EROFS;
+    rd->area = a;
+    rd->iov = (struct iovec){.iov_base = rd->buf, .iov_len = (size_t)rd->n * SWP_PAGE_SIZE};
+    rd->io = (struct swp_io_req){.op = SWP_IO_READ, .off = slot_off(a, rd->first), .iov = &rd->iov,
+                                 .niov = 1, .done = read_done, .arg = rd};
+    return swp_io_submit(a->io, &rd->io);
+}
+
+struct swp_io *
+swp_area_io(struct swp_area *a)
+{
+    return a->io;
 }
 
 int
