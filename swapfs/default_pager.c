@@ -90,6 +90,7 @@ struct dp_object {
     pthread_mutex_t qlock;    /* leaf: fifo, each record's pending and submitting */
     pthread_cond_t qcond;     /* a record was finished or its I/O completed */
     struct dp_ret *fifo_head, *fifo_tail;
+    unsigned writes;          /* data_returns in the fifo */
     int finishing;            /* a thread is finishing records at the head */
 };
 
@@ -103,10 +104,14 @@ struct dp_write {
     uint64_t gs; /* global slot of w.first */
     int rc;
 };
+enum { DP_RET_WRITE = 0, DP_RET_READ = 1 };
 struct dp_ret {
     struct dp_ret *next; /* o's fifo, or dp's free list */
     struct dp_object *o;
     struct emm_msg *msg;
+    int kind;            /* DP_RET_WRITE (a data_return) or DP_RET_READ (a data_request) */
+    struct swp_area_read rd; /* DP_RET_READ: one run of consecutive slots */
+    int rd_rc;
     int status;          /* the first failure */
     unsigned pending;    /* o->qlock: I/Os in flight */
     int submitting;      /* o->qlock: the handler is still starting I/Os */
@@ -358,12 +363,20 @@ rec_get(struct swp_dpager *dp)
 /* The end of a data_return: its runs applied, data_return_completed sent (the
  * kernel decides on it), the message released (which ends the frames' loan:
  * the status says only whether the data_return was taken at all). */
+static void read_finish(struct dp_ret *r);
+
 static void
 ret_finish(struct dp_ret *r)
 {
     struct dp_object *o = r->o;
     struct emm_msg *msg = r->msg;
 
+    if (r->kind == DP_RET_READ) {
+        read_finish(r);
+        emm_msg_release(msg, 0);
+        rec_put(o->dp, r);
+        return;
+    }
     ret_apply_runs(r);
     if (r->status < 0)
         note_write_error(o, msg->offset / PS, r->status);
@@ -398,8 +411,10 @@ fifo_run(struct dp_object *o)
         if (o->fifo_head == NULL)
             o->fifo_tail = NULL;
         pthread_mutex_unlock(&o->qlock);
-        ret_finish(r);
+        int w = r->kind == DP_RET_WRITE;
+        ret_finish(r); /* r is free from here on */
         pthread_mutex_lock(&o->qlock);
+        o->writes -= (unsigned)w;
         pthread_cond_broadcast(&o->qcond);
     }
     o->finishing = 0;
@@ -416,6 +431,31 @@ obj_drain(struct dp_object *o)
     pthread_mutex_lock(&o->qlock);
     while (o->fifo_head != NULL || o->finishing)
         pthread_cond_wait(&o->qcond, &o->qlock);
+    pthread_mutex_unlock(&o->qlock);
+}
+
+/* Waits until no data_return of o is in flight: the map is stable for the
+ * handler's lookups while reads may still be (a data_request). */
+static void
+obj_drain_writes(struct dp_object *o)
+{
+    pthread_mutex_lock(&o->qlock);
+    while (o->writes > 0)
+        pthread_cond_wait(&o->qcond, &o->qlock);
+    pthread_mutex_unlock(&o->qlock);
+}
+
+/* Appends r to o's fifo (the handler's thread). */
+static void
+fifo_append(struct dp_object *o, struct dp_ret *r)
+{
+    pthread_mutex_lock(&o->qlock);
+    if (o->fifo_tail)
+        o->fifo_tail->next = r;
+    else
+        o->fifo_head = r;
+    o->fifo_tail = r;
+    o->writes += r->kind == DP_RET_WRITE;
     pthread_mutex_unlock(&o->qlock);
 }
 
@@ -511,14 +551,8 @@ do_data_return(struct dp_object *o, struct emm_msg *msg)
     unsigned n = 0, pos = 0;
     int rc = 0;
 
-    *r = (struct dp_ret){.o = o, .msg = msg, .submitting = 1};
-    pthread_mutex_lock(&o->qlock);
-    if (o->fifo_tail)
-        o->fifo_tail->next = r;
-    else
-        o->fifo_head = r;
-    o->fifo_tail = r;
-    pthread_mutex_unlock(&o->qlock);
+    *r = (struct dp_ret){.o = o, .msg = msg, .kind = DP_RET_WRITE, .submitting = 1};
+    fifo_append(o, r);
     for (struct emm_msg *m = msg; m && rc == 0; m = m->chain)
         for (uint64_t p = 0; p < m->length / PS && rc == 0; p++) {
             if (pos + n == SWP_WRITE_MAX || (n > 0 && m->offset / PS + p != first + n)) {
@@ -640,6 +674,88 @@ supply_run(struct dp_object *o, const struct emm_msg *msg, uint64_t first, uint6
             k++;
         }
     }
+}
+
+/* An asynchronous read ended: on the area's completion side. */
+static void
+read_done(struct swp_area_read *rd, int rc)
+{
+    struct dp_ret *r = rd->arg;
+    struct dp_object *o = r->o;
+
+    r->rd_rc = rc;
+    pthread_mutex_lock(&o->qlock);
+    int last = --r->pending == 0 && !r->submitting;
+    pthread_cond_broadcast(&o->qcond);
+    pthread_mutex_unlock(&o->qlock);
+    if (last)
+        fifo_run(o);
+}
+
+/* The supply of a read that ended (in o's order): the pages as read, or, when
+ * the run did not read back whole (a CRC or descriptor mismatch, an I/O
+ * error), the same pages read one by one so each error names its page. */
+static void
+read_finish(struct dp_ret *r)
+{
+    struct dp_object *o = r->o;
+    struct swp_dpager *dp = o->dp;
+    struct swp_area_read *rd = &r->rd;
+
+    if (r->rd_rc < 0) {
+        free(rd->buf);
+        supply_run(o, r->msg, rd->index, rd->n);
+        return;
+    }
+    struct emm_msg *m = emm_msg_new(MO_DATA_SUPPLY, rd->index * PS, 0);
+    if (m == NULL) {
+        free(rd->buf);
+        reply(o, r->msg, MO_DATA_ERROR, rd->index * PS, rd->n * PS, 0, ENOMEM);
+        return;
+    }
+    m->length = rd->n * PS;
+    m->data = rd->buf;
+    m->release = supply_release;
+    m->access = VM_PROT_NONE;
+    atomic_fetch_add(&dp->pages_in, rd->n);
+    send_kernel(o, r->msg, m);
+}
+
+/* A data_request whose pages are all held in one run of consecutive slots (a
+ * clustered pageout wrote them so; read-around asks for such runs): read
+ * asynchronously and supplied in o's order, so the next request's read is
+ * already on its way. 1 if started, 0 if the request is not such a run (or
+ * the read could not start: the synchronous path answers it). */
+static int
+read_async(struct dp_object *o, struct emm_msg *msg)
+{
+    struct swp_dpager *dp = o->dp;
+    uint64_t first = msg->offset / PS, n = msg->length / PS, gs, next;
+
+    if (n == 0 || n > SWP_WRITE_MAX || msg->length % PS || swp_map_lookup(o->map, first, &gs) < 0)
+        return 0;
+    for (uint64_t i = 1; i < n; i++)
+        if (swp_map_lookup(o->map, first + i, &next) < 0 || next != gs + i)
+            return 0;
+    void *buf = aligned_alloc(PS, n * PS);
+    if (buf == NULL)
+        return 0;
+    struct dp_ret *r = rec_get(dp);
+    *r = (struct dp_ret){.o = o, .msg = msg, .kind = DP_RET_READ, .submitting = 1, .pending = 1};
+    r->rd = (struct swp_area_read){.first = GS_SLOT(gs), .n = (unsigned)n, .obj = o->key,
+                                   .index = first, .buf = buf, .done = read_done, .arg = r};
+    fifo_append(o, r);
+    int rc = swp_area_read_async(dp->areas[GS_AREA(gs)].area, &r->rd);
+    pthread_mutex_lock(&o->qlock);
+    r->submitting = 0;
+    if (rc < 0) {
+        r->pending = 0;
+        r->rd_rc = rc; /* finished by the synchronous path, in order */
+    }
+    pthread_mutex_unlock(&o->qlock);
+    atomic_fetch_add(&dp->read_ios, 1);
+    fifo_run(o);
+    return 1;
 }
 
 /* One reply per run: supply what is held; data_unavailable for the rest, which
@@ -794,7 +910,12 @@ dp_handler(struct emm_port *port, struct emm_msg *msg)
         do_data_return(o, msg); /* answered and released when written */
         return;
     }
-    obj_drain(o); /* what follows sees every earlier data_return applied */
+    if (msg->id == MO_DATA_REQUEST) {
+        obj_drain_writes(o); /* the map holds every earlier data_return */
+        if (read_async(o, msg))
+            return; /* supplied and released when read, in order */
+    }
+    obj_drain(o); /* what follows sees every earlier message answered */
     switch (msg->id) {
     case MO_INIT:
         if (o->control)
@@ -1137,10 +1258,24 @@ dp_free(struct swp_dpager *dp, int clean)
     /* The handlers are gone; writes they started end now (their answers go to
      * a kernel that may be gone: released with an error). */
     for (size_t i = 0; dp->areas && i < dp->nareas; i++)
-        if (swp_area_io(dp->areas[i].area))
-            swp_io_drain(swp_area_io(dp->areas[i].area));
+        if (dp->areas[i].area)
+            swp_area_drain(dp->areas[i].area);
     tdestroy(dp->objects, obj_free); /* queued messages are released with -EPIPE */
     for (size_t i = 0; dp->areas && i < dp->nareas; i++) {
+        struct swp_io *q = dp->areas[i].area ? swp_area_io(dp->areas[i].area) : NULL;
+        if (q) {
+            struct swp_io_stats st;
+            uint64_t groups, pages;
+            swp_io_stats(q, &st);
+            swp_area_commit_stats(dp->areas[i].area, &groups, &pages);
+            emm_info("swap %s: %s: %llu I/Os (%llu MiB), %llu short, %llu failed, at most %llu "
+                     "in flight; %llu descriptor pages written by %llu group commits",
+                     swp_area_info(dp->areas[i].area)->path, swp_io_engine(q),
+                     (unsigned long long)st.completed, (unsigned long long)(st.bytes >> 20),
+                     (unsigned long long)st.shorts, (unsigned long long)st.errors,
+                     (unsigned long long)st.max_in_flight, (unsigned long long)pages,
+                     (unsigned long long)groups);
+        }
         if (clean)
             swp_area_close(dp->areas[i].area);
         else

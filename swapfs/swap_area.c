@@ -74,6 +74,13 @@ struct swp_area {
     unsigned char *bounce;
     unsigned char *hdr; /* the header page as last written */
     struct swp_io *io;  /* read-write opens: the asynchronous queue */
+    /* group commit: written slots whose descriptors are due (commit_lock) */
+    pthread_t committer;
+    int has_committer, commit_stop, committing;
+    pthread_mutex_t commit_lock;
+    pthread_cond_t commit_cond;
+    struct swp_area_write *commit_head, *commit_tail;
+    uint64_t commits, commit_pages; /* groups, descriptor pages written by them */
 };
 
 static uint32_t
@@ -626,6 +633,15 @@ static void
 area_free(struct swp_area *a)
 {
     swp_io_destroy(a->io); /* every request ends before the fd closes */
+    if (a->has_committer) {
+        pthread_mutex_lock(&a->commit_lock);
+        a->commit_stop = 1;
+        pthread_cond_broadcast(&a->commit_cond);
+        pthread_mutex_unlock(&a->commit_lock);
+        pthread_join(a->committer, NULL);
+    }
+    pthread_mutex_destroy(&a->commit_lock);
+    pthread_cond_destroy(&a->commit_cond);
     for (unsigned i = 0; i < SWP_STRIPES; i++) {
         pthread_mutex_destroy(&a->stripes[i].lock);
         free(a->stripes[i].buf);
@@ -647,6 +663,8 @@ area_alloc(const char *path, struct swp_area **out)
         return -ENOMEM;
     a->fd = -1;
     pthread_mutex_init(&a->bounce_lock, NULL);
+    pthread_mutex_init(&a->commit_lock, NULL);
+    pthread_cond_init(&a->commit_cond, NULL);
     for (unsigned i = 0; i < SWP_STRIPES; i++) {
         pthread_mutex_init(&a->stripes[i].lock, NULL);
         a->stripes[i].page = SWP_NO_PAGE;
@@ -666,6 +684,8 @@ nomem:
     area_free(a);
     return -ENOMEM;
 }
+
+static void *commit_main(void *arg);
 
 /* The area's asynchronous queue: io_uring unless SWP_OPEN_IO_THREADS or the
  * environment says EMM_SWAP_IO=threads; EMM_SWAP_IO_DEPTH=N sets its depth. */
@@ -688,6 +708,10 @@ io_open(struct swp_area *a, unsigned flags)
             depth = (unsigned)v;
     }
     int rc = swp_io_create(a->fd, a->path, depth, qflags, &a->io);
+    if (rc == 0) {
+        rc = -pthread_create(&a->committer, NULL, commit_main, a);
+        a->has_committer = rc == 0;
+    }
     if (rc < 0)
         emm_err("%s: starting swap I/O: %s", a->path, strerror(-rc));
     return rc;
@@ -807,8 +831,7 @@ swp_area_close(struct swp_area *a)
 
     if (!a)
         return 0;
-    if (a->io)
-        swp_io_drain(a->io); /* the header says clean only after every write */
+    swp_area_drain(a); /* the header says clean only after every write */
     if (!a->info.rdonly) {
         a->info.last_gen = atomic_load(&a->next_gen) - 1;
         rc = write_header(a, SWP_STATE_CLEAN);
@@ -1085,20 +1108,147 @@ swp_area_read_slots(struct swp_area *a, uint64_t first, unsigned n, uint64_t obj
 
 /* ---- asynchronous slot I/O ------------------------------------------------------------ */
 
-/* On the queue's completion side: the data is written, so its descriptors may
- * be (the commit record follows the data, as in swp_area_write_slots). */
+/* On the queue's completion side: the data is written, so its descriptors
+ * may be: they go to the committer (the commit record follows the data, as
+ * in swp_area_write_slots). A failed write ends at once. */
 static void
 write_done(struct swp_io_req *r, int rc)
 {
     struct swp_area_write *w = r->arg;
     struct swp_area *a = w->area;
 
-    if (rc < 0)
+    if (rc < 0) {
         emm_err("%s: writing slots %llu..%llu: %s", a->path, (unsigned long long)w->first,
                 (unsigned long long)(w->first + w->n - 1), strerror(-rc));
+        w->done(w, rc);
+        return;
+    }
+    w->next = NULL;
+    pthread_mutex_lock(&a->commit_lock);
+    if (a->commit_tail)
+        a->commit_tail->next = w;
     else
-        rc = desc_commit(a, w->first, w->n, w->obj, w->index, w->gen, w->crc);
-    w->done(w, rc);
+        a->commit_head = w;
+    a->commit_tail = w;
+    pthread_cond_broadcast(&a->commit_cond);
+    pthread_mutex_unlock(&a->commit_lock);
+}
+
+/* Group commit: every write whose data is on disk and whose descriptors are
+ * due, taken at once; each descriptor page they touch is written once (the
+ * slots of a sequential pageout share one page per 128), then each write's
+ * done runs. Stripes are locked as they are first used and held until their
+ * page is written (this thread is the only one to hold more than one, so no
+ * other thread waits on it while holding a stripe). A page that cannot be
+ * written fails the writes that touched it. */
+#define COMMIT_MAX 256u
+static void
+commit_group(struct swp_area *a, struct swp_area_write **v, unsigned nv)
+{
+    struct swp_stripe *held[SWP_STRIPES] = {0};
+    int dirty[SWP_STRIPES] = {0};
+    int err[SWP_STRIPES] = {0};
+    uint64_t pages = 0;
+
+    for (unsigned k = 0; k < nv; k++)
+        v[k]->rc = 0;
+    for (unsigned k = 0; k < nv; k++) {
+        struct swp_area_write *w = v[k];
+        for (unsigned i = 0; i < w->n && w->rc == 0; i++) {
+            uint64_t slot = w->first + i, page = 1 + slot / SWP_DESC_PER_PAGE;
+            unsigned si = (unsigned)(page % SWP_STRIPES);
+            struct swp_stripe *st = &a->stripes[si];
+            if (held[si] == NULL) {
+                pthread_mutex_lock(&st->lock);
+                held[si] = st;
+                err[si] = 0;
+            } else if (st->page != page && dirty[si]) {
+                /* another page of this stripe first: written before reuse */
+                err[si] = pwrite_full(a->fd, st->buf, SWP_PAGE_SIZE, st->page * SWP_PAGE_SIZE);
+                pages++;
+                dirty[si] = 0;
+                if (err[si] < 0)
+                    st->page = SWP_NO_PAGE;
+            }
+            if (err[si] < 0) {
+                w->rc = err[si];
+                break;
+            }
+            if (st->page != page) {
+                int rc = pread_full(a->fd, st->buf, SWP_PAGE_SIZE, page * SWP_PAGE_SIZE);
+                if (rc < 0) {
+                    st->page = SWP_NO_PAGE;
+                    emm_err("%s: reading descriptor page %llu: %s", a->path,
+                            (unsigned long long)page, strerror(-rc));
+                    w->rc = rc;
+                    break;
+                }
+                st->page = page;
+            }
+            struct swp_desc d = {.obj = w->obj, .index = w->index + i, .gen = w->gen + i,
+                                 .data_crc = w->crc[i]};
+            desc_encode(st->buf + (slot % SWP_DESC_PER_PAGE) * SWP_DESC_SIZE, &d);
+            dirty[si] = 1;
+        }
+    }
+    for (unsigned si = 0; si < SWP_STRIPES; si++) {
+        struct swp_stripe *st = held[si];
+        if (st == NULL)
+            continue;
+        if (dirty[si]) {
+            err[si] = pwrite_full(a->fd, st->buf, SWP_PAGE_SIZE, st->page * SWP_PAGE_SIZE);
+            pages++;
+            if (err[si] < 0) {
+                emm_err("%s: writing descriptor page %llu: %s", a->path,
+                        (unsigned long long)st->page, strerror(-err[si]));
+                /* every write that touched this stripe fails: the disk may not
+                 * hold what buf says */
+                for (unsigned k = 0; k < nv; k++)
+                    for (unsigned i = 0; i < v[k]->n; i++)
+                        if ((1 + (v[k]->first + i) / SWP_DESC_PER_PAGE) % SWP_STRIPES == si &&
+                            v[k]->rc == 0)
+                            v[k]->rc = err[si];
+                st->page = SWP_NO_PAGE;
+            }
+        }
+        pthread_mutex_unlock(&st->lock);
+    }
+    pthread_mutex_lock(&a->commit_lock);
+    a->commits++;
+    a->commit_pages += pages;
+    pthread_mutex_unlock(&a->commit_lock);
+    for (unsigned k = 0; k < nv; k++)
+        v[k]->done(v[k], v[k]->rc);
+}
+
+static void *
+commit_main(void *arg)
+{
+    struct swp_area *a = arg;
+    struct swp_area_write *v[COMMIT_MAX];
+
+    pthread_mutex_lock(&a->commit_lock);
+    for (;;) {
+        while (a->commit_head == NULL && !a->commit_stop)
+            pthread_cond_wait(&a->commit_cond, &a->commit_lock);
+        if (a->commit_head == NULL)
+            break;
+        unsigned nv = 0;
+        while (a->commit_head != NULL && nv < COMMIT_MAX) {
+            v[nv++] = a->commit_head;
+            a->commit_head = a->commit_head->next;
+        }
+        if (a->commit_head == NULL)
+            a->commit_tail = NULL;
+        a->committing = 1;
+        pthread_mutex_unlock(&a->commit_lock);
+        commit_group(a, v, nv);
+        pthread_mutex_lock(&a->commit_lock);
+        a->committing = 0;
+        pthread_cond_broadcast(&a->commit_cond);
+    }
+    pthread_mutex_unlock(&a->commit_lock);
+    return NULL;
 }
 
 int
@@ -1157,6 +1307,27 @@ struct swp_io *
 swp_area_io(struct swp_area *a)
 {
     return a->io;
+}
+
+void
+swp_area_drain(struct swp_area *a)
+{
+    if (a->io == NULL)
+        return;
+    swp_io_drain(a->io);
+    pthread_mutex_lock(&a->commit_lock);
+    while (a->commit_head != NULL || a->committing)
+        pthread_cond_wait(&a->commit_cond, &a->commit_lock);
+    pthread_mutex_unlock(&a->commit_lock);
+}
+
+void
+swp_area_commit_stats(struct swp_area *a, uint64_t *groups, uint64_t *pages)
+{
+    pthread_mutex_lock(&a->commit_lock);
+    *groups = a->commits;
+    *pages = a->commit_pages;
+    pthread_mutex_unlock(&a->commit_lock);
 }
 
 int

@@ -178,8 +178,10 @@ int swp_area_read_slots(struct swp_area *a, uint64_t first, unsigned n, uint64_t
  * Asynchronous slot writes (the area's swap_io queue): w->n page-aligned pages
  * (w->iov, one page each; the caller's until done) into the consecutive slots
  * w->first .. first+n-1; once the data is written, their descriptors (obj,
- * index+i, gen+i, crc[i]) are written on the queue's completion side, and
- * then w->done(w, rc) runs there. The CRCs are computed at submit into w->crc
+ * index+i, gen+i, crc[i]) are written by the area's committer thread, which
+ * takes every write completed meanwhile at once and writes each descriptor
+ * page they share once (a group commit), and then w->done(w, rc) runs there
+ * (a failed data write: on the queue's completion side, at once). The CRCs are computed at submit into w->crc
  * (n entries, the caller's). 0 when started (done will run), else -errno and
  * nothing started. Waits while the queue is full.
  */
@@ -194,6 +196,8 @@ struct swp_area_write {
     /* the area's */
     struct swp_area *area;
     struct swp_io_req io;
+    struct swp_area_write *next; /* waiting for the group commit */
+    int rc;
 };
 int swp_area_write_async(struct swp_area *a, struct swp_area_write *w);
 
@@ -219,6 +223,12 @@ int swp_area_read_async(struct swp_area *a, struct swp_area_read *rd);
 
 /* The area's queue (NULL for a read-only open): stats, drain, tests' hooks. */
 struct swp_io *swp_area_io(struct swp_area *a);
+
+/* Waits until every asynchronous write and read has ended (done has run). */
+void swp_area_drain(struct swp_area *a);
+
+/* Group commits so far and the descriptor pages they wrote. */
+void swp_area_commit_stats(struct swp_area *a, uint64_t *groups, uint64_t *pages);
 
 /* Reads one descriptor. */
 int swp_area_read_desc(struct swp_area *a, uint64_t slot, struct swp_desc *d);

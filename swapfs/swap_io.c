@@ -139,15 +139,18 @@ transfer_done(struct swp_io *q, struct swp_io_req *r, long res)
         return;
     }
     pthread_mutex_lock(&q->lock);
-    q->in_flight--;
     q->st.completed++;
     if (rc < 0)
         q->st.errors++;
     else
         q->st.bytes += (uint64_t)res;
+    pthread_mutex_unlock(&q->lock);
+    r->done(r, rc); /* r is its owner's again: not touched after this */
+    /* Counted out after done, so swp_io_drain returns after every callback. */
+    pthread_mutex_lock(&q->lock);
+    q->in_flight--;
     pthread_cond_broadcast(&q->room);
     pthread_mutex_unlock(&q->lock);
-    r->done(r, rc);
 }
 
 static void *

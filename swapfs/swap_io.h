@@ -19,7 +19,8 @@
  * Locking: submit may be called from any thread; it waits while `depth`
  * requests are in flight (back-pressure, never an allocation). q->lock guards
  * the ring's submission side, the thread engine's queue and the counters. The
- * done callback runs without the queue's lock and may submit again.
+ * done callback runs without the queue's lock; it must not submit to or drain
+ * its own queue (its request still counts as in flight until it returns).
  */
 #ifndef EMM_SWAP_IO_H
 #define EMM_SWAP_IO_H
