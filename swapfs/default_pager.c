@@ -1516,6 +1516,12 @@ swp_dp_stats(struct swp_dpager *dp, struct swp_dp_stats *out)
     }
 }
 
+struct swp_io *
+swp_dp_area_io(struct swp_dpager *dp, size_t i)
+{
+    return i < atomic_load(&dp->nareas) ? swp_area_io(dp->areas[i].area) : NULL;
+}
+
 int
 swp_dp_area_stat(struct swp_dpager *dp, size_t i, struct swp_dp_area_stat *out)
 {

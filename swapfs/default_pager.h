@@ -91,6 +91,11 @@ int swp_dp_foreach_object(struct swp_dpager *dp,
 
 void swp_dp_stats(struct swp_dpager *dp, struct swp_dp_stats *out);
 
+/* The asynchronous queue of area i (its stats; tests set hooks on it), or
+ * NULL past the last. */
+struct swp_io;
+struct swp_io *swp_dp_area_io(struct swp_dpager *dp, size_t i);
+
 /* Area i in configuration order; -ENOENT past the last. */
 int swp_dp_area_stat(struct swp_dpager *dp, size_t i, struct swp_dp_area_stat *out);
 
