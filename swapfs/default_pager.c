@@ -110,8 +110,13 @@ struct dp_ret {
     struct dp_object *o;
     struct emm_msg *msg;
     int kind;            /* DP_RET_WRITE (a data_return) or DP_RET_READ (a data_request) */
-    struct swp_area_read rd; /* DP_RET_READ: one run of consecutive slots */
-    int rd_rc;
+    /* DP_RET_READ: pages [rd_index, rd_index + rd_n) into rd_buf, in up to
+     * DP_RUNS reads of consecutive slots */
+    uint64_t rd_index;
+    unsigned rd_n, nrd;
+    void *rd_buf;
+    int rd_rc; /* the first failure */
+    struct swp_area_read rd[DP_RUNS];
     int status;          /* the first failure */
     unsigned pending;    /* o->qlock: I/Os in flight */
     int submitting;      /* o->qlock: the handler is still starting I/Os */
@@ -683,8 +688,9 @@ read_done(struct swp_area_read *rd, int rc)
     struct dp_ret *r = rd->arg;
     struct dp_object *o = r->o;
 
-    r->rd_rc = rc;
     pthread_mutex_lock(&o->qlock);
+    if (rc < 0 && r->rd_rc == 0)
+        r->rd_rc = rc;
     int last = --r->pending == 0 && !r->submitting;
     pthread_cond_broadcast(&o->qcond);
     pthread_mutex_unlock(&o->qlock);
@@ -693,67 +699,91 @@ read_done(struct swp_area_read *rd, int rc)
 }
 
 /* The supply of a read that ended (in o's order): the pages as read, or, when
- * the run did not read back whole (a CRC or descriptor mismatch, an I/O
+ * a run did not read back whole (a CRC or descriptor mismatch, an I/O
  * error), the same pages read one by one so each error names its page. */
 static void
 read_finish(struct dp_ret *r)
 {
     struct dp_object *o = r->o;
     struct swp_dpager *dp = o->dp;
-    struct swp_area_read *rd = &r->rd;
 
     if (r->rd_rc < 0) {
-        free(rd->buf);
-        supply_run(o, r->msg, rd->index, rd->n);
+        free(r->rd_buf);
+        supply_run(o, r->msg, r->rd_index, r->rd_n);
         return;
     }
-    struct emm_msg *m = emm_msg_new(MO_DATA_SUPPLY, rd->index * PS, 0);
+    struct emm_msg *m = emm_msg_new(MO_DATA_SUPPLY, r->rd_index * PS, 0);
     if (m == NULL) {
-        free(rd->buf);
-        reply(o, r->msg, MO_DATA_ERROR, rd->index * PS, rd->n * PS, 0, ENOMEM);
+        free(r->rd_buf);
+        reply(o, r->msg, MO_DATA_ERROR, r->rd_index * PS, r->rd_n * PS, 0, ENOMEM);
         return;
     }
-    m->length = rd->n * PS;
-    m->data = rd->buf;
+    m->length = r->rd_n * PS;
+    m->data = r->rd_buf;
     m->release = supply_release;
     m->access = VM_PROT_NONE;
-    atomic_fetch_add(&dp->pages_in, rd->n);
+    atomic_fetch_add(&dp->pages_in, r->rd_n);
     send_kernel(o, r->msg, m);
 }
 
-/* A data_request whose pages are all held in one run of consecutive slots (a
- * clustered pageout wrote them so; read-around asks for such runs): read
- * asynchronously and supplied in o's order, so the next request's read is
- * already on its way. 1 if started, 0 if the request is not such a run (or
- * the read could not start: the synchronous path answers it). */
+/* A data_request whose pages are all held, in at most DP_RUNS runs of
+ * consecutive slots (a clustered pageout wrote them so; read-around asks for
+ * such pages): read asynchronously, a run per I/O, and supplied in o's
+ * order, so the next request's reads are already on their way. 1 if taken,
+ * 0 if the request is not such a one (the synchronous path answers it). */
 static int
 read_async(struct dp_object *o, struct emm_msg *msg)
 {
     struct swp_dpager *dp = o->dp;
-    uint64_t first = msg->offset / PS, n = msg->length / PS, gs, next;
+    uint64_t first = msg->offset / PS, n = msg->length / PS, gs[DP_RUNS], len[DP_RUNS], g;
+    unsigned runs = 0;
 
-    if (n == 0 || n > SWP_WRITE_MAX || msg->length % PS || swp_map_lookup(o->map, first, &gs) < 0)
+    if (n == 0 || n > SWP_WRITE_MAX || msg->length % PS)
         return 0;
-    for (uint64_t i = 1; i < n; i++)
-        if (swp_map_lookup(o->map, first + i, &next) < 0 || next != gs + i)
+    for (uint64_t i = 0; i < n; i++) {
+        if (swp_map_lookup(o->map, first + i, &g) < 0)
             return 0;
+        if (runs > 0 && g == gs[runs - 1] + len[runs - 1]) {
+            len[runs - 1]++;
+            continue;
+        }
+        if (runs == DP_RUNS)
+            return 0;
+        gs[runs] = g;
+        len[runs++] = 1;
+    }
     void *buf = aligned_alloc(PS, n * PS);
     if (buf == NULL)
         return 0;
     struct dp_ret *r = rec_get(dp);
-    *r = (struct dp_ret){.o = o, .msg = msg, .kind = DP_RET_READ, .submitting = 1, .pending = 1};
-    r->rd = (struct swp_area_read){.first = GS_SLOT(gs), .n = (unsigned)n, .obj = o->key,
-                                   .index = first, .buf = buf, .done = read_done, .arg = r};
+    *r = (struct dp_ret){.o = o, .msg = msg, .kind = DP_RET_READ, .submitting = 1,
+                         .rd_index = first, .rd_n = (unsigned)n, .rd_buf = buf};
     fifo_append(o, r);
-    int rc = swp_area_read_async(dp->areas[GS_AREA(gs)].area, &r->rd);
+    uint64_t at = 0;
+    for (unsigned k = 0; k < runs; k++) {
+        struct swp_area_read *rd = &r->rd[k];
+        *rd = (struct swp_area_read){.first = GS_SLOT(gs[k]), .n = (unsigned)len[k],
+                                     .obj = o->key, .index = first + at,
+                                     .buf = (char *)buf + at * PS, .done = read_done,
+                                     .arg = r};
+        pthread_mutex_lock(&o->qlock);
+        r->pending++;
+        pthread_mutex_unlock(&o->qlock);
+        int rc = swp_area_read_async(dp->areas[GS_AREA(gs[k])].area, rd);
+        if (rc < 0) { /* the synchronous path reads the pages again, in order */
+            pthread_mutex_lock(&o->qlock);
+            r->pending--;
+            if (r->rd_rc == 0)
+                r->rd_rc = rc;
+            pthread_mutex_unlock(&o->qlock);
+            break;
+        }
+        atomic_fetch_add(&dp->read_ios, 1);
+        at += len[k];
+    }
     pthread_mutex_lock(&o->qlock);
     r->submitting = 0;
-    if (rc < 0) {
-        r->pending = 0;
-        r->rd_rc = rc; /* finished by the synchronous path, in order */
-    }
     pthread_mutex_unlock(&o->qlock);
-    atomic_fetch_add(&dp->read_ios, 1);
     fifo_run(o);
     return 1;
 }
@@ -1260,6 +1290,12 @@ dp_free(struct swp_dpager *dp, int clean)
     for (size_t i = 0; dp->areas && i < dp->nareas; i++)
         if (dp->areas[i].area)
             swp_area_drain(dp->areas[i].area);
+    if (dp->nareas)
+        emm_info("default pager: %llu pages out in %llu writes, %llu pages in in %llu reads",
+                 (unsigned long long)atomic_load(&dp->pages_out),
+                 (unsigned long long)atomic_load(&dp->write_ios),
+                 (unsigned long long)atomic_load(&dp->pages_in),
+                 (unsigned long long)atomic_load(&dp->read_ios));
     tdestroy(dp->objects, obj_free); /* queued messages are released with -EPIPE */
     for (size_t i = 0; dp->areas && i < dp->nareas; i++) {
         struct swp_io *q = dp->areas[i].area ? swp_area_io(dp->areas[i].area) : NULL;

@@ -1063,6 +1063,20 @@ test_async_coalesce(void **state)
     krequest(&ko, 1000, 256);
     expect_supply(&ko, 0, 1000, 256, 3);
     assert_int_equal(stats(f).read_ios, 2);
+    /* pages whose slots are two runs apart (another object wrote between):
+     * one supply, read in two I/Os */
+    struct kobj ko2;
+    kattach(f, &ko2, PERS_KEY);
+    assert_int_equal(kreturn(&ko, 5000, 4, 4), 0);
+    assert_int_equal(kreturn(&ko2, 0, 4, 4), 0);
+    assert_int_equal(kreturn(&ko, 5004, 4, 4), 0);
+    krequest(&ko, 5000, 8);
+    assert_int_equal(ko.n, 2);
+    expect_supply(&ko, 0, 5000, 8, 4);
+    assert_int_equal(stats(f).read_ios, 4);
+    ksend(&ko2, MO_TERMINATE, 0, 0);
+    kbarrier(&ko2);
+    kdetach(&ko2);
     ksend(&ko, MO_TERMINATE, 0, 0);
     kbarrier(&ko);
     kdetach(&ko);
