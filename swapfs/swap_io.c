@@ -115,8 +115,14 @@ requeue(struct swp_io *q, struct swp_io_req *r)
 static void
 transfer_done(struct swp_io *q, struct swp_io_req *r, long res)
 {
-    if (q->hook)
-        res = q->hook(q->hook_arg, r, res);
+    /* The lock also orders this thread after the submitter's writes to r:
+     * io_uring carries r through the kernel, where no sanitizer sees it. */
+    pthread_mutex_lock(&q->lock);
+    swp_io_hook_fn hook = q->hook;
+    void *hook_arg = q->hook_arg;
+    pthread_mutex_unlock(&q->lock);
+    if (hook)
+        res = hook(hook_arg, r, res);
     if (res == -EINTR || res == -EAGAIN) {
         requeue(q, r);
         return;

@@ -1106,7 +1106,9 @@ test_async_order(void **state)
     assert_int_equal(kreturn_wait(&ko, &a), 0);
     assert_int_equal(kreturn_wait(&ko, &b), 0);
     swp_io_set_hook(swp_dp_area_io(f->dp, 0), NULL, NULL);
+    pthread_mutex_lock(&h.lock);
     int ended_first = h.order[0];
+    pthread_mutex_unlock(&h.lock);
     kbarrier(&ko);
     int err;
     assert_int_equal(completed_off(&ko, 0, &err), 0 * PS);
