@@ -1,23 +1,40 @@
 /*
  * default_pager.c - the default pager (see default_pager.h): opening and
- * merging the areas, the object table, each object's port handler, and the
- * kernel's queries.
+ * merging the areas, the object table, each object's port handler, its queue
+ * of I/O in flight, and the kernel's queries.
+ *
+ * I/O: a data_return starts its writes (a run of consecutive slots each, one
+ * I/O per run: swp_area_write_async) and returns; a data_request whose pages
+ * are held in a few runs of consecutive slots starts its reads the same way.
+ * Each object keeps a FIFO of these records (o->qlock); whichever thread sees
+ * the head's I/O complete finishes records in arrival order (o->finishing:
+ * one at a time per object): map updates, old copies freed,
+ * data_return_completed or the supply sent, the message released. Every
+ * other message waits until the FIFO is empty (a data_request: until no
+ * data_return is in it), so the handler sees the map as if I/O were
+ * synchronous, and answers leave in the order messages came.
  *
  * Locking: dp->lock guards the object table (a tsearch tree by key), nobjects
  * and every object's `attached`. dp->add_lock makes live area adds one at a time;
  * readers never take it: areas[] never moves, nareas and the placement route
- * are published with release stores after what they name is ready. o->lock guards o->map and o->pages and is a
- * leaf. Only o's port handler (one message at a time) changes o->map, under
- * o->lock; the handler reads the map without it, and holds no lock across I/O
- * or a send. The data_return path allocates nothing but the leaves
+ * are published with release stores after what they name is ready. o->lock
+ * guards o->map and o->pages and is a leaf. o->qlock (a leaf too) guards o's
+ * FIFO and each record's pending/submitting. dp->rec_lock guards the free
+ * records. o->map changes under o->lock, by o's handler (discard, terminate)
+ * or by the finisher of o's records, never both at once (the handler drains
+ * first); the handler reads the map without the lock then. No lock is held
+ * across I/O or a send. The data_return path allocates nothing but the leaves
  * swp_map_insert may add: slots come from the bitmaps, generations from an
- * atomic, and the kernel's frames are written in place (page-aligned and
- * mlocked, so O_DIRECT needs no bounce buffer).
+ * atomic, records from a preallocated pool (waited for when all are in use),
+ * and the kernel's frames are written in place (page-aligned and mlocked, so
+ * O_DIRECT needs no bounce buffer).
  *
  * Lifetime: an object lives while the kernel has it attached or it holds pages.
  * When both end, the object's own handler frees it (after a terminate or a
  * discard, or on the reap message detach queues behind everything the kernel
- * sent), so no message is ever handled on a freed object.
+ * sent; each drains the FIFO first), so no message or I/O completion is ever
+ * handled on a freed object. Destroy stops the handlers, then waits for every
+ * area's I/O (their records finish), then frees the objects.
  */
 #include "default_pager.h"
 

@@ -1,13 +1,18 @@
 /*
  * swap_area.c - the swap area format (header, slot descriptors, data slots),
- * format/open/close, and page I/O. See swap_area.h for the layout and
+ * format/open/close, and page I/O: synchronous, or asynchronous through the
+ * area's swap_io queue with a committer thread that writes the descriptors of
+ * completed writes in groups. See swap_area.h for the layout and
  * docs/swapfs.md for the fields.
  *
  * Locking: data I/O is lock-free (the caller owns the slot). A descriptor update
  * is a read-modify-write of its 4 KiB descriptor page under the stripe mutex for
- * that page; each stripe caches the last page it touched (write-through), so
- * consecutive slots cost one write, not a read and a write. The generation
- * counter is atomic. Format, open, close and scan run alone.
+ * that page, held across the page's write; each stripe caches the last page it
+ * touched (write-through), so consecutive slots cost one write, not a read and
+ * a write. The committer holds several stripes at once (the only thread that
+ * does, so nobody waits on it while holding one). commit_lock guards the
+ * committer's list and counters. The generation counter is atomic. Format,
+ * open, close and scan run alone; close drains the queue and the committer.
  */
 #include "byteorder.h"
 #include "swap_area.h"
