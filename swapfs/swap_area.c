@@ -692,6 +692,28 @@ nomem:
 
 static void *commit_main(void *arg);
 
+/* flock(LOCK_EX | LOCK_NB), tried for up to LOCK_WAIT_MS while another holds
+ * it: a process that died with io_uring requests in flight lets go of the
+ * file only when the kernel has torn its ring down, a moment after its exit
+ * (a restart right after kill -9 would otherwise find the area busy). 0, or
+ * -1 with errno. */
+#define LOCK_WAIT_MS 3000
+static int
+lock_area(int fd, const char *path)
+{
+    for (int waited = 0;; waited += 20) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            return 0;
+        if (errno != EWOULDBLOCK || waited >= LOCK_WAIT_MS)
+            return -1;
+        if (waited == 0)
+            emm_notice("%s: the swap area is locked; waiting up to %d ms (a process that "
+                       "just died may still be ending its I/O)", path, LOCK_WAIT_MS);
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* The area's asynchronous queue: io_uring unless SWP_OPEN_IO_THREADS or the
  * environment says EMM_SWAP_IO=threads; EMM_SWAP_IO_DEPTH=N sets its depth. */
 static int
@@ -760,7 +782,7 @@ swp_area_open(const char *path, unsigned flags, struct swp_area **out)
                                                : strerror(-rc));
         goto fail;
     }
-    if (!rdonly && flock(a->fd, LOCK_EX | LOCK_NB) < 0) {
+    if (!rdonly && lock_area(a->fd, path) < 0) {
         rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
         emm_err("%s: swap area in use by another process", path);
         goto fail;
