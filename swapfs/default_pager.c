@@ -116,6 +116,10 @@ struct dp_object {
  * data_return path allocates no memory for its I/O. */
 #define DP_RUNS 8u
 #define DP_RECS 128u /* data_returns being written at once, all objects together */
+/* Supply buffers of asynchronous reads, all objects together (a bound on
+ * emmd's resident set: more waits for the synchronous path's one buffer per
+ * worker). */
+#define DP_READ_BYTES_MAX (UINT64_C(4) << 20)
 struct dp_write {
     struct swp_area_write w;
     uint64_t gs; /* global slot of w.first */
@@ -166,6 +170,7 @@ struct swp_dpager {
     uint64_t nobjects;
     atomic_uint_fast64_t pages_out, pages_in, write_errors, full_errors, io_errors, discards;
     atomic_uint_fast64_t write_ios, read_ios;
+    atomic_uint_fast64_t read_bytes; /* asynchronous reads' buffers not yet released */
     /* data_return records: a free list (rec_lock), waited for when empty */
     struct dp_ret *recs, *rec_free;
     unsigned nrecs;
@@ -715,6 +720,14 @@ read_done(struct swp_area_read *rd, int rc)
         fifo_run(o);
 }
 
+static void
+read_supply_release(struct emm_msg *msg, int status)
+{
+    struct swp_dpager *dp = msg->release_ctx;
+    atomic_fetch_sub(&dp->read_bytes, msg->length);
+    supply_release(msg, status);
+}
+
 /* The supply of a read that ended (in o's order): the pages as read, or, when
  * a run did not read back whole (a CRC or descriptor mismatch, an I/O
  * error), the same pages read one by one so each error names its page. */
@@ -724,20 +737,20 @@ read_finish(struct dp_ret *r)
     struct dp_object *o = r->o;
     struct swp_dpager *dp = o->dp;
 
-    if (r->rd_rc < 0) {
-        free(r->rd_buf);
-        supply_run(o, r->msg, r->rd_index, r->rd_n);
-        return;
-    }
-    struct emm_msg *m = emm_msg_new(MO_DATA_SUPPLY, r->rd_index * PS, 0);
+    struct emm_msg *m = r->rd_rc < 0 ? NULL : emm_msg_new(MO_DATA_SUPPLY, r->rd_index * PS, 0);
     if (m == NULL) {
         free(r->rd_buf);
-        reply(o, r->msg, MO_DATA_ERROR, r->rd_index * PS, r->rd_n * PS, 0, ENOMEM);
+        atomic_fetch_sub(&dp->read_bytes, (uint64_t)r->rd_n * PS);
+        if (r->rd_rc < 0)
+            supply_run(o, r->msg, r->rd_index, r->rd_n);
+        else
+            reply(o, r->msg, MO_DATA_ERROR, r->rd_index * PS, r->rd_n * PS, 0, ENOMEM);
         return;
     }
     m->length = r->rd_n * PS;
     m->data = r->rd_buf;
-    m->release = supply_release;
+    m->release = read_supply_release;
+    m->release_ctx = dp;
     m->access = VM_PROT_NONE;
     atomic_fetch_add(&dp->pages_in, r->rd_n);
     send_kernel(o, r->msg, m);
@@ -769,9 +782,15 @@ read_async(struct dp_object *o, struct emm_msg *msg)
         gs[runs] = g;
         len[runs++] = 1;
     }
-    void *buf = aligned_alloc(PS, n * PS);
-    if (buf == NULL)
+    if (atomic_fetch_add(&dp->read_bytes, n * PS) + n * PS > DP_READ_BYTES_MAX) {
+        atomic_fetch_sub(&dp->read_bytes, n * PS);
         return 0;
+    }
+    void *buf = aligned_alloc(PS, n * PS);
+    if (buf == NULL) {
+        atomic_fetch_sub(&dp->read_bytes, n * PS);
+        return 0;
+    }
     struct dp_ret *r = rec_get(dp);
     *r = (struct dp_ret){.o = o, .msg = msg, .kind = DP_RET_READ, .submitting = 1,
                          .rd_index = first, .rd_n = (unsigned)n, .rd_buf = buf};
