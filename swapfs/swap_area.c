@@ -353,6 +353,34 @@ preallocate(int fd, const char *path, uint64_t from, uint64_t size)
     return zero_pages(fd, from / SWP_PAGE_SIZE, (size - from + SWP_PAGE_SIZE - 1) / SWP_PAGE_SIZE);
 }
 
+/*
+ * Writes zeros over the whole file, through O_DIRECT when the filesystem
+ * allows it (no page cache to fill). fallocate leaves *unwritten* extents
+ * (ext4, XFS): every first write to one then converts it in the journal at
+ * completion, which made swap writes ~1.5x slower than over written blocks.
+ * A format is rare; writing the area once makes every later swap write a
+ * plain overwrite.
+ */
+static int
+write_zeros(const char *path, uint64_t size)
+{
+    int fd = open(path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+    if (fd < 0)
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int rc = -errno;
+        emm_err("%s: %s", path, strerror(errno));
+        return rc;
+    }
+    int rc = zero_pages(fd, 0, size / SWP_PAGE_SIZE);
+    if (rc == 0 && fdatasync(fd) < 0)
+        rc = -errno;
+    if (rc < 0)
+        emm_err("%s: writing zeros over the area: %s", path, strerror(-rc));
+    close(fd);
+    return rc;
+}
+
 /* Bytes of data a blank check reads at most before it calls a file non-blank. */
 #define BLANK_SCAN_MAX (UINT64_C(64) << 20)
 #define BLANK_DEV_SCAN (UINT64_C(16) << 20) /* of a device: its first 16 MiB */
@@ -536,6 +564,8 @@ swp_area_format(const char *path, uint64_t size, const char *label, unsigned fla
             goto out;
         }
         if ((rc = preallocate(fd, path, have, size)) < 0)
+            goto out;
+        if ((rc = write_zeros(path, size)) < 0)
             goto out;
     }
     rc = format_fd(fd, path, size, label, uuid_out);
