@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config fuse3 libfuse3-dev liblmdb-dev lmdb-utils libzstd-dev zstd
       libuv1-dev libinih-dev libcmocka-dev fio python3 util-linux e2fsprogs fdisk jq
       stress-ng scdoc mandoc libsystemd-dev systemd
-      libmicrohttpd-dev curl tmux libgnutls28-dev)
+      libmicrohttpd-dev curl tmux liburing-dev libgnutls28-dev)
 [ "${1:-}" != --bench ] || pkgs+=(gnuplot-nox)
 missing=()
 for p in "${pkgs[@]}"; do
