@@ -75,7 +75,7 @@ auth service required = $auth
 auth client required = $auth
 $( [ $auth = cephx ] && echo "keyring = $CEPH_DIR/keyring" )
 run dir = $CEPH_DIR/run
-admin socket = $CEPH_DIR/run/\$name.asok
+
 log file = $CEPH_DIR/log/\$name.log
 pid file = $CEPH_DIR/run/\$name.pid
 crash dir = $CEPH_DIR/crash
@@ -96,9 +96,11 @@ cluster addr = 127.0.0.1
 auth allow insecure global id reclaim = false
 mon warn on insecure global id reclaim allowed = false
 [mon.a]
+admin socket = $CEPH_DIR/run/\$name.asok
 mon data = $CEPH_DIR/mon
 mon cluster log file = $CEPH_DIR/log/cluster.log
 [osd.0]
+admin socket = $CEPH_DIR/run/\$name.asok
 osd data = $CEPH_DIR/osd
 osd objectstore = memstore
 memstore device bytes = ${CEPH_MEMSTORE_BYTES:-4294967296}

@@ -14,7 +14,7 @@
  *                           they cost nothing. SEEK_DATA/SEEK_HOLE and the
  *                           stored count come from these bitmaps, never from
  *                           reading data. Removed when the object holds nothing.
- *   emm_dir.FS              the filesystem: omap "object-size" (refused if it
+ *   emm_dir.FS              the filesystem: omap "rados.object-size" (refused if it
  *                           differs at start), the namespace records that emmd's
  *                           catalog keeps through meta_update/meta_scan, and the
  *                           exclusive lock "emm" (cookie HOST:PID:NONCE,
@@ -335,8 +335,8 @@ check_object_size(struct rb *b)
 {
     rados_read_op_t op = rados_create_read_op();
     rados_omap_iter_t it = NULL;
-    const char *keys[] = {"object-size"};
-    size_t klen[] = {11};
+    const char *keys[] = {"rados.object-size"};
+    size_t klen[] = {17};
     int prval = 0, r;
 
     rados_read_op_omap_get_vals_by_keys2(op, keys, 1, klen, &it, &prval);
@@ -1194,6 +1194,134 @@ rb_info(void *instance, char *buf, size_t len)
     return w < 0 || (size_t)w >= len ? -ENOSPC : 0;
 }
 
+/* ---- the namespace store: the omap of emm_dir.FS -------------------------- */
+
+/* Keys the plug-in keeps for itself in the same omap; the catalog's keys never
+ * begin with "rados.". */
+#define META_OWN "rados."
+
+static int
+rb_meta_update(void *instance, const struct emm_meta_kv *puts, size_t nput,
+               const char *const *dels, size_t ndel)
+{
+    struct rb *b = instance;
+    const char **keys = calloc(nput + 1, sizeof(*keys)), **vals = calloc(nput + 1, sizeof(*vals));
+    size_t *kl = calloc(nput + 1, sizeof(*kl)), *vl = calloc(nput + 1, sizeof(*vl));
+    size_t *dl = calloc(ndel + 1, sizeof(*dl));
+    int r = -ENOMEM;
+
+    if (!b->io) {
+        r = -EBADF;
+        goto out;
+    }
+    if (!keys || !vals || !kl || !vl || !dl)
+        goto out;
+    for (size_t i = 0; i < nput; i++) {
+        keys[i] = puts[i].key;
+        kl[i] = strlen(puts[i].key);
+        vals[i] = puts[i].value;
+        vl[i] = puts[i].len;
+    }
+    for (size_t i = 0; i < ndel; i++)
+        dl[i] = strlen(dels[i]);
+    rados_write_op_t op = rados_create_write_op();
+    if (nput)
+        rados_write_op_omap_set2(op, keys, vals, kl, vl, nput);
+    if (ndel)
+        rados_write_op_omap_rm_keys2(op, (const char *const *)dels, dl, ndel);
+    r = rados_write_op_operate(op, b->io, b->dirobj, NULL, 0); /* one op: all or nothing */
+    rados_release_write_op(op);
+    atomic_fetch_add(&b->omap_ops, 1);
+    if (r < 0)
+        b->host->log(b->host, EMM_LOG_ERR, "namespace update in %s (pool %s of %s): %s",
+                     b->dirobj, b->pool, b->label, strerror(-r));
+out:
+    free(keys), free(vals), free(kl), free(vl), free(dl);
+    return r;
+}
+
+struct meta_ent {
+    char *key;
+    void *val;
+    size_t len;
+};
+
+static int
+rb_meta_scan(void *instance, const char *after, emm_meta_scan_fn fn, void *arg)
+{
+    struct rb *b = instance;
+    char *from = strdup(after ? after : "");
+    unsigned char more = 1;
+    int r = 0;
+
+    if (!from)
+        return -ENOMEM;
+    if (!b->io) {
+        free(from);
+        return -EBADF;
+    }
+    while (more && r == 0) {
+        rados_read_op_t op = rados_create_read_op();
+        rados_omap_iter_t it = NULL;
+        int prval = 0;
+        struct meta_ent *ents = calloc(OMAP_BATCH, sizeof(*ents));
+        size_t n = 0;
+        more = 0;
+        if (!ents) {
+            rados_release_read_op(op);
+            r = -ENOMEM;
+            break;
+        }
+        rados_read_op_omap_get_vals2(op, from, "", OMAP_BATCH, &it, &more, &prval);
+        r = rados_read_op_operate(op, b->io, b->dirobj, 0);
+        rados_release_read_op(op);
+        atomic_fetch_add(&b->omap_ops, 1);
+        if (r == -ENOENT) {
+            r = 0;
+            more = 0;
+        } else if (r == 0 && prval < 0) {
+            r = prval;
+        }
+        if (r == 0 && it) {
+            /* Copied out first: fn runs with no librados state held. */
+            char *k, *v;
+            size_t klen, vlen;
+            while (n < OMAP_BATCH && rados_omap_get_next2(it, &k, &v, &klen, &vlen) == 0 && k) {
+                ents[n].key = strndup(k, klen);
+                ents[n].val = malloc(vlen ? vlen : 1);
+                if (!ents[n].key || !ents[n].val) {
+                    free(ents[n].key), free(ents[n].val);
+                    r = -ENOMEM;
+                    break;
+                }
+                memcpy(ents[n].val, v, vlen);
+                ents[n].len = vlen;
+                n++;
+            }
+        }
+        if (it)
+            rados_omap_get_end(it);
+        for (size_t i = 0; i < n; i++) {
+            if (r == 0 && strncmp(ents[i].key, META_OWN, strlen(META_OWN)) != 0)
+                r = fn(arg, ents[i].key, ents[i].val, ents[i].len);
+            if (i == n - 1) {
+                free(from);
+                from = ents[i].key;
+                ents[i].key = NULL;
+            }
+            free(ents[i].key), free(ents[i].val);
+        }
+        free(ents);
+        if (n == 0)
+            more = 0;
+    }
+    if (r < 0)
+        b->host->log(b->host, EMM_LOG_ERR, "namespace scan of %s (pool %s of %s): %s",
+                     b->dirobj, b->pool, b->label, strerror(-r));
+    free(from);
+    return r;
+}
+
 static struct emm_backend_ops rb_ops = {
     .name = "rados",
     .flags = EMM_BACKEND_PERSISTENT,
@@ -1210,6 +1338,8 @@ static struct emm_backend_ops rb_ops = {
     .seek = rb_seek,
     .stored_pages = rb_stored_pages,
     .info = rb_info,
+    .meta_update = rb_meta_update,
+    .meta_scan = rb_meta_scan,
 };
 
 EMM_BACKEND_REGISTER(rb_ops, EMM_THREAD_PARALLEL)
