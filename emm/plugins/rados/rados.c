@@ -495,8 +495,11 @@ rb_start(void *instance)
              mon[0] ? mon : "?");
     r = rados_connect(b->cluster);
     if (r < 0) {
-        b->host->log(b->host, EMM_LOG_ERR, "cannot connect to %s as %s within %u s: %s%s",
-                     b->label, user, b->connect_timeout, strerror(-r),
+        char within[32] = "";
+        if (r == -ETIMEDOUT)
+            snprintf(within, sizeof(within), " within %u s", b->connect_timeout);
+        b->host->log(b->host, EMM_LOG_ERR, "cannot connect to %s as %s%s: %s%s", b->label, user,
+                     within, strerror(-r),
                      r == -EACCES || r == -EPERM || r == -EINVAL
                          ? " (check rados.user and rados.keyring)"
                          : "");
