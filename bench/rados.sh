@@ -13,8 +13,11 @@
 # objects with 16 in flight (compare with `write`), then their sequential
 # reads (compare with `seq`), and 4 KiB objects read at random one at a time
 # (compare with `rand`: one synchronous RADOS round trip).
+# A third row runs rados with BENCH_PAGER_THREADS (8) pager threads instead of
+# the default 2: each thread has one write_pages call (its stripes' writes all
+# in flight) outstanding, so this is how much a network store is kept busy.
 # Knobs: BENCH_SIZE (256M), BENCH_RAND_PAGES (5000), BENCH_RESIDENT (256M),
-# BENCH_SECONDS (rados bench run length, 10).
+# BENCH_SECONDS (rados bench run length, 10), BENCH_PAGER_THREADS (8).
 # Needs root, /dev/fuse, ceph-mon/ceph-osd/ceph-common (scripts/install-deps.sh).
 set -euo pipefail
 
@@ -25,6 +28,7 @@ SIZE=${BENCH_SIZE:-256M}
 RAND=${BENCH_RAND_PAGES:-5000}
 RESIDENT=${BENCH_RESIDENT:-256M}
 SECS=${BENCH_SECONDS:-10}
+PT=${BENCH_PAGER_THREADS:-8}
 
 . "$SRC/bench/lib.sh"
 bench_require dd numfmt
@@ -41,11 +45,11 @@ BYTES=$(numfmt --from=iec "$SIZE")
 "$FB" populate "$WORK/data" "$SIZE"
 
 mkdir "$WORK/ceph"
-CEPH_MEMSTORE_BYTES=$((BYTES * 4 + (1 << 30))) ceph_start "$WORK/ceph" >/dev/null 2>&1 ||
+CEPH_MEMSTORE_BYTES=$((16 << 30)) ceph_start "$WORK/ceph" >/dev/null 2>&1 ||
     die "the ceph cluster did not start (see $WORK/ceph/log)"
 
 ROWS=()
-row() { ROWS+=("$(printf '%-28s %10s %10s %10s %10s' "$@")"); }
+row() { ROWS+=("$(printf '%-28s %10s %10s %10s' "$@")"); }
 
 run_emm() { # LABEL BACKEND KEYS...
     local label=$1 t0 t1 wr seq rand
@@ -61,7 +65,7 @@ run_emm() { # LABEL BACKEND KEYS...
     rand=$(get rand_mean_us "$("$FB" rand "$MP/obj" "$RAND" 1001)")
     ctl info pagers >"$WORK/info-$label.txt" 2>&1 || true
     stop_emmd
-    row "$label" "$wr" "$seq" "$rand" -
+    row "$label" "$wr" "$seq" "$rand"
 }
 
 # rados bench: "Bandwidth (MB/sec):" and "Average Latency(s):" lines
@@ -78,21 +82,22 @@ echo "running lmdb ..." >&2
 run_emm "lmdb (local disk)" lmdb
 echo "running rados ..." >&2
 run_emm "rados (4M objects)" rados rados.conf="$CEPH_CONF" rados.pool="$CEPH_POOL"
+echo "running rados, pager-threads $PT ..." >&2
+run_emm "rados, pager-threads $PT" rados rados.conf="$CEPH_CONF" rados.pool="$CEPH_POOL" \
+    rados.namespace=pt pager-threads="$PT"
 echo "running rados bench ..." >&2
 out=$(rb "$SECS" write -b 4M -t 16 --no-cleanup)
 w4=$(rb_get "Bandwidth (MB/sec)" <<<"$out")
 out=$(rb "$SECS" seq -t 16)
 s4=$(rb_get "Bandwidth (MB/sec)" <<<"$out")
-rados -p "$CEPH_POOL" cleanup >/dev/null 2>&1 || true
 rb "$SECS" write -b 4096 -t 16 --no-cleanup >/dev/null
 out=$(rb "$SECS" rand -t 1)
 r4=$(rb_get "Average Latency(s)" <<<"$out")
-rados -p "$CEPH_POOL" cleanup >/dev/null 2>&1 || true
 row "rados bench (same pool)" "${w4:-?}" "$(awk -v m="${s4:-0}" 'BEGIN { printf "%.2f", m / 1000 }')" \
-    "$(awk -v s="${r4:-0}" 'BEGIN { printf "%.0f", s * 1e6 }')" -
+    "$(awk -v s="${r4:-0}" 'BEGIN { printf "%.0f", s * 1e6 }')"
 printf '%-28s %10s %10s %10s\n' "" "write MB/s" "seq GB/s" "rand µs"
 printf '%-28s %10s %10s %10s\n' "" "(+fsync)" "(cold)" "(mean)"
-for r in "${ROWS[@]}"; do printf '%s\n' "${r% *}"; done
+for r in "${ROWS[@]}"; do printf '%s\n' "$r"; done
 echo
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "rados bench rows: write = 4 MiB objects, 16 in flight; seq = reading them back, 16 in"
