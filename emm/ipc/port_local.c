@@ -215,6 +215,7 @@ local_destroy(struct emm_port *port)
         emm_msg_release(m, -EPIPE);
         m = next;
     }
+    emm_port_dead_name(port);
 }
 
 static void

@@ -134,12 +134,23 @@ vm_batch_post(struct vm_object *obj, struct vm_batch *b)
         struct emm_msg *next = m->next, *chain = m->chain;
         uint32_t id = m->id;
         uint64_t offset = m->offset;
-        if (emm_port_post(obj->pager, m) < 0) {
+        if (obj->pager_lost_ns != 0 && id == MO_DISCARD) {
+            /* Its pager died: the next one gets it after init (vm_lost.c), or
+             * pages punched now would come back from the store. */
+            m->next = NULL;
+            if (obj->lost_msgs_tail != NULL)
+                obj->lost_msgs_tail->next = m;
+            else
+                obj->lost_msgs = m;
+            obj->lost_msgs_tail = m;
+        } else if (emm_port_post(obj->pager, m) < 0) {
             m->next = b->failed;
             b->failed = m;
         } else {
             vm_pager_count_sent(obj, id, offset);
             b->kick_pager = 1;
+            if (b->kick_port == NULL)
+                b->kick_port = emm_port_ref(obj->pager);
             /* The pages of a cluster are answered by one data_return_completed
              * that names the head's seqno: each page keeps it to match. */
             for (struct emm_msg *c = chain; c != NULL; c = c->chain)
@@ -166,8 +177,13 @@ vm_batch_flush(struct vm_object *obj, struct vm_batch *b)
 {
     if (b->msgs != NULL || b->dp_msgs != NULL)
         vm_batch_post(obj, b); /* a caller that built the batch without the lock */
-    if (b->kick_pager)
-        emm_port_kick(obj->pager);
+    if (b->kick_port != NULL) {
+        emm_port_kick(b->kick_port);
+        emm_port_unref(b->kick_port);
+        b->kick_port = NULL;
+    } else if (b->kick_pager) {
+        emm_port_kick(obj->pager); /* posted under the lock by the caller itself */
+    }
     if (b->kick_dp)
         emm_port_kick(obj->dp);
     b->kick_pager = b->kick_dp = 0;

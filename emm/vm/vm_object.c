@@ -54,6 +54,17 @@ vm_object_unref(struct vm_object *obj)
             p = next;
         }
     }
+    if (obj->pager_lost_ns != 0 && obj->state != VM_OBJ_TERMINATED)
+        atomic_fetch_sub(&obj->pstats->lost_now, 1);
+    while (obj->lost_msgs != NULL) { /* discards no pager came back for */
+        struct emm_msg *m = obj->lost_msgs;
+        obj->lost_msgs = m->next;
+        emm_msg_release(m, -EPIPE);
+    }
+    if (obj->pager != NULL && !obj->temporary)
+        emm_port_cancel_dead_name(obj->pager);
+    if (obj->notify != NULL)
+        emm_port_destroy(obj->notify);
     if (obj->control != NULL)
         emm_port_destroy(obj->control);
     if (obj->name != NULL)

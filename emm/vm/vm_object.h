@@ -38,6 +38,11 @@ struct vm_upcalls {
      * must not stall them: the kernel fills its holes), without any lock held.
      * Optional. */
     int (*pager_has_page)(void *owner, uint64_t index);
+    /* The object's pager sent a malformed message (vm_msgcheck.c's form
+     * check: never a race, always a bug or a lie; the kernel refused it).
+     * The front end may cut such a pager off (a pager in another process);
+     * what names the message and the field. No lock held. Optional. */
+    void (*pager_misbehaved)(void *owner, const char *what);
 };
 
 /* Kernel-wide counters (emmctl info faults/memory). */
@@ -74,6 +79,12 @@ struct vm_pager_stats {
     atomic_uint_fast64_t overdue_inflight; /* overdue data_returns it still holds */
     atomic_uint_fast64_t sick_until_ns;    /* failed lately: pageouts go to swap */
     atomic_uint_fast64_t last_failure_ns;  /* it last refused a data_return */
+    atomic_uint_fast64_t last_heard_ns;    /* it last sent the kernel anything (vm_lost.c) */
+    /* A pager whose port died (vm_lost.c): objects that learned it and wait
+     * for a new pager (a gauge: the pager is suspect while it is not 0), how
+     * many learned it in all, were re-initialised on a new pager, and
+     * operations that ended in EIO because it was gone or silent too long. */
+    atomic_uint_fast64_t lost_now, lost, reinits, lost_eio;
     atomic_uint_fast64_t pageouts,   /* pages laundered to the pager */
         double_paged,                /* pages it failed to take, sent to swap */
         overdue,                     /* data_returns not acknowledged in time */
@@ -202,6 +213,17 @@ void vm_object_seek(struct vm_object *obj, uint64_t from, uint64_t limit, int wa
 void vm_object_stored(struct vm_object *obj, vm_seek_done_fn done, void *arg);
 void vm_object_info(struct vm_object *obj, struct vm_object_info *out);
 uint64_t vm_object_id(struct vm_object *obj);
+/* The pager's port died (Mach's dead-name notification, vm_lost.c) and no
+ * new one was given yet: 1, else 0. */
+int vm_object_pager_lost(struct vm_object *obj);
+/* A new pager for an object whose pager died (pager is a send right to its
+ * new memory object port, consumed): memory_object_init again on the same
+ * control and name ports; faults wait for ready; discards made meanwhile are
+ * sent; fsyncs that waited run on the new pager once it is ready; pages held
+ * in swap are replayed to it. 1 if done, 0 if the object did not need it
+ * (its pager lives, or it is dead or terminated). No lock held. */
+int vm_object_reinit(struct vm_object *obj, struct emm_port *pager);
+
 /* A reload changed pager.deadline: data_returns older than ms are overdue from
  * now on (those already overdue stay so); 0: never overdue. Any thread. */
 void vm_object_set_deadline(struct vm_object *obj, uint64_t ms);
