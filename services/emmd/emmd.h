@@ -177,6 +177,11 @@ struct emmd_pager_info {
     unsigned restarts;
     uint64_t uptime_ms, in_flight, sent, received;
     uint64_t reinits; /* objects re-initialised on a new connection */
+    /* The connection's shared region (port_stream.h): pages, pages of emmd's
+     * half lent to the pager now, pages of the pager's half emmd holds now,
+     * messages whose data crossed in it, sends that waited for slots. */
+    uint32_t shm_pages, shm_lent, shm_held;
+    uint64_t shm_msgs, shm_waits;
 };
 int emmd_pager_conn_start(struct emmd_fs *fs);   /* the first connection, then a supervisor */
 void emmd_pager_conn_stop(struct emmd_fs *fs);   /* after every object is terminated */
@@ -195,6 +200,14 @@ void emmd_pager_conn_info(struct emmd_fs *fs, struct emmd_pager_info *out);
 /* The vm layer's pager_misbehaved upcall (owner: the node): a pager in
  * another process that sent a malformed message is cut off (and restarted). */
 void emmd_pager_misbehaved(void *owner, const char *what);
+
+/* pager_tcp.c: pager = tcp:HOST:PORT (TLS credentials, one connection attempt) */
+struct emm_tls;
+struct emm_stream_io;
+int emmd_pager_tcp_init(const struct emm_fs_config *cfg, struct emm_tls **out);
+void emmd_pager_tcp_fini(struct emm_tls *tls);
+int emmd_pager_tcp_open(const struct emm_fs_config *cfg, struct emm_tls *tls,
+                        struct emm_stream_io **io, char *label, size_t len);
 
 /* commands.c: control-socket commands */
 int emmd_command(void *ctx, int argc, char **argv, FILE *out);

@@ -807,7 +807,10 @@ emmd_fs_start(struct emmd_fs *fs)
     int persistent = external || (fs->backend->flags & EMM_BACKEND_PERSISTENT) != 0;
     snprintf(dir, sizeof(dir), "%s/fs/%s/catalog", fs->d->cfg->state_dir, name);
     struct MDB_env *env = emm_backend_lmdb_env(fs->backend);
-    if (env != NULL) {
+    if (!external && emm_backend_has_meta(fs->backend)) {
+        snprintf(dir, sizeof(dir), "the %s backend's namespace store", fs->cfg->backend);
+        rc = emm_catalog_open_backend(fs->backend, dir, &fs->catalog); /* e.g. rados: in the pool */
+    } else if (env != NULL) {
         rc = emm_catalog_open_env(env, &fs->catalog); /* in the lmdb backend's environment */
         snprintf(dir, sizeof(dir), "the lmdb environment");
     } else {
@@ -837,7 +840,9 @@ emmd_fs_start(struct emmd_fs *fs)
             return rc;
         emm_info("fs %s: backend %s (pager in %s), %llu objects from the catalog", name,
                  fs->cfg->backend,
-                 fs->cfg->pager_mode == EMM_PAGER_PROCESS ? "emm-pager" : fs->cfg->pager_socket,
+                 fs->cfg->pager_mode == EMM_PAGER_PROCESS ? "emm-pager"
+                 : fs->cfg->pager_mode == EMM_PAGER_TCP   ? fs->cfg->pager_addr
+                                                          : fs->cfg->pager_socket,
                  (unsigned long long)fs->nobjects);
         return 0;
     }
