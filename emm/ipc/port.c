@@ -175,8 +175,12 @@ emm_port_unref(struct emm_port *port)
     if (atomic_fetch_sub(&port->refs, 1) != 1)
         return;
     name_free(port);
-    if (port->dn_notify != NULL)
-        emm_port_unref(port->dn_notify); /* a request that never fired */
+    struct emm_dead_name *dn;
+    while ((dn = SLIST_FIRST(&port->dn_requests)) != NULL) { /* requests that never fired */
+        SLIST_REMOVE_HEAD(&port->dn_requests, link);
+        emm_port_unref(dn->notify);
+        free(dn);
+    }
     port->ops->fini(port);
     free(port);
 }
@@ -236,31 +240,49 @@ dead_name_send(struct emm_port *notify, uint64_t cookie)
 int
 emm_port_request_dead_name(struct emm_port *port, struct emm_port *notify, uint64_t cookie)
 {
+    struct emm_dead_name *dn = malloc(sizeof(*dn));
+    if (dn == NULL)
+        return -ENOMEM;
+    dn->notify = emm_port_ref(notify);
+    dn->cookie = cookie;
     pthread_mutex_lock(&port->lock);
-    if (port->dn_notify != NULL) {
-        pthread_mutex_unlock(&port->lock);
-        return -EBUSY;
-    }
     int dead = port->dn_dead;
-    if (!dead) {
-        port->dn_notify = emm_port_ref(notify);
-        port->dn_cookie = cookie;
+    struct emm_dead_name *old;
+    SLIST_FOREACH(old, &port->dn_requests, link) {
+        if (old->notify == notify) {
+            pthread_mutex_unlock(&port->lock);
+            emm_port_unref(notify);
+            free(dn);
+            return -EBUSY;
+        }
     }
+    if (!dead)
+        SLIST_INSERT_HEAD(&port->dn_requests, dn, link);
     pthread_mutex_unlock(&port->lock);
-    if (dead)
-        dead_name_send(emm_port_ref(notify), cookie);
+    if (dead) {
+        dead_name_send(dn->notify, cookie);
+        free(dn);
+    }
     return 0;
 }
 
 void
-emm_port_cancel_dead_name(struct emm_port *port)
+emm_port_cancel_dead_name(struct emm_port *port, struct emm_port *notify)
 {
+    struct emm_dead_name *dn, *found = NULL;
     pthread_mutex_lock(&port->lock);
-    struct emm_port *n = port->dn_notify;
-    port->dn_notify = NULL;
+    SLIST_FOREACH(dn, &port->dn_requests, link) {
+        if (dn->notify == notify) {
+            found = dn;
+            SLIST_REMOVE(&port->dn_requests, dn, emm_dead_name, link);
+            break;
+        }
+    }
     pthread_mutex_unlock(&port->lock);
-    if (n != NULL)
-        emm_port_unref(n);
+    if (found != NULL) {
+        emm_port_unref(found->notify);
+        free(found);
+    }
 }
 
 void
@@ -268,12 +290,15 @@ emm_port_dead_name(struct emm_port *port)
 {
     pthread_mutex_lock(&port->lock);
     port->dn_dead = 1;
-    struct emm_port *n = port->dn_notify;
-    uint64_t cookie = port->dn_cookie;
-    port->dn_notify = NULL;
+    struct emm_dead_name *dn = SLIST_FIRST(&port->dn_requests);
+    SLIST_INIT(&port->dn_requests);
     pthread_mutex_unlock(&port->lock);
-    if (n != NULL)
-        dead_name_send(n, cookie);
+    while (dn != NULL) {
+        struct emm_dead_name *next = SLIST_NEXT(dn, link);
+        dead_name_send(dn->notify, dn->cookie);
+        free(dn);
+        dn = next;
+    }
 }
 
 int

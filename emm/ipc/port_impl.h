@@ -13,6 +13,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/queue.h>
 
 #include "port.h"
 
@@ -57,10 +58,16 @@ struct emm_port {
      * when the port is idle (a handoff for cheap requests); others go to the set. */
     int (*may_inline)(const struct emm_msg *msg);
 
-    /* Dead-name notification (port.c), under lock, whatever the transport. */
-    struct emm_port *dn_notify; /* a right to the port told, or NULL */
-    uint64_t dn_cookie;
+    /* Dead-name notifications (port.c), under lock, whatever the transport:
+     * one request per notify port (several objects may share a pager's port). */
+    SLIST_HEAD(, emm_dead_name) dn_requests;
     int dn_dead;                /* the port died: requests fire at once */
+};
+
+struct emm_dead_name {
+    SLIST_ENTRY(emm_dead_name) link;
+    struct emm_port *notify;    /* a right to the port told */
+    uint64_t cookie;
 };
 
 extern const struct emm_port_ops emm_port_local_ops;

@@ -207,7 +207,7 @@ vm_object_reinit(struct vm_object *obj, struct emm_port *pager)
     pthread_mutex_unlock(&obj->lock);
     vm_batch_flush(obj, &b);
     vm_obj_watch_pager(obj);
-    emm_port_cancel_dead_name(old);
+    emm_port_cancel_dead_name(old, obj->notify);
     emm_port_unref(old);
     return 1;
 }

@@ -62,7 +62,7 @@ vm_object_unref(struct vm_object *obj)
         emm_msg_release(m, -EPIPE);
     }
     if (obj->pager != NULL && !obj->temporary)
-        emm_port_cancel_dead_name(obj->pager);
+        emm_port_cancel_dead_name(obj->pager, obj->notify);
     if (obj->notify != NULL)
         emm_port_destroy(obj->notify);
     if (obj->control != NULL)

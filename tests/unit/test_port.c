@@ -270,14 +270,14 @@ test_dead_name_notification(void **state)
     assert_int_equal(emm_port_request_dead_name(p, notify, 41), 0);
     assert_int_equal(emm_port_request_dead_name(p, notify, 42), -EBUSY);
     assert_int_equal(emm_port_request_dead_name(q, notify, 43), 0);
-    emm_port_cancel_dead_name(q);
+    emm_port_cancel_dead_name(q, notify);
     assert_int_equal(dn_count(&d), 0);
     emm_port_destroy(p);
     emm_port_destroy(q);
     assert_int_equal(dn_count(&d), 1); /* p's only: q's was cancelled */
     assert_int_equal(d.ids[0], EMM_NOTIFY_DEAD_NAME);
     assert_int_equal(d.cookies[0], 41);
-    emm_port_cancel_dead_name(p); /* nothing left to cancel */
+    emm_port_cancel_dead_name(p, notify); /* nothing left to cancel */
     assert_int_equal(emm_port_request_dead_name(p, notify, 44), 0); /* dead: at once */
     assert_int_equal(dn_count(&d), 2);
     assert_int_equal(d.cookies[1], 44);
@@ -285,6 +285,49 @@ test_dead_name_notification(void **state)
     emm_port_unref(p);
     emm_port_unref(q);
     emm_port_destroy(notify);
+    rec_fini(&r);
+}
+
+/* Objects that share one pager port (a pager may name the same port for two
+ * objects) each get their own notification: a second watcher is not refused. */
+static void
+test_dead_name_two_watchers(void **state)
+{
+    (void)state;
+    struct rec r;
+    rec_init(&r);
+    struct dn_rec d1 = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    struct dn_rec d2 = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    struct emm_port *p, *n1, *n2;
+    assert_int_equal(emm_port_create("p", rec_handler, &r, NULL, &p), 0);
+    assert_int_equal(emm_port_create("n1", dn_handler, &d1, NULL, &n1), 0);
+    assert_int_equal(emm_port_create("n2", dn_handler, &d2, NULL, &n2), 0);
+    emm_port_ref(p);
+    assert_int_equal(emm_port_request_dead_name(p, n1, 1), 0);
+    assert_int_equal(emm_port_request_dead_name(p, n2, 2), 0);
+    assert_int_equal(emm_port_request_dead_name(p, n2, 3), -EBUSY); /* one per watcher */
+    emm_port_destroy(p);
+    assert_int_equal(dn_count(&d1), 1);
+    assert_int_equal(dn_count(&d2), 1);
+    assert_int_equal(d1.cookies[0], 1);
+    assert_int_equal(d2.cookies[0], 2);
+    /* A watcher that cancels is not told; the other still is. */
+    struct emm_port *q;
+    assert_int_equal(emm_port_create("q", rec_handler, &r, NULL, &q), 0);
+    emm_port_ref(q);
+    assert_int_equal(emm_port_request_dead_name(q, n1, 4), 0);
+    assert_int_equal(emm_port_request_dead_name(q, n2, 5), 0);
+    emm_port_cancel_dead_name(q, n1);
+    emm_port_destroy(q);
+    assert_int_equal(dn_count(&d1), 1);
+    assert_int_equal(dn_count(&d2), 2);
+    assert_int_equal(d2.cookies[1], 5);
+    assert_int_equal(emm_port_refs(n1), 1);
+    assert_int_equal(emm_port_refs(n2), 1);
+    emm_port_unref(p);
+    emm_port_unref(q);
+    emm_port_destroy(n1);
+    emm_port_destroy(n2);
     rec_fini(&r);
 }
 
@@ -707,6 +750,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_dead_name_notification),
+        cmocka_unit_test(test_dead_name_two_watchers),
         cmocka_unit_test(test_set_handoff),
         cmocka_unit_test(test_inline_order_seqno),
         cmocka_unit_test(test_inline_send_from_handler_is_queued),
