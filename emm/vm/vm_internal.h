@@ -181,6 +181,14 @@ struct vm_kernel {
     struct vm_object *waiting_head;
     int recheck_waiting; /* kick_lock: the worker reruns them */
     struct vm_object *seeking_head; /* objects whose seeks wait for a reply (kick_lock) */
+    /* Count queries for objects not mapped (vm_query.c), under queries_lock:
+     * the port their replies come to (made at the first query) and the
+     * queries waiting for one. */
+    pthread_mutex_t queries_lock;
+    struct emm_port *query_port;
+    TAILQ_HEAD(, vm_query) queries;
+    uint32_t next_query_tag;
+    atomic_int query_bad_logged;
     struct vm_pager_stats orphan_stats; /* for objects created without counters */
 };
 
@@ -254,6 +262,13 @@ void vm_obj_query_reply(struct vm_object *obj, const struct emm_msg *msg, struct
 /* Gives up seeks waiting for a reply (all, or those past their wait or whose
  * pager is suspect): answered as if the pager held data. 1 if some still wait. */
 int vm_obj_seeks_expire(struct vm_object *obj, uint64_t now, int all, struct vm_batch *b);
+
+/* vm_query.c: count queries for objects the kernel has not mapped */
+void vm_queries_init(struct vm_kernel *k);
+void vm_queries_fini(struct vm_kernel *k); /* answers what still waits */
+/* Gives up the queries past their wait (all: every one). No lock held. */
+void vm_queries_expire(struct vm_kernel *k, uint64_t now, int all);
+int vm_queries_waiting(struct vm_kernel *k);
 
 /* vm_laundry.c (lock held) */
 void vm_obj_launder(struct vm_object *obj, struct vm_page *p, int evict, struct vm_batch *b);

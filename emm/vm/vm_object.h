@@ -200,6 +200,18 @@ void vm_object_seek(struct vm_object *obj, uint64_t from, uint64_t limit, int wa
  * it last said; its last count while it is suspect or silent; 0 for a
  * temporary object. done(arg, count) as for vm_object_seek. */
 void vm_object_stored(struct vm_object *obj, vm_seek_done_fn done, void *arg);
+/* An answer of vm_kernel_query_stored when the pager's count is not known. */
+#define VM_COUNT_UNKNOWN UINT64_MAX
+/* How many pages the pager stores of an object the kernel has not mapped (no
+ * vm_object): data_query (MO_F_QUERY_COUNT) to its memory object port `pager`
+ * (a send right, borrowed), carrying a reply right to the kernel's query port;
+ * no init. done(arg, count) runs once, from the thread that delivers the reply
+ * (maybe before this returns), or with VM_COUNT_UNKNOWN when the pager is
+ * suspect (ps: its filesystem's counters, or NULL), cannot tell, could not be
+ * asked, or did not answer within deadline_ms (10 s if 0): never call it with
+ * a lock done needs. */
+void vm_kernel_query_stored(struct vm_kernel *k, struct emm_port *pager, struct vm_pager_stats *ps,
+                            uint64_t deadline_ms, vm_seek_done_fn done, void *arg);
 void vm_object_info(struct vm_object *obj, struct vm_object_info *out);
 uint64_t vm_object_id(struct vm_object *obj);
 /* A reload changed pager.deadline: data_returns older than ms are overdue from

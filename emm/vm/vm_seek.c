@@ -243,6 +243,10 @@ vm_obj_query_reply(struct vm_object *obj, const struct emm_msg *msg, struct vm_b
         return; /* given up already, or not ours */
     TAILQ_REMOVE(&obj->seeks, s, qlink);
     if (s->want_data == VM_SEEK_COUNT) {
+        if (!(msg->flags & MO_F_QUERY_COUNT) || msg->length == UINT64_MAX) {
+            seek_unknown(obj, s, b); /* it cannot tell (a run for the span, or MAX) */
+            return;
+        }
         /* Its count after every data_return sent before the query. Kept while
          * no other data_return went to it or was taken since. */
         uint64_t count = msg->length / VM_PS;
