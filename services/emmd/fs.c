@@ -908,9 +908,12 @@ emmd_fs_flush_all(struct emmd_fs *fs)
 void
 emmd_fs_close(struct emmd_fs *fs)
 {
-    /* Persistent objects keep their pages; a volatile backend's vanish with it. */
-    int keep = fs->backend != NULL && (fs->backend->flags & EMM_BACKEND_PERSISTENT) &&
-               !fs->cfg->temporary;
+    /* Persistent objects keep their pages; a volatile backend's vanish with it.
+     * A pager in another process keeps its own (emmd's backend is a null one):
+     * whether they persist is its store's business, never a reason to discard. */
+    int keep = !fs->cfg->temporary &&
+               (fs->pconn != NULL ||
+                (fs->backend != NULL && (fs->backend->flags & EMM_BACKEND_PERSISTENT)));
     for (size_t b = 0; b < EMMD_BUCKETS; b++) {
         struct emmd_node *n = fs->by_id[b];
         while (n != NULL) {
