@@ -555,6 +555,7 @@ void
 emmd_node_stat_stored(struct emmd_fs *fs, struct emmd_node *n, struct stat *st,
                       const uint64_t *pager_pages)
 {
+    (void)fs;
     memset(st, 0, sizeof(*st));
     st->st_ino = emmd_ino(n);
     st->st_uid = n->rec.uid;
@@ -577,8 +578,8 @@ emmd_node_stat_stored(struct emmd_fs *fs, struct emmd_node *n, struct stat *st,
     uint64_t stored = 0, fresh = 0;
     if (pager_pages != NULL)
         stored = *pager_pages; /* the pager's own count, asked by the kernel */
-    else
-        emm_backend_stored_pages(fs->backend, n->rec.id, &stored);
+    else if (n->stored_known)
+        stored = n->stored_pages; /* its last count (stored.c) */
     if (n->vm != NULL) {
         struct vm_object_info info;
         vm_object_info(n->vm, &info);
