@@ -181,11 +181,9 @@ struct vm_kernel {
     struct vm_object *waiting_head;
     int recheck_waiting; /* kick_lock: the worker reruns them */
     struct vm_object *seeking_head; /* objects whose seeks wait for a reply (kick_lock) */
-    /* Count queries for objects not mapped (vm_query.c), under queries_lock:
-     * the port their replies come to (made at the first query) and the
-     * queries waiting for one. */
+    /* Count queries for objects not mapped (vm_query.c) waiting for their
+     * reply (queries_lock). */
     pthread_mutex_t queries_lock;
-    struct emm_port *query_port;
     TAILQ_HEAD(, vm_query) queries;
     uint32_t next_query_tag;
     atomic_int query_bad_logged;

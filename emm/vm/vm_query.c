@@ -2,10 +2,14 @@
  * vm_query.c - how many pages a pager stores of an object the kernel has not
  * mapped (no vm_object: st_blocks of a file nobody opened, statfs, `emmctl
  * ls`). The kernel sends data_query (MO_F_QUERY_COUNT, emm extension) to the
- * object's memory object port with a reply right to a port of its own, the
- * kernel's query port, and the pager answers there with query_reply: no init,
- * no control port, nothing else changes at the pager. Never an upcall, never
- * the backend.
+ * object's memory object port with a reply right to a port made for that
+ * query, and the pager answers there with query_reply: no init, no control
+ * port, nothing else changes at the pager. Never an upcall, never the backend.
+ *
+ * A port per query, not one for all: a pager in another process gets the
+ * right as a proxy that ends with its answer, and the stream numbers each
+ * proxy's messages afresh, so a second proxy of the same port could look
+ * like an old message arriving late.
  *
  * A pager that cannot answer never hangs the caller: a suspect pager (it
  * failed lately or sits on overdue data_returns) is not asked, and the kernel
@@ -13,9 +17,11 @@
  * one). Either way the answer is VM_COUNT_UNKNOWN and the caller decides
  * (emmd keeps the last count it had).
  *
- * Locking: k->queries_lock guards the query port and the list of queries
- * waiting for a reply; it is never held while a message is sent or a
- * completion runs (an inline pager answers inside the send).
+ * Locking: k->queries_lock guards the list of queries waiting for a reply;
+ * whoever takes a query off it (its reply's handler, or the worker giving it
+ * up) owns it: runs done, destroys its port, frees it. The lock is never held
+ * while a message is sent or a completion runs (an inline pager answers
+ * inside the send).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -28,6 +34,7 @@
 
 struct vm_query {
     TAILQ_ENTRY(vm_query) link;
+    struct emm_port *port; /* receive right: its reply comes here */
     int32_t tag;
     uint64_t sent_ns, wait_ns;
     vm_seek_done_fn done;
@@ -47,7 +54,31 @@ refuse(struct vm_kernel *k, const struct emm_msg *msg, const char *field)
             (unsigned long long)msg->length, msg->flags);
 }
 
-/* The query port's handler: a query_reply to one of our count queries. */
+/* Takes the query whose reply port is port off the list: NULL if it is no
+ * longer there (answered or given up). */
+static struct vm_query *
+take_query(struct vm_kernel *k, const struct emm_port *port)
+{
+    pthread_mutex_lock(&k->queries_lock);
+    struct vm_query *q;
+    TAILQ_FOREACH(q, &k->queries, link)
+        if (q->port == port)
+            break;
+    if (q != NULL)
+        TAILQ_REMOVE(&k->queries, q, link);
+    pthread_mutex_unlock(&k->queries_lock);
+    return q;
+}
+
+static void
+query_end(struct vm_query *q, uint64_t count)
+{
+    q->done(q->arg, count);
+    emm_port_destroy(q->port); /* a late answer finds it dead */
+    free(q);
+}
+
+/* A query's reply port: its query_reply (the pager's count). */
 static void
 query_port_handler(struct emm_port *port, struct emm_msg *msg)
 {
@@ -56,26 +87,17 @@ query_port_handler(struct emm_port *port, struct emm_msg *msg)
     if (vm_msg_check_form(msg, 0, &field) < 0 || msg->id != MO_QUERY_REPLY) {
         refuse(k, msg, field != NULL ? field : "id (only query_reply comes here)");
         emm_msg_release(msg, -EBADMSG);
-        return;
+        return; /* the query ends at its deadline */
     }
     /* A count: flags QUERY_COUNT and a length that is a count of pages. A
      * run reply (a pager that answered the span) or UINT64_MAX: it cannot tell. */
     uint64_t count = (msg->flags & MO_F_QUERY_COUNT) && msg->length != UINT64_MAX
                          ? msg->length / VM_PS
                          : VM_COUNT_UNKNOWN;
-    pthread_mutex_lock(&k->queries_lock);
-    struct vm_query *q;
-    TAILQ_FOREACH(q, &k->queries, link)
-        if (q->tag == msg->arg)
-            break;
-    if (q != NULL)
-        TAILQ_REMOVE(&k->queries, q, link);
-    pthread_mutex_unlock(&k->queries_lock);
     emm_msg_release(msg, 0);
-    if (q == NULL)
-        return; /* given up already */
-    q->done(q->arg, count);
-    free(q);
+    struct vm_query *q = take_query(k, port);
+    if (q != NULL)
+        query_end(q, count);
 }
 
 void
@@ -89,47 +111,35 @@ vm_kernel_query_stored(struct vm_kernel *k, struct emm_port *pager, struct vm_pa
     }
     struct vm_query *q = calloc(1, sizeof(*q));
     struct emm_msg *m = q != NULL ? emm_msg_new(MO_DATA_QUERY, 0, UINT64_MAX) : NULL;
-    pthread_mutex_lock(&k->queries_lock);
-    int rc = m == NULL ? -ENOMEM : 0;
-    if (rc == 0 && k->query_port == NULL)
-        rc = emm_port_create("query-reply", query_port_handler, k, NULL, &k->query_port);
-    if (rc == 0) {
-        q->tag = (int32_t)(k->next_query_tag++ & INT32_MAX);
-        q->sent_ns = emm_mono_ns();
-        q->wait_ns = deadline_ms ? deadline_ms * 1000000ull : QUERY_WAIT_DEFAULT_NS;
-        q->done = done;
-        q->arg = arg;
-        m->flags = MO_F_QUERY_COUNT;
-        m->arg = q->tag;
-        m->reply = emm_port_make_send(k->query_port);
-        TAILQ_INSERT_TAIL(&k->queries, q, link);
-    }
-    pthread_mutex_unlock(&k->queries_lock);
-    if (rc < 0) {
+    if (m == NULL ||
+        emm_port_create("query-reply", query_port_handler, k, NULL, &q->port) < 0) {
         free(m);
         free(q);
         done(arg, VM_COUNT_UNKNOWN);
         return;
     }
+    q->sent_ns = emm_mono_ns();
+    q->wait_ns = deadline_ms ? deadline_ms * 1000000ull : QUERY_WAIT_DEFAULT_NS;
+    q->done = done;
+    q->arg = arg;
+    m->flags = MO_F_QUERY_COUNT;
+    m->reply = emm_port_make_send(q->port);
+    pthread_mutex_lock(&k->queries_lock);
+    q->tag = (int32_t)(k->next_query_tag++ & INT32_MAX);
+    m->arg = q->tag;
+    TAILQ_INSERT_TAIL(&k->queries, q, link);
+    pthread_mutex_unlock(&k->queries_lock);
     atomic_fetch_add(&k->stats.queries, 1);
     if (ps != NULL)
         atomic_fetch_add(&ps->msg_queries, 1);
     /* The reply may come before this returns (an inline pager): q is listed. */
+    struct emm_port *qport = q->port; /* q may be gone once sent */
     if (emm_port_send(pager, m) == 0)
         return;
     emm_msg_release(m, -EPIPE);
-    pthread_mutex_lock(&k->queries_lock);
-    struct vm_query *x;
-    TAILQ_FOREACH(x, &k->queries, link)
-        if (x == q)
-            break;
-    if (x != NULL)
-        TAILQ_REMOVE(&k->queries, q, link);
-    pthread_mutex_unlock(&k->queries_lock);
-    if (x != NULL) {
-        done(arg, VM_COUNT_UNKNOWN);
-        free(q);
-    }
+    q = take_query(k, qport);
+    if (q != NULL)
+        query_end(q, VM_COUNT_UNKNOWN);
 }
 
 void
@@ -149,8 +159,7 @@ vm_queries_expire(struct vm_kernel *k, uint64_t now, int all)
     while ((q = TAILQ_FIRST(&gone)) != NULL) {
         TAILQ_REMOVE(&gone, q, link);
         atomic_fetch_add(&k->stats.queries_expired, 1);
-        q->done(q->arg, VM_COUNT_UNKNOWN);
-        free(q);
+        query_end(q, VM_COUNT_UNKNOWN);
     }
 }
 
@@ -175,8 +184,5 @@ void
 vm_queries_fini(struct vm_kernel *k)
 {
     vm_queries_expire(k, emm_mono_ns(), 1);
-    if (k->query_port != NULL)
-        emm_port_destroy(k->query_port);
-    k->query_port = NULL;
     pthread_mutex_destroy(&k->queries_lock);
 }
