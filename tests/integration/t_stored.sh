@@ -6,7 +6,7 @@
 # Objects of 100 pages (400 KiB: st_blocks 800) whose pages are
 #   res    resident only (written, not synced: the pager has none)   lmdb inline
 #   pgr    in the pager only (fsync, then emmctl flush drops them)    lmdb inline
-#   proc   in an emm-pager process (fsync, flush)                     lmdb, pager = process
+#   proc   in an emm-pager process (fsync, flush; proc2 fsync only)   lmdb, pager = process
 #   tmp    a temporary object's (backend = none)                      resident / swap
 #   big    a 40 MiB temporary object through a 16 MiB pool: mostly in swap
 # and, after a restart, the persistent ones again while nobody has them open
@@ -75,6 +75,7 @@ ctl flush p proc >/dev/null || fail "emmctl flush p proc"
 assert_eq "$(fblocks "$MNT/p/proc")" $BLOCKS "p/proc (in an emm-pager process): st_blocks"
 assert_eq "$(ls_col p proc STORED)" $PAGES "p/proc: STORED"
 assert_eq "$(used p)" $PAGES "p: statfs used blocks"
+write100 "$MNT/p/proc2" fsync # a second one: two objects asked about after the restart
 
 # Temporary: its pager is the default pager; the kernel knows it all.
 write100 "$MNT/t/tmp"
@@ -96,7 +97,9 @@ start_emmd "$CONF"
 assert_eq "$(ls_col l pgr STORED)" $PAGES "l/pgr after a restart (not mapped): STORED"
 assert_eq "$(ls_col p proc STORED)" $PAGES "p/proc after a restart (not mapped): STORED"
 assert_eq "$(ls_col p proc STATE)" unmapped "p/proc is not mapped by ls"
-assert_eq "$(used p)" $PAGES "p: statfs used blocks after a restart"
+assert_eq "$(used p)" $((2 * PAGES)) "p: statfs used blocks after a restart"
+assert_eq "$(ls_col p proc2 STORED)" $PAGES "p/proc2 after a restart (not mapped): STORED"
+assert_eq "$(info_get pager_p.state)" up "the pager of p is still up after the queries"
 assert_eq "$(used l)" $((2 * PAGES)) "l: statfs used blocks after a restart (res was synced at stop)"
 assert_eq "$(fblocks "$MNT/p/proc")" $BLOCKS "p/proc after a restart (lookup, not mapped): st_blocks"
 assert_eq "$(fblocks "$MNT/l/res")" $BLOCKS "l/res after a restart: st_blocks"

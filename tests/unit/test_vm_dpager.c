@@ -338,13 +338,26 @@ struct fop {
     unsigned nrequests;
     unsigned queries;          /* data_query messages seen */
     int hold_queries;          /* a stalled pager: queries wait in held_q */
+    int query_cannot_tell;     /* counts answered with a run for the span */
+    int query_bad;             /* counts answered with a reply the kernel must refuse */
     struct emm_msg *held_q[16];
     int nheld_q;
 };
 
+/* An answer to query q: to its reply port when it carries one (the kernel
+ * asks about an object it has not mapped), else to the control port. */
+static void
+fop_reply(struct fop *fp, struct emm_msg *q, struct emm_msg *r)
+{
+    if (q->reply == EMM_PORT_NULL)
+        send_or_drop(fp->control, r);
+    else if (emm_port_send_reply(&q->reply, r) < 0)
+        emm_msg_release(r, -EPIPE);
+}
+
 /* query_reply from the store: the first run of pages held in [from, from+span). */
 static void
-fop_answer_query(struct fop *fp, const struct emm_msg *q)
+fop_answer_query(struct fop *fp, struct emm_msg *q)
 {
     uint64_t from = q->offset / PS;
     uint64_t end = q->length == UINT64_MAX || from + q->length / PS > NPAGES ? NPAGES
@@ -360,7 +373,15 @@ fop_answer_query(struct fop *fp, const struct emm_msg *q)
         r->offset = 0;
         r->length = n * PS;
         r->flags = MO_F_QUERY_COUNT;
-        send_or_drop(fp->control, r);
+        pthread_mutex_lock(&fp->lock);
+        if (fp->query_cannot_tell) { /* a pager that answers the span */
+            r->flags = 0;
+            r->length = UINT64_MAX;
+        } else if (fp->query_bad) {
+            r->offset = PS; /* a count has offset 0 */
+        }
+        pthread_mutex_unlock(&fp->lock);
+        fop_reply(fp, q, r);
         return;
     }
     pthread_mutex_lock(&fp->lock);
@@ -374,7 +395,7 @@ fop_answer_query(struct fop *fp, const struct emm_msg *q)
             break;
         }
     pthread_mutex_unlock(&fp->lock);
-    send_or_drop(fp->control, r);
+    fop_reply(fp, q, r);
 }
 
 static void
@@ -1448,6 +1469,111 @@ test_stored_count_temporary(void **state)
     assert_int_equal(info.new_pages, 1);
 }
 
+/* ---- objects not mapped, and a filesystem's total ----------------------------- */
+
+/* How many pages the pager stores of the object behind its port while the
+ * kernel has not mapped it (no vm_object): vm_kernel_query_stored. */
+static uint64_t
+unmapped_count(struct fx *f, uint64_t deadline_ms)
+{
+    struct seekc sc;
+    comp_init(&sc.c);
+    vm_kernel_query_stored(f->k, f->fp.port, &f->ps, deadline_ms, seek_cb, &sc);
+    if (!comp_wait(&sc.c))
+        fail_msg("vm_kernel_query_stored did not complete");
+    return sc.found;
+}
+
+/* st_blocks and statfs of an object nobody opened: a data_query on its port
+ * carrying a reply right to the kernel's query port; no init, no control
+ * port. A pager that cannot tell, stays silent, answers badly or is suspect
+ * gives VM_COUNT_UNKNOWN, bounded by the deadline. */
+static void
+test_stored_unmapped(void **state)
+{
+    struct fx *f = *state;
+    uint8_t page[PS];
+    memset(page, 0x10, PS);
+    for (uint64_t i = 10; i < 13; i++)
+        store_put(&f->fp.st, i, page);
+    struct vm_stats *st = vm_kernel_stats(f->k);
+    assert_int_equal(unmapped_count(f, 0), 3);
+    assert_int_equal(locked_u(&f->fp.lock, &f->fp.queries), 1);
+    pthread_mutex_lock(&f->fp.lock);
+    assert_null(f->fp.control); /* never initialized */
+    pthread_mutex_unlock(&f->fp.lock);
+    assert_int_equal(stat_of(&f->ps.msg_queries), 1);
+    /* It cannot tell (a run for the whole span): unknown, not 2^52 pages. */
+    f->fp.query_cannot_tell = 1;
+    assert_true(unmapped_count(f, 0) == VM_COUNT_UNKNOWN);
+    f->fp.query_cannot_tell = 0;
+    /* A bad answer is refused and counted; the query then ends at its deadline. */
+    f->fp.query_bad = 1;
+    uint64_t bad = stat_of(&st->bad_messages);
+    assert_true(unmapped_count(f, 30) == VM_COUNT_UNKNOWN);
+    assert_int_equal(stat_of(&st->bad_messages), bad + 1);
+    f->fp.query_bad = 0;
+    /* Silent: given up at the deadline by the kernel worker; a late answer is ignored. */
+    f->fp.hold_queries = 1;
+    uint64_t expired = stat_of(&st->queries_expired);
+    assert_true(unmapped_count(f, 30) == VM_COUNT_UNKNOWN);
+    assert_true(stat_of(&st->queries_expired) > expired);
+    fop_answer_held_queries(&f->fp);
+    f->fp.hold_queries = 0;
+    /* Suspect: not asked at all (the query would wait behind its stalled returns). */
+    f->ps.sick_until_ns = emm_mono_ns() + 60000000000ull;
+    unsigned q = locked_u(&f->fp.lock, &f->fp.queries);
+    assert_true(unmapped_count(f, 0) == VM_COUNT_UNKNOWN);
+    assert_int_equal(locked_u(&f->fp.lock, &f->fp.queries), q);
+    f->ps.sick_until_ns = 0;
+    assert_int_equal(unmapped_count(f, 0), 3);
+    /* Once mapped, the same count through the object. */
+    fx_create(f, 0);
+    assert_int_equal(stored(f), 3);
+}
+
+/* statfs's used pages as emmd sums them: per object, the pager's count plus
+ * the pages the kernel holds that the pager lacks (new_pages), and the count
+ * query for objects not mapped. Pages stored before the mapping, resident
+ * only, in the pager only and in swap only are each counted once. */
+static void
+test_stored_totals(void **state)
+{
+    struct fx *f = *state;
+    struct fdp_obj *d;
+    uint8_t page[PS];
+    memset(page, 0x30, PS);
+    for (uint64_t i = 30; i < 34; i++)
+        store_put(&f->fp.st, i, page); /* 4 pages stored before anyone maps it */
+    assert_int_equal(unmapped_count(f, 0), 4);
+    fx_create(f, 0);
+    d = fx_dpo(f);
+    write_page(f, 2, 0x02); /* resident only */
+    write_page(f, 3, 0x03);
+    write_page(f, 5, 0x05); /* in the pager only: synced, then flushed from memory */
+    write_page(f, 6, 0x06);
+    struct comp c;
+    comp_init(&c);
+    vm_object_flush(f->obj, done_cb, &c);
+    assert_true(comp_wait(&c));
+    assert_int_equal(c.err, 0);
+    assert_false(is_resident(f, 5));
+    assert_int_equal(stored(f), 8); /* 30..33, 2, 3, 5, 6 */
+    write_page(f, 40, 0x40); /* resident only */
+    f->fp.returns_mode = OP_REFUSE; /* in swap only */
+    write_page(f, 8, 0x08);
+    write_page(f, 9, 0x09);
+    pager_flush(f, 8, 2);
+    WAIT_FOR(fdp_pages(&f->dp, d) == 2);
+    WAIT_FOR(!is_resident(f, 8) && !is_resident(f, 9));
+    struct vm_object_info info;
+    vm_object_info(f->obj, &info);
+    assert_int_equal(info.in_swap, 2);
+    /* 8 stored + 40 resident only + 8, 9 in swap (the failing pager is
+     * suspect: its last count stands, not asked). */
+    assert_int_equal(stored(f) + info.new_pages, 11);
+}
+
 /* ---- truncate while swap still writes an overdue copy -------------------------- */
 
 /* A page whose data_return is overdue has its copy on the way to swap when the
@@ -1503,6 +1629,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_holes_filled_without_lock, setup_has_page, teardown),
         cmocka_unit_test_setup_teardown(test_stored_count, setup_empty, teardown),
         cmocka_unit_test_setup_teardown(test_stored_count_temporary, setup_temporary, teardown),
+        cmocka_unit_test_setup_teardown(test_stored_unmapped, setup_empty, teardown),
+        cmocka_unit_test_setup_teardown(test_stored_totals, setup_empty, teardown),
         cmocka_unit_test_setup_teardown(test_truncate_during_overdue_copy, setup_deadline,
                                         teardown),
     };
