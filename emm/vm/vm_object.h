@@ -212,6 +212,11 @@ void vm_object_stored(struct vm_object *obj, vm_seek_done_fn done, void *arg);
  * a lock done needs. */
 void vm_kernel_query_stored(struct vm_kernel *k, struct emm_port *pager, struct vm_pager_stats *ps,
                             uint64_t deadline_ms, vm_seek_done_fn done, void *arg);
+/* An object the kernel has not mapped is deleted: MO_DISCARD of all its
+ * pages to its memory object port (borrowed), no init, nothing awaited.
+ * 0, or -EPIPE when the pager is gone. */
+int vm_kernel_discard_unmapped(struct vm_kernel *k, struct emm_port *pager,
+                               struct vm_pager_stats *ps);
 void vm_object_info(struct vm_object *obj, struct vm_object_info *out);
 uint64_t vm_object_id(struct vm_object *obj);
 /* A reload changed pager.deadline: data_returns older than ms are overdue from

@@ -17,6 +17,9 @@
  * one). Either way the answer is VM_COUNT_UNKNOWN and the caller decides
  * (emmd keeps the last count it had).
  *
+ * The same door carries the discard of an object deleted before anyone
+ * mapped it (vm_kernel_discard_unmapped): its pages go at its pager too.
+ *
  * Locking: k->queries_lock guards the list of queries waiting for a reply;
  * whoever takes a query off it (its reply's handler, or the worker giving it
  * up) owns it: runs done, destroys its port, frees it. The lock is never held
@@ -140,6 +143,21 @@ vm_kernel_query_stored(struct vm_kernel *k, struct emm_port *pager, struct vm_pa
     q = take_query(k, qport);
     if (q != NULL)
         query_end(q, VM_COUNT_UNKNOWN);
+}
+
+int
+vm_kernel_discard_unmapped(struct vm_kernel *k, struct emm_port *pager, struct vm_pager_stats *ps)
+{
+    (void)k;
+    struct emm_msg *m = emm_msg_new(MO_DISCARD, 0, UINT64_MAX);
+    if (m == NULL)
+        return -ENOMEM;
+    int rc = emm_port_send(pager, m);
+    if (rc < 0)
+        emm_msg_release(m, rc);
+    else if (ps != NULL)
+        atomic_fetch_add(&ps->msg_discards, 1);
+    return rc;
 }
 
 void

@@ -167,6 +167,10 @@ void emmd_fs_stored(struct emmd_fs *fs, void (*done)(void *arg, uint64_t pages),
 /* The same, waited for up to timeout_ms (emmctl ls: the counts are then in the
  * nodes); 0 or -ETIMEDOUT. */
 int emmd_fs_stored_wait(struct emmd_fs *fs, int timeout_ms, uint64_t *pages);
+/* A send right to object id's memory object port, to talk to its pager
+ * without mapping it; -ENOENT when there is none to ask (temporary objects;
+ * a pager process that is down). */
+int emmd_object_port(struct emmd_fs *fs, uint64_t id, struct emm_port **out);
 static inline fuse_ino_t emmd_ino(const struct emmd_node *n) { return n->rec.id + 1; }
 
 /* fz_ops.c / fz_loop.c / fz_notify.c: the FUSE front end */

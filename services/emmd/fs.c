@@ -229,7 +229,18 @@ node_destroy(struct emmd_fs *fs, struct emmd_node *n)
         emmd_wait(&w);
         vm_object_unref(vm);
     } else {
-        emm_backend_discard(fs->backend, id, 0, UINT64_MAX);
+        /* Never mapped: its pager is told through the protocol (with pager =
+         * process, emmd's own backend is a null one that stores nothing). */
+        struct emm_port *port;
+        if (emmd_object_port(fs, id, &port) == 0) {
+            if (vm_kernel_discard_unmapped(fs->d->kernel, port, &fs->pstats) < 0)
+                emm_warn("fs %s: object %llu: its pager is gone: its pages stay there",
+                         fs->cfg->name, (unsigned long long)id);
+            emm_port_unref(port);
+        } else if (!fs->cfg->temporary) {
+            emm_warn("fs %s: object %llu deleted while its pager is down: its pages stay there",
+                     fs->cfg->name, (unsigned long long)id);
+        }
     }
     pthread_mutex_lock(&fs->lock);
 }

@@ -79,8 +79,8 @@ unmapped_done(void *arg, uint64_t count)
  * without mapping it: -ENOENT when there is no pager to ask (temporary
  * objects, whose pager is the default pager, store nothing elsewhere), or a
  * pager in another process that is down (asking would wait for it). */
-static int
-object_port(struct emmd_fs *fs, uint64_t id, struct emm_port **out)
+int
+emmd_object_port(struct emmd_fs *fs, uint64_t id, struct emm_port **out)
 {
     if (fs->pconn != NULL) {
         struct emmd_pager_info pi;
@@ -128,7 +128,7 @@ emmd_node_stored(struct emmd_fs *fs, uint64_t id, emmd_stored_fn done, void *arg
         return;
     }
     struct emm_port *port = NULL;
-    if (object_port(fs, id, &port) < 0) {
+    if (emmd_object_port(fs, id, &port) < 0) {
         unmapped_done(a, VM_COUNT_UNKNOWN);
         return;
     }

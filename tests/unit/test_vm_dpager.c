@@ -1532,6 +1532,25 @@ test_stored_unmapped(void **state)
     assert_int_equal(stored(f), 3);
 }
 
+/* A file deleted before anyone opened it: its pages go at its pager through
+ * the protocol (a discard on its port, no init), not by a call into a backend. */
+static void
+test_discard_unmapped(void **state)
+{
+    struct fx *f = *state;
+    uint8_t page[PS];
+    memset(page, 0x10, PS);
+    for (uint64_t i = 10; i < 13; i++)
+        store_put(&f->fp.st, i, page);
+    assert_int_equal(unmapped_count(f, 0), 3);
+    assert_int_equal(vm_kernel_discard_unmapped(f->k, f->fp.port, &f->ps), 0);
+    assert_int_equal(unmapped_count(f, 0), 0);
+    assert_int_equal(stat_of(&f->ps.msg_discards), 1);
+    pthread_mutex_lock(&f->fp.lock);
+    assert_null(f->fp.control); /* never initialized */
+    pthread_mutex_unlock(&f->fp.lock);
+}
+
 /* statfs's used pages as emmd sums them: per object, the pager's count plus
  * the pages the kernel holds that the pager lacks (new_pages), and the count
  * query for objects not mapped. Pages stored before the mapping, resident
@@ -1631,6 +1650,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_stored_count_temporary, setup_temporary, teardown),
         cmocka_unit_test_setup_teardown(test_stored_unmapped, setup_empty, teardown),
         cmocka_unit_test_setup_teardown(test_stored_totals, setup_empty, teardown),
+        cmocka_unit_test_setup_teardown(test_discard_unmapped, setup_empty, teardown),
         cmocka_unit_test_setup_teardown(test_truncate_during_overdue_copy, setup_deadline,
                                         teardown),
     };
