@@ -55,7 +55,9 @@ enum emm_msg_id {
     MO_TERMINATE,        /* control, name: the pager gets the rights and drops them */
     MO_DISCARD,          /* emm extension: offset, length: pages are gone (truncate, punch) */
     MO_DATA_QUERY = 11,  /* emm extension: offset=from, length=span, arg=tag: which pages do
-                          * you store? Answered by MO_QUERY_REPLY (SEEK_DATA/SEEK_HOLE) */
+                          * you store? Answered by MO_QUERY_REPLY (SEEK_DATA/SEEK_HOLE), to
+                          * reply when it carries one (an object the kernel has not mapped:
+                          * no init came), else to the control port */
 
     /* pager -> kernel, sent to the control port */
     MO_READY = 32,        /* flags MAY_CACHE, arg=copy_strategy */
@@ -91,7 +93,8 @@ enum emm_msg_id {
 #define MO_F_NOT_HELD    (1u << 6)
 /* emm extension, on data_query: how many pages of the object the pager
  * stores (offset 0, length UINT64_MAX); query_reply's offset is 0 and its
- * length that count times the page size (st_blocks). */
+ * length that count times the page size (st_blocks, statfs), or UINT64_MAX
+ * when the pager cannot tell. */
 #define MO_F_QUERY_COUNT (1u << 7)
 
 /* should_return */
