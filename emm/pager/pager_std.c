@@ -448,13 +448,6 @@ pgr_std_object_port(struct pgr_std *pg, uint64_t id, struct emm_port **out)
 }
 
 int
-pgr_std_has_page(struct pgr_std *pg, uint64_t id, uint64_t index)
-{
-    uint64_t found;
-    return emm_backend_seek(pg->backend, id, index, 1, &found) == 0 && found == index;
-}
-
-int
 pgr_std_lock_object(struct pgr_std *pg, uint64_t id, int should_return, int flush,
                     uint32_t lock_value, int timeout_ms)
 {

@@ -90,7 +90,7 @@ vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_
     m->control = emm_port_make_send(obj->control);
     m->name = emm_port_make_send(obj->name);
     m->arg = (int32_t)EMM_PAGE_SIZE;
-    vm_pager_count_sent(obj, m->id, m->offset);
+    vm_pager_count_sent(obj, m->id, m->offset, 0);
     if (emm_port_send(obj->pager, m) < 0) {
         emm_msg_release(m, -EPIPE);
         obj->state = VM_OBJ_DEAD;
@@ -226,17 +226,11 @@ handle_not_held(struct vm_object *obj, struct emm_msg *msg, struct vm_batch *b)
                 obj->replay_inflight--;
             p->flags &= ~(VM_PG_FROMSWAP | VM_PG_REPLAY);
         }
-        int lacks = ask ? vm_obj_pager_lacks(obj, first + i, first + n) : 0;
+        int lacks = ask ? vm_obj_pager_lacks(obj, first + i) : 0;
         if (lacks > 0) {
             vm_obj_fill_hole(obj, p);
             filled++;
             ask = 0; /* ends the run */
-        } else if (lacks < 0) {
-            /* Not known yet: the page goes, and the waiting fault that wants
-             * it comes back once the worker has asked (fault_in). */
-            vm_obj_remove_page(obj, p);
-            filled++;
-            ask = 0;
         } else if (ask) {
             if (run_len == 0)
                 run_start = first + i;
@@ -320,7 +314,9 @@ lock_request_apply(void *arg)
     while (m != NULL) {
         struct emm_msg *next = m->next;
         uint32_t id = m->id; /* a posted message may be gone at once */
-        uint64_t offset = m->offset;
+        uint64_t offset = m->offset, len = m->length;
+        for (struct emm_msg *c = m->chain; c != NULL; c = c->chain)
+            len += c->length;
         if (id == MO_LOCK_COMPLETED) {
             reply_to = emm_port_take(&m->reply);
             if (emm_port_post(reply_to, m) < 0) {
@@ -331,7 +327,7 @@ lock_request_apply(void *arg)
             m->next = b.failed;
             b.failed = m;
         } else {
-            vm_pager_count_sent(obj, id, offset);
+            vm_pager_count_sent(obj, id, offset, len);
             b.kick_pager = 1;
         }
         m = next;
@@ -439,8 +435,10 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
         obj->may_cache = (msg->flags & MO_F_MAY_CACHE) != 0;
         atomic_store(&obj->return_clusters, (msg->flags & MO_F_CLUSTER_OK) != 0);
         obj->copy_strategy = msg->arg;
-        if (obj->state == VM_OBJ_INIT)
+        if (obj->state == VM_OBJ_INIT) {
             obj->state = VM_OBJ_READY;
+            vm_obj_pm_learn(obj, &b); /* what it stores, while it answers */
+        }
         if (msg->id == MO_CHANGE_ATTRIBUTES && msg->reply != EMM_PORT_NULL) {
             struct emm_msg *r = emm_msg_new(MO_CHANGE_COMPLETED, 0, 0);
             if (r != NULL) {

@@ -88,7 +88,7 @@ cluster_returns(struct emm_msg *m)
 /* Counts a message posted to the object's pager (its filesystem's counters).
  * Lock held. */
 void
-vm_pager_count_sent(struct vm_object *obj, uint32_t id, uint64_t offset)
+vm_pager_count_sent(struct vm_object *obj, uint32_t id, uint64_t offset, uint64_t len)
 {
     struct vm_pager_stats *ps = obj->pstats;
     atomic_uint_fast64_t *c = NULL;
@@ -105,8 +105,18 @@ vm_pager_count_sent(struct vm_object *obj, uint32_t id, uint64_t offset)
     }
     if (c != NULL)
         atomic_fetch_add(c, 1);
-    if (id == MO_DATA_RETURN || id == MO_DISCARD)
-        obj->pager_gen++; /* what it stores may change: hints and its count are stale */
+    if (id == MO_DATA_RETURN || id == MO_DISCARD) {
+        obj->pager_gen++; /* what it stores may change: its count is stale */
+        /* The existence map: a return's pages may be stored (taken or not: a
+         * superset never misses one), a discard's are not. */
+        uint64_t first = offset / VM_PS;
+        uint64_t end = len == UINT64_MAX || len / VM_PS > UINT64_MAX - first ? UINT64_MAX
+                                                                             : first + len / VM_PS;
+        if (id == MO_DATA_RETURN)
+            vm_pmap_add(&obj->pm, first, end);
+        else
+            vm_pmap_remove(&obj->pm, first, end);
+    }
     if (id == MO_DATA_REQUEST) { /* the object lock is held: stamp its first page */
         struct vm_page *p = vm_obj_page_lookup(obj, offset / VM_PS);
         if (p != NULL && p->state == VM_PAGE_ABSENT)
@@ -133,12 +143,14 @@ vm_batch_post(struct vm_object *obj, struct vm_batch *b)
          * a data_return that lives in its page, is read after the post. */
         struct emm_msg *next = m->next, *chain = m->chain;
         uint32_t id = m->id;
-        uint64_t offset = m->offset;
+        uint64_t offset = m->offset, len = m->length;
+        for (struct emm_msg *c = chain; c != NULL; c = c->chain)
+            len += c->length;
         if (emm_port_post(obj->pager, m) < 0) {
             m->next = b->failed;
             b->failed = m;
         } else {
-            vm_pager_count_sent(obj, id, offset);
+            vm_pager_count_sent(obj, id, offset, len);
             b->kick_pager = 1;
             /* The pages of a cluster are answered by one data_return_completed
              * that names the head's seqno: each page keeps it to match. */

@@ -67,6 +67,7 @@ vm_object_unref(struct vm_object *obj)
         obj->kernel->dpo->detach(obj->kernel->dp_ctx, obj->dp_handle);
     }
     free(obj->buckets);
+    vm_pmap_fini(&obj->pm);
     pthread_mutex_destroy(&obj->lock);
     free(obj);
 }

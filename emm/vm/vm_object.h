@@ -33,11 +33,6 @@ struct vm_upcalls {
      * (len 0: to the end), then call done(arg). From a notifier thread. */
     void (*invalidate)(void *owner, uint64_t off, uint64_t len, void (*done)(void *arg),
                        void *arg);
-    /* Does the pager already store page `index`? Asked only while the pager is
-     * suspect, for faults on pages neither resident nor in swap (a stalled pager
-     * must not stall them: the kernel fills its holes), without any lock held.
-     * Optional. */
-    int (*pager_has_page)(void *owner, uint64_t index);
 };
 
 /* Kernel-wide counters (emmctl info faults/memory). */

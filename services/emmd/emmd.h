@@ -153,7 +153,6 @@ void emmd_node_stat(struct emmd_fs *fs, struct emmd_node *n, struct stat *st);
  * node's last known count (0 if none). st_blocks adds the kernel's new pages. */
 void emmd_node_stat_stored(struct emmd_fs *fs, struct emmd_node *n, struct stat *st,
                            const uint64_t *pager_pages);
-int emmd_pager_has_page(void *owner, uint64_t index);
 
 /* stored.c: what the pagers store (st_blocks, statfs, emmctl ls), through the
  * kernel and the protocol, never the backend. Call without fs->lock; done

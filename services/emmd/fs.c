@@ -989,17 +989,3 @@ emmd_wait(struct emmd_wait *w)
     pthread_mutex_destroy(&w->lock);
     return err;
 }
-
-/* The vm layer's pager_has_page upcall: owner is the node. Asked by the kernel
- * worker, with no lock held, while the pager is suspect (to fill the holes of a
- * stalled pager). The one query that still reaches into the pager: a
- * data_query would wait behind the data_return the pager sits on. */
-int
-emmd_pager_has_page(void *owner, uint64_t index)
-{
-    struct emmd_node *n = owner;
-    if (n->fs->pconn != NULL)
-        return 1; /* a pager elsewhere is not asked yet: maybe, so a partial write
-                     fetches the page first rather than zero-filling it */
-    return n->fs->pager != NULL && pgr_std_has_page(n->fs->pager, n->rec.id, index);
-}

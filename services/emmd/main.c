@@ -703,8 +703,7 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     d.start_time = time(NULL);
 
-    struct vm_upcalls up = {.invalidate = fz_invalidate,
-                            .pager_has_page = emmd_pager_has_page};
+    struct vm_upcalls up = {.invalidate = fz_invalidate};
     struct ctl_server *ctl = NULL;
     rc = vm_kernel_create(d.cfg->resident_limit, vm_policy_lookup(d.cfg->pageout_policy), &up,
                           &d.kernel);
