@@ -390,8 +390,14 @@ test_data_return_stores(void **state)
     assert_int_equal(f->recs[f->n - 1].arg, 0);
     assert_int_equal(f->recs[f->n - 1].off, 0);
     assert_int_equal(f->recs[f->n - 1].len, 16 * PS);
-    assert_true(pgr_std_has_page(f->pg, OBJ, 3));
-    assert_false(pgr_std_has_page(f->pg, OBJ, 4));
+    /* What it stores is told through the protocol (data_query), as the
+     * kernel asks: page 3 is, page 4 is not. */
+    struct emm_msg *q = emm_msg_new(MO_DATA_QUERY, 3 * PS, 2 * PS);
+    q->arg = 77;
+    ksend_full(f, q);
+    assert_int_equal(f->recs[f->n - 1].id, MO_QUERY_REPLY);
+    assert_int_equal(f->recs[f->n - 1].off, 3 * PS);
+    assert_int_equal(f->recs[f->n - 1].len, PS);
 }
 
 static void
