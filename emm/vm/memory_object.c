@@ -48,6 +48,10 @@ vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_
     obj->pstats = a->pstats != NULL ? a->pstats : &k->orphan_stats;
     obj->pager = a->pager;
     obj->pager_name = a->pager_name;
+    if (a->pager_empty) { /* the front end knows its pager stores none of it */
+        obj->pm.state = VM_PM_KNOWN;
+        obj->pm.known = UINT64_MAX;
+    }
     int rc = obj->buckets == NULL ? -ENOMEM : 0;
     if (rc == 0 && k->dpo != NULL) {
         /* Mach creates the default pager's object at the first pageout; here at

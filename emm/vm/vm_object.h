@@ -124,6 +124,9 @@ struct vm_object_args {
     uint64_t deadline_ms;   /* pager.deadline: 0 = never overdue */
     struct vm_pager_stats *pstats; /* the filesystem's counters, or NULL */
     const char *pager_name; /* its filesystem's name, for log lines (outlives it), or NULL */
+    /* Its pager stores none of its pages (a new object, or the pager said so):
+     * the existence map is known at once, nothing to learn (vm_pmap.c). */
+    int pager_empty;
 };
 
 /* Creates the object and sends memory_object_init to its pager (the default

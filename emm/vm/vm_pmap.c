@@ -23,7 +23,7 @@
 
 #include "vm_internal.h"
 
-#define VM_PMAP_MAX_RUNS 4096
+#define VM_PMAP_MAX_RUNS 256 /* 4 KiB per object at most: the map is not counted in the pool */
 
 void
 vm_pmap_fini(struct vm_pmap *pm)

@@ -237,7 +237,7 @@ vm_object_seek(struct vm_object *obj, uint64_t from, uint64_t limit, int want_da
 
 /* ---- the existence map (vm_pmap.c): which pages the pager may store ---- */
 
-#define PM_LEARN_MAX_STEPS 1024 /* queries per walk; past them the map knows less */
+#define PM_LEARN_MAX_STEPS 256 /* queries per walk (VM_PMAP_MAX_RUNS): past them it knows less */
 
 /* Asks for the pager's first run from s->idx on: one step of the walk. */
 static void
