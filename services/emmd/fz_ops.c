@@ -5,7 +5,11 @@
  * special files are refused with EPERM. The only file that calls
  * fuse_reply_* (with fz_notify.c's notifier thread for invalidations). READ, WRITE,
  * FSYNC, truncation and hole punching are answered asynchronously from whichever
- * thread completes them in the vm layer; nothing here waits for a pager.
+ * thread completes them in the vm layer; so are LOOKUP, GETATTR, SETATTR and
+ * STATFS, whose st_blocks and used blocks come from the kernel and the pager's
+ * answer to a data_query (stored.c), never from a backend. Nothing here waits
+ * for a pager's answer (a file nobody opened on a pager process needs its
+ * port looked up first: a round trip bounded by pager.deadline, stored.c).
  *
  * Locking: namespace operations take fs->lock (emmd.h); data operations take a
  * reference on the node's vm object and call the vm layer without it.
