@@ -1514,7 +1514,9 @@ test_write_backpressure_no_copy(void **state)
     for (unsigned j = 0; j < w.chunk; j++)
         stamp(w.buf + j * PS, at + j, 2);
     atomic_store(&w.stop, 1);
+    pthread_mutex_lock(&f->fp.lock); /* the pageout daemon's returns read it (TSan) */
     f->fp.keep_returns = 0;
+    pthread_mutex_unlock(&f->fp.lock);
     fp_release_pending(&f->fp, 0); /* frames come back */
     for (i = 0; i < WAIT_MS && !atomic_load(&w.done); i++)
         usleep(1000);
