@@ -168,7 +168,8 @@ vm_queries_expire(struct vm_kernel *k, uint64_t now, int all)
     struct vm_query *q = TAILQ_FIRST(&k->queries), *next;
     for (; q != NULL; q = next) {
         next = TAILQ_NEXT(q, link);
-        if (!all && now - q->sent_ns < q->wait_ns)
+        /* (sent after the caller read the clock: not overdue, not 2^64 ns old) */
+        if (!all && (now < q->sent_ns || now - q->sent_ns < q->wait_ns))
             continue;
         TAILQ_REMOVE(&k->queries, q, link);
         TAILQ_INSERT_TAIL(&gone, q, link);

@@ -353,7 +353,8 @@ vm_obj_seeks_expire(struct vm_object *obj, uint64_t now, int all, struct vm_batc
     struct vm_seek *s = TAILQ_FIRST(&obj->seeks), *next;
     for (; s != NULL; s = next) {
         next = TAILQ_NEXT(s, qlink);
-        if (!all && !suspect && now - s->sent_ns < wait)
+        /* (sent after the worker read the clock: not 2^64 ns old) */
+        if (!all && !suspect && (now < s->sent_ns || now - s->sent_ns < wait))
             continue;
         TAILQ_REMOVE(&obj->seeks, s, qlink);
         atomic_fetch_add(&obj->kernel->stats.queries_expired, 1);
