@@ -31,6 +31,7 @@
 #define EMM_MSG_H
 
 #include <stdint.h>
+#include <sys/queue.h>
 
 struct emm_port;
 
@@ -145,7 +146,7 @@ struct emm_msg {
         };
     };
     /* The local envelope: meaningful in this process only. */
-    struct emm_msg *next; /* port queue link */
+    STAILQ_ENTRY(emm_msg) link; /* a port's queue, or a list of the sender's */
     void *data;           /* whole pages, `length` bytes, or NULL */
     /* MO_DATA_RETURN to a pager that said MO_F_CLUSTER_OK: the pages that follow
      * this one (offset + PS, ...), each a message of its own; releasing the head
@@ -155,6 +156,8 @@ struct emm_msg {
     void (*release)(struct emm_msg *msg, int status);
     void *release_ctx; /* the sender's */
 };
+
+STAILQ_HEAD(emm_msg_list, emm_msg); /* messages linked by `link` */
 
 /* A heap message whose release frees it (and nothing else). */
 struct emm_msg *emm_msg_new(uint32_t id, uint64_t offset, uint64_t length);

@@ -312,29 +312,26 @@ lock_request_apply(void *arg)
     vm_obj_run_waiters(obj, &b);
     /* Queue the returns for the pager, then lock_completed on its reply port,
      * in order and under the lock (see vm_batch_post). */
-    struct emm_msg *m = b.msgs;
+    struct emm_msg_list todo = STAILQ_HEAD_INITIALIZER(todo);
+    STAILQ_CONCAT(&todo, &b.msgs);
     struct emm_port *reply_to = NULL;
-    b.msgs = b.msgs_tail = NULL;
-    while (m != NULL) {
-        struct emm_msg *next = m->next;
+    struct emm_msg *m;
+    while ((m = STAILQ_FIRST(&todo)) != NULL) {
+        STAILQ_REMOVE_HEAD(&todo, link);
         uint32_t id = m->id; /* a posted message may be gone at once */
         uint64_t offset = m->offset, len = m->length;
         for (struct emm_msg *c = m->chain; c != NULL; c = c->chain)
             len += c->length;
         if (id == MO_LOCK_COMPLETED) {
             reply_to = emm_port_take(&m->reply);
-            if (emm_port_post(reply_to, m) < 0) {
-                m->next = b.failed;
-                b.failed = m;
-            }
+            if (emm_port_post(reply_to, m) < 0)
+                STAILQ_INSERT_TAIL(&b.failed, m, link);
         } else if (emm_port_post(obj->pager, m) < 0) {
-            m->next = b.failed;
-            b.failed = m;
+            STAILQ_INSERT_TAIL(&b.failed, m, link);
         } else {
             vm_pager_count_sent(obj, id, offset, len);
             b.kick_pager = 1;
         }
-        m = next;
     }
     vm_batch_post(obj, &b); /* messages for the default pager */
     pthread_mutex_unlock(&obj->lock);

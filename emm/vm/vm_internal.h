@@ -155,9 +155,9 @@ struct vm_object {
 
 /* Messages and completions gathered under the object lock, run after it. */
 struct vm_batch {
-    struct emm_msg *msgs, *msgs_tail;       /* to the object's pager */
-    struct emm_msg *dp_msgs, *dp_msgs_tail; /* to its default-pager port */
-    struct emm_msg *failed, *dp_failed;     /* refused by a dead port: released unlocked */
+    struct emm_msg_list msgs;               /* to the object's pager */
+    struct emm_msg_list dp_msgs;            /* to its default-pager port */
+    struct emm_msg_list failed, dp_failed;  /* refused by a dead port: released unlocked */
     int kick_pager, kick_dp;                /* posted: start delivery after unlocking */
     struct vm_io_list done;
     struct vm_sync_list syncs_done;
@@ -166,7 +166,11 @@ struct vm_batch {
 };
 /* struct vm_batch b = VM_BATCH_INIT(b); (the lists point into b itself) */
 #define VM_BATCH_INIT(b)                                                         \
-    { .done = STAILQ_HEAD_INITIALIZER((b).done),                                 \
+    { .msgs = STAILQ_HEAD_INITIALIZER((b).msgs),                                 \
+      .dp_msgs = STAILQ_HEAD_INITIALIZER((b).dp_msgs),                           \
+      .failed = STAILQ_HEAD_INITIALIZER((b).failed),                             \
+      .dp_failed = STAILQ_HEAD_INITIALIZER((b).dp_failed),                       \
+      .done = STAILQ_HEAD_INITIALIZER((b).done),                                 \
       .syncs_done = STAILQ_HEAD_INITIALIZER((b).syncs_done),                     \
       .seeks_done = STAILQ_HEAD_INITIALIZER((b).seeks_done) }
 
