@@ -77,6 +77,12 @@ enum emm_msg_id {
      * to the control port: offset, length, arg=errno (0: the pager has the
      * pages), arg2=the data_return's seqno. */
     MO_DATA_RETURN_COMPLETED = 41,
+
+    /* a port notification, local only (never on the wire: the codec does not
+     * know it): Mach's dead-name notification. Sent to the notify port given
+     * to emm_port_request_dead_name when the named port dies; offset = the
+     * request's cookie. */
+    EMM_NOTIFY_DEAD_NAME = 64,
 };
 
 /* flags */

@@ -175,6 +175,8 @@ emm_port_unref(struct emm_port *port)
     if (atomic_fetch_sub(&port->refs, 1) != 1)
         return;
     name_free(port);
+    if (port->dn_notify != NULL)
+        emm_port_unref(port->dn_notify); /* a request that never fired */
     port->ops->fini(port);
     free(port);
 }
@@ -212,6 +214,60 @@ emm_port_send_once(struct emm_port **port, struct emm_msg *msg)
     int rc = emm_port_send(p, msg);
     emm_port_unref(p);
     return rc;
+}
+
+static void
+dead_name_send(struct emm_port *notify, uint64_t cookie)
+{
+    struct emm_msg *m = emm_msg_new(EMM_NOTIFY_DEAD_NAME, cookie, 0);
+    if (m == NULL)
+        emm_err("port %s: no memory for a dead-name notification", notify->label);
+    else if (emm_port_send(notify, m) < 0)
+        emm_msg_release(m, -EPIPE); /* nobody listens any more */
+    emm_port_unref(notify);
+}
+
+int
+emm_port_request_dead_name(struct emm_port *port, struct emm_port *notify, uint64_t cookie)
+{
+    pthread_mutex_lock(&port->lock);
+    if (port->dn_notify != NULL) {
+        pthread_mutex_unlock(&port->lock);
+        return -EBUSY;
+    }
+    int dead = port->dn_dead;
+    if (!dead) {
+        port->dn_notify = emm_port_ref(notify);
+        port->dn_cookie = cookie;
+    }
+    pthread_mutex_unlock(&port->lock);
+    if (dead)
+        dead_name_send(emm_port_ref(notify), cookie);
+    return 0;
+}
+
+void
+emm_port_cancel_dead_name(struct emm_port *port)
+{
+    pthread_mutex_lock(&port->lock);
+    struct emm_port *n = port->dn_notify;
+    port->dn_notify = NULL;
+    pthread_mutex_unlock(&port->lock);
+    if (n != NULL)
+        emm_port_unref(n);
+}
+
+void
+emm_port_dead_name(struct emm_port *port)
+{
+    pthread_mutex_lock(&port->lock);
+    port->dn_dead = 1;
+    struct emm_port *n = port->dn_notify;
+    uint64_t cookie = port->dn_cookie;
+    port->dn_notify = NULL;
+    pthread_mutex_unlock(&port->lock);
+    if (n != NULL)
+        dead_name_send(n, cookie);
 }
 
 int

@@ -95,6 +95,16 @@ int emm_port_send_once(struct emm_port **port, struct emm_msg *msg);
  * -EPIPE when there is none or it is dead (the caller still owns msg). */
 int emm_port_send_reply(emm_port_name_t *name, struct emm_msg *msg);
 
+/* Mach's dead-name notification. When port dies (its receive right is
+ * destroyed; for a peer's port, its connection ends: the process died, exited
+ * or was cut off), an EMM_NOTIFY_DEAD_NAME message (offset = cookie) is sent
+ * to notify, once; at once if port is dead already. One request per port
+ * (-EBUSY for a second); the request holds a right to notify until it fires
+ * or is cancelled. No lock of the caller may be held: the notification may
+ * run notify's handler inline. */
+int emm_port_request_dead_name(struct emm_port *port, struct emm_port *notify, uint64_t cookie);
+void emm_port_cancel_dead_name(struct emm_port *port);
+
 /* From inside a handler: the message is not finished when the handler returns,
  * so later messages wait (order is kept) until emm_port_resume. Receivers'
  * calls: the port is one this process created (a local port). */

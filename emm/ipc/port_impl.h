@@ -54,9 +54,18 @@ struct emm_port {
     /* For a port in a set: messages this accepts may be run by the sender itself
      * when the port is idle (a handoff for cheap requests); others go to the set. */
     int (*may_inline)(const struct emm_msg *msg);
+
+    /* Dead-name notification (port.c), under lock, whatever the transport. */
+    struct emm_port *dn_notify; /* a right to the port told, or NULL */
+    uint64_t dn_cookie;
+    int dn_dead;                /* the port died: requests fire at once */
 };
 
 extern const struct emm_port_ops emm_port_local_ops;
+
+/* port.c: the transport says port died: its dead-name request fires (no lock
+ * of the port held). */
+void emm_port_dead_name(struct emm_port *port);
 
 /* port.c: gives a new port its name (0, or -ENFILE/-ENOMEM). */
 int emm_port_name_alloc(struct emm_port *port);

@@ -207,6 +207,7 @@ local_destroy(struct emm_port *port)
         STAILQ_REMOVE_HEAD(&gone, link);
         emm_msg_release(m, -EPIPE);
     }
+    emm_port_dead_name(port);
 }
 
 static void

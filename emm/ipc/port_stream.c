@@ -712,6 +712,33 @@ recv_lookup_reply(struct emm_stream *s, struct emm_frame *f)
     return bad != NULL ? refuse(s, f, bad, -EBADMSG) : 0;
 }
 
+/* The connection is dead: every peer's port it carried is a dead name now.
+ * Their dead-name requests fire (Mach's notification), before on_dead. */
+static void
+proxies_dead(struct emm_stream *s)
+{
+    pthread_mutex_lock(&s->lock);
+    struct emm_port **v = s->nproxies ? calloc(s->nproxies, sizeof(*v)) : NULL;
+    unsigned n = 0;
+    for (unsigned b = 0; b < HASH_BUCKETS && v != NULL; b++)
+        for (struct proxy *px = s->proxies[b]; px != NULL && n < s->nproxies; px = px->next) {
+            unsigned r = atomic_load(&px->port.refs); /* one whose last right goes: skip */
+            while (r != 0 && !atomic_compare_exchange_weak(&px->port.refs, &r, r + 1))
+                ;
+            if (r != 0)
+                v[n++] = &px->port;
+        }
+    unsigned total = s->nproxies;
+    pthread_mutex_unlock(&s->lock);
+    if (v == NULL && total > 0)
+        emm_err("stream %s: no memory to tell %u ports' holders that they died", s->peer, total);
+    for (unsigned i = 0; i < n; i++) {
+        emm_port_dead_name(v[i]);
+        emm_port_unref(v[i]);
+    }
+    free(v);
+}
+
 static void *
 reader_main(void *arg)
 {
@@ -777,6 +804,7 @@ reader_main(void *arg)
     }
     if (err == 0)
         emm_notice("stream %s: the peer closed the connection", s->peer);
+    proxies_dead(s);
     if (s->a.on_dead != NULL)
         s->a.on_dead(s->a.ctx, s, err);
     return NULL;
@@ -1052,4 +1080,11 @@ emm_stream_accept(int lfd)
         fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
     while (fd < 0 && errno == EINTR);
     return fd < 0 ? -errno : fd;
+}
+
+void
+emm_stream_cut(struct emm_stream *s, const char *why)
+{
+    emm_err("stream %s: %s; cutting the peer off", s->peer, why);
+    cut(s);
 }

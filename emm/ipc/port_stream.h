@@ -90,6 +90,9 @@ void emm_stream_release(struct emm_stream *s);
 /* Waits up to timeout_ms for every queued frame to be written (or the peer to
  * go): 0, or -ETIMEDOUT. */
 int emm_stream_drain(struct emm_stream *s, int timeout_ms);
+/* Cuts the connection off (its peer misbehaved: why names it in a log line):
+ * as for a bad frame, the reader ends, on_dead runs, proxies are dead names. */
+void emm_stream_cut(struct emm_stream *s, const char *why);
 /* "pager fs0 (pid 123)": the name log lines use. */
 const char *emm_stream_peer(const struct emm_stream *s);
 

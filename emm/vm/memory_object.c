@@ -11,6 +11,7 @@
  * Lock order: object, then pool.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +36,8 @@ vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_
     STAILQ_INIT(&obj->ios);
     STAILQ_INIT(&obj->syncs);
     STAILQ_INIT(&obj->replay_syncs);
+    STAILQ_INIT(&obj->lost_syncs);
+    STAILQ_INIT(&obj->lost_msgs);
     TAILQ_INIT(&obj->seeks);
     pthread_mutex_init(&obj->lock, NULL);
     atomic_init(&obj->refs, 1);
@@ -73,12 +76,16 @@ vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_
         rc = emm_port_create("name", NULL, obj, NULL, &obj->name);
     if (rc == 0 && obj->dp != NULL && !a->temporary)
         rc = emm_port_create("dp-reply", dp_reply_handler, obj, NULL, &obj->dp_reply);
+    if (rc == 0 && !a->temporary) /* its pager's death is told here (vm_lost.c) */
+        rc = emm_port_create("notify", vm_obj_notify_handler, obj, NULL, &obj->notify);
     struct emm_msg *m = rc == 0 ? emm_msg_new(MO_INIT, 0, 0) : NULL;
     if (m == NULL) {
         if (obj->control)
             emm_port_destroy(obj->control);
         if (obj->name)
             emm_port_destroy(obj->name);
+        if (obj->notify)
+            emm_port_destroy(obj->notify);
         if (obj->pager)
             emm_port_unref(obj->pager);
         if (obj->dp) {
@@ -103,6 +110,8 @@ vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_
     /* Pages double-paged before (maybe before a restart) go back to the pager. */
     if (vm_obj_dp_holds(obj))
         vm_kernel_note_swapped(k, obj);
+    if (obj->state != VM_OBJ_DEAD)
+        vm_obj_watch_pager(obj); /* Mach's dead-name request on the pager's port */
     *out = obj;
     return 0;
 }
@@ -373,14 +382,20 @@ handle_lock_request(struct emm_port *port, struct vm_object *obj, struct emm_msg
     }
 }
 
-/* Refuses msg: logged and counted; released without effect. */
+/* Refuses a malformed msg: logged and counted; released without effect. The
+ * object's own pager is reported to the front end, which may cut it off. */
 static void
 refuse(struct vm_object *obj, struct emm_msg *msg, int from_dp, const char *field)
 {
+    struct vm_kernel *k = obj->kernel;
+    char what[96];
+    snprintf(what, sizeof(what), "a malformed %s (bad %s)", emm_msg_name(msg->id), field);
     pthread_mutex_lock(&obj->lock);
     vm_msg_refuse(obj, msg, from_dp, field);
     pthread_mutex_unlock(&obj->lock);
     emm_msg_release(msg, -EBADMSG);
+    if (!from_dp && !obj->temporary && k->up.pager_misbehaved != NULL)
+        k->up.pager_misbehaved(obj->owner, what);
 }
 
 static void
@@ -430,6 +445,8 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
     }
     if (answer && head != NULL)
         head->request_ns = 0;
+    if (!answers_swap) /* it lives: its silence is measured from here (vm_lost.c) */
+        atomic_store(&obj->pstats->last_heard_ns, emm_mono_ns());
     switch (msg->id) {
     case MO_READY:
     case MO_CHANGE_ATTRIBUTES:
@@ -438,6 +455,7 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
         obj->copy_strategy = msg->arg;
         if (obj->state == VM_OBJ_INIT) {
             obj->state = VM_OBJ_READY;
+            vm_obj_pager_back(obj, &b); /* a new pager after a death: resume */
             vm_obj_pm_learn(obj, &b); /* what it stores, while it answers */
         }
         if (msg->id == MO_CHANGE_ATTRIBUTES && msg->reply != EMM_PORT_NULL) {

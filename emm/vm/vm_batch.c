@@ -141,11 +141,21 @@ vm_batch_post(struct vm_object *obj, struct vm_batch *b)
         uint64_t offset = m->offset, len = m->length;
         for (struct emm_msg *c = chain; c != NULL; c = c->chain)
             len += c->length;
-        if (emm_port_post(obj->pager, m) < 0) {
+        if (obj->pager_lost_ns != 0 && id == MO_DISCARD) {
+            /* Its pager died: the next one gets it after init (vm_lost.c), or
+             * pages punched now would come back from the store. The existence
+             * map loses the pages now: their content is zeros from here on. */
+            uint64_t first = offset / VM_PS;
+            vm_pmap_remove(&obj->pm, first,
+                           len == UINT64_MAX ? UINT64_MAX : first + len / VM_PS);
+            STAILQ_INSERT_TAIL(&obj->lost_msgs, m, link);
+        } else if (emm_port_post(obj->pager, m) < 0) {
             STAILQ_INSERT_TAIL(&b->failed, m, link);
         } else {
             vm_pager_count_sent(obj, id, offset, len);
             b->kick_pager = 1;
+            if (b->kick_port == NULL)
+                b->kick_port = emm_port_ref(obj->pager);
             /* The pages of a cluster are answered by one data_return_completed
              * that names the head's seqno: each page keeps it to match. */
             for (struct emm_msg *c = chain; c != NULL; c = c->chain)
@@ -167,8 +177,13 @@ vm_batch_flush(struct vm_object *obj, struct vm_batch *b)
 {
     if (!STAILQ_EMPTY(&b->msgs) || !STAILQ_EMPTY(&b->dp_msgs))
         vm_batch_post(obj, b); /* a caller that built the batch without the lock */
-    if (b->kick_pager)
-        emm_port_kick(obj->pager);
+    if (b->kick_port != NULL) {
+        emm_port_kick(b->kick_port);
+        emm_port_unref(b->kick_port);
+        b->kick_port = NULL;
+    } else if (b->kick_pager) {
+        emm_port_kick(obj->pager); /* posted under the lock by the caller itself */
+    }
     if (b->kick_dp)
         emm_port_kick(obj->dp);
     b->kick_pager = b->kick_dp = 0;

@@ -111,6 +111,13 @@ fault_in(struct vm_object *obj, uint64_t first, uint64_t n, uint32_t access, str
                 r++;
             run = r;
         }
+        if (!from_swap && obj->pager_lost_ns != 0) {
+            /* Its pager died: the fault waits for the next one (vm_lost.c),
+             * up to the deadline. */
+            ready = 0;
+            idx = run;
+            continue;
+        }
         /* A suspect pager still works through an earlier data_return: a
          * data_request would queue behind it. Pages it never stored are holes
          * the kernel fills itself (what its data_unavailable would say). */
@@ -189,7 +196,7 @@ static int
 read_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
 {
     if (obj->state == VM_OBJ_INIT)
-        return 0;
+        return obj->down_expired ? -EIO : 0; /* a new pager not ready past the deadline */
     if (obj->state != VM_OBJ_READY)
         return -(obj->error && obj->error != ENOSPC ? obj->error : EIO);
     uint64_t end = io->off + io->len;
@@ -203,7 +210,7 @@ read_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
     io->len = end - io->off;
     uint64_t first = io->off / VM_PS, last = (end - 1) / VM_PS;
     if (!fault_in(obj, first, last - first + 1, VM_PROT_READ, io, b))
-        return 0;
+        return obj->down_expired ? -EIO : 0; /* its pager is gone past the deadline */
     io->nwired = 0;
     for (uint64_t idx = first; idx <= last; idx++) {
         struct vm_page *p = vm_obj_page_lookup(obj, idx);
@@ -282,9 +289,14 @@ write_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
 {
     struct vm_kernel *k = obj->kernel;
     if (obj->state == VM_OBJ_INIT)
-        return 0;
+        return obj->down_expired ? -EIO : 0;
     if (obj->state != VM_OBJ_READY)
         return -(obj->error ? obj->error : EIO);
+    if (obj->down_expired)
+        return -EIO; /* no pager past the deadline: nothing could store it */
+    if (obj->pager_lost_ns != 0 && obj->dp == NULL)
+        return 0; /* its pager died and there is no swap: dirty pages could not leave
+                     the pool (other filesystems need it); wait for the next pager */
     if (io->len == 0)
         return 1;
     uint64_t end = io->off + io->len;
@@ -326,7 +338,7 @@ write_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
         }
     }
     if (!ready)
-        return 0;
+        return obj->down_expired ? -EIO : 0;
     struct vm_page *frames[EMM_MAX_SPAN_PAGES];
     if (need > 0 && vm_pool_alloc_all(&k->pool, frames, need) == 0) {
         starve(obj, need); /* a write takes all its frames at once */
@@ -428,6 +440,7 @@ io_start(struct vm_object *obj, struct vm_io *io)
     if (rc == 0) {
         if (io->waiter != NULL)
             write_stage(obj, io);
+        io->since_ns = emm_mono_ns();
         io_queue(obj, io);
         vm_kernel_note_waiting(obj->kernel, obj);
         if (obj->starved)

@@ -31,6 +31,7 @@ struct vm_io {
     /* data_unlock was sent for every locked page below this index (+1): one per
      * page, so an operation spanning several locked pages asks for each. */
     uint64_t unlock_next;
+    uint64_t since_ns; /* when it first had to wait (vm_lost.c: a silent pager's deadline) */
     uint64_t off, len;
     /* A write's data, never copied to the heap: the caller's buffer, borrowed
      * while the caller waits in vm_object_write (its waiter, on its stack, is
@@ -147,6 +148,16 @@ struct vm_object {
     uint64_t pager_count;            /* pages its pager stores, as it last said */
     uint64_t pager_count_gen;        /* valid while pager_gen is this */
     int pager_count_known;
+    /* Its pager's port died (vm_lost.c): */
+    struct emm_port *notify;         /* receive right: dead-name notifications */
+    uint64_t pager_epoch;            /* the cookie of the current pager's request */
+    uint64_t pager_lost_ns;          /* when the pager's port died; 0 once a new one is given */
+    uint64_t down_since_ns;          /* no live pager since (0: one answered ready since) */
+    int down_expired;                /* ... for longer than the deadline: operations fail */
+    int on_lost_list;                /* kernel->lost_head (kick_lock) */
+    struct vm_object *lost_next;
+    struct vm_sync_list lost_syncs;  /* fsyncs waiting for a new pager */
+    struct emm_msg_list lost_msgs;   /* discards made meanwhile, for the new pager */
     struct vm_seek_list seeks;       /* waiting for their pager's query_reply */
     uint32_t next_seek_tag;
     int on_seeking_list;             /* kernel->seeking_head (kick_lock) */
@@ -159,6 +170,8 @@ struct vm_batch {
     struct emm_msg_list dp_msgs;            /* to its default-pager port */
     struct emm_msg_list failed, dp_failed;  /* refused by a dead port: released unlocked */
     int kick_pager, kick_dp;                /* posted: start delivery after unlocking */
+    struct emm_port *kick_port;             /* the pager port posted to (a right): the
+                                               object's may change meanwhile (vm_lost.c) */
     struct vm_io_list done;
     struct vm_sync_list syncs_done;
     int sync_err;
@@ -203,6 +216,7 @@ struct vm_kernel {
     TAILQ_HEAD(, vm_query) queries;
     uint32_t next_query_tag;
     atomic_int query_bad_logged;
+    struct vm_object *lost_head;    /* objects whose pager died, till its deadline (kick_lock) */
     struct vm_pager_stats orphan_stats; /* for objects created without counters */
 };
 
@@ -211,7 +225,8 @@ struct vm_kernel {
 static inline int
 vm_pager_suspect(struct vm_pager_stats *ps, uint64_t now)
 {
-    return atomic_load(&ps->overdue_inflight) > 0 || now < atomic_load(&ps->sick_until_ns);
+    return atomic_load(&ps->overdue_inflight) > 0 || now < atomic_load(&ps->sick_until_ns) ||
+           atomic_load(&ps->lost_now) > 0;
 }
 
 /* vm_page_table.c (obj->lock held) */
@@ -267,6 +282,8 @@ void vm_kernel_note_waiting(struct vm_kernel *k, struct vm_object *obj);
 /* A pager went overdue: the worker reruns the waiting operations of every
  * listed object, whatever its pager (any one object's lock may be held). */
 void vm_kernel_recheck_waiting(struct vm_kernel *k);
+/* obj's pager died: the worker ends its waits at the deadline (lock held). */
+void vm_kernel_note_lost(struct vm_kernel *k, struct vm_object *obj);
 
 /* vm_fault.c (lock held unless said) */
 /* Page idx is a hole of a suspect pager, one the kernel fills itself (a
@@ -303,8 +320,30 @@ void vm_obj_overdue(struct vm_object *obj, struct vm_page *p, uint64_t now, stru
 unsigned vm_obj_return_completed(struct vm_object *obj, const struct emm_msg *msg, int from_dp,
                                  struct vm_batch *b);
 
+/* vm_laundry.c: the pager's port died: its data_returns will never be
+ * answered; each counts as refused (double paged when swap exists). Lock held. */
+void vm_obj_returns_lost(struct vm_object *obj, struct vm_batch *b);
+
 /* vm_sync.c */
 /* Pages some held pages in from swap to go back to the pager; 1 if work remains. */
 int vm_obj_replay(struct vm_object *obj, unsigned max_pages);
+/* Sends every dirty page back and a synchronize for s (lock held): 0, or
+ * -errno (s is not queued then). */
+int vm_obj_sync_locked(struct vm_object *obj, struct vm_sync *s, struct vm_batch *b);
+
+/* vm_lost.c: a pager that died or went silent (lock held unless said) */
+/* The dead-name notification handler of obj->notify (no lock). */
+void vm_obj_notify_handler(struct emm_port *port, struct emm_msg *msg);
+/* Asks for the notification of the death of obj->pager (no lock held). */
+void vm_obj_watch_pager(struct vm_object *obj);
+/* The pager answered ready: the object has a live pager again. */
+void vm_obj_pager_back(struct vm_object *obj, struct vm_batch *b);
+/* The kernel worker: 1 while obj still waits for its pager's deadline (no lock). */
+int vm_obj_lost_expire(struct vm_object *obj, uint64_t now);
+/* The kernel worker: operations waiting for data_requests of a pager silent
+ * for longer than the deadline fail with EIO (no lock). */
+void vm_obj_requests_expire(struct vm_object *obj, uint64_t now);
+/* The deadline for a dead or silent pager: pager.deadline, 5 s if none. */
+uint64_t vm_obj_lost_deadline(struct vm_object *obj);
 
 #endif

@@ -69,6 +69,19 @@ vm_kernel_note_waiting(struct vm_kernel *k, struct vm_object *obj)
 }
 
 void
+vm_kernel_note_lost(struct vm_kernel *k, struct vm_object *obj)
+{
+    pthread_mutex_lock(&k->kick_lock);
+    if (!obj->on_lost_list) {
+        obj->on_lost_list = 1;
+        vm_object_ref(obj);
+        obj->lost_next = k->lost_head;
+        k->lost_head = obj;
+    }
+    pthread_mutex_unlock(&k->kick_lock);
+}
+
+void
 vm_kernel_recheck_waiting(struct vm_kernel *k)
 {
     pthread_mutex_lock(&k->kick_lock);

@@ -381,6 +381,33 @@ vm_obj_return_completed(struct vm_object *obj, const struct emm_msg *msg, int fr
 }
 
 void
+vm_obj_returns_lost(struct vm_object *obj, struct vm_batch *b)
+{
+    unsigned settled = 0;
+    for (uint64_t i = 0; i < obj->nbuckets && obj->state != VM_OBJ_DEAD; i++) {
+        struct vm_page *p = obj->buckets[i];
+        while (p != NULL && obj->state != VM_OBJ_DEAD) {
+            struct vm_page *next = p->hnext;
+            if (p->state == VM_PAGE_LAUNDRY && !(p->flags & VM_PG_TO_DP) &&
+                (p->flags & VM_PG_WAIT_MSG)) {
+                /* Never acknowledged: to swap when there is one (double
+                 * paging), else it stays dirty for the next pager. */
+                if (obj->dp != NULL)
+                    p->flags |= VM_PG_EVICT;
+                page_answer(obj, p, 0, -EPIPE);
+                if (page_settled(p)) {
+                    page_settle(obj, p, b);
+                    settled++;
+                }
+            }
+            p = next;
+        }
+    }
+    if (settled > 0)
+        settled_wake(obj, b);
+}
+
+void
 vm_obj_launder(struct vm_object *obj, struct vm_page *p, int evict, struct vm_batch *b)
 {
     struct vm_kernel *k = obj->kernel;

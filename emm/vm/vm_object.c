@@ -54,6 +54,17 @@ vm_object_unref(struct vm_object *obj)
             p = next;
         }
     }
+    if (obj->pager_lost_ns != 0 && obj->state != VM_OBJ_TERMINATED)
+        atomic_fetch_sub(&obj->pstats->lost_now, 1);
+    struct emm_msg *m;
+    while ((m = STAILQ_FIRST(&obj->lost_msgs)) != NULL) { /* discards no pager came back for */
+        STAILQ_REMOVE_HEAD(&obj->lost_msgs, link);
+        emm_msg_release(m, -EPIPE);
+    }
+    if (obj->pager != NULL && !obj->temporary)
+        emm_port_cancel_dead_name(obj->pager);
+    if (obj->notify != NULL)
+        emm_port_destroy(obj->notify);
     if (obj->control != NULL)
         emm_port_destroy(obj->control);
     if (obj->name != NULL)

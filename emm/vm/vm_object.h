@@ -33,6 +33,11 @@ struct vm_upcalls {
      * (len 0: to the end), then call done(arg). From a notifier thread. */
     void (*invalidate)(void *owner, uint64_t off, uint64_t len, void (*done)(void *arg),
                        void *arg);
+    /* The object's pager sent a malformed message (vm_msgcheck.c's form
+     * check: never a race, always a bug or a lie; the kernel refused it).
+     * The front end may cut such a pager off (a pager in another process);
+     * what names the message and the field. No lock held. Optional. */
+    void (*pager_misbehaved)(void *owner, const char *what);
 };
 
 /* Kernel-wide counters (emmctl info faults/memory). */
@@ -69,6 +74,12 @@ struct vm_pager_stats {
     atomic_uint_fast64_t overdue_inflight; /* overdue data_returns it still holds */
     atomic_uint_fast64_t sick_until_ns;    /* failed lately: pageouts go to swap */
     atomic_uint_fast64_t last_failure_ns;  /* it last refused a data_return */
+    atomic_uint_fast64_t last_heard_ns;    /* it last sent the kernel anything (vm_lost.c) */
+    /* A pager whose port died (vm_lost.c): objects that learned it and wait
+     * for a new pager (a gauge: the pager is suspect while it is not 0), how
+     * many learned it in all, were re-initialised on a new pager, and
+     * operations that ended in EIO because it was gone or silent too long. */
+    atomic_uint_fast64_t lost_now, lost, reinits, lost_eio;
     atomic_uint_fast64_t pageouts,   /* pages laundered to the pager */
         double_paged,                /* pages it failed to take, sent to swap */
         overdue,                     /* data_returns not acknowledged in time */
@@ -202,8 +213,8 @@ void vm_object_stored(struct vm_object *obj, vm_seek_done_fn done, void *arg);
 #define VM_COUNT_UNKNOWN UINT64_MAX
 /* How many pages the pager stores of an object the kernel has not mapped (no
  * vm_object): data_query (MO_F_QUERY_COUNT) to its memory object port `pager`
- * (a send right, borrowed), carrying a reply right to the kernel's query port;
- * no init. done(arg, count) runs once, from the thread that delivers the reply
+ * (a send right, borrowed), carrying a reply right to a port made for the
+ * query; no init. done(arg, count) runs once, from the thread that delivers the reply
  * (maybe before this returns), or with VM_COUNT_UNKNOWN when the pager is
  * suspect (ps: its filesystem's counters, or NULL), cannot tell, could not be
  * asked, or did not answer within deadline_ms (10 s if 0): never call it with
@@ -217,6 +228,17 @@ int vm_kernel_discard_unmapped(struct vm_kernel *k, struct emm_port *pager,
                                struct vm_pager_stats *ps);
 void vm_object_info(struct vm_object *obj, struct vm_object_info *out);
 uint64_t vm_object_id(struct vm_object *obj);
+/* The pager's port died (Mach's dead-name notification, vm_lost.c) and no
+ * new one was given yet: 1, else 0. */
+int vm_object_pager_lost(struct vm_object *obj);
+/* A new pager for an object whose pager died (pager is a send right to its
+ * new memory object port, consumed): memory_object_init again on the same
+ * control and name ports; faults wait for ready; discards made meanwhile are
+ * sent; fsyncs that waited run on the new pager once it is ready; pages held
+ * in swap are replayed to it. 1 if done, 0 if the object did not need it
+ * (its pager lives, or it is dead or terminated). No lock held. */
+int vm_object_reinit(struct vm_object *obj, struct emm_port *pager);
+
 /* A reload changed pager.deadline: data_returns older than ms are overdue from
  * now on (those already overdue stay so); 0: never overdue. Any thread. */
 void vm_object_set_deadline(struct vm_object *obj, uint64_t ms);

@@ -123,10 +123,12 @@ waiting_round(struct vm_kernel *k)
     k->waiting_head = NULL;
     k->recheck_waiting = 0;
     pthread_mutex_unlock(&k->kick_lock);
+    uint64_t now = emm_mono_ns();
     while (list != NULL) {
         struct vm_object *obj = list;
         list = obj->waiting_next;
-        vm_obj_retry(obj);
+        vm_obj_retry(obj); /* first: holes of a suspect pager are filled */
+        vm_obj_requests_expire(obj, now); /* what still waits for a silent pager: EIO */
         /* Both locks: an operation queued meanwhile finds it still listed. */
         pthread_mutex_lock(&obj->lock);
         pthread_mutex_lock(&k->kick_lock);
@@ -151,13 +153,46 @@ waiting_round(struct vm_kernel *k)
     }
 }
 
+/* Objects whose pager died: their waits end at the deadline. Called and
+ * returns with kick_lock held. */
+static void
+lost_round(struct vm_kernel *k)
+{
+    struct vm_object *list = k->lost_head, *keep = NULL;
+    k->lost_head = NULL;
+    pthread_mutex_unlock(&k->kick_lock);
+    uint64_t now = emm_mono_ns();
+    while (list != NULL) {
+        struct vm_object *obj = list;
+        list = obj->lost_next;
+        int more = vm_obj_lost_expire(obj, now) && !atomic_load(&k->stopping);
+        pthread_mutex_lock(&k->kick_lock);
+        if (more) {
+            obj->lost_next = keep;
+            keep = obj;
+        } else {
+            obj->on_lost_list = 0;
+        }
+        pthread_mutex_unlock(&k->kick_lock);
+        if (!more)
+            vm_object_unref(obj);
+    }
+    pthread_mutex_lock(&k->kick_lock);
+    while (keep != NULL) {
+        struct vm_object *obj = keep;
+        keep = obj->lost_next;
+        obj->lost_next = k->lost_head;
+        k->lost_head = obj;
+    }
+}
+
 /* Reruns starved objects once enough frames are free for them; otherwise waits
  * for the daemon's progress signal instead of spinning on their locks. */
 static void *
 worker_main(void *arg)
 {
     struct vm_kernel *k = arg;
-    uint64_t next_replay = 0, next_waiting = 0, next_seeks = 0, next_queries = 0;
+    uint64_t next_replay = 0, next_waiting = 0, next_seeks = 0, next_lost = 0, next_queries = 0;
     pthread_mutex_lock(&k->kick_lock);
     while (!atomic_load(&k->stopping)) {
         uint64_t now = emm_mono_ns();
@@ -171,6 +206,11 @@ worker_main(void *arg)
         if (k->swapped_head != NULL && now >= next_replay) {
             replay_round(k);
             next_replay = now + 10000000ull;
+            continue;
+        }
+        if (k->lost_head != NULL && now >= next_lost) {
+            lost_round(k);
+            next_lost = now + 10000000ull;
             continue;
         }
         if (k->seeking_head != NULL && now >= next_seeks) {
@@ -421,6 +461,12 @@ vm_pageout_stop(struct vm_kernel *k)
         struct vm_object *obj = k->waiting_head;
         k->waiting_head = obj->waiting_next;
         obj->on_waiting_list = 0;
+        vm_object_unref(obj);
+    }
+    while (k->lost_head != NULL) {
+        struct vm_object *obj = k->lost_head;
+        k->lost_head = obj->lost_next;
+        obj->on_lost_list = 0;
         vm_object_unref(obj);
     }
     while (k->seeking_head != NULL) { /* answer what still waits: nobody will */

@@ -30,8 +30,8 @@ page_index_cmp(const void *a, const void *b)
 }
 
 /* Sends every dirty page back and a synchronize; lock held. */
-static int
-sync_locked(struct vm_object *obj, struct vm_sync *s, struct vm_batch *b)
+int
+vm_obj_sync_locked(struct vm_object *obj, struct vm_sync *s, struct vm_batch *b)
 {
     if (obj->state == VM_OBJ_DEAD || obj->state == VM_OBJ_TERMINATED)
         return -(obj->error ? obj->error : EIO);
@@ -72,9 +72,19 @@ vm_object_sync(struct vm_object *obj, vm_done_fn done, void *arg)
     s->done = done;
     s->arg = arg;
     struct vm_batch b = VM_BATCH_INIT(b);
-    int rc;
+    int rc, waits_pager = 0;
     pthread_mutex_lock(&obj->lock);
-    if (vm_obj_dp_holds(obj) && obj->state == VM_OBJ_READY) {
+    if (obj->down_since_ns != 0 &&
+        (obj->state == VM_OBJ_READY || obj->state == VM_OBJ_INIT)) {
+        /* Its pager died (vm_lost.c): the fsync waits for the next one, up to
+         * the deadline; past it, EIO. Never a success for data not stored. */
+        rc = obj->down_expired ? -EIO : 0;
+        waits_pager = 1;
+        if (rc == 0)
+            STAILQ_INSERT_TAIL(&obj->lost_syncs, s, link);
+        else
+            atomic_fetch_add(&obj->pstats->lost_eio, 1);
+    } else if (vm_obj_dp_holds(obj) && obj->state == VM_OBJ_READY) {
         /* Swap holds pages its pager lacks: they must reach it first. The
          * fsync waits for the replay (through a stall too, like any write to a
          * slow store) and fails if the pager refuses a page meanwhile. */
@@ -82,7 +92,7 @@ vm_object_sync(struct vm_object *obj, vm_done_fn done, void *arg)
         STAILQ_INSERT_TAIL(&obj->replay_syncs, s, link);
         rc = 0;
     } else {
-        rc = sync_locked(obj, s, &b);
+        rc = vm_obj_sync_locked(obj, s, &b);
     }
     vm_batch_post(obj, &b);
     pthread_mutex_unlock(&obj->lock);
@@ -90,7 +100,7 @@ vm_object_sync(struct vm_object *obj, vm_done_fn done, void *arg)
     if (rc < 0) {
         free(s);
         done(arg, -rc);
-    } else if (obj->dp != NULL) {
+    } else if (obj->dp != NULL && !waits_pager) {
         vm_kernel_note_swapped(obj->kernel, obj); /* the worker replays, then syncs */
     }
 }
@@ -271,6 +281,8 @@ terminate_finish(struct vm_object *obj, int discard)
 {
     struct vm_batch b = VM_BATCH_INIT(b);
     pthread_mutex_lock(&obj->lock);
+    if (obj->pager_lost_ns != 0 && obj->state != VM_OBJ_TERMINATED)
+        atomic_fetch_sub(&obj->pstats->lost_now, 1); /* it waits for no pager now */
     obj->state = VM_OBJ_TERMINATED;
     obj->error = EIO;
     vm_obj_discard_all(obj);
@@ -364,6 +376,10 @@ vm_obj_replay(struct vm_object *obj, unsigned max_pages)
     int more = 0;
     struct vm_sync_list failed = STAILQ_HEAD_INITIALIZER(failed);
     pthread_mutex_lock(&obj->lock);
+    if (obj->state == VM_OBJ_INIT && obj->down_since_ns != 0 && !obj->down_expired) {
+        pthread_mutex_unlock(&obj->lock); /* its new pager is not ready yet */
+        return 1;
+    }
     if (obj->state != VM_OBJ_READY || obj->dp == NULL || obj->temporary) {
         STAILQ_CONCAT(&failed, &obj->replay_syncs);
         int err = obj->error ? obj->error : EIO; /* read under the lock */
@@ -384,7 +400,7 @@ vm_obj_replay(struct vm_object *obj, unsigned max_pages)
         int refused = failed_at > s->queued_ns;
         if (!refused && more)
             STAILQ_INSERT_TAIL(&obj->replay_syncs, s, link);
-        else if (refused || sync_locked(obj, s, &b) < 0)
+        else if (refused || vm_obj_sync_locked(obj, s, &b) < 0)
             STAILQ_INSERT_TAIL(&failed, s, link);
     }
     if (!more || obj->replay_inflight > 0 || suspect) {

@@ -422,6 +422,19 @@ cmd_info(struct emmd *d, int argc, char **argv, FILE *out)
                 kv_u64(k, pi.in_flight, "pager_%s.in_flight", name);
                 kv_u64(k, pi.sent, "pager_%s.messages_sent", name);
                 kv_u64(k, pi.received, "pager_%s.messages_received", name);
+                kv_u64(k, pi.reinits, "pager_%s.reinits", name);
+                kv_u64(k, LD(v->lost_now), "pager_%s.objects_waiting", name);
+                kv_u64(k, LD(v->lost), "pager_%s.objects_lost", name);
+                kv_u64(k, LD(v->lost_eio), "pager_%s.lost_eio", name);
+                /* round trip: data_request to its first answer, as the kernel saw it */
+                struct emmd_hist_snap rh;
+                emmd_hist_snap_counters(v->request_lat.bucket, &v->request_lat.sum_ns, &rh);
+                char rv[32];
+                snprintf(rv, sizeof(rv), "%.1f",
+                         rh.count ? (double)rh.sum_ns / (double)rh.count / 1e3 : 0.0);
+                kv_str(k, rv, "pager_%s.rtt_mean_us", name);
+                snprintf(rv, sizeof(rv), "%.1f", emmd_hist_quantile(&rh, 0.99) / 1e3);
+                kv_str(k, rv, "pager_%s.rtt_p99_us", name);
                 continue;
             }
             if (fs->pager == NULL) {

@@ -197,6 +197,7 @@ struct emmd_pager_info {
     int pid, up;
     unsigned restarts;
     uint64_t uptime_ms, in_flight, sent, received;
+    uint64_t reinits; /* objects re-initialised on a new connection */
 };
 int emmd_pager_conn_start(struct emmd_fs *fs);   /* the first connection, then a supervisor */
 void emmd_pager_conn_stop(struct emmd_fs *fs);   /* after every object is terminated */
@@ -204,6 +205,9 @@ void emmd_pager_conn_stop(struct emmd_fs *fs);   /* after every object is termin
  * pager.deadline for a pager that is down; -EIO then. */
 int emmd_pager_object_port(struct emmd_fs *fs, uint64_t id, struct emm_port **out);
 void emmd_pager_conn_info(struct emmd_fs *fs, struct emmd_pager_info *out);
+/* The vm layer's pager_misbehaved upcall (owner: the node): a pager in
+ * another process that sent a malformed message is cut off (and restarted). */
+void emmd_pager_misbehaved(void *owner, const char *what);
 
 /* commands.c: control-socket commands */
 int emmd_command(void *ctx, int argc, char **argv, FILE *out);

@@ -923,8 +923,9 @@ void
 emmd_fs_close(struct emmd_fs *fs)
 {
     /* Persistent objects keep their pages; a volatile backend's vanish with it.
-     * A pager in another process keeps its own (emmd's backend is a null one):
-     * whether they persist is its store's business, never a reason to discard. */
+     * A pager in another process keeps them (emmd's own backend is the null
+     * one then: it says nothing of the store's persistence; a discard here
+     * erased every object of an lmdb store behind pager = process). */
     int keep = !fs->cfg->temporary &&
                (fs->pconn != NULL ||
                 (fs->backend != NULL && (fs->backend->flags & EMM_BACKEND_PERSISTENT)));

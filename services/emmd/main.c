@@ -703,7 +703,8 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     d.start_time = time(NULL);
 
-    struct vm_upcalls up = {.invalidate = fz_invalidate};
+    struct vm_upcalls up = {.invalidate = fz_invalidate,
+                            .pager_misbehaved = emmd_pager_misbehaved};
     struct ctl_server *ctl = NULL;
     rc = vm_kernel_create(d.cfg->resident_limit, vm_policy_lookup(d.cfg->pageout_policy), &up,
                           &d.kernel);

@@ -5,6 +5,10 @@
  * (process) or reconnects (unix) with back-off and a loud log line. Objects
  * reach their pager through emmd_pager_object_port: a lookup on the current
  * connection, which waits up to pager.deadline while the pager is down.
+ * When a connection dies, every object on it learns it from the kernel (a
+ * dead-name notification of its memory object port, emm/vm/vm_lost.c); once
+ * the next one is up, the supervisor gives each such object its new port
+ * (vm_object_reinit: init again, then the replay from swap).
  *
  * Locking: pc->lock guards every field; it is never held while the stream is
  * opened, looked up in or closed, nor across fork/exec or waitpid.
@@ -35,6 +39,7 @@ struct emmd_pager_conn {
     pid_t pid;            /* the emm-pager child (process), 0 when none */
     int64_t up_since_ns;  /* when the current connection came up */
     unsigned restarts;
+    uint64_t reinits;     /* objects re-initialised on a new connection */
     int stopping;
     int started;          /* the supervisor thread runs */
     pthread_t thread;
@@ -235,6 +240,55 @@ connect_once(struct emmd_pager_conn *pc)
     return 0;
 }
 
+/* A new connection is up: every object whose pager died gets its new
+ * memory object port (init again, then the kernel replays what swap holds).
+ * Objects created since already have one. No lock held. */
+static void
+reinit_objects(struct emmd_pager_conn *pc)
+{
+    struct emmd_fs *fs = pc->fs;
+    pthread_mutex_lock(&fs->lock);
+    size_t n = 0, cap = 0;
+    struct vm_object **v = NULL;
+    for (size_t b = 0; b < EMMD_BUCKETS; b++)
+        for (struct emmd_node *x = fs->by_id[b]; x; x = x->next_id) {
+            if (x->vm == NULL || !vm_object_pager_lost(x->vm))
+                continue;
+            if (n == cap) {
+                size_t ncap = cap ? cap * 2 : 64;
+                struct vm_object **nv = realloc(v, ncap * sizeof(*nv));
+                if (nv == NULL)
+                    break;
+                v = nv;
+                cap = ncap;
+            }
+            vm_object_ref(x->vm);
+            v[n++] = x->vm;
+        }
+    pthread_mutex_unlock(&fs->lock);
+    size_t done = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct emm_port *port;
+        uint64_t id = vm_object_id(v[i]);
+        if (emmd_pager_object_port(fs, id, &port) == 0) {
+            int rc = vm_object_reinit(v[i], port);
+            if (rc > 0)
+                done++;
+            else if (rc < 0)
+                emm_err("fs %s: object %llu: not re-initialised: %s", fs->cfg->name,
+                        (unsigned long long)id, strerror(-rc));
+        }
+        vm_object_unref(v[i]);
+    }
+    free(v);
+    pthread_mutex_lock(&pc->lock);
+    pc->reinits += done;
+    pthread_mutex_unlock(&pc->lock);
+    if (n > 0)
+        emm_notice("fs %s: %zu of %zu objects re-initialised on the new pager connection",
+                   fs->cfg->name, done, n);
+}
+
 /* Waits for the connection to die, then restarts it with back-off. */
 static void *
 supervise(void *arg)
@@ -269,8 +323,10 @@ supervise(void *arg)
         pthread_mutex_unlock(&pc->lock);
         if (stopping)
             break;
-        if (connect_once(pc) == 0)
+        if (connect_once(pc) == 0) {
             backoff_ms = 1000;
+            reinit_objects(pc);
+        }
         else if (backoff_ms < 30000)
             backoff_ms *= 2;
     }
@@ -379,6 +435,7 @@ emmd_pager_conn_info(struct emmd_fs *fs, struct emmd_pager_info *out)
     pthread_mutex_lock(&pc->lock);
     out->pid = pc->pid;
     out->restarts = pc->restarts;
+    out->reinits = pc->reinits;
     out->up = pc->s != NULL;
     out->uptime_ms = pc->s != NULL ? (uint64_t)(emm_mono_ns() - pc->up_since_ns) / 1000000u : 0;
     if (pc->s != NULL) {
@@ -391,4 +448,25 @@ emmd_pager_conn_info(struct emmd_fs *fs, struct emmd_pager_info *out)
         out->received = si.received;
     }
     pthread_mutex_unlock(&pc->lock);
+}
+
+void
+emmd_pager_misbehaved(void *owner, const char *what)
+{
+    struct emmd_node *n = owner;
+    struct emmd_pager_conn *pc = n->fs->pconn;
+    if (pc == NULL)
+        return; /* an inline pager: the kernel refused the message, that is all */
+    pthread_mutex_lock(&pc->lock);
+    struct emm_stream *s = pc->s;
+    if (s != NULL)
+        emm_stream_hold(s);
+    pthread_mutex_unlock(&pc->lock);
+    if (s == NULL)
+        return;
+    char why[192];
+    snprintf(why, sizeof(why), "fs %s: object %llu: the pager sent %s", n->fs->cfg->name,
+             (unsigned long long)n->rec.id, what);
+    emm_stream_cut(s, why);
+    emm_stream_release(s);
 }

@@ -9,6 +9,9 @@
  *   kernelid  a data_request (a kernel's id) sent by a pager
  *   dest      a message to a port emmd never gave
  *   truncated half a frame, then the end of the stream
+ *   lie       a well-framed data_unavailable at offset 1: the wire takes it,
+ *             the kernel's check refuses it (not page-aligned) and emmd cuts
+ *             the pager off for it
  * then waits for emmd to cut it off (end of stream) and prints
  * "evil: MODE: cut off" to stdout. Frames are built by hand from the layout in
  * docs/protocol.md, so a change there breaks this on purpose.
@@ -145,6 +148,8 @@ serve(int fd, const char *mode)
             n = msg(b, control, 999, 1, 0, 4096, 0);
         } else if (strcmp(mode, "kernelid") == 0) {
             n = msg(b, control, 2, 1, 0, 4096, 0);
+        } else if (strcmp(mode, "lie") == 0) {
+            n = msg(b, control, 34, 1, 1, 4096, 0);
         } else if (strcmp(mode, "dest") == 0) {
             n = msg(b, control ^ 0x00ff0000u, 32, 1, 0, 0, 0);
         } else { /* truncated */

@@ -219,6 +219,75 @@ test_inline_send_from_handler_is_queued(void **state)
     rec_fini(&r);
 }
 
+
+/* Dead-name notifications received: the cookies, in order. */
+struct dn_rec {
+    pthread_mutex_t lock;
+    int n;
+    uint64_t cookies[8];
+    uint32_t ids[8];
+};
+
+static void
+dn_handler(struct emm_port *port, struct emm_msg *msg)
+{
+    struct dn_rec *d = emm_port_context(port);
+    pthread_mutex_lock(&d->lock);
+    if (d->n < 8) {
+        d->ids[d->n] = msg->id;
+        d->cookies[d->n] = msg->offset;
+    }
+    d->n++;
+    pthread_mutex_unlock(&d->lock);
+    emm_msg_release(msg, 0);
+}
+
+static int
+dn_count(struct dn_rec *d)
+{
+    pthread_mutex_lock(&d->lock);
+    int n = d->n;
+    pthread_mutex_unlock(&d->lock);
+    return n;
+}
+
+/* Mach's dead-name notification: the holder of a send right learns that the
+ * port died (its receive right destroyed), once, with its cookie; a request
+ * on a dead port fires at once; a cancelled one never fires. */
+static void
+test_dead_name_notification(void **state)
+{
+    (void)state;
+    struct rec r;
+    rec_init(&r);
+    struct dn_rec d = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    struct emm_port *p, *q, *notify;
+    assert_int_equal(emm_port_create("p", rec_handler, &r, NULL, &p), 0);
+    assert_int_equal(emm_port_create("q", rec_handler, &r, NULL, &q), 0);
+    assert_int_equal(emm_port_create("notify", dn_handler, &d, NULL, &notify), 0);
+    emm_port_ref(p); /* our send rights */
+    emm_port_ref(q);
+    assert_int_equal(emm_port_request_dead_name(p, notify, 41), 0);
+    assert_int_equal(emm_port_request_dead_name(p, notify, 42), -EBUSY);
+    assert_int_equal(emm_port_request_dead_name(q, notify, 43), 0);
+    emm_port_cancel_dead_name(q);
+    assert_int_equal(dn_count(&d), 0);
+    emm_port_destroy(p);
+    emm_port_destroy(q);
+    assert_int_equal(dn_count(&d), 1); /* p's only: q's was cancelled */
+    assert_int_equal(d.ids[0], EMM_NOTIFY_DEAD_NAME);
+    assert_int_equal(d.cookies[0], 41);
+    emm_port_cancel_dead_name(p); /* nothing left to cancel */
+    assert_int_equal(emm_port_request_dead_name(p, notify, 44), 0); /* dead: at once */
+    assert_int_equal(dn_count(&d), 2);
+    assert_int_equal(d.cookies[1], 44);
+    assert_int_equal(emm_port_refs(notify), 1); /* the requests hold no right now */
+    emm_port_unref(p);
+    emm_port_unref(q);
+    emm_port_destroy(notify);
+    rec_fini(&r);
+}
+
 static void
 test_dead_port_epipe(void **state)
 {
@@ -637,6 +706,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_dead_name_notification),
         cmocka_unit_test(test_set_handoff),
         cmocka_unit_test(test_inline_order_seqno),
         cmocka_unit_test(test_inline_send_from_handler_is_queued),

@@ -348,8 +348,41 @@ test_every_id_round_trips(void **state)
     rec_fini(&pager);
 }
 
+
+/* Dead-name notifications received: the cookies, in order. */
+struct dn_rec {
+    pthread_mutex_t lock;
+    int n;
+    uint64_t cookies[8];
+    uint32_t ids[8];
+};
+
+static void
+dn_handler(struct emm_port *port, struct emm_msg *msg)
+{
+    struct dn_rec *d = emm_port_context(port);
+    pthread_mutex_lock(&d->lock);
+    if (d->n < 8) {
+        d->ids[d->n] = msg->id;
+        d->cookies[d->n] = msg->offset;
+    }
+    d->n++;
+    pthread_mutex_unlock(&d->lock);
+    emm_msg_release(msg, 0);
+}
+
+static int
+dn_count(struct dn_rec *d)
+{
+    pthread_mutex_lock(&d->lock);
+    int n = d->n;
+    pthread_mutex_unlock(&d->lock);
+    return n;
+}
+
 /* The peer goes away: on_dead runs, proxies refuse with -EPIPE, and the
- * caller still owns the message. */
+ * caller still owns the message. A dead-name request on the proxy fires
+ * (the connection's end is the death of every peer's port it carried). */
 static void
 test_dead_peer_epipe(void **state)
 {
@@ -361,9 +394,18 @@ test_dead_peer_epipe(void **state)
     pair_open(&pr);
     struct emm_port *mo;
     assert_int_equal(emm_stream_lookup(pr.k, 7, 5000, &mo), 0);
+    struct dn_rec d = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    struct emm_port *notify;
+    assert_int_equal(emm_port_create("notify", dn_handler, &d, NULL, &notify), 0);
+    assert_int_equal(emm_port_request_dead_name(mo, notify, 7), 0);
+    assert_int_equal(dn_count(&d), 0);
     emm_stream_close(pr.p);
     wait_dead(&pr.kdead);
     assert_int_equal(pr.kdead.dead_err, 0);
+    assert_int_equal(dn_count(&d), 1); /* told before on_dead */
+    assert_int_equal(d.ids[0], EMM_NOTIFY_DEAD_NAME);
+    assert_int_equal(d.cookies[0], 7);
+    emm_port_destroy(notify);
     struct emm_msg *m = msg_with(MO_DATA_REQUEST, 0, 1);
     assert_int_equal(emm_port_send(mo, m), -EPIPE);
     emm_msg_release(m, -EPIPE);
