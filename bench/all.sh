@@ -6,7 +6,11 @@
 #   backends.sh -> backends.txt  -> backends-latency.svg
 #   policy.sh   -> policy.txt    -> policy-hits.svg
 #   pressure.sh -> pressure.txt  -> pressure-throughput.svg
-# BENCH_SCRIPTS picks the scripts, default "run backends policy" (pressure.sh
+#   pager_process.sh -> pager_process.txt (inline against pager = process; a table)
+#   datapath.sh -> datapath.txt  (issue 10's rows against their floors; a table)
+#   rados.sh    -> rados.txt     (the rados backend on a throwaway Ceph cluster
+#                                 against lmdb and `rados bench`; a table)
+# BENCH_SCRIPTS picks the scripts, default "run backends policy pager_process rados" (pressure.sh
 # takes ~30 min at its defaults: add it with BENCH_SCRIPTS="... pressure"; a
 # pressure.txt already in OUT_DIR is plotted either way);
 # the scripts' own knobs (BENCH_SIZE, POLICY_REQUESTS, ...) pass through. A
@@ -20,9 +24,9 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${2:-$SRC/bench/plots}
 mkdir -p "$OUT"
 rc=0
-for s in ${BENCH_SCRIPTS:-run backends policy}; do
+for s in ${BENCH_SCRIPTS:-run backends policy pager_process rados}; do
     case $s in
-    run | backends | policy | pressure) ;;
+    run | backends | policy | pressure | pager_process | datapath | rados) ;;
     *) echo "bench/all.sh: unknown script '$s' in BENCH_SCRIPTS" >&2; exit 2 ;;
     esac
     echo "=== bench/$s.sh" >&2

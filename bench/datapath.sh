@@ -16,6 +16,12 @@
 #              area's filesystem
 #   swapread   reading it back (dd bs=1M) after drop_caches; device: dd
 #              iflag=direct
+#   swapmsync  256 MiB written through mmap + msync (emmio fill -m -y) to a
+#              temporary object through a 16 MiB pool (write-back under
+#              pressure, issue 10 point 6); device: the swapwrite row's
+#   swapceil   the swapwrite/swapread/swapmsync runs again with the swap file
+#              on tmpfs (/dev/shm): swap I/O costs a memcpy, so these are the
+#              ceilings the rest of the path (FUSE, pool, pageout) allows
 #
 # Knobs: DP_SIZE (512M), DP_REPS (1), DP_CASES (subset of the rows above).
 # Needs root, /dev/fuse, fusermount3, fio; mounts under a mktemp -d directory.
@@ -31,10 +37,12 @@ EMMIO="$BUILD/tests/emmio"
 RSSW="$BUILD/tests/rsswatch"
 SIZE=${DP_SIZE:-512M}
 REPS=${DP_REPS:-1}
-CASES=${DP_CASES:-"rss seqread mmapwrite swapwrite swapread"}
+CASES=${DP_CASES:-"rss seqread mmapwrite swapwrite swapread swapmsync swapceil"}
 bench_workdir datapath
 BLPID=""
+SHM=""
 bench_cleanup_extra() {
+    if [ -n "$SHM" ]; then stop_emmd; rm -rf "$SHM"; SHM=""; fi
     if [ -n "$BLPID" ]; then
         fusermount3 -u "$WORK/bl" 2>/dev/null
         wait "$BLPID" 2>/dev/null
@@ -121,12 +129,14 @@ if want mmapwrite; then
     stop_emmd
 fi
 
-if want swapwrite || want swapread; then
+if want swapwrite || want swapread || want swapmsync; then
     count=$((BYTES >> 20))
     devw=$(dd_mbs if=/dev/zero of="$WORK/direct.dat" bs=1M count="$count" oflag=direct conv=fsync)
     drop
     devr=$(dd_mbs if="$WORK/direct.dat" of=/dev/null bs=1M iflag=direct)
     rm -f "$WORK/direct.dat"
+fi
+if want swapwrite || want swapread; then
     RESIDENT=16M SWAP="$WORK/swap.img $((2 * count))M" start_emmd t none
     head -c "$BYTES" /dev/urandom >"$WORK/src.dat"
     drop
@@ -140,6 +150,39 @@ if want swapwrite || want swapread; then
     want swapread && row swapread "read it back after drop_caches" "$r MB/s" "dd iflag=direct" \
         "$devr MB/s" "$(awk -v a="$r" -v b="$devr" 'BEGIN { printf "%.2fx", a / b }')"
     stop_emmd
+fi
+
+if want swapmsync; then
+    RESIDENT=16M SWAP="$WORK/swap.img 1G" start_emmd t none
+    t0=$(date +%s%N)
+    "$EMMIO" fill -m -y "$MP/mm" 0 256M 7
+    t1=$(date +%s%N)
+    "$EMMIO" check "$MP/mm" 0 256M 7 || echo "bench: warning: the mmap+msync object reads back wrong" >&2
+    v=$(awk -v ns=$((t1 - t0)) 'BEGIN { printf "%.0f", 268435456 / (ns / 1e3) }')
+    row swapmsync "mmap+msync 256M, temp object, 16M pool" "$v MB/s" \
+        "dd oflag=direct, swap's filesystem" "$devw MB/s" \
+        "$(awk -v a="$v" -v b="$devw" 'BEGIN { printf "%.2fx", a / b }')"
+    stop_emmd
+fi
+
+if want swapceil; then
+    SHM=$(mktemp -d /dev/shm/emm-bench.XXXXXX)
+    count=$((BYTES >> 20))
+    [ -f "$WORK/src.dat" ] || head -c "$BYTES" /dev/urandom >"$WORK/src.dat"
+    RESIDENT=16M SWAP="$SHM/swap.img $((2 * count))M" start_emmd t none
+    drop
+    w=$(dd_mbs if="$WORK/src.dat" of="$MP/obj" bs=1M conv=fsync)
+    drop
+    r=$(dd_mbs if="$MP/obj" of=/dev/null bs=1M)
+    t0=$(date +%s%N)
+    "$EMMIO" fill -m -y "$MP/mm" 0 256M 7
+    t1=$(date +%s%N)
+    m=$(awk -v ns=$((t1 - t0)) 'BEGIN { printf "%.0f", 268435456 / (ns / 1e3) }')
+    stop_emmd
+    rm -rf "$SHM"
+    SHM=""
+    row swapceil "the same 3 with swap on tmpfs: write/read/msync" "$w/$r/$m MB/s" \
+        "(ceilings of the path without a device)" "" ""
 fi
 
 echo "emm data path (issue 10)  $(date -u '+%Y-%m-%d %H:%M UTC')"

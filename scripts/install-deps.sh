@@ -5,7 +5,8 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config fuse3 libfuse3-dev liblmdb-dev lmdb-utils libzstd-dev zstd
       libuv1-dev libinih-dev libcmocka-dev fio python3 util-linux e2fsprogs fdisk jq
       stress-ng scdoc mandoc libsystemd-dev systemd
-      libmicrohttpd-dev curl tmux)
+      libmicrohttpd-dev curl tmux liburing-dev
+      ceph-mon ceph-osd ceph-common librados-dev)  # the rados plug-in and its throwaway test cluster
 [ "${1:-}" != --bench ] || pkgs+=(gnuplot-nox)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,27 +1,45 @@
 /*
  * default_pager.c - the default pager (see default_pager.h): opening and
- * merging the areas, the object table, each object's port handler, and the
- * kernel's queries.
+ * merging the areas, the object table, each object's port handler, its queue
+ * of I/O in flight, and the kernel's queries.
+ *
+ * I/O: a data_return starts its writes (a run of consecutive slots each, one
+ * I/O per run: swp_area_write_async) and returns; a data_request whose pages
+ * are held in a few runs of consecutive slots starts its reads the same way.
+ * Each object keeps a FIFO of these records (o->qlock); whichever thread sees
+ * the head's I/O complete finishes records in arrival order (o->finishing:
+ * one at a time per object): map updates, old copies freed,
+ * data_return_completed or the supply sent, the message released. Every
+ * other message waits until the FIFO is empty (a data_request: until no
+ * data_return is in it), so the handler sees the map as if I/O were
+ * synchronous, and answers leave in the order messages came.
  *
  * Locking: dp->lock guards the object table (a tsearch tree by key), nobjects
  * and every object's `attached`. dp->add_lock makes live area adds one at a time;
  * readers never take it: areas[] never moves, nareas and the placement route
- * are published with release stores after what they name is ready. o->lock guards o->map and o->pages and is a
- * leaf. Only o's port handler (one message at a time) changes o->map, under
- * o->lock; the handler reads the map without it, and holds no lock across I/O
- * or a send. The data_return path allocates nothing but the leaves
+ * are published with release stores after what they name is ready. o->lock
+ * guards o->map and o->pages and is a leaf. o->qlock (a leaf too) guards o's
+ * FIFO and each record's pending/submitting. dp->rec_lock guards the free
+ * records. o->map changes under o->lock, by o's handler (discard, terminate)
+ * or by the finisher of o's records, never both at once (the handler drains
+ * first); the handler reads the map without the lock then. No lock is held
+ * across I/O or a send. The data_return path allocates nothing but the leaves
  * swp_map_insert may add: slots come from the bitmaps, generations from an
- * atomic, and the kernel's frames are written in place (page-aligned and
- * mlocked, so O_DIRECT needs no bounce buffer).
+ * atomic, records from a preallocated pool (waited for when all are in use),
+ * and the kernel's frames are written in place (page-aligned and mlocked, so
+ * O_DIRECT needs no bounce buffer).
  *
  * Lifetime: an object lives while the kernel has it attached or it holds pages.
  * When both end, the object's own handler frees it (after a terminate or a
  * discard, or on the reap message detach queues behind everything the kernel
- * sent), so no message is ever handled on a freed object.
+ * sent; each drains the FIFO first), so no message or I/O completion is ever
+ * handled on a freed object. Destroy stops the handlers, then waits for every
+ * area's I/O (their records finish), then frees the objects.
  */
 #include "default_pager.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <fcntl.h>
 #include <search.h>
@@ -38,6 +56,7 @@
 #include "slot_map.h"
 #include "swap_area.h"
 #include "swap_index.h"
+#include "swap_io.h"
 
 #define PS ((uint64_t)SWP_PAGE_SIZE)
 
@@ -69,6 +88,8 @@ struct dp_group {
     atomic_uint rr;
 };
 
+struct dp_ret;
+
 struct dp_object {
     struct swp_dpager *dp;
     uint64_t key;
@@ -82,6 +103,48 @@ struct dp_object {
     uint64_t touched;         /* areas written since the last synchronize */
     int write_error;          /* reported by the next synchronize */
     int full_logged;
+    /* data_returns being written, in arrival order (qlock) */
+    pthread_mutex_t qlock;    /* leaf: fifo, each record's pending and submitting */
+    pthread_cond_t qcond;     /* a record was finished or its I/O completed */
+    struct dp_ret *fifo_head, *fifo_tail;
+    unsigned writes;          /* data_returns in the fifo */
+    int finishing;            /* a thread is finishing records at the head */
+};
+
+/* One data_return (a chain) being written: up to DP_RUNS I/Os in flight at
+ * once, each a run of consecutive slots. Preallocated (dp->recs): the
+ * data_return path allocates no memory for its I/O. */
+#define DP_RUNS 8u
+#define DP_RECS 128u /* data_returns being written at once, all objects together */
+/* Supply buffers of asynchronous reads, all objects together (a bound on
+ * emmd's resident set: more waits for the synchronous path's one buffer per
+ * worker). */
+#define DP_READ_BYTES_MAX (UINT64_C(4) << 20)
+struct dp_write {
+    struct swp_area_write w;
+    uint64_t gs; /* global slot of w.first */
+    int rc;
+};
+enum { DP_RET_WRITE = 0, DP_RET_READ = 1 };
+struct dp_ret {
+    struct dp_ret *next; /* o's fifo, or dp's free list */
+    struct dp_object *o;
+    struct emm_msg *msg;
+    int kind;            /* DP_RET_WRITE (a data_return) or DP_RET_READ (a data_request) */
+    /* DP_RET_READ: pages [rd_index, rd_index + rd_n) into rd_buf, in up to
+     * DP_RUNS reads of consecutive slots */
+    uint64_t rd_index;
+    unsigned rd_n, nrd;
+    void *rd_buf;
+    int rd_rc; /* the first failure */
+    struct swp_area_read rd[DP_RUNS];
+    int status;          /* the first failure */
+    unsigned pending;    /* o->qlock: I/Os in flight */
+    int submitting;      /* o->qlock: the handler is still starting I/Os */
+    unsigned nw;         /* runs in w[] */
+    struct dp_write w[DP_RUNS];
+    struct iovec iov[SWP_WRITE_MAX];
+    uint32_t crc[SWP_WRITE_MAX];
 };
 
 /* Where new slots come from: area indexes by priority, cut into groups. A live
@@ -106,6 +169,13 @@ struct swp_dpager {
     void *objects; /* tsearch tree of struct dp_object */
     uint64_t nobjects;
     atomic_uint_fast64_t pages_out, pages_in, write_errors, full_errors, io_errors, discards;
+    atomic_uint_fast64_t write_ios, read_ios;
+    atomic_uint_fast64_t read_bytes; /* asynchronous reads' buffers not yet released */
+    /* data_return records: a free list (rec_lock), waited for when empty */
+    struct dp_ret *recs, *rec_free;
+    unsigned nrecs;
+    pthread_mutex_t rec_lock;
+    pthread_cond_t rec_cond;
 };
 
 /* ---- slots -------------------------------------------------------------------- */
@@ -144,6 +214,8 @@ obj_free(void *p)
         emm_port_unref(o->control);
     swp_map_destroy(o->map);
     pthread_mutex_destroy(&o->lock);
+    pthread_mutex_destroy(&o->qlock);
+    pthread_cond_destroy(&o->qcond);
     free(o);
 }
 
@@ -166,6 +238,8 @@ obj_get(struct swp_dpager *dp, uint64_t key, struct dp_object **out)
     o->dp = dp;
     o->key = key;
     pthread_mutex_init(&o->lock, NULL);
+    pthread_mutex_init(&o->qlock, NULL);
+    pthread_cond_init(&o->qcond, NULL);
     if (!tsearch(o, &dp->objects, obj_cmp)) {
         obj_free(o);
         return -ENOMEM;
@@ -224,75 +298,13 @@ slot_get_run(struct swp_dpager *dp, unsigned want, uint64_t *gs)
     return -ENOSPC;
 }
 
-/* n contiguous pages to new slots, as few runs of consecutive slots as the
- * areas allow (one vectored write each); the copies they replace are freed
- * after (recovery keeps the highest generation, so a crash in between loses
- * nothing). */
-static int
-write_pages(struct dp_object *o, uint64_t index, unsigned n, const void *const *data)
+/* A failed data_return: counted, remembered for the next synchronize, and
+ * said loudly when swap is full. */
+static void
+note_write_error(struct dp_object *o, uint64_t index, int rc)
 {
     struct swp_dpager *dp = o->dp;
-    for (unsigned done = 0; done < n;) {
-        uint64_t gs, old;
-        int got = slot_get_run(dp, n - done, &gs);
-        if (got < 0)
-            return got;
-        struct dp_area *a = &dp->areas[GS_AREA(gs)];
-        uint64_t gen = atomic_fetch_add(&dp->gen, (uint64_t)got);
-        int rc = swp_area_write_slots(a->area, GS_SLOT(gs), (unsigned)got, o->key, index + done,
-                                      gen, data + done);
-        if (rc < 0) {
-            atomic_fetch_add(&dp->io_errors, 1);
-            for (int i = 0; i < got; i++)
-                slot_release(dp, gs + (uint64_t)i);
-            return rc;
-        }
-        o->touched |= 1ull << GS_AREA(gs);
-        for (int i = 0; i < got; i++) {
-            pthread_mutex_lock(&o->lock);
-            rc = swp_map_insert(o->map, index + done + (uint64_t)i, gs + (uint64_t)i, &old);
-            atomic_store(&o->pages, swp_map_count(o->map));
-            pthread_mutex_unlock(&o->lock);
-            if (rc < 0) {
-                for (int j = i; j < got; j++)
-                    slot_release(dp, gs + (uint64_t)j);
-                return rc;
-            }
-            if (old != SWP_NO_SLOT)
-                slot_release(dp, old);
-        }
-        atomic_fetch_add(&dp->pages_out, (uint64_t)got);
-        done += (unsigned)got;
-    }
-    return 0;
-}
 
-/* A data_return, maybe a chain of contiguous pages; stops at the first failure
- * (the whole chain is then released with it). */
-static int
-do_data_return(struct dp_object *o, struct emm_msg *msg)
-{
-    struct swp_dpager *dp = o->dp;
-    const void *pages[SWP_WRITE_MAX];
-    uint64_t first = msg->offset / PS, index = first;
-    unsigned n = 0;
-    int rc = 0;
-
-    for (struct emm_msg *m = msg; m && rc == 0; m = m->chain)
-        for (uint64_t p = 0; p < m->length / PS && rc == 0; p++) {
-            if (n == SWP_WRITE_MAX || (n > 0 && m->offset / PS + p != first + n)) {
-                rc = write_pages(o, first, n, pages);
-                n = 0;
-            }
-            if (n == 0)
-                first = m->offset / PS + p;
-            pages[n++] = (const char *)m->data + p * PS;
-        }
-    if (rc == 0 && n > 0)
-        rc = write_pages(o, first, n, pages);
-    index = first;
-    if (rc == 0)
-        return 0;
     atomic_fetch_add(&dp->write_errors, 1);
     o->write_error = rc;
     if (rc == -ENOSPC) {
@@ -306,7 +318,293 @@ do_data_return(struct dp_object *o, struct emm_msg *msg)
         emm_err("default pager: object %#llx: pages from %llu not swapped: out of memory",
                 (unsigned long long)o->key, (unsigned long long)index);
     }
-    return rc;
+}
+
+/* The runs of r whose I/O is complete, in order: written ones enter the map
+ * (the copies they replace are freed after: recovery keeps the highest
+ * generation, so a crash in between loses nothing); failed ones give their
+ * slots back. Runs after a failure are kept if written: the pages are in swap
+ * all the same. Called by whoever finishes r, with no lock held. */
+static void
+ret_apply_runs(struct dp_ret *r)
+{
+    struct dp_object *o = r->o;
+    struct swp_dpager *dp = o->dp;
+
+    for (unsigned k = 0; k < r->nw; k++) {
+        struct dp_write *dw = &r->w[k];
+        unsigned n = dw->w.n;
+        int rc = dw->rc;
+        if (rc < 0) {
+            atomic_fetch_add(&dp->io_errors, 1);
+            for (unsigned i = 0; i < n; i++)
+                slot_release(dp, dw->gs + i);
+        }
+        for (unsigned i = 0; rc == 0 && i < n; i++) {
+            uint64_t old;
+            pthread_mutex_lock(&o->lock);
+            rc = swp_map_insert(o->map, dw->w.index + i, dw->gs + i, &old);
+            atomic_store(&o->pages, swp_map_count(o->map));
+            pthread_mutex_unlock(&o->lock);
+            if (rc < 0) {
+                for (unsigned j = i; j < n; j++)
+                    slot_release(dp, dw->gs + j);
+                break;
+            }
+            if (old != SWP_NO_SLOT)
+                slot_release(dp, old);
+        }
+        if (dw->rc == 0) {
+            o->touched |= 1ull << GS_AREA(dw->gs);
+            if (rc == 0)
+                atomic_fetch_add(&dp->pages_out, n);
+        }
+        if (rc < 0 && r->status == 0)
+            r->status = rc;
+    }
+    r->nw = 0;
+}
+
+static void
+rec_put(struct swp_dpager *dp, struct dp_ret *r)
+{
+    pthread_mutex_lock(&dp->rec_lock);
+    r->next = dp->rec_free;
+    dp->rec_free = r;
+    pthread_cond_signal(&dp->rec_cond);
+    pthread_mutex_unlock(&dp->rec_lock);
+}
+
+static struct dp_ret *
+rec_get(struct swp_dpager *dp)
+{
+    pthread_mutex_lock(&dp->rec_lock);
+    while (dp->rec_free == NULL)
+        pthread_cond_wait(&dp->rec_cond, &dp->rec_lock);
+    struct dp_ret *r = dp->rec_free;
+    dp->rec_free = r->next;
+    pthread_mutex_unlock(&dp->rec_lock);
+    return r;
+}
+
+/* The end of a data_return: its runs applied, data_return_completed sent (the
+ * kernel decides on it), the message released (which ends the frames' loan:
+ * the status says only whether the data_return was taken at all). */
+static void read_finish(struct dp_ret *r);
+
+static void
+ret_finish(struct dp_ret *r)
+{
+    struct dp_object *o = r->o;
+    struct emm_msg *msg = r->msg;
+
+    if (r->kind == DP_RET_READ) {
+        read_finish(r);
+        emm_msg_release(msg, 0);
+        rec_put(o->dp, r);
+        return;
+    }
+    ret_apply_runs(r);
+    if (r->status < 0)
+        note_write_error(o, msg->offset / PS, r->status);
+    int status = r->status;
+    int rc = emm_msg_return_completed(msg, msg->control ? emm_port_peek(msg->control)
+                                                        : o->control, status);
+    if (rc < 0) {
+        emm_warn("default pager: object %#llx: data_return_completed not sent: %s",
+                 (unsigned long long)o->key, strerror(-rc));
+        if (status == 0)
+            status = rc;
+    }
+    emm_msg_release(msg, status);
+    rec_put(o->dp, r);
+}
+
+/* Finishes the records at the head of o's fifo whose I/O is complete, in
+ * arrival order (a later copy of a page wins, as if written one by one). One
+ * thread at a time per object; any thread may call it. */
+static void
+fifo_run(struct dp_object *o)
+{
+    pthread_mutex_lock(&o->qlock);
+    if (o->finishing) {
+        pthread_mutex_unlock(&o->qlock);
+        return; /* it looks again before it stops */
+    }
+    o->finishing = 1;
+    struct dp_ret *r;
+    while ((r = o->fifo_head) != NULL && !r->submitting && r->pending == 0) {
+        o->fifo_head = r->next;
+        if (o->fifo_head == NULL)
+            o->fifo_tail = NULL;
+        pthread_mutex_unlock(&o->qlock);
+        int w = r->kind == DP_RET_WRITE;
+        ret_finish(r); /* r is free from here on */
+        pthread_mutex_lock(&o->qlock);
+        o->writes -= (unsigned)w;
+        pthread_cond_broadcast(&o->qcond);
+    }
+    o->finishing = 0;
+    pthread_cond_broadcast(&o->qcond);
+    pthread_mutex_unlock(&o->qlock);
+}
+
+/* Waits until every data_return of o is finished: the map is then the
+ * handler's to read, as if the writes had been synchronous. Every message
+ * but a data_return waits so (a discard, a request, a synchronize, ...). */
+static void
+obj_drain(struct dp_object *o)
+{
+    pthread_mutex_lock(&o->qlock);
+    while (o->fifo_head != NULL || o->finishing)
+        pthread_cond_wait(&o->qcond, &o->qlock);
+    pthread_mutex_unlock(&o->qlock);
+}
+
+/* Waits until no data_return of o is in flight: the map is stable for the
+ * handler's lookups while reads may still be (a data_request). */
+static void
+obj_drain_writes(struct dp_object *o)
+{
+    pthread_mutex_lock(&o->qlock);
+    while (o->writes > 0)
+        pthread_cond_wait(&o->qcond, &o->qlock);
+    pthread_mutex_unlock(&o->qlock);
+}
+
+/* Appends r to o's fifo (the handler's thread). */
+static void
+fifo_append(struct dp_object *o, struct dp_ret *r)
+{
+    pthread_mutex_lock(&o->qlock);
+    if (o->fifo_tail)
+        o->fifo_tail->next = r;
+    else
+        o->fifo_head = r;
+    o->fifo_tail = r;
+    o->writes += r->kind == DP_RET_WRITE;
+    pthread_mutex_unlock(&o->qlock);
+}
+
+/* A run's I/O (data, then descriptors) ended: on the area's completion side. */
+static void
+run_done(struct swp_area_write *w, int rc)
+{
+    struct dp_write *dw = (struct dp_write *)((char *)w - offsetof(struct dp_write, w));
+    struct dp_ret *r = w->arg;
+    struct dp_object *o = r->o;
+
+    dw->rc = rc;
+    pthread_mutex_lock(&o->qlock);
+    int last = --r->pending == 0 && !r->submitting;
+    pthread_cond_broadcast(&o->qcond);
+    pthread_mutex_unlock(&o->qlock);
+    if (last)
+        fifo_run(o);
+}
+
+/* The handler runs out of room in r (DP_RUNS runs or SWP_WRITE_MAX pages):
+ * waits for r's I/O and for every earlier data_return of o, then applies
+ * r's runs itself and starts afresh. Rare: a fragmented swap area, or a
+ * chain longer than SWP_WRITE_MAX pages. */
+static void
+ret_settle(struct dp_ret *r)
+{
+    struct dp_object *o = r->o;
+
+    pthread_mutex_lock(&o->qlock);
+    while (r->pending > 0 || o->fifo_head != r || o->finishing)
+        pthread_cond_wait(&o->qcond, &o->qlock);
+    pthread_mutex_unlock(&o->qlock);
+    ret_apply_runs(r);
+}
+
+/* Pages [index, index+n) (pages at r->iov[pos...]) to new slots, as few runs
+ * of consecutive slots as the areas allow, each one I/O in flight. */
+static int
+ret_write(struct dp_ret *r, uint64_t index, unsigned pos, unsigned n)
+{
+    struct dp_object *o = r->o;
+    struct swp_dpager *dp = o->dp;
+
+    for (unsigned done = 0; done < n;) {
+        uint64_t gs;
+        if (r->nw == DP_RUNS)
+            ret_settle(r);
+        int got = slot_get_run(dp, n - done, &gs);
+        if (got < 0)
+            return got;
+        struct dp_write *dw = &r->w[r->nw];
+        dw->gs = gs;
+        dw->rc = 0;
+        dw->w = (struct swp_area_write){
+            .first = GS_SLOT(gs), .n = (unsigned)got, .obj = o->key, .index = index + done,
+            .gen = atomic_fetch_add(&dp->gen, (uint64_t)got), .iov = r->iov + pos + done,
+            .crc = r->crc + pos + done, .done = run_done, .arg = r};
+        pthread_mutex_lock(&o->qlock);
+        r->pending++;
+        r->nw++;
+        pthread_mutex_unlock(&o->qlock);
+        int rc = swp_area_write_async(dp->areas[GS_AREA(gs)].area, &dw->w);
+        if (rc < 0) { /* not started: nothing of it is on disk */
+            pthread_mutex_lock(&o->qlock);
+            r->pending--;
+            r->nw--;
+            pthread_mutex_unlock(&o->qlock);
+            emm_err("default pager: object %#llx: pages %llu..%llu: cannot start the write: %s",
+                    (unsigned long long)o->key, (unsigned long long)(index + done),
+                    (unsigned long long)(index + done + (unsigned)got - 1), strerror(-rc));
+            atomic_fetch_add(&dp->io_errors, 1);
+            for (int i = 0; i < got; i++)
+                swp_alloc_put(dp->areas[GS_AREA(gs)].alloc, GS_SLOT(gs) + (uint64_t)i);
+            return rc;
+        }
+        atomic_fetch_add(&dp->write_ios, 1);
+        done += (unsigned)got;
+    }
+    return 0;
+}
+
+/* A data_return, maybe a chain of contiguous pages: each run of contiguous
+ * pages goes to runs of consecutive slots, written asynchronously; the
+ * data_return is answered (data_return_completed, then its release) once
+ * every run is on disk, after every earlier data_return of the object. Stops
+ * starting runs at the first failure. */
+static void
+do_data_return(struct dp_object *o, struct emm_msg *msg)
+{
+    struct dp_ret *r = rec_get(o->dp);
+    uint64_t first = 0;
+    unsigned n = 0, pos = 0;
+    int rc = 0;
+
+    *r = (struct dp_ret){.o = o, .msg = msg, .kind = DP_RET_WRITE, .submitting = 1};
+    fifo_append(o, r);
+    for (struct emm_msg *m = msg; m && rc == 0; m = m->chain)
+        for (uint64_t p = 0; p < m->length / PS && rc == 0; p++) {
+            if (pos + n == SWP_WRITE_MAX || (n > 0 && m->offset / PS + p != first + n)) {
+                rc = ret_write(r, first, pos, n);
+                pos += n;
+                n = 0;
+                if (rc == 0 && pos == SWP_WRITE_MAX) {
+                    ret_settle(r); /* r's iovecs are free again */
+                    pos = 0;
+                }
+            }
+            if (n == 0)
+                first = m->offset / PS + p;
+            r->iov[pos + n] = (struct iovec){.iov_base = (char *)m->data + p * PS,
+                                             .iov_len = PS};
+            n++;
+        }
+    if (rc == 0 && n > 0)
+        rc = ret_write(r, first, pos, n);
+    pthread_mutex_lock(&o->qlock);
+    if (rc < 0 && r->status == 0)
+        r->status = rc;
+    r->submitting = 0;
+    pthread_mutex_unlock(&o->qlock);
+    fifo_run(o);
 }
 
 /* ---- replies ------------------------------------------------------------------------ */
@@ -375,6 +673,7 @@ supply_run(struct dp_object *o, const struct emm_msg *msg, uint64_t first, uint6
             while (k + got + r < n && r < SWP_WRITE_MAX &&
                    swp_map_lookup(o->map, first + k + got + r, &next) == 0 && next == gs + r)
                 r++;
+            atomic_fetch_add(&dp->read_ios, 1);
             if (r > 1 && swp_area_read_slots(area, GS_SLOT(gs), (unsigned)r, o->key,
                                              first + k + got, buf + got * PS) == 0) {
                 got += r;
@@ -402,6 +701,127 @@ supply_run(struct dp_object *o, const struct emm_msg *msg, uint64_t first, uint6
             k++;
         }
     }
+}
+
+/* An asynchronous read ended: on the area's completion side. */
+static void
+read_done(struct swp_area_read *rd, int rc)
+{
+    struct dp_ret *r = rd->arg;
+    struct dp_object *o = r->o;
+
+    pthread_mutex_lock(&o->qlock);
+    if (rc < 0 && r->rd_rc == 0)
+        r->rd_rc = rc;
+    int last = --r->pending == 0 && !r->submitting;
+    pthread_cond_broadcast(&o->qcond);
+    pthread_mutex_unlock(&o->qlock);
+    if (last)
+        fifo_run(o);
+}
+
+static void
+read_supply_release(struct emm_msg *msg, int status)
+{
+    struct swp_dpager *dp = msg->release_ctx;
+    atomic_fetch_sub(&dp->read_bytes, msg->length);
+    supply_release(msg, status);
+}
+
+/* The supply of a read that ended (in o's order): the pages as read, or, when
+ * a run did not read back whole (a CRC or descriptor mismatch, an I/O
+ * error), the same pages read one by one so each error names its page. */
+static void
+read_finish(struct dp_ret *r)
+{
+    struct dp_object *o = r->o;
+    struct swp_dpager *dp = o->dp;
+
+    struct emm_msg *m = r->rd_rc < 0 ? NULL : emm_msg_new(MO_DATA_SUPPLY, r->rd_index * PS, 0);
+    if (m == NULL) {
+        free(r->rd_buf);
+        atomic_fetch_sub(&dp->read_bytes, (uint64_t)r->rd_n * PS);
+        if (r->rd_rc < 0)
+            supply_run(o, r->msg, r->rd_index, r->rd_n);
+        else
+            reply(o, r->msg, MO_DATA_ERROR, r->rd_index * PS, r->rd_n * PS, 0, ENOMEM);
+        return;
+    }
+    m->length = r->rd_n * PS;
+    m->data = r->rd_buf;
+    m->release = read_supply_release;
+    m->release_ctx = dp;
+    m->access = VM_PROT_NONE;
+    atomic_fetch_add(&dp->pages_in, r->rd_n);
+    send_kernel(o, r->msg, m);
+}
+
+/* A data_request whose pages are all held, in at most DP_RUNS runs of
+ * consecutive slots (a clustered pageout wrote them so; read-around asks for
+ * such pages): read asynchronously, a run per I/O, and supplied in o's
+ * order, so the next request's reads are already on their way. 1 if taken,
+ * 0 if the request is not such a one (the synchronous path answers it). */
+static int
+read_async(struct dp_object *o, struct emm_msg *msg)
+{
+    struct swp_dpager *dp = o->dp;
+    uint64_t first = msg->offset / PS, n = msg->length / PS, gs[DP_RUNS], len[DP_RUNS], g;
+    unsigned runs = 0;
+
+    if (n == 0 || n > SWP_WRITE_MAX || msg->length % PS)
+        return 0;
+    for (uint64_t i = 0; i < n; i++) {
+        if (swp_map_lookup(o->map, first + i, &g) < 0)
+            return 0;
+        if (runs > 0 && g == gs[runs - 1] + len[runs - 1]) {
+            len[runs - 1]++;
+            continue;
+        }
+        if (runs == DP_RUNS)
+            return 0;
+        gs[runs] = g;
+        len[runs++] = 1;
+    }
+    if (atomic_fetch_add(&dp->read_bytes, n * PS) + n * PS > DP_READ_BYTES_MAX) {
+        atomic_fetch_sub(&dp->read_bytes, n * PS);
+        return 0;
+    }
+    void *buf = aligned_alloc(PS, n * PS);
+    if (buf == NULL) {
+        atomic_fetch_sub(&dp->read_bytes, n * PS);
+        return 0;
+    }
+    struct dp_ret *r = rec_get(dp);
+    *r = (struct dp_ret){.o = o, .msg = msg, .kind = DP_RET_READ, .submitting = 1,
+                         .rd_index = first, .rd_n = (unsigned)n, .rd_buf = buf};
+    fifo_append(o, r);
+    uint64_t at = 0;
+    for (unsigned k = 0; k < runs; k++) {
+        struct swp_area_read *rd = &r->rd[k];
+        *rd = (struct swp_area_read){.first = GS_SLOT(gs[k]), .n = (unsigned)len[k],
+                                     .obj = o->key, .index = first + at,
+                                     .buf = (char *)buf + at * PS, .done = read_done,
+                                     .arg = r};
+        pthread_mutex_lock(&o->qlock);
+        r->pending++;
+        pthread_mutex_unlock(&o->qlock);
+        int rc = swp_area_read_async(dp->areas[GS_AREA(gs[k])].area, rd);
+        if (rc < 0) { /* the synchronous path reads the pages again, in order */
+            pthread_mutex_lock(&o->qlock);
+            r->pending--;
+            if (r->rd_rc == 0)
+                r->rd_rc = rc;
+            pthread_mutex_unlock(&o->qlock);
+            break;
+        }
+        atomic_fetch_add(&dp->read_ios, 1);
+        at += len[k];
+    }
+    pthread_mutex_lock(&o->qlock);
+    r->submitting = 0;
+    pthread_mutex_unlock(&o->qlock);
+    fifo_run(o);
+    return 1;
 }
 
 /* One reply per run: supply what is held; data_unavailable for the rest, which
@@ -552,6 +972,16 @@ dp_handler(struct emm_port *port, struct emm_msg *msg)
     struct swp_dpager *dp = o->dp;
     int status = 0, reap = 0;
 
+    if (msg->id == MO_DATA_RETURN) {
+        do_data_return(o, msg); /* answered and released when written */
+        return;
+    }
+    if (msg->id == MO_DATA_REQUEST) {
+        obj_drain_writes(o); /* the map holds every earlier data_return */
+        if (read_async(o, msg))
+            return; /* supplied and released when read, in order */
+    }
+    obj_drain(o); /* what follows sees every earlier message answered */
     switch (msg->id) {
     case MO_INIT:
         if (o->control)
@@ -568,20 +998,6 @@ dp_handler(struct emm_port *port, struct emm_msg *msg)
     case MO_DATA_UNLOCK: /* grant everything, as pager_std does */
         reply(o, msg, MO_LOCK_REQUEST, msg->offset, msg->length, 0, MO_RETURN_NONE);
         break;
-    case MO_DATA_RETURN: {
-        /* The answer is a message (the kernel decides on it); the release
-         * says only whether the data_return was taken at all. */
-        status = do_data_return(o, msg);
-        int rc = emm_msg_return_completed(msg, msg->control ? emm_port_peek(msg->control)
-                                                            : o->control, status);
-        if (rc < 0) {
-            emm_warn("default pager: object %#llx: data_return_completed not sent: %s",
-                     (unsigned long long)o->key, strerror(-rc));
-            if (status == 0)
-                status = rc;
-        }
-        break;
-    }
     case MO_SYNCHRONIZE:
         reply(o, msg, MO_SYNCHRONIZE_COMPLETED, msg->offset, msg->length, 0, -do_synchronize(o));
         break;
@@ -905,8 +1321,33 @@ dp_free(struct swp_dpager *dp, int clean)
 {
     if (dp->set)
         emm_portset_destroy(dp->set);
+    /* The handlers are gone; writes they started end now (their answers go to
+     * a kernel that may be gone: released with an error). */
+    for (size_t i = 0; dp->areas && i < dp->nareas; i++)
+        if (dp->areas[i].area)
+            swp_area_drain(dp->areas[i].area);
+    if (dp->nareas)
+        emm_info("default pager: %llu pages out in %llu writes, %llu pages in in %llu reads",
+                 (unsigned long long)atomic_load(&dp->pages_out),
+                 (unsigned long long)atomic_load(&dp->write_ios),
+                 (unsigned long long)atomic_load(&dp->pages_in),
+                 (unsigned long long)atomic_load(&dp->read_ios));
     tdestroy(dp->objects, obj_free); /* queued messages are released with -EPIPE */
     for (size_t i = 0; dp->areas && i < dp->nareas; i++) {
+        struct swp_io *q = dp->areas[i].area ? swp_area_io(dp->areas[i].area) : NULL;
+        if (q) {
+            struct swp_io_stats st;
+            uint64_t groups, pages;
+            swp_io_stats(q, &st);
+            swp_area_commit_stats(dp->areas[i].area, &groups, &pages);
+            emm_info("swap %s: %s: %llu I/Os (%llu MiB), %llu short, %llu failed, at most %llu "
+                     "in flight; %llu descriptor pages written by %llu group commits",
+                     swp_area_info(dp->areas[i].area)->path, swp_io_engine(q),
+                     (unsigned long long)st.completed, (unsigned long long)(st.bytes >> 20),
+                     (unsigned long long)st.shorts, (unsigned long long)st.errors,
+                     (unsigned long long)st.max_in_flight, (unsigned long long)pages,
+                     (unsigned long long)groups);
+        }
         if (clean)
             swp_area_close(dp->areas[i].area);
         else
@@ -918,6 +1359,9 @@ dp_free(struct swp_dpager *dp, int clean)
         next = rt->older;
         free(rt);
     }
+    free(dp->recs);
+    pthread_mutex_destroy(&dp->rec_lock);
+    pthread_cond_destroy(&dp->rec_cond);
     pthread_mutex_destroy(&dp->add_lock);
     pthread_mutex_destroy(&dp->lock);
     free(dp);
@@ -966,8 +1410,16 @@ swp_dp_create(const struct swp_dp_area_config *areas, size_t n, unsigned threads
     }
     pthread_mutex_init(&dp->lock, NULL);
     pthread_mutex_init(&dp->add_lock, NULL);
+    pthread_mutex_init(&dp->rec_lock, NULL);
+    pthread_cond_init(&dp->rec_cond, NULL);
     dp->areas = calloc(SWP_DP_MAX_AREAS, sizeof(*dp->areas));
-    if (!dp->areas) {
+    dp->nrecs = DP_RECS;
+    dp->recs = calloc(dp->nrecs, sizeof(*dp->recs));
+    for (unsigned i = 0; dp->recs && i < dp->nrecs; i++) {
+        dp->recs[i].next = dp->rec_free;
+        dp->rec_free = &dp->recs[i];
+    }
+    if (!dp->areas || !dp->recs) {
         snprintf(err, errlen, "%s: default pager: out of memory", cfg_path);
         rc = -ENOMEM;
         goto fail;
@@ -1124,6 +1576,8 @@ swp_dp_stats(struct swp_dpager *dp, struct swp_dp_stats *out)
         .full_errors = atomic_load(&dp->full_errors),
         .io_errors = atomic_load(&dp->io_errors),
         .discards = atomic_load(&dp->discards),
+        .write_ios = atomic_load(&dp->write_ios),
+        .read_ios = atomic_load(&dp->read_ios),
     };
     pthread_mutex_lock(&dp->lock);
     out->objects = dp->nobjects;
@@ -1132,6 +1586,12 @@ swp_dp_stats(struct swp_dpager *dp, struct swp_dp_stats *out)
         out->slots_total += swp_alloc_total(dp->areas[i].alloc);
         out->slots_used += swp_alloc_used(dp->areas[i].alloc);
     }
+}
+
+struct swp_io *
+swp_dp_area_io(struct swp_dpager *dp, size_t i)
+{
+    return i < atomic_load(&dp->nareas) ? swp_area_io(dp->areas[i].area) : NULL;
 }
 
 int

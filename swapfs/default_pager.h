@@ -44,6 +44,8 @@ struct swp_dp_stats {
     uint64_t full_errors;  /* ... of which: no area had a free slot */
     uint64_t io_errors;    /* slot reads, writes or descriptor clears that failed */
     uint64_t discards;     /* pages dropped by discard */
+    uint64_t write_ios;    /* data writes started (a run of consecutive slots each) */
+    uint64_t read_ios;     /* data reads (a run of consecutive slots each) */
     uint64_t objects;      /* objects known: holding pages or attached */
     uint64_t slots_total, slots_used;
 };
@@ -88,6 +90,11 @@ int swp_dp_foreach_object(struct swp_dpager *dp,
                           int (*fn)(void *arg, uint64_t key, uint64_t pages), void *arg);
 
 void swp_dp_stats(struct swp_dpager *dp, struct swp_dp_stats *out);
+
+/* The asynchronous queue of area i (its stats; tests set hooks on it), or
+ * NULL past the last. */
+struct swp_io;
+struct swp_io *swp_dp_area_io(struct swp_dpager *dp, size_t i);
 
 /* Area i in configuration order; -ENOENT past the last. */
 int swp_dp_area_stat(struct swp_dpager *dp, size_t i, struct swp_dp_area_stat *out);

@@ -14,17 +14,27 @@
  * when one (object, index) appears twice, the higher generation wins. The
  * layout is documented field by field in docs/swapfs.md.
  *
+ * Asynchronous I/O: a read-write open starts the area's swap_io queue
+ * (io_uring, or threads when io_uring is unavailable); swp_area_write_async
+ * keeps the same order on disk (the data's write completes before its
+ * descriptors are written, on the queue's completion side), so recovery is
+ * the same whichever path wrote a slot.
+ *
  * Locking: an area may be used from any thread. Data I/O takes no lock (slots
  * are owned by whoever allocated them); descriptor updates read-modify-write
  * one descriptor page under one of SWP_STRIPES mutexes (chosen by page number),
- * each with its own preallocated page buffer, so the write path never
- * allocates. Open, close and format are not concurrent with anything else.
+ * each with its own preallocated page buffer, and hold it across the page's
+ * write, so two updates of one descriptor page never race to the disk; the
+ * write path never allocates. Open, close and format are not concurrent with
+ * anything else; close waits for the queue.
  */
 #ifndef EMM_SWAP_AREA_H
 #define EMM_SWAP_AREA_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "swap_io.h"
 
 #define SWP_MAGIC "EMMSWAP1"
 #define SWP_VERSION 1u
@@ -43,6 +53,7 @@
 /* swp_area_open flags */
 #define SWP_OPEN_RDONLY (1u << 0)   /* inspect only: no lock, no header update */
 #define SWP_OPEN_BUFFERED (1u << 1) /* do not try O_DIRECT */
+#define SWP_OPEN_IO_THREADS (1u << 2) /* the thread engine, not io_uring (swap_io.h) */
 
 /* swp_area_scan flags */
 #define SWP_SCAN_VERIFY (1u << 0) /* also read each used slot and check its data CRC */
@@ -162,6 +173,62 @@ int swp_area_read_slot(struct swp_area *a, uint64_t slot, uint64_t obj, uint64_t
  * mismatch gives an error without saying which page: read them one by one. */
 int swp_area_read_slots(struct swp_area *a, uint64_t first, unsigned n, uint64_t obj,
                         uint64_t index, void *pages);
+
+/*
+ * Asynchronous slot writes (the area's swap_io queue): w->n page-aligned pages
+ * (w->iov, one page each; the caller's until done) into the consecutive slots
+ * w->first .. first+n-1; once the data is written, their descriptors (obj,
+ * index+i, gen+i, crc[i]) are written by the area's committer thread, which
+ * takes every write completed meanwhile at once and writes each descriptor
+ * page they share once (a group commit), and then w->done(w, rc) runs there
+ * (a failed data write: on the queue's completion side, at once). The CRCs are computed at submit into w->crc
+ * (n entries, the caller's). 0 when started (done will run), else -errno and
+ * nothing started. Waits while the queue is full.
+ */
+struct swp_area_write {
+    uint64_t first;
+    unsigned n;
+    uint64_t obj, index, gen;
+    struct iovec *iov;
+    uint32_t *crc;
+    void (*done)(struct swp_area_write *w, int rc);
+    void *arg;
+    /* the area's */
+    struct swp_area *area;
+    struct swp_io_req io;
+    struct swp_area_write *next; /* waiting for the group commit */
+    int rc;
+};
+int swp_area_write_async(struct swp_area *a, struct swp_area_write *w);
+
+/*
+ * Asynchronous read of the n consecutive slots first .. first+n-1 holding
+ * pages index .. index+n-1 of obj into buf (page-aligned, n pages); checked
+ * as swp_area_read_slots does (any mismatch: -EIO for the whole run) before
+ * rd->done(rd, rc) runs on the completion side.
+ */
+struct swp_area_read {
+    uint64_t first;
+    unsigned n;
+    uint64_t obj, index;
+    void *buf;
+    void (*done)(struct swp_area_read *rd, int rc);
+    void *arg;
+    /* the area's */
+    struct swp_area *area;
+    struct iovec iov;
+    struct swp_io_req io;
+};
+int swp_area_read_async(struct swp_area *a, struct swp_area_read *rd);
+
+/* The area's queue (NULL for a read-only open): stats, drain, tests' hooks. */
+struct swp_io *swp_area_io(struct swp_area *a);
+
+/* Waits until every asynchronous write and read has ended (done has run). */
+void swp_area_drain(struct swp_area *a);
+
+/* Group commits so far and the descriptor pages they wrote. */
+void swp_area_commit_stats(struct swp_area *a, uint64_t *groups, uint64_t *pages);
 
 /* Reads one descriptor. */
 int swp_area_read_desc(struct swp_area *a, uint64_t slot, struct swp_desc *d);

@@ -816,3 +816,46 @@ emm_backend_info(struct emm_backend *b, char *buf, size_t len)
     }
     return r;
 }
+
+/* ---- the namespace store (meta_update / meta_scan) ------------------------ */
+
+/* The bottom layer, if it has both meta ops (filters pass them through). */
+static struct emm_backend *
+meta_layer(struct emm_backend *b)
+{
+    while (b && b->next)
+        b = b->next;
+    return b && b->ops->meta_update && b->ops->meta_scan ? b : NULL;
+}
+
+int
+emm_backend_has_meta(struct emm_backend *b)
+{
+    return meta_layer(b) != NULL;
+}
+
+int
+emm_backend_meta_update(struct emm_backend *b, const struct emm_meta_kv *puts, size_t nput,
+                        const char *const *dels, size_t ndel)
+{
+    struct emm_backend *l = meta_layer(b);
+    if (!l)
+        return -EOPNOTSUPP;
+    for (size_t i = 0; i < nput; i++)
+        if (strlen(puts[i].key) > EMM_META_KEY_MAX || puts[i].len > EMM_META_VALUE_MAX)
+            return -EINVAL;
+    SERIAL_LOCK(b);
+    int r = l->ops->meta_update(l->instance, puts, nput, dels, ndel);
+    SERIAL_UNLOCK(b);
+    return r;
+}
+
+int
+emm_backend_meta_scan(struct emm_backend *b, const char *after, emm_meta_scan_fn fn, void *arg)
+{
+    struct emm_backend *l = meta_layer(b);
+    if (!l)
+        return -EOPNOTSUPP;
+    /* No serial lock: fn may call meta_update (the op's contract). */
+    return l->ops->meta_scan(l->instance, after ? after : "", fn, arg);
+}

@@ -73,6 +73,17 @@ int emm_backend_seek(struct emm_backend *b, uint64_t obj, uint64_t from, int wan
 int emm_backend_stored_pages(struct emm_backend *b, uint64_t obj, uint64_t *count);
 int emm_backend_info(struct emm_backend *b, char *buf, size_t len); /* all layers */
 
+/*
+ * The stack's namespace store: the bottom layer's meta_update/meta_scan
+ * (<emm/backend.h>), or -EOPNOTSUPP when it has none. emmd's catalog keeps its
+ * records there when emm_backend_has_meta is true (catalog.c).
+ */
+int emm_backend_has_meta(struct emm_backend *b);
+int emm_backend_meta_update(struct emm_backend *b, const struct emm_meta_kv *puts, size_t nput,
+                            const char *const *dels, size_t ndel);
+int emm_backend_meta_scan(struct emm_backend *b, const char *after, emm_meta_scan_fn fn,
+                          void *arg);
+
 /* Built-in backends, looked up by name (NULL if unknown). */
 const struct emm_backend_ops *emm_backend_builtin(const char *name);
 

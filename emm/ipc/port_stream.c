@@ -1,21 +1,27 @@
 /*
  * port_stream.c - the stream transport (see port_stream.h): a connection's
  * hello, its reader and writer threads, the export and proxy tables that
- * translate port names, and the proxy port's operations.
+ * translate port names, the proxy port's operations, and the shared region
+ * (EMM_STREAM_F_SHM) whose pages carry message data instead of the socket.
  *
- * Locking: s->lock guards the out queue, both tables, the pending lookups and
- * the counters; s->refs (atomic) keeps the connection while its owner or a
- * proxy holds it. Ports are unreferenced, handlers run and the socket is used
- * only without s->lock (a proxy's fini takes it).
+ * Locking: s->lock guards the out queues, both tables, the pending lookups,
+ * the region's page states and the counters; s->refs (atomic) keeps the
+ * connection (and the region's mapping) while its owner, a proxy or a message
+ * whose data is in the region holds it. Ports are unreferenced, handlers run,
+ * the socket is used and page data is copied only without s->lock (a proxy's
+ * fini takes it).
  */
+
 #include "port_stream.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -31,6 +37,15 @@
 
 #define HASH_BUCKETS 1024u
 #define MAX_IOV 260
+#define PS 4096u
+#define NO_SLOT UINT32_MAX
+/* Pages of each half of the shared region: two whole requests in flight each
+ * way (the region is 4 MiB per connection; only pages in flight are touched). */
+#define SHM_HALF_DEFAULT (2u * EMM_MAX_REQUEST_PAGES)
+#define SHM_HALF_MAX (1u << 16)
+/* A poster writes a frame itself when nothing is queued and its data is at
+ * most this many pages (the copy runs under the poster's locks). */
+#define DIRECT_MAX_PAGES 16u
 
 /* A frame waiting for the writer: fixed bytes, then the message's data. */
 struct out_item {
@@ -38,8 +53,47 @@ struct out_item {
     unsigned char fixed[EMM_FRAME_MAX_FIXED];
     size_t len;
     struct emm_msg *msg; /* MSG frames: released (0) once written */
+    uint32_t npages;     /* pages of data the message carries (0: none) */
+    int waited;          /* counted once in shm_waits */
+    /* Begun by its poster (see proxy_post): the bytes already written, the
+     * run its data was copied into (NO_SLOT: none), and whether it is counted
+     * in s->sent. */
+    size_t skip;
+    uint32_t slot;
+    int counted;
+    int filled; /* its data is in the region already (slot set) */
 };
 STAILQ_HEAD(out_queue, out_item);
+
+/* The shared region: page states, per connection. Pages [mine_lo, mine_hi)
+ * are the half this side writes data into (FREE, or SENT until the peer hands
+ * them back with a FREE frame); [theirs_lo, theirs_hi) is the peer's half
+ * (FREE from our view, or HELD while a message we received points into it).
+ * A run of our half may also be RESERVED: handed to a local sender that
+ * fills it itself (emm_stream_data_alloc) before it posts the message. */
+enum { RG_FREE = 0, RG_SENT = 1, RG_HELD = 2, RG_RESERVED = 3 };
+struct region {
+    unsigned char *base; /* NULL: no region, data goes inline */
+    size_t size;
+    uint32_t pages, kpages;
+    uint32_t mine_lo, mine_hi, theirs_lo, theirs_hi;
+    uint8_t *state;
+    uint32_t out_used, in_held;
+    /* Pages of our half not on the wire yet: RESERVED for a local sender, or
+     * filled by one and queued. A data message waits for a free run only
+     * while this is 0: else the run it waits for may be held by a message
+     * queued behind it (a deadlock), so it goes inline in the stream. */
+    uint32_t unsent;
+    uint64_t msgs_out, msgs_in, waits;
+};
+
+/* A received message whose data is in the region: its release hands the
+ * pages back to the peer. */
+struct shm_msg {
+    struct emm_msg m; /* first: the release hook frees the whole */
+    struct emm_stream *s;
+    uint32_t first, n;
+};
 
 /* A local port the peer may name. */
 struct export {
@@ -80,8 +134,11 @@ struct emm_stream {
     uid_t uid;
     uint32_t version, features;
     struct out_queue out;
+    struct out_queue prio; /* FREE frames: never wait behind data for slots */
+    struct out_queue done; /* written by their posters: the writer releases them */
+    struct region rg;
     uint64_t queued, sent, received;
-    int writing; /* the writer holds a frame it took off the queue */
+    int writing; /* the writer, or a poster, is writing a frame */
     unsigned nexports, nproxies;
     struct export *exports[HASH_BUCKETS];
     struct proxy *proxies[HASH_BUCKETS];
@@ -91,6 +148,13 @@ struct emm_stream {
 };
 
 static const struct emm_port_ops stream_ops;
+static uint32_t rg_alloc(struct emm_stream *s, uint32_t n);
+static int rg_run_is(const struct region *rg, uint32_t lo, uint32_t hi, uint32_t first,
+                     uint32_t n, uint8_t want);
+static uint32_t rg_reserved_slot(struct emm_stream *s, const struct emm_msg *msg,
+                                 uint32_t npages);
+static void rg_fill(struct emm_stream *s, const struct emm_msg *msg, uint32_t slot);
+static void direct_write(struct emm_stream *s, struct out_item *it);
 
 static unsigned
 bucket(uint32_t name)
@@ -103,6 +167,9 @@ stream_unref(struct emm_stream *s)
 {
     if (atomic_fetch_sub(&s->refs, 1) != 1)
         return;
+    if (s->rg.base != NULL)
+        munmap(s->rg.base, s->rg.size);
+    free(s->rg.state);
     pthread_cond_destroy(&s->wcond);
     pthread_cond_destroy(&s->lcond);
     pthread_mutex_destroy(&s->lock);
@@ -343,9 +410,98 @@ proxy_post(struct emm_port *port, struct emm_msg *msg)
         c->seqno = msg->seqno;
     it->len = (size_t)n;
     it->msg = msg;
-    queue_item(s, it);
+    it->npages = (uint32_t)(payload / PS);
+    it->slot = NO_SLOT;
+    if (it->npages > 0 && (it->slot = rg_reserved_slot(s, msg, it->npages)) != NO_SLOT) {
+        /* Its sender filled it in the region: the frame names the run. */
+        memset(s->rg.state + it->slot, RG_SENT, it->npages);
+        s->rg.msgs_out++;
+        it->filled = 1;
+        emm_frame_set_slot(it->fixed, it->slot);
+    }
+    /* Nothing queued and the socket free: write it here (a data_request, a
+     * small supply) instead of waking the writer, without blocking. */
+    int direct = !s->writing && STAILQ_EMPTY(&s->out) && STAILQ_EMPTY(&s->prio) &&
+                 (it->npages <= DIRECT_MAX_PAGES || it->filled);
+    if (direct && it->npages > 0 && s->rg.base != NULL && !it->filled) {
+        it->slot = rg_alloc(s, it->npages);
+        direct = it->slot != NO_SLOT;
+    }
+    if (!direct) {
+        queue_item(s, it);
+        pthread_mutex_unlock(&s->lock);
+        return 0;
+    }
+    s->writing = 1;
+    s->sent++;
+    it->counted = 1;
     pthread_mutex_unlock(&s->lock);
+    direct_write(s, it);
     return 0;
+}
+
+/* Builds the iovec of an item's frame (data inline unless it has a slot). */
+static int
+item_iov(const struct out_item *it, struct iovec *iov)
+{
+    int n = 0;
+    iov[n++] = (struct iovec){(void *)it->fixed, it->len};
+    if (it->slot == NO_SLOT && it->msg != NULL && it->msg->data != NULL)
+        for (struct emm_msg *m = it->msg; m != NULL && n < MAX_IOV; m = m->chain)
+            iov[n++] = (struct iovec){m->data, m->length};
+    return n;
+}
+
+/* Drops the first skip bytes of an iovec; returns the entries left. */
+static int
+iov_skip(struct iovec **iov, int n, size_t skip)
+{
+    while (n > 0 && skip >= (*iov)->iov_len) {
+        skip -= (*iov)->iov_len;
+        (*iov)++;
+        n--;
+    }
+    if (n > 0 && skip > 0) {
+        (*iov)->iov_base = (char *)(*iov)->iov_base + skip;
+        (*iov)->iov_len -= skip;
+    }
+    return n;
+}
+
+/* A poster's own write (s->writing is set for it): one non-blocking sendmsg.
+ * Written whole, the message goes to the writer to be released (the poster
+ * may hold locks its release hook takes); else what is left goes first in
+ * the queue, for the writer. */
+static void
+direct_write(struct emm_stream *s, struct out_item *it)
+{
+    struct iovec iovs[MAX_IOV], *iov = iovs;
+    if (it->slot != NO_SLOT && !it->filled) {
+        rg_fill(s, it->msg, it->slot);
+        emm_frame_set_slot(it->fixed, it->slot);
+    }
+    int n = item_iov(it, iov);
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    ssize_t w;
+    do
+        w = sendmsg(s->fd, &(struct msghdr){.msg_iov = iov, .msg_iovlen = (size_t)n},
+                    MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (w < 0 && errno == EINTR);
+    pthread_mutex_lock(&s->lock);
+    s->writing = 0;
+    if (it->filled && w > 0)
+        s->rg.unsent -= it->npages; /* begun: the writer finishes it first */
+    if (w >= 0 && (size_t)w == total) {
+        STAILQ_INSERT_TAIL(&s->done, it, link);
+    } else {
+        it->skip = w > 0 ? (size_t)w : 0; /* an error shows again to the writer */
+        STAILQ_INSERT_HEAD(&s->out, it, link);
+        s->queued++;
+    }
+    pthread_cond_signal(&s->wcond);
+    pthread_mutex_unlock(&s->lock);
 }
 
 static void
@@ -450,6 +606,168 @@ cut(struct emm_stream *s)
     shutdown(s->fd, SHUT_RDWR);
 }
 
+/* ---- the shared region (s->lock held unless said) ------------------------ */
+
+/* The first run of n free pages in our half, marked SENT; NO_SLOT if none. */
+static uint32_t
+rg_take(struct emm_stream *s, uint32_t n, uint8_t state)
+{
+    struct region *rg = &s->rg;
+    uint32_t run = 0;
+    for (uint32_t i = rg->mine_lo; i < rg->mine_hi; i++) {
+        run = rg->state[i] == RG_FREE ? run + 1 : 0;
+        if (run == n) {
+            uint32_t first = i + 1 - n;
+            memset(rg->state + first, state, n);
+            rg->out_used += n;
+            if (state == RG_SENT)
+                rg->msgs_out++;
+            return first;
+        }
+    }
+    return NO_SLOT;
+}
+
+static uint32_t
+rg_alloc(struct emm_stream *s, uint32_t n)
+{
+    return rg_take(s, n, RG_SENT);
+}
+
+/* The first page of data that a local sender filled in a RESERVED run of our
+ * half (emm_stream_data_alloc), or NO_SLOT. */
+static uint32_t
+rg_reserved_slot(struct emm_stream *s, const struct emm_msg *msg, uint32_t npages)
+{
+    const unsigned char *d = msg->data;
+    struct region *rg = &s->rg;
+    if (rg->base == NULL || msg->chain != NULL || d < rg->base || d >= rg->base + rg->size ||
+        (size_t)(d - rg->base) % PS != 0)
+        return NO_SLOT;
+    uint32_t first = (uint32_t)((size_t)(d - rg->base) / PS);
+    return rg_run_is(rg, rg->mine_lo, rg->mine_hi, first, npages, RG_RESERVED) ? first
+                                                                               : NO_SLOT;
+}
+
+/* Is [first, first+n) inside [lo, hi) with every page in state want? */
+static int
+rg_run_is(const struct region *rg, uint32_t lo, uint32_t hi, uint32_t first, uint32_t n,
+          uint8_t want)
+{
+    if (n == 0 || first < lo || first >= hi || n > hi - first)
+        return 0;
+    for (uint32_t i = first; i < first + n; i++)
+        if (rg->state[i] != want)
+            return 0;
+    return 1;
+}
+
+/* Queues a FREE frame ahead of data frames (drops it on a dead connection). */
+static void
+send_free(struct emm_stream *s, uint32_t first, uint32_t n)
+{
+    struct out_item *it = calloc(1, sizeof(*it));
+    if (it == NULL) {
+        /* The peer's pages stay lent: its writer waits for others. */
+        emm_err("stream %s: no memory to hand back slot %u+%u", s->peer, first, n);
+        return;
+    }
+    it->len = emm_frame_encode_prefix(it->fixed, EMM_FRAME_FREE, 0, first, n);
+    it->slot = NO_SLOT;
+    pthread_mutex_lock(&s->lock);
+    if (s->dead) {
+        pthread_mutex_unlock(&s->lock);
+        free(it);
+        return;
+    }
+    if (!s->writing && STAILQ_EMPTY(&s->out) && STAILQ_EMPTY(&s->prio)) {
+        /* The socket is free: write it here, without waking the writer. */
+        s->writing = 1;
+        pthread_mutex_unlock(&s->lock);
+        ssize_t w;
+        do
+            w = send(s->fd, it->fixed, it->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        while (w < 0 && errno == EINTR);
+        pthread_mutex_lock(&s->lock);
+        s->writing = 0;
+        if (w == (ssize_t)it->len) {
+            free(it);
+            it = NULL;
+        } else {
+            it->skip = w > 0 ? (size_t)w : 0;
+        }
+    }
+    if (it != NULL)
+        STAILQ_INSERT_HEAD(&s->prio, it, link);
+    pthread_cond_signal(&s->wcond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* The release of a received message whose data is in the region. */
+static void
+shm_msg_release(struct emm_msg *msg, int status)
+{
+    (void)status;
+    struct shm_msg *sm = (struct shm_msg *)msg;
+    struct emm_stream *s = sm->s;
+    pthread_mutex_lock(&s->lock);
+    memset(s->rg.state + sm->first, RG_FREE, sm->n);
+    s->rg.in_held -= sm->n;
+    pthread_mutex_unlock(&s->lock);
+    send_free(s, sm->first, sm->n);
+    free(sm);
+    stream_unref(s);
+}
+
+/* The kernel side makes the region: a memfd sealed against shrinking and
+ * growing (so the peer cannot make our mapping fault), mapped shared. */
+static int
+region_create(struct emm_stream *s, uint32_t half, int *fdout)
+{
+    struct region *rg = &s->rg;
+    uint32_t pages = 2 * half;
+    int fd = memfd_create("emm-stream", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return -errno;
+    size_t size = (size_t)pages * PS;
+    int rc = 0;
+    if (ftruncate(fd, (off_t)size) < 0 ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+        rc = -errno;
+    void *base = rc == 0 ? mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+                         : MAP_FAILED;
+    if (rc == 0 && base == MAP_FAILED)
+        rc = -errno;
+    rg->state = rc == 0 ? calloc(pages, 1) : NULL;
+    if (rc == 0 && rg->state == NULL)
+        rc = -ENOMEM;
+    if (rc < 0) {
+        if (base != MAP_FAILED)
+            munmap(base, size);
+        close(fd);
+        return rc;
+    }
+    rg->base = base;
+    rg->size = size;
+    rg->pages = pages;
+    rg->kpages = half;
+    rg->mine_lo = 0, rg->mine_hi = half;
+    rg->theirs_lo = half, rg->theirs_hi = pages;
+    *fdout = fd;
+    return 0;
+}
+
+/* Writes a data message's pages into the region at slot. */
+static void
+rg_fill(struct emm_stream *s, const struct emm_msg *msg, uint32_t slot)
+{
+    unsigned char *to = s->rg.base + (size_t)slot * PS;
+    for (const struct emm_msg *m = msg; m != NULL; m = m->chain) {
+        memcpy(to, m->data, m->length);
+        to += m->length;
+    }
+}
+
 static void *
 writer_main(void *arg)
 {
@@ -457,25 +775,66 @@ writer_main(void *arg)
     struct iovec iov[MAX_IOV];
     for (;;) {
         pthread_mutex_lock(&s->lock);
-        while (STAILQ_EMPTY(&s->out) && !s->dead)
+        while (!s->dead && STAILQ_EMPTY(&s->done) &&
+               (s->writing || (STAILQ_EMPTY(&s->out) && STAILQ_EMPTY(&s->prio))))
             pthread_cond_wait(&s->wcond, &s->lock);
-        struct out_item *it = STAILQ_FIRST(&s->out);
-        if (s->dead || it == NULL) {
+        if (!STAILQ_EMPTY(&s->done)) {
+            /* Frames their posters wrote: their messages were taken. */
+            struct out_queue done = STAILQ_HEAD_INITIALIZER(done);
+            STAILQ_CONCAT(&done, &s->done);
+            pthread_mutex_unlock(&s->lock);
+            struct out_item *d;
+            while ((d = STAILQ_FIRST(&done)) != NULL) {
+                STAILQ_REMOVE_HEAD(&done, link);
+                emm_msg_release(d->msg, 0);
+                free(d);
+            }
+            continue;
+        }
+        if (s->dead) {
             pthread_mutex_unlock(&s->lock);
             break;
         }
-        STAILQ_REMOVE_HEAD(&s->out, link);
-        s->queued--;
+        struct out_item *it = STAILQ_FIRST(&s->prio);
+        if (!STAILQ_EMPTY(&s->out) && STAILQ_FIRST(&s->out)->skip > 0)
+            it = NULL; /* a frame a poster began goes on first */
+        uint32_t slot = NO_SLOT;
+        if (it != NULL) {
+            STAILQ_REMOVE_HEAD(&s->prio, link);
+        } else {
+            it = STAILQ_FIRST(&s->out);
+            if (it->npages > 0 && s->rg.base != NULL && it->slot == NO_SLOT) {
+                slot = rg_alloc(s, it->npages);
+                if (slot == NO_SLOT && s->rg.unsent == 0) {
+                    /* Back-pressure: the region is full of pages the peer has
+                     * not handed back. The message waits here, by reference
+                     * (no copy); FREE frames still go out meanwhile. */
+                    if (!it->waited) {
+                        it->waited = 1;
+                        s->rg.waits++;
+                    }
+                    pthread_cond_wait(&s->wcond, &s->lock);
+                    pthread_mutex_unlock(&s->lock);
+                    continue;
+                }
+            }
+            STAILQ_REMOVE_HEAD(&s->out, link);
+            s->queued--;
+            if (it->filled && it->skip == 0)
+                s->rg.unsent -= it->npages; /* on the wire from now on */
+        }
         s->writing = 1;
-        if (it->msg != NULL)
+        if (it->msg != NULL && !it->counted)
             s->sent++;
         pthread_mutex_unlock(&s->lock);
-        int n = 0;
-        iov[n++] = (struct iovec){it->fixed, it->len};
-        if (it->msg != NULL && it->msg->data != NULL)
-            for (struct emm_msg *m = it->msg; m != NULL && n < MAX_IOV; m = m->chain)
-                iov[n++] = (struct iovec){m->data, m->length};
-        int rc = write_all(s->fd, iov, n);
+        if (slot != NO_SLOT) {
+            it->slot = slot;
+            rg_fill(s, it->msg, slot);
+            emm_frame_set_slot(it->fixed, slot);
+        }
+        struct iovec *v = iov;
+        int n = iov_skip(&v, item_iov(it, iov), it->skip);
+        int rc = n > 0 ? write_all(s->fd, v, n) : 0;
         if (it->msg != NULL)
             emm_msg_release(it->msg, rc < 0 ? -EPIPE : 0);
         free(it);
@@ -490,11 +849,21 @@ writer_main(void *arg)
     }
     /* Frames never written: their messages were not taken. */
     pthread_mutex_lock(&s->lock);
+    while (s->writing) /* a poster's write ends at once (non-blocking) */
+        pthread_cond_wait(&s->wcond, &s->lock);
     struct out_queue left = STAILQ_HEAD_INITIALIZER(left);
+    struct out_queue done = STAILQ_HEAD_INITIALIZER(done);
+    STAILQ_CONCAT(&done, &s->done);
+    STAILQ_CONCAT(&left, &s->prio);
     STAILQ_CONCAT(&left, &s->out);
     s->queued = 0;
     pthread_mutex_unlock(&s->lock);
     struct out_item *it;
+    while ((it = STAILQ_FIRST(&done)) != NULL) {
+        STAILQ_REMOVE_HEAD(&done, link);
+        emm_msg_release(it->msg, 0);
+        free(it);
+    }
     while ((it = STAILQ_FIRST(&left)) != NULL) {
         STAILQ_REMOVE_HEAD(&left, link);
         if (it->msg != NULL)
@@ -543,6 +912,21 @@ drop_ports(struct emm_port **ports, int n)
             emm_port_unref(ports[i]);
 }
 
+/* The data of a message refused before it exists: heap data is freed, a
+ * region run goes back to the peer's half (the connection is being cut). */
+static void
+slot_drop(struct emm_stream *s, void *data, uint32_t slot, uint32_t n)
+{
+    if (slot == NO_SLOT) {
+        free(data);
+        return;
+    }
+    pthread_mutex_lock(&s->lock);
+    memset(s->rg.state + slot, RG_FREE, n);
+    s->rg.in_held -= n;
+    pthread_mutex_unlock(&s->lock);
+}
+
 static int
 recv_msg(struct emm_stream *s, struct emm_frame *f)
 {
@@ -550,7 +934,29 @@ recv_msg(struct emm_stream *s, struct emm_frame *f)
         return refuse(s, f, "id (not the peer's to send)", -EBADMSG);
     /* The payload's size was checked by the decoder: at most one request. */
     void *data = NULL;
-    if (f->payload > 0) {
+    uint32_t slot = NO_SLOT, npages = 0;
+    if (f->flags & EMM_FRAME_F_SHM) {
+        /* The data is in the peer's half of the region: every page of the run
+         * must be one the peer may write, not one we hold. */
+        char why[96];
+        npages = (uint32_t)(f->hdr.length / PS);
+        pthread_mutex_lock(&s->lock);
+        int ok = s->rg.base != NULL && rg_run_is(&s->rg, s->rg.theirs_lo, s->rg.theirs_hi,
+                                                 f->arg, npages, RG_FREE);
+        if (ok) {
+            memset(s->rg.state + f->arg, RG_HELD, npages);
+            s->rg.in_held += npages;
+            s->rg.msgs_in++;
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (!ok) {
+            snprintf(why, sizeof(why), "slot %u+%u (%s)", f->arg, npages,
+                     s->rg.base == NULL ? "no shared region" : "not the peer's to name");
+            return refuse(s, f, why, -EBADMSG);
+        }
+        slot = f->arg;
+        data = s->rg.base + (size_t)slot * PS;
+    } else if (f->payload > 0) {
         if (posix_memalign(&data, 4096, f->payload) != 0)
             return -ENOMEM;
         int eof;
@@ -606,13 +1012,25 @@ recv_msg(struct emm_stream *s, struct emm_frame *f)
     pthread_mutex_unlock(&s->lock);
     if (bad != NULL) {
         drop_ports(ports, 4);
-        free(data);
+        slot_drop(s, data, slot, npages);
         return refuse(s, f, bad, -EBADMSG);
     }
-    struct emm_msg *m = emm_msg_new(h.id, h.offset, h.length);
+    struct emm_msg *m;
+    if (slot != NO_SLOT) {
+        struct shm_msg *sm = calloc(1, sizeof(*sm));
+        if (sm != NULL) {
+            sm->s = s;
+            sm->first = slot;
+            sm->n = npages;
+            atomic_fetch_add(&s->refs, 1); /* the mapping outlives the message */
+        }
+        m = sm != NULL ? &sm->m : NULL;
+    } else {
+        m = emm_msg_new(h.id, h.offset, h.length);
+    }
     if (m == NULL) {
         drop_ports(ports, 4);
-        free(data);
+        slot_drop(s, data, slot, npages);
         return -ENOMEM;
     }
     m->hdr = h;
@@ -622,7 +1040,7 @@ recv_msg(struct emm_stream *s, struct emm_frame *f)
     m->name = ports[2] ? emm_port_name(ports[2]) : EMM_PORT_NULL;
     m->reply = ports[3] ? emm_port_name(ports[3]) : EMM_PORT_NULL;
     m->data = data;
-    m->release = msg_data_release;
+    m->release = slot != NO_SLOT ? shm_msg_release : msg_data_release;
     int rc = emm_port_send(ports[0], m);
     if (rc < 0)
         emm_msg_release(m, rc);
@@ -649,6 +1067,28 @@ recv_release(struct emm_stream *s, struct emm_frame *f)
     pthread_mutex_unlock(&s->lock);
     if (drop != NULL)
         emm_port_unref(drop);
+    return 0;
+}
+
+/* The peer hands back pages of our half: each must be one we sent it. */
+static int
+recv_free(struct emm_stream *s, struct emm_frame *f)
+{
+    pthread_mutex_lock(&s->lock);
+    int ok = s->rg.base != NULL &&
+             rg_run_is(&s->rg, s->rg.mine_lo, s->rg.mine_hi, f->dest, f->arg, RG_SENT);
+    if (ok) {
+        memset(s->rg.state + f->dest, RG_FREE, f->arg);
+        s->rg.out_used -= f->arg;
+        pthread_cond_signal(&s->wcond);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (!ok) {
+        char why[96];
+        snprintf(why, sizeof(why), "slot %u+%u (%s)", f->dest, f->arg,
+                 s->rg.base == NULL ? "no shared region" : "not one lent to the peer");
+        return refuse(s, f, why, -EBADMSG);
+    }
     return 0;
 }
 
@@ -775,7 +1215,8 @@ reader_main(void *arg)
         case EMM_FRAME_RELEASE: rc = recv_release(s, &f); break;
         case EMM_FRAME_LOOKUP: rc = recv_lookup(s, &f); break;
         case EMM_FRAME_LOOKUP_REPLY: rc = recv_lookup_reply(s, &f); break;
-        default: rc = refuse(s, &f, "frame kind (a second hello)", -EBADMSG); break;
+        case EMM_FRAME_FREE: rc = recv_free(s, &f); break;
+        default: rc = refuse(s, &f, "frame kind (a second hello or region)", -EBADMSG); break;
         }
         if (rc < 0) {
             err = rc;
@@ -812,11 +1253,165 @@ reader_main(void *arg)
 
 /* ---- opening and closing ------------------------------------------------- */
 
+/* The kernel side, after the hellos: makes the region and sends it with its
+ * fd. A region that cannot be made is announced as 0 pages: data goes inline. */
+static int
+region_send(struct emm_stream *s)
+{
+    uint32_t half = s->a.shm_half_pages ? s->a.shm_half_pages : SHM_HALF_DEFAULT;
+    if (half < EMM_MAX_REQUEST_PAGES)
+        half = EMM_MAX_REQUEST_PAGES;
+    if (half > SHM_HALF_MAX)
+        half = SHM_HALF_MAX;
+    int fd = -1;
+    int rc = region_create(s, half, &fd);
+    if (rc < 0)
+        emm_warn("stream %s: no shared region (%s): page data goes through the socket",
+                 s->peer, strerror(-rc));
+    unsigned char buf[EMM_FRAME_MAX_FIXED];
+    size_t n = emm_frame_encode_region(buf, s->rg.pages, s->rg.kpages);
+    union {
+        struct cmsghdr h;
+        char space[CMSG_SPACE(sizeof(int))];
+    } cm;
+    memset(&cm, 0, sizeof(cm));
+    struct iovec iov = {buf, n};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (fd >= 0) {
+        mh.msg_control = cm.space;
+        mh.msg_controllen = sizeof(cm.space);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    }
+    ssize_t w;
+    do
+        w = sendmsg(s->fd, &mh, MSG_NOSIGNAL);
+    while (w < 0 && errno == EINTR);
+    rc = w < 0 ? -errno : 0;
+    if (fd >= 0)
+        close(fd);
+    if (rc == 0 && (size_t)w < n) { /* the fd went with the first byte */
+        iov.iov_base = buf + w;
+        iov.iov_len = n - (size_t)w;
+        rc = write_all(s->fd, &iov, 1);
+    }
+    return rc;
+}
+
+/* The pager side: reads the kernel's region frame (the first after its hello)
+ * and maps the memfd that rides with it, once it is checked: one fd, the size
+ * announced, sealed against shrinking. *why names what was wrong. */
+static int
+region_receive(struct emm_stream *s, int ms, const char **why)
+{
+    unsigned char buf[EMM_FRAME_MAX_FIXED];
+    union {
+        struct cmsghdr h;
+        char space[CMSG_SPACE(4 * sizeof(int))];
+    } cm;
+    struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
+    int rc = poll(&pfd, 1, ms);
+    if (rc <= 0) {
+        *why = "region (none came)";
+        return rc == 0 ? -ETIMEDOUT : -errno;
+    }
+    struct iovec iov = {buf, EMM_FRAME_PREFIX_SIZE};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.space,
+                        .msg_controllen = sizeof(cm.space)};
+    ssize_t r;
+    do
+        r = recvmsg(s->fd, &mh, MSG_CMSG_CLOEXEC);
+    while (r < 0 && errno == EINTR);
+    if (r <= 0) {
+        *why = "region (end of stream)";
+        return r < 0 ? -errno : -ECONNRESET;
+    }
+    int fds[4], nfds = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < k && nfds < 4; i++)
+            memcpy(&fds[nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+    }
+    int eof;
+    struct emm_frame f;
+    rc = 0;
+    if ((size_t)r < EMM_FRAME_PREFIX_SIZE)
+        rc = read_all(s->fd, buf + r, EMM_FRAME_PREFIX_SIZE - (size_t)r, &eof);
+    if (rc == 0)
+        rc = emm_frame_decode_prefix(buf, EMM_FRAME_PREFIX_SIZE, &f, why);
+    if (rc == 0 && f.kind != EMM_FRAME_REGION) {
+        *why = "frame kind (not a region)";
+        rc = -EPROTO;
+    }
+    if (rc == 0)
+        rc = read_all(s->fd, buf + EMM_FRAME_PREFIX_SIZE, f.body, &eof);
+    if (rc == 0)
+        rc = emm_frame_decode_body(buf + EMM_FRAME_PREFIX_SIZE, f.body, &f, why);
+    struct stat st;
+    int seals = 0;
+    if (rc == 0 && f.region_pages == 0) {
+        if (nfds != 0) {
+            *why = "region (an fd with no pages)";
+            rc = -EPROTO;
+        }
+    } else if (rc == 0) {
+        uint32_t khalf = f.region_kpages, phalf = f.region_pages - f.region_kpages;
+        if (khalf < EMM_MAX_REQUEST_PAGES || phalf < EMM_MAX_REQUEST_PAGES ||
+            khalf > SHM_HALF_MAX || phalf > SHM_HALF_MAX) {
+            *why = "region size";
+            rc = -EPROTO;
+        } else if (nfds != 1) {
+            *why = "region (not one fd)";
+            rc = -EPROTO;
+        } else if (fstat(fds[0], &st) < 0 || !S_ISREG(st.st_mode) ||
+                   (uint64_t)st.st_size != (uint64_t)f.region_pages * PS) {
+            *why = "region (the fd's size)";
+            rc = -EPROTO;
+        } else if ((seals = fcntl(fds[0], F_GET_SEALS)) < 0 ||
+                   (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW)) {
+            *why = "region (not sealed against shrinking)";
+            rc = -EPROTO;
+        }
+    }
+    if (rc == 0 && f.region_pages != 0) {
+        struct region *rg = &s->rg;
+        size_t size = (size_t)f.region_pages * PS;
+        void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0);
+        rg->state = base != MAP_FAILED ? calloc(f.region_pages, 1) : NULL;
+        if (rg->state == NULL) {
+            rc = base == MAP_FAILED ? -errno : -ENOMEM;
+            if (base != MAP_FAILED)
+                munmap(base, size);
+            *why = "region (cannot map it)";
+        } else {
+            rg->base = base;
+            rg->size = size;
+            rg->pages = f.region_pages;
+            rg->kpages = f.region_kpages;
+            rg->mine_lo = f.region_kpages, rg->mine_hi = f.region_pages;
+            rg->theirs_lo = 0, rg->theirs_hi = f.region_kpages;
+        }
+    }
+    for (int i = 0; i < nfds; i++)
+        close(fds[i]);
+    return rc;
+}
+
 static int
 hello(struct emm_stream *s)
 {
     unsigned char buf[EMM_FRAME_MAX_FIXED];
-    size_t n = emm_frame_encode_hello(buf, EMM_STREAM_VERSION, EMM_STREAM_FEATURES);
+    /* The shared region is offered between a kernel and a pager only;
+     * EMM_STREAM_SHM=0 in the environment turns it off (benchmarks, tracing). */
+    const char *env = getenv("EMM_STREAM_SHM");
+    int no_shm = s->a.no_shm || s->a.peer_role == 0 || (env != NULL && strcmp(env, "0") == 0);
+    uint32_t offer = no_shm ? 0 : EMM_STREAM_FEATURES;
+    size_t n = emm_frame_encode_hello(buf, EMM_STREAM_VERSION, offer);
     struct iovec iov = {buf, n};
     int rc = write_all(s->fd, &iov, 1);
     if (rc < 0)
@@ -862,8 +1457,22 @@ hello(struct emm_stream *s)
         return -EPROTO;
     }
     s->version = f.version < EMM_STREAM_VERSION ? f.version : EMM_STREAM_VERSION;
-    s->features = f.features & EMM_STREAM_FEATURES;
-    return 0;
+    s->features = f.features & offer;
+    if (s->features & EMM_STREAM_F_SHM) {
+        if (s->a.peer_role == EMM_STREAM_PEER_PAGER) {
+            rc = region_send(s);
+        } else {
+            rc = region_receive(s, ms, &why);
+            if (rc < 0) {
+                emm_err("stream %s: refused the hello: bad %s", s->peer,
+                        why ? why : strerror(-rc));
+                return -EPROTO;
+            }
+        }
+        if (s->rg.base == NULL)
+            s->features &= ~EMM_STREAM_F_SHM;
+    }
+    return rc;
 }
 
 int
@@ -904,6 +1513,8 @@ emm_stream_open(int fd, const struct emm_stream_args *a, struct emm_stream **out
     s->uid = cred.uid;
     snprintf(s->peer, sizeof(s->peer), "%s (pid %d)", s->label, (int)s->pid);
     STAILQ_INIT(&s->out);
+    STAILQ_INIT(&s->prio);
+    STAILQ_INIT(&s->done);
     LIST_INIT(&s->lookups);
     int rc = hello(s);
     if (rc == 0) {
@@ -983,6 +1594,12 @@ emm_stream_info(struct emm_stream *s, struct emm_stream_info *out)
     out->exports = s->nexports;
     out->proxies = s->nproxies;
     out->dead = s->dead;
+    out->shm_pages = s->rg.pages;
+    out->shm_out_used = s->rg.out_used;
+    out->shm_in_held = s->rg.in_held;
+    out->shm_msgs_out = s->rg.msgs_out;
+    out->shm_msgs_in = s->rg.msgs_in;
+    out->shm_waits = s->rg.waits;
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -1003,7 +1620,7 @@ emm_stream_drain(struct emm_stream *s, int timeout_ms)
 {
     for (int waited = 0;; waited += 10) {
         pthread_mutex_lock(&s->lock);
-        int idle = s->dead || (STAILQ_EMPTY(&s->out) && !s->writing);
+        int idle = s->dead || (STAILQ_EMPTY(&s->out) && STAILQ_EMPTY(&s->prio) && !s->writing);
         pthread_mutex_unlock(&s->lock);
         if (idle)
             return 0;
@@ -1011,6 +1628,46 @@ emm_stream_drain(struct emm_stream *s, int timeout_ms)
             return -ETIMEDOUT;
         usleep(10000);
     }
+}
+
+int
+emm_stream_data_alloc(struct emm_port *port, uint32_t npages, void **data)
+{
+    if (port == NULL || port->ops != &stream_ops)
+        return -ENOTSUP;
+    struct emm_stream *s = ((struct proxy *)port)->s;
+    if (npages == 0 || npages > EMM_MAX_REQUEST_PAGES)
+        return -EINVAL;
+    int rc = -ENOTSUP;
+    pthread_mutex_lock(&s->lock);
+    if (s->rg.base != NULL && !s->dead) {
+        uint32_t first = rg_take(s, npages, RG_RESERVED);
+        rc = first == NO_SLOT ? -EAGAIN : 0;
+        if (rc == 0) {
+            *data = s->rg.base + (size_t)first * PS;
+            s->rg.unsent += npages;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+void
+emm_stream_data_unreserve(struct emm_port *port, void *data, uint32_t npages)
+{
+    if (port == NULL || port->ops != &stream_ops || npages == 0)
+        return;
+    struct emm_stream *s = ((struct proxy *)port)->s;
+    struct emm_msg probe = {.data = data};
+    pthread_mutex_lock(&s->lock);
+    uint32_t first = rg_reserved_slot(s, &probe, npages);
+    if (first != NO_SLOT) {
+        memset(s->rg.state + first, RG_FREE, npages);
+        s->rg.out_used -= npages;
+        s->rg.unsent -= npages;
+        pthread_cond_signal(&s->wcond);
+    }
+    pthread_mutex_unlock(&s->lock);
 }
 
 /* ---- sockets ------------------------------------------------------------- */

@@ -22,8 +22,20 @@
  * may not send) is logged once, naming the peer and the field, and the peer
  * is cut off: every proxy of the connection then fails with -EPIPE.
  *
- * Page data is copied through the socket (the shared-memory path,
- * EMM_STREAM_F_SHM, is not offered yet).
+ * Page data: between a kernel and a pager that both offer EMM_STREAM_F_SHM in
+ * their hellos, the kernel side makes a shared region per connection (a memfd
+ * sealed against shrinking and growing, sent once with SCM_RIGHTS) in two
+ * halves: the kernel writes data_return pages into its half, the pager its
+ * supplies into the other, and a MSG frame names the run (slot, length)
+ * instead of carrying the bytes. The writer copies a message's pages into a
+ * free run of its half (one memcpy instead of two socket copies); the
+ * receiver's message points into the region (no copy) and its release hands
+ * the run back (a FREE frame). The region holds only pages in flight on this
+ * connection, so a pager sees nothing of other pagers' objects. A full half
+ * is back-pressure: the message waits in the queue by reference, never
+ * copied. A run the peer names that is not its own (a page of our half, or
+ * one we still hold; a FREE of pages we did not lend) cuts the peer off. A
+ * peer without the feature gets the data inline in the stream, as before.
  *
  * Locking: s->lock guards the queue, the export and proxy tables and the
  * pending lookups. It is never held while a port is unreferenced, a handler
@@ -60,6 +72,11 @@ struct emm_stream_args {
     /* The peer's pid when the caller knows it better than SO_PEERCRED (which,
      * on a socketpair, names the process that made the pair); 0: from it. */
     pid_t peer_pid;
+    /* Do not offer EMM_STREAM_F_SHM (data inline, as an older peer would). */
+    int no_shm;
+    /* Pages of each half of the shared region (the kernel side decides);
+     * 0: 512. At least one request (256), at most 65536. */
+    uint32_t shm_half_pages;
 };
 
 struct emm_stream_info {
@@ -70,6 +87,12 @@ struct emm_stream_info {
     uint64_t in_flight;      /* frames queued, not yet written, plus pending lookups */
     unsigned exports, proxies;
     int dead;
+    /* The shared region (0 pages: none, data inline). */
+    uint32_t shm_pages;      /* both halves */
+    uint32_t shm_out_used;   /* pages of our half lent to the peer now */
+    uint32_t shm_in_held;    /* pages of the peer's half our messages hold now */
+    uint64_t shm_msgs_out, shm_msgs_in; /* messages whose data crossed in it */
+    uint64_t shm_waits;      /* messages that waited for a free run (back-pressure) */
 };
 
 /* Takes fd (a connected SOCK_STREAM Unix socket; closed on failure too), checks
@@ -95,6 +118,15 @@ int emm_stream_drain(struct emm_stream *s, int timeout_ms);
 void emm_stream_cut(struct emm_stream *s, const char *why);
 /* "pager fs0 (pid 123)": the name log lines use. */
 const char *emm_stream_peer(const struct emm_stream *s);
+
+/* A buffer of npages in the shared region of the connection that port (a
+ * proxy) belongs to, for the data of a message its caller will post to that
+ * port: the writer then sends it without copying it. 0 and *data; -EAGAIN
+ * when no run is free now; -ENOTSUP when port is not a proxy or its
+ * connection has no region. Pages not posted go back with
+ * emm_stream_data_unreserve (the connection's end frees the rest). */
+int emm_stream_data_alloc(struct emm_port *port, uint32_t npages, void **data);
+void emm_stream_data_unreserve(struct emm_port *port, void *data, uint32_t npages);
 
 /* Socket helpers. A listening socket at path, mode 0600 (a stale socket file
  * is replaced); a connection to one; the next connection on one. fd or -errno. */

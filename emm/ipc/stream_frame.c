@@ -26,6 +26,8 @@ body_size(uint16_t kind)
     case EMM_FRAME_RELEASE: return 0;
     case EMM_FRAME_LOOKUP: return 8;
     case EMM_FRAME_LOOKUP_REPLY: return 24;
+    case EMM_FRAME_REGION: return 16;
+    case EMM_FRAME_FREE: return 0;
     default: return SIZE_MAX;
     }
 }
@@ -39,6 +41,8 @@ emm_frame_kind_name(uint16_t kind)
     case EMM_FRAME_RELEASE: return "release";
     case EMM_FRAME_LOOKUP: return "lookup";
     case EMM_FRAME_LOOKUP_REPLY: return "lookup_reply";
+    case EMM_FRAME_REGION: return "region";
+    case EMM_FRAME_FREE: return "free";
     default: return "unknown";
     }
 }
@@ -85,8 +89,27 @@ emm_frame_decode_body(const unsigned char *buf, size_t len, struct emm_frame *f,
             return rc;
         if (f->payload % 4096u != 0)
             return refuse(why, "payload");
+        if (f->flags & EMM_FRAME_F_SHM) {
+            /* The data is in the region: nothing follows; the length is the
+             * data's, one request at most. */
+            if (f->payload != 0)
+                return refuse(why, "payload (data in the region)");
+            if (f->hdr.length == 0 || f->hdr.length % 4096u != 0 ||
+                f->hdr.length > EMM_MAX_REQUEST_BYTES)
+                return refuse(why, "slot length");
+        } else if (f->arg != 0) {
+            return refuse(why, "frame arg");
+        }
         break;
     }
+    case EMM_FRAME_REGION:
+        f->region_pages = emm_get_le32(buf);
+        f->region_kpages = emm_get_le32(buf + 4);
+        if (emm_get_le32(buf + 8) != 0 || emm_get_le32(buf + 12) != 0)
+            return refuse(why, "region reserved");
+        if (f->region_kpages > f->region_pages)
+            return refuse(why, "region halves");
+        break;
     case EMM_FRAME_LOOKUP:
         f->object = emm_get_le64(buf);
         break;
@@ -127,6 +150,25 @@ emm_frame_encode_hello(unsigned char *buf, uint32_t version, uint32_t features)
     emm_put_le32(buf + n + 4, features);
     emm_put_le32(buf + n + 8, 4096u);
     emm_put_le32(buf + n + 12, EMM_MAX_REQUEST_BYTES);
+    return n + 16;
+}
+
+void
+emm_frame_set_slot(unsigned char *buf, uint32_t slot)
+{
+    buf[6] |= EMM_FRAME_F_SHM;
+    emm_put_le32(buf + 12, slot);
+    emm_put_le32(buf + EMM_FRAME_PREFIX_SIZE + 68, 0); /* the header's payload */
+}
+
+size_t
+emm_frame_encode_region(unsigned char *buf, uint32_t pages, uint32_t kpages)
+{
+    size_t n = emm_frame_encode_prefix(buf, EMM_FRAME_REGION, 0, 0, 0);
+    emm_put_le32(buf + n, pages);
+    emm_put_le32(buf + n + 4, kpages);
+    emm_put_le32(buf + n + 8, 0);
+    emm_put_le32(buf + n + 12, 0);
     return n + 16;
 }
 

@@ -101,6 +101,14 @@ data_msg_release(struct emm_msg *msg, int status)
     free(msg);
 }
 
+/* A supply whose data is in the shared region: the connection owns the run. */
+static void
+region_msg_release(struct emm_msg *msg, int status)
+{
+    (void)status;
+    free(msg);
+}
+
 static struct emm_port *
 control_of(struct emm_pager_object *obj)
 {
@@ -161,12 +169,24 @@ emm_pager_data_supply(struct emm_pager_object *obj, uint64_t offset, uint64_t le
     struct emm_msg *m = new_msg(MO_DATA_SUPPLY, offset, length);
     if (m == NULL)
         return -ENOMEM;
-    if (posix_memalign(&m->data, EMM_PAGER_PAGE_SIZE, length) != 0) {
+    /* A run of the connection's shared region when one is free: the data is
+     * copied once, there, and crosses without another copy; else a buffer
+     * of its own, copied into the region (or the socket) by the writer. */
+    struct emm_port *c = control_of(obj);
+    if (c != NULL &&
+        emm_stream_data_alloc(c, (uint32_t)(length / EMM_PAGER_PAGE_SIZE), &m->data) == 0) {
+        m->release = region_msg_release;
+    } else if (posix_memalign(&m->data, EMM_PAGER_PAGE_SIZE, length) == 0) {
+        m->release = data_msg_release;
+    } else {
+        if (c != NULL)
+            emm_port_unref(c);
         free(m);
         return -ENOMEM;
     }
+    if (c != NULL)
+        emm_port_unref(c);
     memcpy(m->data, data, length);
-    m->release = data_msg_release;
     m->access = lock_value & VM_PROT_ALL;
     m->flags = flags & MO_F_PRECIOUS;
     if (reply)

@@ -14,6 +14,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "port_stream.h"
 
 #define PS ((uint64_t)EMM_PAGE_SIZE)
 
@@ -101,6 +102,15 @@ supply_release(struct emm_msg *msg, int status)
     free(msg);
 }
 
+/* A supply whose data is in a stream's shared region: the connection owns
+ * the pages (the kernel hands them back); the message is all there is. */
+static void
+region_supply_release(struct emm_msg *msg, int status)
+{
+    (void)status;
+    free(msg);
+}
+
 static void
 send_control(struct pgr_object *po, struct emm_msg *m)
 {
@@ -117,14 +127,24 @@ do_data_request(struct pgr_object *po, struct emm_msg *msg)
     struct pgr_std *pg = po->pager;
     uint64_t n = msg->length / PS, first = msg->offset / PS;
     atomic_fetch_add(&pg->stats.requests, 1);
-    struct supply_buf *sb = n && n <= 256 ? supply_buf_new(pg) : NULL;
+    /* The kernel in another process (a stream with a shared region): the
+     * backend reads straight into the region, and the supply crosses with no
+     * further copy in this process. Else (or no run free now) a buffer. */
+    char *region = NULL;
+    if (n && n <= 256 && po->control != NULL &&
+        emm_stream_data_alloc(po->control, (uint32_t)n, (void **)&region) == 0)
+        atomic_fetch_add(&pg->stats.region_reads, 1);
+    struct supply_buf *sb = region == NULL && n && n <= 256 ? supply_buf_new(pg) : NULL;
+    char *buf = region != NULL ? region : sb != NULL ? sb->data : NULL;
     uint8_t present[256];
-    int rc = sb == NULL ? (n > 256 ? -EINVAL : -ENOMEM) : 0;
+    int rc = buf == NULL ? (n > 256 ? -EINVAL : -ENOMEM) : 0;
     if (rc == 0)
-        rc = emm_backend_read(pg->backend, po->id, first, (uint32_t)n, sb->data, present);
+        rc = emm_backend_read(pg->backend, po->id, first, (uint32_t)n, buf, present);
     if (rc < 0) {
         if (sb != NULL)
             supply_buf_put(sb);
+        if (region != NULL)
+            emm_stream_data_unreserve(po->control, region, (uint32_t)n);
         atomic_fetch_add(&pg->stats.errors, 1);
         struct emm_msg *m = emm_msg_new(MO_DATA_ERROR, msg->offset, msg->length);
         if (m != NULL) {
@@ -142,15 +162,24 @@ do_data_request(struct pgr_object *po, struct emm_msg *msg)
         struct emm_msg *m;
         if (present[i]) {
             m = emm_msg_new(MO_DATA_SUPPLY, (first + i) * PS, (j - i) * PS);
-            if (m != NULL) {
+            if (m != NULL && region != NULL) {
+                m->data = region + i * PS;
+                m->release = region_supply_release;
+            } else if (m != NULL) {
                 atomic_fetch_add(&sb->refs, 1);
                 m->data = sb->data + i * PS;
                 m->release = supply_release;
                 m->release_ctx = sb;
+            }
+            if (m != NULL) {
                 m->access = VM_PROT_NONE;
                 atomic_fetch_add(&pg->stats.supplies, 1);
+            } else if (region != NULL) {
+                emm_stream_data_unreserve(po->control, region + i * PS, (uint32_t)(j - i));
             }
         } else {
+            if (region != NULL) /* a hole: its pages of the run are not sent */
+                emm_stream_data_unreserve(po->control, region + i * PS, (uint32_t)(j - i));
             m = emm_msg_new(MO_DATA_UNAVAILABLE, (first + i) * PS, (j - i) * PS);
             atomic_fetch_add(&pg->stats.unavailable, 1);
         }
@@ -158,7 +187,8 @@ do_data_request(struct pgr_object *po, struct emm_msg *msg)
             send_control(po, m);
         i = j;
     }
-    supply_buf_put(sb);
+    if (sb != NULL)
+        supply_buf_put(sb);
 }
 
 /* Stores a data_return, gathering a clustered one into backend writes of up to

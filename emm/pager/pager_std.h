@@ -29,6 +29,8 @@ struct pgr_std;
 struct pgr_std_stats {
     atomic_uint_fast64_t inits, requests, supplies, unavailable, errors, unlocks, returns,
         return_errors, syncs, discards, terminates, queries;
+    /* data_requests read straight into a stream's shared region (pager = process) */
+    atomic_uint_fast64_t region_reads;
 };
 
 int pgr_std_create(struct emm_backend *backend, unsigned threads, unsigned spin_us,

@@ -131,14 +131,16 @@ fault_in(struct vm_object *obj, uint64_t first, uint64_t n, uint32_t access, str
         } else if (!from_swap && obj->pm.state == VM_PM_UNKNOWN) {
             vm_obj_pm_learn(obj, b); /* not learnt yet (or given up): the pager answers now */
         }
-        /* Read-around (Mach's cluster page-in): a small fault on a temporary
-         * object also asks for the swapped pages that follow it in its
+        /* Read-around (Mach's cluster page-in): a small fault on pages swap
+         * holds (a temporary object's, or a stalled pager's double-paged
+         * ones) also asks for the swapped pages that follow it in its
          * window, which the default pager reads in the same I/O when their
          * slots are consecutive (a clustered pageout wrote them so). Only
          * while frames are free: the extra pages never starve anything. */
         unsigned want = (unsigned)(run - idx), extra = 0;
-        if (run == end && want < VM_READAROUND && obj->temporary && k->dpo != NULL &&
-            obj->dp != NULL && vm_pool_free_count(&k->pool) >= k->pool.free_target + VM_READAROUND) {
+        if (run == end && want < VM_READAROUND && (obj->temporary || from_swap) &&
+            k->dpo != NULL && obj->dp != NULL &&
+            vm_pool_free_count(&k->pool) >= k->pool.free_target + VM_READAROUND) {
             uint64_t lim = (obj->size + VM_PS - 1) / VM_PS, wend = idx + VM_READAROUND;
             while (run < wend && run < lim && vm_obj_page_lookup(obj, run) == NULL &&
                    k->dpo->holds(k->dp_ctx, obj->dp_handle, run))

@@ -29,6 +29,16 @@
  *
  * Volatile variant (dir NULL): a sorted array of records under a mutex.
  *
+ * Backend variant (emm_catalog_open_backend): the stack's namespace store
+ * (<emm/backend.h> meta_update/meta_scan; the rados plug-in keeps it in the
+ * omap of one object per filesystem, so the namespace lives in the cluster
+ * with the pages). Keys: "catalog.format" (le32 2), "catalog.next-id" (le64)
+ * and "catalog.r.ID" (ID in 16 hex digits, so byte order is id order) holding
+ * the encoded record. The whole catalog is read at open into the volatile
+ * variant's array, which then serves scan; every put/del/update/new_id goes to
+ * the store first, as one meta_update (durable when it returns), and only then
+ * to the array, under the mutex (so updates reach the store in order).
+ *
  * Locking: LMDB serializes writers; c->sh->resize (a rwlock: the catalog's own,
  * or the shared environment's) is held shared around every transaction and
  * exclusively to change the map size, which LMDB allows only with no
@@ -36,6 +46,7 @@
  * calls its callback with no lock or transaction held, so the callback may put
  * or del.
  */
+#include "backend_host.h"
 #include "byteorder.h"
 #include "catalog.h"
 
@@ -73,6 +84,8 @@ struct emm_catalog {
     MDB_dbi recs, meta;
     struct emm_lmdb_shared own; /* resize lock and growth of a catalog's own env */
     struct emm_lmdb_shared *sh; /* &own, or the shared environment's userctx */
+    /* backend: the stack whose namespace store holds the records (array = cache) */
+    struct emm_backend *be;
     /* volatile */
     pthread_mutex_t mu;
     struct emm_catalog_rec *v;
@@ -591,6 +604,182 @@ v_batch(struct emm_catalog *c, uint64_t from, struct emm_catalog_rec *out)
     return n;
 }
 
+/* ---- backend (the stack's namespace store) ---- */
+
+#define BK_FORMAT "catalog.format"
+#define BK_NEXT "catalog.next-id"
+#define BK_REC "catalog.r."
+
+static void
+bk_key(uint64_t id, char out[32])
+{
+    snprintf(out, 32, BK_REC "%016llx", (unsigned long long)id);
+}
+
+struct bk_load {
+    struct emm_catalog *c;
+    uint32_t format;
+    int bad;
+};
+
+static int
+bk_load_one(void *arg, const char *key, const void *value, size_t len)
+{
+    struct bk_load *l = arg;
+    struct emm_catalog *c = l->c;
+
+    if (strcmp(key, BK_FORMAT) == 0) {
+        if (len != 4)
+            return -EIO;
+        l->format = emm_get_le32(value);
+        return 0;
+    }
+    if (strcmp(key, BK_NEXT) == 0) {
+        if (len != 8)
+            return -EIO;
+        uint64_t next = emm_get_le64(value);
+        if (next > c->next_id)
+            c->next_id = next;
+        return 0;
+    }
+    if (strncmp(key, BK_REC, strlen(BK_REC)) != 0)
+        return 0; /* not the catalog's */
+    struct emm_catalog_rec r;
+    if (len > REC_MAX || decode(value, len, &r) < 0) {
+        emm_err("catalog %s: record %s does not decode: skipped", c->label, key);
+        l->bad++;
+        return 0;
+    }
+    if (v_reserve(c, 1) < 0)
+        return -ENOMEM;
+    v_put_locked(c, &r);
+    return 0;
+}
+
+static int
+bk_open(struct emm_catalog *c)
+{
+    struct bk_load l = {c, 0, 0};
+    int r = emm_backend_meta_scan(c->be, "catalog.", bk_load_one, &l);
+
+    if (r < 0) {
+        emm_err("catalog %s: loading: %s", c->label, strerror(-r));
+        return r;
+    }
+    if (l.format != 0 && l.format != CAT_FORMAT) {
+        emm_err("catalog %s: format %u is not the one this emmd knows (%u): not opened",
+                c->label, l.format, CAT_FORMAT);
+        return -EPROTO;
+    }
+    if (l.format == 0) {
+        unsigned char b[4];
+        emm_put_le32(b, CAT_FORMAT);
+        struct emm_meta_kv kv = {BK_FORMAT, b, 4};
+        r = emm_backend_meta_update(c->be, &kv, 1, NULL, 0);
+        if (r < 0) {
+            emm_err("catalog %s: writing its format: %s", c->label, strerror(-r));
+            return r;
+        }
+    }
+    emm_info("catalog %s: %zu records%s", c->label, c->nv, l.bad ? " (some unreadable: see above)" : "");
+    return 0;
+}
+
+/* Writes puts/dels (and next-id when it moves) to the store, then the array. */
+static int
+bk_update(struct emm_catalog *c, const struct emm_catalog_rec *puts, size_t nput,
+          const uint64_t *dels, size_t ndel)
+{
+    struct emm_meta_kv *kv = calloc(nput + 1, sizeof(*kv));
+    unsigned char (*bufs)[REC_MAX] = calloc(nput ? nput : 1, sizeof(*bufs));
+    char (*keys)[32] = calloc(nput + ndel + 1, sizeof(*keys));
+    const char **dk = calloc(ndel + 1, sizeof(*dk));
+    unsigned char nb[8];
+    int r = -ENOMEM;
+
+    if (!kv || !bufs || !keys || !dk)
+        goto out;
+    pthread_mutex_lock(&c->mu);
+    uint64_t next = c->next_id;
+    size_t n = 0;
+    for (size_t i = 0; i < nput; i++) {
+        bk_key(puts[i].id, keys[i]);
+        kv[n++] = (struct emm_meta_kv){keys[i], bufs[i], encode(&puts[i], bufs[i])};
+        if (puts[i].id >= next)
+            next = puts[i].id + 1;
+    }
+    if (next != c->next_id) {
+        emm_put_le64(nb, next);
+        kv[n++] = (struct emm_meta_kv){BK_NEXT, nb, 8};
+    }
+    for (size_t i = 0; i < ndel; i++) {
+        bk_key(dels[i], keys[nput + i]);
+        dk[i] = keys[nput + i];
+    }
+    r = v_reserve(c, nput);
+    if (r == 0)
+        r = emm_backend_meta_update(c->be, kv, n, dk, ndel);
+    if (r == 0) {
+        for (size_t i = 0; i < ndel; i++)
+            v_del_locked(c, dels[i]);
+        for (size_t i = 0; i < nput; i++)
+            v_put_locked(c, &puts[i]);
+    } else {
+        emm_err("catalog %s: update: %s", c->label, strerror(-r));
+    }
+    pthread_mutex_unlock(&c->mu);
+out:
+    free(kv), free(bufs), free(keys), free(dk);
+    return r;
+}
+
+static int
+bk_new_id(struct emm_catalog *c, uint64_t *id)
+{
+    unsigned char nb[8];
+    pthread_mutex_lock(&c->mu);
+    emm_put_le64(nb, c->next_id + 1);
+    struct emm_meta_kv kv = {BK_NEXT, nb, 8};
+    int r = emm_backend_meta_update(c->be, &kv, 1, NULL, 0);
+    if (r == 0)
+        *id = c->next_id++;
+    else
+        emm_err("catalog %s: new id: %s", c->label, strerror(-r));
+    pthread_mutex_unlock(&c->mu);
+    return r;
+}
+
+int
+emm_catalog_open_backend(struct emm_backend *be, const char *label, struct emm_catalog **out)
+{
+    struct emm_catalog *c;
+    int r;
+
+    *out = NULL;
+    if (!emm_backend_has_meta(be))
+        return -EOPNOTSUPP;
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    c->next_id = 1;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_rwlock_init(&c->own.resize, NULL);
+    c->sh = &c->own;
+    c->be = be;
+    c->label = strdup(label ? label : "in the backend");
+    if (!c->label) {
+        emm_catalog_close(c);
+        return -ENOMEM;
+    }
+    r = bk_open(c);
+    if (r < 0) {
+        emm_catalog_close(c);
+        return r;
+    }
+    *out = c;
+    return 0;
+}
+
 /* ---- API ---- */
 
 int
@@ -694,6 +883,8 @@ emm_catalog_close(struct emm_catalog *c)
 int
 emm_catalog_new_id(struct emm_catalog *c, uint64_t *id)
 {
+    if (c->be)
+        return bk_new_id(c, id);
     if (!c->env) {
         pthread_mutex_lock(&c->mu);
         *id = c->next_id++;
@@ -706,6 +897,8 @@ emm_catalog_new_id(struct emm_catalog *c, uint64_t *id)
 int
 emm_catalog_put(struct emm_catalog *c, const struct emm_catalog_rec *rec)
 {
+    if (c->be)
+        return bk_update(c, rec, 1, NULL, 0);
     if (!c->env)
         return v_update(c, rec, 1, NULL, 0);
     return write_txn(c, do_put, (void *)rec, "put");
@@ -715,6 +908,8 @@ int
 emm_catalog_update(struct emm_catalog *c, const struct emm_catalog_rec *puts, size_t nput,
                    const uint64_t *dels, size_t ndel)
 {
+    if (c->be)
+        return bk_update(c, puts, nput, dels, ndel);
     if (!c->env)
         return v_update(c, puts, nput, dels, ndel);
     struct update u = {puts, nput, dels, ndel};
@@ -724,6 +919,13 @@ emm_catalog_update(struct emm_catalog *c, const struct emm_catalog_rec *puts, si
 int
 emm_catalog_del(struct emm_catalog *c, uint64_t id)
 {
+    if (c->be) {
+        pthread_mutex_lock(&c->mu);
+        size_t i = v_lower(c, id);
+        int there = i < c->nv && c->v[i].id == id;
+        pthread_mutex_unlock(&c->mu);
+        return there ? bk_update(c, NULL, 0, &id, 1) : -ENOENT;
+    }
     if (!c->env)
         return v_del(c, id);
     return write_txn(c, do_del, &id, "del");

@@ -53,6 +53,15 @@ int emm_catalog_open(const char *dir, struct emm_catalog **out);
  * closes the environment.
  */
 int emm_catalog_open_env(struct MDB_env *env, struct emm_catalog **out);
+/*
+ * The catalog in the namespace store of a started backend stack (one whose
+ * bottom layer has meta_update/meta_scan, e.g. rados: emm_backend_has_meta),
+ * so the namespace lives with the pages. Read whole at open; every change is
+ * durable in the store when it returns. label names it in log lines. Close
+ * the catalog before the stack. -EOPNOTSUPP if the stack has no such store.
+ */
+struct emm_backend;
+int emm_catalog_open_backend(struct emm_backend *be, const char *label, struct emm_catalog **out);
 void emm_catalog_close(struct emm_catalog *c);
 /* A fresh id, persisted before it is returned (ids are never reused). */
 int emm_catalog_new_id(struct emm_catalog *c, uint64_t *id);

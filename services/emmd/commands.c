@@ -435,6 +435,11 @@ cmd_info(struct emmd *d, int argc, char **argv, FILE *out)
                 kv_str(k, rv, "pager_%s.rtt_mean_us", name);
                 snprintf(rv, sizeof(rv), "%.1f", emmd_hist_quantile(&rh, 0.99) / 1e3);
                 kv_str(k, rv, "pager_%s.rtt_p99_us", name);
+                kv_u64(k, pi.shm_pages, "pager_%s.shm_slots", name);
+                kv_u64(k, pi.shm_lent, "pager_%s.shm_slots_lent", name);
+                kv_u64(k, pi.shm_held, "pager_%s.shm_slots_held", name);
+                kv_u64(k, pi.shm_msgs, "pager_%s.shm_messages", name);
+                kv_u64(k, pi.shm_waits, "pager_%s.shm_waits", name);
                 continue;
             }
             if (fs->pager == NULL) {

@@ -198,6 +198,11 @@ struct emmd_pager_info {
     unsigned restarts;
     uint64_t uptime_ms, in_flight, sent, received;
     uint64_t reinits; /* objects re-initialised on a new connection */
+    /* The connection's shared region (port_stream.h): pages, pages of emmd's
+     * half lent to the pager now, pages of the pager's half emmd holds now,
+     * messages whose data crossed in it, sends that waited for slots. */
+    uint32_t shm_pages, shm_lent, shm_held;
+    uint64_t shm_msgs, shm_waits;
 };
 int emmd_pager_conn_start(struct emmd_fs *fs);   /* the first connection, then a supervisor */
 void emmd_pager_conn_stop(struct emmd_fs *fs);   /* after every object is terminated */

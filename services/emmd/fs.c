@@ -796,7 +796,10 @@ emmd_fs_start(struct emmd_fs *fs)
     int persistent = external || (fs->backend->flags & EMM_BACKEND_PERSISTENT) != 0;
     snprintf(dir, sizeof(dir), "%s/fs/%s/catalog", fs->d->cfg->state_dir, name);
     struct MDB_env *env = emm_backend_lmdb_env(fs->backend);
-    if (env != NULL) {
+    if (!external && emm_backend_has_meta(fs->backend)) {
+        snprintf(dir, sizeof(dir), "the %s backend's namespace store", fs->cfg->backend);
+        rc = emm_catalog_open_backend(fs->backend, dir, &fs->catalog); /* e.g. rados: in the pool */
+    } else if (env != NULL) {
         rc = emm_catalog_open_env(env, &fs->catalog); /* in the lmdb backend's environment */
         snprintf(dir, sizeof(dir), "the lmdb environment");
     } else {

@@ -446,6 +446,11 @@ emmd_pager_conn_info(struct emmd_fs *fs, struct emmd_pager_info *out)
         out->in_flight = si.in_flight;
         out->sent = si.sent;
         out->received = si.received;
+        out->shm_pages = si.shm_pages;
+        out->shm_lent = si.shm_out_used;
+        out->shm_held = si.shm_in_held;
+        out->shm_msgs = si.shm_msgs_out + si.shm_msgs_in;
+        out->shm_waits = si.shm_waits;
     }
     pthread_mutex_unlock(&pc->lock);
 }

@@ -78,6 +78,8 @@ ABI_BEFORE(emm_backend_ops, discard, sync);
 ABI_BEFORE(emm_backend_ops, sync, seek);
 ABI_BEFORE(emm_backend_ops, seek, stored_pages);
 ABI_BEFORE(emm_backend_ops, stored_pages, info);
+ABI_BEFORE(emm_backend_ops, info, meta_update);
+ABI_BEFORE(emm_backend_ops, meta_update, meta_scan);
 
 /* ---- exact offsets and sizes on LP64 (x86_64, aarch64, ...) ---- */
 #if defined(__LP64__) || defined(_LP64)
@@ -117,7 +119,9 @@ ABI_AT(emm_backend_ops, sync, 104);
 ABI_AT(emm_backend_ops, seek, 112);
 ABI_AT(emm_backend_ops, stored_pages, 120);
 ABI_AT(emm_backend_ops, info, 128);
-ABI_ASSERT(sizeof(struct emm_backend_ops) == 136,
+ABI_AT(emm_backend_ops, meta_update, 136);
+ABI_AT(emm_backend_ops, meta_scan, 144);
+ABI_ASSERT(sizeof(struct emm_backend_ops) == 152,
            "struct emm_backend_ops grew: pin the appended field here (see top)");
 #endif
 
@@ -166,6 +170,13 @@ ABI_FIELD(emm_backend_ops, sync, int (*)(void *, uint64_t));
 ABI_FIELD(emm_backend_ops, seek, int (*)(void *, uint64_t, uint64_t, int, uint64_t *));
 ABI_FIELD(emm_backend_ops, stored_pages, int (*)(void *, uint64_t, uint64_t *));
 ABI_FIELD(emm_backend_ops, info, int (*)(void *, char *, size_t));
+ABI_FIELD(emm_backend_ops, meta_update,
+          int (*)(void *, const struct emm_meta_kv *, size_t, const char *const *, size_t));
+ABI_FIELD(emm_backend_ops, meta_scan, int (*)(void *, const char *, emm_meta_scan_fn, void *));
+ABI_ASSERT(offsetof(struct emm_meta_kv, key) == 0 && offsetof(struct emm_meta_kv, value) ==
+               sizeof(void *) && offsetof(struct emm_meta_kv, len) == 2 * sizeof(void *),
+           "struct emm_meta_kv layout");
+ABI_ASSERT(EMM_META_KEY_MAX == 255 && EMM_META_VALUE_MAX == 65536, "meta limits");
 
 /* A plug-in as small as the ABI allows: REGISTER must compile in C and C++. */
 static struct emm_backend_ops abi_ops;

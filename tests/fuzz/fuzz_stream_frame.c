@@ -1,11 +1,16 @@
 /*
  * fuzz_stream_frame.c - feeds arbitrary bytes to the stream transport's frame
- * decoder (stream_frame.h), twice: once through the pure decoder, frame after
- * frame, and once as the byte stream a real connection (port_stream.c, the
+ * decoder (stream_frame.h): once through the pure decoder, frame after
+ * frame, and twice as the byte stream a real connection (port_stream.c, the
  * pager side, serving one port as object 7) reads from its peer after a good
- * hello. A decoded MSG whose payload is over EMM_MAX_REQUEST_BYTES, unaligned
- * or not its length, a message delivered with such data, or a served port
- * whose export outlives the connection, aborts.
+ * hello: once inline, once after a hello offering EMM_STREAM_F_SHM and a good
+ * region frame (a sealed memfd of 1024 pages, the kernel's half 512), so
+ * MSG frames naming slots and FREE frames reach the region's checks. A decoded
+ * MSG whose payload is over EMM_MAX_REQUEST_BYTES, unaligned or not its
+ * length, a slot message with a payload or a bad length, a message delivered
+ * with such data or with data outside the region's kernel half, a held run
+ * left after the connection ends, or a served port whose export outlives the
+ * connection, aborts.
  *
  * Built with libFuzzer when the compiler has -fsanitize=fuzzer; otherwise main()
  * replays the files (or directories) named on the command line, and
@@ -16,14 +21,17 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "byteorder.h"
 #include "log.h"
 #include "port.h"
 #include "port_stream.h"
@@ -37,6 +45,15 @@ static struct emm_port *served;
 static pthread_mutex_t dlock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t dcond = PTHREAD_COND_INITIALIZER;
 static int dead;
+
+static void *
+drain_main(void *arg)
+{
+    char buf[4096];
+    while (read(*(int *)arg, buf, sizeof(buf)) > 0)
+        ;
+    return NULL;
+}
 
 static void
 handler(struct emm_port *port, struct emm_msg *msg)
@@ -67,6 +84,37 @@ on_dead(void *ctx, struct emm_stream *s, int err)
     pthread_mutex_unlock(&dlock);
 }
 
+/* Sends the hello offering the shared region and a good region frame. */
+static void
+send_shm_hello(int fd)
+{
+    unsigned char buf[EMM_FRAME_MAX_FIXED];
+    size_t n = emm_frame_encode_hello(buf, EMM_STREAM_VERSION, EMM_STREAM_F_SHM);
+    if (write(fd, buf, n) != (ssize_t)n)
+        abort();
+    int mfd = memfd_create("fuzz-region", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (mfd < 0 || ftruncate(mfd, 1024 * PS) < 0 ||
+        fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0)
+        abort();
+    n = emm_frame_encode_region(buf, 1024, 512);
+    union {
+        struct cmsghdr h;
+        char space[CMSG_SPACE(sizeof(int))];
+    } cm;
+    memset(&cm, 0, sizeof(cm));
+    struct iovec iov = {buf, n};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.space,
+                        .msg_controllen = sizeof(cm.space)};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &mfd, sizeof(int));
+    if (sendmsg(fd, &mh, 0) != (ssize_t)n)
+        abort();
+    close(mfd);
+}
+
 static void
 pure_decode(const uint8_t *data, size_t size)
 {
@@ -83,6 +131,10 @@ pure_decode(const uint8_t *data, size_t size)
             if (f.payload > EMM_MAX_REQUEST_BYTES || f.payload % PS != 0 ||
                 (f.payload != 0 && f.payload != f.hdr.length))
                 abort();
+            if ((f.flags & EMM_FRAME_F_SHM) &&
+                (f.payload != 0 || f.hdr.length == 0 || f.hdr.length % PS != 0 ||
+                 f.hdr.length > EMM_MAX_REQUEST_BYTES))
+                abort();
             if (f.payload > size - off)
                 return;
             off += f.payload;
@@ -91,20 +143,33 @@ pure_decode(const uint8_t *data, size_t size)
 }
 
 static void
-stream_feed(const uint8_t *data, size_t size)
+stream_feed(const uint8_t *data, size_t size, int shm)
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         abort();
-    unsigned char hello[EMM_FRAME_MAX_FIXED];
-    size_t n = emm_frame_encode_hello(hello, EMM_STREAM_VERSION, 0);
-    if (write(sv[1], hello, n) != (ssize_t)n)
-        abort();
+    if (shm) {
+        send_shm_hello(sv[1]);
+    } else {
+        unsigned char hello[EMM_FRAME_MAX_FIXED];
+        size_t n = emm_frame_encode_hello(hello, EMM_STREAM_VERSION, 0);
+        if (write(sv[1], hello, n) != (ssize_t)n)
+            abort();
+    }
     dead = 0;
     struct emm_stream *s;
     struct emm_stream_args a = {.label = "fuzz", .peer_role = EMM_STREAM_PEER_KERNEL,
                                 .peer_uid = (uid_t)-1, .lookup = lookup, .on_dead = on_dead};
     if (emm_stream_open(sv[0], &a, &s) < 0)
+        abort();
+    struct emm_stream_info si;
+    emm_stream_info(s, &si);
+    if (si.shm_pages != (shm ? 1024u : 0u))
+        abort();
+    /* The peer's reads: hello, then FREE frames; drained so it never blocks. */
+    int rfd = dup(sv[1]);
+    pthread_t drainer;
+    if (rfd < 0 || pthread_create(&drainer, NULL, drain_main, &rfd) != 0)
         abort();
     for (size_t off = 0; off < size;) {
         ssize_t w = send(sv[1], data + off, size - off, MSG_NOSIGNAL);
@@ -117,8 +182,13 @@ stream_feed(const uint8_t *data, size_t size)
     while (!dead)
         pthread_cond_wait(&dcond, &dlock);
     pthread_mutex_unlock(&dlock);
+    emm_stream_info(s, &si);
+    if (si.shm_in_held != 0)
+        abort(); /* a run stayed held after every message was released */
     emm_stream_close(s);
     close(sv[1]);
+    pthread_join(drainer, NULL);
+    close(rfd);
     if (emm_port_refs(served) != 1)
         abort(); /* an export outlived its connection */
 }
@@ -132,7 +202,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
     }
     pure_decode(data, size);
-    stream_feed(data, size);
+    stream_feed(data, size, 0);
+    stream_feed(data, size, 1);
     return 0;
 }
 
@@ -169,6 +240,15 @@ put_msg(unsigned char *p, uint32_t id, uint64_t seqno, uint32_t pages, int data)
     if (data)
         memset(p + n, 0x5a, pages * PS);
     return (size_t)n + (data ? pages * PS : 0);
+}
+
+static size_t
+put_slot_msg(unsigned char *p, uint32_t id, uint64_t seqno, uint32_t slot, uint32_t pages)
+{
+    size_t n = put_msg(p, id, seqno, pages, 0);
+    emm_put_le32(p + EMM_FRAME_PREFIX_SIZE + 68, pages * PS);
+    emm_frame_set_slot(p, slot);
+    return n;
 }
 
 /* Seeds: a lookup then good messages (with and without data), a release, and
@@ -212,6 +292,35 @@ make_corpus(const char *dir)
     n += put_msg(b + n, MO_DATA_REQUEST, 4, 1, 0);
     n += put_msg(b + n, MO_DATA_REQUEST, 2, 1, 0);
     r |= write_seed(dir, "seqno-backwards", b, n);
+
+    /* Slots (with the region): a data_return in the kernel's half, a FREE of
+     * a run never lent, a slot in the pager's own half, one off the end, a
+     * slot with a payload too, a second region. */
+    n = emm_frame_encode_lookup(b, 1, 7);
+    n += put_slot_msg(b + n, MO_DATA_RETURN, 1, 3, 2);
+    n += put_slot_msg(b + n, MO_DATA_RETURN, 2, 3, 2); /* the run came back: reused */
+    n += put_msg(b + n, MO_SYNCHRONIZE, 3, 1, 0);
+    r |= write_seed(dir, "shm-return-slots", b, n);
+
+    n = emm_frame_encode_lookup(b, 1, 7);
+    n += emm_frame_encode_prefix(b + n, EMM_FRAME_FREE, 0, 600, 1);
+    r |= write_seed(dir, "shm-free-not-lent", b, n);
+
+    n = emm_frame_encode_lookup(b, 1, 7);
+    n += put_slot_msg(b + n, MO_DATA_RETURN, 1, 600, 1);
+    r |= write_seed(dir, "shm-slot-pager-half", b, n);
+
+    n = emm_frame_encode_lookup(b, 1, 7);
+    n += put_slot_msg(b + n, MO_DATA_RETURN, 1, 500, 256);
+    r |= write_seed(dir, "shm-slot-off-the-end", b, n);
+
+    n = emm_frame_encode_lookup(b, 1, 7);
+    n += put_slot_msg(b + n, MO_DATA_RETURN, 1, 0, 1);
+    emm_put_le32(b + n - 4, PS); /* a payload besides the slot */
+    r |= write_seed(dir, "shm-slot-and-payload", b, n);
+
+    n = emm_frame_encode_region(b, 1024, 512);
+    r |= write_seed(dir, "shm-second-region", b, n);
 
     n = emm_frame_encode_hello(b, 1, 0);
     r |= write_seed(dir, "second-hello", b, n);

@@ -484,6 +484,8 @@ _cleanup() {
             [ $rc = 0 ] && rc=1
         fi
     fi
+    # a sourced fixture's daemons (ceph_cluster.sh), stopped after emmd, before $WORK goes
+    if declare -F cleanup_hook >/dev/null; then cleanup_hook; fi
     for mp in "${MOUNTS[@]+"${MOUNTS[@]}"}" $(mounts_under "$WORK" | sort -r); do
         if is_mounted "$mp"; then
             fusermount3 -u "$mp" 2>/dev/null || fusermount3 -u -z "$mp" 2>/dev/null || umount -l "$mp" 2>/dev/null

@@ -14,6 +14,12 @@
  * pages replayed, temporary ones dropped, the newest copy kept, generations
  * above the recovered ones); the same page in two areas; pages() and
  * next_page(); objects freed once detached and empty; configuration errors.
+ * Asynchronous I/O (swap_io.c, through its test hook): a chain of contiguous
+ * pages is one write and reads back in one read; data_returns are answered in
+ * the order they came even when their writes end the other way round; a
+ * failed write fails its own data_return (its pages not held, its slots
+ * free) and no other; a short write is finished. Both engines (io_uring and
+ * threads) run the asynchronous tests.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +41,7 @@
 #include "default_pager.h"
 #include "log.h"
 #include "swap_area.h"
+#include "swap_io.h"
 
 #define PS 4096u
 #define SMALL (10 * PS) /* 8 slots: header, one descriptor page, slots at pages 2..9 */
@@ -913,6 +920,253 @@ test_config_errors(void **state)
     assert_int_equal(stats(f).slots_total, 253); /* 1 MiB: 256 pages, 2 descriptor pages */
 }
 
+
+/* ---- asynchronous I/O ----------------------------------------------------------------- */
+
+/* A data_return sent without waiting; kret_wait waits for its release. */
+struct pending {
+    struct ret r;
+    uint8_t *buf;
+    int before;
+};
+
+static void
+kreturn_start(struct kobj *ko, struct pending *p, uint64_t first, unsigned n, unsigned tag)
+{
+    struct emm_msg *head = NULL, **link = &head;
+    memset(p, 0, sizeof(*p));
+    p->r.f = ko->f;
+    assert_int_equal(posix_memalign((void **)&p->buf, PS, (size_t)n * PS), 0);
+    for (unsigned i = 0; i < n; i++) {
+        struct emm_msg *m = emm_msg_new(MO_DATA_RETURN, (first + i) * PS, PS);
+        assert_non_null(m);
+        pattern(p->buf + (size_t)i * PS, ko->key, first + i, tag);
+        m->data = p->buf + (size_t)i * PS;
+        m->flags = MO_F_DIRTY;
+        *link = m;
+        link = &m->chain;
+    }
+    head->release = ret_release;
+    head->release_ctx = &p->r;
+    head->control = emm_port_make_send(ko->ctl);
+    assert_int_equal(emm_port_send(ko->mo, head), 0);
+}
+
+static int
+kreturn_wait(struct kobj *ko, struct pending *p)
+{
+    struct timespec ts;
+    int rc = 0;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 10;
+    pthread_mutex_lock(&ko->f->lock);
+    while (!p->r.done && rc == 0)
+        rc = pthread_cond_timedwait(&ko->f->cond, &ko->f->lock, &ts);
+    pthread_mutex_unlock(&ko->f->lock);
+    if (rc != 0)
+        fail_msg("data_return not released");
+    free(p->buf);
+    return p->r.status;
+}
+
+/* The i-th data_return_completed in ko->recs: its offset, and its errno. */
+static uint64_t
+completed_off(struct kobj *ko, int nth, int *err)
+{
+    int seen = 0;
+    for (int i = 0; i < ko->n; i++)
+        if (ko->recs[i].id == MO_DATA_RETURN_COMPLETED && seen++ == nth) {
+            *err = ko->recs[i].arg;
+            return ko->recs[i].off;
+        }
+    fail_msg("no data_return_completed #%d", nth);
+    return 0;
+}
+
+/* The hook of these tests: counts write transfers; the first one can wait
+ * until a later one has ended (out-of-order completion), and a chosen one can
+ * fail or come back short. */
+struct hk {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int writes;
+    int hold_first; /* the first write waits until the second has been seen */
+    int fail_nth;   /* 1-based write to fail with EIO; 0: none */
+    int short_nth;  /* 1-based write to come back a page short (O_DIRECT: aligned) */
+    int order[8];   /* write numbers in the order their transfers ended */
+    int norder;
+};
+
+static long
+hk_fn(void *arg, const struct swp_io_req *r, long res)
+{
+    struct hk *h = arg;
+    if (r->op != SWP_IO_WRITE)
+        return res;
+    pthread_mutex_lock(&h->lock);
+    int me = ++h->writes;
+    if (me == 1 && h->hold_first) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 5;
+        while (h->norder == 0 &&
+               pthread_cond_timedwait(&h->cond, &h->lock, &ts) == 0)
+            ;
+    }
+    if (me == h->fail_nth)
+        res = -EIO;
+    else if (me == h->short_nth && res > (long)PS)
+        res -= PS;
+    if (h->norder < 8)
+        h->order[h->norder++] = me;
+    pthread_cond_broadcast(&h->cond);
+    pthread_mutex_unlock(&h->lock);
+    return res;
+}
+
+static int
+setup_threads(void **state)
+{
+    setenv("EMM_SWAP_IO", "threads", 1);
+    return setup(state);
+}
+
+static int
+setup_uring(void **state)
+{
+    unsetenv("EMM_SWAP_IO");
+    return setup(state);
+}
+
+/* N contiguous pages returned as one chain: one write, and one read back. */
+static void
+test_async_coalesce(void **state)
+{
+    struct fix *f = *state;
+    struct kobj ko;
+
+    area(f, 0, 4 * MIB, 0);
+    start(f);
+    print_message("engine: %s\n", swp_io_engine(swp_dp_area_io(f->dp, 0)));
+    kattach(f, &ko, TEMP_KEY);
+    assert_int_equal(kreturn(&ko, 10, 64, 1), 0);
+    assert_int_equal(stats(f).write_ios, 1);
+    assert_int_equal(stats(f).pages_out, 64);
+    assert_int_equal(kreturn(&ko, 200, 256, 2), 0); /* the most one write takes */
+    assert_int_equal(stats(f).write_ios, 2);
+    assert_int_equal(kreturn(&ko, 1000, 300, 3), 0); /* more: two writes */
+    assert_int_equal(stats(f).write_ios, 4);
+    krequest(&ko, 10, 64);
+    assert_int_equal(stats(f).read_ios, 1);
+    assert_int_equal(ko.n, 2);
+    expect_supply(&ko, 0, 10, 64, 1);
+    krequest(&ko, 1000, 256);
+    expect_supply(&ko, 0, 1000, 256, 3);
+    assert_int_equal(stats(f).read_ios, 2);
+    /* pages whose slots are two runs apart (another object wrote between):
+     * one supply, read in two I/Os */
+    struct kobj ko2;
+    kattach(f, &ko2, PERS_KEY);
+    assert_int_equal(kreturn(&ko, 5000, 4, 4), 0);
+    assert_int_equal(kreturn(&ko2, 0, 4, 4), 0);
+    assert_int_equal(kreturn(&ko, 5004, 4, 4), 0);
+    krequest(&ko, 5000, 8);
+    assert_int_equal(ko.n, 2);
+    expect_supply(&ko, 0, 5000, 8, 4);
+    assert_int_equal(stats(f).read_ios, 4);
+    ksend(&ko2, MO_TERMINATE, 0, 0);
+    kbarrier(&ko2);
+    kdetach(&ko2);
+    ksend(&ko, MO_TERMINATE, 0, 0);
+    kbarrier(&ko);
+    kdetach(&ko);
+}
+
+/* Two data_returns whose writes end the other way round are answered in the
+ * order they came, and the later copy of a page they share wins. */
+static void
+test_async_order(void **state)
+{
+    struct fix *f = *state;
+    struct kobj ko;
+    struct pending a, b;
+    struct hk h = {0};
+    pthread_mutex_init(&h.lock, NULL);
+    pthread_cond_init(&h.cond, NULL);
+
+    area(f, 0, 4 * MIB, 0);
+    start(f);
+    /* The thread engine can end the second write first (the first waits in
+     * the hook on one worker); io_uring's hook runs on its one reaper. */
+    h.hold_first = strcmp(swp_io_engine(swp_dp_area_io(f->dp, 0)), "threads") == 0;
+    kattach(f, &ko, TEMP_KEY);
+    swp_io_set_hook(swp_dp_area_io(f->dp, 0), hk_fn, &h);
+    kreturn_start(&ko, &a, 0, 8, 1); /* pages 0..7, tag 1 */
+    kreturn_start(&ko, &b, 4, 8, 2); /* pages 4..11, tag 2: newer for 4..7 */
+    assert_int_equal(kreturn_wait(&ko, &a), 0);
+    assert_int_equal(kreturn_wait(&ko, &b), 0);
+    swp_io_set_hook(swp_dp_area_io(f->dp, 0), NULL, NULL);
+    pthread_mutex_lock(&h.lock);
+    int ended_first = h.order[0];
+    pthread_mutex_unlock(&h.lock);
+    kbarrier(&ko);
+    int err;
+    assert_int_equal(completed_off(&ko, 0, &err), 0 * PS);
+    assert_int_equal(completed_off(&ko, 1, &err), 4 * PS);
+    krequest(&ko, 0, 12);
+    for (uint64_t i = 0; i < 12; i++)
+        expect_page(&ko, 0, i, i, i < 4 ? 1 : 2);
+    assert_int_equal(pages(&ko), 12);
+    assert_int_equal(stats(f).slots_used, 12);
+    if (h.hold_first)
+        assert_int_equal(ended_first, 2); /* they did end the other way round */
+    ksend(&ko, MO_TERMINATE, 0, 0);
+    kbarrier(&ko);
+    kdetach(&ko);
+    pthread_mutex_destroy(&h.lock);
+    pthread_cond_destroy(&h.cond);
+}
+
+/* A write that fails fails its own data_return only: its pages are not held,
+ * its slots are free again, the others are stored. A short write is finished. */
+static void
+test_async_failure(void **state)
+{
+    struct fix *f = *state;
+    struct kobj ko;
+    struct hk h = {.fail_nth = 2, .short_nth = 3};
+    pthread_mutex_init(&h.lock, NULL);
+    pthread_cond_init(&h.cond, NULL);
+
+    area(f, 0, 4 * MIB, 0);
+    start(f);
+    kattach(f, &ko, TEMP_KEY);
+    swp_io_set_hook(swp_dp_area_io(f->dp, 0), hk_fn, &h);
+    assert_int_equal(kreturn(&ko, 0, 4, 1), 0);
+    assert_int_equal(kreturn(&ko, 4, 4, 1), -EIO);
+    assert_int_equal(kreturn(&ko, 8, 4, 1), 0); /* short, then finished */
+    swp_io_set_hook(swp_dp_area_io(f->dp, 0), NULL, NULL);
+    assert_int_equal(pages(&ko), 8);
+    assert_int_equal(stats(f).slots_used, 8);
+    assert_int_equal(stats(f).write_errors, 1);
+    assert_int_equal(stats(f).io_errors, 1);
+    assert_int_equal(kbarrier(&ko), EIO); /* the next synchronize reports it */
+    kreset(&ko);
+    krequest(&ko, 0, 12);
+    assert_int_equal(ko.n, 4);
+    expect_supply(&ko, 0, 0, 4, 1);
+    expect(&ko, 1, MO_DATA_UNAVAILABLE, 4, 4, 0);
+    expect_supply(&ko, 2, 8, 4, 1);
+    struct swp_io_stats st;
+    swp_io_stats(swp_dp_area_io(f->dp, 0), &st);
+    assert_int_equal(st.shorts, 1);
+    ksend(&ko, MO_TERMINATE, 0, 0);
+    kbarrier(&ko);
+    kdetach(&ko);
+    pthread_mutex_destroy(&h.lock);
+    pthread_cond_destroy(&h.cond);
+}
+
 int
 main(void)
 {
@@ -928,6 +1182,12 @@ main(void)
         cmocka_unit_test_setup_teardown(test_two_copies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_objects_freed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_coalesce, setup_uring, teardown),
+        cmocka_unit_test_setup_teardown(test_async_coalesce, setup_threads, teardown),
+        cmocka_unit_test_setup_teardown(test_async_order, setup_uring, teardown),
+        cmocka_unit_test_setup_teardown(test_async_order, setup_threads, teardown),
+        cmocka_unit_test_setup_teardown(test_async_failure, setup_uring, teardown),
+        cmocka_unit_test_setup_teardown(test_async_failure, setup_threads, teardown),
     };
     emm_log_init("test_default_pager", 0, EMM_LOG_ERR + 1); /* quiet: failures are expected */
     return cmocka_run_group_tests(tests, NULL, NULL);

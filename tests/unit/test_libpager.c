@@ -40,6 +40,7 @@ struct rec {
     pthread_cond_t cond;
     int n;
     struct emm_msg_hdr h[MAXREC];
+    unsigned char first[MAXREC], last[MAXREC]; /* a message's data: first, last byte */
 };
 
 static struct rec rec;
@@ -49,8 +50,13 @@ ctl_handler(struct emm_port *port, struct emm_msg *msg)
 {
     (void)port;
     pthread_mutex_lock(&rec.lock);
-    if (rec.n < MAXREC)
+    if (rec.n < MAXREC) {
+        if (msg->data != NULL) {
+            rec.first[rec.n] = ((unsigned char *)msg->data)[0];
+            rec.last[rec.n] = ((unsigned char *)msg->data)[msg->length - 1];
+        }
         rec.h[rec.n++] = msg->hdr;
+    }
     pthread_cond_broadcast(&rec.cond);
     pthread_mutex_unlock(&rec.lock);
     emm_msg_release(msg, 0);
@@ -283,6 +289,23 @@ test_defaults_later_and_terminate(void **state)
     assert_int_equal(h.id, MO_DATA_RETURN_COMPLETED);
     assert_int_equal(h.arg2, 2);
     assert_int_equal(h.arg, EIO);
+
+    /* A supply crosses in the connection's shared region: copied once, into
+     * a run of the pager's half, which the kernel hands back. */
+    static unsigned char page2[2 * PS];
+    memset(page2, 0x5c, sizeof(page2));
+    page2[sizeof(page2) - 1] = 0x5d;
+    struct emm_stream_info si;
+    emm_stream_info(k.s, &si);
+    uint64_t shm_in = si.shm_msgs_in;
+    assert_int_equal(emm_pager_data_supply(last_obj, 8 * PS, 2 * PS, page2, 0, 0, 0), 0);
+    h = got(7);
+    assert_int_equal(h.id, MO_DATA_SUPPLY);
+    assert_int_equal(rec.first[7], 0x5c);
+    assert_int_equal(rec.last[7], 0x5d);
+    emm_stream_info(k.s, &si);
+    assert_int_equal(si.features, 1u); /* EMM_STREAM_F_SHM */
+    assert_int_equal(si.shm_msgs_in, shm_in + 1);
     disconnect_sides(p, &k);
 }
 

@@ -860,6 +860,35 @@ test_refused_return_double_pages(void **state)
     assert_int_equal(info.dirty, 1);
 }
 
+/* Read-around reaches double-paged pages too: with the pager stalled (sick),
+ * a fault on one page it left in swap brings the swapped pages after it in
+ * the same data_request to the default pager. */
+static void
+test_readaround_double_paged(void **state)
+{
+    struct fx *f = *state;
+    struct fdp_obj *d = fx_dpo(f);
+    f->fp.returns_mode = OP_REFUSE;
+    for (uint64_t i = 10; i < 14; i++)
+        write_page(f, i, (uint8_t)(0x40 + i));
+    pager_flush(f, 10, 4);
+    for (uint64_t i = 10; i < 14; i++)
+        WAIT_FOR(fdp_holds(&f->dp, d, i) && !is_resident(f, i));
+    atomic_store(&f->ps.sick_until_ns, UINT64_MAX); /* no replay meanwhile */
+    struct vm_stats *st = vm_kernel_stats(f->k);
+    uint64_t ra = stat_of(&st->readaround_pages);
+    int reqs = d->requests;
+    assert_int_equal(read_byte(f, 10), 0x4a);
+    assert_int_equal(d->requests, reqs + 1);
+    assert_int_equal(stat_of(&st->readaround_pages), ra + 3);
+    for (uint64_t i = 11; i < 14; i++)
+        assert_true(is_resident(f, i));
+    for (uint64_t i = 11; i < 14; i++)
+        assert_int_equal(read_byte(f, i), 0x40 + (int)i);
+    assert_int_equal(d->requests, reqs + 1); /* nothing more asked */
+    assert_int_equal(f->fp.requests[11], 0);
+}
+
 /* The default pager answers a double-paging data_return on a reply port of
  * the kernel's own, which takes only data_return_completed: anything else
  * sent there is refused (counted, no effect), and an answer naming another
@@ -1642,6 +1671,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_dp_reply_port_takes_only_completions, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_refused_return_double_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_readaround_double_paged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_swap_full_kills_object, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overdue_return_copied_to_swap, setup_deadline,
                                         teardown),

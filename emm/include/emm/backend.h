@@ -83,6 +83,25 @@ struct emm_backend_host {
     int (*next_stored_pages)(struct emm_backend_next *next, uint64_t object, uint64_t *count);
 };
 
+/*
+ * The namespace store (optional ops meta_update and meta_scan, appended in API
+ * 1): small named records kept in the store beside the pages, so that the
+ * filesystem's names, sizes and attributes live where its pages live (the
+ * rados plug-in keeps them in the omap of one object per filesystem). emmd's
+ * catalog uses them when the bottom layer of a stack provides both; filters
+ * pass them through untouched. Keys are NUL-terminated, at most
+ * EMM_META_KEY_MAX bytes, compared as bytes; values at most EMM_META_VALUE_MAX.
+ */
+#define EMM_META_KEY_MAX 255
+#define EMM_META_VALUE_MAX 65536
+struct emm_meta_kv {
+    const char *key;
+    const void *value;
+    size_t len;
+};
+/* A meta_scan callback: non-zero stops the scan, which returns that value. */
+typedef int (*emm_meta_scan_fn)(void *arg, const char *key, const void *value, size_t len);
+
 struct emm_backend_ops {
     /* Stamped by EMM_BACKEND_REGISTER; never set these by hand. */
     size_t struct_size;
@@ -122,6 +141,16 @@ struct emm_backend_ops {
     int (*stored_pages)(void *instance, uint64_t object, uint64_t *count);
     /* Fill "key:value\n" lines for `emmctl info` (optional). */
     int (*info)(void *instance, char *buf, size_t len);
+
+    /* The namespace store (optional, both or neither; since API 1 with a
+     * struct_size that covers them, else the host sees NULL). meta_update
+     * applies nput puts (insert or replace) and ndel deletes (absent keys are
+     * fine) all or nothing, and returns once they are durable. meta_scan calls
+     * fn for every key greater than `after` ("" for all), in byte order, with
+     * no lock held that a meta_update from fn would need. */
+    int (*meta_update)(void *instance, const struct emm_meta_kv *puts, size_t nput,
+                       const char *const *dels, size_t ndel);
+    int (*meta_scan)(void *instance, const char *after, emm_meta_scan_fn fn, void *arg);
 };
 
 #define EMM_BACKEND_INIT_SYMBOL "emm_backend_init"

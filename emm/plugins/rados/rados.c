@@ -1,0 +1,1348 @@
+/*
+ * plugins/rados/rados.c - the "rados" backend, built as the plug-in rados.so:
+ * a filesystem's pages in a Ceph RADOS pool, through librados's asynchronous
+ * calls. It sees only <emm/backend.h> and librados.
+ *
+ * Layout (RBD's way of naming data objects; FS is the [fs NAME], all hex is
+ * 16 lower-case digits), in pool rados.pool and namespace rados.namespace:
+ *   emm_data.FS.OBJ.STRIPE  pages [STRIPE*ppo, (STRIPE+1)*ppo) of object OBJ at
+ *                           offset (page % ppo) * 4096, ppo = object-size/4096;
+ *                           created on first write, removed when it holds no page
+ *   emm_hdr.FS.OBJ          the object's extents: omap key STRIPE -> a bitmap of
+ *                           the pages stored in that stripe (ppo/8 bytes, bit i
+ *                           of byte i/8). Holes are clear bits and absent keys:
+ *                           they cost nothing. SEEK_DATA/SEEK_HOLE and the
+ *                           stored count come from these bitmaps, never from
+ *                           reading data. Removed when the object holds nothing.
+ *   emm_dir.FS              the filesystem: omap "rados.object-size" (refused if it
+ *                           differs at start), the namespace records that emmd's
+ *                           catalog keeps through meta_update/meta_scan, and the
+ *                           exclusive lock "emm" (cookie HOST:PID:NONCE,
+ *                           LOCK_SECONDS, renewed every third of that).
+ *
+ * Durability: write_pages returns once RADOS acknowledged every data write and
+ * bitmap update it made (an ack is a commit on every replica), so sync has
+ * nothing left to wait for beyond rados_aio_flush. A write that fails leaves
+ * the object's cached extents stale: they are dropped and read again from the
+ * pool on the next call. Crash order: data and bitmap are written in parallel;
+ * a write not acknowledged may land as neither, either or both (the page reads
+ * as its old content, zeros, or the new one), never as another page's data.
+ *
+ * Many I/Os in flight: one call issues one aio per stripe it touches (a
+ * contiguous run of pages within a RADOS object is one RADOS write; a read of
+ * several runs in one stripe is one read op), plus one omap update, and waits
+ * for all of them together; calls on different objects run in parallel.
+ *
+ * Locking: `lock` guards the object table (lookup and insert only; entries live
+ * until destroy). Each object's `mu` is held across a whole call on it,
+ * including the wait for its I/O, so its extents never change under a call.
+ * The renewal thread takes `lock_mu` only. Thread model PARALLEL.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rados/librados.h>
+
+#include <emm/backend.h>
+
+#define BUCKETS 4096
+#define LOCK_NAME "emm"
+#define LOCK_SECONDS 30
+#define OMAP_BATCH 512
+#define OBJSIZE_MIN ((uint64_t)64 << 10)
+#define OBJSIZE_MAX ((uint64_t)64 << 20)
+#define OBJSIZE_DEFAULT ((uint64_t)4 << 20)
+
+struct stripe {
+    uint64_t idx;
+    uint32_t count;  /* set bits */
+    uint8_t *bits;   /* ppo/8 bytes */
+};
+
+struct robj {
+    uint64_t id;
+    struct robj *hnext;
+    pthread_mutex_t mu;
+    int loaded;
+    struct stripe *s; /* sorted by idx */
+    size_t ns, cap;
+    uint64_t pages;
+};
+
+struct rb {
+    const struct emm_backend_host *host;
+    char *conf, *pool, *user, *keyring, *nspace;
+    uint64_t object_size;
+    uint32_t ppo, bmlen;
+    unsigned connect_timeout, op_timeout;
+    rados_t cluster;
+    rados_ioctx_t io;
+    int connected, locked;
+    char label[256];  /* "cluster FSID (mon host ...)" for messages */
+    char dirobj[300];
+    char cookie[160];
+    pthread_mutex_t lock;
+    struct robj *buckets[BUCKETS];
+    /* lock renewal */
+    pthread_mutex_t lock_mu;
+    pthread_cond_t lock_cv;
+    pthread_t renewer;
+    int renewing, stopping;
+    /* counters */
+    _Atomic uint64_t reads, writes, read_ops, write_ops, omap_ops, errors;
+};
+
+/* ---- completions --------------------------------------------------------- */
+
+struct waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int pending;
+    int err;
+};
+
+struct aio {
+    struct waiter *w;
+    rados_completion_t c;
+    int ignore_enoent;
+};
+
+static void
+waiter_init(struct waiter *w)
+{
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    w->pending = 0;
+    w->err = 0;
+}
+
+static void
+aio_done(rados_completion_t c, void *arg)
+{
+    struct aio *a = arg;
+    int r = rados_aio_get_return_value(c);
+    pthread_mutex_lock(&a->w->mu);
+    if (r < 0 && !(r == -ENOENT && a->ignore_enoent) && a->w->err == 0)
+        a->w->err = r;
+    if (--a->w->pending == 0)
+        pthread_cond_broadcast(&a->w->cv);
+    pthread_mutex_unlock(&a->w->mu);
+}
+
+static int
+aio_new(struct waiter *w, struct aio *a, int ignore_enoent)
+{
+    a->w = w;
+    a->ignore_enoent = ignore_enoent;
+    int r = rados_aio_create_completion2(a, aio_done, &a->c);
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&w->mu);
+    w->pending++;
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+/* The submit failed: the callback will never run. */
+static void
+aio_abandon(struct aio *a, int r)
+{
+    pthread_mutex_lock(&a->w->mu);
+    if (a->w->err == 0)
+        a->w->err = r;
+    a->w->pending--;
+    pthread_mutex_unlock(&a->w->mu);
+    rados_aio_release(a->c);
+    a->c = NULL;
+}
+
+static int
+waiter_wait(struct waiter *w, struct aio *as, size_t n)
+{
+    pthread_mutex_lock(&w->mu);
+    while (w->pending > 0)
+        pthread_cond_wait(&w->cv, &w->mu);
+    int r = w->err;
+    pthread_mutex_unlock(&w->mu);
+    for (size_t i = 0; i < n; i++)
+        if (as[i].c)
+            rados_aio_release(as[i].c);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    return r;
+}
+
+/* ---- names ---------------------------------------------------------------- */
+
+static void
+data_name(const struct rb *b, uint64_t obj, uint64_t stripe, char *out, size_t len)
+{
+    snprintf(out, len, "emm_data.%s.%016" PRIx64 ".%016" PRIx64, b->host->fs_name, obj, stripe);
+}
+
+static void
+hdr_name(const struct rb *b, uint64_t obj, char *out, size_t len)
+{
+    snprintf(out, len, "emm_hdr.%s.%016" PRIx64, b->host->fs_name, obj);
+}
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+static int
+rb_create(const struct emm_backend_host *host, void **instance)
+{
+    struct rb *b = calloc(1, sizeof(*b));
+    if (!b)
+        return -ENOMEM;
+    b->host = host;
+    b->object_size = OBJSIZE_DEFAULT;
+    b->connect_timeout = 10;
+    b->op_timeout = 30;
+    pthread_mutex_init(&b->lock, NULL);
+    pthread_mutex_init(&b->lock_mu, NULL);
+    pthread_cond_init(&b->lock_cv, NULL);
+    *instance = b;
+    return 0;
+}
+
+static int
+set_str(char **dst, const char *value)
+{
+    free(*dst);
+    *dst = strdup(value);
+    return *dst ? 0 : -ENOMEM;
+}
+
+static int
+parse_seconds(const char *value, unsigned *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(value, &end, 10);
+    if (errno || end == value || *end || v > 3600 || value[0] == '-')
+        return -EINVAL;
+    *out = (unsigned)v;
+    return 0;
+}
+
+static int
+rb_config(void *instance, const char *key, const char *value, char *err, size_t errlen)
+{
+    struct rb *b = instance;
+
+    if (strcmp(key, "conf") == 0) {
+        if (value[0] != '/') {
+            snprintf(err, errlen, "'%s' is not an absolute path", value);
+            return -EINVAL;
+        }
+        return set_str(&b->conf, value);
+    }
+    if (strcmp(key, "pool") == 0) {
+        if (!value[0]) {
+            snprintf(err, errlen, "empty pool name");
+            return -EINVAL;
+        }
+        return set_str(&b->pool, value);
+    }
+    if (strcmp(key, "user") == 0) {
+        if (!value[0] || strchr(value, ' ')) {
+            snprintf(err, errlen, "'%s' is not a Ceph user name (e.g. admin or client.emm)",
+                     value);
+            return -EINVAL;
+        }
+        return set_str(&b->user, value);
+    }
+    if (strcmp(key, "keyring") == 0) {
+        if (value[0] != '/') {
+            snprintf(err, errlen, "'%s' is not an absolute path", value);
+            return -EINVAL;
+        }
+        return set_str(&b->keyring, value);
+    }
+    if (strcmp(key, "namespace") == 0)
+        return set_str(&b->nspace, value);
+    if (strcmp(key, "object-size") == 0) {
+        uint64_t v;
+        if (b->host->parse_size(value, &v) < 0 || v < OBJSIZE_MIN || v > OBJSIZE_MAX ||
+            (v & (v - 1)) != 0) {
+            snprintf(err, errlen, "'%s' is not a power of two from 64K to 64M", value);
+            return -EINVAL;
+        }
+        b->object_size = v;
+        return 0;
+    }
+    if (strcmp(key, "connect-timeout") == 0 || strcmp(key, "op-timeout") == 0) {
+        unsigned *dst = key[0] == 'c' ? &b->connect_timeout : &b->op_timeout;
+        if (parse_seconds(value, dst) < 0 || (key[0] == 'c' && *dst == 0)) {
+            snprintf(err, errlen, "'%s' is not a number of seconds (%s..3600)", value,
+                     key[0] == 'c' ? "1" : "0");
+            return -EINVAL;
+        }
+        return 0;
+    }
+    snprintf(err, errlen, "unknown key (rados takes: conf, pool, user, keyring, namespace, "
+                          "object-size, connect-timeout, op-timeout)");
+    return -EINVAL;
+}
+
+static int
+rb_config_complete(void *instance, char *err, size_t errlen)
+{
+    struct rb *b = instance;
+
+    if (!b->pool) {
+        snprintf(err, errlen, "rados.pool is required");
+        return -EINVAL;
+    }
+    if (b->conf && access(b->conf, R_OK) < 0) {
+        snprintf(err, errlen, "rados.conf: cannot read %s: %s", b->conf, strerror(errno));
+        return -EINVAL;
+    }
+    if (b->keyring && access(b->keyring, R_OK) < 0) {
+        snprintf(err, errlen, "rados.keyring: cannot read %s: %s", b->keyring, strerror(errno));
+        return -EINVAL;
+    }
+    b->ppo = (uint32_t)(b->object_size / EMM_PAGE_SIZE);
+    b->bmlen = b->ppo / 8;
+    snprintf(b->dirobj, sizeof(b->dirobj), "emm_dir.%s", b->host->fs_name);
+    return 0;
+}
+
+static void
+set_opt(struct rb *b, const char *opt, unsigned v)
+{
+    char s[16];
+    snprintf(s, sizeof(s), "%u", v);
+    if (rados_conf_set(b->cluster, opt, s) < 0)
+        b->host->log(b->host, EMM_LOG_WARN, "cannot set %s", opt);
+}
+
+/* Checks (or records) the object size the pool's objects were written with. */
+static int
+check_object_size(struct rb *b)
+{
+    rados_read_op_t op = rados_create_read_op();
+    rados_omap_iter_t it = NULL;
+    const char *keys[] = {"rados.object-size"};
+    size_t klen[] = {17};
+    int prval = 0, r;
+
+    rados_read_op_omap_get_vals_by_keys2(op, keys, 1, klen, &it, &prval);
+    r = rados_read_op_operate(op, b->io, b->dirobj, 0);
+    rados_release_read_op(op);
+    if (r == -ENOENT)
+        r = 0, it = NULL;
+    if (r < 0)
+        return r;
+    char want[24];
+    snprintf(want, sizeof(want), "%" PRIu64, b->object_size);
+    if (it) {
+        char *k, *v;
+        size_t kl, vl;
+        int found = 0;
+        if (rados_omap_get_next2(it, &k, &v, &kl, &vl) == 0 && k) {
+            found = 1;
+            if (vl != strlen(want) || memcmp(v, want, vl) != 0) {
+                b->host->log(b->host, EMM_LOG_ERR,
+                             "pool %s holds this filesystem with object-size %.*s bytes, "
+                             "not %s: set rados.object-size to match",
+                             b->pool, (int)vl, v, want);
+                rados_omap_get_end(it);
+                return -EINVAL;
+            }
+        }
+        rados_omap_get_end(it);
+        if (found)
+            return 0;
+    }
+    rados_write_op_t w = rados_create_write_op();
+    const char *vals[] = {want};
+    size_t vlen[] = {strlen(want)};
+    rados_write_op_omap_set2(w, keys, vals, klen, vlen, 1);
+    r = rados_write_op_operate(w, b->io, b->dirobj, NULL, 0);
+    rados_release_write_op(w);
+    return r;
+}
+
+static int
+is_same_host_dead(const char *cookie)
+{
+    char host[128];
+    long pid;
+    if (gethostname(host, sizeof(host)) < 0)
+        return 0;
+    host[sizeof(host) - 1] = '\0';
+    size_t hl = strlen(host);
+    if (strncmp(cookie, host, hl) != 0 || cookie[hl] != ':')
+        return 0;
+    pid = strtol(cookie + hl + 1, NULL, 10);
+    return pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+static int
+take_lock(struct rb *b)
+{
+    struct timeval tv = {LOCK_SECONDS, 0};
+    for (int attempt = 0;; attempt++) {
+        int r = rados_lock_exclusive(b->io, b->dirobj, LOCK_NAME, b->cookie, "emmd", &tv, 0);
+        if (r == 0 || r == -EEXIST)
+            return 0;
+        if (r != -EBUSY || attempt > 0) {
+            b->host->log(b->host, EMM_LOG_ERR, "cannot lock %s in pool %s of %s: %s", b->dirobj,
+                         b->pool, b->label, strerror(-r));
+            return r;
+        }
+        char tag[64], clients[256], cookies[256], addrs[256];
+        size_t tl = sizeof(tag), cl = sizeof(clients), kl = sizeof(cookies), al = sizeof(addrs);
+        int excl = 0;
+        ssize_t n = rados_list_lockers(b->io, b->dirobj, LOCK_NAME, &excl, tag, &tl, clients, &cl,
+                                       cookies, &kl, addrs, &al);
+        if (n == 0)
+            continue; /* released meanwhile */
+        if (n > 0 && is_same_host_dead(cookies)) {
+            b->host->log(b->host, EMM_LOG_NOTICE,
+                         "breaking the lock of a dead emmd on this host (%s, %s)", clients,
+                         cookies);
+            r = rados_break_lock(b->io, b->dirobj, LOCK_NAME, clients, cookies);
+            if (r < 0 && r != -ENOENT)
+                b->host->log(b->host, EMM_LOG_WARN, "break_lock: %s", strerror(-r));
+            continue;
+        }
+        b->host->log(b->host, EMM_LOG_ERR,
+                     "filesystem %s in pool %s of %s is in use by another emmd (lock held by "
+                     "%s at %s, cookie %s): not mounted. Stop that emmd first; if it died on "
+                     "another host, its lock expires within %d s",
+                     b->host->fs_name, b->pool, b->label, n > 0 ? clients : "?",
+                     n > 0 ? addrs : "?", n > 0 ? cookies : "?", LOCK_SECONDS);
+        return -EBUSY;
+    }
+}
+
+static void *
+renew_main(void *arg)
+{
+    struct rb *b = arg;
+    pthread_mutex_lock(&b->lock_mu);
+    while (!b->stopping) {
+        struct timespec at;
+        clock_gettime(CLOCK_REALTIME, &at);
+        at.tv_sec += LOCK_SECONDS / 3;
+        pthread_cond_timedwait(&b->lock_cv, &b->lock_mu, &at);
+        if (b->stopping)
+            break;
+        pthread_mutex_unlock(&b->lock_mu);
+        struct timeval tv = {LOCK_SECONDS, 0};
+        int r = rados_lock_exclusive(b->io, b->dirobj, LOCK_NAME, b->cookie, "emmd", &tv,
+                                     LIBRADOS_LOCK_FLAG_MAY_RENEW);
+        if (r < 0)
+            b->host->log(b->host, EMM_LOG_ERR,
+                         "renewing the exclusive lock on %s: %s (another emmd may take the "
+                         "filesystem when it expires)",
+                         b->dirobj, strerror(-r));
+        pthread_mutex_lock(&b->lock_mu);
+    }
+    pthread_mutex_unlock(&b->lock_mu);
+    return NULL;
+}
+
+static void rb_stop(void *instance);
+
+static int
+rb_start(void *instance)
+{
+    struct rb *b = instance;
+    char mon[200] = "", fsid[64] = "", user[128];
+    int r;
+
+    if (b->user && strncmp(b->user, "client.", 7) != 0)
+        snprintf(user, sizeof(user), "client.%s", b->user);
+    else
+        snprintf(user, sizeof(user), "%s", b->user ? b->user : "client.admin");
+    r = rados_create2(&b->cluster, "ceph", user, 0);
+    if (r < 0) {
+        b->host->log(b->host, EMM_LOG_ERR, "rados_create2 as %s: %s", user, strerror(-r));
+        return r;
+    }
+    r = rados_conf_read_file(b->cluster, b->conf); /* NULL: $CEPH_CONF, then the defaults */
+    if (r < 0) {
+        b->host->log(b->host, EMM_LOG_ERR, "cannot read the Ceph configuration %s: %s",
+                     b->conf ? b->conf : "($CEPH_CONF or /etc/ceph/ceph.conf)", strerror(-r));
+        goto fail;
+    }
+    if (b->keyring && (r = rados_conf_set(b->cluster, "keyring", b->keyring)) < 0) {
+        b->host->log(b->host, EMM_LOG_ERR, "keyring %s: %s", b->keyring, strerror(-r));
+        goto fail;
+    }
+    set_opt(b, "client_mount_timeout", b->connect_timeout);
+    set_opt(b, "rados_mon_op_timeout", b->connect_timeout);
+    set_opt(b, "rados_osd_op_timeout", b->op_timeout);
+    rados_conf_get(b->cluster, "mon_host", mon, sizeof(mon));
+    rados_conf_get(b->cluster, "fsid", fsid, sizeof(fsid));
+    snprintf(b->label, sizeof(b->label), "cluster %s (mon host %s)",
+             fsid[0] && strcmp(fsid, "00000000-0000-0000-0000-000000000000") ? fsid : "?",
+             mon[0] ? mon : "?");
+    r = rados_connect(b->cluster);
+    if (r < 0) {
+        char within[32] = "";
+        if (r == -ETIMEDOUT)
+            snprintf(within, sizeof(within), " within %u s", b->connect_timeout);
+        b->host->log(b->host, EMM_LOG_ERR, "cannot connect to %s as %s%s: %s%s", b->label, user,
+                     within, strerror(-r),
+                     r == -EACCES || r == -EPERM || r == -EINVAL
+                         ? " (check rados.user and rados.keyring)"
+                         : "");
+        goto fail;
+    }
+    b->connected = 1;
+    r = rados_ioctx_create(b->cluster, b->pool, &b->io);
+    if (r < 0) {
+        b->host->log(b->host, EMM_LOG_ERR, "pool %s of %s: %s", b->pool, b->label,
+                     r == -ENOENT ? "no such pool" : strerror(-r));
+        goto fail;
+    }
+    if (b->nspace)
+        rados_ioctx_set_namespace(b->io, b->nspace);
+    r = check_object_size(b);
+    if (r < 0) {
+        if (r != -EINVAL)
+            b->host->log(b->host, EMM_LOG_ERR, "pool %s of %s: %s: %s", b->pool, b->label,
+                         b->dirobj, strerror(-r));
+        goto fail;
+    }
+    char host[128];
+    if (gethostname(host, sizeof(host)) < 0)
+        snprintf(host, sizeof(host), "?");
+    host[sizeof(host) - 1] = '\0';
+    snprintf(b->cookie, sizeof(b->cookie), "%s:%ld:%lx", host, (long)getpid(),
+             (unsigned long)time(NULL) ^ (unsigned long)(uintptr_t)b);
+    r = take_lock(b);
+    if (r < 0)
+        goto fail;
+    b->locked = 1;
+    b->stopping = 0;
+    if (pthread_create(&b->renewer, NULL, renew_main, b) == 0)
+        b->renewing = 1;
+    b->host->log(b->host, EMM_LOG_INFO, "pool %s%s%s of %s, objects of %" PRIu64 " KiB, as %s",
+                 b->pool, b->nspace ? " namespace " : "", b->nspace ? b->nspace : "", b->label,
+                 b->object_size >> 10, user);
+    return 0;
+fail:
+    rb_stop(b);
+    return r < 0 ? r : -EIO;
+}
+
+static void
+free_objects(struct rb *b)
+{
+    for (int i = 0; i < BUCKETS; i++) {
+        struct robj *o = b->buckets[i];
+        while (o) {
+            struct robj *next = o->hnext;
+            for (size_t k = 0; k < o->ns; k++)
+                free(o->s[k].bits);
+            free(o->s);
+            pthread_mutex_destroy(&o->mu);
+            free(o);
+            o = next;
+        }
+        b->buckets[i] = NULL;
+    }
+}
+
+static void
+rb_stop(void *instance)
+{
+    struct rb *b = instance;
+
+    if (b->renewing) {
+        pthread_mutex_lock(&b->lock_mu);
+        b->stopping = 1;
+        pthread_cond_broadcast(&b->lock_cv);
+        pthread_mutex_unlock(&b->lock_mu);
+        pthread_join(b->renewer, NULL);
+        b->renewing = 0;
+    }
+    if (b->io) {
+        rados_aio_flush(b->io);
+        if (b->locked)
+            rados_unlock(b->io, b->dirobj, LOCK_NAME, b->cookie);
+        b->locked = 0;
+        rados_ioctx_destroy(b->io);
+        b->io = NULL;
+    }
+    if (b->cluster)
+        rados_shutdown(b->cluster);
+    b->cluster = NULL;
+    b->connected = 0;
+    free_objects(b);
+}
+
+static void
+rb_destroy(void *instance)
+{
+    struct rb *b = instance;
+    if (b->cluster)
+        rb_stop(b);
+    pthread_mutex_destroy(&b->lock);
+    pthread_mutex_destroy(&b->lock_mu);
+    pthread_cond_destroy(&b->lock_cv);
+    free(b->conf);
+    free(b->pool);
+    free(b->user);
+    free(b->keyring);
+    free(b->nspace);
+    free(b);
+}
+
+/* ---- objects and their extents -------------------------------------------- */
+
+static struct robj *
+obj_get(struct rb *b, uint64_t id)
+{
+    unsigned h = (unsigned)((id * 0x9E3779B97F4A7C15ull) >> 52) & (BUCKETS - 1);
+    pthread_mutex_lock(&b->lock);
+    struct robj *o = b->buckets[h];
+    while (o && o->id != id)
+        o = o->hnext;
+    if (!o && (o = calloc(1, sizeof(*o))) != NULL) {
+        o->id = id;
+        pthread_mutex_init(&o->mu, NULL);
+        o->hnext = b->buckets[h];
+        b->buckets[h] = o;
+    }
+    pthread_mutex_unlock(&b->lock);
+    return o;
+}
+
+static void
+obj_forget(struct robj *o)
+{
+    for (size_t k = 0; k < o->ns; k++)
+        free(o->s[k].bits);
+    o->ns = 0;
+    o->pages = 0;
+    o->loaded = 0;
+}
+
+/* Index of the first stripe with idx >= idx. */
+static size_t
+s_lower(const struct robj *o, uint64_t idx)
+{
+    size_t lo = 0, hi = o->ns;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (o->s[mid].idx < idx)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static struct stripe *
+s_find(struct robj *o, uint64_t idx)
+{
+    size_t i = s_lower(o, idx);
+    return i < o->ns && o->s[i].idx == idx ? &o->s[i] : NULL;
+}
+
+static struct stripe *
+s_insert(struct rb *b, struct robj *o, uint64_t idx)
+{
+    size_t i = s_lower(o, idx);
+    if (i < o->ns && o->s[i].idx == idx)
+        return &o->s[i];
+    if (o->ns == o->cap) {
+        size_t cap = o->cap ? o->cap * 2 : 8;
+        struct stripe *ns = realloc(o->s, cap * sizeof(*ns));
+        if (!ns)
+            return NULL;
+        o->s = ns;
+        o->cap = cap;
+    }
+    uint8_t *bits = calloc(1, b->bmlen);
+    if (!bits)
+        return NULL;
+    memmove(&o->s[i + 1], &o->s[i], (o->ns - i) * sizeof(*o->s));
+    o->s[i] = (struct stripe){.idx = idx, .count = 0, .bits = bits};
+    o->ns++;
+    return &o->s[i];
+}
+
+static void
+s_remove(struct robj *o, struct stripe *s)
+{
+    size_t i = (size_t)(s - o->s);
+    free(s->bits);
+    memmove(&o->s[i], &o->s[i + 1], (o->ns - i - 1) * sizeof(*o->s));
+    o->ns--;
+}
+
+static int
+bit(const uint8_t *bits, uint32_t i)
+{
+    return (bits[i >> 3] >> (i & 7)) & 1;
+}
+
+/* Reads the object's extents from its header's omap. o->mu held. */
+static int
+obj_load(struct rb *b, struct robj *o)
+{
+    char hdr[300], after[20] = "";
+    unsigned char more = 1;
+    int r = 0;
+
+    if (o->loaded)
+        return 0;
+    hdr_name(b, o->id, hdr, sizeof(hdr));
+    while (more && r == 0) {
+        rados_read_op_t op = rados_create_read_op();
+        rados_omap_iter_t it = NULL;
+        int prval = 0;
+        more = 0;
+        rados_read_op_omap_get_vals2(op, after, "", OMAP_BATCH, &it, &more, &prval);
+        r = rados_read_op_operate(op, b->io, hdr, 0);
+        rados_release_read_op(op);
+        atomic_fetch_add(&b->omap_ops, 1);
+        if (r == -ENOENT) {
+            r = 0;
+            break;
+        }
+        if (r == 0 && prval < 0)
+            r = prval;
+        if (r < 0)
+            break;
+        char *k, *v;
+        size_t kl, vl;
+        while (rados_omap_get_next2(it, &k, &v, &kl, &vl) == 0 && k) {
+            char key[20];
+            char *end;
+            if (kl != 16 || vl != b->bmlen) {
+                b->host->log(b->host, EMM_LOG_ERR,
+                             "%s: extent entry of %zu bytes (expected %u: was the filesystem "
+                             "written with another rados.object-size?)",
+                             hdr, vl, b->bmlen);
+                r = -EIO;
+                break;
+            }
+            memcpy(key, k, 16);
+            key[16] = '\0';
+            uint64_t idx = strtoull(key, &end, 16);
+            struct stripe *s = *end ? NULL : s_insert(b, o, idx);
+            if (!s) {
+                r = *end ? -EIO : -ENOMEM;
+                break;
+            }
+            memcpy(s->bits, v, b->bmlen);
+            s->count = 0;
+            for (uint32_t i = 0; i < b->bmlen; i++)
+                s->count += (uint32_t)__builtin_popcount(s->bits[i]);
+            o->pages += s->count;
+            memcpy(after, key, 17);
+        }
+        rados_omap_get_end(it);
+    }
+    if (r < 0) {
+        b->host->log(b->host, EMM_LOG_ERR, "reading the extents of %s: %s", hdr, strerror(-r));
+        obj_forget(o);
+        return r;
+    }
+    o->loaded = 1;
+    return 0;
+}
+
+static int
+obj_lock(struct rb *b, uint64_t id, struct robj **out)
+{
+    struct robj *o = obj_get(b, id);
+    if (!o)
+        return -ENOMEM;
+    pthread_mutex_lock(&o->mu);
+    int r = obj_load(b, o);
+    if (r < 0) {
+        pthread_mutex_unlock(&o->mu);
+        return r;
+    }
+    *out = o;
+    return 0;
+}
+
+/* ---- data path ------------------------------------------------------------- */
+
+struct rrun {
+    char *dst;
+    size_t len, got;
+    int rv;
+};
+
+static int
+rb_read(void *instance, uint64_t object, uint64_t first, uint32_t npages, void *buf,
+        uint8_t *present)
+{
+    struct rb *b = instance;
+    struct robj *o;
+    int r;
+
+    memset(present, 0, npages);
+    if (first + npages < first)
+        return -EINVAL;
+    r = obj_lock(b, object, &o);
+    if (r < 0)
+        return r;
+    uint64_t s0 = first / b->ppo, s1 = (first + npages - 1) / b->ppo;
+    size_t nstripes = (size_t)(s1 - s0 + 1);
+    struct rrun *runs = calloc(npages, sizeof(*runs));
+    struct aio *as = calloc(nstripes, sizeof(*as));
+    rados_read_op_t *ops = calloc(nstripes, sizeof(*ops));
+    struct waiter w;
+    size_t nruns = 0, nas = 0;
+
+    if (!runs || !as || !ops) {
+        free(runs), free(as), free(ops);
+        pthread_mutex_unlock(&o->mu);
+        return -ENOMEM;
+    }
+    waiter_init(&w);
+    for (uint64_t si = s0; si <= s1; si++) {
+        uint64_t lo = si == s0 ? first : si * b->ppo;
+        uint64_t hi = si == s1 ? first + npages : (si + 1) * b->ppo;
+        char *base = (char *)buf + (lo - first) * EMM_PAGE_SIZE;
+        struct stripe *s = s_find(o, si);
+        memset(base, 0, (size_t)(hi - lo) * EMM_PAGE_SIZE);
+        if (!s)
+            continue;
+        rados_read_op_t op = NULL;
+        for (uint64_t p = lo; p < hi;) {
+            uint32_t in = (uint32_t)(p - si * b->ppo);
+            if (!bit(s->bits, in)) {
+                p++;
+                continue;
+            }
+            uint64_t e = p;
+            while (e < hi && bit(s->bits, (uint32_t)(e - si * b->ppo)))
+                present[e++ - first] = 1;
+            if (!op)
+                op = rados_create_read_op();
+            struct rrun *run = &runs[nruns++];
+            run->dst = (char *)buf + (p - first) * EMM_PAGE_SIZE;
+            run->len = (size_t)(e - p) * EMM_PAGE_SIZE;
+            rados_read_op_read(op, (uint64_t)in * EMM_PAGE_SIZE, run->len, run->dst, &run->got,
+                               &run->rv);
+            p = e;
+        }
+        if (!op)
+            continue;
+        char oid[300];
+        data_name(b, object, si, oid, sizeof(oid));
+        struct aio *a = &as[nas];
+        ops[nas++] = op;
+        int ar = aio_new(&w, a, 1);
+        if (ar == 0) {
+            ar = rados_aio_read_op_operate(op, b->io, a->c, oid, 0);
+            if (ar < 0)
+                aio_abandon(a, ar);
+        } else {
+            pthread_mutex_lock(&w.mu);
+            if (!w.err)
+                w.err = ar;
+            pthread_mutex_unlock(&w.mu);
+            a->c = NULL;
+        }
+        atomic_fetch_add(&b->read_ops, 1);
+    }
+    r = waiter_wait(&w, as, nas);
+    for (size_t i = 0; i < nas; i++)
+        rados_release_read_op(ops[i]);
+    for (size_t i = 0; r == 0 && i < nruns; i++) {
+        if (runs[i].rv < 0 && runs[i].rv != -ENOENT)
+            r = runs[i].rv;
+        else if (runs[i].rv < 0 || runs[i].got < runs[i].len) /* past the object's end: zeros */
+            memset(runs[i].dst + (runs[i].rv < 0 ? 0 : runs[i].got), 0,
+                   runs[i].len - (runs[i].rv < 0 ? 0 : runs[i].got));
+    }
+    if (r == -ENOENT)
+        r = 0; /* a stripe listed in the extents whose data object never landed: zeros */
+    pthread_mutex_unlock(&o->mu);
+    free(runs), free(as), free(ops);
+    if (r < 0) {
+        atomic_fetch_add(&b->errors, 1);
+        b->host->log(b->host, EMM_LOG_ERR, "read of object %" PRIx64 " pages %" PRIu64 "+%u: %s",
+                     object, first, npages, strerror(-r));
+        memset(present, 0, npages);
+    } else {
+        atomic_fetch_add(&b->reads, 1);
+    }
+    return r;
+}
+
+/* Submits one omap update of the header: puts (stripe bitmaps) and removes. */
+static int
+submit_hdr(struct rb *b, uint64_t object, struct waiter *w, struct aio *a, const char **kp, const char **vals, size_t *klen, size_t *vlen, size_t nput,
+           const char **rmk, size_t *rml, size_t nrm, int remove_hdr)
+{
+    char hdr[300];
+    hdr_name(b, object, hdr, sizeof(hdr));
+    rados_write_op_t op = rados_create_write_op();
+    if (remove_hdr) {
+        rados_write_op_remove(op);
+    } else {
+        if (nput)
+            rados_write_op_omap_set2(op, kp, vals, klen, vlen, nput);
+        if (nrm)
+            rados_write_op_omap_rm_keys2(op, rmk, rml, nrm);
+    }
+    int r = aio_new(w, a, remove_hdr);
+    if (r == 0) {
+        r = rados_aio_write_op_operate(op, b->io, a->c, hdr, NULL, 0);
+        if (r < 0)
+            aio_abandon(a, r);
+    } else {
+        a->c = NULL;
+    }
+    rados_release_write_op(op); /* librados keeps what the aio needs */
+    atomic_fetch_add(&b->omap_ops, 1);
+    return r;
+}
+
+static int
+rb_write(void *instance, uint64_t object, uint64_t first, uint32_t npages, const void *buf)
+{
+    struct rb *b = instance;
+    struct robj *o;
+    int r;
+
+    if (first + npages < first)
+        return -EFBIG;
+    r = obj_lock(b, object, &o);
+    if (r < 0)
+        return r;
+    uint64_t s0 = first / b->ppo, s1 = (first + npages - 1) / b->ppo;
+    size_t nstripes = (size_t)(s1 - s0 + 1);
+    struct aio *as = calloc(nstripes + 1, sizeof(*as));
+    char(*keys)[17] = calloc(nstripes, sizeof(*keys));
+    const char **kp = calloc(nstripes, sizeof(*kp)), **vals = calloc(nstripes, sizeof(*vals));
+    size_t *klen = calloc(nstripes, sizeof(*klen)), *vlen = calloc(nstripes, sizeof(*vlen));
+    struct waiter w;
+    size_t nas = 0, nput = 0;
+
+    if (!as || !keys || !kp || !vals || !klen || !vlen) {
+        r = -ENOMEM;
+        goto out_free;
+    }
+    waiter_init(&w);
+    for (uint64_t si = s0; si <= s1; si++) {
+        uint64_t lo = si == s0 ? first : si * b->ppo;
+        uint64_t hi = si == s1 ? first + npages : (si + 1) * b->ppo;
+        struct stripe *s = s_insert(b, o, si);
+        if (!s) {
+            pthread_mutex_lock(&w.mu);
+            w.err = -ENOMEM;
+            pthread_mutex_unlock(&w.mu);
+            break;
+        }
+        int changed = 0;
+        for (uint64_t p = lo; p < hi; p++) {
+            uint32_t in = (uint32_t)(p - si * b->ppo);
+            if (!bit(s->bits, in)) {
+                s->bits[in >> 3] |= (uint8_t)(1u << (in & 7));
+                s->count++;
+                o->pages++;
+                changed = 1;
+            }
+        }
+        if (changed) {
+            snprintf(keys[nput], 17, "%016" PRIx64, si);
+            kp[nput] = keys[nput];
+            klen[nput] = 16;
+            vals[nput] = (const char *)s->bits;
+            vlen[nput] = b->bmlen;
+            nput++;
+        }
+        char oid[300];
+        data_name(b, object, si, oid, sizeof(oid));
+        struct aio *a = &as[nas++];
+        int ar = aio_new(&w, a, 0);
+        if (ar == 0) {
+            ar = rados_aio_write(b->io, oid, a->c,
+                                 (const char *)buf + (lo - first) * EMM_PAGE_SIZE,
+                                 (size_t)(hi - lo) * EMM_PAGE_SIZE,
+                                 (lo - si * b->ppo) * EMM_PAGE_SIZE);
+            if (ar < 0)
+                aio_abandon(a, ar);
+        } else {
+            a->c = NULL;
+            pthread_mutex_lock(&w.mu);
+            w.err = ar;
+            pthread_mutex_unlock(&w.mu);
+        }
+        atomic_fetch_add(&b->write_ops, 1);
+    }
+    if (nput) /* the bitmaps are copied by omap_set2 at submit */
+        submit_hdr(b, object, &w, &as[nas++], kp, vals, klen, vlen, nput, NULL, NULL, 0,
+                   0);
+    r = waiter_wait(&w, as, nas);
+    if (r < 0) {
+        obj_forget(o); /* what landed is unknown: read the extents again next time */
+        atomic_fetch_add(&b->errors, 1);
+        b->host->log(b->host, EMM_LOG_ERR,
+                     "write of object %" PRIx64 " pages %" PRIu64 "+%u to pool %s: %s", object,
+                     first, npages, b->pool, strerror(-r));
+    } else {
+        atomic_fetch_add(&b->writes, 1);
+    }
+out_free:
+    pthread_mutex_unlock(&o->mu);
+    free(as), free(keys), free(kp), free(vals), free(klen), free(vlen);
+    return r;
+}
+
+static int
+rb_discard(void *instance, uint64_t object, uint64_t first, uint64_t npages)
+{
+    struct rb *b = instance;
+    struct robj *o;
+    int r = obj_lock(b, object, &o);
+    if (r < 0)
+        return r;
+    uint64_t end = npages == UINT64_MAX || first + npages < first ? UINT64_MAX : first + npages;
+    size_t i = s_lower(o, first / b->ppo), n = 0;
+    for (size_t k = i; k < o->ns && o->s[k].idx * b->ppo < end; k++)
+        n++;
+    if (n == 0) {
+        pthread_mutex_unlock(&o->mu);
+        return 0;
+    }
+    struct aio *as = calloc(n + 1, sizeof(*as));
+    char(*keys)[17] = calloc(n, sizeof(*keys));
+    const char **kp = calloc(n, sizeof(*kp)), **vals = calloc(n, sizeof(*vals));
+    const char **rmk = calloc(n, sizeof(*rmk));
+    size_t *klen = calloc(n, sizeof(*klen)), *vlen = calloc(n, sizeof(*vlen));
+    size_t *rml = calloc(n, sizeof(*rml));
+    uint8_t **keep = calloc(n, sizeof(*keep)); /* bitmaps copied for the omap set */
+    struct waiter w;
+    size_t nas = 0, nput = 0, nrm = 0;
+
+    if (!as || !keys || !kp || !vals || !rmk || !klen || !vlen || !rml || !keep) {
+        r = -ENOMEM;
+        goto out;
+    }
+    waiter_init(&w);
+    for (size_t k = 0; k < n; k++) {
+        struct stripe *s = &o->s[i];
+        uint64_t si = s->idx, base = si * b->ppo;
+        uint64_t lo = first > base ? first : base;
+        uint64_t hi = end - base < b->ppo ? end : base + b->ppo;
+        int changed = 0;
+        for (uint64_t p = lo; p < hi; p++) {
+            uint32_t in = (uint32_t)(p - base);
+            if (bit(s->bits, in)) {
+                s->bits[in >> 3] &= (uint8_t)~(1u << (in & 7));
+                s->count--;
+                o->pages--;
+                changed = 1;
+            }
+        }
+        char oid[300];
+        data_name(b, object, si, oid, sizeof(oid));
+        snprintf(keys[k], 17, "%016" PRIx64, si);
+        rados_write_op_t op = NULL;
+        if (s->count == 0) {
+            rmk[nrm] = keys[k];
+            rml[nrm++] = 16;
+            op = rados_create_write_op();
+            rados_write_op_remove(op);
+            s_remove(o, s); /* i now names the next stripe */
+        } else {
+            if (changed) {
+                keep[nput] = malloc(b->bmlen);
+                if (keep[nput])
+                    memcpy(keep[nput], s->bits, b->bmlen);
+                kp[nput] = keys[k];
+                klen[nput] = 16;
+                vals[nput] = (const char *)keep[nput];
+                vlen[nput] = b->bmlen;
+                if (!keep[nput]) {
+                    pthread_mutex_lock(&w.mu);
+                    w.err = -ENOMEM;
+                    pthread_mutex_unlock(&w.mu);
+                } else {
+                    nput++;
+                }
+                op = rados_create_write_op();
+                rados_write_op_zero(op, (lo - base) * EMM_PAGE_SIZE, (hi - lo) * EMM_PAGE_SIZE);
+            }
+            i++;
+        }
+        if (!op)
+            continue;
+        struct aio *a = &as[nas++];
+        int ar = aio_new(&w, a, 1);
+        if (ar == 0) {
+            ar = rados_aio_write_op_operate(op, b->io, a->c, oid, NULL, 0);
+            if (ar < 0)
+                aio_abandon(a, ar);
+        } else {
+            a->c = NULL;
+        }
+        rados_release_write_op(op);
+        atomic_fetch_add(&b->write_ops, 1);
+    }
+    if (nput || nrm)
+        submit_hdr(b, object, &w, &as[nas++], kp, vals, klen, vlen, nput, rmk, rml, nrm,
+                   o->ns == 0);
+    r = waiter_wait(&w, as, nas);
+    if (r < 0) {
+        obj_forget(o);
+        atomic_fetch_add(&b->errors, 1);
+        b->host->log(b->host, EMM_LOG_ERR, "discard of object %" PRIx64 " from page %" PRIu64 ": %s",
+                     object, first, strerror(-r));
+    }
+out:
+    pthread_mutex_unlock(&o->mu);
+    for (size_t k = 0; keep && k < nput; k++)
+        free(keep[k]);
+    free(as), free(keys), free(kp), free(vals), free(rmk), free(klen), free(vlen), free(rml);
+    free(keep);
+    return r;
+}
+
+static int
+rb_sync(void *instance, uint64_t object)
+{
+    struct rb *b = instance;
+    (void)object;
+    /* Every write was acknowledged (committed) before write_pages returned. */
+    return b->io ? rados_aio_flush(b->io) : -EBADF;
+}
+
+static int
+rb_seek(void *instance, uint64_t object, uint64_t from, int want_data, uint64_t *found)
+{
+    struct rb *b = instance;
+    struct robj *o;
+    int r = obj_lock(b, object, &o);
+    if (r < 0)
+        return r;
+    r = want_data ? -ENXIO : 0;
+    if (want_data) {
+        for (size_t i = s_lower(o, from / b->ppo); i < o->ns; i++) {
+            struct stripe *s = &o->s[i];
+            uint64_t base = s->idx * b->ppo;
+            for (uint32_t in = from > base ? (uint32_t)(from - base) : 0; in < b->ppo; in++) {
+                if (bit(s->bits, in)) {
+                    *found = base + in;
+                    r = 0;
+                    goto out;
+                }
+            }
+        }
+    } else {
+        uint64_t p = from;
+        for (;;) {
+            struct stripe *s = s_find(o, p / b->ppo);
+            if (!s)
+                break;
+            uint64_t base = s->idx * b->ppo;
+            uint32_t in = (uint32_t)(p - base);
+            while (in < b->ppo && bit(s->bits, in))
+                in++;
+            p = base + in;
+            if (in < b->ppo || p == 0)
+                break;
+        }
+        *found = p;
+    }
+out:
+    pthread_mutex_unlock(&o->mu);
+    return r;
+}
+
+static int
+rb_stored_pages(void *instance, uint64_t object, uint64_t *count)
+{
+    struct rb *b = instance;
+    struct robj *o;
+    int r = obj_lock(b, object, &o);
+    if (r < 0)
+        return r;
+    *count = o->pages;
+    pthread_mutex_unlock(&o->mu);
+    return 0;
+}
+
+static int
+rb_info(void *instance, char *buf, size_t len)
+{
+    struct rb *b = instance;
+    int w = snprintf(buf, len,
+                     "cluster:%s\npool:%s\nnamespace:%s\nobject_size:%" PRIu64 "\n"
+                     "reads:%" PRIu64 "\nwrites:%" PRIu64 "\nread_ops:%" PRIu64
+                     "\nwrite_ops:%" PRIu64 "\nomap_ops:%" PRIu64 "\nerrors:%" PRIu64 "\n",
+                     b->label, b->pool ? b->pool : "", b->nspace ? b->nspace : "",
+                     b->object_size, atomic_load(&b->reads), atomic_load(&b->writes),
+                     atomic_load(&b->read_ops), atomic_load(&b->write_ops),
+                     atomic_load(&b->omap_ops), atomic_load(&b->errors));
+    return w < 0 || (size_t)w >= len ? -ENOSPC : 0;
+}
+
+/* ---- the namespace store: the omap of emm_dir.FS -------------------------- */
+
+/* Keys the plug-in keeps for itself in the same omap; the catalog's keys never
+ * begin with "rados.". */
+#define META_OWN "rados."
+
+static int
+rb_meta_update(void *instance, const struct emm_meta_kv *puts, size_t nput,
+               const char *const *dels, size_t ndel)
+{
+    struct rb *b = instance;
+    const char **keys = calloc(nput + 1, sizeof(*keys)), **vals = calloc(nput + 1, sizeof(*vals));
+    size_t *kl = calloc(nput + 1, sizeof(*kl)), *vl = calloc(nput + 1, sizeof(*vl));
+    size_t *dl = calloc(ndel + 1, sizeof(*dl));
+    int r = -ENOMEM;
+
+    if (!b->io) {
+        r = -EBADF;
+        goto out;
+    }
+    if (!keys || !vals || !kl || !vl || !dl)
+        goto out;
+    for (size_t i = 0; i < nput; i++) {
+        keys[i] = puts[i].key;
+        kl[i] = strlen(puts[i].key);
+        vals[i] = puts[i].value;
+        vl[i] = puts[i].len;
+    }
+    for (size_t i = 0; i < ndel; i++)
+        dl[i] = strlen(dels[i]);
+    rados_write_op_t op = rados_create_write_op();
+    if (nput)
+        rados_write_op_omap_set2(op, keys, vals, kl, vl, nput);
+    if (ndel)
+        rados_write_op_omap_rm_keys2(op, (const char *const *)dels, dl, ndel);
+    r = rados_write_op_operate(op, b->io, b->dirobj, NULL, 0); /* one op: all or nothing */
+    rados_release_write_op(op);
+    atomic_fetch_add(&b->omap_ops, 1);
+    if (r < 0)
+        b->host->log(b->host, EMM_LOG_ERR, "namespace update in %s (pool %s of %s): %s",
+                     b->dirobj, b->pool, b->label, strerror(-r));
+out:
+    free(keys), free(vals), free(kl), free(vl), free(dl);
+    return r;
+}
+
+struct meta_ent {
+    char *key;
+    void *val;
+    size_t len;
+};
+
+static int
+rb_meta_scan(void *instance, const char *after, emm_meta_scan_fn fn, void *arg)
+{
+    struct rb *b = instance;
+    char *from = strdup(after ? after : "");
+    unsigned char more = 1;
+    int r = 0;
+
+    if (!from)
+        return -ENOMEM;
+    if (!b->io) {
+        free(from);
+        return -EBADF;
+    }
+    while (more && r == 0) {
+        rados_read_op_t op = rados_create_read_op();
+        rados_omap_iter_t it = NULL;
+        int prval = 0;
+        struct meta_ent *ents = calloc(OMAP_BATCH, sizeof(*ents));
+        size_t n = 0;
+        more = 0;
+        if (!ents) {
+            rados_release_read_op(op);
+            r = -ENOMEM;
+            break;
+        }
+        rados_read_op_omap_get_vals2(op, from, "", OMAP_BATCH, &it, &more, &prval);
+        r = rados_read_op_operate(op, b->io, b->dirobj, 0);
+        rados_release_read_op(op);
+        atomic_fetch_add(&b->omap_ops, 1);
+        if (r == -ENOENT) {
+            r = 0;
+            more = 0;
+        } else if (r == 0 && prval < 0) {
+            r = prval;
+        }
+        if (r == 0 && it) {
+            /* Copied out first: fn runs with no librados state held. */
+            char *k, *v;
+            size_t klen, vlen;
+            while (n < OMAP_BATCH && rados_omap_get_next2(it, &k, &v, &klen, &vlen) == 0 && k) {
+                ents[n].key = strndup(k, klen);
+                ents[n].val = malloc(vlen ? vlen : 1);
+                if (!ents[n].key || !ents[n].val) {
+                    free(ents[n].key), free(ents[n].val);
+                    r = -ENOMEM;
+                    break;
+                }
+                memcpy(ents[n].val, v, vlen);
+                ents[n].len = vlen;
+                n++;
+            }
+        }
+        if (it)
+            rados_omap_get_end(it);
+        for (size_t i = 0; i < n; i++) {
+            if (r == 0 && strncmp(ents[i].key, META_OWN, strlen(META_OWN)) != 0)
+                r = fn(arg, ents[i].key, ents[i].val, ents[i].len);
+            if (i == n - 1) {
+                free(from);
+                from = ents[i].key;
+                ents[i].key = NULL;
+            }
+            free(ents[i].key), free(ents[i].val);
+        }
+        free(ents);
+        if (n == 0)
+            more = 0;
+    }
+    if (r < 0)
+        b->host->log(b->host, EMM_LOG_ERR, "namespace scan of %s (pool %s of %s): %s",
+                     b->dirobj, b->pool, b->label, strerror(-r));
+    free(from);
+    return r;
+}
+
+static struct emm_backend_ops rb_ops = {
+    .name = "rados",
+    .flags = EMM_BACKEND_PERSISTENT,
+    .create = rb_create,
+    .config = rb_config,
+    .config_complete = rb_config_complete,
+    .start = rb_start,
+    .stop = rb_stop,
+    .destroy = rb_destroy,
+    .read_pages = rb_read,
+    .write_pages = rb_write,
+    .discard = rb_discard,
+    .sync = rb_sync,
+    .seek = rb_seek,
+    .stored_pages = rb_stored_pages,
+    .info = rb_info,
+    .meta_update = rb_meta_update,
+    .meta_scan = rb_meta_scan,
+};
+
+EMM_BACKEND_REGISTER(rb_ops, EMM_THREAD_PARALLEL)
