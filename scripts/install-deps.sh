@@ -6,6 +6,7 @@ pkgs=(build-essential cmake pkg-config fuse3 libfuse3-dev liblmdb-dev lmdb-utils
       libuv1-dev libinih-dev libcmocka-dev fio python3 util-linux e2fsprogs fdisk jq
       stress-ng scdoc mandoc libsystemd-dev systemd
       libmicrohttpd-dev curl tmux liburing-dev
+      libgnutls28-dev                              # TLS 1.3 between emmd and emm-memserver
       ceph-mon ceph-osd ceph-common librados-dev)  # the rados plug-in and its throwaway test cluster
 [ "${1:-}" != --bench ] || pkgs+=(gnuplot-nox)
 missing=()

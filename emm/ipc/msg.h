@@ -103,6 +103,11 @@ enum emm_msg_id {
  * length that count times the page size (st_blocks, statfs), or UINT64_MAX
  * when the pager cannot tell. */
 #define MO_F_QUERY_COUNT (1u << 7)
+/* emm extension, in ready/change_attributes: the pager grants write access
+ * itself (a coherence pager such as emm-memserver): a write to a page that is
+ * not resident asks for it with a data_request for write access even when it
+ * covers the whole page, instead of making a new page without asking. */
+#define MO_F_STRICT_WRITE (1u << 8)
 
 /* should_return */
 enum { MO_RETURN_NONE = 0, MO_RETURN_DIRTY = 1, MO_RETURN_ALL = 2 };

@@ -126,6 +126,7 @@ struct emm_stream {
     pthread_cond_t lcond; /* lookups wait for answers (CLOCK_MONOTONIC) */
     atomic_uint refs;
     int fd;
+    struct emm_stream_io io; /* io.read == NULL: the socket fd itself */
     int dead;
     struct emm_stream_args a;
     char label[64];
@@ -421,7 +422,9 @@ proxy_post(struct emm_port *port, struct emm_msg *msg)
     }
     /* Nothing queued and the socket free: write it here (a data_request, a
      * small supply) instead of waking the writer, without blocking. */
-    int direct = !s->writing && STAILQ_EMPTY(&s->out) && STAILQ_EMPTY(&s->prio) &&
+    /* (Not over an io: a TLS session has one writer, the writer thread.) */
+    int direct = s->io.writev == NULL && !s->writing && STAILQ_EMPTY(&s->out) &&
+                 STAILQ_EMPTY(&s->prio) &&
                  (it->npages <= DIRECT_MAX_PAGES || it->filled);
     if (direct && it->npages > 0 && s->rg.base != NULL && !it->filled) {
         it->slot = rg_alloc(s, it->npages);
@@ -546,16 +549,34 @@ static const struct emm_port_ops stream_ops = {
 
 /* ---- the socket ---------------------------------------------------------- */
 
+static ssize_t
+io_writev(struct emm_stream *s, struct iovec *iov, int n)
+{
+    if (s->io.writev != NULL)
+        return s->io.writev(s->io.ctx, iov, n);
+    ssize_t w = sendmsg(s->fd, &(struct msghdr){.msg_iov = iov, .msg_iovlen = (size_t)n},
+                        MSG_NOSIGNAL);
+    return w < 0 ? -errno : w;
+}
+
+static ssize_t
+io_read(struct emm_stream *s, void *buf, size_t len)
+{
+    if (s->io.read != NULL)
+        return s->io.read(s->io.ctx, buf, len);
+    ssize_t r = read(s->fd, buf, len);
+    return r < 0 ? -errno : r;
+}
+
 static int
-write_all(int fd, struct iovec *iov, int n)
+write_all(struct emm_stream *s, struct iovec *iov, int n)
 {
     while (n > 0) {
-        ssize_t w = sendmsg(fd, &(struct msghdr){.msg_iov = iov, .msg_iovlen = (size_t)n},
-                            MSG_NOSIGNAL);
+        ssize_t w = io_writev(s, iov, n);
         if (w < 0) {
-            if (errno == EINTR)
+            if (w == -EINTR)
                 continue;
-            return -errno;
+            return (int)w;
         }
         while (n > 0 && (size_t)w >= iov->iov_len) {
             w -= (ssize_t)iov->iov_len;
@@ -573,16 +594,16 @@ write_all(int fd, struct iovec *iov, int n)
 /* Reads exactly len bytes: 0, -ECONNRESET at a clean end of stream before
  * the first byte (*eof set), or -errno. */
 static int
-read_all(int fd, void *buf, size_t len, int *eof)
+read_all(struct emm_stream *s, void *buf, size_t len, int *eof)
 {
     size_t got = 0;
     *eof = 0;
     while (got < len) {
-        ssize_t r = read(fd, (char *)buf + got, len - got);
+        ssize_t r = io_read(s, (char *)buf + got, len - got);
         if (r < 0) {
-            if (errno == EINTR)
+            if (r == -EINTR)
                 continue;
-            return -errno;
+            return (int)r;
         }
         if (r == 0) {
             *eof = got == 0;
@@ -603,7 +624,10 @@ cut(struct emm_stream *s)
     pthread_cond_broadcast(&s->wcond);
     pthread_cond_broadcast(&s->lcond);
     pthread_mutex_unlock(&s->lock);
-    shutdown(s->fd, SHUT_RDWR);
+    if (s->io.shutdown != NULL)
+        s->io.shutdown(s->io.ctx);
+    else
+        shutdown(s->fd, SHUT_RDWR);
 }
 
 /* ---- the shared region (s->lock held unless said) ------------------------ */
@@ -680,7 +704,8 @@ send_free(struct emm_stream *s, uint32_t first, uint32_t n)
         free(it);
         return;
     }
-    if (!s->writing && STAILQ_EMPTY(&s->out) && STAILQ_EMPTY(&s->prio)) {
+    if (s->io.writev == NULL && !s->writing && STAILQ_EMPTY(&s->out) &&
+        STAILQ_EMPTY(&s->prio)) {
         /* The socket is free: write it here, without waking the writer. */
         s->writing = 1;
         pthread_mutex_unlock(&s->lock);
@@ -834,7 +859,7 @@ writer_main(void *arg)
         }
         struct iovec *v = iov;
         int n = iov_skip(&v, item_iov(it, iov), it->skip);
-        int rc = n > 0 ? write_all(s->fd, v, n) : 0;
+        int rc = n > 0 ? write_all(s, v, n) : 0;
         if (it->msg != NULL)
             emm_msg_release(it->msg, rc < 0 ? -EPIPE : 0);
         free(it);
@@ -960,7 +985,7 @@ recv_msg(struct emm_stream *s, struct emm_frame *f)
         if (posix_memalign(&data, 4096, f->payload) != 0)
             return -ENOMEM;
         int eof;
-        int rc = read_all(s->fd, data, f->payload, &eof);
+        int rc = read_all(s, data, f->payload, &eof);
         if (rc < 0) {
             free(data);
             emm_warn("stream %s: %s truncated in its payload", s->peer,
@@ -1189,7 +1214,7 @@ reader_main(void *arg)
         struct emm_frame f;
         const char *why = NULL;
         int eof;
-        int rc = read_all(s->fd, buf, EMM_FRAME_PREFIX_SIZE, &eof);
+        int rc = read_all(s, buf, EMM_FRAME_PREFIX_SIZE, &eof);
         if (rc < 0) {
             err = eof ? 0 : rc;
             if (!eof)
@@ -1198,7 +1223,7 @@ reader_main(void *arg)
         }
         rc = emm_frame_decode_prefix(buf, EMM_FRAME_PREFIX_SIZE, &f, &why);
         if (rc == 0 && f.body > 0) {
-            rc = read_all(s->fd, buf + EMM_FRAME_PREFIX_SIZE, f.body, &eof);
+            rc = read_all(s, buf + EMM_FRAME_PREFIX_SIZE, f.body, &eof);
             if (rc < 0) {
                 emm_warn("stream %s: %s frame truncated", s->peer, emm_frame_kind_name(f.kind));
                 err = rc;
@@ -1296,7 +1321,7 @@ region_send(struct emm_stream *s)
     if (rc == 0 && (size_t)w < n) { /* the fd went with the first byte */
         iov.iov_base = buf + w;
         iov.iov_len = n - (size_t)w;
-        rc = write_all(s->fd, &iov, 1);
+        rc = write_all(s, &iov, 1);
     }
     return rc;
 }
@@ -1341,7 +1366,7 @@ region_receive(struct emm_stream *s, int ms, const char **why)
     struct emm_frame f;
     rc = 0;
     if ((size_t)r < EMM_FRAME_PREFIX_SIZE)
-        rc = read_all(s->fd, buf + r, EMM_FRAME_PREFIX_SIZE - (size_t)r, &eof);
+        rc = read_all(s, buf + r, EMM_FRAME_PREFIX_SIZE - (size_t)r, &eof);
     if (rc == 0)
         rc = emm_frame_decode_prefix(buf, EMM_FRAME_PREFIX_SIZE, &f, why);
     if (rc == 0 && f.kind != EMM_FRAME_REGION) {
@@ -1349,7 +1374,7 @@ region_receive(struct emm_stream *s, int ms, const char **why)
         rc = -EPROTO;
     }
     if (rc == 0)
-        rc = read_all(s->fd, buf + EMM_FRAME_PREFIX_SIZE, f.body, &eof);
+        rc = read_all(s, buf + EMM_FRAME_PREFIX_SIZE, f.body, &eof);
     if (rc == 0)
         rc = emm_frame_decode_body(buf + EMM_FRAME_PREFIX_SIZE, f.body, &f, why);
     struct stat st;
@@ -1409,26 +1434,31 @@ hello(struct emm_stream *s)
     /* The shared region is offered between a kernel and a pager only;
      * EMM_STREAM_SHM=0 in the environment turns it off (benchmarks, tracing). */
     const char *env = getenv("EMM_STREAM_SHM");
-    int no_shm = s->a.no_shm || s->a.peer_role == 0 || (env != NULL && strcmp(env, "0") == 0);
+    /* Nor over an io (TCP, TLS): no SCM_RIGHTS between hosts. */
+    int no_shm = s->a.no_shm || s->a.peer_role == 0 || s->io.read != NULL ||
+                 (env != NULL && strcmp(env, "0") == 0);
     uint32_t offer = no_shm ? 0 : EMM_STREAM_FEATURES;
     size_t n = emm_frame_encode_hello(buf, EMM_STREAM_VERSION, offer);
     struct iovec iov = {buf, n};
-    int rc = write_all(s->fd, &iov, 1);
+    int rc = write_all(s, &iov, 1);
     if (rc < 0)
         return rc;
     struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
     int ms = s->a.hello_timeout_ms > 0 ? s->a.hello_timeout_ms : 5000;
-    rc = poll(&pfd, 1, ms);
+    if (s->io.wait_readable != NULL)
+        rc = s->io.wait_readable(s->io.ctx, ms);
+    else if ((rc = poll(&pfd, 1, ms)) < 0)
+        rc = -errno;
     if (rc == 0) {
         emm_err("stream %s: no hello within %d ms", s->peer, ms);
         return -ETIMEDOUT;
     }
     if (rc < 0)
-        return -errno;
+        return rc;
     int eof;
     struct emm_frame f;
     const char *why = NULL;
-    rc = read_all(s->fd, buf, EMM_FRAME_PREFIX_SIZE, &eof);
+    rc = read_all(s, buf, EMM_FRAME_PREFIX_SIZE, &eof);
     if (rc == 0)
         rc = emm_frame_decode_prefix(buf, EMM_FRAME_PREFIX_SIZE, &f, &why);
     if (rc == 0 && f.kind != EMM_FRAME_HELLO) {
@@ -1436,7 +1466,7 @@ hello(struct emm_stream *s)
         rc = -EPROTO;
     }
     if (rc == 0)
-        rc = read_all(s->fd, buf + EMM_FRAME_PREFIX_SIZE, f.body, &eof);
+        rc = read_all(s, buf + EMM_FRAME_PREFIX_SIZE, f.body, &eof);
     if (rc == 0)
         rc = emm_frame_decode_body(buf + EMM_FRAME_PREFIX_SIZE, f.body, &f, &why);
     if (rc == 0 && f.version < 1) {
@@ -1475,18 +1505,28 @@ hello(struct emm_stream *s)
     return rc;
 }
 
+/* Closes what emm_stream_open was given. */
+static void
+close_given(int fd, const struct emm_stream_args *a)
+{
+    if (a->io != NULL)
+        a->io->close(a->io->ctx);
+    else
+        close(fd);
+}
+
 int
 emm_stream_open(int fd, const struct emm_stream_args *a, struct emm_stream **out)
 {
-    struct ucred cred;
+    struct ucred cred = {.pid = 0, .uid = (uid_t)-1};
     socklen_t clen = sizeof(cred);
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0) {
+    if (a->io == NULL && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0) {
         int rc = -errno;
         emm_err("stream %s: SO_PEERCRED: %s", a->label, strerror(errno));
         close(fd);
         return rc;
     }
-    if (cred.uid != geteuid() && cred.uid != 0 && cred.uid != a->peer_uid) {
+    if (a->io == NULL && cred.uid != geteuid() && cred.uid != 0 && cred.uid != a->peer_uid) {
         emm_err("stream %s: refused peer pid %d: uid %u is not allowed", a->label,
                 (int)cred.pid, (unsigned)cred.uid);
         close(fd);
@@ -1494,7 +1534,7 @@ emm_stream_open(int fd, const struct emm_stream_args *a, struct emm_stream **out
     }
     struct emm_stream *s = calloc(1, sizeof(*s));
     if (s == NULL) {
-        close(fd);
+        close_given(fd, a);
         return -ENOMEM;
     }
     pthread_mutex_init(&s->lock, NULL);
@@ -1507,11 +1547,17 @@ emm_stream_open(int fd, const struct emm_stream_args *a, struct emm_stream **out
     atomic_init(&s->refs, 1);
     s->fd = fd;
     s->a = *a;
+    if (a->io != NULL)
+        s->io = *a->io;
+    s->a.io = NULL;
     snprintf(s->label, sizeof(s->label), "%s", a->label ? a->label : "peer");
     s->a.label = s->label;
     s->pid = a->peer_pid > 0 ? a->peer_pid : cred.pid;
     s->uid = cred.uid;
-    snprintf(s->peer, sizeof(s->peer), "%s (pid %d)", s->label, (int)s->pid);
+    if (s->io.read != NULL)
+        snprintf(s->peer, sizeof(s->peer), "%s", s->label); /* the label names the address */
+    else
+        snprintf(s->peer, sizeof(s->peer), "%s (pid %d)", s->label, (int)s->pid);
     STAILQ_INIT(&s->out);
     STAILQ_INIT(&s->prio);
     STAILQ_INIT(&s->done);
@@ -1528,7 +1574,7 @@ emm_stream_open(int fd, const struct emm_stream_args *a, struct emm_stream **out
         }
     }
     if (rc < 0) {
-        close(fd);
+        close_given(fd, a);
         stream_unref(s);
         return rc;
     }
@@ -1542,7 +1588,10 @@ emm_stream_close(struct emm_stream *s)
     cut(s);
     pthread_join(s->reader, NULL);
     pthread_join(s->writer, NULL);
-    close(s->fd);
+    if (s->io.close != NULL)
+        s->io.close(s->io.ctx);
+    else
+        close(s->fd);
     s->fd = -1;
     stream_unref(s);
 }

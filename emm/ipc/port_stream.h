@@ -46,10 +46,28 @@
 
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "port.h"
 
 struct emm_stream;
+
+/* The byte stream under a connection, when it is not a bare Unix socket: a
+ * TLS session over TCP (stream_tls.h) or a plain TCP socket (stream_tcp.h).
+ * The transport calls these instead of the socket calls; whoever made the
+ * io has already authenticated the peer, so SO_PEERCRED is not asked.
+ * read: bytes read (0 at the end of the stream) or -errno; writev: bytes
+ * written or -errno (may be short); wait_readable: 1 when a read would not
+ * block, 0 after timeout_ms, or -errno; shutdown: wakes both threads (called
+ * from any thread, more than once); close: frees the io and its fd (once). */
+struct emm_stream_io {
+    ssize_t (*read)(void *ctx, void *buf, size_t len);
+    ssize_t (*writev)(void *ctx, const struct iovec *iov, int n);
+    int (*wait_readable)(void *ctx, int timeout_ms);
+    void (*shutdown)(void *ctx);
+    void (*close)(void *ctx);
+    void *ctx;
+};
 
 /* Who is at the other end: which message ids it may send. */
 enum emm_stream_role {
@@ -72,6 +90,10 @@ struct emm_stream_args {
     /* The peer's pid when the caller knows it better than SO_PEERCRED (which,
      * on a socketpair, names the process that made the pair); 0: from it. */
     pid_t peer_pid;
+    /* NULL: fd is a Unix socket checked with SO_PEERCRED. Else the stream
+     * reads and writes through io (copied) and fd serves only as a number in
+     * log lines; emm_stream_open and emm_stream_close call io->close. */
+    const struct emm_stream_io *io;
     /* Do not offer EMM_STREAM_F_SHM (data inline, as an older peer would). */
     int no_shm;
     /* Pages of each half of the shared region (the kernel side decides);

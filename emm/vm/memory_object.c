@@ -452,6 +452,7 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
     case MO_CHANGE_ATTRIBUTES:
         obj->may_cache = (msg->flags & MO_F_MAY_CACHE) != 0;
         atomic_store(&obj->return_clusters, (msg->flags & MO_F_CLUSTER_OK) != 0);
+        obj->strict_write = (msg->flags & MO_F_STRICT_WRITE) != 0;
         obj->copy_strategy = msg->arg;
         if (obj->state == VM_OBJ_INIT) {
             obj->state = VM_OBJ_READY;

@@ -310,7 +310,7 @@ write_try(struct vm_object *obj, struct vm_io *io, struct vm_batch *b)
         struct vm_page *p = vm_obj_page_lookup(obj, idx);
         int full = io->off <= idx * VM_PS && end >= (idx + 1) * VM_PS;
         if (p == NULL) {
-            if (full) {
+            if (full && !obj->strict_write) {
                 need += !staged;
             } else if (!fault_in(obj, idx, 1, VM_PROT_READ | VM_PROT_WRITE, io, b)) {
                 ready = 0;

@@ -106,6 +106,7 @@ struct vm_object {
     uint64_t size;
     int may_cache, copy_strategy;
     atomic_int return_clusters;      /* the pager takes clustered data_returns */
+    int strict_write; /* MO_F_STRICT_WRITE: a write to an absent page asks the pager */
     struct emm_port *pager;   /* send right: memory object port */
     struct emm_port *control; /* receive right */
     struct emm_port *name;    /* receive right */

@@ -61,7 +61,7 @@ vm_msg_check_form(const struct emm_msg *msg, int from_dp, const char **field)
     switch (msg->id) {
     case MO_READY:
     case MO_CHANGE_ATTRIBUTES:
-        if (msg->flags & ~(MO_F_MAY_CACHE | MO_F_CLUSTER_OK))
+        if (msg->flags & ~(MO_F_MAY_CACHE | MO_F_CLUSTER_OK | MO_F_STRICT_WRITE))
             return fail(field, "flags");
         if (msg->arg < MO_COPY_NONE || msg->arg > MO_COPY_TEMPORARY)
             return fail(field, "arg (copy strategy)");

@@ -411,10 +411,14 @@ cmd_info(struct emmd *d, int argc, char **argv, FILE *out)
                 struct emmd_pager_info pi;
                 emmd_pager_conn_info(fs, &pi);
                 kv_str(k, fs->cfg->backend, "pager_%s.backend", name);
-                kv_str(k, fs->cfg->pager_mode == EMM_PAGER_PROCESS ? "process" : "unix",
+                kv_str(k, fs->cfg->pager_mode == EMM_PAGER_PROCESS ? "process"
+                          : fs->cfg->pager_mode == EMM_PAGER_TCP   ? "tcp"
+                                                                   : "unix",
                        "pager_%s.mode", name);
                 if (fs->cfg->pager_mode == EMM_PAGER_UNIX)
                     kv_str(k, fs->cfg->pager_socket, "pager_%s.socket", name);
+                if (fs->cfg->pager_mode == EMM_PAGER_TCP)
+                    kv_str(k, fs->cfg->pager_addr, "pager_%s.address", name);
                 kv_str(k, pi.up ? "up" : "down", "pager_%s.state", name);
                 kv_u64(k, (uint64_t)pi.pid, "pager_%s.pid", name);
                 kv_u64(k, pi.uptime_ms / 1000, "pager_%s.uptime_s", name);

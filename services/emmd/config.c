@@ -19,6 +19,7 @@
 #include "config.h"
 
 #include "fsutil.h"
+#include "stream_tcp.h"
 #include "log.h"
 #include "units.h"
 #include "vm_policy.h"
@@ -85,12 +86,19 @@ enum fs_key {
     F_ROOT_MODE,
     F_PAGER,
     F_PAGER_USER,
+    F_PAGER_TLS,
+    F_PAGER_TLS_PSK,
+    F_PAGER_TLS_CA,
+    F_PAGER_TLS_CERT,
+    F_PAGER_TLS_KEY,
     F_N
 };
 static const char *const fs_keys[F_N] = {"backend",        "mountpoint",   "readahead",
                                          "pager-threads", "pager.deadline", "mount-over",
                                          "root-uid",      "root-gid",      "root-mode",
-                                         "pager",         "pager.user"};
+                                         "pager",         "pager.user",    "pager.tls",
+                                         "pager.tls-psk-file", "pager.tls-ca", "pager.tls-cert",
+                                         "pager.tls-key"};
 
 struct fs_lines {
     int key[F_N]; /* line of each known key, 0 if absent */
@@ -378,6 +386,7 @@ add_fs(struct loader *ld, int line, const char *name)
     fs->line = line;
     fs->readahead = MIB;
     fs->pager_threads = 2;
+    fs->pager_tls = 1;
     fs->root_uid = fs->root_gid = -1;
     fs->root_mode = -1;
     ld->cur = cfg->nfs++;
@@ -805,6 +814,39 @@ backend_key(struct loader *ld, int line, struct emm_fs_config *fs, const char *n
     return 1;
 }
 
+/* pager.tls* go with pager = tcp; TLS (the default) needs a PSK file or the
+ * X.509 trio, never both. */
+static int
+tls_keys_check(struct loader *ld, struct emm_fs_config *fs, const struct fs_lines *fl)
+{
+    static const enum fs_key tls[] = {F_PAGER_TLS, F_PAGER_TLS_PSK, F_PAGER_TLS_CA,
+                                      F_PAGER_TLS_CERT, F_PAGER_TLS_KEY};
+    int x509 = fs->pager_tls_ca || fs->pager_tls_cert || fs->pager_tls_key;
+    if (fs->pager_mode != EMM_PAGER_TCP) {
+        for (size_t j = 0; j < sizeof(tls) / sizeof(tls[0]); j++)
+            if (fl->key[tls[j]]) {
+                fail(ld, fl->key[tls[j]], -EINVAL, "%s needs pager = tcp:HOST:PORT in [fs %s]",
+                     fs_keys[tls[j]], fs->name);
+                return 0;
+            }
+        return 1;
+    }
+    if (!fs->pager_tls)
+        return 1;
+    if (fs->pager_tls_psk_file && x509) {
+        fail(ld, fl->key[F_PAGER_TLS_PSK], -EINVAL,
+             "give pager.tls-psk-file or pager.tls-ca/-cert/-key in [fs %s], not both", fs->name);
+        return 0;
+    }
+    if (!fs->pager_tls_psk_file && !(fs->pager_tls_ca && fs->pager_tls_cert && fs->pager_tls_key)) {
+        fail(ld, fl->key[F_PAGER], -EINVAL,
+             "pager = tcp needs credentials in [fs %s]: pager.tls-psk-file, or pager.tls-ca, "
+             "pager.tls-cert and pager.tls-key (or pager.tls = off, loopback only)", fs->name);
+        return 0;
+    }
+    return 1;
+}
+
 static int
 fs_key(struct loader *ld, int line, const char *name, const char *value)
 {
@@ -881,12 +923,37 @@ fs_key(struct loader *ld, int line, const char *name, const char *value)
             fs->pager_mode = EMM_PAGER_UNIX;
             fs->pager_socket = dup_or_fail(ld, value + 5);
             return fs->pager_socket != NULL;
+        } else if (strncmp(value, "tcp:", 4) == 0) {
+            char host[256], port[8];
+            const char *why = NULL;
+            if (emm_tcp_parse(value + 4, host, sizeof(host), port, sizeof(port), &why) < 0) {
+                fail(ld, line, -EINVAL, "bad value '%s' for pager: %s", value, why);
+                return 0;
+            }
+            fs->pager_mode = EMM_PAGER_TCP;
+            fs->pager_addr = dup_or_fail(ld, value + 4);
+            return fs->pager_addr != NULL;
         } else {
             fail(ld, line, -EINVAL,
-                 "bad value '%s' for pager (want inline, process or unix:/ABSOLUTE/PATH)", value);
+                 "bad value '%s' for pager (want inline, process, unix:/ABSOLUTE/PATH or "
+                 "tcp:HOST:PORT)", value);
             return 0;
         }
         return 1;
+    case F_PAGER_TLS:
+        if (!strcmp(value, "on") || !strcmp(value, "yes")) {
+            fs->pager_tls = 1;
+        } else if (!strcmp(value, "off") || !strcmp(value, "no")) {
+            fs->pager_tls = 0;
+        } else {
+            fail(ld, line, -EINVAL, "bad value '%s' for pager.tls (want on or off)", value);
+            return 0;
+        }
+        return 1;
+    case F_PAGER_TLS_PSK: return set_path(ld, line, name, value, &fs->pager_tls_psk_file);
+    case F_PAGER_TLS_CA: return set_path(ld, line, name, value, &fs->pager_tls_ca);
+    case F_PAGER_TLS_CERT: return set_path(ld, line, name, value, &fs->pager_tls_cert);
+    case F_PAGER_TLS_KEY: return set_path(ld, line, name, value, &fs->pager_tls_key);
     case F_PAGER_USER: {
         if (*value == '\0') {
             fail(ld, line, -EINVAL, "empty value for pager.user");
@@ -1138,6 +1205,8 @@ finish(struct loader *ld, int check)
                  "pager.user needs pager = process in [fs %s]", fs->name);
             return;
         }
+        if (!tls_keys_check(ld, fs, &ld->fsl[i]))
+            return;
     }
     if (!cfg->pageout_policy) {
         cfg->pageout_policy = dup_or_fail(ld, VM_POLICY_DEFAULT);
@@ -1279,6 +1348,11 @@ emm_config_free(struct emm_config *cfg)
         free(fs->mountpoint);
         free(fs->pager_socket);
         free(fs->pager_user);
+        free(fs->pager_addr);
+        free(fs->pager_tls_psk_file);
+        free(fs->pager_tls_ca);
+        free(fs->pager_tls_cert);
+        free(fs->pager_tls_key);
         for (size_t k = 0; k < fs->nbackend_keys; k++) {
             free(fs->backend_keys[k].key);
             free(fs->backend_keys[k].value);

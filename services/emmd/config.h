@@ -23,6 +23,7 @@ enum emm_pager_mode {
     EMM_PAGER_INLINE = 0, /* threads in emmd (the default) */
     EMM_PAGER_PROCESS,    /* emm-pager, started and restarted by emmd */
     EMM_PAGER_UNIX,       /* a pager someone else started, at a Unix socket */
+    EMM_PAGER_TCP,        /* a pager on another host (emm-memserver), over TCP + TLS */
 };
 
 /* One "name.key = value" line meant for a backend in an [fs] section. */
@@ -47,6 +48,10 @@ struct emm_fs_config {
     enum emm_pager_mode pager_mode; /* "pager", default inline */
     char *pager_socket; /* pager = unix:PATH: the path */
     char *pager_user;   /* "pager.user" (process only): emm-pager drops to this user */
+    char *pager_addr;   /* pager = tcp:HOST:PORT: "HOST:PORT" */
+    int pager_tls;      /* "pager.tls", default on; off: plain text, loopback peers only */
+    char *pager_tls_psk_file; /* "pager.tls-psk-file": IDENTITY:HEXKEY lines */
+    char *pager_tls_ca, *pager_tls_cert, *pager_tls_key; /* "pager.tls-ca/-cert/-key" */
     unsigned pager_uid; /* its uid */
     int mount_over;   /* "mount-over = yes": mount even on a live mount point (hiding
                          what is mounted there); default no: refused */

@@ -214,6 +214,14 @@ void emmd_pager_conn_info(struct emmd_fs *fs, struct emmd_pager_info *out);
  * another process that sent a malformed message is cut off (and restarted). */
 void emmd_pager_misbehaved(void *owner, const char *what);
 
+/* pager_tcp.c: pager = tcp:HOST:PORT (TLS credentials, one connection attempt) */
+struct emm_tls;
+struct emm_stream_io;
+int emmd_pager_tcp_init(const struct emm_fs_config *cfg, struct emm_tls **out);
+void emmd_pager_tcp_fini(struct emm_tls *tls);
+int emmd_pager_tcp_open(const struct emm_fs_config *cfg, struct emm_tls *tls,
+                        struct emm_stream_io **io, char *label, size_t len);
+
 /* commands.c: control-socket commands */
 int emmd_command(void *ctx, int argc, char **argv, FILE *out);
 

@@ -829,7 +829,9 @@ emmd_fs_start(struct emmd_fs *fs)
             return rc;
         emm_info("fs %s: backend %s (pager in %s), %llu objects from the catalog", name,
                  fs->cfg->backend,
-                 fs->cfg->pager_mode == EMM_PAGER_PROCESS ? "emm-pager" : fs->cfg->pager_socket,
+                 fs->cfg->pager_mode == EMM_PAGER_PROCESS ? "emm-pager"
+                 : fs->cfg->pager_mode == EMM_PAGER_TCP   ? fs->cfg->pager_addr
+                                                          : fs->cfg->pager_socket,
                  (unsigned long long)fs->nobjects);
         return 0;
     }

@@ -44,6 +44,7 @@ struct emmd_pager_conn {
     int started;          /* the supervisor thread runs */
     pthread_t thread;
     char label[96];
+    struct emm_tls *tls; /* pager = tcp: the credentials (NULL: plain, loopback only) */
 };
 
 static void
@@ -206,10 +207,13 @@ static int
 connect_once(struct emmd_pager_conn *pc)
 {
     const struct emm_fs_config *cfg = pc->fs->cfg;
-    int fd;
+    int fd = -1;
     int rc;
+    struct emm_stream_io *io = NULL;
     if (cfg->pager_mode == EMM_PAGER_PROCESS) {
         rc = spawn(pc, &fd);
+    } else if (cfg->pager_mode == EMM_PAGER_TCP) {
+        rc = emmd_pager_tcp_open(cfg, pc->tls, &io, pc->label, sizeof(pc->label));
     } else {
         fd = emm_stream_connect(cfg->pager_socket);
         rc = fd < 0 ? fd : 0;
@@ -220,7 +224,8 @@ connect_once(struct emmd_pager_conn *pc)
         return rc;
     struct emm_stream_args a = {.label = pc->label, .peer_role = EMM_STREAM_PEER_PAGER,
                                 .peer_uid = cfg->pager_user ? (uid_t)cfg->pager_uid : (uid_t)-1,
-                                .on_dead = on_dead, .ctx = pc, .hello_timeout_ms = 10000};
+                                .on_dead = on_dead, .ctx = pc, .hello_timeout_ms = 10000,
+                                .io = io};
     pthread_mutex_lock(&pc->lock);
     a.peer_pid = pc->pid;
     pthread_mutex_unlock(&pc->lock);
@@ -236,7 +241,9 @@ connect_once(struct emmd_pager_conn *pc)
     pthread_cond_broadcast(&pc->cond);
     pthread_mutex_unlock(&pc->lock);
     emm_notice("fs %s: pager %s is up (%s)", cfg->name, emm_stream_peer(s),
-               cfg->pager_mode == EMM_PAGER_PROCESS ? "emm-pager" : cfg->pager_socket);
+               cfg->pager_mode == EMM_PAGER_PROCESS ? "emm-pager"
+               : cfg->pager_mode == EMM_PAGER_TCP   ? cfg->pager_addr
+                                                    : cfg->pager_socket);
     return 0;
 }
 
@@ -347,7 +354,11 @@ emmd_pager_conn_start(struct emmd_fs *fs)
     pthread_cond_init(&pc->cond, &ca);
     pthread_condattr_destroy(&ca);
     snprintf(pc->label, sizeof(pc->label), "pager of fs %s", fs->cfg->name);
-    int rc = connect_once(pc);
+    int rc = 0;
+    if (fs->cfg->pager_mode == EMM_PAGER_TCP)
+        rc = emmd_pager_tcp_init(fs->cfg, &pc->tls);
+    if (rc == 0)
+        rc = connect_once(pc);
     if (rc == 0) {
         rc = -pthread_create(&pc->thread, NULL, supervise, pc);
         pc->started = rc == 0;
@@ -385,6 +396,7 @@ emmd_pager_conn_stop(struct emmd_fs *fs)
     }
     pthread_mutex_unlock(&pc->lock);
     reap(pc, 0);
+    emmd_pager_tcp_fini(pc->tls);
     pthread_cond_destroy(&pc->cond);
     pthread_mutex_destroy(&pc->lock);
     free(pc);

@@ -240,6 +240,41 @@ bad fs-pager-unknown 9 <<'E'
 backend = memory
 pager.threads = 4
 E
+bad fs-pager-tcp-address 9 <<'E'
+[fs a]
+backend = memory
+pager = tcp:127.0.0.1
+E
+bad fs-pager-tcp-port 9 <<'E'
+[fs a]
+backend = memory
+pager = tcp:127.0.0.1:99999
+E
+bad fs-pager-tcp-no-credentials 9 <<'E'
+[fs a]
+backend = memory
+pager = tcp:127.0.0.1:7070
+E
+bad fs-pager-tls-without-tcp 9 <<'E'
+[fs a]
+backend = memory
+pager.tls-psk-file = /etc/emm/psk
+E
+bad fs-pager-tls-value 10 <<'E'
+[fs a]
+backend = memory
+pager = tcp:127.0.0.1:7070
+pager.tls = maybe
+E
+bad fs-pager-tls-both 10 <<'E'
+[fs a]
+backend = memory
+pager = tcp:127.0.0.1:7070
+pager.tls-psk-file = /etc/emm/psk
+pager.tls-ca = /etc/emm/ca.pem
+pager.tls-cert = /etc/emm/host.pem
+pager.tls-key = /etc/emm/host.key
+E
 bad none-without-swap 9 <<'E'
 [fs a]
 

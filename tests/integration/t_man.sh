@@ -1,6 +1,6 @@
 #!/bin/bash
 # t_man.sh - the manual pages and the docs agree with the programs:
-#  - every page the build makes from man/*.scd (emmd.8, emmctl.8, emmswap.8,
+#  - every page the build makes from man/*.scd (emmd.8, emmctl.8, emmswap.8, emm-memserver.8,
 #    emm.conf.5, emm-backend.3, emm-pager.3) exists and `mandoc -T lint -W warning` finds
 #    nothing in it;
 #  - every key of emmd's configuration parser (as `emmd --dump-config` shows
@@ -17,7 +17,7 @@
 need_emm
 requires mandoc
 MANDIR="$EMM_BIN/../man"
-PAGES="emmd.8 emmctl.8 emmswap.8 emm.conf.5 emm-backend.3 emm-pager.3"
+PAGES="emmd.8 emmctl.8 emmswap.8 emm.conf.5 emm-backend.3 emm-pager.3 emm-memserver.8"
 if [ ! -d "$MANDIR" ]; then
     command -v scdoc >/dev/null 2>&1 && fail "scdoc is installed but $MANDIR was not built"
     skip "the manual pages were not built (scdoc missing at build time)"
@@ -92,12 +92,30 @@ for c in $cmds; do
     grep -qE "^\| \`$c[ \`]" "$EMM_SRC/docs/emmctl.md" || missing="$missing docs/emmctl.md:$c"
 done
 [ -z "$missing" ] || fail "emmctl commands not documented:$missing"
-for cmd in emmd emmctl emmswap; do
+for cmd in emmd emmctl emmswap emm-memserver; do
     for o in $("$EMM_BIN/$cmd" --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
         grep -qF -- "*$o*" "$EMM_SRC/man/$cmd.8.scd" || missing="$missing $cmd.8:$o"
     done
 done
 [ -z "$missing" ] || fail "options not in their manual page:$missing"
+
+# --- emm-memserver's keys (its parser's table) ---------------------------------------
+mkeys=$(sed -n '/^static const char \*const keys\[\]/,/};/p' "$EMM_SRC/services/emm-memserver/config.c" |
+    grep -o '"[a-z-]*"' | tr -d '"')
+[ -n "$mkeys" ] || fail "found no key in services/emm-memserver/config.c (did the layout change?)"
+missing=""
+for k in $mkeys; do
+    grep -qF "*$k*" "$EMM_SRC/man/emm-memserver.8.scd" || missing="$missing emm-memserver.8:$k"
+    grep -qF "\`$k\`" "$EMM_SRC/docs/memserver.md" || missing="$missing docs/memserver.md:$k"
+done
+[ -z "$missing" ] || fail "emm-memserver keys not documented:$missing"
+# emmd's pager.* keys (not in --dump-config: they follow pager = tcp)
+for k in pager.tls pager.tls-psk-file pager.tls-ca pager.tls-cert pager.tls-key; do
+    grep -qF "\`$k\`" "$CONF_MD" || missing="$missing docs/config.md:$k"
+    grep -qF "*$k*" "$CONF_5" || missing="$missing emm.conf.5:$k"
+done
+[ -z "$missing" ] || fail "emmd pager keys not documented:$missing"
+log "emm-memserver keys documented"
 
 # --- the docs cite nothing outside the repository ------------------------------------
 bad=""

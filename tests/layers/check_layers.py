@@ -24,6 +24,7 @@ MAY_USE = {
     "emm/plugins/file": [],
     "emm/libpager": ["emm/ipc", "emm/base"],
     "services/emm-pager": ["emm/pager", "emm/backends", "emm/ipc", "emm/base"],
+    "services/emm-memserver": ["emm/backends", "emm/ipc", "emm/base"],
     "swapfs": ["emm/vm", "emm/ipc", "emm/base"],
     "client": ["emm/base", "services/emmd"],
     "services/emmd": ["client", "swapfs", "emm/pager", "emm/vm", "emm/backends", "emm/ipc", "emm/base"],

@@ -840,7 +840,24 @@ test_pager_mode(void **state)
     emm_config_free(cfg);
 
     expect_error("[fs a]\nbackend = m\npager = elsewhere\n", 3, "bad value 'elsewhere' for pager",
-                 "inline, process or unix:");
+                 "inline, process, unix:/ABSOLUTE/PATH or tcp:HOST:PORT");
+    /* pager = tcp: (emm-memserver) and its TLS keys */
+    assert_int_equal(load("[fs a]\nbackend = m\npager = tcp:10.0.0.1:7070\n"
+                          "pager.tls-psk-file = /etc/emm/psk\n"
+                          "[fs b]\nbackend = m\npager = tcp:127.0.0.1:7070\npager.tls = off\n",
+                          0, &cfg),
+                     0);
+    assert_int_equal(cfg->fs[0].pager_mode, EMM_PAGER_TCP);
+    assert_string_equal(cfg->fs[0].pager_addr, "10.0.0.1:7070");
+    assert_string_equal(cfg->fs[0].pager_tls_psk_file, "/etc/emm/psk");
+    assert_int_equal(cfg->fs[0].pager_tls, 1);
+    assert_int_equal(cfg->fs[1].pager_tls, 0);
+    emm_config_free(cfg);
+    expect_error("[fs a]\nbackend = m\npager = tcp:10.0.0.1:7070\n", 3,
+                 "pager = tcp needs credentials", "[fs a]");
+    expect_error("[fs a]\nbackend = m\npager = tcp:nowhere\n", 3, "for pager", "HOST:PORT");
+    expect_error("[fs a]\nbackend = m\npager.tls-ca = /x\n", 3,
+                 "pager.tls-ca needs pager = tcp:HOST:PORT", NULL);
     expect_error("[fs a]\nbackend = m\npager = unix:relative\n", 3, "for pager", NULL);
     expect_error("[fs a]\nbackend = m\npager = process\npager = inline\n", 4,
                  "duplicate key 'pager'", NULL);
