@@ -51,7 +51,10 @@ vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_
     obj->pstats = a->pstats != NULL ? a->pstats : &k->orphan_stats;
     obj->pager = a->pager;
     obj->pager_name = a->pager_name;
-    if (a->pager_empty) { /* the front end knows its pager stores none of it */
+    if (a->pager_shared) { /* others write through it: nothing is ever known */
+        obj->pm.state = VM_PM_KNOWN;
+        obj->pm.known = 0;
+    } else if (a->pager_empty) { /* the front end knows its pager stores none of it */
         obj->pm.state = VM_PM_KNOWN;
         obj->pm.known = UINT64_MAX;
     }

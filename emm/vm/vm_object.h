@@ -138,6 +138,10 @@ struct vm_object_args {
     /* Its pager stores none of its pages (a new object, or the pager said so):
      * the existence map is known at once, nothing to learn (vm_pmap.c). */
     int pager_empty;
+    /* Its pager is shared with other kernels (a memory server): they may
+     * store pages behind this kernel's back, so no existence map is kept (a
+     * suspect pager's holes are never filled from it). pager_empty is ignored. */
+    int pager_shared;
 };
 
 /* Creates the object and sends memory_object_init to its pager (the default

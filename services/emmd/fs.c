@@ -501,6 +501,8 @@ emmd_node_vm(struct emmd_fs *fs, struct emmd_node *n, struct vm_object **out)
             .pager_name = fs->cfg->name,
             /* created here, or its pager said it stores none of it (stored.c) */
             .pager_empty = n->stored_known && n->stored_pages == 0,
+            /* a memory server: other hosts store pages through it too */
+            .pager_shared = fs->cfg->pager_mode == EMM_PAGER_TCP,
         };
         int rc = fs->pconn != NULL  ? emmd_pager_object_port(fs, n->rec.id, &a.pager)
                  : fs->pager != NULL ? pgr_std_object_port(fs->pager, n->rec.id, &a.pager)

@@ -11,8 +11,9 @@
  *    the kernel (vm_kernel_query_stored, no init). Its answer is kept in the
  *    node: pages reach a pager only through the kernel, which maps the object
  *    first, so the count of an object not mapped stays true until it is.
- *    (A pager shared with another emmd could change it behind our back: the
- *    count is then as old as our last question.)
+ *    A memory server (pager = tcp) is shared with other hosts: its objects
+ *    are asked about every time, their last count standing only when it
+ *    cannot answer.
  *  - A temporary object's pager is the default pager: new_pages says it all.
  * Every answer is bounded by pager.deadline (10 s without one) and a suspect
  * pager is never asked: the last count known then stands (0 if none).
@@ -108,7 +109,9 @@ emmd_node_stored(struct emmd_fs *fs, uint64_t id, emmd_stored_fn done, void *arg
     if (vm != NULL)
         vm_object_ref(vm);
     int temporary = fs->cfg->temporary;
-    int known = n->stored_known;
+    /* A memory server's objects change through other hosts: ask every time
+     * (the last count stands only when it cannot answer). */
+    int known = n->stored_known && fs->cfg->pager_mode != EMM_PAGER_TCP;
     uint64_t cached = n->stored_pages;
     pthread_mutex_unlock(&fs->lock);
     if (vm == NULL && (known || temporary)) {
@@ -177,7 +180,8 @@ emmd_fs_stored(struct emmd_fs *fs, void (*done)(void *arg, uint64_t pages), void
         for (struct emmd_node *n = fs->by_id[b]; n; n = n->next_id) {
             if (emmd_node_is_dir(n))
                 continue;
-            if (n->vm == NULL && (n->stored_known || fs->cfg->temporary))
+            if (n->vm == NULL && fs->cfg->pager_mode != EMM_PAGER_TCP &&
+                (n->stored_known || fs->cfg->temporary))
                 known += n->stored_known ? n->stored_pages : 0; /* no question needed */
             else if (nids <= fs->nobjects)
                 ids[nids++] = n->rec.id;

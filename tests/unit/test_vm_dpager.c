@@ -1428,6 +1428,36 @@ test_new_object_map_known(void **state)
     assert_int_equal(read_byte(f, 1), 0x11);
 }
 
+/* A pager shared with other kernels (a memory server): no existence map, so
+ * a suspect one's holes are asked for, never zero-filled (another host may
+ * have written them). */
+static void
+test_shared_pager_no_map(void **state)
+{
+    struct fx *f = *state;
+    struct vm_object_args a = {.id = 7,
+                               .size = NPAGES * PS,
+                               .pager = emm_port_ref(f->fp.port),
+                               .owner = f,
+                               .dp_key = vm_dp_key(3, 7, 0),
+                               .deadline_ms = 50,
+                               .pstats = &f->ps,
+                               .pager_empty = 1,
+                               .pager_shared = 1};
+    assert_int_equal(vm_object_create(f->k, &a, &f->obj), 0);
+    f->fp.returns_mode = OP_HOLD;
+    write_page(f, 1, 0x11);
+    pager_flush(f, 1, 1);
+    WAIT_FOR(stat_of(&f->ps.overdue_inflight) == 1);
+    atomic_store(&f->ps.sick_until_ns, UINT64_MAX);
+    uint8_t page[PS];
+    memset(page, 0x55, PS);
+    store_put(&f->fp.st, 5, page); /* "another host" wrote it */
+    assert_int_equal(read_byte(f, 5), 0x55); /* unfixed: 0, a filled hole */
+    assert_int_equal(stat_of(&vm_kernel_stats(f->k)->holes_filled), 0);
+    assert_int_equal(locked_u(&f->fp.lock, &f->fp.queries), 0);
+}
+
 /* st_blocks' share of the pager: its count, asked with data_query
  * (MO_F_QUERY_COUNT) and kept until a data_return or discard goes to it. */
 static uint64_t
@@ -1689,6 +1719,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_flush_through_kernel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_holes_filled_from_map, setup_empty, teardown),
         cmocka_unit_test_setup_teardown(test_new_object_map_known, setup_empty, teardown),
+        cmocka_unit_test_setup_teardown(test_shared_pager_no_map, setup_empty, teardown),
         cmocka_unit_test_setup_teardown(test_stored_count, setup_empty, teardown),
         cmocka_unit_test_setup_teardown(test_stored_count_temporary, setup_temporary, teardown),
         cmocka_unit_test_setup_teardown(test_stored_unmapped, setup_empty, teardown),
