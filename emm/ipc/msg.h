@@ -31,6 +31,7 @@
 #define EMM_MSG_H
 
 #include <stdint.h>
+#include <sys/queue.h>
 
 struct emm_port;
 
@@ -55,7 +56,9 @@ enum emm_msg_id {
     MO_TERMINATE,        /* control, name: the pager gets the rights and drops them */
     MO_DISCARD,          /* emm extension: offset, length: pages are gone (truncate, punch) */
     MO_DATA_QUERY = 11,  /* emm extension: offset=from, length=span, arg=tag: which pages do
-                          * you store? Answered by MO_QUERY_REPLY (SEEK_DATA/SEEK_HOLE) */
+                          * you store? Answered by MO_QUERY_REPLY (SEEK_DATA/SEEK_HOLE), to
+                          * reply when it carries one (an object the kernel has not mapped:
+                          * no init came), else to the control port */
 
     /* pager -> kernel, sent to the control port */
     MO_READY = 32,        /* flags MAY_CACHE, arg=copy_strategy */
@@ -97,7 +100,8 @@ enum emm_msg_id {
 #define MO_F_NOT_HELD    (1u << 6)
 /* emm extension, on data_query: how many pages of the object the pager
  * stores (offset 0, length UINT64_MAX); query_reply's offset is 0 and its
- * length that count times the page size (st_blocks). */
+ * length that count times the page size (st_blocks, statfs), or UINT64_MAX
+ * when the pager cannot tell. */
 #define MO_F_QUERY_COUNT (1u << 7)
 /* emm extension, in ready/change_attributes: the pager grants write access
  * itself (a coherence pager such as emm-memserver): a write to a page that is
@@ -153,7 +157,7 @@ struct emm_msg {
         };
     };
     /* The local envelope: meaningful in this process only. */
-    struct emm_msg *next; /* port queue link */
+    STAILQ_ENTRY(emm_msg) link; /* a port's queue, or a list of the sender's */
     void *data;           /* whole pages, `length` bytes, or NULL */
     /* MO_DATA_RETURN to a pager that said MO_F_CLUSTER_OK: the pages that follow
      * this one (offset + PS, ...), each a message of its own; releasing the head
@@ -163,6 +167,8 @@ struct emm_msg {
     void (*release)(struct emm_msg *msg, int status);
     void *release_ctx; /* the sender's */
 };
+
+STAILQ_HEAD(emm_msg_list, emm_msg); /* messages linked by `link` */
 
 /* A heap message whose release frees it (and nothing else). */
 struct emm_msg *emm_msg_new(uint32_t id, uint64_t offset, uint64_t length);

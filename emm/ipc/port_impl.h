@@ -45,7 +45,7 @@ struct emm_port {
 
     /* The local transport (port_local.c), under lock. */
     pthread_mutex_t lock;
-    struct emm_msg *head, *tail;
+    struct emm_msg_list queue;  /* in send order */
     uint64_t seqno;             /* last seqno stamped */
     int dead;                   /* receive right destroyed */
     int draining;               /* a thread is running the handler */

@@ -47,7 +47,7 @@ port_drain_mode(struct emm_port *port, int handoff)
             pthread_mutex_unlock(&port->lock);
             return;
         }
-        struct emm_msg *m = port->head;
+        struct emm_msg *m = STAILQ_FIRST(&port->queue);
         if (m == NULL || port->dead) {
             port->draining = 0;
             pthread_mutex_unlock(&port->lock);
@@ -61,12 +61,9 @@ port_drain_mode(struct emm_port *port, int handoff)
             portset_push(port->set, port);
             return;
         }
-        port->head = m->next;
-        if (port->head == NULL)
-            port->tail = NULL;
+        STAILQ_REMOVE_HEAD(&port->queue, link);
         port->in_handler = 1;
         pthread_mutex_unlock(&port->lock);
-        m->next = NULL;
         port->handler(port, m);
         pthread_mutex_lock(&port->lock);
         port->in_handler = 0;
@@ -133,15 +130,10 @@ portset_push(struct emm_portset *set, struct emm_port *port)
 static int
 port_enqueue(struct emm_port *port, struct emm_msg *msg)
 {
-    msg->next = NULL;
     if (port->dead)
         return -EPIPE;
     msg->seqno = ++port->seqno;
-    if (port->tail != NULL)
-        port->tail->next = msg;
-    else
-        port->head = msg;
-    port->tail = msg;
+    STAILQ_INSERT_TAIL(&port->queue, msg, link);
     return 0;
 }
 
@@ -150,7 +142,7 @@ port_enqueue(struct emm_port *port, struct emm_msg *msg)
 static void
 port_deliver(struct emm_port *port)
 {
-    struct emm_msg *msg = port->head;
+    struct emm_msg *msg = STAILQ_FIRST(&port->queue);
     if (msg == NULL || port->dead || port->draining || port->queued) {
         pthread_mutex_unlock(&port->lock);
         return;
@@ -205,15 +197,15 @@ local_kick(struct emm_port *port)
 static void
 local_destroy(struct emm_port *port)
 {
+    struct emm_msg_list gone = STAILQ_HEAD_INITIALIZER(gone);
     pthread_mutex_lock(&port->lock);
     port->dead = 1;
-    struct emm_msg *m = port->head;
-    port->head = port->tail = NULL;
+    STAILQ_CONCAT(&gone, &port->queue);
     pthread_mutex_unlock(&port->lock);
-    while (m != NULL) {
-        struct emm_msg *next = m->next;
+    struct emm_msg *m;
+    while ((m = STAILQ_FIRST(&gone)) != NULL) {
+        STAILQ_REMOVE_HEAD(&gone, link);
         emm_msg_release(m, -EPIPE);
-        m = next;
     }
     emm_port_dead_name(port);
 }
@@ -257,6 +249,7 @@ emm_port_create(const char *label, emm_port_handler_fn handler, void *context,
     pthread_mutex_init(&p->lock, NULL);
     atomic_init(&p->refs, 1);
     p->handler = handler;
+    STAILQ_INIT(&p->queue);
     p->context = context;
     p->set = set;
     p->label = label;

@@ -61,7 +61,8 @@ _Static_assert(EMM_PAGER_PROT_READ == VM_PROT_READ && EMM_PAGER_PROT_WRITE == VM
 _Static_assert((int)EMM_PAGER_F_DIRTY == (int)MO_F_DIRTY && (int)EMM_PAGER_F_KERNEL_COPY == (int)MO_F_KERNEL_COPY &&
                    (int)EMM_PAGER_F_PRECIOUS == (int)MO_F_PRECIOUS && (int)EMM_PAGER_F_FLUSH == (int)MO_F_FLUSH &&
                    (int)EMM_PAGER_F_MAY_CACHE == (int)MO_F_MAY_CACHE &&
-                   (int)EMM_PAGER_F_CLUSTER_OK == (int)MO_F_CLUSTER_OK,
+                   (int)EMM_PAGER_F_CLUSTER_OK == (int)MO_F_CLUSTER_OK &&
+                   (int)EMM_PAGER_F_QUERY_COUNT == (int)MO_F_QUERY_COUNT,
                "flags");
 _Static_assert((int)EMM_PAGER_RETURN_DIRTY == (int)MO_RETURN_DIRTY &&
                    (int)EMM_PAGER_RETURN_ALL == (int)MO_RETURN_ALL &&
@@ -335,6 +336,41 @@ object_end(struct emm_pager_object *obj)
     free(obj);
 }
 
+/* data_query, answered from the data_query callback: to the query's reply
+ * port when it has one (the kernel asks about an object it has not mapped:
+ * no init, no control port), else to the control port. A pager that cannot
+ * tell claims the whole span (claiming data is harmless: a copy reads zeros;
+ * missing some is not), and answers a count query with length UINT64_MAX. */
+static void
+answer_query(struct emm_pager_object *obj, struct emm_msg *msg, const struct emm_pager_msg *m)
+{
+    const struct emm_pager_ops *ops = &obj->pager->ops;
+    int count = (msg->flags & MO_F_QUERY_COUNT) != 0;
+    uint64_t off = count ? 0 : msg->offset, len = count ? UINT64_MAX : msg->length;
+    int rc = ops->data_query ? ops->data_query(obj, m, &off, &len) : -EOPNOTSUPP;
+    if (count && (rc < 0 || len % EMM_PAGER_PAGE_SIZE != 0)) {
+        off = 0;
+        len = UINT64_MAX; /* cannot tell */
+    } else if (!count && (rc < 0 || (off != UINT64_MAX && off % EMM_PAGER_PAGE_SIZE != 0) ||
+                          (off != UINT64_MAX && len != UINT64_MAX &&
+                           (len == 0 || len % EMM_PAGER_PAGE_SIZE != 0)))) {
+        off = msg->offset;
+        len = msg->length; /* cannot tell (or an answer the kernel would refuse) */
+    }
+    if (!count && off == UINT64_MAX)
+        len = 0;
+    struct emm_msg *r = new_msg(MO_QUERY_REPLY, off, len);
+    if (r == NULL)
+        return; /* the kernel's deadline answers for us */
+    r->arg = msg->arg;
+    r->flags = count ? MO_F_QUERY_COUNT : 0;
+    if (msg->reply == EMM_PORT_NULL) {
+        send_control(obj, r);
+    } else if (emm_port_send_reply(&msg->reply, r) < 0) {
+        emm_msg_release(r, -EPIPE);
+    }
+}
+
 static void
 object_handler(struct emm_port *port, struct emm_msg *msg)
 {
@@ -407,16 +443,9 @@ object_handler(struct emm_port *port, struct emm_msg *msg)
         if (ops->discard)
             ops->discard(obj, &m);
         break;
-    case MO_DATA_QUERY: {
-        /* No callback in API 1: claim the whole span. Claiming data is
-         * harmless (a copy reads zeros); missing some is not. */
-        struct emm_msg *r = new_msg(MO_QUERY_REPLY, msg->offset, msg->length);
-        if (r != NULL) {
-            r->arg = msg->arg;
-            send_control(obj, r);
-        }
+    case MO_DATA_QUERY:
+        answer_query(obj, msg, &m);
         break;
-    }
     case MO_TERMINATE:
         if (ops->terminate)
             ops->terminate(obj, &m);

@@ -216,9 +216,25 @@ store_return(struct pgr_std *pg, struct pgr_object *po, struct emm_msg *msg)
     return rc;
 }
 
+/* A query_reply goes to the query's reply port when it carries one (the
+ * kernel asks about an object it has not mapped: there is no control port),
+ * else to the control port. */
+static void
+send_query_reply(struct pgr_object *po, struct emm_msg *query, struct emm_msg *m)
+{
+    if (query->reply == EMM_PORT_NULL) {
+        send_control(po, m);
+    } else if (emm_port_send_reply(&query->reply, m) < 0) {
+        emm_warn("pager: object %llu: the kernel's query port is gone, query_reply dropped",
+                 (unsigned long long)po->id);
+        emm_msg_release(m, -EPIPE);
+    }
+}
+
 /* MO_DATA_QUERY: the first run of pages the backend stores in [from,
  * from+span), from two backend seeks (with MO_F_QUERY_COUNT: how many pages
- * it stores). A backend that cannot tell answers the
+ * it stores; a backend that cannot count answers length UINT64_MAX, "cannot
+ * tell"). A backend that cannot tell answers the
  * whole span: claiming data is harmless (a copy reads zeros), missing some is
  * not. The reply follows every discard and data_return sent before the query
  * (one port, in order). */
@@ -232,12 +248,14 @@ do_data_query(struct pgr_object *po, struct emm_msg *msg)
     atomic_fetch_add(&pg->stats.queries, 1);
     if (msg->flags & MO_F_QUERY_COUNT) {
         uint64_t count = 0;
-        emm_backend_stored_pages(pg->backend, po->id, &count); /* unknown: 0 */
-        struct emm_msg *c = emm_msg_new(MO_QUERY_REPLY, 0, count * PS);
+        int rc = emm_backend_stored_pages(pg->backend, po->id, &count);
+        struct emm_msg *c = emm_msg_new(MO_QUERY_REPLY, 0,
+                                        rc < 0 || count > UINT64_MAX / PS ? UINT64_MAX
+                                                                          : count * PS);
         if (c != NULL) {
             c->flags = MO_F_QUERY_COUNT;
             c->arg = msg->arg;
-            send_control(po, c);
+            send_query_reply(po, msg, c);
         }
         return;
     }
@@ -263,7 +281,7 @@ do_data_query(struct pgr_object *po, struct emm_msg *msg)
         m->offset = UINT64_MAX;
     }
     m->arg = msg->arg;
-    send_control(po, m);
+    send_query_reply(po, msg, m);
 }
 
 static void
@@ -457,13 +475,6 @@ pgr_std_object_port(struct pgr_std *pg, uint64_t id, struct emm_port **out)
     *out = emm_port_ref(po->port);
     pthread_mutex_unlock(&pg->lock);
     return 0;
-}
-
-int
-pgr_std_has_page(struct pgr_std *pg, uint64_t id, uint64_t index)
-{
-    uint64_t found;
-    return emm_backend_seek(pg->backend, id, index, 1, &found) == 0 && found == index;
 }
 
 int

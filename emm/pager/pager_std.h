@@ -38,9 +38,6 @@ int pgr_std_create(struct emm_backend *backend, unsigned threads, unsigned spin_
 void pgr_std_destroy(struct pgr_std *pg); /* after every object is terminated */
 /* A send right to object id's memory object port (the caller owns it). */
 int pgr_std_object_port(struct pgr_std *pg, uint64_t id, struct emm_port **out);
-/* Does the backend store page index of object id? (emmd's pager_has_page: the
- * kernel worker asks it, no lock held, for the holes of a suspect pager) */
-int pgr_std_has_page(struct pgr_std *pg, uint64_t id, uint64_t index);
 /* Pager-initiated lock_request on the whole object; waits for lock_completed
  * up to timeout_ms. 0, -ETIMEDOUT, or -ENOENT if the object is not mapped. */
 int pgr_std_lock_object(struct pgr_std *pg, uint64_t id, int should_return, int flush,

@@ -37,6 +37,7 @@ vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_
     STAILQ_INIT(&obj->syncs);
     STAILQ_INIT(&obj->replay_syncs);
     STAILQ_INIT(&obj->lost_syncs);
+    STAILQ_INIT(&obj->lost_msgs);
     TAILQ_INIT(&obj->seeks);
     pthread_mutex_init(&obj->lock, NULL);
     atomic_init(&obj->refs, 1);
@@ -50,6 +51,13 @@ vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_
     obj->pstats = a->pstats != NULL ? a->pstats : &k->orphan_stats;
     obj->pager = a->pager;
     obj->pager_name = a->pager_name;
+    if (a->pager_shared) { /* others write through it: nothing is ever known */
+        obj->pm.state = VM_PM_KNOWN;
+        obj->pm.known = 0;
+    } else if (a->pager_empty) { /* the front end knows its pager stores none of it */
+        obj->pm.state = VM_PM_KNOWN;
+        obj->pm.known = UINT64_MAX;
+    }
     int rc = obj->buckets == NULL ? -ENOMEM : 0;
     if (rc == 0 && k->dpo != NULL) {
         /* Mach creates the default pager's object at the first pageout; here at
@@ -96,7 +104,7 @@ vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_
     m->control = emm_port_make_send(obj->control);
     m->name = emm_port_make_send(obj->name);
     m->arg = (int32_t)EMM_PAGE_SIZE;
-    vm_pager_count_sent(obj, m->id, m->offset);
+    vm_pager_count_sent(obj, m->id, m->offset, 0);
     if (emm_port_send(obj->pager, m) < 0) {
         emm_msg_release(m, -EPIPE);
         obj->state = VM_OBJ_DEAD;
@@ -234,17 +242,11 @@ handle_not_held(struct vm_object *obj, struct emm_msg *msg, struct vm_batch *b)
                 obj->replay_inflight--;
             p->flags &= ~(VM_PG_FROMSWAP | VM_PG_REPLAY);
         }
-        int lacks = ask ? vm_obj_pager_lacks(obj, first + i, first + n) : 0;
+        int lacks = ask ? vm_obj_pager_lacks(obj, first + i) : 0;
         if (lacks > 0) {
             vm_obj_fill_hole(obj, p);
             filled++;
             ask = 0; /* ends the run */
-        } else if (lacks < 0) {
-            /* Not known yet: the page goes, and the waiting fault that wants
-             * it comes back once the worker has asked (fault_in). */
-            vm_obj_remove_page(obj, p);
-            filled++;
-            ask = 0;
         } else if (ask) {
             if (run_len == 0)
                 run_start = first + i;
@@ -322,27 +324,26 @@ lock_request_apply(void *arg)
     vm_obj_run_waiters(obj, &b);
     /* Queue the returns for the pager, then lock_completed on its reply port,
      * in order and under the lock (see vm_batch_post). */
-    struct emm_msg *m = b.msgs;
+    struct emm_msg_list todo = STAILQ_HEAD_INITIALIZER(todo);
+    STAILQ_CONCAT(&todo, &b.msgs);
     struct emm_port *reply_to = NULL;
-    b.msgs = b.msgs_tail = NULL;
-    while (m != NULL) {
-        struct emm_msg *next = m->next;
+    struct emm_msg *m;
+    while ((m = STAILQ_FIRST(&todo)) != NULL) {
+        STAILQ_REMOVE_HEAD(&todo, link);
         uint32_t id = m->id; /* a posted message may be gone at once */
-        uint64_t offset = m->offset;
+        uint64_t offset = m->offset, len = m->length;
+        for (struct emm_msg *c = m->chain; c != NULL; c = c->chain)
+            len += c->length;
         if (id == MO_LOCK_COMPLETED) {
             reply_to = emm_port_take(&m->reply);
-            if (emm_port_post(reply_to, m) < 0) {
-                m->next = b.failed;
-                b.failed = m;
-            }
+            if (emm_port_post(reply_to, m) < 0)
+                STAILQ_INSERT_TAIL(&b.failed, m, link);
         } else if (emm_port_post(obj->pager, m) < 0) {
-            m->next = b.failed;
-            b.failed = m;
+            STAILQ_INSERT_TAIL(&b.failed, m, link);
         } else {
-            vm_pager_count_sent(obj, id, offset);
+            vm_pager_count_sent(obj, id, offset, len);
             b.kick_pager = 1;
         }
-        m = next;
     }
     vm_batch_post(obj, &b); /* messages for the default pager */
     pthread_mutex_unlock(&obj->lock);
@@ -459,6 +460,7 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
         if (obj->state == VM_OBJ_INIT) {
             obj->state = VM_OBJ_READY;
             vm_obj_pager_back(obj, &b); /* a new pager after a death: resume */
+            vm_obj_pm_learn(obj, &b); /* what it stores, while it answers */
         }
         if (msg->id == MO_CHANGE_ATTRIBUTES && msg->reply != EMM_PORT_NULL) {
             struct emm_msg *r = emm_msg_new(MO_CHANGE_COMPLETED, 0, 0);

@@ -19,28 +19,17 @@
 #include "log.h"
 #include "vm_internal.h"
 
-static void
-msg_append(struct emm_msg **head, struct emm_msg **tail, struct emm_msg *m)
-{
-    m->next = NULL;
-    if (*tail != NULL)
-        (*tail)->next = m;
-    else
-        *head = m;
-    *tail = m;
-}
-
 /* To the object's pager / to its default-pager port. */
 void
 vm_batch_msg(struct vm_batch *b, struct emm_msg *m)
 {
-    msg_append(&b->msgs, &b->msgs_tail, m);
+    STAILQ_INSERT_TAIL(&b->msgs, m, link);
 }
 
 void
 vm_batch_dp_msg(struct vm_batch *b, struct emm_msg *m)
 {
-    msg_append(&b->dp_msgs, &b->dp_msgs_tail, m);
+    STAILQ_INSERT_TAIL(&b->dp_msgs, m, link);
 }
 
 struct emm_msg *
@@ -65,30 +54,34 @@ vm_batch_done(struct vm_batch *b, struct vm_io *io)
 }
 
 /* Chains runs of data_returns for contiguous pages (at most 256, 1 MiB), so a
- * pager that takes clusters stores them in one backend write. */
+ * pager that takes clusters stores them in one backend write: the pages after
+ * a run's head leave the list and hang off it by `chain`. */
 static void
-cluster_returns(struct emm_msg *m)
+cluster_returns(struct emm_msg_list *list)
 {
-    while (m != NULL) {
-        struct emm_msg *head = m, *last = m;
-        unsigned n = 1;
-        while (head->id == MO_DATA_RETURN && last->next != NULL &&
-               last->next->id == MO_DATA_RETURN && n < 256 &&
-               last->next->offset == last->offset + VM_PS &&
-               last->next->flags == head->flags) {
-            last->chain = last->next;
-            last = last->next;
-            n++;
+    struct emm_msg_list out = STAILQ_HEAD_INITIALIZER(out);
+    struct emm_msg *head, *n;
+    while ((head = STAILQ_FIRST(list)) != NULL) {
+        STAILQ_REMOVE_HEAD(list, link);
+        struct emm_msg *last = head;
+        unsigned count = 1;
+        while (head->id == MO_DATA_RETURN && (n = STAILQ_FIRST(list)) != NULL &&
+               n->id == MO_DATA_RETURN && count < 256 && n->offset == last->offset + VM_PS &&
+               n->flags == head->flags) {
+            STAILQ_REMOVE_HEAD(list, link); /* not sent on its own */
+            last->chain = n;
+            last = n;
+            count++;
         }
-        head->next = last->next; /* the chained ones are not sent on their own */
-        m = head->next;
+        STAILQ_INSERT_TAIL(&out, head, link);
     }
+    STAILQ_CONCAT(list, &out);
 }
 
 /* Counts a message posted to the object's pager (its filesystem's counters).
  * Lock held. */
 void
-vm_pager_count_sent(struct vm_object *obj, uint32_t id, uint64_t offset)
+vm_pager_count_sent(struct vm_object *obj, uint32_t id, uint64_t offset, uint64_t len)
 {
     struct vm_pager_stats *ps = obj->pstats;
     atomic_uint_fast64_t *c = NULL;
@@ -105,8 +98,18 @@ vm_pager_count_sent(struct vm_object *obj, uint32_t id, uint64_t offset)
     }
     if (c != NULL)
         atomic_fetch_add(c, 1);
-    if (id == MO_DATA_RETURN || id == MO_DISCARD)
-        obj->pager_gen++; /* what it stores may change: hints and its count are stale */
+    if (id == MO_DATA_RETURN || id == MO_DISCARD) {
+        obj->pager_gen++; /* what it stores may change: its count is stale */
+        /* The existence map: a return's pages may be stored (taken or not: a
+         * superset never misses one), a discard's are not. */
+        uint64_t first = offset / VM_PS;
+        uint64_t end = len == UINT64_MAX || len / VM_PS > UINT64_MAX - first ? UINT64_MAX
+                                                                             : first + len / VM_PS;
+        if (id == MO_DATA_RETURN)
+            vm_pmap_add(&obj->pm, first, end);
+        else
+            vm_pmap_remove(&obj->pm, first, end);
+    }
     if (id == MO_DATA_REQUEST) { /* the object lock is held: stamp its first page */
         struct vm_page *p = vm_obj_page_lookup(obj, offset / VM_PS);
         if (p != NULL && p->state == VM_PAGE_ABSENT)
@@ -123,31 +126,33 @@ vm_pager_count_sent(struct vm_object *obj, uint32_t id, uint64_t offset)
 void
 vm_batch_post(struct vm_object *obj, struct vm_batch *b)
 {
-    struct emm_msg *m = b->msgs;
-    b->msgs = b->msgs_tail = NULL;
+    struct emm_msg_list todo = STAILQ_HEAD_INITIALIZER(todo);
+    STAILQ_CONCAT(&todo, &b->msgs);
     if (atomic_load(&obj->return_clusters))
-        cluster_returns(m);
-    while (m != NULL) {
+        cluster_returns(&todo);
+    struct emm_msg *m;
+    while ((m = STAILQ_FIRST(&todo)) != NULL) {
         /* A posted message may be gone at once: a stream port's writer sends
          * and releases it without waiting for the kick. Only a cluster's head,
          * a data_return that lives in its page, is read after the post. */
-        struct emm_msg *next = m->next, *chain = m->chain;
+        STAILQ_REMOVE_HEAD(&todo, link);
+        struct emm_msg *chain = m->chain;
         uint32_t id = m->id;
-        uint64_t offset = m->offset;
+        uint64_t offset = m->offset, len = m->length;
+        for (struct emm_msg *c = chain; c != NULL; c = c->chain)
+            len += c->length;
         if (obj->pager_lost_ns != 0 && id == MO_DISCARD) {
             /* Its pager died: the next one gets it after init (vm_lost.c), or
-             * pages punched now would come back from the store. */
-            m->next = NULL;
-            if (obj->lost_msgs_tail != NULL)
-                obj->lost_msgs_tail->next = m;
-            else
-                obj->lost_msgs = m;
-            obj->lost_msgs_tail = m;
+             * pages punched now would come back from the store. The existence
+             * map loses the pages now: their content is zeros from here on. */
+            uint64_t first = offset / VM_PS;
+            vm_pmap_remove(&obj->pm, first,
+                           len == UINT64_MAX ? UINT64_MAX : first + len / VM_PS);
+            STAILQ_INSERT_TAIL(&obj->lost_msgs, m, link);
         } else if (emm_port_post(obj->pager, m) < 0) {
-            m->next = b->failed;
-            b->failed = m;
+            STAILQ_INSERT_TAIL(&b->failed, m, link);
         } else {
-            vm_pager_count_sent(obj, id, offset);
+            vm_pager_count_sent(obj, id, offset, len);
             b->kick_pager = 1;
             if (b->kick_port == NULL)
                 b->kick_port = emm_port_ref(obj->pager);
@@ -156,26 +161,21 @@ vm_batch_post(struct vm_object *obj, struct vm_batch *b)
             for (struct emm_msg *c = chain; c != NULL; c = c->chain)
                 c->seqno = m->seqno;
         }
-        m = next;
     }
-    m = b->dp_msgs;
-    b->dp_msgs = b->dp_msgs_tail = NULL;
-    while (m != NULL) {
-        struct emm_msg *next = m->next;
-        if (obj->dp == NULL || emm_port_post(obj->dp, m) < 0) {
-            m->next = b->dp_failed;
-            b->dp_failed = m;
-        } else {
+    STAILQ_CONCAT(&todo, &b->dp_msgs);
+    while ((m = STAILQ_FIRST(&todo)) != NULL) {
+        STAILQ_REMOVE_HEAD(&todo, link);
+        if (obj->dp == NULL || emm_port_post(obj->dp, m) < 0)
+            STAILQ_INSERT_TAIL(&b->dp_failed, m, link);
+        else
             b->kick_dp = 1;
-        }
-        m = next;
     }
 }
 
 void
 vm_batch_flush(struct vm_object *obj, struct vm_batch *b)
 {
-    if (b->msgs != NULL || b->dp_msgs != NULL)
+    if (!STAILQ_EMPTY(&b->msgs) || !STAILQ_EMPTY(&b->dp_msgs))
         vm_batch_post(obj, b); /* a caller that built the batch without the lock */
     if (b->kick_port != NULL) {
         emm_port_kick(b->kick_port);
@@ -188,16 +188,15 @@ vm_batch_flush(struct vm_object *obj, struct vm_batch *b)
         emm_port_kick(obj->dp);
     b->kick_pager = b->kick_dp = 0;
     for (int dp = 0; dp < 2; dp++) {
-        struct emm_msg *m = dp ? b->dp_failed : b->failed;
-        while (m != NULL) {
-            struct emm_msg *next = m->next;
+        struct emm_msg_list *l = dp ? &b->dp_failed : &b->failed;
+        struct emm_msg *m;
+        while ((m = STAILQ_FIRST(l)) != NULL) {
+            STAILQ_REMOVE_HEAD(l, link);
             emm_warn("object %llu: %s gone, %s not delivered", (unsigned long long)obj->id,
                      dp ? "default pager" : "pager", emm_msg_name(m->id));
             emm_msg_release(m, -EPIPE);
-            m = next;
         }
     }
-    b->failed = b->dp_failed = NULL;
     struct vm_io *io;
     while ((io = STAILQ_FIRST(&b->done)) != NULL) {
         STAILQ_REMOVE_HEAD(&b->done, link);

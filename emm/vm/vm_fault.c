@@ -3,8 +3,8 @@
  * pages, ask the pager for missing runs with data_request, wait on the object
  * (never in a thread) when frames or data are missing, and are rerun by the
  * handlers and the kernel worker. While a pager is suspect, the pages it does
- * not store are filled by the kernel: the front end is asked which on the
- * kernel worker (ask_hints), never under the lock.
+ * not store are filled by the kernel, as its existence map says (vm_pmap.c):
+ * nobody is asked.
  *
  * Locking: obj->lock guards everything in struct vm_object and the state, flags
  * and contents of its pages; vm_internal.h says who holds it for each call.
@@ -29,67 +29,18 @@ starve(struct vm_object *obj, unsigned need)
     atomic_fetch_add(&obj->kernel->stats.frame_waits, 1);
 }
 
-/* Page idx of a non-resident range is a hole of the pager's that the kernel
- * fills itself: the pager is suspect (it sits on an overdue data_return, so a
- * data_request would wait behind it: a stalled pager must not stall faults on
- * pages it has nothing for) and says it does not store the page. Pages in
- * flight to it are resident or in swap, so its answer holds until the next
- * data_return (pager_gen). The front end is asked (pager_has_page) without
- * any lock, on the kernel worker (ask_hints); until the answer is in, the
- * fault waits. Returns 1 (a hole), 0 (ask the pager), -1 (wait). Lock held. */
-static int
-hint_of(struct vm_object *obj, uint64_t idx)
-{
-    if (obj->hint_gen == obj->pager_gen && idx >= obj->hint_first &&
-        idx - obj->hint_first < obj->hint_n)
-        return obj->hint_lacks[idx - obj->hint_first];
-    return -1;
-}
-
+/* Page idx is a hole of the pager's that the kernel fills itself: the pager
+ * is suspect (it sits on an overdue data_return, so a data_request would
+ * wait behind it: a stalled pager must not stall faults on pages it has
+ * nothing for) and its existence map (vm_pmap.c, learnt through data_query
+ * and kept by the kernel's own data_returns and discards) says it stores no
+ * such page. Pages the map does not know are asked for. Lock held. */
 int
-vm_obj_pager_lacks(struct vm_object *obj, uint64_t idx, uint64_t run_end)
+vm_obj_pager_lacks(struct vm_object *obj, uint64_t idx)
 {
-    struct vm_kernel *k = obj->kernel;
-    if (obj->temporary || obj->pager == NULL || k->up.pager_has_page == NULL ||
-        !vm_pager_suspect(obj->pstats, emm_mono_ns()))
+    if (obj->temporary || obj->pager == NULL || !vm_pager_suspect(obj->pstats, emm_mono_ns()))
         return 0;
-    int h = hint_of(obj, idx);
-    if (h >= 0)
-        return h;
-    if (obj->ask_n == 0) {
-        uint64_t n = run_end - idx;
-        obj->ask_first = idx;
-        obj->ask_n = (unsigned)(n < EMM_MAX_REQUEST_PAGES ? n : EMM_MAX_REQUEST_PAGES);
-        vm_kernel_kick(k, obj); /* the worker asks, then reruns the waiters */
-    }
-    return -1;
-}
-
-/* The kernel worker's half of vm_obj_pager_lacks: asks the front end about the pages
- * a fault wants to know of, with no lock held (vm_object.h's rule for every
- * upcall), and keeps the answers while no data_return changed them. */
-static void
-ask_hints(struct vm_object *obj)
-{
-    struct vm_kernel *k = obj->kernel;
-    uint8_t lacks[EMM_MAX_REQUEST_PAGES];
-    pthread_mutex_lock(&obj->lock);
-    uint64_t first = obj->ask_first, gen = obj->pager_gen;
-    unsigned n = obj->ask_n;
-    pthread_mutex_unlock(&obj->lock);
-    if (n == 0)
-        return;
-    for (unsigned i = 0; i < n; i++)
-        lacks[i] = !k->up.pager_has_page(obj->owner, first + i);
-    pthread_mutex_lock(&obj->lock);
-    obj->ask_n = 0;
-    if (obj->pager_gen == gen) {
-        obj->hint_first = first;
-        obj->hint_n = n;
-        obj->hint_gen = gen;
-        memcpy(obj->hint_lacks, lacks, n);
-    }
-    pthread_mutex_unlock(&obj->lock);
+    return vm_pmap_lacks(&obj->pm, idx);
 }
 
 void
@@ -129,7 +80,7 @@ fault_in(struct vm_object *obj, uint64_t first, uint64_t n, uint32_t access, str
         struct vm_page *p = vm_obj_page_lookup(obj, idx);
         if (p != NULL) {
             if (p->state == VM_PAGE_ABSENT && !(p->flags & (VM_PG_FROMSWAP | VM_PG_REPLAY)) &&
-                vm_obj_pager_lacks(obj, idx, idx + 1) == 1)
+                vm_obj_pager_lacks(obj, idx) == 1)
                 abandon_request(obj, p);
             if (p->state == VM_PAGE_ABSENT)
                 ready = 0;
@@ -170,19 +121,15 @@ fault_in(struct vm_object *obj, uint64_t first, uint64_t n, uint32_t access, str
         /* A suspect pager still works through an earlier data_return: a
          * data_request would queue behind it. Pages it never stored are holes
          * the kernel fills itself (what its data_unavailable would say). */
-        int hole = from_swap ? 0 : vm_obj_pager_lacks(obj, idx, run);
-        if (hole < 0) {
-            ready = 0; /* the worker asks the front end first */
-            idx = run;
-            continue;
-        }
-        if (!from_swap && k->up.pager_has_page != NULL &&
-            vm_pager_suspect(obj->pstats, emm_mono_ns()) && hint_of(obj, idx) == hole) {
-            /* Decided from the hints: the run goes on while they say the same. */
+        int hole = from_swap ? 0 : vm_obj_pager_lacks(obj, idx);
+        if (!from_swap && !obj->temporary && vm_pager_suspect(obj->pstats, emm_mono_ns())) {
+            /* Decided from the existence map: the run goes on while it says the same. */
             uint64_t r = idx + 1;
-            while (r < run && hint_of(obj, r) == hole)
+            while (r < run && vm_obj_pager_lacks(obj, r) == hole)
                 r++;
             run = r;
+        } else if (!from_swap && obj->pm.state == VM_PM_UNKNOWN) {
+            vm_obj_pm_learn(obj, b); /* not learnt yet (or given up): the pager answers now */
         }
         /* Read-around (Mach's cluster page-in): a small fault on pages swap
          * holds (a temporary object's, or a stalled pager's double-paged
@@ -475,7 +422,6 @@ void
 vm_obj_retry(struct vm_object *obj)
 {
     struct vm_batch b = VM_BATCH_INIT(b);
-    ask_hints(obj);
     pthread_mutex_lock(&obj->lock);
     vm_obj_run_waiters(obj, &b);
     vm_batch_post(obj, &b);

@@ -1,8 +1,8 @@
 /*
  * vm_internal.h - the structures and functions the kernel's files share
- * (vm_page_table, vm_batch, vm_object, vm_kernel, vm_fault, vm_seek, vm_laundry,
- * vm_sync, memory_object, vm_pageout; each may call only the files listed
- * before it). Not for the front end. Locking rules are those of vm_object.h and vm_pool.h.
+ * (vm_page_table, vm_pmap, vm_batch, vm_object, vm_kernel, vm_fault, vm_seek,
+ * vm_laundry, vm_sync, memory_object, vm_query, vm_pageout; each may call only
+ * the files listed before it). Not for the front end. Locking rules are those of vm_object.h and vm_pool.h.
  */
 #ifndef EMM_VM_INTERNAL_H
 #define EMM_VM_INTERNAL_H
@@ -80,7 +80,21 @@ struct vm_seek {
 };
 TAILQ_HEAD(vm_seek_list, vm_seek);
 #define VM_SEEK_COUNT 2
+#define VM_SEEK_MAP 3 /* a step of learning the pager's existence map (vm_pmap.c) */
 STAILQ_HEAD(vm_seek_done_list, vm_seek);
+
+/* What a pager may store of an object (vm_pmap.c): disjoint sorted runs of
+ * pages [start, end), a superset of its pages below `known`. */
+struct vm_run {
+    uint64_t start, end;
+};
+struct vm_pmap {
+    struct vm_run *runs;
+    size_t n, cap;
+    uint64_t known; /* pages below it are known: in a run or not stored */
+    int state;      /* VM_PM_* */
+};
+enum { VM_PM_UNKNOWN = 0, VM_PM_LEARNING, VM_PM_KNOWN };
 
 struct vm_object {
     pthread_mutex_t lock;
@@ -128,18 +142,16 @@ struct vm_object {
     int on_waiting_list;             /* kernel->waiting_head (kick_lock) */
     struct vm_object *waiting_next;
     struct vm_pager_stats *pstats;   /* the filesystem's counters (never NULL) */
-    /* What the front end said its pager stores (pager_has_page), asked without
-     * the lock while the pager is suspect (vm_fault.c): valid while pager_gen
-     * (bumped by every data_return sent to or taken by the pager) is hint_gen. */
-    uint64_t pager_gen, hint_gen;
-    uint64_t hint_first;             /* pages [hint_first, +hint_n) are known */
-    unsigned hint_n;
-    uint8_t hint_lacks[EMM_MAX_REQUEST_PAGES];
+    /* Bumped by every data_return or discard sent to the pager: its count
+     * (below) is stale. */
+    uint64_t pager_gen;
+    /* What its pager may store (vm_pmap.c, Mach's existence map): learnt with
+     * data_query when ready, kept by the data_returns and discards sent; the
+     * holes of a suspect pager are filled from it (vm_fault.c). */
+    struct vm_pmap pm;
     uint64_t pager_count;            /* pages its pager stores, as it last said */
     uint64_t pager_count_gen;        /* valid while pager_gen is this */
     int pager_count_known;
-    uint64_t ask_first;              /* to ask next, on the kernel worker */
-    unsigned ask_n;
     /* Its pager's port died (vm_lost.c): */
     struct emm_port *notify;         /* receive right: dead-name notifications */
     uint64_t pager_epoch;            /* the cookie of the current pager's request */
@@ -151,7 +163,7 @@ struct vm_object {
     int on_lost_list;                /* kernel->lost_head (kick_lock) */
     struct vm_object *lost_next;
     struct vm_sync_list lost_syncs;  /* fsyncs waiting for a new pager */
-    struct emm_msg *lost_msgs, *lost_msgs_tail; /* discards made meanwhile, for the new pager */
+    struct emm_msg_list lost_msgs;   /* discards made meanwhile, for the new pager */
     struct vm_seek_list seeks;       /* waiting for their pager's query_reply */
     uint32_t next_seek_tag;
     int on_seeking_list;             /* kernel->seeking_head (kick_lock) */
@@ -160,9 +172,9 @@ struct vm_object {
 
 /* Messages and completions gathered under the object lock, run after it. */
 struct vm_batch {
-    struct emm_msg *msgs, *msgs_tail;       /* to the object's pager */
-    struct emm_msg *dp_msgs, *dp_msgs_tail; /* to its default-pager port */
-    struct emm_msg *failed, *dp_failed;     /* refused by a dead port: released unlocked */
+    struct emm_msg_list msgs;               /* to the object's pager */
+    struct emm_msg_list dp_msgs;            /* to its default-pager port */
+    struct emm_msg_list failed, dp_failed;  /* refused by a dead port: released unlocked */
     int kick_pager, kick_dp;                /* posted: start delivery after unlocking */
     struct emm_port *kick_port;             /* the pager port posted to (a right): the
                                                object's may change meanwhile (vm_lost.c) */
@@ -173,7 +185,11 @@ struct vm_batch {
 };
 /* struct vm_batch b = VM_BATCH_INIT(b); (the lists point into b itself) */
 #define VM_BATCH_INIT(b)                                                         \
-    { .done = STAILQ_HEAD_INITIALIZER((b).done),                                 \
+    { .msgs = STAILQ_HEAD_INITIALIZER((b).msgs),                                 \
+      .dp_msgs = STAILQ_HEAD_INITIALIZER((b).dp_msgs),                           \
+      .failed = STAILQ_HEAD_INITIALIZER((b).failed),                             \
+      .dp_failed = STAILQ_HEAD_INITIALIZER((b).dp_failed),                       \
+      .done = STAILQ_HEAD_INITIALIZER((b).done),                                 \
       .syncs_done = STAILQ_HEAD_INITIALIZER((b).syncs_done),                     \
       .seeks_done = STAILQ_HEAD_INITIALIZER((b).seeks_done) }
 
@@ -200,6 +216,12 @@ struct vm_kernel {
     struct vm_object *waiting_head;
     int recheck_waiting; /* kick_lock: the worker reruns them */
     struct vm_object *seeking_head; /* objects whose seeks wait for a reply (kick_lock) */
+    /* Count queries for objects not mapped (vm_query.c) waiting for their
+     * reply (queries_lock). */
+    pthread_mutex_t queries_lock;
+    TAILQ_HEAD(, vm_query) queries;
+    uint32_t next_query_tag;
+    atomic_int query_bad_logged;
     struct vm_object *lost_head;    /* objects whose pager died, till its deadline (kick_lock) */
     struct vm_pager_stats orphan_stats; /* for objects created without counters */
 };
@@ -223,6 +245,12 @@ void vm_obj_remove_page(struct vm_object *obj, struct vm_page *p);
 void vm_obj_page_discard(struct vm_object *obj, struct vm_page *p);
 void vm_obj_discard_all(struct vm_object *obj);
 
+/* vm_pmap.c (obj->lock held) */
+void vm_pmap_add(struct vm_pmap *pm, uint64_t first, uint64_t end);    /* may store */
+void vm_pmap_remove(struct vm_pmap *pm, uint64_t first, uint64_t end); /* stores none */
+int vm_pmap_lacks(const struct vm_pmap *pm, uint64_t idx); /* 1: it stores no such page */
+void vm_pmap_fini(struct vm_pmap *pm);
+
 /* vm_batch.c */
 struct emm_msg *vm_kmsg(struct vm_object *obj, uint32_t id, uint64_t off, uint64_t len);
 void vm_batch_msg(struct vm_batch *b, struct emm_msg *m);    /* to the pager */
@@ -230,8 +258,9 @@ void vm_batch_dp_msg(struct vm_batch *b, struct emm_msg *m); /* to the default p
 /* Complete io after unlocking; obj->lock held (releases a blocked writer). */
 void vm_batch_done(struct vm_batch *b, struct vm_io *io);
 void vm_batch_post(struct vm_object *obj, struct vm_batch *b); /* lock held */
-/* pstats; id and offset are read before the post: a posted message may be gone */
-void vm_pager_count_sent(struct vm_object *obj, uint32_t id, uint64_t offset);
+/* pstats and the existence map; id, offset and len (a cluster's whole run)
+ * are read before the post: a posted message may be gone */
+void vm_pager_count_sent(struct vm_object *obj, uint32_t id, uint64_t offset, uint64_t len);
 void vm_batch_flush(struct vm_object *obj, struct vm_batch *b); /* after unlocking */
 void vm_io_unwire(struct vm_object *obj, struct vm_io *io);  /* takes obj->lock */
 /* Gives a write's staged frames back to the pool (pool lock only). */
@@ -263,20 +292,29 @@ void vm_kernel_recheck_waiting(struct vm_kernel *k);
 void vm_kernel_note_lost(struct vm_kernel *k, struct vm_object *obj);
 
 /* vm_fault.c (lock held unless said) */
-/* Page idx (of a run up to run_end) is a hole of a suspect pager: 1 yes, 0 no
- * (ask the pager: a data_request would wait behind its stalled returns for a
- * hole the kernel fills itself), -1 not known yet (the kernel worker asks the front end with
- * no lock held, then reruns the waiting operations). */
-int vm_obj_pager_lacks(struct vm_object *obj, uint64_t idx, uint64_t run_end);
+/* Page idx is a hole of a suspect pager, one the kernel fills itself (a
+ * data_request would wait behind its stalled returns): 1 yes (its existence
+ * map says it stores no such page), 0 no or not known (ask the pager). */
+int vm_obj_pager_lacks(struct vm_object *obj, uint64_t idx);
 void vm_obj_fill_hole(struct vm_object *obj, struct vm_page *p); /* absent p reads zeros */
 void vm_obj_run_waiters(struct vm_object *obj, struct vm_batch *b);
 void vm_obj_retry(struct vm_object *obj); /* reruns waiting operations; takes the lock */
 
 /* vm_seek.c (lock held) */
+/* Starts learning what the pager stores (the existence map) if it is not
+ * known and the pager can be asked now. */
+void vm_obj_pm_learn(struct vm_object *obj, struct vm_batch *b);
 void vm_obj_query_reply(struct vm_object *obj, const struct emm_msg *msg, struct vm_batch *b);
 /* Gives up seeks waiting for a reply (all, or those past their wait or whose
  * pager is suspect): answered as if the pager held data. 1 if some still wait. */
 int vm_obj_seeks_expire(struct vm_object *obj, uint64_t now, int all, struct vm_batch *b);
+
+/* vm_query.c: count queries for objects the kernel has not mapped */
+void vm_queries_init(struct vm_kernel *k);
+void vm_queries_fini(struct vm_kernel *k); /* answers what still waits */
+/* Gives up the queries past their wait (all: every one). No lock held. */
+void vm_queries_expire(struct vm_kernel *k, uint64_t now, int all);
+int vm_queries_waiting(struct vm_kernel *k);
 
 /* vm_laundry.c (lock held) */
 void vm_obj_launder(struct vm_object *obj, struct vm_page *p, int evict, struct vm_batch *b);

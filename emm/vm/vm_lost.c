@@ -195,12 +195,11 @@ vm_object_reinit(struct vm_object *obj, struct emm_port *pager)
     m->name = emm_port_make_send(obj->name);
     m->arg = (int32_t)EMM_PAGE_SIZE;
     vm_batch_msg(&b, m);
-    while (obj->lost_msgs != NULL) { /* discards made meanwhile, in order */
-        struct emm_msg *d = obj->lost_msgs;
-        obj->lost_msgs = d->next;
+    struct emm_msg *d;
+    while ((d = STAILQ_FIRST(&obj->lost_msgs)) != NULL) { /* discards made meanwhile, in order */
+        STAILQ_REMOVE_HEAD(&obj->lost_msgs, link);
         vm_batch_msg(&b, d);
     }
-    obj->lost_msgs_tail = NULL;
     if (vm_obj_dp_holds(obj))
         vm_kernel_note_swapped(obj->kernel, obj);
     vm_batch_post(obj, &b);
@@ -287,9 +286,9 @@ vm_obj_lost_expire(struct vm_object *obj, uint64_t now)
 }
 
 /* io waits for a data_request of the object's own pager (a page absent, not
- * from swap) for a page the pager stores: the holes of a suspect pager are
- * the kernel's to fill (vm_fault.c), and a page not known yet is not counted.
- * Lock held. */
+ * from swap) for a page the pager may store: the holes of a suspect pager
+ * are the kernel's to fill (vm_fault.c, from its existence map); a page the
+ * map does not know waits for the pager. Lock held. */
 static int
 waits_for_pager(struct vm_object *obj, const struct vm_io *io)
 {
@@ -299,7 +298,7 @@ waits_for_pager(struct vm_object *obj, const struct vm_io *io)
     for (uint64_t idx = first; idx <= last; idx++) {
         struct vm_page *p = vm_obj_page_lookup(obj, idx);
         if (p != NULL && p->state == VM_PAGE_ABSENT && !(p->flags & VM_PG_FROMSWAP) &&
-            !(p->flags & VM_PG_REPLAY) && vm_obj_pager_lacks(obj, idx, idx + 1) == 0)
+            !(p->flags & VM_PG_REPLAY) && vm_obj_pager_lacks(obj, idx) == 0)
             return 1;
     }
     return 0;

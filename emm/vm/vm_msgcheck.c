@@ -105,7 +105,7 @@ vm_msg_check_form(const struct emm_msg *msg, int from_dp, const char **field)
         if (msg->flags == MO_F_QUERY_COUNT) { /* how many pages: length = count * page */
             if (msg->offset != 0)
                 return fail(field, "offset");
-            if (!aligned(msg->length))
+            if (!aligned(msg->length) && msg->length != UINT64_MAX) /* MAX: cannot tell */
                 return fail(field, "length");
             return msg->access != 0 ? fail(field, "access") : 0;
         }

@@ -56,9 +56,9 @@ vm_object_unref(struct vm_object *obj)
     }
     if (obj->pager_lost_ns != 0 && obj->state != VM_OBJ_TERMINATED)
         atomic_fetch_sub(&obj->pstats->lost_now, 1);
-    while (obj->lost_msgs != NULL) { /* discards no pager came back for */
-        struct emm_msg *m = obj->lost_msgs;
-        obj->lost_msgs = m->next;
+    struct emm_msg *m;
+    while ((m = STAILQ_FIRST(&obj->lost_msgs)) != NULL) { /* discards no pager came back for */
+        STAILQ_REMOVE_HEAD(&obj->lost_msgs, link);
         emm_msg_release(m, -EPIPE);
     }
     if (obj->pager != NULL && !obj->temporary)
@@ -78,6 +78,7 @@ vm_object_unref(struct vm_object *obj)
         obj->kernel->dpo->detach(obj->kernel->dp_ctx, obj->dp_handle);
     }
     free(obj->buckets);
+    vm_pmap_fini(&obj->pm);
     pthread_mutex_destroy(&obj->lock);
     free(obj);
 }

@@ -33,11 +33,6 @@ struct vm_upcalls {
      * (len 0: to the end), then call done(arg). From a notifier thread. */
     void (*invalidate)(void *owner, uint64_t off, uint64_t len, void (*done)(void *arg),
                        void *arg);
-    /* Does the pager already store page `index`? Asked only while the pager is
-     * suspect, for faults on pages neither resident nor in swap (a stalled pager
-     * must not stall them: the kernel fills its holes), without any lock held.
-     * Optional. */
-    int (*pager_has_page)(void *owner, uint64_t index);
     /* The object's pager sent a malformed message (vm_msgcheck.c's form
      * check: never a race, always a bug or a lie; the kernel refused it).
      * The front end may cut such a pager off (a pager in another process);
@@ -144,6 +139,13 @@ struct vm_object_args {
     uint64_t deadline_ms;   /* pager.deadline: 0 = never overdue */
     struct vm_pager_stats *pstats; /* the filesystem's counters, or NULL */
     const char *pager_name; /* its filesystem's name, for log lines (outlives it), or NULL */
+    /* Its pager stores none of its pages (a new object, or the pager said so):
+     * the existence map is known at once, nothing to learn (vm_pmap.c). */
+    int pager_empty;
+    /* Its pager is shared with other kernels (a memory server): they may
+     * store pages behind this kernel's back, so no existence map is kept (a
+     * suspect pager's holes are never filled from it). pager_empty is ignored. */
+    int pager_shared;
 };
 
 /* Creates the object and sends memory_object_init to its pager (the default
@@ -215,6 +217,23 @@ void vm_object_seek(struct vm_object *obj, uint64_t from, uint64_t limit, int wa
  * it last said; its last count while it is suspect or silent; 0 for a
  * temporary object. done(arg, count) as for vm_object_seek. */
 void vm_object_stored(struct vm_object *obj, vm_seek_done_fn done, void *arg);
+/* An answer of vm_kernel_query_stored when the pager's count is not known. */
+#define VM_COUNT_UNKNOWN UINT64_MAX
+/* How many pages the pager stores of an object the kernel has not mapped (no
+ * vm_object): data_query (MO_F_QUERY_COUNT) to its memory object port `pager`
+ * (a send right, borrowed), carrying a reply right to a port made for the
+ * query; no init. done(arg, count) runs once, from the thread that delivers the reply
+ * (maybe before this returns), or with VM_COUNT_UNKNOWN when the pager is
+ * suspect (ps: its filesystem's counters, or NULL), cannot tell, could not be
+ * asked, or did not answer within deadline_ms (10 s if 0): never call it with
+ * a lock done needs. */
+void vm_kernel_query_stored(struct vm_kernel *k, struct emm_port *pager, struct vm_pager_stats *ps,
+                            uint64_t deadline_ms, vm_seek_done_fn done, void *arg);
+/* An object the kernel has not mapped is deleted: MO_DISCARD of all its
+ * pages to its memory object port (borrowed), no init, nothing awaited.
+ * 0, or -EPIPE when the pager is gone. */
+int vm_kernel_discard_unmapped(struct vm_kernel *k, struct emm_port *pager,
+                               struct vm_pager_stats *ps);
 void vm_object_info(struct vm_object *obj, struct vm_object_info *out);
 uint64_t vm_object_id(struct vm_object *obj);
 /* The pager's port died (Mach's dead-name notification, vm_lost.c) and no

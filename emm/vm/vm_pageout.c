@@ -193,7 +193,7 @@ static void *
 worker_main(void *arg)
 {
     struct vm_kernel *k = arg;
-    uint64_t next_replay = 0, next_waiting = 0, next_seeks = 0, next_lost = 0;
+    uint64_t next_replay = 0, next_waiting = 0, next_seeks = 0, next_lost = 0, next_queries = 0;
     pthread_mutex_lock(&k->kick_lock);
     while (!atomic_load(&k->stopping)) {
         uint64_t now = emm_mono_ns();
@@ -217,6 +217,13 @@ worker_main(void *arg)
         if (k->seeking_head != NULL && now >= next_seeks) {
             seek_round(k);
             next_seeks = now + 10000000ull;
+            continue;
+        }
+        if (now >= next_queries) { /* count queries of objects not mapped (vm_query.c) */
+            pthread_mutex_unlock(&k->kick_lock);
+            vm_queries_expire(k, now, 0);
+            pthread_mutex_lock(&k->kick_lock);
+            next_queries = now + 10000000ull;
             continue;
         }
         if (k->kick_head == NULL) {
@@ -494,8 +501,10 @@ vm_kernel_create(uint64_t resident_bytes, const struct vm_policy_ops *policy,
     k->laundry_max = k->pool.npages / 4 > 1024 ? 1024 : k->pool.npages / 4;
     pthread_mutex_init(&k->kick_lock, NULL);
     pthread_cond_init(&k->kick_cond, NULL);
+    vm_queries_init(k);
     rc = vm_pageout_start(k);
     if (rc < 0) {
+        vm_queries_fini(k);
         vm_pool_fini(&k->pool);
         free(k);
         return rc;
@@ -508,6 +517,7 @@ void
 vm_kernel_destroy(struct vm_kernel *k)
 {
     vm_pageout_stop(k);
+    vm_queries_fini(k);
     /* A pager may still be reading frames lent in data_returns (the default
      * pager writing them to swap): the pool must outlive every loan. Wait for
      * them a while; a pager that never lets go makes us leak the pool rather

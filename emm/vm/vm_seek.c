@@ -98,6 +98,11 @@ seek_finish(struct vm_object *obj, struct vm_seek *s, uint64_t found, struct vm_
 static void
 seek_unknown(struct vm_object *obj, struct vm_seek *s, struct vm_batch *b)
 {
+    if (s->want_data == VM_SEEK_MAP) { /* learning stops where it got: known below */
+        obj->pm.state = VM_PM_UNKNOWN;
+        free(s);
+        return;
+    }
     if (s->want_data == VM_SEEK_COUNT) /* the last count it gave */
         seek_finish(obj, s, obj->pager_count_known ? obj->pager_count : 0, b);
     else
@@ -230,6 +235,58 @@ vm_object_seek(struct vm_object *obj, uint64_t from, uint64_t limit, int want_da
     vm_batch_flush(obj, &b);
 }
 
+/* ---- the existence map (vm_pmap.c): which pages the pager may store ---- */
+
+#define PM_LEARN_MAX_STEPS 256 /* queries per walk (VM_PMAP_MAX_RUNS): past them it knows less */
+
+/* Asks for the pager's first run from s->idx on: one step of the walk. */
+static void
+pm_step(struct vm_object *obj, struct vm_seek *s, struct vm_batch *b)
+{
+    if (s->best++ >= PM_LEARN_MAX_STEPS || !pager_askable(obj) ||
+        seek_ask(obj, s, UINT64_MAX, b) < 0) {
+        obj->pm.state = s->best > PM_LEARN_MAX_STEPS ? VM_PM_KNOWN : VM_PM_UNKNOWN;
+        free(s);
+    }
+}
+
+void
+vm_obj_pm_learn(struct vm_object *obj, struct vm_batch *b)
+{
+    if (obj->pm.state != VM_PM_UNKNOWN || !pager_askable(obj) || obj->state != VM_OBJ_READY ||
+        vm_pager_suspect(obj->pstats, emm_mono_ns()))
+        return;
+    struct vm_seek *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return;
+    s->want_data = VM_SEEK_MAP;
+    s->idx = 0;
+    s->limit = UINT64_MAX;
+    obj->pm.state = VM_PM_LEARNING;
+    obj->pm.known = 0; /* walked again from the start: known up to where it got */
+    pm_step(obj, s, b);
+}
+
+/* The answer to a step: a run [d, d+n) it stores at or after s->idx, or none. */
+static void
+pm_reply(struct vm_object *obj, struct vm_seek *s, uint64_t d, uint64_t n, int to_end,
+         struct vm_batch *b)
+{
+    struct vm_pmap *pm = &obj->pm;
+    if (d == UINT64_MAX || to_end) {
+        if (d != UINT64_MAX)
+            vm_pmap_add(pm, d, UINT64_MAX);
+        pm->known = UINT64_MAX;
+        pm->state = VM_PM_KNOWN;
+        free(s);
+        return;
+    }
+    vm_pmap_add(pm, d, d + n);
+    pm->known = d + n;
+    s->idx = d + n;
+    pm_step(obj, s, b);
+}
+
 /* query_reply from the object's pager: the first run of pages it stores at or
  * after the query's offset. Lock held. */
 void
@@ -243,6 +300,10 @@ vm_obj_query_reply(struct vm_object *obj, const struct emm_msg *msg, struct vm_b
         return; /* given up already, or not ours */
     TAILQ_REMOVE(&obj->seeks, s, qlink);
     if (s->want_data == VM_SEEK_COUNT) {
+        if (!(msg->flags & MO_F_QUERY_COUNT) || msg->length == UINT64_MAX) {
+            seek_unknown(obj, s, b); /* it cannot tell (a run for the span, or MAX) */
+            return;
+        }
         /* Its count after every data_return sent before the query. Kept while
          * no other data_return went to it or was taken since. */
         uint64_t count = msg->length / VM_PS;
@@ -257,6 +318,14 @@ vm_obj_query_reply(struct vm_object *obj, const struct emm_msg *msg, struct vm_b
     if (d != UINT64_MAX && d < s->idx) { /* a run that starts earlier: from idx on */
         n = d + n > s->idx ? d + n - s->idx : 0;
         d = n ? s->idx : UINT64_MAX;
+    }
+    if (s->want_data == VM_SEEK_MAP) {
+        if (msg->flags & MO_F_QUERY_COUNT) { /* not an answer to this question */
+            seek_unknown(obj, s, b);
+            return;
+        }
+        pm_reply(obj, s, d, n, msg->length == UINT64_MAX || n > UINT64_MAX - d, b);
+        return;
     }
     if (s->want_data) {
         seek_finish(obj, s, d < s->best ? d : s->best, b);
@@ -284,7 +353,8 @@ vm_obj_seeks_expire(struct vm_object *obj, uint64_t now, int all, struct vm_batc
     struct vm_seek *s = TAILQ_FIRST(&obj->seeks), *next;
     for (; s != NULL; s = next) {
         next = TAILQ_NEXT(s, qlink);
-        if (!all && !suspect && now - s->sent_ns < wait)
+        /* (sent after the worker read the clock: not 2^64 ns old) */
+        if (!all && !suspect && (now < s->sent_ns || now - s->sent_ns < wait))
             continue;
         TAILQ_REMOVE(&obj->seeks, s, qlink);
         atomic_fetch_add(&obj->kernel->stats.queries_expired, 1);

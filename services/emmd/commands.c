@@ -570,6 +570,10 @@ ls_row(FILE *out, int json, int first, const char *fsname, const char *name,
             (unsigned long long)info->in_swap, pager, state);
 }
 
+/* How long ls waits for the pagers' counts (each question is also bounded
+ * by its pager.deadline, 10 s without one). */
+#define LS_STORED_WAIT_MS 12000
+
 static int
 cmd_ls(struct emmd *d, int json, FILE *out)
 {
@@ -582,6 +586,12 @@ cmd_ls(struct emmd *d, int json, FILE *out)
                 "SIZE", "RESIDENT", "STORED", "SWAP", "PAGER", "STATE");
     for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed) {
         struct emmd_fs *fs = &d->fs[i];
+        /* STORED: what the pager stores, as the kernel learns it (a count
+         * query where it does not know): the counts land in the nodes. A
+         * pager that does not answer in time shows its last count. */
+        if (emmd_fs_stored_wait(fs, LS_STORED_WAIT_MS, NULL) < 0)
+            emm_warn("ls: fs %s: the pager did not say what it stores within %d ms: "
+                     "STORED shows its last counts", fs->cfg->name, LS_STORED_WAIT_MS);
         pthread_mutex_lock(&fs->lock);
         for (size_t b = 0; b < EMMD_BUCKETS; b++)
             for (struct emmd_node *n = fs->by_id[b]; n; n = n->next_id) {
@@ -597,8 +607,7 @@ cmd_ls(struct emmd *d, int json, FILE *out)
                     first = 0;
                     continue;
                 }
-                uint64_t stored = 0;
-                emm_backend_stored_pages(fs->backend, n->rec.id, &stored);
+                uint64_t stored = n->stored_known ? n->stored_pages : 0;
                 struct vm_object_info info = {.size = n->rec.size, .state = -1};
                 if (n->vm != NULL)
                     vm_object_info(n->vm, &info);

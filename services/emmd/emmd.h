@@ -45,6 +45,11 @@ struct emmd_node {
     uint64_t nopen;
     int unlinked;
     int rec_dirty; /* size or times changed since the catalog last saw them (fs->lock) */
+    /* The pages its pager stores, as it last said through the kernel
+     * (stored.c; fs->lock): kept for an object not mapped, whose count only
+     * the kernel could change, and refreshed at every answer for one mapped. */
+    uint64_t stored_pages;
+    int stored_known;
 };
 
 struct fz_notifier;
@@ -144,11 +149,27 @@ void emmd_node_save(struct emmd_fs *fs, struct emmd_node *n); /* persist rec if 
 /* Marks rec changed (size or times) and persists it; takes fs->lock. */
 void emmd_node_changed(struct emmd_fs *fs, struct emmd_node *n);
 void emmd_node_stat(struct emmd_fs *fs, struct emmd_node *n, struct stat *st);
-/* With the pages the pager stores as the kernel asked it (vm_object_stored);
- * NULL: from the backend (entry replies and unmapped objects, see fz_getattr). */
+/* With the pages the pager stores as the kernel said (stored.c); NULL: the
+ * node's last known count (0 if none). st_blocks adds the kernel's new pages. */
 void emmd_node_stat_stored(struct emmd_fs *fs, struct emmd_node *n, struct stat *st,
                            const uint64_t *pager_pages);
-int emmd_pager_has_page(void *owner, uint64_t index);
+
+/* stored.c: what the pagers store (st_blocks, statfs, emmctl ls), through the
+ * kernel and the protocol, never the backend. Call without fs->lock; done
+ * runs once, maybe before the call returns, maybe from a pager's thread. */
+/* stored: the pages object id's pager stores (its count, kept in the node);
+ * fresh: pages the kernel holds that the pager has no copy of (new_pages). */
+typedef void (*emmd_stored_fn)(void *arg, uint64_t stored, uint64_t fresh);
+void emmd_node_stored(struct emmd_fs *fs, uint64_t id, emmd_stored_fn done, void *arg);
+/* The sum of stored + fresh over every object of fs (statfs). */
+void emmd_fs_stored(struct emmd_fs *fs, void (*done)(void *arg, uint64_t pages), void *arg);
+/* The same, waited for up to timeout_ms (emmctl ls: the counts are then in the
+ * nodes); 0 or -ETIMEDOUT. */
+int emmd_fs_stored_wait(struct emmd_fs *fs, int timeout_ms, uint64_t *pages);
+/* A send right to object id's memory object port, to talk to its pager
+ * without mapping it; -ENOENT when there is none to ask (temporary objects;
+ * a pager process that is down). */
+int emmd_object_port(struct emmd_fs *fs, uint64_t id, struct emm_port **out);
 static inline fuse_ino_t emmd_ino(const struct emmd_node *n) { return n->rec.id + 1; }
 
 /* fz_ops.c / fz_loop.c / fz_notify.c: the FUSE front end */

@@ -234,7 +234,18 @@ node_destroy(struct emmd_fs *fs, struct emmd_node *n)
     } else if (fs->pconn != NULL) {
         emmd_pager_discard(fs, id); /* its store is the pager's, not fs->backend */
     } else {
-        emm_backend_discard(fs->backend, id, 0, UINT64_MAX);
+        /* Never mapped: its pager is told through the protocol (with pager =
+         * process, emmd's own backend is a null one that stores nothing). */
+        struct emm_port *port;
+        if (emmd_object_port(fs, id, &port) == 0) {
+            if (vm_kernel_discard_unmapped(fs->d->kernel, port, &fs->pstats) < 0)
+                emm_warn("fs %s: object %llu: its pager is gone: its pages stay there",
+                         fs->cfg->name, (unsigned long long)id);
+            emm_port_unref(port);
+        } else if (!fs->cfg->temporary) {
+            emm_warn("fs %s: object %llu deleted while its pager is down: its pages stay there",
+                     fs->cfg->name, (unsigned long long)id);
+        }
     }
     pthread_mutex_lock(&fs->lock);
 }
@@ -507,6 +518,10 @@ emmd_node_vm(struct emmd_fs *fs, struct emmd_node *n, struct vm_object **out)
             .deadline_ms = atomic_load(&fs->deadline_ms),
             .pstats = &fs->pstats,
             .pager_name = fs->cfg->name,
+            /* created here, or its pager said it stores none of it (stored.c) */
+            .pager_empty = n->stored_known && n->stored_pages == 0,
+            /* a memory server: other hosts store pages through it too */
+            .pager_shared = fs->cfg->pager_mode == EMM_PAGER_TCP,
         };
         int rc = port != NULL        ? (a.pager = port, 0)
                  : fs->pager != NULL ? pgr_std_object_port(fs->pager, n->rec.id, &a.pager)
@@ -580,6 +595,7 @@ void
 emmd_node_stat_stored(struct emmd_fs *fs, struct emmd_node *n, struct stat *st,
                       const uint64_t *pager_pages)
 {
+    (void)fs;
     memset(st, 0, sizeof(*st));
     st->st_ino = emmd_ino(n);
     st->st_uid = n->rec.uid;
@@ -602,8 +618,8 @@ emmd_node_stat_stored(struct emmd_fs *fs, struct emmd_node *n, struct stat *st,
     uint64_t stored = 0, fresh = 0;
     if (pager_pages != NULL)
         stored = *pager_pages; /* the pager's own count, asked by the kernel */
-    else
-        emm_backend_stored_pages(fs->backend, n->rec.id, &stored);
+    else if (n->stored_known)
+        stored = n->stored_pages; /* its last count (stored.c) */
     if (n->vm != NULL) {
         struct vm_object_info info;
         vm_object_info(n->vm, &info);
@@ -1007,18 +1023,4 @@ emmd_wait(struct emmd_wait *w)
     pthread_cond_destroy(&w->cond);
     pthread_mutex_destroy(&w->lock);
     return err;
-}
-
-/* The vm layer's pager_has_page upcall: owner is the node. Asked by the kernel
- * worker, with no lock held, while the pager is suspect (to fill the holes of a
- * stalled pager). The one query that still reaches into the pager: a
- * data_query would wait behind the data_return the pager sits on. */
-int
-emmd_pager_has_page(void *owner, uint64_t index)
-{
-    struct emmd_node *n = owner;
-    if (n->fs->pconn != NULL)
-        return 1; /* a pager elsewhere is not asked yet: maybe, so a partial write
-                     fetches the page first rather than zero-filling it */
-    return n->fs->pager != NULL && pgr_std_has_page(n->fs->pager, n->rec.id, index);
 }

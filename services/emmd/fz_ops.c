@@ -5,7 +5,11 @@
  * special files are refused with EPERM. The only file that calls
  * fuse_reply_* (with fz_notify.c's notifier thread for invalidations). READ, WRITE,
  * FSYNC, truncation and hole punching are answered asynchronously from whichever
- * thread completes them in the vm layer; nothing here waits for a pager.
+ * thread completes them in the vm layer; so are LOOKUP, GETATTR, SETATTR and
+ * STATFS, whose st_blocks and used blocks come from the kernel and the pager's
+ * answer to a data_query (stored.c), never from a backend. Nothing here waits
+ * for a pager's answer (a file nobody opened on a pager process needs its
+ * port looked up first: a round trip bounded by pager.deadline, stored.c).
  *
  * Locking: namespace operations take fs->lock (emmd.h); data operations take a
  * reference on the node's vm object and call the vm layer without it.
@@ -32,25 +36,81 @@ fs_of(fuse_req_t req)
     return fuse_req_userdata(req);
 }
 
+/* An entry (LOOKUP) or attribute (GETATTR, SETATTR) reply for a file, once
+ * the kernel says what its pager stores (stored.c: st_blocks). The other
+ * attributes are taken under fs->lock when the request comes; the size again
+ * when the answer does. The completion may run on a pager's thread, or in
+ * this one before the call returns: no lock is held across the call. */
+struct stat_reply {
+    fuse_req_t req;
+    struct emmd_fs *fs;
+    uint64_t id;
+    int entry;
+    struct fuse_entry_param e;
+};
+
 static void
-root_stat(struct emmd_fs *fs, struct stat *st)
+stat_reply_send(struct stat_reply *sr)
 {
+    if (sr->entry)
+        fuse_reply_entry(sr->req, &sr->e);
+    else
+        fuse_reply_attr(sr->req, &sr->e.attr, ATTR_TIMEOUT);
+    free(sr);
+}
+
+static void
+stat_reply_stored(void *arg, uint64_t stored, uint64_t fresh)
+{
+    struct stat_reply *sr = arg;
+    struct emmd_fs *fs = sr->fs;
     pthread_mutex_lock(&fs->lock);
-    emmd_node_stat(fs, fs->root, st);
+    struct emmd_node *n = emmd_node_by_ino(fs, sr->id + 1);
+    if (n != NULL && n->vm != NULL)
+        sr->e.attr.st_size = (off_t)vm_object_size(n->vm);
     pthread_mutex_unlock(&fs->lock);
+    sr->e.attr.st_blocks = (blkcnt_t)((stored + fresh) * (EMM_PAGE_SIZE / 512));
+    stat_reply_send(sr);
+}
+
+/* Replies to req with node ino's attributes (entry: as a LOOKUP's entry).
+ * fs->lock not held; the request pins the node. */
+static void
+reply_stat(fuse_req_t req, struct emmd_fs *fs, fuse_ino_t ino, int entry)
+{
+    struct stat_reply *sr = calloc(1, sizeof(*sr));
+    if (sr == NULL) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    sr->req = req;
+    sr->fs = fs;
+    sr->id = ino - 1;
+    sr->entry = entry;
+    sr->e.ino = ino;
+    sr->e.generation = 1;
+    sr->e.attr_timeout = ATTR_TIMEOUT;
+    sr->e.entry_timeout = ENTRY_TIMEOUT;
+    pthread_mutex_lock(&fs->lock);
+    struct emmd_node *n = emmd_node_by_ino(fs, ino);
+    int file = n != NULL && !emmd_node_is_dir(n);
+    if (n != NULL)
+        emmd_node_stat(fs, n, &sr->e.attr);
+    pthread_mutex_unlock(&fs->lock);
+    if (n == NULL) {
+        free(sr);
+        fuse_reply_err(req, ENOENT);
+    } else if (!file) {
+        stat_reply_send(sr);
+    } else {
+        emmd_node_stored(fs, sr->id, stat_reply_stored, sr);
+    }
 }
 
 static void
 reply_entry(fuse_req_t req, struct emmd_fs *fs, struct emmd_node *n)
 {
-    struct fuse_entry_param e;
-    memset(&e, 0, sizeof(e));
-    e.ino = emmd_ino(n);
-    e.generation = 1;
-    e.attr_timeout = ATTR_TIMEOUT;
-    e.entry_timeout = ENTRY_TIMEOUT;
-    emmd_node_stat(fs, n, &e.attr);
-    fuse_reply_entry(req, &e);
+    reply_stat(req, fs, emmd_ino(n), 1);
 }
 
 /* The directory a request names by inode: NULL and *err set if it is none. fs->lock held. */
@@ -140,63 +200,13 @@ fz_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
     fuse_reply_none(req);
 }
 
-/* GETATTR of a mapped object, once the kernel knows what its pager stores.
- * The rest of the attributes were taken under fs->lock when the request came;
- * the completion takes no front-end lock (it may run on a thread that holds
- * one, delivering the pager's reply). */
-struct getattr_ctx {
-    fuse_req_t req;
-    struct vm_object *vm;
-    struct stat st;
-};
-
-static void
-getattr_stored(void *arg, uint64_t pager_pages)
-{
-    struct getattr_ctx *gc = arg;
-    struct vm_object_info info;
-    vm_object_info(gc->vm, &info);
-    gc->st.st_size = (off_t)info.size;
-    gc->st.st_blocks = (blkcnt_t)((pager_pages + info.new_pages) * (EMM_PAGE_SIZE / 512));
-    fuse_reply_attr(gc->req, &gc->st, ATTR_TIMEOUT);
-    vm_object_unref(gc->vm);
-    free(gc);
-}
-
+/* GETATTR: st_blocks from what the pager stores, as the kernel says it
+ * (stored.c): a question to the pager only when the kernel does not know. */
 static void
 fz_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     (void)fi;
-    struct emmd_fs *fs = fs_of(req);
-    struct stat st;
-    if (ino == FUSE_ROOT_ID) {
-        root_stat(fs, &st);
-        fuse_reply_attr(req, &st, ATTR_TIMEOUT);
-        return;
-    }
-    pthread_mutex_lock(&fs->lock);
-    struct emmd_node *n = emmd_node_by_ino(fs, ino);
-    struct vm_object *vm = n != NULL && !emmd_node_is_dir(n) ? n->vm : NULL;
-    struct getattr_ctx *gc = vm != NULL ? malloc(sizeof(*gc)) : NULL;
-    if (gc != NULL) {
-        uint64_t none = 0;
-        emmd_node_stat_stored(fs, n, &gc->st, &none); /* st_blocks filled in later */
-        gc->vm = vm;
-        vm_object_ref(vm);
-    } else if (n != NULL) {
-        emmd_node_stat(fs, n, &st);
-    }
-    pthread_mutex_unlock(&fs->lock);
-    if (gc != NULL) {
-        /* st_blocks: the pager's count comes from the kernel, asked with a
-         * data_query; the reply answers the request. */
-        gc->req = req;
-        vm_object_stored(gc->vm, getattr_stored, gc);
-    } else if (n == NULL) {
-        fuse_reply_err(req, ENOENT);
-    } else {
-        fuse_reply_attr(req, &st, ATTR_TIMEOUT);
-    }
+    reply_stat(req, fs_of(req), ino, 0);
 }
 
 struct attr_ctx {
@@ -209,11 +219,7 @@ struct attr_ctx {
 static void
 reply_attr_of(fuse_req_t req, struct emmd_fs *fs, struct emmd_node *n)
 {
-    struct stat st;
-    pthread_mutex_lock(&fs->lock);
-    emmd_node_stat(fs, n, &st);
-    pthread_mutex_unlock(&fs->lock);
-    fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+    reply_stat(req, fs, emmd_ino(n), 0);
 }
 
 static void
@@ -309,6 +315,8 @@ fz_create_node(fuse_req_t req, fuse_ino_t parent, const char *name, uint32_t typ
         n->nlookup++;
         if (fi != NULL)
             n->nopen++;
+        n->stored_known = 1; /* a new id: its pager stores nothing of it */
+        n->stored_pages = 0;
     }
     pthread_mutex_unlock(&fs->lock);
     if (rc < 0) {
@@ -723,6 +731,20 @@ fz_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file
     vm_object_unref(vm);
 }
 
+struct statfs_ctx {
+    fuse_req_t req;
+    struct statvfs sv;
+};
+
+static void
+statfs_used(void *arg, uint64_t used)
+{
+    struct statfs_ctx *sc = arg;
+    sc->sv.f_blocks += used;
+    fuse_reply_statfs(sc->req, &sc->sv);
+    free(sc);
+}
+
 static void
 fz_statfs(fuse_req_t req, fuse_ino_t ino)
 {
@@ -745,22 +767,24 @@ fz_statfs(fuse_req_t req, fuse_ino_t ino)
         sysinfo(&si);
         avail_pages = ((uint64_t)si.freeram + si.freeswap) * si.mem_unit / EMM_PAGE_SIZE;
     }
-    uint64_t used = 0;
     pthread_mutex_lock(&fs->lock);
-    for (size_t b = 0; b < EMMD_BUCKETS; b++)
-        for (struct emmd_node *n = fs->by_id[b]; n; n = n->next_id) {
-            uint64_t c = 0;
-            emm_backend_stored_pages(fs->backend, n->rec.id, &c);
-            used += c;
-        }
     sv.f_files = fs->nobjects + 1;
     pthread_mutex_unlock(&fs->lock);
-    sv.f_blocks = used + avail_pages;
+    sv.f_blocks = avail_pages; /* plus the pages used, once known */
     sv.f_bfree = avail_pages;
     sv.f_bavail = avail_pages;
     sv.f_ffree = UINT32_MAX;
     sv.f_favail = UINT32_MAX;
-    fuse_reply_statfs(req, &sv);
+    struct statfs_ctx *sc = malloc(sizeof(*sc));
+    if (sc == NULL) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    sc->req = req;
+    sc->sv = sv;
+    /* The pages used: what the pagers store plus what only the kernel holds,
+     * summed over every object by the kernel and the protocol (stored.c). */
+    emmd_fs_stored(fs, statfs_used, sc);
 }
 
 /* readdir serves the live directory, entries in id order: the offset after an

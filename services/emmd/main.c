@@ -704,7 +704,6 @@ main(int argc, char **argv)
     d.start_time = time(NULL);
 
     struct vm_upcalls up = {.invalidate = fz_invalidate,
-                            .pager_has_page = emmd_pager_has_page,
                             .pager_misbehaved = emmd_pager_misbehaved};
     struct ctl_server *ctl = NULL;
     rc = vm_kernel_create(d.cfg->resident_limit, vm_policy_lookup(d.cfg->pageout_policy), &up,

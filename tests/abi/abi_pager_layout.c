@@ -48,7 +48,7 @@ ABI_ASSERT(EMM_PAGER_PROT_NONE == 0u && EMM_PAGER_PROT_READ == 1u && EMM_PAGER_P
            "access bits");
 ABI_ASSERT(EMM_PAGER_F_DIRTY == 1u && EMM_PAGER_F_KERNEL_COPY == 2u && EMM_PAGER_F_PRECIOUS == 4u &&
                EMM_PAGER_F_FLUSH == 8u && EMM_PAGER_F_MAY_CACHE == 16u &&
-               EMM_PAGER_F_CLUSTER_OK == 32u,
+               EMM_PAGER_F_CLUSTER_OK == 32u && EMM_PAGER_F_QUERY_COUNT == 128u,
            "flags");
 ABI_ASSERT(EMM_PAGER_RETURN_NONE == 0 && EMM_PAGER_RETURN_DIRTY == 1 && EMM_PAGER_RETURN_ALL == 2,
            "should_return");
@@ -110,6 +110,7 @@ ABI_BEFORE(emm_pager_ops, supply_completed, change_completed);
 ABI_BEFORE(emm_pager_ops, change_completed, synchronize);
 ABI_BEFORE(emm_pager_ops, synchronize, discard);
 ABI_BEFORE(emm_pager_ops, discard, terminate);
+ABI_BEFORE(emm_pager_ops, terminate, data_query);
 
 /* ---- exact offsets and sizes on LP64 (x86_64, aarch64, ...) ---- */
 #if defined(__LP64__) || defined(_LP64)
@@ -139,7 +140,8 @@ ABI_AT(emm_pager_ops, change_completed, 80);
 ABI_AT(emm_pager_ops, synchronize, 88);
 ABI_AT(emm_pager_ops, discard, 96);
 ABI_AT(emm_pager_ops, terminate, 104);
-ABI_ASSERT(sizeof(struct emm_pager_ops) == 112,
+ABI_AT(emm_pager_ops, data_query, 112);
+ABI_ASSERT(sizeof(struct emm_pager_ops) == 120,
            "struct emm_pager_ops grew: pin the appended field here (see top)");
 #endif
 
@@ -177,6 +179,8 @@ ABI_FIELD(emm_pager_ops, change_completed, msg_fn);
 ABI_FIELD(emm_pager_ops, synchronize, msg_fn);
 ABI_FIELD(emm_pager_ops, discard, msg_fn);
 ABI_FIELD(emm_pager_ops, terminate, msg_fn);
+ABI_FIELD(emm_pager_ops, data_query,
+          int (*)(struct emm_pager_object *, const struct emm_pager_msg *, uint64_t *, uint64_t *));
 
 ABI_FIELD(emm_pager_wire_hdr, magic, uint32_t);
 ABI_FIELD(emm_pager_wire_hdr, version, uint16_t);

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -61,15 +62,22 @@ ctl_handler(struct emm_port *port, struct emm_msg *msg)
     emm_msg_release(msg, 0);
 }
 
-/* The i-th message the kernel side received (waits for it). */
+/* The i-th message the kernel side received (waits for it; 30 s end a hang,
+ * they are no timing assertion). */
 static struct emm_msg_hdr
 got(int i)
 {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 30;
     pthread_mutex_lock(&rec.lock);
-    while (rec.n <= i)
-        pthread_cond_wait(&rec.cond, &rec.lock);
-    struct emm_msg_hdr h = rec.h[i];
+    while (rec.n <= i && pthread_cond_timedwait(&rec.cond, &rec.lock, &ts) == 0)
+        ;
+    int have = rec.n > i;
+    struct emm_msg_hdr h = rec.h[have ? i : 0];
     pthread_mutex_unlock(&rec.lock);
+    if (!have)
+        fail_msg("the kernel side never got message %d", i);
     return h;
 }
 
@@ -329,6 +337,82 @@ test_old_ops_table(void **state)
     assert_int_equal(emm_pager_create(&bad, NULL, 1, &p), -EINVAL);
 }
 
+/* data_query (emm): the pager's callback says how many pages it stores, or
+ * its first run from an offset. */
+static int
+cb_query(struct emm_pager_object *obj, const struct emm_pager_msg *m, uint64_t *offset,
+         uint64_t *length)
+{
+    (void)obj;
+    if (m->flags & EMM_PAGER_F_QUERY_COUNT) {
+        *length = 7 * PS;
+        return 0;
+    }
+    if (m->offset > 9 * PS)
+        *offset = UINT64_MAX;
+    else
+        *offset = m->offset < 9 * PS ? 9 * PS : m->offset, *length = 2 * PS;
+    return 0;
+}
+
+/* A query with a reply right, before any init (the kernel asks about an
+ * object it has not mapped): answered to the reply port, across the stream.
+ * A reply port per query, as the kernel makes them (vm_query.c). */
+static struct emm_msg_hdr
+kquery(struct kernel *k, int i, uint64_t off, uint32_t flags, int32_t tag)
+{
+    struct emm_port *reply;
+    assert_int_equal(emm_port_create("query-reply", ctl_handler, NULL, NULL, &reply), 0);
+    struct emm_msg *m = emm_msg_new(MO_DATA_QUERY, off, UINT64_MAX - off);
+    m->flags = flags;
+    m->arg = tag;
+    m->reply = emm_port_make_send(reply);
+    assert_int_equal(emm_port_send(k->obj, m), 0);
+    struct emm_msg_hdr h = got(i);
+    emm_port_destroy(reply);
+    assert_int_equal(h.id, MO_QUERY_REPLY);
+    assert_int_equal(h.arg, tag);
+    return h;
+}
+
+static void
+test_data_query(void **state)
+{
+    (void)state;
+    struct emm_pager_ops ops = {.struct_size = sizeof(ops),
+                                .api_version = EMM_PAGER_API_VERSION,
+                                .data_query = cb_query};
+    struct emm_pager *p;
+    assert_int_equal(emm_pager_create(&ops, NULL, 1, &p), 0);
+    struct kernel k;
+    connect_sides(p, &k);
+    struct emm_msg_hdr h = kquery(&k, 0, 0, MO_F_QUERY_COUNT, 3);
+    assert_int_equal(h.flags, MO_F_QUERY_COUNT);
+    assert_int_equal(h.offset, 0);
+    assert_int_equal(h.length, 7 * PS); /* unfixed: UINT64_MAX, the query's span */
+    h = kquery(&k, 1, 2 * PS, 0, 4);
+    assert_int_equal(h.flags, 0);
+    assert_int_equal(h.offset, 9 * PS);
+    assert_int_equal(h.length, 2 * PS);
+    h = kquery(&k, 2, 12 * PS, 0, 5);
+    assert_true(h.offset == UINT64_MAX);
+    assert_int_equal(h.length, 0);
+    disconnect_sides(p, &k);
+
+    /* Without the callback: it cannot tell. A count says so (UINT64_MAX);
+     * a run claims the whole span. */
+    ops.data_query = NULL;
+    assert_int_equal(emm_pager_create(&ops, NULL, 1, &p), 0);
+    connect_sides(p, &k);
+    h = kquery(&k, 0, 0, MO_F_QUERY_COUNT, 6);
+    assert_int_equal(h.flags, MO_F_QUERY_COUNT);
+    assert_true(h.length == UINT64_MAX);
+    h = kquery(&k, 1, 2 * PS, 0, 7);
+    assert_int_equal(h.offset, 2 * PS);
+    assert_true(h.length == UINT64_MAX - 2 * PS);
+    disconnect_sides(p, &k);
+}
+
 static void
 test_wire_header_struct(void **state)
 {
@@ -363,6 +447,7 @@ main(void)
         cmocka_unit_test(test_wire_header_struct),
         cmocka_unit_test(test_defaults_later_and_terminate),
         cmocka_unit_test(test_old_ops_table),
+        cmocka_unit_test(test_data_query),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

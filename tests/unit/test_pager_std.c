@@ -390,8 +390,14 @@ test_data_return_stores(void **state)
     assert_int_equal(f->recs[f->n - 1].arg, 0);
     assert_int_equal(f->recs[f->n - 1].off, 0);
     assert_int_equal(f->recs[f->n - 1].len, 16 * PS);
-    assert_true(pgr_std_has_page(f->pg, OBJ, 3));
-    assert_false(pgr_std_has_page(f->pg, OBJ, 4));
+    /* What it stores is told through the protocol (data_query), as the
+     * kernel asks: page 3 is, page 4 is not. */
+    struct emm_msg *q = emm_msg_new(MO_DATA_QUERY, 3 * PS, 2 * PS);
+    q->arg = 77;
+    ksend_full(f, q);
+    assert_int_equal(f->recs[f->n - 1].id, MO_QUERY_REPLY);
+    assert_int_equal(f->recs[f->n - 1].off, 3 * PS);
+    assert_int_equal(f->recs[f->n - 1].len, PS);
 }
 
 static void
@@ -609,6 +615,42 @@ test_data_query(void **state)
     assert_int_equal(atomic_load(&pgr_std_stats(f->pg)->queries), 9);
 }
 
+/* The kernel asks about an object it has not mapped: data_query with a reply
+ * right, on a port that never got init. The answer goes to the reply port. */
+static void
+test_query_unmapped_reply_port(void **state)
+{
+    struct fix *f = *state;
+    uint8_t buf[3 * PS];
+    memset(buf, 0x5a, sizeof(buf));
+    assert_int_equal(emm_backend_write(f->b, OBJ + 1, 4, 3, buf), 0);
+    struct emm_port *mo2, *qr;
+    assert_int_equal(pgr_std_object_port(f->pg, OBJ + 1, &mo2), 0);
+    assert_int_equal(emm_port_create("query-reply", control_handler, f, NULL, &qr), 0);
+    struct emm_msg *m = emm_msg_new(MO_DATA_QUERY, 0, UINT64_MAX);
+    m->arg = 41;
+    m->flags = MO_F_QUERY_COUNT;
+    m->reply = emm_port_make_send(qr);
+    int before = f->n;
+    assert_int_equal(emm_port_send(mo2, m), 0);
+    assert_int_equal(f->n, before + 1); /* unfixed: "kernel gone, query_reply dropped" */
+    assert_int_equal(f->recs[before].id, MO_QUERY_REPLY);
+    assert_int_equal(f->recs[before].arg, 41);
+    assert_int_equal(f->recs[before].flags, MO_F_QUERY_COUNT);
+    assert_int_equal(f->recs[before].len, 3 * PS);
+    /* A run query the same way. */
+    m = emm_msg_new(MO_DATA_QUERY, 0, UINT64_MAX);
+    m->arg = 42;
+    m->reply = emm_port_make_send(qr);
+    assert_int_equal(emm_port_send(mo2, m), 0);
+    assert_int_equal(f->n, before + 2);
+    assert_int_equal(f->recs[before + 1].arg, 42);
+    assert_int_equal(f->recs[before + 1].off, 4 * PS);
+    assert_int_equal(f->recs[before + 1].len, 3 * PS);
+    emm_port_destroy(qr);
+    emm_port_unref(mo2);
+}
+
 int
 main(void)
 {
@@ -620,6 +662,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_data_return_stores, setup_memory, teardown),
         cmocka_unit_test_setup_teardown(test_discard, setup_memory, teardown),
         cmocka_unit_test_setup_teardown(test_data_query, setup_memory, teardown),
+        cmocka_unit_test_setup_teardown(test_query_unmapped_reply_port, setup_memory, teardown),
         cmocka_unit_test_setup_teardown(test_data_unlock_granted, setup_memory, teardown),
         cmocka_unit_test_setup_teardown(test_lock_object, setup_memory, teardown),
         cmocka_unit_test_setup_teardown(test_terminate_drops_control, setup_memory, teardown),

@@ -70,8 +70,9 @@ enum emm_pager_msg_id {
     EMM_PAGER_SYNCHRONIZE = 8,
     EMM_PAGER_TERMINATE = 9,
     EMM_PAGER_DISCARD = 10, /* emm: pages are gone (truncate, punch) */
-    EMM_PAGER_DATA_QUERY = 11, /* emm: which pages do you store? (SEEK_DATA/SEEK_HOLE);
-                                  libemm-pager answers it itself (the whole span) */
+    EMM_PAGER_DATA_QUERY = 11, /* emm: which pages do you store? (SEEK_DATA/SEEK_HOLE,
+                                  st_blocks, statfs); libemm-pager answers it from the
+                                  data_query callback (without one: cannot tell) */
     /* pager -> kernel */
     EMM_PAGER_READY = 32,
     EMM_PAGER_DATA_SUPPLY = 33,
@@ -99,6 +100,7 @@ enum emm_pager_msg_id {
 #define EMM_PAGER_F_FLUSH (1u << 3)       /* lock_request: drop the pages */
 #define EMM_PAGER_F_MAY_CACHE (1u << 4)   /* ready, change_attributes */
 #define EMM_PAGER_F_CLUSTER_OK (1u << 5)  /* ready: data_returns may span many pages */
+#define EMM_PAGER_F_QUERY_COUNT (1u << 7) /* data_query: how many pages, not where */
 
 /* lock_request's should_return. */
 enum { EMM_PAGER_RETURN_NONE = 0, EMM_PAGER_RETURN_DIRTY = 1, EMM_PAGER_RETURN_ALL = 2 };
@@ -185,6 +187,18 @@ struct emm_pager_ops {
     /* The kernel let go of the object: after it returns, the library drops the
      * control right and ends the object (object_close). */
     emm_pager_msg_fn terminate;
+    /* emm: data_query (appended in API 1; the library sends the answer, to the
+     * control port or, for an object the kernel asks about without mapping
+     * it, before any init, to the query's reply port). With
+     * EMM_PAGER_F_QUERY_COUNT in m->flags: set *length to the pages the pager
+     * stores of the object times the page size (st_blocks, statfs). Otherwise:
+     * the first run of pages it stores at or after m->offset, within
+     * m->length: *offset and *length (*offset UINT64_MAX: none; *length
+     * UINT64_MAX: to the end). Return 0, or -errno when the pager cannot tell:
+     * the kernel then assumes data in the whole span and an unknown count.
+     * Default (NULL): cannot tell. */
+    int (*data_query)(struct emm_pager_object *obj, const struct emm_pager_msg *m,
+                      uint64_t *offset, uint64_t *length);
 };
 
 /* ---- the pager and its connection ---- */

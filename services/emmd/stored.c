@@ -1,0 +1,259 @@
+/*
+ * stored.c - what an object's pager stores, for st_blocks, statfs and `emmctl
+ * ls`, learnt through the kernel and the protocol, never from the backend
+ * (a pager in another process has it; emmd holds only a null backend then).
+ *
+ *  - A mapped object (it has a vm_object): the kernel's count
+ *    (vm_object_stored: a data_query unless nothing went to the pager since
+ *    it last said) plus the pages the kernel holds that the pager has no copy
+ *    of (vm_object_info's new_pages: dirty pages never returned, pages in swap).
+ *  - An object not mapped: a count query on its memory object port through
+ *    the kernel (vm_kernel_query_stored, no init). Its answer is kept in the
+ *    node: pages reach a pager only through the kernel, which maps the object
+ *    first, so the count of an object not mapped stays true until it is.
+ *    A memory server (pager = tcp) is shared with other hosts: its objects
+ *    are asked about every time, their last count standing only when it
+ *    cannot answer.
+ *  - A temporary object's pager is the default pager: new_pages says it all.
+ * Every answer is bounded by pager.deadline (10 s without one) and a suspect
+ * pager is never asked: the last count known then stands (0 if none).
+ *
+ * Locking: fs->lock guards node->stored_pages and node->stored_known. No
+ * lock is held while the kernel is asked (an inline pager answers inside
+ * the call) or a completion runs; completions find their node again by id.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "clock.h"
+#include "emmd.h"
+#include "log.h"
+
+struct node_ask {
+    struct emmd_fs *fs;
+    uint64_t id;
+    struct vm_object *vm; /* mapped: a reference; else NULL */
+    emmd_stored_fn done;
+    void *arg;
+};
+
+/* Keeps count as the node's last known (unknown: returns the last known, or 0). */
+static uint64_t
+note_count(struct emmd_fs *fs, uint64_t id, uint64_t count)
+{
+    pthread_mutex_lock(&fs->lock);
+    struct emmd_node *n = emmd_node_by_ino(fs, id + 1);
+    if (n != NULL && count != VM_COUNT_UNKNOWN) {
+        n->stored_pages = count;
+        n->stored_known = 1;
+    } else if (n != NULL && n->stored_known) {
+        count = n->stored_pages;
+    } else if (count == VM_COUNT_UNKNOWN) {
+        count = 0;
+    }
+    pthread_mutex_unlock(&fs->lock);
+    return count;
+}
+
+static void
+mapped_done(void *arg, uint64_t count)
+{
+    struct node_ask *a = arg;
+    struct vm_object_info info;
+    vm_object_info(a->vm, &info);
+    count = note_count(a->fs, a->id, count);
+    a->done(a->arg, count, info.new_pages);
+    vm_object_unref(a->vm);
+    free(a);
+}
+
+static void
+unmapped_done(void *arg, uint64_t count)
+{
+    struct node_ask *a = arg;
+    count = note_count(a->fs, a->id, count);
+    a->done(a->arg, count, 0);
+    free(a);
+}
+
+/* A send right to the memory object port of object id, to ask about it
+ * without mapping it: -ENOENT when there is no pager to ask (temporary
+ * objects, whose pager is the default pager, store nothing elsewhere), or a
+ * pager in another process that is down (asking would wait for it). */
+int
+emmd_object_port(struct emmd_fs *fs, uint64_t id, struct emm_port **out)
+{
+    if (fs->pconn != NULL) {
+        struct emmd_pager_info pi;
+        emmd_pager_conn_info(fs, &pi);
+        if (!pi.up)
+            return -ENOENT;
+        return emmd_pager_object_port(fs, id, out); /* a lookup: bounded by pager.deadline */
+    }
+    if (fs->pager != NULL)
+        return pgr_std_object_port(fs->pager, id, out);
+    return -ENOENT;
+}
+
+void
+emmd_node_stored(struct emmd_fs *fs, uint64_t id, emmd_stored_fn done, void *arg)
+{
+    pthread_mutex_lock(&fs->lock);
+    struct emmd_node *n = emmd_node_by_ino(fs, id + 1);
+    if (n == NULL || emmd_node_is_dir(n)) {
+        pthread_mutex_unlock(&fs->lock);
+        done(arg, 0, 0);
+        return;
+    }
+    struct vm_object *vm = n->vm;
+    if (vm != NULL)
+        vm_object_ref(vm);
+    int temporary = fs->cfg->temporary;
+    /* A memory server's objects change through other hosts: ask every time
+     * (the last count stands only when it cannot answer). */
+    int known = n->stored_known && fs->cfg->pager_mode != EMM_PAGER_TCP;
+    uint64_t cached = n->stored_pages;
+    pthread_mutex_unlock(&fs->lock);
+    if (vm == NULL && (known || temporary)) {
+        done(arg, known ? cached : 0, 0);
+        return;
+    }
+    struct node_ask *a = malloc(sizeof(*a));
+    if (a == NULL) {
+        if (vm != NULL)
+            vm_object_unref(vm);
+        done(arg, known ? cached : 0, 0);
+        return;
+    }
+    *a = (struct node_ask){.fs = fs, .id = id, .vm = vm, .done = done, .arg = arg};
+    if (vm != NULL) {
+        vm_object_stored(vm, mapped_done, a);
+        return;
+    }
+    struct emm_port *port = NULL;
+    if (emmd_object_port(fs, id, &port) < 0) {
+        unmapped_done(a, VM_COUNT_UNKNOWN);
+        return;
+    }
+    vm_kernel_query_stored(fs->d->kernel, port, &fs->pstats, atomic_load(&fs->deadline_ms),
+                           unmapped_done, a);
+    emm_port_unref(port);
+}
+
+/* ---- every object of a filesystem ---- */
+
+struct fs_sum {
+    struct emmd_fs *fs;
+    atomic_uint_fast64_t pending, pages;
+    void (*done)(void *arg, uint64_t pages);
+    void *arg;
+};
+
+static void
+sum_put(struct fs_sum *s)
+{
+    if (atomic_fetch_sub(&s->pending, 1) != 1)
+        return;
+    s->done(s->arg, atomic_load(&s->pages));
+    free(s);
+}
+
+static void
+sum_one(void *arg, uint64_t stored, uint64_t fresh)
+{
+    struct fs_sum *s = arg;
+    atomic_fetch_add(&s->pages, stored + fresh);
+    sum_put(s);
+}
+
+void
+emmd_fs_stored(struct emmd_fs *fs, void (*done)(void *arg, uint64_t pages), void *arg)
+{
+    struct fs_sum *s = calloc(1, sizeof(*s));
+    uint64_t *ids = NULL;
+    size_t nids = 0;
+    pthread_mutex_lock(&fs->lock);
+    if (s != NULL)
+        ids = malloc((fs->nobjects + 1) * sizeof(*ids));
+    uint64_t known = 0;
+    for (size_t b = 0; ids != NULL && b < EMMD_BUCKETS; b++)
+        for (struct emmd_node *n = fs->by_id[b]; n; n = n->next_id) {
+            if (emmd_node_is_dir(n))
+                continue;
+            if (n->vm == NULL && fs->cfg->pager_mode != EMM_PAGER_TCP &&
+                (n->stored_known || fs->cfg->temporary))
+                known += n->stored_known ? n->stored_pages : 0; /* no question needed */
+            else if (nids <= fs->nobjects)
+                ids[nids++] = n->rec.id;
+        }
+    pthread_mutex_unlock(&fs->lock);
+    if (ids == NULL) {
+        free(s);
+        done(arg, known);
+        return;
+    }
+    *s = (struct fs_sum){.fs = fs, .done = done, .arg = arg};
+    atomic_init(&s->pending, nids + 1);
+    atomic_init(&s->pages, known);
+    for (size_t i = 0; i < nids; i++)
+        emmd_node_stored(fs, ids[i], sum_one, s);
+    free(ids);
+    sum_put(s);
+}
+
+/* ---- waiting for it (the control socket's workers may block) ---- */
+
+struct stored_wait {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done, refs;
+    uint64_t pages;
+};
+
+static void
+wait_put(struct stored_wait *w)
+{
+    pthread_mutex_lock(&w->lock);
+    int last = --w->refs == 0;
+    pthread_mutex_unlock(&w->lock);
+    if (last) {
+        pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->cond);
+        free(w);
+    }
+}
+
+static void
+wait_done(void *arg, uint64_t pages)
+{
+    struct stored_wait *w = arg;
+    pthread_mutex_lock(&w->lock);
+    w->done = 1;
+    w->pages = pages;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    wait_put(w);
+}
+
+int
+emmd_fs_stored_wait(struct emmd_fs *fs, int timeout_ms, uint64_t *pages)
+{
+    struct stored_wait *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return -ENOMEM;
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    w->refs = 2; /* the wait outlives a timeout: the answers may come later */
+    emmd_fs_stored(fs, wait_done, w);
+    struct timespec ts = emm_deadline_after_ms(CLOCK_REALTIME, (uint64_t)timeout_ms);
+    int rc = 0;
+    pthread_mutex_lock(&w->lock);
+    while (!w->done && rc == 0)
+        rc = pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+    int done = w->done;
+    if (pages != NULL)
+        *pages = w->pages;
+    pthread_mutex_unlock(&w->lock);
+    wait_put(w);
+    return done ? 0 : -ETIMEDOUT;
+}
