@@ -1171,13 +1171,22 @@ static int
 recv_lookup_reply(struct emm_stream *s, struct emm_frame *f)
 {
     const char *bad = NULL;
+    struct emm_port *late = NULL;
     pthread_mutex_lock(&s->lock);
     struct lookup *l;
     LIST_FOREACH(l, &s->lookups, link)
         if (l->cookie == f->dest && !l->done)
             break;
-    if (l == NULL) {
+    if (l == NULL && (f->dest == 0 || (int32_t)(f->dest - s->next_cookie) > 0)) {
         bad = "dest (no lookup asked)";
+    } else if (l == NULL) {
+        /* The answer to a lookup that gave up waiting (a slow pager, not a
+         * hostile one): the right it carries is dropped. */
+        struct proxy *px = (int32_t)f->arg == 0 && f->name != EMM_PORT_NULL
+                               ? proxy_get(s, f->name) : NULL;
+        if (px != NULL && px->received == 1 && px->seqno == 0)
+            px->seqno = f->seqno;
+        late = px != NULL ? &px->port : NULL;
     } else if ((int32_t)f->arg != 0) {
         l->rc = (int32_t)f->arg > 0 ? -(int32_t)f->arg : -EPROTO;
         l->done = 1;
@@ -1193,6 +1202,8 @@ recv_lookup_reply(struct emm_stream *s, struct emm_frame *f)
     }
     pthread_cond_broadcast(&s->lcond);
     pthread_mutex_unlock(&s->lock);
+    if (late != NULL)
+        emm_port_unref(late);
     return bad != NULL ? refuse(s, f, bad, -EBADMSG) : 0;
 }
 

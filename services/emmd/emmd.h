@@ -161,6 +161,9 @@ void emmd_node_stat_stored(struct emmd_fs *fs, struct emmd_node *n, struct stat 
  * fresh: pages the kernel holds that the pager has no copy of (new_pages). */
 typedef void (*emmd_stored_fn)(void *arg, uint64_t stored, uint64_t fresh);
 void emmd_node_stored(struct emmd_fs *fs, uint64_t id, emmd_stored_fn done, void *arg);
+/* What is known of object id's stored pages without asking its pager (0, and
+ * *pages = stored + fresh), or -EAGAIN when only the pager could tell. */
+int emmd_node_stored_known(struct emmd_fs *fs, uint64_t id, uint64_t *pages);
 /* The sum of stored + fresh over every object of fs (statfs). */
 void emmd_fs_stored(struct emmd_fs *fs, void (*done)(void *arg, uint64_t pages), void *arg);
 /* The same, waited for up to timeout_ms (emmctl ls: the counts are then in the

@@ -102,6 +102,18 @@ reply_stat(fuse_req_t req, struct emmd_fs *fs, fuse_ino_t ino, int entry)
         fuse_reply_err(req, ENOENT);
     } else if (!file) {
         stat_reply_send(sr);
+    } else if (entry && fs->cfg->pager_mode != EMM_PAGER_INLINE) {
+        /* A LOOKUP never waits for a pager in another process or host: the
+         * kernel holds the parent directory meanwhile, and a stopped pager
+         * would hold it up to pager.deadline. Unknown, st_blocks is the
+         * size's pages, not cached: the next stat is a GETATTR that asks. */
+        uint64_t pages;
+        if (emmd_node_stored_known(fs, sr->id, &pages) < 0) {
+            pages = ((uint64_t)sr->e.attr.st_size + EMM_PAGE_SIZE - 1) / EMM_PAGE_SIZE;
+            sr->e.attr_timeout = 0;
+        }
+        sr->e.attr.st_blocks = (blkcnt_t)(pages * (EMM_PAGE_SIZE / 512));
+        stat_reply_send(sr);
     } else {
         emmd_node_stored(fs, sr->id, stat_reply_stored, sr);
     }

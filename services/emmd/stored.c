@@ -113,6 +113,8 @@ emmd_node_stored(struct emmd_fs *fs, uint64_t id, emmd_stored_fn done, void *arg
      * (the last count stands only when it cannot answer). */
     int known = n->stored_known && fs->cfg->pager_mode != EMM_PAGER_TCP;
     uint64_t cached = n->stored_pages;
+    if (vm == NULL && n->rec.size == 0) /* (pages past the size are discarded) */
+        known = 1, cached = 0;
     pthread_mutex_unlock(&fs->lock);
     if (vm == NULL && (known || temporary)) {
         done(arg, known ? cached : 0, 0);
@@ -138,6 +140,36 @@ emmd_node_stored(struct emmd_fs *fs, uint64_t id, emmd_stored_fn done, void *arg
     vm_kernel_query_stored(fs->d->kernel, port, &fs->pstats, atomic_load(&fs->deadline_ms),
                            unmapped_done, a);
     emm_port_unref(port);
+}
+
+int
+emmd_node_stored_known(struct emmd_fs *fs, uint64_t id, uint64_t *pages)
+{
+    pthread_mutex_lock(&fs->lock);
+    struct emmd_node *n = emmd_node_by_ino(fs, id + 1);
+    if (n == NULL || emmd_node_is_dir(n)) {
+        pthread_mutex_unlock(&fs->lock);
+        *pages = 0;
+        return 0;
+    }
+    int known = fs->cfg->temporary || (n->stored_known && fs->cfg->pager_mode != EMM_PAGER_TCP);
+    uint64_t count = n->stored_known ? n->stored_pages : 0;
+    if (n->vm == NULL && n->rec.size == 0) /* (pages past the size are discarded) */
+        known = 1, count = 0;
+    struct vm_object *vm = known ? n->vm : NULL;
+    if (vm != NULL)
+        vm_object_ref(vm);
+    pthread_mutex_unlock(&fs->lock);
+    if (!known)
+        return -EAGAIN;
+    if (vm != NULL) {
+        struct vm_object_info info;
+        vm_object_info(vm, &info);
+        count += info.new_pages;
+        vm_object_unref(vm);
+    }
+    *pages = count;
+    return 0;
 }
 
 /* ---- every object of a filesystem ---- */
