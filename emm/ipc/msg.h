@@ -78,6 +78,24 @@ enum emm_msg_id {
      * pages), arg2=the data_return's seqno. */
     MO_DATA_RETURN_COMPLETED = 41,
 
+    /* emm extension (0x60-0x6f, docs/protocol.md "The memory server's
+     * namespace"): a host's filesystem whose pager is an emm-memserver asks it
+     * for names, sizes and directories; the server owns them. Requests go to
+     * the namespace port (the object port of id MO_NS_PORT_ID) with a reply
+     * port; data, when present, is whole pages (ns_wire.h encodes records and
+     * names). Each is answered by one MO_NS_REPLY to its reply port. */
+    MO_NS_LOOKUP = 0x60,  /* offset=parent id, data=name: the entry's record */
+    MO_NS_READDIR = 0x61, /* offset=directory id, arg2=first id: records, in id order */
+    MO_NS_CREATE = 0x62,  /* offset=parent id, data=a record (type, mode, uid, gid, name) */
+    MO_NS_REMOVE = 0x63,  /* offset=parent id, arg=1 for a directory, data=name */
+    MO_NS_RENAME = 0x64,  /* offset=parent id, arg2=new parent id, arg=flags,
+                             data=name, new name */
+    MO_NS_SETATTR = 0x65, /* offset=id, arg=MO_NS_SET_* mask, data=a record with them */
+    MO_NS_GETATTR = 0x66, /* offset=id: its record */
+    MO_NS_STATS = 0x67,   /* the server's INFO-style stats and what this host holds */
+    /* server -> host */
+    MO_NS_REPLY = 0x68,   /* arg=errno (0 ok), length, data: records or text */
+
     /* a port notification, local only (never on the wire: the codec does not
      * know it): Mach's dead-name notification. Sent to the notify port given
      * to emm_port_request_dead_name when the named port dies; offset = the
@@ -108,6 +126,18 @@ enum emm_msg_id {
  * not resident asks for it with a data_request for write access even when it
  * covers the whole page, instead of making a new page without asking. */
 #define MO_F_STRICT_WRITE (1u << 8)
+
+/* The namespace (MO_NS_*): the object id whose port is the server's
+ * namespace port, and what a MO_NS_SETATTR sets. */
+#define MO_NS_PORT_ID     UINT64_MAX
+#define MO_NS_SET_SIZE    (1u << 0) /* exactly this size (truncate, extend) */
+#define MO_NS_SET_GROW    (1u << 1) /* at least this size (a write past the end) */
+#define MO_NS_SET_MODE    (1u << 2)
+#define MO_NS_SET_OWNER   (1u << 3) /* uid and gid */
+#define MO_NS_SET_TIMES   (1u << 4) /* atime and mtime */
+/* 0x60-0x67 are a host's requests, 0x68-0x6f the server's answers. */
+#define MO_NS_IS_REQUEST(id) ((id) >= MO_NS_LOOKUP && (id) <= MO_NS_STATS)
+#define MO_NS_IS_ANSWER(id)  ((id) >= MO_NS_REPLY && (id) <= 0x6f)
 
 /* should_return */
 enum { MO_RETURN_NONE = 0, MO_RETURN_DIRTY = 1, MO_RETURN_ALL = 2 };

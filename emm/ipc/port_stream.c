@@ -934,6 +934,11 @@ refuse(struct emm_stream *s, const struct emm_frame *f, const char *field, int e
 static int
 role_allows(const struct emm_stream *s, uint32_t id)
 {
+    /* The memory server's namespace (0x60-0x6f): requests from a kernel
+     * (host), answers from a pager (server). */
+    if (MO_NS_IS_REQUEST(id) || MO_NS_IS_ANSWER(id))
+        return s->a.peer_role == 0 ||
+               (s->a.peer_role == EMM_STREAM_PEER_KERNEL) == MO_NS_IS_REQUEST(id);
     if (s->a.peer_role == EMM_STREAM_PEER_PAGER)
         return id >= MO_READY;
     if (s->a.peer_role == EMM_STREAM_PEER_KERNEL)

@@ -19,6 +19,7 @@
 
 #include "log.h"
 #include "memserver.h"
+#include "msg.h"
 #include "port_stream.h"
 #include "stream_tcp.h"
 #include "stream_tls.h"
@@ -34,6 +35,8 @@ struct pending {
 static int
 lookup(void *ctx, uint64_t id, struct emm_port **out)
 {
+    if (id == MO_NS_PORT_ID)
+        return msrv_ns_port(ctx, out);
     return msrv_object_port(ctx, id, out);
 }
 
@@ -49,6 +52,7 @@ on_dead(void *ctx, struct emm_stream *s, int err)
                  h->peer, err == 0 ? "closed the connection" : strerror(-err));
     }
     msrv_objects_host_gone(srv, h);
+    msrv_ns_host_gone(h);
     pthread_mutex_lock(&srv->lock);
     h->dead = 1;
     int ready = h->s != NULL;

@@ -181,9 +181,15 @@ main(int argc, char **argv)
         emm_err("emm-memserver: backend %s failed to start: %s", cfg->backend, strerror(-rc));
         goto out_backend;
     }
+    rc = msrv_ns_open(&srv, cfg->state_dir, err, sizeof(err));
+    if (rc < 0) {
+        emm_err("emm-memserver: %s", err);
+        goto out_backend;
+    }
     int lfd = emm_tcp_listen(cfg->listen);
     if (lfd < 0) {
         emm_err("emm-memserver: listen on %s: %s", cfg->listen, strerror(-lfd));
+        msrv_ns_close(&srv);
         goto out_backend;
     }
     fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK);
@@ -219,6 +225,7 @@ main(int argc, char **argv)
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     msrv_objects_free(&srv);
+    msrv_ns_close(&srv);
     emm_backend_sync(srv.backend, UINT64_MAX);
     emm_notice("emm-memserver: stopped (%llu hosts served, %llu refused, %llu lost; "
                "%llu pages supplied, %llu stored, %llu revoked, %llu granted; "
