@@ -33,6 +33,7 @@ struct msrv_host {
     int dead;             /* on_dead ran: the loop closes it */
     char peer[160];       /* "host 127.0.0.1:40312 (psk identity a)" */
     struct emm_port *ns_port; /* its namespace port (ns.c), made on first lookup */
+    struct emm_port *ns_reply; /* the port its namespace answers go to (ns.c) */
 };
 
 struct msrv_stats {

@@ -643,6 +643,7 @@ ns_handler(struct emm_port *port, struct emm_msg *m)
     }
     r->arg = a.err;
     r->arg2 = a.arg2;
+    r->access = m->access; /* the host's cookie, echoed */
     if (a.err == 0 && a.data != NULL) {
         r->data = a.data;
         r->length = a.len;
@@ -650,8 +651,21 @@ ns_handler(struct emm_port *port, struct emm_msg *m)
     } else {
         free(a.data);
     }
-    if (emm_port_send_reply(&m->reply, r) < 0)
+    /* The host answers every request to one reply port: its right is kept
+     * (one proxy for the host's life), so its sequence numbers go on from
+     * one answer to the next, as the stream requires. */
+    struct emm_port *rp = emm_port_take(&m->reply), *old = NULL;
+    pthread_mutex_lock(&h->srv->lock);
+    if (h->ns_reply != rp) {
+        old = h->ns_reply;
+        h->ns_reply = emm_port_ref(rp);
+    }
+    pthread_mutex_unlock(&h->srv->lock);
+    if (old != NULL)
+        emm_port_unref(old);
+    if (emm_port_send(rp, r) < 0)
         emm_msg_release(r, -EPIPE);
+    emm_port_unref(rp);
     emm_msg_release(m, 0);
 }
 
@@ -676,9 +690,12 @@ void
 msrv_ns_host_gone(struct msrv_host *h)
 {
     pthread_mutex_lock(&h->srv->lock);
-    struct emm_port *p = h->ns_port;
+    struct emm_port *p = h->ns_port, *rp = h->ns_reply;
     h->ns_port = NULL;
+    h->ns_reply = NULL;
     pthread_mutex_unlock(&h->srv->lock);
     if (p != NULL)
         emm_port_destroy(p);
+    if (rp != NULL)
+        emm_port_unref(rp);
 }

@@ -725,6 +725,27 @@ cmd_flush(struct emmd *d, const char *fsname, const char *name, FILE *out)
     return -ENOENT;
 }
 
+/* memserver FS: the memory server's stats and what this host holds of it
+ * (remote_ns.c), for a filesystem with pager = tcp. */
+static int
+cmd_memserver(struct emmd *d, const char *fsname, FILE *out)
+{
+    for (size_t i = 0; i < d->nfs; i++) {
+        struct emmd_fs *fs = &d->fs[i];
+        if (fs->removed || strcmp(fs->cfg->name, fsname) != 0)
+            continue;
+        if (fs->rns == NULL) {
+            fprintf(out, "fs %s has no memory server (pager = tcp:HOST:PORT)\n", fs->cfg->name);
+            return -EINVAL;
+        }
+        return emmd_rns_stats(fs, out);
+    }
+    fputs("no filesystem ", out);
+    put_escaped(out, fsname, ctl_wire_quote, 0);
+    fputc('\n', out);
+    return -ENOENT;
+}
+
 static int command(struct emmd *d, int argc, char **argv, FILE *out);
 
 int
@@ -754,8 +775,11 @@ command(struct emmd *d, int argc, char **argv, FILE *out)
         return cmd_flush(d, argv[1], argv[2], out);
     if (strcmp(argv[0], "metrics") == 0 && argc == 1)
         return emmd_metrics_write(d, out);
+    if (strcmp(argv[0], "memserver") == 0 && argc == 2)
+        return cmd_memserver(d, argv[1], out);
     fputs("unknown command or wrong arguments: ", out);
     put_escaped(out, argv[0], ctl_wire_quote, 0);
-    fputs(" (info [--json] [section], ls [--json], flush FS PATH, metrics, reload, ping)\n", out);
+    fputs(" (info [--json] [section], ls [--json], flush FS PATH, memserver FS, metrics, reload, "
+          "ping)\n", out);
     return -EINVAL;
 }

@@ -30,6 +30,20 @@
 #define ENTRY_TIMEOUT 60.0
 #define ATTR_TIMEOUT 1.0
 
+/* A memory server's namespace changes on other hosts: nothing of it is
+ * cached by the kernel, every walk and stat asks it (remote_ns.c). */
+static double
+entry_timeout(const struct emmd_fs *fs)
+{
+    return fs->rns != NULL ? 0.0 : ENTRY_TIMEOUT;
+}
+
+static double
+attr_timeout(const struct emmd_fs *fs)
+{
+    return fs->rns != NULL ? 0.0 : ATTR_TIMEOUT;
+}
+
 static struct emmd_fs *
 fs_of(fuse_req_t req)
 {
@@ -55,7 +69,7 @@ stat_reply_send(struct stat_reply *sr)
     if (sr->entry)
         fuse_reply_entry(sr->req, &sr->e);
     else
-        fuse_reply_attr(sr->req, &sr->e.attr, ATTR_TIMEOUT);
+        fuse_reply_attr(sr->req, &sr->e.attr, attr_timeout(sr->fs));
     free(sr);
 }
 
@@ -89,8 +103,8 @@ reply_stat(fuse_req_t req, struct emmd_fs *fs, fuse_ino_t ino, int entry)
     sr->entry = entry;
     sr->e.ino = ino;
     sr->e.generation = 1;
-    sr->e.attr_timeout = ATTR_TIMEOUT;
-    sr->e.entry_timeout = ENTRY_TIMEOUT;
+    sr->e.attr_timeout = attr_timeout(fs);
+    sr->e.entry_timeout = entry_timeout(fs);
     pthread_mutex_lock(&fs->lock);
     struct emmd_node *n = emmd_node_by_ino(fs, ino);
     int file = n != NULL && !emmd_node_is_dir(n);
@@ -160,6 +174,11 @@ fz_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     struct emmd_fs *fs = fs_of(req);
     int err = 0;
+    if (fs->rns != NULL && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 &&
+        (err = -emmd_rns_lookup(fs, parent, name)) != 0) {
+        fuse_reply_err(req, err);
+        return;
+    }
     pthread_mutex_lock(&fs->lock);
     struct emmd_node *d = dir_of(fs, parent, &err), *n = NULL;
     if (d != NULL) {
@@ -180,7 +199,7 @@ fz_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     if (n == NULL) {
         struct fuse_entry_param e;
         memset(&e, 0, sizeof(e));
-        e.entry_timeout = 1.0; /* negative entry */
+        e.entry_timeout = fs->rns != NULL ? 0.0 : 1.0; /* negative entry */
         fuse_reply_entry(req, &e);
         return;
     }
@@ -218,7 +237,12 @@ static void
 fz_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     (void)fi;
-    reply_stat(req, fs_of(req), ino, 0);
+    struct emmd_fs *fs = fs_of(req);
+    int rc = fs->rns != NULL ? emmd_rns_getattr(fs, ino) : 0;
+    if (rc < 0)
+        fuse_reply_err(req, -rc);
+    else
+        reply_stat(req, fs, ino, 0);
 }
 
 struct attr_ctx {
@@ -279,6 +303,11 @@ fz_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
     n->rec.ctime_ns = now;
     n->rec_dirty = 1;
     pthread_mutex_unlock(&fs->lock);
+    int rrc = fs->rns != NULL ? emmd_rns_setattr(fs, n, to_set, (uint64_t)attr->st_size) : 0;
+    if (rrc < 0) {
+        fuse_reply_err(req, -rrc);
+        return;
+    }
 
     if (!(to_set & FUSE_SET_ATTR_SIZE)) {
         emmd_node_save(fs, n);
@@ -339,8 +368,8 @@ fz_create_node(fuse_req_t req, fuse_ino_t parent, const char *name, uint32_t typ
     memset(&e, 0, sizeof(e));
     e.ino = emmd_ino(n);
     e.generation = 1;
-    e.attr_timeout = ATTR_TIMEOUT;
-    e.entry_timeout = ENTRY_TIMEOUT;
+    e.attr_timeout = attr_timeout(fs);
+    e.entry_timeout = entry_timeout(fs);
     pthread_mutex_lock(&fs->lock);
     emmd_node_stat(fs, n, &e.attr);
     pthread_mutex_unlock(&fs->lock);
@@ -581,10 +610,11 @@ fz_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off
     struct vm_object *vm = data_vm(req, ino, &n);
     if (vm == NULL)
         return;
-    struct write_ctx *wc = malloc(sizeof(*wc));
+    int rc = fs_of(req)->rns != NULL ? emmd_rns_grow(fs_of(req), n, (uint64_t)off + size) : 0;
+    struct write_ctx *wc = rc == 0 ? malloc(sizeof(*wc)) : NULL;
     if (wc == NULL) {
         vm_object_unref(vm);
-        fuse_reply_err(req, ENOMEM);
+        fuse_reply_err(req, rc < 0 ? -rc : ENOMEM);
         return;
     }
     *wc = (struct write_ctx){req, fs_of(req), n, vm, (uint64_t)off + size, size};
@@ -683,6 +713,14 @@ fz_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
         return;
     }
     /* Allocation: pages are sparse by nature; only the size may grow. */
+    if (!(mode & FALLOC_FL_KEEP_SIZE) && fs_of(req)->rns != NULL) {
+        int rc = emmd_rns_grow(fs_of(req), n, (uint64_t)(off + len));
+        if (rc < 0) {
+            vm_object_unref(vm);
+            fuse_reply_err(req, -rc);
+            return;
+        }
+    }
     if (!(mode & FALLOC_FL_KEEP_SIZE) && vm_object_size(vm) < (uint64_t)(off + len)) {
         vm_object_set_size(vm, (uint64_t)(off + len));
         emmd_node_changed(fs_of(req), n);
@@ -824,12 +862,16 @@ fz_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_f
 {
     (void)fi;
     struct emmd_fs *fs = fs_of(req);
+    int err = fs->rns != NULL && off == 0 ? -emmd_rns_readdir(fs, ino) : 0;
+    if (err != 0) {
+        fuse_reply_err(req, err);
+        return;
+    }
     char *buf = malloc(size);
     if (buf == NULL) {
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    int err = 0;
     size_t used = 0;
     pthread_mutex_lock(&fs->lock);
     struct emmd_node *d = dir_of(fs, ino, &err);
