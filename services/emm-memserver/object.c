@@ -400,7 +400,14 @@ on_query(struct kobj *k, struct emm_msg *m)
         return;
     }
     /* Otherwise the whole span is claimed: another host may have written
-     * any page of it (a claim of data is harmless, a missed one is not). */
+     * any page of it (a claim of data is harmless, a missed one is not).
+     * A query for an object the host has not mapped (no init: no control
+     * port) carries a reply port: the answer goes there (msg.h). */
+    if (m->reply != EMM_PORT_NULL) {
+        if (emm_port_send_reply(&m->reply, r) < 0)
+            emm_msg_release(r, -EPIPE);
+        return;
+    }
     reply_control(k, r);
 }
 
