@@ -9,12 +9,9 @@
 #   ms_start_server [KEY=VALUE...] start emm-memserver (TLS PSK $MS_PSK unless tls=off)
 #   ms_start_host NAME [PSKFILE]  start an emmd whose [fs s] is pager = tcp:...
 #   ms_mnt NAME                   the host's mount of fs s
-#   ms_share FILE SIZE            create FILE with SIZE on every host, in order
+#   ms_share FILE SIZE            create FILE with SIZE (on the first host: the
+#                                 namespace is the server's, every host sees it)
 #   ms_stop_host NAME / ms_stop_server
-#
-# Until the namespace is the server's (docs/memserver.md), hosts match objects
-# by catalog id: every host creates the shared files in the same order, and
-# each host's size is its own, so ms_share sets it on all of them.
 
 [ -x "$EMM_BIN/emm-memserver" ] || skip "emm-memserver is not built ($EMM_BIN/emm-memserver)"
 requires python3
@@ -96,13 +93,18 @@ ms_start_host() {
     fail "host $name did not mount within $((EMM_START_WAIT / 10)) s"
 }
 
-# ms_share FILE SIZE: the same file (same catalog id) and size on every host.
+# ms_share FILE SIZE: FILE with SIZE, made on the first live host; the others
+# see it through the server's namespace (checked).
 ms_share() {
-    local h
+    local h first=""
     for h in "${MS_HOSTS[@]}"; do
         [ -n "${MS_HOST_PID[$h]:-}" ] || continue
-        touch "$(ms_mnt "$h")/$1"
-        truncate -s "$2" "$(ms_mnt "$h")/$1"
+        if [ -z "$first" ]; then
+            first=$h
+            truncate -s "$2" "$(ms_mnt "$h")/$1"
+        fi
+        [ "$(stat -c %s "$(ms_mnt "$h")/$1")" = "$(numfmt --from=iec "$2")" ] ||
+            fail "host $h does not see $1 with size $2 made on host $first"
     done
 }
 
