@@ -522,9 +522,15 @@ emmd_node_place(struct emmd_fs *fs, struct emmd_node *n, struct emmd_node *dir, 
 void
 emmd_node_gone(struct emmd_fs *fs, struct emmd_node *n)
 {
-    if (n == fs->root || n->unlinked)
+    if (n == fs->root)
         return;
-    node_unlinked(fs, n);
+    /* A directory goes with what this host knew of it (it may have moved
+     * there, not gone: its entries are found again by the next lookups);
+     * none may point at it once it is ended. */
+    while (emmd_node_is_dir(n) && n->nkids > 0)
+        emmd_node_gone(fs, n->kids[n->nkids - 1]); /* may drop fs->lock */
+    if (!n->unlinked)
+        node_unlinked(fs, n);
 }
 
 void

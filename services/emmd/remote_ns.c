@@ -314,6 +314,11 @@ sync_entry(struct emmd_fs *fs, struct emmd_node *dir, const char *name,
     }
     if (cur == NULL) {
         struct emmd_node *n = emmd_node_by_ino(fs, rec->id + 1);
+        for (struct emmd_node *a = dir; n != NULL && a != NULL; a = a->parent)
+            if (a == n)
+                return NULL; /* this host's view of dir is stale (moved into n
+                                elsewhere): no loop; the walk from the root
+                                mends it, lookup by lookup */
         if (n != NULL && n->rec.type == rec->type) {
             if (emmd_node_place(fs, n, dir, name) < 0)
                 return NULL; /* renamed elsewhere: moved here */

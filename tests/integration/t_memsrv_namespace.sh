@@ -10,7 +10,8 @@
 # - a truncate on A (shrink) is seen on B with the content below the new end,
 #   zeros after a later extension on B, a hole punched on B reads as zeros on A;
 # - files created on A and B in a different order keep their own data (ids
-#   are the server's, not each host's);
+#   are the server's, not each host's); a directory tree renamed and then
+#   removed on A is followed on B;
 # - a restart of the server (SIGTERM, then kill -9) keeps the namespace, and
 #   a host with an empty state that starts afterwards sees all of it;
 # - `emmctl memserver s` shows the server's stats (hosts, objects, pages,
@@ -82,6 +83,17 @@ echo three-from-a >"$A/x3"
 assert_eq "$($T cat "$B/x1")" one-from-a "x1 on B"
 assert_eq "$($T cat "$A/x2")" two-from-b "x2 on A"
 assert_eq "$($T cat "$C/x3")" three-from-a "x3 on C"
+
+log "a directory tree moved and removed on A, followed on B"
+mkdir -p "$A/t/u"
+echo deep >"$A/t/u/f"
+assert_eq "$($T cat "$B/t/u/f")" deep "B reads A's file two directories down"
+mv "$A/t" "$A/t2"
+[ ! -e "$B/t" ] || fail "B still sees the directory A renamed"
+assert_eq "$($T cat "$B/t2/u/f")" deep "B reads the file under the renamed directory"
+rm -r "$A/t2"
+[ ! -e "$B/t2/u/f" ] || fail "B still sees a file A removed with its directories"
+! $T ls "$B" | grep -qx t2 || fail "B still lists the directory tree A removed"
 
 log "emmctl memserver: the server's stats and this host's pages"
 st=$("$EMMCTL" -c "$WORK/hosts/a/emmd.conf" memserver s) || fail "emmctl memserver s: $st"
