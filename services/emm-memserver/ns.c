@@ -52,6 +52,47 @@ struct msrv_ns {
     char where[PATH_MAX + 32];
 };
 
+/* The wire's record (ns_wire.h) from a catalog record, and back. */
+static struct emm_ns_rec
+to_ns(const struct emm_catalog_rec *r)
+{
+    struct emm_ns_rec w = {.id = r->id, .size = r->size, .parent = r->parent,
+                           .atime_ns = r->atime_ns, .mtime_ns = r->mtime_ns,
+                           .ctime_ns = r->ctime_ns, .mode = r->mode, .uid = r->uid,
+                           .gid = r->gid, .type = r->type};
+    memcpy(w.name, r->name, sizeof(w.name));
+    return w;
+}
+
+static int
+put_rec(void *buf, size_t cap, size_t *pos, const struct emm_catalog_rec *r)
+{
+    struct emm_ns_rec w = to_ns(r);
+    return ns_rec_put(buf, cap, pos, &w);
+}
+
+static size_t
+rec_size(const struct emm_catalog_rec *r)
+{
+    struct emm_ns_rec w = to_ns(r);
+    return ns_rec_size(&w);
+}
+
+static int
+get_rec(const void *buf, size_t cap, size_t *pos, struct emm_catalog_rec *r)
+{
+    struct emm_ns_rec w;
+    int rc = ns_rec_get(buf, cap, pos, &w);
+    if (rc == 1) {
+        *r = (struct emm_catalog_rec){.id = w.id, .size = w.size, .parent = w.parent,
+                                      .atime_ns = w.atime_ns, .mtime_ns = w.mtime_ns,
+                                      .ctime_ns = w.ctime_ns, .mode = w.mode, .uid = w.uid,
+                                      .gid = w.gid, .type = w.type};
+        memcpy(r->name, w.name, sizeof(r->name));
+    }
+    return rc;
+}
+
 /* ---- the array ----------------------------------------------------------- */
 
 static struct emm_catalog_rec *
@@ -209,7 +250,7 @@ static void
 answer_rec(struct answer *a, const struct emm_catalog_rec *r)
 {
     a->data = ns_buf(NS_REC_FIXED + EMM_NAME_MAX + 8, &a->len);
-    if (a->data == NULL || ns_rec_put(a->data, a->len, &a->pos, r) < 0)
+    if (a->data == NULL || put_rec(a->data, a->len, &a->pos, r) < 0)
         a->err = ENOMEM;
 }
 
@@ -288,7 +329,7 @@ do_readdir(struct msrv_ns *ns, const struct emm_msg *m, struct answer *a)
     qsort(v, k, sizeof(*v), cmp_id);
     size_t bytes = 0;
     for (size_t i = 0; i < k; i++)
-        bytes += ns_rec_size(&v[i]);
+        bytes += rec_size(&v[i]);
     if (bytes > EMM_MAX_REQUEST_BYTES)
         bytes = EMM_MAX_REQUEST_BYTES;
     a->data = ns_buf(bytes, &a->len);
@@ -298,7 +339,7 @@ do_readdir(struct msrv_ns *ns, const struct emm_msg *m, struct answer *a)
         return;
     }
     for (size_t i = 0; i < k; i++)
-        if (ns_rec_put(a->data, a->len, &a->pos, &v[i]) < 0) {
+        if (put_rec(a->data, a->len, &a->pos, &v[i]) < 0) {
             a->arg2 = v[i].id; /* the rest: ask again from there */
             break;
         }
@@ -310,7 +351,7 @@ do_create(struct msrv_ns *ns, const struct emm_msg *m, struct answer *a)
 {
     struct emm_catalog_rec want;
     size_t pos = 0;
-    if (m->data == NULL || ns_rec_get(m->data, m->length, &pos, &want) != 1 ||
+    if (m->data == NULL || get_rec(m->data, m->length, &pos, &want) != 1 ||
         want.name[0] == '\0') {
         a->err = EINVAL;
         return;
@@ -489,7 +530,7 @@ do_setattr(struct msrv_ns *ns, const struct emm_msg *m, struct answer *a)
     struct emm_catalog_rec want;
     size_t pos = 0;
     unsigned mask = (unsigned)m->arg;
-    if (m->data == NULL || ns_rec_get(m->data, m->length, &pos, &want) != 1) {
+    if (m->data == NULL || get_rec(m->data, m->length, &pos, &want) != 1) {
         a->err = EINVAL;
         return;
     }

@@ -41,6 +41,40 @@
 #include "ns_wire.h"
 #include "port.h"
 
+/* The wire's record (ns_wire.h) from a catalog record, and back. */
+static struct emm_ns_rec
+to_ns(const struct emm_catalog_rec *r)
+{
+    struct emm_ns_rec w = {.id = r->id, .size = r->size, .parent = r->parent,
+                           .atime_ns = r->atime_ns, .mtime_ns = r->mtime_ns,
+                           .ctime_ns = r->ctime_ns, .mode = r->mode, .uid = r->uid,
+                           .gid = r->gid, .type = r->type};
+    memcpy(w.name, r->name, sizeof(w.name));
+    return w;
+}
+
+static int
+put_rec(void *buf, size_t cap, size_t *pos, const struct emm_catalog_rec *r)
+{
+    struct emm_ns_rec w = to_ns(r);
+    return ns_rec_put(buf, cap, pos, &w);
+}
+
+static int
+get_rec(const void *buf, size_t cap, size_t *pos, struct emm_catalog_rec *r)
+{
+    struct emm_ns_rec w;
+    int rc = ns_rec_get(buf, cap, pos, &w);
+    if (rc == 1) {
+        *r = (struct emm_catalog_rec){.id = w.id, .size = w.size, .parent = w.parent,
+                                      .atime_ns = w.atime_ns, .mtime_ns = w.mtime_ns,
+                                      .ctime_ns = w.ctime_ns, .mode = w.mode, .uid = w.uid,
+                                      .gid = w.gid, .type = w.type};
+        memcpy(r->name, w.name, sizeof(r->name));
+    }
+    return rc;
+}
+
 struct call {
     LIST_ENTRY(call) link;
     uint32_t cookie;
@@ -258,7 +292,7 @@ rpc_rec(struct emmd_rns *r, uint32_t id, uint64_t offset, int32_t arg,
     unsigned char buf[NS_PAGE];
     size_t pos = 0;
     memset(buf, 0, sizeof(buf));
-    if (ns_rec_put(buf, sizeof(buf), &pos, rec) < 0)
+    if (put_rec(buf, sizeof(buf), &pos, rec) < 0)
         return -ENAMETOOLONG;
     return rpc(r, id, offset, arg, 0, buf, sizeof(buf), c);
 }
@@ -268,7 +302,7 @@ static int
 answer_rec(struct emmd_rns *r, const struct call *c, struct emm_catalog_rec *rec)
 {
     size_t pos = 0;
-    if (c->data == NULL || ns_rec_get(c->data, c->len, &pos, rec) != 1) {
+    if (c->data == NULL || get_rec(c->data, c->len, &pos, rec) != 1) {
         emm_err("fs %s: namespace: the memory server's answer has no valid record",
                 r->fs->cfg->name);
         return -EPROTO;
@@ -488,7 +522,7 @@ emmd_rns_readdir(struct emmd_fs *fs, fuse_ino_t ino)
         size_t pos = 0;
         struct emm_catalog_rec rec;
         int got;
-        while (err == 0 && (got = ns_rec_get(c.data, c.len, &pos, &rec)) != 0) {
+        while (err == 0 && (got = get_rec(c.data, c.len, &pos, &rec)) != 0) {
             if (got < 0) {
                 emm_err("fs %s: namespace: a bad record in a readdir answer", fs->cfg->name);
                 err = EPROTO;

@@ -1,6 +1,6 @@
 /*
  * test_ns_wire.c - the data of the memory server's namespace messages
- * (services/emm-memserver/ns_wire.c): records and names round-trip through
+ * (emm/ipc/ns_wire.c): records and names round-trip through
  * whole pages; a list ends at the zeroed tail; a peer's bad lengths, bad
  * names ('/', NUL, "", ".", ".."), bad types and overlong names are refused,
  * never read past the buffer; a full buffer refuses a record whole.
@@ -19,12 +19,12 @@
 #include "byteorder.h"
 #include "ns_wire.h"
 
-static struct emm_catalog_rec
+static struct emm_ns_rec
 sample(uint64_t id, const char *name)
 {
-    struct emm_catalog_rec r = {.id = id, .size = 5000 + id, .parent = 7, .atime_ns = -1,
+    struct emm_ns_rec r = {.id = id, .size = 5000 + id, .parent = 7, .atime_ns = -1,
                                 .mtime_ns = 123456789, .ctime_ns = 42, .mode = 0640,
-                                .uid = 1000, .gid = 100, .type = EMM_CAT_FILE};
+                                .uid = 1000, .gid = 100, .type = NS_FILE};
     strcpy(r.name, name);
     return r;
 }
@@ -37,18 +37,18 @@ records_round_trip(void **state)
     unsigned char *b = ns_buf(100, &cap);
     assert_non_null(b);
     assert_int_equal(cap, NS_PAGE);
-    struct emm_catalog_rec a = sample(1, "a"), d = sample(2, "a dir with spaces");
-    d.type = EMM_CAT_DIR;
+    struct emm_ns_rec a = sample(1, "a"), d = sample(2, "a dir with spaces");
+    d.type = NS_DIR;
     assert_int_equal(ns_rec_put(b, cap, &pos, &a), 0);
     assert_int_equal(ns_rec_put(b, cap, &pos, &d), 0);
     assert_int_equal(pos, ns_rec_size(&a) + ns_rec_size(&d));
-    struct emm_catalog_rec r;
+    struct emm_ns_rec r;
     size_t rp = 0;
     assert_int_equal(ns_rec_get(b, cap, &rp, &r), 1);
     assert_memory_equal(&r, &a, sizeof(r));
     assert_int_equal(ns_rec_get(b, cap, &rp, &r), 1);
     assert_string_equal(r.name, "a dir with spaces");
-    assert_int_equal(r.type, EMM_CAT_DIR);
+    assert_int_equal(r.type, NS_DIR);
     assert_int_equal(ns_rec_get(b, cap, &rp, &r), 0); /* the zeroed tail ends it */
     free(b);
 }
@@ -59,7 +59,7 @@ bad_records_are_refused(void **state)
     (void)state;
     size_t cap, pos = 0;
     unsigned char *b = ns_buf(0, &cap);
-    struct emm_catalog_rec a = sample(3, "ok"), r;
+    struct emm_ns_rec a = sample(3, "ok"), r;
     assert_int_equal(ns_rec_put(b, cap, &pos, &a), 0);
     size_t rp = 0;
     emm_put_le32(b + 64, 4000); /* a name past the buffer */
@@ -76,7 +76,7 @@ bad_records_are_refused(void **state)
     memcpy(b + NS_REC_FIXED, "ok", 2);
     emm_put_le32(b + 60, 7); /* neither file nor directory */
     assert_int_equal(ns_rec_get(b, cap, &rp, &r), -EBADMSG);
-    emm_put_le32(b + 60, EMM_CAT_FILE);
+    emm_put_le32(b + 60, NS_FILE);
     emm_put_le32(b + 64, 0); /* a nameless entry that is not the root */
     assert_int_equal(ns_rec_get(b, cap, &rp, &r), -EBADMSG);
     assert_int_equal(rp, 0); /* nothing consumed by a refusal */
@@ -90,7 +90,7 @@ names_round_trip_and_refuse(void **state)
     (void)state;
     unsigned char b[64];
     size_t pos = 0, rp = 0;
-    char n[EMM_NAME_MAX + 1];
+    char n[NS_NAME_MAX + 1];
     memset(b, 0, sizeof(b));
     assert_int_equal(ns_name_put(b, sizeof(b), &pos, "old"), 0);
     assert_int_equal(ns_name_put(b, sizeof(b), &pos, "new name"), 0);
@@ -99,7 +99,7 @@ names_round_trip_and_refuse(void **state)
     assert_int_equal(ns_name_get(b, sizeof(b), &rp, n), 0);
     assert_string_equal(n, "new name");
     assert_int_equal(ns_name_get(b, sizeof(b), &rp, n), -EBADMSG); /* "" */
-    char big[EMM_NAME_MAX + 2];
+    char big[NS_NAME_MAX + 2];
     memset(big, 'x', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
     pos = 0;
@@ -117,7 +117,7 @@ full_buffer_refuses_whole(void **state)
     (void)state;
     size_t cap, pos = 0;
     unsigned char *b = ns_buf(1, &cap);
-    struct emm_catalog_rec a = sample(9, "0123456789012345678901234567890123456789");
+    struct emm_ns_rec a = sample(9, "0123456789012345678901234567890123456789");
     int n = 0;
     while (ns_rec_put(b, cap, &pos, &a) == 0)
         n++;

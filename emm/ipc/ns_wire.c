@@ -17,15 +17,15 @@ pad8(size_t n)
 }
 
 size_t
-ns_rec_size(const struct emm_catalog_rec *rec)
+ns_rec_size(const struct emm_ns_rec *rec)
 {
-    return NS_REC_FIXED + pad8(strnlen(rec->name, EMM_NAME_MAX));
+    return NS_REC_FIXED + pad8(strnlen(rec->name, NS_NAME_MAX));
 }
 
 int
-ns_rec_put(void *buf, size_t cap, size_t *pos, const struct emm_catalog_rec *rec)
+ns_rec_put(void *buf, size_t cap, size_t *pos, const struct emm_ns_rec *rec)
 {
-    size_t nl = strnlen(rec->name, EMM_NAME_MAX), need = NS_REC_FIXED + pad8(nl);
+    size_t nl = strnlen(rec->name, NS_NAME_MAX), need = NS_REC_FIXED + pad8(nl);
     if (*pos > cap || cap - *pos < need)
         return -ENOSPC;
     unsigned char *p = (unsigned char *)buf + *pos;
@@ -57,7 +57,7 @@ name_ok(const char *s, size_t n, int allow_empty)
 }
 
 int
-ns_rec_get(const void *buf, size_t cap, size_t *pos, struct emm_catalog_rec *rec)
+ns_rec_get(const void *buf, size_t cap, size_t *pos, struct emm_ns_rec *rec)
 {
     if (*pos > cap || cap - *pos < NS_REC_FIXED)
         return 0; /* the end */
@@ -66,7 +66,7 @@ ns_rec_get(const void *buf, size_t cap, size_t *pos, struct emm_catalog_rec *rec
     uint64_t id = emm_get_le64(p + 0);
     if (nl == 0 && id == 0)
         return 0;
-    if (nl > EMM_NAME_MAX || cap - *pos - NS_REC_FIXED < pad8(nl))
+    if (nl > NS_NAME_MAX || cap - *pos - NS_REC_FIXED < pad8(nl))
         return -EBADMSG;
     memset(rec, 0, sizeof(*rec));
     rec->id = id;
@@ -79,10 +79,10 @@ ns_rec_get(const void *buf, size_t cap, size_t *pos, struct emm_catalog_rec *rec
     rec->uid = emm_get_le32(p + 52);
     rec->gid = emm_get_le32(p + 56);
     rec->type = emm_get_le32(p + 60);
-    if (rec->type != EMM_CAT_FILE && rec->type != EMM_CAT_DIR)
+    if (rec->type != NS_FILE && rec->type != NS_DIR)
         return -EBADMSG;
     /* The root's record has no name; every other one has a valid one. */
-    if (!name_ok((const char *)p + NS_REC_FIXED, nl, id == EMM_CATALOG_ROOT))
+    if (!name_ok((const char *)p + NS_REC_FIXED, nl, id == NS_ROOT))
         return -EBADMSG;
     memcpy(rec->name, p + NS_REC_FIXED, nl);
     rec->name[nl] = '\0';
@@ -93,8 +93,8 @@ ns_rec_get(const void *buf, size_t cap, size_t *pos, struct emm_catalog_rec *rec
 int
 ns_name_put(void *buf, size_t cap, size_t *pos, const char *name)
 {
-    size_t nl = strnlen(name, EMM_NAME_MAX + 1);
-    if (nl > EMM_NAME_MAX)
+    size_t nl = strnlen(name, NS_NAME_MAX + 1);
+    if (nl > NS_NAME_MAX)
         return -ENAMETOOLONG;
     size_t need = 4 + ((nl + 3u) & ~(size_t)3u);
     if (*pos > cap || cap - *pos < need)
@@ -108,14 +108,14 @@ ns_name_put(void *buf, size_t cap, size_t *pos, const char *name)
 }
 
 int
-ns_name_get(const void *buf, size_t cap, size_t *pos, char name[EMM_NAME_MAX + 1])
+ns_name_get(const void *buf, size_t cap, size_t *pos, char name[NS_NAME_MAX + 1])
 {
     if (*pos > cap || cap - *pos < 4)
         return -EBADMSG;
     const unsigned char *p = (const unsigned char *)buf + *pos;
     uint32_t nl = emm_get_le32(p);
     size_t need = 4 + (((size_t)nl + 3u) & ~(size_t)3u);
-    if (nl > EMM_NAME_MAX || cap - *pos < need || !name_ok((const char *)p + 4, nl, 0))
+    if (nl > NS_NAME_MAX || cap - *pos < need || !name_ok((const char *)p + 4, nl, 0))
         return -EBADMSG;
     memcpy(name, p + 4, nl);
     name[nl] = '\0';
