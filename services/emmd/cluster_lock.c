@@ -49,6 +49,7 @@ enum { K_ACQ, K_TEST, K_REL };
 struct lkc {
     atomic_int refs;
     atomic_int replied; /* the FUSE reply was claimed */
+    atomic_int interrupted;
     int kind, wait, interruptible;
     fuse_req_t req;     /* NULL: nobody waits (flush, release) */
     struct emmd_fs *fs;
@@ -248,6 +249,7 @@ static void
 on_interrupt(fuse_req_t req, void *arg)
 {
     struct lkc *c = arg;
+    atomic_store(&c->interrupted, 1);
     if (c->kind == K_ACQ && c->wait && lk_send(c, MO_LOCK_CANCEL) == 0)
         return; /* the server answers the acquire: EINTR, or a grant that crossed */
     int expected = 0;
@@ -288,7 +290,9 @@ lk_new(struct emmd_fs *fs, fuse_req_t req, fuse_ino_t ino, uint64_t owner, struc
     return 0;
 }
 
-/* Sends an acquire or a test; the answer finishes it (on_reply). */
+/* Sends an acquire or a test; the answer finishes it (on_reply). The
+ * interrupt callback is registered first, so no answer can reply (and free
+ * the request) before it is; a signal already pending cancels after. */
 static void
 lk_ask(struct lkc *c, int kind)
 {
@@ -301,23 +305,30 @@ lk_ask(struct lkc *c, int kind)
         c->token = t;
     }
     int rc = emm_port_create("cluster lock answer", on_reply, c, NULL, &c->rport);
-    if (rc == 0) {
-        atomic_store(&c->refs, 2); /* the server's answer, the FUSE reply */
-        rc = lk_send(c, kind == K_ACQ ? MO_LOCK_ACQUIRE : MO_LOCK_TEST);
-        if (rc < 0) {
-            atomic_store(&c->refs, 1);
-            emm_err("fs %s: inode %llu: the lock request did not reach the server: %s",
-                    c->fs->cfg->name, (unsigned long long)c->ino, strerror(-rc));
-            rc = -EIO;
-        }
-    }
     if (rc < 0) {
         fuse_reply_err(c->req, -rc);
         lk_unref(c);
         return;
     }
+    atomic_store(&c->refs, 3); /* the server's answer, the FUSE reply, this call */
     c->interruptible = 1;
     fuse_req_interrupt_func(c->req, on_interrupt, c);
+    if (atomic_load(&c->replied)) {
+        /* Interrupted already, and answered: nothing was sent. */
+        lk_unref(c);
+        lk_unref(c);
+        return;
+    }
+    rc = lk_send(c, kind == K_ACQ ? MO_LOCK_ACQUIRE : MO_LOCK_TEST);
+    if (rc < 0) {
+        emm_err("fs %s: inode %llu: the lock request did not reach the server: %s",
+                c->fs->cfg->name, (unsigned long long)c->ino, strerror(-rc));
+        reply_err(c, EIO);
+        lk_unref(c); /* no answer will come */
+    } else if (atomic_load(&c->interrupted) && c->wait) {
+        lk_send(c, MO_LOCK_CANCEL); /* the cancel sent by the callback went first */
+    }
+    lk_unref(c);
 }
 
 static void

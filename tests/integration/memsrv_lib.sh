@@ -45,7 +45,7 @@ ms_start_server() {
         echo "listen = 127.0.0.1:$MS_PORT"
         [ $tls = off ] || echo "tls-psk-file = $MS_PSK"
         echo "state-dir = $WORK/msstate"
-        echo "log-level = debug"
+        echo "log-level = ${MS_LOG_LEVEL:-debug}"
         for kv in "$@"; do echo "${kv%%=*} = ${kv#*=}"; done
     } >"$conf"
     mkdir -p "$WORK/msstate"
@@ -76,7 +76,7 @@ ms_start_host() {
         echo "mount-root = $d/mnt"
         echo "control-socket = $d/emmd.sock"
         echo "pid-file = $d/emmd.pid"
-        echo "log-level = debug"
+        echo "log-level = ${MS_LOG_LEVEL:-debug}"
         echo
         echo "[fs s]"
         echo "backend = memory"
