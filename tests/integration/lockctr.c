@@ -2,10 +2,11 @@
  * lockctr.c - a counter in a shared file, for the record-lock tests
  * (t_memsrv_locks.sh) and the memserver bench:
  *
- *   lockctr incr FILE OFF N fcntl|flock|none [mmap]
+ *   lockctr incr FILE OFF N fcntl|flock|none [mmap|mmapnosync]
  *       N times: lock, read the 64-bit counter at OFF, add one, write it,
  *       unlock. Without mmap through pread/pwrite; with mmap through a
- *       shared mapping, msync(MS_SYNC) before the unlock.
+ *       shared mapping, msync(MS_SYNC) before the unlock (mmapnosync: no
+ *       msync, the unlock alone must carry the store to the others).
  *   lockctr read FILE OFF          print the counter
  *   lockctr hold FILE fcntl|flock  lock [0, 4096) (or the file) exclusively,
  *                                  print "locked", then sleep until killed
@@ -63,7 +64,7 @@ lk(int fd, const char *kind, int type, off_t off, off_t len, int wait)
 }
 
 static int
-incr(int fd, off_t off, long n, const char *kind, int use_mmap)
+incr(int fd, off_t off, long n, const char *kind, int use_mmap, int no_msync)
 {
     long pg = sysconf(_SC_PAGESIZE);
     off_t base = off & ~(off_t)(pg - 1);
@@ -81,7 +82,7 @@ incr(int fd, off_t off, long n, const char *kind, int use_mmap)
             memcpy(&v, map + (off - base), 8);
             v++;
             memcpy(map + (off - base), &v, 8);
-            if (msync(map, (size_t)pg, MS_SYNC) < 0)
+            if (!no_msync && msync(map, (size_t)pg, MS_SYNC) < 0)
                 die("msync");
         } else {
             if (pread(fd, &v, 8, off) != 8)
@@ -149,7 +150,8 @@ main(int argc, char **argv)
         die("open");
     if (!strcmp(cmd, "incr") && argc >= 6)
         return incr(fd, strtoll(argv[3], NULL, 0), strtol(argv[4], NULL, 0), argv[5],
-                     argc > 6 && !strcmp(argv[6], "mmap"));
+                    argc > 6 && !strncmp(argv[6], "mmap", 4),
+                    argc > 6 && !strcmp(argv[6], "mmapnosync"));
     if (!strcmp(cmd, "read") && argc >= 4) {
         uint64_t v;
         if (pread(fd, &v, 8, strtoll(argv[3], NULL, 0)) != 8)
@@ -160,7 +162,7 @@ main(int argc, char **argv)
     if (!strcmp(cmd, "invalwrite") && argc >= 5)
         return invalwrite(fd, argv[3], strtol(argv[4], NULL, 0));
     if (!strcmp(cmd, "pingpong") && argc >= 4)
-        return incr(fd, 0, strtol(argv[3], NULL, 0), "fcntl", 0);
+        return incr(fd, 0, strtol(argv[3], NULL, 0), "fcntl", 0, 0);
     if ((!strcmp(cmd, "hold") || !strcmp(cmd, "try") || !strcmp(cmd, "wait")) && argc >= 4) {
         int wait = strcmp(cmd, "try") != 0;
         if (lk(fd, argv[3], F_WRLCK, 0, 4096, wait) < 0) {

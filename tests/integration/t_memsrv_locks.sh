@@ -4,7 +4,8 @@
 # emm-memserver on 127.0.0.1 (TLS PSK).
 # - four processes (two per host) each add one to a counter in one shared
 #   page 500 times under F_SETLKW: through pread/pwrite, through mmap +
-#   msync, and under flock: the count is exactly 2000 on both hosts (lost
+#   msync, through mmap without msync (the release writes the page cache
+#   back), and under flock: the count is exactly 2000 on both hosts (lost
 #   updates when the locks are each host's own);
 # - the same without locks on disjoint pages: 500 on each page;
 # - flock exclusion across hosts; F_GETLK on B reports A's lock and its pid;
@@ -43,6 +44,8 @@ tlog "fcntl F_SETLKW around pread/pwrite: 4 x 500 on two hosts"
 count f 0 fcntl
 tlog "fcntl F_SETLKW around mmap stores + msync"
 count f 8192 fcntl mmap
+tlog "fcntl F_SETLKW around mmap stores, no msync: the unlock writes them back"
+count f 12288 fcntl mmapnosync
 tlog "flock around pread/pwrite"
 count f 16384 flock
 
