@@ -50,6 +50,11 @@ is_mounted "$I" || fail "host a did not mount fs i"
 actl() { "$EMMCTL" -s "$WORK/hosts/a/emmd.sock" "$@"; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
+# Hosts match objects by catalog id (docs/memserver.md): every shared file
+# is made on both hosts, in the same order.
+ms_share obj "$SIZE"
+ms_share w 64K
+ms_share p 64K
 declare -A rnd seq
 for fs in s i; do
     m="$WORK/hosts/a/mnt/$fs"
@@ -63,10 +68,8 @@ for fs in s i; do
 done
 L1=$(load)
 
-ms_share w 64K
 read -r _ inval _ plain < <("$LC" invalwrite "$A/w" "$B/w" "$WRITES")
 
-ms_share p 64K
 t0=$(date +%s.%N)
 "$LC" pingpong "$A/p" "$LOCKS" &
 p1=$!
