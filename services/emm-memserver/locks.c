@@ -31,6 +31,7 @@
 
 #define LK_END_MAX ((uint64_t)INT64_MAX) /* the last byte a lock may cover */
 #define LK_LOG_BAD 16                   /* bad messages logged, then only counted */
+#define LK_PER_HOST 16384u              /* locks + waiters one host may have: ENOLCK past it */
 
 struct lk {
     struct lk *next;
@@ -52,6 +53,30 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct lk *held;
 static struct lw *waiters;
 static uint64_t n_granted, n_refused, n_cancelled, n_bad;
+static unsigned per_host[MSRV_MAX_HOSTS]; /* held pieces + waiters, by host */
+
+/* Every lock piece and waiter is counted against its host (a hostile host
+ * cannot fill the server's memory with them). */
+static void *
+lk_alloc(unsigned host, size_t size)
+{
+    if (host >= MSRV_MAX_HOSTS || per_host[host] >= LK_PER_HOST)
+        return NULL;
+    void *p = calloc(1, size);
+    if (p != NULL)
+        per_host[host]++;
+    return p;
+}
+
+static void
+lk_free(unsigned host, void *p)
+{
+    if (p == NULL)
+        return;
+    if (host < MSRV_MAX_HOSTS && per_host[host] > 0)
+        per_host[host]--;
+    free(p);
+}
 
 static int
 same_owner(const struct lk *a, const struct lk *b)
@@ -88,7 +113,7 @@ punch(const struct lk *want)
             continue;
         }
         if (l->start < want->start && l->end > want->end) {
-            struct lk *tail = malloc(sizeof(*tail));
+            struct lk *tail = lk_alloc(l->host, sizeof(*tail));
             if (tail == NULL)
                 return -ENOMEM;
             *tail = *l;
@@ -104,7 +129,7 @@ punch(const struct lk *want)
             l->start = want->end + 1;
         } else {
             *pp = l->next;
-            free(l);
+            lk_free(l->host, l);
             continue;
         }
         pp = &l->next;
@@ -115,9 +140,9 @@ punch(const struct lk *want)
 static int
 grant(const struct lk *want)
 {
-    struct lk *l = malloc(sizeof(*l));
+    struct lk *l = lk_alloc(want->host, sizeof(*l));
     if (l == NULL || punch(want) < 0) {
-        free(l);
+        lk_free(want->host, l);
         return -ENOMEM;
     }
     *l = *want;
@@ -171,7 +196,7 @@ serve_waiters(void)
         reply_to(w->reply, rc < 0 ? ENOLCK : 0, NULL);
         *pp = w->next;
         emm_port_unref(w->reply);
-        free(w);
+        lk_free(w->want.host, w);
     }
 }
 
@@ -228,7 +253,7 @@ msrv_locks_msg(struct msrv_host *h, uint64_t id, struct emm_msg *m)
             n_cancelled++;
             reply_to(w->reply, EINTR, NULL);
             emm_port_unref(w->reply);
-            free(w);
+            lk_free(w->want.host, w);
             serve_waiters(); /* it may have held back later ones */
         } else {
             /* Granted meanwhile (the host then releases it), or a stranger's. */
@@ -268,7 +293,7 @@ msrv_locks_msg(struct msrv_host *h, uint64_t id, struct emm_msg *m)
             n_refused++;
             reply_msg(m, EAGAIN, NULL);
         } else {
-            struct lw *w = calloc(1, sizeof(*w));
+            struct lw *w = lk_alloc(h->index, sizeof(*w));
             if (w == NULL) {
                 reply_msg(m, ENOLCK, NULL);
                 break;
@@ -298,7 +323,7 @@ msrv_locks_host_gone(struct msrv_host *h)
         struct lk *l = *pp;
         if (l->host == host) {
             *pp = l->next;
-            free(l);
+            lk_free(host, l);
             dropped++;
         } else {
             pp = &l->next;
@@ -309,7 +334,7 @@ msrv_locks_host_gone(struct msrv_host *h)
         if (w->want.host == host) {
             *pp = w->next;
             emm_port_unref(w->reply);
-            free(w);
+            lk_free(host, w);
         } else {
             pp = &w->next;
         }
@@ -342,13 +367,13 @@ msrv_locks_free(void)
     while (held != NULL) {
         struct lk *l = held;
         held = l->next;
-        free(l);
+        lk_free(l->host, l);
     }
     while (waiters != NULL) {
         struct lw *w = waiters;
         waiters = w->next;
         emm_port_unref(w->reply);
-        free(w);
+        lk_free(w->want.host, w);
     }
     pthread_mutex_unlock(&mu);
 }
