@@ -16,6 +16,10 @@ need_fuse
 need_emm
 . "$(dirname "$0")/memsrv_lib.sh"
 LC=$(helper lockctr)
+HOLDER="" W=""
+# A failed step may leave a holder or a waiter (started here) behind: they go
+# first, then memsrv_lib's trap stops the hosts and the server.
+trap '_rc=$?; for p in $HOLDER $W; do kill -KILL "$p" 2>/dev/null || true; done; (exit $_rc); _ms_exit' EXIT
 tlog() { log "$(date +%T) $*"; }
 
 ms_start_server
