@@ -326,6 +326,11 @@ void vm_obj_overdue(struct vm_object *obj, struct vm_page *p, uint64_t now, stru
 unsigned vm_obj_return_completed(struct vm_object *obj, const struct emm_msg *msg, int from_dp,
                                  struct vm_batch *b);
 
+/* vm_laundry.c: p, in laundry, just became an orphan (vm_obj_page_discard):
+ * with no loan of its frame left it leaves the laundry now, without waiting
+ * for the answer (which will find no page). Lock held. */
+void vm_obj_laundry_orphaned(struct vm_object *obj, struct vm_page *p);
+
 /* vm_laundry.c: the pager's port died: its data_returns will never be
  * answered; each counts as refused (double paged when swap exists). Lock held. */
 void vm_obj_returns_lost(struct vm_object *obj, struct vm_batch *b);

@@ -124,7 +124,8 @@ vm_obj_remove_page(struct vm_object *obj, struct vm_page *p)
 /* Drops a page now. A page still being paged in is marked: the stale data the
  * pager sends for it is replaced by zeros. A page whose frame is still lent
  * out (a READ reply sends from it, or a data_return holds it) leaves the page
- * table at once as an orphan, freed when the last loan ends: its index must
+ * table at once as an orphan, freed when the last loan ends (a page in
+ * laundry whose frame is lent no more goes at once: vm_laundry.c): its index must
  * read as a hole from now on, never as the old data (a truncate followed by
  * an extension, while a read-ahead reply was still being sent). Lock held. */
 void
@@ -143,6 +144,8 @@ vm_obj_page_discard(struct vm_object *obj, struct vm_page *p)
             obj->nlaundry--;
         p->flags = (uint16_t)((p->flags & ~(VM_PG_REDIRTY | VM_PG_INSWAP | VM_PG_PRECIOUS)) |
                               VM_PG_EVICT | VM_PG_ORPHAN);
+        if (laundry)
+            vm_obj_laundry_orphaned(obj, p); /* no loan left: it goes now */
         return;
     }
     vm_obj_remove_page(obj, p);
