@@ -475,6 +475,9 @@ check_mountpoints(const struct emm_config *cfg, int warn_only)
 static void
 shutdown_all(struct emmd *d, struct ctl_server *ctl)
 {
+    for (size_t i = 0; i < d->nfs; i++) /* no pager restarts from here (pager_conn.c) */
+        if (!d->fs[i].removed)
+            emmd_pager_conn_stopping(&d->fs[i]);
     emmd_http_stop(d->http);
     d->http = NULL;
     if (ctl != NULL)
@@ -765,6 +768,10 @@ main(int argc, char **argv)
         }
         emm_info("signal %d ignored", sig);
     }
+    /* From here a pager that dies is not restarted (pager_conn.c). */
+    for (size_t i = 0; i < d.nfs; i++)
+        if (!d.fs[i].removed)
+            emmd_pager_conn_stopping(&d.fs[i]);
     emm_notice("signal %d: flushing and unmounting", sig);
     emmd_notify_stopping();
     shutdown_all(&d, ctl);
