@@ -243,6 +243,12 @@ void vm_obj_page_flags(struct vm_object *obj, struct vm_page *p, uint16_t set, u
 void vm_obj_page_unlink(struct vm_object *obj, struct vm_page *p);
 void vm_obj_remove_page(struct vm_object *obj, struct vm_page *p);
 void vm_obj_page_discard(struct vm_object *obj, struct vm_page *p);
+/* The laundry of orphan p ends (replaced by a newer copy, punched, or its
+ * object terminated; no loan of its frame left): it leaves the laundry count
+ * (or the overdue one) and the pool's laundry list, and its frame is free
+ * unless an operation still has it wired (vm_io_unwire frees it then). Its
+ * answer, if one comes, finds no page. Lock held. */
+void vm_obj_orphan_drop(struct vm_object *obj, struct vm_page *p);
 void vm_obj_discard_all(struct vm_object *obj);
 
 /* vm_pmap.c (obj->lock held) */
@@ -325,11 +331,6 @@ void vm_obj_overdue(struct vm_object *obj, struct vm_page *p, uint64_t now, stru
  * the pages it answers; returns how many it matched. Lock held. */
 unsigned vm_obj_return_completed(struct vm_object *obj, const struct emm_msg *msg, int from_dp,
                                  struct vm_batch *b);
-
-/* vm_laundry.c: p, in laundry, just became an orphan (vm_obj_page_discard):
- * with no loan of its frame left it leaves the laundry now, without waiting
- * for the answer (which will find no page). Lock held. */
-void vm_obj_laundry_orphaned(struct vm_object *obj, struct vm_page *p);
 
 /* vm_laundry.c: the pager's port died: its data_returns will never be
  * answered; each counts as refused (double paged when swap exists). Lock held. */

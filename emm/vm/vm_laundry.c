@@ -194,42 +194,6 @@ page_settled(const struct vm_page *p)
            ((p->flags & VM_PG_ORPHAN) || !(p->flags & (VM_PG_WAIT_MSG | VM_PG_WAIT_DMSG)));
 }
 
-/* The laundry of an orphan ends (replaced by a newer copy, punched, or its
- * object terminated): it leaves the laundry count (or the overdue one) and
- * the pool's laundry list; only its frame was left, and it is free now
- * unless an operation still has it wired (vm_io_unwire frees it). Lock held. */
-static void
-orphan_drop(struct vm_object *obj, struct vm_page *p)
-{
-    p->flags &= (uint16_t)~(VM_PG_WAIT_MSG | VM_PG_WAIT_DMSG);
-    if (!(p->flags & VM_PG_OVERDUE))
-        atomic_fetch_sub(&obj->kernel->laundry, 1);
-    else
-        atomic_fetch_sub(&obj->pstats->overdue_inflight, 1);
-    p->flags &= ~(VM_PG_OVERDUE | VM_PG_DOUBLED);
-    p->state = VM_PAGE_PRESENT;
-    if (p->wire == 0) {
-        vm_obj_remove_page(obj, p);
-    } else {
-        vm_pool_dequeue(&obj->kernel->pool, p); /* off the laundry list: no deadline */
-        p->flags |= VM_PG_EVICT;
-    }
-}
-
-void
-vm_obj_laundry_orphaned(struct vm_object *obj, struct vm_page *p)
-{
-    /* Its frame is lent no more: the data_return was written to the pager (a
-     * pager in another process copies it at once) and only the answer is
-     * owed. Nothing waits for that answer now; when it comes it finds no
-     * page. Kept, the orphan would stay in laundry for ever: the laundry
-     * count never falls back under laundry_max (the pageout daemon stops and
-     * writers wait for frames in D state), and the pool's laundry list would
-     * keep a page of an object about to be freed. */
-    if (p->loans == 0)
-        orphan_drop(obj, p);
-}
-
 /*
  * The page's data_returns are over: p->msg (to the pager, or to the default
  * pager for double paging) and p->dmsg (the copy of an overdue page sent to
@@ -250,7 +214,7 @@ page_settle(struct vm_object *obj, struct vm_page *p, struct vm_batch *b)
     enum return_fate fate = return_fate(obj, p, to_dp, st);
 
     if (fate == RET_ORPHAN) {
-        orphan_drop(obj, p);
+        vm_obj_orphan_drop(obj, p);
         return;
     }
     p->flags &= (uint16_t)~(VM_PG_WAIT_MSG | VM_PG_WAIT_DMSG);
