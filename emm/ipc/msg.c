@@ -83,6 +83,11 @@ emm_msg_name(uint32_t id)
     case MO_NS_GETATTR: return "ns_getattr";
     case MO_NS_STATS: return "ns_stats";
     case MO_NS_REPLY: return "ns_reply";
+    case MO_LOCK_ACQUIRE: return "lock_acquire";
+    case MO_LOCK_RELEASE: return "lock_release";
+    case MO_LOCK_TEST: return "lock_test";
+    case MO_LOCK_CANCEL: return "lock_cancel";
+    case MO_LOCK_REPLY: return "lock_reply";
     default: return "unknown";
     }
 }
