@@ -158,6 +158,10 @@ log "VmRSS peak $PEAK KiB over $NS samples (bound $BOUND_KIB KiB); last peaks (m
 ctl info memory | grep -E '^(rss|heap|lmdb|pool|fuse)' | sed 's/^/# /' >&2 || true
 assert_gt "$NS" 10 "VmRSS samples"
 assert_eq "$(mem objects_killed)" 0 "objects_killed"
+# what bounds the lmdb maps, as `emmctl info memory` shows it: the maps of l,
+# z and f's catalog (p's is in its pager's process) were trimmed
+assert_ge "$(mem lmdb_maps)" 3 "lmdb_maps"
+assert_gt "$(mem lmdb_map_trims)" 0 "lmdb_map_trims"
 [ "$PEAK" -le "$BOUND_KIB" ] ||
     fail "emmd's VmRSS peaked at $PEAK KiB, above resident-limit + documented overhead + the memory store = $BOUND_KIB KiB"
 stop_emmd
