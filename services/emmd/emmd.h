@@ -223,6 +223,11 @@ void fz_unmount(struct emmd_fs *fs);
 struct emmd_heap_stats {
     unsigned long long rss_bytes, rss_peak_bytes, rss_anon_bytes, rss_file_bytes;
     unsigned long long heap_bytes, heap_free_bytes;
+    unsigned long long heap_mmap_bytes; /* blocks in their own mappings (of heap_bytes) */
+    /* LMDB maps (lmdb_shared.h): registered maps, their resident bytes, the
+     * shared resident set above which they are trimmed, checks, trims */
+    unsigned long long lmdb_maps, lmdb_map_bytes, lmdb_map_limit_bytes;
+    unsigned long long lmdb_map_checks, lmdb_map_trims;
 };
 void emmd_heap_init(void);        /* before any thread starts */
 size_t emmd_heap_trim(void);      /* bytes given back (0 if not worth trying) */
