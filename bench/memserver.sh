@@ -50,8 +50,8 @@ is_mounted "$I" || fail "host a did not mount fs i"
 actl() { "$EMMCTL" -s "$WORK/hosts/a/emmd.sock" "$@"; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
-# Hosts match objects by catalog id (docs/memserver.md): every shared file
-# is made on both hosts, in the same order.
+# The namespace is the server's (docs/memserver.md): a file made on one host
+# is every host's (ms_share makes it once and checks the others see it).
 ms_share obj "$SIZE"
 ms_share w 64K
 ms_share p 64K
