@@ -35,6 +35,9 @@ pager.deadline = 1s
 rados.conf = $CEPH_CONF
 rados.pool = $CEPH_POOL
 rados.op-timeout = 120
+# a small write-behind budget: the writer fills it at once, and then its
+# data_returns wait (for the budget) past pager.deadline
+rados.write-behind = 4M
 CONF_EOF
 start_emmd "$CONF"
 D="$MNT/s"
