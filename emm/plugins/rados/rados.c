@@ -72,6 +72,11 @@
 struct rb;
 struct robj;
 
+struct meta_late {
+    struct meta_late *next;
+    rados_completion_t c;
+};
+
 /* A write-behind run (see "write-behind" below). */
 enum { RUN_OPEN, RUN_FLIGHT, RUN_FAILED, RUN_DONE };
 
@@ -113,7 +118,7 @@ struct rb {
     char *conf, *pool, *user, *keyring, *nspace;
     uint64_t object_size;
     uint32_t ppo, bmlen;
-    unsigned connect_timeout, op_timeout;
+    unsigned connect_timeout, op_timeout, meta_timeout;
     rados_t cluster;
     rados_ioctx_t io;
     int connected, locked;
@@ -136,6 +141,7 @@ struct rb {
     uint64_t wb_pages;                   /* pages held in runs' buffers */
     struct robj *wbq;                    /* objects the flusher looks at */
     struct wrun *reap;                   /* finished runs to free (not in a callback) */
+    struct meta_late *meta_late;         /* completions of given-up namespace updates */
     pthread_t flusher;
     int flushing, fl_stop;
     /* counters */
@@ -249,6 +255,7 @@ rb_create(const struct emm_backend_host *host, void **instance)
     b->object_size = OBJSIZE_DEFAULT;
     b->connect_timeout = 10;
     b->op_timeout = 30;
+    b->meta_timeout = 10;
     b->wb_limit = WB_DEFAULT / EMM_PAGE_SIZE;
     b->wb_window = WB_WINDOW_MS * 1000000ull;
     pthread_mutex_init(&b->wb_mu, NULL);
@@ -348,17 +355,19 @@ rb_config(void *instance, const char *key, const char *value, char *err, size_t 
         b->wb_window = v * 1000000ull;
         return 0;
     }
-    if (strcmp(key, "connect-timeout") == 0 || strcmp(key, "op-timeout") == 0) {
-        unsigned *dst = key[0] == 'c' ? &b->connect_timeout : &b->op_timeout;
-        if (parse_seconds(value, dst) < 0 || (key[0] == 'c' && *dst == 0)) {
+    if (strcmp(key, "connect-timeout") == 0 || strcmp(key, "op-timeout") == 0 ||
+        strcmp(key, "meta-timeout") == 0) {
+        unsigned *dst = key[0] == 'c' ? &b->connect_timeout
+                        : key[0] == 'o' ? &b->op_timeout : &b->meta_timeout;
+        if (parse_seconds(value, dst) < 0 || (key[0] != 'o' && *dst == 0)) {
             snprintf(err, errlen, "'%s' is not a number of seconds (%s..3600)", value,
-                     key[0] == 'c' ? "1" : "0");
+                     key[0] != 'o' ? "1" : "0");
             return -EINVAL;
         }
         return 0;
     }
     snprintf(err, errlen, "unknown key (rados takes: conf, pool, user, keyring, namespace, "
-                          "object-size, write-behind, write-window, connect-timeout, op-timeout)");
+                          "object-size, write-behind, write-window, connect-timeout, op-timeout, meta-timeout)");
     return -EINVAL;
 }
 
@@ -687,6 +696,12 @@ rb_stop(void *instance)
     if (b->cluster)
         rados_shutdown(b->cluster);
     b->cluster = NULL;
+    while (b->meta_late) {
+        struct meta_late *l = b->meta_late;
+        b->meta_late = l->next;
+        rados_aio_release(l->c);
+        free(l);
+    }
     b->connected = 0;
     free_objects(b);
 }
@@ -1952,6 +1967,93 @@ rb_info(void *instance, char *buf, size_t len)
  * begin with "rados.". */
 #define META_OWN "rados."
 
+/* One namespace update, waited for at most meta_timeout seconds. An update
+ * given up on stays in flight: its callback says what became of it. */
+struct meta_wait {
+    struct rb *b;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done, r, abandoned;
+    rados_completion_t c;
+};
+
+static void
+meta_cb(rados_completion_t c, void *arg)
+{
+    struct meta_wait *m = arg;
+    int rv = rados_aio_get_return_value(c);
+    pthread_mutex_lock(&m->mu);
+    m->done = 1;
+    m->r = rv;
+    int late = m->abandoned;
+    pthread_cond_broadcast(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+    if (!late)
+        return;
+    struct rb *b = m->b;
+    if (rv == 0)
+        b->host->log(b->host, EMM_LOG_WARN,
+                     "a namespace update of %s that failed with ETIMEDOUT reached the pool "
+                     "after all: the change shows after the next start", b->dirobj);
+    else
+        b->host->log(b->host, EMM_LOG_NOTICE,
+                     "a namespace update of %s that failed with ETIMEDOUT did not reach the "
+                     "pool: %s", b->dirobj, strerror(-rv));
+    /* the completion is released at stop (not from its own callback) */
+    pthread_mutex_lock(&b->wb_mu);
+    struct meta_late *l = malloc(sizeof(*l));
+    if (l) {
+        l->c = m->c;
+        l->next = b->meta_late;
+        b->meta_late = l;
+    }
+    pthread_mutex_unlock(&b->wb_mu);
+    pthread_cond_destroy(&m->cv);
+    pthread_mutex_destroy(&m->mu);
+    free(m);
+}
+
+static int
+meta_operate(struct rb *b, rados_write_op_t op)
+{
+    struct meta_wait *m = calloc(1, sizeof(*m));
+    if (!m)
+        return -ENOMEM;
+    m->b = b;
+    pthread_mutex_init(&m->mu, NULL);
+    pthread_cond_init(&m->cv, NULL);
+    int r = rados_aio_create_completion2(m, meta_cb, &m->c);
+    if (r == 0)
+        r = rados_aio_write_op_operate(op, b->io, m->c, b->dirobj, NULL, 0);
+    if (r < 0) {
+        if (m->c)
+            rados_aio_release(m->c);
+        pthread_cond_destroy(&m->cv);
+        pthread_mutex_destroy(&m->mu);
+        free(m);
+        return r;
+    }
+    struct timespec at;
+    clock_gettime(CLOCK_REALTIME, &at);
+    at.tv_sec += b->meta_timeout;
+    pthread_mutex_lock(&m->mu);
+    while (!m->done)
+        if (pthread_cond_timedwait(&m->cv, &m->mu, &at) == ETIMEDOUT)
+            break;
+    if (!m->done) {
+        m->abandoned = 1; /* the callback frees m */
+        pthread_mutex_unlock(&m->mu);
+        return -ETIMEDOUT;
+    }
+    r = m->r;
+    pthread_mutex_unlock(&m->mu);
+    rados_aio_release(m->c);
+    pthread_cond_destroy(&m->cv);
+    pthread_mutex_destroy(&m->mu);
+    free(m);
+    return r;
+}
+
 static int
 rb_meta_update(void *instance, const struct emm_meta_kv *puts, size_t nput,
                const char *const *dels, size_t ndel)
@@ -1981,10 +2083,17 @@ rb_meta_update(void *instance, const struct emm_meta_kv *puts, size_t nput,
         rados_write_op_omap_set2(op, keys, vals, kl, vl, nput);
     if (ndel)
         rados_write_op_omap_rm_keys2(op, (const char *const *)dels, dl, ndel);
-    r = rados_write_op_operate(op, b->io, b->dirobj, NULL, 0); /* one op: all or nothing */
+    r = meta_operate(b, op); /* one op: all or nothing */
     rados_release_write_op(op);
     atomic_fetch_add(&b->omap_ops, 1);
-    if (r < 0)
+    if (r == -ETIMEDOUT)
+        b->host->log(b->host, EMM_LOG_ERR,
+                     "namespace update in %s (pool %s of %s) not acknowledged within %u s "
+                     "(rados.meta-timeout): failed with ETIMEDOUT. It may still reach the "
+                     "pool when the cluster answers (logged then): the change shows after the "
+                     "next start",
+                     b->dirobj, b->pool, b->label, b->meta_timeout);
+    else if (r < 0)
         b->host->log(b->host, EMM_LOG_ERR, "namespace update in %s (pool %s of %s): %s",
                      b->dirobj, b->pool, b->label, strerror(-r));
 out:
