@@ -20,23 +20,30 @@
  *                           exclusive lock "emm" (cookie HOST:PID:NONCE,
  *                           LOCK_SECONDS, renewed every third of that).
  *
- * Durability: write_pages returns once RADOS acknowledged every data write and
- * bitmap update it made (an ack is a commit on every replica), so sync has
- * nothing left to wait for beyond rados_aio_flush. A write that fails leaves
- * the object's cached extents stale: they are dropped and read again from the
- * pool on the next call. Crash order: data and bitmap are written in parallel;
- * a write not acknowledged may land as neither, either or both (the page reads
- * as its old content, zeros, or the new one), never as another page's data.
+ * Durability: with write-behind (the default), write_pages copies the pages
+ * into a run and returns; sync(object) returns once every run of the object
+ * was acknowledged (an ack is a commit on every replica), or fails (see
+ * "write-behind" below). With rados.write-behind = 0, write_pages returns
+ * once RADOS acknowledged every data write and bitmap update it made, and
+ * sync has nothing left to wait for beyond rados_aio_flush; a write that
+ * fails then leaves the object's cached extents stale: they are dropped and
+ * read again from the pool on the next call. Crash order: data and bitmap
+ * are written in parallel; a write not acknowledged may land as neither,
+ * either or both (the page reads as its old content, zeros, or the new one),
+ * never as another page's data.
  *
- * Many I/Os in flight: one call issues one aio per stripe it touches (a
- * contiguous run of pages within a RADOS object is one RADOS write; a read of
- * several runs in one stripe is one read op), plus one omap update, and waits
- * for all of them together; calls on different objects run in parallel.
+ * Many I/Os in flight: a write-behind run is one RADOS write of up to a
+ * whole stripe, and many runs are in flight at once; a read of several runs
+ * in one stripe is one read op. Namespace updates (meta_update) wait at most
+ * rados.meta-timeout, then fail with ETIMEDOUT (the op stays in flight; its
+ * late outcome is logged).
  *
  * Locking: `lock` guards the object table (lookup and insert only; entries live
  * until destroy). Each object's `mu` is held across a whole call on it,
  * including the wait for its I/O, so its extents never change under a call.
- * The renewal thread takes `lock_mu` only. Thread model PARALLEL.
+ * The renewal thread takes `lock_mu` only. `wb_mu` guards the write-behind
+ * state (the only lock completion callbacks take; taken inside an object's
+ * `mu`, never the other way round). Thread model PARALLEL.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
