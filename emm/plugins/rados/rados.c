@@ -129,7 +129,7 @@ struct rb {
     rados_t cluster;
     rados_ioctx_t io;
     int connected, locked;
-    char label[256];  /* "cluster FSID (mon host ...)" for messages */
+    char label[320];  /* "cluster FSID (mon host ...)" for messages */
     char dirobj[300];
     char cookie[160];
     pthread_mutex_t lock;
@@ -1611,6 +1611,9 @@ flusher_main(void *arg)
             pthread_cond_timedwait(&b->fl_cv, &b->wb_mu, &at);
         else /* idle: wbq_add wakes it */
             pthread_cond_wait(&b->fl_cv, &b->wb_mu);
+        /* objects stay marked in_wbq while the flusher holds them, so
+         * wbq_add leaves their link alone; each is put back while it still
+         * has an open or failed run */
         struct robj *q = b->wbq;
         b->wbq = NULL;
         pthread_mutex_unlock(&b->wb_mu);
@@ -1619,32 +1622,28 @@ flusher_main(void *arg)
         while (q) {
             struct robj *o = q;
             q = q->wbq_next;
-            int again = 1;
             if (pthread_mutex_trylock(&o->mu) == 0) {
                 struct wrun *todo[64];
                 size_t n = 0;
-                again = 0;
                 pthread_mutex_lock(&b->wb_mu);
-                for (struct wrun *r = o->runs; r; r = r->next) {
-                    if (r->state == RUN_OPEN && now - r->touched < b->wb_window)
-                        again = 1;
-                    else if (r->state == RUN_FAILED && now - r->touched < WB_RETRY_NS)
-                        again = 1;
-                    else if ((r->state == RUN_OPEN || r->state == RUN_FAILED) && n < 64)
+                for (struct wrun *r = o->runs; r && n < 64; r = r->next)
+                    if ((r->state == RUN_OPEN && now - r->touched >= b->wb_window) ||
+                        (r->state == RUN_FAILED && now - r->touched >= WB_RETRY_NS))
                         todo[n++] = r;
-                    else if (r->state == RUN_OPEN || r->state == RUN_FAILED)
-                        again = 1;
-                }
                 pthread_mutex_unlock(&b->wb_mu);
                 for (size_t i = 0; i < n; i++)
                     run_send(b, o, todo[i]);
                 pthread_mutex_unlock(&o->mu);
             }
             pthread_mutex_lock(&b->wb_mu);
-            o->in_wbq = 0;
+            int again = 0;
+            for (struct wrun *r = o->runs; r && !again; r = r->next)
+                again = r->state == RUN_OPEN || r->state == RUN_FAILED;
             if (again) {
                 o->wbq_next = keep;
                 keep = o;
+            } else {
+                o->in_wbq = 0;
             }
             pthread_mutex_unlock(&b->wb_mu);
         }
@@ -1653,11 +1652,8 @@ flusher_main(void *arg)
         while (keep) {
             struct robj *o = keep;
             keep = keep->wbq_next;
-            if (!o->in_wbq) {
-                o->in_wbq = 1;
-                o->wbq_next = b->wbq;
-                b->wbq = o;
-            }
+            o->wbq_next = b->wbq;
+            b->wbq = o;
         }
     }
     pthread_mutex_unlock(&b->wb_mu);
