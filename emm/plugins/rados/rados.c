@@ -423,8 +423,12 @@ check_object_size(struct rb *b)
     rados_read_op_omap_get_vals_by_keys2(op, keys, 1, klen, &it, &prval);
     r = rados_read_op_operate(op, b->io, b->dirobj, 0);
     rados_release_read_op(op);
+    if ((r == -ENOENT || r < 0) && it) { /* librados made one even so */
+        rados_omap_get_end(it);
+        it = NULL;
+    }
     if (r == -ENOENT)
-        r = 0, it = NULL;
+        r = 0;
     if (r < 0)
         return r;
     char want[24];
@@ -845,12 +849,17 @@ obj_load(struct rb *b, struct robj *o)
         atomic_fetch_add(&b->omap_ops, 1);
         if (r == -ENOENT) {
             r = 0;
+            if (it) /* librados made one even so */
+                rados_omap_get_end(it);
             break;
         }
         if (r == 0 && prval < 0)
             r = prval;
-        if (r < 0)
+        if (r < 0) {
+            if (it)
+                rados_omap_get_end(it);
             break;
+        }
         char *k, *v;
         size_t kl, vl;
         while (rados_omap_get_next2(it, &k, &v, &kl, &vl) == 0 && k) {
