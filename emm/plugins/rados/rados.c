@@ -73,7 +73,7 @@
 #define OBJSIZE_DEFAULT ((uint64_t)4 << 20)
 #define WB_DEFAULT ((uint64_t)64 << 20)
 #define WB_MAX ((uint64_t)4 << 30)
-#define WB_WINDOW_MS 5              /* an open run is sent 5 ms after its last page */
+#define WB_WINDOW_MS 50             /* an open run is sent 50 ms after its last page */
 #define WB_RETRY_NS 1000000000ull  /* failed runs are sent again every second */
 
 struct rb;
@@ -93,7 +93,9 @@ struct wrun {
     struct robj *o;
     uint64_t stripe, lo, hi; /* pages [lo, hi) of the emm object, inside stripe */
     char *buf;               /* page lo at buf; cap pages allocated */
-    uint32_t cap;
+    uint8_t *has;            /* the pages the run holds (bit p - stripe*ppo): [lo, hi)
+                              * may have gaps; kept when done (a tombstone) */
+    uint32_t cap, count;
     int state, err, pending, newbits;
     uint64_t touched;        /* CLOCK_MONOTONIC ns: last page added, or failure */
     rados_completion_t cd, ch;
@@ -1152,13 +1154,15 @@ out_free:
 /* ---- write-behind ------------------------------------------------------------
  *
  * With rados.write-behind > 0 (default 64M), write_pages copies the pages into
- * a run (pages [lo, hi) of one stripe, in one buffer) and returns; the run is
- * sent as ONE RADOS write (plus one omap update of the extents when it stored
- * a page for the first time) when a write that does not touch or adjoin it
- * comes, when it fills its stripe, rados.write-window (5 ms) after its last page (the
- * flusher thread), or at sync, read-free discard and stop. So the pageout's
- * clustered data_returns (~32 KiB each) become writes of up to object-size,
- * and many are in flight at once, from all the pager threads.
+ * a run (the pages written into one stripe, in any order, in one buffer
+ * spanning [lo, hi) with a bitmap of the pages it holds) and returns; the run
+ * is sent as ONE RADOS write op (one extent per stretch of its pages), plus
+ * one omap update of the extents when it stored a page for the first time,
+ * when a write into another stripe of the object comes, when it holds the
+ * whole stripe, rados.write-window (50 ms) after its last page (the flusher
+ * thread), or at sync, discard and stop. So the pageout's clustered
+ * data_returns (tens to hundreds of KiB each, from several pager threads,
+ * not in order) become writes of up to object-size, and many are in flight.
  *
  * Budget: at most wb_limit pages are held in runs (open, in flight or failed);
  * a write_pages beyond it sends its object's open run and waits for runs to
@@ -1200,7 +1204,15 @@ run_free(struct wrun *r)
     if (r->ch)
         rados_aio_release(r->ch);
     free(r->buf);
+    free(r->has);
     free(r);
+}
+
+static int
+run_has(const struct wrun *r, uint64_t p)
+{
+    uint64_t i = p - r->stripe * r->b->ppo;
+    return p >= r->lo && p < r->hi && ((r->has[i >> 3] >> (i & 7)) & 1);
 }
 
 /* Frees the runs that finished. Never from a callback. */
@@ -1285,7 +1297,7 @@ static int
 newer_has(const struct wrun *r, uint64_t p)
 {
     for (const struct wrun *n = r->next; n; n = n->next)
-        if (p >= n->lo && p < n->hi)
+        if (run_has(n, p))
             return 1;
     return 0;
 }
@@ -1308,13 +1320,13 @@ run_send(struct rb *b, struct robj *o, struct wrun *r)
     pthread_mutex_lock(&b->wb_mu);
     if (o->open == r)
         o->open = NULL;
-    for (uint64_t p = r->lo; p < r->hi;) {
-        if (retry && newer_has(r, p)) {
+    for (uint64_t p = r->lo; p < r->hi;) { /* one extent per stretch of its pages */
+        if (!run_has(r, p) || (retry && newer_has(r, p))) {
             p++;
             continue;
         }
         uint64_t e = p + 1;
-        while (e < r->hi && !(retry && newer_has(r, e)))
+        while (e < r->hi && run_has(r, e) && !(retry && newer_has(r, e)))
             e++;
         rados_write_op_write(op, r->buf + (p - r->lo) * EMM_PAGE_SIZE,
                              (size_t)(e - p) * EMM_PAGE_SIZE, (p - base) * EMM_PAGE_SIZE);
@@ -1344,7 +1356,7 @@ run_send(struct rb *b, struct robj *o, struct wrun *r)
     if (retry)
         atomic_fetch_add(&b->wb_retries, 1);
     atomic_fetch_add(&b->wb_runs, 1);
-    atomic_fetch_add(&b->wb_run_pages, r->hi - r->lo);
+    atomic_fetch_add(&b->wb_run_pages, r->count);
     rados_write_op_t hop = NULL;
     if (with_hdr) {
         char key[17];
@@ -1498,11 +1510,11 @@ wb_add(struct rb *b, struct robj *o, uint64_t si, uint64_t lo, uint64_t hi, cons
        int newbits)
 {
     struct wrun *r = o->open;
-    if (r && (r->stripe != si || hi < r->lo || lo > r->hi)) {
+    if (r && r->stripe != si) {
         run_send(b, o, r);
         r = NULL;
     }
-    if (r) { /* touches or adjoins it: one contiguous range */
+    if (r) { /* the same stripe: pages returned out of order join it too */
         uint64_t nlo = lo < r->lo ? lo : r->lo, nhi = hi > r->hi ? hi : r->hi;
         uint32_t need = (uint32_t)(nhi - nlo);
         if (need > r->cap) {
@@ -1530,9 +1542,13 @@ wb_add(struct rb *b, struct robj *o, uint64_t si, uint64_t lo, uint64_t hi, cons
     } else {
         r = calloc(1, sizeof(*r));
         uint32_t cap = (uint32_t)(hi - lo);
-        if (r)
+        if (r) {
             r->buf = malloc((size_t)cap * EMM_PAGE_SIZE);
-        if (!r || !r->buf) {
+            r->has = calloc(1, b->bmlen);
+        }
+        if (!r || !r->buf || !r->has) {
+            if (r)
+                free(r->buf), free(r->has);
             free(r);
             return -ENOMEM;
         }
@@ -1555,9 +1571,19 @@ wb_add(struct rb *b, struct robj *o, uint64_t si, uint64_t lo, uint64_t hi, cons
         pthread_mutex_unlock(&b->wb_mu);
     }
     memcpy(r->buf + (lo - r->lo) * EMM_PAGE_SIZE, src, (size_t)(hi - lo) * EMM_PAGE_SIZE);
+    uint64_t base = si * b->ppo;
+    pthread_mutex_lock(&b->wb_mu); /* newer_has and readers look at has under wb_mu */
+    for (uint64_t p = lo; p < hi; p++) {
+        uint64_t i = p - base;
+        if (!((r->has[i >> 3] >> (i & 7)) & 1)) {
+            r->has[i >> 3] |= (uint8_t)(1u << (i & 7));
+            r->count++;
+        }
+    }
+    pthread_mutex_unlock(&b->wb_mu);
     r->newbits |= newbits;
     r->touched = now_ns();
-    if (r->hi - r->lo == b->ppo) /* a whole stripe: nothing can join it */
+    if (r->count == b->ppo) /* a whole stripe: nothing can join it */
         run_send(b, o, r);
     return 0;
 }
@@ -1588,7 +1614,7 @@ wb_overlay(struct rb *b, struct robj *o, uint64_t first, uint32_t npages, char *
             uint64_t lo = r->lo > first ? r->lo : first;
             uint64_t hi = r->hi < first + npages ? r->hi : first + npages;
             for (uint64_t p = lo; p < hi; p++) {
-                if (done[p - first])
+                if (done[p - first] || !run_has(r, p))
                     continue;
                 done[p - first] = 1;
                 if (r->buf) {
