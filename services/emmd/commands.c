@@ -270,6 +270,12 @@ info_memory(struct emmd *d, const struct emmd_totals *t, struct kv *k)
     kv_u64(k, hs.rss_file_bytes, "rss_file_bytes");
     kv_u64(k, hs.heap_bytes, "heap_bytes");
     kv_u64(k, hs.heap_free_bytes, "heap_free_bytes");
+    kv_u64(k, hs.heap_mmap_bytes, "heap_mmap_bytes");
+    kv_u64(k, hs.lmdb_maps, "lmdb_maps");
+    kv_u64(k, hs.lmdb_map_bytes, "lmdb_map_bytes");
+    kv_u64(k, hs.lmdb_map_limit_bytes, "lmdb_map_limit_bytes");
+    kv_u64(k, hs.lmdb_map_checks, "lmdb_map_checks");
+    kv_u64(k, hs.lmdb_map_trims, "lmdb_map_trims");
     kv_u64(k, loop_threads * FZ_BUFFER_BYTES, "fuse_buffer_bytes");
     kv_u64(k, LD(s->staged_pages_now), "write_staged_pages");
     kv_u64(k, LD(s->blocked_writers_now), "write_blocked_now");

@@ -187,6 +187,11 @@ void fz_unmount(struct emmd_fs *fs);
 struct emmd_heap_stats {
     unsigned long long rss_bytes, rss_peak_bytes, rss_anon_bytes, rss_file_bytes;
     unsigned long long heap_bytes, heap_free_bytes;
+    unsigned long long heap_mmap_bytes; /* blocks in their own mappings (of heap_bytes) */
+    /* LMDB maps (lmdb_shared.h): registered maps, their resident bytes, the
+     * shared resident set above which they are trimmed, checks, trims */
+    unsigned long long lmdb_maps, lmdb_map_bytes, lmdb_map_limit_bytes;
+    unsigned long long lmdb_map_checks, lmdb_map_trims;
 };
 void emmd_heap_init(void);        /* before any thread starts */
 size_t emmd_heap_trim(void);      /* bytes given back (0 if not worth trying) */
@@ -209,6 +214,9 @@ struct emmd_pager_info {
 };
 int emmd_pager_conn_start(struct emmd_fs *fs);   /* the first connection, then a supervisor */
 void emmd_pager_conn_stop(struct emmd_fs *fs);   /* after every object is terminated */
+/* emmd is stopping: a pager that dies from here on is not restarted, and
+ * lookups wait for none (the connection stays up for the flush). */
+void emmd_pager_conn_stopping(struct emmd_fs *fs);
 /* A send right to object id's memory object port at the pager: waits up to
  * pager.deadline for a pager that is down; -EIO then. */
 int emmd_pager_object_port(struct emmd_fs *fs, uint64_t id, struct emm_port **out);
