@@ -4,20 +4,23 @@
 # Starts a throwaway one-mon one-osd memstore cluster
 # (tests/integration/ceph_cluster.sh; the OSD keeps objects in RAM) and, on it
 # and on this machine's disk, for one object of BENCH_SIZE bytes:
-#   write    dd of the object into emmd + fsync: write-back throughput through
-#            the pager to the store (MB/s)
+#   write    dd of the object into emmd, then fsync: end to end (MB/s); the
+#            dd part is emm's own FUSE write path into the page pool
+#   back     the fsync alone: write-back throughput, every dirty page through
+#            the pager to the store and acknowledged (MB/s)
 #   seq      sequential cold mmap read (faultbench seq) after `emmctl flush`, GB/s
 #   rand     BENCH_RAND_PAGES random 4 KiB mmap faults after a flush, mean µs
-# for rows lmdb (on local disk) and rados (rados.object-size 4M), and the
-# store's own floor from `rados bench` on the same pool: writes of 4 MiB
-# objects with 16 in flight (compare with `write`), then their sequential
-# reads (compare with `seq`), and 4 KiB objects read at random one at a time
-# (compare with `rand`: one synchronous RADOS round trip).
-# A third row runs rados with BENCH_PAGER_THREADS (8) pager threads instead of
-# the default 2: each thread has one write_pages call (its stripes' writes all
-# in flight) outstanding, so this is how much a network store is kept busy.
+# for rows lmdb (on local disk), rados (rados.object-size 4M, write-behind
+# on: returns coalesced into runs of up to 4 MiB, many in flight), rados with
+# rados.write-behind = 0 (one RADOS write per stripe of each data_return,
+# waited for in the call), and the store's own floor from `rados bench` on
+# the same pool: writes of 4 MiB objects with 16 in flight (compare with
+# `back`), then their sequential reads (compare with `seq`), and 4 KiB
+# objects read at random one at a time (compare with `rand`: one synchronous
+# RADOS round trip). After the table: per rados row, the write_pages calls,
+# the RADOS writes they became and their mean size.
 # Knobs: BENCH_SIZE (256M), BENCH_RAND_PAGES (5000), BENCH_RESIDENT (256M),
-# BENCH_SECONDS (rados bench run length, 10), BENCH_PAGER_THREADS (8).
+# BENCH_SECONDS (rados bench run length, 10).
 # Needs root, /dev/fuse, ceph-mon/ceph-osd/ceph-common (scripts/install-deps.sh).
 set -euo pipefail
 
@@ -28,10 +31,9 @@ SIZE=${BENCH_SIZE:-256M}
 RAND=${BENCH_RAND_PAGES:-5000}
 RESIDENT=${BENCH_RESIDENT:-256M}
 SECS=${BENCH_SECONDS:-10}
-PT=${BENCH_PAGER_THREADS:-8}
 
 . "$SRC/bench/lib.sh"
-bench_require dd numfmt
+bench_require dd numfmt sync
 T_NAME=bench-rados
 . "$SRC/tests/integration/ceph_cluster.sh"
 ceph_need
@@ -49,23 +51,26 @@ CEPH_MEMSTORE_BYTES=$((16 << 30)) ceph_start "$WORK/ceph" >/dev/null 2>&1 ||
     die "the ceph cluster did not start (see $WORK/ceph/log)"
 
 ROWS=()
-row() { ROWS+=("$(printf '%-28s %10s %10s %10s' "$@")"); }
+row() { ROWS+=("$(printf '%-28s %10s %10s %10s %10s' "$@")"); }
 
 run_emm() { # LABEL BACKEND KEYS...
-    local label=$1 t0 t1 wr seq rand
+    local label=$1 t0 t1 t2 wr wb seq rand
     shift
     start_emmd b "$@"
     t0=$(date +%s.%N)
-    dd if="$WORK/data" of="$MP/obj" bs=1M conv=fsync status=none
+    dd if="$WORK/data" of="$MP/obj" bs=1M status=none
     t1=$(date +%s.%N)
-    wr=$(awk -v b="$BYTES" -v a="$t0" -v z="$t1" 'BEGIN { printf "%.0f", b / (z - a) / 1e6 }')
+    sync "$MP/obj" # fsync: every dirty page written back and acknowledged
+    t2=$(date +%s.%N)
+    wr=$(awk -v b="$BYTES" -v a="$t0" -v z="$t2" 'BEGIN { printf "%.0f", b / (z - a) / 1e6 }')
+    wb=$(awk -v b="$BYTES" -v a="$t1" -v z="$t2" 'BEGIN { printf "%.0f", b / (z - a) / 1e6 }')
     flush
     seq=$(get seq_gbps "$("$FB" seq "$MP/obj")")
     flush
     rand=$(get rand_mean_us "$("$FB" rand "$MP/obj" "$RAND" 1001)")
     ctl info pagers >"$WORK/info-$label.txt" 2>&1 || true
     stop_emmd
-    row "$label" "$wr" "$seq" "$rand"
+    row "$label" "$wr" "$wb" "$seq" "$rand"
 }
 
 # rados bench: "Bandwidth (MB/sec):" and "Average Latency(s):" lines
@@ -78,13 +83,17 @@ echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "emm: $(git -C "$SRC" describe --always --dirty 2>/dev/null || echo unknown), ceph $(ceph --version 2>/dev/null | awk '{ print $3 }')"
 echo "cluster: 1 mon + 1 osd (memstore, RAM), pool size 1, 127.0.0.1; object $SIZE of incompressible data; resident-limit $RESIDENT"
 echo
+# the floor before the emm rows too: on a shared machine the load moves
+echo "running rados bench write (before) ..." >&2
+w4a=$(rb "$SECS" write -b 4M -t 16 | rb_get "Bandwidth (MB/sec)")
+timeout 120 rados -p "$CEPH_POOL" cleanup >/dev/null 2>&1 || true
 echo "running lmdb ..." >&2
 run_emm "lmdb (local disk)" lmdb
 echo "running rados ..." >&2
 run_emm "rados (4M objects)" rados rados.conf="$CEPH_CONF" rados.pool="$CEPH_POOL"
-echo "running rados, pager-threads $PT ..." >&2
-run_emm "rados, pager-threads $PT" rados rados.conf="$CEPH_CONF" rados.pool="$CEPH_POOL" \
-    rados.namespace=pt pager-threads="$PT"
+echo "running rados, write-behind 0 ..." >&2
+run_emm "rados, write-behind 0" rados rados.conf="$CEPH_CONF" rados.pool="$CEPH_POOL" \
+    rados.namespace=wb0 rados.write-behind=0
 echo "running rados bench ..." >&2
 out=$(rb "$SECS" write -b 4M -t 16 --no-cleanup)
 w4=$(rb_get "Bandwidth (MB/sec)" <<<"$out")
@@ -93,12 +102,24 @@ s4=$(rb_get "Bandwidth (MB/sec)" <<<"$out")
 rb "$SECS" write -b 4096 -t 16 --no-cleanup >/dev/null
 out=$(rb "$SECS" rand -t 1)
 r4=$(rb_get "Average Latency(s)" <<<"$out")
-row "rados bench (same pool)" "${w4:-?}" "$(awk -v m="${s4:-0}" 'BEGIN { printf "%.2f", m / 1000 }')" \
+row "rados bench (same pool)" "${w4:-?}" "${w4:-?}" \
+    "$(awk -v m="${s4:-0}" 'BEGIN { printf "%.2f", m / 1000 }')" \
     "$(awk -v s="${r4:-0}" 'BEGIN { printf "%.0f", s * 1e6 }')"
-printf '%-28s %10s %10s %10s\n' "" "write MB/s" "seq GB/s" "rand µs"
-printf '%-28s %10s %10s %10s\n' "" "(+fsync)" "(cold)" "(mean)"
+printf '%-28s %10s %10s %10s %10s\n' "" "write MB/s" "back MB/s" "seq GB/s" "rand µs"
+printf '%-28s %10s %10s %10s %10s\n' "" "(dd+fsync)" "(fsync)" "(cold)" "(mean)"
 for r in "${ROWS[@]}"; do printf '%s\n' "$r"; done
 echo
+for f in "$WORK"/info-rados*.txt; do
+    # write_pages calls, RADOS writes, and the pages per write-behind run
+    awk -F: -v f="${f##*/info-}" '
+        $1 ~ /\.rados\.writes$/ { w = $2 } $1 ~ /\.rados\.write_ops$/ { o = $2 }
+        $1 ~ /\.rados\.omap_ops$/ { m = $2 }
+        $1 ~ /\.rados\.wb_runs$/ { r = $2 } $1 ~ /\.rados\.wb_run_pages$/ { p = $2 }
+        END { printf "%-28s write_pages %s, RADOS writes %s, omap ops %s", f, w, o, m
+              if (r) printf " (write-behind runs of %.0f KiB on average)", p * 4 / r
+              printf "\n" }' "$f"
+done
+echo "rados bench write, 4 MiB objects, 16 in flight: ${w4a:-?} MB/s before the emm rows, ${w4:-?} MB/s after"
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "rados bench rows: write = 4 MiB objects, 16 in flight; seq = reading them back, 16 in"
 echo "flight; rand = 4 KiB objects read one at a time (one synchronous round trip)."

@@ -49,6 +49,9 @@ check_n - "rados.conf: cannot read /nonexistent/ceph.conf" rados.pool=p rados.co
 check_n 4 "rados.keyring: 'rel/keyring' is not an absolute path" rados.pool=p rados.conf="$WORK/empty.conf" rados.keyring=rel/keyring
 check_n 4 "rados.object-size: '3M' is not a power of two" rados.pool=p rados.conf="$WORK/empty.conf" rados.object-size=3M
 check_n 4 "rados.connect-timeout: 'soon' is not a number of seconds" rados.pool=p rados.conf="$WORK/empty.conf" rados.connect-timeout=soon
+check_n 4 "rados.meta-timeout: '0' is not a number of seconds (1..3600)" rados.pool=p rados.conf="$WORK/empty.conf" rados.meta-timeout=0
+check_n 4 "rados.write-behind: '5T' is not a size from 0 to 4G" rados.pool=p rados.conf="$WORK/empty.conf" rados.write-behind=5T
+check_n 4 "rados.write-window: '50' is not a number of milliseconds" rados.pool=p rados.conf="$WORK/empty.conf" rados.write-window=50
 
 # start_fails WANT KEYS...: emmd -f exits non-zero within 60 s, says WANT, mounts nothing
 start_fails() {

@@ -28,6 +28,9 @@ backend = rados
 rados.conf = $CEPH_CONF
 rados.pool = $CEPH_POOL
 rados.object-size = 1M
+# write-behind runs wait an hour for more pages: only fsync (or a full 1M
+# stripe) sends them, so what survives the kill -9 is what fsync made durable
+rados.write-window = 3600000ms
 CONF_EOF
 # the second emmd: the same [fs k], everything else its own
 mkdir -p "$WORK/s2" "$WORK/m2"

@@ -7,7 +7,10 @@
 # SIGCONT the replay reaches the pool: fsync succeeds, the data checks, and it
 # still checks after a restart of emmd on an empty state dir (so from the pool).
 # The OSD stays stopped longer than the pager deadline but shorter than
-# rados.op-timeout, so librados waits for it rather than failing.
+# rados.op-timeout, so librados waits for it rather than failing. Meanwhile a
+# create on the rados filesystem fails after rados.meta-timeout (ETIMEDOUT,
+# logged), and a memory filesystem of the same emmd creates, renames and
+# unlinks as usual.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ceph_cluster.sh"
 need_fuse
@@ -35,6 +38,13 @@ pager.deadline = 1s
 rados.conf = $CEPH_CONF
 rados.pool = $CEPH_POOL
 rados.op-timeout = 120
+# a small write-behind budget: the writer fills it at once, and then its
+# data_returns wait (for the budget) past pager.deadline
+rados.write-behind = 4M
+rados.meta-timeout = 3
+
+[fs m]
+backend = memory
 CONF_EOF
 start_emmd "$CONF"
 D="$MNT/s"
@@ -56,6 +66,25 @@ done
 dp=$(mem_get double_paged)
 log "double_paged while the OSD is stopped: $dp"
 assert_gt "$dp" 0 "pages double paged to swap while the OSD is stopped"
+# namespace changes while the OSD is stopped: a create on the rados
+# filesystem waits for the pool, at most rados.meta-timeout (3 s), then fails
+# with a clear error in the log instead of hanging its caller ...
+rc=0
+timeout 60 touch "$D/new" 2>"$WORK/touch.err" &
+TOUCH=$!
+# ... while another filesystem of this emmd goes on meanwhile (its create,
+# rename and unlink do not wait for the pool)
+timeout 20 touch "$MNT/m/other" || fail "a create on fs m waited for the stopped OSD of fs s"
+timeout 20 mv "$MNT/m/other" "$MNT/m/other2" || fail "a rename on fs m waited for the stopped OSD"
+timeout 20 rm "$MNT/m/other2" || fail "an unlink on fs m waited for the stopped OSD"
+kill -0 "$TOUCH" 2>/dev/null && log "fs m went on while the create on fs s was waiting"
+wait "$TOUCH" || rc=$?
+log "create on fs s with the OSD stopped: status $rc, $(cat "$WORK/touch.err")"
+assert_ne "$rc" 124 "a create on fs s must fail within rados.meta-timeout, not hang"
+assert_ne "$rc" 0 "a create on fs s with the OSD stopped"
+assert_contains "$(cat "$WORK/touch.err")" "timed out" "the create's error"
+assert_contains "$(cat "$EMMD_LOG")" "namespace update in emm_dir.s" "emmd log"
+assert_contains "$(cat "$EMMD_LOG")" "not acknowledged within 3 s" "emmd log"
 log "SIGCONT ceph-osd"
 kill -CONT "$CEPH_OSD_PID"
 wait "$WRITER" || fail "the writer failed across the OSD's stop"

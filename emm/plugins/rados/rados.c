@@ -20,23 +20,30 @@
  *                           exclusive lock "emm" (cookie HOST:PID:NONCE,
  *                           LOCK_SECONDS, renewed every third of that).
  *
- * Durability: write_pages returns once RADOS acknowledged every data write and
- * bitmap update it made (an ack is a commit on every replica), so sync has
- * nothing left to wait for beyond rados_aio_flush. A write that fails leaves
- * the object's cached extents stale: they are dropped and read again from the
- * pool on the next call. Crash order: data and bitmap are written in parallel;
- * a write not acknowledged may land as neither, either or both (the page reads
- * as its old content, zeros, or the new one), never as another page's data.
+ * Durability: with write-behind (the default), write_pages copies the pages
+ * into a run and returns; sync(object) returns once every run of the object
+ * was acknowledged (an ack is a commit on every replica), or fails (see
+ * "write-behind" below). With rados.write-behind = 0, write_pages returns
+ * once RADOS acknowledged every data write and bitmap update it made, and
+ * sync has nothing left to wait for beyond rados_aio_flush; a write that
+ * fails then leaves the object's cached extents stale: they are dropped and
+ * read again from the pool on the next call. Crash order: data and bitmap
+ * are written in parallel; a write not acknowledged may land as neither,
+ * either or both (the page reads as its old content, zeros, or the new one),
+ * never as another page's data.
  *
- * Many I/Os in flight: one call issues one aio per stripe it touches (a
- * contiguous run of pages within a RADOS object is one RADOS write; a read of
- * several runs in one stripe is one read op), plus one omap update, and waits
- * for all of them together; calls on different objects run in parallel.
+ * Many I/Os in flight: a write-behind run is one RADOS write of up to a
+ * whole stripe, and many runs are in flight at once; a read of several runs
+ * in one stripe is one read op. Namespace updates (meta_update) wait at most
+ * rados.meta-timeout, then fail with ETIMEDOUT (the op stays in flight; its
+ * late outcome is logged).
  *
  * Locking: `lock` guards the object table (lookup and insert only; entries live
  * until destroy). Each object's `mu` is held across a whole call on it,
  * including the wait for its I/O, so its extents never change under a call.
- * The renewal thread takes `lock_mu` only. Thread model PARALLEL.
+ * The renewal thread takes `lock_mu` only. `wb_mu` guards the write-behind
+ * state (the only lock completion callbacks take; taken inside an object's
+ * `mu`, never the other way round). Thread model PARALLEL.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -64,6 +71,35 @@
 #define OBJSIZE_MIN ((uint64_t)64 << 10)
 #define OBJSIZE_MAX ((uint64_t)64 << 20)
 #define OBJSIZE_DEFAULT ((uint64_t)4 << 20)
+#define WB_DEFAULT ((uint64_t)64 << 20)
+#define WB_MAX ((uint64_t)4 << 30)
+#define WB_WINDOW_MS 50             /* an open run is sent 50 ms after its last page */
+#define WB_RETRY_NS 1000000000ull  /* failed runs are sent again every second */
+
+struct rb;
+struct robj;
+
+struct meta_late {
+    struct meta_late *next;
+    rados_completion_t c;
+};
+
+/* A write-behind run (see "write-behind" below). */
+enum { RUN_OPEN, RUN_FLIGHT, RUN_FAILED, RUN_DONE };
+
+struct wrun {
+    struct wrun *next;
+    struct rb *b;
+    struct robj *o;
+    uint64_t stripe, lo, hi; /* pages [lo, hi) of the emm object, inside stripe */
+    char *buf;               /* page lo at buf; cap pages allocated */
+    uint8_t *has;            /* the pages the run holds (bit p - stripe*ppo): [lo, hi)
+                              * may have gaps; kept when done (a tombstone) */
+    uint32_t cap, count;
+    int state, err, pending, newbits;
+    uint64_t touched;        /* CLOCK_MONOTONIC ns: last page added, or failure */
+    rados_completion_t cd, ch;
+};
 
 struct stripe {
     uint64_t idx;
@@ -79,6 +115,11 @@ struct robj {
     struct stripe *s; /* sorted by idx */
     size_t ns, cap;
     uint64_t pages;
+    /* write-behind (under rb.wb_mu): the object's runs, oldest first; the
+     * open one, if any, is the tail and only a caller holding mu changes it */
+    struct wrun *runs, *runs_tail, *open;
+    struct robj *wbq_next; /* on rb.wbq: has an open or failed run */
+    int in_wbq;
 };
 
 struct rb {
@@ -86,11 +127,11 @@ struct rb {
     char *conf, *pool, *user, *keyring, *nspace;
     uint64_t object_size;
     uint32_t ppo, bmlen;
-    unsigned connect_timeout, op_timeout;
+    unsigned connect_timeout, op_timeout, meta_timeout;
     rados_t cluster;
     rados_ioctx_t io;
     int connected, locked;
-    char label[256];  /* "cluster FSID (mon host ...)" for messages */
+    char label[320];  /* "cluster FSID (mon host ...)" for messages */
     char dirobj[300];
     char cookie[160];
     pthread_mutex_t lock;
@@ -100,8 +141,21 @@ struct rb {
     pthread_cond_t lock_cv;
     pthread_t renewer;
     int renewing, stopping;
+    /* write-behind: see "write-behind" below */
+    uint64_t wb_limit;                   /* pages; 0: write_pages waits for RADOS */
+    uint64_t wb_window;                  /* ns an open run waits for more pages */
+    pthread_mutex_t wb_mu;
+    pthread_cond_t wb_cv;                /* a run finished, budget freed */
+    pthread_cond_t fl_cv;                /* wakes the flusher */
+    uint64_t wb_pages;                   /* pages held in runs' buffers */
+    struct robj *wbq;                    /* objects the flusher looks at */
+    struct wrun *reap;                   /* finished runs to free (not in a callback) */
+    struct meta_late *meta_late;         /* completions of given-up namespace updates */
+    pthread_t flusher;
+    int flushing, fl_stop;
     /* counters */
     _Atomic uint64_t reads, writes, read_ops, write_ops, omap_ops, errors;
+    _Atomic uint64_t wb_runs, wb_run_pages, wb_retries, wb_failed;
 };
 
 /* ---- completions --------------------------------------------------------- */
@@ -210,6 +264,12 @@ rb_create(const struct emm_backend_host *host, void **instance)
     b->object_size = OBJSIZE_DEFAULT;
     b->connect_timeout = 10;
     b->op_timeout = 30;
+    b->meta_timeout = 10;
+    b->wb_limit = WB_DEFAULT / EMM_PAGE_SIZE;
+    b->wb_window = WB_WINDOW_MS * 1000000ull;
+    pthread_mutex_init(&b->wb_mu, NULL);
+    pthread_cond_init(&b->wb_cv, NULL);
+    pthread_cond_init(&b->fl_cv, NULL);
     pthread_mutex_init(&b->lock, NULL);
     pthread_mutex_init(&b->lock_mu, NULL);
     pthread_cond_init(&b->lock_cv, NULL);
@@ -283,17 +343,40 @@ rb_config(void *instance, const char *key, const char *value, char *err, size_t 
         b->object_size = v;
         return 0;
     }
-    if (strcmp(key, "connect-timeout") == 0 || strcmp(key, "op-timeout") == 0) {
-        unsigned *dst = key[0] == 'c' ? &b->connect_timeout : &b->op_timeout;
-        if (parse_seconds(value, dst) < 0 || (key[0] == 'c' && *dst == 0)) {
+    if (strcmp(key, "write-behind") == 0) {
+        uint64_t v;
+        if (b->host->parse_size(value, &v) < 0 || v > WB_MAX) {
+            snprintf(err, errlen, "'%s' is not a size from 0 to 4G", value);
+            return -EINVAL;
+        }
+        b->wb_limit = v / EMM_PAGE_SIZE;
+        return 0;
+    }
+    if (strcmp(key, "write-window") == 0) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(value, &end, 10);
+        if (errno || end == value || strcmp(end, "ms") != 0 || v < 1 || v > 3600000) {
+            snprintf(err, errlen, "'%s' is not a number of milliseconds (1ms..3600000ms)",
+                     value);
+            return -EINVAL;
+        }
+        b->wb_window = v * 1000000ull;
+        return 0;
+    }
+    if (strcmp(key, "connect-timeout") == 0 || strcmp(key, "op-timeout") == 0 ||
+        strcmp(key, "meta-timeout") == 0) {
+        unsigned *dst = key[0] == 'c' ? &b->connect_timeout
+                        : key[0] == 'o' ? &b->op_timeout : &b->meta_timeout;
+        if (parse_seconds(value, dst) < 0 || (key[0] != 'o' && *dst == 0)) {
             snprintf(err, errlen, "'%s' is not a number of seconds (%s..3600)", value,
-                     key[0] == 'c' ? "1" : "0");
+                     key[0] != 'o' ? "1" : "0");
             return -EINVAL;
         }
         return 0;
     }
     snprintf(err, errlen, "unknown key (rados takes: conf, pool, user, keyring, namespace, "
-                          "object-size, connect-timeout, op-timeout)");
+                          "object-size, write-behind, write-window, connect-timeout, op-timeout, meta-timeout)");
     return -EINVAL;
 }
 
@@ -342,8 +425,12 @@ check_object_size(struct rb *b)
     rados_read_op_omap_get_vals_by_keys2(op, keys, 1, klen, &it, &prval);
     r = rados_read_op_operate(op, b->io, b->dirobj, 0);
     rados_release_read_op(op);
+    if ((r == -ENOENT || r < 0) && it) { /* librados made one even so */
+        rados_omap_get_end(it);
+        it = NULL;
+    }
     if (r == -ENOENT)
-        r = 0, it = NULL;
+        r = 0;
     if (r < 0)
         return r;
     char want[24];
@@ -458,6 +545,7 @@ renew_main(void *arg)
 }
 
 static void rb_stop(void *instance);
+static void *flusher_main(void *arg);
 
 static int
 rb_start(void *instance)
@@ -534,6 +622,17 @@ rb_start(void *instance)
     b->stopping = 0;
     if (pthread_create(&b->renewer, NULL, renew_main, b) == 0)
         b->renewing = 1;
+    b->fl_stop = 0;
+    if (b->wb_limit) {
+        r = pthread_create(&b->flusher, NULL, flusher_main, b);
+        if (r != 0) {
+            b->host->log(b->host, EMM_LOG_ERR, "cannot start the write-behind thread: %s",
+                         strerror(r));
+            r = -r;
+            goto fail;
+        }
+        b->flushing = 1;
+    }
     b->host->log(b->host, EMM_LOG_INFO, "pool %s%s%s of %s, objects of %" PRIu64 " KiB, as %s",
                  b->pool, b->nspace ? " namespace " : "", b->nspace ? b->nspace : "", b->label,
                  b->object_size >> 10, user);
@@ -543,13 +642,26 @@ fail:
     return r < 0 ? r : -EIO;
 }
 
+static void run_free(struct wrun *r);
+static void reap(struct rb *b);
+static int sync_all(struct rb *b);
+
+/* After the cluster handle is shut down: no callback runs any more. */
 static void
 free_objects(struct rb *b)
 {
+    reap(b);
+    b->wb_pages = 0;
+    b->wbq = NULL;
     for (int i = 0; i < BUCKETS; i++) {
         struct robj *o = b->buckets[i];
         while (o) {
             struct robj *next = o->hnext;
+            while (o->runs) {
+                struct wrun *r = o->runs;
+                o->runs = r->next;
+                run_free(r);
+            }
             for (size_t k = 0; k < o->ns; k++)
                 free(o->s[k].bits);
             free(o->s);
@@ -574,7 +686,19 @@ rb_stop(void *instance)
         pthread_join(b->renewer, NULL);
         b->renewing = 0;
     }
+    if (b->flushing) {
+        pthread_mutex_lock(&b->wb_mu);
+        b->fl_stop = 1;
+        pthread_cond_broadcast(&b->fl_cv);
+        pthread_mutex_unlock(&b->wb_mu);
+        pthread_join(b->flusher, NULL);
+        b->flushing = 0;
+    }
     if (b->io) {
+        if (b->wb_limit && sync_all(b) < 0)
+            b->host->log(b->host, EMM_LOG_ERR,
+                         "stopping with writes the pool of %s did not take: pages written "
+                         "since the last successful sync are lost", b->label);
         rados_aio_flush(b->io);
         if (b->locked)
             rados_unlock(b->io, b->dirobj, LOCK_NAME, b->cookie);
@@ -585,6 +709,12 @@ rb_stop(void *instance)
     if (b->cluster)
         rados_shutdown(b->cluster);
     b->cluster = NULL;
+    while (b->meta_late) {
+        struct meta_late *l = b->meta_late;
+        b->meta_late = l->next;
+        rados_aio_release(l->c);
+        free(l);
+    }
     b->connected = 0;
     free_objects(b);
 }
@@ -598,6 +728,9 @@ rb_destroy(void *instance)
     pthread_mutex_destroy(&b->lock);
     pthread_mutex_destroy(&b->lock_mu);
     pthread_cond_destroy(&b->lock_cv);
+    pthread_mutex_destroy(&b->wb_mu);
+    pthread_cond_destroy(&b->wb_cv);
+    pthread_cond_destroy(&b->fl_cv);
     free(b->conf);
     free(b->pool);
     free(b->user);
@@ -718,12 +851,17 @@ obj_load(struct rb *b, struct robj *o)
         atomic_fetch_add(&b->omap_ops, 1);
         if (r == -ENOENT) {
             r = 0;
+            if (it) /* librados made one even so */
+                rados_omap_get_end(it);
             break;
         }
         if (r == 0 && prval < 0)
             r = prval;
-        if (r < 0)
+        if (r < 0) {
+            if (it)
+                rados_omap_get_end(it);
             break;
+        }
         char *k, *v;
         size_t kl, vl;
         while (rados_omap_get_next2(it, &k, &v, &kl, &vl) == 0 && k) {
@@ -780,6 +918,9 @@ obj_lock(struct rb *b, uint64_t id, struct robj **out)
 }
 
 /* ---- data path ------------------------------------------------------------- */
+
+static void wb_overlay(struct rb *b, struct robj *o, uint64_t first, uint32_t npages, char *buf,
+                       uint8_t *present);
 
 struct rrun {
     char *dst;
@@ -874,6 +1015,8 @@ rb_read(void *instance, uint64_t object, uint64_t first, uint32_t npages, void *
     }
     if (r == -ENOENT)
         r = 0; /* a stripe listed in the extents whose data object never landed: zeros */
+    if (r == 0)
+        wb_overlay(b, o, first, npages, buf, present);
     pthread_mutex_unlock(&o->mu);
     free(runs), free(as), free(ops);
     if (r < 0) {
@@ -916,10 +1059,10 @@ submit_hdr(struct rb *b, uint64_t object, struct waiter *w, struct aio *a, const
     return r;
 }
 
+/* write-behind off: returns once RADOS acknowledged every write it made */
 static int
-rb_write(void *instance, uint64_t object, uint64_t first, uint32_t npages, const void *buf)
+write_sync(struct rb *b, uint64_t object, uint64_t first, uint32_t npages, const void *buf)
 {
-    struct rb *b = instance;
     struct robj *o;
     int r;
 
@@ -1008,6 +1151,599 @@ out_free:
     return r;
 }
 
+/* ---- write-behind ------------------------------------------------------------
+ *
+ * With rados.write-behind > 0 (default 64M), write_pages copies the pages into
+ * a run (the pages written into one stripe, in any order, in one buffer
+ * spanning [lo, hi) with a bitmap of the pages it holds) and returns; the run
+ * is sent as ONE RADOS write op (one extent per stretch of its pages), plus
+ * one omap update of the extents when it stored a page for the first time,
+ * when a write into another stripe of the object comes, when it holds the
+ * whole stripe, rados.write-window (50 ms) after its last page (the flusher
+ * thread), or at sync, discard and stop. So the pageout's clustered
+ * data_returns (tens to hundreds of KiB each, from several pager threads,
+ * not in order) become writes of up to object-size, and many are in flight.
+ *
+ * Budget: at most wb_limit pages are held in runs (open, in flight or failed);
+ * a write_pages beyond it sends its object's open run and waits for runs to
+ * finish, at most rados.op-timeout (then -ETIMEDOUT: the pager keeps the pages
+ * dirty and double pages them, as for a failed write).
+ *
+ * A run's buffer is kept until RADOS acknowledged the run: reads overlay the
+ * pages of every run not yet acknowledged (newest wins), so a read never sees
+ * older data than was written. A run that fails (op-timeout, the cluster away)
+ * keeps its pages and is sent again (by the flusher every WB_RETRY_NS, and by
+ * sync and discard), without the pages a newer run of the object rewrote: a
+ * finished run stays listed, bufferless (a "tombstone"), until every older run
+ * of its object finished, so the list always holds every write newer than its
+ * oldest unfinished run. sync(object) sends the open run and failed ones and
+ * waits until the object has no run in flight; it fails with the error of a
+ * run that still failed. So fsync is durable exactly when it succeeds: every
+ * page written before it was acknowledged (committed on every replica).
+ *
+ * Locking: wb_mu guards the run lists, wb_pages, wbq and the reap list, and
+ * is the only lock the completion callbacks take. A run's pages and range
+ * change only while it is open, by a caller holding its object's mu. The
+ * flusher takes an object's mu with trylock only (a writer waiting for budget
+ * holds it). Callbacks never free completions: finished runs go to the reap
+ * list, freed by the next caller.
+ */
+static uint64_t
+now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void
+run_free(struct wrun *r)
+{
+    if (r->cd)
+        rados_aio_release(r->cd);
+    if (r->ch)
+        rados_aio_release(r->ch);
+    free(r->buf);
+    free(r->has);
+    free(r);
+}
+
+static int
+run_has(const struct wrun *r, uint64_t p)
+{
+    uint64_t i = p - r->stripe * r->b->ppo;
+    return p >= r->lo && p < r->hi && ((r->has[i >> 3] >> (i & 7)) & 1);
+}
+
+/* Frees the runs that finished. Never from a callback. */
+static void
+reap(struct rb *b)
+{
+    pthread_mutex_lock(&b->wb_mu);
+    struct wrun *r = b->reap;
+    b->reap = NULL;
+    pthread_mutex_unlock(&b->wb_mu);
+    while (r) {
+        struct wrun *next = r->next;
+        run_free(r);
+        r = next;
+    }
+}
+
+/* Puts o on the flusher's queue. wb_mu held. */
+static void
+wbq_add(struct rb *b, struct robj *o)
+{
+    if (o->in_wbq)
+        return;
+    o->in_wbq = 1;
+    o->wbq_next = b->wbq;
+    b->wbq = o;
+    pthread_cond_signal(&b->fl_cv);
+}
+
+/* Unlinks finished runs from the head of o's list. wb_mu held. */
+static void
+pop_done(struct rb *b, struct robj *o)
+{
+    while (o->runs && o->runs->state == RUN_DONE) {
+        struct wrun *r = o->runs;
+        o->runs = r->next;
+        if (!o->runs)
+            o->runs_tail = NULL;
+        r->next = b->reap;
+        b->reap = r;
+    }
+}
+
+static void
+run_cb(rados_completion_t c, void *arg)
+{
+    struct wrun *r = arg;
+    struct rb *b = r->b;
+    int rv = rados_aio_get_return_value(c);
+    uint64_t id = r->o->id, lo = r->lo, n = r->hi - r->lo; /* r may be freed once unlocked */
+
+    pthread_mutex_lock(&b->wb_mu);
+    if (rv < 0 && r->err == 0)
+        r->err = rv;
+    if (--r->pending == 0) {
+        if (r->err) {
+            r->state = RUN_FAILED;
+            r->touched = now_ns();
+            atomic_fetch_add(&b->errors, 1);
+            atomic_fetch_add(&b->wb_failed, 1);
+            wbq_add(b, r->o);
+        } else {
+            r->state = RUN_DONE;
+            free(r->buf);
+            r->buf = NULL;
+            b->wb_pages -= r->cap;
+            r->cap = 0;
+            pop_done(b, r->o);
+        }
+        pthread_cond_broadcast(&b->wb_cv);
+    }
+    pthread_mutex_unlock(&b->wb_mu);
+    if (rv < 0)
+        b->host->log(b->host, EMM_LOG_ERR,
+                     "write of object %" PRIx64 " pages %" PRIu64 "+%" PRIu64
+                     " to pool %s: %s (kept, sent again later)",
+                     id, lo, n, b->pool, strerror(-rv));
+}
+
+/* Is page p written by a run newer than r? wb_mu held. */
+static int
+newer_has(const struct wrun *r, uint64_t p)
+{
+    for (const struct wrun *n = r->next; n; n = n->next)
+        if (run_has(n, p))
+            return 1;
+    return 0;
+}
+
+/* Sends r (open, or failed: again, without the pages newer runs wrote).
+ * o->mu held, wb_mu not. */
+static void
+run_send(struct rb *b, struct robj *o, struct wrun *r)
+{
+    char oid[300], hdr[300];
+    uint64_t base = r->stripe * b->ppo;
+    int retry = r->state == RUN_FAILED, ndata = 0, r1;
+
+    if (r->cd)
+        rados_aio_release(r->cd);
+    if (r->ch)
+        rados_aio_release(r->ch);
+    r->cd = r->ch = NULL;
+    rados_write_op_t op = rados_create_write_op();
+    pthread_mutex_lock(&b->wb_mu);
+    if (o->open == r)
+        o->open = NULL;
+    for (uint64_t p = r->lo; p < r->hi;) { /* one extent per stretch of its pages */
+        if (!run_has(r, p) || (retry && newer_has(r, p))) {
+            p++;
+            continue;
+        }
+        uint64_t e = p + 1;
+        while (e < r->hi && run_has(r, e) && !(retry && newer_has(r, e)))
+            e++;
+        rados_write_op_write(op, r->buf + (p - r->lo) * EMM_PAGE_SIZE,
+                             (size_t)(e - p) * EMM_PAGE_SIZE, (p - base) * EMM_PAGE_SIZE);
+        ndata++;
+        p = e;
+    }
+    r->err = 0;
+    r->state = RUN_FLIGHT;
+    if (ndata == 0) { /* newer runs rewrote all of it */
+        r->state = RUN_DONE;
+        free(r->buf);
+        r->buf = NULL;
+        b->wb_pages -= r->cap;
+        r->cap = 0;
+        pop_done(b, o);
+        pthread_cond_broadcast(&b->wb_cv);
+        pthread_mutex_unlock(&b->wb_mu);
+        rados_release_write_op(op);
+        return;
+    }
+    /* the extents and the data: both in flight at once. A stripe a discard
+     * emptied meanwhile has nothing to record. */
+    struct stripe *s = r->newbits || retry ? s_find(o, r->stripe) : NULL;
+    int with_hdr = s != NULL;
+    r->pending = 1 + with_hdr;
+    pthread_mutex_unlock(&b->wb_mu);
+    if (retry)
+        atomic_fetch_add(&b->wb_retries, 1);
+    atomic_fetch_add(&b->wb_runs, 1);
+    atomic_fetch_add(&b->wb_run_pages, r->count);
+    rados_write_op_t hop = NULL;
+    if (with_hdr) {
+        char key[17];
+        snprintf(key, sizeof(key), "%016" PRIx64, r->stripe);
+        const char *kp[] = {key};
+        const char *vals[] = {(const char *)s->bits};
+        size_t klen[] = {16}, vlen[] = {b->bmlen};
+        hop = rados_create_write_op();
+        rados_write_op_omap_set2(hop, kp, vals, klen, vlen, 1); /* copied here */
+    }
+    data_name(b, o->id, r->stripe, oid, sizeof(oid));
+    hdr_name(b, o->id, hdr, sizeof(hdr));
+    int fails = 0, err = 0;
+    if (with_hdr) {
+        r1 = rados_aio_create_completion2(r, run_cb, &r->ch);
+        if (r1 == 0) {
+            r1 = rados_aio_write_op_operate(hop, b->io, r->ch, hdr, NULL, 0);
+            atomic_fetch_add(&b->omap_ops, 1);
+        }
+        if (r1 < 0)
+            fails++, err = r1;
+        rados_release_write_op(hop);
+    }
+    r1 = rados_aio_create_completion2(r, run_cb, &r->cd);
+    if (r1 == 0)
+        r1 = rados_aio_write_op_operate(op, b->io, r->cd, oid, NULL, 0);
+    atomic_fetch_add(&b->write_ops, 1);
+    rados_release_write_op(op); /* librados copied what the aio needs */
+    if (r1 < 0)
+        fails++, err = r1;
+    if (fails) { /* what was not submitted never calls back */
+        pthread_mutex_lock(&b->wb_mu);
+        if (err && r->err == 0)
+            r->err = err;
+        r->pending -= fails;
+        if (r->pending == 0) {
+            if (r->err) {
+                r->state = RUN_FAILED;
+                r->touched = now_ns();
+                wbq_add(b, o);
+            } else {
+                r->state = RUN_DONE;
+                free(r->buf);
+                r->buf = NULL;
+                b->wb_pages -= r->cap;
+                r->cap = 0;
+                pop_done(b, o);
+            }
+            pthread_cond_broadcast(&b->wb_cv);
+        }
+        pthread_mutex_unlock(&b->wb_mu);
+    }
+}
+
+/* Sends o's open run and (retry) its failed runs, once each. o->mu held. */
+static void
+obj_send(struct rb *b, struct robj *o, int retry)
+{
+    struct wrun *one[16], **todo = one;
+    size_t n = 0, cap = 16;
+    pthread_mutex_lock(&b->wb_mu);
+    for (struct wrun *r = o->runs; r; r = r->next) {
+        if (r->state != RUN_OPEN && !(retry && r->state == RUN_FAILED))
+            continue;
+        if (n == cap) {
+            struct wrun **nt = malloc(cap * 2 * sizeof(*nt));
+            if (!nt)
+                break; /* the rest goes later (flusher) */
+            memcpy(nt, todo, n * sizeof(*nt));
+            if (todo != one)
+                free(todo);
+            todo = nt, cap *= 2;
+        }
+        todo[n++] = r;
+    }
+    pthread_mutex_unlock(&b->wb_mu);
+    for (size_t i = 0; i < n; i++)
+        run_send(b, o, todo[i]); /* runs stay listed while o->mu is held */
+    if (todo != one)
+        free(todo);
+}
+
+/* Waits until o has no run in flight; the error of a failed run, or 0.
+ * o->mu held. */
+static int
+obj_wait(struct rb *b, struct robj *o)
+{
+    int r = 0;
+    pthread_mutex_lock(&b->wb_mu);
+    for (;;) {
+        int flying = 0;
+        r = 0;
+        for (struct wrun *w = o->runs; w; w = w->next) {
+            if (w->state == RUN_FLIGHT)
+                flying = 1;
+            else if (w->state == RUN_FAILED && r == 0)
+                r = w->err ? w->err : -EIO;
+        }
+        if (!flying)
+            break;
+        pthread_cond_wait(&b->wb_cv, &b->wb_mu);
+    }
+    pthread_mutex_unlock(&b->wb_mu);
+    reap(b);
+    return r;
+}
+
+/* Everything written to o acknowledged, or the error. o->mu held. */
+static int
+obj_drain(struct rb *b, struct robj *o)
+{
+    obj_send(b, o, 1);
+    return obj_wait(b, o);
+}
+
+/* Waits for budget for n more pages; sends o's open run first. o->mu held. */
+static int
+wb_reserve(struct rb *b, struct robj *o, uint64_t n)
+{
+    pthread_mutex_lock(&b->wb_mu);
+    int over = b->wb_pages > 0 && b->wb_pages + n > b->wb_limit;
+    pthread_mutex_unlock(&b->wb_mu);
+    if (!over)
+        return 0;
+    obj_send(b, o, 0);
+    uint64_t deadline = b->op_timeout ? now_ns() + (uint64_t)b->op_timeout * 1000000000ull : 0;
+    pthread_mutex_lock(&b->wb_mu);
+    pthread_cond_signal(&b->fl_cv); /* other objects' open runs: send them now */
+    int r = 0;
+    while (b->wb_pages > 0 && b->wb_pages + n > b->wb_limit) {
+        struct timespec at;
+        clock_gettime(CLOCK_REALTIME, &at);
+        at.tv_nsec += 100000000;
+        if (at.tv_nsec >= 1000000000)
+            at.tv_sec++, at.tv_nsec -= 1000000000;
+        pthread_cond_timedwait(&b->wb_cv, &b->wb_mu, &at);
+        if (deadline && now_ns() > deadline) {
+            r = -ETIMEDOUT;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&b->wb_mu);
+    reap(b);
+    return r;
+}
+
+/* Adds pages [lo, hi) of stripe si (from src) to o's open run, or opens one.
+ * o->mu held. */
+static int
+wb_add(struct rb *b, struct robj *o, uint64_t si, uint64_t lo, uint64_t hi, const char *src,
+       int newbits)
+{
+    struct wrun *r = o->open;
+    if (r && r->stripe != si) {
+        run_send(b, o, r);
+        r = NULL;
+    }
+    if (r) { /* the same stripe: pages returned out of order join it too */
+        uint64_t nlo = lo < r->lo ? lo : r->lo, nhi = hi > r->hi ? hi : r->hi;
+        uint32_t need = (uint32_t)(nhi - nlo);
+        if (need > r->cap) {
+            uint32_t cap = r->cap;
+            while (cap < need)
+                cap *= 2;
+            if (cap > b->ppo)
+                cap = b->ppo;
+            char *nb = realloc(r->buf, (size_t)cap * EMM_PAGE_SIZE);
+            if (!nb)
+                return -ENOMEM;
+            r->buf = nb;
+            pthread_mutex_lock(&b->wb_mu);
+            b->wb_pages += cap - r->cap;
+            r->cap = cap;
+            pthread_mutex_unlock(&b->wb_mu);
+        }
+        if (nlo < r->lo)
+            memmove(r->buf + (r->lo - nlo) * EMM_PAGE_SIZE, r->buf,
+                    (size_t)(r->hi - r->lo) * EMM_PAGE_SIZE);
+        pthread_mutex_lock(&b->wb_mu); /* readers overlay r->lo/hi under wb_mu */
+        r->lo = nlo;
+        r->hi = nhi;
+        pthread_mutex_unlock(&b->wb_mu);
+    } else {
+        r = calloc(1, sizeof(*r));
+        uint32_t cap = (uint32_t)(hi - lo);
+        if (r) {
+            r->buf = malloc((size_t)cap * EMM_PAGE_SIZE);
+            r->has = calloc(1, b->bmlen);
+        }
+        if (!r || !r->buf || !r->has) {
+            if (r)
+                free(r->buf), free(r->has);
+            free(r);
+            return -ENOMEM;
+        }
+        r->b = b;
+        r->o = o;
+        r->stripe = si;
+        r->lo = lo;
+        r->hi = hi;
+        r->cap = cap;
+        r->state = RUN_OPEN;
+        pthread_mutex_lock(&b->wb_mu);
+        b->wb_pages += cap;
+        if (o->runs_tail)
+            o->runs_tail->next = r;
+        else
+            o->runs = r;
+        o->runs_tail = r;
+        o->open = r;
+        wbq_add(b, o);
+        pthread_mutex_unlock(&b->wb_mu);
+    }
+    memcpy(r->buf + (lo - r->lo) * EMM_PAGE_SIZE, src, (size_t)(hi - lo) * EMM_PAGE_SIZE);
+    uint64_t base = si * b->ppo;
+    pthread_mutex_lock(&b->wb_mu); /* newer_has and readers look at has under wb_mu */
+    for (uint64_t p = lo; p < hi; p++) {
+        uint64_t i = p - base;
+        if (!((r->has[i >> 3] >> (i & 7)) & 1)) {
+            r->has[i >> 3] |= (uint8_t)(1u << (i & 7));
+            r->count++;
+        }
+    }
+    pthread_mutex_unlock(&b->wb_mu);
+    r->newbits |= newbits;
+    r->touched = now_ns();
+    if (r->count == b->ppo) /* a whole stripe: nothing can join it */
+        run_send(b, o, r);
+    return 0;
+}
+
+/* Overlays the pages of o's unacknowledged runs on a read of [first,
+ * first+npages) (newest run wins; a finished run means the pool's data).
+ * o->mu held. */
+static void
+wb_overlay(struct rb *b, struct robj *o, uint64_t first, uint32_t npages, char *buf,
+           uint8_t *present)
+{
+    pthread_mutex_lock(&b->wb_mu);
+    if (!o->runs) {
+        pthread_mutex_unlock(&b->wb_mu);
+        return;
+    }
+    size_t n = 0;
+    for (struct wrun *r = o->runs; r; r = r->next)
+        n++;
+    struct wrun **v = malloc(n * sizeof(*v));
+    uint8_t *done = calloc(npages, 1);
+    if (v && done) {
+        n = 0;
+        for (struct wrun *r = o->runs; r; r = r->next)
+            v[n++] = r;
+        for (size_t i = n; i-- > 0;) {
+            struct wrun *r = v[i];
+            uint64_t lo = r->lo > first ? r->lo : first;
+            uint64_t hi = r->hi < first + npages ? r->hi : first + npages;
+            for (uint64_t p = lo; p < hi; p++) {
+                if (done[p - first] || !run_has(r, p))
+                    continue;
+                done[p - first] = 1;
+                if (r->buf) {
+                    memcpy(buf + (p - first) * EMM_PAGE_SIZE,
+                           r->buf + (p - r->lo) * EMM_PAGE_SIZE, EMM_PAGE_SIZE);
+                    present[p - first] = 1;
+                }
+            }
+        }
+    }
+    pthread_mutex_unlock(&b->wb_mu);
+    free(v);
+    free(done);
+}
+
+static void *
+flusher_main(void *arg)
+{
+    struct rb *b = arg;
+    pthread_mutex_lock(&b->wb_mu);
+    while (!b->fl_stop) {
+        struct timespec at;
+        clock_gettime(CLOCK_REALTIME, &at);
+        uint64_t step = b->wb_window < 100000000ull ? b->wb_window : 100000000ull;
+        at.tv_nsec += (long)step;
+        if (at.tv_nsec >= 1000000000)
+            at.tv_sec++, at.tv_nsec -= 1000000000;
+        if (b->wbq)
+            pthread_cond_timedwait(&b->fl_cv, &b->wb_mu, &at);
+        else /* idle: wbq_add wakes it */
+            pthread_cond_wait(&b->fl_cv, &b->wb_mu);
+        /* objects stay marked in_wbq while the flusher holds them, so
+         * wbq_add leaves their link alone; each is put back while it still
+         * has an open or failed run */
+        struct robj *q = b->wbq;
+        b->wbq = NULL;
+        pthread_mutex_unlock(&b->wb_mu);
+        uint64_t now = now_ns();
+        struct robj *keep = NULL;
+        while (q) {
+            struct robj *o = q;
+            q = q->wbq_next;
+            if (pthread_mutex_trylock(&o->mu) == 0) {
+                struct wrun *todo[64];
+                size_t n = 0;
+                pthread_mutex_lock(&b->wb_mu);
+                for (struct wrun *r = o->runs; r && n < 64; r = r->next)
+                    if ((r->state == RUN_OPEN && now - r->touched >= b->wb_window) ||
+                        (r->state == RUN_FAILED && now - r->touched >= WB_RETRY_NS))
+                        todo[n++] = r;
+                pthread_mutex_unlock(&b->wb_mu);
+                for (size_t i = 0; i < n; i++)
+                    run_send(b, o, todo[i]);
+                pthread_mutex_unlock(&o->mu);
+            }
+            pthread_mutex_lock(&b->wb_mu);
+            int again = 0;
+            for (struct wrun *r = o->runs; r && !again; r = r->next)
+                again = r->state == RUN_OPEN || r->state == RUN_FAILED;
+            if (again) {
+                o->wbq_next = keep;
+                keep = o;
+            } else {
+                o->in_wbq = 0;
+            }
+            pthread_mutex_unlock(&b->wb_mu);
+        }
+        reap(b);
+        pthread_mutex_lock(&b->wb_mu);
+        while (keep) {
+            struct robj *o = keep;
+            keep = keep->wbq_next;
+            o->wbq_next = b->wbq;
+            b->wbq = o;
+        }
+    }
+    pthread_mutex_unlock(&b->wb_mu);
+    return NULL;
+}
+
+static int
+rb_write(void *instance, uint64_t object, uint64_t first, uint32_t npages, const void *buf)
+{
+    struct rb *b = instance;
+    struct robj *o;
+    int r;
+
+    if (!b->wb_limit)
+        return write_sync(b, object, first, npages, buf);
+    if (first + npages < first)
+        return -EFBIG;
+    reap(b);
+    r = obj_lock(b, object, &o);
+    if (r < 0)
+        return r;
+    r = wb_reserve(b, o, npages);
+    uint64_t s0 = first / b->ppo, s1 = (first + npages - 1) / b->ppo;
+    for (uint64_t si = s0; r == 0 && si <= s1; si++) {
+        uint64_t lo = si == s0 ? first : si * b->ppo;
+        uint64_t hi = si == s1 ? first + npages : (si + 1) * b->ppo;
+        struct stripe *s = s_insert(b, o, si);
+        if (!s) {
+            r = -ENOMEM;
+            break;
+        }
+        int changed = 0;
+        for (uint64_t p = lo; p < hi; p++) {
+            uint32_t in = (uint32_t)(p - si * b->ppo);
+            if (!bit(s->bits, in)) {
+                s->bits[in >> 3] |= (uint8_t)(1u << (in & 7));
+                s->count++;
+                o->pages++;
+                changed = 1;
+            }
+        }
+        r = wb_add(b, o, si, lo, hi, (const char *)buf + (lo - first) * EMM_PAGE_SIZE, changed);
+    }
+    if (r < 0) {
+        atomic_fetch_add(&b->errors, 1);
+        b->host->log(b->host, EMM_LOG_ERR,
+                     "write of object %" PRIx64 " pages %" PRIu64 "+%u to pool %s: %s", object,
+                     first, npages, b->pool, strerror(-r));
+    } else {
+        atomic_fetch_add(&b->writes, 1);
+    }
+    pthread_mutex_unlock(&o->mu);
+    return r;
+}
+
 static int
 rb_discard(void *instance, uint64_t object, uint64_t first, uint64_t npages)
 {
@@ -1016,6 +1752,13 @@ rb_discard(void *instance, uint64_t object, uint64_t first, uint64_t npages)
     int r = obj_lock(b, object, &o);
     if (r < 0)
         return r;
+    if (b->wb_limit && (r = obj_drain(b, o)) < 0) { /* older writes first */
+        pthread_mutex_unlock(&o->mu);
+        b->host->log(b->host, EMM_LOG_ERR,
+                     "discard of object %" PRIx64 ": earlier writes not acknowledged: %s",
+                     object, strerror(-r));
+        return r;
+    }
     uint64_t end = npages == UINT64_MAX || first + npages < first ? UINT64_MAX : first + npages;
     size_t i = s_lower(o, first / b->ppo), n = 0;
     for (size_t k = i; k < o->ns && o->s[k].idx * b->ppo < end; k++)
@@ -1118,13 +1861,64 @@ out:
     return r;
 }
 
+/* Every object's runs acknowledged, or the first error. */
+static int
+sync_all(struct rb *b)
+{
+    size_t n = 0, cap = 64;
+    struct robj **v = malloc(cap * sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    pthread_mutex_lock(&b->lock);
+    for (int i = 0; i < BUCKETS; i++)
+        for (struct robj *o = b->buckets[i]; o; o = o->hnext) {
+            if (n == cap) {
+                struct robj **nv = realloc(v, cap * 2 * sizeof(*v));
+                if (!nv)
+                    break;
+                v = nv, cap *= 2;
+            }
+            if (n < cap)
+                v[n++] = o;
+        }
+    pthread_mutex_unlock(&b->lock);
+    for (size_t i = 0; i < n; i++) { /* send everything, then wait */
+        pthread_mutex_lock(&v[i]->mu);
+        obj_send(b, v[i], 1);
+        pthread_mutex_unlock(&v[i]->mu);
+    }
+    int r = 0;
+    for (size_t i = 0; i < n; i++) {
+        pthread_mutex_lock(&v[i]->mu);
+        int e = obj_wait(b, v[i]);
+        pthread_mutex_unlock(&v[i]->mu);
+        if (e < 0 && r == 0)
+            r = e;
+    }
+    free(v);
+    return r;
+}
+
 static int
 rb_sync(void *instance, uint64_t object)
 {
     struct rb *b = instance;
-    (void)object;
-    /* Every write was acknowledged (committed) before write_pages returned. */
-    return b->io ? rados_aio_flush(b->io) : -EBADF;
+    if (!b->io)
+        return -EBADF;
+    if (!b->wb_limit) /* every write was acknowledged before write_pages returned */
+        return rados_aio_flush(b->io);
+    if (object == UINT64_MAX)
+        return sync_all(b);
+    struct robj *o;
+    int r = obj_lock(b, object, &o);
+    if (r < 0)
+        return r;
+    r = obj_drain(b, o);
+    pthread_mutex_unlock(&o->mu);
+    if (r < 0)
+        b->host->log(b->host, EMM_LOG_ERR, "sync of object %" PRIx64 " to pool %s: %s", object,
+                     b->pool, strerror(-r));
+    return r;
 }
 
 static int
@@ -1186,14 +1980,22 @@ static int
 rb_info(void *instance, char *buf, size_t len)
 {
     struct rb *b = instance;
+    pthread_mutex_lock(&b->wb_mu);
+    uint64_t wbp = b->wb_pages;
+    pthread_mutex_unlock(&b->wb_mu);
     int w = snprintf(buf, len,
                      "cluster:%s\npool:%s\nnamespace:%s\nobject_size:%" PRIu64 "\n"
                      "reads:%" PRIu64 "\nwrites:%" PRIu64 "\nread_ops:%" PRIu64
-                     "\nwrite_ops:%" PRIu64 "\nomap_ops:%" PRIu64 "\nerrors:%" PRIu64 "\n",
+                     "\nwrite_ops:%" PRIu64 "\nomap_ops:%" PRIu64 "\nerrors:%" PRIu64 "\n"
+                     "write_behind:%" PRIu64 "\nwb_pages:%" PRIu64 "\nwb_runs:%" PRIu64
+                     "\nwb_run_pages:%" PRIu64 "\nwb_retries:%" PRIu64 "\nwb_failed:%" PRIu64 "\n",
                      b->label, b->pool ? b->pool : "", b->nspace ? b->nspace : "",
                      b->object_size, atomic_load(&b->reads), atomic_load(&b->writes),
                      atomic_load(&b->read_ops), atomic_load(&b->write_ops),
-                     atomic_load(&b->omap_ops), atomic_load(&b->errors));
+                     atomic_load(&b->omap_ops), atomic_load(&b->errors),
+                     b->wb_limit * EMM_PAGE_SIZE, wbp, atomic_load(&b->wb_runs),
+                     atomic_load(&b->wb_run_pages), atomic_load(&b->wb_retries),
+                     atomic_load(&b->wb_failed));
     return w < 0 || (size_t)w >= len ? -ENOSPC : 0;
 }
 
@@ -1202,6 +2004,93 @@ rb_info(void *instance, char *buf, size_t len)
 /* Keys the plug-in keeps for itself in the same omap; the catalog's keys never
  * begin with "rados.". */
 #define META_OWN "rados."
+
+/* One namespace update, waited for at most meta_timeout seconds. An update
+ * given up on stays in flight: its callback says what became of it. */
+struct meta_wait {
+    struct rb *b;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done, r, abandoned;
+    rados_completion_t c;
+};
+
+static void
+meta_cb(rados_completion_t c, void *arg)
+{
+    struct meta_wait *m = arg;
+    int rv = rados_aio_get_return_value(c);
+    pthread_mutex_lock(&m->mu);
+    m->done = 1;
+    m->r = rv;
+    int late = m->abandoned;
+    pthread_cond_broadcast(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+    if (!late)
+        return;
+    struct rb *b = m->b;
+    if (rv == 0)
+        b->host->log(b->host, EMM_LOG_WARN,
+                     "a namespace update of %s that failed with ETIMEDOUT reached the pool "
+                     "after all: the change shows after the next start", b->dirobj);
+    else
+        b->host->log(b->host, EMM_LOG_NOTICE,
+                     "a namespace update of %s that failed with ETIMEDOUT did not reach the "
+                     "pool: %s", b->dirobj, strerror(-rv));
+    /* the completion is released at stop (not from its own callback) */
+    pthread_mutex_lock(&b->wb_mu);
+    struct meta_late *l = malloc(sizeof(*l));
+    if (l) {
+        l->c = m->c;
+        l->next = b->meta_late;
+        b->meta_late = l;
+    }
+    pthread_mutex_unlock(&b->wb_mu);
+    pthread_cond_destroy(&m->cv);
+    pthread_mutex_destroy(&m->mu);
+    free(m);
+}
+
+static int
+meta_operate(struct rb *b, rados_write_op_t op)
+{
+    struct meta_wait *m = calloc(1, sizeof(*m));
+    if (!m)
+        return -ENOMEM;
+    m->b = b;
+    pthread_mutex_init(&m->mu, NULL);
+    pthread_cond_init(&m->cv, NULL);
+    int r = rados_aio_create_completion2(m, meta_cb, &m->c);
+    if (r == 0)
+        r = rados_aio_write_op_operate(op, b->io, m->c, b->dirobj, NULL, 0);
+    if (r < 0) {
+        if (m->c)
+            rados_aio_release(m->c);
+        pthread_cond_destroy(&m->cv);
+        pthread_mutex_destroy(&m->mu);
+        free(m);
+        return r;
+    }
+    struct timespec at;
+    clock_gettime(CLOCK_REALTIME, &at);
+    at.tv_sec += b->meta_timeout;
+    pthread_mutex_lock(&m->mu);
+    while (!m->done)
+        if (pthread_cond_timedwait(&m->cv, &m->mu, &at) == ETIMEDOUT)
+            break;
+    if (!m->done) {
+        m->abandoned = 1; /* the callback frees m */
+        pthread_mutex_unlock(&m->mu);
+        return -ETIMEDOUT;
+    }
+    r = m->r;
+    pthread_mutex_unlock(&m->mu);
+    rados_aio_release(m->c);
+    pthread_cond_destroy(&m->cv);
+    pthread_mutex_destroy(&m->mu);
+    free(m);
+    return r;
+}
 
 static int
 rb_meta_update(void *instance, const struct emm_meta_kv *puts, size_t nput,
@@ -1232,10 +2121,17 @@ rb_meta_update(void *instance, const struct emm_meta_kv *puts, size_t nput,
         rados_write_op_omap_set2(op, keys, vals, kl, vl, nput);
     if (ndel)
         rados_write_op_omap_rm_keys2(op, (const char *const *)dels, dl, ndel);
-    r = rados_write_op_operate(op, b->io, b->dirobj, NULL, 0); /* one op: all or nothing */
+    r = meta_operate(b, op); /* one op: all or nothing */
     rados_release_write_op(op);
     atomic_fetch_add(&b->omap_ops, 1);
-    if (r < 0)
+    if (r == -ETIMEDOUT)
+        b->host->log(b->host, EMM_LOG_ERR,
+                     "namespace update in %s (pool %s of %s) not acknowledged within %u s "
+                     "(rados.meta-timeout): failed with ETIMEDOUT. It may still reach the "
+                     "pool when the cluster answers (logged then): the change shows after the "
+                     "next start",
+                     b->dirobj, b->pool, b->label, b->meta_timeout);
+    else if (r < 0)
         b->host->log(b->host, EMM_LOG_ERR, "namespace update in %s (pool %s of %s): %s",
                      b->dirobj, b->pool, b->label, strerror(-r));
 out:
