@@ -3,6 +3,10 @@
 #   links_make DIR    makes symlinks and hard links in DIR (an empty directory
 #                     on an emm mount), checking each step's result and errno
 #   links_check DIR WHEN  checks what links_make left, as a restart keeps it
+#   links_churn DIR   4 processes create, link, unlink, rename and exchange
+#                     names of a few files at random (a fixed number of operations)
+#   links_census DIR WHEN  every file's nlink is the number of its names in the
+#                     tree, and each holds the data it was made with
 # Both run python3 and fail the test on the first difference.
 
 pyfs() {
@@ -124,6 +128,29 @@ check(os.fstat(fd).st_nlink == 0, "nlink 0 once every name went")
 check(os.pread(fd, 100, 0) == b"still here", "an open file whose names went is readable")
 os.close(fd)
 check(not os.path.exists(j("tmpf")) and not os.path.exists(j("tmpf2")), "names gone")
+# the data on the pager's store (links_check may follow a kill -9)
+for root, dirs, files in os.walk(d):
+    for n in files:
+        p = os.path.join(root, n)
+        if not os.path.islink(p):
+            fd = os.open(p, os.O_RDONLY)
+            os.fsync(fd)
+            os.close(fd)
+# the last change of a file is its first name going (by unlink, by a rename
+# over it), after its data is on the store: the name it keeps must be the one
+# a restart finds, even after a kill -9
+def put(name, data):
+    with open(name, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+put(j("p1"), b"promoted")
+os.link(j("p1"), j("dir", "p2"))
+os.unlink(j("p1"))
+put(j("q1"), b"q data")
+put(j("r"), b"r data")
+os.link(j("q1"), j("dir", "q2"))
+os.rename(j("r"), j("q1"))
 PY
 }
 
@@ -153,8 +180,90 @@ with open(j("hh"), "rb") as f:
 with open(j("h3"), "rb") as f:
     check(f.read() == b"other", "h3")
 names = sorted(os.listdir(d))
-check(names == sorted(["abs", "dangling", "dangling2", "dir", "h3", "hh", "long", "rel", "todir"]),
+for name, data in ((("dir", "p2"), b"promoted"), (("dir", "q2"), b"q data"), (("q1",), b"r data")):
+    st = os.stat(j(*name))
+    check(st.st_nlink == 1, f"{name}: nlink {st.st_nlink}")
+    with open(j(*name), "rb") as f:
+        check(f.read() == data, f"{name}: data")
+names = [n for n in names if n != "churn"]
+check(names == sorted(["abs", "dangling", "dangling2", "dir", "h3", "hh", "long", "q1", "rel", "todir"]),
       f"the root holds {names}")
 PY
 }
 
+
+links_churn() {
+    pyfs "concurrent link/unlink/rename on $1" "$1" <<'PY'
+import ctypes, errno, os, random, sys
+d = sys.argv[1]
+os.makedirs(os.path.join(d, "a"))
+os.makedirs(os.path.join(d, "b"))
+for i in range(6):
+    with open(os.path.join(d, "a", f"f{i}"), "wb") as f:
+        f.write((f"file {i} " * 500).encode())
+libc = ctypes.CDLL(None, use_errno=True)
+names = [os.path.join(d, x, f"n{k}") for x in ("a", "b") for k in range(12)] + \
+        [os.path.join(d, "a", f"f{i}") for i in range(6)]
+kids = []
+for w in range(4):
+    pid = os.fork()
+    if pid == 0:
+        rnd = random.Random(w)
+        for _ in range(1000):
+            op = rnd.random()
+            a, b = rnd.choice(names), rnd.choice(names)
+            try:
+                if op < 0.15:
+                    fd = os.open(a, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                    os.write(fd, (f"file {rnd.randrange(10)} " * 500).encode())
+                    os.close(fd)
+                elif op < 0.45:
+                    os.link(a, b)
+                elif op < 0.60:
+                    os.unlink(a)
+                elif op < 0.85:
+                    os.rename(a, b)
+                else:
+                    if libc.renameat2(-100, a.encode(), -100, b.encode(), 2) != 0:
+                        raise OSError(ctypes.get_errno(), "renameat2")
+            except OSError as e:
+                if e.errno not in (errno.ENOENT, errno.EEXIST):
+                    print(f"worker {w}: {e}", file=sys.stderr)
+                    os._exit(1)
+        os._exit(0)
+    kids.append(pid)
+bad = [pid for pid in kids if os.waitpid(pid, 0)[1] != 0]
+if bad:
+    sys.exit(f"{len(bad)} workers saw an unexpected error")
+for root, dirs, files in os.walk(d):   # the data on the store (a kill -9 may follow)
+    for n in files:
+        fd = os.open(os.path.join(root, n), os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+PY
+}
+
+links_census() {
+    pyfs "nlink census on $1 ($2)" "$1" <<'PY'
+import os, sys
+d = sys.argv[1]
+seen = {}
+for root, dirs, files in os.walk(d):
+    for n in files:
+        p = os.path.join(root, n)
+        st = os.lstat(p)
+        seen.setdefault(st.st_ino, []).append((p, st.st_nlink))
+if not seen:
+    sys.exit("no file left at all (the churn should leave some)")
+for ino, ps in seen.items():
+    for p, nl in ps:
+        if nl != len(ps):
+            sys.exit(f"{p}: nlink {nl}, but {len(ps)} names in the tree: {[q for q, _ in ps]}")
+    with open(ps[0][0], "rb") as f:
+        data = f.read()
+    i = data[5:6].decode() if data.startswith(b"file ") else "?"
+    if data != (f"file {i} " * 500).encode():
+        sys.exit(f"{ps[0][0]}: unexpected data {data[:20]!r}")
+print(f"census: {len(seen)} files, {sum(len(p) for p in seen.values())} names", file=sys.stderr)
+PY
+}

@@ -10,7 +10,10 @@
 # other, unlinking one name keeps the data, unlinking the object's first name
 # keeps it under the other, rename over a link and between two names of one
 # file, link of a directory is EPERM, an open file whose names all went is
-# still readable. The persistent kinds keep all of it across a restart.
+# still readable. Four processes create, link, unlink, rename and exchange
+# names at random: every file's nlink is then its number of names. The
+# persistent kinds keep all of it across a kill -9 (each call is in the
+# catalog when it returns) and a restart.
 # Then real tools: tar of /usr/share/doc into the mount and diff -r, cp -a of
 # a tree with symlinks and hard links, git init/add/commit of a tree with a
 # symlink and git fsck, stress-ng --symlink/--link --verify.
@@ -51,12 +54,36 @@ assert_eq "$n" 1 "emmctl ls rows for the file named hh and dir/sub/h2"
 n=$(ctl ls | awk '$1 == "disk" && ($2 == "rel" || $2 == "long" || $2 == "todir")' | wc -l)
 assert_eq "$n" 0 "emmctl ls rows for symlinks"
 
-log "restart: the persistent catalogs keep the links"
-stop_emmd
+for fs in mem disk; do
+    log "== concurrent link/unlink/rename on $fs"
+    links_churn "$MNT/$fs/churn"
+    links_census "$MNT/$fs/churn" "after the churn"
+done
+
+# kill9_emmd: SIGKILL the emmd we started (by pid), reap it, unmount its dead
+# mounts (as t_lmdb_kill9.sh): every link is in the catalog when its call returns.
+kill9_emmd() {
+    local pid=$EMMD_PID mp
+    EMMD_PID=""
+    log "kill -9 emmd (pid $pid)"
+    _kill_wedged "$pid"
+    [ ! -e "/proc/$pid" ] || fail "emmd (pid $pid) still exists after SIGKILL"
+    for mp in "${MOUNTS[@]}"; do
+        if is_mounted "$mp"; then
+            fusermount3 -u "$mp" 2>/dev/null || fusermount3 -u -z "$mp" ||
+                fail "cannot unmount the dead mount $mp"
+        fi
+    done
+}
+
+log "restart after kill -9: the persistent catalogs keep the links"
+kill9_emmd
 start_emmd "$CONF"
 for fs in $PERSISTENT; do
     links_check "$MNT/$fs" "after a restart"
 done
+links_census "$MNT/disk/churn" "after a restart"
+rm -rf "$MNT/disk/churn"
 [ -z "$(ls -A "$MNT/mem")" ] || fail "the memory filesystem kept something across a restart"
 grep -q "is a hard link to object" "$EMMD_LOG" && fail "a hard link lost its object at the restart"
 
