@@ -63,6 +63,7 @@
 #include <errno.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,7 +102,7 @@ struct emm_catalog {
     struct emm_catalog_rec *v;
     size_t nv, capv;
     uint64_t next_id;
-    uint32_t format; /* as on disk (persistent, backend); raised to 3 by the first link */
+    _Atomic uint32_t format; /* as on disk (persistent, backend); raised to 3 by the first link */
 };
 
 static int

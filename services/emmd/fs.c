@@ -5,6 +5,8 @@
  * other node names its parent directory by id. A directory keeps its entries
  * sorted by id, which readdir uses as its offsets (stable while entries come
  * and go). Directories never get vm objects or backend pages.
+ * Symlinks and hard links (other names of a file) are fs_link.c's, through
+ * the emmd_tree_* primitives below.
  *
  * Every namespace change goes to the catalog in one transaction with the
  * parents whose times it changes, then to the tree, under fs->lock.
