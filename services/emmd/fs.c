@@ -594,18 +594,19 @@ emmd_node_changed(struct emmd_fs *fs, struct emmd_node *n)
 void
 emmd_node_save(struct emmd_fs *fs, struct emmd_node *n)
 {
+    /* The put is made under fs->lock, as the namespace's changes are: made
+     * after it, a copy taken before a rename, link or unlink would write the
+     * old name back (or bring back a record just deleted). */
     pthread_mutex_lock(&fs->lock);
     if (n->vm != NULL)
         n->rec.size = vm_object_size(n->vm);
-    struct emm_catalog_rec rec = n->rec;
-    int dirty = n->rec_dirty && !n->unlinked;
-    n->rec_dirty = 0;
-    pthread_mutex_unlock(&fs->lock);
-    if (dirty) {
-        int rc = emm_catalog_put(fs->catalog, &rec);
+    if (n->rec_dirty && !n->unlinked) {
+        n->rec_dirty = 0;
+        int rc = emm_catalog_put(fs->catalog, &n->rec);
         if (rc < 0)
-            emm_err("fs %s: catalog: saving '%s': %s", fs->cfg->name, rec.name, strerror(-rc));
+            emm_err("fs %s: catalog: saving '%s': %s", fs->cfg->name, n->rec.name, strerror(-rc));
     }
+    pthread_mutex_unlock(&fs->lock);
 }
 
 void
