@@ -37,6 +37,9 @@ static const struct command commands[] = {
     {"ls", 0, 0, 1, "ls [--json]", "the object table: one path per object and directory"},
     {"flush", 2, 2, 0, "flush FS PATH",
      "write the dirty pages of object PATH (from FS's root) back"},
+    {"memserver", 1, 1, 0, "memserver FS",
+     "FS's memory server: its stats (hosts, objects, pages, invalidations) and the pages this "
+     "host holds, with their access, and its round-trip latency"},
     {"metrics", 0, 0, 0, "metrics", "counters, gauges and latency histograms (Prometheus text)"},
     {"top", 0, 2, 0, "top [INTERVAL [COUNT]]",
      "refreshing per-filesystem rates and latency (q quits)"},

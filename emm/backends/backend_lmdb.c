@@ -28,10 +28,8 @@
  *
  * Resident set: every page LMDB touches in its read-only map counts in emmd's
  * resident set (file pages, reclaimable, but resident-limit is a promise about
- * the process). After every UNMAP_EVERY bytes read, written or deleted, the map's pages
- * are dropped from the process (madvise MADV_DONTNEED, under sh.resize held
- * shared so the map cannot move); they stay in the page cache, and a reader
- * that touches one again faults it back in.
+ * the process). The map is registered with lmdb_maps.c, and every call notes
+ * its transactions there; that bounds the map's resident pages (lmdb_shared.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -59,7 +57,6 @@
 #define RTXN_POOL 32         /* reset read transactions kept for reuse */
 #define WRITE_CHUNK 256      /* pages per write transaction (a longer call is split): LMDB
                                 holds each dirty overflow page in a heap copy until commit */
-#define UNMAP_EVERY ((uint64_t)2 << 20) /* bytes through the map between unmaps */
 #define DELETE_CHUNK 1024    /* keys deleted per discard transaction */
 #define SCAN_CHUNK 1024      /* keys a hole seek walks per read transaction */
 #define MAP_MIN ((uint64_t)64 << 10)
@@ -89,9 +86,6 @@ struct lm {
     _Atomic int broken;       /* a failed remap left no usable map: every call fails */
     _Atomic int full_logged;  /* "map at max-map-size" said once */
     _Atomic uint64_t grows, enospc;
-    _Atomic uint64_t through_map; /* bytes read or written since the last unmap */
-    void *map_addr;               /* data.mdb's map (map_locate; sh.resize) */
-    size_t map_len;
 };
 
 /* Environments open in this process, by directory (LMDB: one per path). */
@@ -327,8 +321,6 @@ lock_path(struct lm *l)
     return 0;
 }
 
-static void map_locate(struct lm *l);
-
 /* sh.grow: doubles the map up to max-map-size. Called with sh.resize held
  * exclusively, so no transaction of this process is active. */
 static int
@@ -358,7 +350,7 @@ lm_grow(struct emm_lmdb_shared *sh, size_t seen)
                      want, mdb_strerror(rc));
         /* LMDB unmapped the old map first: map the old size again. */
         int again = mdb_env_set_mapsize(l->env, sh->mapsize);
-        map_locate(l);
+        emm_lmdb_maps_moved(sh);
         if (again != 0) {
             atomic_store(&l->broken, 1);
             l->host->log(l->host, EMM_LOG_ERR, "%s: cannot map the environment again: "
@@ -368,7 +360,7 @@ lm_grow(struct emm_lmdb_shared *sh, size_t seen)
         return lm_errno(rc) == -ENOMEM ? -ENOSPC : lm_errno(rc);
     }
     sh->mapsize = mdb_env_info(l->env, &info) == 0 ? info.me_mapsize : want;
-    map_locate(l);
+    emm_lmdb_maps_moved(sh);
     atomic_fetch_add(&l->grows, 1);
     l->host->log(l->host, EMM_LOG_INFO, "%s: map grown to %zu KiB", l->path, sh->mapsize >> 10);
     return 0;
@@ -461,7 +453,7 @@ lm_start(void *instance)
         info.me_mapsize = (size_t)l->map_size;
     }
     l->sh.mapsize = info.me_mapsize;
-    map_locate(l);
+    emm_lmdb_maps_add(&l->sh, l->env);
     l->sh.grow = lm_grow;
     l->sh.users = 0;
     mdb_env_set_userctx(l->env, &l->sh);
@@ -501,6 +493,7 @@ lm_stop(void *instance)
             l->leaked = 1;
             return;
         }
+        emm_lmdb_maps_del(&l->sh);
         mdb_env_close(l->env);
         l->env = NULL;
     }
@@ -700,48 +693,6 @@ count_add(struct lm *l, MDB_txn *txn, uint64_t obj, int64_t delta)
 
 /* ---- data path ------------------------------------------------------------------- */
 
-/* Finds the map of data.mdb in /proc/self/maps (LMDB tells its address only
- * with MDB_FIXEDMAP). Called at start and after the map moves (sh.resize held
- * exclusively, or no transaction yet). */
-static void
-map_locate(struct lm *l)
-{
-    l->map_addr = NULL;
-    l->map_len = 0;
-    mdb_filehandle_t fd;
-    struct stat st;
-    if (mdb_env_get_fd(l->env, &fd) != 0 || fstat(fd, &st) != 0)
-        return;
-    FILE *f = fopen("/proc/self/maps", "re");
-    if (f == NULL)
-        return;
-    char line[PATH_MAX + 128];
-    while (fgets(line, sizeof(line), f) != NULL) {
-        unsigned long start, end, ino;
-        char perms[8];
-        if (sscanf(line, "%lx-%lx %7s %*x %*x:%*x %lu", &start, &end, perms, &ino) == 4 &&
-            ino == (unsigned long)st.st_ino && end - start > l->map_len) {
-            l->map_addr = (void *)start;
-            l->map_len = end - start;
-        }
-    }
-    fclose(f);
-}
-
-/* Counts bytes that went through the map; every UNMAP_EVERY, unmaps its pages. */
-static void
-map_unmap_some(struct lm *l, uint64_t bytes)
-{
-    uint64_t before = atomic_fetch_add(&l->through_map, bytes);
-    if (before + bytes < UNMAP_EVERY || atomic_exchange(&l->through_map, 0) < UNMAP_EVERY)
-        return;
-    pthread_rwlock_rdlock(&l->sh.resize);
-    if (l->map_addr != NULL && madvise(l->map_addr, l->map_len, MADV_DONTNEED) != 0)
-        l->host->log(l->host, EMM_LOG_DEBUG, "%s: madvise(DONTNEED) of the map: %s", l->path,
-                     strerror(errno));
-    pthread_rwlock_unlock(&l->sh.resize);
-}
-
 static int
 lm_read(void *instance, uint64_t object, uint64_t first, uint32_t npages, void *buf,
         uint8_t *present)
@@ -751,9 +702,9 @@ lm_read(void *instance, uint64_t object, uint64_t first, uint32_t npages, void *
     MDB_val k = {KEY_LEN, kb}, v;
     MDB_cursor *cur;
     MDB_txn *txn;
+    uint32_t got = 0;
     int r, rc;
 
-    map_unmap_some(l, (uint64_t)npages * EMM_PAGE_SIZE);
     memset(present, 0, npages);
     r = rtxn_get(l, &txn);
     if (r < 0)
@@ -774,10 +725,13 @@ lm_read(void *instance, uint64_t object, uint64_t first, uint32_t npages, void *
             }
             memcpy((char *)buf + (p - first) * EMM_PAGE_SIZE, v.mv_data, EMM_PAGE_SIZE);
             present[p - first] = 1;
+            if (++got % EMM_LMDB_NOTE_EVERY == 0)
+                emm_lmdb_maps_note(EMM_LMDB_NOTE_EVERY);
         }
         mdb_cursor_close(cur);
     }
     rtxn_put(l, txn);
+    emm_lmdb_maps_note(got % EMM_LMDB_NOTE_EVERY);
     if (rc != 0 && rc != MDB_NOTFOUND) {
         l->host->log(l->host, EMM_LOG_ERR, "%s: read of object %" PRIx64 " page %" PRIu64 ": %s",
                      l->path, object, first, mdb_strerror(rc));
@@ -820,6 +774,8 @@ do_write(struct lm *l, MDB_txn *txn, void *arg)
         v.mv_data = (char *)(uintptr_t)a->buf + (size_t)i * EMM_PAGE_SIZE;
         rc = mdb_cursor_put(cur, &k, &v, exists ? MDB_CURRENT : 0);
         added += !exists;
+        if ((i + 1) % EMM_LMDB_NOTE_EVERY == 0) /* replacing a page reads its old one's header */
+            emm_lmdb_maps_note(EMM_LMDB_NOTE_EVERY);
     }
     mdb_cursor_close(cur);
     if (rc == 0)
@@ -833,7 +789,6 @@ lm_write(void *instance, uint64_t object, uint64_t first, uint32_t npages, const
     struct lm *l = instance;
     int r = 0;
 
-    map_unmap_some(l, (uint64_t)npages * EMM_PAGE_SIZE);
     /* One transaction per call; only a very long call is split (LMDB bounds the
      * pages one transaction may dirty). */
     for (uint32_t done = 0; done < npages && r == 0;) {
@@ -845,6 +800,7 @@ lm_write(void *instance, uint64_t object, uint64_t first, uint32_t npages, const
         };
         r = wtxn_run(l, do_write, &a, "write");
         done += a.npages;
+        emm_lmdb_maps_note(a.npages % EMM_LMDB_NOTE_EVERY);
     }
     return r;
 }
@@ -890,7 +846,8 @@ do_discard(struct lm *l, MDB_txn *txn, void *arg)
         rc = mdb_cursor_del(cur, 0);
         if (rc)
             break;
-        a->deleted++;
+        if (++a->deleted % EMM_LMDB_NOTE_EVERY == 0) /* deleting reads each page's header */
+            emm_lmdb_maps_note(EMM_LMDB_NOTE_EVERY);
         if (p == UINT64_MAX)
             break;
         pos = p + 1; /* re-seek: the deleted key's memory is gone */
@@ -918,7 +875,7 @@ lm_discard(void *instance, uint64_t object, uint64_t first, uint64_t npages)
 
     do {
         r = wtxn_run(l, do_discard, &a, "discard");
-        map_unmap_some(l, a.deleted * EMM_PAGE_SIZE); /* deleting reads each page's header */
+        emm_lmdb_maps_note(a.deleted % EMM_LMDB_NOTE_EVERY);
     } while (r == 0 && a.more);
     return r;
 }
@@ -992,6 +949,7 @@ lm_seek(void *instance, uint64_t object, uint64_t from, int want_data, uint64_t 
             mdb_cursor_close(cur);
         }
         rtxn_put(l, txn);
+        emm_lmdb_maps_note(steps / 64); /* the leaves walked */
         if (again)
             continue;
         if (rc == MDB_NOTFOUND) {
@@ -1029,6 +987,7 @@ lm_stored_pages(void *instance, uint64_t object, uint64_t *count)
     if (rc == 0)
         *count = get_be64(v.mv_data);
     rtxn_put(l, txn);
+    emm_lmdb_maps_note(0);
     if (rc == MDB_NOTFOUND)
         return 0;
     if (rc)

@@ -74,6 +74,20 @@ emm_msg_name(uint32_t id)
     case MO_SYNCHRONIZE_COMPLETED: return "synchronize_completed";
     case MO_QUERY_REPLY: return "query_reply";
     case MO_DATA_RETURN_COMPLETED: return "data_return_completed";
+    case MO_NS_LOOKUP: return "ns_lookup";
+    case MO_NS_READDIR: return "ns_readdir";
+    case MO_NS_CREATE: return "ns_create";
+    case MO_NS_REMOVE: return "ns_remove";
+    case MO_NS_RENAME: return "ns_rename";
+    case MO_NS_SETATTR: return "ns_setattr";
+    case MO_NS_GETATTR: return "ns_getattr";
+    case MO_NS_STATS: return "ns_stats";
+    case MO_NS_REPLY: return "ns_reply";
+    case MO_LOCK_ACQUIRE: return "lock_acquire";
+    case MO_LOCK_RELEASE: return "lock_release";
+    case MO_LOCK_TEST: return "lock_test";
+    case MO_LOCK_CANCEL: return "lock_cancel";
+    case MO_LOCK_REPLY: return "lock_reply";
     default: return "unknown";
     }
 }

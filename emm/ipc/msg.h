@@ -78,6 +78,40 @@ enum emm_msg_id {
      * pages), arg2=the data_return's seqno. */
     MO_DATA_RETURN_COMPLETED = 41,
 
+    /* emm extension (0x60-0x6f, docs/protocol.md "The memory server's
+     * namespace"): a host's filesystem whose pager is an emm-memserver asks it
+     * for names, sizes and directories; the server owns them. Requests go to
+     * the namespace port (the object port of id MO_NS_PORT_ID) with a reply
+     * port; data, when present, is whole pages (ns_wire.h encodes records and
+     * names). Each is answered by one MO_NS_REPLY to its reply port. */
+    MO_NS_LOOKUP = 0x60,  /* offset=parent id, data=name: the entry's record */
+    MO_NS_READDIR = 0x61, /* offset=directory id, arg2=first id: records, in id order */
+    MO_NS_CREATE = 0x62,  /* offset=parent id, data=a record (type, mode, uid, gid, name) */
+    MO_NS_REMOVE = 0x63,  /* offset=parent id, arg=1 for a directory, data=name */
+    MO_NS_RENAME = 0x64,  /* offset=parent id, arg2=new parent id, arg=flags,
+                             data=name, new name */
+    MO_NS_SETATTR = 0x65, /* offset=id, arg=MO_NS_SET_* mask, data=a record with them */
+    MO_NS_GETATTR = 0x66, /* offset=id: its record */
+    MO_NS_STATS = 0x67,   /* the server's INFO-style stats and what this host holds */
+    /* server -> host */
+    MO_NS_REPLY = 0x68,   /* arg=errno (0 ok), length, data: records or text */
+    /* emm extension: cluster-wide record locks (fcntl, flock), arbitrated by a
+     * pager that several hosts share (emm-memserver; docs/protocol.md "Record
+     * locks"). 0x70..0x77 go kernel -> pager on the memory object port,
+     * 0x78..0x7f pager -> kernel to the request's reply port. A range is
+     * offset (first byte) and length (bytes, >= 1; offset + length <= 2^63).
+     * The owner is arg2 (the host's lock owner; the pager adds the host). */
+    MO_LOCK_ACQUIRE = 0x70, /* offset, length, access=READ (shared) or WRITE (exclusive),
+                             * flags LK_WAIT|LK_FLOCK|token<<8, arg=pid, arg2=owner, reply:
+                             * answered by MO_LOCK_REPLY when granted or refused */
+    MO_LOCK_RELEASE = 0x71, /* offset, length, flags LK_FLOCK, arg2=owner; reply optional */
+    MO_LOCK_TEST = 0x72,    /* as acquire (no LK_WAIT), reply: the first conflicting lock */
+    MO_LOCK_CANCEL = 0x73,  /* flags token<<8, arg2=owner: a waiting acquire is answered
+                             * EINTR (its FUSE request was interrupted) */
+    MO_LOCK_REPLY = 0x78,   /* arg=errno (0 granted; EAGAIN, EINTR, EINVAL), and for a test:
+                             * access=the conflicting lock's kind (NONE: no conflict), offset,
+                             * length its range, arg2 its pid on its host */
+
     /* a port notification, local only (never on the wire: the codec does not
      * know it): Mach's dead-name notification. Sent to the notify port given
      * to emm_port_request_dead_name when the named port dies; offset = the
@@ -108,6 +142,29 @@ enum emm_msg_id {
  * not resident asks for it with a data_request for write access even when it
  * covers the whole page, instead of making a new page without asking. */
 #define MO_F_STRICT_WRITE (1u << 8)
+
+/* The namespace (MO_NS_*): the object id whose port is the server's
+ * namespace port, and what a MO_NS_SETATTR sets. */
+#define MO_NS_PORT_ID     UINT64_MAX
+#define MO_NS_SET_SIZE    (1u << 0) /* exactly this size (truncate, extend) */
+#define MO_NS_SET_GROW    (1u << 1) /* at least this size (a write past the end) */
+#define MO_NS_SET_MODE    (1u << 2)
+#define MO_NS_SET_OWNER   (1u << 3) /* uid and gid */
+#define MO_NS_SET_TIMES   (1u << 4) /* atime and mtime */
+/* 0x60-0x67 are a host's requests, 0x68-0x6f the server's answers. */
+#define MO_NS_IS_REQUEST(id) ((id) >= MO_NS_LOOKUP && (id) <= MO_NS_STATS)
+#define MO_NS_IS_ANSWER(id)  ((id) >= MO_NS_REPLY && (id) <= 0x6f)
+/* record locks (MO_LOCK_*): flags, and the acquire's token (a host's own
+ * number for a waiting request, echoed by a cancel) in flags' upper 24 bits */
+#define MO_LK_F_WAIT  (1u << 0) /* F_SETLKW / flock without LOCK_NB: queue, FIFO */
+#define MO_LK_F_FLOCK (1u << 1) /* a flock(2) lock: the whole file, its own kind */
+#define MO_LK_TOKEN(flags) ((flags) >> 8)
+#define MO_LK_TOKEN_MAX 0xffffffu
+/* The first and last record-lock ids, and which side sends them. */
+#define MO_LOCK_FIRST 0x70u
+#define MO_LOCK_LAST  0x7fu
+static inline int emm_msg_is_lock(uint32_t id) { return id >= MO_LOCK_FIRST && id <= MO_LOCK_LAST; }
+static inline int emm_msg_lock_from_kernel(uint32_t id) { return id >= MO_LOCK_FIRST && id < 0x78u; }
 
 /* should_return */
 enum { MO_RETURN_NONE = 0, MO_RETURN_DIRTY = 1, MO_RETURN_ALL = 2 };

@@ -365,3 +365,48 @@ msrv_coh_stats(const struct msrv_coh *c, struct msrv_coh_stats *out)
     *out = c->st;
     out->pages = c->npages;
 }
+
+void
+msrv_coh_drop(struct msrv_coh *c, uint64_t first, uint64_t end)
+{
+    for (uint64_t b = 0; b < c->nbuckets; b++) {
+        struct page *p = c->buckets[b];
+        while (p != NULL) {
+            struct page *next = p->next;
+            if (p->index >= first && p->index < end) {
+                uint64_t holders = p->readers;
+                if (p->writer != MSRV_NO_HOST)
+                    holders |= BIT(p->writer);
+                for (unsigned h = 0; h < MSRV_MAX_HOSTS; h++)
+                    if ((holders & BIT(h)) && c->ops.drop != NULL)
+                        c->ops.drop(c->ctx, h, p->index);
+                p->readers = 0;
+                p->writer = MSRV_NO_HOST;
+                if (!p->busy)
+                    run(c, p); /* waiters for it: served from the store now */
+                maybe_forget(c, p);
+            }
+            p = next;
+        }
+    }
+}
+
+void
+msrv_coh_counts(const struct msrv_coh *c, unsigned host, struct msrv_coh_counts *out)
+{
+    memset(out, 0, sizeof(*out));
+    uint64_t me = host < MSRV_MAX_HOSTS ? BIT(host) : 0;
+    for (uint64_t b = 0; b < c->nbuckets; b++)
+        for (const struct page *p = c->buckets[b]; p != NULL; p = p->next) {
+            if (p->writer != MSRV_NO_HOST)
+                out->written++;
+            else if (p->readers)
+                out->shared++;
+            if (p->nreq)
+                out->waiting++;
+            if (p->writer != MSRV_NO_HOST && BIT(p->writer) == me)
+                out->host_write++;
+            else if (p->readers & me)
+                out->host_read++;
+        }
+}

@@ -38,6 +38,9 @@ struct msrv_coh_ops {
     /* Take page back from host: flush (return dirty, drop it) or downgrade
      * (return dirty, keep it read-only). The host answers with an ack. */
     void (*revoke)(void *ctx, unsigned host, uint64_t page, int flush);
+    /* The page is gone (truncate, punch: msrv_coh_drop): host must drop its
+     * copy without returning it. No ack: its later returns are stale. */
+    void (*drop)(void *ctx, unsigned host, uint64_t page);
 };
 
 struct msrv_coh_page_info {
@@ -72,5 +75,17 @@ void msrv_coh_host_gone(struct msrv_coh *c, unsigned host);
 /* The page's state (all zero and writer MSRV_NO_HOST for a page never seen). */
 void msrv_coh_page(const struct msrv_coh *c, uint64_t page, struct msrv_coh_page_info *out);
 void msrv_coh_stats(const struct msrv_coh *c, struct msrv_coh_stats *out);
+/* Pages [first, end) are gone from the store (truncate, hole punch): every
+ * host holding one gets a drop op and loses its access, so data it returns
+ * for them later is stale (msrv_coh_may_store says no). Requests waiting
+ * for them stay queued and are served from the store (zeros). */
+void msrv_coh_drop(struct msrv_coh *c, uint64_t first, uint64_t end);
+/* Pages with readers only, pages with a writer, pages with requests waiting
+ * (all hosts); and host's own: pages it reads, pages it writes. */
+struct msrv_coh_counts {
+    uint64_t shared, written, waiting;
+    uint64_t host_read, host_write;
+};
+void msrv_coh_counts(const struct msrv_coh *c, unsigned host, struct msrv_coh_counts *out);
 
 #endif

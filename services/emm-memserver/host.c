@@ -17,8 +17,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "locks.h"
 #include "log.h"
 #include "memserver.h"
+#include "msg.h"
 #include "port_stream.h"
 #include "stream_tcp.h"
 #include "stream_tls.h"
@@ -34,6 +36,8 @@ struct pending {
 static int
 lookup(void *ctx, uint64_t id, struct emm_port **out)
 {
+    if (id == MO_NS_PORT_ID)
+        return msrv_ns_port(ctx, out);
     return msrv_object_port(ctx, id, out);
 }
 
@@ -49,6 +53,8 @@ on_dead(void *ctx, struct emm_stream *s, int err)
                  h->peer, err == 0 ? "closed the connection" : strerror(-err));
     }
     msrv_objects_host_gone(srv, h);
+    msrv_ns_host_gone(h);
+    msrv_locks_host_gone(h); /* its record locks go: waiters elsewhere are served */
     pthread_mutex_lock(&srv->lock);
     h->dead = 1;
     int ready = h->s != NULL;

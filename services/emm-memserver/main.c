@@ -29,6 +29,7 @@
 
 #include "backend_host.h"
 #include "msrv_config.h"
+#include "locks.h"
 #include "log.h"
 #include "memserver.h"
 #include "stream_tcp.h"
@@ -181,9 +182,15 @@ main(int argc, char **argv)
         emm_err("emm-memserver: backend %s failed to start: %s", cfg->backend, strerror(-rc));
         goto out_backend;
     }
+    rc = msrv_ns_open(&srv, cfg->state_dir, err, sizeof(err));
+    if (rc < 0) {
+        emm_err("emm-memserver: %s", err);
+        goto out_backend;
+    }
     int lfd = emm_tcp_listen(cfg->listen);
     if (lfd < 0) {
         emm_err("emm-memserver: listen on %s: %s", cfg->listen, strerror(-lfd));
+        msrv_ns_close(&srv);
         goto out_backend;
     }
     fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK);
@@ -219,6 +226,13 @@ main(int argc, char **argv)
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     msrv_objects_free(&srv);
+    msrv_ns_close(&srv);
+    uint64_t lk_granted, lk_refused, lk_cancelled, lk_held;
+    msrv_locks_stats(&lk_granted, &lk_refused, &lk_cancelled, &lk_held);
+    msrv_locks_free();
+    emm_notice("emm-memserver: record locks: %llu granted, %llu refused, %llu cancelled",
+               (unsigned long long)lk_granted, (unsigned long long)lk_refused,
+               (unsigned long long)lk_cancelled);
     emm_backend_sync(srv.backend, UINT64_MAX);
     emm_notice("emm-memserver: stopped (%llu hosts served, %llu refused, %llu lost; "
                "%llu pages supplied, %llu stored, %llu revoked, %llu granted; "

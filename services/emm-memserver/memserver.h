@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "coherence.h"
 
@@ -23,6 +24,7 @@ struct emm_stream;
 struct emm_tls;
 struct emm_port;
 struct msrv_object;
+struct msrv_ns;
 
 struct msrv_host {
     struct msrv *srv;
@@ -30,12 +32,17 @@ struct msrv_host {
     struct emm_stream *s; /* set once the stream is open */
     int dead;             /* on_dead ran: the loop closes it */
     char peer[160];       /* "host 127.0.0.1:40312 (psk identity a)" */
+    struct emm_port *ns_port; /* its namespace port (ns.c), made on first lookup */
+    struct emm_port *ns_reply; /* the port its namespace answers go to (ns.c) */
 };
 
 struct msrv_stats {
     atomic_uint_least64_t hosts_accepted, hosts_refused, hosts_lost;
     atomic_uint_least64_t bad_messages, pages_supplied, pages_stored, stale_returns;
     atomic_uint_least64_t revokes, grants;
+    atomic_uint_least64_t drops;     /* pages taken from hosts by truncate/punch/unlink */
+    atomic_uint_least64_t ns_ops[8]; /* namespace requests by kind (MO_NS_* - 0x60) */
+    atomic_uint_least64_t ns_errors; /* ... answered with an error */
 };
 
 struct msrv {
@@ -48,6 +55,7 @@ struct msrv {
     unsigned max_hosts;
     struct msrv_object *objects; /* list, by id */
     struct msrv_stats st;
+    struct msrv_ns *ns; /* the namespace (ns.c) */
     void (*host_dead)(struct msrv *srv); /* wakes the loop to close dead hosts */
 };
 
@@ -68,5 +76,21 @@ int msrv_object_port(struct msrv_host *h, uint64_t id, struct emm_port **out);
 void msrv_objects_host_gone(struct msrv *srv, struct msrv_host *h);
 /* At exit: frees every object (no host left). */
 void msrv_objects_free(struct msrv *srv);
+/* Object id's pages from page first on are gone (truncate, unlink): every
+ * host's copy is dropped (no return), the store's discarded. tail: bytes of
+ * page first-1 past the new end to zero in the store (0: none), done unless
+ * a host holds that page for writing (its copy is the current one). */
+void msrv_object_cut(struct msrv *srv, uint64_t id, uint64_t first, uint32_t tail);
+/* INFO lines: objects with coherence state and their pages, and what host
+ * (its slot) holds, object by object. */
+void msrv_objects_report(struct msrv *srv, unsigned host, FILE *out);
+
+/* ns.c: the namespace every host sees */
+int msrv_ns_open(struct msrv *srv, const char *state_dir, char *err, size_t errlen);
+void msrv_ns_close(struct msrv *srv);
+/* The stream's lookup for MO_NS_PORT_ID: h's namespace port. */
+int msrv_ns_port(struct msrv_host *h, struct emm_port **out);
+/* h is gone: its namespace port goes. */
+void msrv_ns_host_gone(struct msrv_host *h);
 
 #endif

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "backend_host.h"
+#include "locks.h"
 #include "log.h"
 #include "memserver.h"
 #include "msg.h"
@@ -32,7 +33,7 @@
 #define PS 4096u
 #define MAX_OBJECT_BYTES (UINT64_C(1) << 52) /* offsets past this are refused */
 
-enum act_kind { ACT_SUPPLY, ACT_GRANT, ACT_REVOKE };
+enum act_kind { ACT_SUPPLY, ACT_GRANT, ACT_REVOKE, ACT_DROP };
 
 struct act {
     uint8_t kind, flag; /* flag: supply write / revoke flush */
@@ -96,7 +97,13 @@ op_revoke(void *ctx, unsigned host, uint64_t page, int flush)
     push(ctx, ACT_REVOKE, host, page, flush);
 }
 
-static const struct msrv_coh_ops coh_ops = {op_supply, op_grant, op_revoke};
+static void
+op_drop(void *ctx, unsigned host, uint64_t page)
+{
+    push(ctx, ACT_DROP, host, page, 1);
+}
+
+static const struct msrv_coh_ops coh_ops = {op_supply, op_grant, op_revoke, op_drop};
 
 static void
 data_release(struct emm_msg *m, int status)
@@ -156,6 +163,12 @@ send_lock(struct msrv_object *o, unsigned host, uint64_t first, uint32_t n, int 
         m->arg = MO_RETURN_NONE;
         m->access = VM_PROT_NONE;
         atomic_fetch_add(&o->srv->st.grants, n);
+    } else if (kind == ACT_DROP) {
+        /* The pages are gone (truncate, punch, unlink): dropped unreturned. */
+        m->arg = MO_RETURN_NONE;
+        m->flags = MO_F_FLUSH;
+        m->access = VM_PROT_ALL;
+        atomic_fetch_add(&o->srv->st.drops, n);
     } else {
         m->arg = MO_RETURN_DIRTY;
         m->flags = flush ? MO_F_FLUSH : 0;
@@ -388,8 +401,72 @@ on_query(struct kobj *k, struct emm_msg *m)
         return;
     }
     /* Otherwise the whole span is claimed: another host may have written
-     * any page of it (a claim of data is harmless, a missed one is not). */
+     * any page of it (a claim of data is harmless, a missed one is not).
+     * A query for an object the host has not mapped (no init: no control
+     * port) carries a reply port: the answer goes there (msg.h). */
+    if (m->reply != EMM_PORT_NULL) {
+        if (emm_port_send_reply(&m->reply, r) < 0)
+            emm_msg_release(r, -EPIPE);
+        return;
+    }
     reply_control(k, r);
+}
+
+/* Zeroes the last tail bytes of page in the store (a shrink's new last
+ * page). obj->lock held. */
+static void
+zero_tail(struct msrv_object *o, uint64_t page, uint32_t tail)
+{
+    uint8_t present[1] = {0};
+    void *buf = NULL;
+    if (tail == 0 || tail >= PS || posix_memalign(&buf, PS, PS) != 0)
+        return;
+    if (emm_backend_read(o->srv->backend, o->id, page, 1, buf, present) == 0 && present[0]) {
+        memset((char *)buf + PS - tail, 0, tail);
+        if (emm_backend_write(o->srv->backend, o->id, page, 1, buf) < 0)
+            emm_err("object %llu: page %llu: zeroing past the new end failed",
+                    (unsigned long long)o->id, (unsigned long long)page);
+    }
+    free(buf);
+}
+
+/* Pages [first, end) are gone: from every host (no return) and the store.
+ * obj->lock held. */
+static void
+drop_range(struct msrv_object *o, uint64_t first, uint64_t end)
+{
+    msrv_coh_drop(o->coh, first, end);
+    flush_acts(o);
+    int rc = emm_backend_discard(o->srv->backend, o->id, first,
+                                 end == UINT64_MAX ? UINT64_MAX : end - first);
+    if (rc < 0)
+        emm_err("object %llu: discarding pages %llu..: %s", (unsigned long long)o->id,
+                (unsigned long long)first, strerror(-rc));
+}
+
+/* A host's discard: a hole punched (a finite range) is applied to every host
+ * and the store. The whole-object discards a host sends when it truncates or
+ * lets go of an unlinked file are the namespace's business (ns.c applies the
+ * size it is told), never one host's word: ignored. */
+static void
+on_discard(struct kobj *k, struct emm_msg *m)
+{
+    struct msrv_object *o = k->o;
+    if (m->length == UINT64_MAX) {
+        emm_debug("%s: object %llu: discard from %llu on: left to the namespace", k->h->peer,
+                  (unsigned long long)o->id, (unsigned long long)m->offset);
+        return;
+    }
+    if (m->offset % PS != 0 || m->length % PS != 0 || m->length == 0 ||
+        m->offset >= MAX_OBJECT_BYTES || MAX_OBJECT_BYTES - m->offset < m->length) {
+        bad(k, m, "range");
+        return;
+    }
+    emm_debug("%s: object %llu: hole %llu+%llu", k->h->peer, (unsigned long long)o->id,
+              (unsigned long long)m->offset, (unsigned long long)m->length);
+    pthread_mutex_lock(&o->lock);
+    drop_range(o, m->offset / PS, (m->offset + m->length) / PS);
+    pthread_mutex_unlock(&o->lock);
 }
 
 static void kobj_end(struct kobj *k);
@@ -406,18 +483,17 @@ kobj_handler(struct emm_port *port, struct emm_msg *m)
     case MO_LOCK_COMPLETED: on_lock_completed(k, m); break;
     case MO_SYNCHRONIZE: on_synchronize(k, m); break;
     case MO_DATA_QUERY: on_query(k, m); break;
-    case MO_DISCARD:
-        /* Truncation and holes are a namespace matter (sizes are per host
-         * until the namespace is the server's): never applied to the shared
-         * store on one host's word. */
-        emm_debug("%s: object %llu: discard ignored", k->h->peer, (unsigned long long)k->o->id);
-        break;
+    case MO_DISCARD: on_discard(k, m); break;
     case MO_TERMINATE:
         emm_msg_release(m, 0);
         kobj_end(k);
         return;
     case MO_SUPPLY_COMPLETED:
     case MO_CHANGE_COMPLETED: break;
+    case MO_LOCK_ACQUIRE:
+    case MO_LOCK_RELEASE:
+    case MO_LOCK_TEST:
+    case MO_LOCK_CANCEL: msrv_locks_msg(k->h, k->o->id, m); break; /* locks.c */
     default: bad(k, m, "id"); break;
     }
     emm_msg_release(m, 0);
@@ -532,5 +608,80 @@ msrv_objects_free(struct msrv *srv)
         pthread_mutex_destroy(&o->lock);
         free(o->acts);
         free(o);
+    }
+}
+
+void
+msrv_object_cut(struct msrv *srv, uint64_t id, uint64_t first, uint32_t tail)
+{
+    pthread_mutex_lock(&srv->lock);
+    struct msrv_object *o = srv->objects;
+    while (o != NULL && o->id != id)
+        o = o->next;
+    pthread_mutex_unlock(&srv->lock);
+    if (o == NULL) { /* no host maps it: the store alone */
+        struct msrv_object tmp = {.srv = srv, .id = id};
+        if (first > 0 && tail)
+            zero_tail(&tmp, first - 1, tail);
+        int rc = emm_backend_discard(srv->backend, id, first, UINT64_MAX);
+        if (rc < 0)
+            emm_err("object %llu: discarding pages %llu..: %s", (unsigned long long)id,
+                    (unsigned long long)first, strerror(-rc));
+        return;
+    }
+    pthread_mutex_lock(&o->lock);
+    if (first > 0 && tail) {
+        /* The new last page: readers' copies go (they hold the old tail);
+         * a writer's copy is the current one, and stays. */
+        struct msrv_coh_page_info pi;
+        msrv_coh_page(o->coh, first - 1, &pi);
+        if (pi.writer == MSRV_NO_HOST) {
+            msrv_coh_drop(o->coh, first - 1, first);
+            zero_tail(o, first - 1, tail);
+        }
+    }
+    drop_range(o, first, UINT64_MAX);
+    pthread_mutex_unlock(&o->lock);
+}
+
+void
+msrv_objects_report(struct msrv *srv, unsigned host, FILE *out)
+{
+    struct msrv_coh_counts all = {0};
+    uint64_t objects = 0;
+    char *mine = NULL;
+    size_t mlen = 0;
+    FILE *m = open_memstream(&mine, &mlen);
+    pthread_mutex_lock(&srv->lock);
+    for (struct msrv_object *o = srv->objects; o != NULL; o = o->next) {
+        struct msrv_coh_counts c;
+        pthread_mutex_lock(&o->lock);
+        msrv_coh_counts(o->coh, host, &c);
+        int mapped = 0;
+        for (unsigned i = 0; i < MSRV_MAX_HOSTS && !mapped; i++)
+            mapped = o->k[i] != NULL;
+        pthread_mutex_unlock(&o->lock);
+        objects += mapped;
+        all.shared += c.shared;
+        all.written += c.written;
+        all.waiting += c.waiting;
+        all.host_read += c.host_read;
+        all.host_write += c.host_write;
+        if (m != NULL && (c.host_read || c.host_write))
+            fprintf(m, "object.%llu:read=%llu write=%llu\n", (unsigned long long)o->id,
+                    (unsigned long long)c.host_read, (unsigned long long)c.host_write);
+    }
+    pthread_mutex_unlock(&srv->lock);
+    fprintf(out, "objects_mapped:%llu\npages_read_shared:%llu\npages_written:%llu\n"
+                 "pages_waiting:%llu\n",
+            (unsigned long long)objects, (unsigned long long)all.shared,
+            (unsigned long long)all.written, (unsigned long long)all.waiting);
+    fprintf(out, "\n# This host (as the memserver sees it)\nhost_slot:%u\npages_read:%llu\n"
+                 "pages_write:%llu\n",
+            host, (unsigned long long)all.host_read, (unsigned long long)all.host_write);
+    if (m != NULL) {
+        fclose(m);
+        fputs(mine, out);
+        free(mine);
     }
 }

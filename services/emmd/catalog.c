@@ -250,6 +250,7 @@ grow_map(struct emm_lmdb_shared *sh, size_t seen)
         return 0; /* another thread already grew it */
     size_t want = sh->mapsize * 2;
     int rc = mdb_env_set_mapsize(c->env, want);
+    emm_lmdb_maps_moved(sh); /* the resident-set bound follows the map */
     if (rc) {
         emm_err("catalog %s: cannot grow map to %zu bytes: %s", c->label, want, mdb_strerror(rc));
         return mdb_errno(rc);
@@ -283,6 +284,7 @@ write_txn(struct emm_catalog *c, write_fn fn, void *arg, const char *what)
         if (rc == MDB_SUCCESS && c->shared_env)
             rc = mdb_env_sync(c->env, 1);
         pthread_rwlock_unlock(&c->sh->resize);
+        emm_lmdb_maps_note(EMM_LMDB_CHECK_PAGES); /* bounds the map's resident pages (lmdb_shared.h) */
         if (rc == MDB_MAP_FULL && attempt < MAP_RETRIES) {
             pthread_rwlock_wrlock(&c->sh->resize);
             int r = c->sh->grow(c->sh, seen);
@@ -537,6 +539,7 @@ scan_batch(struct emm_catalog *c, uint64_t from, struct emm_catalog_rec *out)
         mdb_txn_abort(txn);
     }
     pthread_rwlock_unlock(&c->sh->resize);
+    emm_lmdb_maps_note((size_t)n / 16);
     if (rc != 0 && rc != MDB_NOTFOUND) {
         emm_err("catalog %s: scan: %s", c->label, mdb_strerror(rc));
         while (n-- > 0)
@@ -573,6 +576,7 @@ open_persistent(struct emm_catalog *c)
     if (mdb_env_info(c->env, &info) == 0 && info.me_mapsize > c->own.mapsize)
         c->own.mapsize = info.me_mapsize;
     mdb_reader_check(c->env, &dead); /* slots left by a crashed process */
+    emm_lmdb_maps_add(&c->own, c->env);
     return init_layout(c);
 }
 
@@ -998,6 +1002,7 @@ emm_catalog_close(struct emm_catalog *c)
         c->sh->users--;
         pthread_rwlock_unlock(&c->sh->resize);
     } else if (c->env) {
+        emm_lmdb_maps_del(&c->own);
         mdb_env_close(c->env);
     }
     pthread_rwlock_destroy(&c->own.resize);

@@ -270,6 +270,12 @@ info_memory(struct emmd *d, const struct emmd_totals *t, struct kv *k)
     kv_u64(k, hs.rss_file_bytes, "rss_file_bytes");
     kv_u64(k, hs.heap_bytes, "heap_bytes");
     kv_u64(k, hs.heap_free_bytes, "heap_free_bytes");
+    kv_u64(k, hs.heap_mmap_bytes, "heap_mmap_bytes");
+    kv_u64(k, hs.lmdb_maps, "lmdb_maps");
+    kv_u64(k, hs.lmdb_map_bytes, "lmdb_map_bytes");
+    kv_u64(k, hs.lmdb_map_limit_bytes, "lmdb_map_limit_bytes");
+    kv_u64(k, hs.lmdb_map_checks, "lmdb_map_checks");
+    kv_u64(k, hs.lmdb_map_trims, "lmdb_map_trims");
     kv_u64(k, loop_threads * FZ_BUFFER_BYTES, "fuse_buffer_bytes");
     kv_u64(k, LD(s->staged_pages_now), "write_staged_pages");
     kv_u64(k, LD(s->blocked_writers_now), "write_blocked_now");
@@ -727,6 +733,27 @@ cmd_flush(struct emmd *d, const char *fsname, const char *name, FILE *out)
     return -ENOENT;
 }
 
+/* memserver FS: the memory server's stats and what this host holds of it
+ * (remote_ns.c), for a filesystem with pager = tcp. */
+static int
+cmd_memserver(struct emmd *d, const char *fsname, FILE *out)
+{
+    for (size_t i = 0; i < d->nfs; i++) {
+        struct emmd_fs *fs = &d->fs[i];
+        if (fs->removed || strcmp(fs->cfg->name, fsname) != 0)
+            continue;
+        if (fs->rns == NULL) {
+            fprintf(out, "fs %s has no memory server (pager = tcp:HOST:PORT)\n", fs->cfg->name);
+            return -EINVAL;
+        }
+        return emmd_rns_stats(fs, out);
+    }
+    fputs("no filesystem ", out);
+    put_escaped(out, fsname, ctl_wire_quote, 0);
+    fputc('\n', out);
+    return -ENOENT;
+}
+
 static int command(struct emmd *d, int argc, char **argv, FILE *out);
 
 int
@@ -756,8 +783,11 @@ command(struct emmd *d, int argc, char **argv, FILE *out)
         return cmd_flush(d, argv[1], argv[2], out);
     if (strcmp(argv[0], "metrics") == 0 && argc == 1)
         return emmd_metrics_write(d, out);
+    if (strcmp(argv[0], "memserver") == 0 && argc == 2)
+        return cmd_memserver(d, argv[1], out);
     fputs("unknown command or wrong arguments: ", out);
     put_escaped(out, argv[0], ctl_wire_quote, 0);
-    fputs(" (info [--json] [section], ls [--json], flush FS PATH, metrics, reload, ping)\n", out);
+    fputs(" (info [--json] [section], ls [--json], flush FS PATH, memserver FS, metrics, reload, "
+          "ping)\n", out);
     return -EINVAL;
 }

@@ -53,10 +53,12 @@ struct emmd_node {
     /* fs_link.c (fs->lock): an object's other names (EMM_CAT_HLINK entries,
      * chained by next_link), and an entry's object. */
     struct emmd_node *links, *next_link, *obj;
+    uint64_t rns_size; /* remote_ns.c: the size the memory server last gave (fs->lock) */
 };
 
 struct fz_notifier;
 struct emmd_pager_conn;
+struct emmd_rns;
 
 struct emmd_fs {
     struct emmd *d;
@@ -65,6 +67,7 @@ struct emmd_fs {
     struct pgr_std *pager;       /* NULL for temporary objects (backend = none), and for a
                                     pager outside emmd (pconn) */
     struct emmd_pager_conn *pconn; /* pager = process | unix:PATH (pager_conn.c) */
+    struct emmd_rns *rns;          /* pager = tcp: the memory server's namespace (remote_ns.c) */
     unsigned dp_tag;             /* names the filesystem at the default pager */
     struct vm_pager_stats pstats;
     /* pager.deadline in force: cfg's at open, then what a reload set
@@ -146,6 +149,16 @@ int emmd_node_remove(struct emmd_fs *fs, struct emmd_node *dir, const char *name
 /* rename(2) with RENAME_NOREPLACE / RENAME_EXCHANGE, POSIX errors. */
 int emmd_node_rename(struct emmd_fs *fs, struct emmd_node *dir, const char *name,
                      struct emmd_node *newdir, const char *newname, unsigned flags);
+/* The tree as the memory server says it is (remote_ns.c; fs->lock held):
+ * adopt enters a new node for rec in dir; place moves n to dir/name (and
+ * gives a node unlinked here its name back); gone takes n out of the tree as
+ * unlinked (may drop fs->lock to end it). The store is the server's: nothing
+ * is discarded by them. */
+int emmd_node_adopt(struct emmd_fs *fs, struct emmd_node *dir, const struct emm_catalog_rec *rec,
+                    struct emmd_node **out);
+int emmd_node_place(struct emmd_fs *fs, struct emmd_node *n, struct emmd_node *dir,
+                    const char *name);
+void emmd_node_gone(struct emmd_fs *fs, struct emmd_node *n);
 /* The first entry of dir with id >= from (readdir's cursor), or NULL. */
 struct emmd_node *emmd_dir_next(const struct emmd_node *dir, uint64_t from);
 void emmd_node_forget(struct emmd_fs *fs, struct emmd_node *n, uint64_t count);
@@ -180,6 +193,29 @@ int emmd_fs_stored_wait(struct emmd_fs *fs, int timeout_ms, uint64_t *pages);
 int emmd_object_port(struct emmd_fs *fs, uint64_t id, struct emm_port **out);
 static inline fuse_ino_t emmd_ino(const struct emmd_node *n) { return n->rec.id + 1; }
 
+/* remote_ns.c: pager = tcp: the namespace is the memory server's (names,
+ * sizes, create, unlink, rename; docs/memserver.md). fs->rns is set for such
+ * a filesystem only. create/remove/rename are called as emmd_node_*'s (with
+ * fs->lock held, dropped around the round trip); the others without it. */
+int emmd_rns_start(struct emmd_fs *fs);
+void emmd_rns_stop(struct emmd_fs *fs);
+int emmd_rns_create(struct emmd_fs *fs, struct emmd_node *dir, const char *name, uint32_t type,
+                    uint32_t mode, uint32_t uid, uint32_t gid, struct emmd_node **out);
+int emmd_rns_remove(struct emmd_fs *fs, struct emmd_node *dir, const char *name, int want_dir);
+int emmd_rns_rename(struct emmd_fs *fs, struct emmd_node *dir, const char *name,
+                    struct emmd_node *newdir, const char *newname, unsigned flags);
+/* Bring parent/name, node ino, directory ino up to date with the server:
+ * 0, or -errno when it could not be asked (-EIO after pager.deadline). */
+int emmd_rns_lookup(struct emmd_fs *fs, fuse_ino_t parent, const char *name);
+int emmd_rns_getattr(struct emmd_fs *fs, fuse_ino_t ino);
+int emmd_rns_readdir(struct emmd_fs *fs, fuse_ino_t ino);
+/* SETATTR (FUSE_SET_ATTR_* in to_set, n's rec already changed) and a write
+ * or allocation that ends at end: told to the server first. */
+int emmd_rns_setattr(struct emmd_fs *fs, struct emmd_node *n, int to_set, uint64_t size);
+int emmd_rns_grow(struct emmd_fs *fs, struct emmd_node *n, uint64_t end);
+/* emmctl memserver FS: the server's stats, and what this host holds. */
+int emmd_rns_stats(struct emmd_fs *fs, FILE *out);
+
 /* fz_ops.c / fz_loop.c / fz_notify.c: the FUSE front end */
 extern const struct fuse_lowlevel_ops fz_ops;
 int fz_mount(struct emmd_fs *fs);   /* session, mount, loop threads, bdi tuning */
@@ -192,6 +228,11 @@ void fz_unmount(struct emmd_fs *fs);
 struct emmd_heap_stats {
     unsigned long long rss_bytes, rss_peak_bytes, rss_anon_bytes, rss_file_bytes;
     unsigned long long heap_bytes, heap_free_bytes;
+    unsigned long long heap_mmap_bytes; /* blocks in their own mappings (of heap_bytes) */
+    /* LMDB maps (lmdb_shared.h): registered maps, their resident bytes, the
+     * shared resident set above which they are trimmed, checks, trims */
+    unsigned long long lmdb_maps, lmdb_map_bytes, lmdb_map_limit_bytes;
+    unsigned long long lmdb_map_checks, lmdb_map_trims;
 };
 void emmd_heap_init(void);        /* before any thread starts */
 size_t emmd_heap_trim(void);      /* bytes given back (0 if not worth trying) */

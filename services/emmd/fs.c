@@ -233,15 +233,21 @@ node_destroy(struct emmd_fs *fs, struct emmd_node *n)
     if (dir)
         return; /* no pages, no vm object (a directory, a symlink) */
     pthread_mutex_unlock(&fs->lock);
+    /* A memory server's objects live and die by its namespace (remote_ns.c):
+     * the server discarded them itself; a node gone here may live on there
+     * under another name (renamed by another host). */
+    int remote = fs->rns != NULL;
     if (vm != NULL) {
-        int lost = fs->pconn != NULL && vm_object_pager_lost(vm);
+        int lost = !remote && fs->pconn != NULL && vm_object_pager_lost(vm);
         struct emmd_wait w;
         emmd_wait_init(&w);
-        vm_object_terminate(vm, 0, emmd_wait_done, &w);
+        vm_object_terminate(vm, remote, emmd_wait_done, &w);
         emmd_wait(&w);
         vm_object_unref(vm);
         if (lost) /* the discard went nowhere: sent when the pager is back */
             emmd_pager_discard(fs, id);
+    } else if (remote) {
+        /* nothing: the server's */
     } else if (fs->pconn != NULL) {
         emmd_pager_discard(fs, id); /* its store is the pager's, not fs->backend */
     } else {
@@ -289,6 +295,8 @@ emmd_node_create(struct emmd_fs *fs, struct emmd_node *dir, const char *name, ui
         return -ENOTDIR;
     if (strlen(name) > EMM_NAME_MAX)
         return -ENAMETOOLONG;
+    if (fs->rns != NULL)
+        return emmd_rns_create(fs, dir, name, type, mode, uid, gid, out);
     if (emmd_node_lookup(fs, dir, name) != NULL)
         return -EEXIST;
     if (kids_reserve(dir) < 0)
@@ -348,6 +356,8 @@ emmd_node_remove(struct emmd_fs *fs, struct emmd_node *dir, const char *name, in
         return -ENOENT;
     if (!emmd_node_is_dir(dir))
         return -ENOTDIR;
+    if (fs->rns != NULL)
+        return emmd_rns_remove(fs, dir, name, want_dir);
     struct emmd_node *n = emmd_node_lookup(fs, dir, name);
     if (n == NULL)
         return -ENOENT;
@@ -416,6 +426,8 @@ emmd_node_rename(struct emmd_fs *fs, struct emmd_node *dir, const char *name,
         return -ENOENT; /* the target directory was removed */
     if (strlen(newname) > EMM_NAME_MAX)
         return -ENAMETOOLONG;
+    if (fs->rns != NULL)
+        return emmd_rns_rename(fs, dir, name, newdir, newname, flags);
     struct emmd_node *n = emmd_node_lookup(fs, dir, name);
     if (n == NULL)
         return -ENOENT;
@@ -499,6 +511,49 @@ emmd_node_rename(struct emmd_fs *fs, struct emmd_node *dir, const char *name,
             node_destroy(fs, target); /* last: it may drop fs->lock */
     }
     return 0;
+}
+
+int
+emmd_node_adopt(struct emmd_fs *fs, struct emmd_node *dir, const struct emm_catalog_rec *rec,
+                struct emmd_node **out)
+{
+    if (kids_reserve(dir) < 0)
+        return -ENOMEM;
+    struct emmd_node *n = calloc(1, sizeof(*n));
+    if (n == NULL)
+        return -ENOMEM;
+    n->fs = fs;
+    n->rec = *rec;
+    link_id(fs, n);
+    attach(fs, dir, n);
+    *out = n;
+    return 0;
+}
+
+int
+emmd_node_place(struct emmd_fs *fs, struct emmd_node *n, struct emmd_node *dir, const char *name)
+{
+    if (n == fs->root || kids_reserve(dir) < 0)
+        return n == fs->root ? -EINVAL : -ENOMEM;
+    detach(fs, n);
+    snprintf(n->rec.name, sizeof(n->rec.name), "%s", name);
+    n->unlinked = 0;
+    attach(fs, dir, n);
+    return 0;
+}
+
+void
+emmd_node_gone(struct emmd_fs *fs, struct emmd_node *n)
+{
+    if (n == fs->root)
+        return;
+    /* A directory goes with what this host knew of it (it may have moved
+     * there, not gone: its entries are found again by the next lookups);
+     * none may point at it once it is ended. */
+    while (emmd_node_is_dir(n) && n->nkids > 0)
+        emmd_node_gone(fs, n->kids[n->nkids - 1]); /* may drop fs->lock */
+    if (!n->unlinked)
+        node_unlinked(fs, n);
 }
 
 void
@@ -849,7 +904,10 @@ emmd_fs_start(struct emmd_fs *fs)
     }
     char dir[PATH_MAX];
     int external = fs->cfg->pager_mode != EMM_PAGER_INLINE;
-    int persistent = external || (fs->backend->flags & EMM_BACKEND_PERSISTENT) != 0;
+    /* pager = tcp: the namespace is the memory server's; the catalog here
+     * is only this host's cache of it (remote_ns.c), in memory. */
+    int remote = fs->cfg->pager_mode == EMM_PAGER_TCP;
+    int persistent = (external && !remote) || (fs->backend->flags & EMM_BACKEND_PERSISTENT) != 0;
     snprintf(dir, sizeof(dir), "%s/fs/%s/catalog", fs->d->cfg->state_dir, name);
     struct MDB_env *env = emm_backend_lmdb_env(fs->backend);
     if (!external && emm_backend_has_meta(fs->backend)) {
@@ -882,6 +940,8 @@ emmd_fs_start(struct emmd_fs *fs)
         return 0;
     }
     if (external) {
+        if (remote && (rc = emmd_rns_start(fs)) < 0)
+            return rc;
         rc = emmd_pager_conn_start(fs);
         if (rc < 0)
             return rc;
@@ -1013,6 +1073,7 @@ emmd_fs_close(struct emmd_fs *fs)
     if (fs->pager != NULL)
         pgr_std_destroy(fs->pager);
     emmd_pager_conn_stop(fs);
+    emmd_rns_stop(fs);
     if (fs->catalog != NULL) {
         emm_catalog_sync(fs->catalog);
         emm_catalog_close(fs->catalog);

@@ -24,12 +24,27 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "cluster_lock.h"
 #include "emmd.h"
 #include "fs_link.h"
 #include "log.h"
 
 #define ENTRY_TIMEOUT 60.0
 #define ATTR_TIMEOUT 1.0
+
+/* A memory server's namespace changes on other hosts: nothing of it is
+ * cached by the kernel, every walk and stat asks it (remote_ns.c). */
+static double
+entry_timeout(const struct emmd_fs *fs)
+{
+    return fs->rns != NULL ? 0.0 : ENTRY_TIMEOUT;
+}
+
+static double
+attr_timeout(const struct emmd_fs *fs)
+{
+    return fs->rns != NULL ? 0.0 : ATTR_TIMEOUT;
+}
 
 static struct emmd_fs *
 fs_of(fuse_req_t req)
@@ -56,7 +71,7 @@ stat_reply_send(struct stat_reply *sr)
     if (sr->entry)
         fuse_reply_entry(sr->req, &sr->e);
     else
-        fuse_reply_attr(sr->req, &sr->e.attr, ATTR_TIMEOUT);
+        fuse_reply_attr(sr->req, &sr->e.attr, attr_timeout(sr->fs));
     free(sr);
 }
 
@@ -90,8 +105,8 @@ reply_stat(fuse_req_t req, struct emmd_fs *fs, fuse_ino_t ino, int entry)
     sr->entry = entry;
     sr->e.ino = ino;
     sr->e.generation = 1;
-    sr->e.attr_timeout = ATTR_TIMEOUT;
-    sr->e.entry_timeout = ENTRY_TIMEOUT;
+    sr->e.attr_timeout = attr_timeout(fs);
+    sr->e.entry_timeout = entry_timeout(fs);
     pthread_mutex_lock(&fs->lock);
     struct emmd_node *n = emmd_node_by_ino(fs, ino);
     int file = n != NULL && emmd_node_is_file(n);
@@ -154,6 +169,7 @@ fz_init(void *userdata, struct fuse_conn_info *conn)
     conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
     if (conn->capable & FUSE_CAP_ASYNC_READ)
         conn->want |= FUSE_CAP_ASYNC_READ;
+    fz_lk_init(fs, conn); /* fcntl/flock locks: the memserver's, or the kernel's */
 }
 
 static void
@@ -161,6 +177,11 @@ fz_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     struct emmd_fs *fs = fs_of(req);
     int err = 0;
+    if (fs->rns != NULL && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 &&
+        (err = -emmd_rns_lookup(fs, parent, name)) != 0) {
+        fuse_reply_err(req, err);
+        return;
+    }
     pthread_mutex_lock(&fs->lock);
     struct emmd_node *d = dir_of(fs, parent, &err), *n = NULL;
     if (d != NULL) {
@@ -181,7 +202,7 @@ fz_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     if (n == NULL) {
         struct fuse_entry_param e;
         memset(&e, 0, sizeof(e));
-        e.entry_timeout = 1.0; /* negative entry */
+        e.entry_timeout = fs->rns != NULL ? 0.0 : 1.0; /* negative entry */
         fuse_reply_entry(req, &e);
         return;
     }
@@ -219,7 +240,12 @@ static void
 fz_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     (void)fi;
-    reply_stat(req, fs_of(req), ino, 0);
+    struct emmd_fs *fs = fs_of(req);
+    int rc = fs->rns != NULL ? emmd_rns_getattr(fs, ino) : 0;
+    if (rc < 0)
+        fuse_reply_err(req, -rc);
+    else
+        reply_stat(req, fs, ino, 0);
 }
 
 struct attr_ctx {
@@ -280,6 +306,11 @@ fz_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
     n->rec.ctime_ns = now;
     n->rec_dirty = 1;
     pthread_mutex_unlock(&fs->lock);
+    int rrc = fs->rns != NULL ? emmd_rns_setattr(fs, n, to_set, (uint64_t)attr->st_size) : 0;
+    if (rrc < 0) {
+        fuse_reply_err(req, -rrc);
+        return;
+    }
 
     if (!(to_set & FUSE_SET_ATTR_SIZE)) {
         emmd_node_save(fs, n);
@@ -340,8 +371,8 @@ fz_create_node(fuse_req_t req, fuse_ino_t parent, const char *name, uint32_t typ
     memset(&e, 0, sizeof(e));
     e.ino = emmd_ino(n);
     e.generation = 1;
-    e.attr_timeout = ATTR_TIMEOUT;
-    e.entry_timeout = ENTRY_TIMEOUT;
+    e.attr_timeout = attr_timeout(fs);
+    e.entry_timeout = entry_timeout(fs);
     pthread_mutex_lock(&fs->lock);
     emmd_node_stat(fs, n, &e.attr);
     pthread_mutex_unlock(&fs->lock);
@@ -498,8 +529,9 @@ fz_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void
 fz_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    (void)fi;
     struct emmd_fs *fs = fs_of(req);
+    if (fi->flock_release)
+        fz_lk_release(fs, ino, fi->lock_owner); /* cluster_lock.c */
     pthread_mutex_lock(&fs->lock);
     struct emmd_node *n = emmd_node_by_ino(fs, ino);
     if (n != NULL && n->nopen > 0)
@@ -619,10 +651,11 @@ fz_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off
     struct vm_object *vm = data_vm(req, ino, &n);
     if (vm == NULL)
         return;
-    struct write_ctx *wc = malloc(sizeof(*wc));
+    int rc = fs_of(req)->rns != NULL ? emmd_rns_grow(fs_of(req), n, (uint64_t)off + size) : 0;
+    struct write_ctx *wc = rc == 0 ? malloc(sizeof(*wc)) : NULL;
     if (wc == NULL) {
         vm_object_unref(vm);
-        fuse_reply_err(req, ENOMEM);
+        fuse_reply_err(req, rc < 0 ? -rc : ENOMEM);
         return;
     }
     *wc = (struct write_ctx){req, fs_of(req), n, vm, (uint64_t)off + size, size};
@@ -671,8 +704,7 @@ fz_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi
 static void
 fz_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    (void)ino;
-    (void)fi;
+    fz_lk_flush(fs_of(req), ino, fi->lock_owner); /* a close drops its POSIX locks */
     fuse_reply_err(req, 0);
 }
 
@@ -721,6 +753,14 @@ fz_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
         return;
     }
     /* Allocation: pages are sparse by nature; only the size may grow. */
+    if (!(mode & FALLOC_FL_KEEP_SIZE) && fs_of(req)->rns != NULL) {
+        int rc = emmd_rns_grow(fs_of(req), n, (uint64_t)(off + len));
+        if (rc < 0) {
+            vm_object_unref(vm);
+            fuse_reply_err(req, -rc);
+            return;
+        }
+    }
     if (!(mode & FALLOC_FL_KEEP_SIZE) && vm_object_size(vm) < (uint64_t)(off + len)) {
         vm_object_set_size(vm, (uint64_t)(off + len));
         emmd_node_changed(fs_of(req), n);
@@ -862,12 +902,16 @@ fz_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_f
 {
     (void)fi;
     struct emmd_fs *fs = fs_of(req);
+    int err = fs->rns != NULL && off == 0 ? -emmd_rns_readdir(fs, ino) : 0;
+    if (err != 0) {
+        fuse_reply_err(req, err);
+        return;
+    }
     char *buf = malloc(size);
     if (buf == NULL) {
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    int err = 0;
     size_t used = 0;
     pthread_mutex_lock(&fs->lock);
     struct emmd_node *d = dir_of(fs, ino, &err);
@@ -931,6 +975,9 @@ const struct fuse_lowlevel_ops fz_ops = {
     .write = fz_write,
     .flush = fz_flush,
     .release = fz_release,
+    .getlk = fz_getlk, /* cluster_lock.c: pager = tcp: only (fz_lk_init) */
+    .setlk = fz_setlk,
+    .flock = fz_flock,
     .fsync = fz_fsync,
     .opendir = fz_opendir,
     .readdir = fz_readdir,

@@ -4,7 +4,7 @@
  * mappings (given back at free), and a periodic malloc_trim that returns free
  * heap pages to the system after a burst (a deleted object of the memory
  * backend, a storm of requests). Also reads the process's resident set for
- * `emmctl info memory`.
+ * `emmctl info memory`, with what bounds the LMDB maps (lmdb_maps.c).
  *
  * Locking: none of its own (glibc's allocator locks; /proc is read per call).
  */
@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "emmd.h"
+#include "lmdb_shared.h"
 
 /* Free heap bytes above which a trim is worth its walk of the arenas. */
 #define TRIM_SLACK ((size_t)1 << 20)
@@ -50,6 +51,14 @@ emmd_heap_stats(struct emmd_heap_stats *out)
     struct mallinfo2 mi = mallinfo2();
     out->heap_bytes = mi.arena + mi.hblkhd;
     out->heap_free_bytes = mi.fordblks;
+    out->heap_mmap_bytes = mi.hblkhd;
+    struct emm_lmdb_maps_stats ls;
+    emm_lmdb_maps_stats(&ls);
+    out->lmdb_maps = ls.maps;
+    out->lmdb_map_bytes = ls.mapped_bytes;
+    out->lmdb_map_limit_bytes = ls.limit_bytes;
+    out->lmdb_map_checks = ls.checks;
+    out->lmdb_map_trims = ls.trims;
     FILE *f = fopen("/proc/self/status", "re");
     if (f == NULL)
         return;

@@ -89,7 +89,7 @@ log "host b again: it sees a's data"
 rm -rf "$WORK/hosts/b/state"
 ms_start_host b || fail "host b did not restart"
 B=$(ms_mnt b)
-touch "$B/f" && truncate -s 1M "$B/f"
+assert_eq "$(stat -c %s "$B/f")" 1048576 "size of f on the restarted b (the server's namespace)"
 timeout 60 cmp "$WORK/data" "$B/f" || fail "the restarted b does not read a's data"
 ms_stop_host a
 ms_stop_host b

@@ -42,7 +42,7 @@ ms_stop_host a
 log "a new host reads both from the server"
 ms_start_host b || fail "host b did not start"
 B=$(ms_mnt b)
-touch "$B/f" && truncate -s 2M "$B/f"
+assert_eq "$(stat -c %s "$B/f")" 2097152 "size of f on a new host (the server's namespace)"
 timeout -s KILL 60 cmp "$WORK/data" <(head -c 1M "$B/f") || fail "host b does not read the first write"
 timeout -s KILL 60 cmp "$WORK/more" <(dd if="$B/f" bs=8192 skip=160 count=1 status=none) ||
     fail "host b does not read the write made after the restart"

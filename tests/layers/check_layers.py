@@ -24,13 +24,15 @@ MAY_USE = {
     "emm/plugins/file": [],
     "emm/libpager": ["emm/ipc", "emm/base"],
     "services/emm-pager": ["emm/pager", "emm/backends", "emm/ipc", "emm/base"],
-    "services/emm-memserver": ["emm/backends", "emm/ipc", "emm/base"],
+    "services/emm-memserver": ["emm/backends", "emm/ipc", "emm/base", "services/emmd"],
     "swapfs": ["emm/vm", "emm/ipc", "emm/base"],
     "client": ["emm/base", "services/emmd"],
     "services/emmd": ["client", "swapfs", "emm/pager", "emm/vm", "emm/backends", "emm/ipc", "emm/base"],
 }
-# client may use services/emmd's config parser only
-ONLY = {("client", "services/emmd"): {"config.h"}}
+# client may use services/emmd's config parser only; emm-memserver its catalog
+# (the memory server keeps its namespace in the same format, ns.c)
+ONLY = {("client", "services/emmd"): {"config.h"},
+        ("services/emm-memserver", "services/emmd"): {"catalog.h"}}
 
 def layer_files(layer):
     d = os.path.join(SRC, layer)

@@ -6,7 +6,9 @@
  * (it keeps a read-only copy) instead of flushing it; an unlock from a
  * reader is a grant, not a supply; waiters are served in arrival order;
  * only the writer's returns may be stored; a gone host's access, requests
- * and owed acks vanish. Single-threaded; no locking.
+ * and owed acks vanish; a drop (truncate, punch) takes pages from every
+ * holder, their later returns are stale, and waiters are served after it.
+ * Single-threaded; no locking.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -55,7 +57,15 @@ op_revoke(void *ctx, unsigned host, uint64_t page, int flush)
     rec("%c%u@%llu ", flush ? 'F' : 'D', host, (unsigned long long)page);
 }
 
-static const struct msrv_coh_ops ops = {op_supply, op_grant, op_revoke};
+/* X<host>@page: a drop (truncate, punch). */
+static void
+op_drop(void *ctx, unsigned host, uint64_t page)
+{
+    (void)ctx;
+    rec("X%u@%llu ", host, (unsigned long long)page);
+}
+
+static const struct msrv_coh_ops ops = {op_supply, op_grant, op_revoke, op_drop};
 
 static struct msrv_coh *
 mk(void)
@@ -299,6 +309,41 @@ many_pages_grow_the_table(void **state)
     msrv_coh_destroy(c);
 }
 
+/* Truncate/punch: every holder of a page in the range is told to drop it,
+ * loses it (a later return is stale), pages outside keep their state, and
+ * counts follow. */
+static void
+drop_takes_pages_from_every_holder(void **state)
+{
+    (void)state;
+    struct msrv_coh *c = mk();
+    msrv_coh_request(c, 0, 3, 0, 0);
+    msrv_coh_request(c, 1, 3, 0, 0);
+    msrv_coh_request(c, 2, 4, 1, 0);
+    msrv_coh_request(c, 2, 9, 1, 0);
+    take();
+    struct msrv_coh_counts n;
+    msrv_coh_counts(c, 2, &n);
+    assert_int_equal(n.shared, 1);
+    assert_int_equal(n.written, 2);
+    assert_int_equal(n.host_write, 2);
+    msrv_coh_drop(c, 3, 5);
+    const char *t = take(); /* in table order */
+    assert_int_equal(strlen(t), strlen("X0@3 X1@3 X2@4 "));
+    assert_non_null(strstr(t, "X0@3 X1@3 "));
+    assert_non_null(strstr(t, "X2@4 "));
+    assert_false(msrv_coh_may_store(c, 2, 4)); /* its return of page 4 is stale now */
+    assert_true(msrv_coh_may_store(c, 2, 9));  /* outside the range: kept */
+    msrv_coh_counts(c, 0, &n);
+    assert_int_equal(n.shared, 0);
+    assert_int_equal(n.written, 1);
+    assert_int_equal(n.host_read, 0);
+    /* The next writer of page 4 is served from the store: nobody to flush. */
+    msrv_coh_request(c, 1, 4, 1, 0);
+    assert_string_equal(take(), "S1w@4 ");
+    msrv_coh_destroy(c);
+}
+
 int
 main(void)
 {
@@ -314,6 +359,7 @@ main(void)
         cmocka_unit_test(gone_host_loses_access_and_owes_nothing),
         cmocka_unit_test(gone_host_request_waiting_for_acks_is_not_served),
         cmocka_unit_test(many_pages_grow_the_table),
+        cmocka_unit_test(drop_takes_pages_from_every_holder),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
