@@ -11,13 +11,19 @@
  * Record encoding (little-endian): u32 version (2), u32 payload length, then
  * id u64, size u64, mode u32, uid u32, gid u32, name length u32, atime i64,
  * mtime i64, ctime i64, parent u64, type u32 (68 bytes) and the name bytes
- * without a NUL.
+ * without a NUL. A symlink or a hard link (EMM_CAT_SYMLINK, EMM_CAT_HLINK) is
+ * a version-3 record: the same 68 bytes, then link u64 (the object a hard
+ * link names) and target length u32 (80 bytes), the name, then the target
+ * bytes without a NUL. Files and directories are still written as version 2.
  *
  * Formats ("format" in meta): 1 was a flat namespace, its records version 1
  * (the same without parent and type: 56 bytes before the name). Opening a
  * format-1 catalog upgrades it in one write transaction: every record is
  * rewritten as version 2, a file in the root directory, and "format" becomes
- * 2. A format newer than this code knows is refused (-EPROTO), never changed.
+ * 2. Format 3 is format 2 that may hold version-3 records: a catalog becomes
+ * format 3 in the transaction that writes its first link, so one that never
+ * held a link still opens with an emmd from before links. A format newer
+ * than this code knows is refused (-EPROTO), never changed.
  * The root directory is the record with id 0 (EMM_CATALOG_ROOT), written by
  * its user (emmd's fs.c) when absent.
  *
@@ -32,7 +38,8 @@
  * Backend variant (emm_catalog_open_backend): the stack's namespace store
  * (<emm/backend.h> meta_update/meta_scan; the rados plug-in keeps it in the
  * omap of one object per filesystem, so the namespace lives in the cluster
- * with the pages). Keys: "catalog.format" (le32 2), "catalog.next-id" (le64)
+ * with the pages). Keys: "catalog.format" (le32 2; 3 once it holds a link),
+ * "catalog.next-id" (le64)
  * and "catalog.r.ID" (ID in 16 hex digits, so byte order is id order) holding
  * the encoded record. The whole catalog is read at open into the volatile
  * variant's array, which then serves scan; every put/del/update/new_id goes to
@@ -56,20 +63,24 @@
 #include <errno.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
-#define CAT_FORMAT 2
+#define CAT_FORMAT 3       /* the newest format this code knows */
+#define CAT_FORMAT_DIRS 2  /* directories; a new catalog starts here */
 #define CAT_FORMAT_FLAT 1
+#define REC_VERSION_LINK 3
 #define REC_VERSION 2
 #define REC_VERSION_FLAT 1
 #define REC_HDR 8
+#define REC_FIXED_LINK 80
 #define REC_FIXED 68
 #define REC_FIXED_FLAT 56
-#define REC_MAX (REC_HDR + REC_FIXED + EMM_NAME_MAX)
+#define REC_MAX (REC_HDR + REC_FIXED_LINK + EMM_NAME_MAX + EMM_LINK_MAX)
 #define MAP_INITIAL ((size_t)64 << 20)
 #define MAP_RETRIES 2
 #define SCAN_BATCH 64
@@ -91,7 +102,23 @@ struct emm_catalog {
     struct emm_catalog_rec *v;
     size_t nv, capv;
     uint64_t next_id;
+    _Atomic uint32_t format; /* as on disk (persistent, backend); raised to 3 by the first link */
 };
+
+static int
+is_link(const struct emm_catalog_rec *r)
+{
+    return r->type == EMM_CAT_SYMLINK || r->type == EMM_CAT_HLINK;
+}
+
+static int
+any_link(const struct emm_catalog_rec *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (is_link(&r[i]))
+            return 1;
+    return 0;
+}
 
 /* ---- encoding ---- */
 
@@ -106,10 +133,12 @@ static size_t
 encode(const struct emm_catalog_rec *r, unsigned char *buf)
 {
     size_t nlen = strnlen(r->name, EMM_NAME_MAX);
+    size_t tlen = r->type == EMM_CAT_SYMLINK && r->target ? strnlen(r->target, EMM_LINK_MAX) : 0;
+    size_t fixed = is_link(r) ? REC_FIXED_LINK : REC_FIXED;
     unsigned char *p = buf + REC_HDR;
 
-    emm_put_le32(buf, REC_VERSION);
-    emm_put_le32(buf + 4, (uint32_t)(REC_FIXED + nlen));
+    emm_put_le32(buf, is_link(r) ? REC_VERSION_LINK : REC_VERSION);
+    emm_put_le32(buf + 4, (uint32_t)(fixed + nlen + tlen));
     emm_put_le64(p, r->id);
     emm_put_le64(p + 8, r->size);
     emm_put_le32(p + 16, r->mode);
@@ -121,9 +150,17 @@ encode(const struct emm_catalog_rec *r, unsigned char *buf)
     emm_put_le64(p + 48, (uint64_t)r->ctime_ns);
     emm_put_le64(p + 56, r->parent);
     emm_put_le32(p + 64, r->type);
-    memcpy(p + REC_FIXED, r->name, nlen);
-    return REC_HDR + REC_FIXED + nlen;
+    if (is_link(r)) {
+        emm_put_le64(p + 68, r->type == EMM_CAT_HLINK ? r->link : 0);
+        emm_put_le32(p + 76, (uint32_t)tlen);
+    }
+    memcpy(p + fixed, r->name, nlen);
+    if (tlen > 0)
+        memcpy(p + fixed + nlen, r->target, tlen);
+    return REC_HDR + fixed + nlen + tlen;
 }
+
+/* Decodes one record; a symlink's target is malloc'd (free it: rec_done). */
 
 static int
 decode(const unsigned char *buf, size_t len, struct emm_catalog_rec *r)
@@ -133,11 +170,15 @@ decode(const unsigned char *buf, size_t len, struct emm_catalog_rec *r)
     if (len < REC_HDR + REC_FIXED_FLAT || emm_get_le32(buf + 4) != len - REC_HDR)
         return -EIO;
     uint32_t version = emm_get_le32(buf);
-    size_t fixed = version == REC_VERSION_FLAT ? REC_FIXED_FLAT : REC_FIXED;
-    if ((version != REC_VERSION && version != REC_VERSION_FLAT) || len < REC_HDR + fixed)
+    size_t fixed = version == REC_VERSION_FLAT ? REC_FIXED_FLAT
+                   : version == REC_VERSION_LINK ? REC_FIXED_LINK : REC_FIXED;
+    if ((version != REC_VERSION && version != REC_VERSION_FLAT && version != REC_VERSION_LINK) ||
+        len < REC_HDR + fixed)
         return -EIO;
     uint32_t nlen = emm_get_le32(p + 28);
-    if (nlen > EMM_NAME_MAX || fixed + (size_t)nlen > len - REC_HDR)
+    uint32_t tlen = version == REC_VERSION_LINK ? emm_get_le32(p + 76) : 0;
+    if (nlen > EMM_NAME_MAX || tlen > EMM_LINK_MAX ||
+        fixed + (size_t)nlen + tlen > len - REC_HDR)
         return -EIO;
     memset(r, 0, sizeof(*r));
     r->id = emm_get_le64(p);
@@ -154,12 +195,31 @@ decode(const unsigned char *buf, size_t len, struct emm_catalog_rec *r)
     } else {
         r->parent = emm_get_le64(p + 56);
         r->type = emm_get_le32(p + 64);
-        if (r->type != EMM_CAT_FILE && r->type != EMM_CAT_DIR)
+        if (version == REC_VERSION && r->type != EMM_CAT_FILE && r->type != EMM_CAT_DIR)
             return -EIO;
+        if (version == REC_VERSION_LINK &&
+            (!is_link(r) || (r->type == EMM_CAT_SYMLINK) != (tlen > 0)))
+            return -EIO; /* a link record of another type; a symlink without a target */
     }
+    if (version == REC_VERSION_LINK && r->type == EMM_CAT_HLINK)
+        r->link = emm_get_le64(p + 68);
     memcpy(r->name, p + fixed, nlen);
     r->name[nlen] = '\0';
+    if (tlen > 0) {
+        r->target = malloc(tlen + 1);
+        if (r->target == NULL)
+            return -ENOMEM;
+        memcpy(r->target, p + fixed + nlen, tlen);
+        r->target[tlen] = '\0';
+    }
     return 0;
+}
+
+static void
+rec_done(struct emm_catalog_rec *r)
+{
+    free(r->target);
+    r->target = NULL;
 }
 
 static int
@@ -277,6 +337,8 @@ do_new_id(struct emm_catalog *c, MDB_txn *txn, void *arg)
     return write_next_id(c, txn, *id + 1);
 }
 
+static int write_format(struct emm_catalog *c, MDB_txn *txn, uint32_t format);
+
 static int
 put_one(struct emm_catalog *c, MDB_txn *txn, const struct emm_catalog_rec *rec)
 {
@@ -284,6 +346,12 @@ put_one(struct emm_catalog *c, MDB_txn *txn, const struct emm_catalog_rec *rec)
     uint64_t next;
     int rc;
 
+    /* The first link makes the catalog format 3, in the same transaction. */
+    if (is_link(rec) && c->format < CAT_FORMAT) {
+        rc = write_format(c, txn, CAT_FORMAT);
+        if (rc)
+            return rc;
+    }
     key_of(rec->id, key);
     MDB_val k = {8, key}, v = {encode(rec, buf), buf};
     rc = mdb_put(txn, c->recs, &k, &v, 0);
@@ -338,12 +406,12 @@ do_del(struct emm_catalog *c, MDB_txn *txn, void *arg)
 }
 
 static int
-write_format(struct emm_catalog *c, MDB_txn *txn)
+write_format(struct emm_catalog *c, MDB_txn *txn, uint32_t format)
 {
     MDB_val k = {sizeof("format") - 1, (void *)"format"}, v;
     unsigned char b[4];
 
-    emm_put_le32(b, CAT_FORMAT);
+    emm_put_le32(b, format);
     v.mv_size = 4;
     v.mv_data = b;
     return mdb_put(txn, c->meta, &k, &v, 0);
@@ -371,6 +439,7 @@ upgrade_flat(struct emm_catalog *c, MDB_txn *txn, uint64_t *count)
         unsigned char key[8];
         memcpy(key, k.mv_data, 8);
         MDB_val kc = {8, key}, nv = {encode(&r, buf), buf};
+        rec_done(&r);
         rc = mdb_cursor_put(cur, &kc, &nv, MDB_CURRENT);
         if (rc)
             break;
@@ -380,7 +449,7 @@ upgrade_flat(struct emm_catalog *c, MDB_txn *txn, uint64_t *count)
     mdb_cursor_close(cur);
     if (rc != MDB_NOTFOUND)
         return rc;
-    return write_format(c, txn);
+    return write_format(c, txn, CAT_FORMAT_DIRS);
 }
 
 struct init_result {
@@ -403,8 +472,9 @@ do_init(struct emm_catalog *c, MDB_txn *txn, void *arg)
     if (rc)
         return rc;
     rc = mdb_get(txn, c->meta, &k, &v);
+    c->format = CAT_FORMAT_DIRS;
     if (rc == MDB_NOTFOUND)
-        return write_format(c, txn);
+        return write_format(c, txn, CAT_FORMAT_DIRS);
     if (rc)
         return rc;
     if (v.mv_size != 4)
@@ -412,8 +482,9 @@ do_init(struct emm_catalog *c, MDB_txn *txn, void *arg)
     res->found = emm_get_le32(v.mv_data);
     if (res->found == CAT_FORMAT_FLAT)
         return upgrade_flat(c, txn, &res->upgraded);
-    if (res->found != CAT_FORMAT)
+    if (res->found != CAT_FORMAT_DIRS && res->found != CAT_FORMAT)
         return MDB_VERSION_MISMATCH;
+    c->format = res->found;
     return 0;
 }
 
@@ -431,7 +502,7 @@ init_layout(struct emm_catalog *c)
     else if (r == 0 && res.found == CAT_FORMAT_FLAT)
         emm_notice("catalog %s: upgraded from format %u (flat namespace) to %u: "
                    "%llu records now in the root directory",
-                   c->label, CAT_FORMAT_FLAT, CAT_FORMAT, (unsigned long long)res.upgraded);
+                   c->label, CAT_FORMAT_FLAT, CAT_FORMAT_DIRS, (unsigned long long)res.upgraded);
     return r;
 }
 
@@ -471,6 +542,8 @@ scan_batch(struct emm_catalog *c, uint64_t from, struct emm_catalog_rec *out)
     emm_lmdb_maps_note((size_t)n / 16);
     if (rc != 0 && rc != MDB_NOTFOUND) {
         emm_err("catalog %s: scan: %s", c->label, mdb_strerror(rc));
+        while (n-- > 0)
+            rec_done(&out[n]);
         return mdb_errno(rc);
     }
     return n;
@@ -541,18 +614,36 @@ v_reserve(struct emm_catalog *c, size_t more)
     return 0;
 }
 
-/* c->mu held, room reserved. */
+/* Copies of the targets of n records (NULL where none), so a put cannot fail
+ * half way; -ENOMEM. v_put_locked takes them over. */
+static int
+v_dup_targets(const struct emm_catalog_rec *r, size_t n, char **out)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[i] = r[i].target ? strndup(r[i].target, EMM_LINK_MAX) : NULL;
+        if (r[i].target && !out[i]) {
+            while (i-- > 0)
+                free(out[i]);
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* c->mu held, room reserved; the array owns target (a copy) from now on. */
 static void
-v_put_locked(struct emm_catalog *c, const struct emm_catalog_rec *rec)
+v_put_locked(struct emm_catalog *c, const struct emm_catalog_rec *rec, char *target)
 {
     size_t i = v_lower(c, rec->id);
     if (i < c->nv && c->v[i].id == rec->id) {
+        free(c->v[i].target);
         c->v[i] = *rec;
     } else {
         memmove(&c->v[i + 1], &c->v[i], (c->nv - i) * sizeof(*c->v));
         c->v[i] = *rec;
         c->nv++;
     }
+    c->v[i].target = target;
     c->v[i].name[EMM_NAME_MAX] = '\0';
     if (rec->id >= c->next_id)
         c->next_id = rec->id + 1;
@@ -564,6 +655,7 @@ v_del_locked(struct emm_catalog *c, uint64_t id)
 {
     size_t i = v_lower(c, id);
     if (i < c->nv && c->v[i].id == id) {
+        free(c->v[i].target);
         memmove(&c->v[i], &c->v[i + 1], (c->nv - i - 1) * sizeof(*c->v));
         c->nv--;
         return 0;
@@ -575,15 +667,24 @@ static int
 v_update(struct emm_catalog *c, const struct emm_catalog_rec *puts, size_t nput,
          const uint64_t *dels, size_t ndel)
 {
+    char **tg = calloc(nput ? nput : 1, sizeof(*tg));
+    if (tg == NULL || v_dup_targets(puts, nput, tg) < 0) {
+        free(tg);
+        return -ENOMEM;
+    }
     pthread_mutex_lock(&c->mu);
     int r = v_reserve(c, nput);
     if (r == 0) {
         for (size_t i = 0; i < ndel; i++)
             v_del_locked(c, dels[i]);
         for (size_t i = 0; i < nput; i++)
-            v_put_locked(c, &puts[i]);
+            v_put_locked(c, &puts[i], tg[i]);
+    } else {
+        for (size_t i = 0; i < nput; i++)
+            free(tg[i]);
     }
     pthread_mutex_unlock(&c->mu);
+    free(tg);
     return r;
 }
 
@@ -596,14 +697,25 @@ v_del(struct emm_catalog *c, uint64_t id)
     return r;
 }
 
+/* Copies out up to SCAN_BATCH records, each with its own copy of a target
+ * (the callback may del the array's). */
 static int
 v_batch(struct emm_catalog *c, uint64_t from, struct emm_catalog_rec *out)
 {
     int n = 0;
 
     pthread_mutex_lock(&c->mu);
-    for (size_t i = v_lower(c, from); i < c->nv && n < SCAN_BATCH; i++)
-        out[n++] = c->v[i];
+    for (size_t i = v_lower(c, from); i < c->nv && n < SCAN_BATCH; i++) {
+        out[n] = c->v[i];
+        out[n].target = NULL;
+        if (c->v[i].target && !(out[n].target = strdup(c->v[i].target))) {
+            while (n-- > 0)
+                rec_done(&out[n]);
+            n = -ENOMEM;
+            break;
+        }
+        n++;
+    }
     pthread_mutex_unlock(&c->mu);
     return n;
 }
@@ -654,9 +766,11 @@ bk_load_one(void *arg, const char *key, const void *value, size_t len)
         l->bad++;
         return 0;
     }
-    if (v_reserve(c, 1) < 0)
+    if (v_reserve(c, 1) < 0) {
+        rec_done(&r);
         return -ENOMEM;
-    v_put_locked(c, &r);
+    }
+    v_put_locked(c, &r, r.target); /* the array takes the decoded target */
     return 0;
 }
 
@@ -670,14 +784,15 @@ bk_open(struct emm_catalog *c)
         emm_err("catalog %s: loading: %s", c->label, strerror(-r));
         return r;
     }
-    if (l.format != 0 && l.format != CAT_FORMAT) {
-        emm_err("catalog %s: format %u is not the one this emmd knows (%u): not opened",
-                c->label, l.format, CAT_FORMAT);
+    if (l.format != 0 && l.format != CAT_FORMAT_DIRS && l.format != CAT_FORMAT) {
+        emm_err("catalog %s: format %u is not one this emmd knows (%u, %u): not opened",
+                c->label, l.format, CAT_FORMAT_DIRS, CAT_FORMAT);
         return -EPROTO;
     }
+    c->format = l.format ? l.format : CAT_FORMAT_DIRS;
     if (l.format == 0) {
         unsigned char b[4];
-        emm_put_le32(b, CAT_FORMAT);
+        emm_put_le32(b, CAT_FORMAT_DIRS);
         struct emm_meta_kv kv = {BK_FORMAT, b, 4};
         r = emm_backend_meta_update(c->be, &kv, 1, NULL, 0);
         if (r < 0) {
@@ -694,15 +809,19 @@ static int
 bk_update(struct emm_catalog *c, const struct emm_catalog_rec *puts, size_t nput,
           const uint64_t *dels, size_t ndel)
 {
-    struct emm_meta_kv *kv = calloc(nput + 1, sizeof(*kv));
+    struct emm_meta_kv *kv = calloc(nput + 2, sizeof(*kv));
     unsigned char (*bufs)[REC_MAX] = calloc(nput ? nput : 1, sizeof(*bufs));
     char (*keys)[32] = calloc(nput + ndel + 1, sizeof(*keys));
     const char **dk = calloc(ndel + 1, sizeof(*dk));
-    unsigned char nb[8];
-    int r = -ENOMEM;
+    char **tg = calloc(nput ? nput : 1, sizeof(*tg));
+    unsigned char nb[8], fb[4];
+    int r = -ENOMEM, bump = 0;
 
-    if (!kv || !bufs || !keys || !dk)
+    if (!kv || !bufs || !keys || !dk || !tg || v_dup_targets(puts, nput, tg) < 0) {
+        free(tg);
+        tg = NULL;
         goto out;
+    }
     pthread_mutex_lock(&c->mu);
     uint64_t next = c->next_id;
     size_t n = 0;
@@ -716,6 +835,11 @@ bk_update(struct emm_catalog *c, const struct emm_catalog_rec *puts, size_t nput
         emm_put_le64(nb, next);
         kv[n++] = (struct emm_meta_kv){BK_NEXT, nb, 8};
     }
+    if (c->format < CAT_FORMAT && any_link(puts, nput)) { /* the first link: format 3 */
+        emm_put_le32(fb, CAT_FORMAT);
+        kv[n++] = (struct emm_meta_kv){BK_FORMAT, fb, 4};
+        bump = 1;
+    }
     for (size_t i = 0; i < ndel; i++) {
         bk_key(dels[i], keys[nput + i]);
         dk[i] = keys[nput + i];
@@ -727,13 +851,17 @@ bk_update(struct emm_catalog *c, const struct emm_catalog_rec *puts, size_t nput
         for (size_t i = 0; i < ndel; i++)
             v_del_locked(c, dels[i]);
         for (size_t i = 0; i < nput; i++)
-            v_put_locked(c, &puts[i]);
+            v_put_locked(c, &puts[i], tg[i]);
+        if (bump)
+            c->format = CAT_FORMAT;
     } else {
+        for (size_t i = 0; i < nput; i++)
+            free(tg[i]);
         emm_err("catalog %s: update: %s", c->label, strerror(-r));
     }
     pthread_mutex_unlock(&c->mu);
 out:
-    free(kv), free(bufs), free(keys), free(dk);
+    free(kv), free(bufs), free(keys), free(dk), free(tg);
     return r;
 }
 
@@ -879,6 +1007,8 @@ emm_catalog_close(struct emm_catalog *c)
     }
     pthread_rwlock_destroy(&c->own.resize);
     pthread_mutex_destroy(&c->mu);
+    for (size_t i = 0; i < c->nv; i++)
+        free(c->v[i].target);
     free(c->v);
     free(c->dir);
     free(c->label);
@@ -906,7 +1036,10 @@ emm_catalog_put(struct emm_catalog *c, const struct emm_catalog_rec *rec)
         return bk_update(c, rec, 1, NULL, 0);
     if (!c->env)
         return v_update(c, rec, 1, NULL, 0);
-    return write_txn(c, do_put, (void *)rec, "put");
+    int r = write_txn(c, do_put, (void *)rec, "put");
+    if (r == 0 && is_link(rec))
+        c->format = CAT_FORMAT; /* (a racing writer wrote it too: the same value) */
+    return r;
 }
 
 int
@@ -918,7 +1051,10 @@ emm_catalog_update(struct emm_catalog *c, const struct emm_catalog_rec *puts, si
     if (!c->env)
         return v_update(c, puts, nput, dels, ndel);
     struct update u = {puts, nput, dels, ndel};
-    return write_txn(c, do_update, &u, "update");
+    int r = write_txn(c, do_update, &u, "update");
+    if (r == 0 && any_link(puts, nput))
+        c->format = CAT_FORMAT;
+    return r;
 }
 
 int
@@ -954,6 +1090,8 @@ emm_catalog_scan(struct emm_catalog *c, int (*fn)(void *arg, const struct emm_ca
         }
         for (int i = 0; i < n && r == 0; i++)
             r = fn(arg, &batch[i]);
+        for (int i = 0; i < n; i++)
+            rec_done(&batch[i]); /* the targets the batch copied out */
         if (r != 0 || n < SCAN_BATCH || batch[n - 1].id == UINT64_MAX)
             break;
         from = batch[n - 1].id + 1;

@@ -26,7 +26,11 @@
 enum emm_catalog_type {
     EMM_CAT_FILE = 0, /* a memory object (regular file) */
     EMM_CAT_DIR = 1,  /* a directory: no pages, never a backend key */
+    EMM_CAT_SYMLINK = 2, /* a symbolic link: its target, no pages (catalog format 3) */
+    EMM_CAT_HLINK = 3,   /* another name of object `link` (a hard link; format 3) */
 };
+
+#define EMM_LINK_MAX 4095 /* a symlink's target, bytes without the NUL (PATH_MAX - 1) */
 
 struct emm_catalog_rec {
     uint64_t id;      /* object id: the backend's key; never reused */
@@ -37,6 +41,10 @@ struct emm_catalog_rec {
     uint64_t parent;  /* the directory holding it (EMM_CATALOG_ROOT; the root: itself) */
     uint32_t type;    /* enum emm_catalog_type */
     char name[EMM_NAME_MAX + 1]; /* "" for the root */
+    uint64_t link;    /* EMM_CAT_HLINK: the id of the object it names; else 0 */
+    /* EMM_CAT_SYMLINK: the target (1..EMM_LINK_MAX bytes), else NULL. Borrowed:
+     * put/update copy it; a scan's records own theirs only during the callback. */
+    char *target;
 };
 
 struct emm_catalog;

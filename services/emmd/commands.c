@@ -35,7 +35,7 @@ emmd_fs_totals(struct emmd_fs *fs, struct emmd_totals *t)
     pthread_mutex_lock(&fs->lock);
     for (size_t b = 0; b < EMMD_BUCKETS; b++)
         for (struct emmd_node *n = fs->by_id[b]; n; n = n->next_id) {
-            if (emmd_node_is_dir(n))
+            if (!emmd_node_is_file(n))
                 continue; /* not a memory object */
             t->objects++;
             if (n->vm == NULL)
@@ -613,6 +613,8 @@ cmd_ls(struct emmd *d, int json, FILE *out)
                     first = 0;
                     continue;
                 }
+                if (!emmd_node_is_file(n))
+                    continue; /* a symlink, or another name of an object listed */
                 uint64_t stored = n->stored_known ? n->stored_pages : 0;
                 struct vm_object_info info = {.size = n->rec.size, .state = -1};
                 if (n->vm != NULL)

@@ -50,6 +50,9 @@ struct emmd_node {
      * the kernel could change, and refreshed at every answer for one mapped. */
     uint64_t stored_pages;
     int stored_known;
+    /* fs_link.c (fs->lock): an object's other names (EMM_CAT_HLINK entries,
+     * chained by next_link), and an entry's object. */
+    struct emmd_node *links, *next_link, *obj;
     uint64_t rns_size; /* remote_ns.c: the size the memory server last gave (fs->lock) */
 };
 
@@ -136,6 +139,8 @@ struct emmd_node *emmd_node_resolve(struct emmd_fs *fs, const char *path);
 /* The path of n from the root, without a leading '/' ("" for the root); -ENAMETOOLONG. */
 int emmd_node_path(struct emmd_fs *fs, const struct emmd_node *n, char *buf, size_t len);
 static inline int emmd_node_is_dir(const struct emmd_node *n) { return n->rec.type == EMM_CAT_DIR; }
+/* A memory object (a regular file): not a directory, a symlink or a hard link's entry. */
+static inline int emmd_node_is_file(const struct emmd_node *n) { return n->rec.type == EMM_CAT_FILE; }
 /* A new file or directory in dir (type EMM_CAT_*); the parent's setgid bit is inherited. */
 int emmd_node_create(struct emmd_fs *fs, struct emmd_node *dir, const char *name, uint32_t type,
                      uint32_t mode, uint32_t uid, uint32_t gid, struct emmd_node **out);

@@ -5,6 +5,8 @@
  * other node names its parent directory by id. A directory keeps its entries
  * sorted by id, which readdir uses as its offsets (stable while entries come
  * and go). Directories never get vm objects or backend pages.
+ * Symlinks and hard links (other names of a file) are fs_link.c's, through
+ * the emmd_tree_* primitives below.
  *
  * Every namespace change goes to the catalog in one transaction with the
  * parents whose times it changes, then to the tree, under fs->lock.
@@ -23,6 +25,7 @@
 
 #include "clock.h"
 #include "emmd.h"
+#include "fs_link.h"
 #include "log.h"
 
 /* FNV-1a: stable across runs (the default pager's keys are on disk). */
@@ -49,7 +52,7 @@ link_id(struct emmd_fs *fs, struct emmd_node *n)
     fs->by_id[hi] = n;
     if (emmd_node_is_dir(n))
         fs->ndirs++;
-    else
+    else if (emmd_node_is_file(n))
         fs->nobjects++;
 }
 
@@ -63,7 +66,7 @@ unlink_id(struct emmd_fs *fs, struct emmd_node *n)
         *pp = n->next_id;
     if (emmd_node_is_dir(n))
         fs->ndirs--;
-    else
+    else if (emmd_node_is_file(n))
         fs->nobjects--;
 }
 
@@ -136,6 +139,13 @@ detach(struct emmd_fs *fs, struct emmd_node *n)
     n->parent = NULL;
 }
 
+/* fs_link.c's view of the tree (fs_link.h). */
+int emmd_tree_reserve(struct emmd_node *dir) { return kids_reserve(dir); }
+void emmd_tree_enter(struct emmd_fs *fs, struct emmd_node *n) { link_id(fs, n); }
+void emmd_tree_leave(struct emmd_fs *fs, struct emmd_node *n) { unlink_id(fs, n); }
+void emmd_tree_attach(struct emmd_fs *fs, struct emmd_node *dir, struct emmd_node *n) { attach(fs, dir, n); }
+void emmd_tree_detach(struct emmd_fs *fs, struct emmd_node *n) { detach(fs, n); }
+
 struct emmd_node *
 emmd_node_by_ino(struct emmd_fs *fs, fuse_ino_t ino)
 {
@@ -175,7 +185,7 @@ emmd_node_resolve(struct emmd_fs *fs, const char *path)
         path += *path == '/';
         if (len == 0 || strcmp(part, ".") == 0)
             continue;
-        n = emmd_node_lookup(fs, n, part);
+        n = emmd_link_resolve(emmd_node_lookup(fs, n, part));
     }
     return n;
 }
@@ -216,11 +226,12 @@ node_destroy(struct emmd_fs *fs, struct emmd_node *n)
     unlink_id(fs, n);
     struct vm_object *vm = n->vm;
     uint64_t id = n->rec.id;
-    int dir = emmd_node_is_dir(n);
+    int dir = !emmd_node_is_file(n);
     free(n->kids);
+    free(n->rec.target);
     free(n);
     if (dir)
-        return; /* no pages, no vm object */
+        return; /* no pages, no vm object (a directory, a symlink) */
     pthread_mutex_unlock(&fs->lock);
     /* A memory server's objects live and die by its namespace (remote_ns.c):
      * the server discarded them itself; a node gone here may live on there
@@ -265,6 +276,8 @@ rec_now(const struct emmd_node *n)
         r.size = vm_object_size(n->vm);
     return r;
 }
+
+struct emm_catalog_rec emmd_tree_rec(const struct emmd_node *n) { return rec_now(n); }
 
 static void
 touch_dir(struct emmd_node *dir, int64_t now)
@@ -354,6 +367,8 @@ emmd_node_remove(struct emmd_fs *fs, struct emmd_node *dir, const char *name, in
         return -EISDIR;
     if (emmd_node_is_dir(n) && n->nkids > 0)
         return -ENOTEMPTY;
+    if (emmd_link_owns(n))
+        return emmd_link_remove(fs, dir, n); /* one of several names */
     int64_t now = emm_real_ns();
     struct emm_catalog_rec pr = rec_now(dir);
     pr.mtime_ns = pr.ctime_ns = now;
@@ -423,8 +438,8 @@ emmd_node_rename(struct emmd_fs *fs, struct emmd_node *dir, const char *name,
     } else if (target != NULL && (flags & RENAME_NOREPLACE)) {
         return -EEXIST;
     }
-    if (target == n)
-        return 0; /* the same entry: nothing to do (POSIX) */
+    if (target == n || (target != NULL && emmd_link_resolve(target) == emmd_link_resolve(n)))
+        return 0; /* the same entry, or two names of one file: nothing to do (POSIX) */
     /* No directory may move into itself or below itself. */
     if (emmd_node_is_dir(n) && is_within(newdir, n))
         return -EINVAL;
@@ -463,6 +478,12 @@ emmd_node_rename(struct emmd_fs *fs, struct emmd_node *dir, const char *name,
     rs_add(&rs, &d2);
     uint64_t del = target != NULL ? target->rec.id : 0;
     int replace = target != NULL && !(flags & RENAME_EXCHANGE);
+    int link_gone = replace && emmd_link_owns(target); /* a name of a file with others */
+    if (link_gone) {
+        struct emm_catalog_rec lr;
+        emmd_link_replace_prep(target, now, &del, &lr);
+        rs_add(&rs, &lr);
+    }
     int rc = emm_catalog_update(fs->catalog, rs.puts, rs.n, &del, replace ? 1 : 0);
     if (rc < 0) {
         emm_err("fs %s: catalog: renaming '%s' to '%s': %s", fs->cfg->name, name, newname,
@@ -481,6 +502,8 @@ emmd_node_rename(struct emmd_fs *fs, struct emmd_node *dir, const char *name,
         snprintf(target->rec.name, sizeof(target->rec.name), "%s", name);
         target->rec.ctime_ns = now;
         attach(fs, dir, target);
+    } else if (link_gone) {
+        emmd_link_replaced(fs, target, now); /* the file stays, under its other names */
     } else if (target != NULL) {
         target->unlinked = 1;
         target->rec.ctime_ns = now;
@@ -547,9 +570,9 @@ emmd_node_vm(struct emmd_fs *fs, struct emmd_node *n, struct vm_object **out)
     struct emm_port *port = NULL;
     int made = 0;
     pthread_mutex_lock(&fs->lock);
-    if (emmd_node_is_dir(n)) {
+    if (!emmd_node_is_file(n)) {
         pthread_mutex_unlock(&fs->lock);
-        return -EISDIR; /* directories are not memory objects */
+        return emmd_node_is_dir(n) ? -EISDIR : -EINVAL; /* not memory objects */
     }
     if (n->vm == NULL && fs->pconn != NULL) {
         /* A pager in another process gives the port: that may wait up to
@@ -626,18 +649,19 @@ emmd_node_changed(struct emmd_fs *fs, struct emmd_node *n)
 void
 emmd_node_save(struct emmd_fs *fs, struct emmd_node *n)
 {
+    /* The put is made under fs->lock, as the namespace's changes are: made
+     * after it, a copy taken before a rename, link or unlink would write the
+     * old name back (or bring back a record just deleted). */
     pthread_mutex_lock(&fs->lock);
     if (n->vm != NULL)
         n->rec.size = vm_object_size(n->vm);
-    struct emm_catalog_rec rec = n->rec;
-    int dirty = n->rec_dirty && !n->unlinked;
-    n->rec_dirty = 0;
-    pthread_mutex_unlock(&fs->lock);
-    if (dirty) {
-        int rc = emm_catalog_put(fs->catalog, &rec);
+    if (n->rec_dirty && !n->unlinked) {
+        n->rec_dirty = 0;
+        int rc = emm_catalog_put(fs->catalog, &n->rec);
         if (rc < 0)
-            emm_err("fs %s: catalog: saving '%s': %s", fs->cfg->name, rec.name, strerror(-rc));
+            emm_err("fs %s: catalog: saving '%s': %s", fs->cfg->name, n->rec.name, strerror(-rc));
     }
+    pthread_mutex_unlock(&fs->lock);
 }
 
 void
@@ -668,8 +692,9 @@ emmd_node_stat_stored(struct emmd_fs *fs, struct emmd_node *n, struct stat *st,
         st->st_size = EMM_PAGE_SIZE; /* as ext4: one block's worth; nothing stored */
         return;
     }
+    if (emmd_link_stat(n, st)) /* st_nlink; a symlink's mode and size */
+        return;
     st->st_mode = S_IFREG | n->rec.mode;
-    st->st_nlink = n->unlinked ? 0 : 1;
     uint64_t stored = 0, fresh = 0;
     if (pager_pages != NULL)
         stored = *pager_pages; /* the pager's own count, asked by the kernel */
@@ -731,13 +756,17 @@ load_node(void *arg, const struct emm_catalog_rec *rec)
         return -ENOMEM;
     n->fs = fs;
     n->rec = *rec;
+    if (emmd_link_loaded(n) < 0) {
+        free(n);
+        return -ENOMEM;
+    }
     link_id(fs, n);
     if (rec->id == EMM_CATALOG_ROOT) {
         n->rec.type = EMM_CAT_DIR; /* (a root record that says otherwise is mended) */
         fs->root = n;
         return 0;
     }
-    if (emmd_node_is_dir(n))
+    if (!emmd_node_is_file(n))
         return 0;
     /* After a crash the store may hold pages returned after the last size the
      * catalog saw: past the end they must read as zeros if the object grows. */
@@ -898,6 +927,8 @@ emmd_fs_start(struct emmd_fs *fs)
     if (rc == 0)
         rc = build_tree(fs);
     if (rc == 0)
+        rc = emmd_link_build(fs);
+    if (rc == 0)
         rc = apply_root_owner(fs);
     if (rc < 0) {
         emm_err("fs %s: catalog %s: loading: %s", name, dir, strerror(-rc));
@@ -1033,6 +1064,7 @@ emmd_fs_close(struct emmd_fs *fs)
                 vm_object_unref(n->vm);
             }
             free(n->kids);
+            free(n->rec.target);
             free(n);
             n = next;
         }

@@ -1,8 +1,8 @@
 /*
  * fz_ops.c - the low-level FUSE operations of an emmd filesystem: a tree of
  * directories (fs.c) whose regular files are memory objects. Permissions are
- * the kernel's (default_permissions, emmd as root); link(2), symlinks and
- * special files are refused with EPERM. The only file that calls
+ * the kernel's (default_permissions, emmd as root); symlinks and hard links
+ * are fs_link.c's; special files are refused with EPERM. The only file that calls
  * fuse_reply_* (with fz_notify.c's notifier thread for invalidations). READ, WRITE,
  * FSYNC, truncation and hole punching are answered asynchronously from whichever
  * thread completes them in the vm layer; so are LOOKUP, GETATTR, SETATTR and
@@ -26,6 +26,7 @@
 #include "clock.h"
 #include "cluster_lock.h"
 #include "emmd.h"
+#include "fs_link.h"
 #include "log.h"
 
 #define ENTRY_TIMEOUT 60.0
@@ -108,7 +109,7 @@ reply_stat(fuse_req_t req, struct emmd_fs *fs, fuse_ino_t ino, int entry)
     sr->e.entry_timeout = entry_timeout(fs);
     pthread_mutex_lock(&fs->lock);
     struct emmd_node *n = emmd_node_by_ino(fs, ino);
-    int file = n != NULL && !emmd_node_is_dir(n);
+    int file = n != NULL && emmd_node_is_file(n);
     if (n != NULL)
         emmd_node_stat(fs, n, &sr->e.attr);
     pthread_mutex_unlock(&fs->lock);
@@ -189,7 +190,7 @@ fz_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         else if (strcmp(name, "..") == 0)
             n = d->parent != NULL ? d->parent : d;
         else
-            n = emmd_node_lookup(fs, d, name);
+            n = emmd_link_resolve(emmd_node_lookup(fs, d, name)); /* a hard link: its file */
     }
     if (n != NULL && n != fs->root)
         n->nlookup++; /* the root is never forgotten */
@@ -451,24 +452,61 @@ fz_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newpar
     fuse_reply_err(req, err);
 }
 
-/* Hard links would give an object several names (and paths): refused, as by
- * filesystems without them (EPERM, like vfat). */
+/* LINK and SYMLINK: fs_link.c; the reply is the new name's entry. */
 static void
 fz_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
-    (void)ino;
-    (void)newparent;
-    (void)newname;
-    fuse_reply_err(req, EPERM);
+    struct emmd_fs *fs = fs_of(req);
+    int err = 0;
+    pthread_mutex_lock(&fs->lock);
+    struct emmd_node *d = dir_of(fs, newparent, &err), *n = NULL;
+    int rc = d != NULL ? emmd_link_hard(fs, emmd_node_by_ino(fs, ino), d, newname, &n) : -err;
+    if (rc == 0)
+        n->nlookup++;
+    pthread_mutex_unlock(&fs->lock);
+    if (rc < 0)
+        fuse_reply_err(req, -rc);
+    else
+        reply_entry(req, fs, n);
 }
 
 static void
 fz_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
-    (void)link;
-    (void)parent;
-    (void)name;
-    fuse_reply_err(req, EPERM);
+    struct emmd_fs *fs = fs_of(req);
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    int err = 0;
+    pthread_mutex_lock(&fs->lock);
+    struct emmd_node *d = dir_of(fs, parent, &err), *n = NULL;
+    int rc = d != NULL ? emmd_link_symlink(fs, d, name, link, ctx->uid, ctx->gid, &n) : -err;
+    if (rc == 0)
+        n->nlookup++;
+    pthread_mutex_unlock(&fs->lock);
+    if (rc < 0)
+        fuse_reply_err(req, -rc);
+    else
+        reply_entry(req, fs, n);
+}
+
+static void
+fz_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+    struct emmd_fs *fs = fs_of(req);
+    char target[EMM_LINK_MAX + 1];
+    int err = 0;
+    pthread_mutex_lock(&fs->lock);
+    struct emmd_node *n = emmd_node_by_ino(fs, ino);
+    if (n == NULL)
+        err = ENOENT;
+    else if (n->rec.type != EMM_CAT_SYMLINK || n->rec.target == NULL)
+        err = EINVAL;
+    else
+        snprintf(target, sizeof(target), "%s", n->rec.target);
+    pthread_mutex_unlock(&fs->lock);
+    if (err != 0)
+        fuse_reply_err(req, err);
+    else
+        fuse_reply_readlink(req, target);
 }
 
 static void
@@ -892,8 +930,8 @@ fz_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_f
     }
     for (struct emmd_node *n = emmd_dir_next(d, off < 2 ? 0 : (uint64_t)off - 2); n != NULL;
          n = emmd_dir_next(d, n->rec.id + 1)) {
-        st.st_ino = emmd_ino(n);
-        st.st_mode = emmd_node_is_dir(n) ? S_IFDIR : S_IFREG;
+        st.st_ino = emmd_ino(emmd_link_resolve(n)); /* a hard link: its file's */
+        st.st_mode = emmd_link_ftype(emmd_link_resolve(n));
         size_t need = fuse_add_direntry(req, buf + used, size - used, n->rec.name, &st,
                                         (off_t)(n->rec.id + 3));
         if (need > size - used)
@@ -929,6 +967,7 @@ const struct fuse_lowlevel_ops fz_ops = {
     .unlink = fz_unlink,
     .rmdir = fz_rmdir,
     .symlink = fz_symlink,
+    .readlink = fz_readlink,
     .rename = fz_rename,
     .link = fz_link,
     .open = fz_open,

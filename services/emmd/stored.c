@@ -100,7 +100,7 @@ emmd_node_stored(struct emmd_fs *fs, uint64_t id, emmd_stored_fn done, void *arg
 {
     pthread_mutex_lock(&fs->lock);
     struct emmd_node *n = emmd_node_by_ino(fs, id + 1);
-    if (n == NULL || emmd_node_is_dir(n)) {
+    if (n == NULL || !emmd_node_is_file(n)) {
         pthread_mutex_unlock(&fs->lock);
         done(arg, 0, 0);
         return;
@@ -147,7 +147,7 @@ emmd_node_stored_known(struct emmd_fs *fs, uint64_t id, uint64_t *pages)
 {
     pthread_mutex_lock(&fs->lock);
     struct emmd_node *n = emmd_node_by_ino(fs, id + 1);
-    if (n == NULL || emmd_node_is_dir(n)) {
+    if (n == NULL || !emmd_node_is_file(n)) {
         pthread_mutex_unlock(&fs->lock);
         *pages = 0;
         return 0;
@@ -210,7 +210,7 @@ emmd_fs_stored(struct emmd_fs *fs, void (*done)(void *arg, uint64_t pages), void
     uint64_t known = 0;
     for (size_t b = 0; ids != NULL && b < EMMD_BUCKETS; b++)
         for (struct emmd_node *n = fs->by_id[b]; n; n = n->next_id) {
-            if (emmd_node_is_dir(n))
+            if (!emmd_node_is_file(n))
                 continue;
             if (n->vm == NULL && fs->cfg->pager_mode != EMM_PAGER_TCP &&
                 (n->stored_known || fs->cfg->temporary))

@@ -3,7 +3,10 @@
  * directory): ids, put/get through scan, replace, del, persistence across
  * close and reopen, ids never reused, concurrent writers, parents and types,
  * atomic updates, and the upgrade of a format-1 (flat) catalog written by hand
- * with LMDB, in its own environment and in a shared one (as the lmdb backend's).
+ * with LMDB, in its own environment and in a shared one (as the lmdb backend's);
+ * symlink and hard-link records (version 3): kept whole across a reopen, a
+ * catalog that never held one stays format 2 and the first makes it format 3,
+ * and malformed version-3 records written by hand do not load.
  * The persistent tests run in a directory the group teardown removes.
  */
 #include <errno.h>
@@ -633,12 +636,12 @@ test_future_format(void **state)
 
     fresh_dir("future", dir, sizeof(dir));
     MDB_env *env = raw_env(dir);
-    write_flat(env, "records", "meta", 3);
+    write_flat(env, "records", "meta", 4);
     mdb_env_close(env);
     assert_int_equal(emm_catalog_open(dir, &cat), -EPROTO);
     assert_null(cat);
     env = raw_env(dir);
-    assert_int_equal(read_format(env, "meta"), 3);
+    assert_int_equal(read_format(env, "meta"), 4);
     mdb_env_close(env);
 }
 
@@ -693,6 +696,221 @@ test_flat_upgrade_shared_env(void **state)
     pthread_rwlock_destroy(&sh.resize);
 }
 
+/* ---- links: symlink and hard-link records (format 3) ---- */
+
+struct lcollect {
+    struct emm_catalog_rec recs[16];
+    int n;
+    uint64_t del_in_scan; /* deleted from inside the callback when met (0: none) */
+    struct emm_catalog *cat;
+};
+
+static int
+lcollect_fn(void *arg, const struct emm_catalog_rec *rec)
+{
+    struct lcollect *c = arg;
+    assert_true(c->n < 16);
+    c->recs[c->n] = *rec;
+    c->recs[c->n].target = rec->target ? strdup(rec->target) : NULL; /* the scan's is freed after */
+    c->n++;
+    if (c->del_in_scan && rec->id == c->del_in_scan)
+        assert_int_equal(emm_catalog_del(c->cat, rec->id), 0);
+    return 0;
+}
+
+static void
+lscan(struct emm_catalog *cat, struct lcollect *c, uint64_t del_in_scan)
+{
+    memset(c, 0, sizeof(*c));
+    c->cat = cat;
+    c->del_in_scan = del_in_scan;
+    assert_int_equal(emm_catalog_scan(cat, lcollect_fn, c), 0);
+}
+
+static void
+lfree(struct lcollect *c)
+{
+    for (int i = 0; i < c->n; i++)
+        free(c->recs[i].target);
+}
+
+static void
+assert_link_equal(const struct emm_catalog_rec *a, const struct emm_catalog_rec *b)
+{
+    assert_rec_equal(a, b);
+    assert_true(a->link == b->link);
+    if (b->target == NULL)
+        assert_null(a->target);
+    else
+        assert_string_equal(a->target, b->target);
+}
+
+static uint32_t
+format_of(const char *dir)
+{
+    MDB_env *env = raw_env(dir);
+    uint32_t f = read_format(env, "meta");
+    mdb_env_close(env);
+    return f;
+}
+
+static void
+links(const char *dir)
+{
+    struct emm_catalog *cat;
+    struct lcollect col;
+    char *longt = malloc(EMM_LINK_MAX + 1);
+    assert_non_null(longt);
+    memset(longt, 'x', EMM_LINK_MAX);
+    longt[EMM_LINK_MAX] = '\0';
+
+    struct emm_catalog_rec f = mkrec(1, "file", 77), d = mkrec(2, "dir", 0);
+    f.type = EMM_CAT_FILE;
+    d.type = EMM_CAT_DIR;
+    f.parent = d.parent = EMM_CATALOG_ROOT;
+    assert_int_equal(emm_catalog_open(dir, &cat), 0);
+    struct emm_catalog_rec plain[2] = {f, d};
+    assert_int_equal(emm_catalog_update(cat, plain, 2, NULL, 0), 0);
+    emm_catalog_close(cat);
+    if (dir)
+        assert_int_equal(format_of(dir), 2); /* no link yet: an older emmd still opens it */
+
+    struct emm_catalog_rec sym = mkrec(3, "sym", 0), hl = mkrec(4, "second name", 0);
+    sym.type = EMM_CAT_SYMLINK;
+    sym.parent = 2;
+    sym.target = longt;
+    hl.type = EMM_CAT_HLINK;
+    hl.parent = 2;
+    hl.link = 1;
+    assert_int_equal(emm_catalog_open(dir, &cat), 0);
+    if (!dir) {
+        assert_int_equal(emm_catalog_update(cat, plain, 2, NULL, 0), 0);
+    }
+    struct emm_catalog_rec two[2] = {sym, hl};
+    assert_int_equal(emm_catalog_update(cat, two, 2, NULL, 0), 0);
+    longt[0] = 'y'; /* the catalog copied the target */
+    lscan(cat, &col, 0);
+    assert_int_equal(col.n, 4);
+    longt[0] = 'x';
+    assert_link_equal(&col.recs[2], &sym);
+    assert_link_equal(&col.recs[3], &hl);
+    assert_null(col.recs[0].target);
+    assert_int_equal(strlen(col.recs[2].target), EMM_LINK_MAX);
+    lfree(&col);
+    /* a new target replaces the old */
+    sym.target = "../elsewhere";
+    assert_int_equal(emm_catalog_put(cat, &sym), 0);
+    if (dir) {
+        emm_catalog_close(cat);
+        assert_int_equal(format_of(dir), 3);
+        assert_int_equal(emm_catalog_open(dir, &cat), 0);
+    }
+    lscan(cat, &col, 3); /* and a symlink deleted while the scan holds it */
+    assert_int_equal(col.n, 4);
+    assert_link_equal(&col.recs[0], &f);
+    assert_link_equal(&col.recs[2], &sym);
+    assert_link_equal(&col.recs[3], &hl);
+    lfree(&col);
+    lscan(cat, &col, 0);
+    assert_int_equal(col.n, 3);
+    assert_link_equal(&col.recs[2], &hl);
+    lfree(&col);
+    emm_catalog_close(cat);
+    if (dir) {
+        assert_int_equal(emm_catalog_open(dir, &cat), 0); /* format 3 opens */
+        lscan(cat, &col, 0);
+        assert_int_equal(col.n, 3);
+        lfree(&col);
+        emm_catalog_close(cat);
+    }
+    free(longt);
+}
+
+static void
+test_links(void **state)
+{
+    char dir[512];
+    (void)state;
+    links(NULL);
+    links(fresh_dir("links", dir, sizeof(dir)));
+}
+
+/* A version-3 record written by hand: 80 fixed bytes, name, target. */
+static size_t
+v3_record(unsigned char *buf, uint32_t type, const char *name, uint32_t tlen, const char *target,
+          size_t real_tlen)
+{
+    size_t nlen = strlen(name);
+    unsigned char *p = buf + 8;
+    memset(buf, 0, 8 + 80);
+    le32(buf, 3);
+    le32(buf + 4, (uint32_t)(80 + nlen + real_tlen));
+    le64(p, 9); /* id */
+    le32(p + 28, (uint32_t)nlen);
+    le32(p + 64, type);
+    le64(p + 68, 1);
+    le32(p + 76, tlen);
+    memcpy(p + 80, name, nlen);
+    memcpy(p + 80 + nlen, target, real_tlen);
+    return 8 + 80 + nlen + real_tlen;
+}
+
+static int
+count_fn(void *arg, const struct emm_catalog_rec *rec)
+{
+    (void)rec;
+    (*(int *)arg)++;
+    return 0;
+}
+
+/* Malformed version-3 records do not load: the scan fails (emmd then refuses
+ * the filesystem) rather than inventing a file. */
+static void
+test_bad_link_records(void **state)
+{
+    static const struct {
+        const char *what;
+        uint32_t type, tlen;
+        size_t real;
+    } bad[] = {
+        {"a file in a version-3 record", EMM_CAT_FILE, 0, 0},
+        {"a symlink without a target", EMM_CAT_SYMLINK, 0, 0},
+        {"a target past EMM_LINK_MAX", EMM_CAT_SYMLINK, EMM_LINK_MAX + 1, EMM_LINK_MAX + 1},
+        {"a target longer than the record", EMM_CAT_SYMLINK, 40, 4},
+        {"an unknown type", 7, 0, 0},
+    };
+    static char big[EMM_LINK_MAX + 2];
+    unsigned char buf[8 + 80 + 64 + EMM_LINK_MAX + 2];
+    (void)state;
+
+    memset(big, 'z', sizeof(big) - 1);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char dir[512], name[32];
+        snprintf(name, sizeof(name), "badlink%zu", i);
+        fresh_dir(name, dir, sizeof(dir));
+        MDB_env *env = raw_env(dir);
+        MDB_txn *txn;
+        MDB_dbi r, m;
+        unsigned char key[8] = {0, 0, 0, 0, 0, 0, 0, 9}, b[4];
+        assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+        assert_int_equal(mdb_dbi_open(txn, "records", MDB_CREATE, &r), 0);
+        assert_int_equal(mdb_dbi_open(txn, "meta", MDB_CREATE, &m), 0);
+        put_raw(txn, r, key, 8, buf,
+                v3_record(buf, bad[i].type, "x", bad[i].tlen, big, bad[i].real));
+        le32(b, 3);
+        put_raw(txn, m, "format", 6, b, 4);
+        assert_int_equal(mdb_txn_commit(txn), 0);
+        mdb_env_close(env);
+        struct emm_catalog *cat;
+        int n = 0;
+        assert_int_equal(emm_catalog_open(dir, &cat), 0);
+        int rc = emm_catalog_scan(cat, count_fn, &n);
+        if (rc >= 0)
+            fail_msg("%s: loaded (%d records)", bad[i].what, n);
+        emm_catalog_close(cat);
+    }
+}
+
 int
 main(void)
 {
@@ -704,6 +922,7 @@ main(void)
         cmocka_unit_test(test_threads),          cmocka_unit_test(test_update),
         cmocka_unit_test(test_flat_upgrade),     cmocka_unit_test(test_future_format),
         cmocka_unit_test(test_flat_upgrade_shared_env),
+        cmocka_unit_test(test_links),            cmocka_unit_test(test_bad_link_records),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
