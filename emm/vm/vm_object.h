@@ -234,6 +234,10 @@ void vm_kernel_query_stored(struct vm_kernel *k, struct emm_port *pager, struct 
  * 0, or -EPIPE when the pager is gone. */
 int vm_kernel_discard_unmapped(struct vm_kernel *k, struct emm_port *pager,
                                struct vm_pager_stats *ps);
+/* The same from offset (page-aligned) to the end: the pages past the size
+ * its catalog saw, left by a crash (emmd at start). */
+int vm_kernel_discard_unmapped_from(struct vm_kernel *k, struct emm_port *pager,
+                                    struct vm_pager_stats *ps, uint64_t offset);
 void vm_object_info(struct vm_object *obj, struct vm_object_info *out);
 uint64_t vm_object_id(struct vm_object *obj);
 /* The pager's port died (Mach's dead-name notification, vm_lost.c) and no

@@ -26,6 +26,7 @@
  * while a message is sent or a completion runs (an inline pager answers
  * inside the send).
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 
@@ -148,8 +149,16 @@ vm_kernel_query_stored(struct vm_kernel *k, struct emm_port *pager, struct vm_pa
 int
 vm_kernel_discard_unmapped(struct vm_kernel *k, struct emm_port *pager, struct vm_pager_stats *ps)
 {
+    return vm_kernel_discard_unmapped_from(k, pager, ps, 0);
+}
+
+int
+vm_kernel_discard_unmapped_from(struct vm_kernel *k, struct emm_port *pager,
+                                struct vm_pager_stats *ps, uint64_t offset)
+{
     (void)k;
-    struct emm_msg *m = emm_msg_new(MO_DISCARD, 0, UINT64_MAX);
+    assert(offset % VM_PS == 0);
+    struct emm_msg *m = emm_msg_new(MO_DISCARD, offset, UINT64_MAX);
     if (m == NULL)
         return -ENOMEM;
     int rc = emm_port_send(pager, m);

@@ -50,10 +50,16 @@ struct emmd_node {
      * the kernel could change, and refreshed at every answer for one mapped. */
     uint64_t stored_pages;
     int stored_known;
+    /* Pages from tail_from on may be stale (a crash after the catalog saw the
+     * size): discarded through the protocol at start, or at the first mapping
+     * if the pager could not be asked then (fs.c; fs->lock). */
+    int tail_pending;
+    uint64_t tail_from;
 };
 
 struct fz_notifier;
 struct emmd_pager_conn;
+struct emmd_asker;
 
 struct emmd_fs {
     struct emmd *d;
@@ -62,6 +68,7 @@ struct emmd_fs {
     struct pgr_std *pager;       /* NULL for temporary objects (backend = none), and for a
                                     pager outside emmd (pconn) */
     struct emmd_pager_conn *pconn; /* pager = process | unix:PATH (pager_conn.c) */
+    struct emmd_asker *asker;      /* with pconn: looks up ports for queries (stored.c) */
     unsigned dp_tag;             /* names the filesystem at the default pager */
     struct vm_pager_stats pstats;
     /* pager.deadline in force: cfg's at open, then what a reload set
@@ -169,6 +176,10 @@ void emmd_fs_stored(struct emmd_fs *fs, void (*done)(void *arg, uint64_t pages),
 /* The same, waited for up to timeout_ms (emmctl ls: the counts are then in the
  * nodes); 0 or -ETIMEDOUT. */
 int emmd_fs_stored_wait(struct emmd_fs *fs, int timeout_ms, uint64_t *pages);
+/* The asker thread of a filesystem whose pager is in another process:
+ * started once its connection is, stopped before it (answers what waits). */
+int emmd_stored_start(struct emmd_fs *fs);
+void emmd_stored_stop(struct emmd_fs *fs);
 /* A send right to object id's memory object port, to talk to its pager
  * without mapping it; -ENOENT when there is none to ask (temporary objects;
  * a pager process that is down). */

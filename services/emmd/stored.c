@@ -17,24 +17,43 @@
  *  - A temporary object's pager is the default pager: new_pages says it all.
  * Every answer is bounded by pager.deadline (10 s without one) and a suspect
  * pager is never asked: the last count known then stands (0 if none).
+ * A pager in another process gives an object's port with a round trip: the
+ * asker thread looks ports up, one at a time, so no caller waits for a
+ * stopped pager (fz_ops.c answers a stat with what is known meanwhile).
  *
- * Locking: fs->lock guards node->stored_pages and node->stored_known. No
+ * Locking: fs->lock guards node->stored_pages and node->stored_known; the
+ * asker's lock its queue (never held while a port is looked up). No
  * lock is held while the kernel is asked (an inline pager answers inside
  * the call) or a completion runs; completions find their node again by id.
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/queue.h>
 
 #include "clock.h"
 #include "emmd.h"
 #include "log.h"
 
 struct node_ask {
+    STAILQ_ENTRY(node_ask) link; /* on the asker's queue */
     struct emmd_fs *fs;
     uint64_t id;
     struct vm_object *vm; /* mapped: a reference; else NULL */
     emmd_stored_fn done;
     void *arg;
+};
+
+/* The thread that looks up ports at a pager in another process (a round
+ * trip that waits up to pager.deadline for a stopped pager) so that no FUSE
+ * thread does; then it sends the query and takes the next. */
+#define ASKER_QUEUE_MAX 1024
+struct emmd_asker {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    STAILQ_HEAD(, node_ask) q;
+    size_t n;
+    int stop;
+    pthread_t thread;
 };
 
 /* Keeps count as the node's last known (unknown: returns the last known, or 0). */
@@ -95,6 +114,23 @@ emmd_object_port(struct emmd_fs *fs, uint64_t id, struct emm_port **out)
     return -ENOENT;
 }
 
+/* A count query on the memory object port of an object not mapped. */
+static void
+ask_unmapped(struct node_ask *a)
+{
+    struct emmd_fs *fs = a->fs;
+    struct emm_port *port = NULL;
+    if (emmd_object_port(fs, a->id, &port) < 0) {
+        unmapped_done(a, VM_COUNT_UNKNOWN);
+        return;
+    }
+    vm_kernel_query_stored(fs->d->kernel, port, &fs->pstats, atomic_load(&fs->deadline_ms),
+                           unmapped_done, a);
+    emm_port_unref(port);
+}
+
+static void asker_queue(struct emmd_asker *k, struct node_ask *a);
+
 void
 emmd_node_stored(struct emmd_fs *fs, uint64_t id, emmd_stored_fn done, void *arg)
 {
@@ -132,14 +168,95 @@ emmd_node_stored(struct emmd_fs *fs, uint64_t id, emmd_stored_fn done, void *arg
         vm_object_stored(vm, mapped_done, a);
         return;
     }
-    struct emm_port *port = NULL;
-    if (emmd_object_port(fs, id, &port) < 0) {
-        unmapped_done(a, VM_COUNT_UNKNOWN);
+    if (fs->asker != NULL) {
+        asker_queue(fs->asker, a);
         return;
     }
-    vm_kernel_query_stored(fs->d->kernel, port, &fs->pstats, atomic_load(&fs->deadline_ms),
-                           unmapped_done, a);
-    emm_port_unref(port);
+    ask_unmapped(a);
+}
+
+/* ---- the asker thread (a pager in another process) ---- */
+
+static void
+asker_queue(struct emmd_asker *k, struct node_ask *a)
+{
+    pthread_mutex_lock(&k->lock);
+    int refuse = k->stop || k->n >= ASKER_QUEUE_MAX;
+    struct node_ask *x;
+    STAILQ_FOREACH(x, &k->q, link)
+        refuse |= x->id == a->id; /* asked already: its answer will be kept */
+    if (!refuse) {
+        STAILQ_INSERT_TAIL(&k->q, a, link);
+        k->n++;
+        pthread_cond_signal(&k->cond);
+    }
+    pthread_mutex_unlock(&k->lock);
+    if (refuse)
+        unmapped_done(a, VM_COUNT_UNKNOWN); /* the last count known */
+}
+
+static void *
+asker_main(void *arg)
+{
+    struct emmd_fs *fs = arg;
+    struct emmd_asker *k = fs->asker;
+    pthread_mutex_lock(&k->lock);
+    for (;;) {
+        while (STAILQ_EMPTY(&k->q) && !k->stop)
+            pthread_cond_wait(&k->cond, &k->lock);
+        if (k->stop)
+            break;
+        struct node_ask *a = STAILQ_FIRST(&k->q);
+        STAILQ_REMOVE_HEAD(&k->q, link);
+        k->n--;
+        pthread_mutex_unlock(&k->lock);
+        ask_unmapped(a);
+        pthread_mutex_lock(&k->lock);
+    }
+    pthread_mutex_unlock(&k->lock);
+    return NULL;
+}
+
+int
+emmd_stored_start(struct emmd_fs *fs)
+{
+    struct emmd_asker *k = calloc(1, sizeof(*k));
+    if (k == NULL)
+        return -ENOMEM;
+    pthread_mutex_init(&k->lock, NULL);
+    pthread_cond_init(&k->cond, NULL);
+    STAILQ_INIT(&k->q);
+    fs->asker = k;
+    int rc = -pthread_create(&k->thread, NULL, asker_main, fs);
+    if (rc < 0) {
+        fs->asker = NULL;
+        pthread_cond_destroy(&k->cond);
+        pthread_mutex_destroy(&k->lock);
+        free(k);
+    }
+    return rc;
+}
+
+void
+emmd_stored_stop(struct emmd_fs *fs)
+{
+    struct emmd_asker *k = fs->asker;
+    if (k == NULL)
+        return;
+    pthread_mutex_lock(&k->lock);
+    k->stop = 1;
+    pthread_cond_signal(&k->cond);
+    pthread_mutex_unlock(&k->lock);
+    pthread_join(k->thread, NULL);
+    fs->asker = NULL;
+    struct node_ask *a;
+    while ((a = STAILQ_FIRST(&k->q)) != NULL) {
+        STAILQ_REMOVE_HEAD(&k->q, link);
+        unmapped_done(a, VM_COUNT_UNKNOWN);
+    }
+    pthread_cond_destroy(&k->cond);
+    pthread_mutex_destroy(&k->lock);
+    free(k);
 }
 
 int
