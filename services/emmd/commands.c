@@ -623,58 +623,24 @@ cmd_ls(struct emmd *d, int json, FILE *out)
 }
 
 /* flush FS PATH: the kernel writes the object's dirty pages back to its pager
- * and drops them (vm_object_flush), then synchronizes; waits up to 10 s. The
- * wait outlives a timeout: the completion may come later. */
-struct flush_wait {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int done, err, refs;
-};
-
-static void
-flush_wait_put(struct flush_wait *w)
-{
-    pthread_mutex_lock(&w->lock);
-    int last = --w->refs == 0;
-    pthread_mutex_unlock(&w->lock);
-    if (last) {
-        pthread_mutex_destroy(&w->lock);
-        pthread_cond_destroy(&w->cond);
-        free(w);
-    }
-}
-
+ * and drops them (vm_object_flush), then synchronizes; waits up to 10 s (the
+ * completion may come later: emmd_twait). */
 static void
 flush_done(void *arg, int err)
 {
-    struct flush_wait *w = arg;
-    pthread_mutex_lock(&w->lock);
-    w->done = 1;
-    w->err = err;
-    pthread_cond_broadcast(&w->cond);
-    pthread_mutex_unlock(&w->lock);
-    flush_wait_put(w);
+    emmd_twait_done(arg, err, 0);
 }
 
 static int
 flush_object(struct vm_object *vm, int timeout_ms)
 {
-    struct flush_wait *w = calloc(1, sizeof(*w));
+    struct emmd_twait *w = emmd_twait_new();
     if (w == NULL)
         return -ENOMEM;
-    pthread_mutex_init(&w->lock, NULL);
-    pthread_cond_init(&w->cond, NULL);
-    w->refs = 2;
     vm_object_flush(vm, flush_done, w);
-    struct timespec ts = emm_deadline_after_ms(CLOCK_REALTIME, (uint64_t)timeout_ms);
-    int rc = 0;
-    pthread_mutex_lock(&w->lock);
-    while (!w->done && rc == 0)
-        rc = pthread_cond_timedwait(&w->cond, &w->lock, &ts);
-    int result = w->done ? -w->err : -ETIMEDOUT;
-    pthread_mutex_unlock(&w->lock);
-    flush_wait_put(w);
-    return result;
+    int err = 0;
+    int rc = emmd_twait(w, timeout_ms, &err, NULL);
+    return rc < 0 ? rc : -err;
 }
 
 static int

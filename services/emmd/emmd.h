@@ -247,7 +247,7 @@ int emmd_pager_tcp_open(const struct emm_fs_config *cfg, struct emm_tls *tls,
 /* commands.c: control-socket commands */
 int emmd_command(void *ctx, int argc, char **argv, FILE *out);
 
-/* Waiting for an asynchronous vm completion from a thread that may block. */
+/* wait.c: waiting for an asynchronous vm completion from a thread that may block. */
 struct emmd_wait {
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -256,6 +256,13 @@ struct emmd_wait {
 void emmd_wait_init(struct emmd_wait *w);
 void emmd_wait_done(void *arg, int err); /* a vm_done_fn */
 int emmd_wait(struct emmd_wait *w);
+/* The same up to a timeout: the completion may come after the waiter gave up
+ * (emmd_twait_done then frees it). Each side calls its function once:
+ * emmd_twait (0, *err and *value set; or -ETIMEDOUT) and emmd_twait_done. */
+struct emmd_twait;
+struct emmd_twait *emmd_twait_new(void); /* NULL: out of memory */
+void emmd_twait_done(struct emmd_twait *w, int err, uint64_t value);
+int emmd_twait(struct emmd_twait *w, int timeout_ms, int *err, uint64_t *value);
 
 /* commands.c: what a filesystem's objects hold now (walks them under fs->lock) */
 struct emmd_totals {

@@ -1075,36 +1075,3 @@ emmd_fs_close(struct emmd_fs *fs)
     }
     pthread_mutex_destroy(&fs->lock);
 }
-
-void
-emmd_wait_init(struct emmd_wait *w)
-{
-    pthread_mutex_init(&w->lock, NULL);
-    pthread_cond_init(&w->cond, NULL);
-    w->done = 0;
-    w->err = 0;
-}
-
-void
-emmd_wait_done(void *arg, int err)
-{
-    struct emmd_wait *w = arg;
-    pthread_mutex_lock(&w->lock);
-    w->done = 1;
-    w->err = err;
-    pthread_cond_signal(&w->cond);
-    pthread_mutex_unlock(&w->lock);
-}
-
-int
-emmd_wait(struct emmd_wait *w)
-{
-    pthread_mutex_lock(&w->lock);
-    while (!w->done)
-        pthread_cond_wait(&w->cond, &w->lock);
-    int err = w->err;
-    pthread_mutex_unlock(&w->lock);
-    pthread_cond_destroy(&w->cond);
-    pthread_mutex_destroy(&w->lock);
-    return err;
-}

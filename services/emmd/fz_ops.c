@@ -114,7 +114,7 @@ reply_stat(fuse_req_t req, struct emmd_fs *fs, fuse_ino_t ino, int entry)
     atomic_init(&sr->refs, 1);
     pthread_mutex_lock(&fs->lock);
     struct emmd_node *n = emmd_node_by_ino(fs, ino);
-    int file = n != NULL && !emmd_node_is_dir(n);
+    int file = n != NULL && !emmd_node_is_dir(n), mapped = file && n->vm != NULL;
     if (n != NULL)
         emmd_node_stat(fs, n, &sr->e.attr);
     pthread_mutex_unlock(&fs->lock);
@@ -127,8 +127,9 @@ reply_stat(fuse_req_t req, struct emmd_fs *fs, fuse_ino_t ino, int entry)
         atomic_store(&sr->refs, 2);
         emmd_node_stored(fs, sr->id, stat_reply_stored, sr);
         if (!atomic_exchange(&sr->claimed, 1)) { /* no answer yet: what is known */
+            /* (a mapped object's last count may be stale: the size's pages) */
             uint64_t pages;
-            if (emmd_node_stored_known(fs, sr->id, &pages) < 0)
+            if (mapped || emmd_node_stored_known(fs, sr->id, &pages) < 0)
                 pages = ((uint64_t)sr->e.attr.st_size + EMM_PAGE_SIZE - 1) / EMM_PAGE_SIZE;
             sr->e.attr_timeout = 0;
             sr->e.attr.st_blocks = (blkcnt_t)(pages * (EMM_PAGE_SIZE / 512));

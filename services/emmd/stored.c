@@ -36,6 +36,7 @@
 
 struct node_ask {
     STAILQ_ENTRY(node_ask) link; /* on the asker's queue */
+    struct node_ask *also;       /* asks of the same object queued after it */
     struct emmd_fs *fs;
     uint64_t id;
     struct vm_object *vm; /* mapped: a reference; else NULL */
@@ -91,8 +92,12 @@ unmapped_done(void *arg, uint64_t count)
 {
     struct node_ask *a = arg;
     count = note_count(a->fs, a->id, count);
-    a->done(a->arg, count, 0);
-    free(a);
+    while (a != NULL) {
+        struct node_ask *next = a->also;
+        a->done(a->arg, count, 0);
+        free(a);
+        a = next;
+    }
 }
 
 /* A send right to the memory object port of object id, to ask about it
@@ -184,7 +189,12 @@ asker_queue(struct emmd_asker *k, struct node_ask *a)
     int refuse = k->stop || k->n >= ASKER_QUEUE_MAX;
     struct node_ask *x;
     STAILQ_FOREACH(x, &k->q, link)
-        refuse |= x->id == a->id; /* asked already: its answer will be kept */
+        if (!refuse && x->id == a->id) { /* asked already: the same answer */
+            a->also = x->also;
+            x->also = a;
+            pthread_mutex_unlock(&k->lock);
+            return;
+        }
     if (!refuse) {
         STAILQ_INSERT_TAIL(&k->q, a, link);
         k->n++;
@@ -352,57 +362,22 @@ emmd_fs_stored(struct emmd_fs *fs, void (*done)(void *arg, uint64_t pages), void
 
 /* ---- waiting for it (the control socket's workers may block) ---- */
 
-struct stored_wait {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int done, refs;
-    uint64_t pages;
-};
-
-static void
-wait_put(struct stored_wait *w)
-{
-    pthread_mutex_lock(&w->lock);
-    int last = --w->refs == 0;
-    pthread_mutex_unlock(&w->lock);
-    if (last) {
-        pthread_mutex_destroy(&w->lock);
-        pthread_cond_destroy(&w->cond);
-        free(w);
-    }
-}
-
 static void
 wait_done(void *arg, uint64_t pages)
 {
-    struct stored_wait *w = arg;
-    pthread_mutex_lock(&w->lock);
-    w->done = 1;
-    w->pages = pages;
-    pthread_cond_broadcast(&w->cond);
-    pthread_mutex_unlock(&w->lock);
-    wait_put(w);
+    emmd_twait_done(arg, 0, pages);
 }
 
 int
 emmd_fs_stored_wait(struct emmd_fs *fs, int timeout_ms, uint64_t *pages)
 {
-    struct stored_wait *w = calloc(1, sizeof(*w));
+    struct emmd_twait *w = emmd_twait_new();
     if (w == NULL)
         return -ENOMEM;
-    pthread_mutex_init(&w->lock, NULL);
-    pthread_cond_init(&w->cond, NULL);
-    w->refs = 2; /* the wait outlives a timeout: the answers may come later */
     emmd_fs_stored(fs, wait_done, w);
-    struct timespec ts = emm_deadline_after_ms(CLOCK_REALTIME, (uint64_t)timeout_ms);
-    int rc = 0;
-    pthread_mutex_lock(&w->lock);
-    while (!w->done && rc == 0)
-        rc = pthread_cond_timedwait(&w->cond, &w->lock, &ts);
-    int done = w->done;
+    uint64_t v = 0;
+    int rc = emmd_twait(w, timeout_ms, NULL, &v);
     if (pages != NULL)
-        *pages = w->pages;
-    pthread_mutex_unlock(&w->lock);
-    wait_put(w);
-    return done ? 0 : -ETIMEDOUT;
+        *pages = v;
+    return rc;
 }
