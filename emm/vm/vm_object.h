@@ -229,6 +229,13 @@ void vm_object_stored(struct vm_object *obj, vm_seek_done_fn done, void *arg);
  * a lock done needs. */
 void vm_kernel_query_stored(struct vm_kernel *k, struct emm_port *pager, struct vm_pager_stats *ps,
                             uint64_t deadline_ms, vm_seek_done_fn done, void *arg);
+/* A pager's own statistics ("key:value" lines, its backend's), asked like
+ * vm_kernel_query_stored with data_query (MO_F_QUERY_INFO) on a memory
+ * object port: done(arg, text) once, text NULL when there is no answer;
+ * text lives only during the call. */
+typedef void (*vm_info_done_fn)(void *arg, const char *text);
+void vm_kernel_query_info(struct vm_kernel *k, struct emm_port *pager, struct vm_pager_stats *ps,
+                          uint64_t deadline_ms, vm_info_done_fn done, void *arg);
 /* An object the kernel has not mapped is deleted: MO_DISCARD of all its
  * pages to its memory object port (borrowed), no init, nothing awaited.
  * 0, or -EPIPE when the pager is gone. */

@@ -263,6 +263,10 @@ struct emmd_twait;
 struct emmd_twait *emmd_twait_new(void); /* NULL: out of memory */
 void emmd_twait_done(struct emmd_twait *w, int err, uint64_t value);
 int emmd_twait(struct emmd_twait *w, int timeout_ms, int *err, uint64_t *value);
+/* The same carrying a heap buffer (the completion's, given to the waiter; freed
+ * if the waiter gave up): NULL on a timeout or when none came. */
+void emmd_twait_done_payload(struct emmd_twait *w, int err, void *payload);
+void *emmd_twait_payload(struct emmd_twait *w, int timeout_ms);
 
 /* commands.c: what a filesystem's objects hold now (walks them under fs->lock) */
 struct emmd_totals {

@@ -50,6 +50,7 @@ struct emmd_twait {
     pthread_cond_t cond;
     int done, err, refs;
     uint64_t value;
+    void *payload; /* heap, the completion's: the waiter's once it took it, else freed with w */
 };
 
 struct emmd_twait *
@@ -73,6 +74,7 @@ twait_put(struct emmd_twait *w)
     if (last) {
         pthread_mutex_destroy(&w->lock);
         pthread_cond_destroy(&w->cond);
+        free(w->payload);
         free(w);
     }
 }
@@ -87,6 +89,32 @@ emmd_twait_done(struct emmd_twait *w, int err, uint64_t value)
     pthread_cond_broadcast(&w->cond);
     pthread_mutex_unlock(&w->lock);
     twait_put(w);
+}
+
+void
+emmd_twait_done_payload(struct emmd_twait *w, int err, void *payload)
+{
+    pthread_mutex_lock(&w->lock);
+    w->payload = payload;
+    pthread_mutex_unlock(&w->lock);
+    emmd_twait_done(w, err, 0);
+}
+
+void *
+emmd_twait_payload(struct emmd_twait *w, int timeout_ms)
+{
+    pthread_mutex_lock(&w->lock);
+    w->refs++; /* held across emmd_twait */
+    pthread_mutex_unlock(&w->lock);
+    void *p = NULL;
+    if (emmd_twait(w, timeout_ms, NULL, NULL) == 0) {
+        pthread_mutex_lock(&w->lock);
+        p = w->payload;
+        w->payload = NULL;
+        pthread_mutex_unlock(&w->lock);
+    }
+    twait_put(w);
+    return p;
 }
 
 int
