@@ -131,13 +131,13 @@ do_data_request(struct pgr_object *po, struct emm_msg *msg)
      * backend reads straight into the region, and the supply crosses with no
      * further copy in this process. Else (or no run free now) a buffer. */
     char *region = NULL;
-    if (n && n <= 256 && po->control != NULL &&
+    if (n && n <= EMM_MAX_REQUEST_PAGES && po->control != NULL &&
         emm_stream_data_alloc(po->control, (uint32_t)n, (void **)&region) == 0)
         atomic_fetch_add(&pg->stats.region_reads, 1);
-    struct supply_buf *sb = region == NULL && n && n <= 256 ? supply_buf_new(pg) : NULL;
+    struct supply_buf *sb = region == NULL && n && n <= EMM_MAX_REQUEST_PAGES ? supply_buf_new(pg) : NULL;
     char *buf = region != NULL ? region : sb != NULL ? sb->data : NULL;
-    uint8_t present[256];
-    int rc = buf == NULL ? (n > 256 ? -EINVAL : -ENOMEM) : 0;
+    uint8_t present[EMM_MAX_REQUEST_PAGES];
+    int rc = buf == NULL ? (n > EMM_MAX_REQUEST_PAGES ? -EINVAL : -ENOMEM) : 0;
     if (rc == 0)
         rc = emm_backend_read(pg->backend, po->id, first, (uint32_t)n, buf, present);
     if (rc < 0) {

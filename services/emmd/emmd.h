@@ -192,7 +192,7 @@ int fz_mount(struct emmd_fs *fs);   /* session, mount, loop threads, bdi tuning 
 void fz_unmount(struct emmd_fs *fs);
 /* The largest request a loop thread's buffer holds (libfuse sizes it: max_write
  * plus a page for the header); each loop thread keeps one. */
-#define FZ_BUFFER_BYTES ((1u << 20) + 4096u)
+#define FZ_BUFFER_BYTES (EMM_MAX_REQUEST_BYTES + 4096u)
 
 /* heap.c: bounded arenas, trimming, and the resident set as the kernel sees it. */
 struct emmd_heap_stats {
