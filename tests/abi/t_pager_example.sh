@@ -8,9 +8,9 @@
 # write access page by page on data_unlock.
 #
 # The kernel side is emm's real kernel (emm/vm) in tests/pager_kernel over the
-# stream transport: emmd cannot mount `pager = unix:PATH` filesystems on this
-# branch yet. The data is checked with dd and cmp: the object reads back as the
-# seed file; partial-page writes (each needs a data_unlock, and one write spans
+# stream transport, so the protocol is driven step by step (t_pager_mount.sh
+# mounts the same pager through emmd). The data is checked with dd and cmp:
+# the object reads back as the seed file; partial-page writes (each needs a data_unlock, and one write spans
 # two locked pages) and a whole-page write land in the pager's store file and
 # read back through a new connection; the pager's counters say how many grants
 # it gave (3) and that it refused nothing.
@@ -20,35 +20,14 @@
 . "$(dirname "$0")/../integration/lib.sh"
 requires cc make pkg-config cmp objdump
 [ -n "${EMM_BUILD:-}" ] || fail "EMM_BUILD (the build tree) is not set"
-CMAKE=${EMM_CMAKE:-cmake}
 KERNEL="$EMM_TESTBIN/pager_kernel"
 [ -x "$KERNEL" ] || fail "$KERNEL was not built"
 
-PAGER_PID=""
-# stop_pager: SIGTERM to the pager this test started; it must exit 0.
-stop_pager() {
-    [ -n "$PAGER_PID" ] || return 0
-    local pid=$PAGER_PID rc=0
-    PAGER_PID=""
-    kill -TERM "$pid" 2>/dev/null || true
-    wait "$pid" || rc=$?
-    [ $rc = 0 ] || { cat "$WORK/pager.log" >&2; fail "unlock-pager exited with status $rc on SIGTERM"; }
-}
+. "$(dirname "$0")/pager_stage.sh"
 trap '_rc=$?; [ -z "$PAGER_PID" ] || { kill -TERM "$PAGER_PID"; wait "$PAGER_PID"; }; (exit $_rc); _cleanup' EXIT
 
 # ---- stage an install ----
-STAGE="$WORK/stage"
-DESTDIR="$STAGE" "$CMAKE" --install "$EMM_BUILD" >"$WORK/install.log" 2>&1 ||
-    { cat "$WORK/install.log" >&2; fail "cmake --install into DESTDIR=$STAGE failed"; }
-staged() { find "$STAGE" -path "$1" -print -quit; }
-S_PC=$(staged '*/pkgconfig/emm-pager.pc')
-S_HDR=$(staged '*/include/emm/pager.h')
-S_LIB=$(staged '*/libemm-pager.so.1')
-S_DOC=$(staged '*/doc/emm/emm-pager.md')
-S_EX=$(staged '*/doc/emm/examples/unlock-pager/unlock-pager.c')
-for v in S_PC S_HDR S_LIB S_DOC S_EX; do
-    [ -n "${!v}" ] || fail "cmake --install did not install ${v#S_} (see $WORK/install.log)"
-done
+stage_install PC HDR LIB DOC EX
 log "staged: $S_LIB, $S_PC"
 
 # ---- pkg-config sees the stage only ----
@@ -60,36 +39,16 @@ assert_contains "$libs" "-lemm-pager" "pkg-config --libs emm-pager"
 assert_contains "$libs" "-L$(dirname "$S_LIB")" "pkg-config --libs emm-pager"
 
 # ---- build the example out of tree, as a third party would ----
-cp -r "$(dirname "$S_EX")" "$WORK/unlock"
-rm -f "$WORK/unlock/unlock-pager"
-# A sanitizer build's library needs its runtime first: build the example the same way.
-mkflags=()
-if objdump -p "$S_LIB" | grep -q 'NEEDED *libasan'; then
-    mkflags=(CFLAGS="-O1 -g -fsanitize=address,undefined")
-    log "libemm-pager is an ASan build: so is the example"
-fi
-make -C "$WORK/unlock" "${mkflags[@]+"${mkflags[@]}"}" >"$WORK/make.log" 2>&1 ||
-    { cat "$WORK/make.log" >&2; fail "the example does not build against the staged stage"; }
-objdump -p "$WORK/unlock/unlock-pager" | grep -q 'NEEDED *libemm-pager.so.1' ||
-    fail "unlock-pager is not linked against libemm-pager.so.1"
+build_unlock_pager
 export LD_LIBRARY_PATH="$(dirname "$S_LIB")"
 
 # ---- the pager, its store and the seed ----
 STORE="$WORK/store"
-SOCKP="$WORK/pager.sock"
 mkdir "$STORE"
 SIZE=262144
 head -c $SIZE /dev/urandom >"$WORK/seed"
 cp "$WORK/seed" "$STORE/7"
-"$WORK/unlock/unlock-pager" -s "$SOCKP" -d "$STORE" -t 2 2>"$WORK/pager.log" &
-PAGER_PID=$!
-for _ in $(seq 1 1000); do
-    [ -S "$SOCKP" ] && break
-    kill -0 "$PAGER_PID" 2>/dev/null || { cat "$WORK/pager.log" >&2; fail "unlock-pager died"; }
-    sleep 0.01
-done
-[ -S "$SOCKP" ] || fail "unlock-pager made no socket at $SOCKP"
-[ "$(stat -c %a "$SOCKP")" = 600 ] || fail "the pager socket is mode $(stat -c %a "$SOCKP"), not 600"
+start_unlock_pager "$STORE" -t 2
 
 # kern STEP ARGS...: one kernel run (its own connection), bounded; its stderr in kern.log
 kern() {

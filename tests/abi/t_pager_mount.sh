@@ -10,65 +10,29 @@
 # refused.
 #
 # Environment (set by ctest): EMM_BUILD, EMM_CMAKE, EMM_SRC.
-# Exit 77 without cc, make, pkg-config, cmp, python3 or FUSE, or when this
+# Exit 77 without cc, make, pkg-config, cmp, objdump, python3 or FUSE, or when this
 # tree's emmd has no external pagers yet (services/emmd/pager_conn.c).
 . "$(dirname "$0")/../integration/lib.sh"
-requires cc make pkg-config cmp python3
+requires cc make pkg-config cmp python3 objdump
 [ -n "${EMM_BUILD:-}" ] || fail "EMM_BUILD (the build tree) is not set"
 [ -f "$EMM_SRC/services/emmd/pager_conn.c" ] ||
     skip "emmd in this tree cannot use pager = unix:PATH yet (no services/emmd/pager_conn.c)"
 need_fuse
-CMAKE=${EMM_CMAKE:-cmake}
 
-PAGER_PID=""
-stop_pager() {
-    [ -n "$PAGER_PID" ] || return 0
-    local pid=$PAGER_PID rc=0
-    PAGER_PID=""
-    kill -TERM "$pid" 2>/dev/null || true
-    wait "$pid" || rc=$?
-    [ $rc = 0 ] || { cat "$WORK/pager.log" >&2; fail "unlock-pager exited with status $rc on SIGTERM"; }
-}
+. "$(dirname "$0")/pager_stage.sh"
 # emmd first (it holds the pager's connection), then the pager.
 trap '_rc=$?; _stop_emmd_quiet; [ -z "$PAGER_PID" ] || { kill -TERM "$PAGER_PID"; wait "$PAGER_PID"; }; (exit $_rc); _cleanup' EXIT
 
 # ---- stage, build the example ----
-STAGE="$WORK/stage"
-DESTDIR="$STAGE" "$CMAKE" --install "$EMM_BUILD" >"$WORK/install.log" 2>&1 ||
-    { cat "$WORK/install.log" >&2; fail "cmake --install into DESTDIR=$STAGE failed"; }
-staged() { find "$STAGE" -path "$1" -print -quit; }
-S_PC=$(staged '*/pkgconfig/emm-pager.pc')
-S_LIB=$(staged '*/libemm-pager.so.1')
-S_EX=$(staged '*/doc/emm/examples/unlock-pager/unlock-pager.c')
-S_EMMD=$(staged '*/sbin/emmd')
-S_EMMCTL=$(staged '*/bin/emmctl')
-for v in S_PC S_LIB S_EX S_EMMD S_EMMCTL; do
-    [ -n "${!v}" ] || fail "cmake --install did not install ${v#S_}"
-done
+stage_install PC LIB EX EMMD EMMCTL
 EMMD=$S_EMMD
 EMMCTL=$S_EMMCTL
-cp -r "$(dirname "$S_EX")" "$WORK/unlock"
-rm -f "$WORK/unlock/unlock-pager"
-mkflags=()
-objdump -p "$S_LIB" 2>/dev/null | grep -q 'NEEDED *libasan' &&
-    mkflags=(CFLAGS="-O1 -g -fsanitize=address,undefined")
-PKG_CONFIG_LIBDIR="$(dirname "$S_PC")" PKG_CONFIG_PATH="" PKG_CONFIG_SYSROOT_DIR="$STAGE" \
-    make -C "$WORK/unlock" "${mkflags[@]+"${mkflags[@]}"}" >"$WORK/make.log" 2>&1 ||
-    { cat "$WORK/make.log" >&2; fail "the example does not build against the stage"; }
+build_unlock_pager
 
 # ---- the pager ----
 STORE="$WORK/store"
-SOCKP="$WORK/pager.sock"
 mkdir "$STORE"
-LD_LIBRARY_PATH="$(dirname "$S_LIB")" "$WORK/unlock/unlock-pager" -s "$SOCKP" -d "$STORE" \
-    2>"$WORK/pager.log" &
-PAGER_PID=$!
-for _ in $(seq 1 1000); do
-    [ -S "$SOCKP" ] && break
-    kill -0 "$PAGER_PID" 2>/dev/null || { cat "$WORK/pager.log" >&2; fail "unlock-pager died"; }
-    sleep 0.01
-done
-[ -S "$SOCKP" ] || fail "unlock-pager made no socket at $SOCKP"
+start_unlock_pager "$STORE"
 
 CONF="$WORK/emmd.conf"
 write_conf "$CONF" "resident-limit=16M" <<CONF_EOF
