@@ -179,6 +179,10 @@ int emmd_fs_stored_wait(struct emmd_fs *fs, int timeout_ms, uint64_t *pages);
 /* The asker thread of a filesystem whose pager is in another process:
  * started once its connection is, stopped before it (answers what waits). */
 int emmd_stored_start(struct emmd_fs *fs);
+/* Object id (not mapped) was unlinked: its pages leave its pager's store
+ * through the protocol, from the asker thread (kept for later if the pager
+ * is down). No lock held. */
+void emmd_node_discard_unmapped(struct emmd_fs *fs, uint64_t id);
 void emmd_stored_stop(struct emmd_fs *fs);
 /* A send right to object id's memory object port, to talk to its pager
  * without mapping it; -ENOENT when there is none to ask (temporary objects;

@@ -253,10 +253,12 @@ node_destroy(struct emmd_fs *fs, struct emmd_node *n)
         vm_object_unref(vm);
         if (lost) /* the discard went nowhere: sent when the pager is back */
             emmd_pager_discard(fs, id);
-    } else if (discard_unmapped(fs, id, 0) < 0 && fs->pconn != NULL) {
-        /* Never mapped, its pager in another process, gone: the discard is
-         * kept and sent when it is back (pager_conn.c). */
-        emmd_pager_discard(fs, id);
+    } else if (fs->pconn != NULL) {
+        /* Never mapped, its pager in another process: from the asker thread
+         * (stored.c), kept for when the pager is back if it is gone. */
+        emmd_node_discard_unmapped(fs, id);
+    } else {
+        discard_unmapped(fs, id, 0);
     }
     pthread_mutex_lock(&fs->lock);
 }

@@ -19,7 +19,10 @@
  * pager is never asked: the last count known then stands (0 if none).
  * A pager in another process gives an object's port with a round trip: the
  * asker thread looks ports up, one at a time, so no caller waits for a
- * stopped pager (fz_ops.c answers a stat with what is known meanwhile).
+ * stopped pager (fz_ops.c answers a stat with what is known meanwhile). The
+ * discards of its unlinked objects not mapped go the same way, in order
+ * with the questions: two lookups of one port at once from two threads could
+ * number their messages alike on the stream.
  *
  * Locking: fs->lock guards node->stored_pages and node->stored_known; the
  * asker's lock its queue (never held while a port is looked up). No
@@ -37,6 +40,7 @@
 struct node_ask {
     STAILQ_ENTRY(node_ask) link; /* on the asker's queue */
     struct node_ask *also;       /* asks of the same object queued after it */
+    int discard;                 /* not a count: the object was unlinked (fs.c) */
     struct emmd_fs *fs;
     uint64_t id;
     struct vm_object *vm; /* mapped: a reference; else NULL */
@@ -119,11 +123,51 @@ emmd_object_port(struct emmd_fs *fs, uint64_t id, struct emm_port **out)
     return -ENOENT;
 }
 
+static void asker_queue(struct emmd_asker *k, struct node_ask *a);
+
+/* The discard of an unlinked object not mapped: MO_DISCARD of all its pages
+ * through the protocol, else kept for when the pager is back. */
+static void
+discard_now(struct node_ask *a)
+{
+    struct emmd_fs *fs = a->fs;
+    struct emm_port *port;
+    int rc = emmd_object_port(fs, a->id, &port);
+    if (rc == 0) {
+        rc = vm_kernel_discard_unmapped(fs->d->kernel, port, &fs->pstats);
+        emm_port_unref(port);
+    }
+    if (rc < 0)
+        emmd_pager_discard(fs, a->id);
+    free(a);
+}
+
+void
+emmd_node_discard_unmapped(struct emmd_fs *fs, uint64_t id)
+{
+    struct node_ask *a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        emmd_pager_discard(fs, id);
+        return;
+    }
+    a->fs = fs;
+    a->id = id;
+    a->discard = 1;
+    if (fs->asker != NULL)
+        asker_queue(fs->asker, a);
+    else
+        discard_now(a);
+}
+
 /* A count query on the memory object port of an object not mapped. */
 static void
 ask_unmapped(struct node_ask *a)
 {
     struct emmd_fs *fs = a->fs;
+    if (a->discard) {
+        discard_now(a);
+        return;
+    }
     struct emm_port *port = NULL;
     if (emmd_object_port(fs, a->id, &port) < 0) {
         unmapped_done(a, VM_COUNT_UNKNOWN);
@@ -133,8 +177,6 @@ ask_unmapped(struct node_ask *a)
                            unmapped_done, a);
     emm_port_unref(port);
 }
-
-static void asker_queue(struct emmd_asker *k, struct node_ask *a);
 
 void
 emmd_node_stored(struct emmd_fs *fs, uint64_t id, emmd_stored_fn done, void *arg)
@@ -189,7 +231,7 @@ asker_queue(struct emmd_asker *k, struct node_ask *a)
     int refuse = k->stop || k->n >= ASKER_QUEUE_MAX;
     struct node_ask *x;
     STAILQ_FOREACH(x, &k->q, link)
-        if (!refuse && x->id == a->id) { /* asked already: the same answer */
+        if (!refuse && !a->discard && !x->discard && x->id == a->id) { /* asked already */
             a->also = x->also;
             x->also = a;
             pthread_mutex_unlock(&k->lock);
@@ -201,7 +243,9 @@ asker_queue(struct emmd_asker *k, struct node_ask *a)
         pthread_cond_signal(&k->cond);
     }
     pthread_mutex_unlock(&k->lock);
-    if (refuse)
+    if (refuse && a->discard)
+        discard_now(a);
+    else if (refuse)
         unmapped_done(a, VM_COUNT_UNKNOWN); /* the last count known */
 }
 
@@ -262,7 +306,10 @@ emmd_stored_stop(struct emmd_fs *fs)
     struct node_ask *a;
     while ((a = STAILQ_FIRST(&k->q)) != NULL) {
         STAILQ_REMOVE_HEAD(&k->q, link);
-        unmapped_done(a, VM_COUNT_UNKNOWN);
+        if (a->discard)
+            discard_now(a);
+        else
+            unmapped_done(a, VM_COUNT_UNKNOWN);
     }
     pthread_cond_destroy(&k->cond);
     pthread_mutex_destroy(&k->lock);
