@@ -22,7 +22,8 @@
 #
 # Knobs: PP_SIZE (256M), PP_RESIDENT (64M), PP_RAND_PAGES (5000), PP_REPS (3),
 # PP_BACKENDS (subset of: memory lmdb zstd:lmdb file), PP_MODES (subset of:
-# inline process noshm). Needs root, /dev/fuse, fusermount3.
+# inline process noshm; the columns and ratios follow the modes run).
+# Needs root, /dev/fuse, fusermount3.
 set -euo pipefail
 BUILD=$(cd "${1:?usage: bench/pager_process.sh BUILD_DIR}" && pwd)
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -70,11 +71,25 @@ run_mode() {
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a != "-") printf "%.2fx", a / b; else printf "-" }'; }
 
+# cols: the modes run, in this order; ratios: each against inline
+cols=()
+for mode in inline process noshm; do want_mode "$mode" && cols+=("$mode"); done
+row() { # BACKEND LABEL ARRAY-NAME [LOAD]
+    local -n v=$3
+    local line m
+    line=$(printf '%-11s %-16s' "$1" "$2")
+    for m in "${cols[@]}"; do line+=$(printf ' %9s' "${v[$m]}"); done
+    line+="  "
+    for m in "${cols[@]}"; do
+        [ "$m" = inline ] || line+=$(printf ' %-7s' "$(ratio "${v[$m]}" "${v[inline]:--}")")
+    done
+    [ -z "${4:-}" ] || line+="  load $4"
+    echo "$line"
+}
 rows=()
 for backend in $BACKENDS; do
     declare -A wb=() seq=() rnd=()
-    for mode in inline process noshm; do
-        want_mode "$mode" || { wb[$mode]=-; seq[$mode]=-; rnd[$mode]=-; continue; }
+    for mode in "${cols[@]}"; do
         SHM=""
         run_mode "$backend" "$mode"
         wb[$mode]=$WB seq[$mode]=$SEQ rnd[$mode]=$RND
@@ -82,19 +97,17 @@ for backend in $BACKENDS; do
             echo "bench: warning: $backend: no message used the shared region" >&2
     done
     load=$(cut -d' ' -f1-3 /proc/loadavg)
-    rows+=("$(printf '%-11s %-16s %9s %9s %9s   %-6s %-6s  load %s' "$backend" "rand fault µs" \
-        "${rnd[inline]}" "${rnd[process]}" "${rnd[noshm]}" "$(ratio "${rnd[process]}" "${rnd[inline]}")" \
-        "$(ratio "${rnd[noshm]}" "${rnd[inline]}")" "$load")")
-    rows+=("$(printf '%-11s %-16s %9s %9s %9s   %-6s %-6s' "$backend" "cold read GB/s" \
-        "${seq[inline]}" "${seq[process]}" "${seq[noshm]}" "$(ratio "${seq[process]}" "${seq[inline]}")" \
-        "$(ratio "${seq[noshm]}" "${seq[inline]}")")")
-    rows+=("$(printf '%-11s %-16s %9s %9s %9s   %-6s %-6s' "$backend" "write-back GB/s" \
-        "${wb[inline]}" "${wb[process]}" "${wb[noshm]}" "$(ratio "${wb[process]}" "${wb[inline]}")" \
-        "$(ratio "${wb[noshm]}" "${wb[inline]}")")")
+    rows+=("$(row "$backend" "rand fault µs" rnd "$load")")
+    rows+=("$(row "$backend" "cold read GB/s" seq)")
+    rows+=("$(row "$backend" "write-back GB/s" wb)")
 done
 
 echo "emm pager = process against inline (issue 11)  $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "machine: $(nproc) CPUs, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r), $(awk '/MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo)"
 echo "emm: $(git -C "$SRC" describe --always --dirty 2>/dev/null || echo '?'); object $SIZE, pool $RESIDENT, $RAND random faults, median of $REPS"
-printf '%-11s %-16s %9s %9s %9s   %-6s %-6s\n' backend row inline process noshm proc/in noshm/in
+hdr=$(printf '%-11s %-16s' backend row)
+for m in "${cols[@]}"; do hdr+=$(printf ' %9s' "$m"); done
+hdr+="  "
+for m in "${cols[@]}"; do [ "$m" = inline ] || hdr+=$(printf ' %-7s' "$m/in"); done
+echo "$hdr"
 for r in "${rows[@]}"; do echo "$r"; done

@@ -7,6 +7,7 @@ pkgs=(build-essential cmake pkg-config fuse3 libfuse3-dev liblmdb-dev lmdb-utils
       stress-ng scdoc mandoc libsystemd-dev systemd
       libmicrohttpd-dev curl tmux liburing-dev
       libgnutls28-dev                              # TLS 1.3 between emmd and emm-memserver
+      iproute2                                     # t_memsrv_netns: ip netns, veth pairs
       ceph-mon ceph-osd ceph-common librados-dev)  # the rados plug-in and its throwaway test cluster
 [ "${1:-}" != --bench ] || pkgs+=(gnuplot-nox)
 missing=()

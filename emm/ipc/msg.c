@@ -54,6 +54,11 @@ emm_msg_name(uint32_t id)
     case MO_SYNCHRONIZE_COMPLETED: return "synchronize_completed";
     case MO_QUERY_REPLY: return "query_reply";
     case MO_DATA_RETURN_COMPLETED: return "data_return_completed";
+    case MO_LOCK_ACQUIRE: return "lock_acquire";
+    case MO_LOCK_RELEASE: return "lock_release";
+    case MO_LOCK_TEST: return "lock_test";
+    case MO_LOCK_CANCEL: return "lock_cancel";
+    case MO_LOCK_REPLY: return "lock_reply";
     default: return "unknown";
     }
 }

@@ -78,6 +78,23 @@ enum emm_msg_id {
      * pages), arg2=the data_return's seqno. */
     MO_DATA_RETURN_COMPLETED = 41,
 
+    /* emm extension: cluster-wide record locks (fcntl, flock), arbitrated by a
+     * pager that several hosts share (emm-memserver; docs/protocol.md "Record
+     * locks"). 0x70..0x77 go kernel -> pager on the memory object port,
+     * 0x78..0x7f pager -> kernel to the request's reply port. A range is
+     * offset (first byte) and length (bytes, >= 1; offset + length <= 2^63).
+     * The owner is arg2 (the host's lock owner; the pager adds the host). */
+    MO_LOCK_ACQUIRE = 0x70, /* offset, length, access=READ (shared) or WRITE (exclusive),
+                             * flags LK_WAIT|LK_FLOCK|token<<8, arg=pid, arg2=owner, reply:
+                             * answered by MO_LOCK_REPLY when granted or refused */
+    MO_LOCK_RELEASE = 0x71, /* offset, length, flags LK_FLOCK, arg2=owner; reply optional */
+    MO_LOCK_TEST = 0x72,    /* as acquire (no LK_WAIT), reply: the first conflicting lock */
+    MO_LOCK_CANCEL = 0x73,  /* flags token<<8, arg2=owner: a waiting acquire is answered
+                             * EINTR (its FUSE request was interrupted) */
+    MO_LOCK_REPLY = 0x78,   /* arg=errno (0 granted; EAGAIN, EINTR, EINVAL), and for a test:
+                             * access=the conflicting lock's kind (NONE: no conflict), offset,
+                             * length its range, arg2 its pid on its host */
+
     /* a port notification, local only (never on the wire: the codec does not
      * know it): Mach's dead-name notification. Sent to the notify port given
      * to emm_port_request_dead_name when the named port dies; offset = the
@@ -113,6 +130,18 @@ enum emm_msg_id {
  * page and its data that page, the text NUL-terminated (`emmctl info`). A
  * pager that does not know the flag answers something else: no lines. */
 #define MO_F_QUERY_INFO  (1u << 9)
+
+/* record locks (MO_LOCK_*): flags, and the acquire's token (a host's own
+ * number for a waiting request, echoed by a cancel) in flags' upper 24 bits */
+#define MO_LK_F_WAIT  (1u << 0) /* F_SETLKW / flock without LOCK_NB: queue, FIFO */
+#define MO_LK_F_FLOCK (1u << 1) /* a flock(2) lock: the whole file, its own kind */
+#define MO_LK_TOKEN(flags) ((flags) >> 8)
+#define MO_LK_TOKEN_MAX 0xffffffu
+/* The first and last record-lock ids, and which side sends them. */
+#define MO_LOCK_FIRST 0x70u
+#define MO_LOCK_LAST  0x7fu
+static inline int emm_msg_is_lock(uint32_t id) { return id >= MO_LOCK_FIRST && id <= MO_LOCK_LAST; }
+static inline int emm_msg_lock_from_kernel(uint32_t id) { return id >= MO_LOCK_FIRST && id < 0x78u; }
 
 /* should_return */
 enum { MO_RETURN_NONE = 0, MO_RETURN_DIRTY = 1, MO_RETURN_ALL = 2 };

@@ -58,6 +58,12 @@ const char *emm_port_label(const struct emm_port *port);
  * when the port is idle (a handoff for cheap requests); others go to the set.
  * Set once, before the first message. */
 void emm_port_set_may_inline(struct emm_port *port, int (*fn)(const struct emm_msg *msg));
+/* From now on emm_port_destroy returns only once a handler that another
+ * thread runs for the port has returned (none starts after), so the receiver
+ * may free its context then. The handler must not wait for the destroyer;
+ * a destroy from inside the port's own handler does not wait. Set once,
+ * before the first message. */
+void emm_port_set_destroy_waits(struct emm_port *port);
 /* For tests and assertions: the rights (references) the port has now, and
  * whether a thread is delivering its messages or it waits on a set's list. */
 unsigned emm_port_refs(const struct emm_port *port);

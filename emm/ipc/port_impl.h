@@ -52,6 +52,10 @@ struct emm_port {
     int queued;                 /* on its set's ready list */
     int held;                   /* a handler finishes later: hold the queue */
     int in_handler;             /* the drainer is inside the handler now */
+    pthread_t handler_thread;   /* which thread, while in_handler */
+    int destroy_waits;          /* emm_port_set_destroy_waits */
+    int destroy_waiting;        /* a destroyer waits for the handler: signal idle */
+    pthread_cond_t idle;        /* the handler returned (destroy_waits ports) */
     struct emm_portset *set;
     struct emm_port *ready_next;
     /* For a port in a set: messages this accepts may be run by the sender itself

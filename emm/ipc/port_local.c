@@ -6,6 +6,8 @@
  * Locking: port->lock guards a port's queue, seqno and flags; set->lock guards
  * the ready list. Never hold a port lock while running a handler or while taking
  * a set lock. A port on a ready list holds a reference, dropped by the worker.
+ * The destroy of a destroy_waits port waits (on port->idle, under port->lock)
+ * for a handler another thread is running.
  */
 #include <assert.h>
 #include <errno.h>
@@ -63,10 +65,13 @@ port_drain_mode(struct emm_port *port, int handoff)
         }
         STAILQ_REMOVE_HEAD(&port->queue, link);
         port->in_handler = 1;
+        port->handler_thread = pthread_self();
         pthread_mutex_unlock(&port->lock);
         port->handler(port, m);
         pthread_mutex_lock(&port->lock);
         port->in_handler = 0;
+        if (port->destroy_waiting)
+            pthread_cond_broadcast(&port->idle);
     }
 }
 
@@ -199,8 +204,13 @@ local_destroy(struct emm_port *port)
 {
     struct emm_msg_list gone = STAILQ_HEAD_INITIALIZER(gone);
     pthread_mutex_lock(&port->lock);
-    port->dead = 1;
+    port->dead = 1; /* no handler starts from here on */
     STAILQ_CONCAT(&gone, &port->queue);
+    while (port->destroy_waits && port->in_handler &&
+           !pthread_equal(port->handler_thread, pthread_self())) {
+        port->destroy_waiting = 1;
+        pthread_cond_wait(&port->idle, &port->lock);
+    }
     pthread_mutex_unlock(&port->lock);
     struct emm_msg *m;
     while ((m = STAILQ_FIRST(&gone)) != NULL) {
@@ -213,6 +223,7 @@ local_destroy(struct emm_port *port)
 static void
 local_fini(struct emm_port *port)
 {
+    pthread_cond_destroy(&port->idle);
     pthread_mutex_destroy(&port->lock);
 }
 
@@ -247,6 +258,7 @@ emm_port_create(const char *label, emm_port_handler_fn handler, void *context,
         return -ENOMEM;
     p->ops = &emm_port_local_ops;
     pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->idle, NULL);
     atomic_init(&p->refs, 1);
     p->handler = handler;
     STAILQ_INIT(&p->queue);
@@ -255,6 +267,7 @@ emm_port_create(const char *label, emm_port_handler_fn handler, void *context,
     p->label = label;
     int rc = emm_port_name_alloc(p);
     if (rc < 0) {
+        pthread_cond_destroy(&p->idle);
         pthread_mutex_destroy(&p->lock);
         free(p);
         return rc;
@@ -268,6 +281,15 @@ emm_port_set_may_inline(struct emm_port *port, int (*fn)(const struct emm_msg *m
 {
     pthread_mutex_lock(&port->lock);
     port->may_inline = fn;
+    pthread_mutex_unlock(&port->lock);
+}
+
+void
+emm_port_set_destroy_waits(struct emm_port *port)
+{
+    assert(port->ops == &emm_port_local_ops); /* the receiver is in this process */
+    pthread_mutex_lock(&port->lock);
+    port->destroy_waits = 1;
     pthread_mutex_unlock(&port->lock);
 }
 

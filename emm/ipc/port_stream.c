@@ -938,6 +938,9 @@ refuse(struct emm_stream *s, const struct emm_frame *f, const char *field, int e
 static int
 role_allows(const struct emm_stream *s, uint32_t id)
 {
+    /* Record locks (0x70..0x7f): the first half is the kernel's to send. */
+    if (emm_msg_is_lock(id) && s->a.peer_role != 0)
+        return (s->a.peer_role == EMM_STREAM_PEER_KERNEL) == emm_msg_lock_from_kernel(id);
     if (s->a.peer_role == EMM_STREAM_PEER_PAGER)
         return id >= MO_READY;
     if (s->a.peer_role == EMM_STREAM_PEER_KERNEL)

@@ -81,6 +81,14 @@ vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_
         rc = emm_port_create("dp-reply", dp_reply_handler, obj, NULL, &obj->dp_reply);
     if (rc == 0 && !a->temporary) /* its pager's death is told here (vm_lost.c) */
         rc = emm_port_create("notify", vm_obj_notify_handler, obj, NULL, &obj->notify);
+    /* vm_object_unref frees obj once these ports' handlers are out. */
+    if (rc == 0) {
+        emm_port_set_destroy_waits(obj->control);
+        if (obj->dp_reply != NULL)
+            emm_port_set_destroy_waits(obj->dp_reply);
+        if (obj->notify != NULL)
+            emm_port_set_destroy_waits(obj->notify);
+    }
     struct emm_msg *m = rc == 0 ? emm_msg_new(MO_INIT, 0, 0) : NULL;
     if (m == NULL) {
         if (obj->control)
@@ -401,10 +409,35 @@ refuse(struct vm_object *obj, struct emm_msg *msg, int from_dp, const char *fiel
         k->up.pager_misbehaved(obj->owner, what);
 }
 
+/* A message to one of obj's ports, taken while the object lives: the
+ * handler holds a reference until it returns (a completion it runs may drop
+ * the object's last other one). A dying object's messages are dropped: its
+ * vm_object_unref destroys the port and waits for this handler. */
+static int
+handler_ref(struct vm_object *obj, struct emm_msg *msg)
+{
+    if (vm_object_tryref(obj))
+        return 1;
+    emm_msg_release(msg, -EPIPE);
+    return 0;
+}
+
+static void
+control_handler_obj(struct emm_port *port, struct vm_object *obj, struct emm_msg *msg);
+
 static void
 control_handler(struct emm_port *port, struct emm_msg *msg)
 {
     struct vm_object *obj = emm_port_context(port);
+    if (!handler_ref(obj, msg))
+        return;
+    control_handler_obj(port, obj, msg);
+    vm_object_unref(obj);
+}
+
+static void
+control_handler_obj(struct emm_port *port, struct vm_object *obj, struct emm_msg *msg)
+{
     struct vm_kernel *k = obj->kernel;
     struct vm_batch b = VM_BATCH_INIT(b);
     const char *field;
@@ -570,9 +603,12 @@ dp_reply_handler(struct emm_port *port, struct emm_msg *msg)
     struct vm_object *obj = emm_port_context(port);
     struct vm_batch b = VM_BATCH_INIT(b);
 
+    if (!handler_ref(obj, msg))
+        return;
     const char *field;
     if (vm_msg_check_form(msg, 1, &field) < 0) { /* only data_return_completed comes here */
         refuse(obj, msg, 1, field);
+        vm_object_unref(obj);
         return;
     }
     pthread_mutex_lock(&obj->lock);
@@ -581,4 +617,5 @@ dp_reply_handler(struct emm_port *port, struct emm_msg *msg)
     pthread_mutex_unlock(&obj->lock);
     emm_msg_release(msg, 0);
     vm_batch_flush(obj, &b);
+    vm_object_unref(obj);
 }

@@ -243,6 +243,12 @@ void vm_obj_page_flags(struct vm_object *obj, struct vm_page *p, uint16_t set, u
 void vm_obj_page_unlink(struct vm_object *obj, struct vm_page *p);
 void vm_obj_remove_page(struct vm_object *obj, struct vm_page *p);
 void vm_obj_page_discard(struct vm_object *obj, struct vm_page *p);
+/* The laundry of orphan p ends (replaced by a newer copy, punched, or its
+ * object terminated; no loan of its frame left): it leaves the laundry count
+ * (or the overdue one) and the pool's laundry list, and its frame is free
+ * unless an operation still has it wired (vm_io_unwire frees it then). Its
+ * answer, if one comes, finds no page. Lock held. */
+void vm_obj_orphan_drop(struct vm_object *obj, struct vm_page *p);
 void vm_obj_discard_all(struct vm_object *obj);
 
 /* vm_pmap.c (obj->lock held) */

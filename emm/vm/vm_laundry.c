@@ -213,21 +213,15 @@ page_settle(struct vm_object *obj, struct vm_page *p, struct vm_batch *b)
     int doubled = (p->flags & VM_PG_DOUBLED) != 0;
     enum return_fate fate = return_fate(obj, p, to_dp, st);
 
+    if (fate == RET_ORPHAN) {
+        vm_obj_orphan_drop(obj, p);
+        return;
+    }
     p->flags &= (uint16_t)~(VM_PG_WAIT_MSG | VM_PG_WAIT_DMSG);
     if (!(p->flags & VM_PG_OVERDUE))
         atomic_fetch_sub(&k->laundry, 1);
     else
         atomic_fetch_sub(&obj->pstats->overdue_inflight, 1);
-    if (fate == RET_ORPHAN) {
-        /* Replaced by a newer copy in the object: only the frame is left. */
-        p->flags &= ~(VM_PG_OVERDUE | VM_PG_DOUBLED);
-        p->state = VM_PAGE_PRESENT;
-        if (p->wire == 0)
-            vm_obj_remove_page(obj, p);
-        else
-            p->flags |= VM_PG_EVICT; /* vm_io_unwire frees it */
-        return;
-    }
     p->state = VM_PAGE_PRESENT;
     obj->nlaundry--;
     p->flags &= ~(VM_PG_OVERDUE | VM_PG_DOUBLED);

@@ -136,11 +136,10 @@ vm_obj_notify_handler(struct emm_port *port, struct emm_msg *msg)
 {
     struct vm_object *obj = emm_port_context(port);
     struct vm_batch b = VM_BATCH_INIT(b);
-    if (msg->id != EMM_NOTIFY_DEAD_NAME) {
-        emm_msg_release(msg, -EBADMSG);
+    if (msg->id != EMM_NOTIFY_DEAD_NAME || !vm_object_tryref(obj)) {
+        emm_msg_release(msg, msg->id != EMM_NOTIFY_DEAD_NAME ? -EBADMSG : -EPIPE);
         return;
     }
-    vm_object_ref(obj);
     pthread_mutex_lock(&obj->lock);
     /* A notification for a pager the object has replaced since is stale. */
     if (msg->offset == obj->pager_epoch && obj->pager_lost_ns == 0 &&

@@ -40,27 +40,25 @@ vm_object_ref(struct vm_object *obj)
     atomic_fetch_add(&obj->refs, 1);
 }
 
+int
+vm_object_tryref(struct vm_object *obj)
+{
+    unsigned r = atomic_load(&obj->refs);
+    while (r != 0 && !atomic_compare_exchange_weak(&obj->refs, &r, r + 1))
+        ;
+    return r != 0;
+}
+
 void
 vm_object_unref(struct vm_object *obj)
 {
     if (atomic_fetch_sub(&obj->refs, 1) != 1)
         return;
-    for (uint64_t i = 0; i < obj->nbuckets; i++) {
-        struct vm_page *p = obj->buckets[i];
-        while (p != NULL) {
-            struct vm_page *next = p->hnext;
-            p->flags = 0;
-            vm_pool_free(&obj->kernel->pool, p);
-            p = next;
-        }
-    }
-    if (obj->pager_lost_ns != 0 && obj->state != VM_OBJ_TERMINATED)
-        atomic_fetch_sub(&obj->pstats->lost_now, 1);
-    struct emm_msg *m;
-    while ((m = STAILQ_FIRST(&obj->lost_msgs)) != NULL) { /* discards no pager came back for */
-        STAILQ_REMOVE_HEAD(&obj->lost_msgs, link);
-        emm_msg_release(m, -EPIPE);
-    }
+    /* The ports first: a handler that a message to one of them started on
+     * another thread (a late data_return_completed from a pager in another
+     * process) has finished when emm_port_destroy returns, and none starts
+     * after (port_local.c); the handlers take no reference of a dying object
+     * (vm_object_tryref). */
     if (obj->pager != NULL && !obj->temporary)
         emm_port_cancel_dead_name(obj->pager, obj->notify);
     if (obj->notify != NULL)
@@ -71,6 +69,31 @@ vm_object_unref(struct vm_object *obj)
         emm_port_destroy(obj->name);
     if (obj->dp_reply != NULL)
         emm_port_destroy(obj->dp_reply);
+    struct vm_kernel *k = obj->kernel;
+    for (uint64_t i = 0; i < obj->nbuckets; i++) {
+        struct vm_page *p = obj->buckets[i];
+        while (p != NULL) {
+            struct vm_page *next = p->hnext;
+            if (p->state == VM_PAGE_LAUNDRY) {
+                /* Never terminated, its answer still owed (its frame is lent
+                 * no more: a loan holds a reference): out of the counts. */
+                if (p->flags & VM_PG_OVERDUE)
+                    atomic_fetch_sub(&obj->pstats->overdue_inflight, 1);
+                else
+                    atomic_fetch_sub(&k->laundry, 1);
+            }
+            p->flags = 0;
+            vm_pool_free(&k->pool, p);
+            p = next;
+        }
+    }
+    if (obj->pager_lost_ns != 0 && obj->state != VM_OBJ_TERMINATED)
+        atomic_fetch_sub(&obj->pstats->lost_now, 1);
+    struct emm_msg *m;
+    while ((m = STAILQ_FIRST(&obj->lost_msgs)) != NULL) { /* discards no pager came back for */
+        STAILQ_REMOVE_HEAD(&obj->lost_msgs, link);
+        emm_msg_release(m, -EPIPE);
+    }
     if (obj->pager != NULL)
         emm_port_unref(obj->pager);
     if (obj->dp != NULL) {

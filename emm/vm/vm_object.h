@@ -155,6 +155,10 @@ struct vm_object_args {
  * replayed to the pager. One reference. */
 int vm_object_create(struct vm_kernel *k, const struct vm_object_args *a, struct vm_object **out);
 void vm_object_ref(struct vm_object *obj);
+/* A reference unless the last one is gone already (the object is being
+ * freed): 1, or 0. For a handler of one of its ports, which runs until
+ * vm_object_unref has destroyed them. */
+int vm_object_tryref(struct vm_object *obj);
 void vm_object_unref(struct vm_object *obj);
 
 /* Reads [off, off+len) clipped to the size. done gets iovecs over wired pool

@@ -1,7 +1,8 @@
 /*
  * vm_page_table.c - an object's page table: a hash of its resident pages by
  * page index that grows with the object, and the page state changes that keep
- * the object's counters (resident, dirty, laundry, absent) true.
+ * the object's counters (resident, dirty, laundry, absent) true, an orphan's
+ * end included.
  *
  * Locking: obj->lock guards everything in struct vm_object and the state, flags
  * and contents of its pages; vm_internal.h says who holds it for each call.
@@ -121,10 +122,29 @@ vm_obj_remove_page(struct vm_object *obj, struct vm_page *p)
     vm_pool_free(&obj->kernel->pool, p);
 }
 
+void
+vm_obj_orphan_drop(struct vm_object *obj, struct vm_page *p)
+{
+    p->flags &= (uint16_t)~(VM_PG_WAIT_MSG | VM_PG_WAIT_DMSG);
+    if (!(p->flags & VM_PG_OVERDUE))
+        atomic_fetch_sub(&obj->kernel->laundry, 1);
+    else
+        atomic_fetch_sub(&obj->pstats->overdue_inflight, 1);
+    p->flags &= ~(VM_PG_OVERDUE | VM_PG_DOUBLED);
+    p->state = VM_PAGE_PRESENT;
+    if (p->wire == 0) {
+        vm_obj_remove_page(obj, p);
+    } else {
+        vm_pool_dequeue(&obj->kernel->pool, p); /* off the laundry list: no deadline */
+        p->flags |= VM_PG_EVICT;
+    }
+}
+
 /* Drops a page now. A page still being paged in is marked: the stale data the
  * pager sends for it is replaced by zeros. A page whose frame is still lent
  * out (a READ reply sends from it, or a data_return holds it) leaves the page
- * table at once as an orphan, freed when the last loan ends: its index must
+ * table at once as an orphan, freed when the last loan ends (a page in
+ * laundry whose frame is lent no more goes at once: vm_laundry.c): its index must
  * read as a hole from now on, never as the old data (a truncate followed by
  * an extension, while a read-ahead reply was still being sent). Lock held. */
 void
@@ -143,6 +163,15 @@ vm_obj_page_discard(struct vm_object *obj, struct vm_page *p)
             obj->nlaundry--;
         p->flags = (uint16_t)((p->flags & ~(VM_PG_REDIRTY | VM_PG_INSWAP | VM_PG_PRECIOUS)) |
                               VM_PG_EVICT | VM_PG_ORPHAN);
+        /* In laundry with its frame lent no more: the data_return was written
+         * to the pager (a pager in another process copies it at once) and only
+         * the answer is owed. Nothing waits for that answer now; when it comes
+         * it finds no page. Kept, the orphan stayed in laundry for ever: the
+         * laundry count never fell back under laundry_max (the pageout daemon
+         * stopped, writers waited for frames in D state), and the pool's
+         * laundry list kept a page of an object about to be freed. */
+        if (laundry && p->loans == 0)
+            vm_obj_orphan_drop(obj, p);
         return;
     }
     vm_obj_remove_page(obj, p);

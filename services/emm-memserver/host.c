@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "locks.h"
 #include "log.h"
 #include "memserver.h"
 #include "port_stream.h"
@@ -49,6 +50,7 @@ on_dead(void *ctx, struct emm_stream *s, int err)
                  h->peer, err == 0 ? "closed the connection" : strerror(-err));
     }
     msrv_objects_host_gone(srv, h);
+    msrv_locks_host_gone(h); /* its record locks go: waiters elsewhere are served */
     pthread_mutex_lock(&srv->lock);
     h->dead = 1;
     int ready = h->s != NULL;

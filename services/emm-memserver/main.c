@@ -29,6 +29,7 @@
 
 #include "backend_host.h"
 #include "msrv_config.h"
+#include "locks.h"
 #include "log.h"
 #include "memserver.h"
 #include "stream_tcp.h"
@@ -219,6 +220,12 @@ main(int argc, char **argv)
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     msrv_objects_free(&srv);
+    uint64_t lk_granted, lk_refused, lk_cancelled, lk_held;
+    msrv_locks_stats(&lk_granted, &lk_refused, &lk_cancelled, &lk_held);
+    msrv_locks_free();
+    emm_notice("emm-memserver: record locks: %llu granted, %llu refused, %llu cancelled",
+               (unsigned long long)lk_granted, (unsigned long long)lk_refused,
+               (unsigned long long)lk_cancelled);
     emm_backend_sync(srv.backend, UINT64_MAX);
     emm_notice("emm-memserver: stopped (%llu hosts served, %llu refused, %llu lost; "
                "%llu pages supplied, %llu stored, %llu revoked, %llu granted; "

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "backend_host.h"
+#include "locks.h"
 #include "log.h"
 #include "memserver.h"
 #include "msg.h"
@@ -418,6 +419,10 @@ kobj_handler(struct emm_port *port, struct emm_msg *m)
         return;
     case MO_SUPPLY_COMPLETED:
     case MO_CHANGE_COMPLETED: break;
+    case MO_LOCK_ACQUIRE:
+    case MO_LOCK_RELEASE:
+    case MO_LOCK_TEST:
+    case MO_LOCK_CANCEL: msrv_locks_msg(k->h, k->o->id, m); break; /* locks.c */
     default: bad(k, m, "id"); break;
     }
     emm_msg_release(m, 0);

@@ -10,7 +10,8 @@
  *             (--fd N | --listen PATH)
  *
  * --fd: serve the one connection on an inherited socket (emmd's socketpair,
- * pager = process) and exit when it ends. --listen: accept connections on a
+ * pager = process) and exit when it ends; SIGINT, SIGTERM and SIGHUP are
+ * ignored then (emmd ends it, after its stop flushed through it). --listen: accept connections on a
  * 0600 Unix socket (pager = unix:PATH), one at a time. --user drops to USER
  * after the backend is open. Exit status: 0 after a clean end, 1 on a setup
  * error, 2 when the peer was cut off.
@@ -191,6 +192,15 @@ main(int argc, char **argv)
     }
     emm_log_init("emm-pager", 0, level);
     signal(SIGPIPE, SIG_IGN);
+    if (fd >= 0) {
+        /* emmd's child: it ends when emmd closes the connection, after emmd's
+         * stop has flushed through it. A signal to the whole process group
+         * (Ctrl-C, a kill of the group, a service manager's stop) must not
+         * take it first: emmd would lose the pager it flushes to. */
+        signal(SIGINT, SIG_IGN);
+        signal(SIGTERM, SIG_IGN);
+        signal(SIGHUP, SIG_IGN);
+    }
 
     struct emm_backend_args a = {.spec = spec, .fs_name = fs, .file = file, .line = 0,
                                  .state_dir = state_dir, .plugin_dir = plugin_dir,

@@ -224,6 +224,9 @@ struct emmd_pager_info {
 };
 int emmd_pager_conn_start(struct emmd_fs *fs);   /* the first connection, then a supervisor */
 void emmd_pager_conn_stop(struct emmd_fs *fs);   /* after every object is terminated */
+/* emmd is stopping: a pager that dies from here on is not restarted, and
+ * lookups wait for none (the connection stays up for the flush). */
+void emmd_pager_conn_stopping(struct emmd_fs *fs);
 /* A send right to object id's memory object port at the pager: waits up to
  * pager.deadline for a pager that is down; -EIO then. */
 int emmd_pager_object_port(struct emmd_fs *fs, uint64_t id, struct emm_port **out);

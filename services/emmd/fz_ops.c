@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "cluster_lock.h"
 #include "emmd.h"
 #include "log.h"
 
@@ -176,6 +177,7 @@ fz_init(void *userdata, struct fuse_conn_info *conn)
     conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
     if (conn->capable & FUSE_CAP_ASYNC_READ)
         conn->want |= FUSE_CAP_ASYNC_READ;
+    fz_lk_init(fs, conn); /* fcntl/flock locks: the memserver's, or the kernel's */
 }
 
 static void
@@ -483,8 +485,9 @@ fz_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void
 fz_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    (void)fi;
     struct emmd_fs *fs = fs_of(req);
+    if (fi->flock_release)
+        fz_lk_release(fs, ino, fi->lock_owner); /* cluster_lock.c */
     pthread_mutex_lock(&fs->lock);
     struct emmd_node *n = emmd_node_by_ino(fs, ino);
     if (n != NULL && n->nopen > 0)
@@ -656,8 +659,7 @@ fz_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi
 static void
 fz_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    (void)ino;
-    (void)fi;
+    fz_lk_flush(fs_of(req), ino, fi->lock_owner); /* a close drops its POSIX locks */
     fuse_reply_err(req, 0);
 }
 
@@ -915,6 +917,9 @@ const struct fuse_lowlevel_ops fz_ops = {
     .write = fz_write,
     .flush = fz_flush,
     .release = fz_release,
+    .getlk = fz_getlk, /* cluster_lock.c: pager = tcp: only (fz_lk_init) */
+    .setlk = fz_setlk,
+    .flock = fz_flock,
     .fsync = fz_fsync,
     .opendir = fz_opendir,
     .readdir = fz_readdir,

@@ -22,7 +22,9 @@
 #include <getopt.h>
 #include <limits.h>
 #include <linux/capability.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -472,24 +474,100 @@ check_mountpoints(const struct emm_config *cfg, int warn_only)
 }
 
 /* Brings everything down; safe on a partly started daemon. */
+/* The stop's syncfs of a mount: dirty page-cache pages come back as WRITEs,
+ * answered by the mount's FUSE threads. It runs on a thread of its own, never
+ * on the main thread: the open() of the mountpoint alone is a FUSE request
+ * (a permission check's getattr), and a main thread stuck in one (its FUSE
+ * threads all waiting for something) can neither finish the stop nor be
+ * stopped. Two references: the waiter's and the thread's. */
+struct stop_sync {
+    atomic_int refs, done;
+    char path[PATH_MAX];
+    char name[64];
+};
+
+static void
+stop_sync_put(struct stop_sync *ss)
+{
+    if (atomic_fetch_sub(&ss->refs, 1) == 1)
+        free(ss);
+}
+
+static void *
+stop_sync_main(void *arg)
+{
+    struct stop_sync *ss = arg;
+    int fd = open(ss->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (syncfs(fd) < 0)
+            emm_warn("fs %s: syncfs: %s", ss->name, strerror(errno));
+        close(fd);
+    } else {
+        emm_warn("fs %s: open %s for syncfs: %s", ss->name, ss->path, strerror(errno));
+    }
+    atomic_store(&ss->done, 1);
+    stop_sync_put(ss);
+    return NULL;
+}
+
+/* Write-back at the stop: waits for the syncfs while WRITEs keep coming, and
+ * gives up after STOP_SYNC_IDLE_MS without one (the unmount then fails the
+ * request it waits for; what it had not written back is lost, and said). */
+#define STOP_SYNC_IDLE_MS 10000
+static void
+stop_syncfs(struct emmd *d, struct emmd_fs *fs)
+{
+    struct stop_sync *ss = calloc(1, sizeof(*ss));
+    if (ss == NULL) {
+        emm_err("fs %s: no memory to write the page cache back", fs->cfg->name);
+        return;
+    }
+    atomic_init(&ss->refs, 2);
+    snprintf(ss->path, sizeof(ss->path), "%s", fs->cfg->mountpoint);
+    snprintf(ss->name, sizeof(ss->name), "%s", fs->cfg->name);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    int rc = pthread_create(&t, &attr, stop_sync_main, ss);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        emm_err("fs %s: no thread to write the page cache back: %s", fs->cfg->name,
+                strerror(rc));
+        free(ss);
+        return;
+    }
+    struct vm_stats *st = d->kernel != NULL ? vm_kernel_stats(d->kernel) : NULL;
+    uint64_t writes = st != NULL ? atomic_load(&st->write_ops) : 0;
+    unsigned idle_ms = 0;
+    while (!atomic_load(&ss->done) && idle_ms < STOP_SYNC_IDLE_MS) {
+        struct timespec tick = {0, 10 * 1000000};
+        nanosleep(&tick, NULL);
+        uint64_t now = st != NULL ? atomic_load(&st->write_ops) : 0;
+        idle_ms = now != writes ? 0 : idle_ms + 10;
+        writes = now;
+    }
+    if (!atomic_load(&ss->done))
+        emm_err("fs %s: the page cache's write-back got no WRITE for %u s (the mount's FUSE "
+                "threads are stuck?): unmounting without it; what it had not written back "
+                "is lost", fs->cfg->name, STOP_SYNC_IDLE_MS / 1000);
+    stop_sync_put(ss);
+}
+
 static void
 shutdown_all(struct emmd *d, struct ctl_server *ctl)
 {
+    for (size_t i = 0; i < d->nfs; i++) /* no pager restarts from here (pager_conn.c) */
+        if (!d->fs[i].removed)
+            emmd_pager_conn_stopping(&d->fs[i]);
     emmd_http_stop(d->http);
     d->http = NULL;
     if (ctl != NULL)
         ctl_server_stop(ctl);
     for (size_t i = 0; i < d->nfs; i++) if (!d->fs[i].removed) {
         struct emmd_fs *fs = &d->fs[i];
-        if (fs->se != NULL && fs->mounted) {
-            /* Dirty page-cache pages come back as WRITEs while the loop still runs. */
-            int fd = open(fs->cfg->mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-            if (fd >= 0) {
-                if (syncfs(fd) < 0)
-                    emm_warn("fs %s: syncfs: %s", fs->cfg->name, strerror(errno));
-                close(fd);
-            }
-        }
+        if (fs->se != NULL && fs->mounted) /* while the loops still run */
+            stop_syncfs(d, fs);
         /* A volatile backend dies with us: returning its pages would be wasted work. */
         if (fs->pconn != NULL ||
             (fs->pager != NULL && (fs->backend->flags & EMM_BACKEND_PERSISTENT)))
@@ -765,6 +843,10 @@ main(int argc, char **argv)
         }
         emm_info("signal %d ignored", sig);
     }
+    /* From here a pager that dies is not restarted (pager_conn.c). */
+    for (size_t i = 0; i < d.nfs; i++)
+        if (!d.fs[i].removed)
+            emmd_pager_conn_stopping(&d.fs[i]);
     emm_notice("signal %d: flushing and unmounting", sig);
     emmd_notify_stopping();
     shutdown_all(&d, ctl);

@@ -45,7 +45,8 @@ struct emmd_pager_conn {
      * if emmd stops first they are logged, by id, at the stop. */
     uint64_t *discards;
     size_t ndiscards, discards_cap;
-    int stopping;
+    int stopping;         /* emmd stops: no restart (emmd_pager_conn_stopping) */
+    int quit;             /* the supervisor ends (emmd_pager_conn_stop) */
     int started;          /* the supervisor thread runs */
     pthread_t thread;
     char label[96];
@@ -215,6 +216,11 @@ connect_once(struct emmd_pager_conn *pc)
     int fd = -1;
     int rc;
     struct emm_stream_io *io = NULL;
+    pthread_mutex_lock(&pc->lock);
+    int stopping = pc->stopping; /* emmd stops: no new pager */
+    pthread_mutex_unlock(&pc->lock);
+    if (stopping)
+        return -ESHUTDOWN;
     if (cfg->pager_mode == EMM_PAGER_PROCESS) {
         rc = spawn(pc, &fd);
     } else if (cfg->pager_mode == EMM_PAGER_TCP) {
@@ -399,18 +405,23 @@ supervise(void *arg)
     unsigned backoff_ms = 1000;
     for (;;) {
         pthread_mutex_lock(&pc->lock);
-        while (pc->dead == NULL && pc->s != NULL && !pc->stopping)
+        while (pc->dead == NULL && (pc->s != NULL || pc->stopping) && !pc->quit)
             pthread_cond_wait(&pc->cond, &pc->lock);
         struct emm_stream *dead = pc->dead;
         pc->dead = NULL;
-        int stopping = pc->stopping;
+        int stopping = pc->stopping, quit = pc->quit;
         pthread_mutex_unlock(&pc->lock);
         if (dead != NULL) {
             emm_stream_close(dead);
-            reap(pc, !stopping);
+            reap(pc, 1);
+            if (stopping) /* its objects follow the dead-pager path (swap, if any) */
+                emm_err("fs %s: the pager died while emmd was stopping: not restarted",
+                        pc->fs->cfg->name);
         }
-        if (stopping)
+        if (quit)
             break;
+        if (stopping)
+            continue; /* emmd stops: no restart; wait for the end */
         /* Back-off before the next attempt, cut short by a stop. */
         struct timespec until;
         until = emm_deadline_after_ms(CLOCK_MONOTONIC, backoff_ms);
@@ -424,7 +435,7 @@ supervise(void *arg)
             pc->restarts++;
         pthread_mutex_unlock(&pc->lock);
         if (stopping)
-            break;
+            continue;
         if (connect_once(pc) == 0) {
             backoff_ms = 1000;
             reinit_objects(pc);
@@ -468,6 +479,18 @@ emmd_pager_conn_start(struct emmd_fs *fs)
 }
 
 void
+emmd_pager_conn_stopping(struct emmd_fs *fs)
+{
+    struct emmd_pager_conn *pc = fs->pconn;
+    if (pc == NULL)
+        return;
+    pthread_mutex_lock(&pc->lock);
+    pc->stopping = 1; /* the supervisor closes a dead connection, restarts none */
+    pthread_cond_broadcast(&pc->cond);
+    pthread_mutex_unlock(&pc->lock);
+}
+
+void
 emmd_pager_conn_stop(struct emmd_fs *fs)
 {
     struct emmd_pager_conn *pc = fs->pconn;
@@ -475,12 +498,15 @@ emmd_pager_conn_stop(struct emmd_fs *fs)
         return;
     pthread_mutex_lock(&pc->lock);
     pc->stopping = 1;
-    struct emm_stream *s = pc->s;
-    pc->s = NULL;
+    pc->quit = 1;
     pthread_cond_broadcast(&pc->cond);
     pthread_mutex_unlock(&pc->lock);
     if (pc->started)
         pthread_join(pc->thread, NULL);
+    pthread_mutex_lock(&pc->lock);
+    struct emm_stream *s = pc->s;
+    pc->s = NULL;
+    pthread_mutex_unlock(&pc->lock);
     if (s != NULL) {
         emm_stream_drain(s, 10000); /* terminates and returns still queued go first */
         emm_stream_close(s);

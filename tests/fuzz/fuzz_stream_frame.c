@@ -278,6 +278,18 @@ make_corpus(const char *dir)
     n += put_msg(b + n, MO_READY, 1, 1, 0); /* not the kernel's to send */
     r |= write_seed(dir, "wrong-role", b, n);
 
+    /* Record locks (0x70..0x7f): the kernel's four, then a lock_reply, which
+     * is the pager's to send. */
+    n = emm_frame_encode_lookup(b, 1, 7);
+    n += put_msg(b + n, MO_LOCK_ACQUIRE, 1, 1, 0);
+    n += put_msg(b + n, MO_LOCK_TEST, 2, 1, 0);
+    n += put_msg(b + n, MO_LOCK_CANCEL, 3, 1, 0);
+    n += put_msg(b + n, MO_LOCK_RELEASE, 4, 1, 0);
+    r |= write_seed(dir, "locks", b, n);
+    n = emm_frame_encode_lookup(b, 1, 7);
+    n += put_msg(b + n, MO_LOCK_REPLY, 1, 1, 0);
+    r |= write_seed(dir, "lock-reply-wrong-role", b, n);
+
     n = emm_frame_encode_lookup(b, 1, 7);
     n += put_msg(b + n, MO_DATA_REQUEST, 4, 1, 0);
     n += put_msg(b + n, MO_DATA_REQUEST, 2, 1, 0);

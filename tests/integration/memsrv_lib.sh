@@ -23,6 +23,13 @@ MS_PID=""
 MS_LOG="$WORK/memserver.log"
 MS_PSK="$WORK/psk"
 MS_PORT=""
+# A test in network namespaces sets these: the server's address, and the
+# netns (an `ip netns` name) the server and the hosts run in (nsenter --net:
+# the mount namespace stays the test's, so the hosts' mounts are seen).
+MS_ADDR=${MS_ADDR:-127.0.0.1}
+MS_SERVER_NETNS=${MS_SERVER_NETNS:-}
+MS_HOST_NETNS=${MS_HOST_NETNS:-}
+_ms_in() { if [ -n "$1" ]; then echo nsenter "--net=/run/netns/$1"; fi; }
 declare -A MS_HOST_PID=()
 MS_HOSTS=()
 
@@ -42,20 +49,20 @@ ms_start_server() {
     for kv in "$@"; do [ "$kv" != tls=off ] || tls=off; done
     {
         echo "[memserver]"
-        echo "listen = 127.0.0.1:$MS_PORT"
+        echo "listen = $MS_ADDR:$MS_PORT"
         [ $tls = off ] || echo "tls-psk-file = $MS_PSK"
         echo "state-dir = $WORK/msstate"
-        echo "log-level = debug"
+        echo "log-level = ${MS_LOG_LEVEL:-debug}"
         for kv in "$@"; do echo "${kv%%=*} = ${kv#*=}"; done
     } >"$conf"
     mkdir -p "$WORK/msstate"
     local seen
-    seen=$(grep -c "listening on 127.0.0.1:$MS_PORT" "$MS_LOG" 2>/dev/null || true)
+    seen=$(grep -c "listening on $MS_ADDR:$MS_PORT" "$MS_LOG" 2>/dev/null || true)
     echo "=== $(date +%T) emm-memserver -c $conf" >>"$MS_LOG"
-    "$EMM_BIN/emm-memserver" -c "$conf" </dev/null >>"$MS_LOG" 2>&1 &
+    $(_ms_in "$MS_SERVER_NETNS") "$EMM_BIN/emm-memserver" -c "$conf" </dev/null >>"$MS_LOG" 2>&1 &
     MS_PID=$!
     for ((i = 0; i < EMM_START_WAIT; i++)); do
-        [ "$(grep -c "listening on 127.0.0.1:$MS_PORT" "$MS_LOG")" -gt "${seen:-0}" ] && return 0
+        [ "$(grep -c "listening on $MS_ADDR:$MS_PORT" "$MS_LOG")" -gt "${seen:-0}" ] && return 0
         kill -0 "$MS_PID" 2>/dev/null || { cat "$MS_LOG" >&2; fail "emm-memserver exited at start"; }
         sleep 0.1
     done
@@ -76,16 +83,16 @@ ms_start_host() {
         echo "mount-root = $d/mnt"
         echo "control-socket = $d/emmd.sock"
         echo "pid-file = $d/emmd.pid"
-        echo "log-level = debug"
+        echo "log-level = ${MS_LOG_LEVEL:-debug}"
         echo
         echo "[fs s]"
         echo "backend = memory"
-        echo "pager = tcp:127.0.0.1:$MS_PORT"
+        echo "pager = tcp:$MS_ADDR:$MS_PORT"
         [ "$psk" = off ] && echo "pager.tls = off" || echo "pager.tls-psk-file = $psk"
         for l in "$@"; do echo "$l"; done
     } >"$d/emmd.conf"
     MOUNTS+=("$d/mnt/s")
-    "$EMMD" -f -c "$d/emmd.conf" </dev/null >>"$d/emmd.log" 2>&1 &
+    $(_ms_in "$MS_HOST_NETNS") "$EMMD" -f -c "$d/emmd.conf" </dev/null >>"$d/emmd.log" 2>&1 &
     MS_HOST_PID[$name]=$!
     MS_HOSTS+=("$name")
     for ((i = 0; i < EMM_START_WAIT; i++)); do

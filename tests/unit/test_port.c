@@ -717,11 +717,116 @@ test_names(void **state)
     emm_port_destroy(b);
 }
 
+/* ---- destroy waits for a running handler (emm_port_set_destroy_waits) ---- */
+
+struct dw {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int in_handler, release, handler_done, destroyed, saw_done;
+    struct emm_port *port;
+    int self_destroy;
+};
+
+static void
+dw_handler(struct emm_port *port, struct emm_msg *msg)
+{
+    struct dw *w = emm_port_context(port);
+    emm_msg_release(msg, 0);
+    if (w->self_destroy) {
+        emm_port_destroy(port); /* from inside its own handler: must not wait */
+        pthread_mutex_lock(&w->lock);
+        w->destroyed = 1;
+        pthread_mutex_unlock(&w->lock);
+        return;
+    }
+    pthread_mutex_lock(&w->lock);
+    w->in_handler = 1;
+    pthread_cond_broadcast(&w->cond);
+    while (!w->release)
+        pthread_cond_wait(&w->cond, &w->lock);
+    w->handler_done = 1;
+    pthread_mutex_unlock(&w->lock);
+}
+
+static void *
+dw_sender(void *arg)
+{
+    struct dw *w = arg;
+    assert_int_equal(emm_port_send(w->port, emm_msg_new(1, 0, 0)), 0);
+    return NULL;
+}
+
+static void *
+dw_destroyer(void *arg)
+{
+    struct dw *w = arg;
+    emm_port_destroy(w->port);
+    pthread_mutex_lock(&w->lock);
+    w->destroyed = 1;
+    w->saw_done = w->handler_done; /* the handler had returned */
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+/* The destroy of a port that another thread runs a handler of returns only
+ * after the handler: its receiver may free the handler's context then (a vm
+ * object whose late data_return_completed the stream reader delivers). */
+static void
+test_destroy_waits_for_handler(void **state)
+{
+    (void)state;
+    struct dw w = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    assert_int_equal(emm_port_create("dw", dw_handler, &w, NULL, &w.port), 0);
+    emm_port_set_destroy_waits(w.port);
+    emm_port_ref(w.port); /* the sender's right */
+    pthread_t snd, dst;
+    assert_int_equal(pthread_create(&snd, NULL, dw_sender, &w), 0);
+    pthread_mutex_lock(&w.lock);
+    while (!w.in_handler)
+        pthread_cond_wait(&w.cond, &w.lock);
+    pthread_mutex_unlock(&w.lock);
+    assert_int_equal(pthread_create(&dst, NULL, dw_destroyer, &w), 0);
+    /* Give the destroyer time to get to the port (without the wait it would
+     * return at once, the handler still running); then let the handler end. */
+    struct timespec ts = {0, 100 * 1000000};
+    nanosleep(&ts, NULL);
+    pthread_mutex_lock(&w.lock);
+    assert_int_equal(w.destroyed, 0);
+    w.release = 1;
+    pthread_cond_broadcast(&w.cond);
+    pthread_mutex_unlock(&w.lock);
+    pthread_join(dst, NULL);
+    pthread_join(snd, NULL);
+    assert_int_equal(w.saw_done, 1);
+    /* Dead now: a later send is refused. */
+    struct emm_msg *m = emm_msg_new(1, 0, 0);
+    assert_int_equal(emm_port_send(w.port, m), -EPIPE);
+    emm_msg_release(m, -EPIPE);
+    emm_port_unref(w.port);
+}
+
+/* A handler that destroys its own port does not wait for itself. */
+static void
+test_destroy_waits_not_for_itself(void **state)
+{
+    (void)state;
+    struct dw w = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER,
+                   .self_destroy = 1};
+    assert_int_equal(emm_port_create("dw-self", dw_handler, &w, NULL, &w.port), 0);
+    emm_port_set_destroy_waits(w.port);
+    emm_port_ref(w.port);
+    assert_int_equal(emm_port_send(w.port, emm_msg_new(1, 0, 0)), 0);
+    assert_int_equal(w.destroyed, 1);
+    emm_port_unref(w.port);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_destroy_waits_for_handler),
+        cmocka_unit_test(test_destroy_waits_not_for_itself),
         cmocka_unit_test(test_dead_name_notification),
         cmocka_unit_test(test_dead_name_two_watchers),
         cmocka_unit_test(test_set_handoff),

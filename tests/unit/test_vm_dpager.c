@@ -322,7 +322,14 @@ static const struct vm_dpager_ops fdp_ops = {
 
 /* ---- the object's own pager ---------------------------------------------- */
 
-enum { OP_TAKE = 0, OP_REFUSE, OP_HOLD };
+/* OP_LOAN_BACK: a pager in another process: the frame is back at once (the
+ * data was copied out when the message was written), the answer comes later
+ * (fop_answer_loaned) or never. */
+enum { OP_TAKE = 0, OP_REFUSE, OP_HOLD, OP_LOAN_BACK };
+
+struct owed {
+    uint64_t offset, length, seqno;
+};
 
 struct fop {
     pthread_mutex_t lock;
@@ -342,6 +349,8 @@ struct fop {
     int query_bad;             /* counts answered with a reply the kernel must refuse */
     struct emm_msg *held_q[16];
     int nheld_q;
+    struct owed owed[64]; /* OP_LOAN_BACK: answers not sent yet */
+    int nowed;
 };
 
 /* An answer to query q: to its reply port when it carries one (the kernel
@@ -437,6 +446,15 @@ fop_handler(struct emm_port *port, struct emm_msg *msg)
             status = fp->refuse_status;
             break;
         }
+        if (fp->returns_mode == OP_LOAN_BACK && fp->nowed < 64) {
+            uint64_t len = 0;
+            for (struct emm_msg *c = msg; c != NULL; c = c->chain)
+                len += c->length;
+            fp->owed[fp->nowed++] = (struct owed){msg->offset, len, msg->seqno};
+            pthread_mutex_unlock(&fp->lock);
+            emm_msg_release(msg, 0); /* the loan ends, the answer is owed */
+            return;
+        }
         for (struct emm_msg *c = msg; c != NULL; c = c->chain)
             for (uint64_t i = 0; i < c->length / PS; i++)
                 store_put(&fp->st, c->offset / PS + i, (char *)c->data + i * PS);
@@ -489,6 +507,25 @@ fop_release_held(struct fop *fp, int status)
     for (int i = 0; i < n; i++) {
         emm_msg_return_completed(list[i], fp->control, status);
         emm_msg_release(list[i], status);
+    }
+    return n;
+}
+
+/* OP_LOAN_BACK: the owed answers go at last (a pager that was slow to store).
+ * Returns how many; a dead control port refuses them. */
+static int
+fop_answer_loaned(struct fop *fp)
+{
+    pthread_mutex_lock(&fp->lock);
+    int n = fp->nowed;
+    struct owed list[64];
+    memcpy(list, fp->owed, (size_t)n * sizeof(list[0]));
+    fp->nowed = 0;
+    pthread_mutex_unlock(&fp->lock);
+    for (int i = 0; i < n; i++) {
+        struct emm_msg *c = emm_msg_new(MO_DATA_RETURN_COMPLETED, list[i].offset, list[i].length);
+        c->arg2 = list[i].seqno;
+        send_or_drop(fp->control, c);
     }
     return n;
 }
@@ -1021,6 +1058,84 @@ test_write_to_overdue_page_makes_orphan(void **state)
     assert_int_equal(f->fp.st.data[1 * PS], 0x12);
     WAIT_FOR(!fdp_holds(&f->dp, d, 1));
     assert_int_equal(read_byte(f, 1), 0x12);
+}
+
+/* A pager in another process hands the frame of a data_return back when the
+ * message is written and answers later. The file is unlinked meanwhile (its
+ * object terminated): the page, an orphan with no loan left, leaves the
+ * laundry at once. Unfixed, it stayed there for ever: the laundry count never
+ * fell back (at laundry_max the pageout daemon stops and writers wait for
+ * frames in D state), its frame was lost, and the pool's laundry list kept a
+ * page of the freed object (the overdue check read it: a use after free). */
+static void
+test_unanswered_return_of_terminated_object(void **state)
+{
+    struct fx *f = *state;
+    struct vm_pool *pool = vm_kernel_pool(f->k);
+    f->fp.returns_mode = OP_LOAN_BACK;
+    write_page(f, 3, 0x33);
+    write_page(f, 4, 0x44);
+    pager_flush(f, 3, 2);
+    assert_true(f->fp.nowed > 0);
+    assert_int_equal(vm_kernel_laundry(f->k), 2); /* lent no more, answers owed */
+    struct comp c;
+    comp_init(&c);
+    vm_object_terminate(f->obj, 0, done_cb, &c);
+    assert_true(comp_wait(&c));
+    assert_int_equal(vm_kernel_laundry(f->k), 0);
+    assert_int_equal(vm_pool_free_count(pool), pool->npages);
+    /* The late answers find no page: nothing changes. */
+    assert_true(fop_answer_loaned(&f->fp) > 0);
+    assert_int_equal(vm_kernel_laundry(f->k), 0);
+    vm_object_unref(f->obj);
+    f->obj = NULL;
+    assert_int_equal(vm_pool_free_count(pool), pool->npages);
+}
+
+/* The same, with the object's last reference gone before the answer: the
+ * late answer meets a dead control port, never the freed object. */
+static void
+test_unanswered_return_object_freed(void **state)
+{
+    struct fx *f = *state;
+    struct vm_pool *pool = vm_kernel_pool(f->k);
+    f->fp.returns_mode = OP_LOAN_BACK;
+    write_page(f, 5, 0x55);
+    pager_flush(f, 5, 1);
+    assert_int_equal(vm_kernel_laundry(f->k), 1);
+    struct comp c;
+    comp_init(&c);
+    vm_object_terminate(f->obj, 0, done_cb, &c);
+    assert_true(comp_wait(&c));
+    vm_object_unref(f->obj);
+    f->obj = NULL;
+    assert_int_equal(vm_kernel_laundry(f->k), 0);
+    assert_int_equal(vm_pool_free_count(pool), pool->npages);
+    assert_int_equal(fop_answer_loaned(&f->fp), 1); /* refused by the dead port */
+}
+
+/* A data_return whose frame came back but whose answer never comes is overdue
+ * like a held one: after the deadline it is copied to swap (double paging),
+ * counted, and the pager is suspect; its laundry no longer throttles the
+ * daemon. The late answer then settles it. */
+static void
+test_unanswered_return_goes_overdue(void **state)
+{
+    struct fx *f = *state;
+    struct fdp_obj *d = fx_dpo(f);
+    f->fp.returns_mode = OP_LOAN_BACK;
+    write_page(f, 6, 0x66);
+    pager_flush(f, 6, 1);
+    assert_int_equal(f->fp.nowed, 1);
+    WAIT_FOR(fdp_holds(&f->dp, d, 6)); /* the daemon saw it overdue */
+    struct vm_stats *st = vm_kernel_stats(f->k);
+    assert_int_equal(stat_of(&st->overdue), 1);
+    assert_int_equal(vm_kernel_laundry(f->k), 0);
+    assert_true(vm_pager_suspect(&f->ps, emm_mono_ns()));
+    assert_int_equal(read_byte(f, 6), 0x66);
+    f->fp.returns_mode = OP_TAKE;
+    assert_int_equal(fop_answer_loaned(&f->fp), 1);
+    WAIT_FOR(stat_of(&f->ps.overdue_inflight) == 0);
 }
 
 /* ---- replay ------------------------------------------------------------------ */
@@ -1706,6 +1821,11 @@ main(void)
         cmocka_unit_test_setup_teardown(test_overdue_return_copied_to_swap, setup_deadline,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_write_to_overdue_page_makes_orphan, setup_deadline,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_unanswered_return_of_terminated_object, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_unanswered_return_object_freed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unanswered_return_goes_overdue, setup_deadline,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_replay_after_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_at_attach, setup_empty, teardown),
