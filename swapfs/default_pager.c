@@ -48,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -106,7 +107,7 @@ struct dp_object {
     /* data_returns being written, in arrival order (qlock) */
     pthread_mutex_t qlock;    /* leaf: fifo, each record's pending and submitting */
     pthread_cond_t qcond;     /* a record was finished or its I/O completed */
-    struct dp_ret *fifo_head, *fifo_tail;
+    STAILQ_HEAD(, dp_ret) fifo;
     unsigned writes;          /* data_returns in the fifo */
     int finishing;            /* a thread is finishing records at the head */
 };
@@ -127,7 +128,7 @@ struct dp_write {
 };
 enum { DP_RET_WRITE = 0, DP_RET_READ = 1 };
 struct dp_ret {
-    struct dp_ret *next; /* o's fifo, or dp's free list */
+    STAILQ_ENTRY(dp_ret) link; /* o's fifo, or dp's free list */
     struct dp_object *o;
     struct emm_msg *msg;
     int kind;            /* DP_RET_WRITE (a data_return) or DP_RET_READ (a data_request) */
@@ -172,7 +173,8 @@ struct swp_dpager {
     atomic_uint_fast64_t write_ios, read_ios;
     atomic_uint_fast64_t read_bytes; /* asynchronous reads' buffers not yet released */
     /* data_return records: a free list (rec_lock), waited for when empty */
-    struct dp_ret *recs, *rec_free;
+    struct dp_ret *recs;
+    STAILQ_HEAD(, dp_ret) rec_free;
     unsigned nrecs;
     pthread_mutex_t rec_lock;
     pthread_cond_t rec_cond;
@@ -239,6 +241,7 @@ obj_get(struct swp_dpager *dp, uint64_t key, struct dp_object **out)
     o->key = key;
     pthread_mutex_init(&o->lock, NULL);
     pthread_mutex_init(&o->qlock, NULL);
+    STAILQ_INIT(&o->fifo);
     pthread_cond_init(&o->qcond, NULL);
     if (!tsearch(o, &dp->objects, obj_cmp)) {
         obj_free(o);
@@ -369,8 +372,7 @@ static void
 rec_put(struct swp_dpager *dp, struct dp_ret *r)
 {
     pthread_mutex_lock(&dp->rec_lock);
-    r->next = dp->rec_free;
-    dp->rec_free = r;
+    STAILQ_INSERT_HEAD(&dp->rec_free, r, link);
     pthread_cond_signal(&dp->rec_cond);
     pthread_mutex_unlock(&dp->rec_lock);
 }
@@ -379,10 +381,10 @@ static struct dp_ret *
 rec_get(struct swp_dpager *dp)
 {
     pthread_mutex_lock(&dp->rec_lock);
-    while (dp->rec_free == NULL)
+    while (STAILQ_EMPTY(&dp->rec_free))
         pthread_cond_wait(&dp->rec_cond, &dp->rec_lock);
-    struct dp_ret *r = dp->rec_free;
-    dp->rec_free = r->next;
+    struct dp_ret *r = STAILQ_FIRST(&dp->rec_free);
+    STAILQ_REMOVE_HEAD(&dp->rec_free, link);
     pthread_mutex_unlock(&dp->rec_lock);
     return r;
 }
@@ -433,10 +435,8 @@ fifo_run(struct dp_object *o)
     }
     o->finishing = 1;
     struct dp_ret *r;
-    while ((r = o->fifo_head) != NULL && !r->submitting && r->pending == 0) {
-        o->fifo_head = r->next;
-        if (o->fifo_head == NULL)
-            o->fifo_tail = NULL;
+    while ((r = STAILQ_FIRST(&o->fifo)) != NULL && !r->submitting && r->pending == 0) {
+        STAILQ_REMOVE_HEAD(&o->fifo, link);
         pthread_mutex_unlock(&o->qlock);
         int w = r->kind == DP_RET_WRITE;
         ret_finish(r); /* r is free from here on */
@@ -456,7 +456,7 @@ static void
 obj_drain(struct dp_object *o)
 {
     pthread_mutex_lock(&o->qlock);
-    while (o->fifo_head != NULL || o->finishing)
+    while (!STAILQ_EMPTY(&o->fifo) || o->finishing)
         pthread_cond_wait(&o->qcond, &o->qlock);
     pthread_mutex_unlock(&o->qlock);
 }
@@ -477,11 +477,7 @@ static void
 fifo_append(struct dp_object *o, struct dp_ret *r)
 {
     pthread_mutex_lock(&o->qlock);
-    if (o->fifo_tail)
-        o->fifo_tail->next = r;
-    else
-        o->fifo_head = r;
-    o->fifo_tail = r;
+    STAILQ_INSERT_TAIL(&o->fifo, r, link);
     o->writes += r->kind == DP_RET_WRITE;
     pthread_mutex_unlock(&o->qlock);
 }
@@ -513,7 +509,7 @@ ret_settle(struct dp_ret *r)
     struct dp_object *o = r->o;
 
     pthread_mutex_lock(&o->qlock);
-    while (r->pending > 0 || o->fifo_head != r || o->finishing)
+    while (r->pending > 0 || STAILQ_FIRST(&o->fifo) != r || o->finishing)
         pthread_cond_wait(&o->qcond, &o->qlock);
     pthread_mutex_unlock(&o->qlock);
     ret_apply_runs(r);
@@ -1415,10 +1411,9 @@ swp_dp_create(const struct swp_dp_area_config *areas, size_t n, unsigned threads
     dp->areas = calloc(SWP_DP_MAX_AREAS, sizeof(*dp->areas));
     dp->nrecs = DP_RECS;
     dp->recs = calloc(dp->nrecs, sizeof(*dp->recs));
-    for (unsigned i = 0; dp->recs && i < dp->nrecs; i++) {
-        dp->recs[i].next = dp->rec_free;
-        dp->rec_free = &dp->recs[i];
-    }
+    STAILQ_INIT(&dp->rec_free);
+    for (unsigned i = 0; dp->recs && i < dp->nrecs; i++)
+        STAILQ_INSERT_HEAD(&dp->rec_free, &dp->recs[i], link);
     if (!dp->areas || !dp->recs) {
         snprintf(err, errlen, "%s: default pager: out of memory", cfg_path);
         rc = -ENOMEM;

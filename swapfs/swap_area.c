@@ -84,7 +84,7 @@ struct swp_area {
     int has_committer, commit_stop, committing;
     pthread_mutex_t commit_lock;
     pthread_cond_t commit_cond;
-    struct swp_area_write *commit_head, *commit_tail;
+    STAILQ_HEAD(, swp_area_write) commit; /* writes waiting for the group commit */
     uint64_t commits, commit_pages; /* groups, descriptor pages written by them */
 };
 
@@ -699,6 +699,7 @@ area_alloc(const char *path, struct swp_area **out)
     a->fd = -1;
     pthread_mutex_init(&a->bounce_lock, NULL);
     pthread_mutex_init(&a->commit_lock, NULL);
+    STAILQ_INIT(&a->commit);
     pthread_cond_init(&a->commit_cond, NULL);
     for (unsigned i = 0; i < SWP_STRIPES; i++) {
         pthread_mutex_init(&a->stripes[i].lock, NULL);
@@ -1180,13 +1181,8 @@ write_done(struct swp_io_req *r, int rc)
         w->done(w, rc);
         return;
     }
-    w->next = NULL;
     pthread_mutex_lock(&a->commit_lock);
-    if (a->commit_tail)
-        a->commit_tail->next = w;
-    else
-        a->commit_head = w;
-    a->commit_tail = w;
+    STAILQ_INSERT_TAIL(&a->commit, w, link);
     pthread_cond_broadcast(&a->commit_cond);
     pthread_mutex_unlock(&a->commit_lock);
 }
@@ -1286,17 +1282,15 @@ commit_main(void *arg)
 
     pthread_mutex_lock(&a->commit_lock);
     for (;;) {
-        while (a->commit_head == NULL && !a->commit_stop)
+        while (STAILQ_EMPTY(&a->commit) && !a->commit_stop)
             pthread_cond_wait(&a->commit_cond, &a->commit_lock);
-        if (a->commit_head == NULL)
+        if (STAILQ_EMPTY(&a->commit))
             break;
         unsigned nv = 0;
-        while (a->commit_head != NULL && nv < COMMIT_MAX) {
-            v[nv++] = a->commit_head;
-            a->commit_head = a->commit_head->next;
+        while (!STAILQ_EMPTY(&a->commit) && nv < COMMIT_MAX) {
+            v[nv++] = STAILQ_FIRST(&a->commit);
+            STAILQ_REMOVE_HEAD(&a->commit, link);
         }
-        if (a->commit_head == NULL)
-            a->commit_tail = NULL;
         a->committing = 1;
         pthread_mutex_unlock(&a->commit_lock);
         commit_group(a, v, nv);
@@ -1373,7 +1367,7 @@ swp_area_drain(struct swp_area *a)
         return;
     swp_io_drain(a->io);
     pthread_mutex_lock(&a->commit_lock);
-    while (a->commit_head != NULL || a->committing)
+    while (!STAILQ_EMPTY(&a->commit) || a->committing)
         pthread_cond_wait(&a->commit_cond, &a->commit_lock);
     pthread_mutex_unlock(&a->commit_lock);
 }

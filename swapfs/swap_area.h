@@ -33,6 +33,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "swap_io.h"
 
@@ -196,7 +197,7 @@ struct swp_area_write {
     /* the area's */
     struct swp_area *area;
     struct swp_io_req io;
-    struct swp_area_write *next; /* waiting for the group commit */
+    STAILQ_ENTRY(swp_area_write) link; /* waiting for the group commit */
     int rc;
 };
 int swp_area_write_async(struct swp_area *a, struct swp_area_write *w);

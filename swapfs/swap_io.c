@@ -33,7 +33,7 @@ struct swp_io {
     pthread_mutex_t lock;
     pthread_cond_t room;  /* in_flight dropped below depth, or to 0 */
     pthread_cond_t work;  /* thread engine: a request queued, or stop */
-    struct swp_io_req *head, *tail; /* thread engine: queued requests */
+    STAILQ_HEAD(, swp_io_req) reqs; /* thread engine: queued requests */
     int stop;
     uint64_t in_flight;
     struct swp_io_stats st;
@@ -91,12 +91,7 @@ ring_push_locked(struct swp_io *q, struct swp_io_req *r)
 static void
 list_push_locked(struct swp_io *q, struct swp_io_req *r)
 {
-    r->next = NULL;
-    if (q->tail)
-        q->tail->next = r;
-    else
-        q->head = r;
-    q->tail = r;
+    STAILQ_INSERT_TAIL(&q->reqs, r, link);
     pthread_cond_signal(&q->work);
 }
 
@@ -191,14 +186,12 @@ thread_main(void *arg)
 
     pthread_mutex_lock(&q->lock);
     for (;;) {
-        while (q->head == NULL && !q->stop)
+        while (STAILQ_EMPTY(&q->reqs) && !q->stop)
             pthread_cond_wait(&q->work, &q->lock);
-        if (q->head == NULL)
+        if (STAILQ_EMPTY(&q->reqs))
             break;
-        struct swp_io_req *r = q->head;
-        q->head = r->next;
-        if (q->head == NULL)
-            q->tail = NULL;
+        struct swp_io_req *r = STAILQ_FIRST(&q->reqs);
+        STAILQ_REMOVE_HEAD(&q->reqs, link);
         pthread_mutex_unlock(&q->lock);
         ssize_t n = r->op == SWP_IO_WRITE ? pwritev(q->fd, r->iov, r->niov, (off_t)r->off)
                                           : preadv(q->fd, r->iov, r->niov, (off_t)r->off);
@@ -221,6 +214,7 @@ swp_io_create(int fd, const char *path, unsigned depth, unsigned flags, struct s
         return -ENOMEM;
     }
     q->fd = fd;
+    STAILQ_INIT(&q->reqs);
     q->depth = depth == 0 ? SWP_IO_DEPTH_DEFAULT : depth > SWP_IO_DEPTH_MAX ? SWP_IO_DEPTH_MAX : depth;
     pthread_mutex_init(&q->lock, NULL);
     pthread_cond_init(&q->room, NULL);

@@ -26,6 +26,7 @@
 #define EMM_SWAP_IO_H
 
 #include <stdint.h>
+#include <sys/queue.h>
 #include <sys/uio.h>
 
 #define SWP_IO_DEPTH_DEFAULT 64u
@@ -48,7 +49,7 @@ struct swp_io_req {
     void (*done)(struct swp_io_req *r, int rc); /* 0 (every byte moved) or -errno */
     void *arg;
     /* the queue's */
-    struct swp_io_req *next;
+    STAILQ_ENTRY(swp_io_req) link;
     uint64_t left;
 };
 

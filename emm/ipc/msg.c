@@ -1,9 +1,9 @@
 /*
- * msg.c - messages: allocation, release (dropping the rights a header still
- * carries), names of ids, and a pager's answer to a data_return. Stateless:
- * no locking of its own (rights are port references, see port.c).
+ * msg.c - messages: allocation and the names of ids. Stateless: no locking.
+ * Releasing a message (it drops the rights its header still carries) and a
+ * pager's answer to a data_return (it sends) are port.c's: this file calls
+ * nothing above it, port.c calls it.
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,26 +27,6 @@ emm_msg_new(uint32_t id, uint64_t offset, uint64_t length)
     m->length = length;
     m->release = msg_free_release;
     return m;
-}
-
-void
-emm_msg_release(struct emm_msg *msg, int status)
-{
-    struct emm_msg *chain = msg->chain;
-    msg->chain = NULL;
-    while (chain != NULL) { /* a clustered data_return: release every page */
-        struct emm_msg *next = chain->chain;
-        chain->chain = NULL;
-        emm_msg_release(chain, status);
-        chain = next;
-    }
-    emm_port_name_t *rights[] = {&msg->control, &msg->name, &msg->reply};
-    for (size_t i = 0; i < sizeof(rights) / sizeof(rights[0]); i++) {
-        struct emm_port *p = emm_port_take(rights[i]);
-        if (p != NULL)
-            emm_port_unref(p);
-    }
-    msg->release(msg, status);
 }
 
 const char *
@@ -97,25 +77,3 @@ emm_msg_id_known(uint32_t id)
 {
     return strcmp(emm_msg_name(id), "unknown") != 0;
 }
-
-int
-emm_msg_return_completed(struct emm_msg *ret, struct emm_port *control, int status)
-{
-    uint64_t len = 0;
-    for (const struct emm_msg *m = ret; m != NULL; m = m->chain)
-        len += m->length;
-    struct emm_msg *c = emm_msg_new(MO_DATA_RETURN_COMPLETED, ret->offset, len);
-    if (c == NULL)
-        return -ENOMEM;
-    c->arg = -status; /* a positive errno on the wire */
-    c->arg2 = ret->seqno;
-    int rc;
-    if (ret->reply != EMM_PORT_NULL)
-        rc = emm_port_send_reply(&ret->reply, c);
-    else
-        rc = control != NULL ? emm_port_send(control, c) : -EPIPE;
-    if (rc < 0)
-        emm_msg_release(c, rc);
-    return rc;
-}
-

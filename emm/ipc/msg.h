@@ -142,6 +142,11 @@ enum emm_msg_id {
  * not resident asks for it with a data_request for write access even when it
  * covers the whole page, instead of making a new page without asking. */
 #define MO_F_STRICT_WRITE (1u << 8)
+/* emm extension, on data_query: the pager's own statistics ("key:value"
+ * lines, e.g. its backend's); query_reply's offset is 0, its length one
+ * page and its data that page, the text NUL-terminated (`emmctl info`). A
+ * pager that does not know the flag answers something else: no lines. */
+#define MO_F_QUERY_INFO  (1u << 9)
 
 /* The namespace (MO_NS_*): the object id whose port is the server's
  * namespace port, and what a MO_NS_SETATTR sets. */

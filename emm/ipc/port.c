@@ -2,7 +2,8 @@
  * port.c - what every port has, whatever its transport: rights (references),
  * its name in message headers (the name table), the receiver's context, and
  * the calls that go to its transport (port_impl.h; the local one is
- * port_local.c). See port.h for the model.
+ * port_local.c), and releasing a message (the rights it still carries) or
+ * answering a data_return with one. See port.h for the model.
  *
  * Locking: refs is atomic. names.lock guards the name table's free list and
  * chunk allocation; slots are read without it (atomics), since a name is
@@ -310,3 +311,45 @@ emm_port_send_reply(emm_port_name_t *name, struct emm_msg *msg)
     return emm_port_send_once(&p, msg);
 }
 
+/* ---- messages ending and answering: their rights are ports (msg.c is below) ---- */
+
+void
+emm_msg_release(struct emm_msg *msg, int status)
+{
+    struct emm_msg *chain = msg->chain;
+    msg->chain = NULL;
+    while (chain != NULL) { /* a clustered data_return: release every page */
+        struct emm_msg *next = chain->chain;
+        chain->chain = NULL;
+        emm_msg_release(chain, status);
+        chain = next;
+    }
+    emm_port_name_t *rights[] = {&msg->control, &msg->name, &msg->reply};
+    for (size_t i = 0; i < sizeof(rights) / sizeof(rights[0]); i++) {
+        struct emm_port *p = emm_port_take(rights[i]);
+        if (p != NULL)
+            emm_port_unref(p);
+    }
+    msg->release(msg, status);
+}
+
+int
+emm_msg_return_completed(struct emm_msg *ret, struct emm_port *control, int status)
+{
+    uint64_t len = 0;
+    for (const struct emm_msg *m = ret; m != NULL; m = m->chain)
+        len += m->length;
+    struct emm_msg *c = emm_msg_new(MO_DATA_RETURN_COMPLETED, ret->offset, len);
+    if (c == NULL)
+        return -ENOMEM;
+    c->arg = -status; /* a positive errno on the wire */
+    c->arg2 = ret->seqno;
+    int rc;
+    if (ret->reply != EMM_PORT_NULL)
+        rc = emm_port_send_reply(&ret->reply, c);
+    else
+        rc = control != NULL ? emm_port_send(control, c) : -EPIPE;
+    if (rc < 0)
+        emm_msg_release(c, rc);
+    return rc;
+}

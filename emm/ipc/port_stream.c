@@ -262,6 +262,9 @@ proxy_get(struct emm_stream *s, emm_port_name_t remote)
         }
         proxy_unlink(s, p);
     }
+    /* (a replaced proxy's messages may reach the peer after the lookup that
+     * made this one: number on past them) */
+    uint64_t seqno = p != NULL ? p->seqno : 0;
     p = calloc(1, sizeof(*p));
     if (p == NULL)
         return NULL;
@@ -278,6 +281,7 @@ proxy_get(struct emm_stream *s, emm_port_name_t remote)
     atomic_fetch_add(&s->refs, 1);
     p->remote = remote;
     p->received = 1;
+    p->seqno = seqno;
     p->next = s->proxies[bucket(remote)];
     s->proxies[bucket(remote)] = p;
     s->nproxies++;
@@ -1202,7 +1206,7 @@ recv_lookup_reply(struct emm_stream *s, struct emm_frame *f)
         bad = "name";
     } else {
         struct proxy *px = proxy_get(s, f->name);
-        if (px != NULL && px->received == 1 && px->seqno == 0)
+        if (px != NULL && px->received == 1 && px->seqno < f->seqno)
             px->seqno = f->seqno; /* new: number on from the port's own count */
         l->rc = px != NULL ? 0 : -ENOMEM;
         l->port = px != NULL ? &px->port : NULL;

@@ -131,13 +131,13 @@ do_data_request(struct pgr_object *po, struct emm_msg *msg)
      * backend reads straight into the region, and the supply crosses with no
      * further copy in this process. Else (or no run free now) a buffer. */
     char *region = NULL;
-    if (n && n <= 256 && po->control != NULL &&
+    if (n && n <= EMM_MAX_REQUEST_PAGES && po->control != NULL &&
         emm_stream_data_alloc(po->control, (uint32_t)n, (void **)&region) == 0)
         atomic_fetch_add(&pg->stats.region_reads, 1);
-    struct supply_buf *sb = region == NULL && n && n <= 256 ? supply_buf_new(pg) : NULL;
+    struct supply_buf *sb = region == NULL && n && n <= EMM_MAX_REQUEST_PAGES ? supply_buf_new(pg) : NULL;
     char *buf = region != NULL ? region : sb != NULL ? sb->data : NULL;
-    uint8_t present[256];
-    int rc = buf == NULL ? (n > 256 ? -EINVAL : -ENOMEM) : 0;
+    uint8_t present[EMM_MAX_REQUEST_PAGES];
+    int rc = buf == NULL ? (n > EMM_MAX_REQUEST_PAGES ? -EINVAL : -ENOMEM) : 0;
     if (rc == 0)
         rc = emm_backend_read(pg->backend, po->id, first, (uint32_t)n, buf, present);
     if (rc < 0) {
@@ -231,6 +231,35 @@ send_query_reply(struct pgr_object *po, struct emm_msg *query, struct emm_msg *m
     }
 }
 
+static void
+info_release(struct emm_msg *m, int status)
+{
+    (void)status;
+    free(m->data);
+    free(m);
+}
+
+/* MO_DATA_QUERY with MO_F_QUERY_INFO: the backend's "key:value" lines in one
+ * page (emmctl info asks through the kernel, never the backend itself). */
+static void
+do_info_query(struct pgr_object *po, struct emm_msg *msg)
+{
+    char *text = calloc(1, PS);
+    struct emm_msg *m = text != NULL ? emm_msg_new(MO_QUERY_REPLY, 0, PS) : NULL;
+    if (m == NULL) {
+        free(text);
+        return; /* the kernel's deadline answers for us */
+    }
+    if (emm_backend_info(po->pager->backend, text, PS) != 0)
+        text[0] = '\0';
+    text[PS - 1] = '\0';
+    m->data = text;
+    m->release = info_release;
+    m->flags = MO_F_QUERY_INFO;
+    m->arg = msg->arg;
+    send_query_reply(po, msg, m);
+}
+
 /* MO_DATA_QUERY: the first run of pages the backend stores in [from,
  * from+span), from two backend seeks (with MO_F_QUERY_COUNT: how many pages
  * it stores; a backend that cannot count answers length UINT64_MAX, "cannot
@@ -246,6 +275,10 @@ do_data_query(struct pgr_object *po, struct emm_msg *msg)
     uint64_t end = msg->length == UINT64_MAX || n > UINT64_MAX - from ? UINT64_MAX : from + n;
     uint64_t d = from, h = end;
     atomic_fetch_add(&pg->stats.queries, 1);
+    if (msg->flags & MO_F_QUERY_INFO) {
+        do_info_query(po, msg);
+        return;
+    }
     if (msg->flags & MO_F_QUERY_COUNT) {
         uint64_t count = 0;
         int rc = emm_backend_stored_pages(pg->backend, po->id, &count);

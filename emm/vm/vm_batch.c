@@ -66,7 +66,7 @@ cluster_returns(struct emm_msg_list *list)
         struct emm_msg *last = head;
         unsigned count = 1;
         while (head->id == MO_DATA_RETURN && (n = STAILQ_FIRST(list)) != NULL &&
-               n->id == MO_DATA_RETURN && count < 256 && n->offset == last->offset + VM_PS &&
+               n->id == MO_DATA_RETURN && count < EMM_MAX_REQUEST_PAGES && n->offset == last->offset + VM_PS &&
                n->flags == head->flags) {
             STAILQ_REMOVE_HEAD(list, link); /* not sent on its own */
             last->chain = n;

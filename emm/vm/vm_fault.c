@@ -100,7 +100,7 @@ fault_in(struct vm_object *obj, uint64_t first, uint64_t n, uint32_t access, str
             continue;
         }
         uint64_t run = idx;
-        while (run < end && run - idx < 256 && vm_obj_page_lookup(obj, run) == NULL)
+        while (run < end && run - idx < EMM_MAX_REQUEST_PAGES && vm_obj_page_lookup(obj, run) == NULL)
             run++;
         /* Pages whose newest copy is in swap come from the default pager. */
         int from_swap = 0;
@@ -147,7 +147,7 @@ fault_in(struct vm_object *obj, uint64_t first, uint64_t n, uint32_t access, str
                 run++;
             extra = (unsigned)(run - idx) - want;
         }
-        struct vm_page *frames[256];
+        struct vm_page *frames[EMM_MAX_REQUEST_PAGES];
         unsigned got = vm_pool_alloc(&k->pool, frames, want + extra);
         if (got < want)
             starve(obj, 1); /* a read progresses with any frame */

@@ -102,6 +102,15 @@ vm_msg_check_form(const struct emm_msg *msg, int from_dp, const char **field)
     case MO_SYNCHRONIZE_COMPLETED:
         return errno_ok(msg->arg, 1) ? 0 : fail(field, "arg (errno)");
     case MO_QUERY_REPLY: /* arg: the query's tag, any value */
+        if (msg->flags == MO_F_QUERY_INFO) { /* one page of text */
+            if (msg->offset != 0)
+                return fail(field, "offset");
+            if (msg->length != VM_PS)
+                return fail(field, "length");
+            if (msg->data == NULL)
+                return fail(field, "data");
+            return msg->access != 0 ? fail(field, "access") : 0;
+        }
         if (msg->flags == MO_F_QUERY_COUNT) { /* how many pages: length = count * page */
             if (msg->offset != 0)
                 return fail(field, "offset");

@@ -233,11 +233,22 @@ void vm_object_stored(struct vm_object *obj, vm_seek_done_fn done, void *arg);
  * a lock done needs. */
 void vm_kernel_query_stored(struct vm_kernel *k, struct emm_port *pager, struct vm_pager_stats *ps,
                             uint64_t deadline_ms, vm_seek_done_fn done, void *arg);
+/* A pager's own statistics ("key:value" lines, its backend's), asked like
+ * vm_kernel_query_stored with data_query (MO_F_QUERY_INFO) on a memory
+ * object port: done(arg, text) once, text NULL when there is no answer;
+ * text lives only during the call. */
+typedef void (*vm_info_done_fn)(void *arg, const char *text);
+void vm_kernel_query_info(struct vm_kernel *k, struct emm_port *pager, struct vm_pager_stats *ps,
+                          uint64_t deadline_ms, vm_info_done_fn done, void *arg);
 /* An object the kernel has not mapped is deleted: MO_DISCARD of all its
  * pages to its memory object port (borrowed), no init, nothing awaited.
  * 0, or -EPIPE when the pager is gone. */
 int vm_kernel_discard_unmapped(struct vm_kernel *k, struct emm_port *pager,
                                struct vm_pager_stats *ps);
+/* The same from offset (page-aligned) to the end: the pages past the size
+ * its catalog saw, left by a crash (emmd at start). */
+int vm_kernel_discard_unmapped_from(struct vm_kernel *k, struct emm_port *pager,
+                                    struct vm_pager_stats *ps, uint64_t offset);
 void vm_object_info(struct vm_object *obj, struct vm_object_info *out);
 uint64_t vm_object_id(struct vm_object *obj);
 /* The pager's port died (Mach's dead-name notification, vm_lost.c) and no

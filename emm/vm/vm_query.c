@@ -18,7 +18,9 @@
  * (emmd keeps the last count it had).
  *
  * The same door carries the discard of an object deleted before anyone
- * mapped it (vm_kernel_discard_unmapped): its pages go at its pager too.
+ * mapped it (vm_kernel_discard_unmapped): its pages go at its pager too; and
+ * the question for the pager's own statistics (vm_kernel_query_info,
+ * MO_F_QUERY_INFO: `emmctl info`), answered with one page of text.
  *
  * Locking: k->queries_lock guards the list of queries waiting for a reply;
  * whoever takes a query off it (its reply's handler, or the worker giving it
@@ -26,8 +28,10 @@
  * while a message is sent or a completion runs (an inline pager answers
  * inside the send).
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "clock.h"
 #include "log.h"
@@ -41,6 +45,7 @@ struct vm_query {
     int32_t tag;
     uint64_t sent_ns, wait_ns;
     vm_seek_done_fn done;
+    vm_info_done_fn info_done; /* an info query (done is NULL then) */
     void *arg;
 };
 
@@ -76,7 +81,10 @@ take_query(struct vm_kernel *k, const struct emm_port *port)
 static void
 query_end(struct vm_query *q, uint64_t count)
 {
-    q->done(q->arg, count);
+    if (q->info_done != NULL)
+        q->info_done(q->arg, NULL); /* expired, or not an info answer */
+    else
+        q->done(q->arg, count);
     emm_port_destroy(q->port); /* a late answer finds it dead */
     free(q);
 }
@@ -92,6 +100,21 @@ query_port_handler(struct emm_port *port, struct emm_msg *msg)
         emm_msg_release(msg, -EBADMSG);
         return; /* the query ends at its deadline */
     }
+    if (msg->flags == MO_F_QUERY_INFO) { /* one page of text (checked above) */
+        struct vm_query *q = take_query(k, port);
+        if (q != NULL && q->info_done != NULL) {
+            char text[VM_PS]; /* (the data may be a read-only shared page) */
+            memcpy(text, msg->data, VM_PS);
+            text[VM_PS - 1] = '\0';
+            q->info_done(q->arg, text);
+            emm_port_destroy(q->port);
+            free(q);
+        } else if (q != NULL) {
+            query_end(q, VM_COUNT_UNKNOWN);
+        }
+        emm_msg_release(msg, 0);
+        return;
+    }
     /* A count: flags QUERY_COUNT and a length that is a count of pages. A
      * run reply (a pager that answered the span) or UINT64_MAX: it cannot tell. */
     uint64_t count = (msg->flags & MO_F_QUERY_COUNT) && msg->length != UINT64_MAX
@@ -103,13 +126,20 @@ query_port_handler(struct emm_port *port, struct emm_msg *msg)
         query_end(q, count);
 }
 
-void
-vm_kernel_query_stored(struct vm_kernel *k, struct emm_port *pager, struct vm_pager_stats *ps,
-                       uint64_t deadline_ms, vm_seek_done_fn done, void *arg)
+/* A data_query with flags to a port not mapped; exactly one of done and
+ * info_done is set. */
+static void
+query_send(struct vm_kernel *k, struct emm_port *pager, struct vm_pager_stats *ps,
+           uint64_t deadline_ms, uint32_t flags, vm_seek_done_fn done, vm_info_done_fn info_done,
+           void *arg)
 {
     if (ps != NULL && vm_pager_suspect(ps, emm_mono_ns())) {
         atomic_fetch_add(&k->stats.queries_expired, 1);
-        done(arg, VM_COUNT_UNKNOWN); /* a data_query would wait behind its stalled returns */
+        /* a data_query would wait behind its stalled returns */
+        if (info_done != NULL)
+            info_done(arg, NULL);
+        else
+            done(arg, VM_COUNT_UNKNOWN);
         return;
     }
     struct vm_query *q = calloc(1, sizeof(*q));
@@ -118,14 +148,18 @@ vm_kernel_query_stored(struct vm_kernel *k, struct emm_port *pager, struct vm_pa
         emm_port_create("query-reply", query_port_handler, k, NULL, &q->port) < 0) {
         free(m);
         free(q);
-        done(arg, VM_COUNT_UNKNOWN);
+        if (info_done != NULL)
+            info_done(arg, NULL);
+        else
+            done(arg, VM_COUNT_UNKNOWN);
         return;
     }
     q->sent_ns = emm_mono_ns();
     q->wait_ns = deadline_ms ? deadline_ms * 1000000ull : QUERY_WAIT_DEFAULT_NS;
     q->done = done;
+    q->info_done = info_done;
     q->arg = arg;
-    m->flags = MO_F_QUERY_COUNT;
+    m->flags = flags;
     m->reply = emm_port_make_send(q->port);
     pthread_mutex_lock(&k->queries_lock);
     q->tag = (int32_t)(k->next_query_tag++ & INT32_MAX);
@@ -145,11 +179,33 @@ vm_kernel_query_stored(struct vm_kernel *k, struct emm_port *pager, struct vm_pa
         query_end(q, VM_COUNT_UNKNOWN);
 }
 
+void
+vm_kernel_query_stored(struct vm_kernel *k, struct emm_port *pager, struct vm_pager_stats *ps,
+                       uint64_t deadline_ms, vm_seek_done_fn done, void *arg)
+{
+    query_send(k, pager, ps, deadline_ms, MO_F_QUERY_COUNT, done, NULL, arg);
+}
+
+void
+vm_kernel_query_info(struct vm_kernel *k, struct emm_port *pager, struct vm_pager_stats *ps,
+                     uint64_t deadline_ms, vm_info_done_fn done, void *arg)
+{
+    query_send(k, pager, ps, deadline_ms, MO_F_QUERY_INFO, NULL, done, arg);
+}
+
 int
 vm_kernel_discard_unmapped(struct vm_kernel *k, struct emm_port *pager, struct vm_pager_stats *ps)
 {
+    return vm_kernel_discard_unmapped_from(k, pager, ps, 0);
+}
+
+int
+vm_kernel_discard_unmapped_from(struct vm_kernel *k, struct emm_port *pager,
+                                struct vm_pager_stats *ps, uint64_t offset)
+{
     (void)k;
-    struct emm_msg *m = emm_msg_new(MO_DISCARD, 0, UINT64_MAX);
+    assert(offset % VM_PS == 0);
+    struct emm_msg *m = emm_msg_new(MO_DISCARD, offset, UINT64_MAX);
     if (m == NULL)
         return -ENOMEM;
     int rc = emm_port_send(pager, m);

@@ -424,8 +424,9 @@ vm_obj_replay(struct vm_object *obj, unsigned max_pages)
             while (run - idx < max_pages - sent && vm_obj_page_lookup(obj, run) == NULL &&
                    k->dpo->holds(k->dp_ctx, obj->dp_handle, run))
                 run++;
-            struct vm_page *frames[256];
-            unsigned want = (unsigned)(run - idx > 256 ? 256 : run - idx);
+            struct vm_page *frames[EMM_MAX_REQUEST_PAGES];
+            unsigned want = (unsigned)(run - idx > EMM_MAX_REQUEST_PAGES ? EMM_MAX_REQUEST_PAGES
+                                                                         : run - idx);
             unsigned got = vm_pool_alloc(&k->pool, frames, want);
             struct emm_msg *m = got ? vm_kmsg(obj, MO_DATA_REQUEST, idx * VM_PS, got * VM_PS) : NULL;
             if (m == NULL) {

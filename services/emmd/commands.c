@@ -7,8 +7,11 @@
  * ls prints each object's path from its filesystem's root ("dir/sub/name",
  * directories with a trailing '/'); flush takes such a path.
  *
+ * Nothing here calls a backend or a pager's internals: flush, ls's counts and
+ * the backend lines of `info` go through the kernel and the protocol.
+ *
  * Locking: reads counters (atomics) and walks each filesystem's nodes under
- * fs->lock, calling only non-blocking vm and backend queries there. No static
+ * fs->lock, calling only non-blocking vm queries there. No static
  * buffers: every call's state is on its own stack.
  */
 #include <ctype.h>
@@ -317,15 +320,37 @@ info_memory(struct emmd *d, const struct emmd_totals *t, struct kv *k)
     }
 }
 
-/* A filesystem's backend lines ("key:value" each) as "FS.key:value". */
+/* A filesystem's backend lines ("key:value" each) as "FS.key:value", as
+ * its pager tells them through the kernel (a data_query with
+ * MO_F_QUERY_INFO on a memory object port of its own: object id 0, the
+ * root directory, never a memory object), never from the backend. */
+static void
+info_text(void *arg, const char *text)
+{
+    char *copy = NULL;
+    if (text != NULL && text[0] != '\0')
+        copy = strdup(text);
+    emmd_twait_done_payload(arg, 0, copy);
+}
+
 static void
 info_backend(struct emmd_fs *fs, struct kv *k)
 {
-    char buf[2048], *save = NULL;
-    int layer = 0;
-
-    if (emm_backend_info(fs->backend, buf, sizeof(buf)) != 0 || buf[0] == '\0')
+    struct emm_port *port;
+    if (emmd_object_port(fs, EMM_CATALOG_ROOT, &port) < 0)
         return;
+    struct emmd_twait *w = emmd_twait_new();
+    if (w == NULL) {
+        emm_port_unref(port);
+        return;
+    }
+    uint64_t deadline = atomic_load(&fs->deadline_ms);
+    vm_kernel_query_info(fs->d->kernel, port, &fs->pstats, deadline, info_text, w);
+    emm_port_unref(port);
+    char *buf = emmd_twait_payload(w, deadline ? (int)deadline : 10000), *save = NULL;
+    if (buf == NULL)
+        return;
+    int layer = 0;
     for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         char *colon = strchr(line, ':');
         if (colon == NULL) {
@@ -338,6 +363,7 @@ info_backend(struct emmd_fs *fs, struct kv *k)
         else
             kv_text(k, colon + 1, "%s.%s", fs->cfg->name, line);
     }
+    free(buf);
 }
 
 static int
@@ -631,58 +657,24 @@ cmd_ls(struct emmd *d, int json, FILE *out)
 }
 
 /* flush FS PATH: the kernel writes the object's dirty pages back to its pager
- * and drops them (vm_object_flush), then synchronizes; waits up to 10 s. The
- * wait outlives a timeout: the completion may come later. */
-struct flush_wait {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int done, err, refs;
-};
-
-static void
-flush_wait_put(struct flush_wait *w)
-{
-    pthread_mutex_lock(&w->lock);
-    int last = --w->refs == 0;
-    pthread_mutex_unlock(&w->lock);
-    if (last) {
-        pthread_mutex_destroy(&w->lock);
-        pthread_cond_destroy(&w->cond);
-        free(w);
-    }
-}
-
+ * and drops them (vm_object_flush), then synchronizes; waits up to 10 s (the
+ * completion may come later: emmd_twait). */
 static void
 flush_done(void *arg, int err)
 {
-    struct flush_wait *w = arg;
-    pthread_mutex_lock(&w->lock);
-    w->done = 1;
-    w->err = err;
-    pthread_cond_broadcast(&w->cond);
-    pthread_mutex_unlock(&w->lock);
-    flush_wait_put(w);
+    emmd_twait_done(arg, err, 0);
 }
 
 static int
 flush_object(struct vm_object *vm, int timeout_ms)
 {
-    struct flush_wait *w = calloc(1, sizeof(*w));
+    struct emmd_twait *w = emmd_twait_new();
     if (w == NULL)
         return -ENOMEM;
-    pthread_mutex_init(&w->lock, NULL);
-    pthread_cond_init(&w->cond, NULL);
-    w->refs = 2;
     vm_object_flush(vm, flush_done, w);
-    struct timespec ts = emm_deadline_after_ms(CLOCK_REALTIME, (uint64_t)timeout_ms);
-    int rc = 0;
-    pthread_mutex_lock(&w->lock);
-    while (!w->done && rc == 0)
-        rc = pthread_cond_timedwait(&w->cond, &w->lock, &ts);
-    int result = w->done ? -w->err : -ETIMEDOUT;
-    pthread_mutex_unlock(&w->lock);
-    flush_wait_put(w);
-    return result;
+    int err = 0;
+    int rc = emmd_twait(w, timeout_ms, &err, NULL);
+    return rc < 0 ? rc : -err;
 }
 
 static int

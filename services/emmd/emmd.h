@@ -54,11 +54,17 @@ struct emmd_node {
      * chained by next_link), and an entry's object. */
     struct emmd_node *links, *next_link, *obj;
     uint64_t rns_size; /* remote_ns.c: the size the memory server last gave (fs->lock) */
+    /* Pages from tail_from on may be stale (a crash after the catalog saw the
+     * size): discarded through the protocol at start, or at the first mapping
+     * if the pager could not be asked then (fs.c; fs->lock). */
+    int tail_pending;
+    uint64_t tail_from;
 };
 
 struct fz_notifier;
 struct emmd_pager_conn;
 struct emmd_rns;
+struct emmd_asker;
 
 struct emmd_fs {
     struct emmd *d;
@@ -68,6 +74,7 @@ struct emmd_fs {
                                     pager outside emmd (pconn) */
     struct emmd_pager_conn *pconn; /* pager = process | unix:PATH (pager_conn.c) */
     struct emmd_rns *rns;          /* pager = tcp: the memory server's namespace (remote_ns.c) */
+    struct emmd_asker *asker;      /* with pconn: looks up ports for queries (stored.c) */
     unsigned dp_tag;             /* names the filesystem at the default pager */
     struct vm_pager_stats pstats;
     /* pager.deadline in force: cfg's at open, then what a reload set
@@ -187,6 +194,14 @@ void emmd_fs_stored(struct emmd_fs *fs, void (*done)(void *arg, uint64_t pages),
 /* The same, waited for up to timeout_ms (emmctl ls: the counts are then in the
  * nodes); 0 or -ETIMEDOUT. */
 int emmd_fs_stored_wait(struct emmd_fs *fs, int timeout_ms, uint64_t *pages);
+/* The asker thread of a filesystem whose pager is in another process:
+ * started once its connection is, stopped before it (answers what waits). */
+int emmd_stored_start(struct emmd_fs *fs);
+/* Object id (not mapped) was unlinked: its pages leave its pager's store
+ * through the protocol, from the asker thread (kept for later if the pager
+ * is down). No lock held. */
+void emmd_node_discard_unmapped(struct emmd_fs *fs, uint64_t id);
+void emmd_stored_stop(struct emmd_fs *fs);
 /* A send right to object id's memory object port, to talk to its pager
  * without mapping it; -ENOENT when there is none to ask (temporary objects;
  * a pager process that is down). */
@@ -222,7 +237,7 @@ int fz_mount(struct emmd_fs *fs);   /* session, mount, loop threads, bdi tuning 
 void fz_unmount(struct emmd_fs *fs);
 /* The largest request a loop thread's buffer holds (libfuse sizes it: max_write
  * plus a page for the header); each loop thread keeps one. */
-#define FZ_BUFFER_BYTES ((1u << 20) + 4096u)
+#define FZ_BUFFER_BYTES (EMM_MAX_REQUEST_BYTES + 4096u)
 
 /* heap.c: bounded arenas, trimming, and the resident set as the kernel sees it. */
 struct emmd_heap_stats {
@@ -285,7 +300,7 @@ int emmd_pager_tcp_open(const struct emm_fs_config *cfg, struct emm_tls *tls,
 /* commands.c: control-socket commands */
 int emmd_command(void *ctx, int argc, char **argv, FILE *out);
 
-/* Waiting for an asynchronous vm completion from a thread that may block. */
+/* wait.c: waiting for an asynchronous vm completion from a thread that may block. */
 struct emmd_wait {
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -294,6 +309,17 @@ struct emmd_wait {
 void emmd_wait_init(struct emmd_wait *w);
 void emmd_wait_done(void *arg, int err); /* a vm_done_fn */
 int emmd_wait(struct emmd_wait *w);
+/* The same up to a timeout: the completion may come after the waiter gave up
+ * (emmd_twait_done then frees it). Each side calls its function once:
+ * emmd_twait (0, *err and *value set; or -ETIMEDOUT) and emmd_twait_done. */
+struct emmd_twait;
+struct emmd_twait *emmd_twait_new(void); /* NULL: out of memory */
+void emmd_twait_done(struct emmd_twait *w, int err, uint64_t value);
+int emmd_twait(struct emmd_twait *w, int timeout_ms, int *err, uint64_t *value);
+/* The same carrying a heap buffer (the completion's, given to the waiter; freed
+ * if the waiter gave up): NULL on a timeout or when none came. */
+void emmd_twait_done_payload(struct emmd_twait *w, int err, void *payload);
+void *emmd_twait_payload(struct emmd_twait *w, int timeout_ms);
 
 /* commands.c: what a filesystem's objects hold now (walks them under fs->lock) */
 struct emmd_totals {

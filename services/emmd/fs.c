@@ -218,6 +218,28 @@ emmd_dir_next(const struct emmd_node *dir, uint64_t from)
     return i < dir->nkids ? dir->kids[i] : NULL;
 }
 
+/* The pages of object id from page `from` on leave its pager's store, the
+ * kernel not having mapped it: MO_DISCARD through the protocol (with pager =
+ * process, emmd's own backend is a null one that stores nothing). 0 (sent,
+ * or nothing to send for temporary objects), or -errno when the pager is
+ * down or gone: the caller keeps it for later. No lock held. */
+static int
+discard_unmapped(struct emmd_fs *fs, uint64_t id, uint64_t from)
+{
+    if (fs->cfg->temporary)
+        return 0; /* the default pager is its pager: terminate discarded its swap */
+    struct emm_port *port;
+    int rc = emmd_object_port(fs, id, &port);
+    if (rc == 0) {
+        rc = vm_kernel_discard_unmapped_from(fs->d->kernel, port, &fs->pstats, from * EMM_PAGE_SIZE);
+        emm_port_unref(port);
+    }
+    if (rc < 0 && fs->pconn == NULL)
+        emm_warn("fs %s: object %llu: its pager is gone: its pages from page %llu on stay there",
+                 fs->cfg->name, (unsigned long long)id, (unsigned long long)from);
+    return rc;
+}
+
 /* Ends a node whose name is gone and which the kernel forgot: a file's pages
  * go. Drops and retakes fs->lock for a file with a vm object. */
 static void
@@ -249,20 +271,11 @@ node_destroy(struct emmd_fs *fs, struct emmd_node *n)
     } else if (remote) {
         /* nothing: the server's */
     } else if (fs->pconn != NULL) {
-        emmd_pager_discard(fs, id); /* its store is the pager's, not fs->backend */
+        /* Never mapped, its pager in another process: from the asker thread
+         * (stored.c), kept for when the pager is back if it is gone. */
+        emmd_node_discard_unmapped(fs, id);
     } else {
-        /* Never mapped: its pager is told through the protocol (with pager =
-         * process, emmd's own backend is a null one that stores nothing). */
-        struct emm_port *port;
-        if (emmd_object_port(fs, id, &port) == 0) {
-            if (vm_kernel_discard_unmapped(fs->d->kernel, port, &fs->pstats) < 0)
-                emm_warn("fs %s: object %llu: its pager is gone: its pages stay there",
-                         fs->cfg->name, (unsigned long long)id);
-            emm_port_unref(port);
-        } else if (!fs->cfg->temporary) {
-            emm_warn("fs %s: object %llu deleted while its pager is down: its pages stay there",
-                     fs->cfg->name, (unsigned long long)id);
-        }
+        discard_unmapped(fs, id, 0);
     }
     pthread_mutex_lock(&fs->lock);
 }
@@ -564,6 +577,15 @@ emmd_node_forget(struct emmd_fs *fs, struct emmd_node *n, uint64_t count)
         node_destroy(fs, n);
 }
 
+static void
+tail_done(void *arg, int err)
+{
+    struct emmd_fs *fs = arg;
+    if (err != 0)
+        emm_warn("fs %s: discarding the pages past an object's size: %s", fs->cfg->name,
+                 strerror(err));
+}
+
 int
 emmd_node_vm(struct emmd_fs *fs, struct emmd_node *n, struct vm_object **out)
 {
@@ -611,6 +633,13 @@ emmd_node_vm(struct emmd_fs *fs, struct emmd_node *n, struct vm_object **out)
         if (rc < 0) {
             pthread_mutex_unlock(&fs->lock);
             return rc;
+        }
+        if (n->tail_pending) {
+            /* A stale tail not discarded at start: first in the object's
+             * message order, before anyone can write past the size (under
+             * fs->lock: nothing of a discard calls back into emmd). */
+            n->tail_pending = 0;
+            vm_object_punch(n->vm, n->tail_from * EMM_PAGE_SIZE, UINT64_MAX, tail_done, fs);
         }
     }
     vm_object_ref(n->vm);
@@ -769,13 +798,64 @@ load_node(void *arg, const struct emm_catalog_rec *rec)
     if (!emmd_node_is_file(n))
         return 0;
     /* After a crash the store may hold pages returned after the last size the
-     * catalog saw: past the end they must read as zeros if the object grows. */
-    uint64_t end = (rec->size + EMM_PAGE_SIZE - 1) / EMM_PAGE_SIZE;
-    int rc = emm_backend_discard(fs->backend, rec->id, end, UINT64_MAX);
-    if (rc < 0)
-        emm_warn("fs %s: '%s': discarding pages past its size: %s", fs->cfg->name, rec->name,
-                 strerror(-rc));
+     * catalog saw: past the end they must read as zeros if the object grows.
+     * Discarded through the protocol once the pager is up (discard_tails). */
+    n->tail_pending = 1;
+    n->tail_from = (rec->size + EMM_PAGE_SIZE - 1) / EMM_PAGE_SIZE;
     return 0;
+}
+
+/* At start, once the pager is up and before the mount: every file's pages
+ * past its catalog size go (load_node). An object whose pager cannot be
+ * asked now keeps its discard for its first mapping (emmd_node_vm), where it
+ * goes in the object's own message order. A memory server (pager = tcp) is
+ * shared: the size another host saw may be larger, so nothing is discarded. */
+static void
+discard_tails(struct emmd_fs *fs)
+{
+    int skip = fs->cfg->temporary || fs->cfg->pager_mode == EMM_PAGER_TCP;
+    size_t n = 0, sent = 0, cap = 0;
+    struct {
+        uint64_t id, from;
+    } *v = NULL;
+    pthread_mutex_lock(&fs->lock);
+    for (size_t b = 0; b < EMMD_BUCKETS; b++)
+        for (struct emmd_node *x = fs->by_id[b]; x; x = x->next_id) {
+            if (!x->tail_pending)
+                continue;
+            if (skip) {
+                x->tail_pending = 0;
+                continue;
+            }
+            if (n == cap) {
+                size_t ncap = cap ? cap * 2 : 64;
+                void *nv = realloc(v, ncap * sizeof(*v));
+                if (nv == NULL)
+                    break; /* the rest go at their first mapping */
+                v = nv;
+                cap = ncap;
+            }
+            v[n].id = x->rec.id;
+            v[n++].from = x->tail_from;
+        }
+    pthread_mutex_unlock(&fs->lock);
+    for (size_t i = 0; i < n; i++) {
+        if (discard_unmapped(fs, v[i].id, v[i].from) < 0)
+            continue;
+        sent++;
+        pthread_mutex_lock(&fs->lock);
+        struct emmd_node *x = emmd_node_by_ino(fs, v[i].id + 1);
+        if (x != NULL)
+            x->tail_pending = 0;
+        pthread_mutex_unlock(&fs->lock);
+    }
+    free(v);
+    if (sent < n)
+        emm_warn("fs %s: pages past the size of %zu of %zu objects not discarded yet (the "
+                 "pager could not be asked): discarded when each is first opened",
+                 fs->cfg->name, n - sent, n);
+    else if (n > 0)
+        emm_debug("fs %s: pages past the size of %zu objects discarded at their pager", fs->cfg->name, n);
 }
 
 /* Moves n (not yet in any directory) to the root under a name free there,
@@ -935,6 +1015,7 @@ emmd_fs_start(struct emmd_fs *fs)
         return rc;
     }
     if (fs->cfg->temporary) {
+        discard_tails(fs);
         emm_info("fs %s: temporary objects (backend none): the default pager is their pager",
                  name);
         return 0;
@@ -943,8 +1024,11 @@ emmd_fs_start(struct emmd_fs *fs)
         if (remote && (rc = emmd_rns_start(fs)) < 0)
             return rc;
         rc = emmd_pager_conn_start(fs);
+        if (rc == 0)
+            rc = emmd_stored_start(fs);
         if (rc < 0)
             return rc;
+        discard_tails(fs);
         emm_info("fs %s: backend %s (pager in %s), %llu objects from the catalog", name,
                  fs->cfg->backend,
                  fs->cfg->pager_mode == EMM_PAGER_PROCESS ? "emm-pager"
@@ -957,6 +1041,7 @@ emmd_fs_start(struct emmd_fs *fs)
                         &fs->pager);
     if (rc < 0)
         return rc;
+    discard_tails(fs);
     emm_info("fs %s: backend %s (%s pager), %llu objects%s", name, fs->cfg->backend,
              pgr_std_is_inline(fs->pager) ? "inline" : "threaded",
              (unsigned long long)fs->nobjects, persistent ? " from the catalog" : "");
@@ -1052,6 +1137,7 @@ emmd_fs_close(struct emmd_fs *fs)
     int keep = !fs->cfg->temporary &&
                (fs->pconn != NULL ||
                 (fs->backend != NULL && (fs->backend->flags & EMM_BACKEND_PERSISTENT)));
+    emmd_stored_stop(fs); /* its lookups need the pager's connection */
     for (size_t b = 0; b < EMMD_BUCKETS; b++) {
         struct emmd_node *n = fs->by_id[b];
         while (n != NULL) {
@@ -1083,37 +1169,4 @@ emmd_fs_close(struct emmd_fs *fs)
         emm_backend_close(fs->backend);
     }
     pthread_mutex_destroy(&fs->lock);
-}
-
-void
-emmd_wait_init(struct emmd_wait *w)
-{
-    pthread_mutex_init(&w->lock, NULL);
-    pthread_cond_init(&w->cond, NULL);
-    w->done = 0;
-    w->err = 0;
-}
-
-void
-emmd_wait_done(void *arg, int err)
-{
-    struct emmd_wait *w = arg;
-    pthread_mutex_lock(&w->lock);
-    w->done = 1;
-    w->err = err;
-    pthread_cond_signal(&w->cond);
-    pthread_mutex_unlock(&w->lock);
-}
-
-int
-emmd_wait(struct emmd_wait *w)
-{
-    pthread_mutex_lock(&w->lock);
-    while (!w->done)
-        pthread_cond_wait(&w->cond, &w->lock);
-    int err = w->err;
-    pthread_mutex_unlock(&w->lock);
-    pthread_cond_destroy(&w->cond);
-    pthread_mutex_destroy(&w->lock);
-    return err;
 }

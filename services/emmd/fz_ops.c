@@ -8,8 +8,8 @@
  * thread completes them in the vm layer; so are LOOKUP, GETATTR, SETATTR and
  * STATFS, whose st_blocks and used blocks come from the kernel and the pager's
  * answer to a data_query (stored.c), never from a backend. Nothing here waits
- * for a pager's answer (a file nobody opened on a pager process needs its
- * port looked up first: a round trip bounded by pager.deadline, stored.c).
+ * for a pager's answer; a pager in another process is not even waited for
+ * to reply to a stat (reply_stat).
  *
  * Locking: namespace operations take fs->lock (emmd.h); data operations take a
  * reference on the node's vm object and call the vm layer without it.
@@ -56,14 +56,30 @@ fs_of(fuse_req_t req)
  * the kernel says what its pager stores (stored.c: st_blocks). The other
  * attributes are taken under fs->lock when the request comes; the size again
  * when the answer does. The completion may run on a pager's thread, or in
- * this one before the call returns: no lock is held across the call. */
+ * this one before the call returns: no lock is held across the call.
+ *
+ * A pager in another process or host is never waited for: the kernel holds
+ * the parent directory during a LOOKUP, a stat would hang on a stopped pager
+ * for up to pager.deadline. When its answer did not come inside the call,
+ * the reply goes at once with what is known (the last count, else the size's
+ * pages), not cached, so the next stat asks again; the answer, when it
+ * comes, is kept in the node (stored.c). Whichever of the two claims the
+ * reply first sends it; the last reference frees it. */
 struct stat_reply {
     fuse_req_t req;
     struct emmd_fs *fs;
     uint64_t id;
     int entry;
+    atomic_int claimed, refs;
     struct fuse_entry_param e;
 };
+
+static void
+stat_reply_put(struct stat_reply *sr)
+{
+    if (atomic_fetch_sub(&sr->refs, 1) == 1)
+        free(sr);
+}
 
 static void
 stat_reply_send(struct stat_reply *sr)
@@ -71,8 +87,8 @@ stat_reply_send(struct stat_reply *sr)
     if (sr->entry)
         fuse_reply_entry(sr->req, &sr->e);
     else
-        fuse_reply_attr(sr->req, &sr->e.attr, attr_timeout(sr->fs));
-    free(sr);
+        fuse_reply_attr(sr->req, &sr->e.attr, sr->e.attr_timeout);
+    stat_reply_put(sr);
 }
 
 static void
@@ -80,6 +96,10 @@ stat_reply_stored(void *arg, uint64_t stored, uint64_t fresh)
 {
     struct stat_reply *sr = arg;
     struct emmd_fs *fs = sr->fs;
+    if (atomic_exchange(&sr->claimed, 1)) {
+        stat_reply_put(sr); /* replied already with what was known */
+        return;
+    }
     pthread_mutex_lock(&fs->lock);
     struct emmd_node *n = emmd_node_by_ino(fs, sr->id + 1);
     if (n != NULL && n->vm != NULL)
@@ -107,9 +127,10 @@ reply_stat(fuse_req_t req, struct emmd_fs *fs, fuse_ino_t ino, int entry)
     sr->e.generation = 1;
     sr->e.attr_timeout = attr_timeout(fs);
     sr->e.entry_timeout = entry_timeout(fs);
+    atomic_init(&sr->refs, 1);
     pthread_mutex_lock(&fs->lock);
     struct emmd_node *n = emmd_node_by_ino(fs, ino);
-    int file = n != NULL && emmd_node_is_file(n);
+    int file = n != NULL && emmd_node_is_file(n), mapped = file && n->vm != NULL;
     if (n != NULL)
         emmd_node_stat(fs, n, &sr->e.attr);
     pthread_mutex_unlock(&fs->lock);
@@ -118,18 +139,20 @@ reply_stat(fuse_req_t req, struct emmd_fs *fs, fuse_ino_t ino, int entry)
         fuse_reply_err(req, ENOENT);
     } else if (!file) {
         stat_reply_send(sr);
-    } else if (entry && fs->cfg->pager_mode != EMM_PAGER_INLINE) {
-        /* A LOOKUP never waits for a pager in another process or host: the
-         * kernel holds the parent directory meanwhile, and a stopped pager
-         * would hold it up to pager.deadline. Unknown, st_blocks is the
-         * size's pages, not cached: the next stat is a GETATTR that asks. */
-        uint64_t pages;
-        if (emmd_node_stored_known(fs, sr->id, &pages) < 0) {
-            pages = ((uint64_t)sr->e.attr.st_size + EMM_PAGE_SIZE - 1) / EMM_PAGE_SIZE;
+    } else if (fs->cfg->pager_mode != EMM_PAGER_INLINE) {
+        atomic_store(&sr->refs, 2);
+        emmd_node_stored(fs, sr->id, stat_reply_stored, sr);
+        if (!atomic_exchange(&sr->claimed, 1)) { /* no answer yet: what is known */
+            /* (a mapped object's last count may be stale: the size's pages) */
+            uint64_t pages;
+            if (mapped || emmd_node_stored_known(fs, sr->id, &pages) < 0)
+                pages = ((uint64_t)sr->e.attr.st_size + EMM_PAGE_SIZE - 1) / EMM_PAGE_SIZE;
             sr->e.attr_timeout = 0;
+            sr->e.attr.st_blocks = (blkcnt_t)(pages * (EMM_PAGE_SIZE / 512));
+            stat_reply_send(sr);
+        } else {
+            stat_reply_put(sr);
         }
-        sr->e.attr.st_blocks = (blkcnt_t)(pages * (EMM_PAGE_SIZE / 512));
-        stat_reply_send(sr);
     } else {
         emmd_node_stored(fs, sr->id, stat_reply_stored, sr);
     }

@@ -17,24 +17,48 @@
  *  - A temporary object's pager is the default pager: new_pages says it all.
  * Every answer is bounded by pager.deadline (10 s without one) and a suspect
  * pager is never asked: the last count known then stands (0 if none).
+ * A pager in another process gives an object's port with a round trip: the
+ * asker thread looks ports up, one at a time, so no caller waits for a
+ * stopped pager (fz_ops.c answers a stat with what is known meanwhile). The
+ * discards of its unlinked objects not mapped go the same way, in order
+ * with the questions: two lookups of one port at once from two threads could
+ * number their messages alike on the stream.
  *
- * Locking: fs->lock guards node->stored_pages and node->stored_known. No
+ * Locking: fs->lock guards node->stored_pages and node->stored_known; the
+ * asker's lock its queue (never held while a port is looked up). No
  * lock is held while the kernel is asked (an inline pager answers inside
  * the call) or a completion runs; completions find their node again by id.
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/queue.h>
 
 #include "clock.h"
 #include "emmd.h"
 #include "log.h"
 
 struct node_ask {
+    STAILQ_ENTRY(node_ask) link; /* on the asker's queue */
+    struct node_ask *also;       /* asks of the same object queued after it */
+    int discard;                 /* not a count: the object was unlinked (fs.c) */
     struct emmd_fs *fs;
     uint64_t id;
     struct vm_object *vm; /* mapped: a reference; else NULL */
     emmd_stored_fn done;
     void *arg;
+};
+
+/* The thread that looks up ports at a pager in another process (a round
+ * trip that waits up to pager.deadline for a stopped pager) so that no FUSE
+ * thread does; then it sends the query and takes the next. */
+#define ASKER_QUEUE_MAX 1024
+struct emmd_asker {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    STAILQ_HEAD(, node_ask) q;
+    size_t n;
+    int stop;
+    pthread_t thread;
 };
 
 /* Keeps count as the node's last known (unknown: returns the last known, or 0). */
@@ -72,8 +96,12 @@ unmapped_done(void *arg, uint64_t count)
 {
     struct node_ask *a = arg;
     count = note_count(a->fs, a->id, count);
-    a->done(a->arg, count, 0);
-    free(a);
+    while (a != NULL) {
+        struct node_ask *next = a->also;
+        a->done(a->arg, count, 0);
+        free(a);
+        a = next;
+    }
 }
 
 /* A send right to the memory object port of object id, to ask about it
@@ -93,6 +121,61 @@ emmd_object_port(struct emmd_fs *fs, uint64_t id, struct emm_port **out)
     if (fs->pager != NULL)
         return pgr_std_object_port(fs->pager, id, out);
     return -ENOENT;
+}
+
+static void asker_queue(struct emmd_asker *k, struct node_ask *a);
+
+/* The discard of an unlinked object not mapped: MO_DISCARD of all its pages
+ * through the protocol, else kept for when the pager is back. */
+static void
+discard_now(struct node_ask *a)
+{
+    struct emmd_fs *fs = a->fs;
+    struct emm_port *port;
+    int rc = emmd_object_port(fs, a->id, &port);
+    if (rc == 0) {
+        rc = vm_kernel_discard_unmapped(fs->d->kernel, port, &fs->pstats);
+        emm_port_unref(port);
+    }
+    if (rc < 0)
+        emmd_pager_discard(fs, a->id);
+    free(a);
+}
+
+void
+emmd_node_discard_unmapped(struct emmd_fs *fs, uint64_t id)
+{
+    struct node_ask *a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        emmd_pager_discard(fs, id);
+        return;
+    }
+    a->fs = fs;
+    a->id = id;
+    a->discard = 1;
+    if (fs->asker != NULL)
+        asker_queue(fs->asker, a);
+    else
+        discard_now(a);
+}
+
+/* A count query on the memory object port of an object not mapped. */
+static void
+ask_unmapped(struct node_ask *a)
+{
+    struct emmd_fs *fs = a->fs;
+    if (a->discard) {
+        discard_now(a);
+        return;
+    }
+    struct emm_port *port = NULL;
+    if (emmd_object_port(fs, a->id, &port) < 0) {
+        unmapped_done(a, VM_COUNT_UNKNOWN);
+        return;
+    }
+    vm_kernel_query_stored(fs->d->kernel, port, &fs->pstats, atomic_load(&fs->deadline_ms),
+                           unmapped_done, a);
+    emm_port_unref(port);
 }
 
 void
@@ -115,6 +198,11 @@ emmd_node_stored(struct emmd_fs *fs, uint64_t id, emmd_stored_fn done, void *arg
     uint64_t cached = n->stored_pages;
     if (vm == NULL && n->rec.size == 0) /* (pages past the size are discarded) */
         known = 1, cached = 0;
+    /* A memory server's object nobody maps here: its size's pages. A query
+     * on its port while a mapping looks the same port up can reach the
+     * server out of order (t_memsrv_namespace: 'bad seqno'); not asked. */
+    if (vm == NULL && fs->cfg->pager_mode == EMM_PAGER_TCP)
+        known = 1, cached = (n->rec.size + EMM_PAGE_SIZE - 1) / EMM_PAGE_SIZE;
     pthread_mutex_unlock(&fs->lock);
     if (vm == NULL && (known || temporary)) {
         done(arg, known ? cached : 0, 0);
@@ -132,14 +220,105 @@ emmd_node_stored(struct emmd_fs *fs, uint64_t id, emmd_stored_fn done, void *arg
         vm_object_stored(vm, mapped_done, a);
         return;
     }
-    struct emm_port *port = NULL;
-    if (emmd_object_port(fs, id, &port) < 0) {
-        unmapped_done(a, VM_COUNT_UNKNOWN);
+    if (fs->asker != NULL) {
+        asker_queue(fs->asker, a);
         return;
     }
-    vm_kernel_query_stored(fs->d->kernel, port, &fs->pstats, atomic_load(&fs->deadline_ms),
-                           unmapped_done, a);
-    emm_port_unref(port);
+    ask_unmapped(a);
+}
+
+/* ---- the asker thread (a pager in another process) ---- */
+
+static void
+asker_queue(struct emmd_asker *k, struct node_ask *a)
+{
+    pthread_mutex_lock(&k->lock);
+    int refuse = k->stop || k->n >= ASKER_QUEUE_MAX;
+    struct node_ask *x;
+    STAILQ_FOREACH(x, &k->q, link)
+        if (!refuse && !a->discard && !x->discard && x->id == a->id) { /* asked already */
+            a->also = x->also;
+            x->also = a;
+            pthread_mutex_unlock(&k->lock);
+            return;
+        }
+    if (!refuse) {
+        STAILQ_INSERT_TAIL(&k->q, a, link);
+        k->n++;
+        pthread_cond_signal(&k->cond);
+    }
+    pthread_mutex_unlock(&k->lock);
+    if (refuse && a->discard)
+        discard_now(a);
+    else if (refuse)
+        unmapped_done(a, VM_COUNT_UNKNOWN); /* the last count known */
+}
+
+static void *
+asker_main(void *arg)
+{
+    struct emmd_fs *fs = arg;
+    struct emmd_asker *k = fs->asker;
+    pthread_mutex_lock(&k->lock);
+    for (;;) {
+        while (STAILQ_EMPTY(&k->q) && !k->stop)
+            pthread_cond_wait(&k->cond, &k->lock);
+        if (k->stop)
+            break;
+        struct node_ask *a = STAILQ_FIRST(&k->q);
+        STAILQ_REMOVE_HEAD(&k->q, link);
+        k->n--;
+        pthread_mutex_unlock(&k->lock);
+        ask_unmapped(a);
+        pthread_mutex_lock(&k->lock);
+    }
+    pthread_mutex_unlock(&k->lock);
+    return NULL;
+}
+
+int
+emmd_stored_start(struct emmd_fs *fs)
+{
+    struct emmd_asker *k = calloc(1, sizeof(*k));
+    if (k == NULL)
+        return -ENOMEM;
+    pthread_mutex_init(&k->lock, NULL);
+    pthread_cond_init(&k->cond, NULL);
+    STAILQ_INIT(&k->q);
+    fs->asker = k;
+    int rc = -pthread_create(&k->thread, NULL, asker_main, fs);
+    if (rc < 0) {
+        fs->asker = NULL;
+        pthread_cond_destroy(&k->cond);
+        pthread_mutex_destroy(&k->lock);
+        free(k);
+    }
+    return rc;
+}
+
+void
+emmd_stored_stop(struct emmd_fs *fs)
+{
+    struct emmd_asker *k = fs->asker;
+    if (k == NULL)
+        return;
+    pthread_mutex_lock(&k->lock);
+    k->stop = 1;
+    pthread_cond_signal(&k->cond);
+    pthread_mutex_unlock(&k->lock);
+    pthread_join(k->thread, NULL);
+    fs->asker = NULL;
+    struct node_ask *a;
+    while ((a = STAILQ_FIRST(&k->q)) != NULL) {
+        STAILQ_REMOVE_HEAD(&k->q, link);
+        if (a->discard)
+            discard_now(a);
+        else
+            unmapped_done(a, VM_COUNT_UNKNOWN);
+    }
+    pthread_cond_destroy(&k->cond);
+    pthread_mutex_destroy(&k->lock);
+    free(k);
 }
 
 int
@@ -235,57 +414,22 @@ emmd_fs_stored(struct emmd_fs *fs, void (*done)(void *arg, uint64_t pages), void
 
 /* ---- waiting for it (the control socket's workers may block) ---- */
 
-struct stored_wait {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int done, refs;
-    uint64_t pages;
-};
-
-static void
-wait_put(struct stored_wait *w)
-{
-    pthread_mutex_lock(&w->lock);
-    int last = --w->refs == 0;
-    pthread_mutex_unlock(&w->lock);
-    if (last) {
-        pthread_mutex_destroy(&w->lock);
-        pthread_cond_destroy(&w->cond);
-        free(w);
-    }
-}
-
 static void
 wait_done(void *arg, uint64_t pages)
 {
-    struct stored_wait *w = arg;
-    pthread_mutex_lock(&w->lock);
-    w->done = 1;
-    w->pages = pages;
-    pthread_cond_broadcast(&w->cond);
-    pthread_mutex_unlock(&w->lock);
-    wait_put(w);
+    emmd_twait_done(arg, 0, pages);
 }
 
 int
 emmd_fs_stored_wait(struct emmd_fs *fs, int timeout_ms, uint64_t *pages)
 {
-    struct stored_wait *w = calloc(1, sizeof(*w));
+    struct emmd_twait *w = emmd_twait_new();
     if (w == NULL)
         return -ENOMEM;
-    pthread_mutex_init(&w->lock, NULL);
-    pthread_cond_init(&w->cond, NULL);
-    w->refs = 2; /* the wait outlives a timeout: the answers may come later */
     emmd_fs_stored(fs, wait_done, w);
-    struct timespec ts = emm_deadline_after_ms(CLOCK_REALTIME, (uint64_t)timeout_ms);
-    int rc = 0;
-    pthread_mutex_lock(&w->lock);
-    while (!w->done && rc == 0)
-        rc = pthread_cond_timedwait(&w->cond, &w->lock, &ts);
-    int done = w->done;
+    uint64_t v = 0;
+    int rc = emmd_twait(w, timeout_ms, NULL, &v);
     if (pages != NULL)
-        *pages = w->pages;
-    pthread_mutex_unlock(&w->lock);
-    wait_put(w);
-    return done ? 0 : -ETIMEDOUT;
+        *pages = v;
+    return rc;
 }

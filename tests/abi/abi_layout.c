@@ -5,7 +5,7 @@
  * (-std=c11 -pedantic, tests/abi/CMakeLists.txt), so a reordered, inserted,
  * removed or retyped field fails the build; t_header.sh compiles it again as
  * C11 and as C++ into a plug-in. It includes the public header and nothing
- * else of emm.
+ * else of emm (the checks themselves are abi_assert.h's).
  *
  * Fields are only ever appended: appending one changes a struct's size, so
  * the size checks below fail on purpose. Add the new field's offset and type,
@@ -16,16 +16,7 @@
  */
 #include <emm/backend.h>
 
-#include <stddef.h>
-
-#ifdef __cplusplus
-#include <type_traits>
-#define ABI_ASSERT(e, what) static_assert(e, what)
-#define ABI_TYPE_IS(expr, T) (std::is_same<decltype(expr), T>::value)
-#else
-#define ABI_ASSERT(e, what) _Static_assert(e, what)
-#define ABI_TYPE_IS(expr, T) _Generic((expr), T: 1, default: 0)
-#endif
+#include "abi_assert.h" /* ABI_ASSERT, ABI_AT, ABI_BEFORE, ABI_FIELD */
 
 /* ---- constants ---- */
 ABI_ASSERT(EMM_BACKEND_API_VERSION == 1, "API version changed: see versioning rules");
@@ -41,9 +32,6 @@ ABI_ASSERT(EMM_LOG_DEBUG == 0 && EMM_LOG_INFO == 1 && EMM_LOG_NOTICE == 2 && EMM
 ABI_ASSERT(sizeof(EMM_BACKEND_INIT_SYMBOL) == sizeof("emm_backend_init"), "init symbol");
 
 /* ---- field order: holds on every ABI ---- */
-#define ABI_BEFORE(type, a, b)                                                                \
-    ABI_ASSERT(offsetof(struct type, a) < offsetof(struct type, b),                           \
-               #type ": " #a " must come before " #b)
 
 ABI_ASSERT(offsetof(struct emm_backend_host, struct_size) == 0, "host: struct_size first");
 ABI_BEFORE(emm_backend_host, struct_size, api_version);
@@ -83,8 +71,6 @@ ABI_BEFORE(emm_backend_ops, meta_update, meta_scan);
 
 /* ---- exact offsets and sizes on LP64 (x86_64, aarch64, ...) ---- */
 #if defined(__LP64__) || defined(_LP64)
-#define ABI_AT(type, field, off)                                                              \
-    ABI_ASSERT(offsetof(struct type, field) == (off), #type "." #field " moved")
 
 ABI_AT(emm_backend_host, api_version, 8);
 ABI_AT(emm_backend_host, log, 16);
@@ -126,8 +112,6 @@ ABI_ASSERT(sizeof(struct emm_backend_ops) == 152,
 #endif
 
 /* ---- field types ---- */
-#define ABI_FIELD(type, field, T)                                                             \
-    ABI_ASSERT(ABI_TYPE_IS(((struct type *)0)->field, T), #type "." #field " changed type")
 
 ABI_FIELD(emm_backend_host, struct_size, size_t);
 ABI_FIELD(emm_backend_host, api_version, uint32_t);

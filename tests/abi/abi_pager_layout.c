@@ -6,7 +6,7 @@
  * their sizes, and the type of every callback and function. Built with the
  * tree as strict C11 (tests/abi/CMakeLists.txt); t_pager_header.sh compiles it
  * again alone as C11 and as C++. It includes the public header and nothing
- * else of emm. (libpager.c, built against the internal msg.h and msg_wire.h,
+ * else of emm (the checks themselves are abi_assert.h's). (libpager.c, built against the internal msg.h and msg_wire.h,
  * asserts that the same constants are the protocol's own.)
  *
  * Fields are only ever appended: appending one changes a struct's size, so
@@ -18,16 +18,7 @@
  */
 #include <emm/pager.h>
 
-#include <stddef.h>
-
-#ifdef __cplusplus
-#include <type_traits>
-#define ABI_ASSERT(e, what) static_assert(e, what)
-#define ABI_TYPE_IS(expr, T) (std::is_same<decltype(expr), T>::value)
-#else
-#define ABI_ASSERT(e, what) _Static_assert(e, what)
-#define ABI_TYPE_IS(expr, T) _Generic((expr), T: 1, default: 0)
-#endif
+#include "abi_assert.h" /* ABI_ASSERT, ABI_AT, ABI_BEFORE, ABI_FIELD */
 
 /* ---- constants ---- */
 ABI_ASSERT(EMM_PAGER_API_VERSION == 1, "API version changed: see versioning rules");
@@ -61,8 +52,6 @@ ABI_ASSERT(EMM_PAGER_WIRE_MAGIC == 0x684d4d45u && EMM_PAGER_WIRE_VERSION == 1u &
            "wire header constants");
 
 /* ---- the wire header: exact on every ABI (fixed-width fields only) ---- */
-#define ABI_AT(type, field, off)                                                              \
-    ABI_ASSERT(offsetof(struct type, field) == (off), #type "." #field " moved")
 ABI_AT(emm_pager_wire_hdr, magic, 0);
 ABI_AT(emm_pager_wire_hdr, version, 4);
 ABI_AT(emm_pager_wire_hdr, size, 6);
@@ -81,9 +70,6 @@ ABI_AT(emm_pager_wire_hdr, payload, 68);
 ABI_ASSERT(sizeof(struct emm_pager_wire_hdr) == 72, "the wire header is 72 bytes");
 
 /* ---- field order: holds on every ABI ---- */
-#define ABI_BEFORE(type, a, b)                                                                \
-    ABI_ASSERT(offsetof(struct type, a) < offsetof(struct type, b),                           \
-               #type ": " #a " must come before " #b)
 ABI_AT(emm_pager_msg, struct_size, 0);
 ABI_BEFORE(emm_pager_msg, struct_size, id);
 ABI_BEFORE(emm_pager_msg, id, flags);
@@ -146,8 +132,6 @@ ABI_ASSERT(sizeof(struct emm_pager_ops) == 120,
 #endif
 
 /* ---- field and function types ---- */
-#define ABI_FIELD(type, field, T)                                                             \
-    ABI_ASSERT(ABI_TYPE_IS(((struct type *)0)->field, T), #type "." #field " changed type")
 #define ABI_FN(fn, T) ABI_ASSERT(ABI_TYPE_IS(&fn, T), #fn " changed type")
 
 typedef int (*msg_fn)(struct emm_pager_object *, const struct emm_pager_msg *);

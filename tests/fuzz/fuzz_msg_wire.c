@@ -49,24 +49,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 #ifndef EMM_LIBFUZZER
 
+#include "fuzz_replay.h"
+
 int
 main(int argc, char **argv)
 {
-    int ran = 0;
-    for (int i = 1; i < argc; i++) {
-        FILE *f = fopen(argv[i], "rb");
-        if (f == NULL) {
-            fprintf(stderr, "%s: %s\n", argv[i], strerror(errno));
-            return 1;
-        }
-        uint8_t buf[4096];
-        size_t n = fread(buf, 1, sizeof(buf), f);
-        fclose(f);
-        LLVMFuzzerTestOneInput(buf, n);
-        ran++;
-    }
-    printf("fuzz_msg_wire: %d input(s) ran\n", ran);
-    return ran ? 0 : 1;
+    return fuzz_replay_main("fuzz_msg_wire", argc, argv, NULL);
 }
 
 #endif

@@ -19,7 +19,6 @@
  * Locking: the harness is single-threaded; the connection's threads end
  * before each input returns.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -214,16 +213,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 static int
 write_seed(const char *dir, const char *name, const void *img, size_t len)
 {
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(img, 1, len, f) != len) {
-        fprintf(stderr, "%s: %s\n", path, strerror(errno));
-        if (f)
-            fclose(f);
-        return -1;
-    }
-    return fclose(f) == 0 ? 0 : -1;
+    return fuzz_write_seed(dir, name, NULL, 0, img, len);
 }
 
 /* The first port a process creates has name generation 1, slot 0. */
@@ -343,33 +333,7 @@ make_corpus(const char *dir)
 int
 main(int argc, char **argv)
 {
-    int ran = 0;
-
-    if (argc == 3 && strcmp(argv[1], "--make-corpus") == 0)
-        return make_corpus(argv[2]) == 0 ? 0 : 1;
-    for (int i = 1; i < argc; i++) {
-        DIR *d = opendir(argv[i]);
-        if (!d) {
-            if (run_file(argv[i]) < 0)
-                return 1;
-            ran++;
-            continue;
-        }
-        for (struct dirent *e; (e = readdir(d)) != NULL;) {
-            char path[4096];
-            if (e->d_name[0] == '.')
-                continue;
-            snprintf(path, sizeof(path), "%s/%s", argv[i], e->d_name);
-            if (run_file(path) < 0) {
-                closedir(d);
-                return 1;
-            }
-            ran++;
-        }
-        closedir(d);
-    }
-    printf("fuzz_stream_frame: %d input(s) ran\n", ran);
-    return ran ? 0 : 1;
+    return fuzz_replay_main("fuzz_stream_frame", argc, argv, make_corpus);
 }
 
 #endif

@@ -78,7 +78,7 @@ control_handler(struct emm_port *port, struct emm_msg *msg)
         r->arg = msg->arg;
         r->arg2 = msg->arg2;
         r->data = NULL;
-        if (msg->id == MO_DATA_SUPPLY && msg->data != NULL) {
+        if ((msg->id == MO_DATA_SUPPLY || msg->id == MO_QUERY_REPLY) && msg->data != NULL) {
             r->data = malloc(msg->length);
             memcpy(r->data, msg->data, msg->length);
         }
@@ -651,11 +651,44 @@ test_query_unmapped_reply_port(void **state)
     emm_port_unref(mo2);
 }
 
+/* emmctl info asks the pager for its backend's lines through the protocol
+ * (data_query with MO_F_QUERY_INFO), never the backend: one page of text,
+ * NUL-terminated, to the query's reply port. */
+static void
+test_query_info(void **state)
+{
+    struct fix *f = *state;
+    struct emm_port *mo0, *qr;
+    assert_int_equal(pgr_std_object_port(f->pg, 0, &mo0), 0);
+    assert_int_equal(emm_port_create("query-reply", control_handler, f, NULL, &qr), 0);
+    struct emm_msg *m = emm_msg_new(MO_DATA_QUERY, 0, UINT64_MAX);
+    m->arg = 43;
+    m->flags = MO_F_QUERY_INFO;
+    m->reply = emm_port_make_send(qr);
+    int before = f->n;
+    assert_int_equal(emm_port_send(mo0, m), 0);
+    assert_int_equal(f->n, before + 1);
+    struct krec *r = &f->recs[before];
+    assert_int_equal(r->id, MO_QUERY_REPLY);
+    assert_int_equal(r->arg, 43);
+    assert_int_equal(r->flags, MO_F_QUERY_INFO);
+    assert_int_equal(r->off, 0);
+    assert_int_equal(r->len, PS);
+    assert_non_null(r->data);
+    char want[PS];
+    assert_int_equal(emm_backend_info(f->b, want, sizeof(want)), 0);
+    assert_true(want[0] != '\0'); /* (the memory backend has lines to say) */
+    assert_string_equal((const char *)r->data, want);
+    emm_port_destroy(qr);
+    emm_port_unref(mo0);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_init_ready, setup_memory, teardown),
+        cmocka_unit_test_setup_teardown(test_query_info, setup_memory, teardown),
         cmocka_unit_test_setup_teardown(test_clustered_return, setup_memory, teardown),
         cmocka_unit_test_setup_teardown(test_request_holes, setup_memory, teardown),
         cmocka_unit_test_setup_teardown(test_request_stored_and_mixed, setup_memory, teardown),

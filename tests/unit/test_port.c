@@ -20,6 +20,8 @@
 
 #include <cmocka.h>
 
+#include "dead_name_fixture.h"
+
 #include "port.h"
 
 #define MAXREC 256
@@ -220,36 +222,7 @@ test_inline_send_from_handler_is_queued(void **state)
 }
 
 
-/* Dead-name notifications received: the cookies, in order. */
-struct dn_rec {
-    pthread_mutex_t lock;
-    int n;
-    uint64_t cookies[8];
-    uint32_t ids[8];
-};
-
-static void
-dn_handler(struct emm_port *port, struct emm_msg *msg)
-{
-    struct dn_rec *d = emm_port_context(port);
-    pthread_mutex_lock(&d->lock);
-    if (d->n < 8) {
-        d->ids[d->n] = msg->id;
-        d->cookies[d->n] = msg->offset;
-    }
-    d->n++;
-    pthread_mutex_unlock(&d->lock);
-    emm_msg_release(msg, 0);
-}
-
-static int
-dn_count(struct dn_rec *d)
-{
-    pthread_mutex_lock(&d->lock);
-    int n = d->n;
-    pthread_mutex_unlock(&d->lock);
-    return n;
-}
+/* dn_rec, dn_handler, dn_count: dead_name_fixture.h */
 
 /* Mach's dead-name notification: the holder of a send right learns that the
  * port died (its receive right destroyed), once, with its cookie; a request

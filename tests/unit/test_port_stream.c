@@ -32,6 +32,8 @@
 
 #include <cmocka.h>
 
+#include "dead_name_fixture.h"
+
 #include "byteorder.h"
 #include "port.h"
 #include "port_stream.h"
@@ -385,36 +387,7 @@ test_every_id_round_trips(void **state)
 }
 
 
-/* Dead-name notifications received: the cookies, in order. */
-struct dn_rec {
-    pthread_mutex_t lock;
-    int n;
-    uint64_t cookies[8];
-    uint32_t ids[8];
-};
-
-static void
-dn_handler(struct emm_port *port, struct emm_msg *msg)
-{
-    struct dn_rec *d = emm_port_context(port);
-    pthread_mutex_lock(&d->lock);
-    if (d->n < 8) {
-        d->ids[d->n] = msg->id;
-        d->cookies[d->n] = msg->offset;
-    }
-    d->n++;
-    pthread_mutex_unlock(&d->lock);
-    emm_msg_release(msg, 0);
-}
-
-static int
-dn_count(struct dn_rec *d)
-{
-    pthread_mutex_lock(&d->lock);
-    int n = d->n;
-    pthread_mutex_unlock(&d->lock);
-    return n;
-}
+/* dn_rec, dn_handler, dn_count: dead_name_fixture.h */
 
 /* The peer goes away: on_dead runs, proxies refuse with -EPIPE, and the
  * caller still owns the message. A dead-name request on the proxy fires

@@ -1067,6 +1067,10 @@ test_bad_messages_refused(void **state)
         {"query_reply: a count not from 0", MO_QUERY_REPLY, PS, PS, 1, 0, MO_F_QUERY_COUNT, 0},
         {"query_reply: a count not in pages", MO_QUERY_REPLY, 0, PS + 1, 1, 0, MO_F_QUERY_COUNT,
          0},
+        {"query_reply: info not one page", MO_QUERY_REPLY, 0, 2 * PS, 1, 0, MO_F_QUERY_INFO,
+         2 * PS},
+        {"query_reply: info without its text", MO_QUERY_REPLY, 0, PS, 1, 0, MO_F_QUERY_INFO, 0},
+        {"query_reply: info not from 0", MO_QUERY_REPLY, PS, PS, 1, 0, MO_F_QUERY_INFO, PS},
         {"a kernel -> pager id", MO_DATA_REQUEST, 2 * PS, PS, 0, 0, 0, 0},
         {"an unknown id", 200, 2 * PS, PS, 0, 0, 0, 0},
     };
