@@ -113,6 +113,17 @@ struct proxy {
     struct proxy *next;
 };
 
+/* The last seqno sent to a peer's port by a proxy now freed: a new proxy for
+ * it numbers on past it. The answer to a lookup asked before that proxy's
+ * last messages were queued carries an older count, and the peer's export
+ * may still hold the newer one (two lookups of one port in flight). Kept for
+ * the stream's life (one per port of the peer ever named). */
+struct sent_floor {
+    struct sent_floor *next;
+    emm_port_name_t remote;
+    uint64_t seqno;
+};
+
 struct lookup {
     LIST_ENTRY(lookup) link;
     uint32_t cookie;
@@ -143,6 +154,7 @@ struct emm_stream {
     unsigned nexports, nproxies;
     struct export *exports[HASH_BUCKETS];
     struct proxy *proxies[HASH_BUCKETS];
+    struct sent_floor *floors[HASH_BUCKETS];
     LIST_HEAD(, lookup) lookups;
     uint32_t next_cookie;
     pthread_t reader, writer;
@@ -171,6 +183,12 @@ stream_unref(struct emm_stream *s)
     if (s->rg.base != NULL)
         munmap(s->rg.base, s->rg.size);
     free(s->rg.state);
+    for (unsigned b = 0; b < HASH_BUCKETS; b++)
+        while (s->floors[b] != NULL) {
+            struct sent_floor *f = s->floors[b];
+            s->floors[b] = f->next;
+            free(f);
+        }
     pthread_cond_destroy(&s->wcond);
     pthread_cond_destroy(&s->lcond);
     pthread_mutex_destroy(&s->lock);
@@ -244,6 +262,36 @@ proxy_unlink(struct emm_stream *s, struct proxy *victim)
     }
 }
 
+/* The highest seqno a freed proxy sent to `remote` (0: none). s->lock held. */
+static uint64_t
+floor_get(struct emm_stream *s, emm_port_name_t remote)
+{
+    for (struct sent_floor *f = s->floors[bucket(remote)]; f != NULL; f = f->next)
+        if (f->remote == remote)
+            return f->seqno;
+    return 0;
+}
+
+/* Records a proxy's last seqno as it goes (no memory: the old rule). s->lock held. */
+static void
+floor_keep(struct emm_stream *s, const struct proxy *px)
+{
+    if (px->seqno == 0)
+        return;
+    struct sent_floor *f = s->floors[bucket(px->remote)];
+    while (f != NULL && f->remote != px->remote)
+        f = f->next;
+    if (f == NULL) {
+        if ((f = calloc(1, sizeof(*f))) == NULL)
+            return;
+        f->remote = px->remote;
+        f->next = s->floors[bucket(px->remote)];
+        s->floors[bucket(px->remote)] = f;
+    }
+    if (f->seqno < px->seqno)
+        f->seqno = px->seqno;
+}
+
 /* A right to the peer's port `remote` arrived: a reference to its proxy
  * (created on first sight). NULL on no memory. */
 static struct proxy *
@@ -264,7 +312,9 @@ proxy_get(struct emm_stream *s, emm_port_name_t remote)
     }
     /* (a replaced proxy's messages may reach the peer after the lookup that
      * made this one: number on past them) */
-    uint64_t seqno = p != NULL ? p->seqno : 0;
+    uint64_t seqno = floor_get(s, remote);
+    if (p != NULL && p->seqno > seqno)
+        seqno = p->seqno;
     p = calloc(1, sizeof(*p));
     if (p == NULL)
         return NULL;
@@ -531,6 +581,7 @@ proxy_fini(struct emm_port *port)
     unsigned char buf[EMM_FRAME_PREFIX_SIZE];
     pthread_mutex_lock(&s->lock);
     proxy_unlink(s, px);
+    floor_keep(s, px);
     int tell = !s->dead && px->received > 0;
     pthread_mutex_unlock(&s->lock);
     if (tell) {

@@ -198,11 +198,6 @@ emmd_node_stored(struct emmd_fs *fs, uint64_t id, emmd_stored_fn done, void *arg
     uint64_t cached = n->stored_pages;
     if (vm == NULL && n->rec.size == 0) /* (pages past the size are discarded) */
         known = 1, cached = 0;
-    /* A memory server's object nobody maps here: its size's pages. A query
-     * on its port while a mapping looks the same port up can reach the
-     * server out of order (t_memsrv_namespace: 'bad seqno'); not asked. */
-    if (vm == NULL && fs->cfg->pager_mode == EMM_PAGER_TCP)
-        known = 1, cached = (n->rec.size + EMM_PAGE_SIZE - 1) / EMM_PAGE_SIZE;
     pthread_mutex_unlock(&fs->lock);
     if (vm == NULL && (known || temporary)) {
         done(arg, known ? cached : 0, 0);

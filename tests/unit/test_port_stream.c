@@ -126,10 +126,17 @@ wait_dead(struct rec *r)
 static struct emm_port *served;
 static atomic_int lookup_delay_ms; /* a slow pager answers lookups late */
 
+static atomic_int lookup_calls;  /* lookups the pager side answered or is answering */
+static atomic_int gate_second;   /* hold the second lookup until gate_open */
+static atomic_int gate_open;
+
 static int
 lookup7(void *ctx, uint64_t id, struct emm_port **out)
 {
     (void)ctx;
+    if (atomic_fetch_add(&lookup_calls, 1) + 1 == 2 && atomic_load(&gate_second))
+        while (!atomic_load(&gate_open))
+            usleep(1000);
     if (atomic_load(&lookup_delay_ms) > 0)
         usleep((useconds_t)atomic_load(&lookup_delay_ms) * 1000);
     if (id != 7)
@@ -473,6 +480,83 @@ test_relookup_keeps_numbering(void **state)
         assert_int_equal(pager.h[i].seqno, (uint64_t)i + 1); /* the port's count */
         assert_int_equal(stamped[i], (uint64_t)i + 1);       /* what the sender saw */
     }
+    pair_close(&pr);
+    emm_port_destroy(served);
+    rec_fini(&pager);
+}
+
+/* A lookup on its own thread. */
+struct lookup_arg {
+    struct emm_stream *s;
+    struct emm_port *port;
+    int rc;
+};
+
+static void *
+lookup_thread(void *arg)
+{
+    struct lookup_arg *l = arg;
+    l->rc = emm_stream_lookup(l->s, 7, 5000, &l->port);
+    return NULL;
+}
+
+/* Two lookups of one port in flight: the first's proxy sends a message and is
+ * freed before the second is answered, and that answer's count (taken before
+ * the message reached the port) is older than what was sent. The second
+ * proxy numbers on past the first's last seqno. Unfixed: it sent seqno 1
+ * again, the pager side cut the kernel off ("bad seqno (out of order)"). */
+static void
+test_two_lookups_in_flight(void **state)
+{
+    (void)state;
+    struct rec pager;
+    rec_init(&pager);
+    assert_int_equal(emm_port_create("served", rec_handler, &pager, NULL, &served), 0);
+    struct pair pr;
+    pair_open(&pr);
+    atomic_store(&lookup_calls, 0);
+    atomic_store(&gate_open, 0);
+    atomic_store(&gate_second, 1);
+    struct emm_port *first;
+    assert_int_equal(emm_stream_lookup(pr.k, 7, 5000, &first), 0);
+    struct lookup_arg second = {.s = pr.k};
+    pthread_t t;
+    pthread_create(&t, NULL, lookup_thread, &second);
+    while (atomic_load(&lookup_calls) < 2) /* the pager side holds the second */
+        usleep(1000);
+    assert_int_equal(emm_port_send(first, emm_msg_new(MO_DATA_REQUEST, 0, PS)), 0);
+    emm_port_unref(first);
+    for (;;) { /* the first proxy is gone */
+        struct emm_stream_info ki;
+        emm_stream_info(pr.k, &ki);
+        if (ki.proxies == 0)
+            break;
+        usleep(1000);
+    }
+    atomic_store(&gate_open, 1);
+    pthread_join(t, NULL);
+    atomic_store(&gate_second, 0);
+    assert_int_equal(second.rc, 0);
+    assert_int_equal(emm_port_send(second.port, emm_msg_new(MO_DATA_REQUEST, PS, PS)), 0);
+    emm_port_unref(second.port);
+    for (int i = 0; i < 10000; i++) { /* both arrive, or the pager side cuts us off */
+        pthread_mutex_lock(&pager.lock);
+        int n = pager.n;
+        pthread_mutex_unlock(&pager.lock);
+        pthread_mutex_lock(&pr.pdead.lock);
+        int cut = pr.pdead.dead;
+        pthread_mutex_unlock(&pr.pdead.lock);
+        if (n >= 2 || cut)
+            break;
+        usleep(1000);
+    }
+    struct emm_stream_info pi;
+    emm_stream_info(pr.p, &pi);
+    assert_int_equal(pi.dead, 0);
+    assert_int_equal(pager.n, 2);
+    assert_int_equal(pager.h[0].seqno, 1);
+    assert_int_equal(pager.h[1].seqno, 2);
+    assert_int_equal(pager.h[1].offset, PS);
     pair_close(&pr);
     emm_port_destroy(served);
     rec_fini(&pager);
@@ -1123,19 +1207,6 @@ test_shm_held_run_refused(void **state)
  * once the socket is full, a frame begun by a poster is finished by the
  * writer before anything else: a peer that reads late gets every frame whole
  * and in order, with its data. */
-struct lookup_arg {
-    struct emm_stream *s;
-    struct emm_port *port;
-    int rc;
-};
-
-static void *
-lookup_thread(void *arg)
-{
-    struct lookup_arg *l = arg;
-    l->rc = emm_stream_lookup(l->s, 7, 5000, &l->port);
-    return NULL;
-}
 
 static void
 read_exact(int fd, void *buf, size_t len)
@@ -1282,6 +1353,7 @@ main(void)
         cmocka_unit_test(test_dead_peer_epipe),
         cmocka_unit_test(test_relookup_keeps_numbering),
         cmocka_unit_test(test_late_lookup_reply),
+        cmocka_unit_test(test_two_lookups_in_flight),
         cmocka_unit_test(test_bad_magic),
         cmocka_unit_test(test_oversize_payload),
         cmocka_unit_test(test_unknown_id_and_kind),
